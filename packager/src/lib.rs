@@ -1,1 +1,36 @@
-//! placeholder
+//! Sluice's packager: compressed packets in, CMAF fMP4 segments and HLS playlists out.
+//!
+//! * [`fmp4`] writes one init segment per track ([`init_segment`]) and `moof`+`mdat` chunks
+//!   ([`write_fragment`]) following ISO/IEC 14496-12 and CMAF (ISO/IEC 23000-19).
+//! * [`segmenter`] turns one track's [`sluice_media::Packet`]s into [`CompletedSegment`]s: sample
+//!   durations from the next decode time, cuts at keyframes once the target duration is reached
+//!   (or where the caller asks, so audio follows video boundaries), repaired timestamps.
+//! * [`playlist`] keeps the HLS media playlist's live window ([`LivePlaylist`]) and builds the
+//!   multivariant playlist ([`MasterPlaylist`]) as `m3u8-rs` data, rendered with its writer.
+//!
+//! Nothing here does I/O or reads the clock: callers pass packets, times and program date
+//! times in, and get bytes out to hand to storage.
+
+pub mod fmp4;
+pub mod playlist;
+pub mod segmenter;
+#[cfg(test)]
+mod test_reader;
+
+pub use fmp4::{init_segment, write_fragment, Sample};
+pub use playlist::{AudioRendition, BitrateMeter, LivePlaylist, MasterPlaylist, VideoVariant};
+pub use segmenter::{BoundaryPolicy, CompletedSegment, SegmentEvent, TrackSegmenter};
+
+/// Errors raised while packaging.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PackagerError {
+    /// The track's codec has no CMAF sample entry in Sluice (only H.264 and AAC do).
+    #[error("codec {codec} cannot be packaged as CMAF")]
+    UnsupportedCodec { codec: String },
+    /// A value does not fit the 32-bit field ISOBMFF gives it.
+    #[error("{what} of {value} does not fit in its MP4 field")]
+    TooLarge { what: &'static str, value: u64 },
+    /// A fragment was asked for with no samples in it.
+    #[error("a fragment needs at least one sample")]
+    EmptyFragment,
+}

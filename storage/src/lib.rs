@@ -1,1 +1,21 @@
-//! placeholder
+//! sluice-storage: where Sluice keeps things.
+//!
+//! - [`ObjectStore`] and [`LocalStore`]: media objects (segments, playlists) under validated
+//!   [`ObjectKey`]s.
+//! - [`Db`]: the metadata database (sea-orm; SQLite by default, schema portable to Postgres)
+//!   with its migrations, returning the plain domain types of [`model`].
+//!
+//! This crate knows no media code.
+
+mod db;
+mod entities;
+mod ids;
+mod local_store;
+mod migration;
+pub mod model;
+mod object_store;
+
+pub use db::{Db, Record, StorageError, MAX_PAGE_SIZE};
+pub use local_store::LocalStore;
+pub use model::{ApiKey, LiveStream, LiveStreamPage, LiveStreamStatus, Session};
+pub use object_store::{InvalidKey, ObjectKey, ObjectStore, StoreError};

@@ -1,1 +1,100 @@
-//! placeholder
+//! Sluice's transcoder: decode each source once, scale per rung, encode each rung with x264 on
+//! its own thread, and cut every rung at the same source instants so players can switch
+//! between renditions at any segment boundary.
+//!
+//! - [`ladder`]: which renditions to produce ([`Ladder`], [`RungSpec`]) and how they fit a given
+//!   source ([`plan`] → [`PlannedRung`]).
+//! - [`decode`]: the H.264 decoder (ffmpeg's libavcodec) fed with AVCC [`Packet`]s.
+//! - [`x264`]: a small safe wrapper over libx264 through `x264-sys`.
+//! - [`live`]: the live ladder pipeline ([`LiveTranscoder`]) with its threads, bounded queues,
+//!   aligned IDRs and drop-before-the-encoder backpressure.
+//!
+//! All decoding, scaling and encoding is blocking CPU work done on threads this crate owns;
+//! nothing here touches an async runtime.
+//!
+//! [`Packet`]: sluice_media::Packet
+
+pub mod decode;
+pub mod ladder;
+pub mod live;
+pub mod x264;
+
+use std::sync::Once;
+
+use sluice_media::CodecError;
+
+pub use decode::H264Decoder;
+pub use ladder::{plan, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec};
+pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput};
+pub use x264::{EncodedFrame, Preset, X264Encoder, X264Settings};
+
+/// Everything that can go wrong in the transcoder, with the context needed to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum TranscodeError {
+    /// A ladder names a preset rung that does not exist.
+    #[error("unknown rung {0:?}: expected \"source\", a preset name (1080p, 720p, 480p, 360p) or a rung object")]
+    UnknownRung(String),
+    /// The source cannot be transcoded (zero or oversized dimensions, …).
+    #[error("source {width}x{height} cannot be transcoded: {reason}")]
+    InvalidSource {
+        width: u32,
+        height: u32,
+        reason: &'static str,
+    },
+    /// libavcodec refused to open the H.264 decoder.
+    #[error("opening the H.264 decoder: {0}")]
+    DecoderOpen(#[source] ffmpeg_next::Error),
+    /// libavcodec rejected a packet.
+    #[error("decoding the packet at pts {pts} (90 kHz): {source}")]
+    Decode {
+        pts: i64,
+        #[source]
+        source: ffmpeg_next::Error,
+    },
+    /// swscale could not convert a decoded frame to a rung's size.
+    #[error("scaling to {width}x{height}: {source}")]
+    Scale {
+        width: u32,
+        height: u32,
+        #[source]
+        source: ffmpeg_next::Error,
+    },
+    /// libx264 refused the parameters.
+    #[error("opening x264 at {width}x{height}, {bitrate_kbps} kb/s: {reason}")]
+    EncoderOpen {
+        width: u32,
+        height: u32,
+        bitrate_kbps: u32,
+        reason: &'static str,
+    },
+    /// The parameter sets x264 produced do not form a valid avcC.
+    #[error("x264 parameter sets: {0}")]
+    EncoderHeaders(#[from] CodecError),
+    /// A picture does not match what the encoder was opened with.
+    #[error("picture is {actual}, the encoder expects {expected}")]
+    PictureMismatch { expected: String, actual: String },
+    /// libx264 failed to encode a frame.
+    #[error("x264 failed to encode the frame at pts {pts} (90 kHz)")]
+    Encode { pts: i64 },
+    /// A pipeline thread could not be started.
+    #[error("starting the {thread} thread: {source}")]
+    Spawn {
+        thread: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pipeline's decode thread has ended; no more packets can be taken.
+    #[error("the transcoder has stopped")]
+    Stopped,
+}
+
+/// Initialises libav* once per process and keeps its logging to errors only: ffmpeg writes its
+/// log straight to stderr, outside our structured logs, so only what matters gets there.
+pub(crate) fn init_ffmpeg() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // `init` only registers devices/filters on old FFmpeg versions and cannot fail on 5.x.
+        let _ = ffmpeg_next::init();
+        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
+    });
+}

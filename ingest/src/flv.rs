@@ -1,0 +1,427 @@
+//! FLV audio and video tag bodies as RTMP carries them, turned into `sluice_media` types
+//! (FLV specification v10.1, annex E.4.2 "Audio Tags" and E.4.3 "Video Tags"; Enhanced RTMP v1
+//! §"Enhanced Video" and v2 §"Enhanced Audio").
+//!
+//! * Legacy AVC (CodecID 7): sequence header → [`TrackInfo::Avc`] via [`AvcConfig::parse`];
+//!   NALU → [`Packet`] with `pts = dts + CompositionTime` (signed 24-bit) and the keyframe flag
+//!   from FrameType; end of sequence → [`FlvTag::SequenceEnd`].
+//! * Legacy AAC (SoundFormat 10): sequence header → [`TrackInfo::Aac`]; raw → [`Packet`].
+//! * Enhanced RTMP video (IsExHeader bit): FourCC `avc1` is carried like legacy AVC; `hvc1`,
+//!   `av01`, `vp09` are recognised and reported as [`TrackInfo::OtherVideo`]. PacketTypes
+//!   SequenceStart, CodedFrames, CodedFramesX, SequenceEnd and Metadata are understood.
+//! * Enhanced RTMP audio (SoundFormat 9): FourCC `mp4a` is carried like AAC; `Opus`, `.mp3`
+//!   and others are reported as [`TrackInfo::OtherAudio`].
+//! * Every other legacy codec is reported as `OtherVideo`/`OtherAudio` with its FLV id.
+//!
+//! Packets count in [`Timebase::MILLIS`], the RTMP clock.
+
+use bytes::Bytes;
+use sluice_media::{
+    AudioCodec, AudioSpecificConfig, AvcConfig, CodecError, Packet, Timebase, TrackInfo, TrackKind,
+    VideoCodec,
+};
+
+/// Errors raised while reading a tag body; offsets are within the body.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FlvError {
+    #[error("{kind:?} tag truncated: {what} needs {needed} bytes at offset {offset}")]
+    Truncated {
+        kind: TrackKind,
+        what: &'static str,
+        offset: usize,
+        needed: usize,
+    },
+    #[error("{kind:?} tag: unknown Enhanced RTMP FourCC {fourcc:?}")]
+    UnknownFourCc { kind: TrackKind, fourcc: [u8; 4] },
+    #[error("{kind:?} tag: Enhanced RTMP packet type {packet_type} is not supported")]
+    UnsupportedPacketType { kind: TrackKind, packet_type: u8 },
+    #[error("bad {kind:?} decoder configuration: {source}")]
+    Config {
+        kind: TrackKind,
+        #[source]
+        source: CodecError,
+    },
+}
+
+/// What one audio or video tag carried.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FlvTag {
+    /// A decoder configuration (AVC, AAC), or the identity of a codec Sluice does not carry,
+    /// which every frame of that codec reports.
+    Track(TrackInfo),
+    /// A frame of a carried codec.
+    Packet(Packet),
+    /// The encoder ended the sequence (AVC end of sequence, E-RTMP SequenceEnd).
+    SequenceEnd,
+    /// Nothing for the media plane: an empty tag, a video info/command frame or E-RTMP metadata.
+    Nothing,
+}
+
+const AVC_CODEC_ID: u8 = 7;
+const AAC_SOUND_FORMAT: u8 = 10;
+const MP3_SOUND_FORMAT: u8 = 2;
+const EX_HEADER_SOUND_FORMAT: u8 = 9;
+const VIDEO_INFO_FRAME: u8 = 5;
+
+struct Body<'a> {
+    kind: TrackKind,
+    bytes: &'a Bytes,
+}
+
+impl Body<'_> {
+    fn byte(&self, what: &'static str, offset: usize) -> Result<u8, FlvError> {
+        self.bytes.get(offset).copied().ok_or(FlvError::Truncated {
+            kind: self.kind,
+            what,
+            offset,
+            needed: 1,
+        })
+    }
+
+    fn array<const N: usize>(
+        &self,
+        what: &'static str,
+        offset: usize,
+    ) -> Result<[u8; N], FlvError> {
+        let mut out = [0u8; N];
+        let src = self
+            .bytes
+            .get(offset..offset + N)
+            .ok_or(FlvError::Truncated {
+                kind: self.kind,
+                what,
+                offset,
+                needed: N,
+            })?;
+        out.copy_from_slice(src);
+        Ok(out)
+    }
+
+    /// A signed 24-bit big-endian composition time.
+    fn composition_time(&self, offset: usize) -> Result<i64, FlvError> {
+        let [a, b, c] = self.array("composition time", offset)?;
+        let unsigned = i32::from_be_bytes([0, a, b, c]);
+        Ok(i64::from((unsigned << 8) >> 8))
+    }
+
+    fn rest(&self, offset: usize) -> Bytes {
+        self.bytes.slice(offset.min(self.bytes.len())..)
+    }
+}
+
+/// Reads a video tag body received at `dts` milliseconds.
+pub fn read_video(body: &Bytes, dts: i64) -> Result<FlvTag, FlvError> {
+    let body = Body {
+        kind: TrackKind::Video,
+        bytes: body,
+    };
+    let Some(&first) = body.bytes.first() else {
+        return Ok(FlvTag::Nothing);
+    };
+    if first & 0x80 != 0 {
+        return read_enhanced_video(&body, first, dts);
+    }
+    let frame_type = first >> 4;
+    let codec_id = first & 0x0F;
+    if frame_type == VIDEO_INFO_FRAME {
+        return Ok(FlvTag::Nothing);
+    }
+    if codec_id != AVC_CODEC_ID {
+        return Ok(FlvTag::Track(TrackInfo::OtherVideo {
+            codec: VideoCodec::LegacyFlv(codec_id),
+        }));
+    }
+    let keyframe = frame_type == 1 || frame_type == 4;
+    match body.byte("AVCPacketType", 1)? {
+        0 => avc_track(&body.rest(5)),
+        1 => {
+            let cts = body.composition_time(2)?;
+            Ok(video_packet(dts, cts, keyframe, body.rest(5)))
+        }
+        2 => Ok(FlvTag::SequenceEnd),
+        other => Err(FlvError::UnsupportedPacketType {
+            kind: TrackKind::Video,
+            packet_type: other,
+        }),
+    }
+}
+
+fn read_enhanced_video(body: &Body<'_>, first: u8, dts: i64) -> Result<FlvTag, FlvError> {
+    const SEQUENCE_START: u8 = 0;
+    const CODED_FRAMES: u8 = 1;
+    const SEQUENCE_END: u8 = 2;
+    const CODED_FRAMES_X: u8 = 3;
+    const METADATA: u8 = 4;
+    let frame_type = (first >> 4) & 0x07;
+    let packet_type = first & 0x0F;
+    let fourcc: [u8; 4] = body.array("FourCC", 1)?;
+    if frame_type == VIDEO_INFO_FRAME && packet_type != METADATA {
+        return Ok(FlvTag::Nothing);
+    }
+    let codec = match &fourcc {
+        b"avc1" => VideoCodec::H264,
+        b"hvc1" => VideoCodec::Hevc,
+        b"av01" => VideoCodec::Av1,
+        b"vp09" => VideoCodec::Vp9,
+        _ => {
+            return Err(FlvError::UnknownFourCc {
+                kind: TrackKind::Video,
+                fourcc,
+            })
+        }
+    };
+    let keyframe = frame_type == 1 || frame_type == 4;
+    match (codec, packet_type) {
+        (_, METADATA) => Ok(FlvTag::Nothing),
+        (_, SEQUENCE_END) => Ok(FlvTag::SequenceEnd),
+        (VideoCodec::H264, SEQUENCE_START) => avc_track(&body.rest(5)),
+        (VideoCodec::H264, CODED_FRAMES) => {
+            let cts = body.composition_time(5)?;
+            Ok(video_packet(dts, cts, keyframe, body.rest(8)))
+        }
+        (VideoCodec::H264, CODED_FRAMES_X) => Ok(video_packet(dts, 0, keyframe, body.rest(5))),
+        (_, SEQUENCE_START | CODED_FRAMES | CODED_FRAMES_X) => {
+            Ok(FlvTag::Track(TrackInfo::OtherVideo { codec }))
+        }
+        (_, packet_type) => Err(FlvError::UnsupportedPacketType {
+            kind: TrackKind::Video,
+            packet_type,
+        }),
+    }
+}
+
+fn avc_track(record: &[u8]) -> Result<FlvTag, FlvError> {
+    let config = AvcConfig::parse(record).map_err(|source| FlvError::Config {
+        kind: TrackKind::Video,
+        source,
+    })?;
+    let frame_rate = config.sps_frame_rate;
+    Ok(FlvTag::Track(TrackInfo::Avc { config, frame_rate }))
+}
+
+fn video_packet(dts: i64, cts: i64, keyframe: bool, data: Bytes) -> FlvTag {
+    FlvTag::Packet(Packet {
+        kind: TrackKind::Video,
+        timebase: Timebase::MILLIS,
+        dts,
+        pts: dts.saturating_add(cts),
+        keyframe,
+        data,
+    })
+}
+
+/// Reads an audio tag body received at `dts` milliseconds.
+pub fn read_audio(body: &Bytes, dts: i64) -> Result<FlvTag, FlvError> {
+    let body = Body {
+        kind: TrackKind::Audio,
+        bytes: body,
+    };
+    let Some(&first) = body.bytes.first() else {
+        return Ok(FlvTag::Nothing);
+    };
+    let sound_format = first >> 4;
+    match sound_format {
+        AAC_SOUND_FORMAT => match body.byte("AACPacketType", 1)? {
+            0 => aac_track(&body.rest(2)),
+            _ => Ok(audio_packet(dts, body.rest(2))),
+        },
+        EX_HEADER_SOUND_FORMAT => read_enhanced_audio(&body, first, dts),
+        MP3_SOUND_FORMAT => Ok(FlvTag::Track(TrackInfo::OtherAudio {
+            codec: AudioCodec::Mp3,
+        })),
+        other => Ok(FlvTag::Track(TrackInfo::OtherAudio {
+            codec: AudioCodec::OtherFlv(other),
+        })),
+    }
+}
+
+fn read_enhanced_audio(body: &Body<'_>, first: u8, dts: i64) -> Result<FlvTag, FlvError> {
+    const SEQUENCE_START: u8 = 0;
+    const CODED_FRAMES: u8 = 1;
+    const SEQUENCE_END: u8 = 2;
+    let packet_type = first & 0x0F;
+    let fourcc: [u8; 4] = body.array("FourCC", 1)?;
+    let codec = match &fourcc {
+        b"mp4a" => AudioCodec::Aac,
+        b"Opus" => AudioCodec::Opus,
+        b".mp3" => AudioCodec::Mp3,
+        b"fLaC" | b"ac-3" | b"ec-3" => AudioCodec::OtherFlv(EX_HEADER_SOUND_FORMAT),
+        _ => {
+            return Err(FlvError::UnknownFourCc {
+                kind: TrackKind::Audio,
+                fourcc,
+            })
+        }
+    };
+    match (codec, packet_type) {
+        (_, SEQUENCE_END) => Ok(FlvTag::SequenceEnd),
+        (AudioCodec::Aac, SEQUENCE_START) => aac_track(&body.rest(5)),
+        (AudioCodec::Aac, CODED_FRAMES) => Ok(audio_packet(dts, body.rest(5))),
+        (_, SEQUENCE_START | CODED_FRAMES) => Ok(FlvTag::Track(TrackInfo::OtherAudio { codec })),
+        (_, packet_type) => Err(FlvError::UnsupportedPacketType {
+            kind: TrackKind::Audio,
+            packet_type,
+        }),
+    }
+}
+
+fn aac_track(raw: &[u8]) -> Result<FlvTag, FlvError> {
+    let config = AudioSpecificConfig::parse(raw).map_err(|source| FlvError::Config {
+        kind: TrackKind::Audio,
+        source,
+    })?;
+    Ok(FlvTag::Track(TrackInfo::Aac { config }))
+}
+
+fn audio_packet(dts: i64, data: Bytes) -> FlvTag {
+    FlvTag::Packet(Packet {
+        kind: TrackKind::Audio,
+        timebase: Timebase::MILLIS,
+        dts,
+        pts: dts,
+        keyframe: true,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The avcC of the 320x240 High-profile stream in `testdata/ffmpeg_publish.bin` (x264).
+    const AVCC_320X240: &[u8] = &[
+        0x01, 0x64, 0x00, 0x0D, 0xFF, 0xE1, 0x00, 0x19, 0x67, 0x64, 0x00, 0x0D, 0xAC, 0xD9, 0x41,
+        0x41, 0xFB, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xC0, 0xF1,
+        0x42, 0x99, 0x60, 0x01, 0x00, 0x04, 0x68, 0xEF, 0xBC, 0xB0,
+    ];
+
+    fn tag(prefix: &[u8], rest: &[u8]) -> Bytes {
+        Bytes::from([prefix, rest].concat())
+    }
+
+    #[test]
+    fn avc_sequence_header_becomes_an_avc_track() {
+        let body = tag(&[0x17, 0x00, 0, 0, 0], AVCC_320X240);
+        let FlvTag::Track(TrackInfo::Avc { config, .. }) = read_video(&body, 0).unwrap() else {
+            panic!("expected an AVC track");
+        };
+        assert_eq!((config.width, config.height), (320, 240));
+    }
+
+    #[test]
+    fn avc_nalu_gets_pts_from_signed_composition_time() {
+        let body = tag(&[0x27, 0x01, 0xFF, 0xFF, 0xDF], &[0, 0, 0, 1, 0x41]);
+        let FlvTag::Packet(packet) = read_video(&body, 1000).unwrap() else {
+            panic!("expected a packet");
+        };
+        assert_eq!(
+            (packet.dts, packet.pts, packet.keyframe),
+            (1000, 967, false)
+        );
+        assert_eq!(packet.timebase, Timebase::MILLIS);
+        assert_eq!(&packet.data[..], &[0, 0, 0, 1, 0x41]);
+        let key = tag(&[0x17, 0x01, 0x00, 0x00, 0x42], &[]);
+        let FlvTag::Packet(packet) = read_video(&key, 0).unwrap() else {
+            panic!("expected a packet");
+        };
+        assert_eq!((packet.pts, packet.keyframe), (66, true));
+    }
+
+    #[test]
+    fn aac_sequence_header_and_raw_frames() {
+        let FlvTag::Track(TrackInfo::Aac { config }) =
+            read_audio(&tag(&[0xAF, 0x00], &[0x12, 0x10]), 0).unwrap()
+        else {
+            panic!("expected an AAC track");
+        };
+        assert_eq!((config.sample_rate, config.channels), (44_100, 2));
+        let FlvTag::Packet(packet) = read_audio(&tag(&[0xAF, 0x01], &[0x21, 0x00]), 23).unwrap()
+        else {
+            panic!("expected a packet");
+        };
+        assert_eq!((packet.dts, packet.pts, packet.keyframe), (23, 23, true));
+        assert_eq!(packet.kind, TrackKind::Audio);
+    }
+
+    #[test]
+    fn enhanced_rtmp_video_fourccs_are_recognised() {
+        for (fourcc, codec) in [
+            (b"hvc1", VideoCodec::Hevc),
+            (b"av01", VideoCodec::Av1),
+            (b"vp09", VideoCodec::Vp9),
+        ] {
+            for packet_type in [0u8, 1, 3] {
+                let body = tag(&[0x90 | packet_type], fourcc);
+                assert_eq!(
+                    read_video(&body, 0),
+                    Ok(FlvTag::Track(TrackInfo::OtherVideo { codec }))
+                );
+            }
+            assert_eq!(
+                read_video(&tag(&[0x92], fourcc), 0),
+                Ok(FlvTag::SequenceEnd)
+            );
+            assert_eq!(read_video(&tag(&[0x94], fourcc), 0), Ok(FlvTag::Nothing));
+        }
+        assert!(matches!(
+            read_video(&tag(&[0x90], b"xxxx"), 0),
+            Err(FlvError::UnknownFourCc { .. })
+        ));
+    }
+
+    #[test]
+    fn enhanced_rtmp_avc1_is_carried_like_legacy_avc() {
+        let header = [&[0x90][..], b"avc1", AVCC_320X240].concat();
+        assert!(matches!(
+            read_video(&Bytes::from(header), 0),
+            Ok(FlvTag::Track(TrackInfo::Avc { .. }))
+        ));
+        let frame = [&[0x91][..], b"avc1", &[0, 0, 10], &[0, 0, 0, 1, 0x65]].concat();
+        let FlvTag::Packet(packet) = read_video(&Bytes::from(frame), 5).unwrap() else {
+            panic!("expected a packet");
+        };
+        assert_eq!(
+            (packet.pts, packet.keyframe, packet.data.len()),
+            (15, true, 5)
+        );
+        let frame_x = [&[0xA3][..], b"avc1", &[0, 0, 0, 1, 0x41]].concat();
+        let FlvTag::Packet(packet) = read_video(&Bytes::from(frame_x), 5).unwrap() else {
+            panic!("expected a packet");
+        };
+        assert_eq!((packet.pts, packet.keyframe), (5, false));
+    }
+
+    #[test]
+    fn legacy_codecs_are_reported_as_other() {
+        assert_eq!(
+            read_video(&tag(&[0x24], &[1, 2]), 0),
+            Ok(FlvTag::Track(TrackInfo::OtherVideo {
+                codec: VideoCodec::LegacyFlv(4)
+            }))
+        );
+        assert_eq!(
+            read_audio(&tag(&[0x2F], &[1]), 0),
+            Ok(FlvTag::Track(TrackInfo::OtherAudio {
+                codec: AudioCodec::Mp3
+            }))
+        );
+        assert_eq!(
+            read_audio(&tag(&[0x91], b"Opus"), 0),
+            Ok(FlvTag::Track(TrackInfo::OtherAudio {
+                codec: AudioCodec::Opus
+            }))
+        );
+    }
+
+    #[test]
+    fn truncated_tags_are_errors_at_every_length() {
+        let full = tag(&[0x17, 0x00, 0, 0, 0], AVCC_320X240);
+        for end in 1..full.len() {
+            let cut = full.slice(..end);
+            assert!(read_video(&cut, 0).is_err(), "cut at {end}");
+        }
+        assert!(read_video(&tag(&[0x27, 0x01, 0x00], &[]), 0).is_err());
+        assert!(read_audio(&tag(&[0xAF], &[]), 0).is_err());
+        assert_eq!(read_video(&Bytes::new(), 0), Ok(FlvTag::Nothing));
+    }
+}

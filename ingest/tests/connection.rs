@@ -1,0 +1,103 @@
+//! `RtmpConnection` over an in-memory duplex: a replayed ffmpeg publish end to end, deadlines,
+//! and rejection.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sluice_ingest::{ConnectionConfig, RtmpConnection, SessionEvent, TimeoutPhase};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CAPTURE: &[u8] = include_bytes!("../testdata/ffmpeg_publish.bin");
+
+fn peer() -> SocketAddr {
+    "192.0.2.7:50000".parse().unwrap()
+}
+
+#[tokio::test]
+async fn replayed_ffmpeg_publish_ends_with_a_clean_close() {
+    let (server_side, mut client_side) = tokio::io::duplex(1 << 16);
+    let client = tokio::spawn(async move {
+        client_side.write_all(CAPTURE).await.unwrap();
+        client_side.shutdown().await.unwrap();
+        let mut replies = Vec::new();
+        client_side.read_to_end(&mut replies).await.unwrap();
+        replies
+    });
+    let mut connection = RtmpConnection::new(server_side, peer(), ConnectionConfig::default());
+    let mut packets = 0;
+    let mut finished = false;
+    while let Some(event) = connection.next_event().await.unwrap() {
+        match event {
+            SessionEvent::PublishRequested { stream_key, .. } => {
+                assert_eq!(stream_key, "testkey");
+                connection.accept_publish().await.unwrap();
+            }
+            SessionEvent::Packet(_) => packets += 1,
+            SessionEvent::PublishFinished { .. } => finished = true,
+            _ => {}
+        }
+    }
+    assert!(finished);
+    assert!(packets > 50, "{packets} packets");
+    assert_eq!(connection.bytes_received(), CAPTURE.len() as u64);
+    drop(connection);
+    let replies = client.await.unwrap();
+    assert_eq!(replies[0], 3, "S0");
+    assert!(replies.len() > 1 + 2 * 1536);
+}
+
+#[tokio::test]
+async fn silent_client_hits_the_handshake_deadline() {
+    let (server_side, _client_side) = tokio::io::duplex(1024);
+    let config = ConnectionConfig {
+        handshake_timeout: Duration::from_millis(50),
+        ..ConnectionConfig::default()
+    };
+    let mut connection = RtmpConnection::new(server_side, peer(), config);
+    let err = connection.next_event().await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(err.peer(), peer());
+    assert!(matches!(
+        err,
+        sluice_ingest::IngestError::Timeout {
+            phase: TimeoutPhase::Handshake,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn garbage_is_a_protocol_error() {
+    let (server_side, mut client_side) = tokio::io::duplex(1024);
+    client_side
+        .write_all(b"GET / HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut connection = RtmpConnection::new(server_side, peer(), ConnectionConfig::default());
+    let err = connection.next_event().await.unwrap_err();
+    assert!(err.is_protocol(), "{err}");
+}
+
+#[tokio::test]
+async fn rejected_publish_sends_status_and_keeps_the_connection_for_the_caller_to_drop() {
+    let (server_side, mut client_side) = tokio::io::duplex(1 << 16);
+    client_side.write_all(CAPTURE).await.unwrap();
+    let mut connection = RtmpConnection::new(server_side, peer(), ConnectionConfig::default());
+    loop {
+        match connection.next_event().await.unwrap() {
+            Some(SessionEvent::PublishRequested { .. }) => break,
+            Some(_) => {}
+            None => panic!("closed before publish"),
+        }
+    }
+    connection
+        .reject_publish("stream key unknown")
+        .await
+        .unwrap();
+    drop(connection);
+    let mut replies = Vec::new();
+    client_side.read_to_end(&mut replies).await.unwrap();
+    let text = String::from_utf8_lossy(&replies);
+    assert!(text.contains("NetStream.Publish.BadName"));
+    assert!(text.contains("stream key unknown"));
+}

@@ -1,0 +1,485 @@
+//! HLS playlists as data: `m3u8_rs` types, rendered with their writer.
+//!
+//! Follows RFC 8216bis (draft-pantos-hls-rfc8216bis) §4.4 and the Apple HLS Authoring
+//! Specification for Apple Devices:
+//!
+//! * [`LivePlaylist`] is a media playlist with a sliding window (§6.2.2: the server removes
+//!   segments from the start and increments EXT-X-MEDIA-SEQUENCE, and EXT-X-DISCONTINUITY-
+//!   SEQUENCE when a discontinuity leaves), EXT-X-MAP for the CMAF header (§4.4.4.5) and
+//!   EXT-X-PROGRAM-DATE-TIME on every segment.
+//! * [`MasterPlaylist`] is the multivariant playlist (§4.4.6): one EXT-X-STREAM-INF per video
+//!   rung with BANDWIDTH, AVERAGE-BANDWIDTH, CODECS, RESOLUTION and FRAME-RATE (Apple §9.1–9.15),
+//!   and audio as its own EXT-X-MEDIA rendition (Apple §9.5).
+//! * [`BitrateMeter`] measures what BANDWIDTH and AVERAGE-BANDWIDTH declare (Apple §1.26–1.27).
+//!
+//! The playlists never read the clock: program date times come from the caller.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, Utc};
+use m3u8_rs::{
+    AlternativeMedia, AlternativeMediaType, Map, MediaPlaylist, MediaSegment, Resolution,
+    VariantStream,
+};
+use sluice_media::MediaTime;
+
+/// EXT-X-VERSION of every playlist: 7 covers EXT-X-MAP in non-I-frame playlists (needs 6) and
+/// every attribute written here.
+pub const HLS_VERSION: usize = 7;
+/// Segments kept in a live playlist by default (Apple §8.11 asks for at least six).
+pub const DEFAULT_WINDOW: usize = 6;
+/// GROUP-ID of the audio rendition group.
+pub const AUDIO_GROUP_ID: &str = "audio";
+
+/// A live media playlist with a sliding window of segments.
+#[derive(Clone, Debug)]
+pub struct LivePlaylist {
+    playlist: MediaPlaylist,
+    window: usize,
+    init: Map,
+    /// The next segment pushed follows a discontinuity.
+    discontinuity_pending: bool,
+    /// URIs of the segments in the window, oldest first (parallel to `playlist.segments`).
+    uris: VecDeque<String>,
+}
+
+impl LivePlaylist {
+    /// An empty live playlist keeping `window` segments (at least one; use [`DEFAULT_WINDOW`]
+    /// or more), announcing `target_duration_secs` and the init segment at `init_uri`.
+    ///
+    /// It declares EXT-X-INDEPENDENT-SEGMENTS: Sluice's segmenter starts every segment with a
+    /// sync sample.
+    pub fn new(target_duration_secs: u64, window: usize, init_uri: String) -> Self {
+        LivePlaylist {
+            playlist: MediaPlaylist {
+                version: Some(HLS_VERSION),
+                target_duration: target_duration_secs.max(1),
+                independent_segments: true,
+                ..MediaPlaylist::default()
+            },
+            window: window.max(1),
+            init: Map {
+                uri: init_uri,
+                ..Map::default()
+            },
+            discontinuity_pending: false,
+            uris: VecDeque::new(),
+        }
+    }
+
+    /// Appends a segment and returns the URIs of the segments that left the window, so the
+    /// caller can delete those objects.
+    ///
+    /// EXT-X-TARGETDURATION is raised when the segment's rounded duration exceeds it
+    /// (RFC 8216bis §4.4.3.1 makes the target an upper bound on every EXTINF, rounded).
+    pub fn push_segment(
+        &mut self,
+        uri: String,
+        duration_secs: f64,
+        program_date_time: DateTime<Utc>,
+    ) -> Vec<String> {
+        let rounded = duration_secs.round();
+        if rounded.is_finite() && rounded > self.playlist.target_duration as f64 {
+            self.playlist.target_duration = rounded as u64;
+        }
+        self.playlist.segments.push(MediaSegment {
+            uri: uri.clone(),
+            duration: millisecond_precision(duration_secs),
+            discontinuity: std::mem::take(&mut self.discontinuity_pending),
+            program_date_time: Some(program_date_time.fixed_offset()),
+            ..MediaSegment::default()
+        });
+        self.uris.push_back(uri);
+
+        let excess = self.playlist.segments.len().saturating_sub(self.window);
+        let mut evicted = Vec::with_capacity(excess);
+        for segment in self.playlist.segments.drain(..excess) {
+            self.playlist.media_sequence += 1;
+            if segment.discontinuity {
+                self.playlist.discontinuity_sequence += 1;
+            }
+            if let Some(uri) = self.uris.pop_front() {
+                evicted.push(uri);
+            }
+        }
+        // EXT-X-MAP applies to every segment after it: it sits on the oldest one.
+        for (index, segment) in self.playlist.segments.iter_mut().enumerate() {
+            segment.map = (index == 0).then(|| self.init.clone());
+        }
+        evicted
+    }
+
+    /// Marks the next pushed segment as following a discontinuity (a publisher reconnecting
+    /// inside the reconnect window: timestamps and encoder settings may change).
+    pub fn mark_discontinuity(&mut self) {
+        self.discontinuity_pending = true;
+    }
+
+    /// Ends the playlist (EXT-X-ENDLIST): no segment will be added.
+    pub fn end(&mut self) {
+        self.playlist.end_list = true;
+    }
+
+    /// EXT-X-MEDIA-SEQUENCE: the sequence number of the oldest segment in the window.
+    pub fn media_sequence(&self) -> u64 {
+        self.playlist.media_sequence
+    }
+
+    /// The playlist as UTF-8 text.
+    pub fn render(&self) -> Vec<u8> {
+        render_with(|out| self.playlist.write_to(out))
+    }
+}
+
+/// EXTINF with three decimals at most (and never negative): m3u8-rs prints an `f32` with its shortest exact form, so
+/// rounding first keeps `2.002` from becoming `2.0020000934600830`.
+fn millisecond_precision(secs: f64) -> f32 {
+    ((secs.max(0.0) * 1_000.0).round() / 1_000.0) as f32
+}
+
+/// Renders through an `m3u8_rs` writer into memory.
+fn render_with(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing into a Vec<u8> cannot fail.
+    let _ = write(&mut out);
+    out
+}
+
+/// Peak and average bit rate of a sequence of segments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BitrateMeter {
+    peak_bps: u64,
+    total_bits: u128,
+    /// Total duration in nanoseconds.
+    total_nanos: u128,
+}
+
+impl BitrateMeter {
+    /// A meter that has seen nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a segment of `bytes` lasting `duration`; empty or negative durations are ignored.
+    pub fn add_segment(&mut self, bytes: u64, duration: MediaTime) {
+        let (Ok(ticks), rate) = (
+            u128::try_from(duration.ticks),
+            u128::from(duration.timebase.0),
+        ) else {
+            return;
+        };
+        if ticks == 0 || rate == 0 {
+            return;
+        }
+        let bits = u128::from(bytes) * 8;
+        let bps = (bits * rate).div_ceil(ticks);
+        self.peak_bps = self.peak_bps.max(u64::try_from(bps).unwrap_or(u64::MAX));
+        self.total_bits += bits;
+        self.total_nanos += ticks * 1_000_000_000 / rate;
+    }
+
+    /// The highest segment bit rate seen (BANDWIDTH), in bits per second.
+    pub fn peak_bps(&self) -> u64 {
+        self.peak_bps
+    }
+
+    /// Total bits over total duration (AVERAGE-BANDWIDTH), in bits per second.
+    pub fn average_bps(&self) -> u64 {
+        if self.total_nanos == 0 {
+            return 0;
+        }
+        let bps = (self.total_bits * 1_000_000_000).div_ceil(self.total_nanos);
+        u64::try_from(bps).unwrap_or(u64::MAX)
+    }
+}
+
+/// One video rung of the multivariant playlist.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VideoVariant {
+    /// URI of the rung's media playlist.
+    pub uri: String,
+    /// RFC 6381 codec string of the video (`avc1.64001f`).
+    pub codec: String,
+    /// Picture width in pixels (RESOLUTION).
+    pub width: u32,
+    /// Picture height in pixels (RESOLUTION).
+    pub height: u32,
+    /// Frames per second; written rounded to three decimals.
+    pub frame_rate: f64,
+    /// Measured peak segment bit rate of the video alone, bits per second.
+    pub peak_bps: u64,
+    /// Measured average bit rate of the video alone, bits per second.
+    pub average_bps: u64,
+}
+
+/// The audio rendition every video rung plays with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudioRendition {
+    /// URI of the audio media playlist.
+    pub uri: String,
+    /// Human-readable NAME.
+    pub name: String,
+    /// RFC 5646 LANGUAGE tag, when known.
+    pub language: Option<String>,
+    /// Channel count (CHANNELS, Apple §9.6).
+    pub channels: u8,
+    /// RFC 6381 codec string (`mp4a.40.2`).
+    pub codec: String,
+    /// Measured peak segment bit rate, bits per second.
+    pub peak_bps: u64,
+    /// Measured average bit rate, bits per second.
+    pub average_bps: u64,
+}
+
+/// Builds the multivariant (master) playlist.
+///
+/// When there is an audio rendition, each variant's BANDWIDTH and AVERAGE-BANDWIDTH are the
+/// video's plus the audio's: RFC 8216bis §4.4.6.2 defines BANDWIDTH over every rendition that
+/// plays with the variant, and a player switching rungs downloads both.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MasterPlaylist {
+    variants: Vec<VideoVariant>,
+    audio: Option<AudioRendition>,
+}
+
+impl MasterPlaylist {
+    /// An empty multivariant playlist.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a video rung; the first one added is listed first (the one players start with).
+    pub fn add_variant(&mut self, variant: VideoVariant) -> &mut Self {
+        self.variants.push(variant);
+        self
+    }
+
+    /// Sets the audio rendition shared by every rung.
+    pub fn set_audio(&mut self, audio: AudioRendition) -> &mut Self {
+        self.audio = Some(audio);
+        self
+    }
+
+    /// The playlist as `m3u8_rs` data.
+    pub fn to_m3u8(&self) -> m3u8_rs::MasterPlaylist {
+        let audio = self.audio.as_ref();
+        let alternatives = audio
+            .map(|audio| AlternativeMedia {
+                media_type: AlternativeMediaType::Audio,
+                uri: Some(audio.uri.clone()),
+                group_id: AUDIO_GROUP_ID.into(),
+                language: audio.language.clone(),
+                name: audio.name.clone(),
+                default: true,
+                autoselect: true,
+                channels: Some(audio.channels.to_string()),
+                ..AlternativeMedia::default()
+            })
+            .into_iter()
+            .collect();
+        let variants = self
+            .variants
+            .iter()
+            .map(|video| VariantStream {
+                uri: video.uri.clone(),
+                bandwidth: video
+                    .peak_bps
+                    .saturating_add(audio.map_or(0, |a| a.peak_bps)),
+                average_bandwidth: Some(
+                    video
+                        .average_bps
+                        .saturating_add(audio.map_or(0, |a| a.average_bps)),
+                ),
+                codecs: Some(match audio {
+                    Some(audio) => format!("{},{}", video.codec, audio.codec),
+                    None => video.codec.clone(),
+                }),
+                resolution: Some(Resolution {
+                    width: u64::from(video.width),
+                    height: u64::from(video.height),
+                }),
+                frame_rate: Some((video.frame_rate * 1_000.0).round() / 1_000.0),
+                audio: audio.map(|_| AUDIO_GROUP_ID.to_string()),
+                ..VariantStream::default()
+            })
+            .collect();
+        m3u8_rs::MasterPlaylist {
+            version: Some(HLS_VERSION),
+            independent_segments: true,
+            alternatives,
+            variants,
+            ..m3u8_rs::MasterPlaylist::default()
+        }
+    }
+
+    /// The playlist as UTF-8 text.
+    pub fn render(&self) -> Vec<u8> {
+        render_with(|out| self.to_m3u8().write_to(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use sluice_media::Timebase;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    fn text(bytes: Vec<u8>) -> String {
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn live_playlist_lists_segments_with_map_and_program_date_time() {
+        let mut playlist = LivePlaylist::new(2, DEFAULT_WINDOW, "init.mp4".into());
+        assert!(playlist
+            .push_segment("0.m4s".into(), 2.002, at(0))
+            .is_empty());
+        assert!(playlist.push_segment("1.m4s".into(), 1.9, at(2)).is_empty());
+        assert_eq!(
+            text(playlist.render()),
+            "#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-TARGETDURATION:2
+#EXT-X-MAP:URI=\"init.mp4\"
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z
+#EXTINF:2.002,
+0.m4s
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z
+#EXTINF:1.9,
+1.m4s
+"
+        );
+    }
+
+    #[test]
+    fn live_playlist_slides_its_window_and_returns_evicted_uris() {
+        let mut playlist = LivePlaylist::new(2, 2, "init.mp4".into());
+        playlist.push_segment("0.m4s".into(), 2.0, at(0));
+        playlist.push_segment("1.m4s".into(), 2.0, at(2));
+        playlist.mark_discontinuity();
+        assert_eq!(playlist.push_segment("2.m4s".into(), 2.0, at(4)), ["0.m4s"]);
+        assert_eq!(playlist.push_segment("3.m4s".into(), 2.0, at(6)), ["1.m4s"]);
+        assert_eq!(playlist.media_sequence(), 2);
+        playlist.end();
+        assert_eq!(
+            text(playlist.render()),
+            "#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-TARGETDURATION:2
+#EXT-X-MEDIA-SEQUENCE:2
+#EXT-X-MAP:URI=\"init.mp4\"
+#EXT-X-DISCONTINUITY
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z
+#EXTINF:2,
+2.m4s
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26.000Z
+#EXTINF:2,
+3.m4s
+#EXT-X-ENDLIST
+"
+        );
+    }
+
+    #[test]
+    fn evicting_a_discontinuity_advances_the_discontinuity_sequence() {
+        let mut playlist = LivePlaylist::new(2, 1, "init.mp4".into());
+        playlist.push_segment("0.m4s".into(), 2.0, at(0));
+        playlist.mark_discontinuity();
+        playlist.push_segment("1.m4s".into(), 2.0, at(2));
+        playlist.push_segment("2.m4s".into(), 2.0, at(4));
+        let rendered = text(playlist.render());
+        assert!(rendered.contains("#EXT-X-MEDIA-SEQUENCE:2\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n"));
+        assert!(!rendered.contains("#EXT-X-DISCONTINUITY\n"));
+    }
+
+    #[test]
+    fn long_segment_raises_target_duration() {
+        let mut playlist = LivePlaylist::new(2, DEFAULT_WINDOW, "init.mp4".into());
+        playlist.push_segment("0.m4s".into(), 2.4, at(0));
+        assert!(text(playlist.render()).contains("#EXT-X-TARGETDURATION:2\n"));
+        playlist.push_segment("1.m4s".into(), 3.5, at(2));
+        assert!(text(playlist.render()).contains("#EXT-X-TARGETDURATION:4\n"));
+    }
+
+    #[test]
+    fn bitrate_meter_reports_peak_and_average() {
+        let mut meter = BitrateMeter::new();
+        meter.add_segment(250_000, MediaTime::new(180_000, Timebase::MPEG)); // 1 Mb/s
+        meter.add_segment(750_000, MediaTime::new(180_000, Timebase::MPEG)); // 3 Mb/s
+        meter.add_segment(1_000, MediaTime::new(0, Timebase::MPEG));
+        assert_eq!(meter.peak_bps(), 3_000_000);
+        assert_eq!(meter.average_bps(), 2_000_000);
+        assert_eq!(BitrateMeter::new().average_bps(), 0);
+    }
+
+    fn variant(
+        uri: &str,
+        width: u32,
+        height: u32,
+        peak_bps: u64,
+        average_bps: u64,
+    ) -> VideoVariant {
+        VideoVariant {
+            uri: uri.into(),
+            codec: "avc1.64001f".into(),
+            width,
+            height,
+            frame_rate: 30_000.0 / 1_001.0,
+            peak_bps,
+            average_bps,
+        }
+    }
+
+    #[test]
+    fn master_playlist_adds_audio_rendition_bitrate_to_each_variant() {
+        let mut master = MasterPlaylist::new();
+        master
+            .add_variant(variant("720p/index.m3u8", 1280, 720, 3_300_000, 3_000_000))
+            .add_variant(variant("360p/index.m3u8", 640, 360, 400_000, 365_000))
+            .set_audio(AudioRendition {
+                uri: "audio/index.m3u8".into(),
+                name: "Main".into(),
+                language: Some("en".into()),
+                channels: 2,
+                codec: "mp4a.40.2".into(),
+                peak_bps: 130_000,
+                average_bps: 128_000,
+            });
+        assert_eq!(
+            text(master.render()),
+            "#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-MEDIA:TYPE=AUDIO,URI=\"audio/index.m3u8\",GROUP-ID=\"audio\",LANGUAGE=\"en\",NAME=\"Main\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\"
+#EXT-X-STREAM-INF:BANDWIDTH=3430000,AVERAGE-BANDWIDTH=3128000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=29.97,AUDIO=\"audio\"
+720p/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=530000,AVERAGE-BANDWIDTH=493000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=29.97,AUDIO=\"audio\"
+360p/index.m3u8
+"
+        );
+    }
+
+    #[test]
+    fn master_playlist_without_audio_names_only_the_video_codec() {
+        let mut master = MasterPlaylist::new();
+        master.add_variant(VideoVariant {
+            frame_rate: 25.0,
+            ..variant("v.m3u8", 416, 234, 160_000, 145_000)
+        });
+        assert_eq!(
+            text(master.render()),
+            "#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-STREAM-INF:BANDWIDTH=160000,AVERAGE-BANDWIDTH=145000,CODECS=\"avc1.64001f\",RESOLUTION=416x234,FRAME-RATE=25
+v.m3u8
+"
+        );
+    }
+}

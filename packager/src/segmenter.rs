@@ -1,0 +1,714 @@
+//! Cuts one track's packets into CMAF segments.
+//!
+//! A CMAF segment (ISO/IEC 23000-19 §7.3.3) is a run of CMAF chunks, each one `moof`+`mdat`
+//! ([`crate::fmp4::write_fragment`]). Today every segment is written as a single chunk; the
+//! open segment already keeps its closed chunks apart from the samples of its open chunk, so
+//! LL-HLS parts (RFC 8216bis §4.4.4.9) come from closing chunks early in the same code.
+//!
+//! Rules, following the Apple HLS Authoring Specification (§1.13, §7.4, §7.7):
+//!
+//! * Decode timestamps are rescaled to the track timescale. A packet is held back until the
+//!   next one arrives, because a sample's duration is the distance to the next decode time.
+//! * Nothing is written before the first keyframe: earlier packets are dropped (and reported).
+//! * A segment ends before a sync sample, when [`BoundaryPolicy::TargetDuration`] finds the
+//!   target duration reached, or at the first sync sample at or after a time given to
+//!   [`TrackSegmenter::cut_at`]. Audio follows video by using [`BoundaryPolicy::Explicit`] and
+//!   calling `cut_at` with each video segment's end; a cut that arrives after later audio was
+//!   already pushed splits the open segment retroactively.
+//! * Decode times that do not increase, or leap forward by more than [`MAX_GAP_SECS`], are
+//!   repaired: the rest of the track's timeline is shifted so the packet follows the previous
+//!   one by the previous sample duration. Players never see zero or negative durations.
+//! * B-frames: `pts - dts` becomes the sample's signed composition offset (`trun` version 1).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use sluice_media::{MediaTime, Packet, Timebase, TrackKind};
+
+use crate::fmp4::{write_fragment, Sample};
+use crate::PackagerError;
+
+/// A forward decode-time jump longer than this many seconds is a timestamp discontinuity (a
+/// publisher restarting its clock), not a stall, and is collapsed to one sample duration.
+pub const MAX_GAP_SECS: i64 = 10;
+
+/// Frame duration assumed for the last video sample when no earlier duration is known.
+const DEFAULT_VIDEO_FPS: i64 = 30;
+/// Duration in ticks assumed for the last AAC frame when no earlier duration is known (one AAC
+/// frame, with the track timescale being the sample rate).
+const DEFAULT_AUDIO_FRAME_TICKS: u32 = 1_024;
+
+/// Where a track's segments end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoundaryPolicy {
+    /// At the first sync sample once the target duration has accumulated (video, or audio-only
+    /// streams), and wherever [`TrackSegmenter::cut_at`] asks.
+    TargetDuration,
+    /// Only where [`TrackSegmenter::cut_at`] asks: an audio track following video boundaries.
+    Explicit,
+}
+
+/// One finished CMAF segment of a track.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedSegment {
+    /// Counts this track's segments from 0.
+    pub sequence: u64,
+    /// Decode time of the first sample (the `tfdt`), in the track timescale.
+    pub start: MediaTime,
+    /// Sum of the sample durations, in the track timescale.
+    pub duration: MediaTime,
+    /// The chunks (`moof`+`mdat` each) of the segment, to be served after the init segment.
+    pub data: Bytes,
+    /// Whether the first sample is a sync sample (always, given how segments are cut).
+    pub starts_with_keyframe: bool,
+    /// Whether every sample is a sync sample (audio, intra-only video): any chunk of the
+    /// segment can start decoding.
+    pub independent: bool,
+}
+
+/// What pushing a packet, cutting or finishing produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SegmentEvent {
+    /// A segment was closed.
+    Segment(CompletedSegment),
+    /// A packet's decode time did not increase (or leapt too far) and was moved; the track's
+    /// later packets move with it.
+    TimestampRepaired {
+        /// The decode time as received, in the track timescale, before earlier repairs.
+        received: MediaTime,
+        /// The decode time written.
+        repaired: MediaTime,
+    },
+    /// A packet that came before the first keyframe was dropped.
+    DroppedBeforeKeyframe {
+        /// Its decode time as received, in the track timescale.
+        dts: MediaTime,
+    },
+}
+
+/// A packet waiting for the next decode time to know its duration.
+#[derive(Debug)]
+struct HeldPacket {
+    dts: i64,
+    composition_offset: i32,
+    keyframe: bool,
+    data: Bytes,
+}
+
+/// A sample with its decode time, in the open chunk.
+#[derive(Debug)]
+struct TimedSample {
+    dts: i64,
+    sample: Sample,
+}
+
+/// The segment being filled.
+#[derive(Debug, Default)]
+struct OpenSegment {
+    /// Chunks already written (`moof`+`mdat`).
+    chunks: Vec<Bytes>,
+    /// Decode time of the first sample, once there is one.
+    start: Option<i64>,
+    /// Samples of the chunk being filled.
+    samples: Vec<TimedSample>,
+    /// Sum of the durations of every sample, in chunks and in the open chunk.
+    duration: u64,
+    starts_with_keyframe: bool,
+    independent: bool,
+}
+
+impl OpenSegment {
+    /// Removes the samples of the open chunk from `index` on, with their durations.
+    fn split_off(&mut self, index: usize) -> Vec<TimedSample> {
+        let rest = self.samples.split_off(index);
+        let moved: u64 = rest.iter().map(|t| u64::from(t.sample.duration)).sum();
+        self.duration -= moved;
+        rest
+    }
+}
+
+/// Turns one track's packets into CMAF segments; see the module documentation for the rules.
+#[derive(Debug)]
+pub struct TrackSegmenter {
+    track_id: u32,
+    timescale: Timebase,
+    target_ticks: i64,
+    policy: BoundaryPolicy,
+    kind: Option<TrackKind>,
+    next_sequence: u64,
+    next_fragment: u32,
+    /// Ticks added to every received timestamp so decode times stay increasing.
+    shift: i64,
+    held: Option<HeldPacket>,
+    last_duration: Option<u32>,
+    open: OpenSegment,
+    /// Requested boundaries (track timescale, repaired timeline) not yet reached.
+    cuts: BTreeSet<i64>,
+}
+
+impl TrackSegmenter {
+    /// A segmenter for track `track_id` writing in `timescale` (90 kHz for video, the sample
+    /// rate for audio) and aiming at segments of `target_duration`, with
+    /// [`BoundaryPolicy::TargetDuration`].
+    pub fn new(track_id: u32, timescale: Timebase, target_duration: Duration) -> Self {
+        let nanos = i128::try_from(target_duration.as_nanos()).unwrap_or(i128::MAX);
+        let target_ticks = nanos.saturating_mul(i128::from(timescale.0)) / 1_000_000_000;
+        TrackSegmenter {
+            track_id,
+            timescale,
+            target_ticks: i64::try_from(target_ticks).unwrap_or(i64::MAX),
+            policy: BoundaryPolicy::TargetDuration,
+            kind: None,
+            next_sequence: 0,
+            next_fragment: 1,
+            shift: 0,
+            held: None,
+            last_duration: None,
+            open: OpenSegment::default(),
+            cuts: BTreeSet::new(),
+        }
+    }
+
+    /// The same segmenter with another boundary policy.
+    pub fn with_policy(mut self, policy: BoundaryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Accepts the next packet in decode order.
+    pub fn push(&mut self, packet: Packet) -> Result<Vec<SegmentEvent>, PackagerError> {
+        let mut events = Vec::new();
+        let received_dts = packet.timebase.rescale(packet.dts, self.timescale);
+        let received_pts = packet.timebase.rescale(packet.pts, self.timescale);
+        let composition_offset = received_pts
+            .saturating_sub(received_dts)
+            .clamp(i64::from(i32::MIN), i64::from(i32::MAX))
+            as i32;
+        self.kind.get_or_insert(packet.kind);
+
+        let Some(held) = self.held.take() else {
+            if !packet.keyframe {
+                events.push(SegmentEvent::DroppedBeforeKeyframe {
+                    dts: self.time(received_dts),
+                });
+                return Ok(events);
+            }
+            // tfdt is unsigned: a track starting at a negative decode time starts at 0.
+            if received_dts.saturating_add(self.shift) < 0 {
+                self.shift = received_dts.saturating_neg();
+            }
+            self.held = Some(HeldPacket {
+                dts: received_dts.saturating_add(self.shift),
+                composition_offset,
+                keyframe: true,
+                data: packet.data,
+            });
+            return Ok(events);
+        };
+
+        let mut dts = received_dts.saturating_add(self.shift);
+        let max_gap = MAX_GAP_SECS.saturating_mul(i64::from(self.timescale.0));
+        if dts <= held.dts || dts - held.dts > max_gap {
+            let repaired = held.dts.saturating_add(i64::from(self.fallback_duration()));
+            self.shift = self.shift.saturating_add(repaired.saturating_sub(dts));
+            dts = repaired;
+            events.push(SegmentEvent::TimestampRepaired {
+                received: self.time(received_dts),
+                repaired: self.time(repaired),
+            });
+        }
+        // At most `max_gap` ticks (a few million), so it fits; it is 0 only when decode times
+        // saturate at i64::MAX, where one tick keeps the duration positive all the same.
+        let duration = u32::try_from(dts - held.dts).unwrap_or(u32::MAX).max(1);
+        self.commit(held, duration, &mut events)?;
+        self.held = Some(HeldPacket {
+            dts,
+            composition_offset,
+            keyframe: packet.keyframe,
+            data: packet.data,
+        });
+        Ok(events)
+    }
+
+    /// Asks for a segment boundary at the first sync sample whose decode time is at or after
+    /// `time`. Samples already pushed past that point are moved into the next segment, so the
+    /// segment before the boundary may be returned now.
+    pub fn cut_at(&mut self, time: MediaTime) -> Result<Vec<SegmentEvent>, PackagerError> {
+        let mut events = Vec::new();
+        let at = time.rescale(self.timescale).ticks;
+        let Some(start) = self.open.start else {
+            self.cuts.insert(at);
+            return Ok(events);
+        };
+        if at <= start {
+            return Ok(events);
+        }
+        let split = self
+            .open
+            .samples
+            .iter()
+            .position(|timed| timed.dts >= at && timed.sample.keyframe);
+        match split {
+            // Only samples of the open chunk can move; the first one starting the segment
+            // never does (`at > start`), so the closed part is never empty.
+            Some(index) if index > 0 => {
+                let mut before = std::mem::take(&mut self.open);
+                let rest = before.split_off(index);
+                events.push(SegmentEvent::Segment(self.close(before)?));
+                for timed in rest {
+                    self.append(timed);
+                }
+            }
+            _ => {
+                self.cuts.insert(at);
+            }
+        }
+        Ok(events)
+    }
+
+    /// Ends the track: the held packet gets the previous sample's duration and the remaining
+    /// segments are returned (two when the held packet itself starts a segment). The
+    /// segmenter can then start again at a keyframe.
+    pub fn finish(&mut self) -> Result<Vec<CompletedSegment>, PackagerError> {
+        let mut events = Vec::new();
+        if let Some(held) = self.held.take() {
+            let duration = self.fallback_duration();
+            self.commit(held, duration, &mut events)?;
+        }
+        self.last_duration = None;
+        self.cuts.clear();
+        let mut segments: Vec<CompletedSegment> = events
+            .into_iter()
+            .filter_map(|event| match event {
+                SegmentEvent::Segment(segment) => Some(segment),
+                _ => None,
+            })
+            .collect();
+        let open = std::mem::take(&mut self.open);
+        if open.start.is_some() {
+            segments.push(self.close(open)?);
+        }
+        Ok(segments)
+    }
+
+    fn time(&self, ticks: i64) -> MediaTime {
+        MediaTime::new(ticks, self.timescale)
+    }
+
+    /// The previous sample's duration, or one frame of a typical stream.
+    fn fallback_duration(&self) -> u32 {
+        self.last_duration.unwrap_or(match self.kind {
+            Some(TrackKind::Audio) => DEFAULT_AUDIO_FRAME_TICKS,
+            _ => u32::try_from(i64::from(self.timescale.0) / DEFAULT_VIDEO_FPS)
+                .unwrap_or(1)
+                .max(1),
+        })
+    }
+
+    /// Turns the held packet into a sample, closing the open segment first if it starts one.
+    fn commit(
+        &mut self,
+        held: HeldPacket,
+        duration: u32,
+        events: &mut Vec<SegmentEvent>,
+    ) -> Result<(), PackagerError> {
+        self.last_duration = Some(duration);
+        if self.starts_segment(held.dts, held.keyframe) {
+            let closed = std::mem::take(&mut self.open);
+            events.push(SegmentEvent::Segment(self.close(closed)?));
+        }
+        self.append(TimedSample {
+            dts: held.dts,
+            sample: Sample {
+                duration,
+                data: held.data,
+                keyframe: held.keyframe,
+                composition_offset: held.composition_offset,
+            },
+        });
+        Ok(())
+    }
+
+    /// Whether a sample at `dts` must begin a new segment.
+    fn starts_segment(&mut self, dts: i64, keyframe: bool) -> bool {
+        let Some(start) = self.open.start else {
+            return false;
+        };
+        if !keyframe {
+            return false;
+        }
+        while self.cuts.first().is_some_and(|cut| *cut <= start) {
+            self.cuts.pop_first();
+        }
+        let requested = self.cuts.first().is_some_and(|cut| *cut <= dts);
+        let reached = self.policy == BoundaryPolicy::TargetDuration
+            && dts.saturating_sub(start) >= self.target_ticks;
+        requested || reached
+    }
+
+    fn append(&mut self, timed: TimedSample) {
+        let open = &mut self.open;
+        if open.start.is_none() {
+            open.start = Some(timed.dts);
+            open.starts_with_keyframe = timed.sample.keyframe;
+            open.independent = true;
+        }
+        open.independent &= timed.sample.keyframe;
+        open.duration += u64::from(timed.sample.duration);
+        open.samples.push(timed);
+    }
+
+    /// Writes the open chunk of `segment` as one `moof`+`mdat`.
+    fn close_chunk(&mut self, segment: &mut OpenSegment) -> Result<(), PackagerError> {
+        let Some(first) = segment.samples.first() else {
+            return Ok(());
+        };
+        // Decode times are kept non-negative (see `push`).
+        let base_decode_time = u64::try_from(first.dts).unwrap_or(0);
+        let samples: Vec<Sample> = segment.samples.drain(..).map(|t| t.sample).collect();
+        let chunk = write_fragment(
+            self.next_fragment,
+            self.track_id,
+            base_decode_time,
+            &samples,
+        )?;
+        self.next_fragment = self.next_fragment.wrapping_add(1);
+        segment.chunks.push(chunk);
+        Ok(())
+    }
+
+    fn close(&mut self, mut segment: OpenSegment) -> Result<CompletedSegment, PackagerError> {
+        self.close_chunk(&mut segment)?;
+        let mut data = BytesMut::with_capacity(segment.chunks.iter().map(Bytes::len).sum());
+        for chunk in &segment.chunks {
+            data.extend_from_slice(chunk);
+        }
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        Ok(CompletedSegment {
+            sequence,
+            start: self.time(segment.start.unwrap_or(0)),
+            duration: self.time(i64::try_from(segment.duration).unwrap_or(i64::MAX)),
+            data: data.freeze(),
+            starts_with_keyframe: segment.starts_with_keyframe,
+            independent: segment.independent,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_reader::{find, read_boxes, u32_at};
+
+    const FRAME: i64 = 3_000; // 30 fps at 90 kHz
+
+    fn last_of(mut segments: Vec<CompletedSegment>) -> CompletedSegment {
+        segments.pop().expect("a segment")
+    }
+
+    #[test]
+    fn finish_returns_the_segment_a_held_keyframe_closes_and_its_own() {
+        let mut segmenter = TrackSegmenter::new(1, Timebase::MPEG, Duration::from_secs(2));
+        for frame in 0..60 {
+            assert!(segmenter
+                .push(video(frame * FRAME, frame * FRAME, frame == 0))
+                .unwrap()
+                .iter()
+                .all(|event| !matches!(event, SegmentEvent::Segment(_))));
+        }
+        // The keyframe at 2 s is still held when the track ends.
+        segmenter.push(video(60 * FRAME, 60 * FRAME, true)).unwrap();
+        let segments = segmenter.finish().unwrap();
+        assert_eq!(segments.len(), 2);
+        assert_eq!(segments[0].sequence, 0);
+        assert_eq!(segments[0].duration.ticks, 60 * FRAME);
+        assert_eq!(segments[1].sequence, 1);
+        assert_eq!(segments[1].start.ticks, 60 * FRAME);
+    }
+
+    fn video(dts: i64, pts: i64, keyframe: bool) -> Packet {
+        Packet {
+            kind: TrackKind::Video,
+            timebase: Timebase::MPEG,
+            dts,
+            pts,
+            keyframe,
+            data: Bytes::from_static(b"frame"),
+        }
+    }
+
+    fn audio(dts: i64) -> Packet {
+        Packet {
+            kind: TrackKind::Audio,
+            timebase: Timebase(48_000),
+            dts,
+            pts: dts,
+            keyframe: true,
+            data: Bytes::from_static(b"aac"),
+        }
+    }
+
+    fn video_segmenter() -> TrackSegmenter {
+        TrackSegmenter::new(1, Timebase::MPEG, Duration::from_secs(2))
+    }
+
+    fn segments(events: Vec<SegmentEvent>) -> Vec<CompletedSegment> {
+        events
+            .into_iter()
+            .filter_map(|event| match event {
+                SegmentEvent::Segment(segment) => Some(segment),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Pushes `count` frames from frame `first` with a keyframe every `gop` frames.
+    fn push_frames(
+        segmenter: &mut TrackSegmenter,
+        first: i64,
+        count: i64,
+        gop: i64,
+    ) -> Vec<SegmentEvent> {
+        (first..first + count)
+            .flat_map(|i| {
+                segmenter
+                    .push(video(i * FRAME, i * FRAME, i % gop == 0))
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    /// (duration, flags, composition offset) of every sample in a segment's chunks.
+    fn trun_entries(data: &[u8]) -> Vec<(u32, u32, i32)> {
+        read_boxes(data)
+            .iter()
+            .filter(|b| &b.fourcc == b"moof")
+            .flat_map(|moof| {
+                let trun = find(moof.body, &[b"traf", b"trun"]);
+                trun[12..]
+                    .chunks(16)
+                    .map(|c| (u32_at(c, 0), u32_at(c, 8), u32_at(c, 12) as i32))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn tfdt(data: &[u8]) -> u64 {
+        let tfdt = find(data, &[b"moof", b"traf", b"tfdt"]);
+        u64::from_be_bytes(tfdt[4..12].try_into().unwrap())
+    }
+
+    #[test]
+    fn video_segment_closes_at_the_first_keyframe_after_the_target() {
+        let mut segmenter = video_segmenter();
+        let events = push_frames(&mut segmenter, 0, 62, 30);
+        let closed = segments(events);
+        assert_eq!(closed.len(), 1);
+        let segment = &closed[0];
+        assert_eq!(segment.sequence, 0);
+        assert_eq!(segment.start, MediaTime::new(0, Timebase::MPEG));
+        assert_eq!(segment.duration, MediaTime::new(60 * FRAME, Timebase::MPEG));
+        assert!(segment.starts_with_keyframe);
+        assert!(!segment.independent);
+        let entries = trun_entries(&segment.data);
+        assert_eq!(entries.len(), 60);
+        assert!(entries.iter().all(|(duration, _, _)| *duration == 3_000));
+
+        let last = last_of(segmenter.finish().unwrap());
+        assert_eq!(last.sequence, 1);
+        assert_eq!(last.start.ticks, 60 * FRAME);
+        assert_eq!(tfdt(&last.data), 60 * FRAME as u64);
+        assert_eq!(
+            last.duration.ticks,
+            2 * FRAME,
+            "last frame reuses the previous duration"
+        );
+    }
+
+    #[test]
+    fn long_gop_stretches_the_segment_to_the_next_keyframe() {
+        let mut segmenter = video_segmenter();
+        let closed = segments(push_frames(&mut segmenter, 0, 182, 90));
+        let durations: Vec<i64> = closed.iter().map(|s| s.duration.ticks).collect();
+        assert_eq!(durations, [90 * FRAME, 90 * FRAME]);
+    }
+
+    #[test]
+    fn packets_before_the_first_keyframe_are_dropped() {
+        let mut segmenter = video_segmenter();
+        let events = segmenter.push(video(0, 0, false)).unwrap();
+        assert_eq!(
+            events,
+            [SegmentEvent::DroppedBeforeKeyframe {
+                dts: MediaTime::new(0, Timebase::MPEG)
+            }]
+        );
+        push_frames(&mut segmenter, 1, 5, 3);
+        let segment = last_of(segmenter.finish().unwrap());
+        assert_eq!(segment.start.ticks, 3 * FRAME);
+        assert_eq!(trun_entries(&segment.data).len(), 3);
+    }
+
+    #[test]
+    fn b_frames_get_signed_composition_offsets() {
+        let mut segmenter = video_segmenter();
+        // Decode order I P B with presentation order I B P, dts starting one frame early.
+        for (dts, pts, key) in [(-1, 0, true), (0, 2, false), (1, 1, false)] {
+            segmenter
+                .push(video(dts * FRAME, pts * FRAME, key))
+                .unwrap();
+        }
+        let segment = last_of(segmenter.finish().unwrap());
+        assert_eq!(segment.start.ticks, 0, "a negative first dts is moved to 0");
+        assert_eq!(
+            trun_entries(&segment.data),
+            [
+                (3_000, 0x0200_0000, 3_000),
+                (3_000, 0x0101_0000, 6_000),
+                (3_000, 0x0101_0000, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn decode_time_going_backwards_is_repaired_with_positive_durations() {
+        let mut segmenter = video_segmenter();
+        segmenter.push(video(0, 0, true)).unwrap();
+        segmenter.push(video(FRAME, FRAME, false)).unwrap();
+        let events = segmenter.push(video(FRAME, FRAME, false)).unwrap();
+        assert_eq!(
+            events,
+            [SegmentEvent::TimestampRepaired {
+                received: MediaTime::new(FRAME, Timebase::MPEG),
+                repaired: MediaTime::new(2 * FRAME, Timebase::MPEG),
+            }]
+        );
+        // The timeline stays shifted: the next frame follows without a new repair.
+        assert!(segmenter
+            .push(video(2 * FRAME, 2 * FRAME, false))
+            .unwrap()
+            .is_empty());
+        let segment = last_of(segmenter.finish().unwrap());
+        let durations: Vec<u32> = trun_entries(&segment.data).iter().map(|e| e.0).collect();
+        assert_eq!(durations, [3_000; 4]);
+    }
+
+    #[test]
+    fn timestamp_leap_is_collapsed_but_a_short_gap_is_kept() {
+        let mut segmenter = video_segmenter();
+        segmenter.push(video(0, 0, true)).unwrap();
+        segmenter.push(video(FRAME, FRAME, false)).unwrap();
+        assert!(segmenter
+            .push(video(31 * FRAME, 31 * FRAME, false))
+            .unwrap()
+            .is_empty());
+        let leap = 31 * FRAME + 3_600 * 90_000;
+        let events = segmenter.push(video(leap, leap, false)).unwrap();
+        assert!(matches!(
+            events[..],
+            [SegmentEvent::TimestampRepaired { .. }]
+        ));
+        let segment = last_of(segmenter.finish().unwrap());
+        let durations: Vec<u32> = trun_entries(&segment.data).iter().map(|e| e.0).collect();
+        assert_eq!(durations, [3_000, 90_000, 90_000, 90_000]);
+    }
+
+    #[test]
+    fn millisecond_timestamps_are_rescaled_to_the_track_timescale() {
+        let mut segmenter = video_segmenter();
+        for (dts, key) in [(0, true), (33, false), (67, false)] {
+            let mut packet = video(dts, dts, key);
+            packet.timebase = Timebase::MILLIS;
+            segmenter.push(packet).unwrap();
+        }
+        let segment = last_of(segmenter.finish().unwrap());
+        let durations: Vec<u32> = trun_entries(&segment.data).iter().map(|e| e.0).collect();
+        assert_eq!(durations, [2_970, 3_060, 3_060]);
+    }
+
+    #[test]
+    fn explicit_audio_waits_for_cuts_and_splits_what_was_already_pushed() {
+        let mut segmenter = TrackSegmenter::new(2, Timebase(48_000), Duration::from_secs(2))
+            .with_policy(BoundaryPolicy::Explicit);
+        let pushed: Vec<SegmentEvent> = (0..150)
+            .flat_map(|i| segmenter.push(audio(i * 1_024)).unwrap())
+            .collect();
+        assert!(segments(pushed).is_empty(), "no cut without the video");
+
+        // The video's first segment ended at 2 s; audio frame 94 is the first at or after it.
+        let closed = segments(
+            segmenter
+                .cut_at(MediaTime::new(180_000, Timebase::MPEG))
+                .unwrap(),
+        );
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].duration.ticks, 94 * 1_024);
+        assert!(closed[0].independent);
+
+        // A cut announced before its samples arrive applies when they do.
+        segmenter
+            .cut_at(MediaTime::new(360_000, Timebase::MPEG))
+            .unwrap();
+        let later: Vec<SegmentEvent> = (150..200)
+            .flat_map(|i| segmenter.push(audio(i * 1_024)).unwrap())
+            .collect();
+        let closed = segments(later);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].start.ticks, 94 * 1_024);
+        assert_eq!(closed[0].duration.ticks, (188 - 94) * 1_024);
+        assert_eq!(
+            last_of(segmenter.finish().unwrap()).start.ticks,
+            188 * 1_024
+        );
+    }
+
+    #[test]
+    fn audio_alone_cuts_at_the_target_duration() {
+        let mut segmenter = TrackSegmenter::new(2, Timebase(48_000), Duration::from_secs(2));
+        let pushed: Vec<SegmentEvent> = (0..100)
+            .flat_map(|i| segmenter.push(audio(i * 1_024)).unwrap())
+            .collect();
+        let closed = segments(pushed);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].duration.ticks, 94 * 1_024);
+    }
+
+    #[test]
+    fn single_packet_track_gets_a_default_duration() {
+        let mut segmenter = TrackSegmenter::new(2, Timebase(48_000), Duration::from_secs(2));
+        segmenter.push(audio(0)).unwrap();
+        assert_eq!(last_of(segmenter.finish().unwrap()).duration.ticks, 1_024);
+        assert!(segmenter.finish().unwrap().is_empty());
+    }
+
+    #[test]
+    fn extreme_peer_timestamps_do_not_panic() {
+        let mut segmenter = video_segmenter();
+        for (dts, pts) in [
+            (i64::MAX, i64::MIN),
+            (i64::MIN, i64::MAX),
+            (0, 0),
+            (i64::MAX, i64::MAX),
+            (i64::MIN, 0),
+        ] {
+            segmenter.push(video(dts, pts, true)).unwrap();
+        }
+        let segment = last_of(segmenter.finish().unwrap());
+        let entries = trun_entries(&segment.data);
+        assert!(entries.iter().all(|(duration, _, _)| *duration > 0));
+    }
+
+    #[test]
+    fn fragments_are_numbered_across_segments() {
+        let mut segmenter = video_segmenter();
+        let mut closed = segments(push_frames(&mut segmenter, 0, 62, 60));
+        closed.extend(segmenter.finish().unwrap());
+        let numbers: Vec<u32> = closed
+            .iter()
+            .map(|s| u32_at(find(&s.data, &[b"moof", b"mfhd"]), 4))
+            .collect();
+        assert_eq!(numbers, [1, 2]);
+    }
+}

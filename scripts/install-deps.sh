@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Sluice needs, and only those that are missing.
+#
+#   scripts/install-deps.sh build   libraries and tools to build the server
+#   scripts/install-deps.sh test    + what the test suite drives: ffmpeg CLI, Chromium, Node.js
+#   scripts/install-deps.sh bench   + what the benchmarks need (same as test)
+set -euo pipefail
+
+role="${1:-build}"
+build_packages=(pkg-config clang libclang-dev nasm libavcodec-dev libavformat-dev libavutil-dev
+  libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libx264-dev)
+test_packages=(ffmpeg chromium curl)
+
+wanted=("${build_packages[@]}")
+case "$role" in
+  build) ;;
+  test | bench) wanted+=("${test_packages[@]}") ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+if [[ "$role" != build ]] && ! command -v node >/dev/null; then
+  wanted+=(nodejs npm)
+fi
+
+missing=()
+for package in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+
+if ((${#missing[@]})); then
+  echo "Installing missing packages: ${missing[*]}"
+  sudo_cmd=()
+  [[ "$(id -u)" == 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [[ "$role" != build ]]; then
+  # hls.js and the Chromium driver for the playback test, pinned by package-lock.json.
+  (cd "$(dirname "$0")/../tests/node" && { [[ -d node_modules ]] || npm ci --no-audit --no-fund --silent; })
+fi

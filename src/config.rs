@@ -1,0 +1,233 @@
+//! Server configuration: defaults, an optional TOML file, then flags and environment variables.
+//!
+//! Precedence, lowest first: the `DEFAULT_*` constants below, the file named by `--config`
+//! [SLUICE_CONFIG], then each flag or its environment variable. Unknown keys in the file are
+//! an error, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+use sluice_transcoder::Preset;
+
+/// HTTP API and HLS delivery listen address.
+pub const DEFAULT_HTTP: &str = "0.0.0.0:8080";
+/// RTMP ingest listen address.
+pub const DEFAULT_RTMP: &str = "0.0.0.0:1935";
+/// Where the SQLite database, media objects and the first API key live.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// x264 preset of live ladder rungs: fast enough to keep a 1080p30 four-rung ladder in real
+/// time on two cores (see docs/BENCHMARKS.md).
+pub const DEFAULT_LIVE_PRESET: Preset = Preset::Superfast;
+/// Target segment duration, and the interval of the IDRs forced on every rung.
+pub const DEFAULT_SEGMENT_SECONDS: u32 = 2;
+/// Segments kept in a live playlist's sliding window (Apple asks for at least 6).
+pub const DEFAULT_PLAYLIST_WINDOW: usize = 6;
+/// Seconds an RTMP connection may stay silent before it is closed.
+pub const DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS: u64 = 10;
+
+/// Flags of `sluice serve`; each has an environment variable equivalent.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (keys as in `Config`).
+    #[arg(long, env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address [default: 0.0.0.0:8080].
+    #[arg(long, env = "SLUICE_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// RTMP listen address [default: 0.0.0.0:1935].
+    #[arg(long, env = "SLUICE_RTMP")]
+    pub rtmp: Option<SocketAddr>,
+    /// Data directory [default: ./data].
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Base URL viewers and API clients reach this server at [default: http://localhost:PORT].
+    #[arg(long, env = "SLUICE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// The whole configuration of a server process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP listen address. Default: [`DEFAULT_HTTP`].
+    #[serde(default = "default_http")]
+    pub http: SocketAddr,
+    /// RTMP listen address. Default: [`DEFAULT_RTMP`].
+    #[serde(default = "default_rtmp")]
+    pub rtmp: SocketAddr,
+    /// Data directory. Default: [`DEFAULT_DATA_DIR`].
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Public base URL of the HTTP server. Default: `http://localhost:<http port>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Public RTMP URL encoders publish to. Default: `rtmp://<public host>:<rtmp port>/live`.
+    #[serde(default)]
+    pub rtmp_public_url: Option<String>,
+    /// API key id to make sure exists (from SLUICE_API_KEY). Default: none.
+    #[serde(skip)]
+    pub api_key: Option<(String, String)>,
+    /// Live pipeline settings.
+    #[serde(default)]
+    pub live: LiveConfig,
+}
+
+/// Settings of the live pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveConfig {
+    /// x264 preset for live rungs. Default: [`DEFAULT_LIVE_PRESET`].
+    #[serde(default = "default_preset")]
+    pub preset: Preset,
+    /// Segment duration and IDR interval in seconds. Default: [`DEFAULT_SEGMENT_SECONDS`].
+    #[serde(default = "default_segment_seconds")]
+    pub segment_seconds: u32,
+    /// Segments in a live playlist window. Default: [`DEFAULT_PLAYLIST_WINDOW`].
+    #[serde(default = "default_playlist_window")]
+    pub playlist_window: usize,
+    /// RTMP idle timeout in seconds. Default: [`DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS`].
+    #[serde(default = "default_rtmp_idle_timeout")]
+    pub rtmp_idle_timeout_seconds: u64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            preset: DEFAULT_LIVE_PRESET,
+            segment_seconds: DEFAULT_SEGMENT_SECONDS,
+            playlist_window: DEFAULT_PLAYLIST_WINDOW,
+            rtmp_idle_timeout_seconds: DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS,
+        }
+    }
+}
+
+fn default_http() -> SocketAddr {
+    DEFAULT_HTTP.parse().expect("constant address")
+}
+fn default_rtmp() -> SocketAddr {
+    DEFAULT_RTMP.parse().expect("constant address")
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+fn default_preset() -> Preset {
+    DEFAULT_LIVE_PRESET
+}
+fn default_segment_seconds() -> u32 {
+    DEFAULT_SEGMENT_SECONDS
+}
+fn default_playlist_window() -> usize {
+    DEFAULT_PLAYLIST_WINDOW
+}
+fn default_rtmp_idle_timeout() -> u64 {
+    DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS
+}
+
+impl Config {
+    /// Builds the configuration from defaults, the optional file, then flags and environment.
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
+        let mut config = match &args.config {
+            Some(path) => Self::from_file(path)?,
+            None => toml::from_str("").context("empty configuration")?,
+        };
+        if let Some(http) = args.http {
+            config.http = http;
+        }
+        if let Some(rtmp) = args.rtmp {
+            config.rtmp = rtmp;
+        }
+        if let Some(dir) = &args.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(url) = &args.public_url {
+            config.public_url = Some(url.clone());
+        }
+        config.api_key = match (
+            std::env::var("SLUICE_API_KEY"),
+            std::env::var("SLUICE_API_SECRET"),
+        ) {
+            (Ok(key), Ok(secret)) if !key.is_empty() && !secret.is_empty() => Some((key, secret)),
+            (Ok(_), Err(_)) | (Err(_), Ok(_)) => {
+                anyhow::bail!("SLUICE_API_KEY and SLUICE_API_SECRET must be set together")
+            }
+            _ => None,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("parsing configuration file {}", path.display()))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=10).contains(&self.live.segment_seconds),
+            "live.segment_seconds must be between 1 and 10"
+        );
+        anyhow::ensure!(
+            self.live.playlist_window >= 3,
+            "live.playlist_window must be at least 3 segments"
+        );
+        Ok(())
+    }
+
+    /// Public base URL of the HTTP server, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://localhost:{}", self.http.port()),
+        }
+    }
+
+    /// The RTMP URL encoders are told to publish to (the stream key is appended by them).
+    pub fn rtmp_public_url(&self) -> String {
+        if let Some(url) = &self.rtmp_public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let public = self.public_url();
+        let host = public
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .unwrap_or(&public)
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("localhost");
+        format!("rtmp://{host}:{}/live", self.rtmp.port())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_constants() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.http, default_http());
+        assert_eq!(config.rtmp.port(), 1935);
+        assert_eq!(config.public_url(), "http://localhost:8080");
+        assert_eq!(config.rtmp_public_url(), "rtmp://localhost:1935/live");
+    }
+
+    #[test]
+    fn rtmp_url_follows_the_public_host() {
+        let config: Config = toml::from_str("public_url = \"https://video.example.com/\"").unwrap();
+        assert_eq!(config.public_url(), "https://video.example.com");
+        assert_eq!(
+            config.rtmp_public_url(),
+            "rtmp://video.example.com:1935/live"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(toml::from_str::<Config>("htpp = \"0.0.0.0:1\"").is_err());
+        assert!(toml::from_str::<Config>("[live]\npreset = \"warp\"").is_err());
+    }
+}

@@ -1,0 +1,391 @@
+//! The live media plane: accepts RTMP publishers, decides whether they may publish, and runs a
+//! session pipeline per accepted publisher.
+//!
+//! Policy lives here, not in the ingest crate: a publish request names a stream key, which is
+//! looked up in the database; unknown keys, disabled streams and streams that already have a
+//! publisher are refused with a clear log line and the connection is closed.
+
+mod pipeline;
+mod renditions;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
+use sluice_media::{Packet, TrackInfo, TrackKind};
+use sluice_storage::{Db, LiveStream, LiveStreamStatus, ObjectStore};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info, warn, Instrument};
+
+use sluice_transcoder::Ladder;
+
+use crate::config::LiveConfig;
+use pipeline::{SessionPipeline, SourceDescription};
+
+/// Most renditions one live stream may ask for (each encoded rung costs a core-share).
+const MAX_RUNGS: usize = 8;
+/// How much video is buffered while waiting for an audio sequence header before the pipeline
+/// starts without audio.
+const AUDIO_WAIT: Duration = Duration::from_secs(1);
+/// How long a publisher may send audio with no video before it is refused.
+const VIDEO_WAIT: Duration = Duration::from_secs(5);
+/// Packets held while the pipeline waits for its track configurations.
+const MAX_PENDING_PACKETS: usize = 1024;
+/// How often the session row's counters are refreshed.
+const SESSION_UPDATE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Parses and normalises a ladder given to the API (`null` means the default ladder).
+pub fn validate_ladder(value: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let ladder = if value.is_null() {
+        Ladder::DEFAULT
+    } else {
+        serde_json::from_value::<Ladder>(value.clone()).map_err(|e| format!("ladder: {e}"))?
+    };
+    if ladder.rungs.is_empty() {
+        return Err("ladder: at least one rung is needed".to_owned());
+    }
+    if ladder.rungs.len() > MAX_RUNGS {
+        return Err(format!("ladder: at most {MAX_RUNGS} rungs"));
+    }
+    serde_json::to_value(&ladder).map_err(|e| format!("ladder: {e}"))
+}
+
+/// Accepts RTMP connections and runs one task per publisher.
+pub struct LiveService {
+    db: Db,
+    store: Arc<dyn ObjectStore>,
+    config: LiveConfig,
+}
+
+impl LiveService {
+    pub fn new(db: Db, store: Arc<dyn ObjectStore>, config: LiveConfig) -> Arc<Self> {
+        Arc::new(LiveService { db, store, config })
+    }
+
+    /// Accepts connections forever; each one is independent of the others.
+    pub async fn run(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        loop {
+            let (socket, peer) = listener.accept().await?;
+            let service = self.clone();
+            let span = tracing::info_span!("rtmp", peer = %peer);
+            tokio::spawn(
+                async move {
+                    debug!("RTMP connection opened.");
+                    match service.handle_connection(socket, peer).await {
+                        Ok(()) => debug!("RTMP connection closed."),
+                        Err(e) => warn!(error = %e, "RTMP connection ended with an error."),
+                    }
+                }
+                .instrument(span),
+            );
+        }
+    }
+
+    async fn handle_connection(
+        &self,
+        socket: TcpStream,
+        peer: SocketAddr,
+    ) -> Result<(), IngestError> {
+        let limits = ConnectionConfig {
+            idle_timeout: Duration::from_secs(self.config.rtmp_idle_timeout_seconds),
+            ..ConnectionConfig::default()
+        };
+        let mut connection = RtmpConnection::new(socket, peer, limits);
+        let mut encoder = String::new();
+        loop {
+            let Some(event) = connection.next_event().await? else {
+                return Ok(());
+            };
+            match event {
+                SessionEvent::Connected { app, flash_ver, .. } => {
+                    encoder = flash_ver.unwrap_or_else(|| format!("unknown encoder (app {app})"));
+                }
+                SessionEvent::PublishRequested {
+                    app, stream_key, ..
+                } => {
+                    let Some(stream) = self.authorise(&app, &stream_key, &mut connection).await?
+                    else {
+                        return Ok(());
+                    };
+                    return self.publish(connection, stream, peer, encoder).await;
+                }
+                other => debug!(event = ?other, "Event before publish ignored."),
+            }
+        }
+    }
+
+    /// Looks the stream key up; refuses the publish (and returns `None`) when it may not go on.
+    async fn authorise(
+        &self,
+        app: &str,
+        stream_key: &str,
+        connection: &mut RtmpConnection,
+    ) -> Result<Option<LiveStream>, IngestError> {
+        let refusal = if app != "live" {
+            Some(format!(
+                "unknown application {app:?}; publish to rtmp://HOST/live/STREAM_KEY"
+            ))
+        } else if stream_key.is_empty() {
+            Some("publish request has no stream key".to_owned())
+        } else {
+            match self.db.find_by_stream_key(stream_key).await {
+                Ok(Some(stream)) if stream.status == LiveStreamStatus::Active => {
+                    Some(format!("live stream {} already has a publisher", stream.id))
+                }
+                Ok(Some(stream)) => return Ok(Some(stream)),
+                Ok(None) => Some("unknown stream key".to_owned()),
+                Err(e) => {
+                    warn!(error = %e, "Stream key lookup failed.");
+                    Some("stream key lookup failed".to_owned())
+                }
+            }
+        };
+        let reason = refusal.unwrap_or_default();
+        warn!(app = %app, reason = %reason, "Refused publish: bad stream key or application.");
+        connection.reject_publish(&reason).await?;
+        Ok(None)
+    }
+
+    /// Runs an accepted publish until the encoder stops or vanishes.
+    async fn publish(
+        &self,
+        mut connection: RtmpConnection,
+        stream: LiveStream,
+        peer: SocketAddr,
+        encoder: String,
+    ) -> Result<(), IngestError> {
+        let session = match self
+            .db
+            .start_session(&stream.id, &peer.to_string(), Some(&encoder))
+            .await
+        {
+            Ok(session) => session,
+            Err(e) => {
+                warn!(error = %e, "Could not record the session; refusing the publish.");
+                connection.reject_publish("internal error").await?;
+                return Ok(());
+            }
+        };
+        connection.accept_publish().await?;
+        if let Err(e) = self
+            .db
+            .set_live_stream_status(&stream.id, LiveStreamStatus::Active, Some(&session.id))
+            .await
+        {
+            warn!(error = %e, "Could not mark the live stream active.");
+        }
+        info!(live_stream_id = %stream.id, session_id = %session.id, encoder = %encoder, "Publisher connected.");
+
+        let result = self
+            .run_session(&mut connection, &stream, &session.id)
+            .await;
+
+        if let Err(e) = self.db.end_session(&session.id).await {
+            warn!(error = %e, "Could not end the session row.");
+        }
+        if let Err(e) = self
+            .db
+            .set_live_stream_status(&stream.id, LiveStreamStatus::Idle, None)
+            .await
+        {
+            warn!(error = %e, "Could not mark the live stream idle.");
+        }
+        info!(live_stream_id = %stream.id, session_id = %session.id, bytes = connection.bytes_received(), "Publisher disconnected.");
+        result
+    }
+
+    async fn run_session(
+        &self,
+        connection: &mut RtmpConnection,
+        stream: &LiveStream,
+        session_id: &str,
+    ) -> Result<(), IngestError> {
+        let started = Instant::now();
+        let mut gate = StartGate::default();
+        let mut pipeline: Option<SessionPipeline> = None;
+        let mut last_update = Instant::now();
+        let outcome = loop {
+            let event = match connection.next_event().await {
+                Ok(Some(event)) => event,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            };
+            match event {
+                SessionEvent::Metadata(metadata) => {
+                    gate.frame_rate = metadata.frame_rate.or(gate.frame_rate)
+                }
+                SessionEvent::Track(track) => match (&mut pipeline, track) {
+                    (_, TrackInfo::OtherVideo { codec }) => {
+                        warn!(codec = %codec.name(), "Refused publish: only H.264 video can be ingested.");
+                        break Ok(());
+                    }
+                    (_, TrackInfo::OtherAudio { codec }) => {
+                        warn!(codec = %codec.name(), "Audio codec not supported; the stream goes on without audio.");
+                        gate.audio_unsupported = true;
+                    }
+                    (Some(_), track) => {
+                        debug!(track = ?track, "Track configuration changed mid-stream; kept the first one.")
+                    }
+                    (None, track) => gate.set_track(track),
+                },
+                SessionEvent::Packet(packet) => match &mut pipeline {
+                    Some(running) => running.push(packet).await,
+                    None => {
+                        gate.hold(packet);
+                        if gate.pending.len() > MAX_PENDING_PACKETS {
+                            warn!("Refused publish: no usable video configuration arrived.");
+                            break Ok(());
+                        }
+                        if gate.audio_only_for(started) {
+                            warn!("Refused publish: audio-only streams are not supported; send H.264 video.");
+                            break Ok(());
+                        }
+                        if let Some(source) = gate.ready() {
+                            let ladder = stream.ladder.clone();
+                            match SessionPipeline::start(
+                                source,
+                                &ladder,
+                                &self.config,
+                                self.store.clone(),
+                                &stream.id,
+                                session_id,
+                            ) {
+                                Ok(mut started) => {
+                                    self.record_input(
+                                        session_id,
+                                        started.input_description(),
+                                        connection,
+                                        0,
+                                    )
+                                    .await;
+                                    for held in gate.pending.drain(..) {
+                                        started.push(held).await;
+                                    }
+                                    pipeline = Some(started);
+                                }
+                                Err(e) => {
+                                    warn!(error = %e, "Refused publish: the pipeline could not start.");
+                                    break Ok(());
+                                }
+                            }
+                        }
+                    }
+                },
+                SessionEvent::PublishFinished { .. } => {
+                    debug!("Publisher sent FCUnpublish/deleteStream.");
+                    break Ok(());
+                }
+                other => debug!(event = ?other, "Event ignored."),
+            }
+            if let Some(running) = &pipeline {
+                if last_update.elapsed() >= SESSION_UPDATE_INTERVAL {
+                    last_update = Instant::now();
+                    self.record_input(
+                        session_id,
+                        running.input_description(),
+                        connection,
+                        running.frames_dropped(),
+                    )
+                    .await;
+                }
+            }
+        };
+        if let Some(running) = pipeline {
+            let description = running.input_description();
+            let dropped = running.finish().await;
+            self.record_input(session_id, description, connection, dropped)
+                .await;
+        }
+        outcome
+    }
+
+    async fn record_input(
+        &self,
+        session_id: &str,
+        input: serde_json::Value,
+        connection: &RtmpConnection,
+        frames_dropped: u64,
+    ) {
+        if let Err(e) = self
+            .db
+            .update_session_input(
+                session_id,
+                &input,
+                connection.bytes_received(),
+                frames_dropped,
+            )
+            .await
+        {
+            warn!(error = %e, "Could not update the session row.");
+        }
+    }
+}
+
+/// Holds the first packets until the pipeline knows its video (and audio, if any) tracks.
+#[derive(Default)]
+struct StartGate {
+    video: Option<TrackInfo>,
+    audio: Option<TrackInfo>,
+    frame_rate: Option<f64>,
+    audio_unsupported: bool,
+    pending: Vec<Packet>,
+}
+
+impl StartGate {
+    fn set_track(&mut self, track: TrackInfo) {
+        match track.kind() {
+            TrackKind::Video => self.video = Some(track),
+            TrackKind::Audio => self.audio = Some(track),
+        }
+    }
+
+    fn hold(&mut self, packet: Packet) {
+        let usable = match packet.kind {
+            TrackKind::Video => self.video.is_some(),
+            TrackKind::Audio => self.audio.is_some(),
+        };
+        if usable {
+            self.pending.push(packet);
+        }
+    }
+
+    fn video_span(&self) -> Duration {
+        let mut video = self.pending.iter().filter(|p| p.kind == TrackKind::Video);
+        match (
+            video.next(),
+            self.pending.iter().rfind(|p| p.kind == TrackKind::Video),
+        ) {
+            (Some(first), Some(last)) => {
+                let span = last.dts_time().as_secs_f64() - first.dts_time().as_secs_f64();
+                Duration::from_secs_f64(span.max(0.0))
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn audio_only_for(&self, started: Instant) -> bool {
+        self.video.is_none() && started.elapsed() > VIDEO_WAIT
+    }
+
+    /// The source description once the pipeline can start.
+    fn ready(&self) -> Option<SourceDescription> {
+        let Some(TrackInfo::Avc { config, frame_rate }) = &self.video else {
+            return None;
+        };
+        let audio_settled =
+            self.audio.is_some() || self.audio_unsupported || self.video_span() >= AUDIO_WAIT;
+        if !audio_settled {
+            return None;
+        }
+        let audio = match &self.audio {
+            Some(TrackInfo::Aac { config }) => Some(config.clone()),
+            _ => None,
+        };
+        Some(SourceDescription {
+            video: config.clone(),
+            frame_rate: frame_rate.or(self.frame_rate).or(config.sps_frame_rate),
+            audio,
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! One live session's media pipeline: ladder planning, the transcoder, and the packaging thread.
+//!
+//! ```text
+//! RTMP task ──video──> LiveTranscoder ──(config, packets per rung)──> forwarder thread ─┐
+//!           ──audio────────────────────────────────────────────────────────────────────┴─> packaging thread ──> ObjectStore
+//! ```
+//!
+//! Every queue is bounded. The transcoder drops (and counts) when it falls behind real time;
+//! audio and the packaging channel apply backpressure to the publisher's TCP connection.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+use sluice_media::{AudioSpecificConfig, AvcConfig, Packet, TrackKind};
+use sluice_storage::ObjectStore;
+use sluice_transcoder::{
+    plan, EncoderSettings, Ladder, LiveTranscoder, PlannedRung, TranscoderOutput,
+};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::renditions::{Destination, PackagingInput, SessionPackager, VideoRenditionPlan};
+use crate::config::LiveConfig;
+
+/// Inputs waiting for the packaging thread.
+const PACKAGING_QUEUE: usize = 512;
+/// Frame rate assumed for a source that declares none, until its timestamps say otherwise.
+const FALLBACK_FRAME_RATE: f64 = 30.0;
+
+/// What is known about a publisher's tracks when its pipeline starts.
+pub struct SourceDescription {
+    pub video: AvcConfig,
+    pub frame_rate: Option<f64>,
+    pub audio: Option<AudioSpecificConfig>,
+}
+
+/// Input bitrate measured over what the publisher sent.
+#[derive(Default)]
+struct InputMeter {
+    bytes: u64,
+    first_dts_secs: Option<f64>,
+    last_dts_secs: f64,
+}
+
+impl InputMeter {
+    fn add(&mut self, packet: &Packet) {
+        self.bytes += packet.data.len() as u64;
+        let at = packet.dts_time().as_secs_f64();
+        self.first_dts_secs.get_or_insert(at);
+        self.last_dts_secs = self.last_dts_secs.max(at);
+    }
+
+    fn kbps(&self) -> Option<u64> {
+        let span = self.last_dts_secs - self.first_dts_secs?;
+        (span >= 1.0).then(|| (self.bytes as f64 * 8.0 / span / 1_000.0).round() as u64)
+    }
+}
+
+/// A running session pipeline.
+pub struct SessionPipeline {
+    transcoder: LiveTranscoder,
+    packaging: mpsc::Sender<PackagingInput>,
+    forwarder: JoinHandle<()>,
+    packager: JoinHandle<()>,
+    source: SourceDescription,
+    meter: InputMeter,
+}
+
+impl SessionPipeline {
+    /// Plans the ladder for this source and starts the transcoder and packaging threads.
+    pub fn start(
+        source: SourceDescription,
+        ladder: &serde_json::Value,
+        config: &LiveConfig,
+        store: Arc<dyn ObjectStore>,
+        live_stream_id: &str,
+        session_id: &str,
+    ) -> anyhow::Result<SessionPipeline> {
+        let ladder: Ladder = if ladder.is_null() {
+            Ladder::DEFAULT
+        } else {
+            serde_json::from_value(ladder.clone()).context("stored ladder is invalid")?
+        };
+        let rungs = plan(
+            &ladder,
+            source.video.width,
+            source.video.height,
+            source.frame_rate,
+        )?;
+        let source_rate = source.frame_rate.unwrap_or(FALLBACK_FRAME_RATE);
+        let plans = rungs
+            .iter()
+            .map(|rung| VideoRenditionPlan {
+                frame_rate: match rung {
+                    PlannedRung::Source => source_rate,
+                    PlannedRung::Encode(target) => target.frame_rate,
+                },
+            })
+            .collect();
+        info!(
+            live_stream_id,
+            session_id,
+            source = %format!("{}x{}", source.video.width, source.video.height),
+            rungs = %rungs.iter().map(PlannedRung::name).collect::<Vec<_>>().join(","),
+            "Starting the live ladder."
+        );
+        let segment = Duration::from_secs(u64::from(config.segment_seconds));
+        let settings = EncoderSettings {
+            preset: config.preset,
+            keyframe_interval: segment,
+            ..EncoderSettings::default()
+        };
+        let (transcoder, outputs) = LiveTranscoder::start(&source.video, rungs, settings)?;
+
+        let (packaging, mut inbox) = mpsc::channel(PACKAGING_QUEUE);
+        let destination = Destination {
+            store,
+            runtime: tokio::runtime::Handle::current(),
+            live_stream_id: live_stream_id.to_owned(),
+            session_id: session_id.to_owned(),
+        };
+        let audio = source.audio.clone();
+        let window = config.playlist_window;
+        let packager = std::thread::Builder::new()
+            .name("sluice-packager".into())
+            .spawn(move || {
+                // Built here: it uploads (blocking on the runtime) from its first step.
+                let mut packager = SessionPackager::new(destination, plans, audio, segment, window);
+                while let Some(input) = inbox.blocking_recv() {
+                    packager.handle(input);
+                }
+                packager.finish();
+            })
+            .context("spawning the packaging thread")?;
+        let to_packager = packaging.clone();
+        let forwarder = std::thread::Builder::new()
+            .name("sluice-forwarder".into())
+            .spawn(move || {
+                for output in outputs {
+                    let input = match output {
+                        TranscoderOutput::Config { rung, config } => PackagingInput::VideoConfig {
+                            index: rung,
+                            config,
+                        },
+                        TranscoderOutput::Packet { rung, packet } => PackagingInput::Video {
+                            index: rung,
+                            packet,
+                        },
+                        TranscoderOutput::Finished { .. } => continue,
+                    };
+                    if to_packager.blocking_send(input).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("spawning the forwarder thread")?;
+        Ok(SessionPipeline {
+            transcoder,
+            packaging,
+            forwarder,
+            packager,
+            source,
+            meter: InputMeter::default(),
+        })
+    }
+
+    /// Feeds one packet from the publisher.
+    pub async fn push(&mut self, packet: Packet) {
+        self.meter.add(&packet);
+        match packet.kind {
+            TrackKind::Video => {
+                if let Err(e) = self.transcoder.push(packet) {
+                    warn!(error = %e, "The transcoder refused a packet.");
+                }
+            }
+            TrackKind::Audio => {
+                if self.source.audio.is_some() {
+                    // The packaging thread only stops after this sender is dropped.
+                    let _ = self.packaging.send(PackagingInput::Audio(packet)).await;
+                }
+            }
+        }
+    }
+
+    /// Frames dropped so far: packets not decoded plus pictures a rung could not take.
+    pub fn frames_dropped(&self) -> u64 {
+        let stats = self.transcoder.stats();
+        stats.packets_dropped + stats.frames_dropped_per_rung.iter().sum::<u64>()
+    }
+
+    /// What the API shows as the session's input.
+    pub fn input_description(&self) -> serde_json::Value {
+        let video = &self.source.video;
+        let audio = self.source.audio.as_ref();
+        let codecs: Vec<String> = std::iter::once(video.codec_string())
+            .chain(audio.map(AudioSpecificConfig::codec_string))
+            .collect();
+        json!({
+            "video_codec": "h264",
+            "audio_codec": audio.map(|_| "aac"),
+            "codecs": codecs.join(","),
+            "width": video.width,
+            "height": video.height,
+            "frame_rate": self.source.frame_rate,
+            "audio_sample_rate": audio.map(|a| a.sample_rate),
+            "audio_channels": audio.map(|a| a.channels),
+            "bitrate_kbps": self.meter.kbps(),
+        })
+    }
+
+    /// Flushes the encoders, ends every playlist and returns the frames dropped in total.
+    pub async fn finish(self) -> u64 {
+        let SessionPipeline {
+            transcoder,
+            packaging,
+            forwarder,
+            packager,
+            ..
+        } = self;
+        drop(packaging);
+        let joined = tokio::task::spawn_blocking(move || {
+            let stats = transcoder.finish();
+            let _ = forwarder.join();
+            let _ = packager.join();
+            stats
+        })
+        .await;
+        match joined {
+            Ok(stats) => {
+                info!(
+                    frames_decoded = stats.frames_decoded,
+                    packets_dropped = stats.packets_dropped,
+                    frames_dropped = ?stats.frames_dropped_per_rung,
+                    "Live ladder finished."
+                );
+                stats.packets_dropped + stats.frames_dropped_per_rung.iter().sum::<u64>()
+            }
+            Err(e) => {
+                warn!(error = %e, "The pipeline's threads ended abnormally.");
+                0
+            }
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! The packaging side of a live session: one segmenter and media playlist per rendition, the
+//! multivariant playlist, and the uploads that publish them.
+//!
+//! Runs on its own thread (segmenting is CPU work, and uploads are awaited one at a time so a
+//! playlist is never written before the segment it lists). Every rendition's segments are cut
+//! on the same instants: encoded rungs carry IDRs forced on the source timeline, and the audio
+//! rendition is cut wherever the first video rendition was cut.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use sluice_media::{AudioSpecificConfig, AvcConfig, MediaTime, Packet, Timebase, TrackInfo};
+use sluice_packager::{
+    fmp4, AudioRendition, BitrateMeter, BoundaryPolicy, CompletedSegment, LivePlaylist,
+    MasterPlaylist, SegmentEvent, TrackSegmenter, VideoVariant,
+};
+use sluice_storage::{ObjectKey, ObjectStore};
+use tokio::runtime::Handle;
+use tracing::{debug, warn};
+
+/// Segments kept in storage after they leave the playlist window, for players still on them.
+const EVICTION_GRACE_SEGMENTS: usize = 4;
+/// Track id inside every init segment (CMAF: one track per file).
+const TRACK_ID: u32 = 1;
+
+/// What the packaging thread is fed.
+pub enum PackagingInput {
+    /// The decoder configuration of video rendition `index` (from the source or an encoder).
+    VideoConfig { index: usize, config: AvcConfig },
+    /// A compressed video access unit of rendition `index`.
+    Video { index: usize, packet: Packet },
+    /// An AAC frame of the shared audio rendition.
+    Audio(Packet),
+}
+
+/// Where and how a session's objects are written.
+pub struct Destination {
+    pub store: Arc<dyn ObjectStore>,
+    pub runtime: Handle,
+    pub live_stream_id: String,
+    pub session_id: String,
+}
+
+impl Destination {
+    fn key(&self, parts: &[&str]) -> Option<ObjectKey> {
+        let mut all = vec!["live", self.live_stream_id.as_str()];
+        all.extend_from_slice(parts);
+        match ObjectKey::new(all) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                warn!(error = %e, "Refused to build an object key.");
+                None
+            }
+        }
+    }
+
+    /// Uploads one object; returns whether it landed.
+    fn put(&self, parts: &[&str], body: Bytes) -> bool {
+        let Some(key) = self.key(parts) else {
+            return false;
+        };
+        match self.runtime.block_on(self.store.put(&key, body)) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(key = %key, error = %e, "Upload failed.");
+                false
+            }
+        }
+    }
+
+    fn delete(&self, parts: &[&str]) {
+        if let Some(key) = self.key(parts) {
+            if let Err(e) = self.runtime.block_on(self.store.delete(&key)) {
+                debug!(key = %key, error = %e, "Deleting an evicted segment failed.");
+            }
+        }
+    }
+}
+
+/// Static facts about one video rendition, known when the session starts.
+pub struct VideoRenditionPlan {
+    pub frame_rate: f64,
+}
+
+/// One rendition being segmented and published.
+struct Rendition {
+    /// Directory name under the live stream: `v0`, `v1`, … or `a0`.
+    dir: String,
+    segmenter: TrackSegmenter,
+    playlist: LivePlaylist,
+    meter: BitrateMeter,
+    /// Segment URIs evicted from the playlist but still stored.
+    evicted: VecDeque<String>,
+    init_written: bool,
+    segments_written: u64,
+}
+
+impl Rendition {
+    fn new(
+        dir: String,
+        session_id: &str,
+        timescale: Timebase,
+        target: Duration,
+        window: usize,
+    ) -> Self {
+        Rendition {
+            dir,
+            segmenter: TrackSegmenter::new(TRACK_ID, timescale, target),
+            playlist: LivePlaylist::new(
+                target.as_secs().max(1),
+                window,
+                format!("{session_id}-init.mp4"),
+            ),
+            meter: BitrateMeter::new(),
+            evicted: VecDeque::new(),
+            init_written: false,
+            segments_written: 0,
+        }
+    }
+
+    fn write_init(&mut self, destination: &Destination, track: &TrackInfo, timescale: u32) {
+        match fmp4::init_segment(track, TRACK_ID, timescale) {
+            Ok(init) => {
+                let name = format!("{}-init.mp4", destination.session_id);
+                self.init_written = destination.put(&[&self.dir, &name], init);
+            }
+            Err(e) => warn!(rendition = %self.dir, error = %e, "Cannot write the init segment."),
+        }
+    }
+
+    /// Uploads a finished segment, then the playlist that lists it.
+    fn publish(&mut self, destination: &Destination, segment: CompletedSegment, origin: &Origin) {
+        if !self.init_written {
+            warn!(rendition = %self.dir, "Segment dropped: no init segment was written.");
+            return;
+        }
+        let name = format!("{}-{}.m4s", destination.session_id, segment.sequence);
+        let bytes = segment.data.len() as u64;
+        if !destination.put(&[&self.dir, &name], segment.data) {
+            return;
+        }
+        self.meter.add_segment(bytes, segment.duration);
+        let evicted = self.playlist.push_segment(
+            name,
+            segment.duration.as_secs_f64(),
+            origin.wall_clock(segment.start),
+        );
+        self.segments_written += 1;
+        self.write_playlist(destination);
+        self.evicted.extend(evicted);
+        while self.evicted.len() > EVICTION_GRACE_SEGMENTS {
+            if let Some(old) = self.evicted.pop_front() {
+                destination.delete(&[&self.dir, &old]);
+            }
+        }
+    }
+
+    fn write_playlist(&self, destination: &Destination) {
+        destination.put(
+            &[&self.dir, "index.m3u8"],
+            Bytes::from(self.playlist.render()),
+        );
+    }
+
+    /// Handles what a segmenter returned; returns the end times of the segments it closed.
+    fn absorb(
+        &mut self,
+        destination: &Destination,
+        events: Vec<SegmentEvent>,
+        origin: &Origin,
+    ) -> Vec<MediaTime> {
+        let mut ends = Vec::new();
+        for event in events {
+            match event {
+                SegmentEvent::Segment(segment) => {
+                    ends.push(MediaTime::new(
+                        segment.start.ticks + segment.duration.ticks,
+                        segment.start.timebase,
+                    ));
+                    self.publish(destination, segment, origin);
+                }
+                SegmentEvent::TimestampRepaired { received, repaired } => {
+                    debug!(rendition = %self.dir, %received, %repaired, "Repaired a decode timestamp.");
+                }
+                SegmentEvent::DroppedBeforeKeyframe { dts } => {
+                    debug!(rendition = %self.dir, %dts, "Dropped a packet before the first keyframe.");
+                }
+            }
+        }
+        ends
+    }
+}
+
+/// Maps media time to wall-clock time for EXT-X-PROGRAM-DATE-TIME.
+struct Origin {
+    media: Option<MediaTime>,
+    wall: DateTime<Utc>,
+}
+
+impl Origin {
+    fn wall_clock(&self, at: MediaTime) -> DateTime<Utc> {
+        let Some(origin) = self.media else {
+            return self.wall;
+        };
+        let offset = at.as_secs_f64() - origin.as_secs_f64();
+        self.wall + chrono::Duration::milliseconds((offset * 1_000.0).round() as i64)
+    }
+}
+
+/// Segments and publishes every rendition of one live session.
+pub struct SessionPackager {
+    destination: Destination,
+    video: Vec<(Rendition, VideoRenditionPlan, Option<AvcConfig>)>,
+    audio: Option<(Rendition, AudioSpecificConfig)>,
+    origin: Origin,
+    master_written: Option<Vec<u8>>,
+}
+
+impl SessionPackager {
+    pub fn new(
+        destination: Destination,
+        video: Vec<VideoRenditionPlan>,
+        audio: Option<AudioSpecificConfig>,
+        segment: Duration,
+        window: usize,
+    ) -> Self {
+        let video = video
+            .into_iter()
+            .enumerate()
+            .map(|(index, plan)| {
+                let rendition = Rendition::new(
+                    format!("v{index}"),
+                    &destination.session_id,
+                    Timebase::MPEG,
+                    segment,
+                    window,
+                );
+                (rendition, plan, None)
+            })
+            .collect();
+        let audio = audio.map(|config| {
+            let mut rendition = Rendition::new(
+                "a0".to_owned(),
+                &destination.session_id,
+                Timebase(config.sample_rate),
+                segment,
+                window,
+            );
+            rendition.segmenter =
+                TrackSegmenter::new(TRACK_ID, Timebase(config.sample_rate), segment)
+                    .with_policy(BoundaryPolicy::Explicit);
+            rendition.write_init(
+                &destination,
+                &TrackInfo::Aac {
+                    config: config.clone(),
+                },
+                config.sample_rate,
+            );
+            (rendition, config)
+        });
+        SessionPackager {
+            destination,
+            video,
+            audio,
+            origin: Origin {
+                media: None,
+                wall: Utc::now(),
+            },
+            master_written: None,
+        }
+    }
+
+    /// Handles one input.
+    pub fn handle(&mut self, input: PackagingInput) {
+        match input {
+            PackagingInput::VideoConfig { index, config } => {
+                let Some((rendition, plan, slot)) = self.video.get_mut(index) else {
+                    return;
+                };
+                let track = TrackInfo::Avc {
+                    config: config.clone(),
+                    frame_rate: Some(plan.frame_rate),
+                };
+                rendition.write_init(&self.destination, &track, Timebase::MPEG.0);
+                *slot = Some(config);
+            }
+            PackagingInput::Video { index, packet } => {
+                self.note_origin(&packet);
+                let Some((rendition, _, _)) = self.video.get_mut(index) else {
+                    return;
+                };
+                let events = match rendition.segmenter.push(packet) {
+                    Ok(events) => events,
+                    Err(e) => {
+                        warn!(rendition = %rendition.dir, error = %e, "Packet refused by the segmenter.");
+                        return;
+                    }
+                };
+                let ends = rendition.absorb(&self.destination, events, &self.origin);
+                let closed_a_segment = !ends.is_empty();
+                if index == 0 {
+                    self.cut_audio(ends);
+                }
+                if closed_a_segment {
+                    self.write_master_if_changed();
+                }
+            }
+            PackagingInput::Audio(packet) => {
+                self.note_origin(&packet);
+                let Some((rendition, _)) = &mut self.audio else {
+                    return;
+                };
+                match rendition.segmenter.push(packet) {
+                    Ok(events) => {
+                        if !rendition
+                            .absorb(&self.destination, events, &self.origin)
+                            .is_empty()
+                        {
+                            self.write_master_if_changed();
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "Audio packet refused by the segmenter."),
+                }
+            }
+        }
+    }
+
+    fn note_origin(&mut self, packet: &Packet) {
+        if self.origin.media.is_none() {
+            self.origin.media = Some(packet.dts_time());
+            self.origin.wall = Utc::now();
+        }
+    }
+
+    /// Cuts the audio rendition where the first video rendition was cut.
+    fn cut_audio(&mut self, ends: Vec<MediaTime>) {
+        let Some((rendition, _)) = &mut self.audio else {
+            return;
+        };
+        for end in ends {
+            match rendition.segmenter.cut_at(end) {
+                Ok(events) => {
+                    rendition.absorb(&self.destination, events, &self.origin);
+                }
+                Err(e) => warn!(error = %e, "Audio cut refused by the segmenter."),
+            }
+        }
+    }
+
+    /// Writes the multivariant playlist once every rendition has a segment, and again whenever
+    /// a measured bandwidth changes it.
+    fn write_master_if_changed(&mut self) {
+        let mut master = MasterPlaylist::new();
+        for (rendition, plan, config) in &self.video {
+            let Some(config) = config else {
+                return;
+            };
+            if rendition.segments_written == 0 {
+                return;
+            }
+            master.add_variant(VideoVariant {
+                uri: format!("{}/index.m3u8", rendition.dir),
+                codec: config.codec_string(),
+                width: config.width,
+                height: config.height,
+                frame_rate: plan.frame_rate,
+                peak_bps: rendition.meter.peak_bps(),
+                average_bps: rendition.meter.average_bps(),
+            });
+        }
+        if let Some((rendition, config)) = &self.audio {
+            if rendition.segments_written == 0 {
+                return;
+            }
+            master.set_audio(AudioRendition {
+                uri: format!("{}/index.m3u8", rendition.dir),
+                name: "Audio".to_owned(),
+                language: None,
+                channels: config.channels.max(1),
+                codec: config.codec_string(),
+                peak_bps: rendition.meter.peak_bps(),
+                average_bps: rendition.meter.average_bps(),
+            });
+        }
+        let text = master.render();
+        if self.master_written.as_ref() != Some(&text)
+            && self
+                .destination
+                .put(&["master.m3u8"], Bytes::from(text.clone()))
+        {
+            self.master_written = Some(text);
+        }
+    }
+
+    /// Flushes every segmenter, ends every playlist and writes the final multivariant playlist.
+    pub fn finish(mut self) {
+        let mut video_ends = Vec::new();
+        for (index, (rendition, _, _)) in self.video.iter_mut().enumerate() {
+            let events = flush(&mut rendition.segmenter, &rendition.dir);
+            let ends = rendition.absorb(&self.destination, events, &self.origin);
+            if index == 0 {
+                video_ends = ends;
+            }
+        }
+        self.cut_audio(video_ends);
+        if let Some((rendition, _)) = &mut self.audio {
+            let events = flush(&mut rendition.segmenter, &rendition.dir);
+            rendition.absorb(&self.destination, events, &self.origin);
+        }
+        self.write_master_if_changed();
+        let renditions = self
+            .video
+            .iter_mut()
+            .map(|(rendition, _, _)| rendition)
+            .chain(self.audio.as_mut().map(|(rendition, _)| rendition));
+        for rendition in renditions {
+            rendition.playlist.end();
+            if rendition.segments_written > 0 {
+                rendition.write_playlist(&self.destination);
+            }
+        }
+    }
+}
+
+/// Ends a segmenter, as segment events (a failure is logged: the segments before it stand).
+fn flush(segmenter: &mut TrackSegmenter, dir: &str) -> Vec<SegmentEvent> {
+    match segmenter.finish() {
+        Ok(segments) => segments.into_iter().map(SegmentEvent::Segment).collect(),
+        Err(e) => {
+            warn!(rendition = %dir, error = %e, "Flushing the segmenter failed.");
+            Vec::new()
+        }
+    }
+}

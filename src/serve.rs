@@ -1,0 +1,132 @@
+//! `sluice serve`: opens the database and object store, makes sure an API key exists, and runs
+//! the HTTP server and the RTMP listener until SIGINT/SIGTERM.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sluice_storage::{Db, LocalStore, ObjectStore};
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::live::LiveService;
+
+/// Runs the server until a shutdown signal arrives.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let db_path = config.data_dir.join("sluice.db");
+    let db = Db::connect(&format!("sqlite://{}?mode=rwc", db_path.display()))
+        .await
+        .with_context(|| format!("opening database {}", db_path.display()))?;
+    db.migrate().await.context("migrating the database")?;
+    let stale = db.reset_stale_active_streams().await?;
+    if stale > 0 {
+        info!(
+            streams = stale,
+            "Marked live streams left active by an earlier run as idle."
+        );
+    }
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(config.data_dir.join("objects")));
+    bootstrap_api_key(&config, &db).await?;
+
+    let http = TcpListener::bind(config.http)
+        .await
+        .with_context(|| format!("binding HTTP to {}", config.http))?;
+    let rtmp = TcpListener::bind(config.rtmp)
+        .await
+        .with_context(|| format!("binding RTMP to {}", config.rtmp))?;
+    info!(http = %config.http, rtmp = %config.rtmp, public_url = %config.public_url(), "Sluice is listening.");
+
+    let app = sluice_api::router(sluice_api::AppState {
+        db: db.clone(),
+        store: store.clone(),
+        public_url: config.public_url(),
+        rtmp_url: config.rtmp_public_url(),
+        ladder_validator: Arc::new(crate::live::validate_ladder),
+    });
+    let live = LiveService::new(db, store, config.live.clone());
+
+    let http_server = axum::serve(http, app).with_graceful_shutdown(shutdown_signal());
+    tokio::select! {
+        result = http_server => result.context("HTTP server")?,
+        result = live.run(rtmp) => result.context("RTMP listener")?,
+    }
+    info!("Sluice stopped.");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                error!(error = %e, "Cannot listen for SIGTERM.");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    info!("Shutting down.");
+}
+
+/// Makes sure an API key exists: the one from the environment, or a new one printed once.
+async fn bootstrap_api_key(config: &Config, db: &Db) -> anyhow::Result<()> {
+    if let Some((key, secret)) = &config.api_key {
+        db.insert_api_key(key, secret, "from SLUICE_API_KEY")
+            .await?;
+        info!(api_key = %key, "Using the API key from SLUICE_API_KEY.");
+        return Ok(());
+    }
+    let key_file = config.data_dir.join("api-key.txt");
+    if db.count_api_keys().await? > 0 {
+        info!(file = %key_file.display(), "API keys exist; the first one was stored at first start.");
+        return Ok(());
+    }
+    let (api_key, secret) = db.create_api_key("first key").await?;
+    let key = api_key.id;
+    let public_url = config.public_url();
+    let rtmp_url = config.rtmp_public_url();
+    let text = format!("SLUICE_API_KEY={key}\nSLUICE_API_SECRET={secret}\n");
+    write_private_file(&key_file, &text)?;
+    println!(
+        "\n\
+         ==================================================================\n \
+         Sluice created your API key (stored in {file}):\n\n   \
+           key:    {key}\n   \
+           secret: {secret}\n\n \
+         Create a live stream:\n\n   \
+           curl -u {key}:{secret} -H 'content-type: application/json' \\\n     \
+             -d '{{\"name\": \"my first stream\"}}' {public_url}/v1/live-streams\n\n \
+         OBS: Settings > Stream > Service: Custom\n   \
+           Server:     {rtmp_url}\n   \
+           Stream key: the \"stream_key\" of the live stream created above\n\
+         ==================================================================\n",
+        file = key_file.display(),
+    );
+    Ok(())
+}
+
+fn write_private_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}

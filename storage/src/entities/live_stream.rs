@@ -1,0 +1,28 @@
+//! The `live_streams` table.
+
+use sea_orm::entity::prelude::*;
+
+use crate::model::LiveStreamStatus;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "live_streams")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub name: String,
+    #[sea_orm(unique)]
+    pub stream_key: String,
+    #[sea_orm(unique)]
+    pub playback_id: String,
+    /// JSON text, kept as text so SQLite and Postgres store it alike.
+    pub ladder: String,
+    pub status: LiveStreamStatus,
+    pub active_session_id: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,5 @@
+//! sea-orm entities: one module per table created by the migration in `migration/`.
+
+pub mod api_key;
+pub mod live_stream;
+pub mod session;

@@ -1,0 +1,191 @@
+//! [`LocalStore`]: an [`ObjectStore`] on the local file system, the default backend.
+//!
+//! Each key segment becomes one path component under the root. [`ObjectKey`] already refuses
+//! `..`, separators and empty segments, so a key cannot name anything outside the root. Writes
+//! go to a uniquely named temporary file in the destination directory and are renamed into
+//! place (rename is atomic on POSIX file systems), so a reader never sees half a segment.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::object_store::{ObjectKey, ObjectStore, StoreError};
+
+/// Objects stored as files under one root directory.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// A store rooted at `root`; the directory is created on the first write.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, key: &ObjectKey) -> PathBuf {
+        let mut path = self.root.clone();
+        path.extend(key.segments());
+        path
+    }
+}
+
+/// Whether an I/O error means "there is no object there": a missing file, a directory where
+/// the object would be, or a file where a parent directory would be.
+fn means_absent(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::NotFound | ErrorKind::IsADirectory | ErrorKind::NotADirectory
+    )
+}
+
+fn io_error(key: &ObjectKey, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        key: key.clone(),
+        source,
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    async fn put(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError> {
+        let path = self.path_of(key);
+        let parent = path.parent().unwrap_or(&self.root);
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| io_error(key, e))?;
+        // The temporary name contains `~`, which no ObjectKey segment may, so it can never
+        // collide with or be served as a real object.
+        let temp = parent.join(format!(".tmp~{}", uuid::Uuid::new_v4().simple()));
+        if let Err(error) = tokio::fs::write(&temp, &body).await {
+            // Best effort: the write already failed, a leftover temp file is harmless.
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(io_error(key, error));
+        }
+        if let Err(error) = tokio::fs::rename(&temp, &path).await {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(io_error(key, error));
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
+        match tokio::fs::read(self.path_of(key)).await {
+            Ok(body) => Ok(Bytes::from(body)),
+            Err(error) if means_absent(&error) => Err(StoreError::NotFound { key: key.clone() }),
+            Err(error) => Err(io_error(key, error)),
+        }
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        match tokio::fs::remove_file(self.path_of(key)).await {
+            Ok(()) => Ok(()),
+            Err(error) if means_absent(&error) => Ok(()),
+            Err(error) => Err(io_error(key, error)),
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &ObjectKey) -> Result<(), StoreError> {
+        match tokio::fs::remove_dir_all(self.path_of(prefix)).await {
+            Ok(()) => Ok(()),
+            Err(error) if means_absent(&error) => Ok(()),
+            Err(error) => Err(io_error(prefix, error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> ObjectKey {
+        ObjectKey::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn put_then_get_returns_the_body_and_creates_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("objects"));
+        store
+            .put(&key("live/ls_1/720p/seg1.m4s"), Bytes::from_static(b"moof"))
+            .await
+            .unwrap();
+        let body = store.get(&key("live/ls_1/720p/seg1.m4s")).await.unwrap();
+        assert_eq!(&body[..], b"moof");
+        assert!(dir.path().join("objects/live/ls_1/720p/seg1.m4s").is_file());
+    }
+
+    #[tokio::test]
+    async fn put_replaces_and_leaves_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let k = key("live/ls_1/index.m3u8");
+        store.put(&k, Bytes::from_static(b"one")).await.unwrap();
+        store.put(&k, Bytes::from_static(b"two")).await.unwrap();
+        assert_eq!(&store.get(&k).await.unwrap()[..], b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("live/ls_1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["index.m3u8"]);
+    }
+
+    #[tokio::test]
+    async fn get_of_a_missing_object_or_a_directory_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        assert!(store.get(&key("nothing")).await.unwrap_err().is_not_found());
+        store
+            .put(&key("live/ls_1/a.m4s"), Bytes::new())
+            .await
+            .unwrap();
+        assert!(store
+            .get(&key("live/ls_1"))
+            .await
+            .unwrap_err()
+            .is_not_found());
+        assert!(store
+            .get(&key("live/ls_1/a.m4s/deeper"))
+            .await
+            .unwrap_err()
+            .is_not_found());
+    }
+
+    #[tokio::test]
+    async fn delete_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let k = key("live/ls_1/a.m4s");
+        store.put(&k, Bytes::from_static(b"x")).await.unwrap();
+        store.delete(&k).await.unwrap();
+        store.delete(&k).await.unwrap();
+        assert!(store.get(&k).await.unwrap_err().is_not_found());
+    }
+
+    #[tokio::test]
+    async fn delete_prefix_removes_the_whole_tree_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        for k in [
+            "live/ls_1/720p/a.m4s",
+            "live/ls_1/master.m3u8",
+            "live/ls_2/master.m3u8",
+        ] {
+            store.put(&key(k), Bytes::from_static(b"x")).await.unwrap();
+        }
+        store.delete_prefix(&key("live/ls_1")).await.unwrap();
+        store.delete_prefix(&key("live/ls_9")).await.unwrap();
+        assert!(store
+            .get(&key("live/ls_1/master.m3u8"))
+            .await
+            .unwrap_err()
+            .is_not_found());
+        assert!(store.get(&key("live/ls_2/master.m3u8")).await.is_ok());
+    }
+}

@@ -1,0 +1,15 @@
+//! Schema migrations, applied in order by [`Migrator`] (sea-orm-migration's `MigratorTrait`).
+
+use sea_orm_migration::prelude::*;
+
+mod m20250101_000001_create_tables;
+
+/// Every migration Sluice knows, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20250101_000001_create_tables::Migration)]
+    }
+}

@@ -1,0 +1,254 @@
+//! Behaviour of the metadata repository on a real SQLite file.
+
+use serde_json::json;
+use sluice_storage::{Db, LiveStreamStatus, StorageError};
+
+async fn fresh_db() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
+    let db = Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    (dir, db)
+}
+
+#[tokio::test]
+async fn migrating_twice_is_harmless() {
+    let (_dir, db) = fresh_db().await;
+    db.migrate().await.unwrap();
+    assert_eq!(db.count_api_keys().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn database_runs_in_wal_mode() {
+    let (dir, db) = fresh_db().await;
+    db.create_api_key("probe").await.unwrap();
+    assert!(dir.path().join("sluice.db-wal").exists());
+}
+
+#[tokio::test]
+async fn created_api_key_secret_is_found_until_revoked() {
+    let (_dir, db) = fresh_db().await;
+    let (key, secret) = db.create_api_key("ci").await.unwrap();
+    assert!(key.id.starts_with("ak_"));
+    assert_eq!(key.name, "ci");
+    assert!(key.revoked_at.is_none());
+    assert!(secret.len() >= 32);
+    assert_eq!(db.api_key_secret(&key.id).await.unwrap(), Some(secret));
+    assert_eq!(db.count_api_keys().await.unwrap(), 1);
+
+    db.revoke_api_key(&key.id).await.unwrap();
+    db.revoke_api_key(&key.id).await.unwrap();
+    assert_eq!(db.api_key_secret(&key.id).await.unwrap(), None);
+    assert_eq!(db.api_key_secret("ak_unknown").await.unwrap(), None);
+    assert!(db
+        .revoke_api_key("ak_unknown")
+        .await
+        .unwrap_err()
+        .is_not_found());
+}
+
+#[tokio::test]
+async fn inserting_an_existing_api_key_replaces_its_secret() {
+    let (_dir, db) = fresh_db().await;
+    db.insert_api_key("envkey", "first-secret", "env")
+        .await
+        .unwrap();
+    db.revoke_api_key("envkey").await.unwrap();
+    let key = db
+        .insert_api_key("envkey", "second-secret", "env renamed")
+        .await
+        .unwrap();
+    assert_eq!(key.name, "env renamed");
+    assert!(key.revoked_at.is_none());
+    assert_eq!(
+        db.api_key_secret("envkey").await.unwrap().as_deref(),
+        Some("second-secret")
+    );
+    assert_eq!(db.count_api_keys().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn created_live_stream_is_idle_and_found_by_every_id() {
+    let (_dir, db) = fresh_db().await;
+    let ladder = json!([{"name": "720p", "height": 720}]);
+    let stream = db.create_live_stream("Studio A", &ladder).await.unwrap();
+    assert!(stream.id.starts_with("ls_"));
+    assert_eq!(stream.name, "Studio A");
+    assert_eq!(stream.ladder, ladder);
+    assert_eq!(stream.status, LiveStreamStatus::Idle);
+    assert!(stream.stream_key.len() >= 32);
+    assert_ne!(stream.stream_key, stream.playback_id);
+
+    assert_eq!(
+        db.get_live_stream(&stream.id).await.unwrap(),
+        Some(stream.clone())
+    );
+    assert_eq!(
+        db.find_by_stream_key(&stream.stream_key).await.unwrap(),
+        Some(stream.clone())
+    );
+    assert_eq!(
+        db.find_by_playback_id(&stream.playback_id).await.unwrap(),
+        Some(stream.clone())
+    );
+    assert_eq!(db.get_live_stream("ls_nope").await.unwrap(), None);
+    assert_eq!(
+        db.find_by_stream_key(&stream.playback_id).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn listing_pages_through_streams_in_creation_order() {
+    let (_dir, db) = fresh_db().await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        created.push(
+            db.create_live_stream(&format!("s{i}"), &json!(null))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = db.list_live_streams(2, cursor.as_deref()).await.unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.into_iter().map(|s| s.id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let all = db.list_live_streams(5, None).await.unwrap();
+    assert_eq!(all.next_cursor, None);
+    let all: Vec<_> = all.items.into_iter().map(|s| s.id).collect();
+    // Pages join up to the single full listing, which holds every stream once.
+    assert_eq!(seen, all);
+    let (mut seen_sorted, mut created_sorted) = (seen.clone(), created.clone());
+    seen_sorted.sort();
+    created_sorted.sort();
+    assert_eq!(seen_sorted, created_sorted);
+    assert!(matches!(
+        db.list_live_streams(2, Some("ls_gone")).await,
+        Err(StorageError::InvalidCursor(_))
+    ));
+}
+
+#[tokio::test]
+async fn session_lifecycle_is_recorded_and_linked_to_its_stream() {
+    let (_dir, db) = fresh_db().await;
+    let stream = db.create_live_stream("s", &json!([])).await.unwrap();
+    assert_eq!(db.current_session(&stream.id).await.unwrap(), None);
+
+    let session = db
+        .start_session(
+            &stream.id,
+            "192.0.2.7:50123",
+            Some("FMLE/3.0 (compatible; obs)"),
+        )
+        .await
+        .unwrap();
+    assert!(session.id.starts_with("ses_"));
+    assert_eq!(session.input, None);
+    let active = db
+        .set_live_stream_status(&stream.id, LiveStreamStatus::Active, Some(&session.id))
+        .await
+        .unwrap();
+    assert_eq!(active.status, LiveStreamStatus::Active);
+    assert_eq!(
+        active.active_session_id.as_deref(),
+        Some(session.id.as_str())
+    );
+
+    let input = json!({"video": {"codec": "avc1.64001f", "width": 1280, "height": 720}});
+    db.update_session_input(&session.id, &input, 123_456, 7)
+        .await
+        .unwrap();
+    let current = db.current_session(&stream.id).await.unwrap().unwrap();
+    assert_eq!(current.input, Some(input));
+    assert_eq!(current.bytes_received, 123_456);
+    assert_eq!(current.frames_dropped, 7);
+    assert_eq!(current.client_addr, "192.0.2.7:50123");
+
+    let ended = db.end_session(&session.id).await.unwrap();
+    let ended_at = ended.ended_at.unwrap();
+    assert_eq!(
+        db.end_session(&session.id).await.unwrap().ended_at,
+        Some(ended_at)
+    );
+    let idle = db
+        .set_live_stream_status(&stream.id, LiveStreamStatus::Idle, None)
+        .await
+        .unwrap();
+    assert_eq!(idle.active_session_id, None);
+    assert_eq!(db.current_session(&stream.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn operations_on_unknown_records_are_not_found() {
+    let (_dir, db) = fresh_db().await;
+    assert!(db
+        .start_session("ls_nope", "addr", None)
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert!(db
+        .set_live_stream_status("ls_nope", LiveStreamStatus::Active, None)
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert!(db
+        .update_session_input("ses_nope", &json!({}), 0, 0)
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert!(db.end_session("ses_nope").await.unwrap_err().is_not_found());
+    assert!(db
+        .current_session("ls_nope")
+        .await
+        .unwrap_err()
+        .is_not_found());
+}
+
+#[tokio::test]
+async fn startup_reset_idles_streams_and_ends_sessions_left_by_a_crash() {
+    let (_dir, db) = fresh_db().await;
+    let live = db.create_live_stream("live", &json!([])).await.unwrap();
+    let idle = db.create_live_stream("idle", &json!([])).await.unwrap();
+    let session = db.start_session(&live.id, "addr", None).await.unwrap();
+    db.set_live_stream_status(&live.id, LiveStreamStatus::Active, Some(&session.id))
+        .await
+        .unwrap();
+
+    assert_eq!(db.reset_stale_active_streams().await.unwrap(), 1);
+    let live = db.get_live_stream(&live.id).await.unwrap().unwrap();
+    assert_eq!(live.status, LiveStreamStatus::Idle);
+    assert_eq!(live.active_session_id, None);
+    assert_eq!(
+        db.get_live_stream(&idle.id).await.unwrap().unwrap().status,
+        LiveStreamStatus::Idle
+    );
+    assert!(db
+        .end_session(&session.id)
+        .await
+        .unwrap()
+        .ended_at
+        .is_some());
+    assert_eq!(db.reset_stale_active_streams().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn data_survives_reconnecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
+    let id = {
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        db.create_live_stream("kept", &json!([])).await.unwrap().id
+    };
+    let db = Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    assert_eq!(db.get_live_stream(&id).await.unwrap().unwrap().name, "kept");
+}

@@ -1,0 +1,268 @@
+//! Black-box test harness: starts the real `sluice` binary on free loopback ports with a
+//! temporary data directory, and drives it with real clients (HTTP, the ffmpeg CLI, ffprobe).
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const API_KEY: &str = "test-key";
+pub const API_SECRET: &str = "test-secret-0123456789";
+
+/// A running `sluice serve` process, killed on drop.
+pub struct Server {
+    child: Child,
+    pub http_port: u16,
+    pub rtmp_port: u16,
+    pub data_dir: tempfile::TempDir,
+    log_path: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+impl Server {
+    /// Starts the server and waits until its HTTP health check answers.
+    pub fn start() -> Server {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let http_port = free_port();
+        let rtmp_port = free_port();
+        let log_path = data_dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .env("SLUICE_HTTP", format!("127.0.0.1:{http_port}"))
+            .env("SLUICE_RTMP", format!("127.0.0.1:{rtmp_port}"))
+            .env("SLUICE_DATA_DIR", data_dir.path())
+            .env("SLUICE_PUBLIC_URL", format!("http://127.0.0.1:{http_port}"))
+            .env("SLUICE_API_KEY", API_KEY)
+            .env("SLUICE_API_SECRET", API_SECRET)
+            .env("SLUICE_LOG", "info,sluice=debug")
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start sluice");
+        let server = Server {
+            child,
+            http_port,
+            rtmp_port,
+            data_dir,
+            log_path,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if http_get(&server.url("/healthz")).status == 200 {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("server did not become healthy:\n{}", server.log());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn rtmp_url(&self, stream_key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{stream_key}", self.rtmp_port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `POST /v1/live-streams` with Basic auth; returns the `data` object.
+    pub fn create_live_stream(&self, body: Value) -> Value {
+        let (status, json) = self.api("POST", "/v1/live-streams", Some(body));
+        assert_eq!(status, 201, "create live stream: {json}");
+        json["data"].clone()
+    }
+
+    /// Calls the API with Basic auth and returns the status and JSON body.
+    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut args = vec![
+            "-s".to_owned(),
+            "-o".to_owned(),
+            "-".to_owned(),
+            "-w".to_owned(),
+            "\n%{http_code}".to_owned(),
+            "-X".to_owned(),
+            method.to_owned(),
+            "-u".to_owned(),
+            format!("{API_KEY}:{API_SECRET}"),
+        ];
+        if let Some(body) = body {
+            args.extend(["-H".to_owned(), "content-type: application/json".to_owned()]);
+            args.extend(["--data-binary".to_owned(), body.to_string()]);
+        }
+        args.push(self.url(path));
+        let output = Command::new("curl").args(&args).output().expect("curl");
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        let (body, status) = text.rsplit_once('\n').expect("curl status line");
+        let json = serde_json::from_str(body).unwrap_or(Value::Null);
+        (status.trim().parse().expect("status code"), json)
+    }
+
+    /// Fetches a URL path (no auth) and returns status, headers and body bytes.
+    pub fn get(&self, path: &str) -> HttpResponse {
+        http_get(&self.url(path))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- sluice server log ----\n{}", self.log());
+        }
+    }
+}
+
+/// A minimal HTTP response as seen by curl.
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+}
+
+/// GET with curl, capturing headers separately from the body.
+pub fn http_get(url: &str) -> HttpResponse {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let headers_path = dir.path().join("headers");
+    let body_path = dir.path().join("body");
+    let output = Command::new("curl")
+        .args(["-s", "-D"])
+        .arg(&headers_path)
+        .arg("-o")
+        .arg(&body_path)
+        .args(["-w", "%{http_code}", url])
+        .output()
+        .expect("curl");
+    let status = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let headers = std::fs::read_to_string(&headers_path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    let body = std::fs::read(&body_path).unwrap_or_default();
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// An ffmpeg process publishing a synthetic test pattern and tone over RTMP.
+pub struct Publisher {
+    child: Child,
+}
+
+impl Publisher {
+    /// Publishes `seconds` of `testsrc2` at `size` and `fps` with a sine tone, in real time,
+    /// as H.264 (2 s GOP) + AAC, the way OBS is usually configured.
+    pub fn start(url: &str, size: &str, fps: u32, seconds: u32) -> Publisher {
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!(
+                "testsrc2=size={size}:rate={fps}:duration={seconds}"
+            ))
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!(
+                "sine=frequency=440:sample_rate=48000:duration={seconds}"
+            ))
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+            ])
+            .args(["-g", &(fps * 2).to_string(), "-b:v", "1500k"])
+            .args(["-c:a", "aac", "-b:a", "128k", "-f", "flv", url])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start ffmpeg");
+        Publisher { child }
+    }
+
+    /// Waits for ffmpeg to finish and returns whether it exited successfully.
+    pub fn wait(mut self) -> bool {
+        self.child
+            .wait()
+            .map(|status| status.success())
+            .unwrap_or(false)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Runs ffprobe with `args` on `input` and parses its JSON output.
+pub fn ffprobe(input: &Path, args: &[&str]) -> Value {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(input)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        output.status.success(),
+        "ffprobe failed on {}: {}",
+        input.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("ffprobe JSON")
+}

@@ -1,0 +1,72 @@
+// Plays an HLS URL with hls.js inside headless Chromium and prints one JSON report line.
+//
+//   node play.mjs <master.m3u8 URL> <seconds to watch>
+//
+// The report holds the number of levels hls.js parsed from the master playlist, the furthest
+// playback position reached, the levels it switched to and every error it raised. The Rust
+// test that calls this script decides what counts as a pass.
+import { chromium } from "playwright-core";
+import { createRequire } from "node:module";
+
+const [url, secondsArg] = process.argv.slice(2);
+if (!url) {
+  console.error("usage: node play.mjs <url> [seconds]");
+  process.exit(2);
+}
+const watchSeconds = Number(secondsArg ?? 8);
+const hlsScript = createRequire(import.meta.url).resolve("hls.js/dist/hls.min.js");
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+try {
+  const page = await browser.newPage();
+  await page.setContent("<video id=v muted playsinline></video>");
+  await page.addScriptTag({ path: hlsScript });
+  const report = await page.evaluate(
+    ({ url, watchSeconds }) =>
+      new Promise((resolve) => {
+        const video = document.getElementById("v");
+        const report = { supported: Hls.isSupported(), levels: 0, maxTime: 0, switchedTo: [], errors: [] };
+        const hls = new Hls({ debug: false });
+        hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
+          report.levels = data.levels.length;
+          report.codecs = data.levels.map((l) => l.attrs.CODECS);
+          video.play().catch((e) => report.errors.push({ fatal: false, details: "play(): " + e }));
+        });
+        hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => report.switchedTo.push(data.level));
+        hls.on(Hls.Events.ERROR, (_e, data) => {
+          report.errors.push({ fatal: data.fatal, type: data.type, details: data.details });
+          if (data.fatal) finish();
+        });
+        video.addEventListener("timeupdate", () => {
+          report.maxTime = Math.max(report.maxTime, video.currentTime);
+        });
+        let done = false;
+        function finish() {
+          if (done) return;
+          done = true;
+          report.maxTime = Math.max(report.maxTime, video.currentTime);
+          hls.destroy();
+          resolve(report);
+        }
+        hls.loadSource(url);
+        hls.attachMedia(video);
+        setTimeout(finish, watchSeconds * 1000);
+      }),
+    { url, watchSeconds },
+  );
+  console.log(JSON.stringify(report));
+} finally {
+  await browser.close();
+}

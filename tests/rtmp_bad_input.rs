@@ -1,0 +1,159 @@
+//! Black-box: broken or hostile RTMP peers each lose their own connection, with a clear log
+//! line, while a healthy publisher on the same server keeps streaming.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{wait_for, Publisher, Server};
+use serde_json::json;
+
+/// Connects and returns whether the server closed the connection within `within`.
+fn closed_by_server(mut socket: TcpStream, within: Duration) -> bool {
+    socket.set_read_timeout(Some(within)).unwrap();
+    let mut buffer = [0u8; 8192];
+    loop {
+        match socket.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(error) => {
+                return matches!(
+                    error.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                )
+            }
+        }
+    }
+}
+
+/// Performs the plain RTMP handshake as a client and returns the socket.
+fn handshaken(port: u16) -> TcpStream {
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut c0c1 = vec![3u8];
+    c0c1.extend(std::iter::repeat_n(0u8, 1536));
+    socket.write_all(&c0c1).unwrap();
+    let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
+    socket.read_exact(&mut s0s1s2).unwrap();
+    socket.write_all(&s0s1s2[1..1537]).unwrap();
+    socket
+}
+
+/// A type-0 chunk on chunk stream 2 carrying one protocol control message.
+fn control_message(type_id: u8, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut chunk = vec![0x02, 0, 0, 0];
+    chunk.extend_from_slice(&len.to_be_bytes()[1..]);
+    chunk.push(type_id);
+    chunk.extend_from_slice(&[0, 0, 0, 0]);
+    chunk.extend_from_slice(payload);
+    chunk
+}
+
+#[test]
+fn hostile_peers_are_cut_off_and_a_healthy_stream_carries_on() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({"name": "healthy", "ladder": ["source"]}));
+    let playback_id = stream["playback_id"].as_str().unwrap().to_owned();
+    let healthy = Publisher::start(
+        &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
+        "640x360",
+        30,
+        14,
+    );
+    wait_for(
+        "the healthy stream's first segment",
+        Duration::from_secs(30),
+        || {
+            (server
+                .get(&format!("/hls/{playback_id}/master.m3u8"))
+                .status
+                == 200)
+                .then_some(())
+        },
+    );
+
+    // Garbage instead of a handshake.
+    let mut garbage = TcpStream::connect(("127.0.0.1", server.rtmp_port)).unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(
+        closed_by_server(garbage, Duration::from_secs(5)),
+        "garbage closed"
+    );
+
+    // A handshake that stops half-way is closed by the handshake deadline.
+    let mut half = TcpStream::connect(("127.0.0.1", server.rtmp_port)).unwrap();
+    half.write_all(&[3u8; 700]).unwrap();
+    assert!(
+        closed_by_server(half, Duration::from_secs(15)),
+        "half handshake closed"
+    );
+
+    // Set Chunk Size 0 and 2^31, and a 16 MiB message.
+    for payload in [0u32.to_be_bytes(), 0x8000_0000u32.to_be_bytes()] {
+        let mut socket = handshaken(server.rtmp_port);
+        socket.write_all(&control_message(1, &payload)).unwrap();
+        assert!(
+            closed_by_server(socket, Duration::from_secs(5)),
+            "bad chunk size closed"
+        );
+    }
+    let mut huge = handshaken(server.rtmp_port);
+    huge.write_all(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 20, 1, 0, 0, 0])
+        .unwrap();
+    huge.write_all(&[0u8; 4096]).unwrap();
+    assert!(
+        closed_by_server(huge, Duration::from_secs(5)),
+        "16 MiB message closed"
+    );
+
+    // A chunk continuing a chunk stream that was never opened.
+    let mut orphan = handshaken(server.rtmp_port);
+    orphan.write_all(&[0xc5, 1, 2, 3, 4]).unwrap();
+    assert!(
+        closed_by_server(orphan, Duration::from_secs(5)),
+        "orphan chunk closed"
+    );
+
+    // A publisher with a stream key nobody created is refused.
+    let refused = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg("testsrc2=size=320x240:rate=15:duration=3")
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-f", "flv"])
+        .arg(server.rtmp_url("not-a-real-key"))
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        !refused.status.success(),
+        "an unknown stream key must be refused"
+    );
+
+    assert!(healthy.wait(), "the healthy publisher was disturbed");
+    let playlist = wait_for(
+        "the healthy stream to end cleanly",
+        Duration::from_secs(30),
+        || {
+            let response = server.get(&format!("/hls/{playback_id}/v0/index.m3u8"));
+            response
+                .text()
+                .contains("#EXT-X-ENDLIST")
+                .then(|| response.text())
+        },
+    );
+    assert!(playlist.matches("#EXTINF").count() >= 5, "{playlist}");
+    let log = server.log();
+    assert!(log.contains("stream key"), "refusal is logged: {log}");
+    assert!(!log.contains("panicked"), "no panic: {log}");
+}

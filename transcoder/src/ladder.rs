@@ -1,0 +1,427 @@
+//! The encoding ladder: which renditions a stream gets, and how they are fitted to a source.
+//!
+//! A [`Ladder`] is a list of [`RungSpec`]s. In JSON (API, config) it is a list whose items are
+//! either a string or an object:
+//!
+//! ```json
+//! ["source", "720p", {"name": "540p", "height": 540, "bitrate_kbps": 2000, "max_fps": 30}]
+//! ```
+//!
+//! - `"source"`: repackage the incoming H.264 as it is (no decode, no encode).
+//! - `"1080p"`, `"720p"`, `"480p"`, `"360p"`: the rungs of [`Ladder::DEFAULT`].
+//! - an object: a custom [`Rung`]. `max_fps` is optional (default [`Rung::DEFAULT_MAX_FPS`]).
+//!
+//! A rung names a height only: the width always follows the source's aspect ratio. Rungs are
+//! serialised back as `"source"` or as full objects, so a round trip is lossless.
+//!
+//! [`plan`] fits a ladder to a source following the Apple HLS Authoring Specification: never
+//! upscale (§2.1 ladder guidance), even dimensions for 4:2:0 chroma, frame rate never above the
+//! source's, and capped VBR (VBV) so segment peaks stay near the declared BANDWIDTH (§1.26).
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::TranscodeError;
+
+/// One encoded rendition, as configured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rung {
+    /// Name used in playlists and storage keys (`720p`).
+    pub name: Cow<'static, str>,
+    /// Target height in pixels; the width follows the source's aspect ratio.
+    pub height: u32,
+    /// Average video bitrate in kb/s (x264 ABR target).
+    pub bitrate_kbps: u32,
+    /// Highest frame rate this rung is encoded at; faster sources are decimated.
+    #[serde(default = "Rung::default_max_fps")]
+    pub max_fps: u32,
+}
+
+impl Rung {
+    /// Frame-rate cap when a rung does not name one.
+    pub const DEFAULT_MAX_FPS: u32 = 60;
+
+    fn default_max_fps() -> u32 {
+        Self::DEFAULT_MAX_FPS
+    }
+}
+
+/// One entry of a ladder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RungSpecRepr", into = "RungSpecRepr")]
+pub enum RungSpec {
+    /// The source's own H.264, repackaged without re-encoding.
+    Source,
+    /// A rendition encoded with x264.
+    Encode(Rung),
+}
+
+/// The JSON shape of a [`RungSpec`]: a name or a rung object.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum RungSpecRepr {
+    Name(String),
+    Rung(Rung),
+}
+
+const SOURCE_NAME: &str = "source";
+
+impl TryFrom<RungSpecRepr> for RungSpec {
+    type Error = TranscodeError;
+
+    fn try_from(repr: RungSpecRepr) -> Result<Self, Self::Error> {
+        match repr {
+            RungSpecRepr::Rung(rung) => Ok(RungSpec::Encode(rung)),
+            RungSpecRepr::Name(name) if name == SOURCE_NAME => Ok(RungSpec::Source),
+            RungSpecRepr::Name(name) => Ladder::DEFAULT
+                .rungs
+                .iter()
+                .find(|spec| matches!(spec, RungSpec::Encode(rung) if rung.name == name))
+                .cloned()
+                .ok_or(TranscodeError::UnknownRung(name)),
+        }
+    }
+}
+
+impl From<RungSpec> for RungSpecRepr {
+    fn from(spec: RungSpec) -> Self {
+        match spec {
+            RungSpec::Source => RungSpecRepr::Name(SOURCE_NAME.to_owned()),
+            RungSpec::Encode(rung) => RungSpecRepr::Rung(rung),
+        }
+    }
+}
+
+/// An ordered list of renditions, top quality first by convention.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ladder {
+    pub rungs: Cow<'static, [RungSpec]>,
+}
+
+const fn preset(name: &'static str, height: u32, bitrate_kbps: u32, max_fps: u32) -> RungSpec {
+    RungSpec::Encode(Rung {
+        name: Cow::Borrowed(name),
+        height,
+        bitrate_kbps,
+        max_fps,
+    })
+}
+
+impl Ladder {
+    /// 1080p 6000k, 720p 3000k, 480p 1400k, 360p 800k: the Apple reference ladder's steps
+    /// (HLS Authoring Spec §2.1). The two lower rungs stop at 30 fps, where the bits go further.
+    pub const DEFAULT: Ladder = Ladder {
+        rungs: Cow::Borrowed(&[
+            preset("1080p", 1080, 6000, 60),
+            preset("720p", 720, 3000, 60),
+            preset("480p", 480, 1400, 30),
+            preset("360p", 360, 800, 30),
+        ]),
+    };
+}
+
+impl Default for Ladder {
+    fn default() -> Self {
+        Ladder::DEFAULT
+    }
+}
+
+/// A rung fitted to a source.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlannedRung {
+    /// Repackage the source.
+    Source,
+    /// Encode with these settings.
+    Encode(EncodeTarget),
+}
+
+impl PlannedRung {
+    /// The rung's name (`source`, `720p`, …).
+    pub fn name(&self) -> &str {
+        match self {
+            PlannedRung::Source => SOURCE_NAME,
+            PlannedRung::Encode(target) => &target.name,
+        }
+    }
+}
+
+/// What one encoded rung is made of, once fitted to the source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodeTarget {
+    /// Rung name.
+    pub name: String,
+    /// Output width (even, source aspect ratio).
+    pub width: u32,
+    /// Output height (even, never above the source).
+    pub height: u32,
+    /// Output frame rate: the source's, capped at the rung's `max_fps`.
+    pub frame_rate: f64,
+    /// Average bitrate (x264 ABR) in kb/s.
+    pub bitrate_kbps: u32,
+    /// VBV maximum rate in kb/s.
+    pub vbv_maxrate_kbps: u32,
+    /// VBV buffer size in kbit.
+    pub vbv_bufsize_kbit: u32,
+}
+
+/// VBV maximum rate as a multiple of the average bitrate: 10 % headroom, the tolerance the
+/// HLS Authoring Spec allows between declared and measured bitrates (§1.26–1.27).
+const VBV_MAXRATE_FACTOR: f64 = 1.1;
+/// VBV buffer in seconds of average bitrate: one 2 s segment.
+const VBV_BUFFER_SECONDS: u32 = 2;
+/// Largest source Sluice transcodes (4096×2304, a 16:9 4K frame): larger frames are refused
+/// before a decoder allocates them.
+pub const MAX_SOURCE_PIXELS: u64 = 4096 * 2304;
+
+/// Fits `ladder` to a source of `source_width`×`source_height` at `source_fps` (when known).
+///
+/// Rungs taller than the source are dropped; when none is left, the lowest rung is kept at the
+/// source size with its bitrate scaled by pixel count. Widths keep the source aspect ratio and
+/// both dimensions are even. Only the first `source` entry is kept.
+pub fn plan(
+    ladder: &Ladder,
+    source_width: u32,
+    source_height: u32,
+    source_fps: Option<f64>,
+) -> Result<Vec<PlannedRung>, TranscodeError> {
+    let invalid = |reason| TranscodeError::InvalidSource {
+        width: source_width,
+        height: source_height,
+        reason,
+    };
+    if source_width < 2 || source_height < 2 {
+        return Err(invalid("dimensions below 2 pixels"));
+    }
+    if u64::from(source_width) * u64::from(source_height) > MAX_SOURCE_PIXELS {
+        return Err(invalid("more pixels than 4096x2304"));
+    }
+    let source_fps = source_fps.filter(|fps| fps.is_finite() && *fps > 0.0);
+    let fit = |rung: &Rung, height: u32| {
+        let height = even_floor(height);
+        let width =
+            even_round(f64::from(height) * f64::from(source_width) / f64::from(source_height));
+        let cap = f64::from(rung.max_fps.max(1));
+        let frame_rate = source_fps.map_or(cap, |fps| fps.min(cap));
+        EncodeTarget {
+            name: rung.name.to_string(),
+            width,
+            height,
+            frame_rate,
+            bitrate_kbps: rung.bitrate_kbps,
+            vbv_maxrate_kbps: (f64::from(rung.bitrate_kbps) * VBV_MAXRATE_FACTOR).round() as u32,
+            vbv_bufsize_kbit: rung.bitrate_kbps.saturating_mul(VBV_BUFFER_SECONDS),
+        }
+    };
+
+    let mut planned = Vec::new();
+    let mut has_source = false;
+    for spec in ladder.rungs.iter() {
+        match spec {
+            RungSpec::Source if !has_source => {
+                has_source = true;
+                planned.push(PlannedRung::Source);
+            }
+            RungSpec::Source => {}
+            RungSpec::Encode(rung) if rung.height <= source_height && rung.height >= 2 => {
+                planned.push(PlannedRung::Encode(fit(rung, rung.height)));
+            }
+            RungSpec::Encode(_) => {}
+        }
+    }
+
+    let has_encode = planned
+        .iter()
+        .any(|rung| matches!(rung, PlannedRung::Encode(_)));
+    let lowest = ladder
+        .rungs
+        .iter()
+        .filter_map(|spec| match spec {
+            RungSpec::Encode(rung) => Some(rung),
+            RungSpec::Source => None,
+        })
+        .min_by_key(|rung| rung.height);
+    if let (false, Some(lowest)) = (has_encode, lowest) {
+        let mut target = fit(lowest, source_height);
+        let nominal_width = even_round(f64::from(lowest.height) * 16.0 / 9.0);
+        let area_ratio = f64::from(target.width) * f64::from(target.height)
+            / (f64::from(nominal_width) * f64::from(lowest.height.max(1)));
+        let scale = |kbps: u32| ((f64::from(kbps) * area_ratio.min(1.0)).round() as u32).max(1);
+        target.name = format!("{}p", target.height);
+        target.bitrate_kbps = scale(target.bitrate_kbps);
+        target.vbv_maxrate_kbps = scale(target.vbv_maxrate_kbps);
+        target.vbv_bufsize_kbit = scale(target.vbv_bufsize_kbit);
+        planned.push(PlannedRung::Encode(target));
+    }
+    Ok(planned)
+}
+
+fn even_floor(value: u32) -> u32 {
+    value & !1
+}
+
+fn even_round(value: f64) -> u32 {
+    ((value / 2.0).round() as u32).max(1) * 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode_targets(planned: &[PlannedRung]) -> Vec<&EncodeTarget> {
+        planned
+            .iter()
+            .filter_map(|rung| match rung {
+                PlannedRung::Encode(target) => Some(target),
+                PlannedRung::Source => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_ladder_on_1080p_keeps_every_rung_with_even_16_9_sizes() {
+        let planned = plan(&Ladder::DEFAULT, 1920, 1080, Some(30.0)).unwrap();
+        let sizes: Vec<_> = encode_targets(&planned)
+            .iter()
+            .map(|t| (t.name.as_str(), t.width, t.height, t.bitrate_kbps))
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                ("1080p", 1920, 1080, 6000),
+                ("720p", 1280, 720, 3000),
+                ("480p", 854, 480, 1400),
+                ("360p", 640, 360, 800),
+            ]
+        );
+    }
+
+    #[test]
+    fn rungs_taller_than_the_source_are_dropped() {
+        let planned = plan(&Ladder::DEFAULT, 1280, 720, Some(30.0)).unwrap();
+        let names: Vec<_> = planned.iter().map(PlannedRung::name).collect();
+        assert_eq!(names, ["720p", "480p", "360p"]);
+    }
+
+    #[test]
+    fn a_source_smaller_than_every_rung_keeps_one_rung_at_source_size() {
+        let planned = plan(&Ladder::DEFAULT, 320, 240, Some(25.0)).unwrap();
+        let targets = encode_targets(&planned);
+        assert_eq!(targets.len(), 1);
+        let target = targets[0];
+        assert_eq!((target.width, target.height), (320, 240));
+        assert_eq!(target.name, "240p");
+        // 320×240 is a third of 640×360's pixels: 800 kb/s scales down to 267 kb/s.
+        assert_eq!(target.bitrate_kbps, 267);
+        assert!(target.vbv_maxrate_kbps > target.bitrate_kbps);
+    }
+
+    #[test]
+    fn width_follows_the_source_aspect_ratio_and_stays_even() {
+        let planned = plan(&Ladder::DEFAULT, 1440, 1080, None).unwrap();
+        let widths: Vec<_> = encode_targets(&planned).iter().map(|t| t.width).collect();
+        assert_eq!(widths, [1440, 960, 640, 480]);
+
+        // A portrait phone source: 1080×1920 fits every rung by height, widths shrink.
+        let planned = plan(&Ladder::DEFAULT, 1080, 1920, None).unwrap();
+        let sizes: Vec<_> = encode_targets(&planned)
+            .iter()
+            .map(|t| (t.width, t.height))
+            .collect();
+        assert_eq!(sizes, [(608, 1080), (406, 720), (270, 480), (202, 360)]);
+    }
+
+    #[test]
+    fn odd_source_dimensions_give_even_output() {
+        let planned = plan(&Ladder::DEFAULT, 639, 359, None).unwrap();
+        let target = encode_targets(&planned)[0];
+        assert_eq!((target.width % 2, target.height % 2), (0, 0));
+        assert_eq!(target.height, 358);
+    }
+
+    #[test]
+    fn frame_rate_is_never_above_the_source_nor_the_rung_cap() {
+        let planned = plan(&Ladder::DEFAULT, 1920, 1080, Some(60.0)).unwrap();
+        let rates: Vec<_> = encode_targets(&planned)
+            .iter()
+            .map(|t| t.frame_rate)
+            .collect();
+        assert_eq!(rates, [60.0, 60.0, 30.0, 30.0]);
+
+        let planned = plan(&Ladder::DEFAULT, 1920, 1080, Some(24.0)).unwrap();
+        assert!(encode_targets(&planned)
+            .iter()
+            .all(|t| t.frame_rate == 24.0));
+
+        let planned = plan(&Ladder::DEFAULT, 1920, 1080, None).unwrap();
+        let rates: Vec<_> = encode_targets(&planned)
+            .iter()
+            .map(|t| t.frame_rate)
+            .collect();
+        assert_eq!(rates, [60.0, 60.0, 30.0, 30.0]);
+    }
+
+    #[test]
+    fn vbv_allows_ten_percent_peaks_over_a_two_second_buffer() {
+        let planned = plan(&Ladder::DEFAULT, 1280, 720, Some(30.0)).unwrap();
+        let target = encode_targets(&planned)[0];
+        assert_eq!(target.vbv_maxrate_kbps, 3300);
+        assert_eq!(target.vbv_bufsize_kbit, 6000);
+    }
+
+    #[test]
+    fn source_rung_is_kept_once_and_in_place() {
+        let ladder: Ladder = serde_json::from_str(r#"["source", "360p", "source"]"#).unwrap();
+        let planned = plan(&ladder, 1920, 1080, Some(30.0)).unwrap();
+        let names: Vec<_> = planned.iter().map(PlannedRung::name).collect();
+        assert_eq!(names, ["source", "360p"]);
+    }
+
+    #[test]
+    fn zero_sized_and_oversized_sources_are_refused() {
+        assert!(matches!(
+            plan(&Ladder::DEFAULT, 0, 1080, None),
+            Err(TranscodeError::InvalidSource { .. })
+        ));
+        assert!(matches!(
+            plan(&Ladder::DEFAULT, 16384, 16384, None),
+            Err(TranscodeError::InvalidSource { .. })
+        ));
+    }
+
+    #[test]
+    fn ladder_json_accepts_names_and_objects_and_round_trips() {
+        let json = r#"["source","720p",{"name":"540p","height":540,"bitrate_kbps":2000}]"#;
+        let ladder: Ladder = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            ladder.rungs.as_ref(),
+            [
+                RungSpec::Source,
+                Ladder::DEFAULT.rungs[1].clone(),
+                RungSpec::Encode(Rung {
+                    name: "540p".into(),
+                    height: 540,
+                    bitrate_kbps: 2000,
+                    max_fps: Rung::DEFAULT_MAX_FPS,
+                }),
+            ]
+        );
+        let again: Ladder = serde_json::from_str(&serde_json::to_string(&ladder).unwrap()).unwrap();
+        assert_eq!(again, ladder);
+    }
+
+    #[test]
+    fn ladder_json_rejects_unknown_names_and_fields() {
+        let unknown = serde_json::from_str::<Ladder>(r#"["4k"]"#).unwrap_err();
+        assert!(
+            unknown.to_string().contains("unknown rung \"4k\""),
+            "{unknown}"
+        );
+        assert!(serde_json::from_str::<Ladder>(
+            r#"[{"name":"x","height":2,"bitrate_kbps":1,"crf":20}]"#
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,854 @@
+//! The live ladder pipeline: decode the source once, scale and encode every rung on its own
+//! thread, and cut all rungs at the same source instants.
+//!
+//! ```text
+//! push(Packet) ──bounded──> decode thread ──bounded, per rung──> rung thread: fps cap → swscale → x264
+//!      │                       (cut decisions)                                        │
+//!      └── "source" rung: repackaged as is ────────────────> output channel (bounded) <┘
+//! ```
+//!
+//! - **Aligned IDRs** (HLS Authoring Spec §1.13, §7.4): the decode thread decides which source
+//!   pictures start a segment, and every rung forces an IDR on exactly those pictures. Without a
+//!   `source` rung, a cut falls on the first picture at or after each multiple of
+//!   `keyframe_interval` from the first picture. With a `source` rung, the encoded rungs cut on
+//!   the source's own keyframes, so the repackaged source lines up with them too.
+//! - **Backpressure** (DESIGN.md "Live backpressure"): every queue is bounded and nothing waits
+//!   on a full one except the rung threads on the output channel. `push` never blocks: when the
+//!   decode queue is full the packet is dropped, and so is everything up to the next keyframe,
+//!   so the decoder never sees a broken reference chain. When a rung's picture queue is full the
+//!   picture is dropped for that rung only (before its encoder), and if it was a cut the rung
+//!   cuts on its next picture instead. Every drop is counted in [`TranscodeStats`].
+//! - **Timestamps**: output packets are on the 90 kHz clock and keep the source's absolute
+//!   times, so the packager can align them with the untouched audio.
+//!
+//! The output receiver must be drained while the transcoder runs (from another thread or
+//! task): rung threads wait for room in it, and [`LiveTranscoder::finish`] waits for them.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use ffmpeg_next::format::Pixel;
+use ffmpeg_next::frame;
+use ffmpeg_next::software::scaling;
+use sluice_media::{AvcConfig, Packet, Timebase, TrackKind};
+use tracing::{debug, error, info, warn};
+
+use crate::decode::{DecodedPicture, H264Decoder};
+use crate::ladder::{EncodeTarget, PlannedRung};
+use crate::x264::{EncodedFrame, Preset, X264Encoder, X264Settings};
+use crate::TranscodeError;
+
+/// How the live pipeline encodes and how much it may queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncoderSettings {
+    /// x264 preset for every rung (default [`Preset::Veryfast`]).
+    pub preset: Preset,
+    /// Distance between forced IDRs when there is no source rung (default
+    /// [`Self::DEFAULT_KEYFRAME_INTERVAL`]).
+    pub keyframe_interval: Duration,
+    /// x264 threads per rung; 0 lets x264 choose (default [`Self::DEFAULT_THREADS_PER_RUNG`]).
+    pub threads_per_rung: u32,
+    /// Packets waiting for the decoder (default [`Self::DEFAULT_PACKET_QUEUE`]).
+    pub packet_queue: usize,
+    /// Decoded pictures waiting for each rung (default [`Self::DEFAULT_FRAME_QUEUE`]).
+    pub frame_queue: usize,
+    /// Messages waiting in the output channel (default [`Self::DEFAULT_OUTPUT_QUEUE`]; never
+    /// fewer than the number of rungs, so the configurations fit before anyone reads).
+    pub output_queue: usize,
+}
+
+impl EncoderSettings {
+    /// One IDR every 2 s (HLS Authoring Spec §1.13).
+    pub const DEFAULT_KEYFRAME_INTERVAL: Duration = Duration::from_secs(2);
+    /// Rungs already run in parallel, one thread each; a second x264 thread per rung lets a
+    /// 1080p veryfast rung keep up on its own while costing little latency (frame threads).
+    pub const DEFAULT_THREADS_PER_RUNG: u32 = 2;
+    /// About 2 s of 60 fps video.
+    pub const DEFAULT_PACKET_QUEUE: usize = 120;
+    /// A few pictures of slack per rung; each 1080p picture is about 3 MB.
+    pub const DEFAULT_FRAME_QUEUE: usize = 8;
+    /// Room for a few segments' worth of packets across all rungs.
+    pub const DEFAULT_OUTPUT_QUEUE: usize = 256;
+}
+
+impl Default for EncoderSettings {
+    fn default() -> Self {
+        EncoderSettings {
+            preset: Preset::default(),
+            keyframe_interval: Self::DEFAULT_KEYFRAME_INTERVAL,
+            threads_per_rung: Self::DEFAULT_THREADS_PER_RUNG,
+            packet_queue: Self::DEFAULT_PACKET_QUEUE,
+            frame_queue: Self::DEFAULT_FRAME_QUEUE,
+            output_queue: Self::DEFAULT_OUTPUT_QUEUE,
+        }
+    }
+}
+
+/// What the pipeline produces; `rung` is the index in the planned rungs given to `start`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TranscoderOutput {
+    /// The rung's decoder configuration; sent once per rung, before any of its packets.
+    Config { rung: usize, config: AvcConfig },
+    /// One access unit (AVCC, 90 kHz timestamps). The first packet of a rung is a keyframe.
+    Packet { rung: usize, packet: Packet },
+    /// The rung has delivered everything it will.
+    Finished { rung: usize },
+}
+
+/// A snapshot of the pipeline's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TranscodeStats {
+    /// Video packets given to `push`.
+    pub packets_received: u64,
+    /// Packets not decoded: the decode queue was full, or they came before the next keyframe.
+    pub packets_dropped: u64,
+    /// Packets libavcodec rejected.
+    pub decode_errors: u64,
+    /// Pictures out of the decoder.
+    pub frames_decoded: u64,
+    /// Per rung: access units delivered (encoded frames, or packets for the source rung).
+    pub frames_emitted_per_rung: Vec<u64>,
+    /// Per rung: pictures (or source packets) dropped because the rung could not keep up.
+    /// Pictures left out to meet a rung's frame-rate cap are not counted.
+    pub frames_dropped_per_rung: Vec<u64>,
+}
+
+#[derive(Default)]
+struct RungCounters {
+    emitted: AtomicU64,
+    dropped: AtomicU64,
+}
+
+#[derive(Default)]
+struct Counters {
+    packets_received: AtomicU64,
+    packets_dropped: AtomicU64,
+    decode_errors: AtomicU64,
+    frames_decoded: AtomicU64,
+    rungs: Vec<RungCounters>,
+}
+
+fn bump(counter: &AtomicU64) -> u64 {
+    counter.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Admits packets from a keyframe on: once a packet of a stream is lost, every following one
+/// is refused until the next keyframe, so a decoder never sees a picture whose references are
+/// missing.
+struct KeyframeGate {
+    waiting: AtomicBool,
+}
+
+impl KeyframeGate {
+    fn closed() -> Self {
+        KeyframeGate {
+            waiting: AtomicBool::new(true),
+        }
+    }
+
+    fn admits(&self, keyframe: bool) -> bool {
+        if keyframe {
+            self.waiting.store(false, Ordering::Relaxed);
+        }
+        !self.waiting.load(Ordering::Relaxed)
+    }
+
+    fn lost_one(&self) {
+        self.waiting.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A running live ladder.
+pub struct LiveTranscoder {
+    /// `None` when every rung is the source (nothing to decode).
+    decode_input: Option<SyncSender<Packet>>,
+    decode_gate: KeyframeGate,
+    source_rung: Option<usize>,
+    source_gate: KeyframeGate,
+    output: SyncSender<TranscoderOutput>,
+    counters: Arc<Counters>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl LiveTranscoder {
+    /// Opens every encoder, queues each rung's [`TranscoderOutput::Config`] and starts the
+    /// threads. `source` is the incoming stream's configuration; `rungs` come from
+    /// [`crate::plan`].
+    pub fn start(
+        source: &AvcConfig,
+        rungs: Vec<PlannedRung>,
+        settings: EncoderSettings,
+    ) -> Result<(LiveTranscoder, Receiver<TranscoderOutput>), TranscodeError> {
+        let (output, receiver) = mpsc::sync_channel(settings.output_queue.max(rungs.len()).max(1));
+        let counters = Arc::new(Counters {
+            rungs: rungs.iter().map(|_| RungCounters::default()).collect(),
+            ..Counters::default()
+        });
+
+        let mut encoders = Vec::new();
+        let mut source_rung = None;
+        for (index, rung) in rungs.iter().enumerate() {
+            let config = match rung {
+                PlannedRung::Source => {
+                    source_rung = source_rung.or(Some(index));
+                    source.clone()
+                }
+                PlannedRung::Encode(target) => {
+                    let x264 = X264Settings::for_target(
+                        target,
+                        settings.preset,
+                        settings.threads_per_rung,
+                    );
+                    let encoder = X264Encoder::open(&x264)?;
+                    info!(
+                        rung = %target.name,
+                        width = target.width,
+                        height = target.height,
+                        fps = target.frame_rate,
+                        bitrate_kbps = target.bitrate_kbps,
+                        codec = %encoder.config().codec_string(),
+                        "Rung encoder opened."
+                    );
+                    let config = encoder.config().clone();
+                    encoders.push((index, target.clone(), encoder));
+                    config
+                }
+            };
+            // The channel has room for one message per rung and nobody has sent yet.
+            output
+                .try_send(TranscoderOutput::Config {
+                    rung: index,
+                    config,
+                })
+                .map_err(|_| TranscodeError::Stopped)?;
+        }
+
+        let mut threads = Vec::new();
+        let decode_input = if encoders.is_empty() {
+            None
+        } else {
+            let decoder = H264Decoder::open(source)?;
+            let mut rung_inputs = Vec::new();
+            for (index, target, encoder) in encoders {
+                let (input, frames) = mpsc::sync_channel(settings.frame_queue.max(1));
+                rung_inputs.push(RungInput {
+                    index,
+                    input,
+                    pending_cut: false,
+                });
+                let worker = RungWorker {
+                    index,
+                    limiter: FrameRateLimiter::new(target.frame_rate),
+                    target,
+                    encoder,
+                    output: output.clone(),
+                    counters: Arc::clone(&counters),
+                };
+                threads.push(spawn(format!("sluice-x264-{index}"), move || {
+                    worker.run(frames)
+                })?);
+            }
+            let (input, packets) = mpsc::sync_channel(settings.packet_queue.max(1));
+            let cuts = if source_rung.is_some() {
+                CutPolicy::SourceKeyframes(SourceKeyframes::default())
+            } else {
+                CutPolicy::Interval(IntervalCuts::new(settings.keyframe_interval))
+            };
+            let worker = DecodeWorker {
+                decoder,
+                cuts,
+                rungs: rung_inputs,
+                counters: Arc::clone(&counters),
+            };
+            threads.push(spawn("sluice-h264-decode".to_owned(), move || {
+                worker.run(packets)
+            })?);
+            Some(input)
+        };
+
+        let transcoder = LiveTranscoder {
+            decode_input,
+            decode_gate: KeyframeGate::closed(),
+            source_rung,
+            source_gate: KeyframeGate::closed(),
+            output,
+            counters,
+            threads,
+        };
+        Ok((transcoder, receiver))
+    }
+
+    /// Hands one source video packet to the pipeline without blocking; audio packets are
+    /// ignored. Fails only once the decode thread has ended or the output receiver is gone.
+    pub fn push(&self, packet: Packet) -> Result<(), TranscodeError> {
+        if packet.kind != TrackKind::Video {
+            return Ok(());
+        }
+        bump(&self.counters.packets_received);
+        if let Some(rung) = self.source_rung {
+            self.forward_source(rung, &packet)?;
+        }
+        let Some(input) = &self.decode_input else {
+            return Ok(());
+        };
+        if !self.decode_gate.admits(packet.keyframe) {
+            bump(&self.counters.packets_dropped);
+            return Ok(());
+        }
+        match input.try_send(packet) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(packet)) => {
+                self.decode_gate.lost_one();
+                if bump(&self.counters.packets_dropped) == 0 {
+                    warn!(
+                        pts = packet.pts,
+                        "Decoder falling behind; dropping packets until the next keyframe."
+                    );
+                }
+                Ok(())
+            }
+            Err(TrySendError::Disconnected(_)) => Err(TranscodeError::Stopped),
+        }
+    }
+
+    /// Repackages a source packet for the source rung.
+    fn forward_source(&self, rung: usize, packet: &Packet) -> Result<(), TranscodeError> {
+        let counters = &self.counters.rungs[rung];
+        if !self.source_gate.admits(packet.keyframe) {
+            bump(&counters.dropped);
+            return Ok(());
+        }
+        let repackaged = Packet {
+            kind: TrackKind::Video,
+            timebase: Timebase::MPEG,
+            dts: packet.timebase.rescale(packet.dts, Timebase::MPEG),
+            pts: packet.timebase.rescale(packet.pts, Timebase::MPEG),
+            keyframe: packet.keyframe,
+            data: packet.data.clone(),
+        };
+        match self.output.try_send(TranscoderOutput::Packet {
+            rung,
+            packet: repackaged,
+        }) {
+            Ok(()) => {
+                bump(&counters.emitted);
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => {
+                self.source_gate.lost_one();
+                bump(&counters.dropped);
+                Ok(())
+            }
+            Err(TrySendError::Disconnected(_)) => Err(TranscodeError::Stopped),
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> TranscodeStats {
+        self.counters.snapshot()
+    }
+
+    /// Ends the stream: decodes and encodes what is queued, flushes every encoder, sends each
+    /// rung's [`TranscoderOutput::Finished`] and waits for the threads. The receiver must keep
+    /// being drained meanwhile.
+    pub fn finish(self) -> TranscodeStats {
+        let LiveTranscoder {
+            decode_input,
+            source_rung,
+            output,
+            counters,
+            threads,
+            ..
+        } = self;
+        drop(decode_input);
+        if let Some(rung) = source_rung {
+            // Only fails when the receiver is gone, and then nobody is waiting for it.
+            let _ = output.send(TranscoderOutput::Finished { rung });
+        }
+        drop(output);
+        for thread in threads {
+            let name = thread.thread().name().unwrap_or("transcoder").to_owned();
+            if thread.join().is_err() {
+                error!(thread = %name, "Transcoder thread panicked.");
+            }
+        }
+        counters.snapshot()
+    }
+}
+
+impl Counters {
+    fn snapshot(&self) -> TranscodeStats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        TranscodeStats {
+            packets_received: load(&self.packets_received),
+            packets_dropped: load(&self.packets_dropped),
+            decode_errors: load(&self.decode_errors),
+            frames_decoded: load(&self.frames_decoded),
+            frames_emitted_per_rung: self.rungs.iter().map(|rung| load(&rung.emitted)).collect(),
+            frames_dropped_per_rung: self.rungs.iter().map(|rung| load(&rung.dropped)).collect(),
+        }
+    }
+}
+
+fn spawn(
+    name: String,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, TranscodeError> {
+    thread::Builder::new()
+        .name(name.clone())
+        .spawn(body)
+        .map_err(|source| TranscodeError::Spawn {
+            thread: name,
+            source,
+        })
+}
+
+/// Which decoded pictures start a segment.
+enum CutPolicy {
+    Interval(IntervalCuts),
+    SourceKeyframes(SourceKeyframes),
+}
+
+impl CutPolicy {
+    fn note_keyframe(&mut self, pts: i64) {
+        if let CutPolicy::SourceKeyframes(keyframes) = self {
+            keyframes.note(pts);
+        }
+    }
+
+    fn is_cut(&mut self, pts: i64) -> bool {
+        match self {
+            CutPolicy::Interval(cuts) => cuts.is_cut(pts),
+            CutPolicy::SourceKeyframes(keyframes) => keyframes.is_cut(pts),
+        }
+    }
+}
+
+/// Cuts on the first picture at or after each multiple of the interval from the first picture.
+struct IntervalCuts {
+    interval: i64,
+    origin: Option<i64>,
+    next: i64,
+}
+
+impl IntervalCuts {
+    fn new(interval: Duration) -> Self {
+        let ticks = interval
+            .as_micros()
+            .saturating_mul(u128::from(Timebase::MPEG.0))
+            / 1_000_000;
+        IntervalCuts {
+            interval: i64::try_from(ticks).unwrap_or(i64::MAX).max(1),
+            origin: None,
+            next: 0,
+        }
+    }
+
+    fn is_cut(&mut self, pts: i64) -> bool {
+        let Some(origin) = self.origin else {
+            self.origin = Some(pts);
+            self.next = pts.saturating_add(self.interval);
+            return true;
+        };
+        if pts < self.next {
+            return false;
+        }
+        let elapsed_intervals = pts.saturating_sub(origin) / self.interval;
+        self.next = origin.saturating_add(
+            elapsed_intervals
+                .saturating_add(1)
+                .saturating_mul(self.interval),
+        );
+        true
+    }
+}
+
+/// Cuts where the source has keyframes (matched by presentation time), and on the first picture.
+#[derive(Default)]
+struct SourceKeyframes {
+    pending: std::collections::VecDeque<i64>,
+    started: bool,
+}
+
+impl SourceKeyframes {
+    /// Keyframes waiting for their picture; more means the decoder is not producing any.
+    const MAX_PENDING: usize = 64;
+
+    fn note(&mut self, pts: i64) {
+        if self.pending.len() == Self::MAX_PENDING {
+            self.pending.pop_front();
+        }
+        self.pending.push_back(pts);
+    }
+
+    fn is_cut(&mut self, pts: i64) -> bool {
+        while self.pending.front().is_some_and(|&keyframe| keyframe < pts) {
+            self.pending.pop_front();
+        }
+        let at_keyframe = self.pending.front() == Some(&pts);
+        if at_keyframe {
+            self.pending.pop_front();
+        }
+        let first = !self.started;
+        self.started = true;
+        at_keyframe || first
+    }
+}
+
+/// A decoded picture on its way to one rung.
+struct RungFrame {
+    source: Arc<DecodedPicture>,
+    /// Force an IDR here: a cut, or the first picture after a dropped cut.
+    force_idr: bool,
+}
+
+struct RungInput {
+    index: usize,
+    input: SyncSender<RungFrame>,
+    /// A cut was dropped for this rung; the next picture it gets carries it.
+    pending_cut: bool,
+}
+
+struct DecodeWorker {
+    decoder: H264Decoder,
+    cuts: CutPolicy,
+    rungs: Vec<RungInput>,
+    counters: Arc<Counters>,
+}
+
+impl DecodeWorker {
+    fn run(mut self, packets: Receiver<Packet>) {
+        for packet in packets {
+            if packet.keyframe {
+                self.cuts
+                    .note_keyframe(packet.timebase.rescale(packet.pts, Timebase::MPEG));
+            }
+            match self.decoder.decode(&packet) {
+                Ok(pictures) => pictures
+                    .into_iter()
+                    .for_each(|picture| self.distribute(picture)),
+                Err(err) => {
+                    if bump(&self.counters.decode_errors) == 0 {
+                        warn!(error = %err, "Source packet failed to decode.");
+                    } else {
+                        debug!(error = %err, "Source packet failed to decode.");
+                    }
+                }
+            }
+        }
+        for picture in self.decoder.flush() {
+            self.distribute(picture);
+        }
+        debug!("Decoder finished.");
+    }
+
+    fn distribute(&mut self, picture: DecodedPicture) {
+        bump(&self.counters.frames_decoded);
+        let cut = self.cuts.is_cut(picture.pts);
+        let source = Arc::new(picture);
+        for rung in &mut self.rungs {
+            let force_idr = cut || rung.pending_cut;
+            let frame = RungFrame {
+                source: Arc::clone(&source),
+                force_idr,
+            };
+            match rung.input.try_send(frame) {
+                Ok(()) => rung.pending_cut = false,
+                Err(TrySendError::Full(_)) => {
+                    rung.pending_cut = force_idr;
+                    bump(&self.counters.rungs[rung.index].dropped);
+                }
+                // The rung stopped after an encoder error; the others go on.
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+}
+
+struct RungWorker {
+    index: usize,
+    target: EncodeTarget,
+    limiter: FrameRateLimiter,
+    encoder: X264Encoder,
+    output: SyncSender<TranscoderOutput>,
+    counters: Arc<Counters>,
+}
+
+impl RungWorker {
+    fn run(mut self, frames: Receiver<RungFrame>) {
+        // swscale contexts are not `Send`: the scaler is made on the rung's own thread.
+        let mut scaler = RungScaler::new(&self.target);
+        let mut pending_idr = false;
+        for frame in frames {
+            pending_idr |= frame.force_idr;
+            if !self.limiter.admits(frame.source.pts, pending_idr) {
+                continue;
+            }
+            let picture = match scaler.scale(&frame.source.picture) {
+                Ok(picture) => picture,
+                Err(err) => {
+                    warn!(rung = %self.target.name, error = %err, "Picture could not be scaled.");
+                    bump(&self.counters.rungs[self.index].dropped);
+                    continue;
+                }
+            };
+            match self.encoder.encode(picture, frame.source.pts, pending_idr) {
+                Ok(encoded) => {
+                    pending_idr = false;
+                    if encoded.is_some_and(|encoded| !self.emit(encoded)) {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    error!(rung = %self.target.name, error = %err, "Encoder failed; the rung stops.");
+                    break;
+                }
+            }
+        }
+        match self.encoder.flush() {
+            Ok(frames) => {
+                for encoded in frames {
+                    if !self.emit(encoded) {
+                        return;
+                    }
+                }
+            }
+            Err(err) => error!(rung = %self.target.name, error = %err, "Encoder failed to flush."),
+        }
+        let _ = self
+            .output
+            .send(TranscoderOutput::Finished { rung: self.index });
+        debug!(rung = %self.target.name, "Rung finished.");
+    }
+
+    /// Sends one access unit; false once nobody listens any more.
+    fn emit(&self, encoded: EncodedFrame) -> bool {
+        let packet = Packet {
+            kind: TrackKind::Video,
+            timebase: Timebase::MPEG,
+            dts: encoded.dts,
+            pts: encoded.pts,
+            keyframe: encoded.keyframe,
+            data: encoded.data,
+        };
+        let delivered = self
+            .output
+            .send(TranscoderOutput::Packet {
+                rung: self.index,
+                packet,
+            })
+            .is_ok();
+        if delivered {
+            bump(&self.counters.rungs[self.index].emitted);
+        }
+        delivered
+    }
+}
+
+/// Converts decoded pictures to the rung's size in yuv420p, reusing one output picture.
+struct RungScaler {
+    width: u32,
+    height: u32,
+    context: Option<scaling::Context>,
+    output: frame::Video,
+}
+
+impl RungScaler {
+    fn new(target: &EncodeTarget) -> Self {
+        RungScaler {
+            width: target.width,
+            height: target.height,
+            context: None,
+            output: frame::Video::new(Pixel::YUV420P, target.width, target.height),
+        }
+    }
+
+    fn scale<'a>(
+        &'a mut self,
+        picture: &'a frame::Video,
+    ) -> Result<&'a frame::Video, TranscodeError> {
+        if picture.format() == Pixel::YUV420P
+            && picture.width() == self.width
+            && picture.height() == self.height
+        {
+            return Ok(picture);
+        }
+        let failed = |source| TranscodeError::Scale {
+            width: self.width,
+            height: self.height,
+            source,
+        };
+        let stale = self.context.as_ref().is_none_or(|context| {
+            let input = context.input();
+            (input.format, input.width, input.height)
+                != (picture.format(), picture.width(), picture.height())
+        });
+        if stale {
+            // A new source size or format (an SPS change mid-stream) needs a new context.
+            self.context = Some(
+                scaling::Context::get(
+                    picture.format(),
+                    picture.width(),
+                    picture.height(),
+                    Pixel::YUV420P,
+                    self.width,
+                    self.height,
+                    scaling::Flags::BILINEAR,
+                )
+                .map_err(failed)?,
+            );
+        }
+        let context = self
+            .context
+            .as_mut()
+            .ok_or_else(|| failed(ffmpeg_next::Error::Bug))?;
+        context.run(picture, &mut self.output).map_err(failed)?;
+        Ok(&self.output)
+    }
+}
+
+/// Keeps a rung at or below its frame rate by leaving pictures out by timestamp.
+struct FrameRateLimiter {
+    /// Ticks (90 kHz) between kept pictures.
+    interval: i64,
+    /// A picture this much early still counts as due: absorbs millisecond-rounded timestamps
+    /// without letting a faster source through.
+    tolerance: i64,
+    next_due: Option<i64>,
+}
+
+impl FrameRateLimiter {
+    fn new(frame_rate: f64) -> Self {
+        let interval = (f64::from(Timebase::MPEG.0) / frame_rate).round() as i64;
+        let interval = interval.max(1);
+        FrameRateLimiter {
+            interval,
+            tolerance: interval / 8,
+            next_due: None,
+        }
+    }
+
+    /// Whether to encode the picture at `pts`; a `forced` one (a cut) is always kept and
+    /// restarts the schedule.
+    fn admits(&mut self, pts: i64, forced: bool) -> bool {
+        let base = match self.next_due {
+            Some(next) if !forced => {
+                if pts < next.saturating_sub(self.tolerance) {
+                    return false;
+                }
+                // Stay on the schedule unless the source skipped ahead by a whole interval.
+                if pts.saturating_sub(next) < self.interval {
+                    next
+                } else {
+                    pts
+                }
+            }
+            _ => pts,
+        };
+        self.next_due = Some(base.saturating_add(self.interval));
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(limiter: &mut FrameRateLimiter, timestamps: impl IntoIterator<Item = i64>) -> Vec<i64> {
+        timestamps
+            .into_iter()
+            .filter(|&pts| limiter.admits(pts, false))
+            .collect()
+    }
+
+    #[test]
+    fn frame_rate_cap_halves_sixty_to_thirty_even_with_millisecond_timestamps() {
+        let mut limiter = FrameRateLimiter::new(30.0);
+        // 60 fps stamped in whole milliseconds, as RTMP delivers them.
+        let ms = [0, 17, 33, 50, 67, 83, 100, 117, 133];
+        let kept = kept(&mut limiter, ms.iter().map(|ms| ms * 90));
+        assert_eq!(kept, [0, 2970, 6030, 9000, 11970]);
+    }
+
+    #[test]
+    fn frame_rate_cap_keeps_every_picture_of_a_source_at_the_cap() {
+        let mut limiter = FrameRateLimiter::new(30.0);
+        let timestamps: Vec<i64> = [0, 33, 67, 100, 133, 167]
+            .iter()
+            .map(|ms| ms * 90)
+            .collect();
+        assert_eq!(kept(&mut limiter, timestamps.clone()), timestamps);
+    }
+
+    #[test]
+    fn frame_rate_cap_brings_fifty_down_to_thirty_on_average() {
+        let mut limiter = FrameRateLimiter::new(30.0);
+        let kept = kept(&mut limiter, (0..500).map(|i| i * 1800));
+        assert_eq!(kept.len(), 300);
+    }
+
+    #[test]
+    fn a_forced_picture_is_always_kept() {
+        let mut limiter = FrameRateLimiter::new(30.0);
+        assert!(limiter.admits(0, false));
+        assert!(!limiter.admits(1500, false));
+        assert!(limiter.admits(1500, true));
+        assert!(!limiter.admits(3000, false));
+        assert!(limiter.admits(4500, false));
+    }
+
+    #[test]
+    fn interval_cuts_fall_on_the_first_picture_at_or_after_each_boundary() {
+        let mut cuts = IntervalCuts::new(Duration::from_secs(2));
+        let origin = 900_000;
+        let cut_at: Vec<i64> = (0..200)
+            .map(|i| origin + i * 3003)
+            .filter(|&pts| cuts.is_cut(pts))
+            .collect();
+        // Boundaries at +180 000 and +360 000 ticks; 3003-tick pictures land just after them.
+        assert_eq!(
+            cut_at,
+            [
+                origin,
+                origin + 60 * 3003,
+                origin + 120 * 3003,
+                origin + 180 * 3003
+            ]
+        );
+    }
+
+    #[test]
+    fn interval_cuts_skip_boundaries_lost_in_a_gap() {
+        let mut cuts = IntervalCuts::new(Duration::from_secs(2));
+        assert!(cuts.is_cut(0));
+        assert!(cuts.is_cut(500_000));
+        assert!(!cuts.is_cut(539_999));
+        assert!(cuts.is_cut(540_000));
+    }
+
+    #[test]
+    fn source_keyframe_cuts_follow_keyframe_timestamps() {
+        let mut cuts = SourceKeyframes::default();
+        cuts.note(3000);
+        assert!(cuts.is_cut(0), "the first picture always cuts");
+        assert!(cuts.is_cut(3000));
+        cuts.note(9000);
+        assert!(!cuts.is_cut(6000));
+        assert!(cuts.is_cut(9000));
+        assert!(!cuts.is_cut(12000));
+    }
+
+    #[test]
+    fn keyframe_gate_drops_until_the_next_keyframe() {
+        let gate = KeyframeGate::closed();
+        assert!(!gate.admits(false));
+        assert!(gate.admits(true));
+        assert!(gate.admits(false));
+        gate.lost_one();
+        assert!(!gate.admits(false));
+        assert!(gate.admits(true));
+    }
+}
