@@ -145,8 +145,9 @@ fn ffmpeg_publish_becomes_an_aligned_adaptive_ladder() {
         Duration::from_secs(20),
         || {
             let (_, body) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
-            (body["data"]["status"] == "active" && !body["data"]["current_session"].is_null())
-                .then(|| body["data"].clone())
+            (body["data"]["status"] == "active"
+                && !body["data"]["current_session"]["input"].is_null())
+            .then(|| body["data"].clone())
         },
     );
     let input = &live["current_session"]["input"];

@@ -1,7 +1,7 @@
 //! sluice-api: the HTTP face of Sluice, on hyper through axum.
 //!
-//! - `/v1/*`: the REST API, behind API key authentication ([`auth`]), JSON in and out,
-//!   errors as `{"error": {"code", "message"}}` ([`error`]).
+//! - `/v1/*`: the REST API, behind API key authentication (module `auth`), JSON in and out,
+//!   errors as `{"error": {"code", "message"}}` (module `error`).
 //! - `/hls/*`: public HLS delivery from the object store, CORS open, playlists gzip-able.
 //! - `/healthz`: liveness.
 //!

@@ -285,10 +285,12 @@ impl AudioSpecificConfig {
             channels = ((value >> 3) & 0x0f) as u8;
             freq
         } else {
-            *SAMPLE_RATES.get(frequency_index).ok_or(CodecError::Invalid {
-                what: ASC,
-                reason: format!("reserved sampling frequency index {frequency_index}"),
-            })?
+            *SAMPLE_RATES
+                .get(frequency_index)
+                .ok_or(CodecError::Invalid {
+                    what: ASC,
+                    reason: format!("reserved sampling frequency index {frequency_index}"),
+                })?
         };
         if object_type == 31 {
             return Err(CodecError::Invalid {
@@ -328,7 +330,9 @@ impl AudioSpecificConfig {
                 what: ASC,
                 reason: format!("{sample_rate} Hz has no frequency index"),
             })? as u16;
-        let bits = (u16::from(object_type & 0x1f) << 11) | (index << 7) | (u16::from(channels & 0x0f) << 3);
+        let bits = (u16::from(object_type & 0x1f) << 11)
+            | (index << 7)
+            | (u16::from(channels & 0x0f) << 3);
         Self::parse(&bits.to_be_bytes())
     }
 
@@ -368,22 +372,33 @@ mod tests {
     fn avc_config_rejects_truncation_at_every_length() {
         let config = AvcConfig::from_parameter_sets(&SPS_320X240, &PPS).unwrap();
         for len in 0..config.record.len() - 4 {
-            assert!(AvcConfig::parse(&config.record[..len]).is_err(), "len {len}");
+            assert!(
+                AvcConfig::parse(&config.record[..len]).is_err(),
+                "len {len}"
+            );
         }
     }
 
     #[test]
     fn avc_config_rejects_garbage_sps() {
-        let record = [1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 2, 0x67, 0xff, 1, 0, 1, 0x68];
+        let record = [
+            1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 2, 0x67, 0xff, 1, 0, 1, 0x68,
+        ];
         assert!(AvcConfig::parse(&record).is_err());
     }
 
     #[test]
     fn aac_lc_config_parses() {
         let asc = AudioSpecificConfig::parse(&[0x12, 0x10]).unwrap();
-        assert_eq!((asc.object_type, asc.sample_rate, asc.channels), (2, 44_100, 2));
+        assert_eq!(
+            (asc.object_type, asc.sample_rate, asc.channels),
+            (2, 44_100, 2)
+        );
         assert_eq!(asc.codec_string(), "mp4a.40.2");
-        assert_eq!(AudioSpecificConfig::new(2, 48_000, 2).unwrap().raw.as_ref(), &[0x11, 0x90]);
+        assert_eq!(
+            AudioSpecificConfig::new(2, 48_000, 2).unwrap().raw.as_ref(),
+            &[0x11, 0x90]
+        );
     }
 
     #[test]

@@ -24,7 +24,11 @@ impl Timebase {
         let num = i128::from(ticks) * i128::from(to.0);
         let den = i128::from(self.0);
         let half = den / 2;
-        let rounded = if num >= 0 { (num + half) / den } else { (num - half) / den };
+        let rounded = if num >= 0 {
+            (num + half) / den
+        } else {
+            (num - half) / den
+        };
         rounded.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
     }
 }
@@ -84,6 +88,9 @@ mod tests {
     #[test]
     fn media_time_reports_seconds() {
         assert_eq!(MediaTime::new(180_000, Timebase::MPEG).as_secs_f64(), 2.0);
-        assert_eq!(MediaTime::new(2_000, Timebase::MILLIS).to_string(), "2.000s");
+        assert_eq!(
+            MediaTime::new(2_000, Timebase::MILLIS).to_string(),
+            "2.000s"
+        );
     }
 }

@@ -40,7 +40,7 @@ fn encode_h264(frames: usize) -> (AvcConfig, Vec<(Bytes, bool)>) {
             "-",
         ])
         .output()
-    .expect("ffmpeg must be installed (`make test` installs it)");
+        .expect("ffmpeg must be installed (`make test` installs it)");
     assert!(
         output.status.success(),
         "{}",
@@ -127,7 +127,7 @@ fn probe(init: Bytes, mut segmenter: TrackSegmenter, packets: Vec<Packet>) -> St
         ])
         .arg(file.path())
         .output()
-    .expect("ffprobe must be installed (`make test` installs it)");
+        .expect("ffprobe must be installed (`make test` installs it)");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success() && stderr.is_empty(),

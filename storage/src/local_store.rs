@@ -6,7 +6,7 @@
 //! place (rename is atomic on POSIX file systems), so a reader never sees half a segment.
 
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,10 +23,6 @@ impl LocalStore {
     /// A store rooted at `root`; the directory is created on the first write.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     fn path_of(&self, key: &ObjectKey) -> PathBuf {
