@@ -1,6 +1,6 @@
 //! A live ffmpeg publish over TCP into `RtmpConnection`: proves ffmpeg accepts Sluice's
 //! handshake and replies (the capture tests only prove Sluice understands ffmpeg).
-//! Needs the ffmpeg CLI with libx264: `cargo test -p sluice-ingest -- --ignored`.
+//! Needs the ffmpeg CLI with libx264 (`make test` installs it).
 
 use std::process::Stdio;
 
@@ -9,7 +9,6 @@ use sluice_media::TrackInfo;
 use tokio::net::TcpListener;
 
 #[tokio::test]
-#[ignore = "needs the ffmpeg CLI with libx264"]
 async fn ffmpeg_publishes_to_rtmp_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

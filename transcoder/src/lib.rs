@@ -23,7 +23,7 @@ use std::sync::Once;
 
 use sluice_media::CodecError;
 
-pub use decode::H264Decoder;
+pub use decode::{DecodedPicture, H264Decoder};
 pub use ladder::{plan, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec};
 pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput};
 pub use x264::{EncodedFrame, Preset, X264Encoder, X264Settings};
