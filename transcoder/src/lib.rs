@@ -25,7 +25,7 @@ use sluice_media::CodecError;
 
 pub use decode::{DecodedPicture, H264Decoder};
 pub use ladder::{plan, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec};
-pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput};
+pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
 pub use x264::{EncodedFrame, Preset, X264Encoder, X264Settings};
 
 /// Everything that can go wrong in the transcoder, with the context needed to act on it.

@@ -55,6 +55,8 @@ pub struct EncoderSettings {
     pub packet_queue: usize,
     /// Decoded pictures waiting for each rung (default [`Self::DEFAULT_FRAME_QUEUE`]).
     pub frame_queue: usize,
+    /// What a full queue means (default [`WhenBehind::Drop`], as live input needs).
+    pub when_behind: WhenBehind,
     /// Messages waiting in the output channel (default [`Self::DEFAULT_OUTPUT_QUEUE`]; never
     /// fewer than the number of rungs, so the configurations fit before anyone reads).
     pub output_queue: usize,
@@ -83,7 +85,32 @@ impl Default for EncoderSettings {
             packet_queue: Self::DEFAULT_PACKET_QUEUE,
             frame_queue: Self::DEFAULT_FRAME_QUEUE,
             output_queue: Self::DEFAULT_OUTPUT_QUEUE,
+            when_behind: WhenBehind::Drop,
         }
+    }
+}
+
+/// What the pipeline does when a queue between two stages is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WhenBehind {
+    /// Drop (and count) rather than fall further behind real time: live input.
+    #[default]
+    Drop,
+    /// Wait for room, dropping nothing: files, and benchmarks measuring throughput.
+    Wait,
+}
+
+/// Hands `item` to `sender` the way `when_behind` asks.
+fn offer<T>(
+    sender: &SyncSender<T>,
+    item: T,
+    when_behind: WhenBehind,
+) -> Result<(), TrySendError<T>> {
+    match when_behind {
+        WhenBehind::Drop => sender.try_send(item),
+        WhenBehind::Wait => sender
+            .send(item)
+            .map_err(|mpsc::SendError(item)| TrySendError::Disconnected(item)),
     }
 }
 
@@ -169,6 +196,7 @@ pub struct LiveTranscoder {
     source_rung: Option<usize>,
     source_gate: KeyframeGate,
     output: SyncSender<TranscoderOutput>,
+    when_behind: WhenBehind,
     counters: Arc<Counters>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -260,6 +288,7 @@ impl LiveTranscoder {
             let worker = DecodeWorker {
                 decoder,
                 cuts,
+                when_behind: settings.when_behind,
                 rungs: rung_inputs,
                 counters: Arc::clone(&counters),
             };
@@ -275,14 +304,16 @@ impl LiveTranscoder {
             source_rung,
             source_gate: KeyframeGate::closed(),
             output,
+            when_behind: settings.when_behind,
             counters,
             threads,
         };
         Ok((transcoder, receiver))
     }
 
-    /// Hands one source video packet to the pipeline without blocking; audio packets are
-    /// ignored. Fails only once the decode thread has ended or the output receiver is gone.
+    /// Hands one source video packet to the pipeline; audio packets are ignored. With
+    /// [`WhenBehind::Drop`] it never blocks; with [`WhenBehind::Wait`] it waits for room. Fails
+    /// only once the decode thread has ended or the output receiver is gone.
     pub fn push(&self, packet: Packet) -> Result<(), TranscodeError> {
         if packet.kind != TrackKind::Video {
             return Ok(());
@@ -298,7 +329,7 @@ impl LiveTranscoder {
             bump(&self.counters.packets_dropped);
             return Ok(());
         }
-        match input.try_send(packet) {
+        match offer(input, packet, self.when_behind) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(packet)) => {
                 self.decode_gate.lost_one();
@@ -329,10 +360,11 @@ impl LiveTranscoder {
             keyframe: packet.keyframe,
             data: packet.data.clone(),
         };
-        match self.output.try_send(TranscoderOutput::Packet {
+        let output = TranscoderOutput::Packet {
             rung,
             packet: repackaged,
-        }) {
+        };
+        match offer(&self.output, output, self.when_behind) {
             Ok(()) => {
                 bump(&counters.emitted);
                 Ok(())
@@ -515,6 +547,7 @@ struct RungInput {
 struct DecodeWorker {
     decoder: H264Decoder,
     cuts: CutPolicy,
+    when_behind: WhenBehind,
     rungs: Vec<RungInput>,
     counters: Arc<Counters>,
 }
@@ -555,7 +588,7 @@ impl DecodeWorker {
                 source: Arc::clone(&source),
                 force_idr,
             };
-            match rung.input.try_send(frame) {
+            match offer(&rung.input, frame, self.when_behind) {
                 Ok(()) => rung.pending_cut = false,
                 Err(TrySendError::Full(_)) => {
                     rung.pending_cut = force_idr;
