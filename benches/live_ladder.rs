@@ -66,10 +66,16 @@ fn make_source(dir: &Path, size: &str) -> PathBuf {
     let path = dir.join(format!("source-{size}.mp4"));
     run(Command::new("ffmpeg")
         .args(["-hide_banner", "-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={size}:rate=30:duration={MEDIA_SECONDS}"))
+        .arg(format!(
+            "testsrc2=size={size}:rate=30:duration={MEDIA_SECONDS}"
+        ))
         .args(["-f", "lavfi", "-i"])
-        .arg(format!("sine=frequency=440:sample_rate=48000:duration={MEDIA_SECONDS}"))
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-b:v", "8000k", "-g", "60"])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=48000:duration={MEDIA_SECONDS}"
+        ))
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-b:v", "8000k", "-g", "60",
+        ])
         .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k"])
         .arg(&path));
     path
@@ -93,7 +99,10 @@ fn ffmpeg_ladder(source: &Path, rungs: &[PlannedRung], preset: &str, out: &Path)
         filter.push_str(&format!("[s{index}]"));
     }
     for (index, target) in targets.iter().enumerate() {
-        filter.push_str(&format!(";[s{index}]scale={}:{}[v{index}]", target.width, target.height));
+        filter.push_str(&format!(
+            ";[s{index}]scale={}:{}[v{index}]",
+            target.width, target.height
+        ));
     }
     let mut command = Command::new("ffmpeg");
     command
@@ -112,11 +121,27 @@ fn ffmpeg_ladder(source: &Path, rungs: &[PlannedRung], preset: &str, out: &Path)
             .arg(format!("-bufsize:v:{index}"))
             .arg(format!("{}k", target.vbv_bufsize_kbit));
     }
-    let stream_map: Vec<String> = (0..targets.len()).map(|index| format!("v:{index}")).collect();
+    let stream_map: Vec<String> = (0..targets.len())
+        .map(|index| format!("v:{index}"))
+        .collect();
     command
-        .args(["-preset", preset, "-g", "60", "-keyint_min", "60", "-sc_threshold", "0"])
+        .args([
+            "-preset",
+            preset,
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+            "-sc_threshold",
+            "0",
+        ])
         .args(["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"])
-        .args(["-hls_segment_type", "fmp4", "-var_stream_map", &stream_map.join(" ")])
+        .args([
+            "-hls_segment_type",
+            "fmp4",
+            "-var_stream_map",
+            &stream_map.join(" "),
+        ])
         .args(["-master_pl_name", "master.m3u8", "-hls_segment_filename"])
         .arg(out.join("v%v-%d.m4s"))
         .arg(out.join("v%v.m3u8"));
@@ -161,7 +186,12 @@ fn demux(path: &Path) -> (AvcConfig, Vec<Packet>) {
 }
 
 /// Sluice: the live transcoder and packager, writing segments and playlists to `out`.
-fn sluice_ladder(source: &Path, rungs: Vec<PlannedRung>, preset: Preset, out: &Path) -> Measurement {
+fn sluice_ladder(
+    source: &Path,
+    rungs: Vec<PlannedRung>,
+    preset: Preset,
+    out: &Path,
+) -> Measurement {
     let cpu_before = cpu_seconds(libc::RUSAGE_SELF);
     let started = Instant::now();
     let (config, packets) = demux(source);
@@ -186,9 +216,14 @@ fn sluice_ladder(source: &Path, rungs: Vec<PlannedRung>, preset: Preset, out: &P
         for output in outputs {
             match output {
                 TranscoderOutput::Config { rung, config } => {
-                    let track = sluice_media::TrackInfo::Avc { config, frame_rate: None };
-                    let init = sluice_packager::init_segment(&track, 1, Timebase::MPEG.0).expect("init");
-                    std::fs::write(out.join(format!("v{rung}-init.mp4")), init).expect("write init");
+                    let track = sluice_media::TrackInfo::Avc {
+                        config,
+                        frame_rate: None,
+                    };
+                    let init =
+                        sluice_packager::init_segment(&track, 1, Timebase::MPEG.0).expect("init");
+                    std::fs::write(out.join(format!("v{rung}-init.mp4")), init)
+                        .expect("write init");
                 }
                 TranscoderOutput::Packet { rung, packet } => {
                     let events = renditions[rung].0.push(packet).expect("segmenter");
@@ -212,7 +247,10 @@ fn sluice_ladder(source: &Path, rungs: Vec<PlannedRung>, preset: Preset, out: &P
     }
     let stats = transcoder.finish();
     packager.join().expect("packager thread");
-    assert_eq!(stats.packets_dropped, 0, "nothing is dropped with WhenBehind::Wait");
+    assert_eq!(
+        stats.packets_dropped, 0,
+        "nothing is dropped with WhenBehind::Wait"
+    );
     Measurement {
         wall_seconds: started.elapsed().as_secs_f64(),
         cpu_seconds: cpu_seconds(libc::RUSAGE_SELF) - cpu_before,
@@ -235,16 +273,28 @@ fn write_segment(
 /// CPU seconds (user + system) a process has used so far, from /proc.
 fn process_cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // Fields 14 and 15 of stat (utime, stime), counted after the ")" as 11 and 12 (0-based).
     let clock = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(11) + ticks(12)) / clock
 }
 
 fn curl(args: &[&str]) -> String {
-    let output = Command::new("curl").args(["-s"]).args(args).output().expect("curl");
+    let output = Command::new("curl")
+        .args(["-s"])
+        .args(args)
+        .output()
+        .expect("curl");
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -271,13 +321,25 @@ fn live_server_run(source: &Path, work: &Path) -> (f64, f64, u64) {
         .expect("start sluice");
     let base = format!("http://127.0.0.1:{http}");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/healthz")]) != "200" {
+    while curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{base}/healthz"),
+    ]) != "200"
+    {
         assert!(Instant::now() < deadline, "server did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
     let created = curl(&[
-        "-u", "bench:bench-secret", "-H", "content-type: application/json",
-        "-d", r#"{"name": "bench"}"#, &format!("{base}/v1/live-streams"),
+        "-u",
+        "bench:bench-secret",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"name": "bench"}"#,
+        &format!("{base}/v1/live-streams"),
     ]);
     let created: serde_json::Value = serde_json::from_str(&created).expect("created JSON");
     let data = &created["data"];
@@ -291,7 +353,13 @@ fn live_server_run(source: &Path, work: &Path) -> (f64, f64, u64) {
     let mut publisher = Command::new("ffmpeg")
         .args(["-hide_banner", "-v", "error", "-re", "-i"])
         .arg(source)
-        .args(["-c", "copy", "-f", "flv", &format!("rtmp://127.0.0.1:{rtmp}/live/{key}")])
+        .args([
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            &format!("rtmp://127.0.0.1:{rtmp}/live/{key}"),
+        ])
         .spawn()
         .expect("ffmpeg publishes");
     let master = format!("{base}/hls/{playback}/master.m3u8");
@@ -299,18 +367,31 @@ fn live_server_run(source: &Path, work: &Path) -> (f64, f64, u64) {
         if curl(&[&master]).contains("#EXT-X-STREAM-INF") {
             break started.elapsed().as_secs_f64();
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "no master playlist");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no master playlist"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(publisher.wait().expect("publisher").success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let dropped = loop {
-        let body = curl(&["-u", "bench:bench-secret", &format!("{base}/v1/live-streams/{id}")]);
+        let body = curl(&[
+            "-u",
+            "bench:bench-secret",
+            &format!("{base}/v1/live-streams/{id}"),
+        ]);
         let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         if body["data"]["status"] == "idle" {
-            let sessions = curl(&["-u", "bench:bench-secret", &format!("{base}/v1/live-streams/{id}")]);
+            let sessions = curl(&[
+                "-u",
+                "bench:bench-secret",
+                &format!("{base}/v1/live-streams/{id}"),
+            ]);
             let sessions: serde_json::Value = serde_json::from_str(&sessions).unwrap_or_default();
-            break sessions["data"]["current_session"]["frames_dropped"].as_u64().unwrap_or(0);
+            break sessions["data"]["current_session"]["frames_dropped"]
+                .as_u64()
+                .unwrap_or(0);
         }
         assert!(Instant::now() < deadline, "stream never went idle");
         std::thread::sleep(Duration::from_millis(200));
@@ -326,16 +407,23 @@ fn main() {
         .skip_while(|arg| arg != "--preset")
         .nth(1)
         .unwrap_or_else(|| "superfast".to_owned());
-    let preset: Preset = serde_json::from_value(serde_json::json!(preset_name)).expect("known preset");
+    let preset: Preset =
+        serde_json::from_value(serde_json::json!(preset_name)).expect("known preset");
     let work = tempfile::tempdir().expect("temp dir");
     let media = f64::from(MEDIA_SECONDS);
 
-    println!("Live ladder, x264 preset {preset_name}, {MEDIA_SECONDS} s sources, {} cores", num_cores());
+    println!(
+        "Live ladder, x264 preset {preset_name}, {MEDIA_SECONDS} s sources, {} cores",
+        num_cores()
+    );
     println!();
     println!("| source | rungs | ffmpeg CLI CPU-s/s | Sluice CPU-s/s | Sluice / ffmpeg CPU | ffmpeg speed | Sluice speed |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     let mut sources = Vec::new();
-    for (label, size, width, height) in [("720p30", "1280x720", 1280, 720), ("1080p30", "1920x1080", 1920, 1080)] {
+    for (label, size, width, height) in [
+        ("720p30", "1280x720", 1280, 720),
+        ("1080p30", "1920x1080", 1920, 1080),
+    ] {
         let source = make_source(work.path(), size);
         let rungs = plan(&Ladder::DEFAULT, width, height, Some(30.0)).expect("plan");
         let names: Vec<&str> = rungs.iter().map(PlannedRung::name).collect();
@@ -366,5 +454,7 @@ fn main() {
 }
 
 fn num_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -70,6 +70,8 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let message = match &self {
             Self::Storage(StorageError::InvalidCursor(_)) => "invalid cursor".to_owned(),
+            Self::NotFound(message) => (*message).to_owned(),
+            // A storage "not found" would name the record id or object key: say no more.
             _ if status == StatusCode::NOT_FOUND => "not found".to_owned(),
             _ if status.is_server_error() => {
                 error!(error = %self, "Request failed.");

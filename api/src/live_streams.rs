@@ -122,13 +122,12 @@ async fn view(state: &AppState, stream: LiveStream) -> Result<LiveStreamView, Ap
 }
 
 fn validate_name(name: &str) -> Result<(), ApiError> {
-    let chars = name.chars().count();
-    if chars == 0 || name.trim().is_empty() {
+    if name.trim().is_empty() {
         return Err(ApiError::InvalidRequest(
             "name: must not be empty".to_owned(),
         ));
     }
-    if chars > MAX_NAME_CHARS {
+    if name.chars().count() > MAX_NAME_CHARS {
         return Err(ApiError::InvalidRequest(format!(
             "name: must be at most {MAX_NAME_CHARS} characters"
         )));

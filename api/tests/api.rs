@@ -429,13 +429,13 @@ async fn a_body_over_one_mebibyte_is_too_large() {
 #[tokio::test]
 async fn unknown_ids_paths_and_methods_answer_json_errors() {
     let h = harness().await;
-    assert_error(
-        h.get_with("/v1/live-streams/ls_nope", Some(&h.auth()))
-            .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    let unknown = h
+        .get_with("/v1/live-streams/ls_nope", Some(&h.auth()))
+        .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let body = json_body(unknown).await;
+    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(body["error"]["message"], "live stream not found");
     assert_error(
         h.get_with("/nowhere", None).await,
         StatusCode::NOT_FOUND,
@@ -445,6 +445,8 @@ async fn unknown_ids_paths_and_methods_answer_json_errors() {
     let delete = h
         .send(Request::delete("/healthz").body(Body::empty()).unwrap())
         .await;
+    // RFC 9110 §15.5.6: a 405 lists the methods the resource does support.
+    assert_eq!(header_str(&delete, header::ALLOW), "GET,HEAD");
     assert_error(delete, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     let put = h
         .send(
@@ -454,6 +456,7 @@ async fn unknown_ids_paths_and_methods_answer_json_errors() {
                 .unwrap(),
         )
         .await;
+    assert_eq!(header_str(&put, header::ALLOW), "GET,HEAD,POST");
     assert_error(put, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
 }
 

@@ -180,6 +180,8 @@ struct ParsedHeader {
     length: Option<u32>,
     message_type: Option<MessageType>,
     stream_id: Option<u32>,
+    /// Whether a 4-byte extended timestamp followed (then `timestamp_field` holds it).
+    extended: bool,
     header_len: usize,
 }
 
@@ -210,6 +212,7 @@ fn parse_header(buf: &[u8], extended_on_type3: impl Fn(u32) -> bool) -> Option<P
         length: None,
         message_type: None,
         stream_id: None,
+        extended: false,
         header_len: 0,
     };
     if fmt <= 2 {
@@ -227,11 +230,11 @@ fn parse_header(buf: &[u8], extended_on_type3: impl Fn(u32) -> bool) -> Option<P
         header.stream_id = Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         pos += 4;
     }
-    let extended = match header.timestamp_field {
+    header.extended = match header.timestamp_field {
         Some(field) => field == EXTENDED_TIMESTAMP_MARKER,
         None => extended_on_type3(csid),
     };
-    if extended {
+    if header.extended {
         header.timestamp_field = Some(be32(pos)?);
         pos += 4;
     }
@@ -366,10 +369,10 @@ impl ChunkDecoder {
                         stream.clock = stream.clock.saturating_add(u64::from(stream.delta));
                     }
                 }
+                // Type-3 chunks carry the extended field exactly when the last type-0/1/2
+                // header had the 0xFFFFFF marker, whatever the extended value was (§5.3.1.3).
                 if header.fmt != 3 {
-                    stream.extended = header
-                        .timestamp_field
-                        .is_some_and(|t| t >= EXTENDED_TIMESTAMP_MARKER);
+                    stream.extended = header.extended;
                 }
             }
             buf.advance(header.header_len);
@@ -730,19 +733,26 @@ mod tests {
 
     #[test]
     fn extended_timestamps_are_read_on_type_3_continuation_chunks() {
-        // 200-byte message at time 0x01000000 with chunk size 128: the continuation chunk
-        // repeats the 4-byte extended timestamp, as ffmpeg and OBS send it.
-        let mut wire = vec![0x06, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0xC8, 0x09, 1, 0, 0, 0];
-        wire.extend_from_slice(&0x0100_0000u32.to_be_bytes());
-        wire.extend_from_slice(&[1; 128]);
-        wire.push(0xC6);
-        wire.extend_from_slice(&0x0100_0000u32.to_be_bytes());
-        wire.extend_from_slice(&[2; 72]);
-        let got = decode_all(&mut ChunkDecoder::new(ChunkLimits::default()), &wire).unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].timestamp, 0x0100_0000);
-        assert_eq!(got[0].payload.len(), 200);
-        assert_eq!(got[0].payload[199], 2);
+        // 200-byte message with chunk size 128 and the 0xFFFFFF marker: the continuation chunk
+        // repeats the 4-byte extended timestamp, as ffmpeg and OBS send it. The field follows
+        // the marker even when its value (5) would have fitted in 24 bits (§5.3.1.3), so it
+        // must never be read as payload.
+        for extended in [0x0100_0000u32, 5] {
+            let mut wire = vec![0x06, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0xC8, 0x09, 1, 0, 0, 0];
+            wire.extend_from_slice(&extended.to_be_bytes());
+            wire.extend_from_slice(&[1; 128]);
+            wire.push(0xC6);
+            wire.extend_from_slice(&extended.to_be_bytes());
+            wire.extend_from_slice(&[2; 72]);
+            let got = decode_all(&mut ChunkDecoder::new(ChunkLimits::default()), &wire).unwrap();
+            assert_eq!(got.len(), 1, "extended {extended}");
+            assert_eq!(got[0].timestamp, u64::from(extended));
+            assert_eq!(got[0].payload.len(), 200);
+            assert!(
+                got[0].payload[128..].iter().all(|&b| b == 2),
+                "extended {extended}"
+            );
+        }
     }
 
     #[test]

@@ -638,12 +638,7 @@ impl ServerSession {
         args: &[Amf0Value],
         out: &mut Vec<SessionOutput>,
     ) -> Result<(), RtmpError> {
-        if !self.streams.contains(&stream_id) {
-            return Err(RtmpError::UnknownStream {
-                stream_id,
-                message_type: MessageType::CommandAmf0,
-            });
-        }
+        self.require_stream(stream_id, MessageType::CommandAmf0)?;
         if self.publish != Publish::Idle {
             return Err(RtmpError::MalformedCommand {
                 command: "publish".into(),
@@ -686,6 +681,18 @@ impl ServerSession {
         Ok(())
     }
 
+    /// Refuses a message on a message stream that `createStream` never made.
+    fn require_stream(&self, stream_id: u32, message_type: MessageType) -> Result<(), RtmpError> {
+        if self.streams.contains(&stream_id) {
+            Ok(())
+        } else {
+            Err(RtmpError::UnknownStream {
+                stream_id,
+                message_type,
+            })
+        }
+    }
+
     /// Ends an active publish (on `stream_id`, or whichever when `None`).
     fn finish_publish(&mut self, stream_id: Option<u32>, out: &mut Vec<SessionOutput>) {
         let Publish::Publishing {
@@ -713,12 +720,7 @@ impl ServerSession {
         body: &[u8],
         out: &mut Vec<SessionOutput>,
     ) -> Result<(), RtmpError> {
-        if !self.streams.contains(&message.stream_id) {
-            return Err(RtmpError::UnknownStream {
-                stream_id: message.stream_id,
-                message_type: message.message_type,
-            });
-        }
+        self.require_stream(message.stream_id, message.message_type)?;
         let values = amf0::decode_all(body).map_err(|source| RtmpError::Amf0 {
             message_type: message.message_type,
             source,
@@ -765,12 +767,7 @@ impl ServerSession {
         message: RtmpMessage,
         out: &mut Vec<SessionOutput>,
     ) -> Result<(), RtmpError> {
-        if !self.streams.contains(&message.stream_id) {
-            return Err(RtmpError::UnknownStream {
-                stream_id: message.stream_id,
-                message_type: message.message_type,
-            });
-        }
+        self.require_stream(message.stream_id, message.message_type)?;
         if !matches!(self.publish, Publish::Publishing { stream_id, .. } if stream_id == message.stream_id)
         {
             return Err(RtmpError::MediaBeforePublish {

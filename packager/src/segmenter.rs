@@ -195,11 +195,12 @@ impl TrackSegmenter {
                 return Ok(events);
             }
             // tfdt is unsigned: a track starting at a negative decode time starts at 0.
+            // (`saturating_neg` of i64::MIN falls one short, hence the clamp.)
             if received_dts.saturating_add(self.shift) < 0 {
                 self.shift = received_dts.saturating_neg();
             }
             self.held = Some(HeldPacket {
-                dts: received_dts.saturating_add(self.shift),
+                dts: received_dts.saturating_add(self.shift).max(0),
                 composition_offset,
                 keyframe: true,
                 data: packet.data,
@@ -209,7 +210,7 @@ impl TrackSegmenter {
 
         let mut dts = received_dts.saturating_add(self.shift);
         let max_gap = MAX_GAP_SECS.saturating_mul(i64::from(self.timescale.0));
-        if dts <= held.dts || dts - held.dts > max_gap {
+        if dts <= held.dts || dts.saturating_sub(held.dts) > max_gap {
             let repaired = held.dts.saturating_add(i64::from(self.fallback_duration()));
             self.shift = self.shift.saturating_add(repaired.saturating_sub(dts));
             dts = repaired;
@@ -698,6 +699,20 @@ mod tests {
         let segment = last_of(segmenter.finish().unwrap());
         let entries = trun_entries(&segment.data);
         assert!(entries.iter().all(|(duration, _, _)| *duration > 0));
+    }
+
+    #[test]
+    fn track_starting_at_the_most_negative_time_then_leaping_forward_does_not_panic() {
+        // The first decode time is shifted to 0 even when it cannot be negated exactly, so the
+        // next sample's distance to it is never computed from a negative decode time.
+        let mut segmenter = video_segmenter();
+        segmenter.push(video(i64::MIN, i64::MIN, true)).unwrap();
+        segmenter.push(video(i64::MAX, i64::MAX, true)).unwrap();
+        let segment = segmenter.finish().unwrap().remove(0);
+        assert_eq!(segment.start.ticks, 0);
+        assert!(trun_entries(&segment.data)
+            .iter()
+            .all(|(duration, _, _)| *duration > 0));
     }
 
     #[test]

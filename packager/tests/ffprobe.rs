@@ -12,7 +12,7 @@ use sluice_packager::{init_segment, SegmentEvent, TrackSegmenter};
 
 /// A 320x240 H.264 stream: its decoder configuration and its access units (AVCC, decode order,
 /// whether each is an IDR), encoded by ffmpeg's libx264 with B-frames and a 30-frame GOP.
-/// Returns `None` when ffmpeg is not installed.
+/// Panics when ffmpeg is not installed: the test fails rather than skipping.
 fn encode_h264(frames: usize) -> (AvcConfig, Vec<(Bytes, bool)>) {
     let output = Command::new("ffmpeg")
         .args([

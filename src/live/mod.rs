@@ -2,8 +2,8 @@
 //! session pipeline per accepted publisher.
 //!
 //! Policy lives here, not in the ingest crate: a publish request names a stream key, which is
-//! looked up in the database; unknown keys, disabled streams and streams that already have a
-//! publisher are refused with a clear log line and the connection is closed.
+//! looked up in the database; unknown keys, other applications than `live` and streams that
+//! already have a publisher are refused with a clear log line and the connection is closed.
 
 mod pipeline;
 mod renditions;
@@ -14,17 +14,25 @@ use std::time::{Duration, Instant};
 
 use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
 use sluice_media::{Packet, TrackInfo, TrackKind};
-use sluice_storage::{Db, LiveStream, LiveStreamStatus, ObjectStore};
+use sluice_storage::{Db, LiveStream, LiveStreamStatus, ObjectKey, ObjectStore};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn, Instrument};
 
-use sluice_transcoder::Ladder;
+use sluice_transcoder::{Ladder, RungSpec};
 
 use crate::config::LiveConfig;
 use pipeline::{SessionPipeline, SourceDescription};
 
 /// Most renditions one live stream may ask for (each encoded rung costs a core-share).
 const MAX_RUNGS: usize = 8;
+/// Bounds of an encoded rung's height in pixels.
+const MIN_RUNG_HEIGHT: u32 = 72;
+const MAX_RUNG_HEIGHT: u32 = 2160;
+/// Bounds of an encoded rung's bitrate in kb/s.
+const MIN_RUNG_KBPS: u32 = 50;
+const MAX_RUNG_KBPS: u32 = 50_000;
+/// Highest frame-rate cap a rung may ask for.
+const MAX_RUNG_FPS: u32 = 120;
 /// How much video is buffered while waiting for an audio sequence header before the pipeline
 /// starts without audio.
 const AUDIO_WAIT: Duration = Duration::from_secs(1);
@@ -36,19 +44,45 @@ const MAX_PENDING_PACKETS: usize = 1024;
 const SESSION_UPDATE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Parses and normalises a ladder given to the API (`null` means the default ladder).
+///
+/// The API prefixes the message with the field name (`ladder: …`).
 pub fn validate_ladder(value: &serde_json::Value) -> Result<serde_json::Value, String> {
     let ladder = if value.is_null() {
         Ladder::DEFAULT
     } else {
-        serde_json::from_value::<Ladder>(value.clone()).map_err(|e| format!("ladder: {e}"))?
+        serde_json::from_value::<Ladder>(value.clone()).map_err(|e| {
+            format!("{e}; each rung is \"source\", a preset name (1080p, 720p, 480p, 360p) or {{\"name\", \"height\", \"bitrate_kbps\", \"max_fps\"}}")
+        })?
     };
     if ladder.rungs.is_empty() {
-        return Err("ladder: at least one rung is needed".to_owned());
+        return Err("at least one rung is needed".to_owned());
     }
     if ladder.rungs.len() > MAX_RUNGS {
-        return Err(format!("ladder: at most {MAX_RUNGS} rungs"));
+        return Err(format!("at most {MAX_RUNGS} rungs"));
     }
-    serde_json::to_value(&ladder).map_err(|e| format!("ladder: {e}"))
+    for rung in ladder.rungs.iter() {
+        if let RungSpec::Encode(rung) = rung {
+            if !(MIN_RUNG_HEIGHT..=MAX_RUNG_HEIGHT).contains(&rung.height) {
+                return Err(format!(
+                    "rung {:?}: height must be between {MIN_RUNG_HEIGHT} and {MAX_RUNG_HEIGHT}",
+                    rung.name
+                ));
+            }
+            if !(MIN_RUNG_KBPS..=MAX_RUNG_KBPS).contains(&rung.bitrate_kbps) {
+                return Err(format!(
+                    "rung {:?}: bitrate_kbps must be between {MIN_RUNG_KBPS} and {MAX_RUNG_KBPS}",
+                    rung.name
+                ));
+            }
+            if !(1..=MAX_RUNG_FPS).contains(&rung.max_fps) {
+                return Err(format!(
+                    "rung {:?}: max_fps must be between 1 and {MAX_RUNG_FPS}",
+                    rung.name
+                ));
+            }
+        }
+    }
+    serde_json::to_value(&ladder).map_err(|e| e.to_string())
 }
 
 /// Accepts RTMP connections and runs one task per publisher.
@@ -167,6 +201,7 @@ impl LiveService {
                 return Ok(());
             }
         };
+        self.clear_previous_session(&stream.id).await;
         connection.accept_publish().await?;
         if let Err(e) = self
             .db
@@ -186,13 +221,29 @@ impl LiveService {
         }
         if let Err(e) = self
             .db
-            .set_live_stream_status(&stream.id, LiveStreamStatus::Idle, None)
+            // The stream keeps pointing at its last session, so its final counters stay visible.
+            .set_live_stream_status(&stream.id, LiveStreamStatus::Idle, Some(&session.id))
             .await
         {
             warn!(error = %e, "Could not mark the live stream idle.");
         }
         info!(live_stream_id = %stream.id, session_id = %session.id, bytes = connection.bytes_received(), "Publisher disconnected.");
         result
+    }
+
+    /// Removes what an earlier session of this stream left in storage (its playlists and its
+    /// last window of segments), so a new session never serves or leaks stale objects.
+    async fn clear_previous_session(&self, live_stream_id: &str) {
+        let prefix = match ObjectKey::new(["live", live_stream_id]) {
+            Ok(prefix) => prefix,
+            Err(e) => {
+                warn!(error = %e, "Live stream id is not a valid object key.");
+                return;
+            }
+        };
+        if let Err(e) = self.store.delete_prefix(&prefix).await {
+            warn!(error = %e, "Could not remove the previous session's objects.");
+        }
     }
 
     async fn run_session(

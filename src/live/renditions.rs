@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use sluice_media::{AudioSpecificConfig, AvcConfig, MediaTime, Packet, Timebase, TrackInfo};
+use sluice_media::{
+    AudioSpecificConfig, AvcConfig, MediaTime, Packet, Timebase, TrackInfo, TrackKind,
+};
 use sluice_packager::{
     fmp4, AudioRendition, BitrateMeter, BoundaryPolicy, CompletedSegment, LivePlaylist,
     MasterPlaylist, SegmentEvent, TrackSegmenter, VideoVariant,
@@ -89,6 +91,7 @@ pub struct VideoRenditionPlan {
 struct Rendition {
     /// Directory name under the live stream: `v0`, `v1`, … or `a0`.
     dir: String,
+    kind: TrackKind,
     segmenter: TrackSegmenter,
     playlist: LivePlaylist,
     meter: BitrateMeter,
@@ -99,16 +102,24 @@ struct Rendition {
 }
 
 impl Rendition {
+    /// A rendition of `kind`: video segments are cut at keyframes once `target` is reached,
+    /// audio segments only where the first video rendition was cut.
     fn new(
         dir: String,
+        kind: TrackKind,
         session_id: &str,
         timescale: Timebase,
         target: Duration,
         window: usize,
     ) -> Self {
+        let policy = match kind {
+            TrackKind::Video => BoundaryPolicy::TargetDuration,
+            TrackKind::Audio => BoundaryPolicy::Explicit,
+        };
         Rendition {
             dir,
-            segmenter: TrackSegmenter::new(TRACK_ID, timescale, target),
+            kind,
+            segmenter: TrackSegmenter::new(TRACK_ID, timescale, target).with_policy(policy),
             playlist: LivePlaylist::new(
                 target.as_secs().max(1),
                 window,
@@ -137,7 +148,15 @@ impl Rendition {
             warn!(rendition = %self.dir, "Segment dropped: no init segment was written.");
             return;
         }
-        let name = format!("{}-{}.m4s", destination.session_id, segment.sequence);
+        // Audio segments get `.m4a`, which the API serves as `audio/mp4`.
+        let extension = match self.kind {
+            TrackKind::Video => "m4s",
+            TrackKind::Audio => "m4a",
+        };
+        let name = format!(
+            "{}-{}.{extension}",
+            destination.session_id, segment.sequence
+        );
         let bytes = segment.data.len() as u64;
         if !destination.put(&[&self.dir, &name], segment.data) {
             return;
@@ -233,6 +252,7 @@ impl SessionPackager {
             .map(|(index, plan)| {
                 let rendition = Rendition::new(
                     format!("v{index}"),
+                    TrackKind::Video,
                     &destination.session_id,
                     Timebase::MPEG,
                     segment,
@@ -244,14 +264,12 @@ impl SessionPackager {
         let audio = audio.map(|config| {
             let mut rendition = Rendition::new(
                 "a0".to_owned(),
+                TrackKind::Audio,
                 &destination.session_id,
                 Timebase(config.sample_rate),
                 segment,
                 window,
             );
-            rendition.segmenter =
-                TrackSegmenter::new(TRACK_ID, Timebase(config.sample_rate), segment)
-                    .with_policy(BoundaryPolicy::Explicit);
             rendition.write_init(
                 &destination,
                 &TrackInfo::Aac {

@@ -309,7 +309,7 @@ impl Db {
         }
         let mut rows = query.all(&self.conn).await?;
         let has_more = rows.len() as u64 > limit;
-        rows.truncate(rows.len().min(limit as usize));
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         let items = rows
             .into_iter()
             .map(live_stream_from_row)

@@ -143,7 +143,8 @@ pub trait ObjectStore: Send + Sync {
     /// Removes the object; removing a missing object succeeds.
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
 
-    /// Removes every object whose key starts with `prefix/`; an empty prefix succeeds.
+    /// Removes every object whose key starts with `prefix/`; a prefix with nothing under it
+    /// succeeds.
     async fn delete_prefix(&self, prefix: &ObjectKey) -> Result<(), StoreError>;
 }
 

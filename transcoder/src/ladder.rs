@@ -28,7 +28,7 @@ use crate::TranscodeError;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rung {
-    /// Name used in playlists and storage keys (`720p`).
+    /// Name shown in the API and logs (`720p`); storage keys use the rung's position instead.
     pub name: Cow<'static, str>,
     /// Target height in pixels; the width follows the source's aspect ratio.
     pub height: u32,
