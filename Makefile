@@ -13,8 +13,8 @@ build:
 test:
 	scripts/install-deps.sh test
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
-	$(CARGO) nextest run --locked --no-fail-fast
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) nextest run --locked --workspace --no-fail-fast
 
 bench:
 	scripts/install-deps.sh bench

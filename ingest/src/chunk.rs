@@ -9,8 +9,11 @@
 //! Limits (after MediaMTX): Set Chunk Size must be 1..=16 MiB with the top bit clear; a message
 //! may not declare more than [`ChunkLimits::max_message_len`] (10 MiB by default); a type-1/2/3
 //! chunk on a chunk stream that never had a type-0 chunk is refused; at most
-//! [`ChunkLimits::max_chunk_streams`] chunk streams may be known at once. Payload buffers grow
-//! with what has arrived, never from the declared length.
+//! [`ChunkLimits::max_chunk_streams`] chunk streams may be known at once; the partly received
+//! messages of all chunk streams together may not hold more than
+//! [`ChunkLimits::max_partial_bytes`] (12 MiB by default), so interleaving many large messages
+//! cannot multiply the message cap. Payload buffers grow with what has arrived, never from the
+//! declared length.
 //!
 //! Timestamps: 24-bit fields, with the 4-byte extended timestamp when the field is 0xFFFFFF,
 //! repeated on type-3 chunks of such a message (as ffmpeg, librtmp and OBS send it). Deltas are
@@ -29,6 +32,9 @@ pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_MESSAGE_LEN: u32 = 10 * 1024 * 1024;
 /// Default cap on distinct chunk stream ids.
 pub const DEFAULT_MAX_CHUNK_STREAMS: usize = 64;
+/// Default cap on the bytes of all partly received messages together: one maximal message plus
+/// 2 MiB, room for a real encoder's interleaving of one audio and one video message.
+pub const DEFAULT_MAX_PARTIAL_BYTES: usize = DEFAULT_MAX_MESSAGE_LEN as usize + 2 * 1024 * 1024;
 /// A 24-bit timestamp field with this value means "read the extended timestamp".
 const EXTENDED_TIMESTAMP_MARKER: u32 = 0x00FF_FFFF;
 
@@ -43,6 +49,13 @@ pub enum ChunkError {
     MessageTooLong { offset: u64, length: u32, max: u32 },
     #[error("chunk at offset {offset}: more than {max} chunk streams in use")]
     TooManyChunkStreams { offset: u64, max: usize },
+    #[error("chunk at offset {offset} on chunk stream {csid}: partly received messages would hold {total} bytes, over the cap of {max}")]
+    PartialMessagesTooLarge {
+        offset: u64,
+        csid: u32,
+        total: usize,
+        max: usize,
+    },
     #[error("chunk at offset {offset}: a new message header on chunk stream {csid} interrupts a message with {missing} bytes missing")]
     InterruptedMessage {
         offset: u64,
@@ -66,6 +79,11 @@ pub struct ChunkLimits {
     pub max_message_len: u32,
     /// Most chunk stream ids tracked at once (default [`DEFAULT_MAX_CHUNK_STREAMS`]).
     pub max_chunk_streams: usize,
+    /// Most payload bytes held, across all chunk streams, for messages not yet complete (default
+    /// [`DEFAULT_MAX_PARTIAL_BYTES`]). Keep it at least `max_message_len`, or messages near the
+    /// length cap sent in several chunks cannot be received. Buffers grow amortised, so the
+    /// memory behind them can reach about twice this.
+    pub max_partial_bytes: usize,
 }
 
 impl Default for ChunkLimits {
@@ -73,6 +91,7 @@ impl Default for ChunkLimits {
         ChunkLimits {
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             max_chunk_streams: DEFAULT_MAX_CHUNK_STREAMS,
+            max_partial_bytes: DEFAULT_MAX_PARTIAL_BYTES,
         }
     }
 }
@@ -248,6 +267,8 @@ pub struct ChunkDecoder {
     chunk_size: u32,
     limits: ChunkLimits,
     streams: HashMap<u32, ChunkStream>,
+    /// Payload bytes held in the `partial` buffers of all chunk streams.
+    partial_bytes: usize,
     /// Bytes consumed so far, for error offsets.
     consumed: u64,
 }
@@ -259,6 +280,7 @@ impl ChunkDecoder {
             chunk_size: DEFAULT_CHUNK_SIZE,
             limits,
             streams: HashMap::new(),
+            partial_bytes: 0,
             consumed: 0,
         }
     }
@@ -276,8 +298,8 @@ impl ChunkDecoder {
 
     /// Drops the partly received message on `csid` (Abort Message, §5.4.2).
     pub fn abort(&mut self, csid: u32) {
-        if let Some(stream) = self.streams.get_mut(&csid) {
-            stream.partial = None;
+        if let Some(dropped) = self.streams.get_mut(&csid).and_then(|s| s.partial.take()) {
+            self.partial_bytes -= dropped.len();
         }
     }
 
@@ -343,6 +365,19 @@ impl ChunkDecoder {
                 header.length.unwrap_or(stream.length)
             };
             let payload_len = length.saturating_sub(received).min(self.chunk_size) as usize;
+            let completes = received as usize + payload_len >= length as usize;
+            if !completes {
+                // Checked before waiting for the chunk's payload, so it is refused at once.
+                let total = self.partial_bytes.saturating_add(payload_len);
+                if total > self.limits.max_partial_bytes {
+                    return Err(ChunkError::PartialMessagesTooLarge {
+                        offset,
+                        csid: header.csid,
+                        total,
+                        max: self.limits.max_partial_bytes,
+                    });
+                }
+            }
             let chunk_len = header.header_len + payload_len;
             if buf.len() < chunk_len {
                 return Ok(None);
@@ -380,7 +415,8 @@ impl ChunkDecoder {
             self.consumed += chunk_len as u64;
             let mut partial = stream.partial.take().unwrap_or_default();
             partial.extend_from_slice(&piece);
-            if partial.len() as u32 >= stream.length {
+            if completes {
+                self.partial_bytes -= received as usize;
                 return Ok(Some(RtmpMessage {
                     chunk_stream_id: header.csid,
                     timestamp: stream.clock,
@@ -389,6 +425,7 @@ impl ChunkDecoder {
                     payload: partial.freeze(),
                 }));
             }
+            self.partial_bytes += payload_len;
             stream.partial = Some(partial);
         }
     }
@@ -826,6 +863,85 @@ mod tests {
         }
         let err = decode_all(&mut decoder, &wire).unwrap_err();
         assert_eq!(err, ChunkError::TooManyChunkStreams { offset: 26, max: 2 });
+    }
+
+    /// A type-0 chunk header on `csid` opening a video message of `length` bytes.
+    fn type_0_header(csid: u8, length: u32) -> Vec<u8> {
+        let mut header = vec![csid, 0, 0, 0];
+        header.extend_from_slice(&length.to_be_bytes()[1..]);
+        header.extend_from_slice(&[0x09, 1, 0, 0, 0]);
+        header
+    }
+
+    #[test]
+    fn many_chunk_streams_opening_large_messages_are_refused_past_the_partial_cap() {
+        const MIB: usize = 1024 * 1024;
+        let mut decoder = ChunkDecoder::new(ChunkLimits::default());
+        decoder.set_chunk_size(MIB as u32).unwrap();
+        // Every one-byte chunk stream id starts a maximal message with a 1 MiB chunk: 610 MiB
+        // held if allowed.
+        let mut wire = Vec::new();
+        for csid in 3..64u8 {
+            wire.extend_from_slice(&type_0_header(csid, DEFAULT_MAX_MESSAGE_LEN));
+            wire.resize(wire.len() + MIB, 0);
+        }
+        let err = decode_all(&mut decoder, &wire).unwrap_err();
+        // Twelve chunks fill the 12 MiB cap exactly; the thirteenth is refused at its header.
+        assert_eq!(
+            err,
+            ChunkError::PartialMessagesTooLarge {
+                offset: 12 * (12 + MIB as u64),
+                csid: 15,
+                total: 13 * MIB,
+                max: DEFAULT_MAX_PARTIAL_BYTES,
+            }
+        );
+        let mut header_only = BytesMut::from(&type_0_header(15, DEFAULT_MAX_MESSAGE_LEN)[..]);
+        assert_eq!(decoder.decode(&mut header_only), Err(err));
+    }
+
+    #[test]
+    fn completed_and_aborted_messages_release_their_partial_bytes() {
+        let limits = ChunkLimits {
+            max_partial_bytes: 300,
+            ..ChunkLimits::default()
+        };
+        let mut decoder = ChunkDecoder::new(limits);
+        let first_chunk = |csid: u8| {
+            let mut chunk = type_0_header(csid, 256);
+            chunk.extend_from_slice(&[csid; 128]);
+            chunk
+        };
+        // Two messages half received: 256 bytes held.
+        let mut wire = first_chunk(4);
+        wire.extend_from_slice(&first_chunk(5));
+        assert!(decode_all(&mut decoder, &wire).unwrap().is_empty());
+        // Completing the one on csid 4 and aborting the one on csid 5 frees both.
+        let mut rest = vec![0xC4];
+        rest.extend_from_slice(&[4; 128]);
+        assert_eq!(decode_all(&mut decoder, &rest).unwrap().len(), 1);
+        decoder.abort(5);
+        let mut wire = first_chunk(6);
+        wire.extend_from_slice(&first_chunk(7));
+        assert!(decode_all(&mut decoder, &wire).unwrap().is_empty());
+        assert!(matches!(
+            decode_all(&mut decoder, &first_chunk(8)),
+            Err(ChunkError::PartialMessagesTooLarge {
+                csid: 8,
+                total: 384,
+                max: 300,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_maximal_message_in_default_size_chunks_fits_the_partial_cap() {
+        let mut wire = BytesMut::new();
+        let sent = message(4, 0, DEFAULT_MAX_MESSAGE_LEN as usize);
+        ChunkEncoder::default().encode(&sent, &mut wire);
+        let got = decode_all(&mut ChunkDecoder::new(ChunkLimits::default()), &wire).unwrap();
+        assert_eq!(got, [sent]);
     }
 
     #[test]

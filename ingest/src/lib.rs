@@ -17,6 +17,14 @@
 //! enough to own: every parser here is incremental, bounds-checked, split-point tested and
 //! fuzzed (`fuzz/`).
 //!
+//! **Memory per connection.** What one peer can make the server hold is bounded by
+//! [`SessionConfig::max_buffered_input`] (undecoded input, 11 MiB by default) plus
+//! [`ChunkLimits::max_partial_bytes`] (partly received messages across all chunk streams,
+//! 12 MiB by default); within those, [`ChunkLimits::max_message_len`] caps one message (10 MiB),
+//! [`ChunkLimits::max_chunk_streams`] the chunk streams tracked (64) and
+//! [`SessionConfig::max_streams`] the message streams (8). Nothing is allocated from a length
+//! the peer declared.
+//!
 //! Policy stays with the application: a publish raises [`SessionEvent::PublishRequested`] and the
 //! caller accepts or rejects it.
 

@@ -35,7 +35,8 @@ const STATUS_CHUNK_STREAM: u32 = 5;
 /// Tunables of a session; every field has a named default.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Limits on the peer's chunk stream (message length cap, chunk streams in flight).
+    /// Limits on the peer's chunk stream (message length cap, chunk streams in flight, bytes of
+    /// partly received messages).
     pub chunk_limits: ChunkLimits,
     /// Chunk size Sluice announces and sends with (default [`Self::DEFAULT_CHUNK_SIZE`]).
     pub chunk_size: u32,
@@ -43,7 +44,12 @@ pub struct SessionConfig {
     pub window_ack_size: u32,
     /// Set Peer Bandwidth announced to the peer (default [`Self::DEFAULT_WINDOW`]).
     pub peer_bandwidth: u32,
-    /// Most undecoded input bytes held (default [`Self::DEFAULT_MAX_BUFFERED_INPUT`]).
+    /// Most undecoded input bytes held (default [`Self::DEFAULT_MAX_BUFFERED_INPUT`]). The
+    /// decoder consumes whole chunks only, so this must exceed the largest chunk the peer may
+    /// send, `chunk_limits.max_message_len` plus an 18-byte header, plus one socket read. These
+    /// bytes are held apart from the chunk decoder's partial messages, so one connection holds
+    /// at most about `max_buffered_input + chunk_limits.max_partial_bytes` of peer data (23 MiB
+    /// with the defaults).
     pub max_buffered_input: usize,
     /// Most message streams a client may create (default [`Self::DEFAULT_MAX_STREAMS`]).
     pub max_streams: usize,
