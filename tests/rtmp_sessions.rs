@@ -1,0 +1,144 @@
+//! Black-box: publishers that carry only one kind of track, or that vanish mid-stream.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{wait_for, Publisher, Server};
+use serde_json::json;
+
+/// ffmpeg publishing `seconds` of lavfi input with the given codec arguments.
+fn publish(url: &str, inputs: &[&str], codecs: &[&str]) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(inputs)
+        .args(codecs)
+        .args(["-f", "flv", url])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start ffmpeg")
+}
+
+#[test]
+fn a_video_only_stream_plays_without_an_audio_rendition() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({"name": "video only", "ladder": ["source"]}));
+    let playback_id = stream["playback_id"].as_str().unwrap();
+    let mut publisher = publish(
+        &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30:duration=7",
+        ],
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+        ],
+    );
+    assert!(publisher.wait().unwrap().success());
+    let playlist = wait_for(
+        "the video-only stream to end",
+        Duration::from_secs(30),
+        || {
+            let response = server.get(&format!("/hls/{playback_id}/v0/index.m3u8"));
+            response
+                .text()
+                .contains("#EXT-X-ENDLIST")
+                .then(|| response.text())
+        },
+    );
+    assert!(playlist.matches("#EXTINF").count() >= 3, "{playlist}");
+    let master = server
+        .get(&format!("/hls/{playback_id}/master.m3u8"))
+        .text();
+    assert!(
+        !master.contains("#EXT-X-MEDIA"),
+        "no audio rendition: {master}"
+    );
+    assert!(
+        !master.contains("mp4a"),
+        "no audio codec declared: {master}"
+    );
+}
+
+#[test]
+fn an_audio_only_stream_is_refused_with_a_clear_log_line() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({"name": "audio only", "ladder": ["source"]}));
+    let mut publisher = publish(
+        &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=15",
+        ],
+        &["-c:a", "aac", "-vn"],
+    );
+    let refused = wait_for(
+        "the audio-only publisher to be cut off",
+        Duration::from_secs(20),
+        || publisher.try_wait().unwrap(),
+    );
+    assert!(
+        !refused.success(),
+        "ffmpeg should see its connection closed"
+    );
+    wait_for("the refusal in the log", Duration::from_secs(5), || {
+        server
+            .log()
+            .contains("audio-only streams are not supported")
+            .then_some(())
+    });
+    let (_, body) = server.api(
+        "GET",
+        &format!("/v1/live-streams/{}", stream["id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(body["data"]["status"], "idle");
+}
+
+#[test]
+fn a_publisher_that_vanishes_ends_its_session_and_playlists() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({"name": "vanishing", "ladder": ["source"]}));
+    let id = stream["id"].as_str().unwrap();
+    let playback_id = stream["playback_id"].as_str().unwrap();
+    let mut publisher = Publisher::start(
+        &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
+        "640x360",
+        30,
+        60,
+    );
+    wait_for("two segments", Duration::from_secs(30), || {
+        let text = server
+            .get(&format!("/hls/{playback_id}/v0/index.m3u8"))
+            .text();
+        (text.matches("#EXTINF").count() >= 2).then_some(())
+    });
+    // SIGKILL: no FCUnpublish, no deleteStream, the socket just closes.
+    publisher.kill();
+    wait_for("the stream to go idle", Duration::from_secs(30), || {
+        let (_, body) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
+        (body["data"]["status"] == "idle").then_some(())
+    });
+    let (_, body) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
+    assert!(
+        !body["data"]["current_session"]["ended_at"].is_null(),
+        "session ended: {body}"
+    );
+    let playlist = server
+        .get(&format!("/hls/{playback_id}/v0/index.m3u8"))
+        .text();
+    assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+}
