@@ -256,6 +256,7 @@ impl LiveService {
         let mut gate = StartGate::default();
         let mut pipeline: Option<SessionPipeline> = None;
         let mut last_update = Instant::now();
+        let mut reported_dropped = 0;
         let outcome = loop {
             let event = match connection.next_event().await {
                 Ok(Some(event)) => event,
@@ -332,13 +333,17 @@ impl LiveService {
             if let Some(running) = &pipeline {
                 if last_update.elapsed() >= SESSION_UPDATE_INTERVAL {
                     last_update = Instant::now();
-                    self.record_input(
-                        session_id,
-                        running.input_description(),
-                        connection,
-                        running.frames_dropped(),
-                    )
-                    .await;
+                    let dropped = running.frames_dropped();
+                    if dropped > reported_dropped {
+                        warn!(
+                            dropped = dropped - reported_dropped,
+                            total = dropped,
+                            "Live ladder behind real time: frames dropped before the encoders."
+                        );
+                        reported_dropped = dropped;
+                    }
+                    self.record_input(session_id, running.input_description(), connection, dropped)
+                        .await;
                 }
             }
         };

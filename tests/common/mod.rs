@@ -190,7 +190,7 @@ pub struct Publisher {
 
 impl Publisher {
     /// Publishes `seconds` of `testsrc2` at `size` and `fps` with a sine tone, in real time,
-    /// as H.264 (2 s GOP) + AAC, the way OBS is usually configured.
+    /// as H.264 (2 s GOP, B-frames) + AAC, the way OBS is usually configured.
     pub fn start(url: &str, size: &str, fps: u32, seconds: u32) -> Publisher {
         let child = Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-re"])
@@ -210,7 +210,7 @@ impl Publisher {
                 "-pix_fmt",
                 "yuv420p",
             ])
-            .args(["-g", &(fps * 2).to_string(), "-b:v", "1500k"])
+            .args(["-g", &(fps * 2).to_string(), "-bf", "2", "-b:v", "1500k"])
             .args(["-c:a", "aac", "-b:a", "128k", "-f", "flv", url])
             .stdin(Stdio::null())
             .spawn()
