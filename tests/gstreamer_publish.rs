@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use common::{wait_for, Server};
+use common::Server;
 use serde_json::json;
+use std::process::{Command, Stdio};
 
 #[test]
 fn gstreamer_rtmp2sink_publish_becomes_a_playable_ladder() {
@@ -32,16 +30,10 @@ fn gstreamer_rtmp2sink_publish_becomes_a_playable_ladder() {
         .expect("gst-launch-1.0 (make test installs GStreamer)");
     assert!(status.success(), "GStreamer publish failed");
 
-    let master = wait_for("the ladder to end", Duration::from_secs(30), || {
-        let v1 = server
-            .get(&format!("/hls/{playback_id}/v1/index.m3u8"))
-            .text();
-        v1.contains("#EXT-X-ENDLIST").then(|| {
-            server
-                .get(&format!("/hls/{playback_id}/master.m3u8"))
-                .text()
-        })
-    });
+    server.ended_playlist(playback_id, "v1/index.m3u8");
+    let master = server
+        .get(&format!("/hls/{playback_id}/master.m3u8"))
+        .text();
     assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 2, "{master}");
     assert!(master.contains("RESOLUTION=854x480"), "{master}");
     assert!(master.contains("RESOLUTION=640x360"), "{master}");

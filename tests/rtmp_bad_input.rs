@@ -141,17 +141,7 @@ fn hostile_peers_are_cut_off_and_a_healthy_stream_carries_on() {
     );
 
     assert!(healthy.wait(), "the healthy publisher was disturbed");
-    let playlist = wait_for(
-        "the healthy stream to end cleanly",
-        Duration::from_secs(30),
-        || {
-            let response = server.get(&format!("/hls/{playback_id}/v0/index.m3u8"));
-            response
-                .text()
-                .contains("#EXT-X-ENDLIST")
-                .then(|| response.text())
-        },
-    );
+    let playlist = server.ended_playlist(&playback_id, "v0/index.m3u8");
     assert!(playlist.matches("#EXTINF").count() >= 5, "{playlist}");
     let log = server.log();
     assert!(log.contains("stream key"), "refusal is logged: {log}");

@@ -46,17 +46,7 @@ fn a_video_only_stream_plays_without_an_audio_rendition() {
         ],
     );
     assert!(publisher.wait().unwrap().success());
-    let playlist = wait_for(
-        "the video-only stream to end",
-        Duration::from_secs(30),
-        || {
-            let response = server.get(&format!("/hls/{playback_id}/v0/index.m3u8"));
-            response
-                .text()
-                .contains("#EXT-X-ENDLIST")
-                .then(|| response.text())
-        },
-    );
+    let playlist = server.ended_playlist(playback_id, "v0/index.m3u8");
     assert!(playlist.matches("#EXTINF").count() >= 3, "{playlist}");
     let master = server
         .get(&format!("/hls/{playback_id}/master.m3u8"))

@@ -116,6 +116,15 @@ impl Server {
         (status.trim().parse().expect("status code"), json)
     }
 
+    /// Waits until the media playlist `uri` of `playback_id` carries `#EXT-X-ENDLIST`, and
+    /// returns its text.
+    pub fn ended_playlist(&self, playback_id: &str, uri: &str) -> String {
+        wait_for(&format!("{uri} to end"), Duration::from_secs(30), || {
+            let text = self.get(&format!("/hls/{playback_id}/{uri}")).text();
+            text.contains("#EXT-X-ENDLIST").then_some(text)
+        })
+    }
+
     /// Fetches a URL path (no auth) and returns status, headers and body bytes.
     pub fn get(&self, path: &str) -> HttpResponse {
         http_get(&self.url(path))
