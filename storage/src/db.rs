@@ -367,6 +367,20 @@ impl Db {
         self.get_live_stream(id).await?.ok_or_else(not_found)
     }
 
+    /// Turns an `idle` stream `active` in one conditional update, so that of two publishers
+    /// racing for the same stream exactly one wins. Returns whether this call won; the session
+    /// is attached afterwards with [`Db::set_live_stream_status`].
+    pub async fn claim_live_stream(&self, id: &str) -> Result<bool> {
+        let result = live_stream::Entity::update_many()
+            .col_expr(live_stream::Column::Status, LiveStreamStatus::Active.into())
+            .col_expr(live_stream::Column::UpdatedAt, now().into())
+            .filter(live_stream::Column::Id.eq(id))
+            .filter(live_stream::Column::Status.eq(LiveStreamStatus::Idle))
+            .exec(&self.conn)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
     /// Marks every `active` stream idle and ends every open session: run at startup, since a
     /// crash leaves them looking live. Returns how many streams were reset.
     pub async fn reset_stale_active_streams(&self) -> Result<u64> {

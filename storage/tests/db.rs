@@ -252,3 +252,30 @@ async fn data_survives_reconnecting() {
     db.migrate().await.unwrap();
     assert_eq!(db.get_live_stream(&id).await.unwrap().unwrap().name, "kept");
 }
+
+#[tokio::test]
+async fn only_one_of_two_racing_publishers_claims_a_stream() {
+    let (_dir, db) = fresh_db().await;
+    let stream = db
+        .create_live_stream("race", &json!(["source"]))
+        .await
+        .unwrap();
+    let (first, second) = tokio::join!(
+        db.claim_live_stream(&stream.id),
+        db.claim_live_stream(&stream.id)
+    );
+    assert_eq!(
+        [first.unwrap(), second.unwrap()]
+            .iter()
+            .filter(|won| **won)
+            .count(),
+        1
+    );
+    let claimed = db.get_live_stream(&stream.id).await.unwrap().unwrap();
+    assert_eq!(claimed.status, LiveStreamStatus::Active);
+    db.set_live_stream_status(&stream.id, LiveStreamStatus::Idle, None)
+        .await
+        .unwrap();
+    assert!(db.claim_live_stream(&stream.id).await.unwrap());
+    assert!(!db.claim_live_stream("ls_unknown").await.unwrap());
+}
