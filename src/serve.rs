@@ -51,7 +51,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let http_server = axum::serve(http, app).with_graceful_shutdown(shutdown_signal());
     tokio::select! {
         result = http_server => result.context("HTTP server")?,
-        result = live.run(rtmp) => result.context("RTMP listener")?,
+        () = live.run(rtmp) => {}
     }
     info!("Sluice stopped.");
     Ok(())

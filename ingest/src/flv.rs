@@ -6,11 +6,15 @@
 //!   NALU → [`Packet`] with `pts = dts + CompositionTime` (signed 24-bit) and the keyframe flag
 //!   from FrameType; end of sequence → [`FlvTag::SequenceEnd`].
 //! * Legacy AAC (SoundFormat 10): sequence header → [`TrackInfo::Aac`]; raw → [`Packet`].
+//! * Legacy MP3 (SoundFormat 2): no sequence header exists, so every tag is a
+//!   [`FlvTag::Frame`] naming the track ([`TrackInfo::OtherAudio`] with [`AudioCodec::Mp3`])
+//!   and carrying the MP3 bytes after the one-byte audio tag header. The tag header's rate and
+//!   type bits are ignored: each MP3 frame header states the true ones.
 //! * Enhanced RTMP video (IsExHeader bit): FourCC `avc1` is carried like legacy AVC; `hvc1`,
 //!   `av01`, `vp09` are recognised and reported as [`TrackInfo::OtherVideo`]. PacketTypes
 //!   SequenceStart, CodedFrames, CodedFramesX, SequenceEnd and Metadata are understood.
-//! * Enhanced RTMP audio (SoundFormat 9): FourCC `mp4a` is carried like AAC; `Opus`, `.mp3`
-//!   and others are reported as [`TrackInfo::OtherAudio`].
+//! * Enhanced RTMP audio (SoundFormat 9): FourCC `mp4a` is carried like AAC and `.mp3` like
+//!   legacy MP3; `Opus` and others are reported as [`TrackInfo::OtherAudio`].
 //! * Every other legacy codec is reported as `OtherVideo`/`OtherAudio` with its FLV id.
 //!
 //! Packets count in [`Timebase::MILLIS`], the RTMP clock.
@@ -51,6 +55,8 @@ pub enum FlvTag {
     Track(TrackInfo),
     /// A frame of a carried codec.
     Packet(Packet),
+    /// A frame of a codec without a decoder configuration (MP3), with the track it belongs to.
+    Frame { track: TrackInfo, packet: Packet },
     /// The encoder ended the sequence (AVC end of sequence, E-RTMP SequenceEnd).
     SequenceEnd,
     /// Nothing for the media plane: an empty tag, a video info/command frame or E-RTMP metadata.
@@ -226,9 +232,7 @@ pub fn read_audio(body: &Bytes, dts: i64) -> Result<FlvTag, FlvError> {
             _ => Ok(audio_packet(dts, body.rest(2))),
         },
         EX_HEADER_SOUND_FORMAT => read_enhanced_audio(&body, first, dts),
-        MP3_SOUND_FORMAT => Ok(FlvTag::Track(TrackInfo::OtherAudio {
-            codec: AudioCodec::Mp3,
-        })),
+        MP3_SOUND_FORMAT => Ok(mp3_frame(dts, body.rest(1))),
         other => Ok(FlvTag::Track(TrackInfo::OtherAudio {
             codec: AudioCodec::OtherFlv(other),
         })),
@@ -257,6 +261,7 @@ fn read_enhanced_audio(body: &Body<'_>, first: u8, dts: i64) -> Result<FlvTag, F
         (_, SEQUENCE_END) => Ok(FlvTag::SequenceEnd),
         (AudioCodec::Aac, SEQUENCE_START) => aac_track(&body.rest(5)),
         (AudioCodec::Aac, CODED_FRAMES) => Ok(audio_packet(dts, body.rest(5))),
+        (AudioCodec::Mp3, CODED_FRAMES) => Ok(mp3_frame(dts, body.rest(5))),
         (_, SEQUENCE_START | CODED_FRAMES) => Ok(FlvTag::Track(TrackInfo::OtherAudio { codec })),
         (_, packet_type) => Err(FlvError::UnsupportedPacketType {
             kind: TrackKind::Audio,
@@ -274,14 +279,31 @@ fn aac_track(raw: &[u8]) -> Result<FlvTag, FlvError> {
 }
 
 fn audio_packet(dts: i64, data: Bytes) -> FlvTag {
-    FlvTag::Packet(Packet {
+    FlvTag::Packet(audio_frame(dts, data))
+}
+
+/// MP3 bytes with their track; an empty tag carries nothing.
+fn mp3_frame(dts: i64, data: Bytes) -> FlvTag {
+    if data.is_empty() {
+        return FlvTag::Nothing;
+    }
+    FlvTag::Frame {
+        track: TrackInfo::OtherAudio {
+            codec: AudioCodec::Mp3,
+        },
+        packet: audio_frame(dts, data),
+    }
+}
+
+fn audio_frame(dts: i64, data: Bytes) -> Packet {
+    Packet {
         kind: TrackKind::Audio,
         timebase: Timebase::MILLIS,
         dts,
         pts: dts,
         keyframe: true,
         data,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -400,9 +422,9 @@ mod tests {
             }))
         );
         assert_eq!(
-            read_audio(&tag(&[0x2F], &[1]), 0),
+            read_audio(&tag(&[0x6F], &[1]), 0),
             Ok(FlvTag::Track(TrackInfo::OtherAudio {
-                codec: AudioCodec::Mp3
+                codec: AudioCodec::OtherFlv(6)
             }))
         );
         assert_eq!(
@@ -410,6 +432,37 @@ mod tests {
             Ok(FlvTag::Track(TrackInfo::OtherAudio {
                 codec: AudioCodec::Opus
             }))
+        );
+    }
+
+    #[test]
+    fn mp3_tags_carry_the_frame_after_the_tag_header() {
+        let mp3 = TrackInfo::OtherAudio {
+            codec: AudioCodec::Mp3,
+        };
+        let frame_bytes = [0xFF, 0xFB, 0x90, 0x64, 0x00];
+        let FlvTag::Frame { track, packet } = read_audio(&tag(&[0x2F], &frame_bytes), 26).unwrap()
+        else {
+            panic!("expected an MP3 frame");
+        };
+        assert_eq!(track, mp3);
+        assert_eq!(
+            (packet.kind, packet.timebase),
+            (TrackKind::Audio, Timebase::MILLIS)
+        );
+        assert_eq!((packet.dts, packet.pts, packet.keyframe), (26, 26, true));
+        assert_eq!(&packet.data[..], &frame_bytes);
+        let enhanced = [&[0x91][..], b".mp3", &frame_bytes].concat();
+        let FlvTag::Frame { track, packet } = read_audio(&Bytes::from(enhanced), 52).unwrap()
+        else {
+            panic!("expected an MP3 frame");
+        };
+        assert_eq!((track, packet.dts), (mp3.clone(), 52));
+        assert_eq!(&packet.data[..], &frame_bytes);
+        assert_eq!(read_audio(&tag(&[0x2F], &[]), 0), Ok(FlvTag::Nothing));
+        assert_eq!(
+            read_audio(&tag(&[0x90], b".mp3"), 0),
+            Ok(FlvTag::Track(mp3))
         );
     }
 

@@ -792,24 +792,31 @@ impl ServerSession {
             source,
         })?;
         match tag {
-            FlvTag::Track(mut track) => {
-                if let TrackInfo::Avc { frame_rate, .. } = &mut track {
-                    *frame_rate = frame_rate.or(self.metadata_frame_rate);
-                }
-                let current = match track.kind() {
-                    TrackKind::Video => &mut self.video_track,
-                    TrackKind::Audio => &mut self.audio_track,
-                };
-                if current.as_ref() != Some(&track) {
-                    info!(kind = ?track.kind(), codec = ?track.codec_string(), "Track announced.");
-                    *current = Some(track.clone());
-                    out.push(SessionOutput::Event(SessionEvent::Track(track)));
-                }
-            }
+            FlvTag::Track(track) => self.announce(track, out),
             FlvTag::Packet(packet) => out.push(SessionOutput::Event(SessionEvent::Packet(packet))),
+            FlvTag::Frame { track, packet } => {
+                self.announce(track, out);
+                out.push(SessionOutput::Event(SessionEvent::Packet(packet)));
+            }
             FlvTag::SequenceEnd => debug!(stream_id = message.stream_id, "End of sequence."),
             FlvTag::Nothing => {}
         }
         Ok(())
+    }
+
+    /// Emits a track event when `track` is new or differs from the one of its kind.
+    fn announce(&mut self, mut track: TrackInfo, out: &mut Vec<SessionOutput>) {
+        if let TrackInfo::Avc { frame_rate, .. } = &mut track {
+            *frame_rate = frame_rate.or(self.metadata_frame_rate);
+        }
+        let current = match track.kind() {
+            TrackKind::Video => &mut self.video_track,
+            TrackKind::Audio => &mut self.audio_track,
+        };
+        if current.as_ref() != Some(&track) {
+            info!(kind = ?track.kind(), codec = ?track.codec_string(), "Track announced.");
+            *current = Some(track.clone());
+            out.push(SessionOutput::Event(SessionEvent::Track(track)));
+        }
     }
 }

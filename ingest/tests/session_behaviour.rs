@@ -7,6 +7,7 @@ use sluice_ingest::{
     amf0, Amf0Error, Amf0Value, ChunkError, ChunkLimits, HandshakeError, MessageType, PublishMode,
     RtmpError, ServerSession, SessionConfig, SessionEvent, SessionOutput,
 };
+use sluice_media::{AudioCodec, TrackInfo, TrackKind};
 
 /// A client that speaks the simple handshake and sends what tests ask, chunked at 128 bytes.
 struct Client {
@@ -115,6 +116,10 @@ impl Client {
 
     fn video(&self, ts: u64, body: Vec<u8>) -> Vec<u8> {
         self.message(6, 1, MessageType::Video, ts, Bytes::from(body))
+    }
+
+    fn audio(&self, ts: u64, body: Vec<u8>) -> Vec<u8> {
+        self.message(4, 1, MessageType::Audio, ts, Bytes::from(body))
     }
 }
 
@@ -502,6 +507,37 @@ fn extended_timestamps_and_times_past_2_pow_24_ms_reach_packets() {
         .collect();
     // The last time is sent as 5 (modulo 2^32) and unwrapped forward, past 49.7 days.
     assert_eq!(dts, times.map(|t| t as i64));
+}
+
+#[test]
+fn mp3_audio_announces_its_track_once_and_delivers_every_frame() {
+    let client = Client::new();
+    let mut session = publishing_session(&client);
+    // SoundFormat 2 (MP3), 44 kHz, 16-bit, stereo; then an MPEG-1 Layer III frame header.
+    let tag = || vec![0x2F, 0xFF, 0xFB, 0x90, 0x64, 0x00, 0x00];
+    let input: Vec<u8> = [0u64, 26, 52]
+        .iter()
+        .flat_map(|&t| client.audio(t, tag()))
+        .collect();
+    let events = events(&session.handle_input(&input).unwrap());
+    let [SessionEvent::Track(track), frames @ ..] = &events[..] else {
+        panic!("expected a track first, got {events:?}");
+    };
+    assert_eq!(
+        track,
+        &TrackInfo::OtherAudio {
+            codec: AudioCodec::Mp3
+        }
+    );
+    let packets: Vec<(i64, &[u8])> = frames
+        .iter()
+        .map(|e| match e {
+            SessionEvent::Packet(p) if p.kind == TrackKind::Audio => (p.dts, &p.data[..]),
+            other => panic!("expected only audio packets, got {other:?}"),
+        })
+        .collect();
+    let payload = &tag()[1..];
+    assert_eq!(packets, [(0, payload), (26, payload), (52, payload)]);
 }
 
 #[test]

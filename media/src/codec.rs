@@ -4,8 +4,12 @@
 //!   parsed from FLV sequence headers or built from an encoder's SPS/PPS. Picture size and frame
 //!   rate come from the SPS itself (parsed with `h264-reader`), never from what a peer claims.
 //! * [`AudioSpecificConfig`]: the AAC decoder configuration (ISO/IEC 14496-3 §1.6.2.1).
+//! * [`Mp3FrameHeader`]: the 4-byte header every MPEG audio Layer III frame starts with
+//!   (ISO/IEC 11172-3 §2.4.1.3, ISO/IEC 13818-3 §2.4.1.3 for the half rates, and the common
+//!   "MPEG 2.5" extension for the quarter rates). MP3 has no decoder configuration: each frame
+//!   carries its own sample rate and channel mode, so this is where the true ones are read.
 //!
-//! Both render the RFC 6381 codec strings HLS needs in `CODECS` (`avc1.PPCCLL`, `mp4a.40.N`).
+//! The first two render the RFC 6381 codec strings HLS needs in `CODECS` (`avc1.PPCCLL`, `mp4a.40.N`).
 //! Parsers here see untrusted bytes: they are bounds-checked and return [`CodecError`].
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -347,6 +351,58 @@ impl AudioSpecificConfig {
     }
 }
 
+/// What Sluice reads from an MP3 (MPEG audio Layer III) frame header.
+///
+/// FLV's audio tag header also declares a rate and a channel count for MP3, but only four rates
+/// (5.5/11/22/44 kHz) and it is often wrong (48 kHz streams say 44 kHz); the frame header is the
+/// truth, so that is what this reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mp3FrameHeader {
+    /// Sampling frequency in Hz (8 000 to 48 000).
+    pub sample_rate: u32,
+    /// 1 for single-channel mode, 2 for stereo, joint stereo and dual channel.
+    pub channels: u8,
+}
+
+const MP3: &str = "MP3 frame header";
+
+impl Mp3FrameHeader {
+    /// Parses the header at the start of `frame`.
+    pub fn parse(frame: &[u8]) -> Result<Self, CodecError> {
+        let head = take(MP3, frame, 0, 4)?;
+        let invalid = |reason: String| CodecError::Invalid { what: MP3, reason };
+        if head[0] != 0xFF || head[1] & 0xE0 != 0xE0 {
+            return Err(invalid("no frame sync".into()));
+        }
+        // Version: 0 = MPEG 2.5, 1 = reserved, 2 = MPEG-2 (half rates), 3 = MPEG-1.
+        let rate_divisor = match (head[1] >> 3) & 0x03 {
+            0 => 4,
+            2 => 2,
+            3 => 1,
+            _ => return Err(invalid("reserved MPEG audio version".into())),
+        };
+        // Layer: 1 = Layer III, 2 = Layer II, 3 = Layer I, 0 = reserved.
+        match (head[1] >> 1) & 0x03 {
+            1 => {}
+            0 => return Err(invalid("reserved layer".into())),
+            layer => return Err(invalid(format!("Layer {} is not Layer III", 4 - layer))),
+        }
+        if head[2] >> 4 == 0x0F {
+            return Err(invalid("bitrate index 15 is invalid".into()));
+        }
+        let base_rate = match (head[2] >> 2) & 0x03 {
+            0 => 44_100,
+            1 => 48_000,
+            2 => 32_000,
+            _ => return Err(invalid("reserved sampling frequency index 3".into())),
+        };
+        Ok(Mp3FrameHeader {
+            sample_rate: base_rate / rate_divisor,
+            channels: if head[3] >> 6 == 3 { 1 } else { 2 },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,5 +462,47 @@ mod tests {
         assert!(AudioSpecificConfig::parse(&[0x12]).is_err());
         assert!(AudioSpecificConfig::parse(&[0x16, 0x90]).is_err());
         assert!(AudioSpecificConfig::parse(&[0x00, 0x10]).is_err());
+    }
+
+    #[test]
+    fn mp3_frame_header_gives_rate_and_channels() {
+        // MPEG-1 Layer III, 128 kb/s, 44.1 kHz, joint stereo (what libmp3lame writes).
+        assert_eq!(
+            Mp3FrameHeader::parse(&[0xFF, 0xFB, 0x90, 0x64]),
+            Ok(Mp3FrameHeader {
+                sample_rate: 44_100,
+                channels: 2
+            })
+        );
+        // MPEG-1, 48 kHz, single channel.
+        let mono = Mp3FrameHeader::parse(&[0xFF, 0xFB, 0x94, 0xC4]).unwrap();
+        assert_eq!((mono.sample_rate, mono.channels), (48_000, 1));
+        // MPEG-2 (24 kHz) and MPEG 2.5 (8 kHz).
+        assert_eq!(
+            Mp3FrameHeader::parse(&[0xFF, 0xF3, 0x84, 0x00])
+                .unwrap()
+                .sample_rate,
+            24_000
+        );
+        assert_eq!(
+            Mp3FrameHeader::parse(&[0xFF, 0xE3, 0x88, 0x00])
+                .unwrap()
+                .sample_rate,
+            8_000
+        );
+    }
+
+    #[test]
+    fn mp3_frame_header_rejects_other_layers_and_garbage() {
+        for bad in [
+            &[0xFF, 0xFB, 0x90][..],
+            &[0x00, 0xFB, 0x90, 0x64],
+            &[0xFF, 0xFD, 0x90, 0x64],
+            &[0xFF, 0xEB, 0x90, 0x64],
+            &[0xFF, 0xFB, 0xF0, 0x64],
+            &[0xFF, 0xFB, 0x9C, 0x64],
+        ] {
+            assert!(Mp3FrameHeader::parse(bad).is_err(), "{bad:02x?}");
+        }
     }
 }

@@ -12,6 +12,8 @@ pub mod codec;
 pub mod packet;
 pub mod time;
 
-pub use codec::{AudioCodec, AudioSpecificConfig, AvcConfig, CodecError, VideoCodec};
+pub use codec::{
+    AudioCodec, AudioSpecificConfig, AvcConfig, CodecError, Mp3FrameHeader, VideoCodec,
+};
 pub use packet::{Packet, TrackInfo, TrackKind};
 pub use time::{MediaTime, Timebase};

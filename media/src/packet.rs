@@ -57,7 +57,11 @@ pub enum TrackInfo {
     Aac { config: AudioSpecificConfig },
     /// A video codec Sluice recognises but does not carry in this track form.
     OtherVideo { codec: VideoCodec },
-    /// An audio codec Sluice recognises but does not carry in this track form.
+    /// An audio codec Sluice recognises but has no decoder configuration for.
+    ///
+    /// MP3 is the one such codec whose frames still flow as [`Packet`]s (each frame starts with
+    /// its own header, see [`crate::Mp3FrameHeader`]): it has no HLS sample entry here and is
+    /// transcoded to AAC before it reaches a playlist, so it has no codec string.
     OtherAudio { codec: AudioCodec },
 }
 

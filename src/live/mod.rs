@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
-use sluice_media::{Packet, TrackInfo, TrackKind};
+use sluice_media::{AudioCodec, Mp3FrameHeader, Packet, TrackInfo, TrackKind};
 use sluice_storage::{Db, LiveStream, LiveStreamStatus, ObjectKey, ObjectStore};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn, Instrument};
@@ -21,7 +21,7 @@ use tracing::{debug, info, warn, Instrument};
 use sluice_transcoder::{Ladder, RungSpec};
 
 use crate::config::LiveConfig;
-use pipeline::{SessionPipeline, SourceDescription};
+use pipeline::{SessionPipeline, SourceAudio, SourceDescription};
 
 /// Most renditions one live stream may ask for (each encoded rung costs a core-share).
 const MAX_RUNGS: usize = 8;
@@ -40,6 +40,8 @@ const AUDIO_WAIT: Duration = Duration::from_secs(1);
 const VIDEO_WAIT: Duration = Duration::from_secs(5);
 /// Packets held while the pipeline waits for its track configurations.
 const MAX_PENDING_PACKETS: usize = 1024;
+/// Pause after a failed `accept` before trying again.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// How often the session row's counters are refreshed.
 const SESSION_UPDATE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -97,10 +99,19 @@ impl LiveService {
         Arc::new(LiveService { db, store, config })
     }
 
-    /// Accepts connections forever; each one is independent of the others.
-    pub async fn run(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+    /// Accepts connections until the process stops; each one is independent of the others.
+    pub async fn run(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let (socket, peer) = listener.accept().await?;
+            let (socket, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before accept: the
+                    // listener itself is fine, so wait a moment and go on.
+                    warn!(error = %e, "Accepting an RTMP connection failed.");
+                    tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                    continue;
+                }
+            };
             let service = self.clone();
             let span = tracing::info_span!("rtmp", peer = %peer);
             tokio::spawn(
@@ -149,34 +160,36 @@ impl LiveService {
         }
     }
 
-    /// Looks the stream key up; refuses the publish (and returns `None`) when it may not go on.
+    /// Looks the stream key up and claims the stream for this publisher; refuses the publish
+    /// (and returns `None`) when it may not go on.
     async fn authorise(
         &self,
         app: &str,
         stream_key: &str,
         connection: &mut RtmpConnection,
     ) -> Result<Option<LiveStream>, IngestError> {
-        let refusal = if app != "live" {
-            Some(format!(
-                "unknown application {app:?}; publish to rtmp://HOST/live/STREAM_KEY"
-            ))
+        let reason = if app != "live" {
+            format!("unknown application {app:?}; publish to rtmp://HOST/live/STREAM_KEY")
         } else if stream_key.is_empty() {
-            Some("publish request has no stream key".to_owned())
+            "publish request has no stream key".to_owned()
         } else {
             match self.db.find_by_stream_key(stream_key).await {
-                Ok(Some(stream)) if stream.status == LiveStreamStatus::Active => {
-                    Some(format!("live stream {} already has a publisher", stream.id))
-                }
-                Ok(Some(stream)) => return Ok(Some(stream)),
-                Ok(None) => Some("unknown stream key".to_owned()),
+                Ok(Some(stream)) => match self.db.claim_live_stream(&stream.id).await {
+                    Ok(true) => return Ok(Some(stream)),
+                    Ok(false) => format!("live stream {} already has a publisher", stream.id),
+                    Err(e) => {
+                        warn!(error = %e, "Claiming the live stream failed.");
+                        "internal error".to_owned()
+                    }
+                },
+                Ok(None) => "unknown stream key".to_owned(),
                 Err(e) => {
                     warn!(error = %e, "Stream key lookup failed.");
-                    Some("stream key lookup failed".to_owned())
+                    "stream key lookup failed".to_owned()
                 }
             }
         };
-        let reason = refusal.unwrap_or_default();
-        warn!(app = %app, reason = %reason, "Refused publish: bad stream key or application.");
+        warn!(app = %app, reason = %reason, "Refused publish.");
         connection.reject_publish(&reason).await?;
         Ok(None)
     }
@@ -197,19 +210,20 @@ impl LiveService {
             Ok(session) => session,
             Err(e) => {
                 warn!(error = %e, "Could not record the session; refusing the publish.");
+                self.release(&stream.id, None).await;
                 connection.reject_publish("internal error").await?;
                 return Ok(());
             }
         };
-        self.clear_previous_session(&stream.id).await;
-        connection.accept_publish().await?;
         if let Err(e) = self
             .db
             .set_live_stream_status(&stream.id, LiveStreamStatus::Active, Some(&session.id))
             .await
         {
-            warn!(error = %e, "Could not mark the live stream active.");
+            warn!(error = %e, "Could not attach the session to the live stream.");
         }
+        self.clear_previous_session(&stream.id).await;
+        connection.accept_publish().await?;
         info!(live_stream_id = %stream.id, session_id = %session.id, encoder = %encoder, "Publisher connected.");
 
         let result = self
@@ -219,16 +233,21 @@ impl LiveService {
         if let Err(e) = self.db.end_session(&session.id).await {
             warn!(error = %e, "Could not end the session row.");
         }
+        // The stream keeps pointing at its last session, so its final counters stay visible.
+        self.release(&stream.id, Some(&session.id)).await;
+        info!(live_stream_id = %stream.id, session_id = %session.id, bytes = connection.bytes_received(), "Publisher disconnected.");
+        result
+    }
+
+    /// Returns a claimed stream to `idle`, pointing at `last_session` when there was one.
+    async fn release(&self, live_stream_id: &str, last_session: Option<&str>) {
         if let Err(e) = self
             .db
-            // The stream keeps pointing at its last session, so its final counters stay visible.
-            .set_live_stream_status(&stream.id, LiveStreamStatus::Idle, Some(&session.id))
+            .set_live_stream_status(live_stream_id, LiveStreamStatus::Idle, last_session)
             .await
         {
             warn!(error = %e, "Could not mark the live stream idle.");
         }
-        info!(live_stream_id = %stream.id, session_id = %session.id, bytes = connection.bytes_received(), "Publisher disconnected.");
-        result
     }
 
     /// Removes what an earlier session of this stream left in storage (its playlists and its
@@ -272,7 +291,7 @@ impl LiveService {
                         warn!(codec = %codec.name(), "Refused publish: only H.264 video can be ingested.");
                         break Ok(());
                     }
-                    (_, TrackInfo::OtherAudio { codec }) => {
+                    (_, TrackInfo::OtherAudio { codec }) if codec != AudioCodec::Mp3 => {
                         warn!(codec = %codec.name(), "Audio codec not supported; the stream goes on without audio.");
                         gate.audio_unsupported = true;
                     }
@@ -379,6 +398,9 @@ impl LiveService {
 }
 
 /// Holds the first packets until the pipeline knows its video (and audio, if any) tracks.
+///
+/// AAC audio is known from its sequence header; MP3 has none, so it is known from the first
+/// held MP3 frame whose header parses (and is then transcoded to AAC).
 #[derive(Default)]
 struct StartGate {
     video: Option<TrackInfo>,
@@ -429,19 +451,32 @@ impl StartGate {
         let Some(TrackInfo::Avc { config, frame_rate }) = &self.video else {
             return None;
         };
+        let audio = self.source_audio();
         let audio_settled =
-            self.audio.is_some() || self.audio_unsupported || self.video_span() >= AUDIO_WAIT;
+            audio.is_some() || self.audio_unsupported || self.video_span() >= AUDIO_WAIT;
         if !audio_settled {
             return None;
         }
-        let audio = match &self.audio {
-            Some(TrackInfo::Aac { config }) => Some(config.clone()),
-            _ => None,
-        };
         Some(SourceDescription {
             video: config.clone(),
             frame_rate: frame_rate.or(self.frame_rate).or(config.sps_frame_rate),
             audio,
         })
+    }
+
+    /// The audio track as the pipeline will carry it, once it is known.
+    fn source_audio(&self) -> Option<SourceAudio> {
+        match &self.audio {
+            Some(TrackInfo::Aac { config }) => Some(SourceAudio::Aac(config.clone())),
+            Some(TrackInfo::OtherAudio {
+                codec: AudioCodec::Mp3,
+            }) => self
+                .pending
+                .iter()
+                .filter(|p| p.kind == TrackKind::Audio)
+                .find_map(|p| Mp3FrameHeader::parse(&p.data).ok())
+                .map(SourceAudio::Mp3),
+            _ => None,
+        }
     }
 }

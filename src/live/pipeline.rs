@@ -5,6 +5,9 @@
 //!           ──audio────────────────────────────────────────────────────────────────────┴─> packaging thread ──> ObjectStore
 //! ```
 //!
+//! AAC audio is passed through; MP3 audio is transcoded to AAC-LC on the packaging thread
+//! (see [`AudioInput`]).
+//!
 //! Every queue is bounded. The transcoder drops (and counts) when it falls behind real time;
 //! audio and the packaging channel apply backpressure to the publisher's TCP connection.
 
@@ -14,15 +17,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
-use sluice_media::{AudioSpecificConfig, AvcConfig, Packet, TrackKind};
+use sluice_media::{AudioCodec, AudioSpecificConfig, AvcConfig, Mp3FrameHeader, Packet, TrackKind};
 use sluice_storage::ObjectStore;
 use sluice_transcoder::{
-    plan, EncoderSettings, Ladder, LiveTranscoder, PlannedRung, TranscoderOutput,
+    plan, AacTranscoder, EncoderSettings, Ladder, LiveTranscoder, PlannedRung, TranscoderOutput,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::renditions::{Destination, PackagingInput, SessionPackager, VideoRenditionPlan};
+use super::renditions::{
+    AudioInput, Destination, PackagingInput, SessionPackager, VideoRenditionPlan,
+};
 use crate::config::LiveConfig;
 
 /// Inputs waiting for the packaging thread.
@@ -34,7 +39,47 @@ const FALLBACK_FRAME_RATE: f64 = 30.0;
 pub struct SourceDescription {
     pub video: AvcConfig,
     pub frame_rate: Option<f64>,
-    pub audio: Option<AudioSpecificConfig>,
+    pub audio: Option<SourceAudio>,
+}
+
+/// The publisher's audio track, in a form the pipeline carries.
+#[derive(Clone, Debug)]
+pub enum SourceAudio {
+    /// AAC, passed through as the audio rendition.
+    Aac(AudioSpecificConfig),
+    /// MP3 (described by its first frame's header), transcoded to AAC-LC.
+    Mp3(Mp3FrameHeader),
+}
+
+impl SourceAudio {
+    fn codec(&self) -> AudioCodec {
+        match self {
+            SourceAudio::Aac(_) => AudioCodec::Aac,
+            SourceAudio::Mp3(_) => AudioCodec::Mp3,
+        }
+    }
+
+    /// The RFC 6381 codec string; MP3 has none here (it never reaches a playlist).
+    fn codec_string(&self) -> Option<String> {
+        match self {
+            SourceAudio::Aac(config) => Some(config.codec_string()),
+            SourceAudio::Mp3(_) => None,
+        }
+    }
+
+    fn sample_rate(&self) -> u32 {
+        match self {
+            SourceAudio::Aac(config) => config.sample_rate,
+            SourceAudio::Mp3(header) => header.sample_rate,
+        }
+    }
+
+    fn channels(&self) -> u8 {
+        match self {
+            SourceAudio::Aac(config) => config.channels,
+            SourceAudio::Mp3(header) => header.channels,
+        }
+    }
 }
 
 /// Input bitrate measured over what the publisher sent.
@@ -72,7 +117,7 @@ pub struct SessionPipeline {
 impl SessionPipeline {
     /// Plans the ladder for this source and starts the transcoder and packaging threads.
     pub fn start(
-        source: SourceDescription,
+        mut source: SourceDescription,
         ladder: &serde_json::Value,
         config: &LiveConfig,
         store: Arc<dyn ObjectStore>,
@@ -122,7 +167,18 @@ impl SessionPipeline {
             live_stream_id: live_stream_id.to_owned(),
             session_id: session_id.to_owned(),
         };
-        let audio = source.audio.clone();
+        let audio = match &source.audio {
+            Some(SourceAudio::Aac(config)) => Some(AudioInput::PassThrough(config.clone())),
+            Some(SourceAudio::Mp3(header)) => match AacTranscoder::from_mp3(*header) {
+                Ok(transcoder) => Some(AudioInput::Transcode(transcoder)),
+                Err(e) => {
+                    warn!(error = %e, "MP3 audio cannot be transcoded; the stream goes on without audio.");
+                    source.audio = None;
+                    None
+                }
+            },
+            None => None,
+        };
         let window = config.playlist_window;
         let packager = std::thread::Builder::new()
             .name("sluice-packager".into())
@@ -196,17 +252,17 @@ impl SessionPipeline {
         let video = &self.source.video;
         let audio = self.source.audio.as_ref();
         let codecs: Vec<String> = std::iter::once(video.codec_string())
-            .chain(audio.map(AudioSpecificConfig::codec_string))
+            .chain(audio.and_then(SourceAudio::codec_string))
             .collect();
         json!({
             "video_codec": "h264",
-            "audio_codec": audio.map(|_| "aac"),
+            "audio_codec": audio.map(|a| a.codec().name()),
             "codecs": codecs.join(","),
             "width": video.width,
             "height": video.height,
             "frame_rate": self.source.frame_rate,
-            "audio_sample_rate": audio.map(|a| a.sample_rate),
-            "audio_channels": audio.map(|a| a.channels),
+            "audio_sample_rate": audio.map(SourceAudio::sample_rate),
+            "audio_channels": audio.map(SourceAudio::channels),
             "bitrate_kbps": self.meter.kbps(),
         })
     }

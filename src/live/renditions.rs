@@ -5,6 +5,10 @@
 //! playlist is never written before the segment it lists). Every rendition's segments are cut
 //! on the same instants: encoded rungs carry IDRs forced on the source timeline, and the audio
 //! rendition is cut wherever the first video rendition was cut.
+//!
+//! MP3 audio is transcoded to AAC-LC here, synchronously, as it arrives: it costs about a
+//! percent of a core, needs no queue or thread of its own, and its output reaches the audio
+//! segmenter in order with the cuts the video renditions ask for.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use sluice_packager::{
     MasterPlaylist, SegmentEvent, TrackSegmenter, VideoVariant,
 };
 use sluice_storage::{ObjectKey, ObjectStore};
+use sluice_transcoder::AacTranscoder;
 use tokio::runtime::Handle;
 use tracing::{debug, warn};
 
@@ -34,8 +39,16 @@ pub enum PackagingInput {
     VideoConfig { index: usize, config: AvcConfig },
     /// A compressed video access unit of rendition `index`.
     Video { index: usize, packet: Packet },
-    /// An AAC frame of the shared audio rendition.
+    /// A frame of the publisher's audio track (AAC, or MP3 to transcode).
     Audio(Packet),
+}
+
+/// Where the audio rendition's AAC frames come from.
+pub enum AudioInput {
+    /// The publisher's AAC frames, as they are.
+    PassThrough(AudioSpecificConfig),
+    /// The publisher's MP3 frames, transcoded to AAC-LC on the packaging thread.
+    Transcode(AacTranscoder),
 }
 
 /// Where and how a session's objects are written.
@@ -234,6 +247,7 @@ pub struct SessionPackager {
     destination: Destination,
     video: Vec<(Rendition, VideoRenditionPlan, Option<AvcConfig>)>,
     audio: Option<(Rendition, AudioSpecificConfig)>,
+    transcoder: Option<AacTranscoder>,
     origin: Origin,
     master_written: Option<Vec<u8>>,
 }
@@ -242,7 +256,7 @@ impl SessionPackager {
     pub fn new(
         destination: Destination,
         video: Vec<VideoRenditionPlan>,
-        audio: Option<AudioSpecificConfig>,
+        audio: Option<AudioInput>,
         segment: Duration,
         window: usize,
     ) -> Self {
@@ -261,7 +275,14 @@ impl SessionPackager {
                 (rendition, plan, None)
             })
             .collect();
-        let audio = audio.map(|config| {
+        let (config, transcoder) = match audio {
+            Some(AudioInput::PassThrough(config)) => (Some(config), None),
+            Some(AudioInput::Transcode(transcoder)) => {
+                (Some(transcoder.config().clone()), Some(transcoder))
+            }
+            None => (None, None),
+        };
+        let audio = config.map(|config| {
             let mut rendition = Rendition::new(
                 "a0".to_owned(),
                 TrackKind::Audio,
@@ -283,6 +304,7 @@ impl SessionPackager {
             destination,
             video,
             audio,
+            transcoder,
             origin: Origin {
                 media: None,
                 wall: Utc::now(),
@@ -328,21 +350,51 @@ impl SessionPackager {
             }
             PackagingInput::Audio(packet) => {
                 self.note_origin(&packet);
-                let Some((rendition, _)) = &mut self.audio else {
+                let Some(transcoder) = &mut self.transcoder else {
+                    self.push_audio(packet);
                     return;
                 };
-                match rendition.segmenter.push(packet) {
-                    Ok(events) => {
-                        if !rendition
-                            .absorb(&self.destination, events, &self.origin)
-                            .is_empty()
-                        {
-                            self.write_master_if_changed();
-                        }
-                    }
-                    Err(e) => warn!(error = %e, "Audio packet refused by the segmenter."),
+                match transcoder.push(&packet) {
+                    Ok(packets) => packets.into_iter().for_each(|p| self.push_audio(p)),
+                    Err(e) => warn!(error = %e, "Audio transcoding failed for a packet."),
                 }
             }
+        }
+    }
+
+    /// Segments one AAC frame of the audio rendition.
+    fn push_audio(&mut self, packet: Packet) {
+        let Some((rendition, _)) = &mut self.audio else {
+            return;
+        };
+        match rendition.segmenter.push(packet) {
+            Ok(events) => {
+                if !rendition
+                    .absorb(&self.destination, events, &self.origin)
+                    .is_empty()
+                {
+                    self.write_master_if_changed();
+                }
+            }
+            Err(e) => warn!(error = %e, "Audio packet refused by the segmenter."),
+        }
+    }
+
+    /// Encodes what the audio transcoder still holds into the audio rendition.
+    fn finish_transcoding(&mut self) {
+        let Some(transcoder) = self.transcoder.take() else {
+            return;
+        };
+        let skipped = transcoder.decode_errors();
+        if skipped > 0 {
+            warn!(
+                skipped,
+                "MP3 audio frames that did not decode were skipped."
+            );
+        }
+        match transcoder.finish() {
+            Ok(packets) => packets.into_iter().for_each(|p| self.push_audio(p)),
+            Err(e) => warn!(error = %e, "Flushing the audio transcoder failed."),
         }
     }
 
@@ -415,6 +467,7 @@ impl SessionPackager {
 
     /// Flushes every segmenter, ends every playlist and writes the final multivariant playlist.
     pub fn finish(mut self) {
+        self.finish_transcoding();
         let mut video_ends = Vec::new();
         for (index, (rendition, _, _)) in self.video.iter_mut().enumerate() {
             let events = flush(&mut rendition.segmenter, &rendition.dir);

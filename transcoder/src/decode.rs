@@ -90,7 +90,10 @@ impl H264Decoder {
 
 /// Gives the codec context a copy of `record` as extradata. ffmpeg-next has no setter for it, so
 /// this writes the field directly, in the padded `av_malloc` buffer libavcodec expects to free.
-fn set_extradata(context: &mut codec::Context, record: &[u8]) -> Result<(), TranscodeError> {
+pub(crate) fn set_extradata(
+    context: &mut codec::Context,
+    record: &[u8],
+) -> Result<(), TranscodeError> {
     let size = i32::try_from(record.len())
         .map_err(|_| TranscodeError::DecoderOpen(ffmpeg_next::Error::InvalidData))?;
     let padded = record.len() + ffmpeg_next::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;

@@ -6,6 +6,7 @@
 //!   source ([`plan`] → [`PlannedRung`]).
 //! - [`decode`]: the H.264 decoder (ffmpeg's libavcodec) fed with AVCC [`Packet`]s.
 //! - [`x264`]: a small safe wrapper over libx264 through `x264-sys`.
+//! - [`audio`]: MP3 to AAC-LC transcoding ([`AacTranscoder`]) for publishers that send MP3.
 //! - [`live`]: the live ladder pipeline ([`LiveTranscoder`]) with its threads, bounded queues,
 //!   aligned IDRs and drop-before-the-encoder backpressure.
 //!
@@ -14,6 +15,7 @@
 //!
 //! [`Packet`]: sluice_media::Packet
 
+pub mod audio;
 pub mod decode;
 pub mod ladder;
 pub mod live;
@@ -23,6 +25,7 @@ use std::sync::Once;
 
 use sluice_media::CodecError;
 
+pub use audio::AacTranscoder;
 pub use decode::{DecodedPicture, H264Decoder};
 pub use ladder::{plan, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec};
 pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
@@ -76,6 +79,26 @@ pub enum TranscodeError {
     /// libx264 failed to encode a frame.
     #[error("x264 failed to encode the frame at pts {pts} (90 kHz)")]
     Encode { pts: i64 },
+    /// libavcodec could not open an audio decoder or encoder.
+    #[error("opening the {codec}: {source}")]
+    AudioCodecOpen {
+        codec: &'static str,
+        #[source]
+        source: ffmpeg_next::Error,
+    },
+    /// libswresample could not convert decoded audio to the encoder's format.
+    #[error("resampling audio: {0}")]
+    Resample(#[source] ffmpeg_next::Error),
+    /// The AAC encoder refused a frame.
+    #[error("encoding the AAC frame at sample {pts}: {source}")]
+    AudioEncode {
+        pts: i64,
+        #[source]
+        source: ffmpeg_next::Error,
+    },
+    /// The AAC encoder's AudioSpecificConfig does not parse.
+    #[error("AAC encoder configuration: {0}")]
+    AacConfig(#[source] CodecError),
     /// A pipeline thread could not be started.
     #[error("starting the {thread} thread: {source}")]
     Spawn {

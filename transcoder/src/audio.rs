@@ -1,0 +1,513 @@
+//! MP3 to AAC-LC audio transcoding, so a publisher's MP3 (the ffmpeg CLI's default FLV audio
+//! codec) can become an HLS audio rendition.
+//!
+//! libavcodec's MP3 decoder (ISO/IEC 11172-3 / 13818-3 Layer III) decodes each frame,
+//! libswresample turns what it gives into planar float at the output rate and layout, the
+//! samples are re-cut into the 1024-sample frames AAC-LC codes, and FFmpeg's native `aac`
+//! encoder (ISO/IEC 14496-3 AAC-LC) encodes them. Output packets are raw AAC frames, as
+//! [`Packet`] documents, with the encoder's AudioSpecificConfig.
+//!
+//! The transcoder is synchronous: [`AacTranscoder::push`] does the work one packet allows and
+//! returns the AAC packets that became ready. Decoding MP3 and encoding AAC cost about a percent
+//! of a core per stream, so the caller runs it on a thread it already has (the live packaging
+//! thread) rather than on a thread with queues of its own; it never belongs on an async reactor.
+//!
+//! Timestamps count in the output sample rate. The first decoded frame anchors the timeline;
+//! from then on samples are counted, so the output is gapless and strictly increasing however
+//! the publisher's millisecond clock jitters. A gap in the input longer than [`GAP_TOLERANCE`]
+//! is filled with silence (up to [`MAX_SILENCE_FILL`] at a time), which keeps audio in step
+//! with video; input that goes backwards is taken as continuous. The encoder's packets carry
+//! its priming delay (1024 samples before the first input sample), as libavcodec reports it.
+//!
+//! Bytes that do not decode are counted ([`AacTranscoder::decode_errors`]) and skipped.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use ffmpeg_next::codec::{self, decoder, encoder};
+use ffmpeg_next::format::{sample::Type as SampleType, Sample};
+use ffmpeg_next::software::resampling;
+use ffmpeg_next::{frame, ChannelLayout, Rational};
+use sluice_media::{AudioSpecificConfig, Mp3FrameHeader, Packet, Timebase, TrackKind};
+use tracing::debug;
+
+use crate::TranscodeError;
+
+/// Samples in one AAC-LC frame.
+const AAC_FRAME_SAMPLES: usize = 1024;
+/// AAC-LC bitrate per channel (128 kb/s stereo, 64 kb/s mono).
+const BITS_PER_SECOND_PER_CHANNEL: usize = 64_000;
+/// Output rate when the source rate has no AAC sampling frequency index.
+const FALLBACK_SAMPLE_RATE: u32 = 48_000;
+/// How far the input may run ahead of the samples counted before silence is inserted: more
+/// than the RTMP clock's millisecond rounding and an MP3 frame's worth of jitter.
+pub const GAP_TOLERANCE: Duration = Duration::from_millis(100);
+/// The most silence inserted for one gap; a longer gap shifts the audio earlier instead.
+pub const MAX_SILENCE_FILL: Duration = Duration::from_secs(10);
+/// AAC-LC in the AudioSpecificConfig's audio object type numbering.
+const AAC_LC: u8 = 2;
+/// The planar float samples the AAC encoder takes.
+const ENCODER_FORMAT: Sample = Sample::F32(SampleType::Planar);
+
+/// Transcodes one MP3 track to AAC-LC; see the module documentation.
+pub struct AacTranscoder {
+    decoder: decoder::Audio,
+    resampler: Option<resampling::Context>,
+    encoder: encoder::Audio,
+    config: AudioSpecificConfig,
+    layout: ChannelLayout,
+    /// Samples waiting for a full AAC frame, one vector per channel.
+    pending: Vec<Vec<f32>>,
+    /// Time of the first pending sample, in output samples; `None` until the first frame.
+    pending_start: Option<i64>,
+    decode_errors: u64,
+}
+
+impl AacTranscoder {
+    /// Opens a transcoder for the MP3 track whose first frame header is `source`. The output
+    /// keeps the source's sample rate (every MP3 rate is an AAC rate) and channel count.
+    pub fn from_mp3(source: Mp3FrameHeader) -> Result<Self, TranscodeError> {
+        crate::init_ffmpeg();
+        let decoder = open_mp3_decoder()?;
+        let sample_rate = if AudioSpecificConfig::new(AAC_LC, source.sample_rate, 1).is_ok() {
+            source.sample_rate
+        } else {
+            FALLBACK_SAMPLE_RATE
+        };
+        let channels = source.channels.clamp(1, 2);
+        let layout = ChannelLayout::default(i32::from(channels));
+        let encoder = open_aac_encoder(sample_rate, layout, usize::from(channels))?;
+        let config = encoder_config(&encoder)?;
+        Ok(AacTranscoder {
+            decoder,
+            resampler: None,
+            encoder,
+            config,
+            layout,
+            pending: vec![Vec::new(); usize::from(channels)],
+            pending_start: None,
+            decode_errors: 0,
+        })
+    }
+
+    /// The AAC decoder configuration of every packet this transcoder returns.
+    pub fn config(&self) -> &AudioSpecificConfig {
+        &self.config
+    }
+
+    /// The clock of the returned packets: the output sample rate.
+    pub fn timebase(&self) -> Timebase {
+        Timebase(self.config.sample_rate)
+    }
+
+    /// MP3 packets (or frames inside them) that could not be decoded and were skipped.
+    pub fn decode_errors(&self) -> u64 {
+        self.decode_errors
+    }
+
+    /// Transcodes one MP3 packet (any timebase) and returns the AAC packets now ready.
+    pub fn push(&mut self, packet: &Packet) -> Result<Vec<Packet>, TranscodeError> {
+        let pts = packet.timebase.rescale(packet.pts, Timebase::MILLIS);
+        let mut input = ffmpeg_next::Packet::copy(&packet.data);
+        input.set_pts(Some(pts));
+        input.set_dts(Some(pts));
+        if let Err(e) = self.decoder.send_packet(&input) {
+            self.decode_errors += 1;
+            debug!(pts_ms = pts, error = %e, "MP3 packet skipped: it does not decode.");
+            return Ok(Vec::new());
+        }
+        self.drain_decoder()
+    }
+
+    /// Flushes the decoder, the resampler and the encoder; returns the last AAC packets.
+    pub fn finish(mut self) -> Result<Vec<Packet>, TranscodeError> {
+        // Sending EOF only fails if it was already sent; the frames come out either way.
+        let _ = self.decoder.send_eof();
+        let mut out = self.drain_decoder()?;
+        if let Some(resampler) = &mut self.resampler {
+            if resampler.delay().is_some() {
+                let mut tail = frame::Audio::new(ENCODER_FORMAT, AAC_FRAME_SAMPLES, self.layout);
+                resampler
+                    .flush(&mut tail)
+                    .map_err(TranscodeError::Resample)?;
+                self.append(&tail, None);
+            }
+        }
+        let partial = self.pending.first().map_or(0, Vec::len);
+        if partial > 0 {
+            // The last frame is padded with silence to a whole AAC frame.
+            for channel in &mut self.pending {
+                channel.resize(AAC_FRAME_SAMPLES, 0.0);
+            }
+        }
+        out.extend(self.encode_pending()?);
+        // Sending EOF only fails if it was already sent; the packets come out either way.
+        let _ = self.encoder.send_eof();
+        out.extend(self.receive_packets());
+        Ok(out)
+    }
+
+    /// Takes every decoded frame, converts it and encodes whatever whole frames are pending.
+    fn drain_decoder(&mut self) -> Result<Vec<Packet>, TranscodeError> {
+        let mut decoded = frame::Audio::empty();
+        let mut out = Vec::new();
+        loop {
+            match self.decoder.receive_frame(&mut decoded) {
+                Ok(()) => {}
+                Err(ffmpeg_next::Error::Eof) => break,
+                Err(ffmpeg_next::Error::Other { errno }) if errno == ffmpeg_next::error::EAGAIN => {
+                    break
+                }
+                Err(e) => {
+                    self.decode_errors += 1;
+                    debug!(error = %e, "MP3 frame skipped: it does not decode.");
+                    continue;
+                }
+            }
+            if decoded.samples() == 0 {
+                continue;
+            }
+            let converted = self.convert(&decoded)?;
+            let at = decoded
+                .timestamp()
+                .or(decoded.pts())
+                .map(|ms| Timebase::MILLIS.rescale(ms, self.timebase()));
+            self.append(&converted, at);
+            out.extend(self.encode_pending()?);
+        }
+        Ok(out)
+    }
+
+    /// Converts a decoded frame to the encoder's format, rate and layout.
+    fn convert(&mut self, decoded: &frame::Audio) -> Result<frame::Audio, TranscodeError> {
+        let source_layout = if decoded.channel_layout().is_empty() {
+            ChannelLayout::default(i32::from(decoded.channels()))
+        } else {
+            decoded.channel_layout()
+        };
+        let input = (decoded.format(), source_layout, decoded.rate());
+        let resampler = match &mut self.resampler {
+            Some(r) if (r.input().format, r.input().channel_layout, r.input().rate) == input => r,
+            slot => slot.insert(
+                resampling::Context::get(
+                    input.0,
+                    input.1,
+                    input.2,
+                    ENCODER_FORMAT,
+                    self.layout,
+                    self.config.sample_rate,
+                )
+                .map_err(TranscodeError::Resample)?,
+            ),
+        };
+        let rate_ratio = f64::from(self.config.sample_rate) / f64::from(input.2.max(1));
+        // Room for every sample this input can produce, plus what the resampler held back.
+        let capacity = (decoded.samples() as f64 * rate_ratio).ceil() as usize + 64;
+        let mut converted = frame::Audio::new(ENCODER_FORMAT, capacity, self.layout);
+        resampler
+            .run(decoded, &mut converted)
+            .map_err(TranscodeError::Resample)?;
+        Ok(converted)
+    }
+
+    /// Adds converted samples that start at `at` (output samples) to the pending ones,
+    /// filling a gap in the input with silence.
+    fn append(&mut self, converted: &frame::Audio, at: Option<i64>) {
+        let queued = self.pending.first().map_or(0, Vec::len) as i64;
+        let start = *self
+            .pending_start
+            .get_or_insert_with(|| at.unwrap_or(0).saturating_sub(queued));
+        if let Some(at) = at {
+            let gap = at.saturating_sub(start.saturating_add(queued));
+            let tolerance = duration_in(GAP_TOLERANCE, self.config.sample_rate);
+            if gap > tolerance {
+                let fill = gap.min(duration_in(MAX_SILENCE_FILL, self.config.sample_rate));
+                debug!(samples = fill, "Gap in the MP3 input filled with silence.");
+                for channel in &mut self.pending {
+                    channel.resize(channel.len() + fill as usize, 0.0);
+                }
+            }
+        }
+        for (index, channel) in self.pending.iter_mut().enumerate() {
+            channel.extend_from_slice(converted.plane::<f32>(index));
+        }
+    }
+
+    /// Encodes every whole AAC frame of pending samples.
+    fn encode_pending(&mut self) -> Result<Vec<Packet>, TranscodeError> {
+        let mut out = Vec::new();
+        while self.pending.first().map_or(0, Vec::len) >= AAC_FRAME_SAMPLES {
+            let start = self.pending_start.unwrap_or(0);
+            let mut input = frame::Audio::new(ENCODER_FORMAT, AAC_FRAME_SAMPLES, self.layout);
+            input.set_rate(self.config.sample_rate);
+            input.set_pts(Some(start));
+            for (index, channel) in self.pending.iter_mut().enumerate() {
+                input
+                    .plane_mut::<f32>(index)
+                    .copy_from_slice(&channel[..AAC_FRAME_SAMPLES]);
+                channel.drain(..AAC_FRAME_SAMPLES);
+            }
+            self.pending_start = Some(start.saturating_add(AAC_FRAME_SAMPLES as i64));
+            self.encoder
+                .send_frame(&input)
+                .map_err(|source| TranscodeError::AudioEncode { pts: start, source })?;
+            out.extend(self.receive_packets());
+        }
+        Ok(out)
+    }
+
+    fn receive_packets(&mut self) -> Vec<Packet> {
+        let timebase = self.timebase();
+        let mut out = Vec::new();
+        let mut encoded = ffmpeg_next::Packet::empty();
+        while self.encoder.receive_packet(&mut encoded).is_ok() {
+            let (Some(pts), Some(data)) = (encoded.pts(), encoded.data()) else {
+                continue;
+            };
+            out.push(Packet {
+                kind: TrackKind::Audio,
+                timebase,
+                dts: pts,
+                pts,
+                keyframe: true,
+                data: Bytes::copy_from_slice(data),
+            });
+        }
+        out
+    }
+}
+
+fn duration_in(duration: Duration, sample_rate: u32) -> i64 {
+    (duration.as_millis() as i64).saturating_mul(i64::from(sample_rate)) / 1_000
+}
+
+fn open_mp3_decoder() -> Result<decoder::Audio, TranscodeError> {
+    let open_error = |source| TranscodeError::AudioCodecOpen {
+        codec: "MP3 decoder",
+        source,
+    };
+    let codec =
+        decoder::find(codec::Id::MP3).ok_or(open_error(ffmpeg_next::Error::DecoderNotFound))?;
+    let mut context = codec::Context::new_with_codec(codec);
+    // SAFETY: a plain field write on a context we own that has not been opened yet.
+    unsafe {
+        (*context.as_mut_ptr()).pkt_timebase = Rational::new(1, Timebase::MILLIS.0 as i32).into();
+    }
+    context.decoder().audio().map_err(open_error)
+}
+
+fn open_aac_encoder(
+    sample_rate: u32,
+    layout: ChannelLayout,
+    channels: usize,
+) -> Result<encoder::Audio, TranscodeError> {
+    let open_error = |source| TranscodeError::AudioCodecOpen {
+        codec: "AAC encoder",
+        source,
+    };
+    // FFmpeg's native encoder, by name: it is always built, and codes AAC-LC by default.
+    let codec =
+        encoder::find_by_name("aac").ok_or(open_error(ffmpeg_next::Error::EncoderNotFound))?;
+    let mut context = codec::Context::new_with_codec(codec);
+    // The AudioSpecificConfig goes to the init segment, not in-band.
+    context.set_flags(codec::Flags::GLOBAL_HEADER);
+    let mut encoder = context.encoder().audio().map_err(open_error)?;
+    encoder.set_rate(sample_rate as i32);
+    encoder.set_channel_layout(layout);
+    encoder.set_format(ENCODER_FORMAT);
+    encoder.set_bit_rate(BITS_PER_SECOND_PER_CHANNEL * channels);
+    encoder.set_time_base(Rational::new(1, sample_rate as i32));
+    encoder.open_as(codec).map_err(open_error)
+}
+
+/// The AudioSpecificConfig the encoder wrote as its extradata.
+fn encoder_config(encoder: &encoder::Audio) -> Result<AudioSpecificConfig, TranscodeError> {
+    // SAFETY: an opened encoder owns `extradata_size` bytes at `extradata` (or null).
+    let extradata = unsafe {
+        let raw = encoder.as_ptr();
+        let size = usize::try_from((*raw).extradata_size).unwrap_or(0);
+        if (*raw).extradata.is_null() || size == 0 {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts((*raw).extradata, size)
+        }
+    };
+    AudioSpecificConfig::parse(extradata).map_err(TranscodeError::AacConfig)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use ffmpeg_next::media::Type;
+
+    use super::*;
+
+    /// MP3 packets (millisecond clock) of a 440 Hz sine encoded by libmp3lame.
+    fn mp3_packets(sample_rate: u32, channels: u8, seconds: u32) -> Vec<Packet> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sine.mp3");
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i"])
+            .arg(format!(
+                "sine=frequency=440:sample_rate={sample_rate}:duration={seconds}"
+            ))
+            .args([
+                "-ac",
+                &channels.to_string(),
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "128k",
+            ])
+            .args(["-write_xing", "0", "-f", "mp3"])
+            .arg(&path)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success());
+        crate::init_ffmpeg();
+        let mut input = ffmpeg_next::format::input(&path).unwrap();
+        let stream = input.streams().best(Type::Audio).unwrap();
+        let (index, time_base) = (stream.index(), stream.time_base());
+        input
+            .packets()
+            .filter(|(stream, _)| stream.index() == index)
+            .map(|(_, packet)| {
+                let ticks = i128::from(packet.pts().unwrap());
+                let ms = ticks * i128::from(time_base.numerator()) * 1_000
+                    / i128::from(time_base.denominator());
+                let ms = i64::try_from(ms).unwrap();
+                Packet {
+                    kind: TrackKind::Audio,
+                    timebase: Timebase::MILLIS,
+                    dts: ms,
+                    pts: ms,
+                    keyframe: true,
+                    data: Bytes::copy_from_slice(packet.data().unwrap()),
+                }
+            })
+            .collect()
+    }
+
+    fn transcode(packets: &[Packet]) -> (AacTranscoder, Vec<Packet>) {
+        let header = Mp3FrameHeader::parse(&packets[0].data).unwrap();
+        let mut transcoder = AacTranscoder::from_mp3(header).unwrap();
+        let mut out = Vec::new();
+        for packet in packets {
+            out.extend(transcoder.push(packet).unwrap());
+        }
+        (transcoder, out)
+    }
+
+    /// Decodes AAC packets with libavcodec; returns the samples per channel and their RMS.
+    fn decode_aac(config: &AudioSpecificConfig, packets: &[Packet]) -> (usize, f64) {
+        let codec = decoder::find(codec::Id::AAC).unwrap();
+        let mut context = codec::Context::new_with_codec(codec);
+        crate::decode::set_extradata(&mut context, &config.raw).unwrap();
+        let mut decoder = context.decoder().audio().unwrap();
+        let (mut samples, mut energy) = (0usize, 0f64);
+        let mut decoded = frame::Audio::empty();
+        for packet in packets {
+            decoder
+                .send_packet(&ffmpeg_next::Packet::copy(&packet.data))
+                .expect("AAC packet decodes");
+            while decoder.receive_frame(&mut decoded).is_ok() {
+                assert_eq!(
+                    usize::from(decoded.channels()),
+                    usize::from(config.channels)
+                );
+                samples += decoded.samples();
+                energy += decoded
+                    .plane::<f32>(0)
+                    .iter()
+                    .map(|s| f64::from(*s).powi(2))
+                    .sum::<f64>();
+            }
+        }
+        (samples, (energy / samples.max(1) as f64).sqrt())
+    }
+
+    fn assert_contiguous(packets: &[Packet]) {
+        for pair in packets.windows(2) {
+            assert_eq!(pair[1].dts - pair[0].dts, AAC_FRAME_SAMPLES as i64);
+            assert_eq!(pair[1].pts, pair[1].dts);
+        }
+    }
+
+    #[test]
+    fn mp3_becomes_aac_lc_that_decodes_back_to_the_same_duration() {
+        let mp3 = mp3_packets(44_100, 2, 3);
+        let (transcoder, mut aac) = transcode(&mp3);
+        let config = transcoder.config().clone();
+        assert_eq!(transcoder.decode_errors(), 0);
+        aac.extend(transcoder.finish().unwrap());
+        assert_eq!(config.codec_string(), "mp4a.40.2");
+        assert_eq!((config.sample_rate, config.channels), (44_100, 2));
+        // 3 s at 44.1 kHz is 129.2 frames, plus the encoder's priming frame.
+        assert!((129..=132).contains(&aac.len()), "{} packets", aac.len());
+        assert!(aac
+            .iter()
+            .all(|p| p.timebase == Timebase(44_100) && p.keyframe));
+        assert_contiguous(&aac);
+        // The priming frame comes 1024 samples before the first MP3 sample (at 0).
+        assert_eq!(aac[0].dts, -1024);
+        let (samples, rms) = decode_aac(&config, &aac);
+        let seconds = samples as f64 / 44_100.0;
+        assert!((3.0..3.1).contains(&seconds), "decoded {seconds} s");
+        assert!(rms > 0.03, "the sine survived (rms {rms})");
+    }
+
+    #[test]
+    fn mono_48_khz_mp3_keeps_its_rate_and_channel_count() {
+        let mp3 = mp3_packets(48_000, 1, 1);
+        let (transcoder, mut aac) = transcode(&mp3);
+        let config = transcoder.config().clone();
+        aac.extend(transcoder.finish().unwrap());
+        assert_eq!((config.sample_rate, config.channels), (48_000, 1));
+        assert_eq!(
+            config.raw[..2],
+            AudioSpecificConfig::new(2, 48_000, 1).unwrap().raw[..]
+        );
+        let (samples, _) = decode_aac(&config, &aac);
+        assert!((48_000..53_000).contains(&samples), "{samples} samples");
+    }
+
+    #[test]
+    fn undecodable_bytes_are_counted_and_skipped() {
+        let mut mp3 = mp3_packets(44_100, 2, 1);
+        for (index, garbage) in [
+            (10, &[0u8; 3][..]),
+            (20, &[0xFF, 0xFB, 0x90, 0x64, 1, 2][..]),
+        ] {
+            let at = mp3[index].dts;
+            mp3.insert(
+                index,
+                Packet {
+                    data: Bytes::copy_from_slice(garbage),
+                    ..mp3[index].clone()
+                },
+            );
+            assert_eq!(mp3[index].dts, at);
+        }
+        let (transcoder, mut aac) = transcode(&mp3);
+        assert!(transcoder.decode_errors() >= 1);
+        aac.extend(transcoder.finish().unwrap());
+        assert!(aac.windows(2).all(|pair| pair[1].dts > pair[0].dts));
+        assert!(aac.len() >= 43, "{} packets", aac.len());
+    }
+
+    #[test]
+    fn a_gap_in_the_input_is_filled_with_silence() {
+        let mut mp3 = mp3_packets(44_100, 2, 2);
+        let half = mp3.len() / 2;
+        for packet in &mut mp3[half..] {
+            packet.dts += 1_000;
+            packet.pts += 1_000;
+        }
+        let (transcoder, mut aac) = transcode(&mp3);
+        aac.extend(transcoder.finish().unwrap());
+        assert_contiguous(&aac);
+        let span = (aac.len() * AAC_FRAME_SAMPLES) as f64 / 44_100.0;
+        assert!((2.9..3.2).contains(&span), "{span} s with the gap filled");
+    }
+}
