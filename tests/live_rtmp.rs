@@ -5,11 +5,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{ffprobe, wait_for, Publisher, Server};
-use m3u8_rs::{MasterPlaylist, MediaPlaylist, Playlist};
+use common::{decode_cleanly, ffprobe, wait_for, Publisher, Server};
+use m3u8_rs::{MasterPlaylist, Playlist};
 use serde_json::{json, Value};
 
 const PUBLISH_SECONDS: u32 = 10;
@@ -22,15 +21,6 @@ fn master(server: &Server, playback_id: &str) -> Option<MasterPlaylist> {
     match m3u8_rs::parse_playlist_res(&response.body) {
         Ok(Playlist::MasterPlaylist(master)) => Some(master),
         other => panic!("master.m3u8 is not a multivariant playlist: {other:?}"),
-    }
-}
-
-fn media(server: &Server, playback_id: &str, uri: &str) -> MediaPlaylist {
-    let response = server.get(&format!("/hls/{playback_id}/{uri}"));
-    assert_eq!(response.status, 200, "GET {uri}");
-    match m3u8_rs::parse_playlist_res(&response.body) {
-        Ok(Playlist::MediaPlaylist(playlist)) => playlist,
-        other => panic!("{uri} is not a media playlist: {other:?}"),
     }
 }
 
@@ -50,7 +40,7 @@ fn download_rendition(
     playlist_uri: &str,
     dir: &Path,
 ) -> (Vec<std::path::PathBuf>, std::path::PathBuf) {
-    let playlist = media(server, playback_id, playlist_uri);
+    let playlist = server.media_playlist(playback_id, playlist_uri);
     assert!(
         playlist.end_list,
         "{playlist_uri} has no EXT-X-ENDLIST after the stream ended"
@@ -104,21 +94,6 @@ fn avc_profile_and_level(stream: &Value) -> (u8, u8) {
         other => panic!("unexpected H.264 profile {other}"),
     };
     (profile, stream["level"].as_u64().expect("level") as u8)
-}
-
-fn decode_cleanly(path: &Path) {
-    let output = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-xerror", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        output.status.success() && output.stderr.is_empty(),
-        "decoding {} reported: {}",
-        path.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[test]

@@ -6,20 +6,11 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ffprobe, wait_for, Server};
-use m3u8_rs::{AlternativeMediaType, MediaPlaylist, Playlist};
+use common::{decode_cleanly, ffprobe, wait_for, Server};
+use m3u8_rs::{AlternativeMediaType, Playlist};
 use serde_json::json;
 
 const PUBLISH_SECONDS: u32 = 8;
-
-fn media(server: &Server, playback_id: &str, uri: &str) -> MediaPlaylist {
-    let response = server.get(&format!("/hls/{playback_id}/{uri}"));
-    assert_eq!(response.status, 200, "GET {uri}");
-    match m3u8_rs::parse_playlist_res(&response.body) {
-        Ok(Playlist::MediaPlaylist(playlist)) => playlist,
-        other => panic!("{uri} is not a media playlist: {other:?}"),
-    }
-}
 
 #[test]
 fn mp3_audio_is_transcoded_to_an_aac_rendition() {
@@ -78,7 +69,7 @@ fn mp3_audio_is_transcoded_to_an_aac_rendition() {
         assert!(codecs.contains("mp4a.40.2"), "AAC-LC in {codecs}");
     }
 
-    let playlist = media(&server, &playback_id, "a0/index.m3u8");
+    let playlist = server.media_playlist(&playback_id, "a0/index.m3u8");
     assert!(playlist.end_list);
     let init_uri = &playlist.segments[0].map.as_ref().expect("EXT-X-MAP").uri;
     let init = server.get(&format!("/hls/{playback_id}/a0/{init_uri}"));
@@ -108,15 +99,5 @@ fn mp3_audio_is_transcoded_to_an_aac_rendition() {
         (seconds - f64::from(PUBLISH_SECONDS)).abs() < 1.5,
         "audio lasts {seconds} s of {PUBLISH_SECONDS}"
     );
-    let decode = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-xerror", "-i"])
-        .arg(&path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        decode.status.success() && decode.stderr.is_empty(),
-        "decoding the audio rendition reported: {}",
-        String::from_utf8_lossy(&decode.stderr)
-    );
+    decode_cleanly(&path);
 }

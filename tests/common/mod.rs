@@ -125,6 +125,16 @@ impl Server {
         })
     }
 
+    /// Fetches and parses the media playlist `uri` of `playback_id`.
+    pub fn media_playlist(&self, playback_id: &str, uri: &str) -> m3u8_rs::MediaPlaylist {
+        let response = self.get(&format!("/hls/{playback_id}/{uri}"));
+        assert_eq!(response.status, 200, "GET {uri}");
+        match m3u8_rs::parse_playlist_res(&response.body) {
+            Ok(m3u8_rs::Playlist::MediaPlaylist(playlist)) => playlist,
+            other => panic!("{uri} is not a media playlist: {other:?}"),
+        }
+    }
+
     /// Fetches a URL path (no auth) and returns status, headers and body bytes.
     pub fn get(&self, path: &str) -> HttpResponse {
         http_get(&self.url(path))
@@ -274,4 +284,22 @@ pub fn ffprobe(input: &Path, args: &[&str]) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("ffprobe JSON")
+}
+
+/// Decodes every stream of `input` (a file or URL) with the ffmpeg CLI and asserts that it
+/// reports no error at all.
+pub fn decode_cleanly(input: impl AsRef<std::ffi::OsStr>) {
+    let input = input.as_ref();
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-xerror", "-i"])
+        .arg(input)
+        .args(["-map", "0", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        output.status.success() && output.stderr.is_empty(),
+        "decoding {} reported: {}",
+        input.to_string_lossy(),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
