@@ -1,12 +1,15 @@
 //! `sluice serve`: opens the database and object store, makes sure an API key exists, and runs
-//! the HTTP server and the RTMP listener until SIGINT/SIGTERM.
+//! the HTTP server and the RTMP listener until SIGINT/SIGTERM. On shutdown, live sessions end
+//! first (their playlists get `#EXT-X-ENDLIST`, their session rows an end time), then HTTP.
 
+use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use sluice_storage::{Db, LocalStore, ObjectStore};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::config::Config;
@@ -46,13 +49,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         rtmp_url: config.rtmp_public_url(),
         ladder_validator: Arc::new(crate::live::validate_ladder),
     });
-    let live = LiveService::new(db, store, config.live.clone());
-
-    let http_server = axum::serve(http, app).with_graceful_shutdown(shutdown_signal());
+    let (stop, stopping) = watch::channel(false);
+    let live =
+        tokio::spawn(LiveService::new(db, store, config.live.clone(), stopping.clone()).run(rtmp));
+    let mut http_stopping = stopping;
+    let mut http_server = tokio::spawn(
+        axum::serve(http, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stopping.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
+    );
     tokio::select! {
-        result = http_server => result.context("HTTP server")?,
-        () = live.run(rtmp) => {}
+        () = shutdown_signal() => {}
+        result = &mut http_server => {
+            result.context("HTTP server task")?.context("HTTP server")?;
+            anyhow::bail!("the HTTP server stopped on its own");
+        }
     }
+    // Live sessions end their playlists and session rows first, then HTTP stops.
+    let _ = stop.send(true);
+    live.await.context("RTMP listener task")?;
+    http_server
+        .await
+        .context("HTTP server task")?
+        .context("HTTP server")?;
     info!("Sluice stopped.");
     Ok(())
 }

@@ -132,3 +132,36 @@ fn a_publisher_that_vanishes_ends_its_session_and_playlists() {
         .text();
     assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
 }
+
+#[test]
+fn sigterm_ends_live_sessions_cleanly_before_the_server_stops() {
+    let mut server = Server::start();
+    let stream = server.create_live_stream(json!({"name": "shutdown", "ladder": ["source"]}));
+    let id = stream["id"].as_str().unwrap().to_owned();
+    let playback_id = stream["playback_id"].as_str().unwrap().to_owned();
+    let _publisher = Publisher::start(
+        &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
+        "640x360",
+        30,
+        60,
+    );
+    wait_for("two segments", Duration::from_secs(30), || {
+        let text = server
+            .get(&format!("/hls/{playback_id}/v0/index.m3u8"))
+            .text();
+        (text.matches("#EXTINF").count() >= 2).then_some(())
+    });
+
+    assert!(server.terminate(), "sluice exits 0 on SIGTERM");
+
+    let objects = server.data_dir.path().join("objects/live").join(&id);
+    let playlist = std::fs::read_to_string(objects.join("v0/index.m3u8")).unwrap();
+    assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+    let log = server.log();
+    assert!(
+        log.contains("Server shutting down: ending the session."),
+        "{log}"
+    );
+    assert!(log.contains("Publisher disconnected."), "{log}");
+    assert!(log.contains("Sluice stopped."), "{log}");
+}

@@ -16,6 +16,8 @@ use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent}
 use sluice_media::{AudioCodec, Mp3FrameHeader, Packet, TrackInfo, TrackKind};
 use sluice_storage::{Db, LiveStream, LiveStreamStatus, ObjectKey, ObjectStore};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn, Instrument};
 
 use sluice_transcoder::{Ladder, RungSpec};
@@ -40,6 +42,8 @@ const AUDIO_WAIT: Duration = Duration::from_secs(1);
 const VIDEO_WAIT: Duration = Duration::from_secs(5);
 /// Packets held while the pipeline waits for its track configurations.
 const MAX_PENDING_PACKETS: usize = 1024;
+/// How long a shutdown waits for live sessions to flush their last segments and playlists.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` before trying again.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// How often the session row's counters are refreshed.
@@ -92,17 +96,38 @@ pub struct LiveService {
     db: Db,
     store: Arc<dyn ObjectStore>,
     config: LiveConfig,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl LiveService {
-    pub fn new(db: Db, store: Arc<dyn ObjectStore>, config: LiveConfig) -> Arc<Self> {
-        Arc::new(LiveService { db, store, config })
+    /// A service whose sessions end cleanly once `shutdown` turns `true`.
+    pub fn new(
+        db: Db,
+        store: Arc<dyn ObjectStore>,
+        config: LiveConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        Arc::new(LiveService {
+            db,
+            store,
+            config,
+            shutdown,
+        })
     }
 
-    /// Accepts connections until the process stops; each one is independent of the others.
+    /// Accepts connections until shutdown; each one is independent of the others. On shutdown
+    /// it stops accepting and waits (up to [`SHUTDOWN_GRACE`]) for every session to end its
+    /// playlists and session row.
     pub async fn run(self: Arc<Self>, listener: TcpListener) {
+        let mut connections = JoinSet::new();
+        let mut shutdown = self.shutdown.clone();
         loop {
-            let (socket, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            };
+            let (socket, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors or a connection reset before accept: the
@@ -114,7 +139,7 @@ impl LiveService {
             };
             let service = self.clone();
             let span = tracing::info_span!("rtmp", peer = %peer);
-            tokio::spawn(
+            connections.spawn(
                 async move {
                     debug!("RTMP connection opened.");
                     match service.handle_connection(socket, peer).await {
@@ -124,6 +149,17 @@ impl LiveService {
                 }
                 .instrument(span),
             );
+        }
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                connections = connections.len(),
+                "RTMP connections did not end in time; dropping them."
+            );
+            connections.abort_all();
         }
     }
 
@@ -276,8 +312,16 @@ impl LiveService {
         let mut pipeline: Option<SessionPipeline> = None;
         let mut last_update = Instant::now();
         let mut reported_dropped = 0;
+        let mut shutdown = self.shutdown.clone();
         let outcome = loop {
-            let event = match connection.next_event().await {
+            let next = tokio::select! {
+                next = connection.next_event() => next,
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    info!("Server shutting down: ending the session.");
+                    break Ok(());
+                }
+            };
+            let event = match next {
                 Ok(Some(event)) => event,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),

@@ -79,6 +79,27 @@ impl Server {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .map(|status| status.success())
+            .unwrap_or(false);
+        assert!(sent, "SIGTERM sent");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for sluice") {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sluice did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
