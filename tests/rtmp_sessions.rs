@@ -98,13 +98,13 @@ fn an_audio_only_stream_is_refused_with_a_clear_log_line() {
     assert_eq!(body["data"]["status"], "idle");
 }
 
-#[test]
-fn a_publisher_that_vanishes_ends_its_session_and_playlists() {
-    let server = Server::start();
-    let stream = server.create_live_stream(json!({"name": "vanishing", "ladder": ["source"]}));
-    let id = stream["id"].as_str().unwrap();
-    let playback_id = stream["playback_id"].as_str().unwrap();
-    let mut publisher = Publisher::start(
+/// A `["source"]` stream fed a minute of real-time video, once its first two segments are
+/// listed: returns its id, playback id and publisher.
+fn streaming_a_minute(server: &Server) -> (String, String, Publisher) {
+    let stream = server.create_live_stream(json!({"name": "a minute", "ladder": ["source"]}));
+    let id = stream["id"].as_str().unwrap().to_owned();
+    let playback_id = stream["playback_id"].as_str().unwrap().to_owned();
+    let publisher = Publisher::start(
         &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
         "640x360",
         30,
@@ -116,6 +116,15 @@ fn a_publisher_that_vanishes_ends_its_session_and_playlists() {
             .text();
         (text.matches("#EXTINF").count() >= 2).then_some(())
     });
+    (id, playback_id, publisher)
+}
+
+#[test]
+fn a_publisher_that_vanishes_ends_its_session_and_playlists() {
+    let server = Server::start();
+    let (id, playback_id, mut publisher) = streaming_a_minute(&server);
+    let id = id.as_str();
+    let playback_id = playback_id.as_str();
     // SIGKILL: no FCUnpublish, no deleteStream, the socket just closes.
     publisher.kill();
     wait_for("the stream to go idle", Duration::from_secs(30), || {
@@ -136,21 +145,7 @@ fn a_publisher_that_vanishes_ends_its_session_and_playlists() {
 #[test]
 fn sigterm_ends_live_sessions_cleanly_before_the_server_stops() {
     let mut server = Server::start();
-    let stream = server.create_live_stream(json!({"name": "shutdown", "ladder": ["source"]}));
-    let id = stream["id"].as_str().unwrap().to_owned();
-    let playback_id = stream["playback_id"].as_str().unwrap().to_owned();
-    let _publisher = Publisher::start(
-        &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
-        "640x360",
-        30,
-        60,
-    );
-    wait_for("two segments", Duration::from_secs(30), || {
-        let text = server
-            .get(&format!("/hls/{playback_id}/v0/index.m3u8"))
-            .text();
-        (text.matches("#EXTINF").count() >= 2).then_some(())
-    });
+    let (id, _, _publisher) = streaming_a_minute(&server);
 
     assert!(server.terminate(), "sluice exits 0 on SIGTERM");
 
