@@ -15,9 +15,12 @@
 //! Timestamps count in the output sample rate. The first decoded frame anchors the timeline;
 //! from then on samples are counted, so the output is gapless and strictly increasing however
 //! the publisher's millisecond clock jitters. A gap in the input longer than [`GAP_TOLERANCE`]
-//! is filled with silence (up to [`MAX_SILENCE_FILL`] at a time), which keeps audio in step
-//! with video; input that goes backwards is taken as continuous. The encoder's packets carry
-//! its priming delay (1024 samples before the first input sample), as libavcodec reports it.
+//! and at most [`MAX_SILENCE_FILL`] is filled with silence, which keeps audio in step with
+//! video. A longer leap forward, or input that goes backwards by more than the tolerance, is a
+//! clock jump: the audio carries on contiguously and the input clock is re-anchored there, as
+//! the packager's segmenter does with video timestamps that leap (its `MAX_GAP_SECS`). The
+//! encoder's packets carry its priming delay (1024 samples before the first input sample), as
+//! libavcodec reports it.
 //!
 //! Bytes that do not decode are counted ([`AacTranscoder::decode_errors`]) and skipped.
 
@@ -42,7 +45,8 @@ const FALLBACK_SAMPLE_RATE: u32 = 48_000;
 /// How far the input may run ahead of the samples counted before silence is inserted: more
 /// than the RTMP clock's millisecond rounding and an MP3 frame's worth of jitter.
 pub const GAP_TOLERANCE: Duration = Duration::from_millis(100);
-/// The most silence inserted for one gap; a longer gap shifts the audio earlier instead.
+/// The longest gap filled with silence; a longer one is a clock jump and is not filled. Equal
+/// to the packager segmenter's `MAX_GAP_SECS`, so audio and video treat the same leaps alike.
 pub const MAX_SILENCE_FILL: Duration = Duration::from_secs(10);
 /// AAC-LC in the AudioSpecificConfig's audio object type numbering.
 const AAC_LC: u8 = 2;
@@ -60,6 +64,9 @@ pub struct AacTranscoder {
     pending: Vec<Vec<f32>>,
     /// Time of the first pending sample, in output samples; `None` until the first frame.
     pending_start: Option<i64>,
+    /// Output samples subtracted from input times since the last clock jump, so a jump is
+    /// absorbed once instead of being seen again on every later frame.
+    clock_offset: i64,
     decode_errors: u64,
 }
 
@@ -86,6 +93,7 @@ impl AacTranscoder {
             layout,
             pending: vec![Vec::new(); usize::from(channels)],
             pending_start: None,
+            clock_offset: 0,
             decode_errors: 0,
         })
     }
@@ -211,20 +219,28 @@ impl AacTranscoder {
     }
 
     /// Adds converted samples that start at `at` (output samples) to the pending ones,
-    /// filling a gap in the input with silence.
+    /// filling a short gap in the input with silence and absorbing a clock jump.
     fn append(&mut self, converted: &frame::Audio, at: Option<i64>) {
         let queued = self.pending.first().map_or(0, Vec::len) as i64;
+        let at = at.map(|at| at.saturating_sub(self.clock_offset));
         let start = *self
             .pending_start
             .get_or_insert_with(|| at.unwrap_or(0).saturating_sub(queued));
         if let Some(at) = at {
             let gap = at.saturating_sub(start.saturating_add(queued));
             let tolerance = duration_in(GAP_TOLERANCE, self.config.sample_rate);
-            if gap > tolerance {
-                let fill = gap.min(duration_in(MAX_SILENCE_FILL, self.config.sample_rate));
-                debug!(samples = fill, "Gap in the MP3 input filled with silence.");
+            let max_fill = duration_in(MAX_SILENCE_FILL, self.config.sample_rate);
+            if gap > max_fill || gap < -tolerance {
+                debug!(
+                    samples = gap,
+                    "MP3 input clock jumped; the audio carries on contiguously."
+                );
+                self.clock_offset = self.clock_offset.saturating_add(gap);
+            } else if gap > tolerance {
+                debug!(samples = gap, "Gap in the MP3 input filled with silence.");
                 for channel in &mut self.pending {
-                    channel.resize(channel.len() + fill as usize, 0.0);
+                    // `gap` is within (tolerance, max_fill]: positive and at most 10 s of samples.
+                    channel.resize(channel.len() + gap as usize, 0.0);
                 }
             }
         }
@@ -494,6 +510,45 @@ mod tests {
         aac.extend(transcoder.finish().unwrap());
         assert!(aac.windows(2).all(|pair| pair[1].dts > pair[0].dts));
         assert!(aac.len() >= 43, "{} packets", aac.len());
+    }
+
+    /// Shifts every packet from `from` on by `ms` milliseconds.
+    fn shift_from(packets: &mut [Packet], from: usize, ms: i64) {
+        for packet in &mut packets[from..] {
+            packet.dts += ms;
+            packet.pts += ms;
+        }
+    }
+
+    #[test]
+    fn a_clock_leap_longer_than_the_fill_limit_is_absorbed_once_not_filled() {
+        let mut mp3 = mp3_packets(44_100, 2, 2);
+        let half = mp3.len() / 2;
+        shift_from(&mut mp3, half, 3_600_000);
+        let (transcoder, mut aac) = transcode(&mp3);
+        aac.extend(transcoder.finish().unwrap());
+        assert_contiguous(&aac);
+        let span = (aac.len() * AAC_FRAME_SAMPLES) as f64 / 44_100.0;
+        assert!(
+            (1.9..2.2).contains(&span),
+            "{span} s: an hour's leap adds nothing"
+        );
+    }
+
+    #[test]
+    fn a_clock_going_backwards_is_reanchored_so_later_gaps_are_still_filled() {
+        let mut mp3 = mp3_packets(44_100, 2, 3);
+        let third = mp3.len() / 3;
+        shift_from(&mut mp3, third, -60_000);
+        shift_from(&mut mp3, 2 * third, 1_000);
+        let (transcoder, mut aac) = transcode(&mp3);
+        aac.extend(transcoder.finish().unwrap());
+        assert_contiguous(&aac);
+        let span = (aac.len() * AAC_FRAME_SAMPLES) as f64 / 44_100.0;
+        assert!(
+            (3.9..4.2).contains(&span),
+            "{span} s with the later gap filled"
+        );
     }
 
     #[test]

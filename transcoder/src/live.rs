@@ -19,7 +19,12 @@
 //!   picture is dropped for that rung only (before its encoder), and if it was a cut the rung
 //!   cuts on its next picture instead. Every drop is counted in [`TranscodeStats`].
 //! - **Timestamps**: output packets are on the 90 kHz clock and keep the source's absolute
-//!   times, so the packager can align them with the untouched audio.
+//!   times, so the packager can align them with the untouched audio. When the source clock goes
+//!   backwards (a publisher restarting its clock), the interval cuts and each rung's frame-rate
+//!   cap start a new schedule there instead of waiting for the old times to come back.
+//! - **Failures**: a rung whose encoder fails stops alone; once every encoding rung has stopped
+//!   (or the output receiver is gone), the decode thread stops too and [`LiveTranscoder::push`]
+//!   reports [`TranscodeError::Stopped`] instead of decoding for nobody.
 //!
 //! The output receiver must be drained while the transcoder runs (from another thread or
 //! task): rung threads wait for room in it, and [`LiveTranscoder::finish`] waits for them.
@@ -459,11 +464,14 @@ impl CutPolicy {
     }
 }
 
-/// Cuts on the first picture at or after each multiple of the interval from the first picture.
+/// Cuts on the first picture at or after each multiple of the interval from the first picture
+/// (or from the first picture after the source clock went backwards).
 struct IntervalCuts {
     interval: i64,
     origin: Option<i64>,
     next: i64,
+    /// The previous picture's time; pictures come in presentation order.
+    last: Option<i64>,
 }
 
 impl IntervalCuts {
@@ -476,14 +484,21 @@ impl IntervalCuts {
             interval: i64::try_from(ticks).unwrap_or(i64::MAX).max(1),
             origin: None,
             next: 0,
+            last: None,
         }
     }
 
     fn is_cut(&mut self, pts: i64) -> bool {
-        let Some(origin) = self.origin else {
-            self.origin = Some(pts);
-            self.next = pts.saturating_add(self.interval);
-            return true;
+        let previous = self.last.replace(pts);
+        let origin = match (self.origin, previous) {
+            (Some(origin), Some(previous)) if pts >= previous => origin,
+            // The first picture, or the source clock went backwards: a new schedule starts here
+            // (otherwise no cut would come until the old times came back, hours later maybe).
+            _ => {
+                self.origin = Some(pts);
+                self.next = pts.saturating_add(self.interval);
+                return true;
+            }
         };
         if pts < self.next {
             return false;
@@ -571,6 +586,10 @@ impl DecodeWorker {
                     }
                 }
             }
+            if self.rungs.is_empty() {
+                warn!("Every rung has stopped; the decoder stops too.");
+                return;
+            }
         }
         for picture in self.decoder.flush() {
             self.distribute(picture);
@@ -582,22 +601,25 @@ impl DecodeWorker {
         bump(&self.counters.frames_decoded);
         let cut = self.cuts.is_cut(picture.pts);
         let source = Arc::new(picture);
-        for rung in &mut self.rungs {
+        let (when_behind, counters) = (self.when_behind, &self.counters);
+        self.rungs.retain_mut(|rung| {
             let force_idr = cut || rung.pending_cut;
             let frame = RungFrame {
                 source: Arc::clone(&source),
                 force_idr,
             };
-            match offer(&rung.input, frame, self.when_behind) {
+            match offer(&rung.input, frame, when_behind) {
                 Ok(()) => rung.pending_cut = false,
                 Err(TrySendError::Full(_)) => {
                     rung.pending_cut = force_idr;
-                    bump(&self.counters.rungs[rung.index].dropped);
+                    bump(&counters.rungs[rung.index].dropped);
                 }
-                // The rung stopped after an encoder error; the others go on.
-                Err(TrySendError::Disconnected(_)) => {}
+                // The rung stopped (an encoder error, or nobody reads the output any more);
+                // the others go on without it.
+                Err(TrySendError::Disconnected(_)) => return false,
             }
-        }
+            true
+        });
     }
 }
 
@@ -765,15 +787,19 @@ impl FrameRateLimiter {
     }
 
     /// Whether to encode the picture at `pts`; a `forced` one (a cut) is always kept and
-    /// restarts the schedule.
+    /// restarts the schedule, and so does one from before the last kept picture (the source
+    /// clock went backwards).
     fn admits(&mut self, pts: i64, forced: bool) -> bool {
         let base = match self.next_due {
             Some(next) if !forced => {
-                if pts < next.saturating_sub(self.tolerance) {
+                let last_kept = next.saturating_sub(self.interval);
+                if pts < last_kept.saturating_sub(self.tolerance) {
+                    // Earlier than the last kept picture: the clock went backwards.
+                    pts
+                } else if pts < next.saturating_sub(self.tolerance) {
                     return false;
-                }
-                // Stay on the schedule unless the source skipped ahead by a whole interval.
-                if pts.saturating_sub(next) < self.interval {
+                } else if pts.saturating_sub(next) < self.interval {
+                    // On schedule (unless the source skipped ahead by a whole interval).
                     next
                 } else {
                     pts
@@ -851,6 +877,24 @@ mod tests {
                 origin + 180 * 3003
             ]
         );
+    }
+
+    #[test]
+    fn frame_rate_cap_starts_again_when_the_source_clock_goes_backwards() {
+        let mut limiter = FrameRateLimiter::new(30.0);
+        let before = (0..10).map(|i| 324_000_000 + i * 3000);
+        let after = (0..10).map(|i| i * 3000);
+        assert_eq!(kept(&mut limiter, before.chain(after)).len(), 20);
+    }
+
+    #[test]
+    fn interval_cuts_start_a_new_schedule_when_the_source_clock_goes_backwards() {
+        let mut cuts = IntervalCuts::new(Duration::from_secs(2));
+        assert!(cuts.is_cut(324_000_000));
+        assert!(!cuts.is_cut(324_090_000));
+        assert!(cuts.is_cut(0), "the first picture after the jump cuts");
+        assert!(!cuts.is_cut(90_000));
+        assert!(cuts.is_cut(180_000));
     }
 
     #[test]

@@ -33,6 +33,14 @@ impl Source {
         pts
     }
 
+    /// The ladder `rungs` fitted to this 30 fps source.
+    fn plan(&self, rungs: Vec<RungSpec>) -> Vec<PlannedRung> {
+        let ladder = Ladder {
+            rungs: rungs.into(),
+        };
+        plan(&ladder, self.config.width, self.config.height, Some(30.0)).unwrap()
+    }
+
     fn first_pts(&self) -> i64 {
         self.packets
             .iter()
@@ -224,16 +232,7 @@ fn decode_all(output: &RungOutput) -> (usize, u32, u32) {
 fn every_rung_cuts_at_the_same_two_second_boundaries_and_decodes() {
     let dir = tempfile::tempdir().unwrap();
     let source = make_source(dir.path(), 250);
-    let ladder = Ladder {
-        rungs: vec![rung("360p", 360, 800), rung("180p", 180, 200)].into(),
-    };
-    let rungs = plan(
-        &ladder,
-        source.config.width,
-        source.config.height,
-        Some(30.0),
-    )
-    .unwrap();
+    let rungs = source.plan(vec![rung("360p", 360, 800), rung("180p", 180, 200)]);
 
     let (messages, stats) = run(&source, rungs, roomy_settings(), FLAT_OUT);
     let outputs = split_by_rung(&messages, 2);
@@ -274,16 +273,7 @@ fn every_rung_cuts_at_the_same_two_second_boundaries_and_decodes() {
 fn with_a_source_rung_encoded_rungs_cut_on_the_source_keyframes() {
     let dir = tempfile::tempdir().unwrap();
     let source = make_source(dir.path(), 30);
-    let ladder = Ladder {
-        rungs: vec![RungSpec::Source, rung("180p", 180, 200)].into(),
-    };
-    let rungs = plan(
-        &ladder,
-        source.config.width,
-        source.config.height,
-        Some(30.0),
-    )
-    .unwrap();
+    let rungs = source.plan(vec![RungSpec::Source, rung("180p", 180, 200)]);
 
     let (messages, _) = run(&source, rungs, roomy_settings(), FLAT_OUT);
     let outputs = split_by_rung(&messages, 2);
@@ -303,16 +293,7 @@ fn with_a_source_rung_encoded_rungs_cut_on_the_source_keyframes() {
 fn a_slow_consumer_makes_the_pipeline_drop_before_the_encoders_without_deadlock() {
     let dir = tempfile::tempdir().unwrap();
     let source = make_source(dir.path(), 10);
-    let ladder = Ladder {
-        rungs: vec![rung("360p", 360, 800), rung("180p", 180, 200)].into(),
-    };
-    let rungs = plan(
-        &ladder,
-        source.config.width,
-        source.config.height,
-        Some(30.0),
-    )
-    .unwrap();
+    let rungs = source.plan(vec![rung("360p", 360, 800), rung("180p", 180, 200)]);
     let settings = EncoderSettings {
         preset: Preset::Ultrafast,
         threads_per_rung: 1,
@@ -378,4 +359,39 @@ fn audio_packets_are_ignored_and_a_source_only_ladder_needs_no_decoder() {
     assert_eq!(outputs[0].packets.len(), source.packets.len());
     assert_eq!(stats.packets_received, 90);
     assert_eq!(stats.frames_decoded, 0);
+}
+
+#[test]
+fn once_nobody_reads_the_output_push_reports_that_the_transcoder_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = make_source(dir.path(), 30);
+    let rungs = source.plan(vec![rung("180p", 180, 200)]);
+    let settings = EncoderSettings {
+        preset: Preset::Ultrafast,
+        threads_per_rung: 1,
+        ..EncoderSettings::default()
+    };
+    let (transcoder, output) = LiveTranscoder::start(&source.config, rungs, settings).unwrap();
+    drop(output);
+    let span = source.packets.len() as i64 * 3000;
+    let stopped = (0..20i64)
+        .flat_map(|round| {
+            source.packets.iter().map(move |packet| {
+                let shift = Timebase::MPEG.rescale(round * span, packet.timebase);
+                Packet {
+                    dts: packet.dts + shift,
+                    pts: packet.pts + shift,
+                    ..packet.clone()
+                }
+            })
+        })
+        .any(|packet| {
+            thread::sleep(Duration::from_millis(2));
+            transcoder.push(packet).is_err()
+        });
+    assert!(
+        stopped,
+        "push fails once the rung and the decoder have stopped"
+    );
+    transcoder.finish();
 }
