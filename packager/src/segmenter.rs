@@ -33,6 +33,9 @@ use crate::PackagerError;
 /// publisher restarting its clock), not a stall, and is collapsed to one sample duration.
 pub const MAX_GAP_SECS: i64 = 10;
 
+/// A video keyframe up to a quarter of the target duration early still ends a segment.
+const CUT_TOLERANCE_DIVISOR: i64 = 4;
+
 /// Frame duration assumed for the last video sample when no earlier duration is known.
 const DEFAULT_VIDEO_FPS: i64 = 30;
 /// Duration in ticks assumed for the last AAC frame when no earlier duration is known (one AAC
@@ -343,8 +346,18 @@ impl TrackSegmenter {
             self.cuts.pop_first();
         }
         let requested = self.cuts.first().is_some_and(|cut| *cut <= dts);
+        // A keyframe a little early still ends the segment: encoders force IDRs on the first
+        // frame at or after each boundary, so with millisecond RTMP clocks one cut can land
+        // just after its boundary and the next exactly on its own; without the tolerance that
+        // second cut would be skipped and the segment would last two targets (Apple HLS
+        // authoring spec §7.7 allows no segment over the target duration + 0.5 s).
+        // Audio, where every frame is a sync sample, cuts exactly at the target.
+        let tolerance = match self.kind {
+            Some(TrackKind::Video) => self.target_ticks / CUT_TOLERANCE_DIVISOR,
+            _ => 0,
+        };
         let reached = self.policy == BoundaryPolicy::TargetDuration
-            && dts.saturating_sub(start) >= self.target_ticks;
+            && dts.saturating_sub(start) >= self.target_ticks.saturating_sub(tolerance);
         requested || reached
     }
 
@@ -663,6 +676,41 @@ mod tests {
             last_of(segmenter.finish().unwrap()).start.ticks,
             188 * 1_024
         );
+    }
+
+    #[test]
+    fn a_keyframe_slightly_before_the_target_still_ends_the_segment() {
+        // IDRs forced at the first frame at or after each 2 s boundary, with a millisecond
+        // clock: the first lands 1 ms late, the second exactly on time (1.999 s apart).
+        let mut segmenter = TrackSegmenter::new(1, Timebase::MILLIS, Duration::from_secs(2));
+        let times: Vec<i64> = (0..=201)
+            .map(|frame| frame * 20 + i64::from((100..200).contains(&frame)))
+            .collect();
+        let closed: Vec<CompletedSegment> = times
+            .iter()
+            .flat_map(|&dts| {
+                let keyframe = dts == 0 || dts == 2_001 || dts == 4_000;
+                segmenter
+                    .push(Packet {
+                        kind: TrackKind::Video,
+                        timebase: Timebase::MILLIS,
+                        dts,
+                        pts: dts,
+                        keyframe,
+                        data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+                    })
+                    .unwrap()
+            })
+            .filter_map(|event| match event {
+                SegmentEvent::Segment(segment) => Some(segment),
+                _ => None,
+            })
+            .collect();
+        let durations: Vec<i64> = closed
+            .iter()
+            .map(|segment| segment.duration.ticks)
+            .collect();
+        assert_eq!(durations, [2_001, 1_999]);
     }
 
     #[test]
