@@ -171,8 +171,8 @@ impl Config {
             "live.segment_seconds must be between 1 and 10"
         );
         anyhow::ensure!(
-            self.live.playlist_window >= 3,
-            "live.playlist_window must be at least 3 segments"
+            self.live.playlist_window >= 6,
+            "live.playlist_window must be at least 6 segments (Apple HLS authoring spec §8.11)"
         );
         Ok(())
     }

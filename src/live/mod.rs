@@ -25,6 +25,8 @@ use sluice_transcoder::{Ladder, RungSpec};
 use crate::config::LiveConfig;
 use pipeline::{SessionPipeline, SourceAudio, SourceDescription};
 
+/// Highest source frame rate believed from metadata or the SPS.
+const MAX_FRAME_RATE: f64 = 240.0;
 /// Most renditions one live stream may ask for (each encoded rung costs a core-share).
 const MAX_RUNGS: usize = 8;
 /// Bounds of an encoded rung's height in pixels.
@@ -340,12 +342,20 @@ impl LiveService {
                         gate.audio_unsupported = true;
                     }
                     (Some(_), track) => {
-                        debug!(track = ?track, "Track configuration changed mid-stream; kept the first one.")
+                        // The decoder, the init segments and the master playlist all describe
+                        // the first configuration: end the session so the encoder reconnects.
+                        warn!(kind = ?track.kind(), "Track configuration changed mid-stream; ending the session.");
+                        break Ok(());
                     }
                     (None, track) => gate.set_track(track),
                 },
                 SessionEvent::Packet(packet) => match &mut pipeline {
-                    Some(running) => running.push(packet).await,
+                    Some(running) => {
+                        if let Err(e) = running.push(packet).await {
+                            warn!(error = %e, "The live pipeline stopped; ending the session.");
+                            break Ok(());
+                        }
+                    }
                     None => {
                         gate.hold(packet);
                         if gate.pending.len() > MAX_PENDING_PACKETS {
@@ -357,15 +367,7 @@ impl LiveService {
                             break Ok(());
                         }
                         if let Some(source) = gate.ready() {
-                            let ladder = stream.ladder.clone();
-                            match SessionPipeline::start(
-                                source,
-                                &ladder,
-                                &self.config,
-                                self.store.clone(),
-                                &stream.id,
-                                session_id,
-                            ) {
+                            match self.start_pipeline(source, stream, session_id).await {
                                 Ok(mut started) => {
                                     self.record_input(
                                         session_id,
@@ -374,10 +376,15 @@ impl LiveService {
                                         0,
                                     )
                                     .await;
+                                    let mut fed = Ok(());
                                     for held in gate.pending.drain(..) {
-                                        started.push(held).await;
+                                        fed = fed.and(started.push(held).await);
                                     }
                                     pipeline = Some(started);
+                                    if let Err(e) = fed {
+                                        warn!(error = %e, "The live pipeline stopped; ending the session.");
+                                        break Ok(());
+                                    }
                                 }
                                 Err(e) => {
                                     warn!(error = %e, "Refused publish: the pipeline could not start.");
@@ -419,6 +426,32 @@ impl LiveService {
         outcome
     }
 
+    /// Starts a session pipeline off the reactor: opening the decoder and every encoder is
+    /// blocking work that can take a while.
+    async fn start_pipeline(
+        &self,
+        source: SourceDescription,
+        stream: &LiveStream,
+        session_id: &str,
+    ) -> anyhow::Result<SessionPipeline> {
+        let ladder = stream.ladder.clone();
+        let config = self.config.clone();
+        let store = self.store.clone();
+        let live_stream_id = stream.id.clone();
+        let session_id = session_id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            SessionPipeline::start(
+                source,
+                &ladder,
+                &config,
+                store,
+                &live_stream_id,
+                &session_id,
+            )
+        })
+        .await?
+    }
+
     async fn record_input(
         &self,
         session_id: &str,
@@ -441,6 +474,11 @@ impl LiveService {
     }
 }
 
+/// Whether a frame rate a publisher declared (metadata or SPS) can be believed.
+fn plausible_frame_rate(rate: f64) -> bool {
+    rate.is_finite() && rate > 0.0 && rate <= MAX_FRAME_RATE
+}
+
 /// Holds the first packets until the pipeline knows its video (and audio, if any) tracks.
 ///
 /// AAC audio is known from its sequence header; MP3 has none, so it is known from the first
@@ -457,7 +495,12 @@ struct StartGate {
 impl StartGate {
     fn set_track(&mut self, track: TrackInfo) {
         match track.kind() {
-            TrackKind::Video => self.video = Some(track),
+            TrackKind::Video => {
+                // Held video was coded against the previous configuration.
+                self.pending
+                    .retain(|packet| packet.kind != TrackKind::Video);
+                self.video = Some(track);
+            }
             TrackKind::Audio => self.audio = Some(track),
         }
     }
@@ -503,7 +546,10 @@ impl StartGate {
         }
         Some(SourceDescription {
             video: config.clone(),
-            frame_rate: frame_rate.or(self.frame_rate).or(config.sps_frame_rate),
+            frame_rate: [*frame_rate, self.frame_rate, config.sps_frame_rate]
+                .into_iter()
+                .flatten()
+                .find(|rate| plausible_frame_rate(*rate)),
             audio,
         })
     }

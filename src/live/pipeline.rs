@@ -20,7 +20,8 @@ use serde_json::json;
 use sluice_media::{AudioCodec, AudioSpecificConfig, AvcConfig, Mp3FrameHeader, Packet, TrackKind};
 use sluice_storage::ObjectStore;
 use sluice_transcoder::{
-    plan, AacTranscoder, EncoderSettings, Ladder, LiveTranscoder, PlannedRung, TranscoderOutput,
+    plan, AacTranscoder, EncoderSettings, Ladder, LiveTranscoder, PlannedRung, TranscodeError,
+    TranscoderOutput,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -116,6 +117,7 @@ pub struct SessionPipeline {
 
 impl SessionPipeline {
     /// Plans the ladder for this source and starts the transcoder and packaging threads.
+    /// Blocking (it opens every codec): call it off the reactor, inside the runtime.
     pub fn start(
         mut source: SourceDescription,
         ladder: &serde_json::Value,
@@ -224,20 +226,18 @@ impl SessionPipeline {
     }
 
     /// Feeds one packet from the publisher.
-    pub async fn push(&mut self, packet: Packet) {
+    /// Fails once the pipeline has stopped (every rung failed, or the packaging thread ended):
+    /// the session should end then.
+    pub async fn push(&mut self, packet: Packet) -> Result<(), TranscodeError> {
         self.meter.add(&packet);
         match packet.kind {
-            TrackKind::Video => {
-                if let Err(e) = self.transcoder.push(packet) {
-                    warn!(error = %e, "The transcoder refused a packet.");
-                }
-            }
-            TrackKind::Audio => {
-                if self.source.audio.is_some() {
-                    // The packaging thread only stops after this sender is dropped.
-                    let _ = self.packaging.send(PackagingInput::Audio(packet)).await;
-                }
-            }
+            TrackKind::Video => self.transcoder.push(packet),
+            TrackKind::Audio if self.source.audio.is_some() => self
+                .packaging
+                .send(PackagingInput::Audio(packet))
+                .await
+                .map_err(|_| TranscodeError::Stopped),
+            TrackKind::Audio => Ok(()),
         }
     }
 

@@ -30,6 +30,9 @@ use tracing::{debug, warn};
 
 /// Segments kept in storage after they leave the playlist window, for players still on them.
 const EVICTION_GRACE_SEGMENTS: usize = 4;
+/// Segments a rendition may get ahead before the multivariant playlist is written without the
+/// renditions that have none yet (a failed or stalled rung must not keep the stream unplayable).
+const MASTER_WAIT_SEGMENTS: u64 = 2;
 /// Track id inside every init segment (CMAF: one track per file).
 const TRACK_ID: u32 = 1;
 
@@ -110,6 +113,9 @@ struct Rendition {
     meter: BitrateMeter,
     /// Segment URIs evicted from the playlist but still stored.
     evicted: VecDeque<String>,
+    /// The init segment, kept until it has been uploaded (an upload that failed is retried
+    /// before the next segment rather than losing the rendition).
+    init: Option<Bytes>,
     init_written: bool,
     segments_written: u64,
 }
@@ -140,6 +146,7 @@ impl Rendition {
             ),
             meter: BitrateMeter::new(),
             evicted: VecDeque::new(),
+            init: None,
             init_written: false,
             segments_written: 0,
         }
@@ -148,17 +155,27 @@ impl Rendition {
     fn write_init(&mut self, destination: &Destination, track: &TrackInfo, timescale: u32) {
         match fmp4::init_segment(track, TRACK_ID, timescale) {
             Ok(init) => {
-                let name = format!("{}-init.mp4", destination.session_id);
-                self.init_written = destination.put(&[&self.dir, &name], init);
+                self.init = Some(init);
+                self.upload_init(destination);
             }
             Err(e) => warn!(rendition = %self.dir, error = %e, "Cannot write the init segment."),
+        }
+    }
+
+    fn upload_init(&mut self, destination: &Destination) {
+        if let Some(init) = &self.init {
+            let name = format!("{}-init.mp4", destination.session_id);
+            self.init_written = destination.put(&[&self.dir, &name], init.clone());
         }
     }
 
     /// Uploads a finished segment, then the playlist that lists it.
     fn publish(&mut self, destination: &Destination, segment: CompletedSegment, origin: &Origin) {
         if !self.init_written {
-            warn!(rendition = %self.dir, "Segment dropped: no init segment was written.");
+            self.upload_init(destination);
+        }
+        if !self.init_written {
+            warn!(rendition = %self.dir, "Segment dropped: no init segment could be written.");
             return;
         }
         // Audio segments get `.m4a`, which the API serves as `audio/mp4`.
@@ -420,17 +437,28 @@ impl SessionPackager {
         }
     }
 
-    /// Writes the multivariant playlist once every rendition has a segment, and again whenever
-    /// a measured bandwidth changes it.
+    /// Writes the multivariant playlist once every rendition has a segment (or one rendition is
+    /// [`MASTER_WAIT_SEGMENTS`] ahead: then it lists those that have segments), and again
+    /// whenever a measured bandwidth or a late rendition changes it.
     fn write_master_if_changed(&mut self) {
+        let renditions = || {
+            self.video
+                .iter()
+                .map(|(rendition, _, _)| rendition)
+                .chain(self.audio.iter().map(|(rendition, _)| rendition))
+        };
+        let all_started = renditions().all(|rendition| rendition.segments_written > 0);
+        let late = renditions().any(|rendition| rendition.segments_written >= MASTER_WAIT_SEGMENTS);
+        if !all_started && !late {
+            return;
+        }
         let mut master = MasterPlaylist::new();
+        let mut variants = 0;
         for (rendition, plan, config) in &self.video {
-            let Some(config) = config else {
-                return;
+            let Some(config) = config.as_ref().filter(|_| rendition.segments_written > 0) else {
+                continue;
             };
-            if rendition.segments_written == 0 {
-                return;
-            }
+            variants += 1;
             master.add_variant(VideoVariant {
                 uri: format!("{}/index.m3u8", rendition.dir),
                 codec: config.codec_string(),
@@ -441,10 +469,12 @@ impl SessionPackager {
                 average_bps: rendition.meter.average_bps(),
             });
         }
-        if let Some((rendition, config)) = &self.audio {
-            if rendition.segments_written == 0 {
-                return;
-            }
+        if variants == 0 {
+            return;
+        }
+        if let Some((rendition, config)) =
+            self.audio.as_ref().filter(|(r, _)| r.segments_written > 0)
+        {
             master.set_audio(AudioRendition {
                 uri: format!("{}/index.m3u8", rendition.dir),
                 name: "Audio".to_owned(),
