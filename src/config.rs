@@ -26,6 +26,8 @@ pub const DEFAULT_SEGMENT_SECONDS: u32 = 2;
 pub const DEFAULT_PLAYLIST_WINDOW: usize = 6;
 /// Seconds an RTMP connection may stay silent before it is closed.
 pub const DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS: u64 = 10;
+/// RTMP connections one IP address may hold open at once (handshakes included).
+pub const DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP: usize = 16;
 
 /// Flags of `sluice serve`; each has an environment variable equivalent.
 #[derive(Debug, clap::Args)]
@@ -90,6 +92,9 @@ pub struct LiveConfig {
     /// RTMP idle timeout in seconds. Default: [`DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS`].
     #[serde(default = "default_rtmp_idle_timeout")]
     pub rtmp_idle_timeout_seconds: u64,
+    /// RTMP connections per client IP. Default: [`DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP`].
+    #[serde(default = "default_rtmp_max_connections_per_ip")]
+    pub rtmp_max_connections_per_ip: usize,
 }
 
 impl Default for LiveConfig {
@@ -99,6 +104,7 @@ impl Default for LiveConfig {
             segment_seconds: DEFAULT_SEGMENT_SECONDS,
             playlist_window: DEFAULT_PLAYLIST_WINDOW,
             rtmp_idle_timeout_seconds: DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS,
+            rtmp_max_connections_per_ip: DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP,
         }
     }
 }
@@ -123,6 +129,9 @@ fn default_playlist_window() -> usize {
 }
 fn default_rtmp_idle_timeout() -> u64 {
     DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS
+}
+fn default_rtmp_max_connections_per_ip() -> usize {
+    DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP
 }
 
 impl Config {
@@ -169,6 +178,10 @@ impl Config {
         anyhow::ensure!(
             (1..=10).contains(&self.live.segment_seconds),
             "live.segment_seconds must be between 1 and 10"
+        );
+        anyhow::ensure!(
+            self.live.rtmp_max_connections_per_ip >= 1,
+            "live.rtmp_max_connections_per_ip must be at least 1"
         );
         anyhow::ensure!(
             self.live.playlist_window >= 6,

@@ -8,8 +8,9 @@
 mod pipeline;
 mod renditions;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
@@ -99,6 +100,42 @@ pub struct LiveService {
     store: Arc<dyn ObjectStore>,
     config: LiveConfig,
     shutdown: watch::Receiver<bool>,
+    /// Open RTMP connections per client address.
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One open connection counted against its address; released on drop.
+struct ConnectionSlot {
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl ConnectionSlot {
+    /// Counts a connection from `ip`, or returns `None` when it already has `limit` open.
+    fn take(per_ip: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, limit: usize) -> Option<Self> {
+        let mut counts = per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        let open = counts.entry(ip).or_insert(0);
+        if *open >= limit {
+            return None;
+        }
+        *open += 1;
+        Some(ConnectionSlot {
+            per_ip: per_ip.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut counts = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = counts.get_mut(&self.ip) {
+            *open -= 1;
+            if *open == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl LiveService {
@@ -114,6 +151,7 @@ impl LiveService {
             store,
             config,
             shutdown,
+            per_ip: Arc::default(),
         })
     }
 
@@ -139,6 +177,14 @@ impl LiveService {
                     continue;
                 }
             };
+            let Some(slot) = ConnectionSlot::take(
+                &self.per_ip,
+                peer.ip(),
+                self.config.rtmp_max_connections_per_ip,
+            ) else {
+                warn!(peer = %peer, limit = self.config.rtmp_max_connections_per_ip, "Refused RTMP connection: too many from this address.");
+                continue;
+            };
             let service = self.clone();
             let span = tracing::info_span!("rtmp", peer = %peer);
             connections.spawn(
@@ -148,6 +194,7 @@ impl LiveService {
                         Ok(()) => debug!("RTMP connection closed."),
                         Err(e) => warn!(error = %e, "RTMP connection ended with an error."),
                     }
+                    drop(slot);
                 }
                 .instrument(span),
             );
@@ -567,6 +614,52 @@ impl StartGate {
                 .find_map(|p| Mp3FrameHeader::parse(&p.data).ok())
                 .map(SourceAudio::Mp3),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_slots_cap_one_address_and_are_released_on_drop() {
+        let per_ip = Arc::default();
+        let ip: IpAddr = [192, 0, 2, 7].into();
+        let other: IpAddr = [192, 0, 2, 8].into();
+        let first = ConnectionSlot::take(&per_ip, ip, 2).expect("first");
+        let second = ConnectionSlot::take(&per_ip, ip, 2).expect("second");
+        assert!(
+            ConnectionSlot::take(&per_ip, ip, 2).is_none(),
+            "third refused"
+        );
+        let elsewhere = ConnectionSlot::take(&per_ip, other, 2).expect("other address");
+        drop(first);
+        let again = ConnectionSlot::take(&per_ip, ip, 2).expect("a slot came back");
+        drop((second, again, elsewhere));
+        assert!(per_ip.lock().unwrap().is_empty(), "no entry left behind");
+    }
+
+    #[test]
+    fn ladders_are_validated_with_bounds() {
+        assert!(validate_ladder(&serde_json::Value::Null).is_ok());
+        assert!(validate_ladder(&serde_json::json!(["source", "720p"])).is_ok());
+        for bad in [
+            serde_json::json!([]),
+            serde_json::json!(["4k"]),
+            serde_json::json!([{"name": "tiny", "height": 10, "bitrate_kbps": 500}]),
+            serde_json::json!([{"name": "free", "height": 360, "bitrate_kbps": 0}]),
+            serde_json::json!([{"name": "fast", "height": 360, "bitrate_kbps": 500, "max_fps": 0}]),
+        ] {
+            assert!(validate_ladder(&bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn implausible_frame_rates_are_not_believed() {
+        assert!(plausible_frame_rate(29.97));
+        for rate in [0.0, -30.0, f64::INFINITY, f64::NAN, 1e300] {
+            assert!(!plausible_frame_rate(rate), "{rate}");
         }
     }
 }
