@@ -9,6 +9,8 @@
 //! This crate imports nothing else of Sluice's.
 
 pub mod codec;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod packet;
 pub mod time;
 

@@ -492,16 +492,9 @@ mod tests {
     use crate::test_reader::{find, read_boxes, read_one, u16_at, u32_at};
     use sluice_media::{AudioCodec, VideoCodec};
 
-    /// SPS and PPS of a 320x240 High-profile stream written by x264 (ffmpeg lavfi testsrc).
-    const SPS_320X240: [u8; 25] = [
-        0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
-        0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0x99, 0x60,
-    ];
-    const PPS: [u8; 6] = [0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
-
     fn video_track() -> TrackInfo {
         TrackInfo::Avc {
-            config: AvcConfig::from_parameter_sets(&SPS_320X240, &PPS).unwrap(),
+            config: sluice_media::fixtures::avc_320x240(),
             frame_rate: Some(30.0),
         }
     }

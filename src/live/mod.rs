@@ -5,94 +5,36 @@
 //! looked up in the database; unknown keys, other applications than `live` and streams that
 //! already have a publisher are refused with a clear log line and the connection is closed.
 
+mod connection_slots;
+mod ladder_policy;
 mod pipeline;
 mod renditions;
+mod start_gate;
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
-use sluice_media::{AudioCodec, Mp3FrameHeader, Packet, TrackInfo, TrackKind};
+use sluice_media::{AudioCodec, TrackInfo};
 use sluice_storage::{Db, LiveStream, LiveStreamStatus, ObjectKey, ObjectStore};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn, Instrument};
 
-use sluice_transcoder::{Ladder, RungSpec};
-
 use crate::config::LiveConfig;
-use pipeline::{SessionPipeline, SourceAudio, SourceDescription};
+use connection_slots::{ConnectionSlot, OpenConnections};
+pub use ladder_policy::validate_ladder;
+use pipeline::{SessionPipeline, SourceDescription};
+use start_gate::{StartGate, MAX_PENDING_PACKETS};
 
-/// Highest source frame rate believed from metadata or the SPS.
-const MAX_FRAME_RATE: f64 = 240.0;
-/// Most renditions one live stream may ask for (each encoded rung costs a core-share).
-const MAX_RUNGS: usize = 8;
-/// Bounds of an encoded rung's height in pixels.
-const MIN_RUNG_HEIGHT: u32 = 72;
-const MAX_RUNG_HEIGHT: u32 = 2160;
-/// Bounds of an encoded rung's bitrate in kb/s.
-const MIN_RUNG_KBPS: u32 = 50;
-const MAX_RUNG_KBPS: u32 = 50_000;
-/// Highest frame-rate cap a rung may ask for.
-const MAX_RUNG_FPS: u32 = 120;
-/// How much video is buffered while waiting for an audio sequence header before the pipeline
-/// starts without audio.
-const AUDIO_WAIT: Duration = Duration::from_secs(1);
-/// How long a publisher may send audio with no video before it is refused.
-const VIDEO_WAIT: Duration = Duration::from_secs(5);
-/// Packets held while the pipeline waits for its track configurations.
-const MAX_PENDING_PACKETS: usize = 1024;
 /// How long a shutdown waits for live sessions to flush their last segments and playlists.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` before trying again.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// How often the session row's counters are refreshed.
 const SESSION_UPDATE_INTERVAL: Duration = Duration::from_secs(2);
-
-/// Parses and normalises a ladder given to the API (`null` means the default ladder).
-///
-/// The API prefixes the message with the field name (`ladder: …`).
-pub fn validate_ladder(value: &serde_json::Value) -> Result<serde_json::Value, String> {
-    let ladder = if value.is_null() {
-        Ladder::DEFAULT
-    } else {
-        serde_json::from_value::<Ladder>(value.clone()).map_err(|e| {
-            format!("{e}; each rung is \"source\", a preset name (1080p, 720p, 480p, 360p) or {{\"name\", \"height\", \"bitrate_kbps\", \"max_fps\"}}")
-        })?
-    };
-    if ladder.rungs.is_empty() {
-        return Err("at least one rung is needed".to_owned());
-    }
-    if ladder.rungs.len() > MAX_RUNGS {
-        return Err(format!("at most {MAX_RUNGS} rungs"));
-    }
-    for rung in ladder.rungs.iter() {
-        if let RungSpec::Encode(rung) = rung {
-            if !(MIN_RUNG_HEIGHT..=MAX_RUNG_HEIGHT).contains(&rung.height) {
-                return Err(format!(
-                    "rung {:?}: height must be between {MIN_RUNG_HEIGHT} and {MAX_RUNG_HEIGHT}",
-                    rung.name
-                ));
-            }
-            if !(MIN_RUNG_KBPS..=MAX_RUNG_KBPS).contains(&rung.bitrate_kbps) {
-                return Err(format!(
-                    "rung {:?}: bitrate_kbps must be between {MIN_RUNG_KBPS} and {MAX_RUNG_KBPS}",
-                    rung.name
-                ));
-            }
-            if !(1..=MAX_RUNG_FPS).contains(&rung.max_fps) {
-                return Err(format!(
-                    "rung {:?}: max_fps must be between 1 and {MAX_RUNG_FPS}",
-                    rung.name
-                ));
-            }
-        }
-    }
-    serde_json::to_value(&ladder).map_err(|e| e.to_string())
-}
 
 /// Accepts RTMP connections and runs one task per publisher.
 pub struct LiveService {
@@ -101,41 +43,7 @@ pub struct LiveService {
     config: LiveConfig,
     shutdown: watch::Receiver<bool>,
     /// Open RTMP connections per client address.
-    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-/// One open connection counted against its address; released on drop.
-struct ConnectionSlot {
-    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl ConnectionSlot {
-    /// Counts a connection from `ip`, or returns `None` when it already has `limit` open.
-    fn take(per_ip: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, limit: usize) -> Option<Self> {
-        let mut counts = per_ip.lock().unwrap_or_else(PoisonError::into_inner);
-        let open = counts.entry(ip).or_insert(0);
-        if *open >= limit {
-            return None;
-        }
-        *open += 1;
-        Some(ConnectionSlot {
-            per_ip: per_ip.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        let mut counts = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(open) = counts.get_mut(&self.ip) {
-            *open -= 1;
-            if *open == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
+    per_ip: OpenConnections,
 }
 
 impl LiveService {
@@ -517,149 +425,6 @@ impl LiveService {
             .await
         {
             warn!(error = %e, "Could not update the session row.");
-        }
-    }
-}
-
-/// Whether a frame rate a publisher declared (metadata or SPS) can be believed.
-fn plausible_frame_rate(rate: f64) -> bool {
-    rate.is_finite() && rate > 0.0 && rate <= MAX_FRAME_RATE
-}
-
-/// Holds the first packets until the pipeline knows its video (and audio, if any) tracks.
-///
-/// AAC audio is known from its sequence header; MP3 has none, so it is known from the first
-/// held MP3 frame whose header parses (and is then transcoded to AAC).
-#[derive(Default)]
-struct StartGate {
-    video: Option<TrackInfo>,
-    audio: Option<TrackInfo>,
-    frame_rate: Option<f64>,
-    audio_unsupported: bool,
-    pending: Vec<Packet>,
-}
-
-impl StartGate {
-    fn set_track(&mut self, track: TrackInfo) {
-        match track.kind() {
-            TrackKind::Video => {
-                // Held video was coded against the previous configuration.
-                self.pending
-                    .retain(|packet| packet.kind != TrackKind::Video);
-                self.video = Some(track);
-            }
-            TrackKind::Audio => self.audio = Some(track),
-        }
-    }
-
-    fn hold(&mut self, packet: Packet) {
-        let usable = match packet.kind {
-            TrackKind::Video => self.video.is_some(),
-            TrackKind::Audio => self.audio.is_some(),
-        };
-        if usable {
-            self.pending.push(packet);
-        }
-    }
-
-    fn video_span(&self) -> Duration {
-        let mut video = self.pending.iter().filter(|p| p.kind == TrackKind::Video);
-        match (
-            video.next(),
-            self.pending.iter().rfind(|p| p.kind == TrackKind::Video),
-        ) {
-            (Some(first), Some(last)) => {
-                let span = last.dts_time().as_secs_f64() - first.dts_time().as_secs_f64();
-                Duration::from_secs_f64(span.max(0.0))
-            }
-            _ => Duration::ZERO,
-        }
-    }
-
-    fn audio_only_for(&self, started: Instant) -> bool {
-        self.video.is_none() && started.elapsed() > VIDEO_WAIT
-    }
-
-    /// The source description once the pipeline can start.
-    fn ready(&self) -> Option<SourceDescription> {
-        let Some(TrackInfo::Avc { config, frame_rate }) = &self.video else {
-            return None;
-        };
-        let audio = self.source_audio();
-        let audio_settled =
-            audio.is_some() || self.audio_unsupported || self.video_span() >= AUDIO_WAIT;
-        if !audio_settled {
-            return None;
-        }
-        Some(SourceDescription {
-            video: config.clone(),
-            frame_rate: [*frame_rate, self.frame_rate, config.sps_frame_rate]
-                .into_iter()
-                .flatten()
-                .find(|rate| plausible_frame_rate(*rate)),
-            audio,
-        })
-    }
-
-    /// The audio track as the pipeline will carry it, once it is known.
-    fn source_audio(&self) -> Option<SourceAudio> {
-        match &self.audio {
-            Some(TrackInfo::Aac { config }) => Some(SourceAudio::Aac(config.clone())),
-            Some(TrackInfo::OtherAudio {
-                codec: AudioCodec::Mp3,
-            }) => self
-                .pending
-                .iter()
-                .filter(|p| p.kind == TrackKind::Audio)
-                .find_map(|p| Mp3FrameHeader::parse(&p.data).ok())
-                .map(SourceAudio::Mp3),
-            _ => None,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connection_slots_cap_one_address_and_are_released_on_drop() {
-        let per_ip = Arc::default();
-        let ip: IpAddr = [192, 0, 2, 7].into();
-        let other: IpAddr = [192, 0, 2, 8].into();
-        let first = ConnectionSlot::take(&per_ip, ip, 2).expect("first");
-        let second = ConnectionSlot::take(&per_ip, ip, 2).expect("second");
-        assert!(
-            ConnectionSlot::take(&per_ip, ip, 2).is_none(),
-            "third refused"
-        );
-        let elsewhere = ConnectionSlot::take(&per_ip, other, 2).expect("other address");
-        drop(first);
-        let again = ConnectionSlot::take(&per_ip, ip, 2).expect("a slot came back");
-        drop((second, again, elsewhere));
-        assert!(per_ip.lock().unwrap().is_empty(), "no entry left behind");
-    }
-
-    #[test]
-    fn ladders_are_validated_with_bounds() {
-        assert!(validate_ladder(&serde_json::Value::Null).is_ok());
-        assert!(validate_ladder(&serde_json::json!(["source", "720p"])).is_ok());
-        for bad in [
-            serde_json::json!([]),
-            serde_json::json!(["4k"]),
-            serde_json::json!([{"name": "tiny", "height": 10, "bitrate_kbps": 500}]),
-            serde_json::json!([{"name": "free", "height": 360, "bitrate_kbps": 0}]),
-            serde_json::json!([{"name": "fast", "height": 360, "bitrate_kbps": 500, "max_fps": 0}]),
-        ] {
-            assert!(validate_ladder(&bad).is_err(), "{bad} must be refused");
-        }
-    }
-
-    #[test]
-    fn implausible_frame_rates_are_not_believed() {
-        assert!(plausible_frame_rate(29.97));
-        for rate in [0.0, -30.0, f64::INFINITY, f64::NAN, 1e300] {
-            assert!(!plausible_frame_rate(rate), "{rate}");
         }
     }
 }

@@ -1,0 +1,19 @@
+//! Known-good codec configurations for other crates' tests (feature `fixtures`).
+
+use crate::codec::AvcConfig;
+
+/// Sequence parameter set of a 320x240 High-profile stream written by x264 (ffmpeg lavfi
+/// `testsrc`, yuv420p).
+pub const SPS_320X240: [u8; 25] = [
+    0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10,
+    0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0x99, 0x60,
+];
+
+/// The picture parameter set written with [`SPS_320X240`].
+pub const PPS_320X240: [u8; 6] = [0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+
+/// The decoder configuration of that 320x240 stream.
+pub fn avc_320x240() -> AvcConfig {
+    AvcConfig::from_parameter_sets(&SPS_320X240, &PPS_320X240)
+        .expect("the fixture parameter sets parse")
+}

@@ -1,0 +1,202 @@
+//! The start of a live session: holds the publisher's first packets until the video (and
+//! audio, if any) decoder configurations are known, then describes the source for the
+//! pipeline. Refuses sources that can never start (audio only, no usable video).
+
+use std::time::{Duration, Instant};
+
+use sluice_media::{AudioCodec, Mp3FrameHeader, Packet, TrackInfo, TrackKind};
+
+use super::pipeline::{SourceAudio, SourceDescription};
+
+/// Highest source frame rate believed from metadata or the SPS.
+const MAX_FRAME_RATE: f64 = 240.0;
+/// How much video is buffered while waiting for an audio sequence header before the pipeline
+/// starts without audio.
+const AUDIO_WAIT: Duration = Duration::from_secs(1);
+/// How long a publisher may send audio with no video before it is refused.
+const VIDEO_WAIT: Duration = Duration::from_secs(5);
+/// Packets held while the pipeline waits for its track configurations.
+pub const MAX_PENDING_PACKETS: usize = 1024;
+
+/// Whether a frame rate a publisher declared (metadata or SPS) can be believed.
+fn plausible_frame_rate(rate: f64) -> bool {
+    rate.is_finite() && rate > 0.0 && rate <= MAX_FRAME_RATE
+}
+
+/// Holds the first packets until the pipeline knows its video (and audio, if any) tracks.
+///
+/// AAC audio is known from its sequence header; MP3 has none, so it is known from the first
+/// held MP3 frame whose header parses (and is then transcoded to AAC).
+#[derive(Default)]
+pub struct StartGate {
+    video: Option<TrackInfo>,
+    audio: Option<TrackInfo>,
+    /// Frame rate from `onMetaData`, used when the video track declares none.
+    pub frame_rate: Option<f64>,
+    /// The publisher's audio codec cannot be carried: start without waiting for audio.
+    pub audio_unsupported: bool,
+    /// Packets held until the pipeline starts.
+    pub pending: Vec<Packet>,
+}
+
+impl StartGate {
+    /// Records a track configuration (the latest one of each kind wins).
+    pub fn set_track(&mut self, track: TrackInfo) {
+        match track.kind() {
+            TrackKind::Video => {
+                // Held video was coded against the previous configuration.
+                self.pending
+                    .retain(|packet| packet.kind != TrackKind::Video);
+                self.video = Some(track);
+            }
+            TrackKind::Audio => self.audio = Some(track),
+        }
+    }
+
+    /// Holds a packet whose track configuration is known; others cannot be decoded and go.
+    pub fn hold(&mut self, packet: Packet) {
+        let usable = match packet.kind {
+            TrackKind::Video => self.video.is_some(),
+            TrackKind::Audio => self.audio.is_some(),
+        };
+        if usable {
+            self.pending.push(packet);
+        }
+    }
+
+    /// Decode-time span of the held video.
+    fn video_span(&self) -> Duration {
+        let mut video = self.pending.iter().filter(|p| p.kind == TrackKind::Video);
+        match (
+            video.next(),
+            self.pending.iter().rfind(|p| p.kind == TrackKind::Video),
+        ) {
+            (Some(first), Some(last)) => {
+                let span = last.dts_time().as_secs_f64() - first.dts_time().as_secs_f64();
+                Duration::from_secs_f64(span.max(0.0))
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Whether the publisher has sent no video configuration for too long since `started`.
+    pub fn audio_only_for(&self, started: Instant) -> bool {
+        self.video.is_none() && started.elapsed() > VIDEO_WAIT
+    }
+
+    /// The source description once the pipeline can start.
+    pub fn ready(&self) -> Option<SourceDescription> {
+        let Some(TrackInfo::Avc { config, frame_rate }) = &self.video else {
+            return None;
+        };
+        let audio = self.source_audio();
+        let audio_settled =
+            audio.is_some() || self.audio_unsupported || self.video_span() >= AUDIO_WAIT;
+        if !audio_settled {
+            return None;
+        }
+        Some(SourceDescription {
+            video: config.clone(),
+            frame_rate: [*frame_rate, self.frame_rate, config.sps_frame_rate]
+                .into_iter()
+                .flatten()
+                .find(|rate| plausible_frame_rate(*rate)),
+            audio,
+        })
+    }
+
+    /// The audio track as the pipeline will carry it, once it is known.
+    fn source_audio(&self) -> Option<SourceAudio> {
+        match &self.audio {
+            Some(TrackInfo::Aac { config }) => Some(SourceAudio::Aac(config.clone())),
+            Some(TrackInfo::OtherAudio {
+                codec: AudioCodec::Mp3,
+            }) => self
+                .pending
+                .iter()
+                .filter(|p| p.kind == TrackKind::Audio)
+                .find_map(|p| Mp3FrameHeader::parse(&p.data).ok())
+                .map(SourceAudio::Mp3),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use sluice_media::{AudioSpecificConfig, Timebase};
+
+    fn video_track() -> TrackInfo {
+        TrackInfo::Avc {
+            config: sluice_media::fixtures::avc_320x240(),
+            frame_rate: None,
+        }
+    }
+
+    fn packet(kind: TrackKind, dts: i64) -> Packet {
+        Packet {
+            kind,
+            timebase: Timebase::MILLIS,
+            dts,
+            pts: dts,
+            keyframe: true,
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+        }
+    }
+
+    #[test]
+    fn video_without_audio_starts_after_a_second_of_video() {
+        let mut gate = StartGate::default();
+        gate.set_track(video_track());
+        gate.hold(packet(TrackKind::Video, 0));
+        gate.hold(packet(TrackKind::Video, 500));
+        assert!(gate.ready().is_none(), "still waiting for audio");
+        gate.hold(packet(TrackKind::Video, 1_000));
+        let source = gate.ready().expect("starts without audio");
+        assert!(source.audio.is_none());
+        assert_eq!((source.video.width, source.video.height), (320, 240));
+    }
+
+    #[test]
+    fn aac_audio_starts_the_pipeline_at_once_ignoring_an_implausible_frame_rate() {
+        let mut gate = StartGate {
+            frame_rate: Some(f64::INFINITY),
+            ..StartGate::default()
+        };
+        gate.set_track(video_track());
+        gate.set_track(TrackInfo::Aac {
+            config: AudioSpecificConfig::new(2, 48_000, 2).unwrap(),
+        });
+        gate.hold(packet(TrackKind::Video, 0));
+        let source = gate.ready().expect("both tracks known");
+        assert!(matches!(source.audio, Some(SourceAudio::Aac(_))));
+        // The infinite metadata rate is passed over for what the SPS says, if anything.
+        assert_eq!(source.frame_rate, source.video.sps_frame_rate);
+        assert!(source.frame_rate.is_none_or(plausible_frame_rate));
+    }
+
+    #[test]
+    fn a_new_video_configuration_discards_video_held_for_the_old_one() {
+        let mut gate = StartGate::default();
+        gate.set_track(video_track());
+        gate.hold(packet(TrackKind::Video, 0));
+        gate.hold(packet(TrackKind::Audio, 0));
+        assert_eq!(
+            gate.pending.len(),
+            1,
+            "audio without a configuration is not held"
+        );
+        gate.set_track(video_track());
+        assert!(gate.pending.is_empty());
+    }
+
+    #[test]
+    fn implausible_frame_rates_are_not_believed() {
+        assert!(plausible_frame_rate(29.97));
+        for rate in [0.0, -30.0, f64::INFINITY, f64::NAN, 1e300] {
+            assert!(!plausible_frame_rate(rate), "{rate}");
+        }
+    }
+}
