@@ -147,3 +147,36 @@ fn hostile_peers_are_cut_off_and_a_healthy_stream_carries_on() {
     assert!(log.contains("stream key"), "refusal is logged: {log}");
     assert!(!log.contains("panicked"), "no panic: {log}");
 }
+
+#[test]
+fn one_address_cannot_hold_more_rtmp_connections_than_configured() {
+    let server = Server::launch(common::Launch {
+        config: Some("[live]\nrtmp_max_connections_per_ip = 2\n".to_owned()),
+        ..common::Launch::default()
+    });
+    let still_open = |socket: &TcpStream| {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        matches!(
+            (&*socket).read(&mut byte),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+        )
+    };
+    let first = TcpStream::connect(("127.0.0.1", server.rtmp_port)).unwrap();
+    let second = TcpStream::connect(("127.0.0.1", server.rtmp_port)).unwrap();
+    assert!(still_open(&first) && still_open(&second));
+    let third = TcpStream::connect(("127.0.0.1", server.rtmp_port)).unwrap();
+    assert!(
+        closed_by_server(third, Duration::from_secs(3)),
+        "the third is refused"
+    );
+    drop(first);
+    // The server frees the slot once it sees the close; a new connection then stays open.
+    let _again = wait_for("a freed slot to be usable", Duration::from_secs(5), || {
+        let socket = TcpStream::connect(("127.0.0.1", server.rtmp_port)).unwrap();
+        still_open(&socket).then_some(socket)
+    });
+    assert!(server.log().contains("too many from this address"));
+}

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use serde_json::Value;
 
 pub const API_KEY: &str = "test-key";
@@ -20,6 +21,26 @@ pub struct Server {
     pub rtmp_port: u16,
     pub data_dir: tempfile::TempDir,
     log_path: PathBuf,
+    launch: Launch,
+}
+
+/// How a test server is started.
+#[derive(Clone)]
+pub struct Launch {
+    /// Pass [`API_KEY`]/[`API_SECRET`] through SLUICE_API_KEY/SLUICE_API_SECRET (otherwise the
+    /// server creates and prints its first key).
+    pub api_key_from_env: bool,
+    /// Contents of a TOML configuration file given with SLUICE_CONFIG.
+    pub config: Option<String>,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Launch {
+            api_key_from_env: true,
+            config: None,
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -30,22 +51,56 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    /// Starts the server and waits until its HTTP health check answers.
+    /// Starts the server with the test API key and waits until its health check answers.
     pub fn start() -> Server {
-        let data_dir = tempfile::tempdir().expect("temp dir");
+        Self::launch(Launch::default())
+    }
+
+    /// Starts the server as `launch` says, on a new data directory.
+    pub fn launch(launch: Launch) -> Server {
+        Self::launch_in(launch, tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// Stops the server with SIGTERM and starts it again on the same data directory.
+    pub fn restart(mut self) -> Server {
+        assert!(self.terminate(), "sluice exits 0 on SIGTERM");
+        let data_dir =
+            std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temp dir"));
+        Self::launch_in(self.launch.clone(), data_dir)
+    }
+
+    fn launch_in(launch: Launch, data_dir: tempfile::TempDir) -> Server {
         let http_port = free_port();
         let rtmp_port = free_port();
+        // Appended to, so a restarted server's log follows the first one's.
         let log_path = data_dir.path().join("server.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command
             .arg("serve")
             .env("SLUICE_HTTP", format!("127.0.0.1:{http_port}"))
             .env("SLUICE_RTMP", format!("127.0.0.1:{rtmp_port}"))
             .env("SLUICE_DATA_DIR", data_dir.path())
             .env("SLUICE_PUBLIC_URL", format!("http://127.0.0.1:{http_port}"))
-            .env("SLUICE_API_KEY", API_KEY)
-            .env("SLUICE_API_SECRET", API_SECRET)
             .env("SLUICE_LOG", "info,sluice=debug")
+            .env_remove("SLUICE_API_KEY")
+            .env_remove("SLUICE_API_SECRET")
+            .env_remove("SLUICE_CONFIG");
+        if launch.api_key_from_env {
+            command
+                .env("SLUICE_API_KEY", API_KEY)
+                .env("SLUICE_API_SECRET", API_SECRET);
+        }
+        if let Some(config) = &launch.config {
+            let path = data_dir.path().join("sluice.toml");
+            std::fs::write(&path, config).expect("config file");
+            command.env("SLUICE_CONFIG", path);
+        }
+        let child = command
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
             .spawn()
@@ -56,6 +111,7 @@ impl Server {
             rtmp_port,
             data_dir,
             log_path,
+            launch,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -114,27 +170,35 @@ impl Server {
 
     /// Calls the API with Basic auth and returns the status and JSON body.
     pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut args = vec![
-            "-s".to_owned(),
-            "-o".to_owned(),
-            "-".to_owned(),
-            "-w".to_owned(),
-            "\n%{http_code}".to_owned(),
-            "-X".to_owned(),
-            method.to_owned(),
-            "-u".to_owned(),
-            format!("{API_KEY}:{API_SECRET}"),
-        ];
-        if let Some(body) = body {
-            args.extend(["-H".to_owned(), "content-type: application/json".to_owned()]);
-            args.extend(["--data-binary".to_owned(), body.to_string()]);
+        self.api_as(API_KEY, API_SECRET, method, path, body)
+    }
+
+    /// Calls the API with Basic auth as `key`:`secret`; returns the status and JSON body.
+    pub fn api_as(
+        &self,
+        key: &str,
+        secret: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let authorization = format!(
+            "authorization: Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
+        );
+        let body = body.map(|body| body.to_string());
+        let mut headers = vec![authorization.as_str()];
+        if body.is_some() {
+            headers.push("content-type: application/json");
         }
-        args.push(self.url(path));
-        let output = Command::new("curl").args(&args).output().expect("curl");
-        let text = String::from_utf8_lossy(&output.stdout).to_string();
-        let (body, status) = text.rsplit_once('\n').expect("curl status line");
-        let json = serde_json::from_str(body).unwrap_or(Value::Null);
-        (status.trim().parse().expect("status code"), json)
+        let response = http_request(
+            method,
+            &self.url(path),
+            &headers,
+            body.as_deref().map(str::as_bytes),
+        );
+        let json = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        (response.status, json)
     }
 
     /// Waits until the media playlist `uri` of `playback_id` carries `#EXT-X-ENDLIST`, and
@@ -194,14 +258,36 @@ impl HttpResponse {
 
 /// GET with curl, capturing headers separately from the body.
 pub fn http_get(url: &str) -> HttpResponse {
+    http_request("GET", url, &[], None)
+}
+
+/// Any request with curl: `headers` as `Name: value`, an optional body sent as is.
+pub fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[&str],
+    body: Option<&[u8]>,
+) -> HttpResponse {
     let dir = tempfile::tempdir().expect("temp dir");
     let headers_path = dir.path().join("headers");
     let body_path = dir.path().join("body");
-    let output = Command::new("curl")
-        .args(["-s", "-D"])
+    let mut command = Command::new("curl");
+    command
+        .args(["-s", "-X", method, "-D"])
         .arg(&headers_path)
         .arg("-o")
-        .arg(&body_path)
+        .arg(&body_path);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    if let Some(body) = body {
+        let request_body = dir.path().join("request");
+        std::fs::write(&request_body, body).expect("request body");
+        command
+            .arg("--data-binary")
+            .arg(format!("@{}", request_body.display()));
+    }
+    let output = command
         .args(["-w", "%{http_code}", url])
         .output()
         .expect("curl");

@@ -1,0 +1,125 @@
+//! Black-box: the REST API over real HTTP: Basic and JWT auth, and JSON errors with the right
+//! status codes.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{http_request, Server, API_KEY, API_SECRET};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(claims: Value, secret: &str) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn error_code(body: &[u8]) -> String {
+    let json: Value = serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "error body is JSON ({e}): {}",
+            String::from_utf8_lossy(body)
+        )
+    });
+    json["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn bearer_jwts_are_checked_and_errors_are_json() {
+    let server = Server::start();
+    let url = server.url("/v1/live-streams");
+    let bearer = |token: &str| format!("authorization: Bearer {token}");
+
+    let valid = token(json!({"apikey": API_KEY, "exp": now() + 60}), API_SECRET);
+    let response = http_request("GET", &url, &[&bearer(&valid)], None);
+    assert_eq!(response.status, 200, "{}", response.text());
+
+    let create = http_request(
+        "POST",
+        &url,
+        &[&bearer(&valid), "content-type: application/json"],
+        Some(br#"{"name": "by token"}"#),
+    );
+    assert_eq!(create.status, 201, "{}", create.text());
+
+    let expired = token(json!({"apikey": API_KEY, "exp": now() - 3600}), API_SECRET);
+    let wrong_secret = token(
+        json!({"apikey": API_KEY, "exp": now() + 60}),
+        "not-the-secret",
+    );
+    let unknown_key = token(
+        json!({"apikey": "ak_nobody", "exp": now() + 60}),
+        API_SECRET,
+    );
+    // `alg: none`, unsigned (CVE-2015-9235).
+    let none = format!(
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            json!({"apikey": API_KEY, "exp": now() + 60}).to_string()
+        )
+    );
+    for bad in [expired, wrong_secret, unknown_key, none] {
+        let response = http_request("GET", &url, &[&bearer(&bad)], None);
+        assert_eq!(response.status, 401, "{bad}: {}", response.text());
+        assert_eq!(error_code(&response.body), "unauthorized");
+    }
+
+    let anonymous = http_request("GET", &url, &[], None);
+    assert_eq!(anonymous.status, 401);
+    assert!(anonymous.header("www-authenticate").is_some());
+    assert_eq!(error_code(&anonymous.body), "unauthorized");
+
+    let basic = format!(
+        "authorization: Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{API_KEY}:{API_SECRET}")
+        )
+    );
+    let json_body = "content-type: application/json";
+    let malformed = http_request("POST", &url, &[&basic, json_body], Some(b"{\"name\": "));
+    assert_eq!(malformed.status, 400);
+    assert_eq!(error_code(&malformed.body), "invalid_request");
+
+    let huge = vec![b' '; 2 * 1024 * 1024];
+    let too_big = http_request("POST", &url, &[&basic, json_body], Some(&huge));
+    assert_eq!(too_big.status, 413);
+    assert_eq!(error_code(&too_big.body), "payload_too_large");
+
+    let bad_ladder = http_request(
+        "POST",
+        &url,
+        &[&basic, json_body],
+        Some(br#"{"name": "x", "ladder": ["8k"]}"#),
+    );
+    assert_eq!(bad_ladder.status, 400, "{}", bad_ladder.text());
+    assert!(
+        bad_ladder.text().contains("ladder"),
+        "{}",
+        bad_ladder.text()
+    );
+
+    let unknown = http_request(
+        "GET",
+        &server.url("/v1/live-streams/ls_nope"),
+        &[&basic],
+        None,
+    );
+    assert_eq!(unknown.status, 404);
+    assert_eq!(error_code(&unknown.body), "not_found");
+}
