@@ -30,7 +30,8 @@ fn gstreamer_rtmp2sink_publish_becomes_a_playable_ladder() {
         .expect("gst-launch-1.0 (make test installs GStreamer)");
     assert!(status.success(), "GStreamer publish failed");
 
-    server.ended_playlist(playback_id, "v1/index.m3u8");
+    // The audio playlist is the last one a session ends: then every rendition has ended.
+    server.ended_playlist(playback_id, "a0/index.m3u8");
     let master = server
         .get(&format!("/hls/{playback_id}/master.m3u8"))
         .text();

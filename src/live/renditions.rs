@@ -512,6 +512,8 @@ impl SessionPackager {
             rendition.absorb(&self.destination, events, &self.origin);
         }
         self.write_master_if_changed();
+        // Video playlists end first and the audio playlist last: once `a0` carries
+        // EXT-X-ENDLIST, every rendition of the session has ended.
         let renditions = self
             .video
             .iter_mut()
