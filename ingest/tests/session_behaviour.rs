@@ -161,16 +161,23 @@ fn status_code(command: &[Amf0Value]) -> Option<&str> {
     command.get(3)?.get("code")?.as_str()
 }
 
-/// A session that has completed the OBS sequence up to an accepted publish.
-fn publishing_session(client: &Client) -> ServerSession {
+/// A session fed the handshake and OBS's connect/publish sequence for `key`, with what it
+/// answered.
+fn session_requesting_publish(client: &Client, key: &str) -> (ServerSession, Vec<SessionOutput>) {
     let mut session = ServerSession::new(SessionConfig::default());
     let input = [
         Client::handshake(),
         client.obs_connect(),
-        client.obs_publish("key"),
+        client.obs_publish(key),
     ]
     .concat();
-    session.handle_input(&input).unwrap();
+    let outputs = session.handle_input(&input).unwrap();
+    (session, outputs)
+}
+
+/// A session that has completed the OBS sequence up to an accepted publish.
+fn publishing_session(client: &Client) -> ServerSession {
+    let (mut session, _) = session_requesting_publish(client, "key");
     session.accept_publish();
     session
 }
@@ -178,14 +185,7 @@ fn publishing_session(client: &Client) -> ServerSession {
 #[test]
 fn obs_sequence_connects_and_requests_publish() {
     let client = Client::new();
-    let mut session = ServerSession::new(SessionConfig::default());
-    let input = [
-        Client::handshake(),
-        client.obs_connect(),
-        client.obs_publish("key"),
-    ]
-    .concat();
-    let outputs = session.handle_input(&input).unwrap();
+    let (mut session, outputs) = session_requesting_publish(&client, "key");
     assert_eq!(
         events(&outputs),
         vec![
@@ -216,7 +216,9 @@ fn obs_sequence_connects_and_requests_publish() {
     assert!(commands
         .iter()
         .any(|c| c[0].as_str() == Some("onFCPublish")));
-    assert_eq!(session.bytes_received(), input.len() as u64);
+    let input_len =
+        Client::handshake().len() + client.obs_connect().len() + client.obs_publish("key").len();
+    assert_eq!(session.bytes_received(), input_len as u64);
 
     let accepted = session.accept_publish();
     let status = sent_commands(&accepted, 0);
@@ -226,14 +228,7 @@ fn obs_sequence_connects_and_requests_publish() {
 #[test]
 fn rejected_publish_gets_bad_name_and_media_is_then_refused() {
     let client = Client::new();
-    let mut session = ServerSession::new(SessionConfig::default());
-    let input = [
-        Client::handshake(),
-        client.obs_connect(),
-        client.obs_publish("key"),
-    ]
-    .concat();
-    session.handle_input(&input).unwrap();
+    let (mut session, _) = session_requesting_publish(&client, "key");
     let rejected = session.reject_publish("unknown stream key");
     let status = sent_commands(&rejected, 0);
     assert_eq!(status_code(&status[0]), Some("NetStream.Publish.BadName"));
@@ -277,14 +272,7 @@ fn input_after_a_publish_request_waits_for_the_decision() {
 #[test]
 fn publish_with_an_empty_stream_key_is_refused_without_an_event() {
     let client = Client::new();
-    let mut session = ServerSession::new(SessionConfig::default());
-    let input = [
-        Client::handshake(),
-        client.obs_connect(),
-        client.obs_publish(""),
-    ]
-    .concat();
-    let outputs = session.handle_input(&input).unwrap();
+    let (_, outputs) = session_requesting_publish(&client, "");
     assert!(!events(&outputs)
         .iter()
         .any(|e| matches!(e, SessionEvent::PublishRequested { .. })));
