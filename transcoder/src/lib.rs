@@ -29,7 +29,7 @@ pub use audio::AacTranscoder;
 pub use decode::{DecodedPicture, H264Decoder};
 pub use ladder::{plan, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec};
 pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
-pub use x264::{EncodedFrame, Preset, X264Encoder, X264Settings};
+pub use x264::{EncodedFrame, Preset, X264Encoder};
 
 /// Everything that can go wrong in the transcoder, with the context needed to act on it.
 #[derive(Debug, thiserror::Error)]

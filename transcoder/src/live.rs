@@ -43,7 +43,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::decode::{DecodedPicture, H264Decoder};
 use crate::ladder::{EncodeTarget, PlannedRung};
-use crate::x264::{EncodedFrame, Preset, X264Encoder, X264Settings};
+use crate::x264::{EncodedFrame, Preset, X264Encoder};
 use crate::TranscodeError;
 
 /// How the live pipeline encodes and how much it may queue.
@@ -230,12 +230,8 @@ impl LiveTranscoder {
                     source.clone()
                 }
                 PlannedRung::Encode(target) => {
-                    let x264 = X264Settings::for_target(
-                        target,
-                        settings.preset,
-                        settings.threads_per_rung,
-                    );
-                    let encoder = X264Encoder::open(&x264)?;
+                    let encoder =
+                        X264Encoder::open(target, settings.preset, settings.threads_per_rung)?;
                     info!(
                         rung = %target.name,
                         width = target.width,

@@ -64,43 +64,6 @@ impl Preset {
     }
 }
 
-/// What an encoder is opened with.
-#[derive(Clone, Debug, PartialEq)]
-pub struct X264Settings {
-    /// Picture width (even).
-    pub width: u32,
-    /// Picture height (even).
-    pub height: u32,
-    /// Nominal frame rate (for level selection and VBV; timestamps drive the real timing).
-    pub frame_rate: f64,
-    /// ABR target in kb/s.
-    pub bitrate_kbps: u32,
-    /// VBV maximum rate in kb/s.
-    pub vbv_maxrate_kbps: u32,
-    /// VBV buffer in kbit.
-    pub vbv_bufsize_kbit: u32,
-    /// Speed preset.
-    pub preset: Preset,
-    /// Encoder threads; 0 lets x264 choose (1.5 × cores).
-    pub threads: u32,
-}
-
-impl X264Settings {
-    /// Settings for a planned rung.
-    pub fn for_target(target: &EncodeTarget, preset: Preset, threads: u32) -> Self {
-        X264Settings {
-            width: target.width,
-            height: target.height,
-            frame_rate: target.frame_rate,
-            bitrate_kbps: target.bitrate_kbps,
-            vbv_maxrate_kbps: target.vbv_maxrate_kbps,
-            vbv_bufsize_kbit: target.vbv_bufsize_kbit,
-            preset,
-            threads,
-        }
-    }
-}
-
 /// One encoded access unit (AVCC), timestamps on the 90 kHz clock of the input pictures.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodedFrame {
@@ -143,20 +106,26 @@ impl Drop for Handle {
 }
 
 impl X264Encoder {
-    /// Opens an encoder and reads its parameter sets.
-    pub fn open(settings: &X264Settings) -> Result<Self, TranscodeError> {
+    /// Opens an encoder for a planned rung (size, nominal frame rate, ABR bitrate and VBV) at
+    /// `preset` with `threads` encoder threads (0 lets x264 choose: 1.5 × cores), and reads
+    /// its parameter sets.
+    pub fn open(
+        target: &EncodeTarget,
+        preset: Preset,
+        threads: u32,
+    ) -> Result<Self, TranscodeError> {
         let refuse = |reason| TranscodeError::EncoderOpen {
-            width: settings.width,
-            height: settings.height,
-            bitrate_kbps: settings.bitrate_kbps,
+            width: target.width,
+            height: target.height,
+            bitrate_kbps: target.bitrate_kbps,
             reason,
         };
         let to_int = |value: u32| {
             c_int::try_from(value).map_err(|_| refuse("a setting exceeds x264's range"))
         };
-        if !(settings.frame_rate.is_finite()
-            && settings.frame_rate > 0.0
-            && settings.frame_rate <= 1000.0)
+        if !(target.frame_rate.is_finite()
+            && target.frame_rate > 0.0
+            && target.frame_rate <= 1000.0)
         {
             return Err(refuse("frame rate outside (0, 1000]"));
         }
@@ -166,11 +135,7 @@ impl X264Encoder {
         // x264_param_default) and only reads the two C strings, which are NUL-terminated
         // statics (a null tune means none).
         let status = unsafe {
-            sys::x264_param_default_preset(
-                param.as_mut_ptr(),
-                settings.preset.name().as_ptr(),
-                ptr::null(),
-            )
+            sys::x264_param_default_preset(param.as_mut_ptr(), preset.name().as_ptr(), ptr::null())
         };
         if status < 0 {
             return Err(refuse("x264 does not know the preset"));
@@ -179,11 +144,11 @@ impl X264Encoder {
         let mut param = unsafe { param.assume_init() };
 
         param.i_log_level = sys::X264_LOG_ERROR as c_int;
-        param.i_threads = to_int(settings.threads)?;
-        param.i_width = to_int(settings.width)?;
-        param.i_height = to_int(settings.height)?;
+        param.i_threads = to_int(threads)?;
+        param.i_width = to_int(target.width)?;
+        param.i_height = to_int(target.height)?;
         param.i_csp = sys::X264_CSP_I420 as c_int;
-        param.i_fps_num = (settings.frame_rate * 1000.0).round() as u32;
+        param.i_fps_num = (target.frame_rate * 1000.0).round() as u32;
         param.i_fps_den = 1000;
         param.b_vfr_input = 1;
         param.i_timebase_num = 1;
@@ -195,9 +160,9 @@ impl X264Encoder {
         param.b_open_gop = 0;
 
         param.rc.i_rc_method = sys::X264_RC_ABR as c_int;
-        param.rc.i_bitrate = to_int(settings.bitrate_kbps)?;
-        param.rc.i_vbv_max_bitrate = to_int(settings.vbv_maxrate_kbps)?;
-        param.rc.i_vbv_buffer_size = to_int(settings.vbv_bufsize_kbit)?;
+        param.rc.i_bitrate = to_int(target.bitrate_kbps)?;
+        param.rc.i_vbv_max_bitrate = to_int(target.vbv_maxrate_kbps)?;
+        param.rc.i_vbv_buffer_size = to_int(target.vbv_bufsize_kbit)?;
 
         param.b_annexb = 0;
         param.b_repeat_headers = 0;
@@ -215,11 +180,11 @@ impl X264Encoder {
             HeaderFault::Missing(reason) => refuse(reason),
             HeaderFault::Invalid(err) => TranscodeError::EncoderHeaders(err),
         })?;
-        config.sps_frame_rate = Some(settings.frame_rate);
+        config.sps_frame_rate = Some(target.frame_rate);
         Ok(X264Encoder {
             handle,
-            width: settings.width,
-            height: settings.height,
+            width: target.width,
+            height: target.height,
             config,
         })
     }
@@ -400,16 +365,15 @@ mod tests {
         picture
     }
 
-    fn settings(preset: Preset) -> X264Settings {
-        X264Settings {
+    fn target() -> EncodeTarget {
+        EncodeTarget {
+            name: "72p".into(),
             width: 128,
             height: 72,
             frame_rate: 30.0,
             bitrate_kbps: 200,
             vbv_maxrate_kbps: 220,
             vbv_bufsize_kbit: 400,
-            preset,
-            threads: 1,
         }
     }
 
@@ -426,7 +390,7 @@ mod tests {
 
     #[test]
     fn config_is_high_profile_with_the_encoder_size() {
-        let encoder = X264Encoder::open(&settings(Preset::Veryfast)).unwrap();
+        let encoder = X264Encoder::open(&target(), Preset::Veryfast, 1).unwrap();
         let config = encoder.config();
         assert_eq!(config.profile_idc, 100);
         assert_eq!((config.width, config.height), (128, 72));
@@ -436,7 +400,7 @@ mod tests {
 
     #[test]
     fn forced_idrs_land_on_the_requested_pictures_and_nowhere_else() {
-        let mut encoder = X264Encoder::open(&settings(Preset::Veryfast)).unwrap();
+        let mut encoder = X264Encoder::open(&target(), Preset::Veryfast, 1).unwrap();
         let mut frames = Vec::new();
         for index in 0..20i64 {
             let picture = gray_picture(128, 72, (index * 10) as u8);
@@ -470,7 +434,7 @@ mod tests {
 
     #[test]
     fn a_picture_of_the_wrong_size_is_refused() {
-        let mut encoder = X264Encoder::open(&settings(Preset::Ultrafast)).unwrap();
+        let mut encoder = X264Encoder::open(&target(), Preset::Ultrafast, 1).unwrap();
         let err = encoder
             .encode(&gray_picture(64, 36, 0), 0, false)
             .unwrap_err();
