@@ -7,6 +7,8 @@ mod config;
 mod live;
 mod serve;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 
 /// Self-hostable live streaming and video on demand.
@@ -29,6 +31,8 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // Colours only for a terminal: log files and journals get plain text.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     let cli = Cli::parse();
     match cli.command {

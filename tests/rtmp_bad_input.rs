@@ -29,18 +29,6 @@ fn closed_by_server(mut socket: TcpStream, within: Duration) -> bool {
     }
 }
 
-/// Performs the plain RTMP handshake as a client and returns the socket.
-fn handshaken(port: u16) -> TcpStream {
-    let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut c0c1 = vec![3u8];
-    c0c1.extend(std::iter::repeat_n(0u8, 1536));
-    socket.write_all(&c0c1).unwrap();
-    let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
-    socket.read_exact(&mut s0s1s2).unwrap();
-    socket.write_all(&s0s1s2[1..1537]).unwrap();
-    socket
-}
-
 /// A type-0 chunk on chunk stream 2 carrying one protocol control message.
 fn control_message(type_id: u8, payload: &[u8]) -> Vec<u8> {
     let len = payload.len() as u32;
@@ -95,14 +83,14 @@ fn hostile_peers_are_cut_off_and_a_healthy_stream_carries_on() {
 
     // Set Chunk Size 0 and 2^31, and a 16 MiB message.
     for payload in [0u32.to_be_bytes(), 0x8000_0000u32.to_be_bytes()] {
-        let mut socket = handshaken(server.rtmp_port);
+        let mut socket = server.rtmp_handshaken();
         socket.write_all(&control_message(1, &payload)).unwrap();
         assert!(
             closed_by_server(socket, Duration::from_secs(5)),
             "bad chunk size closed"
         );
     }
-    let mut huge = handshaken(server.rtmp_port);
+    let mut huge = server.rtmp_handshaken();
     huge.write_all(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 20, 1, 0, 0, 0])
         .unwrap();
     huge.write_all(&[0u8; 4096]).unwrap();
@@ -112,7 +100,7 @@ fn hostile_peers_are_cut_off_and_a_healthy_stream_carries_on() {
     );
 
     // A chunk continuing a chunk stream that was never opened.
-    let mut orphan = handshaken(server.rtmp_port);
+    let mut orphan = server.rtmp_handshaken();
     orphan.write_all(&[0xc5, 1, 2, 3, 4]).unwrap();
     assert!(
         closed_by_server(orphan, Duration::from_secs(5)),

@@ -156,6 +156,19 @@ impl Server {
         }
     }
 
+    /// Connects to the RTMP port and performs the plain handshake as a client.
+    pub fn rtmp_handshaken(&self) -> std::net::TcpStream {
+        use std::io::{Read, Write};
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", self.rtmp_port)).unwrap();
+        let mut c0c1 = vec![3u8];
+        c0c1.extend(std::iter::repeat_n(0u8, 1536));
+        socket.write_all(&c0c1).unwrap();
+        let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
+        socket.read_exact(&mut s0s1s2).unwrap();
+        socket.write_all(&s0s1s2[1..1537]).unwrap();
+        socket
+    }
+
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
