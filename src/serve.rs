@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sluice_storage::{Db, LocalStore, ObjectStore};
+use sluice_storage::{Db, EventBus, LocalStore, ObjectStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info};
@@ -33,6 +33,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(config.data_dir.join("objects")));
     bootstrap_api_key(&config, &db).await?;
+    let events = EventBus::new(db.clone());
 
     let http = TcpListener::bind(config.http)
         .await
@@ -45,13 +46,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = sluice_api::router(sluice_api::AppState {
         db: db.clone(),
         store: store.clone(),
+        events: events.clone(),
         public_url: config.public_url(),
         rtmp_url: config.rtmp_public_url(),
         ladder_validator: Arc::new(crate::live::validate_ladder),
     });
     let (stop, stopping) = watch::channel(false);
-    let live =
-        tokio::spawn(LiveService::new(db, store, config.live.clone(), stopping.clone()).run(rtmp));
+    let live = tokio::spawn(
+        LiveService::new(db, store, events, config.live.clone(), stopping.clone()).run(rtmp),
+    );
     let mut http_stopping = stopping;
     let mut http_server = tokio::spawn(
         axum::serve(http, app)

@@ -8,6 +8,7 @@ use axum::Json;
 use serde::Serialize;
 use sluice_storage::{StorageError, StoreError};
 use tracing::error;
+use utoipa::ToSchema;
 
 /// Largest request body accepted, enforced by `DefaultBodyLimit`.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -31,16 +32,23 @@ pub enum ApiError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A failure of the server's own making (a value that would not serialise, …).
+    #[error("{0}")]
+    Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// Every error response: `{"error": {"code", "message"}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    /// Machine-readable: `invalid_request`, `unauthorized`, `not_found`, …
+    #[schema(example = "not_found")]
+    code: &'static str,
+    /// What went wrong, for a person.
     message: String,
 }
 
@@ -60,7 +68,9 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
             Self::Store(e) if e.is_not_found() => (StatusCode::NOT_FOUND, "not_found"),
-            Self::Storage(_) | Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Storage(_) | Self::Store(_) | Self::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         }
     }
 }
@@ -93,6 +103,13 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+impl ApiError {
+    /// Wraps an unexpected failure; the client sees only "internal server error".
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        Self::Internal(error.to_string())
     }
 }
 

@@ -60,6 +60,17 @@ impl HlsObject {
     }
 }
 
+/// A playlist, init segment or media segment of a playback id.
+#[utoipa::path(get, path = "/hls/{playback_id}/{*path}", tag = "playback",
+    params(
+        ("playback_id" = String, Path, description = "Playback id"),
+        ("path" = String, Path, description = "`master.m3u8`, or `{rendition}/{file}` such as `v0/index.m3u8`"),
+    ),
+    responses(
+        (status = 200, description = "The object: playlists as `application/vnd.apple.mpegurl`, \
+            segments as `video/mp4`, `video/iso.segment` or `audio/mp4`", body = Vec<u8>),
+        (status = 404, description = "No such object", body = crate::error::ErrorBody),
+    ))]
 pub async fn serve(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,

@@ -10,19 +10,23 @@
 mod auth;
 mod error;
 mod hls;
+mod json;
 mod live_streams;
+mod openapi;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::routing::get;
-use axum::{middleware, Router};
-use sluice_storage::{Db, ObjectStore};
+use axum::{middleware, Json, Router};
+use sluice_storage::{Db, EventBus, ObjectStore};
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::{ApiError, MAX_BODY_BYTES};
 
@@ -37,6 +41,8 @@ pub type LadderValidator =
 pub struct AppState {
     pub db: Db,
     pub store: Arc<dyn ObjectStore>,
+    /// Where handlers publish domain events.
+    pub events: EventBus,
     /// Base URL viewers reach this server at, e.g. `http://localhost:8080`.
     pub public_url: String,
     /// RTMP ingest URL shown to publishers, e.g. `rtmp://localhost:1935/live`.
@@ -44,18 +50,37 @@ pub struct AppState {
     pub ladder_validator: LadderValidator,
 }
 
+/// Liveness: answers while the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The server is up", body = String, example = "ok")))]
 async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface. Every route is registered through [`OpenApiRouter`] from its
+/// `#[utoipa::path]` annotation, so `/openapi.json` describes exactly what is served.
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route(
-            "/v1/live-streams",
-            get(live_streams::list).post(live_streams::create),
-        )
-        .route("/v1/live-streams/{id}", get(live_streams::get))
+    let (routes, spec) = documented_routes(&state);
+    routes
+        .route("/openapi.json", get(move || async move { Json(spec) }))
+        .fallback(error::not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The OpenAPI 3.1 description of every route [`router`] serves.
+pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
+    documented_routes(state).1
+}
+
+/// Each part sets its 405 fallback before its layers, so the layers (auth, CORS preflight)
+/// also wrap requests with an unrouted method.
+fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (v1, v1_spec) = OpenApiRouter::new()
+        .routes(routes!(live_streams::list, live_streams::create))
+        .routes(routes!(live_streams::get))
+        .split_for_parts();
+    let v1 = v1
         .method_not_allowed_fallback(error::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -63,12 +88,14 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
 
+    let (hls, hls_spec) = OpenApiRouter::new()
+        .routes(routes!(hls::serve))
+        .split_for_parts();
     // Segments are already compressed media: only playlists (and error bodies) are gzipped.
     let compress_text = DefaultPredicate::new()
         .and(NotForContentType::const_new("video/"))
         .and(NotForContentType::const_new("audio/"));
-    let hls = Router::new()
-        .route("/hls/{playback_id}/{*path}", get(hls::serve))
+    let hls = hls
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(
             CompressionLayer::new()
@@ -82,14 +109,19 @@ pub fn router(state: AppState) -> Router {
                 .allow_headers(Any),
         );
 
-    // Each part sets its 405 fallback before its layers, so the layers (auth, CORS preflight)
-    // also wrap requests with an unrouted method.
-    Router::new()
-        .route("/healthz", get(healthz))
+    let (operations, mut spec) = OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(healthz))
+        .split_for_parts();
+    spec.merge(v1_spec);
+    spec.merge(hls_spec);
+    // axum spells a catch-all `{*path}`; OpenAPI path templates know only `{path}`.
+    spec.paths.paths = std::mem::take(&mut spec.paths.paths)
+        .into_iter()
+        .map(|(path, item)| (path.replace("{*", "{"), item))
+        .collect();
+    let routes = operations
         .method_not_allowed_fallback(error::method_not_allowed)
         .merge(v1)
-        .merge(hls)
-        .fallback(error::not_found)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .merge(hls);
+    (routes, spec)
 }

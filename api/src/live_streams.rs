@@ -2,55 +2,34 @@
 //! `{"data": …}` for one object, `{"data": […], "next_cursor": …}` for a page.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sluice_storage::{LiveStream, LiveStreamStatus, Session};
+use sluice_storage::{EventType, LiveStream, LiveStreamStatus, NewEvent, Session};
+use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::json::{ApiJson, Envelope, PageEnvelope, PageParams};
 use crate::AppState;
 
 /// Longest accepted live stream name, in characters.
 const MAX_NAME_CHARS: usize = 200;
-/// Page size when the request names none.
-const DEFAULT_PAGE_SIZE: u64 = 25;
 
-/// `axum::Json`, with its rejections turned into [`ApiError`]s so they render as JSON.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct ApiJson<T>(pub T);
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLiveStream {
+    #[schema(example = "My show")]
     name: String,
     /// Rendition ladder; absent or null means the server's default.
     #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!([{"name": "720p", "height": 720}]))]
     ladder: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListParams {
-    limit: Option<u64>,
-    cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Envelope<T> {
-    data: T,
-}
-
-#[derive(Debug, Serialize)]
-pub struct PageEnvelope<T> {
-    data: Vec<T>,
-    next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LiveStreamView {
     id: String,
     name: String,
@@ -58,20 +37,24 @@ pub struct LiveStreamView {
     rtmp_url: String,
     playback_id: String,
     playback_url: String,
+    /// `idle` or `active`.
+    #[schema(value_type = String, example = "idle")]
     status: LiveStreamStatus,
+    #[schema(value_type = Object)]
     ladder: Value,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     current_session: Option<SessionView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
     id: String,
     started_at: DateTime<Utc>,
     ended_at: Option<DateTime<Utc>>,
     client_addr: String,
     encoder: Option<String>,
+    #[schema(value_type = Option<Object>)]
     input: Option<Value>,
     bytes_received: u64,
     frames_dropped: u64,
@@ -135,6 +118,14 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Creates an idle live stream with a fresh stream key and playback id.
+#[utoipa::path(post, path = "/v1/live-streams", tag = "live streams",
+    request_body = CreateLiveStream,
+    responses(
+        (status = 201, description = "Created", body = Envelope<LiveStreamView>),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<CreateLiveStream>,
@@ -144,9 +135,25 @@ pub async fn create(
         .map_err(|message| ApiError::InvalidRequest(format!("ladder: {message}")))?;
     let stream = state.db.create_live_stream(&request.name, &ladder).await?;
     let data = view(&state, stream).await?;
+    state
+        .events
+        .publish(NewEvent::new(
+            EventType::LiveStreamCreated,
+            &data.id,
+            serde_json::to_value(&data).map_err(ApiError::internal)?,
+        ))
+        .await?;
     Ok((StatusCode::CREATED, Json(Envelope { data })))
 }
 
+/// One live stream, with its current session while a publisher is connected.
+#[utoipa::path(get, path = "/v1/live-streams/{id}", tag = "live streams",
+    params(("id" = String, Path, description = "Live stream id (`ls_…`)")),
+    responses(
+        (status = 200, description = "The live stream", body = Envelope<LiveStreamView>),
+        (status = 404, description = "No such live stream", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -161,18 +168,20 @@ pub async fn get(
     }))
 }
 
+/// Live streams in creation order, a page at a time.
+#[utoipa::path(get, path = "/v1/live-streams", tag = "live streams",
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of live streams", body = PageEnvelope<LiveStreamView>),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    params: Result<Query<ListParams>, QueryRejection>,
+    params: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Json<PageEnvelope<LiveStreamView>>, ApiError> {
     let Query(params) = params?;
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=sluice_storage::MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::InvalidRequest(format!(
-            "limit: must be between 1 and {}",
-            sluice_storage::MAX_PAGE_SIZE
-        )));
-    }
+    let limit = params.limit()?;
     let page = state
         .db
         .list_live_streams(limit, params.cursor.as_deref())

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use sluice_api::{router, AppState};
-use sluice_storage::{Db, LocalStore, ObjectKey, ObjectStore};
+use sluice_storage::{Db, EventBus, LocalStore, ObjectKey, ObjectStore};
 use tower::ServiceExt;
 
 struct Harness {
@@ -45,6 +45,7 @@ async fn harness() -> Harness {
     let state = AppState {
         db: db.clone(),
         store: store.clone(),
+        events: EventBus::new(db.clone()),
         public_url: "http://localhost:8080/".to_owned(),
         rtmp_url: "rtmp://localhost:1935/live".to_owned(),
         ladder_validator: Arc::new(|ladder: &Value| match ladder {
@@ -612,4 +613,39 @@ async fn path_traversal_never_leaves_the_store() {
             .windows(10)
             .any(|w| w == b"top secret"));
     }
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route() {
+    let h = harness().await;
+    let response = h
+        .app
+        .clone()
+        .oneshot(Request::get("/openapi.json").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let spec = json_body(response).await;
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = spec["paths"].as_object().unwrap();
+    let mut routes: Vec<String> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{method} {path}"))
+        })
+        .collect();
+    routes.sort();
+    assert_eq!(
+        routes,
+        [
+            "get /healthz",
+            "get /hls/{playback_id}/{path}",
+            "get /v1/live-streams",
+            "get /v1/live-streams/{id}",
+            "post /v1/live-streams",
+        ]
+    );
 }

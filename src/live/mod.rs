@@ -15,9 +15,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
 use sluice_media::{AudioCodec, TrackInfo};
-use sluice_storage::{Db, LiveStream, LiveStreamStatus, ObjectKey, ObjectStore};
+use sluice_storage::{
+    Db, EventBus, EventType, LiveStream, LiveStreamStatus, NewEvent, ObjectKey, ObjectStore,
+    Session,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -40,6 +44,7 @@ const SESSION_UPDATE_INTERVAL: Duration = Duration::from_secs(2);
 pub struct LiveService {
     db: Db,
     store: Arc<dyn ObjectStore>,
+    events: EventBus,
     config: LiveConfig,
     shutdown: watch::Receiver<bool>,
     /// Open RTMP connections per client address.
@@ -51,12 +56,14 @@ impl LiveService {
     pub fn new(
         db: Db,
         store: Arc<dyn ObjectStore>,
+        events: EventBus,
         config: LiveConfig,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(LiveService {
             db,
             store,
+            events,
             config,
             shutdown,
             per_ip: Arc::default(),
@@ -218,18 +225,59 @@ impl LiveService {
         self.clear_previous_session(&stream.id).await;
         connection.accept_publish().await?;
         info!(live_stream_id = %stream.id, session_id = %session.id, encoder = %encoder, "Publisher connected.");
+        self.emit_stream_event(EventType::LiveStreamConnected, &stream.id, &session.id)
+            .await;
+        self.emit_session_event(EventType::SessionStarted, &session)
+            .await;
 
         let result = self
             .run_session(&mut connection, &stream, &session.id)
             .await;
 
-        if let Err(e) = self.db.end_session(&session.id).await {
-            warn!(error = %e, "Could not end the session row.");
+        match self.db.end_session(&session.id).await {
+            Ok(ended) => {
+                self.emit_session_event(EventType::SessionEnded, &ended)
+                    .await
+            }
+            Err(e) => warn!(error = %e, "Could not end the session row."),
         }
+        self.emit_stream_event(EventType::LiveStreamDisconnected, &stream.id, &session.id)
+            .await;
         // The stream keeps pointing at its last session, so its final counters stay visible.
         self.release(&stream.id, Some(&session.id)).await;
+        self.emit_stream_event(EventType::LiveStreamIdle, &stream.id, &session.id)
+            .await;
         info!(live_stream_id = %stream.id, session_id = %session.id, bytes = connection.bytes_received(), "Publisher disconnected.");
         result
+    }
+
+    /// Publishes an event about a live stream and the session it concerns.
+    async fn emit_stream_event(
+        &self,
+        event_type: EventType,
+        live_stream_id: &str,
+        session_id: &str,
+    ) {
+        let data = json!({ "id": live_stream_id, "session_id": session_id });
+        self.emit(NewEvent::new(event_type, live_stream_id, data))
+            .await;
+    }
+
+    async fn emit_session_event(&self, event_type: EventType, session: &Session) {
+        match serde_json::to_value(session) {
+            Ok(data) => {
+                self.emit(NewEvent::new(event_type, &session.id, data))
+                    .await
+            }
+            Err(e) => warn!(error = %e, "Could not describe the session for an event."),
+        }
+    }
+
+    /// Events are part of the record, but a database hiccup must not end a live session.
+    async fn emit(&self, event: NewEvent) {
+        if let Err(e) = self.events.publish(event).await {
+            warn!(error = %e, "Could not record an event.");
+        }
     }
 
     /// Returns a claimed stream to `idle`, pointing at `last_session` when there was one.
@@ -324,6 +372,12 @@ impl LiveService {
                         if let Some(source) = gate.ready() {
                             match self.start_pipeline(source, stream, session_id).await {
                                 Ok(mut started) => {
+                                    self.emit_stream_event(
+                                        EventType::LiveStreamActive,
+                                        &stream.id,
+                                        session_id,
+                                    )
+                                    .await;
                                     self.record_input(
                                         session_id,
                                         started.input_description(),

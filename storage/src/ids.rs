@@ -17,6 +17,7 @@ const PLAYBACK_ID_LEN: usize = 24;
 pub const API_KEY_PREFIX: &str = "ak_";
 pub const LIVE_STREAM_PREFIX: &str = "ls_";
 pub const SESSION_PREFIX: &str = "ses_";
+pub const EVENT_PREFIX: &str = "evt_";
 
 fn random_alphanumeric(len: usize) -> String {
     rand::thread_rng()

@@ -2,6 +2,7 @@
 //!
 //! - [`ObjectStore`] and [`LocalStore`]: media objects (segments, playlists) under validated
 //!   [`ObjectKey`]s.
+//! - [`EventBus`]: domain events, recorded in the database and fanned out to subscribers.
 //! - [`Db`]: the metadata database (sea-orm; SQLite by default, schema portable to Postgres)
 //!   with its migrations, returning the plain domain types of [`model`].
 //!
@@ -9,6 +10,7 @@
 
 mod db;
 mod entities;
+mod event_bus;
 mod ids;
 mod local_store;
 mod migration;
@@ -16,6 +18,10 @@ pub mod model;
 mod object_store;
 
 pub use db::{Db, Record, StorageError, MAX_PAGE_SIZE};
+pub use event_bus::EventBus;
 pub use local_store::LocalStore;
-pub use model::{ApiKey, LiveStream, LiveStreamPage, LiveStreamStatus, Session};
+pub use model::{
+    ApiKey, Event, EventPage, EventType, LiveStream, LiveStreamPage, LiveStreamStatus, NewEvent,
+    Session,
+};
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, StoreError};

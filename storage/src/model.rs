@@ -5,6 +5,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
 use serde::Serialize;
 
+mod event;
+pub use event::{Event, EventObject, EventPage, EventType, NewEvent};
+
 /// An API key as shown to its owner; the secret is returned only once, at creation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
@@ -53,7 +56,7 @@ pub struct LiveStreamPage {
 }
 
 /// One connection of a publisher to a live stream, from publish to disconnect.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Session {
     /// `ses_` followed by random characters.
     pub id: String,

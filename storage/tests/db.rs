@@ -279,3 +279,45 @@ async fn only_one_of_two_racing_publishers_claims_a_stream() {
     assert!(db.claim_live_stream(&stream.id).await.unwrap());
     assert!(!db.claim_live_stream("ls_unknown").await.unwrap());
 }
+
+#[tokio::test]
+async fn events_are_recorded_in_order_and_paged() {
+    use sluice_storage::{EventType, NewEvent};
+    let (_dir, db) = fresh_db().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let event = db
+            .record_event(&NewEvent::new(
+                EventType::LiveStreamCreated,
+                &format!("ls_{n}"),
+                json!({ "n": n }),
+            ))
+            .await
+            .unwrap();
+        assert!(event.id.starts_with("evt_"));
+        assert_eq!(event.event_type, "live_stream.created");
+        assert_eq!(event.object.object_type, "live_stream");
+        ids.push(event.id);
+    }
+    let first = db.list_events(2, None).await.unwrap();
+    assert_eq!(
+        first.items.iter().map(|e| &e.id).collect::<Vec<_>>(),
+        vec![&ids[0], &ids[1]]
+    );
+    let rest = db
+        .list_events(10, first.next_cursor.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 3);
+    assert_eq!(rest.items[2].data, json!({ "n": 4 }));
+    assert!(rest.next_cursor.is_none());
+    assert!(matches!(
+        db.list_events(10, Some("evt_unknown")).await,
+        Err(StorageError::InvalidCursor(_))
+    ));
+    assert_eq!(
+        EventType::parse("session.ended"),
+        Some(EventType::SessionEnded)
+    );
+    assert_eq!(EventType::parse("session.nope"), None);
+}

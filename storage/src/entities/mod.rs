@@ -1,5 +1,6 @@
 //! sea-orm entities: one module per table created by the migration in `migration/`.
 
 pub mod api_key;
+pub mod event;
 pub mod live_stream;
 pub mod session;

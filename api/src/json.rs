@@ -1,0 +1,57 @@
+//! JSON shapes every resource shares: the request body extractor, the `{"data": …}` envelope,
+//! the `{"data": […], "next_cursor": …}` page and its `limit`/`cursor` query parameters.
+
+use axum::extract::FromRequest;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+
+/// Page size when the request names none.
+const DEFAULT_PAGE_SIZE: u64 = 25;
+
+/// `axum::Json`, with its rejections turned into [`ApiError`]s so they render as JSON (an
+/// unknown field names itself in the message).
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// One object: `{"data": …}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    pub data: T,
+}
+
+/// One page of a list: `{"data": […], "next_cursor": …}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageEnvelope<T> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `?limit=&cursor=` of every list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1 to 100 (default 25).
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    /// The page size asked for, checked against the bounds the database serves.
+    pub fn limit(&self) -> Result<u64, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if (1..=sluice_storage::MAX_PAGE_SIZE).contains(&limit) {
+            Ok(limit)
+        } else {
+            Err(ApiError::InvalidRequest(format!(
+                "limit: must be between 1 and {}",
+                sluice_storage::MAX_PAGE_SIZE
+            )))
+        }
+    }
+}

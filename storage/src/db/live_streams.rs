@@ -1,0 +1,196 @@
+//! Live streams: creation, lookup, listing and the idle/active status.
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use tracing::info;
+
+use super::{now, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
+use crate::entities::{live_stream, session};
+use crate::ids;
+use crate::model::{LiveStream, LiveStreamPage, LiveStreamStatus};
+
+fn live_stream_from_row(row: live_stream::Model) -> Result<LiveStream> {
+    let ladder = serde_json::from_str(&row.ladder).map_err(|source| StorageError::CorruptJson {
+        record: Record::LiveStream,
+        id: row.id.clone(),
+        column: "ladder",
+        source,
+    })?;
+    Ok(LiveStream {
+        id: row.id,
+        name: row.name,
+        stream_key: row.stream_key,
+        playback_id: row.playback_id,
+        ladder,
+        status: row.status,
+        active_session_id: row.active_session_id,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+impl Db {
+    /// Creates an idle live stream with a fresh id, stream key and playback id. `ladder` must
+    /// already be validated.
+    pub async fn create_live_stream(
+        &self,
+        name: &str,
+        ladder: &serde_json::Value,
+    ) -> Result<LiveStream> {
+        let created_at = now();
+        let row = live_stream::ActiveModel {
+            id: Set(ids::new_id(ids::LIVE_STREAM_PREFIX)),
+            name: Set(name.to_owned()),
+            stream_key: Set(ids::new_secret()),
+            playback_id: Set(ids::new_playback_id()),
+            ladder: Set(ladder.to_string()),
+            status: Set(LiveStreamStatus::Idle),
+            active_session_id: Set(None),
+            created_at: Set(created_at),
+            updated_at: Set(created_at),
+        };
+        let row = live_stream::Entity::insert(row)
+            .exec_with_returning(&self.conn)
+            .await?;
+        info!(live_stream_id = %row.id, "Live stream created.");
+        live_stream_from_row(row)
+    }
+
+    pub async fn get_live_stream(&self, id: &str) -> Result<Option<LiveStream>> {
+        live_stream::Entity::find_by_id(id)
+            .one(&self.conn)
+            .await?
+            .map(live_stream_from_row)
+            .transpose()
+    }
+
+    /// Live streams in creation order, at most `limit` (clamped to 1..=[`MAX_PAGE_SIZE`]),
+    /// starting after the stream whose id is `after` (the previous page's `next_cursor`).
+    pub async fn list_live_streams(
+        &self,
+        limit: u64,
+        after: Option<&str>,
+    ) -> Result<LiveStreamPage> {
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let mut query = live_stream::Entity::find()
+            .order_by_asc(live_stream::Column::CreatedAt)
+            .order_by_asc(live_stream::Column::Id)
+            .limit(limit + 1);
+        if let Some(after) = after {
+            let anchor = live_stream::Entity::find_by_id(after)
+                .one(&self.conn)
+                .await?
+                .ok_or_else(|| StorageError::InvalidCursor(after.to_owned()))?;
+            query = query.filter(
+                Condition::any()
+                    .add(live_stream::Column::CreatedAt.gt(anchor.created_at))
+                    .add(
+                        Condition::all()
+                            .add(live_stream::Column::CreatedAt.eq(anchor.created_at))
+                            .add(live_stream::Column::Id.gt(anchor.id)),
+                    ),
+            );
+        }
+        let mut rows = query.all(&self.conn).await?;
+        let has_more = rows.len() as u64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let items = rows
+            .into_iter()
+            .map(live_stream_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = if has_more {
+            items.last().map(|stream| stream.id.clone())
+        } else {
+            None
+        };
+        Ok(LiveStreamPage { items, next_cursor })
+    }
+
+    pub async fn find_by_stream_key(&self, stream_key: &str) -> Result<Option<LiveStream>> {
+        live_stream::Entity::find()
+            .filter(live_stream::Column::StreamKey.eq(stream_key))
+            .one(&self.conn)
+            .await?
+            .map(live_stream_from_row)
+            .transpose()
+    }
+
+    pub async fn find_by_playback_id(&self, playback_id: &str) -> Result<Option<LiveStream>> {
+        live_stream::Entity::find()
+            .filter(live_stream::Column::PlaybackId.eq(playback_id))
+            .one(&self.conn)
+            .await?
+            .map(live_stream_from_row)
+            .transpose()
+    }
+
+    /// Sets a stream's status and the session it is receiving (`None` when idle).
+    pub async fn set_live_stream_status(
+        &self,
+        id: &str,
+        status: LiveStreamStatus,
+        active_session_id: Option<&str>,
+    ) -> Result<LiveStream> {
+        let result = live_stream::Entity::update_many()
+            .col_expr(live_stream::Column::Status, status.into())
+            .col_expr(
+                live_stream::Column::ActiveSessionId,
+                active_session_id.map(str::to_owned).into(),
+            )
+            .col_expr(live_stream::Column::UpdatedAt, now().into())
+            .filter(live_stream::Column::Id.eq(id))
+            .exec(&self.conn)
+            .await?;
+        let not_found = || StorageError::NotFound {
+            record: Record::LiveStream,
+            id: id.to_owned(),
+        };
+        if result.rows_affected == 0 {
+            return Err(not_found());
+        }
+        self.get_live_stream(id).await?.ok_or_else(not_found)
+    }
+
+    /// Turns an `idle` stream `active` in one conditional update, so that of two publishers
+    /// racing for the same stream exactly one wins. Returns whether this call won; the session
+    /// is attached afterwards with [`Db::set_live_stream_status`].
+    pub async fn claim_live_stream(&self, id: &str) -> Result<bool> {
+        let result = live_stream::Entity::update_many()
+            .col_expr(live_stream::Column::Status, LiveStreamStatus::Active.into())
+            .col_expr(live_stream::Column::UpdatedAt, now().into())
+            .filter(live_stream::Column::Id.eq(id))
+            .filter(live_stream::Column::Status.eq(LiveStreamStatus::Idle))
+            .exec(&self.conn)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Marks every `active` stream idle and ends every open session: run at startup, since a
+    /// crash leaves them looking live. Returns how many streams were reset.
+    pub async fn reset_stale_active_streams(&self) -> Result<u64> {
+        let at = now();
+        let txn = self.conn.begin().await?;
+        session::Entity::update_many()
+            .col_expr(session::Column::EndedAt, Some(at).into())
+            .filter(session::Column::EndedAt.is_null())
+            .exec(&txn)
+            .await?;
+        let result = live_stream::Entity::update_many()
+            .col_expr(live_stream::Column::Status, LiveStreamStatus::Idle.into())
+            .col_expr(live_stream::Column::ActiveSessionId, None::<String>.into())
+            .col_expr(live_stream::Column::UpdatedAt, at.into())
+            .filter(live_stream::Column::Status.eq(LiveStreamStatus::Active))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        if result.rows_affected > 0 {
+            info!(
+                count = result.rows_affected,
+                "Reset live streams left active by a previous run."
+            );
+        }
+        Ok(result.rows_affected)
+    }
+}

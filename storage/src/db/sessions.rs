@@ -1,0 +1,133 @@
+//! Sessions: one row per publish, from connect to disconnect.
+
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+
+use super::{from_db_count, now, to_db_count, Db, Record, Result, StorageError};
+use crate::entities::session;
+use crate::ids;
+use crate::model::Session;
+
+fn session_from_row(row: session::Model) -> Result<Session> {
+    let input = row
+        .input
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|source| StorageError::CorruptJson {
+            record: Record::Session,
+            id: row.id.clone(),
+            column: "input",
+            source,
+        })?;
+    Ok(Session {
+        id: row.id,
+        live_stream_id: row.live_stream_id,
+        started_at: row.started_at,
+        ended_at: row.ended_at,
+        client_addr: row.client_addr,
+        encoder: row.encoder,
+        input,
+        bytes_received: from_db_count(row.bytes_received),
+        frames_dropped: from_db_count(row.frames_dropped),
+    })
+}
+
+impl Db {
+    /// Records a publisher connecting to a live stream. `encoder` is what it said about itself.
+    pub async fn start_session(
+        &self,
+        live_stream_id: &str,
+        client_addr: &str,
+        encoder: Option<&str>,
+    ) -> Result<Session> {
+        if self.get_live_stream(live_stream_id).await?.is_none() {
+            return Err(StorageError::NotFound {
+                record: Record::LiveStream,
+                id: live_stream_id.to_owned(),
+            });
+        }
+        let row = session::ActiveModel {
+            id: Set(ids::new_id(ids::SESSION_PREFIX)),
+            live_stream_id: Set(live_stream_id.to_owned()),
+            started_at: Set(now()),
+            ended_at: Set(None),
+            client_addr: Set(client_addr.to_owned()),
+            encoder: Set(encoder.map(str::to_owned)),
+            input: Set(None),
+            bytes_received: Set(0),
+            frames_dropped: Set(0),
+        };
+        let row = session::Entity::insert(row)
+            .exec_with_returning(&self.conn)
+            .await?;
+        session_from_row(row)
+    }
+
+    /// Stores what is known about a session's input and its counters so far.
+    pub async fn update_session_input(
+        &self,
+        session_id: &str,
+        input: &serde_json::Value,
+        bytes_received: u64,
+        frames_dropped: u64,
+    ) -> Result<()> {
+        let result = session::Entity::update_many()
+            .col_expr(session::Column::Input, Some(input.to_string()).into())
+            .col_expr(
+                session::Column::BytesReceived,
+                to_db_count(bytes_received).into(),
+            )
+            .col_expr(
+                session::Column::FramesDropped,
+                to_db_count(frames_dropped).into(),
+            )
+            .filter(session::Column::Id.eq(session_id))
+            .exec(&self.conn)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(StorageError::NotFound {
+                record: Record::Session,
+                id: session_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records the publisher's disconnection; ending an ended session keeps the first end.
+    pub async fn end_session(&self, session_id: &str) -> Result<Session> {
+        session::Entity::update_many()
+            .col_expr(session::Column::EndedAt, Some(now()).into())
+            .filter(session::Column::Id.eq(session_id))
+            .filter(session::Column::EndedAt.is_null())
+            .exec(&self.conn)
+            .await?;
+        self.get_session(session_id)
+            .await?
+            .ok_or_else(|| StorageError::NotFound {
+                record: Record::Session,
+                id: session_id.to_owned(),
+            })
+    }
+
+    pub async fn get_session(&self, session_id: &str) -> Result<Option<Session>> {
+        session::Entity::find_by_id(session_id)
+            .one(&self.conn)
+            .await?
+            .map(session_from_row)
+            .transpose()
+    }
+
+    /// The session a live stream is receiving, per its `active_session_id`.
+    pub async fn current_session(&self, live_stream_id: &str) -> Result<Option<Session>> {
+        let Some(stream) = self.get_live_stream(live_stream_id).await? else {
+            return Err(StorageError::NotFound {
+                record: Record::LiveStream,
+                id: live_stream_id.to_owned(),
+            });
+        };
+        match stream.active_session_id {
+            Some(session_id) => self.get_session(&session_id).await,
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Domain events: what happened to which object, recorded durably and fanned out to
+//! `GET /v1/events`, Server-Sent Events, webhooks and the media plane.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Every kind of event Sluice emits. The wire name is `{object}.{what}`, e.g.
+/// `live_stream.created`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    LiveStreamCreated,
+    LiveStreamUpdated,
+    LiveStreamDeleted,
+    /// A publisher opened a connection and asked to publish (before any media).
+    LiveStreamConnected,
+    /// Media is flowing and the ladder is being packaged.
+    LiveStreamActive,
+    /// The stream has no publisher any more.
+    LiveStreamIdle,
+    /// The publisher's connection ended.
+    LiveStreamDisconnected,
+    LiveStreamStreamKeyReset,
+    LiveStreamDisabled,
+    LiveStreamEnabled,
+    /// The API asked for the current session to end now.
+    LiveStreamCompleted,
+    SessionStarted,
+    SessionEnded,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 13] = [
+        Self::LiveStreamCreated,
+        Self::LiveStreamUpdated,
+        Self::LiveStreamDeleted,
+        Self::LiveStreamConnected,
+        Self::LiveStreamActive,
+        Self::LiveStreamIdle,
+        Self::LiveStreamDisconnected,
+        Self::LiveStreamStreamKeyReset,
+        Self::LiveStreamDisabled,
+        Self::LiveStreamEnabled,
+        Self::LiveStreamCompleted,
+        Self::SessionStarted,
+        Self::SessionEnded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LiveStreamCreated => "live_stream.created",
+            Self::LiveStreamUpdated => "live_stream.updated",
+            Self::LiveStreamDeleted => "live_stream.deleted",
+            Self::LiveStreamConnected => "live_stream.connected",
+            Self::LiveStreamActive => "live_stream.active",
+            Self::LiveStreamIdle => "live_stream.idle",
+            Self::LiveStreamDisconnected => "live_stream.disconnected",
+            Self::LiveStreamStreamKeyReset => "live_stream.stream_key_reset",
+            Self::LiveStreamDisabled => "live_stream.disabled",
+            Self::LiveStreamEnabled => "live_stream.enabled",
+            Self::LiveStreamCompleted => "live_stream.completed",
+            Self::SessionStarted => "session.started",
+            Self::SessionEnded => "session.ended",
+        }
+    }
+
+    /// The event type with this wire name, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// The kind of object the event is about: the part of the name before the dot.
+    pub fn object_type(self) -> &'static str {
+        self.as_str()
+            .split_once('.')
+            .map_or("", |(object, _)| object)
+    }
+}
+
+/// An event about to be recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_type: EventType,
+    /// Id of the object the event is about (`ls_…`, `ses_…`).
+    pub object_id: String,
+    /// The object as it is now, in its API form.
+    pub data: serde_json::Value,
+}
+
+impl NewEvent {
+    pub fn new(event_type: EventType, object_id: &str, data: serde_json::Value) -> Self {
+        Self {
+            event_type,
+            object_id: object_id.to_owned(),
+            data,
+        }
+    }
+}
+
+/// The object an [`Event`] is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventObject {
+    #[serde(rename = "type")]
+    pub object_type: String,
+    pub id: String,
+}
+
+/// A recorded event, serialised as every consumer sees it:
+/// `{"id", "type", "created_at", "object": {"type", "id"}, "data"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Position in the history; not part of the public form.
+    #[serde(skip)]
+    pub seq: i64,
+    /// `evt_…`: what SSE `Last-Event-ID`, webhook de-duplication and cursors use.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub created_at: DateTime<Utc>,
+    pub object: EventObject,
+    pub data: serde_json::Value,
+}
+
+/// One page of [`Event`]s, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    pub items: Vec<Event>,
+    /// Pass back as `after` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
