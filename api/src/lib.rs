@@ -13,6 +13,7 @@ mod hls;
 mod json;
 mod live_streams;
 mod openapi;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -78,7 +79,17 @@ pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
 fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (v1, v1_spec) = OpenApiRouter::new()
         .routes(routes!(live_streams::list, live_streams::create))
-        .routes(routes!(live_streams::get))
+        .routes(routes!(
+            live_streams::get,
+            live_streams::update,
+            live_streams::delete
+        ))
+        .routes(routes!(live_streams::reset_stream_key))
+        .routes(routes!(live_streams::disable))
+        .routes(routes!(live_streams::enable))
+        .routes(routes!(live_streams::complete))
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::get))
         .split_for_parts();
     let v1 = v1
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -1,5 +1,9 @@
-//! `/v1/live-streams`: create, get and list live streams. Responses use a Mux-like envelope:
-//! `{"data": …}` for one object, `{"data": […], "next_cursor": …}` for a page.
+//! `/v1/live-streams`: the live-stream lifecycle. Create, get, list (with a status filter),
+//! update, delete, reset the stream key, disable/enable, and complete the current session.
+//!
+//! Every change is published on the event bus; the media plane reacts to those events (kicking
+//! the publisher on disable, key reset and delete, ending the session on complete), so the API
+//! never reaches into ingest.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -8,11 +12,15 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sluice_storage::{EventType, LiveStream, LiveStreamStatus, NewEvent, Session};
-use utoipa::ToSchema;
+use sluice_storage::{
+    EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamSettings,
+    LiveStreamStatus, NewEvent, ObjectKey, MAX_RECONNECT_WINDOW_S,
+};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, Envelope, PageEnvelope, PageParams};
+use crate::sessions::SessionView;
 use crate::AppState;
 
 /// Longest accepted live stream name, in characters.
@@ -27,6 +35,62 @@ pub struct CreateLiveStream {
     #[serde(default)]
     #[schema(value_type = Option<Object>, example = json!([{"name": "720p", "height": 720}]))]
     ladder: Option<Value>,
+    /// `standard` (default) or `low`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "standard")]
+    latency_mode: Option<LatencyMode>,
+    /// Seconds (0 to 1800, default 60) an encoder may be gone and reconnect into the same
+    /// session.
+    #[serde(default)]
+    reconnect_window_s: Option<u32>,
+    /// Keep each session as a recording (default false).
+    #[serde(default)]
+    record: Option<bool>,
+}
+
+/// A `PATCH`: only the fields present change. A new ladder applies from the next session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLiveStream {
+    name: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    ladder: Option<Value>,
+    #[schema(value_type = Option<String>, example = "low")]
+    latency_mode: Option<LatencyMode>,
+    reconnect_window_s: Option<u32>,
+    record: Option<bool>,
+}
+
+/// `?status=&limit=&cursor=` of the live stream list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListLiveStreams {
+    /// Only streams in this state.
+    #[param(value_type = Option<String>, example = "active")]
+    status: Option<StatusFilter>,
+    /// Items per page, 1 to 100 (default 25).
+    limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StatusFilter {
+    Idle,
+    Active,
+    Disabled,
+}
+
+impl From<StatusFilter> for LiveStreamFilter {
+    fn from(filter: StatusFilter) -> Self {
+        match filter {
+            StatusFilter::Idle => Self::Idle,
+            StatusFilter::Active => Self::Active,
+            StatusFilter::Disabled => Self::Disabled,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,42 +101,18 @@ pub struct LiveStreamView {
     rtmp_url: String,
     playback_id: String,
     playback_url: String,
-    /// `idle` or `active`.
-    #[schema(value_type = String, example = "idle")]
-    status: LiveStreamStatus,
+    /// `idle`, `active` (a publisher is sending) or `disabled` (publishes are refused).
+    #[schema(example = "idle")]
+    status: &'static str,
     #[schema(value_type = Object)]
     ladder: Value,
+    #[schema(value_type = String, example = "standard")]
+    latency_mode: LatencyMode,
+    reconnect_window_s: u32,
+    record: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     current_session: Option<SessionView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionView {
-    id: String,
-    started_at: DateTime<Utc>,
-    ended_at: Option<DateTime<Utc>>,
-    client_addr: String,
-    encoder: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    input: Option<Value>,
-    bytes_received: u64,
-    frames_dropped: u64,
-}
-
-impl From<Session> for SessionView {
-    fn from(session: Session) -> Self {
-        Self {
-            id: session.id,
-            started_at: session.started_at,
-            ended_at: session.ended_at,
-            client_addr: session.client_addr,
-            encoder: session.encoder,
-            input: session.input,
-            bytes_received: session.bytes_received,
-            frames_dropped: session.frames_dropped,
-        }
-    }
 }
 
 async fn view(state: &AppState, stream: LiveStream) -> Result<LiveStreamView, ApiError> {
@@ -89,6 +129,7 @@ async fn view(state: &AppState, stream: LiveStream) -> Result<LiveStreamView, Ap
         state.public_url.trim_end_matches('/'),
         stream.playback_id
     );
+    let status = status_name(&stream);
     Ok(LiveStreamView {
         id: stream.id,
         name: stream.name,
@@ -96,12 +137,61 @@ async fn view(state: &AppState, stream: LiveStream) -> Result<LiveStreamView, Ap
         rtmp_url: state.rtmp_url.clone(),
         playback_id: stream.playback_id,
         playback_url,
-        status: stream.status,
+        status,
         ladder: stream.ladder,
+        latency_mode: stream.latency_mode,
+        reconnect_window_s: stream.reconnect_window_s,
+        record: stream.record,
         created_at: stream.created_at,
         updated_at: stream.updated_at,
         current_session,
     })
+}
+
+/// The status shown to API users: a disabled stream reads `disabled` whatever its publisher.
+fn status_name(stream: &LiveStream) -> &'static str {
+    match (stream.disabled, stream.status) {
+        (true, _) => "disabled",
+        (false, LiveStreamStatus::Idle) => "idle",
+        (false, LiveStreamStatus::Active) => "active",
+    }
+}
+
+fn validate_reconnect_window(seconds: u32) -> Result<u32, ApiError> {
+    if seconds <= MAX_RECONNECT_WINDOW_S {
+        Ok(seconds)
+    } else {
+        Err(ApiError::InvalidRequest(format!(
+            "reconnect_window_s: must be between 0 and {MAX_RECONNECT_WINDOW_S}"
+        )))
+    }
+}
+
+fn validate_ladder(state: &AppState, ladder: &Value) -> Result<Value, ApiError> {
+    (state.ladder_validator)(ladder)
+        .map_err(|message| ApiError::InvalidRequest(format!("ladder: {message}")))
+}
+
+/// Publishes `event_type` about `view`'s stream, with the stream as the event's data.
+async fn publish(
+    state: &AppState,
+    event_type: EventType,
+    view: &LiveStreamView,
+) -> Result<(), ApiError> {
+    let data = serde_json::to_value(view).map_err(ApiError::internal)?;
+    state
+        .events
+        .publish(NewEvent::new(event_type, &view.id, data))
+        .await?;
+    Ok(())
+}
+
+async fn find(state: &AppState, id: &str) -> Result<LiveStream, ApiError> {
+    state
+        .db
+        .get_live_stream(id)
+        .await?
+        .ok_or(ApiError::NotFound("live stream not found"))
 }
 
 fn validate_name(name: &str) -> Result<(), ApiError> {
@@ -131,18 +221,23 @@ pub async fn create(
     ApiJson(request): ApiJson<CreateLiveStream>,
 ) -> Result<(StatusCode, Json<Envelope<LiveStreamView>>), ApiError> {
     validate_name(&request.name)?;
-    let ladder = (state.ladder_validator)(&request.ladder.unwrap_or(Value::Null))
-        .map_err(|message| ApiError::InvalidRequest(format!("ladder: {message}")))?;
-    let stream = state.db.create_live_stream(&request.name, &ladder).await?;
-    let data = view(&state, stream).await?;
-    state
-        .events
-        .publish(NewEvent::new(
-            EventType::LiveStreamCreated,
-            &data.id,
-            serde_json::to_value(&data).map_err(ApiError::internal)?,
-        ))
+    let ladder = validate_ladder(&state, &request.ladder.unwrap_or(Value::Null))?;
+    let defaults = LiveStreamSettings::default();
+    let settings = LiveStreamSettings {
+        latency_mode: request.latency_mode.unwrap_or(defaults.latency_mode),
+        reconnect_window_s: validate_reconnect_window(
+            request
+                .reconnect_window_s
+                .unwrap_or(defaults.reconnect_window_s),
+        )?,
+        record: request.record.unwrap_or(defaults.record),
+    };
+    let stream = state
+        .db
+        .create_live_stream(&request.name, &ladder, &settings)
         .await?;
+    let data = view(&state, stream).await?;
+    publish(&state, EventType::LiveStreamCreated, &data).await?;
     Ok((StatusCode::CREATED, Json(Envelope { data })))
 }
 
@@ -158,19 +253,15 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
-    let stream = state
-        .db
-        .get_live_stream(&id)
-        .await?
-        .ok_or(ApiError::NotFound("live stream not found"))?;
+    let stream = find(&state, &id).await?;
     Ok(Json(Envelope {
         data: view(&state, stream).await?,
     }))
 }
 
-/// Live streams in creation order, a page at a time.
+/// Live streams in creation order, a page at a time, optionally only those in one status.
 #[utoipa::path(get, path = "/v1/live-streams", tag = "live streams",
-    params(PageParams),
+    params(ListLiveStreams),
     responses(
         (status = 200, description = "A page of live streams", body = PageEnvelope<LiveStreamView>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
@@ -178,13 +269,21 @@ pub async fn get(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    params: Result<Query<PageParams>, QueryRejection>,
+    params: Result<Query<ListLiveStreams>, QueryRejection>,
 ) -> Result<Json<PageEnvelope<LiveStreamView>>, ApiError> {
     let Query(params) = params?;
-    let limit = params.limit()?;
+    let limit = PageParams {
+        limit: params.limit,
+        cursor: None,
+    }
+    .limit()?;
     let page = state
         .db
-        .list_live_streams(limit, params.cursor.as_deref())
+        .list_live_streams(
+            limit,
+            params.cursor.as_deref(),
+            params.status.map(LiveStreamFilter::from),
+        )
         .await?;
     let mut data = Vec::with_capacity(page.items.len());
     for stream in page.items {
@@ -194,4 +293,153 @@ pub async fn list(
         data,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Changes a live stream's settings. A new ladder or latency mode applies from the next
+/// session; the current publisher is not disturbed.
+#[utoipa::path(patch, path = "/v1/live-streams/{id}", tag = "live streams",
+    params(("id" = String, Path, description = "Live stream id (`ls_…`)")),
+    request_body = UpdateLiveStream,
+    responses(
+        (status = 200, description = "The updated live stream", body = Envelope<LiveStreamView>),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "No such live stream", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<UpdateLiveStream>,
+) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
+    if let Some(name) = &request.name {
+        validate_name(name)?;
+    }
+    let changes = LiveStreamChanges {
+        name: request.name,
+        ladder: request
+            .ladder
+            .map(|ladder| validate_ladder(&state, &ladder))
+            .transpose()?,
+        latency_mode: request.latency_mode,
+        reconnect_window_s: request
+            .reconnect_window_s
+            .map(validate_reconnect_window)
+            .transpose()?,
+        record: request.record,
+    };
+    let stream = state.db.update_live_stream(&id, &changes).await?;
+    let data = view(&state, stream).await?;
+    publish(&state, EventType::LiveStreamUpdated, &data).await?;
+    Ok(Json(Envelope { data }))
+}
+
+/// Deletes a live stream: its publisher is disconnected, its sessions and objects removed.
+#[utoipa::path(delete, path = "/v1/live-streams/{id}", tag = "live streams",
+    params(("id" = String, Path, description = "Live stream id (`ls_…`)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such live stream", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let stream = find(&state, &id).await?;
+    let data = view(&state, stream).await?;
+    state.db.delete_live_stream(&id).await?;
+    // The media plane ends a running session on this event and removes what it wrote last.
+    publish(&state, EventType::LiveStreamDeleted, &data).await?;
+    let prefix = ObjectKey::new(["live", id.as_str()]).map_err(ApiError::internal)?;
+    state.store.delete_prefix(&prefix).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Gives the stream a new stream key; a publisher using the old one is disconnected.
+#[utoipa::path(post, path = "/v1/live-streams/{id}/reset-stream-key", tag = "live streams",
+    params(("id" = String, Path, description = "Live stream id (`ls_…`)")),
+    responses(
+        (status = 200, description = "The live stream with its new key", body = Envelope<LiveStreamView>),
+        (status = 404, description = "No such live stream", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn reset_stream_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
+    let stream = state.db.reset_stream_key(&id).await?;
+    let data = view(&state, stream).await?;
+    publish(&state, EventType::LiveStreamStreamKeyReset, &data).await?;
+    Ok(Json(Envelope { data }))
+}
+
+/// Refuses publishes to the stream from now on and disconnects the current publisher.
+#[utoipa::path(post, path = "/v1/live-streams/{id}/disable", tag = "live streams",
+    params(("id" = String, Path, description = "Live stream id (`ls_…`)")),
+    responses(
+        (status = 200, description = "The disabled live stream", body = Envelope<LiveStreamView>),
+        (status = 404, description = "No such live stream", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn disable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
+    set_disabled(state, id, true).await
+}
+
+/// Accepts publishes to the stream again.
+#[utoipa::path(post, path = "/v1/live-streams/{id}/enable", tag = "live streams",
+    params(("id" = String, Path, description = "Live stream id (`ls_…`)")),
+    responses(
+        (status = 200, description = "The enabled live stream", body = Envelope<LiveStreamView>),
+        (status = 404, description = "No such live stream", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn enable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
+    set_disabled(state, id, false).await
+}
+
+async fn set_disabled(
+    state: AppState,
+    id: String,
+    disabled: bool,
+) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
+    let stream = state.db.set_live_stream_disabled(&id, disabled).await?;
+    let data = view(&state, stream).await?;
+    let event_type = if disabled {
+        EventType::LiveStreamDisabled
+    } else {
+        EventType::LiveStreamEnabled
+    };
+    publish(&state, event_type, &data).await?;
+    Ok(Json(Envelope { data }))
+}
+
+/// Ends the current session now: its playlists are finished and the publisher disconnected.
+/// The stream stays enabled, so the encoder may start a new session.
+#[utoipa::path(post, path = "/v1/live-streams/{id}/complete", tag = "live streams",
+    params(("id" = String, Path, description = "Live stream id (`ls_…`)")),
+    responses(
+        (status = 202, description = "The session is being ended", body = Envelope<LiveStreamView>),
+        (status = 404, description = "No such live stream", body = ErrorBody),
+        (status = 409, description = "The stream has no publisher", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn complete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Envelope<LiveStreamView>>), ApiError> {
+    let stream = find(&state, &id).await?;
+    if stream.status != LiveStreamStatus::Active {
+        return Err(ApiError::Conflict(
+            "live stream has no publisher to complete",
+        ));
+    }
+    let data = view(&state, stream).await?;
+    publish(&state, EventType::LiveStreamCompleted, &data).await?;
+    Ok((StatusCode::ACCEPTED, Json(Envelope { data })))
 }

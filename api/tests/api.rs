@@ -13,7 +13,7 @@ use bytes::Bytes;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use sluice_api::{router, AppState};
-use sluice_storage::{Db, EventBus, LocalStore, ObjectKey, ObjectStore};
+use sluice_storage::{Db, EventBus, LocalStore, ObjectKey, ObjectStore, SessionOrigin};
 use tower::ServiceExt;
 
 struct Harness {
@@ -205,9 +205,17 @@ async fn a_live_session_shows_up_as_current_session() {
         .unwrap()
         .to_owned();
     let session =
-        h.db.start_session(&id, "192.0.2.1:4000", Some("obs"))
-            .await
-            .unwrap();
+        h.db.start_session(
+            &id,
+            &SessionOrigin {
+                client_addr: "192.0.2.1:4000".to_owned(),
+                protocol: "rtmp",
+                encoder: Some("obs".to_owned()),
+                app: Some("live".to_owned()),
+            },
+        )
+        .await
+        .unwrap();
     let input = json!({"video": {"codec": "avc1.64001f"}});
     h.db.update_session_input(&session.id, &input, 1000, 2)
         .await
@@ -641,11 +649,19 @@ async fn openapi_document_lists_every_route() {
     assert_eq!(
         routes,
         [
+            "delete /v1/live-streams/{id}",
             "get /healthz",
             "get /hls/{playback_id}/{path}",
             "get /v1/live-streams",
             "get /v1/live-streams/{id}",
+            "get /v1/live-streams/{id}/sessions",
+            "get /v1/sessions/{id}",
+            "patch /v1/live-streams/{id}",
             "post /v1/live-streams",
+            "post /v1/live-streams/{id}/complete",
+            "post /v1/live-streams/{id}/disable",
+            "post /v1/live-streams/{id}/enable",
+            "post /v1/live-streams/{id}/reset-stream-key",
         ]
     );
 }

@@ -2,13 +2,16 @@
 //! session pipeline per accepted publisher.
 //!
 //! Policy lives here, not in the ingest crate: a publish request names a stream key, which is
-//! looked up in the database; unknown keys, other applications than `live` and streams that
-//! already have a publisher are refused with a clear log line and the connection is closed.
+//! looked up in the database; unknown keys, other applications than `live`, disabled streams
+//! and streams that already have a publisher are refused with a clear log line and the
+//! connection is closed. Running sessions follow the event bus and end when the control plane
+//! disables, re-keys, deletes or completes their stream (see `session_control`).
 
 mod connection_slots;
 mod ladder_policy;
 mod pipeline;
 mod renditions;
+mod session_control;
 mod start_gate;
 
 use std::net::SocketAddr;
@@ -20,9 +23,10 @@ use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent}
 use sluice_media::{AudioCodec, TrackInfo};
 use sluice_storage::{
     Db, EventBus, EventType, LiveStream, LiveStreamStatus, NewEvent, ObjectKey, ObjectStore,
-    Session,
+    Session, SessionOrigin,
 };
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn, Instrument};
@@ -31,6 +35,7 @@ use crate::config::LiveConfig;
 use connection_slots::{ConnectionSlot, OpenConnections};
 pub use ladder_policy::validate_ladder;
 use pipeline::{SessionPipeline, SourceDescription};
+use session_control::{RunningSessions, StopReason, StopSignal};
 use start_gate::{StartGate, MAX_PENDING_PACKETS};
 
 /// How long a shutdown waits for live sessions to flush their last segments and playlists.
@@ -49,6 +54,8 @@ pub struct LiveService {
     shutdown: watch::Receiver<bool>,
     /// Open RTMP connections per client address.
     per_ip: OpenConnections,
+    /// Sessions of this process, stopped by control events.
+    running: RunningSessions,
 }
 
 impl LiveService {
@@ -67,6 +74,7 @@ impl LiveService {
             config,
             shutdown,
             per_ip: Arc::default(),
+            running: RunningSessions::default(),
         })
     }
 
@@ -74,6 +82,7 @@ impl LiveService {
     /// it stops accepting and waits (up to [`SHUTDOWN_GRACE`]) for every session to end its
     /// playlists and session row.
     pub async fn run(self: Arc<Self>, listener: TcpListener) {
+        let control = tokio::spawn(self.clone().follow_control_events());
         let mut connections = JoinSet::new();
         let mut shutdown = self.shutdown.clone();
         loop {
@@ -125,6 +134,35 @@ impl LiveService {
             );
             connections.abort_all();
         }
+        control.abort();
+    }
+
+    /// Ends the sessions the control plane asks to end, until shutdown.
+    async fn follow_control_events(self: Arc<Self>) {
+        let mut events = self.events.subscribe();
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            match event {
+                Ok(event) => {
+                    if let Some(reason) = StopReason::for_event(&event.event_type) {
+                        if self.running.stop(&event.object.id, reason) {
+                            info!(live_stream_id = %event.object.id, reason = reason.describe(), "Stopping the session.");
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    warn!(
+                        missed,
+                        "Control events arrived faster than they were read; some were missed."
+                    )
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
     }
 
     async fn handle_connection(
@@ -137,14 +175,20 @@ impl LiveService {
             ..ConnectionConfig::default()
         };
         let mut connection = RtmpConnection::new(socket, peer, limits);
-        let mut encoder = String::new();
+        let mut origin = SessionOrigin {
+            client_addr: peer.to_string(),
+            protocol: "rtmp",
+            encoder: None,
+            app: None,
+        };
         loop {
             let Some(event) = connection.next_event().await? else {
                 return Ok(());
             };
             match event {
                 SessionEvent::Connected { app, flash_ver, .. } => {
-                    encoder = flash_ver.unwrap_or_else(|| format!("unknown encoder (app {app})"));
+                    origin.encoder = flash_ver;
+                    origin.app = Some(app);
                 }
                 SessionEvent::PublishRequested {
                     app, stream_key, ..
@@ -153,7 +197,7 @@ impl LiveService {
                     else {
                         return Ok(());
                     };
-                    return self.publish(connection, stream, peer, encoder).await;
+                    return self.publish(connection, stream, origin).await;
                 }
                 other => debug!(event = ?other, "Event before publish ignored."),
             }
@@ -174,6 +218,9 @@ impl LiveService {
             "publish request has no stream key".to_owned()
         } else {
             match self.db.find_by_stream_key(stream_key).await {
+                Ok(Some(stream)) if stream.disabled => {
+                    format!("live stream {} is disabled", stream.id)
+                }
                 Ok(Some(stream)) => match self.db.claim_live_stream(&stream.id).await {
                     Ok(true) => return Ok(Some(stream)),
                     Ok(false) => format!("live stream {} already has a publisher", stream.id),
@@ -199,14 +246,9 @@ impl LiveService {
         &self,
         mut connection: RtmpConnection,
         stream: LiveStream,
-        peer: SocketAddr,
-        encoder: String,
+        origin: SessionOrigin,
     ) -> Result<(), IngestError> {
-        let session = match self
-            .db
-            .start_session(&stream.id, &peer.to_string(), Some(&encoder))
-            .await
-        {
+        let session = match self.db.start_session(&stream.id, &origin).await {
             Ok(session) => session,
             Err(e) => {
                 warn!(error = %e, "Could not record the session; refusing the publish.");
@@ -223,16 +265,33 @@ impl LiveService {
             warn!(error = %e, "Could not attach the session to the live stream.");
         }
         self.clear_previous_session(&stream.id).await;
+        let mut stop = self.running.register(&stream.id);
         connection.accept_publish().await?;
+        let encoder = origin.encoder.as_deref().unwrap_or("unknown encoder");
         info!(live_stream_id = %stream.id, session_id = %session.id, encoder = %encoder, "Publisher connected.");
         self.emit_stream_event(EventType::LiveStreamConnected, &stream.id, &session.id)
             .await;
         self.emit_session_event(EventType::SessionStarted, &session)
             .await;
 
-        let result = self
-            .run_session(&mut connection, &stream, &session.id)
-            .await;
+        let result = match self.stop_reason_missed(&stream).await {
+            Some(reason) => {
+                info!(reason = reason.describe(), "Stopping the session.");
+                Ok(Some(reason))
+            }
+            None => {
+                self.run_session(&mut connection, &stream, &session.id, &mut stop)
+                    .await
+            }
+        };
+        drop(stop);
+        if let Ok(Some(StopReason::Deleted)) = result {
+            // The stream, its sessions and its objects are gone; remove what the session wrote
+            // while it was being stopped.
+            self.clear_previous_session(&stream.id).await;
+            info!(live_stream_id = %stream.id, session_id = %session.id, "Publisher disconnected: the live stream was deleted.");
+            return Ok(());
+        }
 
         match self.db.end_session(&session.id).await {
             Ok(ended) => {
@@ -248,7 +307,24 @@ impl LiveService {
         self.emit_stream_event(EventType::LiveStreamIdle, &stream.id, &session.id)
             .await;
         info!(live_stream_id = %stream.id, session_id = %session.id, bytes = connection.bytes_received(), "Publisher disconnected.");
-        result
+        result.map(|_| ())
+    }
+
+    /// A control event that arrived between the claim and the session's registration found no
+    /// session to stop: look at the stream once more.
+    async fn stop_reason_missed(&self, claimed: &LiveStream) -> Option<StopReason> {
+        match self.db.get_live_stream(&claimed.id).await {
+            Ok(None) => Some(StopReason::Deleted),
+            Ok(Some(now)) if now.disabled => Some(StopReason::Disabled),
+            Ok(Some(now)) if now.stream_key != claimed.stream_key => {
+                Some(StopReason::StreamKeyReset)
+            }
+            Ok(Some(_)) => None,
+            Err(e) => {
+                warn!(error = %e, "Could not re-read the live stream.");
+                None
+            }
+        }
     }
 
     /// Publishes an event about a live stream and the session it concerns.
@@ -306,29 +382,46 @@ impl LiveService {
         }
     }
 
+    /// Runs the session until the publisher stops, the pipeline fails, the server shuts down
+    /// or the control plane stops it (then returns why).
     async fn run_session(
         &self,
         connection: &mut RtmpConnection,
         stream: &LiveStream,
         session_id: &str,
-    ) -> Result<(), IngestError> {
+        stop: &mut StopSignal,
+    ) -> Result<Option<StopReason>, IngestError> {
         let started = Instant::now();
         let mut gate = StartGate::default();
         let mut pipeline: Option<SessionPipeline> = None;
         let mut last_update = Instant::now();
         let mut reported_dropped = 0;
         let mut shutdown = self.shutdown.clone();
+        let mut control_open = true;
         let outcome = loop {
             let next = tokio::select! {
                 next = connection.next_event() => next,
                 _ = shutdown.wait_for(|stop| *stop) => {
                     info!("Server shutting down: ending the session.");
-                    break Ok(());
+                    break Ok(None);
+                }
+                reason = &mut stop.receiver, if control_open => {
+                    match reason {
+                        Ok(reason) => {
+                            info!(reason = reason.describe(), "Stopping the session.");
+                            break Ok(Some(reason));
+                        }
+                        // The registration was replaced; nothing asked this session to stop.
+                        Err(_) => {
+                            control_open = false;
+                            continue;
+                        }
+                    }
                 }
             };
             let event = match next {
                 Ok(Some(event)) => event,
-                Ok(None) => break Ok(()),
+                Ok(None) => break Ok(None),
                 Err(e) => break Err(e),
             };
             match event {
@@ -338,7 +431,7 @@ impl LiveService {
                 SessionEvent::Track(track) => match (&mut pipeline, track) {
                     (_, TrackInfo::OtherVideo { codec }) => {
                         warn!(codec = %codec.name(), "Refused publish: only H.264 video can be ingested.");
-                        break Ok(());
+                        break Ok(None);
                     }
                     (_, TrackInfo::OtherAudio { codec }) if codec != AudioCodec::Mp3 => {
                         warn!(codec = %codec.name(), "Audio codec not supported; the stream goes on without audio.");
@@ -348,7 +441,7 @@ impl LiveService {
                         // The decoder, the init segments and the master playlist all describe
                         // the first configuration: end the session so the encoder reconnects.
                         warn!(kind = ?track.kind(), "Track configuration changed mid-stream; ending the session.");
-                        break Ok(());
+                        break Ok(None);
                     }
                     (None, track) => gate.set_track(track),
                 },
@@ -356,18 +449,18 @@ impl LiveService {
                     Some(running) => {
                         if let Err(e) = running.push(packet).await {
                             warn!(error = %e, "The live pipeline stopped; ending the session.");
-                            break Ok(());
+                            break Ok(None);
                         }
                     }
                     None => {
                         gate.hold(packet);
                         if gate.pending.len() > MAX_PENDING_PACKETS {
                             warn!("Refused publish: no usable video configuration arrived.");
-                            break Ok(());
+                            break Ok(None);
                         }
                         if gate.audio_only_for(started) {
                             warn!("Refused publish: audio-only streams are not supported; send H.264 video.");
-                            break Ok(());
+                            break Ok(None);
                         }
                         if let Some(source) = gate.ready() {
                             match self.start_pipeline(source, stream, session_id).await {
@@ -392,12 +485,12 @@ impl LiveService {
                                     pipeline = Some(started);
                                     if let Err(e) = fed {
                                         warn!(error = %e, "The live pipeline stopped; ending the session.");
-                                        break Ok(());
+                                        break Ok(None);
                                     }
                                 }
                                 Err(e) => {
                                     warn!(error = %e, "Refused publish: the pipeline could not start.");
-                                    break Ok(());
+                                    break Ok(None);
                                 }
                             }
                         }
@@ -405,7 +498,7 @@ impl LiveService {
                 },
                 SessionEvent::PublishFinished { .. } => {
                     debug!("Publisher sent FCUnpublish/deleteStream.");
-                    break Ok(());
+                    break Ok(None);
                 }
                 other => debug!(event = ?other, "Event ignored."),
             }

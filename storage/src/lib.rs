@@ -21,7 +21,8 @@ pub use db::{Db, Record, StorageError, MAX_PAGE_SIZE};
 pub use event_bus::EventBus;
 pub use local_store::LocalStore;
 pub use model::{
-    ApiKey, Event, EventPage, EventType, LiveStream, LiveStreamPage, LiveStreamStatus, NewEvent,
-    Session,
+    ApiKey, Event, EventPage, EventType, LatencyMode, LiveStream, LiveStreamChanges,
+    LiveStreamFilter, LiveStreamPage, LiveStreamSettings, LiveStreamStatus, NewEvent, Session,
+    SessionOrigin, SessionPage, DEFAULT_RECONNECT_WINDOW_S, MAX_RECONNECT_WINDOW_S,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, StoreError};

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 mod event;
 pub use event::{Event, EventObject, EventPage, EventType, NewEvent};
@@ -28,6 +28,43 @@ pub enum LiveStreamStatus {
     Active,
 }
 
+/// How far behind real time players are kept: `standard` HLS today; `low` asks for low-latency
+/// delivery where the server supports it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyMode {
+    #[sea_orm(string_value = "standard")]
+    Standard,
+    #[sea_orm(string_value = "low")]
+    Low,
+}
+
+/// Longest reconnect window a live stream may ask for, in seconds.
+pub const MAX_RECONNECT_WINDOW_S: u32 = 1800;
+/// Reconnect window of a stream created without one, in seconds.
+pub const DEFAULT_RECONNECT_WINDOW_S: u32 = 60;
+
+/// Settings a live stream is created with, besides its name and ladder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveStreamSettings {
+    pub latency_mode: LatencyMode,
+    pub reconnect_window_s: u32,
+    pub record: bool,
+}
+
+impl Default for LiveStreamSettings {
+    fn default() -> Self {
+        Self {
+            latency_mode: LatencyMode::Standard,
+            reconnect_window_s: DEFAULT_RECONNECT_WINDOW_S,
+            record: false,
+        }
+    }
+}
+
 /// A live stream: where a publisher sends (stream key) and where viewers watch (playback id).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveStream {
@@ -43,8 +80,36 @@ pub struct LiveStream {
     pub status: LiveStreamStatus,
     /// The session being received while the stream is active.
     pub active_session_id: Option<String>,
+    /// A disabled stream refuses publishes; disabling kicks the current publisher.
+    pub disabled: bool,
+    pub latency_mode: LatencyMode,
+    /// Seconds an encoder may be gone and come back within the same session.
+    pub reconnect_window_s: u32,
+    /// Whether sessions are kept as recordings.
+    pub record: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The changes of a live stream `PATCH`; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveStreamChanges {
+    pub name: Option<String>,
+    /// Already validated and normalised.
+    pub ladder: Option<serde_json::Value>,
+    pub latency_mode: Option<LatencyMode>,
+    pub reconnect_window_s: Option<u32>,
+    pub record: Option<bool>,
+}
+
+/// Which live streams a list returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveStreamFilter {
+    /// Not disabled and without a publisher.
+    Idle,
+    /// Receiving a publisher.
+    Active,
+    Disabled,
 }
 
 /// One page of [`LiveStream`]s in creation order.
@@ -70,4 +135,29 @@ pub struct Session {
     pub input: Option<serde_json::Value>,
     pub bytes_received: u64,
     pub frames_dropped: u64,
+    /// How the publisher connected: `rtmp`.
+    pub protocol: String,
+    /// The RTMP application it named.
+    pub app: Option<String>,
+}
+
+/// Where a session comes from: what the publisher told about itself on connecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOrigin {
+    /// `ip:port` of the publisher.
+    pub client_addr: String,
+    /// `rtmp`.
+    pub protocol: &'static str,
+    /// The encoder's identity (RTMP `flashVer`, e.g. `FMLE/3.0 (compatible; FMSc/1.0)`).
+    pub encoder: Option<String>,
+    /// The RTMP application it connected to.
+    pub app: Option<String>,
+}
+
+/// One page of [`Session`]s, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionPage {
+    pub items: Vec<Session>,
+    /// Pass back as `after` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
 }

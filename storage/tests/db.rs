@@ -1,7 +1,16 @@
 //! Behaviour of the metadata repository on a real SQLite file.
 
 use serde_json::json;
-use sluice_storage::{Db, LiveStreamStatus, StorageError};
+use sluice_storage::{Db, LiveStreamSettings, LiveStreamStatus, SessionOrigin, StorageError};
+
+fn origin(client_addr: &str, encoder: Option<&str>) -> SessionOrigin {
+    SessionOrigin {
+        client_addr: client_addr.to_owned(),
+        protocol: "rtmp",
+        encoder: encoder.map(str::to_owned),
+        app: Some("live".to_owned()),
+    }
+}
 
 async fn fresh_db() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
@@ -71,7 +80,10 @@ async fn inserting_an_existing_api_key_replaces_its_secret() {
 async fn created_live_stream_is_idle_and_found_by_every_id() {
     let (_dir, db) = fresh_db().await;
     let ladder = json!([{"name": "720p", "height": 720}]);
-    let stream = db.create_live_stream("Studio A", &ladder).await.unwrap();
+    let stream = db
+        .create_live_stream("Studio A", &ladder, &LiveStreamSettings::default())
+        .await
+        .unwrap();
     assert!(stream.id.starts_with("ls_"));
     assert_eq!(stream.name, "Studio A");
     assert_eq!(stream.ladder, ladder);
@@ -104,16 +116,23 @@ async fn listing_pages_through_streams_in_creation_order() {
     let mut created = Vec::new();
     for i in 0..5 {
         created.push(
-            db.create_live_stream(&format!("s{i}"), &json!(null))
-                .await
-                .unwrap()
-                .id,
+            db.create_live_stream(
+                &format!("s{i}"),
+                &json!(null),
+                &LiveStreamSettings::default(),
+            )
+            .await
+            .unwrap()
+            .id,
         );
     }
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = db.list_live_streams(2, cursor.as_deref()).await.unwrap();
+        let page = db
+            .list_live_streams(2, cursor.as_deref(), None)
+            .await
+            .unwrap();
         assert!(page.items.len() <= 2);
         seen.extend(page.items.into_iter().map(|s| s.id));
         match page.next_cursor {
@@ -121,7 +140,7 @@ async fn listing_pages_through_streams_in_creation_order() {
             None => break,
         }
     }
-    let all = db.list_live_streams(5, None).await.unwrap();
+    let all = db.list_live_streams(5, None, None).await.unwrap();
     assert_eq!(all.next_cursor, None);
     let all: Vec<_> = all.items.into_iter().map(|s| s.id).collect();
     // Pages join up to the single full listing, which holds every stream once.
@@ -131,7 +150,7 @@ async fn listing_pages_through_streams_in_creation_order() {
     created_sorted.sort();
     assert_eq!(seen_sorted, created_sorted);
     assert!(matches!(
-        db.list_live_streams(2, Some("ls_gone")).await,
+        db.list_live_streams(2, Some("ls_gone"), None).await,
         Err(StorageError::InvalidCursor(_))
     ));
 }
@@ -139,14 +158,16 @@ async fn listing_pages_through_streams_in_creation_order() {
 #[tokio::test]
 async fn session_lifecycle_is_recorded_and_linked_to_its_stream() {
     let (_dir, db) = fresh_db().await;
-    let stream = db.create_live_stream("s", &json!([])).await.unwrap();
+    let stream = db
+        .create_live_stream("s", &json!([]), &LiveStreamSettings::default())
+        .await
+        .unwrap();
     assert_eq!(db.current_session(&stream.id).await.unwrap(), None);
 
     let session = db
         .start_session(
             &stream.id,
-            "192.0.2.7:50123",
-            Some("FMLE/3.0 (compatible; obs)"),
+            &origin("192.0.2.7:50123", Some("FMLE/3.0 (compatible; obs)")),
         )
         .await
         .unwrap();
@@ -190,7 +211,7 @@ async fn session_lifecycle_is_recorded_and_linked_to_its_stream() {
 async fn operations_on_unknown_records_are_not_found() {
     let (_dir, db) = fresh_db().await;
     assert!(db
-        .start_session("ls_nope", "addr", None)
+        .start_session("ls_nope", &origin("addr", None))
         .await
         .unwrap_err()
         .is_not_found());
@@ -215,9 +236,18 @@ async fn operations_on_unknown_records_are_not_found() {
 #[tokio::test]
 async fn startup_reset_idles_streams_and_ends_sessions_left_by_a_crash() {
     let (_dir, db) = fresh_db().await;
-    let live = db.create_live_stream("live", &json!([])).await.unwrap();
-    let idle = db.create_live_stream("idle", &json!([])).await.unwrap();
-    let session = db.start_session(&live.id, "addr", None).await.unwrap();
+    let live = db
+        .create_live_stream("live", &json!([]), &LiveStreamSettings::default())
+        .await
+        .unwrap();
+    let idle = db
+        .create_live_stream("idle", &json!([]), &LiveStreamSettings::default())
+        .await
+        .unwrap();
+    let session = db
+        .start_session(&live.id, &origin("addr", None))
+        .await
+        .unwrap();
     db.set_live_stream_status(&live.id, LiveStreamStatus::Active, Some(&session.id))
         .await
         .unwrap();
@@ -246,7 +276,10 @@ async fn data_survives_reconnecting() {
     let id = {
         let db = Db::connect(&url).await.unwrap();
         db.migrate().await.unwrap();
-        db.create_live_stream("kept", &json!([])).await.unwrap().id
+        db.create_live_stream("kept", &json!([]), &LiveStreamSettings::default())
+            .await
+            .unwrap()
+            .id
     };
     let db = Db::connect(&url).await.unwrap();
     db.migrate().await.unwrap();
@@ -257,7 +290,7 @@ async fn data_survives_reconnecting() {
 async fn only_one_of_two_racing_publishers_claims_a_stream() {
     let (_dir, db) = fresh_db().await;
     let stream = db
-        .create_live_stream("race", &json!(["source"]))
+        .create_live_stream("race", &json!(["source"]), &LiveStreamSettings::default())
         .await
         .unwrap();
     let (first, second) = tokio::join!(
@@ -320,4 +353,113 @@ async fn events_are_recorded_in_order_and_paged() {
         Some(EventType::SessionEnded)
     );
     assert_eq!(EventType::parse("session.nope"), None);
+}
+
+#[tokio::test]
+async fn lifecycle_changes_keys_disabling_filters_and_deletion() {
+    use sluice_storage::{LatencyMode, LiveStreamChanges, LiveStreamFilter};
+    let (_dir, db) = fresh_db().await;
+    let stream = db
+        .create_live_stream("show", &json!([]), &LiveStreamSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(stream.reconnect_window_s, 60);
+    assert!(!stream.disabled && !stream.record);
+
+    let changed = db
+        .update_live_stream(
+            &stream.id,
+            &LiveStreamChanges {
+                name: Some("renamed".to_owned()),
+                latency_mode: Some(LatencyMode::Low),
+                reconnect_window_s: Some(0),
+                record: Some(true),
+                ..LiveStreamChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.name, "renamed");
+    assert_eq!(changed.latency_mode, LatencyMode::Low);
+    assert_eq!(changed.reconnect_window_s, 0);
+    assert!(changed.record);
+    assert_eq!(changed.ladder, stream.ladder);
+
+    let reset = db.reset_stream_key(&stream.id).await.unwrap();
+    assert_ne!(reset.stream_key, stream.stream_key);
+    assert!(db
+        .find_by_stream_key(&stream.stream_key)
+        .await
+        .unwrap()
+        .is_none());
+
+    let other = db
+        .create_live_stream("other", &json!([]), &LiveStreamSettings::default())
+        .await
+        .unwrap();
+    db.set_live_stream_disabled(&stream.id, true).await.unwrap();
+    assert!(!db.claim_live_stream(&stream.id).await.unwrap());
+    let ids = |page: sluice_storage::LiveStreamPage| {
+        page.items.into_iter().map(|s| s.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(db
+            .list_live_streams(10, None, Some(LiveStreamFilter::Disabled))
+            .await
+            .unwrap()),
+        vec![stream.id.clone()]
+    );
+    assert_eq!(
+        ids(db
+            .list_live_streams(10, None, Some(LiveStreamFilter::Idle))
+            .await
+            .unwrap()),
+        vec![other.id.clone()]
+    );
+    db.set_live_stream_disabled(&stream.id, false)
+        .await
+        .unwrap();
+    assert!(db.claim_live_stream(&stream.id).await.unwrap());
+    assert_eq!(
+        ids(db
+            .list_live_streams(10, None, Some(LiveStreamFilter::Active))
+            .await
+            .unwrap()),
+        vec![stream.id.clone()]
+    );
+
+    let mut sessions = Vec::new();
+    for n in 0..3 {
+        let session = db
+            .start_session(&stream.id, &origin(&format!("192.0.2.1:{n}"), None))
+            .await
+            .unwrap();
+        assert_eq!(session.protocol, "rtmp");
+        assert_eq!(session.app.as_deref(), Some("live"));
+        sessions.push(session.id);
+    }
+    let first = db.list_sessions(&stream.id, 2, None).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    assert_eq!(first.items[0].id, sessions[2], "newest first");
+    let rest = db
+        .list_sessions(&stream.id, 2, first.next_cursor.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items[0].id, sessions[0]);
+    assert!(rest.next_cursor.is_none());
+
+    db.delete_live_stream(&stream.id).await.unwrap();
+    assert!(db.get_live_stream(&stream.id).await.unwrap().is_none());
+    assert!(db.get_session(&sessions[0]).await.unwrap().is_none());
+    assert!(db
+        .delete_live_stream(&stream.id)
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert!(db
+        .list_sessions(&stream.id, 10, None)
+        .await
+        .unwrap_err()
+        .is_not_found());
 }

@@ -9,7 +9,10 @@ use tracing::info;
 use super::{now, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
 use crate::entities::{live_stream, session};
 use crate::ids;
-use crate::model::{LiveStream, LiveStreamPage, LiveStreamStatus};
+use crate::model::{
+    LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage, LiveStreamSettings,
+    LiveStreamStatus,
+};
 
 fn live_stream_from_row(row: live_stream::Model) -> Result<LiveStream> {
     let ladder = serde_json::from_str(&row.ladder).map_err(|source| StorageError::CorruptJson {
@@ -26,9 +29,24 @@ fn live_stream_from_row(row: live_stream::Model) -> Result<LiveStream> {
         ladder,
         status: row.status,
         active_session_id: row.active_session_id,
+        disabled: row.disabled,
+        latency_mode: row.latency_mode,
+        reconnect_window_s: u32::try_from(row.reconnect_window_s).unwrap_or(0),
+        record: row.record,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
+}
+
+fn not_found(id: &str) -> StorageError {
+    StorageError::NotFound {
+        record: Record::LiveStream,
+        id: id.to_owned(),
+    }
+}
+
+fn to_db_window(seconds: u32) -> i32 {
+    i32::try_from(seconds).unwrap_or(i32::MAX)
 }
 
 impl Db {
@@ -38,6 +56,7 @@ impl Db {
         &self,
         name: &str,
         ladder: &serde_json::Value,
+        settings: &LiveStreamSettings,
     ) -> Result<LiveStream> {
         let created_at = now();
         let row = live_stream::ActiveModel {
@@ -50,6 +69,10 @@ impl Db {
             active_session_id: Set(None),
             created_at: Set(created_at),
             updated_at: Set(created_at),
+            disabled: Set(false),
+            latency_mode: Set(settings.latency_mode),
+            reconnect_window_s: Set(to_db_window(settings.reconnect_window_s)),
+            record: Set(settings.record),
         };
         let row = live_stream::Entity::insert(row)
             .exec_with_returning(&self.conn)
@@ -67,17 +90,31 @@ impl Db {
     }
 
     /// Live streams in creation order, at most `limit` (clamped to 1..=[`MAX_PAGE_SIZE`]),
-    /// starting after the stream whose id is `after` (the previous page's `next_cursor`).
+    /// starting after the stream whose id is `after` (the previous page's `next_cursor`), only
+    /// those matching `filter` when given.
     pub async fn list_live_streams(
         &self,
         limit: u64,
         after: Option<&str>,
+        filter: Option<LiveStreamFilter>,
     ) -> Result<LiveStreamPage> {
         let limit = limit.clamp(1, MAX_PAGE_SIZE);
         let mut query = live_stream::Entity::find()
             .order_by_asc(live_stream::Column::CreatedAt)
             .order_by_asc(live_stream::Column::Id)
             .limit(limit + 1);
+        query = match filter {
+            None => query,
+            Some(LiveStreamFilter::Idle) => query
+                .filter(live_stream::Column::Status.eq(LiveStreamStatus::Idle))
+                .filter(live_stream::Column::Disabled.eq(false)),
+            Some(LiveStreamFilter::Active) => {
+                query.filter(live_stream::Column::Status.eq(LiveStreamStatus::Active))
+            }
+            Some(LiveStreamFilter::Disabled) => {
+                query.filter(live_stream::Column::Disabled.eq(true))
+            }
+        };
         if let Some(after) = after {
             let anchor = live_stream::Entity::find_by_id(after)
                 .one(&self.conn)
@@ -143,14 +180,82 @@ impl Db {
             .filter(live_stream::Column::Id.eq(id))
             .exec(&self.conn)
             .await?;
-        let not_found = || StorageError::NotFound {
-            record: Record::LiveStream,
-            id: id.to_owned(),
-        };
-        if result.rows_affected == 0 {
-            return Err(not_found());
+        self.updated_live_stream(id, result.rows_affected).await
+    }
+
+    /// Applies a `PATCH`; returns the stream as it is afterwards.
+    pub async fn update_live_stream(
+        &self,
+        id: &str,
+        changes: &LiveStreamChanges,
+    ) -> Result<LiveStream> {
+        let mut update = live_stream::Entity::update_many()
+            .col_expr(live_stream::Column::UpdatedAt, now().into())
+            .filter(live_stream::Column::Id.eq(id));
+        if let Some(name) = &changes.name {
+            update = update.col_expr(live_stream::Column::Name, name.clone().into());
         }
-        self.get_live_stream(id).await?.ok_or_else(not_found)
+        if let Some(ladder) = &changes.ladder {
+            update = update.col_expr(live_stream::Column::Ladder, ladder.to_string().into());
+        }
+        if let Some(mode) = changes.latency_mode {
+            update = update.col_expr(live_stream::Column::LatencyMode, mode.into());
+        }
+        if let Some(window) = changes.reconnect_window_s {
+            update = update.col_expr(
+                live_stream::Column::ReconnectWindowS,
+                to_db_window(window).into(),
+            );
+        }
+        if let Some(record) = changes.record {
+            update = update.col_expr(live_stream::Column::Record, record.into());
+        }
+        self.updated_live_stream(id, update.exec(&self.conn).await?.rows_affected)
+            .await
+    }
+
+    /// Gives a stream a fresh stream key; the old one stops working at once.
+    pub async fn reset_stream_key(&self, id: &str) -> Result<LiveStream> {
+        let result = live_stream::Entity::update_many()
+            .col_expr(live_stream::Column::StreamKey, ids::new_secret().into())
+            .col_expr(live_stream::Column::UpdatedAt, now().into())
+            .filter(live_stream::Column::Id.eq(id))
+            .exec(&self.conn)
+            .await?;
+        self.updated_live_stream(id, result.rows_affected).await
+    }
+
+    /// Disables (refuses publishes) or enables a stream.
+    pub async fn set_live_stream_disabled(&self, id: &str, disabled: bool) -> Result<LiveStream> {
+        let result = live_stream::Entity::update_many()
+            .col_expr(live_stream::Column::Disabled, disabled.into())
+            .col_expr(live_stream::Column::UpdatedAt, now().into())
+            .filter(live_stream::Column::Id.eq(id))
+            .exec(&self.conn)
+            .await?;
+        self.updated_live_stream(id, result.rows_affected).await
+    }
+
+    /// Deletes a stream and, through the foreign key, its sessions. Returns the stream as it
+    /// was.
+    pub async fn delete_live_stream(&self, id: &str) -> Result<LiveStream> {
+        let stream = self
+            .get_live_stream(id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        live_stream::Entity::delete_by_id(id)
+            .exec(&self.conn)
+            .await?;
+        info!(live_stream_id = %id, "Live stream deleted.");
+        Ok(stream)
+    }
+
+    /// The stream after an update that touched `rows_affected` rows.
+    async fn updated_live_stream(&self, id: &str, rows_affected: u64) -> Result<LiveStream> {
+        if rows_affected == 0 {
+            return Err(not_found(id));
+        }
+        self.get_live_stream(id).await?.ok_or_else(|| not_found(id))
     }
 
     /// Turns an `idle` stream `active` in one conditional update, so that of two publishers
@@ -162,6 +267,7 @@ impl Db {
             .col_expr(live_stream::Column::UpdatedAt, now().into())
             .filter(live_stream::Column::Id.eq(id))
             .filter(live_stream::Column::Status.eq(LiveStreamStatus::Idle))
+            .filter(live_stream::Column::Disabled.eq(false))
             .exec(&self.conn)
             .await?;
         Ok(result.rows_affected == 1)

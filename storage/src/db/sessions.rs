@@ -1,11 +1,13 @@
 //! Sessions: one row per publish, from connect to disconnect.
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
-use super::{from_db_count, now, to_db_count, Db, Record, Result, StorageError};
+use super::{from_db_count, now, to_db_count, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
 use crate::entities::session;
 use crate::ids;
-use crate::model::Session;
+use crate::model::{Session, SessionOrigin, SessionPage};
 
 fn session_from_row(row: session::Model) -> Result<Session> {
     let input = row
@@ -29,16 +31,17 @@ fn session_from_row(row: session::Model) -> Result<Session> {
         input,
         bytes_received: from_db_count(row.bytes_received),
         frames_dropped: from_db_count(row.frames_dropped),
+        protocol: row.protocol,
+        app: row.app,
     })
 }
 
 impl Db {
-    /// Records a publisher connecting to a live stream. `encoder` is what it said about itself.
+    /// Records a publisher connecting to a live stream.
     pub async fn start_session(
         &self,
         live_stream_id: &str,
-        client_addr: &str,
-        encoder: Option<&str>,
+        origin: &SessionOrigin,
     ) -> Result<Session> {
         if self.get_live_stream(live_stream_id).await?.is_none() {
             return Err(StorageError::NotFound {
@@ -51,11 +54,13 @@ impl Db {
             live_stream_id: Set(live_stream_id.to_owned()),
             started_at: Set(now()),
             ended_at: Set(None),
-            client_addr: Set(client_addr.to_owned()),
-            encoder: Set(encoder.map(str::to_owned)),
+            client_addr: Set(origin.client_addr.clone()),
+            encoder: Set(origin.encoder.clone()),
             input: Set(None),
             bytes_received: Set(0),
             frames_dropped: Set(0),
+            protocol: Set(origin.protocol.to_owned()),
+            app: Set(origin.app.clone()),
         };
         let row = session::Entity::insert(row)
             .exec_with_returning(&self.conn)
@@ -129,5 +134,56 @@ impl Db {
             Some(session_id) => self.get_session(&session_id).await,
             None => Ok(None),
         }
+    }
+
+    /// Sessions of a live stream, newest first, at most `limit` (clamped to
+    /// 1..=[`MAX_PAGE_SIZE`]), starting after the session whose id is `after`.
+    pub async fn list_sessions(
+        &self,
+        live_stream_id: &str,
+        limit: u64,
+        after: Option<&str>,
+    ) -> Result<SessionPage> {
+        if self.get_live_stream(live_stream_id).await?.is_none() {
+            return Err(StorageError::NotFound {
+                record: Record::LiveStream,
+                id: live_stream_id.to_owned(),
+            });
+        }
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let mut query = session::Entity::find()
+            .filter(session::Column::LiveStreamId.eq(live_stream_id))
+            .order_by_desc(session::Column::StartedAt)
+            .order_by_desc(session::Column::Id)
+            .limit(limit + 1);
+        if let Some(after) = after {
+            let anchor = session::Entity::find_by_id(after)
+                .filter(session::Column::LiveStreamId.eq(live_stream_id))
+                .one(&self.conn)
+                .await?
+                .ok_or_else(|| StorageError::InvalidCursor(after.to_owned()))?;
+            query = query.filter(
+                Condition::any()
+                    .add(session::Column::StartedAt.lt(anchor.started_at))
+                    .add(
+                        Condition::all()
+                            .add(session::Column::StartedAt.eq(anchor.started_at))
+                            .add(session::Column::Id.lt(anchor.id)),
+                    ),
+            );
+        }
+        let mut rows = query.all(&self.conn).await?;
+        let has_more = rows.len() as u64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let items = rows
+            .into_iter()
+            .map(session_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = if has_more {
+            items.last().map(|session| session.id.clone())
+        } else {
+            None
+        };
+        Ok(SessionPage { items, next_cursor })
     }
 }

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::model::LiveStreamStatus;
+use crate::model::{LatencyMode, LiveStreamStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "live_streams")]
@@ -20,6 +20,10 @@ pub struct Model {
     pub active_session_id: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub disabled: bool,
+    pub latency_mode: LatencyMode,
+    pub reconnect_window_s: i32,
+    pub record: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

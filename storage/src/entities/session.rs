@@ -16,6 +16,10 @@ pub struct Model {
     pub input: Option<String>,
     pub bytes_received: i64,
     pub frames_dropped: i64,
+    /// `rtmp` today; WHIP publishers will say `whip`.
+    pub protocol: String,
+    /// The RTMP application the publisher connected to.
+    pub app: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,111 @@
+//! Sessions: every publish of a live stream, from connect to disconnect, with who published
+//! (encoder identity, client address, protocol), what (codecs, resolution, frame rate, measured
+//! bitrate) and how it went (bytes received, frames dropped).
+//!
+//! `GET /v1/live-streams/{id}/sessions` (newest first) and `GET /v1/sessions/{id}`.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sluice_storage::Session;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::json::{Envelope, PageEnvelope, PageParams};
+use crate::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    #[schema(example = "ses_4fQm2kP0aZ8xYt1Lc9Rb")]
+    id: String,
+    live_stream_id: String,
+    /// How the publisher connected: `rtmp`.
+    #[schema(example = "rtmp")]
+    protocol: String,
+    /// `ip:port` of the publisher.
+    client_addr: String,
+    /// What the encoder said about itself (RTMP `flashVer`).
+    #[schema(example = "FMLE/3.0 (compatible; FMSc/1.0)")]
+    encoder: Option<String>,
+    /// The RTMP application it connected to.
+    #[schema(example = "live")]
+    app: Option<String>,
+    started_at: DateTime<Utc>,
+    /// `null` while the session is live.
+    ended_at: Option<DateTime<Utc>>,
+    /// The incoming media once known: `video_codec`, `audio_codec`, `codecs`, `width`,
+    /// `height`, `frame_rate`, `audio_sample_rate`, `audio_channels`, `bitrate_kbps`.
+    #[schema(value_type = Option<Object>)]
+    input: Option<Value>,
+    bytes_received: u64,
+    /// Frames dropped before the encoders because the ladder fell behind real time.
+    frames_dropped: u64,
+}
+
+impl From<Session> for SessionView {
+    fn from(session: Session) -> Self {
+        Self {
+            id: session.id,
+            live_stream_id: session.live_stream_id,
+            protocol: session.protocol,
+            client_addr: session.client_addr,
+            encoder: session.encoder,
+            app: session.app,
+            started_at: session.started_at,
+            ended_at: session.ended_at,
+            input: session.input,
+            bytes_received: session.bytes_received,
+            frames_dropped: session.frames_dropped,
+        }
+    }
+}
+
+/// The sessions of a live stream, newest first.
+#[utoipa::path(get, path = "/v1/live-streams/{id}/sessions", tag = "sessions",
+    params(("id" = String, Path, description = "Live stream id (`ls_…`)"), PageParams),
+    responses(
+        (status = 200, description = "A page of sessions", body = PageEnvelope<SessionView>),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
+        (status = 404, description = "No such live stream", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Json<PageEnvelope<SessionView>>, ApiError> {
+    let Query(params) = params?;
+    let page = state
+        .db
+        .list_sessions(&id, params.limit()?, params.cursor.as_deref())
+        .await?;
+    Ok(Json(PageEnvelope {
+        data: page.items.into_iter().map(SessionView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One session.
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "Session id (`ses_…`)")),
+    responses(
+        (status = 200, description = "The session", body = Envelope<SessionView>),
+        (status = 404, description = "No such session", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Envelope<SessionView>>, ApiError> {
+    let session = state
+        .db
+        .get_session(&id)
+        .await?
+        .ok_or(ApiError::NotFound("session not found"))?;
+    Ok(Json(Envelope {
+        data: session.into(),
+    }))
+}

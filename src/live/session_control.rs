@@ -1,0 +1,142 @@
+//! Control of running sessions through the event bus: the API publishes
+//! `live_stream.disabled`, `live_stream.stream_key_reset`, `live_stream.deleted` and
+//! `live_stream.completed`; the media plane follows the bus and ends the matching session.
+//! The API never reaches into ingest, and the same events would reach a session running in
+//! another process once the bus crosses processes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sluice_storage::EventType;
+use tokio::sync::oneshot;
+
+/// Why the control plane ends a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Disabled,
+    StreamKeyReset,
+    Deleted,
+    Completed,
+}
+
+impl StopReason {
+    /// The reason an event of this type stops its live stream's session, if it does.
+    pub fn for_event(event_type: &str) -> Option<Self> {
+        match EventType::parse(event_type)? {
+            EventType::LiveStreamDisabled => Some(Self::Disabled),
+            EventType::LiveStreamStreamKeyReset => Some(Self::StreamKeyReset),
+            EventType::LiveStreamDeleted => Some(Self::Deleted),
+            EventType::LiveStreamCompleted => Some(Self::Completed),
+            _ => None,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Disabled => "the live stream was disabled",
+            Self::StreamKeyReset => "the stream key was reset",
+            Self::Deleted => "the live stream was deleted",
+            Self::Completed => "the session was completed through the API",
+        }
+    }
+}
+
+type Registry = HashMap<String, (u64, oneshot::Sender<StopReason>)>;
+
+/// The sessions running in this process, by live stream id.
+#[derive(Debug, Default, Clone)]
+pub struct RunningSessions {
+    inner: Arc<Mutex<(u64, Registry)>>,
+}
+
+/// Held by a running session: resolves when the control plane stops it, and unregisters the
+/// session when dropped.
+pub struct StopSignal {
+    pub receiver: oneshot::Receiver<StopReason>,
+    live_stream_id: String,
+    token: u64,
+    sessions: RunningSessions,
+}
+
+impl RunningSessions {
+    /// Registers the session receiving `live_stream_id`.
+    pub fn register(&self, live_stream_id: &str) -> StopSignal {
+        let (sender, receiver) = oneshot::channel();
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let (next_token, registry) = &mut *guard;
+        *next_token += 1;
+        let token = *next_token;
+        registry.insert(live_stream_id.to_owned(), (token, sender));
+        StopSignal {
+            receiver,
+            live_stream_id: live_stream_id.to_owned(),
+            token,
+            sessions: self.clone(),
+        }
+    }
+
+    /// Stops the session of `live_stream_id`; returns whether one was running here.
+    pub fn stop(&self, live_stream_id: &str, reason: StopReason) -> bool {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        match guard.1.remove(live_stream_id) {
+            Some((_, sender)) => sender.send(reason).is_ok(),
+            None => false,
+        }
+    }
+}
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        let mut guard = self
+            .sessions
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // A newer session of the same stream may have registered since: leave it alone.
+        if guard
+            .1
+            .get(&self.live_stream_id)
+            .is_some_and(|(token, _)| *token == self.token)
+        {
+            guard.1.remove(&self.live_stream_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_events_map_to_stop_reasons() {
+        assert_eq!(
+            StopReason::for_event("live_stream.disabled"),
+            Some(StopReason::Disabled)
+        );
+        assert_eq!(
+            StopReason::for_event("live_stream.completed"),
+            Some(StopReason::Completed)
+        );
+        assert_eq!(StopReason::for_event("live_stream.updated"), None);
+        assert_eq!(StopReason::for_event("nonsense"), None);
+    }
+
+    #[tokio::test]
+    async fn stopping_reaches_the_registered_session_only() {
+        let sessions = RunningSessions::default();
+        let mut signal = sessions.register("ls_a");
+        assert!(!sessions.stop("ls_b", StopReason::Disabled));
+        assert!(sessions.stop("ls_a", StopReason::Deleted));
+        assert_eq!((&mut signal.receiver).await, Ok(StopReason::Deleted));
+        assert!(!sessions.stop("ls_a", StopReason::Deleted), "stopped once");
+    }
+
+    #[test]
+    fn an_old_signal_dropped_late_keeps_the_newer_registration() {
+        let sessions = RunningSessions::default();
+        let old = sessions.register("ls_a");
+        let _new = sessions.register("ls_a");
+        drop(old);
+        assert!(sessions.stop("ls_a", StopReason::Completed));
+    }
+}
