@@ -369,6 +369,14 @@ impl Publisher {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// `Some(success)` once ffmpeg has exited, `None` while it runs.
+    pub fn exited(&mut self) -> Option<bool> {
+        self.child
+            .try_wait()
+            .expect("ffmpeg status")
+            .map(|status| status.success())
+    }
 }
 
 impl Drop for Publisher {

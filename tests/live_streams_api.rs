@@ -1,0 +1,346 @@
+//! Black-box: the live-stream lifecycle over real HTTP with real RTMP publishers: settings and
+//! `PATCH`, status filters, disable/enable, stream key reset, complete and delete, each
+//! reaching a running publisher through the event bus; and the sessions API.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::{wait_for, Publisher, Server};
+use serde_json::{json, Value};
+
+/// Starts a publisher on `stream` and waits until the stream is active with media flowing.
+fn go_live(server: &Server, stream: &Value) -> Publisher {
+    let publisher = Publisher::start(
+        &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
+        "320x240",
+        15,
+        120,
+    );
+    let id = stream["id"].as_str().unwrap();
+    wait_for("the stream to go active", Duration::from_secs(30), || {
+        let (_, body) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
+        let session = &body["data"]["current_session"];
+        (body["data"]["status"] == "active" && session["input"].is_object()).then_some(())
+    });
+    publisher
+}
+
+fn get_stream(server: &Server, id: &str) -> Value {
+    let (status, body) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
+    assert_eq!(status, 200, "{body}");
+    body["data"].clone()
+}
+
+fn post(server: &Server, path: &str) -> (u16, Value) {
+    server.api("POST", path, None)
+}
+
+/// The session the stream's `current_session` names (the last one once it ended).
+fn last_session(server: &Server, id: &str) -> Value {
+    let (status, body) = server.api("GET", &format!("/v1/live-streams/{id}/sessions"), None);
+    assert_eq!(status, 200, "{body}");
+    body["data"][0].clone()
+}
+
+fn time(value: &Value) -> DateTime<Utc> {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+/// Waits for `publisher` to be disconnected and the session to end; returns the session.
+fn wait_kicked(server: &Server, id: &str, publisher: &mut Publisher) -> Value {
+    wait_for("ffmpeg to be disconnected", Duration::from_secs(10), || {
+        publisher.exited()
+    });
+    wait_for("the session to end", Duration::from_secs(10), || {
+        let session = last_session(server, id);
+        session["ended_at"].is_string().then_some(session)
+    })
+}
+
+#[test]
+fn settings_are_created_patched_validated_and_filtered() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({
+        "name": "show",
+        "latency_mode": "low",
+        "reconnect_window_s": 120,
+        "record": true
+    }));
+    assert_eq!(stream["status"], "idle");
+    assert_eq!(stream["latency_mode"], "low");
+    assert_eq!(stream["reconnect_window_s"], 120);
+    assert_eq!(stream["record"], true);
+    let id = stream["id"].as_str().unwrap();
+    let defaults = server.create_live_stream(json!({"name": "defaults"}));
+    assert_eq!(defaults["latency_mode"], "standard");
+    assert_eq!(defaults["reconnect_window_s"], 60);
+    assert_eq!(defaults["record"], false);
+
+    let path = format!("/v1/live-streams/{id}");
+    let (status, body) = server.api(
+        "PATCH",
+        &path,
+        Some(json!({"name": "renamed", "reconnect_window_s": 0, "ladder": ["source"]})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["name"], "renamed");
+    assert_eq!(body["data"]["reconnect_window_s"], 0);
+    assert_eq!(body["data"]["record"], true, "untouched fields stay");
+    assert_eq!(get_stream(&server, id)["name"], "renamed");
+
+    for (patch, names) in [
+        (json!({"reconnect_window_s": 1801}), "reconnect_window_s"),
+        (json!({"name": ""}), "name"),
+        (json!({"ladder": "tall"}), "ladder"),
+        (json!({"latency_mode": "instant"}), "latency_mode"),
+        (json!({"colour": "red"}), "colour"),
+    ] {
+        let (status, body) = server.api("PATCH", &path, Some(patch.clone()));
+        assert_eq!(status, 400, "{patch} → {body}");
+        assert_eq!(body["error"]["code"], "invalid_request");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(names), "{patch}: {message}");
+    }
+    let (status, _) = server.api("PATCH", "/v1/live-streams/ls_nope", Some(json!({})));
+    assert_eq!(status, 404);
+
+    let (status, body) = post(&server, &format!("/v1/live-streams/{id}/disable"));
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["status"], "disabled");
+    let listed = |filter: &str| -> Vec<String> {
+        let (status, body) = server.api("GET", &format!("/v1/live-streams?status={filter}"), None);
+        assert_eq!(status, 200, "{body}");
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(listed("disabled"), vec![id.to_owned()]);
+    assert_eq!(
+        listed("idle"),
+        vec![defaults["id"].as_str().unwrap().to_owned()]
+    );
+    assert!(listed("active").is_empty());
+    let (status, body) = server.api("GET", "/v1/live-streams?status=sleeping", None);
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = post(&server, &format!("/v1/live-streams/{id}/enable"));
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["status"], "idle");
+    let (status, body) = post(&server, &format!("/v1/live-streams/{id}/complete"));
+    assert_eq!(status, 409, "nothing to complete: {body}");
+    assert_eq!(body["error"]["code"], "conflict");
+}
+
+#[test]
+fn disabling_kicks_the_publisher_within_a_second_and_refuses_it_until_enabled() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({"name": "kick"}));
+    let id = stream["id"].as_str().unwrap();
+    let mut publisher = go_live(&server, &stream);
+
+    let (status, body) = post(&server, &format!("/v1/live-streams/{id}/disable"));
+    assert_eq!(status, 200, "{body}");
+    let disabled_at = time(&body["data"]["updated_at"]);
+    let session = wait_kicked(&server, id, &mut publisher);
+    let kicked_after = time(&session["ended_at"]) - disabled_at;
+    assert!(
+        kicked_after < chrono::Duration::seconds(1),
+        "session ended {kicked_after} after the disable"
+    );
+    assert_eq!(get_stream(&server, id)["status"], "disabled");
+    assert!(server.log().contains("the live stream was disabled"));
+
+    // A disabled stream refuses a new publish.
+    let mut refused = Publisher::start(
+        &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
+        "320x240",
+        15,
+        30,
+    );
+    let succeeded = wait_for(
+        "the refused publisher to exit",
+        Duration::from_secs(15),
+        || refused.exited(),
+    );
+    assert!(!succeeded, "ffmpeg reports the refusal");
+    assert!(server.log().contains("is disabled"));
+
+    post(&server, &format!("/v1/live-streams/{id}/enable"));
+    let _again = go_live(&server, &stream);
+}
+
+#[test]
+fn resetting_the_key_kicks_the_publisher_and_only_the_new_key_publishes() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({"name": "rekey"}));
+    let id = stream["id"].as_str().unwrap();
+    let mut publisher = go_live(&server, &stream);
+
+    let (status, body) = post(&server, &format!("/v1/live-streams/{id}/reset-stream-key"));
+    assert_eq!(status, 200, "{body}");
+    let new_key = body["data"]["stream_key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, stream["stream_key"].as_str().unwrap());
+    let reset_at = time(&body["data"]["updated_at"]);
+    let session = wait_kicked(&server, id, &mut publisher);
+    assert!(time(&session["ended_at"]) - reset_at < chrono::Duration::seconds(1));
+
+    let mut old_key = Publisher::start(
+        &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
+        "320x240",
+        15,
+        30,
+    );
+    assert!(!wait_for(
+        "the old key to be refused",
+        Duration::from_secs(15),
+        || { old_key.exited() }
+    ));
+    let _new = go_live(&server, &body["data"]);
+}
+
+#[test]
+fn completing_ends_the_session_and_its_playlists_but_keeps_the_stream_usable() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({"name": "complete", "ladder": ["source"]}));
+    let id = stream["id"].as_str().unwrap();
+    let playback_id = stream["playback_id"].as_str().unwrap();
+    let mut publisher = go_live(&server, &stream);
+    wait_for("the master playlist", Duration::from_secs(30), || {
+        (server
+            .get(&format!("/hls/{playback_id}/master.m3u8"))
+            .status
+            == 200)
+            .then_some(())
+    });
+
+    let (status, body) = post(&server, &format!("/v1/live-streams/{id}/complete"));
+    assert_eq!(status, 202, "{body}");
+    let session = wait_kicked(&server, id, &mut publisher);
+    assert_eq!(get_stream(&server, id)["status"], "idle");
+    server.ended_playlist(playback_id, "v0/index.m3u8");
+    let (status, fetched) = server.api(
+        "GET",
+        &format!("/v1/sessions/{}", session["id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(fetched["data"], session);
+
+    let _next = go_live(&server, &stream);
+}
+
+#[test]
+fn deleting_a_live_stream_kicks_its_publisher_and_removes_everything() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({"name": "doomed", "ladder": ["source"]}));
+    let id = stream["id"].as_str().unwrap();
+    let playback_id = stream["playback_id"].as_str().unwrap();
+    let mut publisher = go_live(&server, &stream);
+    wait_for("the master playlist", Duration::from_secs(30), || {
+        (server
+            .get(&format!("/hls/{playback_id}/master.m3u8"))
+            .status
+            == 200)
+            .then_some(())
+    });
+    let session_id = get_stream(&server, id)["current_session"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (status, _) = server.api("DELETE", &format!("/v1/live-streams/{id}"), None);
+    assert_eq!(status, 204);
+    wait_for("ffmpeg to be disconnected", Duration::from_secs(10), || {
+        publisher.exited()
+    });
+    for path in [
+        format!("/v1/live-streams/{id}"),
+        format!("/v1/live-streams/{id}/sessions"),
+        format!("/v1/sessions/{session_id}"),
+    ] {
+        assert_eq!(server.api("GET", &path, None).0, 404, "{path}");
+    }
+    assert_eq!(
+        server
+            .api("DELETE", &format!("/v1/live-streams/{id}"), None)
+            .0,
+        404
+    );
+    wait_for("the objects to be gone", Duration::from_secs(10), || {
+        let objects = server.data_dir.path().join("objects/live").join(id);
+        (!objects.exists()).then_some(())
+    });
+    assert_eq!(
+        server
+            .get(&format!("/hls/{playback_id}/master.m3u8"))
+            .status,
+        404
+    );
+}
+
+#[test]
+fn sessions_record_who_published_what_and_how_it_went() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({"name": "sessions", "ladder": ["source"]}));
+    let id = stream["id"].as_str().unwrap();
+    let mut first = go_live(&server, &stream);
+    wait_for("a measured bitrate", Duration::from_secs(30), || {
+        let session = &get_stream(&server, id)["current_session"];
+        session["input"]["bitrate_kbps"].is_number().then_some(())
+    });
+    first.kill();
+    wait_for("the first session to end", Duration::from_secs(30), || {
+        last_session(&server, id)["ended_at"]
+            .is_string()
+            .then_some(())
+    });
+    let _second = go_live(&server, &stream);
+
+    let (status, page) = server.api(
+        "GET",
+        &format!("/v1/live-streams/{id}/sessions?limit=1"),
+        None,
+    );
+    assert_eq!(status, 200);
+    let newest = &page["data"][0];
+    assert!(newest["ended_at"].is_null(), "the live session comes first");
+    let cursor = page["next_cursor"].as_str().expect("a second page");
+    let (_, rest) = server.api(
+        "GET",
+        &format!("/v1/live-streams/{id}/sessions?limit=1&cursor={cursor}"),
+        None,
+    );
+    let ended = &rest["data"][0];
+    assert!(rest["next_cursor"].is_null());
+    assert!(ended["ended_at"].is_string());
+
+    assert_eq!(ended["protocol"], "rtmp");
+    assert_eq!(ended["app"], "live");
+    assert!(
+        ended["encoder"].as_str().unwrap().contains("FMLE"),
+        "{ended}"
+    );
+    assert!(ended["client_addr"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert_eq!(ended["live_stream_id"], id);
+    assert!(ended["bytes_received"].as_u64().unwrap() > 10_000);
+    assert_eq!(ended["frames_dropped"], 0);
+    let input = &ended["input"];
+    assert_eq!(input["video_codec"], "h264");
+    assert_eq!(input["audio_codec"], "aac");
+    assert_eq!(input["width"], 320);
+    assert_eq!(input["height"], 240);
+    assert_eq!(input["frame_rate"], 15.0);
+    assert!(input["bitrate_kbps"].as_f64().unwrap() > 0.0, "{input}");
+    assert!(input["codecs"].as_str().unwrap().starts_with("avc1."));
+
+    let (status, body) = server.api("GET", "/v1/sessions/ses_unknown", None);
+    assert_eq!(status, 404, "{body}");
+}
