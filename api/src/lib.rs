@@ -19,8 +19,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
-use axum::routing::get;
-use axum::{middleware, Json, Router};
+use axum::{middleware, Extension, Json, Router};
 use sluice_storage::{Db, EventBus, ObjectStore};
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::CompressionLayer;
@@ -63,15 +62,19 @@ async fn healthz() -> &'static str {
 pub fn router(state: AppState) -> Router {
     let (routes, spec) = documented_routes(&state);
     routes
-        .route("/openapi.json", get(move || async move { Json(spec) }))
+        .layer(Extension(Arc::new(spec)))
         .fallback(error::not_found)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// The OpenAPI 3.1 description of every route [`router`] serves.
-pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
-    documented_routes(state).1
+/// This document: the OpenAPI 3.1 description of every route.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+async fn openapi_json(
+    Extension(spec): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<Arc<utoipa::openapi::OpenApi>> {
+    Json(spec)
 }
 
 /// Each part sets its 405 fallback before its layers, so the layers (auth, CORS preflight)
@@ -122,6 +125,7 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
 
     let (operations, mut spec) = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))
+        .routes(routes!(openapi_json))
         .split_for_parts();
     spec.merge(v1_spec);
     spec.merge(hls_spec);

@@ -652,6 +652,7 @@ async fn openapi_document_lists_every_route() {
             "delete /v1/live-streams/{id}",
             "get /healthz",
             "get /hls/{playback_id}/{path}",
+            "get /openapi.json",
             "get /v1/live-streams",
             "get /v1/live-streams/{id}",
             "get /v1/live-streams/{id}/sessions",
