@@ -21,7 +21,9 @@ pub use db::{Db, Record, StorageError, MAX_PAGE_SIZE};
 pub use event_bus::EventBus;
 pub use local_store::LocalStore;
 pub use model::{
-    ApiKey, Event, EventPage, EventType, LiveStream, LiveStreamPage, LiveStreamStatus, NewEvent,
-    Session,
+    ApiKey, AttemptOutcome, ClaimedDelivery, DeliveryStatus, Event, EventFilter, EventPage,
+    EventType, LiveStream, LiveStreamPage, LiveStreamStatus, NewEvent, NewWebhookEndpoint, Session,
+    WebhookAttempt, WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage,
+    WebhookEndpointUpdate,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, StoreError};

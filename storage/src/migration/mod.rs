@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20250101_000001_create_tables;
 mod m20261121_000002_events;
+mod m20261121_000004_webhooks;
 
 /// Every migration Sluice knows, oldest first.
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20250101_000001_create_tables::Migration),
             Box::new(m20261121_000002_events::Migration),
+            Box::new(m20261121_000004_webhooks::Migration),
         ]
     }
 }
