@@ -641,11 +641,23 @@ async fn openapi_document_lists_every_route() {
     assert_eq!(
         routes,
         [
+            "delete /v1/webhooks/{id}",
             "get /healthz",
             "get /hls/{playback_id}/{path}",
+            "get /v1/events",
+            "get /v1/events/stream",
             "get /v1/live-streams",
             "get /v1/live-streams/{id}",
+            "get /v1/webhooks",
+            "get /v1/webhooks/{id}",
+            "get /v1/webhooks/{id}/deliveries",
+            "get /v1/webhooks/{id}/deliveries/{delivery_id}",
+            "patch /v1/webhooks/{id}",
             "post /v1/live-streams",
+            "post /v1/webhooks",
+            "post /v1/webhooks/{id}/deliveries/{delivery_id}/replay",
+            "post /v1/webhooks/{id}/replay",
+            "post /v1/webhooks/{id}/rotate-secret",
         ]
     );
 }
