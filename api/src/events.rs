@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_storage::{Db, Event, EventBus, EventFilter, EventType};
@@ -204,7 +204,10 @@ pub async fn stream(
             .json_data(EventView::from(event));
         Some((message, tail))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE_INTERVAL)))
+    // The response head goes out with the first bytes of the body: a comment right away lets
+    // clients see the stream open before the first event.
+    let opened = futures_util::stream::once(async { Ok(sse::Event::default().comment("open")) });
+    Ok(Sse::new(opened.chain(events)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE_INTERVAL)))
 }
 
 /// Follows the history from position `last_seq`: from the database while catching up, then
