@@ -126,12 +126,13 @@ async fn claims_lease_one_delivery_per_endpoint_and_respect_retry_times() {
     let (_dir, db) = fresh_db().await;
     let first = endpoint(&db, &[]).await;
     let second = endpoint(&db, &[]).await;
+    let second_busy = [second.id.clone()];
     let event_a = record(&db, EventType::LiveStreamCreated, "ls_a").await;
     let event_b = record(&db, EventType::LiveStreamCreated, "ls_b").await;
 
     // One per endpoint, the one due first; the busy endpoint is skipped.
     let claimed = db
-        .claim_due_webhook_deliveries(8, LEASE, &[second.id.clone()])
+        .claim_due_webhook_deliveries(8, LEASE, &second_busy)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -167,7 +168,7 @@ async fn claims_lease_one_delivery_per_endpoint_and_respect_retry_times() {
     .await
     .unwrap();
     let due = db
-        .claim_due_webhook_deliveries(8, LEASE, &[second.id.clone()])
+        .claim_due_webhook_deliveries(8, LEASE, &second_busy)
         .await
         .unwrap();
     assert_eq!(due.len(), 1);
@@ -180,7 +181,7 @@ async fn claims_lease_one_delivery_per_endpoint_and_respect_retry_times() {
     .await
     .unwrap();
     assert!(db
-        .claim_due_webhook_deliveries(8, LEASE, &[second.id.clone()])
+        .claim_due_webhook_deliveries(8, LEASE, &second_busy)
         .await
         .unwrap()
         .is_empty());
@@ -194,7 +195,7 @@ async fn claims_lease_one_delivery_per_endpoint_and_respect_retry_times() {
     .await
     .unwrap();
     let retry = db
-        .claim_due_webhook_deliveries(8, LEASE, &[second.id.clone()])
+        .claim_due_webhook_deliveries(8, LEASE, &second_busy)
         .await
         .unwrap();
     assert_eq!(retry.len(), 1);
@@ -252,7 +253,7 @@ async fn claims_lease_one_delivery_per_endpoint_and_respect_retry_times() {
         .unwrap();
     assert_eq!(requeued.status, DeliveryStatus::Pending);
     let again = db
-        .claim_due_webhook_deliveries(8, LEASE, &[second.id.clone()])
+        .claim_due_webhook_deliveries(8, LEASE, &second_busy)
         .await
         .unwrap();
     assert_eq!(again[0].delivery_id, claim.delivery_id);
