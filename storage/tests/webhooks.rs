@@ -232,6 +232,11 @@ async fn claims_lease_one_delivery_per_endpoint_and_respect_retry_times() {
         ]
     );
     assert_eq!(delivery.attempts[0].duration_ms, 12);
+    // Stored to the microsecond, like every timestamp.
+    assert!(delivery
+        .attempts
+        .iter()
+        .all(|a| a.started_at.timestamp_subsec_nanos() % 1000 == 0));
     let delivered = db
         .get_webhook_delivery(&first.id, &due[0].delivery_id)
         .await

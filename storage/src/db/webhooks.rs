@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
@@ -490,7 +490,7 @@ impl Db {
     }
 
     /// Records one attempt of a claimed delivery and what follows from it, releasing the
-    /// lease. Not found when the delivery is gone (its endpoint was deleted meanwhile).
+    /// lease. Times are stored to the microsecond, like every timestamp. Not found when the delivery is gone (its endpoint was deleted meanwhile).
     pub async fn record_webhook_attempt(
         &self,
         delivery_id: &str,
@@ -522,9 +522,10 @@ impl Db {
                     DeliveryStatus::Delivered.into(),
                 )
                 .col_expr(webhook_delivery::Column::DeliveredAt, Some(now()).into()),
-            AttemptOutcome::RetryAt(at) => {
-                update.col_expr(webhook_delivery::Column::NextAttemptAt, at.into())
-            }
+            AttemptOutcome::RetryAt(at) => update.col_expr(
+                webhook_delivery::Column::NextAttemptAt,
+                at.trunc_subsecs(6).into(),
+            ),
             AttemptOutcome::GiveUp => update.col_expr(
                 webhook_delivery::Column::Status,
                 DeliveryStatus::Failed.into(),
@@ -540,7 +541,7 @@ impl Db {
         webhook_attempt::Entity::insert(webhook_attempt::ActiveModel {
             id: sea_orm::ActiveValue::NotSet,
             delivery_id: Set(delivery_id.to_owned()),
-            started_at: Set(attempt.started_at),
+            started_at: Set(attempt.started_at.trunc_subsecs(6)),
             duration_ms: Set(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX)),
             status_code: Set(attempt.status_code.map(i32::from)),
             error: Set(attempt.error.clone()),
