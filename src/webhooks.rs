@@ -216,7 +216,11 @@ async fn deliver(
         "Webhook delivery attempted."
     );
     if outcome == AttemptOutcome::GiveUp {
-        warn!(delivery_id = %claim.delivery_id, url = %claim.url, "Webhook delivery failed for good.");
+        warn!(
+            delivery_id = %claim.delivery_id,
+            url = %claim.url,
+            "Webhook delivery failed for good."
+        );
     }
     let attempt = WebhookAttempt {
         started_at,

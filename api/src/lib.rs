@@ -1,7 +1,8 @@
 //! sluice-api: the HTTP face of Sluice, on hyper through axum.
 //!
-//! - `/v1/*`: the REST API (live streams, events and their Server-Sent Events stream, webhooks), behind API key authentication (module `auth`), JSON in and out,
-//!   errors as `{"error": {"code", "message"}}` (module `error`).
+//! - `/v1/*`: the REST API (live streams, events and their Server-Sent Events stream,
+//!   webhooks), behind API key authentication (module `auth`), JSON in and out, errors as
+//!   `{"error": {"code", "message"}}` (module `error`).
 //! - `/hls/*`: public HLS delivery from the object store, CORS open, playlists gzip-able.
 //! - `/healthz`: liveness.
 //!

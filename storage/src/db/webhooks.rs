@@ -288,8 +288,9 @@ impl Db {
         Ok(())
     }
 
-    /// Deliveries to an endpoint in the order they were queued (oldest first), each with its attempts; at most `limit`
-    /// (clamped to 1..=[`MAX_PAGE_SIZE`]) after the delivery whose id is `after`.
+    /// Deliveries to an endpoint in the order they were queued (oldest first), each with its
+    /// attempts; at most `limit` (clamped to 1..=[`MAX_PAGE_SIZE`]) after the delivery whose
+    /// id is `after`.
     pub async fn list_webhook_deliveries(
         &self,
         endpoint_id: &str,
@@ -490,7 +491,8 @@ impl Db {
     }
 
     /// Records one attempt of a claimed delivery and what follows from it, releasing the
-    /// lease. Times are stored to the microsecond, like every timestamp. Not found when the delivery is gone (its endpoint was deleted meanwhile).
+    /// lease. Times are stored to the microsecond, like every timestamp. Not found when the
+    /// delivery is gone (its endpoint was deleted meanwhile).
     pub async fn record_webhook_attempt(
         &self,
         delivery_id: &str,
