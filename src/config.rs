@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -28,6 +29,15 @@ pub const DEFAULT_PLAYLIST_WINDOW: usize = 6;
 pub const DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS: u64 = 10;
 /// RTMP connections one IP address may hold open at once (handshakes included).
 pub const DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP: usize = 16;
+
+/// Seconds a webhook receiver has to answer one delivery attempt.
+pub const DEFAULT_WEBHOOK_TIMEOUT_SECONDS: f64 = 10.0;
+/// Upper bound of the first retry delay of a failed webhook delivery; it doubles per attempt.
+pub const DEFAULT_WEBHOOK_RETRY_BASE_SECONDS: f64 = 10.0;
+/// Longest delay between two attempts of a webhook delivery.
+pub const DEFAULT_WEBHOOK_RETRY_MAX_INTERVAL_SECONDS: f64 = 3600.0;
+/// How long a webhook delivery is retried before it is marked failed.
+pub const DEFAULT_WEBHOOK_GIVE_UP_AFTER_HOURS: f64 = 24.0;
 
 /// Flags of `sluice serve`; each has an environment variable equivalent.
 #[derive(Debug, clap::Args)]
@@ -74,6 +84,77 @@ pub struct Config {
     /// Live pipeline settings.
     #[serde(default)]
     pub live: LiveConfig,
+    /// Webhook delivery settings.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+}
+
+/// Settings of webhook delivery (`[webhooks]`). Durations accept fractions.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Time a receiver has to answer one attempt. Default: [`DEFAULT_WEBHOOK_TIMEOUT_SECONDS`].
+    pub timeout_seconds: f64,
+    /// Upper bound of the first retry delay; it doubles with every failed attempt, and the
+    /// actual delay is drawn at random below it (full jitter). Default:
+    /// [`DEFAULT_WEBHOOK_RETRY_BASE_SECONDS`].
+    pub retry_base_seconds: f64,
+    /// Cap of the retry delay. Default: [`DEFAULT_WEBHOOK_RETRY_MAX_INTERVAL_SECONDS`].
+    pub retry_max_interval_seconds: f64,
+    /// Retry window of a delivery, from when it was queued; after it the delivery is failed.
+    /// Default: [`DEFAULT_WEBHOOK_GIVE_UP_AFTER_HOURS`].
+    pub give_up_after_hours: f64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            timeout_seconds: DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
+            retry_base_seconds: DEFAULT_WEBHOOK_RETRY_BASE_SECONDS,
+            retry_max_interval_seconds: DEFAULT_WEBHOOK_RETRY_MAX_INTERVAL_SECONDS,
+            give_up_after_hours: DEFAULT_WEBHOOK_GIVE_UP_AFTER_HOURS,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_seconds)
+    }
+
+    pub fn retry_base(&self) -> Duration {
+        Duration::from_secs_f64(self.retry_base_seconds)
+    }
+
+    pub fn retry_max_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.retry_max_interval_seconds)
+    }
+
+    pub fn give_up_after(&self) -> Duration {
+        Duration::from_secs_f64(self.give_up_after_hours * 3600.0)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        // Also keeps `Duration::from_secs_f64` from panicking on negative or absurd values.
+        let in_range = |value: f64, max: f64| value.is_finite() && value > 0.0 && value <= max;
+        anyhow::ensure!(
+            in_range(self.timeout_seconds, 3600.0),
+            "webhooks.timeout_seconds must be more than 0 and at most 3600"
+        );
+        anyhow::ensure!(
+            in_range(self.retry_base_seconds, 86_400.0),
+            "webhooks.retry_base_seconds must be more than 0 and at most 86400"
+        );
+        anyhow::ensure!(
+            in_range(self.retry_max_interval_seconds, 86_400.0),
+            "webhooks.retry_max_interval_seconds must be more than 0 and at most 86400"
+        );
+        anyhow::ensure!(
+            in_range(self.give_up_after_hours, 24.0 * 365.0),
+            "webhooks.give_up_after_hours must be more than 0 and at most 8760 (a year)"
+        );
+        Ok(())
+    }
 }
 
 /// Settings of the live pipeline.
@@ -187,6 +268,7 @@ impl Config {
             self.live.playlist_window >= 6,
             "live.playlist_window must be at least 6 segments (Apple HLS authoring spec §8.11)"
         );
+        self.webhooks.validate()?;
         Ok(())
     }
 
@@ -242,5 +324,28 @@ mod tests {
     fn unknown_keys_are_rejected() {
         assert!(toml::from_str::<Config>("htpp = \"0.0.0.0:1\"").is_err());
         assert!(toml::from_str::<Config>("[live]\npreset = \"warp\"").is_err());
+        assert!(toml::from_str::<Config>("[webhooks]\ntimeout = 3").is_err());
+    }
+
+    #[test]
+    fn webhook_settings_default_and_accept_whole_or_fractional_values() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.webhooks, WebhooksConfig::default());
+        assert_eq!(config.webhooks.timeout(), Duration::from_secs(10));
+        assert_eq!(
+            config.webhooks.give_up_after(),
+            Duration::from_secs(24 * 3600)
+        );
+        let config: Config =
+            toml::from_str("[webhooks]\ntimeout_seconds = 2\nretry_base_seconds = 0.5").unwrap();
+        assert_eq!(config.webhooks.timeout(), Duration::from_secs(2));
+        assert_eq!(config.webhooks.retry_base(), Duration::from_millis(500));
+        assert_eq!(
+            config.webhooks.retry_max_interval(),
+            Duration::from_secs(3600)
+        );
+        config.validate().unwrap();
+        let negative: Config = toml::from_str("[webhooks]\ntimeout_seconds = -1").unwrap();
+        assert!(negative.validate().is_err());
     }
 }

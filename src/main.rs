@@ -6,6 +6,7 @@
 mod config;
 mod live;
 mod serve;
+mod webhooks;
 
 use std::io::IsTerminal;
 

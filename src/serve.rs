@@ -1,6 +1,7 @@
 //! `sluice serve`: opens the database and object store, makes sure an API key exists, and runs
-//! the HTTP server and the RTMP listener until SIGINT/SIGTERM. On shutdown, live sessions end
-//! first (their playlists get `#EXT-X-ENDLIST`, their session rows an end time), then HTTP.
+//! the HTTP server, the RTMP listener and the webhook dispatcher until SIGINT/SIGTERM. On
+//! shutdown, live sessions end first (their playlists get `#EXT-X-ENDLIST`, their session rows
+//! an end time), then event streams and the webhook dispatcher, then HTTP.
 
 use std::future::IntoFuture;
 use std::path::Path;
@@ -14,6 +15,7 @@ use tracing::{error, info};
 
 use crate::config::Config;
 use crate::live::LiveService;
+use crate::webhooks::WebhookDispatcher;
 
 /// Runs the server until a shutdown signal arrives.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -52,8 +54,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ladder_validator: Arc::new(crate::live::validate_ladder),
     });
     let (stop, stopping) = watch::channel(false);
+    let webhooks = tokio::spawn(
+        WebhookDispatcher::new(
+            db.clone(),
+            events.clone(),
+            config.webhooks.clone(),
+            stopping.clone(),
+        )
+        .context("building the webhook HTTP client")?
+        .run(),
+    );
     let live = tokio::spawn(
-        LiveService::new(db, store, events, config.live.clone(), stopping.clone()).run(rtmp),
+        LiveService::new(
+            db,
+            store,
+            events.clone(),
+            config.live.clone(),
+            stopping.clone(),
+        )
+        .run(rtmp),
     );
     let mut http_stopping = stopping;
     let mut http_server = tokio::spawn(
@@ -70,9 +89,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             anyhow::bail!("the HTTP server stopped on its own");
         }
     }
-    // Live sessions end their playlists and session rows first, then HTTP stops.
+    // Live sessions end their playlists and session rows first (their events still reach the
+    // outbox), then event streams close so HTTP can stop.
     let _ = stop.send(true);
     live.await.context("RTMP listener task")?;
+    events.close();
+    webhooks.await.context("webhook dispatcher task")?;
     http_server
         .await
         .context("HTTP server task")?

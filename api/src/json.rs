@@ -44,14 +44,20 @@ pub struct PageParams {
 impl PageParams {
     /// The page size asked for, checked against the bounds the database serves.
     pub fn limit(&self) -> Result<u64, ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-        if (1..=sluice_storage::MAX_PAGE_SIZE).contains(&limit) {
-            Ok(limit)
-        } else {
-            Err(ApiError::InvalidRequest(format!(
-                "limit: must be between 1 and {}",
-                sluice_storage::MAX_PAGE_SIZE
-            )))
-        }
+        page_limit(self.limit)
+    }
+}
+
+/// A list's `?limit=` (default 25), checked against the bounds the database serves; for lists
+/// whose query parameters add filters to `limit` and `cursor`.
+pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if (1..=sluice_storage::MAX_PAGE_SIZE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::InvalidRequest(format!(
+            "limit: must be between 1 and {}",
+            sluice_storage::MAX_PAGE_SIZE
+        )))
     }
 }

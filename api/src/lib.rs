@@ -1,7 +1,8 @@
 //! sluice-api: the HTTP face of Sluice, on hyper through axum.
 //!
-//! - `/v1/*`: the REST API, behind API key authentication (module `auth`), JSON in and out,
-//!   errors as `{"error": {"code", "message"}}` (module `error`).
+//! - `/v1/*`: the REST API (live streams, events and their Server-Sent Events stream,
+//!   webhooks), behind API key authentication (module `auth`), JSON in and out, errors as
+//!   `{"error": {"code", "message"}}` (module `error`).
 //! - `/hls/*`: public HLS delivery from the object store, CORS open, playlists gzip-able.
 //! - `/healthz`: liveness.
 //!
@@ -9,11 +10,13 @@
 
 mod auth;
 mod error;
+mod events;
 mod hls;
 mod json;
 mod live_streams;
 mod openapi;
 mod sessions;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -93,6 +96,15 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .routes(routes!(live_streams::complete))
         .routes(routes!(sessions::list))
         .routes(routes!(sessions::get))
+        .routes(routes!(events::list))
+        .routes(routes!(events::stream))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::get_delivery))
+        .routes(routes!(webhooks::replay_delivery))
+        .routes(routes!(webhooks::replay_events))
         .split_for_parts();
     let v1 = v1
         .method_not_allowed_fallback(error::method_not_allowed)

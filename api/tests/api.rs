@@ -649,20 +649,32 @@ async fn openapi_document_lists_every_route() {
     assert_eq!(
         routes,
         [
-            "delete /v1/live-streams/{id}",
             "get /healthz",
             "get /hls/{playback_id}/{path}",
             "get /openapi.json",
+            "get /v1/events",
+            "get /v1/events/stream",
             "get /v1/live-streams",
             "get /v1/live-streams/{id}",
             "get /v1/live-streams/{id}/sessions",
             "get /v1/sessions/{id}",
+            "get /v1/webhooks",
+            "get /v1/webhooks/{id}",
+            "get /v1/webhooks/{id}/deliveries",
+            "get /v1/webhooks/{id}/deliveries/{delivery_id}",
             "patch /v1/live-streams/{id}",
+            "patch /v1/webhooks/{id}",
             "post /v1/live-streams",
             "post /v1/live-streams/{id}/complete",
             "post /v1/live-streams/{id}/disable",
             "post /v1/live-streams/{id}/enable",
             "post /v1/live-streams/{id}/reset-stream-key",
+            "post /v1/webhooks",
+            "post /v1/webhooks/{id}/deliveries/{delivery_id}/replay",
+            "post /v1/webhooks/{id}/replay",
+            "post /v1/webhooks/{id}/rotate-secret",
+"delete /v1/live-streams/{id}",
+"delete /v1/webhooks/{id}",
         ]
     );
 }

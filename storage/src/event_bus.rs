@@ -5,7 +5,7 @@
 //! Subscribers that fall behind the in-process channel miss live notifications
 //! (`RecvError::Lagged`) but never events: they re-read the history from the database.
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::db::{Db, StorageError};
 use crate::model::{Event, NewEvent};
@@ -18,12 +18,20 @@ const CHANNEL_CAPACITY: usize = 1024;
 pub struct EventBus {
     db: Db,
     sender: broadcast::Sender<Event>,
+    /// Turns true when the server shuts down, so long-lived subscribers (Server-Sent Events
+    /// streams) end and let the HTTP server stop.
+    closing: watch::Sender<bool>,
 }
 
 impl EventBus {
     pub fn new(db: Db) -> Self {
         let (sender, _) = broadcast::channel(CHANNEL_CAPACITY);
-        Self { db, sender }
+        let (closing, _) = watch::channel(false);
+        Self {
+            db,
+            sender,
+            closing,
+        }
     }
 
     /// Records `event` durably, then notifies every subscriber.
@@ -37,5 +45,17 @@ impl EventBus {
     /// Events published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.sender.subscribe()
+    }
+
+    /// Tells long-lived subscribers that the server is shutting down.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`EventBus::close`] has been called.
+    pub async fn closed(&self) {
+        let mut closing = self.closing.subscribe();
+        // The sender lives as long as `self`, so this only ends when closing turns true.
+        let _ = closing.wait_for(|closing| *closing).await;
     }
 }

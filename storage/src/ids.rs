@@ -18,6 +18,10 @@ pub const API_KEY_PREFIX: &str = "ak_";
 pub const LIVE_STREAM_PREFIX: &str = "ls_";
 pub const SESSION_PREFIX: &str = "ses_";
 pub const EVENT_PREFIX: &str = "evt_";
+pub const WEBHOOK_ENDPOINT_PREFIX: &str = "wh_";
+pub const WEBHOOK_DELIVERY_PREFIX: &str = "whd_";
+/// Marks webhook signing secrets, so one pasted in the wrong place is recognisable.
+pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
 
 fn random_alphanumeric(len: usize) -> String {
     rand::thread_rng()

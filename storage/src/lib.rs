@@ -21,8 +21,10 @@ pub use db::{Db, Record, StorageError, MAX_PAGE_SIZE};
 pub use event_bus::EventBus;
 pub use local_store::LocalStore;
 pub use model::{
-    ApiKey, Event, EventPage, EventType, LatencyMode, LiveStream, LiveStreamChanges,
-    LiveStreamFilter, LiveStreamPage, LiveStreamSettings, LiveStreamStatus, NewEvent, Session,
-    SessionOrigin, SessionPage, DEFAULT_RECONNECT_WINDOW_S, MAX_RECONNECT_WINDOW_S,
+    ApiKey, AttemptOutcome, ClaimedDelivery, DeliveryStatus, Event, EventFilter, EventPage,
+    EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage,
+    LiveStreamSettings, LiveStreamStatus, NewEvent, NewWebhookEndpoint, Session, SessionOrigin,
+    SessionPage, WebhookAttempt, WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint,
+    WebhookEndpointPage, WebhookEndpointUpdate, DEFAULT_RECONNECT_WINDOW_S, MAX_RECONNECT_WINDOW_S,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, StoreError};

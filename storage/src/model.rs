@@ -6,7 +6,13 @@ use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
 mod event;
-pub use event::{Event, EventObject, EventPage, EventType, NewEvent};
+mod webhook;
+pub use event::{Event, EventFilter, EventObject, EventPage, EventType, NewEvent};
+pub use webhook::{
+    AttemptOutcome, ClaimedDelivery, DeliveryStatus, NewWebhookEndpoint, WebhookAttempt,
+    WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage,
+    WebhookEndpointUpdate,
+};
 
 /// An API key as shown to its owner; the secret is returned only once, at creation.
 #[derive(Debug, Clone, PartialEq, Eq)]

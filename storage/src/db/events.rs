@@ -1,13 +1,17 @@
-//! The event history: recording events and reading them back in order.
+//! The event history: recording events (together with their webhook outbox rows) and reading
+//! them back in order.
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
 
-use super::{now, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
+use super::{into_page, now, webhooks, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
 use crate::entities::event;
 use crate::ids;
-use crate::model::{Event, EventObject, EventPage, NewEvent};
+use crate::model::{Event, EventFilter, EventObject, EventPage, NewEvent};
 
-fn event_from_row(row: event::Model) -> Result<Event> {
+pub(super) fn event_from_row(row: event::Model) -> Result<Event> {
     let data = serde_json::from_str(&row.data).map_err(|source| StorageError::CorruptJson {
         record: Record::Event,
         id: row.id.clone(),
@@ -28,7 +32,9 @@ fn event_from_row(row: event::Model) -> Result<Event> {
 }
 
 impl Db {
-    /// Appends an event to the history and returns it as recorded.
+    /// Appends an event to the history and returns it as recorded. In the same transaction it
+    /// queues one webhook delivery for every enabled endpoint that wants this type of event, so
+    /// an event is never recorded without its deliveries (nor the other way round).
     pub async fn record_event(&self, new: &NewEvent) -> Result<Event> {
         let row = event::ActiveModel {
             seq: sea_orm::ActiveValue::NotSet,
@@ -39,15 +45,28 @@ impl Db {
             data: Set(new.data.to_string()),
             created_at: Set(now()),
         };
-        let row = event::Entity::insert(row)
-            .exec_with_returning(&self.conn)
-            .await?;
-        event_from_row(row)
+        let txn = self.conn.begin().await?;
+        let row = event::Entity::insert(row).exec_with_returning(&txn).await?;
+        let event = event_from_row(row)?;
+        webhooks::queue_deliveries(&txn, &event).await?;
+        txn.commit().await?;
+        Ok(event)
     }
 
     /// Events oldest first, at most `limit` (clamped to 1..=[`MAX_PAGE_SIZE`]), starting after
     /// the event whose id is `after`.
     pub async fn list_events(&self, limit: u64, after: Option<&str>) -> Result<EventPage> {
+        self.list_events_matching(limit, after, &EventFilter::default())
+            .await
+    }
+
+    /// Like [`Db::list_events`], only the events that `filter` selects.
+    pub async fn list_events_matching(
+        &self,
+        limit: u64,
+        after: Option<&str>,
+        filter: &EventFilter,
+    ) -> Result<EventPage> {
         let limit = limit.clamp(1, MAX_PAGE_SIZE);
         let after_seq = match after {
             Some(id) => self
@@ -56,14 +75,23 @@ impl Db {
                 .ok_or_else(|| StorageError::InvalidCursor(id.to_owned()))?,
             None => 0,
         };
-        let mut items = self.events_after_seq(after_seq, limit + 1).await?;
-        let has_more = items.len() as u64 > limit;
-        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next_cursor = if has_more {
-            items.last().map(|event| event.id.clone())
-        } else {
-            None
-        };
+        let mut query = event::Entity::find()
+            .filter(event::Column::Seq.gt(after_seq))
+            .order_by_asc(event::Column::Seq)
+            .limit(limit + 1);
+        if let Some(event_type) = filter.event_type {
+            query = query.filter(event::Column::EventType.eq(event_type.as_str()));
+        }
+        if let Some(object_id) = &filter.object_id {
+            query = query.filter(event::Column::ObjectId.eq(object_id.as_str()));
+        }
+        let items = query
+            .all(&self.conn)
+            .await?
+            .into_iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let (items, next_cursor) = into_page(items, limit, |event| &event.id);
         Ok(EventPage { items, next_cursor })
     }
 
@@ -74,6 +102,16 @@ impl Db {
             .one(&self.conn)
             .await?
             .map(|row| row.seq))
+    }
+
+    /// The position of the newest event, 0 when there is none: where a reader that wants only
+    /// events from now on starts.
+    pub async fn latest_event_seq(&self) -> Result<i64> {
+        Ok(event::Entity::find()
+            .order_by_desc(event::Column::Seq)
+            .one(&self.conn)
+            .await?
+            .map_or(0, |row| row.seq))
     }
 
     /// Up to `limit` events recorded after position `seq`, oldest first.

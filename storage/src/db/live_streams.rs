@@ -1,12 +1,12 @@
 //! Live streams: creation, lookup, listing and the idle/active status.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
 };
 use tracing::info;
 
-use super::{now, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
+use super::{after_row, into_page, now, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
 use crate::entities::{live_stream, session};
 use crate::ids;
 use crate::model::{
@@ -120,28 +120,20 @@ impl Db {
                 .one(&self.conn)
                 .await?
                 .ok_or_else(|| StorageError::InvalidCursor(after.to_owned()))?;
-            query = query.filter(
-                Condition::any()
-                    .add(live_stream::Column::CreatedAt.gt(anchor.created_at))
-                    .add(
-                        Condition::all()
-                            .add(live_stream::Column::CreatedAt.eq(anchor.created_at))
-                            .add(live_stream::Column::Id.gt(anchor.id)),
-                    ),
-            );
+            query = query.filter(after_row(
+                live_stream::Column::CreatedAt,
+                live_stream::Column::Id,
+                anchor.created_at,
+                anchor.id,
+            ));
         }
-        let mut rows = query.all(&self.conn).await?;
-        let has_more = rows.len() as u64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let items = rows
+        let items = query
+            .all(&self.conn)
+            .await?
             .into_iter()
             .map(live_stream_from_row)
             .collect::<Result<Vec<_>>>()?;
-        let next_cursor = if has_more {
-            items.last().map(|stream| stream.id.clone())
-        } else {
-            None
-        };
+        let (items, next_cursor) = into_page(items, limit, |stream| &stream.id);
         Ok(LiveStreamPage { items, next_cursor })
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 
 use crate::migration::Migrator;
@@ -16,6 +16,7 @@ mod api_keys;
 mod events;
 mod live_streams;
 mod sessions;
+mod webhooks;
 
 /// How long a writer waits for SQLite's lock before failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,6 +30,8 @@ pub enum Record {
     LiveStream,
     Session,
     Event,
+    WebhookEndpoint,
+    WebhookDelivery,
 }
 
 impl fmt::Display for Record {
@@ -38,6 +41,8 @@ impl fmt::Display for Record {
             Self::LiveStream => "live stream",
             Self::Session => "session",
             Self::Event => "event",
+            Self::WebhookEndpoint => "webhook endpoint",
+            Self::WebhookDelivery => "webhook delivery",
         })
     }
 }
@@ -78,6 +83,39 @@ pub struct Db {
 /// equal the values written on every backend.
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
+}
+
+/// Keyset pagination over rows ordered by `(created_at, id)`: the rows after the anchor row.
+fn after_row<C: ColumnTrait>(
+    created_at_column: C,
+    id_column: C,
+    anchor_created_at: DateTime<Utc>,
+    anchor_id: String,
+) -> Condition {
+    Condition::any()
+        .add(created_at_column.gt(anchor_created_at))
+        .add(
+            Condition::all()
+                .add(created_at_column.eq(anchor_created_at))
+                .add(id_column.gt(anchor_id)),
+        )
+}
+
+/// Cuts a page fetched with one row too many down to `limit` and returns it with the cursor of
+/// the next page (the id of its last item), if there is one.
+fn into_page<T>(
+    mut items: Vec<T>,
+    limit: u64,
+    id: impl Fn(&T) -> &str,
+) -> (Vec<T>, Option<String>) {
+    let has_more = items.len() as u64 > limit;
+    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_cursor = if has_more {
+        items.last().map(|item| id(item).to_owned())
+    } else {
+        None
+    };
+    (items, next_cursor)
 }
 
 fn to_db_count(value: u64) -> i64 {

@@ -4,3 +4,6 @@ pub mod api_key;
 pub mod event;
 pub mod live_stream;
 pub mod session;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20250101_000001_create_tables;
 mod m20261121_000002_events;
+mod m20261121_000004_webhooks;
 mod m20261121_000005_lifecycle;
 
 /// Every migration Sluice knows, oldest first.
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20250101_000001_create_tables::Migration),
             Box::new(m20261121_000002_events::Migration),
+            Box::new(m20261121_000004_webhooks::Migration),
             Box::new(m20261121_000005_lifecycle::Migration),
         ]
     }

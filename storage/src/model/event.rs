@@ -120,6 +120,14 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
+/// Which events a listing returns; the default returns every event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub event_type: Option<EventType>,
+    /// Only events about this object (`ls_…`, `ses_…`).
+    pub object_id: Option<String>,
+}
+
 /// One page of [`Event`]s, oldest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventPage {

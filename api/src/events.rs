@@ -1,0 +1,272 @@
+//! `/v1/events`: the history of domain events a page at a time (`GET /v1/events`), and the
+//! same history followed live as Server-Sent Events (`GET /v1/events/stream`), resumable with
+//! `Last-Event-ID` for apps that want realtime notifications without a public endpoint.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{self, KeepAlive, Sse};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sluice_storage::{Db, Event, EventBus, EventFilter, EventType};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tracing::warn;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::json::{page_limit, PageEnvelope};
+use crate::AppState;
+
+/// How often an idle event stream sends a comment, so proxies keep the connection open.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// Events read from the history at a time while a stream catches up.
+const CATCH_UP_BATCH: u64 = 100;
+
+/// An event as every consumer sees it: the `GET /v1/events` items, the `data:` of each
+/// Server-Sent Event and the body of each webhook delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// `evt_…`: the `Last-Event-ID` to resume from, and the webhook de-duplication key.
+    #[schema(example = "evt_3kP9sQ2mT7vX1bN4cR8y")]
+    id: String,
+    #[serde(rename = "type")]
+    #[schema(example = "live_stream.created")]
+    event_type: String,
+    created_at: DateTime<Utc>,
+    object: EventObjectView,
+    /// The object as it was when the event happened, in its API form.
+    #[schema(value_type = Object)]
+    data: Value,
+}
+
+/// What an event is about.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventObjectView {
+    /// `live_stream`, `session`, …
+    #[serde(rename = "type")]
+    #[schema(example = "live_stream")]
+    object_type: String,
+    #[schema(example = "ls_8fQ2mZx0Lk3vT9sRb1Nc")]
+    id: String,
+}
+
+impl From<Event> for EventView {
+    fn from(event: Event) -> Self {
+        Self {
+            id: event.id,
+            event_type: event.event_type,
+            created_at: event.created_at,
+            object: EventObjectView {
+                object_type: event.object.object_type,
+                id: event.object.id,
+            },
+            data: event.data,
+        }
+    }
+}
+
+/// The event type named `name`, or a 400 naming it (`field` says where it came from).
+pub(crate) fn parse_event_type(field: &str, name: &str) -> Result<EventType, ApiError> {
+    EventType::parse(name)
+        .ok_or_else(|| ApiError::InvalidRequest(format!("{field}: unknown event type {name:?}")))
+}
+
+/// `?limit=&cursor=&type=&object_id=` of `GET /v1/events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventListParams {
+    /// Items per page, 1 to 100 (default 25).
+    limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Only events of this type, e.g. `live_stream.created`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    event_type: Option<String>,
+    /// Only events about this object (`ls_…`, `ses_…`).
+    object_id: Option<String>,
+}
+
+/// Events oldest first, a page at a time, optionally of one type or about one object.
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(EventListParams),
+    responses(
+        (status = 200, description = "A page of events", body = PageEnvelope<EventView>),
+        (status = 400, description = "Invalid limit, cursor or type", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    params: Result<Query<EventListParams>, QueryRejection>,
+) -> Result<Json<PageEnvelope<EventView>>, ApiError> {
+    let Query(params) = params?;
+    let limit = page_limit(params.limit)?;
+    let filter = EventFilter {
+        event_type: params
+            .event_type
+            .as_deref()
+            .map(|name| parse_event_type("type", name))
+            .transpose()?,
+        object_id: params.object_id,
+    };
+    let page = state
+        .db
+        .list_events_matching(limit, params.cursor.as_deref(), &filter)
+        .await?;
+    Ok(Json(PageEnvelope {
+        data: page.items.into_iter().map(EventView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// `?last_event_id=&type=` of `GET /v1/events/stream`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// Resume after this event; the `Last-Event-ID` header, when sent, takes precedence.
+    last_event_id: Option<String>,
+    /// Only events of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    event_type: Option<String>,
+}
+
+/// Events as Server-Sent Events: each with `id:` (the event id), `event:` (its type) and
+/// `data:` (the event JSON). With `Last-Event-ID` (header or `?last_event_id=`) the stream
+/// first replays every event after that one, then follows new events live, with no gap and
+/// no duplicate; without it, it starts with the next event. A comment every 15 s keeps idle
+/// connections open.
+#[utoipa::path(get, path = "/v1/events/stream", tag = "events",
+    params(
+        StreamParams,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+    ),
+    responses(
+        (status = 200, description = "An endless stream of events", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Unknown event id or type", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<StreamParams>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<sse::Event, axum::Error>>>, ApiError> {
+    let Query(params) = params?;
+    let event_type = params
+        .event_type
+        .as_deref()
+        .map(|name| parse_event_type("type", name))
+        .transpose()?;
+    let last_event_id = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| {
+                    ApiError::InvalidRequest("Last-Event-ID: not a valid event id".to_owned())
+                })?
+                .to_owned(),
+        ),
+        None => params.last_event_id,
+    };
+    // Subscribe before reading where to start, so nothing recorded in between is missed.
+    let live = state.events.subscribe();
+    let (last_seq, catching_up) = match &last_event_id {
+        Some(id) => {
+            let seq = state.db.event_seq(id).await?.ok_or_else(|| {
+                ApiError::InvalidRequest(format!("Last-Event-ID: no event with id {id:?}"))
+            })?;
+            (seq, true)
+        }
+        None => (state.db.latest_event_seq().await?, false),
+    };
+    let tail = Tail {
+        db: state.db.clone(),
+        bus: state.events.clone(),
+        live,
+        last_seq,
+        catching_up,
+        pending: VecDeque::new(),
+        event_type,
+    };
+    let events = futures_util::stream::unfold(tail, |mut tail| async move {
+        let event = tail.next().await?;
+        let message = sse::Event::default()
+            .id(event.id.clone())
+            .event(event.event_type.clone())
+            .json_data(EventView::from(event));
+        Some((message, tail))
+    });
+    // The response head goes out with the first bytes of the body: a comment right away lets
+    // clients see the stream open before the first event.
+    let opened = futures_util::stream::once(async { Ok(sse::Event::default().comment("open")) });
+    Ok(Sse::new(opened.chain(events)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE_INTERVAL)))
+}
+
+/// Follows the history from position `last_seq`: from the database while catching up, then
+/// from the live bus. A live event that is not the very next one (another publisher's event
+/// was broadcast first, or this reader lagged behind the channel) sends the reader back to
+/// the database, so events are delivered in order, each once.
+struct Tail {
+    db: Db,
+    bus: EventBus,
+    live: broadcast::Receiver<Event>,
+    /// The last event handed out or skipped by the type filter.
+    last_seq: i64,
+    catching_up: bool,
+    pending: VecDeque<Event>,
+    event_type: Option<EventType>,
+}
+
+impl Tail {
+    /// The next event the reader wants; `None` ends the stream (server shutting down, or the
+    /// database failing).
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                self.last_seq = event.seq;
+                if self
+                    .event_type
+                    .is_none_or(|wanted| wanted.as_str() == event.event_type)
+                {
+                    return Some(event);
+                }
+                continue;
+            }
+            if self.catching_up {
+                match self
+                    .db
+                    .events_after_seq(self.last_seq, CATCH_UP_BATCH)
+                    .await
+                {
+                    Ok(events) => {
+                        self.catching_up = events.len() as u64 == CATCH_UP_BATCH;
+                        self.pending.extend(events);
+                    }
+                    Err(error) => {
+                        warn!(%error, "Event stream cannot read the history; closing it.");
+                        return None;
+                    }
+                }
+                continue;
+            }
+            let received = tokio::select! {
+                received = self.live.recv() => received,
+                () = self.bus.closed() => return None,
+            };
+            match received {
+                Ok(event) if event.seq <= self.last_seq => {}
+                Ok(event) if event.seq == self.last_seq + 1 => self.pending.push_back(event),
+                Ok(_) | Err(RecvError::Lagged(_)) => self.catching_up = true,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
