@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sluice_storage::{Db, EventBus, LocalStore, ObjectStore};
+use sluice_storage::{redact_database_url, Db, EventBus, LocalStore, ObjectStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info};
@@ -19,10 +19,12 @@ use crate::live::LiveService;
 pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let db_path = config.data_dir.join("sluice.db");
-    let db = Db::connect(&format!("sqlite://{}?mode=rwc", db_path.display()))
+    let database_url = config.database_url();
+    let shown_url = redact_database_url(&database_url);
+    let db = Db::connect(&database_url)
         .await
-        .with_context(|| format!("opening database {}", db_path.display()))?;
+        .with_context(|| format!("opening database {shown_url}"))?;
+    info!(backend = %db.backend().name(), url = %shown_url, "Metadata database opened.");
     db.migrate().await.context("migrating the database")?;
     let stale = db.reset_stale_active_streams().await?;
     if stale > 0 {
@@ -34,6 +36,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(config.data_dir.join("objects")));
     bootstrap_api_key(&config, &db).await?;
     let events = EventBus::new(db.clone());
+    let metrics = sluice_api::Metrics::new();
 
     let http = TcpListener::bind(config.http)
         .await
@@ -50,10 +53,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         public_url: config.public_url(),
         rtmp_url: config.rtmp_public_url(),
         ladder_validator: Arc::new(crate::live::validate_ladder),
+        metrics: metrics.clone(),
     });
     let (stop, stopping) = watch::channel(false);
     let live = tokio::spawn(
-        LiveService::new(db, store, events, config.live.clone(), stopping.clone()).run(rtmp),
+        LiveService::new(
+            db,
+            store,
+            events,
+            metrics,
+            config.live.clone(),
+            stopping.clone(),
+        )
+        .run(rtmp),
     );
     let mut http_stopping = stopping;
     let mut http_server = tokio::spawn(

@@ -3,7 +3,8 @@
 //! - `/v1/*`: the REST API, behind API key authentication (module `auth`), JSON in and out,
 //!   errors as `{"error": {"code", "message"}}` (module `error`).
 //! - `/hls/*`: public HLS delivery from the object store, CORS open, playlists gzip-able.
-//! - `/healthz`: liveness.
+//! - `/healthz`: liveness; `/readyz`: readiness (database and object store work, module
+//!   `readiness`); `/metrics`: Prometheus metrics (module `metrics`).
 //!
 //! This crate knows only `sluice-storage`; the ladder validation it needs is passed in.
 
@@ -12,7 +13,9 @@ mod error;
 mod hls;
 mod json;
 mod live_streams;
+mod metrics;
 mod openapi;
+mod readiness;
 
 use std::sync::Arc;
 
@@ -29,6 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, MAX_BODY_BYTES};
+pub use metrics::Metrics;
 
 /// Checks a requested rendition ladder (`null` when the request gave none) and returns the
 /// normalised ladder to store, or a message saying what is wrong. The binary wires in the
@@ -48,6 +52,8 @@ pub struct AppState {
     /// RTMP ingest URL shown to publishers, e.g. `rtmp://localhost:1935/live`.
     pub rtmp_url: String,
     pub ladder_validator: LadderValidator,
+    /// Where every part of the server records its metrics, served at `/metrics`.
+    pub metrics: Metrics,
 }
 
 /// Liveness: answers while the process serves HTTP.
@@ -64,6 +70,11 @@ pub fn router(state: AppState) -> Router {
     routes
         .route("/openapi.json", get(move || async move { Json(spec) }))
         .fallback(error::not_found)
+        // `Router::layer` wraps each route after routing, so the route template is known.
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::record_http,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -111,6 +122,8 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
 
     let (operations, mut spec) = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))
+        .routes(routes!(readiness::readyz))
+        .routes(routes!(metrics::serve))
         .split_for_parts();
     spec.merge(v1_spec);
     spec.merge(hls_spec);

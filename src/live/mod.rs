@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use sluice_api::Metrics;
 use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
 use sluice_media::{AudioCodec, TrackInfo};
 use sluice_storage::{
@@ -45,6 +46,7 @@ pub struct LiveService {
     db: Db,
     store: Arc<dyn ObjectStore>,
     events: EventBus,
+    metrics: Metrics,
     config: LiveConfig,
     shutdown: watch::Receiver<bool>,
     /// Open RTMP connections per client address.
@@ -57,6 +59,7 @@ impl LiveService {
         db: Db,
         store: Arc<dyn ObjectStore>,
         events: EventBus,
+        metrics: Metrics,
         config: LiveConfig,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
@@ -64,6 +67,7 @@ impl LiveService {
             db,
             store,
             events,
+            metrics,
             config,
             shutdown,
             per_ip: Arc::default(),
@@ -225,6 +229,7 @@ impl LiveService {
         self.clear_previous_session(&stream.id).await;
         connection.accept_publish().await?;
         info!(live_stream_id = %stream.id, session_id = %session.id, encoder = %encoder, "Publisher connected.");
+        self.metrics.session_started(&session.id);
         self.emit_stream_event(EventType::LiveStreamConnected, &stream.id, &session.id)
             .await;
         self.emit_session_event(EventType::SessionStarted, &session)
@@ -233,6 +238,7 @@ impl LiveService {
         let result = self
             .run_session(&mut connection, &stream, &session.id)
             .await;
+        self.metrics.session_ended(&session.id);
 
         match self.db.end_session(&session.id).await {
             Ok(ended) => {
@@ -468,6 +474,8 @@ impl LiveService {
         connection: &RtmpConnection,
         frames_dropped: u64,
     ) {
+        self.metrics
+            .session_progress(session_id, connection.bytes_received(), frames_dropped);
         if let Err(e) = self
             .db
             .update_session_input(
