@@ -5,7 +5,8 @@
 #   scripts/test-postgres.sh stop    stop it
 #   scripts/test-postgres.sh url     print its admin URL
 #
-# The server keeps its data (and its Unix socket) in target/test-postgres/, listens only on
+# The server keeps its data (and its Unix socket) in target/test-postgres/ (under /tmp when
+# that path is out of the server's reach or too long for a socket), listens only on
 # 127.0.0.1:$SLUICE_TEST_POSTGRES_PORT (default 55432) and trusts every loopback client. It
 # favours speed over durability (no fsync): it holds nothing but throwaway test databases.
 # Starting a running server is fine, and a pid file left by a killed server is cleaned up.
@@ -14,9 +15,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 port="${SLUICE_TEST_POSTGRES_PORT:-55432}"
-base="${CARGO_TARGET_DIR:-$root/target}/test-postgres"
-data="$base/data"
-log="$base/server.log"
+target="$(mkdir -p "${CARGO_TARGET_DIR:-$root/target}" && cd "${CARGO_TARGET_DIR:-$root/target}" && pwd)"
 admin_url="postgres://postgres@127.0.0.1:$port/postgres"
 
 usage() {
@@ -45,10 +44,25 @@ ensure_installed() {
 # Runs a command as the server's owner: the `postgres` user when we are root, else ourselves.
 as_owner() {
   if [[ "$(id -u)" == 0 ]]; then
-    runuser -u postgres -- "$@"
+    # From `/`: the current directory may be out of that user's reach.
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
+}
+
+# Sets `base` (the server's directory), `data` and `log`. The server must be able to reach its
+# data directory (as root it runs as `postgres`, which may not enter a checkout under a private
+# home) and its socket path must fit in 107 bytes; when either fails, the data lives under /tmp
+# instead, in a directory named after this checkout.
+locate() {
+  base="$target/test-postgres"
+  if ((${#base} > 80)) || { [[ "$(id -u)" == 0 ]] &&
+    ! (cd / && runuser -u postgres -- test -x "$target"); }; then
+    base="/tmp/sluice-test-postgres-$(printf %s "$root" | sha256sum | cut -c1-12)"
+  fi
+  data="$base/data"
+  log="$base/server.log"
 }
 
 ensure_owner() {
@@ -56,8 +70,6 @@ ensure_owner() {
   if ! id postgres >/dev/null 2>&1; then
     useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
   fi
-  mkdir -p "$base"
-  chown postgres: "$base"
 }
 
 # The pid of the server running on the data directory, if any. A killed server leaves its
@@ -87,6 +99,8 @@ remove_stale_lock_files() {
 }
 
 initialise() {
+  mkdir -p "$base"
+  [[ "$(id -u)" != 0 ]] || chown postgres: "$base"
   [[ -f "$data/PG_VERSION" ]] && return 0
   rm -rf "$data"
   mkdir -p "$data"
@@ -97,7 +111,6 @@ initialise() {
 
 # Private test server (scripts/test-postgres.sh)
 listen_addresses = '127.0.0.1'
-port = $port
 unix_socket_directories = '$data'
 max_connections = 300
 fsync = off
@@ -117,6 +130,7 @@ drop_leftover_test_databases() {
 start() {
   ensure_installed
   ensure_owner
+  locate
   if is_running; then
     echo "$admin_url"
     return 0
@@ -125,7 +139,7 @@ start() {
   remove_stale_lock_files
   touch "$log"
   [[ "$(id -u)" != 0 ]] || chown postgres: "$log"
-  as_owner "$(pg_bin)/pg_ctl" start -D "$data" -l "$log" -w -t 60 >/dev/null || {
+  as_owner "$(pg_bin)/pg_ctl" start -D "$data" -l "$log" -o "-p $port" -w -t 60 >/dev/null || {
     echo "PostgreSQL did not start; its log ($log) ends with:" >&2
     tail -20 "$log" >&2
     exit 1
@@ -136,6 +150,7 @@ start() {
 
 stop() {
   pg_bin >/dev/null || return 0
+  locate
   if is_running; then
     as_owner "$(pg_bin)/pg_ctl" stop -D "$data" -m fast -w >/dev/null
   fi

@@ -24,7 +24,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let db = Db::connect(&database_url)
         .await
         .with_context(|| format!("opening database {shown_url}"))?;
-    info!(backend = %db.backend().name(), url = %shown_url, "Metadata database opened.");
+    info!(backend = %db.engine().name(), url = %shown_url, "Metadata database opened.");
     db.migrate().await.context("migrating the database")?;
     let stale = db.reset_stale_active_streams().await?;
     if stale > 0 {

@@ -69,6 +69,8 @@ pub fn router(state: AppState) -> Router {
     let (routes, spec) = documented_routes(&state);
     routes
         .route("/openapi.json", get(move || async move { Json(spec) }))
+        // Routes whose 405 answer is already set keep it; this covers `/openapi.json`.
+        .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)
         // `Router::layer` wraps each route after routing, so the route template is known.
         .layer(middleware::from_fn_with_state(

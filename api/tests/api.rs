@@ -161,10 +161,17 @@ async fn readyz_is_ready_while_database_and_object_store_work() {
             .unwrap(),
         Bytes::from_static(b"ready")
     );
-    let post = h
-        .send(Request::post("/readyz").body(Body::empty()).unwrap())
-        .await;
-    assert_error(post, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn operations_routes_answer_other_methods_with_json_errors() {
+    let h = harness().await;
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        let post = h
+            .send(Request::post(path).body(Body::from("{}")).unwrap())
+            .await;
+        assert_error(post, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    }
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ mod object_store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
-pub use db::{redact_database_url, Db, DbBackend, Record, StorageError, MAX_PAGE_SIZE};
+pub use db::{redact_database_url, Db, DbEngine, Record, StorageError, MAX_PAGE_SIZE};
 pub use event_bus::EventBus;
 pub use local_store::LocalStore;
 pub use model::{

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use sluice_storage::test_support::TestDatabase;
-use sluice_storage::{Db, DbBackend, LiveStreamStatus, StorageError};
+use sluice_storage::{Db, DbEngine, LiveStreamStatus, StorageError};
 
 async fn fresh_db() -> (TestDatabase, Db) {
     let database = TestDatabase::new();
@@ -25,7 +25,7 @@ async fn sqlite_database_runs_in_wal_mode() {
     let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
     let db = Db::connect(&url).await.unwrap();
     db.migrate().await.unwrap();
-    assert_eq!(db.backend(), DbBackend::Sqlite);
+    assert_eq!(db.engine(), DbEngine::Sqlite);
     db.create_api_key("probe").await.unwrap();
     assert!(dir.path().join("sluice.db-wal").exists());
 }
@@ -330,15 +330,15 @@ async fn events_are_recorded_in_order_and_paged() {
 async fn the_url_scheme_picks_the_backend() {
     let (database, db) = fresh_db().await;
     let expected = if database.url().starts_with("postgres") {
-        DbBackend::Postgres
+        DbEngine::Postgres
     } else {
-        DbBackend::Sqlite
+        DbEngine::Sqlite
     };
-    assert_eq!(db.backend(), expected);
+    assert_eq!(db.engine(), expected);
     db.ping().await.unwrap();
     assert_eq!(
-        DbBackend::from_url("postgresql://u@h/d").unwrap(),
-        DbBackend::Postgres
+        DbEngine::from_url("postgresql://u@h/d").unwrap(),
+        DbEngine::Postgres
     );
     for url in ["mysql://u:p@h/d", "/var/lib/sluice.db", ""] {
         let error = Db::connect(url).await.unwrap_err();

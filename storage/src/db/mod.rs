@@ -80,12 +80,12 @@ type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// The database engines [`Db`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DbBackend {
+pub enum DbEngine {
     Sqlite,
     Postgres,
 }
 
-impl DbBackend {
+impl DbEngine {
     /// The engine a database URL names by its scheme (`sqlite:`, `postgres://`,
     /// `postgresql://`).
     pub fn from_url(url: &str) -> Result<Self> {
@@ -123,7 +123,7 @@ pub fn redact_database_url(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Db {
     conn: DatabaseConnection,
-    backend: DbBackend,
+    engine: DbEngine,
 }
 
 /// Timestamps are kept to the microsecond, the precision Postgres stores, so values read back
@@ -147,11 +147,11 @@ impl Db {
     /// so readers never block the writer, and enforces foreign keys; Postgres gets a bounded
     /// pool with connect and idle timeouts.
     pub async fn connect(url: &str) -> Result<Self> {
-        let backend = DbBackend::from_url(url)?;
+        let engine = DbEngine::from_url(url)?;
         let mut options = ConnectOptions::new(url);
         options.sqlx_logging(false);
-        match backend {
-            DbBackend::Sqlite => {
+        match engine {
+            DbEngine::Sqlite => {
                 options.map_sqlx_sqlite_opts(|sqlite| {
                     sqlite
                         .journal_mode(SqliteJournalMode::Wal)
@@ -160,7 +160,7 @@ impl Db {
                         .foreign_keys(true)
                 });
             }
-            DbBackend::Postgres => {
+            DbEngine::Postgres => {
                 options
                     .max_connections(POSTGRES_MAX_CONNECTIONS)
                     .min_connections(0)
@@ -170,12 +170,12 @@ impl Db {
             }
         }
         let conn = Database::connect(options).await?;
-        Ok(Self { conn, backend })
+        Ok(Self { conn, engine })
     }
 
     /// The engine this handle talks to.
-    pub fn backend(&self) -> DbBackend {
-        self.backend
+    pub fn engine(&self) -> DbEngine {
+        self.engine
     }
 
     /// Checks that the database answers a trivial query.
