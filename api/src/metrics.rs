@@ -311,6 +311,8 @@ mod tests {
     fn session_totals_become_counter_increments() {
         let metrics = Metrics::new();
         metrics.session_started("ses_a");
+        // Time passes between reports, so a bitrate can be measured.
+        std::thread::sleep(std::time::Duration::from_millis(2));
         metrics.session_progress("ses_a", 1000, 2);
         metrics.session_progress("ses_a", 2500, 2);
         metrics.session_started("ses_b");
