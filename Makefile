@@ -1,7 +1,11 @@
 # Sluice: `make run` starts the server on embedded defaults, `make test` runs every check.
-.PHONY: run build test bench fmt
+.PHONY: run build test test-postgres bench fmt
 
 CARGO ?= cargo
+
+# What runs a second time on Postgres: the storage and API crates and the black-box binaries
+# that drive the control plane (media-heavy suites run once, on SQLite). A nextest filter.
+POSTGRES_TESTS := package(sluice-storage) | package(sluice-api) | binary(api_http) | binary(first_start) | binary(rtmp_sessions) | binary(operations)
 
 run: build
 	./target/release/sluice serve
@@ -15,6 +19,13 @@ test:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) nextest run --locked --workspace --no-fail-fast
+	$(MAKE) test-postgres
+
+# The database-facing suites again, each test on a fresh database of a private Postgres server.
+test-postgres:
+	scripts/test-postgres.sh start
+	SLUICE_TEST_POSTGRES_URL="$$(scripts/test-postgres.sh url)" \
+		$(CARGO) nextest run --locked --workspace --no-fail-fast -E '$(POSTGRES_TESTS)'
 
 bench:
 	scripts/install-deps.sh bench

@@ -2,7 +2,8 @@
 # Installs the Debian packages Sluice needs, and only those that are missing.
 #
 #   scripts/install-deps.sh build   libraries and tools to build the server
-#   scripts/install-deps.sh test    + what the test suite drives: ffmpeg CLI, GStreamer, Chromium, Node.js
+#   scripts/install-deps.sh test    + what the test suite drives: ffmpeg CLI, GStreamer, Chromium,
+#                                     Node.js, PostgreSQL
 #   scripts/install-deps.sh bench   + what the benchmarks need (same as test)
 set -euo pipefail
 
@@ -10,7 +11,7 @@ role="${1:-build}"
 build_packages=(pkg-config clang libclang-dev nasm libavcodec-dev libavformat-dev libavutil-dev
   libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libx264-dev)
 test_packages=(ffmpeg chromium curl gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav postgresql)
 
 wanted=("${build_packages[@]}")
 case "$role" in

@@ -16,7 +16,8 @@ use sluice_transcoder::Preset;
 pub const DEFAULT_HTTP: &str = "0.0.0.0:8080";
 /// RTMP ingest listen address.
 pub const DEFAULT_RTMP: &str = "0.0.0.0:1935";
-/// Where the SQLite database, media objects and the first API key live.
+/// Where the SQLite database (unless `database_url` names another), media objects and the
+/// first API key live.
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// x264 preset of live ladder rungs: fast enough to keep a 1080p30 four-rung ladder in real
 /// time on two cores (see docs/BENCHMARKS.md).
@@ -57,6 +58,10 @@ pub struct ServeArgs {
     /// Base URL viewers and API clients reach this server at [default: http://localhost:PORT].
     #[arg(long, env = "SLUICE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Metadata database: `postgres://USER:PASSWORD@HOST/DB` or `sqlite:PATH`
+    /// [default: SQLite at DATA_DIR/sluice.db].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 /// The whole configuration of a server process.
@@ -78,6 +83,10 @@ pub struct Config {
     /// Public RTMP URL encoders publish to. Default: `rtmp://<public host>:<rtmp port>/live`.
     #[serde(default)]
     pub rtmp_public_url: Option<String>,
+    /// Metadata database URL (`postgres://…`, `postgresql://…` or `sqlite:…`). Default: SQLite
+    /// at `<data_dir>/sluice.db`.
+    #[serde(default)]
+    pub database_url: Option<String>,
     /// API key id to make sure exists (from SLUICE_API_KEY). Default: none.
     #[serde(skip)]
     pub api_key: Option<(String, String)>,
@@ -234,6 +243,9 @@ impl Config {
         if let Some(url) = &args.public_url {
             config.public_url = Some(url.clone());
         }
+        if let Some(url) = args.database_url.as_ref().filter(|url| !url.is_empty()) {
+            config.database_url = Some(url.clone());
+        }
         config.api_key = match (
             std::env::var("SLUICE_API_KEY"),
             std::env::var("SLUICE_API_SECRET"),
@@ -272,6 +284,17 @@ impl Config {
         Ok(())
     }
 
+    /// The metadata database URL: the configured one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("sluice.db").display()
+            ),
+        }
+    }
+
     /// Public base URL of the HTTP server, without a trailing slash.
     pub fn public_url(&self) -> String {
         match &self.public_url {
@@ -308,6 +331,14 @@ mod tests {
         assert_eq!(config.rtmp.port(), 1935);
         assert_eq!(config.public_url(), "http://localhost:8080");
         assert_eq!(config.rtmp_public_url(), "rtmp://localhost:1935/live");
+        assert_eq!(config.database_url(), "sqlite://./data/sluice.db?mode=rwc");
+    }
+
+    #[test]
+    fn database_url_comes_from_the_file() {
+        let config: Config =
+            toml::from_str("database_url = \"postgres://sluice@db/sluice\"").unwrap();
+        assert_eq!(config.database_url(), "postgres://sluice@db/sluice");
     }
 
     #[test]

@@ -29,8 +29,10 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(
+                |_| // Postgres notices ("relation … already exists, skipping") are noise.
+                tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"),
+            ),
         )
         // Colours only for a terminal: log files and journals get plain text.
         .with_ansi(std::io::stdout().is_terminal())

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sluice_storage::{Db, EventBus, LocalStore, ObjectStore};
+use sluice_storage::{redact_database_url, Db, EventBus, LocalStore, ObjectStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info};
@@ -21,10 +21,12 @@ use crate::webhooks::WebhookDispatcher;
 pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let db_path = config.data_dir.join("sluice.db");
-    let db = Db::connect(&format!("sqlite://{}?mode=rwc", db_path.display()))
+    let database_url = config.database_url();
+    let shown_url = redact_database_url(&database_url);
+    let db = Db::connect(&database_url)
         .await
-        .with_context(|| format!("opening database {}", db_path.display()))?;
+        .with_context(|| format!("opening database {shown_url}"))?;
+    info!(backend = %db.engine().name(), url = %shown_url, "Metadata database opened.");
     db.migrate().await.context("migrating the database")?;
     let stale = db.reset_stale_active_streams().await?;
     if stale > 0 {
@@ -36,6 +38,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(config.data_dir.join("objects")));
     bootstrap_api_key(&config, &db).await?;
     let events = EventBus::new(db.clone());
+    let metrics = sluice_api::Metrics::new();
 
     let http = TcpListener::bind(config.http)
         .await
@@ -52,6 +55,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         public_url: config.public_url(),
         rtmp_url: config.rtmp_public_url(),
         ladder_validator: Arc::new(crate::live::validate_ladder),
+        metrics: metrics.clone(),
     });
     let (stop, stopping) = watch::channel(false);
     let webhooks = tokio::spawn(
@@ -59,6 +63,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             db.clone(),
             events.clone(),
             config.webhooks.clone(),
+            metrics.clone(),
             stopping.clone(),
         )
         .context("building the webhook HTTP client")?
@@ -69,6 +74,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             db,
             store,
             events.clone(),
+            metrics.clone(),
             config.live.clone(),
             stopping.clone(),
         )

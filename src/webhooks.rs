@@ -19,6 +19,7 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use reqwest::header::CONTENT_TYPE;
 use sha2::Sha256;
+use sluice_api::Metrics;
 use sluice_storage::{AttemptOutcome, ClaimedDelivery, Db, EventBus, WebhookAttempt};
 use tokio::sync::watch;
 use tokio::task::{self, JoinSet};
@@ -80,6 +81,7 @@ pub struct WebhookDispatcher {
     events: EventBus,
     settings: WebhooksConfig,
     client: reqwest::Client,
+    metrics: Metrics,
     stopping: watch::Receiver<bool>,
 }
 
@@ -88,6 +90,7 @@ impl WebhookDispatcher {
         db: Db,
         events: EventBus,
         settings: WebhooksConfig,
+        metrics: Metrics,
         stopping: watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
@@ -100,6 +103,7 @@ impl WebhookDispatcher {
             events,
             settings,
             client,
+            metrics,
             stopping,
         })
     }
@@ -129,6 +133,7 @@ impl WebhookDispatcher {
                                 self.db.clone(),
                                 self.client.clone(),
                                 self.settings.clone(),
+                                self.metrics.clone(),
                                 claim,
                             ));
                             sending.insert(handle.id(), ids);
@@ -169,6 +174,7 @@ async fn deliver(
     db: Db,
     client: reqwest::Client,
     settings: WebhooksConfig,
+    metrics: Metrics,
     claim: ClaimedDelivery,
 ) {
     let body = match serde_json::to_vec(&claim.event) {
@@ -197,8 +203,10 @@ async fn deliver(
     };
     let delivered = status_code.is_some_and(|code| (200..300).contains(&code));
     let outcome = if delivered {
+        metrics.webhook_delivered();
         AttemptOutcome::Delivered
     } else {
+        metrics.webhook_failed();
         after_failure(
             &settings,
             claim.attempt_count + 1,

@@ -35,6 +35,10 @@ pub enum ApiError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A dependency the server needs (database, object store) does not work; the message
+    /// says which, without details.
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// A failure of the server's own making (a value that would not serialise, …).
     #[error("{0}")]
     Internal(String),
@@ -67,6 +71,7 @@ impl ApiError {
             Self::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Storage(e) if e.is_not_found() => (StatusCode::NOT_FOUND, "not_found"),
             Self::Storage(StorageError::InvalidCursor(_)) => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
@@ -87,6 +92,7 @@ impl IntoResponse for ApiError {
             Self::NotFound(message) => (*message).to_owned(),
             // A storage "not found" would name the record id or object key: say no more.
             _ if status == StatusCode::NOT_FOUND => "not found".to_owned(),
+            Self::NotReady(_) => self.to_string(),
             _ if status.is_server_error() => {
                 error!(error = %self, "Request failed.");
                 "internal server error".to_owned()

@@ -4,7 +4,8 @@
 //!   webhooks), behind API key authentication (module `auth`), JSON in and out, errors as
 //!   `{"error": {"code", "message"}}` (module `error`).
 //! - `/hls/*`: public HLS delivery from the object store, CORS open, playlists gzip-able.
-//! - `/healthz`: liveness.
+//! - `/healthz`: liveness; `/readyz`: readiness (database and object store work, module
+//!   `readiness`); `/metrics`: Prometheus metrics (module `metrics`).
 //!
 //! This crate knows only `sluice-storage`; the ladder validation it needs is passed in.
 
@@ -14,7 +15,9 @@ mod events;
 mod hls;
 mod json;
 mod live_streams;
+mod metrics;
 mod openapi;
+mod readiness;
 mod sessions;
 mod webhooks;
 
@@ -32,6 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, MAX_BODY_BYTES};
+pub use metrics::Metrics;
 
 /// Checks a requested rendition ladder (`null` when the request gave none) and returns the
 /// normalised ladder to store, or a message saying what is wrong. The binary wires in the
@@ -51,6 +55,8 @@ pub struct AppState {
     /// RTMP ingest URL shown to publishers, e.g. `rtmp://localhost:1935/live`.
     pub rtmp_url: String,
     pub ladder_validator: LadderValidator,
+    /// Where every part of the server records its metrics, served at `/metrics`.
+    pub metrics: Metrics,
 }
 
 /// Liveness: answers while the process serves HTTP.
@@ -67,6 +73,11 @@ pub fn router(state: AppState) -> Router {
     routes
         .layer(Extension(Arc::new(spec)))
         .fallback(error::not_found)
+        // `Router::layer` wraps each route after routing, so the route template is known.
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::record_http,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -138,6 +149,8 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
     let (operations, mut spec) = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))
         .routes(routes!(openapi_json))
+        .routes(routes!(readiness::readyz))
+        .routes(routes!(metrics::serve))
         .split_for_parts();
     spec.merge(v1_spec);
     spec.merge(hls_spec);

@@ -1,5 +1,6 @@
-//! Black-box tests of the router: a temp SQLite database and a temp LocalStore behind it,
-//! requests sent with `tower::ServiceExt::oneshot`.
+//! Black-box tests of the router: a throwaway database (SQLite, or Postgres when
+//! SLUICE_TEST_POSTGRES_URL is set) and a temp LocalStore behind it, requests sent with
+//! `tower::ServiceExt::oneshot`.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,12 +13,14 @@ use base64::Engine;
 use bytes::Bytes;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use sluice_api::{router, AppState};
+use sluice_api::{router, AppState, Metrics};
+use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{Db, EventBus, LocalStore, ObjectKey, ObjectStore, SessionOrigin};
 use tower::ServiceExt;
 
 struct Harness {
     _dir: tempfile::TempDir,
+    _database: TestDatabase,
     app: Router,
     db: Db,
     store: Arc<LocalStore>,
@@ -31,12 +34,8 @@ fn default_ladder() -> Value {
 
 async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!(
-        "sqlite://{}/sluice.db?mode=rwc",
-        dir.path().display()
-    ))
-    .await
-    .unwrap();
+    let database = TestDatabase::new();
+    let db = Db::connect(database.url()).await.unwrap();
     db.migrate().await.unwrap();
     let (key, secret) = db.create_api_key("test").await.unwrap();
     // The store is a subdirectory so a traversal would find `secret.txt` one level up.
@@ -53,9 +52,11 @@ async fn harness() -> Harness {
             Value::Array(_) => Ok(ladder.clone()),
             _ => Err("must be an array of renditions".to_owned()),
         }),
+        metrics: Metrics::new(),
     };
     Harness {
         _dir: dir,
+        _database: database,
         app: router(state),
         db,
         store,
@@ -145,6 +146,87 @@ async fn assert_unauthorized(response: Response<Body>) {
 async fn healthz_answers_ok() {
     let h = harness().await;
     assert_eq!(h.get_with("/healthz", None).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readyz_is_ready_while_database_and_object_store_work() {
+    let h = harness().await;
+    let response = h.get_with("/readyz", None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json_body(response).await, json!({"status": "ready"}));
+    assert_eq!(
+        h.store
+            .get(&ObjectKey::parse(".sluice/readiness-probe").unwrap())
+            .await
+            .unwrap(),
+        Bytes::from_static(b"ready")
+    );
+}
+
+#[tokio::test]
+async fn operations_routes_answer_other_methods_with_json_errors() {
+    let h = harness().await;
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        let post = h
+            .send(Request::post(path).body(Body::from("{}")).unwrap())
+            .await;
+        assert_error(post, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    }
+}
+
+#[tokio::test]
+async fn readyz_names_an_object_store_that_cannot_be_written() {
+    let h = harness().await;
+    // A file where the store's directory should be stops even root from writing objects.
+    let objects = h._dir.path().join("objects");
+    std::fs::remove_dir_all(&objects).ok();
+    std::fs::write(&objects, "not a directory").unwrap();
+    let response = h.get_with("/readyz", None).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = json_body(response).await;
+    assert_eq!(body["error"]["code"], "not_ready");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("object store"), "{message}");
+    assert!(!message.contains("database"), "{message}");
+}
+
+#[tokio::test]
+async fn metrics_time_requests_by_route_template() {
+    let h = harness().await;
+    for id in ["ls_one", "ls_two"] {
+        let response = h
+            .get_with(&format!("/v1/live-streams/{id}"), Some(&h.auth()))
+            .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+    let response = h.get_with("/metrics", None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(header_str(&response, header::CONTENT_TYPE).starts_with("application/openmetrics-text"));
+    let text = String::from_utf8(body_bytes(response).await.to_vec()).unwrap();
+    assert!(
+        text.contains(
+            r#"sluice_http_request_duration_seconds_count{method="GET",route="/v1/live-streams/{id}",status="4xx"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("ls_one"),
+        "raw paths never become labels:\n{text}"
+    );
+    for series in [
+        "sluice_live_streams_active 0",
+        "sluice_sessions_started_total 0",
+        "sluice_ingest_bytes_total 0",
+        "sluice_frames_dropped_total 0",
+        "sluice_webhook_deliveries_total 0",
+        "sluice_webhook_delivery_failures_total 0",
+    ] {
+        assert!(
+            text.lines().any(|line| line == series),
+            "{series} in:\n{text}"
+        );
+    }
+    assert!(text.ends_with("# EOF\n"));
 }
 
 #[tokio::test]
@@ -392,6 +474,13 @@ async fn malformed_or_invalid_bodies_are_bad_requests() {
         )
         .await;
     }
+    let unknown_field = json_body(
+        h.create_stream(json!({"name": "ok", "surprise": true}))
+            .await,
+    )
+    .await;
+    let message = unknown_field["error"]["message"].as_str().unwrap();
+    assert!(message.contains("surprise"), "{message}");
     let ok = h.create_stream(json!({"name": "é".repeat(200)})).await;
     assert_eq!(ok.status(), StatusCode::CREATED);
 }
@@ -649,9 +738,13 @@ async fn openapi_document_lists_every_route() {
     assert_eq!(
         routes,
         [
+            "delete /v1/live-streams/{id}",
+            "delete /v1/webhooks/{id}",
             "get /healthz",
             "get /hls/{playback_id}/{path}",
+            "get /metrics",
             "get /openapi.json",
+            "get /readyz",
             "get /v1/events",
             "get /v1/events/stream",
             "get /v1/live-streams",
@@ -673,8 +766,6 @@ async fn openapi_document_lists_every_route() {
             "post /v1/webhooks/{id}/deliveries/{delivery_id}/replay",
             "post /v1/webhooks/{id}/replay",
             "post /v1/webhooks/{id}/rotate-secret",
-"delete /v1/live-streams/{id}",
-"delete /v1/webhooks/{id}",
         ]
     );
 }

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use sluice_api::{router, AppState};
+use sluice_api::{router, AppState, Metrics};
 use sluice_storage::{Db, EventBus, EventType, LocalStore, NewEvent};
 use tower::ServiceExt;
 
@@ -44,6 +44,7 @@ async fn harness() -> Harness {
         public_url: "http://localhost:8080".to_owned(),
         rtmp_url: "rtmp://localhost:1935/live".to_owned(),
         ladder_validator: Arc::new(|ladder: &Value| Ok(ladder.clone())),
+        metrics: Metrics::new(),
     };
     Harness {
         _dir: dir,

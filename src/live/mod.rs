@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use sluice_api::Metrics;
 use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
 use sluice_media::{AudioCodec, TrackInfo};
 use sluice_storage::{
@@ -50,6 +51,7 @@ pub struct LiveService {
     db: Db,
     store: Arc<dyn ObjectStore>,
     events: EventBus,
+    metrics: Metrics,
     config: LiveConfig,
     shutdown: watch::Receiver<bool>,
     /// Open RTMP connections per client address.
@@ -64,6 +66,7 @@ impl LiveService {
         db: Db,
         store: Arc<dyn ObjectStore>,
         events: EventBus,
+        metrics: Metrics,
         config: LiveConfig,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
@@ -71,6 +74,7 @@ impl LiveService {
             db,
             store,
             events,
+            metrics,
             config,
             shutdown,
             per_ip: Arc::default(),
@@ -269,6 +273,7 @@ impl LiveService {
         connection.accept_publish().await?;
         let encoder = origin.encoder.as_deref().unwrap_or("unknown encoder");
         info!(live_stream_id = %stream.id, session_id = %session.id, encoder = %encoder, "Publisher connected.");
+        self.metrics.session_started(&session.id);
         self.emit_stream_event(EventType::LiveStreamConnected, &stream.id, &session.id)
             .await;
         self.emit_session_event(EventType::SessionStarted, &session)
@@ -285,6 +290,7 @@ impl LiveService {
             }
         };
         drop(stop);
+        self.metrics.session_ended(&session.id);
         if let Ok(Some(StopReason::Deleted)) = result {
             // The stream, its sessions and its objects are gone; remove what the session wrote
             // while it was being stopped.
@@ -561,6 +567,8 @@ impl LiveService {
         connection: &RtmpConnection,
         frames_dropped: u64,
     ) {
+        self.metrics
+            .session_progress(session_id, connection.bytes_received(), frames_dropped);
         if let Err(e) = self
             .db
             .update_session_input(

@@ -3,7 +3,7 @@
 //! - [`ObjectStore`] and [`LocalStore`]: media objects (segments, playlists) under validated
 //!   [`ObjectKey`]s.
 //! - [`EventBus`]: domain events, recorded in the database and fanned out to subscribers.
-//! - [`Db`]: the metadata database (sea-orm; SQLite by default, schema portable to Postgres)
+//! - [`Db`]: the metadata database (sea-orm; SQLite by default or Postgres, one schema)
 //!   with its migrations, returning the plain domain types of [`model`].
 //!
 //! This crate knows no media code.
@@ -16,8 +16,10 @@ mod local_store;
 mod migration;
 pub mod model;
 mod object_store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
-pub use db::{Db, Record, StorageError, MAX_PAGE_SIZE};
+pub use db::{redact_database_url, Db, DbEngine, Record, StorageError, MAX_PAGE_SIZE};
 pub use event_bus::EventBus;
 pub use local_store::LocalStore;
 pub use model::{

@@ -1,7 +1,11 @@
-//! Behaviour of the metadata repository on a real SQLite file.
+//! Behaviour of the metadata repository on a real database: a SQLite file, or a fresh Postgres
+//! database when SLUICE_TEST_POSTGRES_URL names a server (see `sluice_storage::test_support`).
 
 use serde_json::json;
-use sluice_storage::{Db, LiveStreamSettings, LiveStreamStatus, SessionOrigin, StorageError};
+use sluice_storage::test_support::TestDatabase;
+use sluice_storage::{
+    Db, DbEngine, LiveStreamSettings, LiveStreamStatus, SessionOrigin, StorageError,
+};
 
 fn origin(client_addr: &str, encoder: Option<&str>) -> SessionOrigin {
     SessionOrigin {
@@ -12,31 +16,34 @@ fn origin(client_addr: &str, encoder: Option<&str>) -> SessionOrigin {
     }
 }
 
-async fn fresh_db() -> (tempfile::TempDir, Db) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
-    let db = Db::connect(&url).await.unwrap();
+async fn fresh_db() -> (TestDatabase, Db) {
+    let database = TestDatabase::new();
+    let db = Db::connect(database.url()).await.unwrap();
     db.migrate().await.unwrap();
-    (dir, db)
+    (database, db)
 }
 
 #[tokio::test]
 async fn migrating_twice_is_harmless() {
-    let (_dir, db) = fresh_db().await;
+    let (_database, db) = fresh_db().await;
     db.migrate().await.unwrap();
     assert_eq!(db.count_api_keys().await.unwrap(), 0);
 }
 
 #[tokio::test]
-async fn database_runs_in_wal_mode() {
-    let (dir, db) = fresh_db().await;
+async fn sqlite_database_runs_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
+    let db = Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    assert_eq!(db.engine(), DbEngine::Sqlite);
     db.create_api_key("probe").await.unwrap();
     assert!(dir.path().join("sluice.db-wal").exists());
 }
 
 #[tokio::test]
 async fn created_api_key_secret_is_found_until_revoked() {
-    let (_dir, db) = fresh_db().await;
+    let (_database, db) = fresh_db().await;
     let (key, secret) = db.create_api_key("ci").await.unwrap();
     assert!(key.id.starts_with("ak_"));
     assert_eq!(key.name, "ci");
@@ -58,7 +65,7 @@ async fn created_api_key_secret_is_found_until_revoked() {
 
 #[tokio::test]
 async fn inserting_an_existing_api_key_replaces_its_secret() {
-    let (_dir, db) = fresh_db().await;
+    let (_database, db) = fresh_db().await;
     db.insert_api_key("envkey", "first-secret", "env")
         .await
         .unwrap();
@@ -78,7 +85,7 @@ async fn inserting_an_existing_api_key_replaces_its_secret() {
 
 #[tokio::test]
 async fn created_live_stream_is_idle_and_found_by_every_id() {
-    let (_dir, db) = fresh_db().await;
+    let (_database, db) = fresh_db().await;
     let ladder = json!([{"name": "720p", "height": 720}]);
     let stream = db
         .create_live_stream("Studio A", &ladder, &LiveStreamSettings::default())
@@ -112,7 +119,7 @@ async fn created_live_stream_is_idle_and_found_by_every_id() {
 
 #[tokio::test]
 async fn listing_pages_through_streams_in_creation_order() {
-    let (_dir, db) = fresh_db().await;
+    let (_database, db) = fresh_db().await;
     let mut created = Vec::new();
     for i in 0..5 {
         created.push(
@@ -157,7 +164,7 @@ async fn listing_pages_through_streams_in_creation_order() {
 
 #[tokio::test]
 async fn session_lifecycle_is_recorded_and_linked_to_its_stream() {
-    let (_dir, db) = fresh_db().await;
+    let (_database, db) = fresh_db().await;
     let stream = db
         .create_live_stream("s", &json!([]), &LiveStreamSettings::default())
         .await
@@ -209,7 +216,7 @@ async fn session_lifecycle_is_recorded_and_linked_to_its_stream() {
 
 #[tokio::test]
 async fn operations_on_unknown_records_are_not_found() {
-    let (_dir, db) = fresh_db().await;
+    let (_database, db) = fresh_db().await;
     assert!(db
         .start_session("ls_nope", &origin("addr", None))
         .await
@@ -235,7 +242,7 @@ async fn operations_on_unknown_records_are_not_found() {
 
 #[tokio::test]
 async fn startup_reset_idles_streams_and_ends_sessions_left_by_a_crash() {
-    let (_dir, db) = fresh_db().await;
+    let (_database, db) = fresh_db().await;
     let live = db
         .create_live_stream("live", &json!([]), &LiveStreamSettings::default())
         .await
@@ -271,24 +278,23 @@ async fn startup_reset_idles_streams_and_ends_sessions_left_by_a_crash() {
 
 #[tokio::test]
 async fn data_survives_reconnecting() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
+    let database = TestDatabase::new();
     let id = {
-        let db = Db::connect(&url).await.unwrap();
+        let db = Db::connect(database.url()).await.unwrap();
         db.migrate().await.unwrap();
         db.create_live_stream("kept", &json!([]), &LiveStreamSettings::default())
             .await
             .unwrap()
             .id
     };
-    let db = Db::connect(&url).await.unwrap();
+    let db = Db::connect(database.url()).await.unwrap();
     db.migrate().await.unwrap();
     assert_eq!(db.get_live_stream(&id).await.unwrap().unwrap().name, "kept");
 }
 
 #[tokio::test]
 async fn only_one_of_two_racing_publishers_claims_a_stream() {
-    let (_dir, db) = fresh_db().await;
+    let (_database, db) = fresh_db().await;
     let stream = db
         .create_live_stream("race", &json!(["source"]), &LiveStreamSettings::default())
         .await
@@ -316,7 +322,7 @@ async fn only_one_of_two_racing_publishers_claims_a_stream() {
 #[tokio::test]
 async fn events_are_recorded_in_order_and_paged() {
     use sluice_storage::{EventType, NewEvent};
-    let (_dir, db) = fresh_db().await;
+    let (_database, db) = fresh_db().await;
     let mut ids = Vec::new();
     for n in 0..5 {
         let event = db
@@ -358,7 +364,7 @@ async fn events_are_recorded_in_order_and_paged() {
 #[tokio::test]
 async fn lifecycle_changes_keys_disabling_filters_and_deletion() {
     use sluice_storage::{LatencyMode, LiveStreamChanges, LiveStreamFilter};
-    let (_dir, db) = fresh_db().await;
+    let (_database, db) = fresh_db().await;
     let stream = db
         .create_live_stream("show", &json!([]), &LiveStreamSettings::default())
         .await
@@ -462,4 +468,46 @@ async fn lifecycle_changes_keys_disabling_filters_and_deletion() {
         .await
         .unwrap_err()
         .is_not_found());
+}
+
+#[tokio::test]
+async fn the_url_scheme_picks_the_backend() {
+    let (database, db) = fresh_db().await;
+    let expected = if database.url().starts_with("postgres") {
+        DbEngine::Postgres
+    } else {
+        DbEngine::Sqlite
+    };
+    assert_eq!(db.engine(), expected);
+    db.ping().await.unwrap();
+    assert_eq!(
+        DbEngine::from_url("postgresql://u@h/d").unwrap(),
+        DbEngine::Postgres
+    );
+    for url in ["mysql://u:p@h/d", "/var/lib/sluice.db", ""] {
+        let error = Db::connect(url).await.unwrap_err();
+        assert!(
+            matches!(error, StorageError::UnsupportedDatabaseUrl(_)),
+            "{url}: {error}"
+        );
+        assert!(!error.to_string().contains(":p@"), "{error}");
+    }
+}
+
+#[test]
+fn logged_database_urls_hide_their_password() {
+    use sluice_storage::redact_database_url;
+    assert_eq!(
+        redact_database_url("postgres://sluice:hunter2@db.example.com:5432/sluice"),
+        "postgres://sluice:***@db.example.com:5432/sluice"
+    );
+    assert_eq!(
+        redact_database_url("postgres://sluice@localhost/sluice"),
+        "postgres://sluice@localhost/sluice"
+    );
+    assert_eq!(
+        redact_database_url("sqlite:///var/lib/sluice/sluice.db?mode=rwc"),
+        "sqlite:///var/lib/sluice/sluice.db?mode=rwc"
+    );
+    assert!(!redact_database_url("postgres://u:secret@[bad/").contains("secret"));
 }

@@ -6,10 +6,12 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
+use sluice_storage::test_support::TestDatabase;
 
 pub const API_KEY: &str = "test-key";
 pub const API_SECRET: &str = "test-secret-0123456789";
@@ -32,6 +34,12 @@ pub struct Launch {
     pub api_key_from_env: bool,
     /// Contents of a TOML configuration file given with SLUICE_CONFIG.
     pub config: Option<String>,
+    /// Metadata database given with DATABASE_URL; `None` leaves the server its SQLite file in
+    /// the data directory. Default: a fresh Postgres database of its own when
+    /// SLUICE_TEST_POSTGRES_URL names a server (`make test` runs the API suites so), else
+    /// `None`. Shared by clones, so a restarted server finds its data again; dropped with the
+    /// last of them.
+    pub database: Option<Arc<TestDatabase>>,
 }
 
 impl Default for Launch {
@@ -39,6 +47,7 @@ impl Default for Launch {
         Launch {
             api_key_from_env: true,
             config: None,
+            database: TestDatabase::postgres_from_env().map(Arc::new),
         }
     }
 }
@@ -89,7 +98,11 @@ impl Server {
             .env("SLUICE_LOG", "info,sluice=debug")
             .env_remove("SLUICE_API_KEY")
             .env_remove("SLUICE_API_SECRET")
-            .env_remove("SLUICE_CONFIG");
+            .env_remove("SLUICE_CONFIG")
+            .env_remove("DATABASE_URL");
+        if let Some(database) = &launch.database {
+            command.env("DATABASE_URL", database.url());
+        }
         if launch.api_key_from_env {
             command
                 .env("SLUICE_API_KEY", API_KEY)

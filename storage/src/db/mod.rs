@@ -1,6 +1,6 @@
-//! The metadata database: [`Db`] wraps a sea-orm connection (SQLite by default) and offers the
-//! repository functions the rest of Sluice calls. Callers get plain domain structs from
-//! [`crate::model`], never sea-orm models.
+//! The metadata database: [`Db`] wraps a sea-orm connection (SQLite by default, Postgres when
+//! the URL says so) and offers the repository functions the rest of Sluice calls. Callers get
+//! plain domain structs from [`crate::model`], never sea-orm models.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,6 +20,12 @@ mod webhooks;
 
 /// How long a writer waits for SQLite's lock before failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most connections one process opens to a Postgres server.
+const POSTGRES_MAX_CONNECTIONS: u32 = 16;
+/// How long opening a Postgres connection, or waiting for a free one in the pool, may take.
+const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pooled Postgres connections unused this long are closed.
+const POSTGRES_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Largest page [`Db::list_live_streams`] returns, whatever the caller asks.
 pub const MAX_PAGE_SIZE: u64 = 100;
 
@@ -53,6 +59,10 @@ pub enum StorageError {
     Database(#[from] DbErr),
     #[error("{record} {id} not found")]
     NotFound { record: Record, id: String },
+    #[error(
+        "unsupported database URL scheme {0:?}: use sqlite:PATH or postgres://USER@HOST/DATABASE"
+    )]
+    UnsupportedDatabaseUrl(String),
     #[error("pagination cursor {0:?} names no record")]
     InvalidCursor(String),
     #[error("{record} {id} holds invalid JSON in column {column}: {source}")]
@@ -73,10 +83,52 @@ impl StorageError {
 
 type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+/// The database engines [`Db`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbEngine {
+    Sqlite,
+    Postgres,
+}
+
+impl DbEngine {
+    /// The engine a database URL names by its scheme (`sqlite:`, `postgres://`,
+    /// `postgresql://`).
+    pub fn from_url(url: &str) -> Result<Self> {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            _ => Err(StorageError::UnsupportedDatabaseUrl(scheme.to_owned())),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// `url` with its password (if any) replaced by `***`, fit for logs.
+pub fn redact_database_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Only URLs that cannot carry a password refuse this; those kept theirs hidden.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // An unparsable URL may still hold a secret: show only its scheme.
+        Err(_) => format!("{}:…", url.split_once(':').map_or("", |(scheme, _)| scheme)),
+    }
+}
+
 /// Handle on the metadata database; cheap to clone (it shares one connection pool).
 #[derive(Debug, Clone)]
 pub struct Db {
     conn: DatabaseConnection,
+    engine: DbEngine,
 }
 
 /// Timestamps are kept to the microsecond, the precision Postgres stores, so values read back
@@ -127,19 +179,47 @@ fn from_db_count(value: i64) -> u64 {
 }
 
 impl Db {
-    /// Opens the database at `url`, e.g. `sqlite:///var/lib/sluice/sluice.db?mode=rwc`.
-    /// SQLite runs in WAL mode with a busy timeout so readers never block the writer.
+    /// Opens the database at `url`: `sqlite:///var/lib/sluice/sluice.db?mode=rwc` or
+    /// `postgres://user:password@host/database` (`postgresql://` also works); any other scheme
+    /// is [`StorageError::UnsupportedDatabaseUrl`]. SQLite runs in WAL mode with a busy timeout
+    /// so readers never block the writer, and enforces foreign keys; Postgres gets a bounded
+    /// pool with connect and idle timeouts.
     pub async fn connect(url: &str) -> Result<Self> {
+        let engine = DbEngine::from_url(url)?;
         let mut options = ConnectOptions::new(url);
-        options.sqlx_logging(false).map_sqlx_sqlite_opts(|sqlite| {
-            sqlite
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(BUSY_TIMEOUT)
-                .foreign_keys(true)
-        });
+        options.sqlx_logging(false);
+        match engine {
+            DbEngine::Sqlite => {
+                options.map_sqlx_sqlite_opts(|sqlite| {
+                    sqlite
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(BUSY_TIMEOUT)
+                        .foreign_keys(true)
+                });
+            }
+            DbEngine::Postgres => {
+                options
+                    .max_connections(POSTGRES_MAX_CONNECTIONS)
+                    .min_connections(0)
+                    .connect_timeout(POSTGRES_CONNECT_TIMEOUT)
+                    .acquire_timeout(POSTGRES_CONNECT_TIMEOUT)
+                    .idle_timeout(POSTGRES_IDLE_TIMEOUT);
+            }
+        }
         let conn = Database::connect(options).await?;
-        Ok(Self { conn })
+        Ok(Self { conn, engine })
+    }
+
+    /// The engine this handle talks to.
+    pub fn engine(&self) -> DbEngine {
+        self.engine
+    }
+
+    /// Checks that the database answers a trivial query.
+    pub async fn ping(&self) -> Result<()> {
+        self.conn.ping().await?;
+        Ok(())
     }
 
     /// Applies every pending migration.

@@ -1,0 +1,362 @@
+//! Prometheus metrics: the [`Metrics`] handle every part of the server records into, the
+//! middleware timing HTTP requests, and `GET /metrics` serving the OpenMetrics text exposition.
+//!
+//! | metric | type | meaning |
+//! |---|---|---|
+//! | `sluice_http_request_duration_seconds{method,route,status}` | histogram | time to answer, by route template (`/v1/live-streams/{id}`) and status class (`2xx`) |
+//! | `sluice_live_streams_active` | gauge | live streams receiving a publisher now |
+//! | `sluice_sessions_started_total` | counter | publishes accepted |
+//! | `sluice_ingest_bytes_total` | counter | RTMP bytes received from publishers (bitrate: `rate() * 8`) |
+//! | `sluice_ingest_bitrate_bits_per_second` | gauge | sum of the publishers' latest measured bitrates |
+//! | `sluice_frames_dropped_total` | counter | source frames the live ladder dropped to keep up |
+//! | `sluice_webhook_deliveries_total` | counter | webhook deliveries answered with 2xx |
+//! | `sluice_webhook_delivery_failures_total` | counter | webhook delivery attempts that failed |
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+
+/// Content type of the OpenMetrics text format `prometheus-client` writes.
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Route label of requests no route matched (the 404 fallback): one series for all of them.
+const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Labels of the HTTP latency histogram; `route` is the route template, never the raw path, so
+/// the number of series stays bounded whatever clients request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: &'static str,
+}
+
+/// What is known about one publish's counters, to turn its running totals into increments.
+struct IngestSession {
+    bytes_received: u64,
+    frames_dropped: u64,
+    reported_at: Instant,
+    bits_per_second: f64,
+}
+
+struct Inner {
+    registry: Registry,
+    http_duration: Family<HttpLabels, Histogram>,
+    live_streams_active: Gauge,
+    sessions_started: Counter,
+    ingest_bytes: Counter,
+    ingest_bitrate: Gauge<f64, AtomicU64>,
+    frames_dropped: Counter,
+    webhook_deliveries: Counter,
+    webhook_failures: Counter,
+    sessions: Mutex<HashMap<String, IngestSession>>,
+}
+
+/// The server's metrics; cheap to clone (clones share the same series).
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn http_duration_histogram() -> Histogram {
+    // 1 ms to about 33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Metrics {
+    /// A registry holding every Sluice series, all at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let http_duration = Family::<HttpLabels, Histogram>::new_with_constructor(
+            http_duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "sluice_http_request_duration_seconds",
+            "Time to answer HTTP requests, by method, route template and status class",
+            http_duration.clone(),
+        );
+        let live_streams_active = Gauge::default();
+        registry.register(
+            "sluice_live_streams_active",
+            "Live streams receiving a publisher now",
+            live_streams_active.clone(),
+        );
+        // Counters are registered without `_total`: the encoder appends it.
+        let sessions_started = Counter::default();
+        registry.register(
+            "sluice_sessions_started",
+            "Publishes accepted",
+            sessions_started.clone(),
+        );
+        let ingest_bytes = Counter::default();
+        registry.register(
+            "sluice_ingest_bytes",
+            "RTMP bytes received from publishers",
+            ingest_bytes.clone(),
+        );
+        let ingest_bitrate = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "sluice_ingest_bitrate_bits_per_second",
+            "Sum of the publishers' latest measured ingest bitrates",
+            ingest_bitrate.clone(),
+        );
+        let frames_dropped = Counter::default();
+        registry.register(
+            "sluice_frames_dropped",
+            "Source frames the live ladder dropped to keep up with real time",
+            frames_dropped.clone(),
+        );
+        let webhook_deliveries = Counter::default();
+        registry.register(
+            "sluice_webhook_deliveries",
+            "Webhook deliveries answered with a 2xx status",
+            webhook_deliveries.clone(),
+        );
+        let webhook_failures = Counter::default();
+        registry.register(
+            "sluice_webhook_delivery_failures",
+            "Webhook delivery attempts that failed",
+            webhook_failures.clone(),
+        );
+        Self(Arc::new(Inner {
+            registry,
+            http_duration,
+            live_streams_active,
+            sessions_started,
+            ingest_bytes,
+            ingest_bitrate,
+            frames_dropped,
+            webhook_deliveries,
+            webhook_failures,
+            sessions: Mutex::default(),
+        }))
+    }
+
+    /// A publish was accepted and its session `session_id` began.
+    pub fn session_started(&self, session_id: &str) {
+        self.0.sessions_started.inc();
+        let mut sessions = self.sessions();
+        sessions.insert(
+            session_id.to_owned(),
+            IngestSession {
+                bytes_received: 0,
+                frames_dropped: 0,
+                reported_at: Instant::now(),
+                bits_per_second: 0.0,
+            },
+        );
+        self.refresh_live_gauges(&sessions);
+    }
+
+    /// The running totals of session `session_id`: bytes received on its connection and frames
+    /// its ladder dropped since it began. The counters grow by what is new since the last call.
+    pub fn session_progress(&self, session_id: &str, bytes_received: u64, frames_dropped: u64) {
+        let mut sessions = self.sessions();
+        let Some(session) = sessions.get_mut(session_id) else {
+            return;
+        };
+        let new_bytes = bytes_received.saturating_sub(session.bytes_received);
+        self.0.ingest_bytes.inc_by(new_bytes);
+        self.0
+            .frames_dropped
+            .inc_by(frames_dropped.saturating_sub(session.frames_dropped));
+        let now = Instant::now();
+        let seconds = now.duration_since(session.reported_at).as_secs_f64();
+        if seconds > 0.0 {
+            session.bits_per_second = new_bytes as f64 * 8.0 / seconds;
+        }
+        session.bytes_received = session.bytes_received.max(bytes_received);
+        session.frames_dropped = session.frames_dropped.max(frames_dropped);
+        session.reported_at = now;
+        self.refresh_live_gauges(&sessions);
+    }
+
+    /// Session `session_id` ended; it no longer counts as live.
+    pub fn session_ended(&self, session_id: &str) {
+        let mut sessions = self.sessions();
+        sessions.remove(session_id);
+        self.refresh_live_gauges(&sessions);
+    }
+
+    /// A webhook delivery was answered with a 2xx status.
+    pub fn webhook_delivered(&self) {
+        self.0.webhook_deliveries.inc();
+    }
+
+    /// A webhook delivery attempt failed (error status, timeout, unreachable endpoint).
+    pub fn webhook_failed(&self) {
+        self.0.webhook_failures.inc();
+    }
+
+    /// Records how long answering one HTTP request took.
+    fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let labels = HttpLabels {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            status: status_class(status),
+        };
+        self.0.http_duration.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Every series in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.0.registry);
+        text
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<String, IngestSession>> {
+        // The map stays consistent even if a holder panicked: every update is one insert,
+        // remove or field store.
+        self.0
+            .sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn refresh_live_gauges(&self, sessions: &HashMap<String, IngestSession>) {
+        self.0
+            .live_streams_active
+            .set(i64::try_from(sessions.len()).unwrap_or(i64::MAX));
+        self.0
+            .ingest_bitrate
+            .set(sessions.values().map(|s| s.bits_per_second).sum());
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Middleware timing every request. It runs inside routing, so the matched route template is
+/// known; requests that matched no route share one series.
+pub(crate) async fn record_http(
+    State(metrics): State<Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED_ROUTE.to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    metrics.observe_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// Prometheus metrics in the OpenMetrics text format. Unauthenticated, like most exporters:
+/// keep the HTTP port off the public internet or filter `/metrics` at the proxy.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Every series in the OpenMetrics text format",
+        content_type = "application/openmetrics-text", body = String)))]
+pub(crate) async fn serve(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics.encode().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(OPENMETRICS_CONTENT_TYPE),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{series} missing from:\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn session_totals_become_counter_increments() {
+        let metrics = Metrics::new();
+        metrics.session_started("ses_a");
+        // Time passes between reports, so a bitrate can be measured.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        metrics.session_progress("ses_a", 1000, 2);
+        metrics.session_progress("ses_a", 2500, 2);
+        metrics.session_started("ses_b");
+        metrics.session_progress("ses_b", 500, 1);
+        let text = metrics.encode();
+        assert_eq!(sample(&text, "sluice_sessions_started_total"), 2.0);
+        assert_eq!(sample(&text, "sluice_ingest_bytes_total"), 3000.0);
+        assert_eq!(sample(&text, "sluice_frames_dropped_total"), 3.0);
+        assert_eq!(sample(&text, "sluice_live_streams_active"), 2.0);
+        assert!(sample(&text, "sluice_ingest_bitrate_bits_per_second") > 0.0);
+
+        metrics.session_ended("ses_a");
+        metrics.session_ended("ses_b");
+        // Totals of an ended session are not counted again.
+        metrics.session_progress("ses_a", 9000, 9);
+        let text = metrics.encode();
+        assert_eq!(sample(&text, "sluice_live_streams_active"), 0.0);
+        assert_eq!(sample(&text, "sluice_ingest_bitrate_bits_per_second"), 0.0);
+        assert_eq!(sample(&text, "sluice_ingest_bytes_total"), 3000.0);
+        assert_eq!(sample(&text, "sluice_sessions_started_total"), 2.0);
+    }
+
+    #[test]
+    fn webhook_outcomes_are_counted_apart() {
+        let metrics = Metrics::new();
+        metrics.webhook_delivered();
+        metrics.webhook_delivered();
+        metrics.webhook_failed();
+        let text = metrics.encode();
+        assert_eq!(sample(&text, "sluice_webhook_deliveries_total"), 2.0);
+        assert_eq!(sample(&text, "sluice_webhook_delivery_failures_total"), 1.0);
+    }
+
+    #[test]
+    fn requests_are_labelled_by_status_class() {
+        let metrics = Metrics::new();
+        metrics.observe_request("GET", "/v1/live-streams/{id}", 404, 0.002);
+        let text = metrics.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "sluice_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/live-streams/{id}\",status=\"4xx\"}"
+            ),
+            1.0
+        );
+    }
+}
