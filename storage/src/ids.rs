@@ -18,6 +18,7 @@ pub const API_KEY_PREFIX: &str = "ak_";
 pub const LIVE_STREAM_PREFIX: &str = "ls_";
 pub const SESSION_PREFIX: &str = "ses_";
 pub const EVENT_PREFIX: &str = "evt_";
+pub const SIGNING_KEY_PREFIX: &str = "sk_";
 
 fn random_alphanumeric(len: usize) -> String {
     rand::thread_rng()

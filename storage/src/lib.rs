@@ -16,12 +16,15 @@ mod local_store;
 mod migration;
 pub mod model;
 mod object_store;
+mod secret_box;
 
 pub use db::{Db, Record, StorageError, MAX_PAGE_SIZE};
 pub use event_bus::EventBus;
 pub use local_store::LocalStore;
 pub use model::{
-    ApiKey, Event, EventPage, EventType, LiveStream, LiveStreamPage, LiveStreamStatus, NewEvent,
-    Session,
+    ApiKey, ApiKeyPage, Event, EventPage, EventType, LiveStream, LiveStreamPage, LiveStreamStatus,
+    NewEvent, Permission, PlaybackId, PlaybackPolicy, Session, SigningAlgorithm, SigningKey,
+    SigningKeyPage,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, StoreError};
+pub use secret_box::{secret_hash, SecretBox, SecretBoxError, MASTER_KEY_LEN};

@@ -11,11 +11,17 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 
 use crate::migration::Migrator;
+use crate::secret_box::{SecretBox, SecretBoxError};
 
 mod api_keys;
 mod events;
 mod live_streams;
+mod paging;
+mod playback_ids;
 mod sessions;
+mod signing_keys;
+#[cfg(test)]
+mod upgrade_tests;
 
 /// How long a writer waits for SQLite's lock before failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,6 +35,8 @@ pub enum Record {
     LiveStream,
     Session,
     Event,
+    SigningKey,
+    PlaybackId,
 }
 
 impl fmt::Display for Record {
@@ -38,6 +46,8 @@ impl fmt::Display for Record {
             Self::LiveStream => "live stream",
             Self::Session => "session",
             Self::Event => "event",
+            Self::SigningKey => "signing key",
+            Self::PlaybackId => "playback id",
         })
     }
 }
@@ -58,6 +68,14 @@ pub enum StorageError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("no master key was given to the database, so API key secrets cannot be sealed or opened")]
+    MasterKeyMissing,
+    #[error("the sealed secret of API key {id} cannot be opened: {source}")]
+    SealedSecret {
+        id: String,
+        #[source]
+        source: SecretBoxError,
+    },
 }
 
 impl StorageError {
@@ -72,6 +90,8 @@ type Result<T, E = StorageError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Db {
     conn: DatabaseConnection,
+    /// Seals API key secrets; set with [`Db::with_secret_box`].
+    secret_box: Option<SecretBox>,
 }
 
 /// Timestamps are kept to the microsecond, the precision Postgres stores, so values read back
@@ -101,12 +121,24 @@ impl Db {
                 .foreign_keys(true)
         });
         let conn = Database::connect(options).await?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            secret_box: None,
+        })
     }
 
-    /// Applies every pending migration.
+    /// The database sealing API key secrets with `secret_box` (the server's master key).
+    pub fn with_secret_box(self, secret_box: SecretBox) -> Self {
+        Self {
+            secret_box: Some(secret_box),
+            ..self
+        }
+    }
+
+    /// Applies every pending migration, then seals the secrets of API keys made before secrets
+    /// were kept sealed.
     pub async fn migrate(&self) -> Result<()> {
         Migrator::up(&self.conn, None).await?;
-        Ok(())
+        self.seal_legacy_api_keys().await
     }
 }

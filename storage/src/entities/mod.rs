@@ -3,4 +3,6 @@
 pub mod api_key;
 pub mod event;
 pub mod live_stream;
+pub mod playback_id;
 pub mod session;
+pub mod signing_key;

@@ -4,6 +4,9 @@ use sea_orm_migration::prelude::*;
 
 mod m20250101_000001_create_tables;
 mod m20261121_000002_events;
+mod m20261121_000003_auth;
+
+pub use m20261121_000003_auth::LEGACY_API_KEYS_TABLE;
 
 /// Every migration Sluice knows, oldest first.
 pub struct Migrator;
@@ -14,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20250101_000001_create_tables::Migration),
             Box::new(m20261121_000002_events::Migration),
+            Box::new(m20261121_000003_auth::Migration),
         ]
     }
 }
