@@ -30,7 +30,7 @@ pub const DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS: u64 = 10;
 pub const DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP: usize = 16;
 
 /// Flags of `sluice serve`; each has an environment variable equivalent.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// TOML configuration file (keys as in `Config`).
     #[arg(long, env = "SLUICE_CONFIG")]
@@ -74,6 +74,35 @@ pub struct Config {
     /// Live pipeline settings.
     #[serde(default)]
     pub live: LiveConfig,
+    /// API authentication settings.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Master key sealing API key secrets, base64 (from SLUICE_MASTER_KEY). Default: the key
+    /// in `data_dir/master.key`, created at first start.
+    #[serde(skip)]
+    pub master_key: Option<String>,
+}
+
+/// Settings of API authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The audience an API JWT's `aud` claim must include when present. Default:
+    /// [`sluice_api::DEFAULT_JWT_AUDIENCE`].
+    #[serde(default = "default_jwt_audience")]
+    pub jwt_audience: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_audience: default_jwt_audience(),
+        }
+    }
+}
+
+fn default_jwt_audience() -> String {
+    sluice_api::DEFAULT_JWT_AUDIENCE.to_owned()
 }
 
 /// Settings of the live pipeline.
@@ -163,6 +192,9 @@ impl Config {
             }
             _ => None,
         };
+        config.master_key = std::env::var("SLUICE_MASTER_KEY")
+            .ok()
+            .filter(|key| !key.is_empty());
         config.validate()?;
         Ok(config)
     }
@@ -182,6 +214,10 @@ impl Config {
         anyhow::ensure!(
             self.live.rtmp_max_connections_per_ip >= 1,
             "live.rtmp_max_connections_per_ip must be at least 1"
+        );
+        anyhow::ensure!(
+            !self.auth.jwt_audience.is_empty(),
+            "auth.jwt_audience must not be empty"
         );
         anyhow::ensure!(
             self.live.playlist_window >= 6,
@@ -226,6 +262,14 @@ mod tests {
         assert_eq!(config.rtmp.port(), 1935);
         assert_eq!(config.public_url(), "http://localhost:8080");
         assert_eq!(config.rtmp_public_url(), "rtmp://localhost:1935/live");
+        assert_eq!(config.auth.jwt_audience, "sluice");
+    }
+
+    #[test]
+    fn jwt_audience_is_configurable() {
+        let config: Config = toml::from_str("[auth]\njwt_audience = \"video-api\"").unwrap();
+        assert_eq!(config.auth.jwt_audience, "video-api");
+        assert!(toml::from_str::<Config>("[auth]\naudience = \"x\"").is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sluice_storage::{Db, EventBus, LocalStore, ObjectStore};
+use sluice_storage::{Db, EventBus, LocalStore, ObjectStore, Permission, SecretBox};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info};
@@ -15,15 +15,41 @@ use tracing::{error, info};
 use crate::config::Config;
 use crate::live::LiveService;
 
-/// Runs the server until a shutdown signal arrives.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// The master key sealing API key secrets: SLUICE_MASTER_KEY, else `data_dir/master.key`
+/// (created at first start).
+fn master_key(config: &Config) -> anyhow::Result<SecretBox> {
+    match &config.master_key {
+        Some(key) => SecretBox::from_base64(key).context("SLUICE_MASTER_KEY"),
+        None => {
+            let path = config.data_dir.join("master.key");
+            SecretBox::load_or_create(&path)
+                .with_context(|| format!("master key file {}", path.display()))
+        }
+    }
+}
+
+/// Opens and migrates the database in the data directory, sealing API key secrets with the
+/// master key, and checks that this master key opens the secrets already stored.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let secret_box = master_key(config)?;
     let db_path = config.data_dir.join("sluice.db");
     let db = Db::connect(&format!("sqlite://{}?mode=rwc", db_path.display()))
         .await
-        .with_context(|| format!("opening database {}", db_path.display()))?;
+        .with_context(|| format!("opening database {}", db_path.display()))?
+        .with_secret_box(secret_box);
     db.migrate().await.context("migrating the database")?;
+    db.check_master_key().await.context(
+        "the master key (SLUICE_MASTER_KEY or master.key in the data directory) is not the one \
+         the stored API key secrets were sealed with",
+    )?;
+    Ok(db)
+}
+
+/// Runs the server until a shutdown signal arrives.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let db = open_database(&config).await?;
     let stale = db.reset_stale_active_streams().await?;
     if stale > 0 {
         info!(
@@ -50,6 +76,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         public_url: config.public_url(),
         rtmp_url: config.rtmp_public_url(),
         ladder_validator: Arc::new(crate::live::validate_ladder),
+        jwt_audience: config.auth.jwt_audience.clone(),
     });
     let (stop, stopping) = watch::channel(false);
     let live = tokio::spawn(
@@ -118,7 +145,7 @@ async fn bootstrap_api_key(config: &Config, db: &Db) -> anyhow::Result<()> {
         info!(file = %key_file.display(), "API keys exist; the first one was stored at first start.");
         return Ok(());
     }
-    let (api_key, secret) = db.create_api_key("first key").await?;
+    let (api_key, secret) = db.create_api_key("first key", &[Permission::Admin]).await?;
     let key = api_key.id;
     let public_url = config.public_url();
     let rtmp_url = config.rtmp_public_url();

@@ -18,8 +18,13 @@ pub enum ApiError {
     /// Malformed JSON, a field with a wrong type or value, a bad query parameter.
     #[error("{0}")]
     InvalidRequest(String),
+    /// Missing or invalid credentials.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// Valid credentials that do not allow the request (a missing permission, a playback
+    /// token for something else).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(&'static str),
     #[error("method not allowed")]
@@ -45,7 +50,7 @@ pub struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 struct ErrorDetail {
-    /// Machine-readable: `invalid_request`, `unauthorized`, `not_found`, …
+    /// Machine-readable: `invalid_request`, `unauthorized`, `forbidden`, `not_found`, …
     #[schema(example = "not_found")]
     code: &'static str,
     /// What went wrong, for a person.
@@ -57,6 +62,7 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

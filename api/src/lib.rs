@@ -1,18 +1,23 @@
 //! sluice-api: the HTTP face of Sluice, on hyper through axum.
 //!
-//! - `/v1/*`: the REST API, behind API key authentication (module `auth`), JSON in and out,
-//!   errors as `{"error": {"code", "message"}}` (module `error`).
-//! - `/hls/*`: public HLS delivery from the object store, CORS open, playlists gzip-able.
+//! - `/v1/*`: the REST API, behind API key authentication and per-route permissions (module
+//!   `auth`), JSON in and out, errors as `{"error": {"code", "message"}}` (module `error`).
+//! - `/hls/*`: HLS delivery from the object store, CORS open, playlists gzip-able; `signed`
+//!   playback ids need a playback token (module `playback_token`).
 //! - `/healthz`: liveness.
 //!
 //! This crate knows only `sluice-storage`; the ladder validation it needs is passed in.
 
+mod api_keys;
 mod auth;
 mod error;
 mod hls;
 mod json;
 mod live_streams;
 mod openapi;
+mod playback_ids;
+mod playback_token;
+mod signing_keys;
 
 use std::sync::Arc;
 
@@ -28,7 +33,9 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use auth::{required_permission, Principal, DEFAULT_JWT_AUDIENCE};
 pub use error::{ApiError, MAX_BODY_BYTES};
+pub use playback_token::PlaybackAudience;
 
 /// Checks a requested rendition ladder (`null` when the request gave none) and returns the
 /// normalised ladder to store, or a message saying what is wrong. The binary wires in the
@@ -48,6 +55,8 @@ pub struct AppState {
     /// RTMP ingest URL shown to publishers, e.g. `rtmp://localhost:1935/live`.
     pub rtmp_url: String,
     pub ladder_validator: LadderValidator,
+    /// The `aud` an API JWT must include when it has one (config `[auth] jwt_audience`).
+    pub jwt_audience: String,
 }
 
 /// Liveness: answers while the process serves HTTP.
@@ -79,6 +88,12 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
     let (v1, v1_spec) = OpenApiRouter::new()
         .routes(routes!(live_streams::list, live_streams::create))
         .routes(routes!(live_streams::get))
+        .routes(routes!(playback_ids::list, playback_ids::create))
+        .routes(routes!(playback_ids::get, playback_ids::delete))
+        .routes(routes!(api_keys::list, api_keys::create))
+        .routes(routes!(api_keys::get, api_keys::revoke))
+        .routes(routes!(signing_keys::list, signing_keys::create))
+        .routes(routes!(signing_keys::get, signing_keys::delete))
         .split_for_parts();
     let v1 = v1
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, Envelope, PageEnvelope, PageParams};
+use crate::playback_ids::{views, PlaybackIdView};
 use crate::AppState;
 
 /// Longest accepted live stream name, in characters.
@@ -35,8 +36,8 @@ pub struct LiveStreamView {
     name: String,
     stream_key: String,
     rtmp_url: String,
-    playback_id: String,
-    playback_url: String,
+    /// Ids to play the stream under: `/hls/{id}/master.m3u8`.
+    playback_ids: Vec<PlaybackIdView>,
     /// `idle` or `active`.
     #[schema(value_type = String, example = "idle")]
     status: LiveStreamStatus,
@@ -84,18 +85,13 @@ async fn view(state: &AppState, stream: LiveStream) -> Result<LiveStreamView, Ap
             .map(SessionView::from),
         None => None,
     };
-    let playback_url = format!(
-        "{}/hls/{}/master.m3u8",
-        state.public_url.trim_end_matches('/'),
-        stream.playback_id
-    );
+    let playback_ids = views(state.db.list_playback_ids(&stream.id).await?);
     Ok(LiveStreamView {
         id: stream.id,
         name: stream.name,
         stream_key: stream.stream_key,
         rtmp_url: state.rtmp_url.clone(),
-        playback_id: stream.playback_id,
-        playback_url,
+        playback_ids,
         status: stream.status,
         ladder: stream.ladder,
         created_at: stream.created_at,
@@ -104,7 +100,7 @@ async fn view(state: &AppState, stream: LiveStream) -> Result<LiveStreamView, Ap
     })
 }
 
-fn validate_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() {
         return Err(ApiError::InvalidRequest(
             "name: must not be empty".to_owned(),
@@ -118,7 +114,7 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Creates an idle live stream with a fresh stream key and playback id.
+/// Creates an idle live stream with a fresh stream key and one public playback id.
 #[utoipa::path(post, path = "/v1/live-streams", tag = "live streams",
     request_body = CreateLiveStream,
     responses(

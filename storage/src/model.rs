@@ -70,8 +70,11 @@ impl Permission {
         Self::ALL.into_iter().find(|p| p.as_str() == name)
     }
 
-    /// Parses a list of names, or says which name is unknown.
+    /// Parses a non-empty list of names, or says what is wrong with it.
     pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<Self>, String> {
+        if names.is_empty() {
+            return Err("must name at least one permission".to_owned());
+        }
         let mut permissions = names
             .iter()
             .map(|name| {
