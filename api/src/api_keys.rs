@@ -15,7 +15,8 @@ use crate::json::{ApiJson, Envelope, PageEnvelope, PageParams};
 use crate::live_streams::validate_name;
 use crate::AppState;
 
-const NOT_FOUND: ApiError = ApiError::NotFound("API key not found");
+const NOT_FOUND_MESSAGE: &str = "API key not found";
+const NOT_FOUND: ApiError = ApiError::NotFound(NOT_FOUND_MESSAGE);
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -84,10 +85,7 @@ pub async fn create(
         Some(names) => Permission::parse_list(names)
             .map_err(|message| ApiError::InvalidRequest(format!("permissions: {message}")))?,
     };
-    let (key, secret) = state
-        .db
-        .create_api_key(&request.name, &permissions)
-        .await?;
+    let (key, secret) = state.db.create_api_key(&request.name, &permissions).await?;
     Ok((
         StatusCode::CREATED,
         Json(Envelope {
@@ -154,6 +152,10 @@ pub async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.db.revoke_api_key(&id).await?;
+    state
+        .db
+        .revoke_api_key(&id)
+        .await
+        .map_err(ApiError::not_found_as(NOT_FOUND_MESSAGE))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -160,11 +160,14 @@ async fn verify_jwt(state: &AppState, token: &str) -> Result<Principal, ApiError
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&[]), &unverified)
             .map_err(|_| ApiError::Unauthorized("malformed token: it needs an apikey claim"))?
             .claims;
-    let (key, secret) = state
-        .db
-        .api_key_jwt_secret(&claimed.apikey)
-        .await?
-        .ok_or(ApiError::Unauthorized("unknown API key in the apikey claim"))?;
+    let (key, secret) =
+        state
+            .db
+            .api_key_jwt_secret(&claimed.apikey)
+            .await?
+            .ok_or(ApiError::Unauthorized(
+                "unknown API key in the apikey claim",
+            ))?;
 
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = JWT_LEEWAY_SECS;
@@ -236,7 +239,11 @@ mod tests {
             (Method::GET, "/v1/live-streams", LiveRead),
             (Method::HEAD, "/v1/live-streams/ls_1", LiveRead),
             (Method::POST, "/v1/live-streams", LiveWrite),
-            (Method::DELETE, "/v1/live-streams/ls_1/playback-ids/p", LiveWrite),
+            (
+                Method::DELETE,
+                "/v1/live-streams/ls_1/playback-ids/p",
+                LiveWrite,
+            ),
             (Method::GET, "/v1/sessions/ses_1", LiveRead),
             (Method::PATCH, "/v1/sessions/ses_1", LiveWrite),
             (Method::GET, "/v1/assets", AssetsRead),
@@ -248,7 +255,11 @@ mod tests {
             (Method::GET, "/v1/anything-else", Admin),
             (Method::GET, "/v1/live-streamsX", Admin),
         ] {
-            assert_eq!(required_permission(&method, path), needed, "{method} {path}");
+            assert_eq!(
+                required_permission(&method, path),
+                needed,
+                "{method} {path}"
+            );
         }
     }
 

@@ -117,6 +117,18 @@ impl ApiError {
     pub fn internal(error: impl std::fmt::Display) -> Self {
         Self::Internal(error.to_string())
     }
+
+    /// For `map_err`: a storage "not found" becomes [`ApiError::NotFound`] with `message`
+    /// (which record was missing), any other storage error stays as it is.
+    pub fn not_found_as(message: &'static str) -> impl FnOnce(StorageError) -> Self {
+        move |error| {
+            if error.is_not_found() {
+                Self::NotFound(message)
+            } else {
+                Self::Storage(error)
+            }
+        }
+    }
 }
 
 impl From<JsonRejection> for ApiError {

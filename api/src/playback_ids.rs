@@ -13,8 +13,10 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, Envelope};
 use crate::AppState;
 
-const STREAM_NOT_FOUND: ApiError = ApiError::NotFound("live stream not found");
-const NOT_FOUND: ApiError = ApiError::NotFound("playback id not found");
+const STREAM_NOT_FOUND_MESSAGE: &str = "live stream not found";
+const STREAM_NOT_FOUND: ApiError = ApiError::NotFound(STREAM_NOT_FOUND_MESSAGE);
+const NOT_FOUND_MESSAGE: &str = "playback id not found";
+const NOT_FOUND: ApiError = ApiError::NotFound(NOT_FOUND_MESSAGE);
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -62,13 +64,7 @@ pub async fn create(
         .db
         .create_playback_id(&live_stream_id, request.policy)
         .await
-        .map_err(|error| {
-            if error.is_not_found() {
-                STREAM_NOT_FOUND
-            } else {
-                error.into()
-            }
-        })?;
+        .map_err(ApiError::not_found_as(STREAM_NOT_FOUND_MESSAGE))?;
     Ok((
         StatusCode::CREATED,
         Json(Envelope {
@@ -142,13 +138,7 @@ pub async fn delete(
         .db
         .delete_playback_id(&live_stream_id, &playback_id)
         .await
-        .map_err(|error| {
-            if error.is_not_found() {
-                NOT_FOUND
-            } else {
-                error.into()
-            }
-        })?;
+        .map_err(ApiError::not_found_as(NOT_FOUND_MESSAGE))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -15,7 +15,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, Envelope, PageEnvelope, PageParams};
 use crate::AppState;
 
-const NOT_FOUND: ApiError = ApiError::NotFound("signing key not found");
+const NOT_FOUND_MESSAGE: &str = "signing key not found";
+const NOT_FOUND: ApiError = ApiError::NotFound(NOT_FOUND_MESSAGE);
 /// RSA modulus size of RS256 keys.
 const RSA_BITS: usize = 2048;
 
@@ -176,6 +177,10 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.db.delete_signing_key(&id).await?;
+    state
+        .db
+        .delete_signing_key(&id)
+        .await
+        .map_err(ApiError::not_found_as(NOT_FOUND_MESSAGE))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,7 +13,9 @@ use bytes::Bytes;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use sluice_api::{router, AppState};
-use sluice_storage::{Db, EventBus, LocalStore, ObjectKey, ObjectStore};
+use sluice_storage::{
+    Db, EventBus, LocalStore, ObjectKey, ObjectStore, Permission, SecretBox, MASTER_KEY_LEN,
+};
 use tower::ServiceExt;
 
 struct Harness {
@@ -36,9 +38,13 @@ async fn harness() -> Harness {
         dir.path().display()
     ))
     .await
-    .unwrap();
+    .unwrap()
+    .with_secret_box(SecretBox::new([3; MASTER_KEY_LEN]));
     db.migrate().await.unwrap();
-    let (key, secret) = db.create_api_key("test").await.unwrap();
+    let (key, secret) = db
+        .create_api_key("test", &[Permission::Admin])
+        .await
+        .unwrap();
     // The store is a subdirectory so a traversal would find `secret.txt` one level up.
     std::fs::write(dir.path().join("secret.txt"), "top secret").unwrap();
     let store = Arc::new(LocalStore::new(dir.path().join("objects")));
@@ -53,6 +59,7 @@ async fn harness() -> Harness {
             Value::Array(_) => Ok(ladder.clone()),
             _ => Err("must be an array of renditions".to_owned()),
         }),
+        jwt_audience: sluice_api::DEFAULT_JWT_AUDIENCE.to_owned(),
     };
     Harness {
         _dir: dir,
@@ -154,16 +161,15 @@ async fn creating_a_live_stream_returns_its_ingest_and_playback_details() {
     assert_eq!(response.status(), StatusCode::CREATED);
     let data = json_body(response).await["data"].clone();
     let id = data["id"].as_str().unwrap();
-    let playback_id = data["playback_id"].as_str().unwrap();
     assert!(id.starts_with("ls_"));
     assert_eq!(data["name"], "Studio A");
     assert_eq!(data["status"], "idle");
     assert_eq!(data["rtmp_url"], "rtmp://localhost:1935/live");
     assert!(data["stream_key"].as_str().unwrap().len() >= 32);
-    assert_eq!(
-        data["playback_url"],
-        format!("http://localhost:8080/hls/{playback_id}/master.m3u8")
-    );
+    let playback_ids = data["playback_ids"].as_array().unwrap();
+    assert_eq!(playback_ids.len(), 1, "{data}");
+    assert_eq!(playback_ids[0]["policy"], "public");
+    assert_eq!(playback_ids[0]["id"].as_str().unwrap().len(), 24);
     assert_eq!(data["ladder"], default_ladder());
     assert!(data["created_at"].is_string());
     assert_eq!(data["current_session"], Value::Null);
@@ -479,7 +485,7 @@ async fn stream_with_media(h: &Harness) -> String {
         let key = ObjectKey::parse(&format!("live/{id}/{path}")).unwrap();
         h.store.put(&key, body).await.unwrap();
     }
-    data["playback_id"].as_str().unwrap().to_owned()
+    data["playback_ids"][0]["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -641,11 +647,23 @@ async fn openapi_document_lists_every_route() {
     assert_eq!(
         routes,
         [
+            "delete /v1/api-keys/{id}",
+            "delete /v1/live-streams/{id}/playback-ids/{playback_id}",
+            "delete /v1/signing-keys/{id}",
             "get /healthz",
             "get /hls/{playback_id}/{path}",
+            "get /v1/api-keys",
+            "get /v1/api-keys/{id}",
             "get /v1/live-streams",
             "get /v1/live-streams/{id}",
+            "get /v1/live-streams/{id}/playback-ids",
+            "get /v1/live-streams/{id}/playback-ids/{playback_id}",
+            "get /v1/signing-keys",
+            "get /v1/signing-keys/{id}",
+            "post /v1/api-keys",
             "post /v1/live-streams",
+            "post /v1/live-streams/{id}/playback-ids",
+            "post /v1/signing-keys",
         ]
     );
 }

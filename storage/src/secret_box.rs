@@ -61,9 +61,8 @@ impl SecretBox {
         let bytes = BASE64
             .decode(text.trim())
             .map_err(|_| SecretBoxError::BadMasterKey)?;
-        let key: [u8; MASTER_KEY_LEN] = bytes
-            .try_into()
-            .map_err(|_| SecretBoxError::BadMasterKey)?;
+        let key: [u8; MASTER_KEY_LEN] =
+            bytes.try_into().map_err(|_| SecretBoxError::BadMasterKey)?;
         Ok(Self::new(key))
     }
 
@@ -76,9 +75,8 @@ impl SecretBox {
         };
         match std::fs::read(path) {
             Ok(bytes) => {
-                let key: [u8; MASTER_KEY_LEN] = bytes
-                    .try_into()
-                    .map_err(|_| SecretBoxError::BadMasterKey)?;
+                let key: [u8; MASTER_KEY_LEN] =
+                    bytes.try_into().map_err(|_| SecretBoxError::BadMasterKey)?;
                 Ok(Self::new(key))
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -169,7 +167,10 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert_eq!(
-            SecretBox::load_or_create(&path).unwrap().open(&sealed).unwrap(),
+            SecretBox::load_or_create(&path)
+                .unwrap()
+                .open(&sealed)
+                .unwrap(),
             b"x"
         );
         assert!(SecretBox::from_base64("c2hvcnQ=").is_err());

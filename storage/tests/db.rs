@@ -57,7 +57,10 @@ async fn api_key_secrets_are_kept_hashed_and_sealed_never_in_clear() {
         .unwrap();
     assert!(key.id.starts_with("ak_"));
     assert_eq!(key.name, "ci");
-    assert_eq!(key.permissions, [Permission::LiveWrite, Permission::LiveRead]);
+    assert_eq!(
+        key.permissions,
+        [Permission::LiveWrite, Permission::LiveRead]
+    );
     assert!(key.revoked_at.is_none());
     assert_eq!(secret.len(), 40);
     assert!(secret.chars().all(|c| c.is_ascii_alphanumeric()));
@@ -71,7 +74,9 @@ async fn api_key_secrets_are_kept_hashed_and_sealed_never_in_clear() {
         None
     );
     assert_eq!(
-        db.verify_api_key_secret("ak_unknown", &secret).await.unwrap(),
+        db.verify_api_key_secret("ak_unknown", &secret)
+            .await
+            .unwrap(),
         None
     );
     let (found, jwt_secret) = db.api_key_jwt_secret(&key.id).await.unwrap().unwrap();
@@ -174,9 +179,7 @@ async fn api_keys_are_listed_a_page_at_a_time() {
 #[tokio::test]
 async fn a_wrong_master_key_is_a_clear_error() {
     let (dir, db) = fresh_db().await;
-    db.create_api_key("ci", &[Permission::Admin])
-        .await
-        .unwrap();
+    db.create_api_key("ci", &[Permission::Admin]).await.unwrap();
     let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
     let other = Db::connect(&url)
         .await
@@ -185,7 +188,9 @@ async fn a_wrong_master_key_is_a_clear_error() {
     other.migrate().await.unwrap();
     let error = other.check_master_key().await.unwrap_err();
     assert!(
-        error.to_string().contains("does not open with this master key"),
+        error
+            .to_string()
+            .contains("does not open with this master key"),
         "{error}"
     );
     db.check_master_key().await.unwrap();
@@ -207,7 +212,11 @@ async fn created_live_stream_is_idle_and_found_by_every_id() {
     assert_eq!(stream.status, LiveStreamStatus::Idle);
     assert!(stream.stream_key.len() >= 32);
     let playback_ids = db.list_playback_ids(&stream.id).await.unwrap();
-    assert_eq!(playback_ids.len(), 1, "one public playback id comes with a stream");
+    assert_eq!(
+        playback_ids.len(),
+        1,
+        "one public playback id comes with a stream"
+    );
     assert_eq!(playback_ids[0].policy, PlaybackPolicy::Public);
     assert_eq!(playback_ids[0].live_stream_id, stream.id);
     assert_ne!(stream.stream_key, playback_ids[0].id);

@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Statement, TransactionTrait,
 };
 use sea_orm_migration::SchemaManager;
 use tracing::info;
@@ -56,7 +56,9 @@ struct LegacyApiKey {
 
 impl Db {
     fn secret_box(&self) -> Result<&SecretBox> {
-        self.secret_box.as_ref().ok_or(StorageError::MasterKeyMissing)
+        self.secret_box
+            .as_ref()
+            .ok_or(StorageError::MasterKeyMissing)
     }
 
     /// The row of a key whose secret is `secret`: hashed, sealed, nothing in clear.
@@ -69,14 +71,13 @@ impl Db {
         created_at: DateTime<Utc>,
         revoked_at: Option<DateTime<Utc>>,
     ) -> Result<api_key::ActiveModel> {
-        let permissions = serde_json::to_string(permissions).map_err(|source| {
-            StorageError::CorruptJson {
+        let permissions =
+            serde_json::to_string(permissions).map_err(|source| StorageError::CorruptJson {
                 record: Record::ApiKey,
                 id: id.to_owned(),
                 column: "permissions",
                 source,
-            }
-        })?;
+            })?;
         Ok(api_key::ActiveModel {
             id: Set(id.to_owned()),
             name: Set(name.to_owned()),
@@ -167,7 +168,11 @@ impl Db {
     /// The key `key_id` when `secret` is its secret (compared by hash, in constant time);
     /// `None` for an unknown key or a wrong secret. A revoked key is returned with its
     /// `revoked_at`, for the caller to refuse.
-    pub async fn verify_api_key_secret(&self, key_id: &str, secret: &str) -> Result<Option<ApiKey>> {
+    pub async fn verify_api_key_secret(
+        &self,
+        key_id: &str,
+        secret: &str,
+    ) -> Result<Option<ApiKey>> {
         let Some(row) = api_key::Entity::find_by_id(key_id).one(&self.conn).await? else {
             return Ok(None);
         };

@@ -68,7 +68,9 @@ pub enum StorageError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("no master key was given to the database, so API key secrets cannot be sealed or opened")]
+    #[error(
+        "no master key was given to the database, so API key secrets cannot be sealed or opened"
+    )]
     MasterKeyMissing,
     #[error("the sealed secret of API key {id} cannot be opened: {source}")]
     SealedSecret {

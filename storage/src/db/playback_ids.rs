@@ -1,7 +1,9 @@
 //! Playback ids: the public ids under which viewers play a live stream, each `public` or
 //! `signed`.
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
 use tracing::info;
 
 use super::{now, Db, Record, Result, StorageError};

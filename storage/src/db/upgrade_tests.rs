@@ -119,7 +119,13 @@ async fn first_schema_database_upgrades_with_keys_streams_and_sessions_intact() 
     assert_eq!(session.encoder.as_deref(), Some("obs"));
     assert_eq!(session.input, Some(serde_json::json!({"width": 1280})));
     assert!(db.get_session("ses_b").await.unwrap().is_some());
-    assert!(db.get_session("ses_c").await.unwrap().unwrap().ended_at.is_none());
+    assert!(db
+        .get_session("ses_c")
+        .await
+        .unwrap()
+        .unwrap()
+        .ended_at
+        .is_none());
 
     // The rebuilt tables keep their constraints: sessions still cascade from their stream, and
     // stream keys stay unique.
