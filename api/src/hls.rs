@@ -193,3 +193,43 @@ pub async fn serve(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJwIn0.c2ln";
+
+    fn text(bytes: Vec<u8>) -> String {
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn master_playlist_uris_carry_the_token() {
+        let master = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+            #EXT-X-MEDIA:TYPE=AUDIO,URI=\"a0/index.m3u8\",GROUP-ID=\"audio\",NAME=\"Main\",DEFAULT=YES,AUTOSELECT=YES\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=530000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=640x360,AUDIO=\"audio\"\n\
+            v0/index.m3u8\n";
+        let rewritten = text(playlist_with_token(master.as_bytes(), TOKEN).unwrap());
+        assert!(rewritten.contains(&format!("URI=\"a0/index.m3u8?token={TOKEN}\"")));
+        assert!(rewritten.contains(&format!("\nv0/index.m3u8?token={TOKEN}\n")));
+        assert!(rewritten.contains("#EXT-X-INDEPENDENT-SEGMENTS"));
+        assert!(rewritten.contains("RESOLUTION=640x360"));
+    }
+
+    #[test]
+    fn media_playlist_uris_carry_the_token_and_other_tags_stay() {
+        let media = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+            #EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:2\n#EXT-X-MAP:URI=\"s-init.mp4\"\n\
+            #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z\n#EXTINF:2,\ns-2.m4s\n\
+            #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26.000Z\n#EXTINF:2,\ns-3.m4s\n#EXT-X-ENDLIST\n";
+        let rewritten = text(playlist_with_token(media.as_bytes(), TOKEN).unwrap());
+        assert!(rewritten.contains(&format!("#EXT-X-MAP:URI=\"s-init.mp4?token={TOKEN}\"")));
+        assert!(rewritten.contains(&format!("\ns-2.m4s?token={TOKEN}\n")));
+        assert!(rewritten.contains(&format!("\ns-3.m4s?token={TOKEN}\n")));
+        assert!(rewritten.contains("#EXT-X-MEDIA-SEQUENCE:2"));
+        assert!(rewritten.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26"));
+        assert!(rewritten.contains("#EXT-X-ENDLIST"));
+        assert_eq!(with_token("x.m4s?a=1", "t"), "x.m4s?a=1&token=t");
+    }
+}

@@ -530,12 +530,12 @@ async fn signing_keys_keep_their_public_half_until_deleted() {
     assert_eq!(es.public_key_pem, pem);
     assert_eq!(db.get_signing_key(&rs.id).await.unwrap(), Some(rs.clone()));
     let page = db.list_signing_keys(1, None).await.unwrap();
-    assert_eq!(page.items, [es.clone()]);
+    assert_eq!(page.items, std::slice::from_ref(&es));
     let page = db
         .list_signing_keys(1, page.next_cursor.as_deref())
         .await
         .unwrap();
-    assert_eq!(page.items, [rs.clone()]);
+    assert_eq!(page.items, std::slice::from_ref(&rs));
     assert_eq!(page.next_cursor, None);
     db.delete_signing_key(&es.id).await.unwrap();
     assert!(db.get_signing_key(&es.id).await.unwrap().is_none());
