@@ -26,6 +26,8 @@ const NONCE_LEN: usize = 12;
 pub enum SecretBoxError {
     #[error("the master key must be {MASTER_KEY_LEN} bytes encoded in base64")]
     BadMasterKey,
+    #[error("the master key file {path} must hold exactly {MASTER_KEY_LEN} bytes")]
+    BadKeyFile { path: String },
     #[error("reading or creating the master key file {path}: {source}")]
     KeyFile {
         path: String,
@@ -73,24 +75,30 @@ impl SecretBox {
             path: path.display().to_string(),
             source,
         };
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let key: [u8; MASTER_KEY_LEN] =
-                    bytes.try_into().map_err(|_| SecretBoxError::BadMasterKey)?;
-                Ok(Self::new(key))
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let key: [u8; MASTER_KEY_LEN] = ChaCha20Poly1305::generate_key(&mut OsRng).into();
-                let mut options = std::fs::OpenOptions::new();
-                // `create_new`: two processes starting at once never overwrite each other's key.
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(path).map_err(file_error)?;
+        let read = || -> Result<Self, SecretBoxError> {
+            let bytes = std::fs::read(path).map_err(file_error)?;
+            let key: [u8; MASTER_KEY_LEN] =
+                bytes.try_into().map_err(|_| SecretBoxError::BadKeyFile {
+                    path: path.display().to_string(),
+                })?;
+            Ok(Self::new(key))
+        };
+        if path.exists() {
+            return read();
+        }
+        let key: [u8; MASTER_KEY_LEN] = ChaCha20Poly1305::generate_key(&mut OsRng).into();
+        let mut options = std::fs::OpenOptions::new();
+        // `create_new`: of two processes starting at once, one writes the key, the other reads it.
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(mut file) => {
                 file.write_all(&key).map_err(file_error)?;
                 file.sync_all().map_err(file_error)?;
                 Ok(Self::new(key))
             }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => read(),
             Err(error) => Err(file_error(error)),
         }
     }
@@ -174,6 +182,12 @@ mod tests {
             b"x"
         );
         assert!(SecretBox::from_base64("c2hvcnQ=").is_err());
+        let short = dir.path().join("short.key");
+        std::fs::write(&short, b"short").unwrap();
+        assert!(matches!(
+            SecretBox::load_or_create(&short),
+            Err(SecretBoxError::BadKeyFile { .. })
+        ));
         assert_eq!(
             SecretBox::from_base64(&BASE64.encode([1; MASTER_KEY_LEN]))
                 .unwrap()
