@@ -672,6 +672,11 @@ fn signed_playback_needs_a_valid_token_and_carries_it_to_every_uri() {
     let missing = server.get(&master_path);
     assert_eq!(missing.status, 401, "{}", missing.text());
     assert!(missing.text().contains("unauthorized"));
+    // No Basic challenge: a browser playing the stream must not pop up a login dialog.
+    assert_eq!(
+        missing.header("www-authenticate"),
+        Some("Bearer realm=\"sluice playback\"")
+    );
 
     let exp = now() + 600;
     let good = playback_token(

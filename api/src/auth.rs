@@ -130,7 +130,9 @@ async fn verify_basic(state: &AppState, credentials: &str) -> Result<Principal, 
     principal(key, None)
 }
 
-/// The `alg` a token's header names, read without trusting anything else in it.
+/// The `alg` a token's header names, read without trusting anything else in it. Read by hand
+/// because `jsonwebtoken::decode_header` fails on algorithms it does not know (`none`), and
+/// the client should hear that the algorithm is wrong, not that the token is malformed.
 fn header_algorithm(token: &str) -> Result<String, ApiError> {
     let header = token.split('.').next().unwrap_or_default();
     let header = URL_SAFE_NO_PAD
@@ -158,7 +160,12 @@ async fn verify_jwt(state: &AppState, token: &str) -> Result<Principal, ApiError
     unverified.required_spec_claims.clear();
     let claimed =
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&[]), &unverified)
-            .map_err(|_| ApiError::Unauthorized("malformed token: it needs an apikey claim"))?
+            .map_err(|_| {
+                ApiError::Unauthorized(
+                    "malformed token claims: apikey must be a string and permissions, if present, \
+                     a list of strings",
+                )
+            })?
             .claims;
     let (key, secret) =
         state

@@ -80,6 +80,19 @@ pub struct PlaybackQuery {
     token: Option<String>,
 }
 
+/// The 401 for a signed playback id asked without a token. It challenges with `Bearer` (RFC
+/// 6750), not the API's `Basic`, so a browser playing the stream never pops up a login dialog.
+fn missing_token() -> Response {
+    let mut response =
+        ApiError::Unauthorized("this playback id is signed: add ?token= with a playback token")
+            .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"sluice playback\""),
+    );
+    response
+}
+
 /// `uri` with `token=` appended to its query.
 fn with_token(uri: &str, token: &str) -> String {
     let separator = if uri.contains('?') { '&' } else { '?' };
@@ -159,9 +172,9 @@ pub async fn serve(
     let token = match playback.policy {
         PlaybackPolicy::Public => None,
         PlaybackPolicy::Signed => {
-            let token = query.token.ok_or(ApiError::Unauthorized(
-                "this playback id is signed: add ?token= with a playback token",
-            ))?;
+            let Some(token) = query.token else {
+                return Ok(missing_token());
+            };
             playback_token::verify(&state.db, &token, &playback.id, PlaybackAudience::Video)
                 .await?;
             Some(token)
