@@ -41,7 +41,7 @@ pub const DEFAULT_WEBHOOK_RETRY_MAX_INTERVAL_SECONDS: f64 = 3600.0;
 pub const DEFAULT_WEBHOOK_GIVE_UP_AFTER_HOURS: f64 = 24.0;
 
 /// Flags of `sluice serve`; each has an environment variable equivalent.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// TOML configuration file (keys as in `Config`).
     #[arg(long, env = "SLUICE_CONFIG")]
@@ -96,6 +96,13 @@ pub struct Config {
     /// Webhook delivery settings.
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// API authentication settings.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Master key sealing API key secrets, base64 (from SLUICE_MASTER_KEY). Default: the key
+    /// in `data_dir/master.key`, created at first start.
+    #[serde(skip)]
+    pub master_key: Option<String>,
 }
 
 /// Settings of webhook delivery (`[webhooks]`). Durations accept fractions.
@@ -122,6 +129,24 @@ impl Default for WebhooksConfig {
             retry_base_seconds: DEFAULT_WEBHOOK_RETRY_BASE_SECONDS,
             retry_max_interval_seconds: DEFAULT_WEBHOOK_RETRY_MAX_INTERVAL_SECONDS,
             give_up_after_hours: DEFAULT_WEBHOOK_GIVE_UP_AFTER_HOURS,
+        }
+    }
+}
+
+/// Settings of API authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The audience an API JWT's `aud` claim must include when present. Default:
+    /// [`sluice_api::DEFAULT_JWT_AUDIENCE`].
+    #[serde(default = "default_jwt_audience")]
+    pub jwt_audience: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_audience: default_jwt_audience(),
         }
     }
 }
@@ -164,6 +189,10 @@ impl WebhooksConfig {
         );
         Ok(())
     }
+}
+
+fn default_jwt_audience() -> String {
+    sluice_api::DEFAULT_JWT_AUDIENCE.to_owned()
 }
 
 /// Settings of the live pipeline.
@@ -256,6 +285,9 @@ impl Config {
             }
             _ => None,
         };
+        config.master_key = std::env::var("SLUICE_MASTER_KEY")
+            .ok()
+            .filter(|key| !key.is_empty());
         config.validate()?;
         Ok(config)
     }
@@ -275,6 +307,10 @@ impl Config {
         anyhow::ensure!(
             self.live.rtmp_max_connections_per_ip >= 1,
             "live.rtmp_max_connections_per_ip must be at least 1"
+        );
+        anyhow::ensure!(
+            !self.auth.jwt_audience.is_empty(),
+            "auth.jwt_audience must not be empty"
         );
         anyhow::ensure!(
             self.live.playlist_window >= 6,
@@ -332,6 +368,7 @@ mod tests {
         assert_eq!(config.public_url(), "http://localhost:8080");
         assert_eq!(config.rtmp_public_url(), "rtmp://localhost:1935/live");
         assert_eq!(config.database_url(), "sqlite://./data/sluice.db?mode=rwc");
+        assert_eq!(config.auth.jwt_audience, "sluice");
     }
 
     #[test]
@@ -339,6 +376,13 @@ mod tests {
         let config: Config =
             toml::from_str("database_url = \"postgres://sluice@db/sluice\"").unwrap();
         assert_eq!(config.database_url(), "postgres://sluice@db/sluice");
+    }
+
+    #[test]
+    fn jwt_audience_is_configurable() {
+        let config: Config = toml::from_str("[auth]\njwt_audience = \"video-api\"").unwrap();
+        assert_eq!(config.auth.jwt_audience, "video-api");
+        assert!(toml::from_str::<Config>("[auth]\naudience = \"x\"").is_err());
     }
 
     #[test]

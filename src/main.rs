@@ -1,9 +1,11 @@
 //! `sluice`: the single binary that wires ingest, transcoder, packager, storage and API together.
 //!
 //! Subcommands: `sluice serve` runs every role of the platform in one process on the embedded
-//! defaults (SQLite and local files under `./data`, HTTP on :8080, RTMP on :1935).
+//! defaults (SQLite and local files under `./data`, HTTP on :8080, RTMP on :1935);
+//! `sluice keys create|list|revoke` manages API keys in a data directory.
 
 mod config;
+mod keys;
 mod live;
 mod serve;
 mod webhooks;
@@ -24,20 +26,26 @@ struct Cli {
 enum Command {
     /// Runs the server: REST API, HLS delivery and RTMP ingest.
     Serve(config::ServeArgs),
+    /// Creates, lists and revokes API keys in the database of a data directory.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // A server logs its work; a `keys` command prints its result and logs only problems.
+    let default_log = match cli.command {
+        // Postgres notices ("relation … already exists, skipping") are noise.
+        Command::Serve(_) => "info,sqlx::postgres::notice=warn",
+        Command::Keys(_) => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(
-                |_| // Postgres notices ("relation … already exists, skipping") are noise.
-                tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"),
-            ),
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         // Colours only for a terminal: log files and journals get plain text.
         .with_ansi(std::io::stdout().is_terminal())
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
             let config = config::Config::load(&args)?;
@@ -46,5 +54,9 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(serve::run(config))
         }
+        Command::Keys(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(keys::run(args)),
     }
 }

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sluice_storage::{redact_database_url, Db, EventBus, LocalStore, ObjectStore};
+use sluice_storage::{
+    redact_database_url, Db, EventBus, LocalStore, ObjectStore, Permission, SecretBox,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info};
@@ -17,17 +19,43 @@ use crate::config::Config;
 use crate::live::LiveService;
 use crate::webhooks::WebhookDispatcher;
 
-/// Runs the server until a shutdown signal arrives.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// The master key sealing API key secrets: SLUICE_MASTER_KEY, else `data_dir/master.key`
+/// (created at first start).
+fn master_key(config: &Config) -> anyhow::Result<SecretBox> {
+    match &config.master_key {
+        Some(key) => SecretBox::from_base64(key).context("SLUICE_MASTER_KEY"),
+        None => {
+            let path = config.data_dir.join("master.key");
+            SecretBox::load_or_create(&path)
+                .with_context(|| format!("master key file {}", path.display()))
+        }
+    }
+}
+
+/// Opens and migrates the database in the data directory, sealing API key secrets with the
+/// master key, and checks that this master key opens the secrets already stored.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let secret_box = master_key(config)?;
     let database_url = config.database_url();
     let shown_url = redact_database_url(&database_url);
     let db = Db::connect(&database_url)
         .await
-        .with_context(|| format!("opening database {shown_url}"))?;
+        .with_context(|| format!("opening database {shown_url}"))?
+        .with_secret_box(secret_box);
     info!(backend = %db.engine().name(), url = %shown_url, "Metadata database opened.");
     db.migrate().await.context("migrating the database")?;
+    db.check_master_key().await.context(
+        "the master key (SLUICE_MASTER_KEY or master.key in the data directory) is not the one \
+         the stored API key secrets were sealed with",
+    )?;
+    Ok(db)
+}
+
+/// Runs the server until a shutdown signal arrives.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let db = open_database(&config).await?;
     let stale = db.reset_stale_active_streams().await?;
     if stale > 0 {
         info!(
@@ -56,6 +84,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         rtmp_url: config.rtmp_public_url(),
         ladder_validator: Arc::new(crate::live::validate_ladder),
         metrics: metrics.clone(),
+        jwt_audience: config.auth.jwt_audience.clone(),
     });
     let (stop, stopping) = watch::channel(false);
     let webhooks = tokio::spawn(
@@ -146,7 +175,7 @@ async fn bootstrap_api_key(config: &Config, db: &Db) -> anyhow::Result<()> {
         info!(file = %key_file.display(), "API keys exist; the first one was stored at first start.");
         return Ok(());
     }
-    let (api_key, secret) = db.create_api_key("first key").await?;
+    let (api_key, secret) = db.create_api_key("first key", &[Permission::Admin]).await?;
     let key = api_key.id;
     let public_url = config.public_url();
     let rtmp_url = config.rtmp_public_url();

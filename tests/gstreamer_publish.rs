@@ -12,7 +12,7 @@ fn gstreamer_rtmp2sink_publish_becomes_a_playable_ladder() {
     let server = Server::start();
     let stream =
         server.create_live_stream(json!({"name": "gstreamer", "ladder": ["source", "360p"]}));
-    let playback_id = stream["playback_id"].as_str().unwrap();
+    let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap();
     let location = server.rtmp_url(stream["stream_key"].as_str().unwrap());
     let pipeline = format!(
         "videotestsrc is-live=true num-buffers=240 \

@@ -13,7 +13,7 @@ fn hlsjs_plays_the_live_ladder_in_chromium() {
     let server = Server::start();
     let stream =
         server.create_live_stream(json!({"name": "player test", "ladder": ["source", "360p"]}));
-    let playback_id = stream["playback_id"].as_str().unwrap();
+    let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap();
     let _publisher = Publisher::start(
         &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
         "854x480",

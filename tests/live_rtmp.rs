@@ -105,11 +105,8 @@ fn ffmpeg_publish_becomes_an_aligned_adaptive_ladder() {
         stream["rtmp_url"],
         format!("rtmp://127.0.0.1:{}/live", server.rtmp_port)
     );
-    let playback_id = stream["playback_id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        stream["playback_url"],
-        server.url(&format!("/hls/{playback_id}/master.m3u8"))
-    );
+    let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(stream["playback_ids"][0]["policy"], "public");
     let key = stream["stream_key"].as_str().unwrap();
     let id = stream["id"].as_str().unwrap();
 

@@ -44,7 +44,7 @@ fn control_message(type_id: u8, payload: &[u8]) -> Vec<u8> {
 fn hostile_peers_are_cut_off_and_a_healthy_stream_carries_on() {
     let server = Server::start();
     let stream = server.create_live_stream(json!({"name": "healthy", "ladder": ["source"]}));
-    let playback_id = stream["playback_id"].as_str().unwrap().to_owned();
+    let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap().to_owned();
     let healthy = Publisher::start(
         &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
         "640x360",

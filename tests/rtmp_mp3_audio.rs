@@ -16,7 +16,7 @@ const PUBLISH_SECONDS: u32 = 8;
 fn mp3_audio_is_transcoded_to_an_aac_rendition() {
     let server = Server::start();
     let stream = server.create_live_stream(json!({"name": "mp3 audio", "ladder": ["source"]}));
-    let playback_id = stream["playback_id"].as_str().unwrap().to_owned();
+    let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap().to_owned();
     let id = stream["id"].as_str().unwrap().to_owned();
     let mut publisher = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])

@@ -24,7 +24,7 @@ fn publish(url: &str, inputs: &[&str], codecs: &[&str]) -> Child {
 fn a_video_only_stream_plays_without_an_audio_rendition() {
     let server = Server::start();
     let stream = server.create_live_stream(json!({"name": "video only", "ladder": ["source"]}));
-    let playback_id = stream["playback_id"].as_str().unwrap();
+    let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap();
     let mut publisher = publish(
         &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
         &[
@@ -103,7 +103,7 @@ fn an_audio_only_stream_is_refused_with_a_clear_log_line() {
 fn streaming_a_minute(server: &Server) -> (String, String, Publisher) {
     let stream = server.create_live_stream(json!({"name": "a minute", "ladder": ["source"]}));
     let id = stream["id"].as_str().unwrap().to_owned();
-    let playback_id = stream["playback_id"].as_str().unwrap().to_owned();
+    let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap().to_owned();
     let publisher = Publisher::start(
         &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
         "640x360",

@@ -1,46 +1,99 @@
-//! API key authentication for `/v1/*`.
+//! API key authentication and authorisation for `/v1/*`.
 //!
 //! Two forms, both tied to a key in the database:
-//! - HTTP Basic (RFC 7617) with `key_id:secret`, the secret compared in constant time;
-//! - `Bearer` JWT (RFC 7519) signed HS256 with the key's secret, the key named by the `apikey`
-//!   claim. The algorithm is pinned to HS256 (so `alg: none` and RS256/HS256 confusion,
-//!   CVE-2015-9235 and CVE-2016-10555, are refused) and `exp` is required. The `kid` header is
-//!   never consulted.
+//! - HTTP Basic (RFC 7617) with `key_id:secret`, for server-to-server use: the secret's SHA-256
+//!   is compared in constant time with the stored hash;
+//! - `Bearer` JWT (RFC 7519) signed HS256 with the key's secret (opened from its sealed form),
+//!   the key named by the `apikey` claim. The algorithm is pinned to HS256 (so `alg: none` and
+//!   RS256/HS256 confusion, CVE-2015-9235 and CVE-2016-10555, are refused), `exp` is required,
+//!   `nbf` is honoured, and an `aud` claim must include the configured audience. The `kid`
+//!   header is never consulted.
+//!
+//! The request then needs the one permission [`required_permission`] derives from its method
+//! and path. A key holds a permission list (`admin` grants everything); a token's
+//! `permissions` claim narrows its key's, never widens it. The authenticated [`Principal`] is
+//! put in the request's extensions.
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
 use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
+use sluice_storage::{ApiKey, Permission};
 use tracing::debug;
 
 use crate::error::ApiError;
 use crate::AppState;
 
-/// Clock skew tolerated on `exp`, in seconds.
-const JWT_LEEWAY_SECS: u64 = 30;
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub(crate) const JWT_LEEWAY_SECS: u64 = 30;
+/// The audience API tokens are checked against when the configuration names none.
+pub const DEFAULT_JWT_AUDIENCE: &str = "sluice";
 
 const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized("invalid API key or secret");
-const BAD_TOKEN: ApiError = ApiError::Unauthorized("invalid or expired token");
+const MALFORMED_TOKEN: ApiError = ApiError::Unauthorized("malformed token");
+const REVOKED: ApiError = ApiError::Unauthorized("API key revoked");
+
+/// Who is calling: the API key a request authenticated with and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub api_key_id: String,
+    /// The key's permissions, narrowed by the token's `permissions` claim if any.
+    pub permissions: Vec<Permission>,
+}
 
 #[derive(Deserialize)]
 struct Claims {
     /// Id of the API key whose secret signed the token.
     apikey: String,
+    /// Permissions the token asks for; absent means its key's.
+    permissions: Option<Vec<String>>,
 }
 
-/// Middleware: lets the request through only with valid credentials.
+/// The permission a request needs, from its method and path; the one place this is decided.
+pub fn required_permission(method: &Method, path: &str) -> Permission {
+    let reads = method == Method::GET || method == Method::HEAD;
+    let resource = path
+        .strip_prefix("/v1/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default();
+    match resource {
+        "live-streams" | "sessions" if reads => Permission::LiveRead,
+        "live-streams" | "sessions" => Permission::LiveWrite,
+        "assets" | "uploads" if reads => Permission::AssetsRead,
+        "assets" | "uploads" => Permission::AssetsWrite,
+        "events" => Permission::EventsRead,
+        // `api-keys`, `signing-keys`, `webhooks` and anything else under /v1.
+        _ => Permission::Admin,
+    }
+}
+
+/// Middleware: lets the request through only with valid credentials that hold the
+/// permission the request needs.
 pub async fn require_api_key(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let header = request
-        .headers()
+    let principal = authenticate(&state, request.headers()).await?;
+    let needed = required_permission(request.method(), request.uri().path());
+    if !needed.is_granted_by(&principal.permissions) {
+        return Err(ApiError::Forbidden(format!(
+            "this request needs the {needed} permission, which these credentials do not have"
+        )));
+    }
+    debug!(api_key_id = %principal.api_key_id, "Request authenticated.");
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let header = headers
         .get(AUTHORIZATION)
         .ok_or(ApiError::Unauthorized("missing Authorization header"))?
         .to_str()
@@ -49,20 +102,18 @@ pub async fn require_api_key(
         .split_once(' ')
         .ok_or(ApiError::Unauthorized("malformed Authorization header"))?;
     let credentials = credentials.trim();
-    let key_id = if scheme.eq_ignore_ascii_case("basic") {
-        verify_basic(&state, credentials).await?
+    if scheme.eq_ignore_ascii_case("basic") {
+        verify_basic(state, credentials).await
     } else if scheme.eq_ignore_ascii_case("bearer") {
-        verify_jwt(&state, credentials).await?
+        verify_jwt(state, credentials).await
     } else {
-        return Err(ApiError::Unauthorized(
+        Err(ApiError::Unauthorized(
             "unsupported authorization scheme; use Basic or Bearer",
-        ));
-    };
-    debug!(api_key_id = %key_id, "Request authenticated.");
-    Ok(next.run(request).await)
+        ))
+    }
 }
 
-async fn verify_basic(state: &AppState, credentials: &str) -> Result<String, ApiError> {
+async fn verify_basic(state: &AppState, credentials: &str) -> Result<Principal, ApiError> {
     let decoded = BASE64
         .decode(credentials)
         .map_err(|_| ApiError::Unauthorized("malformed Basic credentials"))?;
@@ -71,47 +122,160 @@ async fn verify_basic(state: &AppState, credentials: &str) -> Result<String, Api
     let (key_id, secret) = decoded
         .split_once(':')
         .ok_or(ApiError::Unauthorized("malformed Basic credentials"))?;
-    let expected = state
+    let key = state
         .db
-        .api_key_secret(key_id)
+        .verify_api_key_secret(key_id, secret)
         .await?
         .ok_or(BAD_CREDENTIALS)?;
-    if bool::from(expected.as_bytes().ct_eq(secret.as_bytes())) {
-        Ok(key_id.to_owned())
-    } else {
-        Err(BAD_CREDENTIALS)
-    }
+    principal(key, None)
 }
 
-async fn verify_jwt(state: &AppState, token: &str) -> Result<String, ApiError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| BAD_TOKEN)?;
-    if header.alg != Algorithm::HS256 {
-        return Err(ApiError::Unauthorized("token must be signed with HS256"));
+/// The `alg` a token's header names, read without trusting anything else in it. Read by hand
+/// because `jsonwebtoken::decode_header` fails on algorithms it does not know (`none`), and
+/// the client should hear that the algorithm is wrong, not that the token is malformed.
+fn header_algorithm(token: &str) -> Result<String, ApiError> {
+    let header = token.split('.').next().unwrap_or_default();
+    let header = URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .map_err(|_| MALFORMED_TOKEN)?;
+    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|_| MALFORMED_TOKEN)?;
+    header["alg"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or(MALFORMED_TOKEN)
+}
+
+async fn verify_jwt(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    if header_algorithm(token)? != "HS256" {
+        return Err(ApiError::Unauthorized(
+            "token must be signed with HS256 (alg none and public-key algorithms are refused)",
+        ));
     }
     // The claims are read once unverified only to learn which key's secret to verify with;
     // nothing from them is trusted until the signature checks out below.
     let mut unverified = Validation::new(Algorithm::HS256);
     unverified.insecure_disable_signature_validation();
     unverified.validate_exp = false;
+    unverified.validate_aud = false;
     unverified.required_spec_claims.clear();
     let claimed =
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&[]), &unverified)
-            .map_err(|_| BAD_TOKEN)?
+            .map_err(|_| {
+                ApiError::Unauthorized(
+                    "malformed token claims: apikey must be a string and permissions, if present, \
+                     a list of strings",
+                )
+            })?
             .claims;
-    let secret = state
-        .db
-        .api_key_secret(&claimed.apikey)
-        .await?
-        .ok_or(BAD_TOKEN)?;
+    let (key, secret) =
+        state
+            .db
+            .api_key_jwt_secret(&claimed.apikey)
+            .await?
+            .ok_or(ApiError::Unauthorized(
+                "unknown API key in the apikey claim",
+            ))?;
 
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = JWT_LEEWAY_SECS;
+    validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp"]);
-    let verified = jsonwebtoken::decode::<Claims>(
-        token,
-        &DecodingKey::from_secret(secret.as_bytes()),
-        &validation,
-    )
-    .map_err(|_| BAD_TOKEN)?;
-    Ok(verified.claims.apikey)
+    validation.set_audience(&[state.jwt_audience.as_str()]);
+    let verified =
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&secret), &validation)
+            .map_err(|error| ApiError::Unauthorized(jwt_failure(error.kind())))?;
+    principal(key, verified.claims.permissions)
+}
+
+/// What to tell the client about a token that failed validation.
+pub(crate) fn jwt_failure(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::ExpiredSignature => "token expired",
+        ErrorKind::ImmatureSignature => "token not yet valid: its nbf is in the future",
+        ErrorKind::InvalidAudience => "token audience (aud) does not include this server",
+        ErrorKind::InvalidSignature => "token signature does not verify",
+        ErrorKind::InvalidAlgorithm => "token signed with the wrong algorithm",
+        ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim (exp)",
+        _ => "malformed token",
+    }
+}
+
+/// The principal of a verified key: refused when revoked, its permissions narrowed by those
+/// a token asks for.
+fn principal(key: ApiKey, requested: Option<Vec<String>>) -> Result<Principal, ApiError> {
+    if key.revoked_at.is_some() {
+        return Err(REVOKED);
+    }
+    let permissions = match requested {
+        None => key.permissions,
+        Some(names) if names.is_empty() => Vec::new(),
+        Some(names) => {
+            let requested = Permission::parse_list(&names)
+                .map_err(|_| ApiError::Unauthorized("token names an unknown permission"))?;
+            intersect(&key.permissions, &requested)
+        }
+    };
+    Ok(Principal {
+        api_key_id: key.id,
+        permissions,
+    })
+}
+
+/// What both lists allow, `admin` standing for every permission.
+fn intersect(held: &[Permission], requested: &[Permission]) -> Vec<Permission> {
+    if held.contains(&Permission::Admin) {
+        requested.to_vec()
+    } else if requested.contains(&Permission::Admin) {
+        held.to_vec()
+    } else {
+        held.iter()
+            .copied()
+            .filter(|permission| requested.contains(permission))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_route_family_needs_its_permission() {
+        use Permission::*;
+        for (method, path, needed) in [
+            (Method::GET, "/v1/live-streams", LiveRead),
+            (Method::HEAD, "/v1/live-streams/ls_1", LiveRead),
+            (Method::POST, "/v1/live-streams", LiveWrite),
+            (
+                Method::DELETE,
+                "/v1/live-streams/ls_1/playback-ids/p",
+                LiveWrite,
+            ),
+            (Method::GET, "/v1/sessions/ses_1", LiveRead),
+            (Method::PATCH, "/v1/sessions/ses_1", LiveWrite),
+            (Method::GET, "/v1/assets", AssetsRead),
+            (Method::POST, "/v1/uploads", AssetsWrite),
+            (Method::GET, "/v1/events", EventsRead),
+            (Method::GET, "/v1/api-keys", Admin),
+            (Method::POST, "/v1/signing-keys", Admin),
+            (Method::GET, "/v1/webhooks", Admin),
+            (Method::GET, "/v1/anything-else", Admin),
+            (Method::GET, "/v1/live-streamsX", Admin),
+        ] {
+            assert_eq!(
+                required_permission(&method, path),
+                needed,
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_permissions_never_exceed_their_key() {
+        use Permission::*;
+        assert_eq!(intersect(&[Admin], &[LiveRead]), [LiveRead]);
+        assert_eq!(intersect(&[LiveRead], &[Admin]), [LiveRead]);
+        assert_eq!(intersect(&[LiveRead], &[LiveRead, LiveWrite]), [LiveRead]);
+        assert!(intersect(&[LiveRead], &[EventsRead]).is_empty());
+    }
 }

@@ -18,8 +18,13 @@ pub enum ApiError {
     /// Malformed JSON, a field with a wrong type or value, a bad query parameter.
     #[error("{0}")]
     InvalidRequest(String),
+    /// Missing or invalid credentials.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// Valid credentials that do not allow the request (a missing permission, a playback
+    /// token for something else).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(&'static str),
     /// The request is valid but the resource is not in a state that allows it.
@@ -52,7 +57,7 @@ pub struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 struct ErrorDetail {
-    /// Machine-readable: `invalid_request`, `unauthorized`, `not_found`, …
+    /// Machine-readable: `invalid_request`, `unauthorized`, `forbidden`, `not_found`, …
     #[schema(example = "not_found")]
     code: &'static str,
     /// What went wrong, for a person.
@@ -64,6 +69,7 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -120,6 +126,18 @@ impl ApiError {
     /// Wraps an unexpected failure; the client sees only "internal server error".
     pub fn internal(error: impl std::fmt::Display) -> Self {
         Self::Internal(error.to_string())
+    }
+
+    /// For `map_err`: a storage "not found" becomes [`ApiError::NotFound`] with `message`
+    /// (which record was missing), any other storage error stays as it is.
+    pub fn not_found_as(message: &'static str) -> impl FnOnce(StorageError) -> Self {
+        move |error| {
+            if error.is_not_found() {
+                Self::NotFound(message)
+            } else {
+                Self::Storage(error)
+            }
+        }
     }
 }
 

@@ -5,14 +5,22 @@
 //! The request path never reaches the store as given: it must be at most two plain segments
 //! (`[A-Za-z0-9._-]`, no `.`/`..`) with a known extension, and the object key is rebuilt from the
 //! server-made live stream id found by playback id.
+//!
+//! A `signed` playback id needs `?token=` with a playback token (module `playback_token`) on
+//! every request; its playlists are rewritten so each child URI carries the token on, and its
+//! responses are cacheable only privately.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use sluice_storage::ObjectKey;
+use bytes::Bytes;
+use m3u8_rs::Playlist;
+use serde::Deserialize;
+use sluice_storage::{ObjectKey, PlaybackPolicy};
 
 use crate::error::ApiError;
+use crate::playback_token::{self, PlaybackAudience};
 use crate::AppState;
 
 /// Deepest path under a playback id: `{rendition}/{segment}`.
@@ -20,6 +28,9 @@ const MAX_PATH_SEGMENTS: usize = 2;
 
 const PLAYLIST_CACHE: &str = "no-cache, max-age=1";
 const MEDIA_CACHE: &str = "public, max-age=31536000, immutable";
+/// Signed responses must not sit in shared caches, where anyone could fetch them tokenless.
+const SIGNED_PLAYLIST_CACHE: &str = "private, no-cache, max-age=1";
+const SIGNED_MEDIA_CACHE: &str = "private, max-age=31536000, immutable";
 
 const NOT_FOUND: ApiError = ApiError::NotFound("not found");
 
@@ -52,12 +63,72 @@ impl HlsObject {
         }
     }
 
-    fn cache_control(self) -> &'static str {
-        match self {
-            Self::Playlist => PLAYLIST_CACHE,
-            Self::InitSegment | Self::VideoSegment | Self::AudioSegment => MEDIA_CACHE,
+    fn cache_control(self, signed: bool) -> &'static str {
+        match (self, signed) {
+            (Self::Playlist, false) => PLAYLIST_CACHE,
+            (Self::Playlist, true) => SIGNED_PLAYLIST_CACHE,
+            (_, false) => MEDIA_CACHE,
+            (_, true) => SIGNED_MEDIA_CACHE,
         }
     }
+}
+
+/// Query parameters of HLS requests; others (a player's cache busters) are ignored.
+#[derive(Debug, Deserialize)]
+pub struct PlaybackQuery {
+    /// Playback token, required for a `signed` playback id.
+    token: Option<String>,
+}
+
+/// The 401 for a signed playback id asked without a token. It challenges with `Bearer` (RFC
+/// 6750), not the API's `Basic`, so a browser playing the stream never pops up a login dialog.
+fn missing_token() -> Response {
+    let mut response =
+        ApiError::Unauthorized("this playback id is signed: add ?token= with a playback token")
+            .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"sluice playback\""),
+    );
+    response
+}
+
+/// `uri` with `token=` appended to its query.
+fn with_token(uri: &str, token: &str) -> String {
+    let separator = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{separator}token={token}")
+}
+
+/// Rewrites a playlist so every URI in it (variants, renditions, init segments, segments)
+/// carries `token`. The token is a verified JWT, so it holds only URL-safe characters.
+fn playlist_with_token(body: &[u8], token: &str) -> Result<Vec<u8>, ApiError> {
+    let mut playlist = m3u8_rs::parse_playlist_res(body)
+        .map_err(|_| ApiError::internal("a stored playlist does not parse"))?;
+    match &mut playlist {
+        Playlist::MasterPlaylist(master) => {
+            for variant in &mut master.variants {
+                variant.uri = with_token(&variant.uri, token);
+            }
+            for media in &mut master.alternatives {
+                if let Some(uri) = &mut media.uri {
+                    *uri = with_token(uri, token);
+                }
+            }
+        }
+        Playlist::MediaPlaylist(media) => {
+            for segment in &mut media.segments {
+                segment.uri = with_token(&segment.uri, token);
+                if let Some(map) = &mut segment.map {
+                    map.uri = with_token(&map.uri, token);
+                }
+            }
+        }
+    }
+    let mut rewritten = Vec::with_capacity(body.len() * 2);
+    playlist
+        .write_to(&mut rewritten)
+        .map_err(ApiError::internal)?;
+    Ok(rewritten)
 }
 
 /// A playlist, init segment or media segment of a playback id.
@@ -69,13 +140,18 @@ impl HlsObject {
     responses(
         (status = 200, description = "The object: playlists as `application/vnd.apple.mpegurl`, \
             segments as `video/mp4`, `video/iso.segment` or `audio/mp4`", body = Vec<u8>),
+        (status = 401, description = "A signed playback id asked without `?token=`", body = crate::error::ErrorBody),
+        (status = 403, description = "A playback token that is invalid, expired, or for \
+            something else", body = crate::error::ErrorBody),
         (status = 404, description = "No such object", body = crate::error::ErrorBody),
     ))]
 pub async fn serve(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<PlaybackQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path((playback_id, path)) = path.map_err(|_| NOT_FOUND)?;
+    let Query(query) = query?;
     // One more piece than allowed is enough to refuse: a path of many `/` allocates nothing more.
     let segments: Vec<&str> = path.splitn(MAX_PATH_SEGMENTS + 1, '/').collect();
     if segments.len() > MAX_PATH_SEGMENTS {
@@ -88,14 +164,33 @@ pub async fn serve(
     // Validate the playback id and path as key segments before touching the database.
     ObjectKey::new(std::iter::once(playback_id.as_str()).chain(segments.iter().copied()))
         .map_err(|_| NOT_FOUND)?;
-    let stream = state
+    let playback = state
         .db
-        .find_by_playback_id(&playback_id)
+        .get_playback_id(&playback_id)
         .await?
         .ok_or(NOT_FOUND)?;
-    let key = ObjectKey::new(["live", stream.id.as_str()].into_iter().chain(segments))
-        .map_err(|_| NOT_FOUND)?;
+    let token = match playback.policy {
+        PlaybackPolicy::Public => None,
+        PlaybackPolicy::Signed => {
+            let Some(token) = query.token else {
+                return Ok(missing_token());
+            };
+            playback_token::verify(&state.db, &token, &playback.id, PlaybackAudience::Video)
+                .await?;
+            Some(token)
+        }
+    };
+    let key = ObjectKey::new(
+        ["live", playback.live_stream_id.as_str()]
+            .into_iter()
+            .chain(segments),
+    )
+    .map_err(|_| NOT_FOUND)?;
     let body = state.store.get(&key).await?;
+    let body = match (&token, kind) {
+        (Some(token), HlsObject::Playlist) => Bytes::from(playlist_with_token(&body, token)?),
+        _ => body,
+    };
     Ok((
         [
             (
@@ -104,10 +199,50 @@ pub async fn serve(
             ),
             (
                 header::CACHE_CONTROL,
-                HeaderValue::from_static(kind.cache_control()),
+                HeaderValue::from_static(kind.cache_control(token.is_some())),
             ),
         ],
         body,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJwIn0.c2ln";
+
+    fn text(bytes: Vec<u8>) -> String {
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn master_playlist_uris_carry_the_token() {
+        let master = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+            #EXT-X-MEDIA:TYPE=AUDIO,URI=\"a0/index.m3u8\",GROUP-ID=\"audio\",NAME=\"Main\",DEFAULT=YES,AUTOSELECT=YES\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=530000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=640x360,AUDIO=\"audio\"\n\
+            v0/index.m3u8\n";
+        let rewritten = text(playlist_with_token(master.as_bytes(), TOKEN).unwrap());
+        assert!(rewritten.contains(&format!("URI=\"a0/index.m3u8?token={TOKEN}\"")));
+        assert!(rewritten.contains(&format!("\nv0/index.m3u8?token={TOKEN}\n")));
+        assert!(rewritten.contains("#EXT-X-INDEPENDENT-SEGMENTS"));
+        assert!(rewritten.contains("RESOLUTION=640x360"));
+    }
+
+    #[test]
+    fn media_playlist_uris_carry_the_token_and_other_tags_stay() {
+        let media = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+            #EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:2\n#EXT-X-MAP:URI=\"s-init.mp4\"\n\
+            #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z\n#EXTINF:2,\ns-2.m4s\n\
+            #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26.000Z\n#EXTINF:2,\ns-3.m4s\n#EXT-X-ENDLIST\n";
+        let rewritten = text(playlist_with_token(media.as_bytes(), TOKEN).unwrap());
+        assert!(rewritten.contains(&format!("#EXT-X-MAP:URI=\"s-init.mp4?token={TOKEN}\"")));
+        assert!(rewritten.contains(&format!("\ns-2.m4s?token={TOKEN}\n")));
+        assert!(rewritten.contains(&format!("\ns-3.m4s?token={TOKEN}\n")));
+        assert!(rewritten.contains("#EXT-X-MEDIA-SEQUENCE:2"));
+        assert!(rewritten.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26"));
+        assert!(rewritten.contains("#EXT-X-ENDLIST"));
+        assert_eq!(with_token("x.m4s?a=1", "t"), "x.m4s?a=1&token=t");
+    }
 }

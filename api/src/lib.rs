@@ -1,14 +1,17 @@
 //! sluice-api: the HTTP face of Sluice, on hyper through axum.
 //!
-//! - `/v1/*`: the REST API (live streams, events and their Server-Sent Events stream,
-//!   webhooks), behind API key authentication (module `auth`), JSON in and out, errors as
+//! - `/v1/*`: the REST API (live streams, sessions, playback ids, API and signing keys, events
+//!   and their Server-Sent Events stream, webhooks), behind API key authentication and
+//!   per-route permissions (module `auth`), JSON in and out, errors as
 //!   `{"error": {"code", "message"}}` (module `error`).
-//! - `/hls/*`: public HLS delivery from the object store, CORS open, playlists gzip-able.
+//! - `/hls/*`: HLS delivery from the object store, CORS open, playlists gzip-able; `signed`
+//!   playback ids need a playback token (module `playback_token`).
 //! - `/healthz`: liveness; `/readyz`: readiness (database and object store work, module
 //!   `readiness`); `/metrics`: Prometheus metrics (module `metrics`).
 //!
 //! This crate knows only `sluice-storage`; the ladder validation it needs is passed in.
 
+mod api_keys;
 mod auth;
 mod error;
 mod events;
@@ -17,8 +20,11 @@ mod json;
 mod live_streams;
 mod metrics;
 mod openapi;
+mod playback_ids;
+mod playback_token;
 mod readiness;
 mod sessions;
+mod signing_keys;
 mod webhooks;
 
 use std::sync::Arc;
@@ -34,8 +40,10 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use auth::{required_permission, Principal, DEFAULT_JWT_AUDIENCE};
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use metrics::Metrics;
+pub use playback_token::PlaybackAudience;
 
 /// Checks a requested rendition ladder (`null` when the request gave none) and returns the
 /// normalised ladder to store, or a message saying what is wrong. The binary wires in the
@@ -57,6 +65,8 @@ pub struct AppState {
     pub ladder_validator: LadderValidator,
     /// Where every part of the server records its metrics, served at `/metrics`.
     pub metrics: Metrics,
+    /// The `aud` an API JWT must include when it has one (config `[auth] jwt_audience`).
+    pub jwt_audience: String,
 }
 
 /// Liveness: answers while the process serves HTTP.
@@ -116,6 +126,12 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .routes(routes!(webhooks::get_delivery))
         .routes(routes!(webhooks::replay_delivery))
         .routes(routes!(webhooks::replay_events))
+        .routes(routes!(playback_ids::list, playback_ids::create))
+        .routes(routes!(playback_ids::get, playback_ids::delete))
+        .routes(routes!(api_keys::list, api_keys::create))
+        .routes(routes!(api_keys::get, api_keys::revoke))
+        .routes(routes!(signing_keys::list, signing_keys::create))
+        .routes(routes!(signing_keys::get, signing_keys::delete))
         .split_for_parts();
     let v1 = v1
         .method_not_allowed_fallback(error::method_not_allowed)

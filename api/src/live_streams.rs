@@ -20,6 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, Envelope, PageEnvelope, PageParams};
+use crate::playback_ids::{views, PlaybackIdView};
 use crate::sessions::SessionView;
 use crate::AppState;
 
@@ -99,8 +100,8 @@ pub struct LiveStreamView {
     name: String,
     stream_key: String,
     rtmp_url: String,
-    playback_id: String,
-    playback_url: String,
+    /// Ids to play the stream under: `/hls/{id}/master.m3u8`.
+    playback_ids: Vec<PlaybackIdView>,
     /// `idle`, `active` (a publisher is sending) or `disabled` (publishes are refused).
     #[schema(example = "idle")]
     status: &'static str,
@@ -124,19 +125,14 @@ async fn view(state: &AppState, stream: LiveStream) -> Result<LiveStreamView, Ap
             .map(SessionView::from),
         None => None,
     };
-    let playback_url = format!(
-        "{}/hls/{}/master.m3u8",
-        state.public_url.trim_end_matches('/'),
-        stream.playback_id
-    );
+    let playback_ids = views(state.db.list_playback_ids(&stream.id).await?);
     let status = status_name(&stream);
     Ok(LiveStreamView {
         id: stream.id,
         name: stream.name,
         stream_key: stream.stream_key,
         rtmp_url: state.rtmp_url.clone(),
-        playback_id: stream.playback_id,
-        playback_url,
+        playback_ids,
         status,
         ladder: stream.ladder,
         latency_mode: stream.latency_mode,
@@ -194,7 +190,7 @@ async fn find(state: &AppState, id: &str) -> Result<LiveStream, ApiError> {
         .ok_or(ApiError::NotFound("live stream not found"))
 }
 
-fn validate_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() {
         return Err(ApiError::InvalidRequest(
             "name: must not be empty".to_owned(),
@@ -208,7 +204,7 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Creates an idle live stream with a fresh stream key and playback id.
+/// Creates an idle live stream with a fresh stream key and one public playback id.
 #[utoipa::path(post, path = "/v1/live-streams", tag = "live streams",
     request_body = CreateLiveStream,
     responses(

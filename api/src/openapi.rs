@@ -18,7 +18,9 @@ pub fn base() -> OpenApi {
                 .description(Some(
                     "Live streams, sessions, playback and events of a Sluice server. \
                      Authenticate with HTTP Basic `key_id:secret` or a Bearer JWT signed \
-                     HS256 with the key's secret.",
+                     HS256 with the key's secret; each route needs one permission of the key \
+                     (`admin`, `live:read`, `live:write`, `assets:read`, `assets:write`, \
+                     `events:read`), else 403.",
                 ))
                 .build(),
         )

@@ -2,72 +2,21 @@
 //! SLUICE_TEST_POSTGRES_URL is set) and a temp LocalStore behind it, requests sent with
 //! `tower::ServiceExt::oneshot`.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::{to_bytes, Body};
 use axum::http::{header, Request, Response, StatusCode};
-use axum::Router;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use sluice_api::{router, AppState, Metrics};
-use sluice_storage::test_support::TestDatabase;
-use sluice_storage::{Db, EventBus, LocalStore, ObjectKey, ObjectStore, SessionOrigin};
+use sluice_storage::{ObjectKey, ObjectStore, SessionOrigin};
 use tower::ServiceExt;
 
-struct Harness {
-    _dir: tempfile::TempDir,
-    _database: TestDatabase,
-    app: Router,
-    db: Db,
-    store: Arc<LocalStore>,
-    key_id: String,
-    secret: String,
-}
-
-fn default_ladder() -> Value {
-    json!([{"name": "720p", "height": 720}])
-}
-
-async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::new();
-    let db = Db::connect(database.url()).await.unwrap();
-    db.migrate().await.unwrap();
-    let (key, secret) = db.create_api_key("test").await.unwrap();
-    // The store is a subdirectory so a traversal would find `secret.txt` one level up.
-    std::fs::write(dir.path().join("secret.txt"), "top secret").unwrap();
-    let store = Arc::new(LocalStore::new(dir.path().join("objects")));
-    let state = AppState {
-        db: db.clone(),
-        store: store.clone(),
-        events: EventBus::new(db.clone()),
-        public_url: "http://localhost:8080/".to_owned(),
-        rtmp_url: "rtmp://localhost:1935/live".to_owned(),
-        ladder_validator: Arc::new(|ladder: &Value| match ladder {
-            Value::Null => Ok(default_ladder()),
-            Value::Array(_) => Ok(ladder.clone()),
-            _ => Err("must be an array of renditions".to_owned()),
-        }),
-        metrics: Metrics::new(),
-    };
-    Harness {
-        _dir: dir,
-        _database: database,
-        app: router(state),
-        db,
-        store,
-        key_id: key.id,
-        secret,
-    }
-}
-
-fn basic(key: &str, secret: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{key}:{secret}")))
-}
+use common::{basic, default_ladder, harness, Harness};
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -86,10 +35,6 @@ fn jwt(key_id: &str, secret: &str, exp: u64) -> String {
 }
 
 impl Harness {
-    fn auth(&self) -> String {
-        basic(&self.key_id, &self.secret)
-    }
-
     async fn send(&self, request: Request<Body>) -> Response<Body> {
         self.app.clone().oneshot(request).await.unwrap()
     }
@@ -178,7 +123,7 @@ async fn operations_routes_answer_other_methods_with_json_errors() {
 async fn readyz_names_an_object_store_that_cannot_be_written() {
     let h = harness().await;
     // A file where the store's directory should be stops even root from writing objects.
-    let objects = h._dir.path().join("objects");
+    let objects = h.dir.path().join("objects");
     std::fs::remove_dir_all(&objects).ok();
     std::fs::write(&objects, "not a directory").unwrap();
     let response = h.get_with("/readyz", None).await;
@@ -236,16 +181,15 @@ async fn creating_a_live_stream_returns_its_ingest_and_playback_details() {
     assert_eq!(response.status(), StatusCode::CREATED);
     let data = json_body(response).await["data"].clone();
     let id = data["id"].as_str().unwrap();
-    let playback_id = data["playback_id"].as_str().unwrap();
     assert!(id.starts_with("ls_"));
     assert_eq!(data["name"], "Studio A");
     assert_eq!(data["status"], "idle");
     assert_eq!(data["rtmp_url"], "rtmp://localhost:1935/live");
     assert!(data["stream_key"].as_str().unwrap().len() >= 32);
-    assert_eq!(
-        data["playback_url"],
-        format!("http://localhost:8080/hls/{playback_id}/master.m3u8")
-    );
+    let playback_ids = data["playback_ids"].as_array().unwrap();
+    assert_eq!(playback_ids.len(), 1, "{data}");
+    assert_eq!(playback_ids[0]["policy"], "public");
+    assert_eq!(playback_ids[0]["id"].as_str().unwrap().len(), 24);
     assert_eq!(data["ladder"], default_ladder());
     assert!(data["created_at"].is_string());
     assert_eq!(data["current_session"], Value::Null);
@@ -576,7 +520,7 @@ async fn stream_with_media(h: &Harness) -> String {
         let key = ObjectKey::parse(&format!("live/{id}/{path}")).unwrap();
         h.store.put(&key, body).await.unwrap();
     }
-    data["playback_id"].as_str().unwrap().to_owned()
+    data["playback_ids"][0]["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -738,30 +682,42 @@ async fn openapi_document_lists_every_route() {
     assert_eq!(
         routes,
         [
+            "delete /v1/api-keys/{id}",
             "delete /v1/live-streams/{id}",
+            "delete /v1/live-streams/{id}/playback-ids/{playback_id}",
+            "delete /v1/signing-keys/{id}",
             "delete /v1/webhooks/{id}",
             "get /healthz",
             "get /hls/{playback_id}/{path}",
             "get /metrics",
             "get /openapi.json",
             "get /readyz",
+            "get /v1/api-keys",
+            "get /v1/api-keys/{id}",
             "get /v1/events",
             "get /v1/events/stream",
             "get /v1/live-streams",
             "get /v1/live-streams/{id}",
+            "get /v1/live-streams/{id}/playback-ids",
+            "get /v1/live-streams/{id}/playback-ids/{playback_id}",
             "get /v1/live-streams/{id}/sessions",
             "get /v1/sessions/{id}",
+            "get /v1/signing-keys",
+            "get /v1/signing-keys/{id}",
             "get /v1/webhooks",
             "get /v1/webhooks/{id}",
             "get /v1/webhooks/{id}/deliveries",
             "get /v1/webhooks/{id}/deliveries/{delivery_id}",
             "patch /v1/live-streams/{id}",
             "patch /v1/webhooks/{id}",
+            "post /v1/api-keys",
             "post /v1/live-streams",
             "post /v1/live-streams/{id}/complete",
             "post /v1/live-streams/{id}/disable",
             "post /v1/live-streams/{id}/enable",
+            "post /v1/live-streams/{id}/playback-ids",
             "post /v1/live-streams/{id}/reset-stream-key",
+            "post /v1/signing-keys",
             "post /v1/webhooks",
             "post /v1/webhooks/{id}/deliveries/{delivery_id}/replay",
             "post /v1/webhooks/{id}/replay",

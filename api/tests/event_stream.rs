@@ -2,58 +2,21 @@
 //! channel, and events published concurrently (so broadcast out of order), still get every
 //! event once and in order; the stream ends when the event bus closes.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream};
 use axum::http::{header, Request, StatusCode};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use futures_util::StreamExt;
-use serde_json::{json, Value};
-use sluice_api::{router, AppState, Metrics};
-use sluice_storage::{Db, EventBus, EventType, LocalStore, NewEvent};
+use serde_json::json;
+use sluice_storage::{Db, EventType, NewEvent};
 use tower::ServiceExt;
+
+use common::{harness, Harness};
 
 /// More than the event bus keeps for a slow subscriber.
 const MORE_THAN_THE_CHANNEL_HOLDS: usize = 1500;
-
-struct Harness {
-    _dir: tempfile::TempDir,
-    app: axum::Router,
-    db: Db,
-    events: EventBus,
-    authorization: String,
-}
-
-async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!(
-        "sqlite://{}/sluice.db?mode=rwc",
-        dir.path().display()
-    ))
-    .await
-    .unwrap();
-    db.migrate().await.unwrap();
-    let (key, secret) = db.create_api_key("test").await.unwrap();
-    let events = EventBus::new(db.clone());
-    let state = AppState {
-        db: db.clone(),
-        store: Arc::new(LocalStore::new(dir.path().join("objects"))),
-        events: events.clone(),
-        public_url: "http://localhost:8080".to_owned(),
-        rtmp_url: "rtmp://localhost:1935/live".to_owned(),
-        ladder_validator: Arc::new(|ladder: &Value| Ok(ladder.clone())),
-        metrics: Metrics::new(),
-    };
-    Harness {
-        _dir: dir,
-        app: router(state),
-        db,
-        events,
-        authorization: format!("Basic {}", STANDARD.encode(format!("{}:{secret}", key.id))),
-    }
-}
 
 /// Reads Server-Sent Events off a response body.
 struct SseReader {
@@ -68,7 +31,7 @@ impl SseReader {
             .clone()
             .oneshot(
                 Request::get("/v1/events/stream")
-                    .header(header::AUTHORIZATION, &h.authorization)
+                    .header(header::AUTHORIZATION, &h.auth())
                     .body(Body::empty())
                     .unwrap(),
             )

@@ -22,6 +22,7 @@ pub const WEBHOOK_ENDPOINT_PREFIX: &str = "wh_";
 pub const WEBHOOK_DELIVERY_PREFIX: &str = "whd_";
 /// Marks webhook signing secrets, so one pasted in the wrong place is recognisable.
 pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
+pub const SIGNING_KEY_PREFIX: &str = "sk_";
 
 fn random_alphanumeric(len: usize) -> String {
     rand::thread_rng()

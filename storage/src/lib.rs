@@ -16,6 +16,7 @@ mod local_store;
 mod migration;
 pub mod model;
 mod object_store;
+mod secret_box;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
@@ -23,10 +24,12 @@ pub use db::{redact_database_url, Db, DbEngine, Record, StorageError, MAX_PAGE_S
 pub use event_bus::EventBus;
 pub use local_store::LocalStore;
 pub use model::{
-    ApiKey, AttemptOutcome, ClaimedDelivery, DeliveryStatus, Event, EventFilter, EventPage,
-    EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage,
-    LiveStreamSettings, LiveStreamStatus, NewEvent, NewWebhookEndpoint, Session, SessionOrigin,
-    SessionPage, WebhookAttempt, WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint,
+    ApiKey, ApiKeyPage, AttemptOutcome, ClaimedDelivery, DeliveryStatus, Event, EventFilter,
+    EventPage, EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter,
+    LiveStreamPage, LiveStreamSettings, LiveStreamStatus, NewEvent, NewWebhookEndpoint, Permission,
+    PlaybackId, PlaybackPolicy, Session, SessionOrigin, SessionPage, SigningAlgorithm, SigningKey,
+    SigningKeyPage, WebhookAttempt, WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint,
     WebhookEndpointPage, WebhookEndpointUpdate, DEFAULT_RECONNECT_WINDOW_S, MAX_RECONNECT_WINDOW_S,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, StoreError};
+pub use secret_box::{secret_hash, SecretBox, SecretBoxError, MASTER_KEY_LEN};

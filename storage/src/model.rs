@@ -19,8 +19,151 @@ pub use webhook::{
 pub struct ApiKey {
     pub id: String,
     pub name: String,
+    /// What requests made with this key may do.
+    pub permissions: Vec<Permission>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// One page of [`ApiKey`]s in creation order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyPage {
+    pub items: Vec<ApiKey>,
+    /// Pass back as `after` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Something an API key may be allowed to do. `admin` grants every other permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Permission {
+    #[serde(rename = "admin")]
+    Admin,
+    #[serde(rename = "live:read")]
+    LiveRead,
+    #[serde(rename = "live:write")]
+    LiveWrite,
+    #[serde(rename = "assets:read")]
+    AssetsRead,
+    #[serde(rename = "assets:write")]
+    AssetsWrite,
+    #[serde(rename = "events:read")]
+    EventsRead,
+}
+
+impl Permission {
+    /// Every permission, in the order documentation lists them.
+    pub const ALL: [Permission; 6] = [
+        Self::Admin,
+        Self::LiveRead,
+        Self::LiveWrite,
+        Self::AssetsRead,
+        Self::AssetsWrite,
+        Self::EventsRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::LiveRead => "live:read",
+            Self::LiveWrite => "live:write",
+            Self::AssetsRead => "assets:read",
+            Self::AssetsWrite => "assets:write",
+            Self::EventsRead => "events:read",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// Parses a non-empty list of names, or says what is wrong with it.
+    pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<Self>, String> {
+        if names.is_empty() {
+            return Err("must name at least one permission".to_owned());
+        }
+        let mut permissions = names
+            .iter()
+            .map(|name| {
+                let name = name.as_ref();
+                Self::parse(name).ok_or_else(|| {
+                    format!(
+                        "unknown permission {name:?}; known: {}",
+                        Self::ALL.map(Self::as_str).join(", ")
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        permissions.sort();
+        permissions.dedup();
+        Ok(permissions)
+    }
+
+    /// Whether holding `held` allows what `self` names (`admin` allows everything).
+    pub fn is_granted_by(self, held: &[Permission]) -> bool {
+        held.contains(&Self::Admin) || held.contains(&self)
+    }
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The algorithm of a playback signing key.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum SigningAlgorithm {
+    /// ECDSA on P-256 with SHA-256.
+    #[sea_orm(string_value = "ES256")]
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    #[sea_orm(string_value = "RS256")]
+    RS256,
+}
+
+/// A key that signs playback tokens. The server keeps only its public half.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    /// `sk_` followed by random characters; the `kid` of the tokens it signs.
+    pub id: String,
+    pub algorithm: SigningAlgorithm,
+    /// SubjectPublicKeyInfo, PEM-encoded.
+    pub public_key_pem: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One page of [`SigningKey`]s in creation order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningKeyPage {
+    pub items: Vec<SigningKey>,
+    /// Pass back as `after` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Who may play a playback id: anyone, or holders of a token signed by a signing key.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum PlaybackPolicy {
+    #[sea_orm(string_value = "public")]
+    Public,
+    #[sea_orm(string_value = "signed")]
+    Signed,
+}
+
+/// A public id under which viewers play a live stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaybackId {
+    /// The id in playback URLs (`/hls/{id}/…`).
+    pub id: String,
+    pub live_stream_id: String,
+    pub policy: PlaybackPolicy,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Whether a publisher is currently sending to a live stream.
@@ -71,7 +214,8 @@ impl Default for LiveStreamSettings {
     }
 }
 
-/// A live stream: where a publisher sends (stream key) and where viewers watch (playback id).
+/// A live stream: where a publisher sends (stream key). Viewers watch it through its
+/// [`PlaybackId`]s.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveStream {
     /// `ls_` followed by random characters; the id used in object keys and URLs of the API.
@@ -79,8 +223,6 @@ pub struct LiveStream {
     pub name: String,
     /// Secret the encoder presents to publish; never used in a path or object key.
     pub stream_key: String,
-    /// Public id in playback URLs.
-    pub playback_id: String,
     /// The validated rendition ladder, as the transcoder's ladder parser normalised it.
     pub ladder: serde_json::Value,
     pub status: LiveStreamStatus,

@@ -4,8 +4,11 @@
 use serde_json::json;
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
-    Db, DbEngine, LiveStreamSettings, LiveStreamStatus, SessionOrigin, StorageError,
+    secret_hash, Db, DbEngine, LiveStreamSettings, LiveStreamStatus, Permission, PlaybackPolicy,
+    SecretBox, SessionOrigin, SigningAlgorithm, StorageError, MASTER_KEY_LEN,
 };
+
+const MASTER_KEY: [u8; MASTER_KEY_LEN] = [42; MASTER_KEY_LEN];
 
 fn origin(client_addr: &str, encoder: Option<&str>) -> SessionOrigin {
     SessionOrigin {
@@ -16,11 +19,38 @@ fn origin(client_addr: &str, encoder: Option<&str>) -> SessionOrigin {
     }
 }
 
+/// A migrated SQLite database in `dir`, for tests that look at its files.
+async fn sqlite_db(dir: &tempfile::TempDir) -> Db {
+    let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
+    let db = Db::connect(&url)
+        .await
+        .unwrap()
+        .with_secret_box(SecretBox::new(MASTER_KEY));
+    db.migrate().await.unwrap();
+    db
+}
+
 async fn fresh_db() -> (TestDatabase, Db) {
     let database = TestDatabase::new();
-    let db = Db::connect(database.url()).await.unwrap();
+    let db = Db::connect(database.url())
+        .await
+        .unwrap()
+        .with_secret_box(SecretBox::new(MASTER_KEY));
     db.migrate().await.unwrap();
     (database, db)
+}
+
+fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            std::fs::read(path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes())
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -33,34 +63,89 @@ async fn migrating_twice_is_harmless() {
 #[tokio::test]
 async fn sqlite_database_runs_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
-    let db = Db::connect(&url).await.unwrap();
-    db.migrate().await.unwrap();
+    let db = sqlite_db(&dir).await;
     assert_eq!(db.engine(), DbEngine::Sqlite);
-    db.create_api_key("probe").await.unwrap();
+    db.create_api_key("probe", &[Permission::Admin])
+        .await
+        .unwrap();
     assert!(dir.path().join("sluice.db-wal").exists());
 }
 
 #[tokio::test]
-async fn created_api_key_secret_is_found_until_revoked() {
-    let (_database, db) = fresh_db().await;
-    let (key, secret) = db.create_api_key("ci").await.unwrap();
+async fn api_key_secrets_are_kept_hashed_and_sealed_never_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_db(&dir).await;
+    let (key, secret) = db
+        .create_api_key("ci", &[Permission::LiveWrite, Permission::LiveRead])
+        .await
+        .unwrap();
     assert!(key.id.starts_with("ak_"));
     assert_eq!(key.name, "ci");
+    assert_eq!(
+        key.permissions,
+        [Permission::LiveWrite, Permission::LiveRead]
+    );
     assert!(key.revoked_at.is_none());
-    assert!(secret.len() >= 32);
-    assert_eq!(db.api_key_secret(&key.id).await.unwrap(), Some(secret));
-    assert_eq!(db.count_api_keys().await.unwrap(), 1);
+    assert_eq!(secret.len(), 40);
+    assert!(secret.chars().all(|c| c.is_ascii_alphanumeric()));
 
+    assert_eq!(
+        db.verify_api_key_secret(&key.id, &secret).await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(
+        db.verify_api_key_secret(&key.id, "wrong").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        db.verify_api_key_secret("ak_unknown", &secret)
+            .await
+            .unwrap(),
+        None
+    );
+    let (found, jwt_secret) = db.api_key_jwt_secret(&key.id).await.unwrap().unwrap();
+    assert_eq!(found, key);
+    assert_eq!(jwt_secret, secret.as_bytes());
+    assert!(db.api_key_jwt_secret("ak_unknown").await.unwrap().is_none());
+    assert_eq!(db.get_api_key(&key.id).await.unwrap(), Some(key));
+
+    // Neither the secret nor its hash's preimage is readable from the files: only the hash is.
+    drop(db);
+    assert!(files_containing(dir.path(), &secret).is_empty());
+    assert!(!files_containing(dir.path(), &secret_hash(&secret)).is_empty());
+}
+
+#[tokio::test]
+async fn revoked_keys_stop_verifying_at_once() {
+    let (_database, db) = fresh_db().await;
+    let (key, secret) = db.create_api_key("ci", &[Permission::Admin]).await.unwrap();
     db.revoke_api_key(&key.id).await.unwrap();
+    let revoked = db
+        .verify_api_key_secret(&key.id, &secret)
+        .await
+        .unwrap()
+        .unwrap();
+    let revoked_at = revoked.revoked_at.expect("revocation recorded");
     db.revoke_api_key(&key.id).await.unwrap();
-    assert_eq!(db.api_key_secret(&key.id).await.unwrap(), None);
-    assert_eq!(db.api_key_secret("ak_unknown").await.unwrap(), None);
+    assert_eq!(
+        db.get_api_key(&key.id).await.unwrap().unwrap().revoked_at,
+        Some(revoked_at),
+        "revoking twice keeps the first time"
+    );
+    assert!(db
+        .api_key_jwt_secret(&key.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .revoked_at
+        .is_some());
     assert!(db
         .revoke_api_key("ak_unknown")
         .await
         .unwrap_err()
         .is_not_found());
+    assert_eq!(db.count_api_keys().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -75,12 +160,69 @@ async fn inserting_an_existing_api_key_replaces_its_secret() {
         .await
         .unwrap();
     assert_eq!(key.name, "env renamed");
+    assert_eq!(key.permissions, [Permission::Admin]);
     assert!(key.revoked_at.is_none());
-    assert_eq!(
-        db.api_key_secret("envkey").await.unwrap().as_deref(),
-        Some("second-secret")
-    );
+    assert!(db
+        .verify_api_key_secret("envkey", "first-secret")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(db
+        .verify_api_key_secret("envkey", "second-secret")
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(db.count_api_keys().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn api_keys_are_listed_a_page_at_a_time() {
+    let (_database, db) = fresh_db().await;
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        ids.push(db.create_api_key(name, &[]).await.unwrap().0.id);
+    }
+    let first = db.list_api_keys(2, None).await.unwrap();
+    assert_eq!(
+        first.items.iter().map(|k| &k.id).collect::<Vec<_>>(),
+        [&ids[0], &ids[1]]
+    );
+    let second = db
+        .list_api_keys(2, first.next_cursor.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(second.items.len(), 1);
+    assert_eq!(second.items[0].id, ids[2]);
+    assert_eq!(second.next_cursor, None);
+    assert!(matches!(
+        db.list_api_keys(2, Some("ak_nope")).await,
+        Err(StorageError::InvalidCursor(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_is_a_clear_error() {
+    let (database, db) = fresh_db().await;
+    db.create_api_key("ci", &[Permission::Admin]).await.unwrap();
+    let url = database.url();
+    let other = Db::connect(url)
+        .await
+        .unwrap()
+        .with_secret_box(SecretBox::new([7; MASTER_KEY_LEN]));
+    other.migrate().await.unwrap();
+    let error = other.check_master_key().await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("does not open with this master key"),
+        "{error}"
+    );
+    db.check_master_key().await.unwrap();
+    let without_key = Db::connect(url).await.unwrap();
+    assert!(matches!(
+        without_key.create_api_key("x", &[]).await,
+        Err(StorageError::MasterKeyMissing)
+    ));
 }
 
 #[tokio::test]
@@ -96,7 +238,15 @@ async fn created_live_stream_is_idle_and_found_by_every_id() {
     assert_eq!(stream.ladder, ladder);
     assert_eq!(stream.status, LiveStreamStatus::Idle);
     assert!(stream.stream_key.len() >= 32);
-    assert_ne!(stream.stream_key, stream.playback_id);
+    let playback_ids = db.list_playback_ids(&stream.id).await.unwrap();
+    assert_eq!(
+        playback_ids.len(),
+        1,
+        "one public playback id comes with a stream"
+    );
+    assert_eq!(playback_ids[0].policy, PlaybackPolicy::Public);
+    assert_eq!(playback_ids[0].live_stream_id, stream.id);
+    assert_ne!(stream.stream_key, playback_ids[0].id);
 
     assert_eq!(
         db.get_live_stream(&stream.id).await.unwrap(),
@@ -107,12 +257,12 @@ async fn created_live_stream_is_idle_and_found_by_every_id() {
         Some(stream.clone())
     );
     assert_eq!(
-        db.find_by_playback_id(&stream.playback_id).await.unwrap(),
-        Some(stream.clone())
+        db.get_playback_id(&playback_ids[0].id).await.unwrap(),
+        Some(playback_ids[0].clone())
     );
     assert_eq!(db.get_live_stream("ls_nope").await.unwrap(), None);
     assert_eq!(
-        db.find_by_stream_key(&stream.playback_id).await.unwrap(),
+        db.find_by_stream_key(&playback_ids[0].id).await.unwrap(),
         None
     );
 }
@@ -280,14 +430,21 @@ async fn startup_reset_idles_streams_and_ends_sessions_left_by_a_crash() {
 async fn data_survives_reconnecting() {
     let database = TestDatabase::new();
     let id = {
-        let db = Db::connect(database.url()).await.unwrap();
+        let db = Db::connect(database.url())
+            .await
+            .unwrap()
+            .with_secret_box(SecretBox::new(MASTER_KEY));
         db.migrate().await.unwrap();
+        db.create_api_key("kept", &[]).await.unwrap();
         db.create_live_stream("kept", &json!([]), &LiveStreamSettings::default())
             .await
             .unwrap()
             .id
     };
-    let db = Db::connect(database.url()).await.unwrap();
+    let db = Db::connect(database.url())
+        .await
+        .unwrap()
+        .with_secret_box(SecretBox::new(MASTER_KEY));
     db.migrate().await.unwrap();
     assert_eq!(db.get_live_stream(&id).await.unwrap().unwrap().name, "kept");
 }
@@ -359,6 +516,54 @@ async fn events_are_recorded_in_order_and_paged() {
         Some(EventType::SessionEnded)
     );
     assert_eq!(EventType::parse("session.nope"), None);
+}
+
+#[tokio::test]
+async fn playback_ids_are_added_listed_and_deleted_per_stream() {
+    let (_database, db) = fresh_db().await;
+    let stream = db
+        .create_live_stream("s", &json!([]), &LiveStreamSettings::default())
+        .await
+        .unwrap();
+    let other = db
+        .create_live_stream("o", &json!([]), &LiveStreamSettings::default())
+        .await
+        .unwrap();
+    let public = db.list_playback_ids(&stream.id).await.unwrap().remove(0);
+    let signed = db
+        .create_playback_id(&stream.id, PlaybackPolicy::Signed)
+        .await
+        .unwrap();
+    assert_eq!(signed.policy, PlaybackPolicy::Signed);
+    assert_eq!(signed.live_stream_id, stream.id);
+    assert_eq!(
+        db.list_playback_ids(&stream.id).await.unwrap(),
+        [public.clone(), signed.clone()]
+    );
+    assert_eq!(
+        db.get_playback_id(&signed.id).await.unwrap(),
+        Some(signed.clone())
+    );
+    // A playback id is deleted only through its own stream.
+    assert!(db
+        .delete_playback_id(&other.id, &signed.id)
+        .await
+        .unwrap_err()
+        .is_not_found());
+    db.delete_playback_id(&stream.id, &signed.id).await.unwrap();
+    db.delete_playback_id(&stream.id, &public.id).await.unwrap();
+    assert!(db.list_playback_ids(&stream.id).await.unwrap().is_empty());
+    assert!(db.get_playback_id(&signed.id).await.unwrap().is_none());
+    assert!(db
+        .delete_playback_id(&stream.id, &signed.id)
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert!(db
+        .create_playback_id("ls_nope", PlaybackPolicy::Public)
+        .await
+        .unwrap_err()
+        .is_not_found());
 }
 
 #[tokio::test]
@@ -510,4 +715,37 @@ fn logged_database_urls_hide_their_password() {
         "sqlite:///var/lib/sluice/sluice.db?mode=rwc"
     );
     assert!(!redact_database_url("postgres://u:secret@[bad/").contains("secret"));
+}
+
+#[tokio::test]
+async fn signing_keys_keep_their_public_half_until_deleted() {
+    let (_database, db) = fresh_db().await;
+    let pem = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n";
+    let es = db
+        .create_signing_key(SigningAlgorithm::ES256, pem)
+        .await
+        .unwrap();
+    let rs = db
+        .create_signing_key(SigningAlgorithm::RS256, pem)
+        .await
+        .unwrap();
+    assert!(es.id.starts_with("sk_"));
+    assert_eq!(es.algorithm, SigningAlgorithm::ES256);
+    assert_eq!(es.public_key_pem, pem);
+    assert_eq!(db.get_signing_key(&rs.id).await.unwrap(), Some(rs.clone()));
+    let page = db.list_signing_keys(1, None).await.unwrap();
+    assert_eq!(page.items, std::slice::from_ref(&es));
+    let page = db
+        .list_signing_keys(1, page.next_cursor.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(page.items, std::slice::from_ref(&rs));
+    assert_eq!(page.next_cursor, None);
+    db.delete_signing_key(&es.id).await.unwrap();
+    assert!(db.get_signing_key(&es.id).await.unwrap().is_none());
+    assert!(db
+        .delete_signing_key(&es.id)
+        .await
+        .unwrap_err()
+        .is_not_found());
 }

@@ -447,3 +447,50 @@ pub fn decode_cleanly(input: impl AsRef<std::ffi::OsStr>) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+impl Server {
+    /// Calls the API with any `Authorization` header value (e.g. `Bearer …`); returns the
+    /// status and JSON body.
+    pub fn api_with_authorization(
+        &self,
+        authorization: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let authorization = format!("authorization: {authorization}");
+        let body = body.map(|body| body.to_string());
+        let mut headers = vec![authorization.as_str()];
+        if body.is_some() {
+            headers.push("content-type: application/json");
+        }
+        let response = http_request(
+            method,
+            &self.url(path),
+            &headers,
+            body.as_deref().map(str::as_bytes),
+        );
+        let json = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        (response.status, json)
+    }
+
+    /// Runs `sluice ARGS…` on this server's data directory (`--data-dir` appended) with the
+    /// environment a test controls, and returns its output.
+    pub fn sluice_cli(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .env_remove("SLUICE_DATA_DIR")
+            .env_remove("SLUICE_CONFIG")
+            .env_remove("SLUICE_MASTER_KEY")
+            .env_remove("SLUICE_LOG")
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().expect("run sluice")
+    }
+}

@@ -6,7 +6,8 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::{into_page, now, webhooks, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
+use super::paging::into_page;
+use super::{now, webhooks, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
 use crate::entities::event;
 use crate::ids;
 use crate::model::{Event, EventFilter, EventObject, EventPage, NewEvent};

@@ -1,17 +1,23 @@
 //! Live streams: creation, lookup, listing and the idle/active status.
 
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use tracing::info;
 
-use super::{after_row, into_page, now, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
+use super::paging::{keyset_page, PageKey};
+use super::playback_ids::insert_playback_id;
+use super::{now, Db, Record, Result, StorageError};
 use crate::entities::{live_stream, session};
 use crate::ids;
 use crate::model::{
     LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage, LiveStreamSettings,
-    LiveStreamStatus,
+    LiveStreamStatus, PlaybackPolicy,
+};
+
+const LIVE_STREAM_PAGE: PageKey<live_stream::Entity> = PageKey {
+    created_at: live_stream::Column::CreatedAt,
+    id: live_stream::Column::Id,
+    created_at_of: |row| row.created_at,
+    id_of: |row| &row.id,
 };
 
 fn live_stream_from_row(row: live_stream::Model) -> Result<LiveStream> {
@@ -25,7 +31,6 @@ fn live_stream_from_row(row: live_stream::Model) -> Result<LiveStream> {
         id: row.id,
         name: row.name,
         stream_key: row.stream_key,
-        playback_id: row.playback_id,
         ladder,
         status: row.status,
         active_session_id: row.active_session_id,
@@ -50,8 +55,8 @@ fn to_db_window(seconds: u32) -> i32 {
 }
 
 impl Db {
-    /// Creates an idle live stream with a fresh id, stream key and playback id. `ladder` must
-    /// already be validated.
+    /// Creates an idle live stream with a fresh id and stream key, and one `public` playback
+    /// id. `ladder` must already be validated.
     pub async fn create_live_stream(
         &self,
         name: &str,
@@ -63,7 +68,6 @@ impl Db {
             id: Set(ids::new_id(ids::LIVE_STREAM_PREFIX)),
             name: Set(name.to_owned()),
             stream_key: Set(ids::new_secret()),
-            playback_id: Set(ids::new_playback_id()),
             ladder: Set(ladder.to_string()),
             status: Set(LiveStreamStatus::Idle),
             active_session_id: Set(None),
@@ -74,9 +78,12 @@ impl Db {
             reconnect_window_s: Set(to_db_window(settings.reconnect_window_s)),
             record: Set(settings.record),
         };
+        let txn = self.conn.begin().await?;
         let row = live_stream::Entity::insert(row)
-            .exec_with_returning(&self.conn)
+            .exec_with_returning(&txn)
             .await?;
+        insert_playback_id(&txn, &row.id, PlaybackPolicy::Public).await?;
+        txn.commit().await?;
         info!(live_stream_id = %row.id, "Live stream created.");
         live_stream_from_row(row)
     }
@@ -89,7 +96,7 @@ impl Db {
             .transpose()
     }
 
-    /// Live streams in creation order, at most `limit` (clamped to 1..=[`MAX_PAGE_SIZE`]),
+    /// Live streams in creation order, at most `limit` (clamped to 1..=[`super::MAX_PAGE_SIZE`]),
     /// starting after the stream whose id is `after` (the previous page's `next_cursor`), only
     /// those matching `filter` when given.
     pub async fn list_live_streams(
@@ -98,57 +105,29 @@ impl Db {
         after: Option<&str>,
         filter: Option<LiveStreamFilter>,
     ) -> Result<LiveStreamPage> {
-        let limit = limit.clamp(1, MAX_PAGE_SIZE);
-        let mut query = live_stream::Entity::find()
-            .order_by_asc(live_stream::Column::CreatedAt)
-            .order_by_asc(live_stream::Column::Id)
-            .limit(limit + 1);
-        query = match filter {
-            None => query,
-            Some(LiveStreamFilter::Idle) => query
+        let query = match filter {
+            None => live_stream::Entity::find(),
+            Some(LiveStreamFilter::Idle) => live_stream::Entity::find()
                 .filter(live_stream::Column::Status.eq(LiveStreamStatus::Idle))
                 .filter(live_stream::Column::Disabled.eq(false)),
-            Some(LiveStreamFilter::Active) => {
-                query.filter(live_stream::Column::Status.eq(LiveStreamStatus::Active))
-            }
+            Some(LiveStreamFilter::Active) => live_stream::Entity::find()
+                .filter(live_stream::Column::Status.eq(LiveStreamStatus::Active)),
             Some(LiveStreamFilter::Disabled) => {
-                query.filter(live_stream::Column::Disabled.eq(true))
+                live_stream::Entity::find().filter(live_stream::Column::Disabled.eq(true))
             }
         };
-        if let Some(after) = after {
-            let anchor = live_stream::Entity::find_by_id(after)
-                .one(&self.conn)
-                .await?
-                .ok_or_else(|| StorageError::InvalidCursor(after.to_owned()))?;
-            query = query.filter(after_row(
-                live_stream::Column::CreatedAt,
-                live_stream::Column::Id,
-                anchor.created_at,
-                anchor.id,
-            ));
-        }
-        let items = query
-            .all(&self.conn)
-            .await?
+        let (rows, next_cursor) =
+            keyset_page(&self.conn, query, LIVE_STREAM_PAGE, limit, after).await?;
+        let items = rows
             .into_iter()
             .map(live_stream_from_row)
             .collect::<Result<Vec<_>>>()?;
-        let (items, next_cursor) = into_page(items, limit, |stream| &stream.id);
         Ok(LiveStreamPage { items, next_cursor })
     }
 
     pub async fn find_by_stream_key(&self, stream_key: &str) -> Result<Option<LiveStream>> {
         live_stream::Entity::find()
             .filter(live_stream::Column::StreamKey.eq(stream_key))
-            .one(&self.conn)
-            .await?
-            .map(live_stream_from_row)
-            .transpose()
-    }
-
-    pub async fn find_by_playback_id(&self, playback_id: &str) -> Result<Option<LiveStream>> {
-        live_stream::Entity::find()
-            .filter(live_stream::Column::PlaybackId.eq(playback_id))
             .one(&self.conn)
             .await?
             .map(live_stream_from_row)

@@ -7,15 +7,21 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 
 use crate::migration::Migrator;
+use crate::secret_box::{SecretBox, SecretBoxError};
 
 mod api_keys;
 mod events;
 mod live_streams;
+mod paging;
+mod playback_ids;
 mod sessions;
+mod signing_keys;
+#[cfg(test)]
+mod upgrade_tests;
 mod webhooks;
 
 /// How long a writer waits for SQLite's lock before failing with "database is locked".
@@ -38,6 +44,8 @@ pub enum Record {
     Event,
     WebhookEndpoint,
     WebhookDelivery,
+    SigningKey,
+    PlaybackId,
 }
 
 impl fmt::Display for Record {
@@ -49,6 +57,8 @@ impl fmt::Display for Record {
             Self::Event => "event",
             Self::WebhookEndpoint => "webhook endpoint",
             Self::WebhookDelivery => "webhook delivery",
+            Self::SigningKey => "signing key",
+            Self::PlaybackId => "playback id",
         })
     }
 }
@@ -72,6 +82,16 @@ pub enum StorageError {
         column: &'static str,
         #[source]
         source: serde_json::Error,
+    },
+    #[error(
+        "no master key was given to the database, so API key secrets cannot be sealed or opened"
+    )]
+    MasterKeyMissing,
+    #[error("the sealed secret of API key {id} cannot be opened: {source}")]
+    SealedSecret {
+        id: String,
+        #[source]
+        source: SecretBoxError,
     },
 }
 
@@ -129,45 +149,14 @@ pub fn redact_database_url(url: &str) -> String {
 pub struct Db {
     conn: DatabaseConnection,
     engine: DbEngine,
+    /// Seals API key secrets; set with [`Db::with_secret_box`].
+    secret_box: Option<SecretBox>,
 }
 
 /// Timestamps are kept to the microsecond, the precision Postgres stores, so values read back
 /// equal the values written on every backend.
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
-}
-
-/// Keyset pagination over rows ordered by `(created_at, id)`: the rows after the anchor row.
-fn after_row<C: ColumnTrait>(
-    created_at_column: C,
-    id_column: C,
-    anchor_created_at: DateTime<Utc>,
-    anchor_id: String,
-) -> Condition {
-    Condition::any()
-        .add(created_at_column.gt(anchor_created_at))
-        .add(
-            Condition::all()
-                .add(created_at_column.eq(anchor_created_at))
-                .add(id_column.gt(anchor_id)),
-        )
-}
-
-/// Cuts a page fetched with one row too many down to `limit` and returns it with the cursor of
-/// the next page (the id of its last item), if there is one.
-fn into_page<T>(
-    mut items: Vec<T>,
-    limit: u64,
-    id: impl Fn(&T) -> &str,
-) -> (Vec<T>, Option<String>) {
-    let has_more = items.len() as u64 > limit;
-    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next_cursor = if has_more {
-        items.last().map(|item| id(item).to_owned())
-    } else {
-        None
-    };
-    (items, next_cursor)
 }
 
 fn to_db_count(value: u64) -> i64 {
@@ -208,7 +197,11 @@ impl Db {
             }
         }
         let conn = Database::connect(options).await?;
-        Ok(Self { conn, engine })
+        Ok(Self {
+            conn,
+            engine,
+            secret_box: None,
+        })
     }
 
     /// The engine this handle talks to.
@@ -222,9 +215,18 @@ impl Db {
         Ok(())
     }
 
-    /// Applies every pending migration.
+    /// The database sealing API key secrets with `secret_box` (the server's master key).
+    pub fn with_secret_box(self, secret_box: SecretBox) -> Self {
+        Self {
+            secret_box: Some(secret_box),
+            ..self
+        }
+    }
+
+    /// Applies every pending migration, then seals the secrets of API keys made before secrets
+    /// were kept sealed.
     pub async fn migrate(&self) -> Result<()> {
         Migrator::up(&self.conn, None).await?;
-        Ok(())
+        self.seal_legacy_api_keys().await
     }
 }

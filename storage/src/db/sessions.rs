@@ -4,6 +4,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
+use super::paging::into_page;
 use super::{from_db_count, now, to_db_count, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
 use crate::entities::session;
 use crate::ids;
@@ -172,18 +173,11 @@ impl Db {
                     ),
             );
         }
-        let mut rows = query.all(&self.conn).await?;
-        let has_more = rows.len() as u64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let (rows, next_cursor) = into_page(query.all(&self.conn).await?, limit, |row| &row.id);
         let items = rows
             .into_iter()
             .map(session_from_row)
             .collect::<Result<Vec<_>>>()?;
-        let next_cursor = if has_more {
-            items.last().map(|session| session.id.clone())
-        } else {
-            None
-        };
         Ok(SessionPage { items, next_cursor })
     }
 }

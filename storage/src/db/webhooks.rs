@@ -13,13 +13,21 @@ use sea_orm::{
 use tracing::info;
 
 use super::events::event_from_row;
-use super::{after_row, into_page, now, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
+use super::paging::{into_page, keyset_page, PageKey};
+use super::{now, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
 use crate::entities::{event, webhook_attempt, webhook_delivery, webhook_endpoint};
 use crate::ids;
 use crate::model::{
     AttemptOutcome, ClaimedDelivery, DeliveryStatus, Event, NewWebhookEndpoint, WebhookAttempt,
     WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage,
     WebhookEndpointUpdate,
+};
+
+const WEBHOOK_ENDPOINT_PAGE: PageKey<webhook_endpoint::Entity> = PageKey {
+    created_at: webhook_endpoint::Column::CreatedAt,
+    id: webhook_endpoint::Column::Id,
+    created_at_of: |row| row.created_at,
+    id_of: |row| &row.id,
 };
 
 /// Events read at a time when a range is replayed.
@@ -202,30 +210,18 @@ impl Db {
         limit: u64,
         after: Option<&str>,
     ) -> Result<WebhookEndpointPage> {
-        let limit = limit.clamp(1, MAX_PAGE_SIZE);
-        let mut query = webhook_endpoint::Entity::find()
-            .order_by_asc(webhook_endpoint::Column::CreatedAt)
-            .order_by_asc(webhook_endpoint::Column::Id)
-            .limit(limit + 1);
-        if let Some(after) = after {
-            let anchor = webhook_endpoint::Entity::find_by_id(after)
-                .one(&self.conn)
-                .await?
-                .ok_or_else(|| StorageError::InvalidCursor(after.to_owned()))?;
-            query = query.filter(after_row(
-                webhook_endpoint::Column::CreatedAt,
-                webhook_endpoint::Column::Id,
-                anchor.created_at,
-                anchor.id,
-            ));
-        }
-        let items = query
-            .all(&self.conn)
-            .await?
+        let (rows, next_cursor) = keyset_page(
+            &self.conn,
+            webhook_endpoint::Entity::find(),
+            WEBHOOK_ENDPOINT_PAGE,
+            limit,
+            after,
+        )
+        .await?;
+        let items = rows
             .into_iter()
             .map(endpoint_from_row)
             .collect::<Result<Vec<_>>>()?;
-        let (items, next_cursor) = into_page(items, limit, |endpoint| &endpoint.id);
         Ok(WebhookEndpointPage { items, next_cursor })
     }
 

@@ -7,9 +7,13 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    /// Stored in clear because HS256 verification needs it; issue 3 revisits this.
-    pub secret: String,
     pub name: String,
+    /// SHA-256 of the secret (lowercase hex), what Basic authentication compares against.
+    pub secret_hash: String,
+    /// The secret sealed under the master key (`SecretBox`), opened only to verify HS256 JWTs.
+    pub secret_sealed: String,
+    /// JSON array of permission names.
+    pub permissions: String,
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
 }

@@ -12,8 +12,6 @@ pub struct Model {
     pub name: String,
     #[sea_orm(unique)]
     pub stream_key: String,
-    #[sea_orm(unique)]
-    pub playback_id: String,
     /// JSON text, kept as text so SQLite and Postgres store it alike.
     pub ladder: String,
     pub status: LiveStreamStatus,

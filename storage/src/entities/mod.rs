@@ -3,7 +3,9 @@
 pub mod api_key;
 pub mod event;
 pub mod live_stream;
+pub mod playback_id;
 pub mod session;
+pub mod signing_key;
 pub mod webhook_attempt;
 pub mod webhook_delivery;
 pub mod webhook_endpoint;

@@ -4,8 +4,11 @@ use sea_orm_migration::prelude::*;
 
 mod m20250101_000001_create_tables;
 mod m20261121_000002_events;
+mod m20261121_000003_auth;
 mod m20261121_000004_webhooks;
 mod m20261121_000005_lifecycle;
+
+pub use m20261121_000003_auth::LEGACY_API_KEYS_TABLE;
 
 /// Every migration Sluice knows, oldest first.
 pub struct Migrator;
@@ -16,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20250101_000001_create_tables::Migration),
             Box::new(m20261121_000002_events::Migration),
+            Box::new(m20261121_000003_auth::Migration),
             Box::new(m20261121_000004_webhooks::Migration),
             Box::new(m20261121_000005_lifecycle::Migration),
         ]

@@ -1,0 +1,109 @@
+//! Signed playback tokens: JWTs (RFC 7519) a customer's backend signs with a signing key's
+//! private half (RS256 or ES256) to let one viewer play one `signed` playback id.
+//!
+//! The header's `kid` names the signing key, whose stored public key verifies the signature;
+//! the algorithm is pinned to the one the key was made for. Claims: `sub` = the playback id,
+//! `aud` = what is played ([`PlaybackAudience`]), `exp` required, `nbf` honoured. A deleted
+//! signing key verifies nothing, so deleting it revokes every token it signed.
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use sluice_storage::{Db, SigningAlgorithm};
+
+use crate::auth::{jwt_failure, JWT_LEEWAY_SECS};
+use crate::error::ApiError;
+
+/// What a playback token lets its holder fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaybackAudience {
+    /// Playlists and segments.
+    Video,
+    /// Still images of the stream.
+    Thumbnail,
+    /// Storyboard (trick-play) images.
+    Storyboard,
+}
+
+impl PlaybackAudience {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Video => "video",
+            Self::Thumbnail => "thumbnail",
+            Self::Storyboard => "storyboard",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PlaybackClaims {
+    sub: String,
+    aud: PlaybackAudience,
+}
+
+fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::Forbidden(message.into())
+}
+
+fn jwt_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
+    match algorithm {
+        SigningAlgorithm::ES256 => Algorithm::ES256,
+        SigningAlgorithm::RS256 => Algorithm::RS256,
+    }
+}
+
+/// Checks that `token` lets its holder fetch `audience` of `playback_id`; a refusal is
+/// [`ApiError::Forbidden`] saying why.
+pub async fn verify(
+    db: &Db,
+    token: &str,
+    playback_id: &str,
+    audience: PlaybackAudience,
+) -> Result<(), ApiError> {
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|_| forbidden("malformed playback token"))?;
+    let kid = header
+        .kid
+        .ok_or_else(|| forbidden("playback token has no kid naming its signing key"))?;
+    let key = db
+        .get_signing_key(&kid)
+        .await?
+        .ok_or_else(|| forbidden("playback token's signing key does not exist or was deleted"))?;
+    let algorithm = jwt_algorithm(key.algorithm);
+    if header.alg != algorithm {
+        return Err(forbidden(format!(
+            "playback token must be signed {algorithm:?}, the algorithm of its signing key"
+        )));
+    }
+    let decoding_key = match key.algorithm {
+        SigningAlgorithm::ES256 => DecodingKey::from_ec_pem(key.public_key_pem.as_bytes()),
+        SigningAlgorithm::RS256 => DecodingKey::from_rsa_pem(key.public_key_pem.as_bytes()),
+    }
+    .map_err(ApiError::internal)?;
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = JWT_LEEWAY_SECS;
+    validation.validate_nbf = true;
+    // `aud` is checked below against the enum, which also names what was expected.
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+    let claims = jsonwebtoken::decode::<PlaybackClaims>(token, &decoding_key, &validation)
+        .map_err(|error| match error.kind() {
+            jsonwebtoken::errors::ErrorKind::Json(_) => forbidden(
+                "playback token claims are invalid: sub must be a playback id and aud one of \
+                 video, thumbnail, storyboard",
+            ),
+            kind => forbidden(format!("playback {}", jwt_failure(kind))),
+        })?
+        .claims;
+    if claims.sub != playback_id {
+        return Err(forbidden("playback token is for another playback id"));
+    }
+    if claims.aud != audience {
+        return Err(forbidden(format!(
+            "playback token is for {}, not {}",
+            claims.aud.as_str(),
+            audience.as_str()
+        )));
+    }
+    Ok(())
+}

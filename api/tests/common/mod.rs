@@ -1,0 +1,83 @@
+//! The API router on a real database (SQLite, or Postgres when `SLUICE_TEST_POSTGRES_URL` is
+//! set) and a real object store in a temporary directory, with one admin API key.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::sync::Arc;
+
+use axum::Router;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::{json, Value};
+use sluice_api::{router, AppState, Metrics};
+use sluice_storage::test_support::TestDatabase;
+use sluice_storage::{Db, EventBus, LocalStore, Permission, SecretBox, MASTER_KEY_LEN};
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    _database: TestDatabase,
+    pub app: Router,
+    pub db: Db,
+    pub store: Arc<LocalStore>,
+    pub events: EventBus,
+    pub key_id: String,
+    pub secret: String,
+}
+
+pub fn default_ladder() -> Value {
+    json!([{"name": "720p", "height": 720}])
+}
+
+pub async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::new();
+    let db = Db::connect(database.url())
+        .await
+        .unwrap()
+        .with_secret_box(SecretBox::new([3; MASTER_KEY_LEN]));
+    db.migrate().await.unwrap();
+    let (key, secret) = db
+        .create_api_key("test", &[Permission::Admin])
+        .await
+        .unwrap();
+    // The store is a subdirectory so a traversal would find `secret.txt` one level up.
+    std::fs::write(dir.path().join("secret.txt"), "top secret").unwrap();
+    let store = Arc::new(LocalStore::new(dir.path().join("objects")));
+    let events = EventBus::new(db.clone());
+    let state = AppState {
+        db: db.clone(),
+        store: store.clone(),
+        events: events.clone(),
+        public_url: "http://localhost:8080/".to_owned(),
+        rtmp_url: "rtmp://localhost:1935/live".to_owned(),
+        ladder_validator: Arc::new(|ladder: &Value| match ladder {
+            Value::Null => Ok(default_ladder()),
+            Value::Array(_) => Ok(ladder.clone()),
+            _ => Err("must be an array of renditions".to_owned()),
+        }),
+        metrics: Metrics::new(),
+        jwt_audience: sluice_api::DEFAULT_JWT_AUDIENCE.to_owned(),
+    };
+    Harness {
+        dir,
+        _database: database,
+        app: router(state),
+        db,
+        store,
+        events,
+        key_id: key.id,
+        secret,
+    }
+}
+
+/// `Authorization: Basic …` for `key`:`secret`.
+pub fn basic(key: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{key}:{secret}")))
+}
+
+impl Harness {
+    /// `Authorization` header value of the harness's admin key.
+    pub fn auth(&self) -> String {
+        basic(&self.key_id, &self.secret)
+    }
+}

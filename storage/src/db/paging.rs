@@ -1,0 +1,73 @@
+//! Keyset pagination shared by every list: a page is fetched with one row too many, cut to its
+//! limit by [`into_page`], and the cursor of the next page is the id of its last row.
+//! [`keyset_page`] does the whole job for lists in `(created_at, id)` order.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select,
+};
+
+use super::{Result, StorageError, MAX_PAGE_SIZE};
+
+/// How a table's rows are ordered and named for [`keyset_page`].
+pub(super) struct PageKey<E: EntityTrait> {
+    pub created_at: E::Column,
+    pub id: E::Column,
+    pub created_at_of: fn(&E::Model) -> DateTime<Utc>,
+    pub id_of: fn(&E::Model) -> &str,
+}
+
+/// At most `limit` rows of `query` (clamped to 1..=[`MAX_PAGE_SIZE`]) after the row whose id
+/// is `after`, and the cursor of the next page (`None` on the last page). A cursor naming no
+/// row of `query` is [`StorageError::InvalidCursor`].
+pub(super) async fn keyset_page<E: EntityTrait>(
+    conn: &DatabaseConnection,
+    query: Select<E>,
+    key: PageKey<E>,
+    limit: u64,
+    after: Option<&str>,
+) -> Result<(Vec<E::Model>, Option<String>)> {
+    let limit = limit.clamp(1, MAX_PAGE_SIZE);
+    let mut page = query
+        .clone()
+        .order_by_asc(key.created_at)
+        .order_by_asc(key.id)
+        .limit(limit + 1);
+    if let Some(after) = after {
+        let anchor = query
+            .filter(key.id.eq(after))
+            .one(conn)
+            .await?
+            .ok_or_else(|| StorageError::InvalidCursor(after.to_owned()))?;
+        let anchor_created_at = (key.created_at_of)(&anchor);
+        page = page.filter(
+            Condition::any()
+                .add(key.created_at.gt(anchor_created_at))
+                .add(
+                    Condition::all()
+                        .add(key.created_at.eq(anchor_created_at))
+                        .add(key.id.gt((key.id_of)(&anchor))),
+                ),
+        );
+    }
+    let rows = page.all(conn).await?;
+    Ok(into_page(rows, limit, key.id_of))
+}
+
+/// Cuts a page fetched with one row too many down to `limit` and returns it with the cursor of
+/// the next page (the id of its last item), if there is one.
+pub(super) fn into_page<T>(
+    mut items: Vec<T>,
+    limit: u64,
+    id: impl Fn(&T) -> &str,
+) -> (Vec<T>, Option<String>) {
+    let has_more = items.len() as u64 > limit;
+    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_cursor = if has_more {
+        items.last().map(|item| id(item).to_owned())
+    } else {
+        None
+    };
+    (items, next_cursor)
+}

@@ -1,0 +1,187 @@
+//! Upgrading a database made by the first schema only: keys, streams and sessions survive, and
+//! no secret stays in clear anywhere in the database files.
+
+use sea_orm::{ConnectionTrait, Statement};
+use sea_orm_migration::MigratorTrait;
+
+use crate::migration::Migrator;
+use crate::model::{Permission, PlaybackPolicy};
+use crate::{Db, SecretBox, MASTER_KEY_LEN};
+
+const ACTIVE_SECRET: &str = "LegacyActiveSecret0123456789abcdefghijkl";
+const REVOKED_SECRET: &str = "LegacyRevokedSecret0123456789abcdefghijk";
+
+async fn execute(db: &Db, sql: &str) {
+    db.conn
+        .execute(Statement::from_string(db.conn.get_database_backend(), sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            std::fs::read(path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|window| window == needle)
+        })
+        .map(|path| path.display().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn first_schema_database_upgrades_with_keys_streams_and_sessions_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
+    let old = Db::connect(&url).await.unwrap();
+    Migrator::up(&old.conn, Some(1)).await.unwrap();
+    execute(
+        &old,
+        &format!(
+            "INSERT INTO api_keys (id, secret, name, created_at, revoked_at) VALUES \
+             ('ak_active', '{ACTIVE_SECRET}', 'ci', '2025-01-02 03:04:05.123456+00:00', NULL), \
+             ('ak_revoked', '{REVOKED_SECRET}', 'old', '2025-01-02 03:04:06+00:00', \
+              '2025-02-01 00:00:00+00:00')"
+        ),
+    )
+    .await;
+    execute(
+        &old,
+        "INSERT INTO live_streams (id, name, stream_key, playback_id, ladder, status, \
+           active_session_id, created_at, updated_at) VALUES \
+         ('ls_one', 'One', 'streamkeyone', 'playbackone', '[]', 'idle', NULL, \
+          '2025-01-03 00:00:00+00:00', '2025-01-03 00:00:00+00:00'), \
+         ('ls_two', 'Two', 'streamkeytwo', 'playbacktwo', '[]', 'idle', NULL, \
+          '2025-01-04 00:00:00+00:00', '2025-01-04 00:00:00+00:00')",
+    )
+    .await;
+    execute(
+        &old,
+        "INSERT INTO sessions (id, live_stream_id, started_at, ended_at, client_addr, encoder, \
+           input, bytes_received, frames_dropped) VALUES \
+         ('ses_a', 'ls_one', '2025-01-03 01:00:00+00:00', '2025-01-03 02:00:00+00:00', \
+          '127.0.0.1:5000', 'obs', '{\"width\": 1280}', 1000, 3), \
+         ('ses_b', 'ls_one', '2025-01-03 03:00:00+00:00', '2025-01-03 04:00:00+00:00', \
+          '127.0.0.1:5001', NULL, NULL, 2000, 0), \
+         ('ses_c', 'ls_two', '2025-01-04 01:00:00+00:00', NULL, '127.0.0.1:5002', NULL, NULL, \
+          0, 0)",
+    )
+    .await;
+    drop(old);
+
+    let db = Db::connect(&url)
+        .await
+        .unwrap()
+        .with_secret_box(SecretBox::new([9; MASTER_KEY_LEN]));
+    db.migrate().await.unwrap();
+    db.check_master_key().await.unwrap();
+
+    let key = db
+        .verify_api_key_secret("ak_active", ACTIVE_SECRET)
+        .await
+        .unwrap()
+        .expect("the old key still authenticates");
+    assert_eq!(key.name, "ci");
+    assert_eq!(key.permissions, [Permission::Admin]);
+    assert!(key.revoked_at.is_none());
+    assert_eq!(
+        key.created_at.to_rfc3339(),
+        "2025-01-02T03:04:05.123456+00:00"
+    );
+    let (_, jwt_secret) = db.api_key_jwt_secret("ak_active").await.unwrap().unwrap();
+    assert_eq!(jwt_secret, ACTIVE_SECRET.as_bytes());
+    let revoked = db
+        .verify_api_key_secret("ak_revoked", REVOKED_SECRET)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(revoked.revoked_at.is_some(), "a revoked key stays revoked");
+    assert!(db
+        .verify_api_key_secret("ak_active", REVOKED_SECRET)
+        .await
+        .unwrap()
+        .is_none());
+
+    for (stream_id, playback_id) in [("ls_one", "playbackone"), ("ls_two", "playbacktwo")] {
+        let stream = db.get_live_stream(stream_id).await.unwrap().unwrap();
+        let ids = db.list_playback_ids(&stream.id).await.unwrap();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids[0].id, playback_id);
+        assert_eq!(ids[0].policy, PlaybackPolicy::Public);
+    }
+    let session = db.get_session("ses_a").await.unwrap().expect("ses_a kept");
+    assert_eq!(session.live_stream_id, "ls_one");
+    assert_eq!(session.bytes_received, 1000);
+    assert_eq!(session.frames_dropped, 3);
+    assert_eq!(session.encoder.as_deref(), Some("obs"));
+    assert_eq!(session.input, Some(serde_json::json!({"width": 1280})));
+    assert!(db.get_session("ses_b").await.unwrap().is_some());
+    assert!(db
+        .get_session("ses_c")
+        .await
+        .unwrap()
+        .unwrap()
+        .ended_at
+        .is_none());
+
+    // The rebuilt tables keep their constraints: sessions still cascade from their stream, and
+    // stream keys stay unique.
+    execute(&db, "DELETE FROM live_streams WHERE id = 'ls_two'").await;
+    assert!(db.get_session("ses_c").await.unwrap().is_none());
+    assert!(db.get_playback_id("playbacktwo").await.unwrap().is_none());
+    assert!(db
+        .conn
+        .execute_unprepared(
+            "INSERT INTO live_streams (id, name, stream_key, ladder, status, created_at, \
+             updated_at) VALUES ('ls_dup', 'D', 'streamkeyone', '[]', 'idle', \
+             '2025-01-05 00:00:00+00:00', '2025-01-05 00:00:00+00:00')"
+        )
+        .await
+        .is_err());
+    assert!(db
+        .conn
+        .execute_unprepared("SELECT playback_id FROM live_streams")
+        .await
+        .is_err());
+
+    // A database migrated again is left alone.
+    db.migrate().await.unwrap();
+    drop(db);
+    for secret in [ACTIVE_SECRET, REVOKED_SECRET] {
+        assert_eq!(
+            files_containing(dir.path(), secret.as_bytes()),
+            Vec::<String>::new(),
+            "no plaintext secret in the database files"
+        );
+    }
+}
+
+#[tokio::test]
+async fn legacy_keys_need_the_master_key_to_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
+    let db = Db::connect(&url).await.unwrap();
+    Migrator::up(&db.conn, Some(1)).await.unwrap();
+    execute(
+        &db,
+        "INSERT INTO api_keys (id, secret, name, created_at) \
+         VALUES ('ak_x', 'secret', 'x', '2025-01-02 03:04:05+00:00')",
+    )
+    .await;
+    let error = db.migrate().await.unwrap_err();
+    assert!(
+        error.to_string().contains("no master key"),
+        "clear error: {error}"
+    );
+    // With the key, the same database upgrades.
+    let db = db.with_secret_box(SecretBox::new([1; MASTER_KEY_LEN]));
+    db.migrate().await.unwrap();
+    assert!(db
+        .verify_api_key_secret("ak_x", "secret")
+        .await
+        .unwrap()
+        .is_some());
+}
