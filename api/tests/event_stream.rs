@@ -31,7 +31,7 @@ impl SseReader {
             .clone()
             .oneshot(
                 Request::get("/v1/events/stream")
-                    .header(header::AUTHORIZATION, &h.auth())
+                    .header(header::AUTHORIZATION, h.auth())
                     .body(Body::empty())
                     .unwrap(),
             )
