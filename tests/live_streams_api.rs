@@ -208,7 +208,7 @@ fn completing_ends_the_session_and_its_playlists_but_keeps_the_stream_usable() {
     let server = Server::start();
     let stream = server.create_live_stream(json!({"name": "complete", "ladder": ["source"]}));
     let id = stream["id"].as_str().unwrap();
-    let playback_id = stream["playback_id"].as_str().unwrap();
+    let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap();
     let mut publisher = go_live(&server, &stream);
     wait_for("the master playlist", Duration::from_secs(30), || {
         (server
@@ -239,7 +239,7 @@ fn deleting_a_live_stream_kicks_its_publisher_and_removes_everything() {
     let server = Server::start();
     let stream = server.create_live_stream(json!({"name": "doomed", "ladder": ["source"]}));
     let id = stream["id"].as_str().unwrap();
-    let playback_id = stream["playback_id"].as_str().unwrap();
+    let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap();
     let mut publisher = go_live(&server, &stream);
     wait_for("the master playlist", Duration::from_secs(30), || {
         (server
