@@ -105,6 +105,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             events.clone(),
             metrics.clone(),
             config.live.clone(),
+            config.rtmp_public_url(),
             stopping.clone(),
         )
         .run(rtmp),

@@ -344,3 +344,51 @@ fn sessions_record_who_published_what_and_how_it_went() {
     let (status, body) = server.api("GET", "/v1/sessions/ses_unknown", None);
     assert_eq!(status, 404, "{body}");
 }
+
+#[test]
+fn lifecycle_events_carry_the_object_without_its_stream_key() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({"name": "events", "ladder": ["source"]}));
+    let id = stream["id"].as_str().unwrap();
+    let mut publisher = go_live(&server, &stream);
+    post(&server, &format!("/v1/live-streams/{id}/disable"));
+    wait_kicked(&server, id, &mut publisher);
+    let events = wait_for("the idle event", Duration::from_secs(10), || {
+        let (status, body) = server.api("GET", "/v1/events?limit=100", None);
+        assert_eq!(status, 200, "{body}");
+        let events = body["data"].as_array().unwrap().clone();
+        events
+            .iter()
+            .any(|e| e["type"] == "live_stream.idle")
+            .then_some(events)
+    });
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "live_stream.created",
+            "live_stream.connected",
+            "session.started",
+            "live_stream.active",
+            "live_stream.disabled",
+            "session.ended",
+            "live_stream.disconnected",
+            "live_stream.idle",
+        ]
+    );
+    for event in &events {
+        let data = &event["data"];
+        assert!(data.get("stream_key").is_none(), "{event}");
+        if event["object"]["type"] == "live_stream" {
+            assert_eq!(data["id"], id, "{event}");
+            assert!(data["playback_ids"].is_array(), "{event}");
+        } else {
+            assert_eq!(data["live_stream_id"], id, "{event}");
+            assert_eq!(data["protocol"], "rtmp", "{event}");
+        }
+    }
+    let active = &events[3]["data"];
+    assert_eq!(active["status"], "active");
+    assert!(active["current_session"]["input"].is_object(), "{active}");
+    assert_eq!(events[7]["data"]["status"], "disabled");
+}

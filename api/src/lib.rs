@@ -42,8 +42,10 @@ use utoipa_axum::routes;
 
 pub use auth::{required_permission, Principal, DEFAULT_JWT_AUDIENCE};
 pub use error::{ApiError, MAX_BODY_BYTES};
+pub use live_streams::live_stream_event_data;
 pub use metrics::Metrics;
 pub use playback_token::PlaybackAudience;
+pub use sessions::session_event_data;
 
 /// Checks a requested rendition ladder (`null` when the request gave none) and returns the
 /// normalised ladder to store, or a message saying what is wrong. The binary wires in the

@@ -13,13 +13,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_storage::{
-    EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamSettings,
-    LiveStreamStatus, NewEvent, ObjectKey, MAX_RECONNECT_WINDOW_S,
+    Db, EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter,
+    LiveStreamSettings, LiveStreamStatus, NewEvent, ObjectKey, MAX_RECONNECT_WINDOW_S,
 };
+use tracing::error;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::json::{ApiJson, Envelope, PageEnvelope, PageParams};
+use crate::json::{page_limit, ApiJson, Envelope, PageEnvelope};
 use crate::playback_ids::{views, PlaybackIdView};
 use crate::sessions::SessionView;
 use crate::AppState;
@@ -117,21 +118,25 @@ pub struct LiveStreamView {
 }
 
 async fn view(state: &AppState, stream: LiveStream) -> Result<LiveStreamView, ApiError> {
+    view_with(&state.db, &state.rtmp_url, stream).await
+}
+
+async fn view_with(
+    db: &Db,
+    rtmp_url: &str,
+    stream: LiveStream,
+) -> Result<LiveStreamView, ApiError> {
     let current_session = match &stream.active_session_id {
-        Some(session_id) => state
-            .db
-            .get_session(session_id)
-            .await?
-            .map(SessionView::from),
+        Some(session_id) => db.get_session(session_id).await?.map(SessionView::from),
         None => None,
     };
-    let playback_ids = views(state.db.list_playback_ids(&stream.id).await?);
+    let playback_ids = views(db.list_playback_ids(&stream.id).await?);
     let status = status_name(&stream);
     Ok(LiveStreamView {
         id: stream.id,
         name: stream.name,
         stream_key: stream.stream_key,
-        rtmp_url: state.rtmp_url.clone(),
+        rtmp_url: rtmp_url.to_owned(),
         playback_ids,
         status,
         ladder: stream.ladder,
@@ -168,16 +173,34 @@ fn validate_ladder(state: &AppState, ladder: &Value) -> Result<Value, ApiError> 
         .map_err(|message| ApiError::InvalidRequest(format!("ladder: {message}")))
 }
 
-/// Publishes `event_type` about `view`'s stream, with the stream as the event's data.
+/// The `data` of a live stream event: the stream in its API form, without its stream key
+/// (events reach every holder of `events:read` and every webhook receiver).
+fn event_data(view: &LiveStreamView) -> Result<Value, ApiError> {
+    let mut data = serde_json::to_value(view).map_err(ApiError::internal)?;
+    if let Some(object) = data.as_object_mut() {
+        object.remove("stream_key");
+    }
+    Ok(data)
+}
+
+/// The `data` of an event about `stream` published outside the API (by the media plane).
+pub async fn live_stream_event_data(
+    db: &Db,
+    rtmp_url: &str,
+    stream: LiveStream,
+) -> Result<Value, ApiError> {
+    event_data(&view_with(db, rtmp_url, stream).await?)
+}
+
+/// Publishes `event_type` about `view`'s stream.
 async fn publish(
     state: &AppState,
     event_type: EventType,
     view: &LiveStreamView,
 ) -> Result<(), ApiError> {
-    let data = serde_json::to_value(view).map_err(ApiError::internal)?;
     state
         .events
-        .publish(NewEvent::new(event_type, &view.id, data))
+        .publish(NewEvent::new(event_type, &view.id, event_data(view)?))
         .await?;
     Ok(())
 }
@@ -268,11 +291,7 @@ pub async fn list(
     params: Result<Query<ListLiveStreams>, QueryRejection>,
 ) -> Result<Json<PageEnvelope<LiveStreamView>>, ApiError> {
     let Query(params) = params?;
-    let limit = PageParams {
-        limit: params.limit,
-        cursor: None,
-    }
-    .limit()?;
+    let limit = page_limit(params.limit)?;
     let page = state
         .db
         .list_live_streams(
@@ -345,7 +364,11 @@ pub async fn delete(
     let data = view(&state, stream).await?;
     state.db.delete_live_stream(&id).await?;
     // The media plane ends a running session on this event and removes what it wrote last.
-    publish(&state, EventType::LiveStreamDeleted, &data).await?;
+    // The stream is gone whatever happens next: its objects are removed even if the event
+    // could not be recorded.
+    if let Err(e) = publish(&state, EventType::LiveStreamDeleted, &data).await {
+        error!(live_stream_id = %id, error = %e, "Could not record the deletion event.");
+    }
     let prefix = ObjectKey::new(["live", id.as_str()]).map_err(ApiError::internal)?;
     state.store.delete_prefix(&prefix).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -63,6 +63,11 @@ impl From<Session> for SessionView {
     }
 }
 
+/// The `data` of a `session.*` event: the session in its API form.
+pub fn session_event_data(session: Session) -> Result<Value, ApiError> {
+    serde_json::to_value(SessionView::from(session)).map_err(ApiError::internal)
+}
+
 /// The sessions of a live stream, newest first.
 #[utoipa::path(get, path = "/v1/live-streams/{id}/sessions", tag = "sessions",
     params(("id" = String, Path, description = "Live stream id (`ls_…`)"), PageParams),

@@ -18,12 +18,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use sluice_api::Metrics;
+use sluice_api::{live_stream_event_data, session_event_data, Metrics};
 use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
 use sluice_media::{AudioCodec, TrackInfo};
 use sluice_storage::{
-    Db, EventBus, EventType, LiveStream, LiveStreamStatus, NewEvent, ObjectKey, ObjectStore,
+    Db, Event, EventBus, EventType, LiveStream, LiveStreamStatus, NewEvent, ObjectKey, ObjectStore,
     Session, SessionOrigin,
 };
 use tokio::net::{TcpListener, TcpStream};
@@ -43,6 +42,8 @@ use start_gate::{StartGate, MAX_PENDING_PACKETS};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` before trying again.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// Events read per query when catching up with the event history.
+const CATCH_UP_PAGE: u64 = 500;
 /// How often the session row's counters are refreshed.
 const SESSION_UPDATE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -53,6 +54,8 @@ pub struct LiveService {
     events: EventBus,
     metrics: Metrics,
     config: LiveConfig,
+    /// The ingest URL shown in events' live stream objects.
+    rtmp_url: String,
     shutdown: watch::Receiver<bool>,
     /// Open RTMP connections per client address.
     per_ip: OpenConnections,
@@ -68,6 +71,7 @@ impl LiveService {
         events: EventBus,
         metrics: Metrics,
         config: LiveConfig,
+        rtmp_url: String,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(LiveService {
@@ -76,6 +80,7 @@ impl LiveService {
             events,
             metrics,
             config,
+            rtmp_url,
             shutdown,
             per_ip: Arc::default(),
             running: RunningSessions::default(),
@@ -141,10 +146,19 @@ impl LiveService {
         control.abort();
     }
 
-    /// Ends the sessions the control plane asks to end, until shutdown.
+    /// Ends the sessions the control plane asks to end, until shutdown. Live notifications
+    /// that the channel dropped (`Lagged`) are read back from the event history, so no control
+    /// event is missed.
     async fn follow_control_events(self: Arc<Self>) {
         let mut events = self.events.subscribe();
         let mut shutdown = self.shutdown.clone();
+        let mut last_seq = match self.db.latest_event_seq().await {
+            Ok(seq) => seq,
+            Err(e) => {
+                warn!(error = %e, "Could not read the event history; following live events only.");
+                i64::MAX
+            }
+        };
         loop {
             let event = tokio::select! {
                 event = events.recv() => event,
@@ -152,20 +166,50 @@ impl LiveService {
             };
             match event {
                 Ok(event) => {
-                    if let Some(reason) = StopReason::for_event(&event.event_type) {
-                        if self.running.stop(&event.object.id, reason) {
-                            info!(live_stream_id = %event.object.id, reason = reason.describe(), "Stopping the session.");
-                        }
-                    }
+                    last_seq = last_seq.max(event.seq);
+                    self.apply_control_event(&event);
                 }
                 Err(RecvError::Lagged(missed)) => {
-                    warn!(
-                        missed,
-                        "Control events arrived faster than they were read; some were missed."
-                    )
+                    debug!(missed, "Control events missed live; reading them back.");
+                    for event in self.control_events_after(last_seq, None).await {
+                        last_seq = last_seq.max(event.seq);
+                        self.apply_control_event(&event);
+                    }
                 }
                 Err(RecvError::Closed) => return,
             }
+        }
+    }
+
+    /// Stops the session `event` is about, when it is a control event and that session runs
+    /// here.
+    fn apply_control_event(&self, event: &Event) {
+        if let Some(reason) = StopReason::for_event(&event.event_type) {
+            if self.running.stop(&event.object.id, reason) {
+                info!(live_stream_id = %event.object.id, reason = reason.describe(), "Stopping the session.");
+            }
+        }
+    }
+
+    /// The control events recorded after position `seq`, of one live stream when given.
+    async fn control_events_after(&self, mut seq: i64, live_stream_id: Option<&str>) -> Vec<Event> {
+        let mut found = Vec::new();
+        loop {
+            let page = match self.db.events_after_seq(seq, CATCH_UP_PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    warn!(error = %e, "Could not read the event history.");
+                    return found;
+                }
+            };
+            let Some(last) = page.last() else {
+                return found;
+            };
+            seq = last.seq;
+            found.extend(page.into_iter().filter(|event| {
+                StopReason::for_event(&event.event_type).is_some()
+                    && live_stream_id.is_none_or(|id| event.object.id == id)
+            }));
         }
     }
 
@@ -197,11 +241,14 @@ impl LiveService {
                 SessionEvent::PublishRequested {
                     app, stream_key, ..
                 } => {
+                    // Control events from here on are looked for once the session can be
+                    // stopped (see `publish`).
+                    let history_mark = self.db.latest_event_seq().await.ok();
                     let Some(stream) = self.authorise(&app, &stream_key, &mut connection).await?
                     else {
                         return Ok(());
                     };
-                    return self.publish(connection, stream, origin).await;
+                    return self.publish(connection, stream, origin, history_mark).await;
                 }
                 other => debug!(event = ?other, "Event before publish ignored."),
             }
@@ -245,12 +292,14 @@ impl LiveService {
         Ok(None)
     }
 
-    /// Runs an accepted publish until the encoder stops or vanishes.
+    /// Runs an accepted publish until the encoder stops or vanishes. `history_mark` is the
+    /// event history's position when the publish was requested.
     async fn publish(
         &self,
         mut connection: RtmpConnection,
         stream: LiveStream,
         origin: SessionOrigin,
+        history_mark: Option<i64>,
     ) -> Result<(), IngestError> {
         let session = match self.db.start_session(&stream.id, &origin).await {
             Ok(session) => session,
@@ -274,12 +323,21 @@ impl LiveService {
         let encoder = origin.encoder.as_deref().unwrap_or("unknown encoder");
         info!(live_stream_id = %stream.id, session_id = %session.id, encoder = %encoder, "Publisher connected.");
         self.metrics.session_started(&session.id);
-        self.emit_stream_event(EventType::LiveStreamConnected, &stream.id, &session.id)
+        self.emit_stream_event(EventType::LiveStreamConnected, &stream.id)
             .await;
-        self.emit_session_event(EventType::SessionStarted, &session)
+        self.emit_session_event(EventType::SessionStarted, session.clone())
             .await;
 
-        let result = match self.stop_reason_missed(&stream).await {
+        // A control event published between the publish request and the registration above
+        // found no session to stop: look for it in the history.
+        let missed = match history_mark {
+            Some(mark) => self.control_events_after(mark, Some(&stream.id)).await,
+            None => Vec::new(),
+        };
+        let result = match missed
+            .first()
+            .and_then(|event| StopReason::for_event(&event.event_type))
+        {
             Some(reason) => {
                 info!(reason = reason.describe(), "Stopping the session.");
                 Ok(Some(reason))
@@ -301,54 +359,46 @@ impl LiveService {
 
         match self.db.end_session(&session.id).await {
             Ok(ended) => {
-                self.emit_session_event(EventType::SessionEnded, &ended)
+                self.emit_session_event(EventType::SessionEnded, ended)
                     .await
             }
             Err(e) => warn!(error = %e, "Could not end the session row."),
         }
-        self.emit_stream_event(EventType::LiveStreamDisconnected, &stream.id, &session.id)
+        self.emit_stream_event(EventType::LiveStreamDisconnected, &stream.id)
             .await;
         // The stream keeps pointing at its last session, so its final counters stay visible.
         self.release(&stream.id, Some(&session.id)).await;
-        self.emit_stream_event(EventType::LiveStreamIdle, &stream.id, &session.id)
+        self.emit_stream_event(EventType::LiveStreamIdle, &stream.id)
             .await;
         info!(live_stream_id = %stream.id, session_id = %session.id, bytes = connection.bytes_received(), "Publisher disconnected.");
         result.map(|_| ())
     }
 
-    /// A control event that arrived between the claim and the session's registration found no
-    /// session to stop: look at the stream once more.
-    async fn stop_reason_missed(&self, claimed: &LiveStream) -> Option<StopReason> {
-        match self.db.get_live_stream(&claimed.id).await {
-            Ok(None) => Some(StopReason::Deleted),
-            Ok(Some(now)) if now.disabled => Some(StopReason::Disabled),
-            Ok(Some(now)) if now.stream_key != claimed.stream_key => {
-                Some(StopReason::StreamKeyReset)
-            }
-            Ok(Some(_)) => None,
+    /// Publishes an event about a live stream, with the stream as it is now as its data.
+    async fn emit_stream_event(&self, event_type: EventType, live_stream_id: &str) {
+        let stream = match self.db.get_live_stream(live_stream_id).await {
+            Ok(Some(stream)) => stream,
+            // Deleted meanwhile: `live_stream.deleted` said the last word.
+            Ok(None) => return,
             Err(e) => {
-                warn!(error = %e, "Could not re-read the live stream.");
-                None
+                warn!(error = %e, "Could not read the live stream for an event.");
+                return;
             }
+        };
+        match live_stream_event_data(&self.db, &self.rtmp_url, stream).await {
+            Ok(data) => {
+                self.emit(NewEvent::new(event_type, live_stream_id, data))
+                    .await
+            }
+            Err(e) => warn!(error = %e, "Could not describe the live stream for an event."),
         }
     }
 
-    /// Publishes an event about a live stream and the session it concerns.
-    async fn emit_stream_event(
-        &self,
-        event_type: EventType,
-        live_stream_id: &str,
-        session_id: &str,
-    ) {
-        let data = json!({ "id": live_stream_id, "session_id": session_id });
-        self.emit(NewEvent::new(event_type, live_stream_id, data))
-            .await;
-    }
-
-    async fn emit_session_event(&self, event_type: EventType, session: &Session) {
-        match serde_json::to_value(session) {
+    async fn emit_session_event(&self, event_type: EventType, session: Session) {
+        let session_id = session.id.clone();
+        match session_event_data(session) {
             Ok(data) => {
-                self.emit(NewEvent::new(event_type, &session.id, data))
+                self.emit(NewEvent::new(event_type, &session_id, data))
                     .await
             }
             Err(e) => warn!(error = %e, "Could not describe the session for an event."),
@@ -471,12 +521,6 @@ impl LiveService {
                         if let Some(source) = gate.ready() {
                             match self.start_pipeline(source, stream, session_id).await {
                                 Ok(mut started) => {
-                                    self.emit_stream_event(
-                                        EventType::LiveStreamActive,
-                                        &stream.id,
-                                        session_id,
-                                    )
-                                    .await;
                                     self.record_input(
                                         session_id,
                                         started.input_description(),
@@ -484,6 +528,8 @@ impl LiveService {
                                         0,
                                     )
                                     .await;
+                                    self.emit_stream_event(EventType::LiveStreamActive, &stream.id)
+                                        .await;
                                     let mut fed = Ok(());
                                     for held in gate.pending.drain(..) {
                                         fed = fed.and(started.push(held).await);

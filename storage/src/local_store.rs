@@ -19,6 +19,9 @@ pub struct LocalStore {
     root: PathBuf,
 }
 
+/// Tries at removing a tree that writers keep adding to.
+const DELETE_PREFIX_ATTEMPTS: u32 = 5;
+
 impl LocalStore {
     /// A store rooted at `root`; the directory is created on the first write.
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -88,10 +91,22 @@ impl ObjectStore for LocalStore {
     }
 
     async fn delete_prefix(&self, prefix: &ObjectKey) -> Result<(), StoreError> {
-        match tokio::fs::remove_dir_all(self.path_of(prefix)).await {
-            Ok(()) => Ok(()),
-            Err(error) if means_absent(&error) => Ok(()),
-            Err(error) => Err(io_error(prefix, error)),
+        let path = self.path_of(prefix);
+        let mut attempt = 1;
+        loop {
+            match tokio::fs::remove_dir_all(&path).await {
+                Ok(()) => return Ok(()),
+                Err(error) if means_absent(&error) => return Ok(()),
+                // A writer put an object under the prefix while the tree was being removed
+                // (S3 would keep such an object too): remove what is there now.
+                Err(error)
+                    if error.kind() == std::io::ErrorKind::DirectoryNotEmpty
+                        && attempt < DELETE_PREFIX_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                Err(error) => return Err(io_error(prefix, error)),
+            }
         }
     }
 }

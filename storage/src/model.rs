@@ -255,7 +255,7 @@ pub struct LiveStreamChanges {
 pub enum LiveStreamFilter {
     /// Not disabled and without a publisher.
     Idle,
-    /// Receiving a publisher.
+    /// Not disabled and receiving a publisher.
     Active,
     Disabled,
 }
@@ -269,7 +269,7 @@ pub struct LiveStreamPage {
 }
 
 /// One connection of a publisher to a live stream, from publish to disconnect.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Session {
     /// `ses_` followed by random characters.
     pub id: String,

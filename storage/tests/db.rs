@@ -319,7 +319,7 @@ async fn session_lifecycle_is_recorded_and_linked_to_its_stream() {
         .create_live_stream("s", &json!([]), &LiveStreamSettings::default())
         .await
         .unwrap();
-    assert_eq!(db.current_session(&stream.id).await.unwrap(), None);
+    assert_eq!(stream.active_session_id, None);
 
     let session = db
         .start_session(
@@ -344,7 +344,7 @@ async fn session_lifecycle_is_recorded_and_linked_to_its_stream() {
     db.update_session_input(&session.id, &input, 123_456, 7)
         .await
         .unwrap();
-    let current = db.current_session(&stream.id).await.unwrap().unwrap();
+    let current = db.get_session(&session.id).await.unwrap().unwrap();
     assert_eq!(current.input, Some(input));
     assert_eq!(current.bytes_received, 123_456);
     assert_eq!(current.frames_dropped, 7);
@@ -361,7 +361,6 @@ async fn session_lifecycle_is_recorded_and_linked_to_its_stream() {
         .await
         .unwrap();
     assert_eq!(idle.active_session_id, None);
-    assert_eq!(db.current_session(&stream.id).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -383,11 +382,7 @@ async fn operations_on_unknown_records_are_not_found() {
         .unwrap_err()
         .is_not_found());
     assert!(db.end_session("ses_nope").await.unwrap_err().is_not_found());
-    assert!(db
-        .current_session("ls_nope")
-        .await
-        .unwrap_err()
-        .is_not_found());
+    assert_eq!(db.get_session("ses_nope").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -638,6 +633,17 @@ async fn lifecycle_changes_keys_disabling_filters_and_deletion() {
             .unwrap()),
         vec![stream.id.clone()]
     );
+    // Disabled while its publisher is still being disconnected: listed as disabled only.
+    db.set_live_stream_disabled(&stream.id, true).await.unwrap();
+    assert!(db
+        .list_live_streams(10, None, Some(LiveStreamFilter::Active))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    db.set_live_stream_disabled(&stream.id, false)
+        .await
+        .unwrap();
 
     let mut sessions = Vec::new();
     for n in 0..3 {

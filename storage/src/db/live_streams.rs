@@ -1,4 +1,5 @@
-//! Live streams: creation, lookup, listing and the idle/active status.
+//! Live streams: creation, lookup, listing with status filters, updates, stream key resets,
+//! disabling, deletion and the idle/active status.
 
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use tracing::info;
@@ -96,6 +97,11 @@ impl Db {
             .transpose()
     }
 
+    /// The live stream `id`, or [`StorageError::NotFound`].
+    pub(super) async fn require_live_stream(&self, id: &str) -> Result<LiveStream> {
+        self.get_live_stream(id).await?.ok_or_else(|| not_found(id))
+    }
+
     /// Live streams in creation order, at most `limit` (clamped to 1..=[`super::MAX_PAGE_SIZE`]),
     /// starting after the stream whose id is `after` (the previous page's `next_cursor`), only
     /// those matching `filter` when given.
@@ -111,7 +117,8 @@ impl Db {
                 .filter(live_stream::Column::Status.eq(LiveStreamStatus::Idle))
                 .filter(live_stream::Column::Disabled.eq(false)),
             Some(LiveStreamFilter::Active) => live_stream::Entity::find()
-                .filter(live_stream::Column::Status.eq(LiveStreamStatus::Active)),
+                .filter(live_stream::Column::Status.eq(LiveStreamStatus::Active))
+                .filter(live_stream::Column::Disabled.eq(false)),
             Some(LiveStreamFilter::Disabled) => {
                 live_stream::Entity::find().filter(live_stream::Column::Disabled.eq(true))
             }
@@ -210,10 +217,7 @@ impl Db {
     /// Deletes a stream and, through the foreign key, its sessions. Returns the stream as it
     /// was.
     pub async fn delete_live_stream(&self, id: &str) -> Result<LiveStream> {
-        let stream = self
-            .get_live_stream(id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
+        let stream = self.require_live_stream(id).await?;
         live_stream::Entity::delete_by_id(id)
             .exec(&self.conn)
             .await?;
@@ -226,7 +230,7 @@ impl Db {
         if rows_affected == 0 {
             return Err(not_found(id));
         }
-        self.get_live_stream(id).await?.ok_or_else(|| not_found(id))
+        self.require_live_stream(id).await
     }
 
     /// Turns an `idle` stream `active` in one conditional update, so that of two publishers

@@ -44,12 +44,7 @@ impl Db {
         live_stream_id: &str,
         origin: &SessionOrigin,
     ) -> Result<Session> {
-        if self.get_live_stream(live_stream_id).await?.is_none() {
-            return Err(StorageError::NotFound {
-                record: Record::LiveStream,
-                id: live_stream_id.to_owned(),
-            });
-        }
+        self.require_live_stream(live_stream_id).await?;
         let row = session::ActiveModel {
             id: Set(ids::new_id(ids::SESSION_PREFIX)),
             live_stream_id: Set(live_stream_id.to_owned()),
@@ -123,20 +118,6 @@ impl Db {
             .transpose()
     }
 
-    /// The session a live stream is receiving, per its `active_session_id`.
-    pub async fn current_session(&self, live_stream_id: &str) -> Result<Option<Session>> {
-        let Some(stream) = self.get_live_stream(live_stream_id).await? else {
-            return Err(StorageError::NotFound {
-                record: Record::LiveStream,
-                id: live_stream_id.to_owned(),
-            });
-        };
-        match stream.active_session_id {
-            Some(session_id) => self.get_session(&session_id).await,
-            None => Ok(None),
-        }
-    }
-
     /// Sessions of a live stream, newest first, at most `limit` (clamped to
     /// 1..=[`MAX_PAGE_SIZE`]), starting after the session whose id is `after`.
     pub async fn list_sessions(
@@ -145,12 +126,7 @@ impl Db {
         limit: u64,
         after: Option<&str>,
     ) -> Result<SessionPage> {
-        if self.get_live_stream(live_stream_id).await?.is_none() {
-            return Err(StorageError::NotFound {
-                record: Record::LiveStream,
-                id: live_stream_id.to_owned(),
-            });
-        }
+        self.require_live_stream(live_stream_id).await?;
         let limit = limit.clamp(1, MAX_PAGE_SIZE);
         let mut query = session::Entity::find()
             .filter(session::Column::LiveStreamId.eq(live_stream_id))
