@@ -44,9 +44,11 @@ pub struct CreateLiveStream {
     /// Seconds (0 to 1800, default 60) an encoder may be gone and reconnect into the same
     /// session.
     #[serde(default)]
+    #[schema(example = 60)]
     reconnect_window_s: Option<u32>,
     /// Keep each session as a recording (default false).
     #[serde(default)]
+    #[schema(example = false)]
     record: Option<bool>,
 }
 
@@ -54,12 +56,15 @@ pub struct CreateLiveStream {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateLiveStream {
+    #[schema(example = "Late show")]
     name: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, example = json!(["source", "360p"]))]
     ladder: Option<Value>,
     #[schema(value_type = Option<String>, example = "low")]
     latency_mode: Option<LatencyMode>,
+    #[schema(example = 120)]
     reconnect_window_s: Option<u32>,
+    #[schema(example = true)]
     record: Option<bool>,
 }
 
@@ -97,23 +102,33 @@ impl From<StatusFilter> for LiveStreamFilter {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LiveStreamView {
+    #[schema(example = "ls_Ab3dE5fG7hJ9kL1mN3pQ")]
     id: String,
+    #[schema(example = "My show")]
     name: String,
+    /// The secret an encoder presents to publish.
+    #[schema(example = "q8Wm2LxR0vT5nB7cY1zK4pD9sF3gH6jA0eU2iO5r")]
     stream_key: String,
+    #[schema(example = "rtmp://localhost:1935/live")]
     rtmp_url: String,
     /// Ids to play the stream under: `/hls/{id}/master.m3u8`.
     playback_ids: Vec<PlaybackIdView>,
     /// `idle`, `active` (a publisher is sending) or `disabled` (publishes are refused).
     #[schema(example = "idle")]
     status: &'static str,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, example = json!(["source", {"name": "360p", "height": 360, "bitrate_kbps": 800, "max_fps": 30}]))]
     ladder: Value,
     #[schema(value_type = String, example = "standard")]
     latency_mode: LatencyMode,
+    #[schema(example = 60)]
     reconnect_window_s: u32,
+    #[schema(example = false)]
     record: bool,
+    #[schema(example = "2026-06-01T10:00:00.123456Z")]
     created_at: DateTime<Utc>,
+    #[schema(example = "2026-06-01T10:05:00.000321Z")]
     updated_at: DateTime<Utc>,
+    /// The publisher's session while `active`, else the last one (`null` before any).
     current_session: Option<SessionView>,
 }
 

@@ -21,11 +21,13 @@ use crate::AppState;
 pub struct SessionView {
     #[schema(example = "ses_4fQm2kP0aZ8xYt1Lc9Rb")]
     id: String,
+    #[schema(example = "ls_Ab3dE5fG7hJ9kL1mN3pQ")]
     live_stream_id: String,
     /// How the publisher connected: `rtmp`.
     #[schema(example = "rtmp")]
     protocol: String,
     /// `ip:port` of the publisher.
+    #[schema(example = "203.0.113.7:53122")]
     client_addr: String,
     /// What the encoder said about itself (RTMP `flashVer`).
     #[schema(example = "FMLE/3.0 (compatible; FMSc/1.0)")]
@@ -33,15 +35,23 @@ pub struct SessionView {
     /// The RTMP application it connected to.
     #[schema(example = "live")]
     app: Option<String>,
+    #[schema(example = "2026-06-01T10:05:00.000118Z")]
     started_at: DateTime<Utc>,
     /// `null` while the session is live.
+    #[schema(example = json!(null))]
     ended_at: Option<DateTime<Utc>>,
     /// The incoming media once known: `video_codec`, `audio_codec`, `codecs`, `width`,
     /// `height`, `frame_rate`, `audio_sample_rate`, `audio_channels`, `bitrate_kbps`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, example = json!({
+        "video_codec": "h264", "audio_codec": "aac", "codecs": "avc1.64001f,mp4a.40.2",
+        "width": 1280, "height": 720, "frame_rate": 30.0,
+        "audio_sample_rate": 48000, "audio_channels": 2, "bitrate_kbps": 2950
+    }))]
     input: Option<Value>,
+    #[schema(example = 22151760)]
     bytes_received: u64,
     /// Frames dropped before the encoders because the ladder fell behind real time.
+    #[schema(example = 0)]
     frames_dropped: u64,
 }
 
