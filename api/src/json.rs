@@ -1,7 +1,7 @@
 //! JSON shapes every resource shares: the request body extractor, the `{"data": …}` envelope,
 //! the `{"data": […], "next_cursor": …}` page and its `limit`/`cursor` query parameters.
 
-use axum::extract::FromRequest;
+use axum::extract::{FromRequest, FromRequestParts};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -9,6 +9,12 @@ use crate::error::ApiError;
 
 /// Page size when the request names none.
 const DEFAULT_PAGE_SIZE: u64 = 25;
+
+/// `axum::extract::Path`, with its rejections (a segment that is not valid UTF-8 once
+/// percent-decoded, a value of the wrong type) turned into JSON [`ApiError`]s.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
 
 /// `axum::Json`, with its rejections turned into [`ApiError`]s so they render as JSON (an
 /// unknown field names itself in the message).

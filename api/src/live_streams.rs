@@ -6,7 +6,7 @@
 //! never reaches into ingest.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -20,7 +20,7 @@ use tracing::error;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::json::{page_limit, ApiJson, Envelope, PageEnvelope};
+use crate::json::{page_limit, ApiJson, ApiPath, Envelope, PageEnvelope};
 use crate::playback_ids::{views, PlaybackIdView};
 use crate::sessions::SessionView;
 use crate::AppState;
@@ -285,7 +285,7 @@ pub async fn create(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
     let stream = find(&state, &id).await?;
     Ok(Json(Envelope {
@@ -338,7 +338,7 @@ pub async fn list(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn update(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<UpdateLiveStream>,
 ) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
     if let Some(name) = &request.name {
@@ -373,7 +373,7 @@ pub async fn update(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let stream = find(&state, &id).await?;
     let data = view(&state, stream).await?;
@@ -399,7 +399,7 @@ pub async fn delete(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn reset_stream_key(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
     let stream = state.db.reset_stream_key(&id).await?;
     let data = view(&state, stream).await?;
@@ -417,7 +417,7 @@ pub async fn reset_stream_key(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn disable(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
     set_disabled(state, id, true).await
 }
@@ -432,7 +432,7 @@ pub async fn disable(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn enable(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
     set_disabled(state, id, false).await
 }
@@ -465,7 +465,7 @@ async fn set_disabled(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn complete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Envelope<LiveStreamView>>), ApiError> {
     let stream = find(&state, &id).await?;
     if stream.status != LiveStreamStatus::Active {

@@ -5,7 +5,7 @@
 //! `GET /v1/live-streams/{id}/sessions` (newest first) and `GET /v1/sessions/{id}`.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -14,7 +14,7 @@ use sluice_storage::Session;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::json::{Envelope, PageEnvelope, PageParams};
+use crate::json::{ApiPath, Envelope, PageEnvelope, PageParams};
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,7 +89,7 @@ pub fn session_event_data(session: Session) -> Result<Value, ApiError> {
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     params: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Json<PageEnvelope<SessionView>>, ApiError> {
     let Query(params) = params?;
@@ -113,7 +113,7 @@ pub async fn list(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<SessionView>>, ApiError> {
     let session = state
         .db

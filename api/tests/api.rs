@@ -478,6 +478,15 @@ async fn unknown_ids_paths_and_methods_answer_json_errors() {
     let body = json_body(unknown).await;
     assert_eq!(body["error"]["code"], "not_found");
     assert_eq!(body["error"]["message"], "live stream not found");
+    // A path segment that is not UTF-8 once decoded is a JSON 400 too.
+    for path in ["/v1/live-streams/%FF", "/v1/sessions/%C3%28"] {
+        assert_error(
+            h.get_with(path, Some(&h.auth())).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+    }
     assert_error(
         h.get_with("/nowhere", None).await,
         StatusCode::NOT_FOUND,
