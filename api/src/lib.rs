@@ -40,10 +40,9 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{required_permission, Principal, DEFAULT_JWT_AUDIENCE};
+pub use auth::{Principal, DEFAULT_JWT_AUDIENCE};
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use metrics::Metrics;
-pub use playback_token::PlaybackAudience;
 
 /// Checks a requested rendition ladder (`null` when the request gave none) and returns the
 /// normalised ladder to store, or a message saying what is wrong. The binary wires in the
