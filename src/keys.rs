@@ -1,7 +1,7 @@
 //! `sluice keys create|list|revoke`: manages API keys directly in the database of a data
-//! directory (the same configuration and master key as `sluice serve`), so a first key can be
-//! made, or a leaked one revoked, without calling the API. A running server sees the change at
-//! once.
+//! directory (the same configuration, database and master key as `sluice serve`), so a first
+//! key can be made, or a leaked one revoked, without calling the API. A running server sees the
+//! change at once.
 
 use std::path::PathBuf;
 
@@ -20,6 +20,10 @@ pub struct KeysArgs {
     /// Data directory of the server [default: ./data].
     #[arg(long, env = "SLUICE_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// Metadata database, as for `sluice serve`: `postgres://USER:PASSWORD@HOST/DB` or
+    /// `sqlite:PATH` [default: SQLite at DATA_DIR/sluice.db].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -73,6 +77,7 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
     let config = Config::load(&ServeArgs {
         config: args.config,
         data_dir: args.data_dir,
+        database_url: args.database_url,
         ..ServeArgs::default()
     })?;
     let db = open_database(&config).await?;

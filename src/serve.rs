@@ -13,7 +13,7 @@ use sluice_storage::{
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::live::LiveService;
@@ -166,9 +166,18 @@ async fn shutdown_signal() {
 /// Makes sure an API key exists: the one from the environment, or a new one printed once.
 async fn bootstrap_api_key(config: &Config, db: &Db) -> anyhow::Result<()> {
     if let Some((key, secret)) = &config.api_key {
-        db.insert_api_key(key, secret, "from SLUICE_API_KEY")
+        let api_key = db
+            .insert_api_key(key, secret, "from SLUICE_API_KEY")
             .await?;
-        info!(api_key = %key, "Using the API key from SLUICE_API_KEY.");
+        match api_key.revoked_at {
+            None => info!(api_key = %key, "Using the API key from SLUICE_API_KEY."),
+            Some(revoked_at) => warn!(
+                api_key = %key,
+                revoked_at = %revoked_at.to_rfc3339(),
+                "The API key in SLUICE_API_KEY is revoked and stays revoked: requests with it \
+                 are refused. Configure another key, or create one with `sluice keys create`."
+            ),
+        }
         return Ok(());
     }
     let key_file = config.data_dir.join("api-key.txt");

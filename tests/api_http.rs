@@ -5,8 +5,7 @@ mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{http_request, Server, API_KEY, API_SECRET};
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use common::{basic_auth, hs256_jwt, http_request, Server, API_KEY, API_SECRET};
 use serde_json::{json, Value};
 
 fn now() -> u64 {
@@ -14,15 +13,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-fn token(claims: Value, secret: &str) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
 }
 
 fn error_code(body: &[u8]) -> String {
@@ -44,7 +34,7 @@ fn bearer_jwts_are_checked_and_errors_are_json() {
     let url = server.url("/v1/live-streams");
     let bearer = |token: &str| format!("authorization: Bearer {token}");
 
-    let valid = token(json!({"apikey": API_KEY, "exp": now() + 60}), API_SECRET);
+    let valid = hs256_jwt(json!({"apikey": API_KEY, "exp": now() + 60}), API_SECRET);
     let response = http_request("GET", &url, &[&bearer(&valid)], None);
     assert_eq!(response.status, 200, "{}", response.text());
 
@@ -56,12 +46,12 @@ fn bearer_jwts_are_checked_and_errors_are_json() {
     );
     assert_eq!(create.status, 201, "{}", create.text());
 
-    let expired = token(json!({"apikey": API_KEY, "exp": now() - 3600}), API_SECRET);
-    let wrong_secret = token(
+    let expired = hs256_jwt(json!({"apikey": API_KEY, "exp": now() - 3600}), API_SECRET);
+    let wrong_secret = hs256_jwt(
         json!({"apikey": API_KEY, "exp": now() + 60}),
         "not-the-secret",
     );
-    let unknown_key = token(
+    let unknown_key = hs256_jwt(
         json!({"apikey": "ak_nobody", "exp": now() + 60}),
         API_SECRET,
     );
@@ -84,13 +74,7 @@ fn bearer_jwts_are_checked_and_errors_are_json() {
     assert!(anonymous.header("www-authenticate").is_some());
     assert_eq!(error_code(&anonymous.body), "unauthorized");
 
-    let basic = format!(
-        "authorization: Basic {}",
-        base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            format!("{API_KEY}:{API_SECRET}")
-        )
-    );
+    let basic = format!("authorization: {}", basic_auth(API_KEY, API_SECRET));
     let json_body = "content-type: application/json";
     let malformed = http_request("POST", &url, &[&basic, json_body], Some(b"{\"name\": "));
     assert_eq!(malformed.status, 400);

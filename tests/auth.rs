@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use common::{http_get, wait_for, Publisher, Server, API_KEY, API_SECRET};
+use common::{basic_auth, hs256_jwt, http_get, wait_for, Publisher, Server, API_KEY, API_SECRET};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use m3u8_rs::Playlist;
 use serde_json::{json, Value};
@@ -20,21 +20,8 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn hs256(claims: Value, secret: &[u8]) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .unwrap()
-}
-
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
-}
-
-fn basic(key: &str, secret: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{key}:{secret}")))
 }
 
 /// Asserts an error response: its status, code, and that its message mentions `words`.
@@ -90,7 +77,7 @@ fn api_jwts_are_refused_with_the_reason() {
         if let Some(aud) = aud {
             claims["aud"] = aud;
         }
-        let (status, body) = get(&hs256(claims.clone(), API_SECRET.as_bytes()));
+        let (status, body) = get(&hs256_jwt(claims.clone(), API_SECRET.as_bytes()));
         assert_eq!(status, 200, "{claims}: {body}");
     }
 
@@ -113,35 +100,35 @@ fn api_jwts_are_refused_with_the_reason() {
     .unwrap();
     assert_error(get(&rs256), 401, "unauthorized", "HS256");
     let public_pem = signing_key["public_key"].as_str().unwrap();
-    let confused = hs256(
+    let confused = hs256_jwt(
         json!({"apikey": API_KEY, "exp": exp}),
         public_pem.as_bytes(),
     );
     assert_error(get(&confused), 401, "unauthorized", "signature");
 
-    let expired = hs256(
+    let expired = hs256_jwt(
         json!({"apikey": API_KEY, "exp": now() - 3600}),
         API_SECRET.as_bytes(),
     );
     assert_error(get(&expired), 401, "unauthorized", "expired");
-    let early = hs256(
+    let early = hs256_jwt(
         json!({"apikey": API_KEY, "exp": exp + 3600, "nbf": now() + 3600}),
         API_SECRET.as_bytes(),
     );
     assert_error(get(&early), 401, "unauthorized", "not yet valid");
-    let wrong_aud = hs256(
+    let wrong_aud = hs256_jwt(
         json!({"apikey": API_KEY, "exp": exp, "aud": "someone-else"}),
         API_SECRET.as_bytes(),
     );
     assert_error(get(&wrong_aud), 401, "unauthorized", "audience");
-    let unknown = hs256(
+    let unknown = hs256_jwt(
         json!({"apikey": "ak_nobody", "exp": exp}),
         API_SECRET.as_bytes(),
     );
     assert_error(get(&unknown), 401, "unauthorized", "unknown API key");
-    let no_exp = hs256(json!({"apikey": API_KEY}), API_SECRET.as_bytes());
+    let no_exp = hs256_jwt(json!({"apikey": API_KEY}), API_SECRET.as_bytes());
     assert_error(get(&no_exp), 401, "unauthorized", "exp");
-    let bad_permission = hs256(
+    let bad_permission = hs256_jwt(
         json!({"apikey": API_KEY, "exp": exp, "permissions": ["root"]}),
         API_SECRET.as_bytes(),
     );
@@ -155,7 +142,7 @@ fn a_configured_jwt_audience_replaces_the_default() {
         ..common::Launch::default()
     });
     let token = |aud: &str| {
-        hs256(
+        hs256_jwt(
             json!({"apikey": API_KEY, "exp": now() + 60, "aud": aud}),
             API_SECRET.as_bytes(),
         )
@@ -197,7 +184,7 @@ fn permissions_limit_keys_and_tokens_never_exceed_their_key() {
     let key = created["data"]["id"].as_str().unwrap().to_owned();
     let secret = created["data"]["secret"].as_str().unwrap().to_owned();
     assert_eq!(created["data"]["permissions"], json!(["live:read"]));
-    let reader = basic(&key, &secret);
+    let reader = basic_auth(&key, &secret);
 
     let (status, _) = server.api_with_authorization(&reader, "GET", "/v1/live-streams", None);
     assert_eq!(status, 200);
@@ -221,7 +208,7 @@ fn permissions_limit_keys_and_tokens_never_exceed_their_key() {
         );
     }
     // A token asking for more than its key holds gets only what the key holds.
-    let greedy = hs256(
+    let greedy = hs256_jwt(
         json!({"apikey": key, "exp": now() + 60, "permissions": ["admin", "live:write"]}),
         secret.as_bytes(),
     );
@@ -241,7 +228,7 @@ fn permissions_limit_keys_and_tokens_never_exceed_their_key() {
     assert_eq!(status, 200);
 
     // An admin key's token narrowed to live:read reads but cannot write.
-    let narrowed = hs256(
+    let narrowed = hs256_jwt(
         json!({"apikey": API_KEY, "exp": now() + 60, "permissions": ["live:read"]}),
         API_SECRET.as_bytes(),
     );
@@ -268,7 +255,7 @@ fn permissions_limit_keys_and_tokens_never_exceed_their_key() {
     );
     assert_eq!(status, 201);
     let (status, body) = server.api_with_authorization(
-        &basic(
+        &basic_auth(
             writer["data"]["id"].as_str().unwrap(),
             writer["data"]["secret"].as_str().unwrap(),
         ),
@@ -318,8 +305,8 @@ fn api_keys_show_their_secret_once_and_revocation_takes_effect_at_once() {
         "API key",
     );
 
-    let as_new_key = basic(&id, &secret);
-    let token = hs256(json!({"apikey": id, "exp": now() + 300}), secret.as_bytes());
+    let as_new_key = basic_auth(&id, &secret);
+    let token = hs256_jwt(json!({"apikey": id, "exp": now() + 300}), secret.as_bytes());
     let (status, _) = server.api_with_authorization(&as_new_key, "GET", "/v1/live-streams", None);
     assert_eq!(status, 200);
     let (status, _) =
@@ -351,7 +338,7 @@ fn api_keys_show_their_secret_once_and_revocation_takes_effect_at_once() {
 
     // A key may revoke itself.
     let (_, other) = server.api("POST", "/v1/api-keys", Some(json!({"name": "self"})));
-    let self_auth = basic(
+    let self_auth = basic_auth(
         other["data"]["id"].as_str().unwrap(),
         other["data"]["secret"].as_str().unwrap(),
     );
@@ -388,6 +375,50 @@ fn api_keys_show_their_secret_once_and_revocation_takes_effect_at_once() {
 }
 
 #[test]
+fn a_revoked_environment_key_stays_revoked_after_a_restart() {
+    let server = Server::start();
+    let (status, created) = server.api("POST", "/v1/api-keys", Some(json!({"name": "other"})));
+    assert_eq!(status, 201, "{created}");
+    let other = basic_auth(
+        created["data"]["id"].as_str().unwrap(),
+        created["data"]["secret"].as_str().unwrap(),
+    );
+    let (status, _) = server.api("DELETE", &format!("/v1/api-keys/{API_KEY}"), None);
+    assert_eq!(status, 204);
+    assert_error(
+        server.api("GET", "/v1/live-streams", None),
+        401,
+        "unauthorized",
+        "revoked",
+    );
+
+    // Restarted with the same SLUICE_API_KEY/SLUICE_API_SECRET, the key is still refused,
+    // and the log says why.
+    let server = server.restart();
+    assert_error(
+        server.api("GET", "/v1/live-streams", None),
+        401,
+        "unauthorized",
+        "revoked",
+    );
+    let token = hs256_jwt(json!({"apikey": API_KEY, "exp": now() + 60}), API_SECRET);
+    assert_error(
+        server.api_with_authorization(&bearer(&token), "GET", "/v1/live-streams", None),
+        401,
+        "unauthorized",
+        "revoked",
+    );
+    let log = server.log();
+    assert!(
+        log.contains("SLUICE_API_KEY is revoked"),
+        "a warning about the revoked key: {log}"
+    );
+    let (_, fetched) =
+        server.api_with_authorization(&other, "GET", &format!("/v1/api-keys/{API_KEY}"), None);
+    assert!(fetched["data"]["revoked_at"].is_string(), "{fetched}");
+}
+
+#[test]
 fn keys_cli_creates_lists_and_revokes_keys_of_a_servers_data_dir() {
     let server = Server::start();
     let output = server.sluice_cli(
@@ -420,7 +451,7 @@ fn keys_cli_creates_lists_and_revokes_keys_of_a_servers_data_dir() {
     assert!(stdout.contains("shown only now"), "{stdout}");
 
     // The running server accepts the key at once, with the permissions it was given.
-    let auth = basic(&key, &secret);
+    let auth = basic_auth(&key, &secret);
     let (status, _) = server.api_with_authorization(&auth, "GET", "/v1/live-streams", None);
     assert_eq!(status, 200);
     assert_error(
@@ -485,6 +516,35 @@ fn signing_keys_return_their_private_key_once() {
     let (status, defaulted) = server.api("POST", "/v1/signing-keys", Some(json!({})));
     assert_eq!(status, 201, "{defaulted}");
     assert_eq!(defaulted["data"]["algorithm"], "ES256");
+    // No body at all is the same as `{}`.
+    let (status, bodiless) = server.api("POST", "/v1/signing-keys", None);
+    assert_eq!(status, 201, "{bodiless}");
+    assert_eq!(bodiless["data"]["algorithm"], "ES256");
+    assert!(bodiless["data"]["private_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN PRIVATE KEY-----"));
+    // A body still needs its JSON Content-Type, and unknown fields are still refused.
+    let untyped = common::http_request(
+        "POST",
+        &server.url("/v1/signing-keys"),
+        &[&format!(
+            "authorization: {}",
+            basic_auth(API_KEY, API_SECRET)
+        )],
+        Some(br#"{"algorithm": "RS256"}"#),
+    );
+    assert_eq!(untyped.status, 415, "{}", untyped.text());
+    assert_error(
+        server.api(
+            "POST",
+            "/v1/signing-keys",
+            Some(json!({"algorithm": "ES256", "curve": "P-384"})),
+        ),
+        400,
+        "invalid_request",
+        "curve",
+    );
     for algorithm in ["ES256", "RS256"] {
         let key = create_signing_key(&server, algorithm);
         let id = key["id"].as_str().unwrap();
@@ -727,6 +787,22 @@ fn signed_playback_needs_a_valid_token_and_carries_it_to_every_uri() {
         assert_eq!(response.status, 403, "{why}: {}", response.text());
         let body: Value = serde_json::from_slice(&response.body).unwrap();
         assert_eq!(body["error"]["code"], "forbidden", "{why}");
+    }
+
+    // A token without one of its required claims is refused naming that claim.
+    for (claim, claims) in [
+        ("sub", json!({"aud": "video", "exp": exp})),
+        ("aud", json!({"sub": signed_id, "exp": exp})),
+        ("exp", json!({"sub": signed_id, "aud": "video"})),
+    ] {
+        let response = with_token(&master_path, &playback_token(&es256, claims));
+        assert_eq!(response.status, 403, "no {claim}: {}", response.text());
+        let body: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(
+            body["error"]["message"],
+            format!("playback token lacks the required {claim} claim"),
+            "{body}"
+        );
     }
 
     let master = with_token(&master_path, &good);

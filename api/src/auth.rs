@@ -12,7 +12,8 @@
 //! The request then needs the one permission [`required_permission`] derives from its method
 //! and path. A key holds a permission list (`admin` grants everything); a token's
 //! `permissions` claim narrows its key's, never widens it. The authenticated [`Principal`] is
-//! put in the request's extensions.
+//! put in the request's extensions, for long-lived responses (event streams) to end when its
+//! key is revoked or its token expires.
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -21,6 +22,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -39,12 +41,19 @@ const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized("invalid API key or sec
 const MALFORMED_TOKEN: ApiError = ApiError::Unauthorized("malformed token");
 const REVOKED: ApiError = ApiError::Unauthorized("API key revoked");
 
-/// Who is calling: the API key a request authenticated with and what it may do.
+/// Who is calling: the API key a request authenticated with, what it may do and until when.
+/// Put in the extensions of every `/v1/*` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The key given with Basic credentials, or whose secret signed the Bearer token. A
+    /// long-lived response checks it with `Db::api_key_is_usable` to end once it is revoked.
     pub api_key_id: String,
     /// The key's permissions, narrowed by the token's `permissions` claim if any.
     pub permissions: Vec<Permission>,
+    /// When the credentials stop being valid: a Bearer token's `exp` (to the second); `None`
+    /// for Basic credentials, which last until their key is revoked. A long-lived response
+    /// ends at this time.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize)]
@@ -53,10 +62,12 @@ struct Claims {
     apikey: String,
     /// Permissions the token asks for; absent means its key's.
     permissions: Option<Vec<String>>,
+    /// Expiry, in seconds since the Unix epoch; required once the signature is checked.
+    exp: Option<u64>,
 }
 
 /// The permission a request needs, from its method and path; the one place this is decided.
-pub fn required_permission(method: &Method, path: &str) -> Permission {
+pub(crate) fn required_permission(method: &Method, path: &str) -> Permission {
     let reads = method == Method::GET || method == Method::HEAD;
     let resource = path
         .strip_prefix("/v1/")
@@ -127,7 +138,7 @@ async fn verify_basic(state: &AppState, credentials: &str) -> Result<Principal, 
         .verify_api_key_secret(key_id, secret)
         .await?
         .ok_or(BAD_CREDENTIALS)?;
-    principal(key, None)
+    principal(key, None, None)
 }
 
 /// The `alg` a token's header names, read without trusting anything else in it. Read by hand
@@ -162,8 +173,8 @@ async fn verify_jwt(state: &AppState, token: &str) -> Result<Principal, ApiError
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&[]), &unverified)
             .map_err(|_| {
                 ApiError::Unauthorized(
-                    "malformed token claims: apikey must be a string and permissions, if present, \
-                     a list of strings",
+                    "malformed token claims: apikey must be a string, exp a whole number of \
+                     seconds and permissions, if present, a list of strings",
                 )
             })?
             .claims;
@@ -184,7 +195,13 @@ async fn verify_jwt(state: &AppState, token: &str) -> Result<Principal, ApiError
     let verified =
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&secret), &validation)
             .map_err(|error| ApiError::Unauthorized(jwt_failure(error.kind())))?;
-    principal(key, verified.claims.permissions)
+    let expires_at = verified.claims.exp.map(|exp| {
+        i64::try_from(exp)
+            .ok()
+            .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    });
+    principal(key, verified.claims.permissions, expires_at)
 }
 
 /// What to tell the client about a token that failed validation.
@@ -195,14 +212,26 @@ pub(crate) fn jwt_failure(kind: &ErrorKind) -> &'static str {
         ErrorKind::InvalidAudience => "token audience (aud) does not include this server",
         ErrorKind::InvalidSignature => "token signature does not verify",
         ErrorKind::InvalidAlgorithm => "token signed with the wrong algorithm",
-        ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim (exp)",
+        // The claims `Validation::set_required_spec_claims` can require.
+        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+            "exp" => "token lacks the required exp claim",
+            "sub" => "token lacks the required sub claim",
+            "aud" => "token lacks the required aud claim",
+            "nbf" => "token lacks the required nbf claim",
+            "iss" => "token lacks the required iss claim",
+            _ => "token lacks a required claim",
+        },
         _ => "malformed token",
     }
 }
 
 /// The principal of a verified key: refused when revoked, its permissions narrowed by those
-/// a token asks for.
-fn principal(key: ApiKey, requested: Option<Vec<String>>) -> Result<Principal, ApiError> {
+/// a token asks for, valid until `expires_at` (a token's expiry).
+fn principal(
+    key: ApiKey,
+    requested: Option<Vec<String>>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<Principal, ApiError> {
     if key.revoked_at.is_some() {
         return Err(REVOKED);
     }
@@ -218,6 +247,7 @@ fn principal(key: ApiKey, requested: Option<Vec<String>>) -> Result<Principal, A
     Ok(Principal {
         api_key_id: key.id,
         permissions,
+        expires_at,
     })
 }
 
@@ -237,6 +267,16 @@ fn intersect(held: &[Permission], requested: &[Permission]) -> Vec<Permission> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::middleware::from_fn_with_state;
+    use axum::routing::get;
+    use axum::{Extension, Json, Router};
+    use sluice_storage::test_support::TestDatabase;
+    use sluice_storage::{Db, EventBus, LocalStore, SecretBox, MASTER_KEY_LEN};
+    use tower::ServiceExt;
+
     use super::*;
 
     #[test]
@@ -268,6 +308,94 @@ mod tests {
                 "{method} {path}"
             );
         }
+    }
+
+    #[test]
+    fn a_missing_claim_is_named() {
+        for claim in ["exp", "sub", "aud"] {
+            let message = jwt_failure(&ErrorKind::MissingRequiredClaim(claim.to_owned()));
+            assert_eq!(message, format!("token lacks the required {claim} claim"));
+        }
+    }
+
+    /// A router whose one route answers with the [`Principal`] the middleware put in the
+    /// request, over a real database holding one admin key.
+    async fn principal_echo() -> (TestDatabase, Router, String, String) {
+        let database = TestDatabase::new();
+        let db = Db::connect(database.url())
+            .await
+            .unwrap()
+            .with_secret_box(SecretBox::new([5; MASTER_KEY_LEN]));
+        db.migrate().await.unwrap();
+        let (key, secret) = db
+            .create_api_key("echo", &[Permission::Admin])
+            .await
+            .unwrap();
+        let state = AppState {
+            db: db.clone(),
+            store: Arc::new(LocalStore::new(std::env::temp_dir().join("sluice-unused"))),
+            events: EventBus::new(db),
+            public_url: "http://localhost:8080".to_owned(),
+            rtmp_url: "rtmp://localhost:1935/live".to_owned(),
+            ladder_validator: Arc::new(|ladder| Ok(ladder.clone())),
+            metrics: crate::Metrics::new(),
+            jwt_audience: DEFAULT_JWT_AUDIENCE.to_owned(),
+        };
+        let app = Router::new()
+            .route(
+                "/v1/whoami",
+                get(|Extension(principal): Extension<Principal>| async move {
+                    Json(serde_json::json!({
+                        "api_key_id": principal.api_key_id,
+                        "expires_at": principal.expires_at,
+                    }))
+                }),
+            )
+            .layer(from_fn_with_state(state.clone(), require_api_key))
+            .with_state(state);
+        (database, app, key.id, secret)
+    }
+
+    async fn whoami(app: &Router, authorization: String) -> serde_json::Value {
+        let response = app
+            .clone()
+            .oneshot(
+                axum::http::Request::get("/v1/whoami")
+                    .header(AUTHORIZATION, authorization)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_principal_carries_its_key_and_token_expiry() {
+        let (_database, app, key_id, secret) = principal_echo().await;
+        let basic = whoami(
+            &app,
+            format!("Basic {}", BASE64.encode(format!("{key_id}:{secret}"))),
+        )
+        .await;
+        assert_eq!(basic["api_key_id"], key_id.as_str());
+        assert!(basic["expires_at"].is_null(), "Basic credentials: {basic}");
+
+        let exp = Utc::now().timestamp() + 600;
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &serde_json::json!({"apikey": key_id, "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap();
+        let bearer = whoami(&app, format!("Bearer {token}")).await;
+        assert_eq!(bearer["api_key_id"], key_id.as_str());
+        let expires_at = DateTime::from_timestamp(exp, 0).unwrap();
+        assert_eq!(bearer["expires_at"], serde_json::json!(expires_at));
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! JSON shapes every resource shares: the request body extractor, the `{"data": …}` envelope,
 //! the `{"data": […], "next_cursor": …}` page and its `limit`/`cursor` query parameters.
 
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
+use axum::http::header::CONTENT_TYPE;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -21,6 +25,33 @@ pub struct ApiPath<T>(pub T);
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// `Option<ApiJson<T>>`: a body that may be left out. No body and no Content-Type is `None`;
+/// a body needs `Content-Type: application/json` as always (one without is refused rather than
+/// ignored).
+impl<T, S> OptionalFromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        if request.headers().contains_key(CONTENT_TYPE) {
+            let ApiJson(value) =
+                <ApiJson<T> as FromRequest<S>>::from_request(request, state).await?;
+            return Ok(Some(ApiJson(value)));
+        }
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(JsonRejection::from)?;
+        if body.is_empty() {
+            Ok(None)
+        } else {
+            Err(ApiError::UnsupportedMediaType)
+        }
+    }
+}
 
 /// One object: `{"data": …}`.
 #[derive(Debug, Serialize, ToSchema)]

@@ -40,11 +40,10 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{required_permission, Principal, DEFAULT_JWT_AUDIENCE};
+pub use auth::{Principal, DEFAULT_JWT_AUDIENCE};
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use live_streams::live_stream_event_data;
 pub use metrics::Metrics;
-pub use playback_token::PlaybackAudience;
 pub use sessions::session_event_data;
 
 /// Checks a requested rendition ladder (`null` when the request gave none) and returns the

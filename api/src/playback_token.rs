@@ -35,10 +35,13 @@ impl PlaybackAudience {
     }
 }
 
+/// `sub` and `aud` are required; they are optional here only because `jsonwebtoken` reads the
+/// claims before it checks the required ones, and a missing claim should be named as such
+/// rather than reported as malformed claims.
 #[derive(Deserialize)]
 struct PlaybackClaims {
-    sub: String,
-    aud: PlaybackAudience,
+    sub: Option<String>,
+    aud: Option<PlaybackAudience>,
 }
 
 fn forbidden(message: impl Into<String>) -> ApiError {
@@ -95,13 +98,17 @@ pub async fn verify(
             kind => forbidden(format!("playback {}", jwt_failure(kind))),
         })?
         .claims;
-    if claims.sub != playback_id {
+    // Both are present: `set_required_spec_claims` above refused the token otherwise.
+    let (Some(sub), Some(aud)) = (claims.sub, claims.aud) else {
+        return Err(forbidden("playback token lacks its sub or aud claim"));
+    };
+    if sub != playback_id {
         return Err(forbidden("playback token is for another playback id"));
     }
-    if claims.aud != audience {
+    if aud != audience {
         return Err(forbidden(format!(
             "playback token is for {}, not {}",
-            claims.aud.as_str(),
+            aud.as_str(),
             audience.as_str()
         )));
     }

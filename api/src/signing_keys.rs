@@ -20,7 +20,8 @@ const NOT_FOUND: ApiError = ApiError::NotFound(NOT_FOUND_MESSAGE);
 /// RSA modulus size of RS256 keys.
 const RSA_BITS: usize = 2048;
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// The body of `POST /v1/signing-keys`; leaving the body out is the same as `{}`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSigningKey {
     /// `ES256` (ECDSA P-256, the default) or `RS256` (RSA 2048).
@@ -95,7 +96,7 @@ fn generate_key_pair(algorithm: SigningAlgorithm) -> Result<(String, String), Ap
 
 /// Creates a signing key; its private key is in this response and never again.
 #[utoipa::path(post, path = "/v1/signing-keys", tag = "signing keys",
-    request_body = CreateSigningKey,
+    request_body = Option<CreateSigningKey>,
     responses(
         (status = 201, description = "Created, with the private key", body = Envelope<CreatedSigningKeyView>),
         (status = 400, description = "Unknown algorithm", body = ErrorBody),
@@ -103,8 +104,9 @@ fn generate_key_pair(algorithm: SigningAlgorithm) -> Result<(String, String), Ap
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    ApiJson(request): ApiJson<CreateSigningKey>,
+    request: Option<ApiJson<CreateSigningKey>>,
 ) -> Result<(StatusCode, Json<Envelope<CreatedSigningKeyView>>), ApiError> {
+    let request = request.map(|ApiJson(request)| request).unwrap_or_default();
     let algorithm = request.algorithm.unwrap_or(SigningAlgorithm::ES256);
     // RSA key generation takes a noticeable time: keep it off the async workers.
     let (private_key, public_key) =

@@ -29,7 +29,7 @@ pub use model::{
     LiveStreamPage, LiveStreamSettings, LiveStreamStatus, NewEvent, NewWebhookEndpoint, Permission,
     PlaybackId, PlaybackPolicy, Session, SessionOrigin, SessionPage, SigningAlgorithm, SigningKey,
     SigningKeyPage, WebhookAttempt, WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint,
-    WebhookEndpointPage, WebhookEndpointUpdate, DEFAULT_RECONNECT_WINDOW_S, MAX_RECONNECT_WINDOW_S,
+    WebhookEndpointPage, WebhookEndpointUpdate, MAX_RECONNECT_WINDOW_S,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, StoreError};
 pub use secret_box::{secret_hash, SecretBox, SecretBoxError, MASTER_KEY_LEN};

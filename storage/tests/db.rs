@@ -149,19 +149,37 @@ async fn revoked_keys_stop_verifying_at_once() {
 }
 
 #[tokio::test]
-async fn inserting_an_existing_api_key_replaces_its_secret() {
+async fn a_key_is_usable_until_it_is_revoked() {
     let (_database, db) = fresh_db().await;
-    db.insert_api_key("envkey", "first-secret", "env")
+    let (key, _) = db.create_api_key("ci", &[Permission::Admin]).await.unwrap();
+    let (other, _) = db.create_api_key("other", &[]).await.unwrap();
+    assert!(db.api_key_is_usable(&key.id).await.unwrap());
+    db.revoke_api_key(&key.id).await.unwrap();
+    assert!(!db.api_key_is_usable(&key.id).await.unwrap());
+    assert!(db.api_key_is_usable(&other.id).await.unwrap());
+    assert!(!db.api_key_is_usable("ak_unknown").await.unwrap());
+}
+
+#[tokio::test]
+async fn inserting_an_existing_api_key_replaces_its_secret_but_never_unrevokes_it() {
+    let (_database, db) = fresh_db().await;
+    let first = db
+        .insert_api_key("envkey", "first-secret", "env")
         .await
         .unwrap();
+    assert!(first.revoked_at.is_none());
     db.revoke_api_key("envkey").await.unwrap();
+    let revoked_at = db.get_api_key("envkey").await.unwrap().unwrap().revoked_at;
+    assert!(revoked_at.is_some());
     let key = db
         .insert_api_key("envkey", "second-secret", "env renamed")
         .await
         .unwrap();
     assert_eq!(key.name, "env renamed");
     assert_eq!(key.permissions, [Permission::Admin]);
-    assert!(key.revoked_at.is_none());
+    assert_eq!(key.created_at, first.created_at);
+    assert_eq!(key.revoked_at, revoked_at, "a revoked key stays revoked");
+    assert!(!db.api_key_is_usable("envkey").await.unwrap());
     assert!(db
         .verify_api_key_secret("envkey", "first-secret")
         .await

@@ -208,10 +208,7 @@ impl Server {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let authorization = format!(
-            "authorization: Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
-        );
+        let authorization = format!("authorization: {}", basic_auth(key, secret));
         let body = body.map(|body| body.to_string());
         let mut headers = vec![authorization.as_str()];
         if body.is_some() {
@@ -474,8 +471,9 @@ impl Server {
         (response.status, json)
     }
 
-    /// Runs `sluice ARGS…` on this server's data directory (`--data-dir` appended) with the
-    /// environment a test controls, and returns its output.
+    /// Runs `sluice ARGS…` on this server's data directory (`--data-dir` appended) and
+    /// database (its `DATABASE_URL`, if any) with the environment a test controls, and returns
+    /// its output.
     pub fn sluice_cli(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
         command
@@ -487,10 +485,33 @@ impl Server {
             .env_remove("SLUICE_MASTER_KEY")
             .env_remove("SLUICE_LOG")
             .env_remove("RUST_BACKTRACE")
+            .env_remove("DATABASE_URL")
             .stdin(Stdio::null());
+        if let Some(database) = &self.launch.database {
+            command.env("DATABASE_URL", database.url());
+        }
         for (name, value) in env {
             command.env(name, value);
         }
         command.output().expect("run sluice")
     }
+}
+
+/// `Authorization` value for HTTP Basic credentials `key`:`secret`: `Basic …`.
+pub fn basic_auth(key: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
+    )
+}
+
+/// A JWT of `claims` signed HS256 with `secret`, the way API tokens are signed with their API
+/// key's secret.
+pub fn hs256_jwt(claims: Value, secret: impl AsRef<[u8]>) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_ref()),
+    )
+    .expect("an HS256 JWT")
 }

@@ -111,9 +111,10 @@ impl Db {
         Ok((api_key_from_row(row)?, secret))
     }
 
-    /// Inserts an `admin` key with a given id and secret, or replaces the secret, name and
-    /// permissions of the key with that id (and un-revokes it): used for the key configured in
-    /// the environment.
+    /// Inserts an `admin` key with a given id and secret, or replaces the secret and name of
+    /// the key with that id: used for the key configured in the environment. A revoked key
+    /// stays revoked (its `revoked_at` is returned for the caller to report), so restarting
+    /// with a revoked key in the environment does not bring it back.
     pub async fn insert_api_key(&self, id: &str, secret: &str, name: &str) -> Result<ApiKey> {
         let row = self.sealed_api_key_row(id, secret, name, &[Permission::Admin], now(), None)?;
         api_key::Entity::insert(row)
@@ -123,8 +124,6 @@ impl Db {
                         api_key::Column::SecretHash,
                         api_key::Column::SecretSealed,
                         api_key::Column::Name,
-                        api_key::Column::Permissions,
-                        api_key::Column::RevokedAt,
                     ])
                     .to_owned(),
             )
@@ -145,6 +144,16 @@ impl Db {
             .await?
             .map(api_key_from_row)
             .transpose()
+    }
+
+    /// Whether the key `id` exists and is not revoked: for long-lived requests (event streams)
+    /// to stop once their key no longer authenticates.
+    pub async fn api_key_is_usable(&self, id: &str) -> Result<bool> {
+        Ok(api_key::Entity::find_by_id(id)
+            .filter(api_key::Column::RevokedAt.is_null())
+            .count(&self.conn)
+            .await?
+            > 0)
     }
 
     /// Keys in creation order, revoked ones included, at most `limit` (clamped to

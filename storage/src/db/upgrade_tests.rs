@@ -1,11 +1,13 @@
-//! Upgrading a database made by the first schema only: keys, streams and sessions survive, and
-//! no secret stays in clear anywhere in the database files.
+//! Upgrading a database made by the first schema only: keys, streams and sessions survive, on
+//! SQLite and on Postgres (a [`TestDatabase`]), and on SQLite no secret stays in clear anywhere
+//! in the database files.
 
 use sea_orm::{ConnectionTrait, Statement};
 use sea_orm_migration::MigratorTrait;
 
 use crate::migration::Migrator;
 use crate::model::{Permission, PlaybackPolicy};
+use crate::test_support::TestDatabase;
 use crate::{Db, SecretBox, MASTER_KEY_LEN};
 
 const ACTIVE_SECRET: &str = "LegacyActiveSecret0123456789abcdefghijkl";
@@ -32,11 +34,10 @@ fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn first_schema_database_upgrades_with_keys_streams_and_sessions_intact() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
-    let old = Db::connect(&url).await.unwrap();
+/// Fills a first-schema database at `url` with two keys (one revoked), two streams and three
+/// sessions, upgrades it, and checks that all of them survive with the new schema's rules.
+async fn upgrade_first_schema_database(url: &str) {
+    let old = Db::connect(url).await.unwrap();
     Migrator::up(&old.conn, Some(1)).await.unwrap();
     execute(
         &old,
@@ -72,7 +73,7 @@ async fn first_schema_database_upgrades_with_keys_streams_and_sessions_intact() 
     .await;
     drop(old);
 
-    let db = Db::connect(&url)
+    let db = Db::connect(url)
         .await
         .unwrap()
         .with_secret_box(SecretBox::new([9; MASTER_KEY_LEN]));
@@ -149,7 +150,19 @@ async fn first_schema_database_upgrades_with_keys_streams_and_sessions_intact() 
 
     // A database migrated again is left alone.
     db.migrate().await.unwrap();
-    drop(db);
+}
+
+#[tokio::test]
+async fn first_schema_database_upgrades_with_keys_streams_and_sessions_intact() {
+    let database = TestDatabase::new();
+    upgrade_first_schema_database(database.url()).await;
+}
+
+#[tokio::test]
+async fn upgraded_sqlite_files_hold_no_plaintext_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
+    upgrade_first_schema_database(&url).await;
     for secret in [ACTIVE_SECRET, REVOKED_SECRET] {
         assert_eq!(
             files_containing(dir.path(), secret.as_bytes()),
@@ -161,9 +174,8 @@ async fn first_schema_database_upgrades_with_keys_streams_and_sessions_intact() 
 
 #[tokio::test]
 async fn legacy_keys_need_the_master_key_to_upgrade() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/sluice.db?mode=rwc", dir.path().display());
-    let db = Db::connect(&url).await.unwrap();
+    let database = TestDatabase::new();
+    let db = Db::connect(database.url()).await.unwrap();
     Migrator::up(&db.conn, Some(1)).await.unwrap();
     execute(
         &db,
