@@ -208,20 +208,7 @@ impl Server {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let authorization = format!("authorization: {}", basic_auth(key, secret));
-        let body = body.map(|body| body.to_string());
-        let mut headers = vec![authorization.as_str()];
-        if body.is_some() {
-            headers.push("content-type: application/json");
-        }
-        let response = http_request(
-            method,
-            &self.url(path),
-            &headers,
-            body.as_deref().map(str::as_bytes),
-        );
-        let json = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-        (response.status, json)
+        self.api_with_authorization(&basic_auth(key, secret), method, path, body)
     }
 
     /// Waits until the media playlist `uri` of `playback_id` carries `#EXT-X-ENDLIST`, and
