@@ -33,12 +33,16 @@ pub struct CreateApiKey {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyView {
     #[schema(example = "ak_3kP9sLm2QwErTyUiOpAs")]
+    #[schema(example = "ak_3kP9sLm2QwErTyUiOpAs")]
     id: String,
+    #[schema(example = "CI deploys")]
     name: String,
     #[schema(value_type = Vec<String>, example = json!(["admin"]))]
     permissions: Vec<Permission>,
+    #[schema(example = "2026-06-01T10:00:00.123456Z")]
     created_at: DateTime<Utc>,
     /// When the key was revoked; revoked keys authenticate nothing.
+    #[schema(example = json!(null))]
     revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -57,13 +61,17 @@ impl From<ApiKey> for ApiKeyView {
 /// A new API key with its secret, shown this once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedApiKeyView {
+    #[schema(example = "ak_3kP9sLm2QwErTyUiOpAs")]
     id: String,
+    #[schema(example = "CI deploys")]
     name: String,
     #[schema(value_type = Vec<String>, example = json!(["admin"]))]
     permissions: Vec<Permission>,
+    #[schema(example = "2026-06-01T10:00:00.123456Z")]
     created_at: DateTime<Utc>,
     /// Shown only in this response: store it now. Use it as the Basic password or to sign
     /// HS256 JWTs.
+    #[schema(example = "q8Wm2LxR0vT5nB7cY1zK4pD9sF3gH6jA0eU2iO5r")]
     secret: String,
 }
 

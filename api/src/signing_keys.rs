@@ -37,7 +37,11 @@ pub struct SigningKeyView {
     #[schema(value_type = String, example = "ES256")]
     algorithm: SigningAlgorithm,
     /// SubjectPublicKeyInfo PEM.
+    #[schema(
+        example = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE…\n-----END PUBLIC KEY-----\n"
+    )]
     public_key: String,
+    #[schema(example = "2026-06-01T10:00:00.123456Z")]
     created_at: DateTime<Utc>,
 }
 
@@ -55,12 +59,20 @@ impl From<SigningKey> for SigningKeyView {
 /// A new signing key with its private key, shown this once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedSigningKeyView {
+    #[schema(example = "sk_3kP9sLm2QwErTyUiOpAs")]
     id: String,
     #[schema(value_type = String, example = "ES256")]
     algorithm: SigningAlgorithm,
+    #[schema(
+        example = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE…\n-----END PUBLIC KEY-----\n"
+    )]
     public_key: String,
     /// PKCS#8 PEM. Shown only in this response; the server does not keep it.
+    #[schema(
+        example = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg…\n-----END PRIVATE KEY-----\n"
+    )]
     private_key: String,
+    #[schema(example = "2026-06-01T10:00:00.123456Z")]
     created_at: DateTime<Utc>,
 }
 
