@@ -2,7 +2,7 @@
 //! response only; the server keeps its hash and a sealed copy, never the secret in clear.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -11,7 +11,7 @@ use sluice_storage::{ApiKey, Permission};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::json::{ApiJson, Envelope, PageEnvelope, PageParams};
+use crate::json::{ApiJson, ApiPath, Envelope, PageEnvelope, PageParams};
 use crate::live_streams::validate_name;
 use crate::AppState;
 
@@ -141,7 +141,7 @@ pub async fn list(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<ApiKeyView>>, ApiError> {
     let key = state.db.get_api_key(&id).await?.ok_or(NOT_FOUND)?;
     Ok(Json(Envelope { data: key.into() }))
@@ -158,7 +158,7 @@ pub async fn get(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state
         .db

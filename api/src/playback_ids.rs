@@ -2,7 +2,7 @@
 //! `public` (anyone with the URL) or `signed` (a playback token is needed, see
 //! `playback_token`).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use sluice_storage::{PlaybackId, PlaybackPolicy};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::json::{ApiJson, Envelope};
+use crate::json::{ApiJson, ApiPath, Envelope};
 use crate::AppState;
 
 const STREAM_NOT_FOUND_MESSAGE: &str = "live stream not found";
@@ -57,7 +57,7 @@ impl From<PlaybackId> for PlaybackIdView {
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    Path(live_stream_id): Path<String>,
+    ApiPath(live_stream_id): ApiPath<String>,
     ApiJson(request): ApiJson<CreatePlaybackId>,
 ) -> Result<(StatusCode, Json<Envelope<PlaybackIdView>>), ApiError> {
     let playback_id = state
@@ -83,7 +83,7 @@ pub async fn create(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    Path(live_stream_id): Path<String>,
+    ApiPath(live_stream_id): ApiPath<String>,
 ) -> Result<Json<Envelope<Vec<PlaybackIdView>>>, ApiError> {
     if state.db.get_live_stream(&live_stream_id).await?.is_none() {
         return Err(STREAM_NOT_FOUND);
@@ -106,7 +106,7 @@ pub async fn list(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn get(
     State(state): State<AppState>,
-    Path((live_stream_id, playback_id)): Path<(String, String)>,
+    ApiPath((live_stream_id, playback_id)): ApiPath<(String, String)>,
 ) -> Result<Json<Envelope<PlaybackIdView>>, ApiError> {
     let playback_id = state
         .db
@@ -132,7 +132,7 @@ pub async fn get(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
-    Path((live_stream_id, playback_id)): Path<(String, String)>,
+    ApiPath((live_stream_id, playback_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     state
         .db

@@ -2,7 +2,7 @@
 //! makes the key pair, returns the private key (PKCS#8 PEM) once and keeps only the public key.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -12,7 +12,7 @@ use sluice_storage::{SigningAlgorithm, SigningKey};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::json::{ApiJson, Envelope, PageEnvelope, PageParams};
+use crate::json::{ApiJson, ApiPath, Envelope, PageEnvelope, PageParams};
 use crate::AppState;
 
 const NOT_FOUND_MESSAGE: &str = "signing key not found";
@@ -173,7 +173,7 @@ pub async fn list(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<SigningKeyView>>, ApiError> {
     let key = state.db.get_signing_key(&id).await?.ok_or(NOT_FOUND)?;
     Ok(Json(Envelope { data: key.into() }))
@@ -189,7 +189,7 @@ pub async fn get(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state
         .db
