@@ -45,12 +45,7 @@ impl Db {
         live_stream_id: &str,
         policy: PlaybackPolicy,
     ) -> Result<PlaybackId> {
-        if self.get_live_stream(live_stream_id).await?.is_none() {
-            return Err(StorageError::NotFound {
-                record: Record::LiveStream,
-                id: live_stream_id.to_owned(),
-            });
-        }
+        self.require_live_stream(live_stream_id).await?;
         let playback_id = insert_playback_id(&self.conn, live_stream_id, policy).await?;
         info!(live_stream_id, playback_id = %playback_id.id, "Playback id created.");
         Ok(playback_id)
