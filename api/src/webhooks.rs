@@ -309,7 +309,7 @@ pub async fn update(
         .db
         .update_webhook_endpoint(&id, &update)
         .await
-        .map_err(not_found_as("webhook not found"))?;
+        .map_err(ApiError::not_found_as("webhook not found"))?;
     Ok(Json(Envelope {
         data: endpoint.into(),
     }))
@@ -331,7 +331,7 @@ pub async fn delete(
         .db
         .delete_webhook_endpoint(&id)
         .await
-        .map_err(not_found_as("webhook not found"))?;
+        .map_err(ApiError::not_found_as("webhook not found"))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -351,7 +351,7 @@ pub async fn rotate_secret(
         .db
         .rotate_webhook_secret(&id)
         .await
-        .map_err(not_found_as("webhook not found"))?;
+        .map_err(ApiError::not_found_as("webhook not found"))?;
     Ok(Json(Envelope {
         data: endpoint.into(),
     }))
@@ -429,7 +429,7 @@ pub async fn replay_delivery(
         .db
         .requeue_webhook_delivery(&id, &delivery_id)
         .await
-        .map_err(not_found_as("delivery not found"))?;
+        .map_err(ApiError::not_found_as("delivery not found"))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Envelope {
@@ -461,22 +461,11 @@ pub async fn replay_events(
         .db
         .replay_webhook_events(&id, from_seq)
         .await
-        .map_err(not_found_as("webhook not found"))?;
+        .map_err(ApiError::not_found_as("webhook not found"))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Envelope {
             data: ReplayView { queued },
         }),
     ))
-}
-
-/// Turns the storage "not found" of a record the client named into a 404 saying which.
-fn not_found_as(message: &'static str) -> impl Fn(sluice_storage::StorageError) -> ApiError {
-    move |error| {
-        if error.is_not_found() {
-            ApiError::NotFound(message)
-        } else {
-            error.into()
-        }
-    }
 }

@@ -494,3 +494,15 @@ impl Server {
         command.output().expect("run sluice")
     }
 }
+
+/// The ids of every `live_stream.created` event so far, oldest first.
+pub fn created_event_ids(server: &Server) -> Vec<String> {
+    let (status, page) = server.api("GET", "/v1/events?type=live_stream.created&limit=100", None);
+    assert_eq!(status, 200, "{page}");
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["id"].as_str().unwrap().to_owned())
+        .collect()
+}
