@@ -236,10 +236,7 @@ async fn deliver(
         status_code,
         error,
     };
-    match db
-        .record_webhook_attempt(&claim.delivery_id, &attempt, outcome)
-        .await
-    {
+    match db.record_webhook_attempt(&claim, &attempt, outcome).await {
         Ok(()) => {}
         // Its endpoint was deleted meanwhile.
         Err(error) if error.is_not_found() => {

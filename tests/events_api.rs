@@ -8,22 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{http_request, Server, API_KEY, API_SECRET};
+use common::{basic_auth, created_event_ids, hs256_jwt, http_request, Server, API_KEY, API_SECRET};
 use serde_json::{json, Value};
 
 /// How long a test waits for an event it expects.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
-
-fn created_event_ids(server: &Server) -> Vec<String> {
-    let (status, page) = server.api("GET", "/v1/events?type=live_stream.created&limit=100", None);
-    assert_eq!(status, 200, "{page}");
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|event| event["id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 fn error_code(response: &(u16, Value)) -> (u16, &str) {
     (
@@ -109,9 +98,31 @@ struct EventStream {
 impl EventStream {
     /// Opens `path` (with `headers`) and waits for a 200 status line.
     fn open(server: &Server, path: &str, headers: &[&str]) -> EventStream {
+        EventStream::open_as(server, API_KEY, API_SECRET, path, headers)
+    }
+
+    /// Like [`EventStream::open`], authenticated as API key `key_id`.
+    fn open_as(
+        server: &Server,
+        key_id: &str,
+        secret: &str,
+        path: &str,
+        headers: &[&str],
+    ) -> EventStream {
+        EventStream::open_with(server, &basic_auth(key_id, secret), path, headers)
+    }
+
+    /// Like [`EventStream::open`], with `authorization` as the `Authorization` header value.
+    fn open_with(
+        server: &Server,
+        authorization: &str,
+        path: &str,
+        headers: &[&str],
+    ) -> EventStream {
         let mut command = Command::new("curl");
         command
-            .args(["-sN", "-i", "-u", &format!("{API_KEY}:{API_SECRET}")])
+            .args(["-sN", "-i", "-H"])
+            .arg(format!("authorization: {authorization}"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for header in headers {
@@ -134,6 +145,20 @@ impl EventStream {
             Ok(Frame::Event(event)) => event,
             Ok(Frame::Status(_)) => panic!("a second status line"),
             Err(e) => panic!("no event within {EVENT_TIMEOUT:?}: {e}"),
+        }
+    }
+
+    /// Whether the server ends the stream within `timeout` (events before the end are
+    /// skipped).
+    fn ends_within(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.frames.recv_timeout(left) {
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return true,
+                Err(mpsc::RecvTimeoutError::Timeout) => return false,
+            }
         }
     }
 
@@ -298,4 +323,49 @@ fn event_stream_refuses_an_unknown_last_event_id_or_type() {
     }
     let anonymous = http_request("GET", &server.url("/v1/events/stream"), &[], None);
     assert_eq!(anonymous.status, 401);
+}
+
+#[test]
+fn an_event_stream_ends_soon_after_its_api_key_is_revoked() {
+    let server = Server::start();
+    let (status, created) = server.api("POST", "/v1/api-keys", Some(json!({"name": "listener"})));
+    assert_eq!(status, 201, "{created}");
+    let key_id = created["data"]["id"].as_str().unwrap();
+    let secret = created["data"]["secret"].as_str().unwrap();
+    let doomed = EventStream::open_as(&server, key_id, secret, "/v1/events/stream", &[]);
+    let other = EventStream::open(&server, "/v1/events/stream", &[]);
+    server.create_live_stream(json!({ "name": "seen by both" }));
+    assert_eq!(doomed.next().event, "live_stream.created");
+    assert_eq!(other.next().event, "live_stream.created");
+
+    let (status, _) = server.api("DELETE", &format!("/v1/api-keys/{key_id}"), None);
+    assert_eq!(status, 204);
+    // Checked every 5 s; the slack covers a slow machine.
+    assert!(
+        doomed.ends_within(Duration::from_secs(12)),
+        "the stream of a revoked key stayed open"
+    );
+    // Streams of other keys go on.
+    let after = server.create_live_stream(json!({ "name": "after" }));
+    assert_eq!(other.next().data["object"]["id"], after["id"]);
+}
+
+#[test]
+fn an_event_stream_ends_soon_after_its_token_expires() {
+    let server = Server::start();
+    let expires = chrono::Utc::now().timestamp() + 2;
+    let token = hs256_jwt(json!({ "apikey": API_KEY, "exp": expires }), API_SECRET);
+    let stream = EventStream::open_with(
+        &server,
+        &format!("Bearer {token}"),
+        "/v1/events/stream",
+        &[],
+    );
+    server.create_live_stream(json!({ "name": "seen before expiry" }));
+    assert_eq!(stream.next().event, "live_stream.created");
+    // Expiry in 2 s, checked every 5 s; the slack covers a slow machine.
+    assert!(
+        stream.ends_within(Duration::from_secs(15)),
+        "the stream of an expired token stayed open"
+    );
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{wait_for, Launch, Server};
+use common::{created_event_ids, wait_for, Launch, Server};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -231,18 +231,6 @@ fn deliveries(server: &Server, webhook_id: &str) -> Vec<Value> {
     );
     assert_eq!(status, 200, "{page}");
     page["data"].as_array().unwrap().clone()
-}
-
-/// Ids of the `live_stream.created` events, oldest first.
-fn created_event_ids(server: &Server) -> Vec<String> {
-    let (status, page) = server.api("GET", "/v1/events?type=live_stream.created&limit=100", None);
-    assert_eq!(status, 200, "{page}");
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|event| event["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Waits until the receiver has accepted every one of `event_ids`, then checks each accepted

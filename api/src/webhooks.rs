@@ -3,7 +3,7 @@
 //! module only manages what it reads.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::events::parse_event_type;
-use crate::json::{ApiJson, Envelope, PageEnvelope, PageParams};
+use crate::json::{ApiJson, ApiPath, Envelope, PageEnvelope, PageParams};
 use crate::AppState;
 
 /// Longest accepted endpoint URL, in bytes.
@@ -273,7 +273,7 @@ pub async fn list(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<WebhookView>>, ApiError> {
     Ok(Json(Envelope {
         data: find_endpoint(&state, &id).await?.into(),
@@ -292,7 +292,7 @@ pub async fn get(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn update(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<UpdateWebhook>,
 ) -> Result<Json<Envelope<WebhookView>>, ApiError> {
     let update = WebhookEndpointUpdate {
@@ -309,7 +309,7 @@ pub async fn update(
         .db
         .update_webhook_endpoint(&id, &update)
         .await
-        .map_err(not_found_as("webhook not found"))?;
+        .map_err(ApiError::not_found_as("webhook not found"))?;
     Ok(Json(Envelope {
         data: endpoint.into(),
     }))
@@ -325,13 +325,13 @@ pub async fn update(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state
         .db
         .delete_webhook_endpoint(&id)
         .await
-        .map_err(not_found_as("webhook not found"))?;
+        .map_err(ApiError::not_found_as("webhook not found"))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -345,13 +345,13 @@ pub async fn delete(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<WebhookView>>, ApiError> {
     let endpoint = state
         .db
         .rotate_webhook_secret(&id)
         .await
-        .map_err(not_found_as("webhook not found"))?;
+        .map_err(ApiError::not_found_as("webhook not found"))?;
     Ok(Json(Envelope {
         data: endpoint.into(),
     }))
@@ -369,7 +369,7 @@ pub async fn rotate_secret(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     params: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Json<PageEnvelope<DeliveryView>>, ApiError> {
     let Query(params) = params?;
@@ -398,7 +398,7 @@ pub async fn list_deliveries(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn get_delivery(
     State(state): State<AppState>,
-    Path((id, delivery_id)): Path<(String, String)>,
+    ApiPath((id, delivery_id)): ApiPath<(String, String)>,
 ) -> Result<Json<Envelope<DeliveryView>>, ApiError> {
     let delivery = state
         .db
@@ -423,13 +423,13 @@ pub async fn get_delivery(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn replay_delivery(
     State(state): State<AppState>,
-    Path((id, delivery_id)): Path<(String, String)>,
+    ApiPath((id, delivery_id)): ApiPath<(String, String)>,
 ) -> Result<(StatusCode, Json<Envelope<DeliveryView>>), ApiError> {
     let delivery = state
         .db
         .requeue_webhook_delivery(&id, &delivery_id)
         .await
-        .map_err(not_found_as("delivery not found"))?;
+        .map_err(ApiError::not_found_as("delivery not found"))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Envelope {
@@ -450,7 +450,7 @@ pub async fn replay_delivery(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn replay_events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<ReplayEvents>,
 ) -> Result<(StatusCode, Json<Envelope<ReplayView>>), ApiError> {
     find_endpoint(&state, &id).await?;
@@ -461,22 +461,11 @@ pub async fn replay_events(
         .db
         .replay_webhook_events(&id, from_seq)
         .await
-        .map_err(not_found_as("webhook not found"))?;
+        .map_err(ApiError::not_found_as("webhook not found"))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Envelope {
             data: ReplayView { queued },
         }),
     ))
-}
-
-/// Turns the storage "not found" of a record the client named into a 404 saying which.
-fn not_found_as(message: &'static str) -> impl Fn(sluice_storage::StorageError) -> ApiError {
-    move |error| {
-        if error.is_not_found() {
-            ApiError::NotFound(message)
-        } else {
-            error.into()
-        }
-    }
 }

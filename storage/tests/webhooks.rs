@@ -1,14 +1,17 @@
 //! The webhook outbox on a real SQLite file: deliveries queued atomically with their event,
-//! claiming with leases, retry scheduling, attempts, replay and deletion.
+//! claiming with leases, retry scheduling, attempts against their claim, replay (also while
+//! an attempt is in flight) and deletion; and, on SQLite or Postgres, events recorded
+//! concurrently read back in order.
 
 use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
+use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
-    AttemptOutcome, Db, DeliveryStatus, EventType, NewEvent, NewWebhookEndpoint, WebhookAttempt,
-    WebhookEndpoint, WebhookEndpointUpdate,
+    AttemptOutcome, ClaimedDelivery, Db, DeliveryStatus, Event, EventType, NewEvent,
+    NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEndpointUpdate,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -53,6 +56,39 @@ async fn deliveries_of(db: &Db, endpoint: &WebhookEndpoint) -> Vec<(String, Deli
         .into_iter()
         .map(|d| (d.event_id, d.status))
         .collect()
+}
+
+/// The one delivery that becomes due within a few seconds, claimed.
+async fn wait_for_claim(db: &Db, busy_endpoints: &[String]) -> ClaimedDelivery {
+    for _ in 0..100 {
+        let mut claimed = db
+            .claim_due_webhook_deliveries(8, LEASE, busy_endpoints)
+            .await
+            .unwrap();
+        if let Some(claim) = claimed.pop() {
+            assert!(claimed.is_empty(), "more than one delivery due");
+            return claim;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no delivery became due");
+}
+
+async fn delivery_of(db: &Db, claim: &ClaimedDelivery) -> WebhookDelivery {
+    db.get_webhook_delivery(&claim.endpoint_id, &claim.delivery_id)
+        .await
+        .unwrap()
+        .expect("the delivery exists")
+}
+
+/// The endpoint's one delivery.
+async fn delivery_of_id(db: &Db, endpoint_id: &str) -> WebhookDelivery {
+    let mut page = db
+        .list_webhook_deliveries(endpoint_id, 100, None)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    page.items.pop().unwrap()
 }
 
 fn attempt(status_code: Option<u16>, error: Option<&str>) -> WebhookAttempt {
@@ -161,9 +197,9 @@ async fn claims_lease_one_delivery_per_endpoint_and_respect_retry_times() {
 
     // A failed attempt scheduled later is not due; the next event of that endpoint is.
     db.record_webhook_attempt(
-        &claim.delivery_id,
+        claim,
         &attempt(Some(500), None),
-        AttemptOutcome::RetryAt(Utc::now() + chrono::Duration::hours(1)),
+        AttemptOutcome::RetryAt(Utc::now() + chrono::Duration::seconds(2)),
     )
     .await
     .unwrap();
@@ -174,7 +210,7 @@ async fn claims_lease_one_delivery_per_endpoint_and_respect_retry_times() {
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].event.id, event_b);
     db.record_webhook_attempt(
-        &due[0].delivery_id,
+        &due[0],
         &attempt(Some(204), None),
         AttemptOutcome::Delivered,
     )
@@ -187,27 +223,22 @@ async fn claims_lease_one_delivery_per_endpoint_and_respect_retry_times() {
         .is_empty());
 
     // Due again once its retry time has come.
+    let retry = wait_for_claim(&db, &second_busy).await;
+    assert_eq!(retry.delivery_id, claim.delivery_id);
+    assert_eq!(retry.attempt_count, 1);
     db.record_webhook_attempt(
-        &claim.delivery_id,
+        &retry,
         &attempt(None, Some("timed out")),
         AttemptOutcome::RetryAt(Utc::now()),
     )
     .await
     .unwrap();
-    let retry = db
-        .claim_due_webhook_deliveries(8, LEASE, &second_busy)
+    let retry = wait_for_claim(&db, &second_busy).await;
+    assert_eq!(retry.delivery_id, claim.delivery_id);
+    assert_eq!(retry.attempt_count, 2);
+    db.record_webhook_attempt(&retry, &attempt(Some(503), None), AttemptOutcome::GiveUp)
         .await
         .unwrap();
-    assert_eq!(retry.len(), 1);
-    assert_eq!(retry[0].delivery_id, claim.delivery_id);
-    assert_eq!(retry[0].attempt_count, 2);
-    db.record_webhook_attempt(
-        &claim.delivery_id,
-        &attempt(Some(503), None),
-        AttemptOutcome::GiveUp,
-    )
-    .await
-    .unwrap();
 
     let delivery = db
         .get_webhook_delivery(&first.id, &claim.delivery_id)
@@ -281,6 +312,156 @@ async fn an_expired_lease_can_be_claimed_again() {
         .unwrap();
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].delivery_id, first[0].delivery_id);
+
+    // The first claim is superseded: its late attempt is logged but settles nothing, and the
+    // lease stays with the second claim.
+    db.record_webhook_attempt(
+        &first[0],
+        &attempt(Some(200), None),
+        AttemptOutcome::Delivered,
+    )
+    .await
+    .unwrap();
+    let delivery = delivery_of(&db, &second[0]).await;
+    assert_eq!(delivery.status, DeliveryStatus::Pending);
+    assert_eq!(delivery.attempts.len(), 1);
+    assert!(db
+        .claim_due_webhook_deliveries(1, LEASE, &[])
+        .await
+        .unwrap()
+        .is_empty());
+    db.record_webhook_attempt(
+        &second[0],
+        &attempt(Some(204), None),
+        AttemptOutcome::Delivered,
+    )
+    .await
+    .unwrap();
+    let delivery = delivery_of(&db, &second[0]).await;
+    assert_eq!(delivery.status, DeliveryStatus::Delivered);
+    assert_eq!(delivery.last_status_code, Some(204));
+    assert_eq!(delivery.attempts.len(), 2);
+}
+
+#[tokio::test]
+async fn a_requeue_while_an_attempt_is_in_flight_is_not_lost_nor_sent_concurrently() {
+    let (_dir, db) = fresh_db().await;
+    let hook = endpoint(&db, &[]).await;
+    record(&db, EventType::LiveStreamCreated, "ls_1").await;
+    for outcome in [
+        AttemptOutcome::Delivered,
+        AttemptOutcome::GiveUp,
+        AttemptOutcome::RetryAt(Utc::now() + chrono::Duration::hours(1)),
+    ] {
+        let mut in_flight = db
+            .claim_due_webhook_deliveries(1, LEASE, &[])
+            .await
+            .unwrap();
+        let in_flight = in_flight.pop().expect("the delivery is due");
+
+        // Replayed while being sent: pending again, but nobody else may send it meanwhile.
+        let requeued = db
+            .requeue_webhook_delivery(&hook.id, &in_flight.delivery_id)
+            .await
+            .unwrap();
+        assert_eq!(requeued.status, DeliveryStatus::Pending);
+        assert!(db
+            .claim_due_webhook_deliveries(1, LEASE, &[])
+            .await
+            .unwrap()
+            .is_empty());
+
+        // The attempt in flight ends: logged, but the replay stands and is due at once.
+        db.record_webhook_attempt(&in_flight, &attempt(Some(200), None), outcome)
+            .await
+            .unwrap();
+        let delivery = delivery_of(&db, &in_flight).await;
+        assert_eq!(delivery.status, DeliveryStatus::Pending, "{outcome:?}");
+        assert_eq!(delivery.last_status_code, Some(200));
+
+        let replay = db
+            .claim_due_webhook_deliveries(1, LEASE, &[])
+            .await
+            .unwrap();
+        assert_eq!(replay.len(), 1, "{outcome:?}: the replay is due");
+        assert_eq!(replay[0].delivery_id, in_flight.delivery_id);
+        db.record_webhook_attempt(
+            &replay[0],
+            &attempt(Some(204), None),
+            AttemptOutcome::Delivered,
+        )
+        .await
+        .unwrap();
+        let delivery = delivery_of(&db, &in_flight).await;
+        assert_eq!(delivery.status, DeliveryStatus::Delivered);
+        assert_eq!(delivery.last_status_code, Some(204));
+        db.requeue_webhook_delivery(&hook.id, &in_flight.delivery_id)
+            .await
+            .unwrap();
+    }
+    assert_eq!(delivery_of_id(&db, &hook.id).await.attempts.len(), 6);
+}
+
+/// Events recorded by many tasks at once are read back by a reader paging with cursors
+/// meanwhile: each exactly once, in `seq` order. On Postgres (`SLUICE_TEST_POSTGRES_URL`) this
+/// checks that an event never becomes visible before an earlier one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrently_recorded_events_are_paged_each_once_in_order() {
+    const WRITERS: usize = 8;
+    const EVENTS_EACH: usize = 40;
+    let database = TestDatabase::new();
+    let db = Db::connect(database.url()).await.unwrap();
+    db.migrate().await.unwrap();
+    // Deliveries are queued in the same transaction: give the recording some work to do.
+    endpoint(&db, &[]).await;
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                for n in 0..EVENTS_EACH {
+                    record(
+                        &db,
+                        EventType::LiveStreamUpdated,
+                        &format!("ls_{writer}_{n}"),
+                    )
+                    .await;
+                }
+            })
+        })
+        .collect();
+    let total = WRITERS * EVENTS_EACH;
+    let mut seen: Vec<Event> = Vec::new();
+    let mut cursor: Option<String> = None;
+    // Page while the writers run, then once more after they are done to reach the end.
+    let mut writers_done = false;
+    loop {
+        let page = db.list_events(7, cursor.as_deref()).await.unwrap();
+        if let Some(last) = page.items.last() {
+            cursor = Some(last.id.clone());
+        } else if writers_done {
+            break;
+        } else {
+            writers_done = writers.iter().all(tokio::task::JoinHandle::is_finished);
+            tokio::task::yield_now().await;
+        }
+        seen.extend(page.items);
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let all = db.events_after_seq(0, total as u64 + 1).await.unwrap();
+    assert_eq!(all.len(), total);
+    let seen_ids: Vec<&str> = seen.iter().map(|e| e.id.as_str()).collect();
+    let all_ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+    let missed = all_ids.iter().filter(|id| !seen_ids.contains(id)).count();
+    assert!(
+        seen_ids == all_ids,
+        "the reader saw {} of {} events ({missed} skipped) or saw them out of order",
+        seen_ids.len(),
+        all_ids.len()
+    );
+    assert!(seen.windows(2).all(|pair| pair[0].seq < pair[1].seq));
 }
 
 #[tokio::test]
@@ -320,7 +501,7 @@ async fn disabled_endpoints_pending_deliveries_wait_and_deleted_ones_vanish() {
     // The delivery in flight is gone with its endpoint: its attempt has nothing to attach to.
     assert!(db
         .record_webhook_attempt(
-            &claimed[0].delivery_id,
+            &claimed[0],
             &attempt(Some(200), None),
             AttemptOutcome::Delivered
         )

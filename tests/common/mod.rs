@@ -502,3 +502,15 @@ pub fn hs256_jwt(claims: Value, secret: impl AsRef<[u8]>) -> String {
     )
     .expect("an HS256 JWT")
 }
+
+/// The ids of every `live_stream.created` event so far, oldest first.
+pub fn created_event_ids(server: &Server) -> Vec<String> {
+    let (status, page) = server.api("GET", "/v1/events?type=live_stream.created&limit=100", None);
+    assert_eq!(status, 200, "{page}");
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["id"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -2,15 +2,26 @@
 //! them back in order.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 
-use super::paging::into_page;
-use super::{now, webhooks, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
+use super::paging::{seq_page, SeqKey};
+use super::{now, webhooks, Db, DbEngine, Record, Result, StorageError};
 use crate::entities::event;
 use crate::ids;
 use crate::model::{Event, EventFilter, EventObject, EventPage, NewEvent};
+
+const EVENT_PAGE: SeqKey<event::Entity> = SeqKey {
+    seq: event::Column::Seq,
+    id: event::Column::Id,
+    seq_of: |row| row.seq,
+    id_of: |row| &row.id,
+};
+
+/// Key of the Postgres advisory lock that serialises event inserts (any constant unique to
+/// this use; `0x736c_7569_6365_7631` spells "sluicev1").
+const EVENT_APPEND_LOCK: i64 = 0x736c_7569_6365_7631;
 
 pub(super) fn event_from_row(row: event::Model) -> Result<Event> {
     let data = serde_json::from_str(&row.data).map_err(|source| StorageError::CorruptJson {
@@ -35,7 +46,8 @@ pub(super) fn event_from_row(row: event::Model) -> Result<Event> {
 impl Db {
     /// Appends an event to the history and returns it as recorded. In the same transaction it
     /// queues one webhook delivery for every enabled endpoint that wants this type of event, so
-    /// an event is never recorded without its deliveries (nor the other way round).
+    /// an event is never recorded without its deliveries (nor the other way round). Events
+    /// become visible in `seq` order: once a reader sees an event, every earlier one is there.
     pub async fn record_event(&self, new: &NewEvent) -> Result<Event> {
         let row = event::ActiveModel {
             seq: sea_orm::ActiveValue::NotSet,
@@ -47,6 +59,16 @@ impl Db {
             created_at: Set(now()),
         };
         let txn = self.conn.begin().await?;
+        if self.engine() == DbEngine::Postgres {
+            // Postgres hands out `seq` at insert but transactions commit in any order, so a
+            // reader could see event 6 before 5 is committed and skip 5 for good. Holding this
+            // lock from before the insert until commit makes `seq` order commit order. (SQLite
+            // allows one writer at a time anyway.)
+            txn.execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock({EVENT_APPEND_LOCK})"
+            ))
+            .await?;
+        }
         let row = event::Entity::insert(row).exec_with_returning(&txn).await?;
         let event = event_from_row(row)?;
         webhooks::queue_deliveries(&txn, &event).await?;
@@ -54,8 +76,8 @@ impl Db {
         Ok(event)
     }
 
-    /// Events oldest first, at most `limit` (clamped to 1..=[`MAX_PAGE_SIZE`]), starting after
-    /// the event whose id is `after`.
+    /// Events oldest first, at most `limit` (clamped to 1..=[`super::MAX_PAGE_SIZE`]),
+    /// starting after the event whose id is `after`.
     pub async fn list_events(&self, limit: u64, after: Option<&str>) -> Result<EventPage> {
         self.list_events_matching(limit, after, &EventFilter::default())
             .await
@@ -68,31 +90,18 @@ impl Db {
         after: Option<&str>,
         filter: &EventFilter,
     ) -> Result<EventPage> {
-        let limit = limit.clamp(1, MAX_PAGE_SIZE);
-        let after_seq = match after {
-            Some(id) => self
-                .event_seq(id)
-                .await?
-                .ok_or_else(|| StorageError::InvalidCursor(id.to_owned()))?,
-            None => 0,
-        };
-        let mut query = event::Entity::find()
-            .filter(event::Column::Seq.gt(after_seq))
-            .order_by_asc(event::Column::Seq)
-            .limit(limit + 1);
+        let mut query = event::Entity::find();
         if let Some(event_type) = filter.event_type {
             query = query.filter(event::Column::EventType.eq(event_type.as_str()));
         }
         if let Some(object_id) = &filter.object_id {
             query = query.filter(event::Column::ObjectId.eq(object_id.as_str()));
         }
-        let items = query
-            .all(&self.conn)
-            .await?
+        let (rows, next_cursor) = seq_page(&self.conn, query, EVENT_PAGE, limit, after).await?;
+        let items = rows
             .into_iter()
             .map(event_from_row)
             .collect::<Result<Vec<_>>>()?;
-        let (items, next_cursor) = into_page(items, limit, |event| &event.id);
         Ok(EventPage { items, next_cursor })
     }
 

@@ -1,6 +1,7 @@
 //! Keyset pagination shared by every list: a page is fetched with one row too many, cut to its
 //! limit by [`into_page`], and the cursor of the next page is the id of its last row.
-//! [`keyset_page`] does the whole job for lists in `(created_at, id)` order.
+//! [`keyset_page`] does the whole job for lists in `(created_at, id)` order, [`seq_page`] for
+//! lists in the order rows were appended (their `seq`).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -50,6 +51,38 @@ pub(super) async fn keyset_page<E: EntityTrait>(
                         .add(key.id.gt((key.id_of)(&anchor))),
                 ),
         );
+    }
+    let rows = page.all(conn).await?;
+    Ok(into_page(rows, limit, key.id_of))
+}
+
+/// How an append-ordered table's rows are positioned and named for [`seq_page`].
+pub(super) struct SeqKey<E: EntityTrait> {
+    pub seq: E::Column,
+    pub id: E::Column,
+    pub seq_of: fn(&E::Model) -> i64,
+    pub id_of: fn(&E::Model) -> &str,
+}
+
+/// At most `limit` rows of `query` (clamped to 1..=[`MAX_PAGE_SIZE`]) in `seq` order after
+/// the row whose id is `after`, and the cursor of the next page (`None` on the last page). A
+/// cursor naming no row of `query` is [`StorageError::InvalidCursor`].
+pub(super) async fn seq_page<E: EntityTrait>(
+    conn: &DatabaseConnection,
+    query: Select<E>,
+    key: SeqKey<E>,
+    limit: u64,
+    after: Option<&str>,
+) -> Result<(Vec<E::Model>, Option<String>)> {
+    let limit = limit.clamp(1, MAX_PAGE_SIZE);
+    let mut page = query.clone().order_by_asc(key.seq).limit(limit + 1);
+    if let Some(after) = after {
+        let anchor = query
+            .filter(key.id.eq(after))
+            .one(conn)
+            .await?
+            .ok_or_else(|| StorageError::InvalidCursor(after.to_owned()))?;
+        page = page.filter(key.seq.gt((key.seq_of)(&anchor)));
     }
     let rows = page.all(conn).await?;
     Ok(into_page(rows, limit, key.id_of))

@@ -1,5 +1,5 @@
 //! Webhook endpoints and the outbox of their deliveries: queueing (inside the event's own
-//! transaction), claiming due deliveries with a lease, recording attempts, replaying.
+//! transaction), claiming due deliveries with a lease, recording attempts against their claim, replaying.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -13,8 +13,8 @@ use sea_orm::{
 use tracing::info;
 
 use super::events::event_from_row;
-use super::paging::{into_page, keyset_page, PageKey};
-use super::{now, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
+use super::paging::{keyset_page, seq_page, PageKey, SeqKey};
+use super::{now, Db, Record, Result, StorageError};
 use crate::entities::{event, webhook_attempt, webhook_delivery, webhook_endpoint};
 use crate::ids;
 use crate::model::{
@@ -27,6 +27,13 @@ const WEBHOOK_ENDPOINT_PAGE: PageKey<webhook_endpoint::Entity> = PageKey {
     created_at: webhook_endpoint::Column::CreatedAt,
     id: webhook_endpoint::Column::Id,
     created_at_of: |row| row.created_at,
+    id_of: |row| &row.id,
+};
+
+const WEBHOOK_DELIVERY_PAGE: SeqKey<webhook_delivery::Entity> = SeqKey {
+    seq: webhook_delivery::Column::Seq,
+    id: webhook_delivery::Column::Id,
+    seq_of: |row| row.seq,
     id_of: |row| &row.id,
 };
 
@@ -203,7 +210,7 @@ impl Db {
             .transpose()
     }
 
-    /// Endpoints in creation order, at most `limit` (clamped to 1..=[`MAX_PAGE_SIZE`]), starting
+    /// Endpoints in creation order, at most `limit` (clamped to 1..=[`super::MAX_PAGE_SIZE`]), starting
     /// after the endpoint whose id is `after`.
     pub async fn list_webhook_endpoints(
         &self,
@@ -285,7 +292,7 @@ impl Db {
     }
 
     /// Deliveries to an endpoint in the order they were queued (oldest first), each with its
-    /// attempts; at most `limit` (clamped to 1..=[`MAX_PAGE_SIZE`]) after the delivery whose
+    /// attempts; at most `limit` (clamped to 1..=[`super::MAX_PAGE_SIZE`]) after the delivery whose
     /// id is `after`.
     pub async fn list_webhook_deliveries(
         &self,
@@ -293,22 +300,15 @@ impl Db {
         limit: u64,
         after: Option<&str>,
     ) -> Result<WebhookDeliveryPage> {
-        let limit = limit.clamp(1, MAX_PAGE_SIZE);
-        let mut query = webhook_delivery::Entity::find()
-            .filter(webhook_delivery::Column::EndpointId.eq(endpoint_id))
-            .order_by_asc(webhook_delivery::Column::Seq)
-            .limit(limit + 1);
-        if let Some(after) = after {
-            let anchor = webhook_delivery::Entity::find()
-                .filter(webhook_delivery::Column::Id.eq(after))
-                .filter(webhook_delivery::Column::EndpointId.eq(endpoint_id))
-                .one(&self.conn)
-                .await?
-                .ok_or_else(|| StorageError::InvalidCursor(after.to_owned()))?;
-            query = query.filter(webhook_delivery::Column::Seq.gt(anchor.seq));
-        }
-        let rows = query.all(&self.conn).await?;
-        let (rows, next_cursor) = into_page(rows, limit, |row| &row.id);
+        let (rows, next_cursor) = seq_page(
+            &self.conn,
+            webhook_delivery::Entity::find()
+                .filter(webhook_delivery::Column::EndpointId.eq(endpoint_id)),
+            WEBHOOK_DELIVERY_PAGE,
+            limit,
+            after,
+        )
+        .await?;
         let items = with_attempts(
             &self.conn,
             rows.into_iter().map(delivery_from_row).collect(),
@@ -337,6 +337,9 @@ impl Db {
     }
 
     /// Queues a delivery again, due now and with a fresh retry window, whatever its status.
+    /// A delivery being sent keeps its lease, so no other dispatcher sends it at the same time;
+    /// the attempt in flight is then recorded without settling it (its claim is superseded,
+    /// see [`Db::record_webhook_attempt`]) and the delivery is sent again once that is done.
     pub async fn requeue_webhook_delivery(
         &self,
         endpoint_id: &str,
@@ -350,10 +353,6 @@ impl Db {
             )
             .col_expr(webhook_delivery::Column::NextAttemptAt, at.into())
             .col_expr(webhook_delivery::Column::QueuedAt, at.into())
-            .col_expr(
-                webhook_delivery::Column::LeaseUntil,
-                None::<DateTime<Utc>>.into(),
-            )
             .filter(webhook_delivery::Column::Id.eq(delivery_id))
             .filter(webhook_delivery::Column::EndpointId.eq(endpoint_id))
             .exec(&self.conn)
@@ -411,7 +410,9 @@ impl Db {
             return Ok(Vec::new());
         }
         let at = now();
-        let lease_until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        // Stored to the microsecond like every timestamp, so that the claim can be matched on it.
+        let lease_until = (at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))
+            .trunc_subsecs(6);
         let claimable = Condition::any()
             .add(webhook_delivery::Column::LeaseUntil.is_null())
             .add(webhook_delivery::Column::LeaseUntil.lt(at));
@@ -481,29 +482,72 @@ impl Db {
                     event,
                     attempt_count: u32::try_from(delivery.attempts).unwrap_or(0),
                     queued_at: delivery.queued_at,
+                    lease_until,
                 })
             })
             .collect()
     }
 
-    /// Records one attempt of a claimed delivery and what follows from it, releasing the
-    /// lease. Times are stored to the microsecond, like every timestamp. Not found when the
-    /// delivery is gone (its endpoint was deleted meanwhile).
+    /// Records one attempt made under `claim` and what follows from it, releasing the lease.
+    /// Only a claim still current settles the delivery: when the delivery was requeued while
+    /// being sent it stays pending (due now) and only the attempt is logged; when its lease ran
+    /// out and another dispatcher claimed it, the attempt is logged and the lease left to that
+    /// claim. So a replay is never lost and one claim never overwrites another's outcome.
+    /// Times are stored to the microsecond, like every timestamp. Not found when the delivery
+    /// is gone (its endpoint was deleted meanwhile).
     pub async fn record_webhook_attempt(
         &self,
-        delivery_id: &str,
+        claim: &ClaimedDelivery,
         attempt: &WebhookAttempt,
         outcome: AttemptOutcome,
     ) -> Result<()> {
+        let this_delivery = webhook_delivery::Column::Id.eq(claim.delivery_id.as_str());
+        let this_lease = webhook_delivery::Column::LeaseUntil.eq(claim.lease_until);
         let txn = self.conn.begin().await?;
-        let mut update = webhook_delivery::Entity::update_many()
+        let mut settle = webhook_delivery::Entity::update_many().col_expr(
+            webhook_delivery::Column::LeaseUntil,
+            None::<DateTime<Utc>>.into(),
+        );
+        settle = match outcome {
+            AttemptOutcome::Delivered => settle
+                .col_expr(
+                    webhook_delivery::Column::Status,
+                    DeliveryStatus::Delivered.into(),
+                )
+                .col_expr(webhook_delivery::Column::DeliveredAt, Some(now()).into()),
+            AttemptOutcome::RetryAt(at) => settle.col_expr(
+                webhook_delivery::Column::NextAttemptAt,
+                at.trunc_subsecs(6).into(),
+            ),
+            AttemptOutcome::GiveUp => settle.col_expr(
+                webhook_delivery::Column::Status,
+                DeliveryStatus::Failed.into(),
+            ),
+        };
+        let settled = settle
+            .filter(this_delivery.clone())
+            .filter(this_lease.clone())
+            .filter(webhook_delivery::Column::QueuedAt.eq(claim.queued_at))
+            .exec(&txn)
+            .await?
+            .rows_affected
+            == 1;
+        if !settled {
+            // Requeued while being sent: give up the lease so the replay goes out now.
+            webhook_delivery::Entity::update_many()
+                .col_expr(
+                    webhook_delivery::Column::LeaseUntil,
+                    None::<DateTime<Utc>>.into(),
+                )
+                .filter(this_delivery.clone())
+                .filter(this_lease)
+                .exec(&txn)
+                .await?;
+        }
+        let counted = webhook_delivery::Entity::update_many()
             .col_expr(
                 webhook_delivery::Column::Attempts,
                 Expr::col(webhook_delivery::Column::Attempts).add(1),
-            )
-            .col_expr(
-                webhook_delivery::Column::LeaseUntil,
-                None::<DateTime<Utc>>.into(),
             )
             .col_expr(
                 webhook_delivery::Column::LastStatusCode,
@@ -512,33 +556,16 @@ impl Db {
             .col_expr(
                 webhook_delivery::Column::LastError,
                 attempt.error.clone().into(),
-            );
-        update = match outcome {
-            AttemptOutcome::Delivered => update
-                .col_expr(
-                    webhook_delivery::Column::Status,
-                    DeliveryStatus::Delivered.into(),
-                )
-                .col_expr(webhook_delivery::Column::DeliveredAt, Some(now()).into()),
-            AttemptOutcome::RetryAt(at) => update.col_expr(
-                webhook_delivery::Column::NextAttemptAt,
-                at.trunc_subsecs(6).into(),
-            ),
-            AttemptOutcome::GiveUp => update.col_expr(
-                webhook_delivery::Column::Status,
-                DeliveryStatus::Failed.into(),
-            ),
-        };
-        let result = update
-            .filter(webhook_delivery::Column::Id.eq(delivery_id))
+            )
+            .filter(this_delivery)
             .exec(&txn)
             .await?;
-        if result.rows_affected == 0 {
-            return Err(delivery_not_found(delivery_id));
+        if counted.rows_affected == 0 {
+            return Err(delivery_not_found(&claim.delivery_id));
         }
         webhook_attempt::Entity::insert(webhook_attempt::ActiveModel {
             id: sea_orm::ActiveValue::NotSet,
-            delivery_id: Set(delivery_id.to_owned()),
+            delivery_id: Set(claim.delivery_id.clone()),
             started_at: Set(attempt.started_at.trunc_subsecs(6)),
             duration_ms: Set(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX)),
             status_code: Set(attempt.status_code.map(i32::from)),

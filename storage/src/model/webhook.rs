@@ -125,6 +125,11 @@ pub struct ClaimedDelivery {
     /// Attempts made before this one.
     pub attempt_count: u32,
     pub queued_at: DateTime<Utc>,
+    /// The end of this claim's lease. With `queued_at` it names the claim: an attempt is
+    /// recorded against the claim it was made under, so a claim that was superseded (its lease
+    /// ran out and another dispatcher took the delivery, or the delivery was requeued while
+    /// being sent) cannot settle the delivery.
+    pub lease_until: DateTime<Utc>,
 }
 
 /// What became of an attempt, and so of its delivery.
