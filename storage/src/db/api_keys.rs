@@ -13,7 +13,7 @@ use sea_orm::{
 use sea_orm_migration::SchemaManager;
 use tracing::info;
 
-use super::paging::{keyset_page, PageKey};
+use super::paging::{keyset_page, PageKey, PageOrder};
 use super::{now, Db, Record, Result, StorageError};
 use crate::entities::api_key;
 use crate::ids;
@@ -43,6 +43,7 @@ const API_KEY_PAGE: PageKey<api_key::Entity> = PageKey {
     id: api_key::Column::Id,
     created_at_of: |row| row.created_at,
     id_of: |row| &row.id,
+    order: PageOrder::OldestFirst,
 };
 
 /// A key as it was before secrets were sealed, read from the legacy table.

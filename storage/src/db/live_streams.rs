@@ -4,7 +4,7 @@
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use tracing::info;
 
-use super::paging::{keyset_page, PageKey};
+use super::paging::{keyset_page, PageKey, PageOrder};
 use super::playback_ids::insert_playback_id;
 use super::{now, Db, Record, Result, StorageError};
 use crate::entities::{live_stream, session};
@@ -19,6 +19,7 @@ const LIVE_STREAM_PAGE: PageKey<live_stream::Entity> = PageKey {
     id: live_stream::Column::Id,
     created_at_of: |row| row.created_at,
     id_of: |row| &row.id,
+    order: PageOrder::OldestFirst,
 };
 
 fn live_stream_from_row(row: live_stream::Model) -> Result<LiveStream> {

@@ -5,18 +5,27 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect, Select,
 };
 
 use super::{Result, StorageError, MAX_PAGE_SIZE};
 
-/// How a table's rows are ordered and named for [`keyset_page`].
+/// Which end of a keyset list comes first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum PageOrder {
+    OldestFirst,
+    NewestFirst,
+}
+
+/// How a table's rows are ordered and named for [`keyset_page`]: by a time column (creation,
+/// start), ties broken by id.
 pub(super) struct PageKey<E: EntityTrait> {
     pub created_at: E::Column,
     pub id: E::Column,
     pub created_at_of: fn(&E::Model) -> DateTime<Utc>,
     pub id_of: fn(&E::Model) -> &str,
+    pub order: PageOrder,
 }
 
 /// At most `limit` rows of `query` (clamped to 1..=[`MAX_PAGE_SIZE`]) after the row whose id
@@ -30,10 +39,14 @@ pub(super) async fn keyset_page<E: EntityTrait>(
     after: Option<&str>,
 ) -> Result<(Vec<E::Model>, Option<String>)> {
     let limit = limit.clamp(1, MAX_PAGE_SIZE);
+    let direction = match key.order {
+        PageOrder::OldestFirst => Order::Asc,
+        PageOrder::NewestFirst => Order::Desc,
+    };
     let mut page = query
         .clone()
-        .order_by_asc(key.created_at)
-        .order_by_asc(key.id)
+        .order_by(key.created_at, direction.clone())
+        .order_by(key.id, direction)
         .limit(limit + 1);
     if let Some(after) = after {
         let anchor = query
@@ -42,14 +55,18 @@ pub(super) async fn keyset_page<E: EntityTrait>(
             .await?
             .ok_or_else(|| StorageError::InvalidCursor(after.to_owned()))?;
         let anchor_created_at = (key.created_at_of)(&anchor);
+        let anchor_id = (key.id_of)(&anchor);
+        // The rows past the anchor in the list's order.
+        let (time_past, id_past) = match key.order {
+            PageOrder::OldestFirst => (key.created_at.gt(anchor_created_at), key.id.gt(anchor_id)),
+            PageOrder::NewestFirst => (key.created_at.lt(anchor_created_at), key.id.lt(anchor_id)),
+        };
         page = page.filter(
-            Condition::any()
-                .add(key.created_at.gt(anchor_created_at))
-                .add(
-                    Condition::all()
-                        .add(key.created_at.eq(anchor_created_at))
-                        .add(key.id.gt((key.id_of)(&anchor))),
-                ),
+            Condition::any().add(time_past).add(
+                Condition::all()
+                    .add(key.created_at.eq(anchor_created_at))
+                    .add(id_past),
+            ),
         );
     }
     let rows = page.all(conn).await?;

@@ -1,14 +1,20 @@
 //! Sessions: one row per publish, from connect to disconnect.
 
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
-use super::paging::into_page;
-use super::{from_db_count, now, to_db_count, Db, Record, Result, StorageError, MAX_PAGE_SIZE};
+use super::paging::{keyset_page, PageKey, PageOrder};
+use super::{from_db_count, now, to_db_count, Db, Record, Result, StorageError};
 use crate::entities::session;
 use crate::ids;
 use crate::model::{Session, SessionOrigin, SessionPage};
+
+const SESSION_PAGE: PageKey<session::Entity> = PageKey {
+    created_at: session::Column::StartedAt,
+    id: session::Column::Id,
+    created_at_of: |row| row.started_at,
+    id_of: |row| &row.id,
+    order: PageOrder::NewestFirst,
+};
 
 fn session_from_row(row: session::Model) -> Result<Session> {
     let input = row
@@ -119,7 +125,7 @@ impl Db {
     }
 
     /// Sessions of a live stream, newest first, at most `limit` (clamped to
-    /// 1..=[`MAX_PAGE_SIZE`]), starting after the session whose id is `after`.
+    /// 1..=[`super::MAX_PAGE_SIZE`]), starting after the session whose id is `after`.
     pub async fn list_sessions(
         &self,
         live_stream_id: &str,
@@ -127,29 +133,10 @@ impl Db {
         after: Option<&str>,
     ) -> Result<SessionPage> {
         self.require_live_stream(live_stream_id).await?;
-        let limit = limit.clamp(1, MAX_PAGE_SIZE);
-        let mut query = session::Entity::find()
-            .filter(session::Column::LiveStreamId.eq(live_stream_id))
-            .order_by_desc(session::Column::StartedAt)
-            .order_by_desc(session::Column::Id)
-            .limit(limit + 1);
-        if let Some(after) = after {
-            let anchor = session::Entity::find_by_id(after)
-                .filter(session::Column::LiveStreamId.eq(live_stream_id))
-                .one(&self.conn)
-                .await?
-                .ok_or_else(|| StorageError::InvalidCursor(after.to_owned()))?;
-            query = query.filter(
-                Condition::any()
-                    .add(session::Column::StartedAt.lt(anchor.started_at))
-                    .add(
-                        Condition::all()
-                            .add(session::Column::StartedAt.eq(anchor.started_at))
-                            .add(session::Column::Id.lt(anchor.id)),
-                    ),
-            );
-        }
-        let (rows, next_cursor) = into_page(query.all(&self.conn).await?, limit, |row| &row.id);
+        let query =
+            session::Entity::find().filter(session::Column::LiveStreamId.eq(live_stream_id));
+        let (rows, next_cursor) =
+            keyset_page(&self.conn, query, SESSION_PAGE, limit, after).await?;
         let items = rows
             .into_iter()
             .map(session_from_row)

@@ -4,7 +4,7 @@
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use tracing::info;
 
-use super::paging::{keyset_page, PageKey};
+use super::paging::{keyset_page, PageKey, PageOrder};
 use super::{now, Db, Record, Result, StorageError};
 use crate::entities::signing_key;
 use crate::ids;
@@ -24,6 +24,7 @@ const SIGNING_KEY_PAGE: PageKey<signing_key::Entity> = PageKey {
     id: signing_key::Column::Id,
     created_at_of: |row| row.created_at,
     id_of: |row| &row.id,
+    order: PageOrder::OldestFirst,
 };
 
 impl Db {

@@ -13,7 +13,7 @@ use sea_orm::{
 use tracing::info;
 
 use super::events::event_from_row;
-use super::paging::{keyset_page, seq_page, PageKey, SeqKey};
+use super::paging::{keyset_page, seq_page, PageKey, PageOrder, SeqKey};
 use super::{now, Db, Record, Result, StorageError};
 use crate::entities::{event, webhook_attempt, webhook_delivery, webhook_endpoint};
 use crate::ids;
@@ -28,6 +28,7 @@ const WEBHOOK_ENDPOINT_PAGE: PageKey<webhook_endpoint::Entity> = PageKey {
     id: webhook_endpoint::Column::Id,
     created_at_of: |row| row.created_at,
     id_of: |row| &row.id,
+    order: PageOrder::OldestFirst,
 };
 
 const WEBHOOK_DELIVERY_PAGE: SeqKey<webhook_delivery::Entity> = SeqKey {
