@@ -22,7 +22,10 @@ fn go_live(server: &Server, stream: &Value) -> Publisher {
     wait_for("the stream to go active", Duration::from_secs(30), || {
         let (_, body) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
         let session = &body["data"]["current_session"];
-        (body["data"]["status"] == "active" && session["input"].is_object()).then_some(())
+        (body["data"]["status"] == "active"
+            && session["ended_at"].is_null()
+            && session["input"].is_object())
+        .then_some(())
     });
     publisher
 }

@@ -240,6 +240,8 @@ impl Db {
     pub async fn claim_live_stream(&self, id: &str) -> Result<bool> {
         let result = live_stream::Entity::update_many()
             .col_expr(live_stream::Column::Status, LiveStreamStatus::Active.into())
+            // The previous session is over; the new one is attached once recorded.
+            .col_expr(live_stream::Column::ActiveSessionId, None::<String>.into())
             .col_expr(live_stream::Column::UpdatedAt, now().into())
             .filter(live_stream::Column::Id.eq(id))
             .filter(live_stream::Column::Status.eq(LiveStreamStatus::Idle))
