@@ -211,7 +211,9 @@ impl Staging {
         let dir = tempfile::Builder::new()
             .prefix(".sluice-transcode-")
             .tempdir_in(&parent)
-            .with_context(|| format!("cannot create a working directory in {}", parent.display()))?;
+            .with_context(|| {
+                format!("cannot create a working directory in {}", parent.display())
+            })?;
         Ok(Staging { dir })
     }
 
@@ -273,7 +275,9 @@ impl Track {
             SegmentEvent::Segment(segment) => Some(segment),
             _ => None,
         });
-        segments.map(|segment| self.write_segment(segment)).collect()
+        segments
+            .map(|segment| self.write_segment(segment))
+            .collect()
     }
 
     fn write_segment(&mut self, segment: CompletedSegment) -> anyhow::Result<MediaTime> {

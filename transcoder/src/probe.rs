@@ -7,7 +7,8 @@
 //! - the container is recognised from the file's first bytes by libavformat's probe alone,
 //!   and only the demuxers of [`ACCEPTED_CONTAINERS`] are accepted. Playlist-like demuxers
 //!   (`hls`, `dash`, `concat`) open other files or URLs named inside the input, so they are
-//!   refused before they read anything;
+//!   refused before they read anything (and every other demuxer, `image2` patterns included,
+//!   is refused for not being on the list);
 //! - the file is then opened with `protocol_whitelist=file` (no network, no pipes) and
 //!   `format_whitelist` set to the demuxer already checked, so libavformat cannot pick another
 //!   one on a second look;
@@ -28,14 +29,40 @@ use ffmpeg_next::codec::packet::side_data;
 use ffmpeg_next::format::context::Input;
 use ffmpeg_next::{media, Dictionary};
 
-/// Demuxers accepted as input, by the names libavformat gives them. A detected demuxer is
-/// accepted when one of its comma-separated names is listed here.
-pub const ACCEPTED_CONTAINERS: &[&str] = &[
-    "mov", "matroska", "mpegts", "flv", "avi", "mp3", "aac", "wav", "ogg", "asf", "mxf",
+/// Demuxers accepted as input, by the names libavformat gives them, with the name people know
+/// them by. A detected demuxer is accepted when one of its comma-separated names is listed.
+pub const ACCEPTED_CONTAINERS: &[(&str, &str)] = &[
+    ("mov", "MP4/MOV"),
+    ("matroska", "Matroska/WebM"),
+    ("mpegts", "MPEG-TS"),
+    ("flv", "FLV"),
+    ("avi", "AVI"),
+    ("mp3", "MP3"),
+    ("aac", "AAC (ADTS)"),
+    ("wav", "WAV"),
+    ("ogg", "Ogg"),
+    ("asf", "ASF"),
+    ("mxf", "MXF"),
 ];
 
-/// Demuxers that read other files or URLs named inside the input.
-const PLAYLIST_DEMUXERS: &[&str] = &["hls", "applehttp", "dash", "concat", "ffconcat"];
+/// Demuxers that read other files or URLs named inside the input, with the name people know
+/// them by.
+const PLAYLIST_DEMUXERS: &[(&str, &str)] = &[
+    ("hls", "HLS"),
+    ("applehttp", "HLS"),
+    ("dash", "DASH"),
+    ("concat", "ffconcat"),
+];
+
+/// The label of the first of `container`'s comma-separated names listed in `table`.
+fn label(table: &[(&str, &'static str)], container: &str) -> Option<&'static str> {
+    container.split(',').find_map(|name| {
+        table
+            .iter()
+            .find(|(demuxer, _)| *demuxer == name)
+            .map(|(_, label)| *label)
+    })
+}
 
 /// Bytes read from the start of the file to recognise its container (libavformat's own
 /// default probe size).
@@ -83,7 +110,8 @@ impl Default for ProbeLimits {
 /// What a probed file contains.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeReport {
-    /// The demuxer that reads it (`mov,mp4,m4a,3gp,3g2,mj2`, `matroska,webm`, …).
+    /// The demuxer that reads it, as libavformat names it (`mov,mp4,m4a,3gp,3g2,mj2`,
+    /// `matroska,webm`, …).
     pub container: String,
     /// File size in bytes.
     pub file_size: u64,
@@ -152,8 +180,8 @@ pub enum ProbeError {
     #[error("not a media file: no known container format recognised")]
     NotMedia,
     /// A playlist or list of other files was given.
-    #[error("{container} playlists are not accepted as input: give the media file itself")]
-    Playlist { container: String },
+    #[error("{kind} playlists are not accepted as input: give the media file itself")]
+    Playlist { kind: &'static str },
     /// A container Sluice does not accept.
     #[error(
         "the {container} format is not accepted as input (accepted: MP4/MOV, Matroska/WebM, \
@@ -161,8 +189,8 @@ pub enum ProbeError {
     )]
     UnsupportedContainer { container: String },
     /// The container was recognised but cannot be read: damaged or cut short.
-    #[error("the {container} file is damaged or truncated: {reason}")]
-    Damaged { container: String, reason: String },
+    #[error("the {kind} file is damaged or truncated: {reason}")]
+    Damaged { kind: &'static str, reason: String },
     /// More streams than allowed.
     #[error("the file has {count} streams, over the {limit}-stream limit")]
     TooManyStreams { count: usize, limit: usize },
@@ -216,24 +244,22 @@ pub fn open(path: &Path, limits: &ProbeLimits) -> Result<(Input, ProbeReport), P
     let container = detect_container(path)
         .map_err(read_error)?
         .ok_or(ProbeError::NotMedia)?;
-    let accepted = |names: &[&str]| container.split(',').any(|name| names.contains(&name));
-    if accepted(PLAYLIST_DEMUXERS) {
-        return Err(ProbeError::Playlist { container });
+    if let Some(kind) = label(PLAYLIST_DEMUXERS, &container) {
+        return Err(ProbeError::Playlist { kind });
     }
-    if !accepted(ACCEPTED_CONTAINERS) {
+    let Some(kind) = label(ACCEPTED_CONTAINERS, &container) else {
         return Err(ProbeError::UnsupportedContainer { container });
-    }
+    };
 
     let mut options = Dictionary::new();
     options.set("protocol_whitelist", "file");
     options.set("format_whitelist", &container);
-    let input =
-        ffmpeg_next::format::input_with_dictionary(path, options).map_err(|e| {
-            ProbeError::Damaged {
-                container: container.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+    let input = ffmpeg_next::format::input_with_dictionary(path, options).map_err(|e| {
+        ProbeError::Damaged {
+            kind,
+            reason: e.to_string(),
+        }
+    })?;
     let report = inspect(&input, container, file_size)?;
     check(&report, limits)?;
     Ok((input, report))
@@ -266,7 +292,11 @@ fn detect_container(path: &Path) -> Result<Option<String>, std::io::Error> {
         if format.is_null() || (*format).name.is_null() {
             None
         } else {
-            Some(CStr::from_ptr((*format).name).to_string_lossy().into_owned())
+            Some(
+                CStr::from_ptr((*format).name)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
         }
     };
     Ok(name)

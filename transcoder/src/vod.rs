@@ -118,9 +118,9 @@ impl FileTranscode {
                     .filter(|config| config.object_type == 2);
                 let audio = match passthrough {
                     Some(config) => AudioPath::PassThrough(config),
-                    None => AudioPath::Transcode(Box::new(AacTranscoder::from_parameters(
-                        parameters,
-                    )?)),
+                    None => {
+                        AudioPath::Transcode(Box::new(AacTranscoder::from_parameters(parameters)?))
+                    }
                 };
                 Some((info.index, audio))
             }
@@ -243,9 +243,7 @@ impl Demux {
         };
         let stats = transcoder.map(LiveTranscoder::finish);
         if let Some(forwarder) = forwarder {
-            forwarder
-                .join()
-                .map_err(|_| VodError::Thread("panicked"))?;
+            forwarder.join().map_err(|_| VodError::Thread("panicked"))?;
         }
         result?;
         for packet in audio_tail? {
