@@ -281,25 +281,32 @@ impl Demux {
             let Some(packet) = to_packet(kind, stream.time_base(), &packet) else {
                 continue;
             };
-            match (kind, transcoder, audio.as_deref_mut()) {
-                (TrackKind::Video, Some(transcoder), _) => transcoder.push(packet)?,
+            let delivered = match (kind, transcoder, audio.as_deref_mut()) {
+                (TrackKind::Video, Some(transcoder), _) => {
+                    transcoder.push(packet)?;
+                    true
+                }
                 (TrackKind::Audio, _, Some(AudioPath::PassThrough(_))) => {
-                    if self.events.send(VodEvent::Audio(packet)).is_err() {
-                        return Ok(());
-                    }
+                    emit(&self.events, VodEvent::Audio(packet))
                 }
-                (TrackKind::Audio, _, Some(AudioPath::Transcode(transcoder))) => {
-                    for packet in transcoder.push(&packet)? {
-                        if self.events.send(VodEvent::Audio(packet)).is_err() {
-                            return Ok(());
-                        }
-                    }
-                }
-                _ => {}
+                (TrackKind::Audio, _, Some(AudioPath::Transcode(transcoder))) => transcoder
+                    .push(&packet)?
+                    .into_iter()
+                    .all(|packet| emit(&self.events, VodEvent::Audio(packet))),
+                _ => true,
+            };
+            if !delivered {
+                // The caller stopped listening: nothing more to do.
+                return Ok(());
             }
         }
         Ok(())
     }
+}
+
+/// Sends an event; false once the caller has stopped listening.
+fn emit(events: &SyncSender<VodEvent>, event: VodEvent) -> bool {
+    events.send(event).is_ok()
 }
 
 /// A demuxed packet as a [`Packet`]; `None` when it has no data or no time.
