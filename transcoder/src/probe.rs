@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use ffmpeg_next::codec::packet::side_data;
 use ffmpeg_next::format::context::Input;
+use ffmpeg_next::format::stream::Disposition;
 use ffmpeg_next::{media, Dictionary};
 
 /// Demuxers accepted as input, by the names libavformat gives them, with the name people know
@@ -119,7 +120,7 @@ pub struct ProbeReport {
     pub duration: Option<Duration>,
     /// Streams of every kind in the container.
     pub stream_count: usize,
-    /// The main video stream, if any.
+    /// The main video stream (the largest picture, cover art left out), if any.
     pub video: Option<VideoStreamInfo>,
     /// The main audio stream, if any.
     pub audio: Option<AudioStreamInfo>,
@@ -308,26 +309,41 @@ fn inspect(input: &Input, container: String, file_size: u64) -> Result<ProbeRepo
         .ok()
         .filter(|&micros| micros > 0)
         .map(Duration::from_micros);
-    let video = input.streams().best(media::Type::Video).map(|stream| {
-        let parameters = stream.parameters();
-        // SAFETY: plain reads of the stream's codec parameters, owned by the open input.
-        let (width, height) = unsafe {
-            let raw = parameters.as_ptr();
-            ((*raw).width, (*raw).height)
-        };
-        let rate = Some(stream.avg_frame_rate())
-            .filter(|r| r.numerator() > 0 && r.denominator() > 0)
-            .or(Some(stream.rate()).filter(|r| r.numerator() > 0 && r.denominator() > 0));
-        VideoStreamInfo {
-            index: stream.index(),
-            codec: parameters.id().name().to_owned(),
-            width: u32::try_from(width).unwrap_or(0),
-            height: u32::try_from(height).unwrap_or(0),
-            frame_rate: rate.map(f64::from),
-            rotation: rotation(&stream),
-            pixel_format: pixel_format(parameters),
-        }
-    });
+    // Cover art (an attached picture, as MP3 and M4A files carry) is not a video stream.
+    let video = input
+        .streams()
+        .filter(|stream| {
+            stream.parameters().medium() == media::Type::Video
+                && !stream.disposition().contains(Disposition::ATTACHED_PIC)
+        })
+        .max_by_key(|stream| {
+            // SAFETY: plain reads of the stream's codec parameters, owned by the open input.
+            let (width, height) = unsafe {
+                let raw = stream.parameters().as_ptr();
+                ((*raw).width, (*raw).height)
+            };
+            i64::from(width) * i64::from(height)
+        })
+        .map(|stream| {
+            let parameters = stream.parameters();
+            // SAFETY: plain reads of the stream's codec parameters, owned by the open input.
+            let (width, height) = unsafe {
+                let raw = parameters.as_ptr();
+                ((*raw).width, (*raw).height)
+            };
+            let rate = Some(stream.avg_frame_rate())
+                .filter(|r| r.numerator() > 0 && r.denominator() > 0)
+                .or(Some(stream.rate()).filter(|r| r.numerator() > 0 && r.denominator() > 0));
+            VideoStreamInfo {
+                index: stream.index(),
+                codec: parameters.id().name().to_owned(),
+                width: u32::try_from(width).unwrap_or(0),
+                height: u32::try_from(height).unwrap_or(0),
+                frame_rate: rate.map(f64::from),
+                rotation: rotation(&stream),
+                pixel_format: pixel_format(parameters),
+            }
+        });
     let audio = input.streams().best(media::Type::Audio).map(|stream| {
         let parameters = stream.parameters();
         // SAFETY: plain reads of the stream's codec parameters, owned by the open input.

@@ -372,7 +372,7 @@ fn a_clip_goes_through_the_ladder_with_its_audio() {
 }
 
 #[test]
-fn mp3_audio_alone_becomes_aac() {
+fn mp3_audio_with_cover_art_becomes_aac_alone() {
     let dir = tempfile::tempdir().unwrap();
     let mp3 = ffmpeg(
         dir.path(),
@@ -382,12 +382,31 @@ fn mp3_audio_alone_becomes_aac() {
             "lavfi",
             "-i",
             "sine=frequency=440:sample_rate=44100",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x64",
             "-t",
             "3",
+            "-map",
+            "0:a",
+            "-map",
+            "1:v",
+            "-frames:v",
+            "1",
             "-c:a",
             "libmp3lame",
+            "-c:v",
+            "png",
+            "-disposition:v",
+            "attached_pic",
+            "-id3v2_version",
+            "3",
         ],
     );
+    let report = probe(&mp3, &ProbeLimits::default()).unwrap();
+    assert_eq!(report.stream_count, 2, "the cover art is a stream");
+    assert!(report.video.is_none(), "but not a video: {report:?}");
     let (transcode, events) = FileTranscode::start(
         &mp3,
         &Ladder::DEFAULT,
