@@ -590,3 +590,38 @@ fn push_audio(track: &mut Track, packet: Packet) -> anyhow::Result<()> {
     track.absorb(events)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_transcoder::RungSpec;
+
+    #[test]
+    fn ladder_argument_takes_names_or_json_with_the_live_bounds() {
+        assert_eq!(parse_ladder(None).unwrap(), Ladder::DEFAULT);
+        let names = parse_ladder(Some("source, 360p")).unwrap();
+        assert_eq!(
+            names.rungs.as_ref(),
+            [RungSpec::Source, Ladder::DEFAULT.rungs[3].clone()]
+        );
+        let json = parse_ladder(Some(r#"["source", "360p"]"#)).unwrap();
+        assert_eq!(json, names);
+
+        let unknown = parse_ladder(Some("source,4k")).unwrap_err().to_string();
+        assert!(
+            unknown.starts_with("--ladder: unknown rung \"4k\""),
+            "{unknown}"
+        );
+        let tiny = parse_ladder(Some(r#"[{"name":"x","height":10,"bitrate_kbps":500}]"#))
+            .unwrap_err()
+            .to_string();
+        assert!(tiny.contains("height must be between"), "{tiny}");
+        assert!(parse_ladder(Some("[oops")).is_err());
+    }
+
+    #[test]
+    fn preset_names_are_x264_names() {
+        assert_eq!(parse_preset("medium"), Ok(Preset::Medium));
+        assert!(parse_preset("placebo").is_err());
+    }
+}

@@ -277,15 +277,16 @@ fn a_clip_with_audio_becomes_an_aligned_vod_ladder() {
 
 #[test]
 fn a_video_only_clip_gets_no_audio_rendition() {
+    // Matroska, odd dimensions and 4:4:4 chroma: the rung comes out even-sized in 4:2:0.
     let work = tempfile::tempdir().unwrap();
     let clip = ffmpeg(
         work.path(),
-        "silent.mp4",
+        "silent.mkv",
         &[
             "-f",
             "lavfi",
             "-i",
-            "testsrc2=size=320x240:rate=25",
+            "testsrc2=size=321x241:rate=25",
             "-t",
             "3",
             "-c:v",
@@ -293,13 +294,13 @@ fn a_video_only_clip_gets_no_audio_rendition() {
             "-preset",
             "veryfast",
             "-pix_fmt",
-            "yuv420p",
+            "yuv444p",
         ],
     );
     let out = work.path().join("nested").join("out");
     let output = sluice_transcode(&[clip.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(output.status.success());
-    // The default ladder's rungs are all taller than 240: one rung at the source's size.
+    // The default ladder's rungs are all taller than 241: one rung at the source's size.
     assert_eq!(entries(&out), ["master.m3u8", "v0"]);
     let master = master(&out);
     assert!(master.alternatives.is_empty());
