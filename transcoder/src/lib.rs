@@ -12,7 +12,8 @@
 //!   aligned IDRs and drop-before-the-encoder backpressure.
 //! - [`probe`]: what a local media file contains, and whether it is accepted ([`probe()`],
 //!   [`ProbeLimits`]).
-//! - [`vod`]: a local file through the same ladder, nothing dropped ([`FileTranscode`]).
+//! - [`vod`]: a local file read as packets ([`FileDemuxer`]) and run through the same ladder,
+//!   nothing dropped ([`FileTranscode`]).
 //!
 //! All decoding, scaling and encoding is blocking CPU work done on threads this crate owns;
 //! nothing here touches an async runtime.
@@ -36,7 +37,7 @@ pub use decode::{DecodedPicture, H264Decoder};
 pub use ladder::{plan, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec};
 pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
 pub use probe::{probe, AudioStreamInfo, ProbeError, ProbeLimits, ProbeReport, VideoStreamInfo};
-pub use vod::{FileTranscode, VodError, VodEvent};
+pub use vod::{FileDemuxer, FileTranscode, VodError, VodEvent};
 pub use x264::{EncodedFrame, Preset, X264Encoder};
 
 /// Everything that can go wrong in the transcoder, with the context needed to act on it.

@@ -14,7 +14,8 @@
 //! the media time of what comes out against [`ProbeReport::duration`].
 //!
 //! Video must be H.264 with its decoder configuration in the container (MP4, Matroska, FLV):
-//! that is what the ladder's decoder and its `source` rung take. Audio is passed through when
+//! that is what the ladder's decoder and its `source` rung take. [`FileDemuxer`] is the
+//! reading half on its own: the file's packets as [`Packet`]s. Audio is passed through when
 //! it is AAC with an AudioSpecificConfig, and transcoded to AAC-LC otherwise.
 
 use std::path::{Path, PathBuf};
@@ -65,6 +66,100 @@ pub enum VodError {
     Thread(&'static str),
 }
 
+/// A local file opened for reading: checked by the probe, with its main video (H.264 with
+/// its decoder configuration) and main audio stream picked.
+pub struct FileDemuxer {
+    input: Input,
+    report: ProbeReport,
+    video: Option<(usize, AvcConfig)>,
+}
+
+impl FileDemuxer {
+    /// Probes `path` against `limits` and opens it. Video other than H.264 with an avcC is
+    /// refused ([`VodError::UnsupportedVideo`]).
+    pub fn open(path: &Path, limits: &ProbeLimits) -> Result<Self, VodError> {
+        let (input, report) = probe::open(path, limits)?;
+        let video = match &report.video {
+            Some(info) => {
+                if info.codec != "h264" {
+                    return Err(VodError::UnsupportedVideo(format!(
+                        "video codec {} cannot be transcoded yet: only H.264 sources can",
+                        info.codec
+                    )));
+                }
+                let parameters = stream_parameters(&input, info.index)?;
+                let config = AvcConfig::parse(&extradata(&parameters)).map_err(|e| {
+                    VodError::UnsupportedVideo(format!(
+                        "the H.264 stream has no usable decoder configuration (Annex B \
+                         streams such as MPEG-TS are not supported yet): {e}"
+                    ))
+                })?;
+                Some((info.index, config))
+            }
+            None => None,
+        };
+        Ok(FileDemuxer {
+            input,
+            report,
+            video,
+        })
+    }
+
+    /// What the probe found.
+    pub fn report(&self) -> &ProbeReport {
+        &self.report
+    }
+
+    /// The video's decoder configuration, when the file has video.
+    pub fn video_config(&self) -> Option<&AvcConfig> {
+        self.video.as_ref().map(|(_, config)| config)
+    }
+
+    /// The main video and audio streams' packets, in file order (other streams are skipped),
+    /// on their streams' clocks (`1/N` timebases kept, others moved to 90 kHz).
+    pub fn packets(&mut self) -> impl Iterator<Item = Packet> + '_ {
+        let video_index = self.video.as_ref().map(|(index, _)| *index);
+        let audio_index = self.report.audio.as_ref().map(|audio| audio.index);
+        self.input.packets().filter_map(move |(stream, packet)| {
+            let index = Some(stream.index());
+            let kind = if index == video_index {
+                TrackKind::Video
+            } else if index == audio_index {
+                TrackKind::Audio
+            } else {
+                return None;
+            };
+            to_packet(kind, stream.time_base(), &packet)
+        })
+    }
+
+    /// How the main audio stream becomes AAC-LC: as it is, or through a transcoder.
+    fn audio_path(&self) -> Result<Option<AudioPath>, VodError> {
+        let Some(info) = &self.report.audio else {
+            return Ok(None);
+        };
+        let parameters = stream_parameters(&self.input, info.index)?;
+        let passthrough = (parameters.id() == codec::Id::AAC)
+            .then(|| AudioSpecificConfig::parse(&extradata(&parameters)).ok())
+            .flatten()
+            .filter(|config| config.object_type == AAC_LC);
+        Ok(Some(match passthrough {
+            Some(config) => AudioPath::PassThrough(config),
+            None => AudioPath::Transcode(Box::new(AacTranscoder::from_parameters(parameters)?)),
+        }))
+    }
+}
+
+/// AAC-LC in the AudioSpecificConfig's audio object type numbering.
+const AAC_LC: u8 = 2;
+
+fn stream_parameters(input: &Input, index: usize) -> Result<codec::Parameters, VodError> {
+    input
+        .stream(index)
+        .map(|stream| stream.parameters())
+        .ok_or(VodError::Thread("lost a stream of the file"))
+}
+
 /// A file being transcoded.
 pub struct FileTranscode {
     report: ProbeReport,
@@ -82,69 +177,26 @@ impl FileTranscode {
         settings: EncoderSettings,
         limits: &ProbeLimits,
     ) -> Result<(FileTranscode, Receiver<VodEvent>), VodError> {
-        let (input, report) = probe::open(path, limits)?;
-        let (events, receiver) = mpsc::sync_channel(EVENT_QUEUE);
-        let video = match &report.video {
-            Some(info) => {
-                if info.codec != "h264" {
-                    return Err(VodError::UnsupportedVideo(format!(
-                        "video codec {} cannot be transcoded yet: only H.264 sources can",
-                        info.codec
-                    )));
-                }
-                let stream = input
-                    .stream(info.index)
-                    .ok_or(VodError::Thread("lost the video stream"))?;
-                let config = AvcConfig::parse(&extradata(&stream.parameters())).map_err(|e| {
-                    VodError::UnsupportedVideo(format!(
-                        "the H.264 stream has no usable decoder configuration (Annex B \
-                         streams such as MPEG-TS are not supported yet): {e}"
-                    ))
-                })?;
-                let rungs = plan(ladder, config.width, config.height, info.frame_rate)?;
-                Some((info.index, config, rungs))
-            }
-            None => None,
-        };
-        let audio = match &report.audio {
-            Some(info) => {
-                let stream = input
-                    .stream(info.index)
-                    .ok_or(VodError::Thread("lost the audio stream"))?;
-                let parameters = stream.parameters();
-                let passthrough = (parameters.id() == codec::Id::AAC)
-                    .then(|| AudioSpecificConfig::parse(&extradata(&parameters)).ok())
-                    .flatten()
-                    .filter(|config| config.object_type == 2);
-                let audio = match passthrough {
-                    Some(config) => AudioPath::PassThrough(config),
-                    None => {
-                        AudioPath::Transcode(Box::new(AacTranscoder::from_parameters(parameters)?))
-                    }
-                };
-                Some((info.index, audio))
-            }
-            None => None,
-        };
-
-        let rungs = video
-            .as_ref()
-            .map(|(_, _, rungs)| rungs.clone())
-            .unwrap_or_default();
-        let ladder = match video {
-            Some((index, config, rungs)) => {
+        let demuxer = FileDemuxer::open(path, limits)?;
+        let report = demuxer.report().clone();
+        let audio = demuxer.audio_path()?;
+        let (rungs, ladder) = match demuxer.video_config() {
+            Some(config) => {
+                let frame_rate = report.video.as_ref().and_then(|video| video.frame_rate);
+                let rungs = plan(ladder, config.width, config.height, frame_rate)?;
                 let settings = EncoderSettings {
                     when_behind: WhenBehind::Wait,
                     ..settings
                 };
-                let (transcoder, output) = LiveTranscoder::start(&config, rungs, settings)?;
-                Some((index, transcoder, output))
+                let (transcoder, output) = LiveTranscoder::start(config, rungs.clone(), settings)?;
+                (rungs, Some((transcoder, output)))
             }
-            None => None,
+            None => (Vec::new(), None),
         };
+        let (events, receiver) = mpsc::sync_channel(EVENT_QUEUE);
         let demux = Demux {
             path: path.to_owned(),
-            input,
+            demuxer,
             events,
         };
         let worker = thread::Builder::new()
@@ -189,37 +241,31 @@ enum AudioPath {
 
 struct Demux {
     path: PathBuf,
-    input: Input,
+    demuxer: FileDemuxer,
     events: SyncSender<VodEvent>,
 }
-
-type Ladderside = (usize, LiveTranscoder, Receiver<TranscoderOutput>);
 
 impl Demux {
     fn run(
         mut self,
-        ladder: Option<Ladderside>,
-        audio: Option<(usize, AudioPath)>,
+        ladder: Option<(LiveTranscoder, Receiver<TranscoderOutput>)>,
+        mut audio: Option<AudioPath>,
     ) -> Result<Option<TranscodeStats>, VodError> {
-        let (video_index, transcoder, forwarder) = match ladder {
-            Some((index, transcoder, output)) => {
+        let (transcoder, forwarder) = match ladder {
+            Some((transcoder, output)) => {
                 let events = self.events.clone();
                 let forwarder = thread::Builder::new()
                     .name("sluice-vod-ladder".to_owned())
                     .spawn(move || {
                         for message in output {
-                            if events.send(VodEvent::Video(message)).is_err() {
+                            if !emit(&events, VodEvent::Video(message)) {
                                 break;
                             }
                         }
                     })
                     .map_err(|_| VodError::Thread("could not be started"))?;
-                (Some(index), Some(transcoder), Some(forwarder))
+                (Some(transcoder), Some(forwarder))
             }
-            None => (None, None, None),
-        };
-        let (audio_index, mut audio) = match audio {
-            Some((index, path)) => (Some(index), Some(path)),
             None => (None, None),
         };
         if let Some(path) = &audio {
@@ -228,15 +274,10 @@ impl Demux {
                 AudioPath::Transcode(transcoder) => transcoder.config().clone(),
             };
             // A closed receiver means the caller gave up; the loop below ends on it too.
-            let _ = self.events.send(VodEvent::AudioConfig(config));
+            emit(&self.events, VodEvent::AudioConfig(config));
         }
 
-        let result = self.pump(
-            video_index,
-            transcoder.as_ref(),
-            audio_index,
-            audio.as_mut(),
-        );
+        let result = self.pump(transcoder.as_ref(), audio.as_mut());
         let audio_tail = match audio {
             Some(AudioPath::Transcode(transcoder)) if result.is_ok() => transcoder.finish(),
             _ => Ok(Vec::new()),
@@ -247,7 +288,7 @@ impl Demux {
         }
         result?;
         for packet in audio_tail? {
-            if self.events.send(VodEvent::Audio(packet)).is_err() {
+            if !emit(&self.events, VodEvent::Audio(packet)) {
                 break;
             }
         }
@@ -264,35 +305,23 @@ impl Demux {
     /// Reads every packet and hands it on.
     fn pump(
         &mut self,
-        video_index: Option<usize>,
         transcoder: Option<&LiveTranscoder>,
-        audio_index: Option<usize>,
         mut audio: Option<&mut AudioPath>,
     ) -> Result<(), VodError> {
-        for (stream, packet) in self.input.packets() {
-            let index = stream.index();
-            let kind = if Some(index) == video_index {
-                TrackKind::Video
-            } else if Some(index) == audio_index {
-                TrackKind::Audio
-            } else {
-                continue;
-            };
-            let Some(packet) = to_packet(kind, stream.time_base(), &packet) else {
-                continue;
-            };
-            let delivered = match (kind, transcoder, audio.as_deref_mut()) {
+        let events = &self.events;
+        for packet in self.demuxer.packets() {
+            let delivered = match (packet.kind, transcoder, audio.as_deref_mut()) {
                 (TrackKind::Video, Some(transcoder), _) => {
                     transcoder.push(packet)?;
                     true
                 }
                 (TrackKind::Audio, _, Some(AudioPath::PassThrough(_))) => {
-                    emit(&self.events, VodEvent::Audio(packet))
+                    emit(events, VodEvent::Audio(packet))
                 }
                 (TrackKind::Audio, _, Some(AudioPath::Transcode(transcoder))) => transcoder
                     .push(&packet)?
                     .into_iter()
-                    .all(|packet| emit(&self.events, VodEvent::Audio(packet))),
+                    .all(|packet| emit(events, VodEvent::Audio(packet))),
                 _ => true,
             };
             if !delivered {
