@@ -18,12 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use sluice_media::{AvcConfig, Packet, Timebase, TrackKind};
 use sluice_packager::{LivePlaylist, TrackSegmenter};
 use sluice_transcoder::{
-    plan, EncoderSettings, Ladder, LiveTranscoder, PlannedRung, Preset, TranscoderOutput,
-    WhenBehind,
+    plan, EncoderSettings, FileDemuxer, Ladder, LiveTranscoder, PlannedRung, Preset, ProbeLimits,
+    TranscoderOutput, WhenBehind,
 };
 
 const MEDIA_SECONDS: u32 = 10;
@@ -156,31 +155,11 @@ fn ffmpeg_ladder(source: &Path, rungs: &[PlannedRung], preset: &str, out: &Path)
 
 /// Reads the video packets and avcC of an MP4 file.
 fn demux(path: &Path) -> (AvcConfig, Vec<Packet>) {
-    ffmpeg_next::init().expect("ffmpeg init");
-    let mut input = ffmpeg_next::format::input(&path).expect("open source");
-    let stream = input
-        .streams()
-        .best(ffmpeg_next::media::Type::Video)
-        .expect("video stream");
-    let index = stream.index();
-    let timebase = Timebase(stream.time_base().denominator() as u32);
-    // SAFETY: an MP4 H.264 stream's codec parameters carry `extradata_size` bytes of avcC.
-    let record = unsafe {
-        let raw = stream.parameters().as_ptr();
-        std::slice::from_raw_parts((*raw).extradata, (*raw).extradata_size as usize).to_vec()
-    };
-    let config = AvcConfig::parse(&record).expect("avcC");
-    let packets = input
+    let mut demuxer = FileDemuxer::open(path, &ProbeLimits::default()).expect("open source");
+    let config = demuxer.video_config().expect("H.264 video").clone();
+    let packets = demuxer
         .packets()
-        .filter(|(stream, _)| stream.index() == index)
-        .map(|(_, packet)| Packet {
-            kind: TrackKind::Video,
-            timebase,
-            dts: packet.dts().unwrap_or_default(),
-            pts: packet.pts().unwrap_or_default(),
-            keyframe: packet.is_key(),
-            data: Bytes::copy_from_slice(packet.data().unwrap_or_default()),
-        })
+        .filter(|packet| packet.kind == TrackKind::Video)
         .collect();
     (config, packets)
 }

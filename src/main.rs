@@ -2,12 +2,14 @@
 //!
 //! Subcommands: `sluice serve` runs every role of the platform in one process on the embedded
 //! defaults (SQLite and local files under `./data`, HTTP on :8080, RTMP on :1935);
-//! `sluice keys create|list|revoke` manages API keys in a data directory.
+//! `sluice keys create|list|revoke` manages API keys in a data directory; `sluice transcode
+//! INPUT -o OUTDIR` writes a file's HLS tree locally, without a server.
 
 mod config;
 mod keys;
 mod live;
 mod serve;
+mod transcode;
 mod webhooks;
 
 use std::io::IsTerminal;
@@ -28,6 +30,8 @@ enum Command {
     Serve(config::ServeArgs),
     /// Creates, lists and revokes API keys in the database of a data directory.
     Keys(keys::KeysArgs),
+    /// Transcodes a local media file into a VOD HLS tree (no server needed).
+    Transcode(transcode::TranscodeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,7 +40,7 @@ fn main() -> anyhow::Result<()> {
     let default_log = match cli.command {
         // Postgres notices ("relation … already exists, skipping") are noise.
         Command::Serve(_) => "info,sqlx::postgres::notice=warn",
-        Command::Keys(_) => "warn",
+        Command::Keys(_) | Command::Transcode(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -58,5 +62,6 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(keys::run(args)),
+        Command::Transcode(args) => transcode::run(args),
     }
 }

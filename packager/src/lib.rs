@@ -5,8 +5,8 @@
 //! * [`segmenter`] turns one track's [`sluice_media::Packet`]s into [`CompletedSegment`]s: sample
 //!   durations from the next decode time, cuts at keyframes once the target duration is reached
 //!   (or where the caller asks, so audio follows video boundaries), repaired timestamps.
-//! * [`playlist`] keeps the HLS media playlist's live window ([`LivePlaylist`]) and builds the
-//!   multivariant playlist ([`MasterPlaylist`]) as `m3u8-rs` data, rendered with its writer.
+//! * [`playlist`] keeps the HLS media playlist's live window ([`LivePlaylist`]), writes
+//!   on-demand playlists ([`VodPlaylist`]) and builds the multivariant playlist ([`MasterPlaylist`]) as `m3u8-rs` data, rendered with its writer.
 //!
 //! Nothing here does I/O or reads the clock: callers pass packets, times and program date
 //! times in, and get bytes out to hand to storage.
@@ -18,7 +18,9 @@ pub mod segmenter;
 mod test_reader;
 
 pub use fmp4::{init_segment, write_fragment, Sample};
-pub use playlist::{AudioRendition, BitrateMeter, LivePlaylist, MasterPlaylist, VideoVariant};
+pub use playlist::{
+    AudioRendition, BitrateMeter, LivePlaylist, MasterPlaylist, VideoVariant, VodPlaylist,
+};
 pub use segmenter::{BoundaryPolicy, CompletedSegment, SegmentEvent, TrackSegmenter};
 
 /// Errors raised while packaging.

@@ -10,6 +10,8 @@
 //! * [`MasterPlaylist`] is the multivariant playlist (§4.4.6): one EXT-X-STREAM-INF per video
 //!   rung with BANDWIDTH, AVERAGE-BANDWIDTH, CODECS, RESOLUTION and FRAME-RATE (Apple §9.1–9.15),
 //!   and audio as its own EXT-X-MEDIA rendition (Apple §9.5).
+//! * [`VodPlaylist`] is a complete on-demand media playlist (EXT-X-PLAYLIST-TYPE:VOD,
+//!   EXT-X-ENDLIST) with EXT-X-MAP.
 //! * [`BitrateMeter`] measures what BANDWIDTH and AVERAGE-BANDWIDTH declare (Apple §1.26–1.27).
 //!
 //! The playlists never read the clock: program date times come from the caller.
@@ -131,6 +133,65 @@ impl LivePlaylist {
     }
 }
 
+/// A video-on-demand media playlist: every segment, `EXT-X-PLAYLIST-TYPE:VOD` and
+/// `EXT-X-ENDLIST` (RFC 8216bis §4.4.3.5, §4.4.3.4), EXT-X-MAP for the CMAF header.
+#[derive(Clone, Debug)]
+pub struct VodPlaylist {
+    playlist: MediaPlaylist,
+    init: Map,
+}
+
+impl VodPlaylist {
+    /// An empty VOD playlist whose segments share the init segment at `init_uri`. It declares
+    /// EXT-X-INDEPENDENT-SEGMENTS: Sluice's segmenter starts every segment with a sync sample.
+    pub fn new(init_uri: String) -> Self {
+        VodPlaylist {
+            playlist: MediaPlaylist {
+                version: Some(HLS_VERSION),
+                target_duration: 1,
+                independent_segments: true,
+                playlist_type: Some(m3u8_rs::MediaPlaylistType::Vod),
+                end_list: true,
+                ..MediaPlaylist::default()
+            },
+            init: Map {
+                uri: init_uri,
+                ..Map::default()
+            },
+        }
+    }
+
+    /// Appends a segment; EXT-X-TARGETDURATION becomes the longest rounded EXTINF.
+    pub fn push_segment(&mut self, uri: String, duration_secs: f64) {
+        let rounded = duration_secs.round();
+        if rounded.is_finite() && rounded > self.playlist.target_duration as f64 {
+            self.playlist.target_duration = rounded as u64;
+        }
+        let map = self.playlist.segments.is_empty().then(|| self.init.clone());
+        self.playlist.segments.push(MediaSegment {
+            uri,
+            duration: millisecond_precision(duration_secs),
+            map,
+            ..MediaSegment::default()
+        });
+    }
+
+    /// Segments listed so far.
+    pub fn len(&self) -> usize {
+        self.playlist.segments.len()
+    }
+
+    /// Whether no segment is listed.
+    pub fn is_empty(&self) -> bool {
+        self.playlist.segments.is_empty()
+    }
+
+    /// The playlist as UTF-8 text.
+    pub fn render(&self) -> Vec<u8> {
+        render_with(|out| self.playlist.write_to(out))
+    }
+}
+
 /// EXTINF with three decimals at most (and never negative): m3u8-rs prints an `f32` with its shortest exact form, so
 /// rounding first keeps `2.002` from becoming `2.0020000934600830`.
 fn millisecond_precision(secs: f64) -> f32 {
@@ -233,6 +294,9 @@ pub struct AudioRendition {
 
 /// Builds the multivariant (master) playlist.
 ///
+/// Without any video rung, the audio rendition is listed as the only variant (audio-only
+/// content).
+///
 /// When there is an audio rendition, each variant's BANDWIDTH and AVERAGE-BANDWIDTH are the
 /// video's plus the audio's: RFC 8216bis §4.4.6.2 defines BANDWIDTH over every rendition that
 /// plays with the variant, and a player switching rungs downloads both.
@@ -277,7 +341,7 @@ impl MasterPlaylist {
             })
             .into_iter()
             .collect();
-        let variants = self
+        let variants: Vec<VariantStream> = self
             .variants
             .iter()
             .map(|video| VariantStream {
@@ -303,6 +367,22 @@ impl MasterPlaylist {
                 ..VariantStream::default()
             })
             .collect();
+        if let (true, Some(audio)) = (variants.is_empty(), audio) {
+            // Audio alone: the audio playlist is the only variant (RFC 8216bis §4.4.6.2 allows
+            // a variant without RESOLUTION), with no rendition group to point at.
+            return m3u8_rs::MasterPlaylist {
+                version: Some(HLS_VERSION),
+                independent_segments: true,
+                variants: vec![VariantStream {
+                    uri: audio.uri.clone(),
+                    bandwidth: audio.peak_bps,
+                    average_bandwidth: Some(audio.average_bps),
+                    codecs: Some(audio.codec.clone()),
+                    ..VariantStream::default()
+                }],
+                ..m3u8_rs::MasterPlaylist::default()
+            };
+        }
         m3u8_rs::MasterPlaylist {
             version: Some(HLS_VERSION),
             independent_segments: true,
@@ -481,5 +561,51 @@ mod tests {
 v.m3u8
 "
         );
+    }
+
+    #[test]
+    fn vod_playlist_is_typed_ended_and_maps_its_init_once() {
+        let mut playlist = VodPlaylist::new("init.mp4".into());
+        assert!(playlist.is_empty());
+        playlist.push_segment("0.m4s".into(), 6.006);
+        playlist.push_segment("1.m4s".into(), 2.5);
+        assert_eq!(playlist.len(), 2);
+        assert_eq!(
+            text(playlist.render()),
+            "#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-TARGETDURATION:6
+#EXT-X-PLAYLIST-TYPE:VOD
+#EXT-X-MAP:URI=\"init.mp4\"
+#EXTINF:6.006,
+0.m4s
+#EXTINF:2.5,
+1.m4s
+#EXT-X-ENDLIST
+"
+        );
+    }
+
+    #[test]
+    fn audio_alone_is_the_only_variant_of_the_master_playlist() {
+        let mut master = MasterPlaylist::new();
+        master.set_audio(AudioRendition {
+            uri: "a0/index.m3u8".into(),
+            name: "Audio".into(),
+            language: None,
+            channels: 2,
+            codec: "mp4a.40.2".into(),
+            peak_bps: 130_000,
+            average_bps: 128_000,
+        });
+        let rendered = text(master.render());
+        assert!(
+            rendered.contains(
+                "#EXT-X-STREAM-INF:BANDWIDTH=130000,AVERAGE-BANDWIDTH=128000,CODECS=\"mp4a.40.2\"\na0/index.m3u8"
+            ),
+            "{rendered}"
+        );
+        assert!(!rendered.contains("EXT-X-MEDIA:"), "{rendered}");
     }
 }

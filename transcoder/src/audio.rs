@@ -1,5 +1,5 @@
-//! MP3 to AAC-LC audio transcoding, so a publisher's MP3 (the ffmpeg CLI's default FLV audio
-//! codec) can become an HLS audio rendition.
+//! Audio to AAC-LC transcoding, so a publisher's MP3 (the ffmpeg CLI's default FLV audio
+//! codec), or any audio a file carries, can become an HLS audio rendition.
 //!
 //! libavcodec's MP3 decoder (ISO/IEC 11172-3 / 13818-3 Layer III) decodes each frame,
 //! libswresample turns what it gives into planar float at the output rate and layout, the
@@ -53,7 +53,8 @@ const AAC_LC: u8 = 2;
 /// The planar float samples the AAC encoder takes.
 const ENCODER_FORMAT: Sample = Sample::F32(SampleType::Planar);
 
-/// Transcodes one MP3 track to AAC-LC; see the module documentation.
+/// Transcodes one audio track (MP3 from a publisher, anything libavcodec decodes from a file)
+/// to AAC-LC; see the module documentation.
 pub struct AacTranscoder {
     decoder: decoder::Audio,
     resampler: Option<resampling::Context>,
@@ -76,12 +77,49 @@ impl AacTranscoder {
     pub fn from_mp3(source: Mp3FrameHeader) -> Result<Self, TranscodeError> {
         crate::init_ffmpeg();
         let decoder = open_mp3_decoder()?;
-        let sample_rate = if AudioSpecificConfig::new(AAC_LC, source.sample_rate, 1).is_ok() {
-            source.sample_rate
+        Self::with_decoder(decoder, source.sample_rate, source.channels)
+    }
+
+    /// Opens a transcoder for any audio stream libavcodec decodes, described by its container
+    /// `parameters` (a file's stream). Packets given to [`Self::push`] are that stream's. The
+    /// output keeps the source's sample rate when AAC has it (48 kHz otherwise) and is mono or
+    /// stereo (more channels are downmixed to stereo).
+    pub fn from_parameters(parameters: codec::Parameters) -> Result<Self, TranscodeError> {
+        crate::init_ffmpeg();
+        let open_error = |source| TranscodeError::AudioCodecOpen {
+            codec: "audio decoder",
+            source,
+        };
+        // SAFETY: plain reads of codec parameters we were given.
+        let (sample_rate, channels) = unsafe {
+            let raw = parameters.as_ptr();
+            ((*raw).sample_rate, (*raw).ch_layout.nb_channels)
+        };
+        let mut context = codec::Context::from_parameters(parameters).map_err(open_error)?;
+        // SAFETY: a plain field write on a context we own that has not been opened yet.
+        unsafe {
+            (*context.as_mut_ptr()).pkt_timebase =
+                Rational::new(1, Timebase::MILLIS.0 as i32).into();
+        }
+        let decoder = context.decoder().audio().map_err(open_error)?;
+        Self::with_decoder(
+            decoder,
+            u32::try_from(sample_rate).unwrap_or(0),
+            u8::try_from(channels.clamp(1, 2)).unwrap_or(2),
+        )
+    }
+
+    fn with_decoder(
+        decoder: decoder::Audio,
+        source_rate: u32,
+        source_channels: u8,
+    ) -> Result<Self, TranscodeError> {
+        let sample_rate = if AudioSpecificConfig::new(AAC_LC, source_rate, 1).is_ok() {
+            source_rate
         } else {
             FALLBACK_SAMPLE_RATE
         };
-        let channels = source.channels.clamp(1, 2);
+        let channels = source_channels.clamp(1, 2);
         let layout = ChannelLayout::default(i32::from(channels));
         let encoder = open_aac_encoder(sample_rate, layout, usize::from(channels))?;
         let config = encoder_config(&encoder)?;

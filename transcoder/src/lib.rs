@@ -6,9 +6,14 @@
 //!   source ([`plan`] → [`PlannedRung`]).
 //! - [`decode`]: the H.264 decoder (ffmpeg's libavcodec) fed with AVCC [`Packet`]s.
 //! - [`x264`]: a small safe wrapper over libx264 through `x264-sys`.
-//! - [`audio`]: MP3 to AAC-LC transcoding ([`AacTranscoder`]) for publishers that send MP3.
+//! - [`audio`]: audio to AAC-LC transcoding ([`AacTranscoder`]) for publishers that send MP3
+//!   and files whose audio is not AAC.
 //! - [`live`]: the live ladder pipeline ([`LiveTranscoder`]) with its threads, bounded queues,
 //!   aligned IDRs and drop-before-the-encoder backpressure.
+//! - [`probe`]: what a local media file contains, and whether it is accepted ([`probe()`],
+//!   [`ProbeLimits`]).
+//! - [`vod`]: a local file read as packets ([`FileDemuxer`]) and run through the same ladder,
+//!   nothing dropped ([`FileTranscode`]).
 //!
 //! All decoding, scaling and encoding is blocking CPU work done on threads this crate owns;
 //! nothing here touches an async runtime.
@@ -19,6 +24,8 @@ pub mod audio;
 pub mod decode;
 pub mod ladder;
 pub mod live;
+pub mod probe;
+pub mod vod;
 pub mod x264;
 
 use std::sync::Once;
@@ -29,6 +36,8 @@ pub use audio::AacTranscoder;
 pub use decode::{DecodedPicture, H264Decoder};
 pub use ladder::{plan, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec};
 pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
+pub use probe::{probe, AudioStreamInfo, ProbeError, ProbeLimits, ProbeReport, VideoStreamInfo};
+pub use vod::{FileDemuxer, FileTranscode, VodError, VodEvent};
 pub use x264::{EncodedFrame, Preset, X264Encoder};
 
 /// Everything that can go wrong in the transcoder, with the context needed to act on it.

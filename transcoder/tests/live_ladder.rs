@@ -1,5 +1,5 @@
-//! Black-box tests of the live ladder: a real H.264 source made by the ffmpeg CLI, demuxed with
-//! libavformat into AVCC packets, pushed through `LiveTranscoder`, and its output decoded again.
+//! Black-box tests of the live ladder: a real H.264 source made by the ffmpeg CLI, demuxed by
+//! `FileDemuxer` into AVCC packets, pushed through `LiveTranscoder`, and its output decoded again.
 
 use std::path::Path;
 use std::process::Command;
@@ -8,11 +8,10 @@ use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ffmpeg_next::media;
 use sluice_media::{AvcConfig, Packet, Timebase, TrackKind};
 use sluice_transcoder::{
-    plan, EncoderSettings, H264Decoder, Ladder, LiveTranscoder, PlannedRung, Preset, Rung,
-    RungSpec, TranscodeStats, TranscoderOutput,
+    plan, EncoderSettings, FileDemuxer, H264Decoder, Ladder, LiveTranscoder, PlannedRung, Preset,
+    ProbeLimits, Rung, RungSpec, TranscodeStats, TranscoderOutput,
 };
 
 struct Source {
@@ -72,32 +71,9 @@ fn make_source(dir: &Path, gop: u32) -> Source {
         .expect("the ffmpeg CLI runs");
     assert!(status.success(), "ffmpeg made the source");
 
-    ffmpeg_next::init().unwrap();
-    let mut input = ffmpeg_next::format::input(&path).unwrap();
-    let stream = input.streams().best(media::Type::Video).unwrap();
-    let index = stream.index();
-    let time_base = stream.time_base();
-    assert_eq!(time_base.numerator(), 1);
-    let timebase = Timebase(u32::try_from(time_base.denominator()).unwrap());
-    // SAFETY: the stream's codec parameters carry `extradata_size` bytes of avcC.
-    let record = unsafe {
-        let parameters = stream.parameters();
-        let raw = parameters.as_ptr();
-        std::slice::from_raw_parts((*raw).extradata, (*raw).extradata_size as usize).to_vec()
-    };
-    let config = AvcConfig::parse(&record).unwrap();
-    let packets = input
-        .packets()
-        .filter(|(stream, _)| stream.index() == index)
-        .map(|(_, packet)| Packet {
-            kind: TrackKind::Video,
-            timebase,
-            dts: packet.dts().unwrap(),
-            pts: packet.pts().unwrap(),
-            keyframe: packet.is_key(),
-            data: Bytes::copy_from_slice(packet.data().unwrap()),
-        })
-        .collect();
+    let mut demuxer = FileDemuxer::open(&path, &ProbeLimits::default()).unwrap();
+    let config = demuxer.video_config().expect("H.264 video").clone();
+    let packets = demuxer.packets().collect();
     Source { config, packets }
 }
 

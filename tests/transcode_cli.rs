@@ -1,0 +1,439 @@
+//! Black-box: `sluice transcode INPUT -o OUTDIR` on clips made by the ffmpeg CLI, checked with
+//! m3u8-rs, ffprobe and ffmpeg decodes; and bad input refused without leaving files behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{decode_cleanly, ffprobe};
+use m3u8_rs::{MasterPlaylist, MediaPlaylist, MediaPlaylistType, Playlist};
+
+/// Runs the ffmpeg CLI quietly with `args`, writing `name` in `dir`.
+fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(&path)
+        .status()
+        .expect("the ffmpeg CLI runs");
+    assert!(status.success(), "ffmpeg made {name}");
+    path
+}
+
+fn sluice_transcode(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("transcode")
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("sluice runs");
+    eprintln!(
+        "sluice transcode {args:?}: {}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn master(dir: &Path) -> MasterPlaylist {
+    let bytes = std::fs::read(dir.join("master.m3u8")).expect("master.m3u8 is written");
+    match m3u8_rs::parse_playlist_res(&bytes) {
+        Ok(Playlist::MasterPlaylist(master)) => master,
+        other => panic!("master.m3u8 is a multivariant playlist: {other:?}"),
+    }
+}
+
+/// A media playlist, checked to be a complete VOD playlist with an init segment.
+fn vod_playlist(dir: &Path, uri: &str) -> MediaPlaylist {
+    let bytes = std::fs::read(dir.join(uri)).unwrap_or_else(|e| panic!("{uri}: {e}"));
+    let Ok(Playlist::MediaPlaylist(playlist)) = m3u8_rs::parse_playlist_res(&bytes) else {
+        panic!("{uri} is a media playlist");
+    };
+    assert_eq!(
+        playlist.playlist_type,
+        Some(MediaPlaylistType::Vod),
+        "{uri}"
+    );
+    assert!(playlist.end_list, "{uri} ends with EXT-X-ENDLIST");
+    assert!(!playlist.segments.is_empty(), "{uri} lists segments");
+    assert!(playlist.segments[0].map.is_some(), "{uri} has EXT-X-MAP");
+    playlist
+}
+
+fn total_seconds(playlist: &MediaPlaylist) -> f64 {
+    playlist
+        .segments
+        .iter()
+        .map(|s| f64::from(s.duration))
+        .sum()
+}
+
+/// Writes each segment of the playlist at `uri` behind its init segment, as a file ffmpeg can
+/// open alone, and the whole rendition as one file; returns (segments, whole).
+fn playable_files(dir: &Path, uri: &str, scratch: &Path) -> (Vec<PathBuf>, PathBuf) {
+    let playlist = vod_playlist(dir, uri);
+    let base = dir.join(uri).parent().unwrap().to_owned();
+    let init_uri = &playlist.segments[0].map.as_ref().unwrap().uri;
+    let init = std::fs::read(base.join(init_uri)).unwrap();
+    let tag = uri.replace('/', "-");
+    let mut whole = init.clone();
+    let mut segments = Vec::new();
+    for (index, segment) in playlist.segments.iter().enumerate() {
+        let data = std::fs::read(base.join(&segment.uri)).unwrap();
+        let path = scratch.join(format!("{tag}-{index}.mp4"));
+        std::fs::write(&path, [init.as_slice(), &data].concat()).unwrap();
+        segments.push(path);
+        whole.extend_from_slice(&data);
+    }
+    let whole_path = scratch.join(format!("{tag}-all.mp4"));
+    std::fs::write(&whole_path, whole).unwrap();
+    (segments, whole_path)
+}
+
+/// Presentation times (seconds) of the keyframes of the video in `file`.
+fn keyframe_times(file: &Path) -> Vec<f64> {
+    let probed = ffprobe(
+        file,
+        &[
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time,flags",
+        ],
+    );
+    let mut times: Vec<f64> = probed["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["flags"].as_str().unwrap_or("").contains('K'))
+        .map(|p| p["pts_time"].as_str().unwrap().parse().unwrap())
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// Names of the entries of `dir`, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_clip_with_audio_becomes_an_aligned_vod_ladder() {
+    let work = tempfile::tempdir().unwrap();
+    let clip = ffmpeg(
+        work.path(),
+        "clip.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+    );
+    let out = work.path().join("out");
+    let output = sluice_transcode(&[
+        clip.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--ladder",
+        r#"["source", {"name": "240p", "height": 240, "bitrate_kbps": 400}]"#,
+        "--segment-seconds",
+        "2",
+    ]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("2 video renditions"));
+    assert_eq!(entries(&out), ["a0", "master.m3u8", "v0", "v1"]);
+    assert_eq!(
+        entries(work.path()),
+        ["clip.mp4", "out"],
+        "no working files are left"
+    );
+
+    let master = master(&out);
+    let summary: Vec<_> = master
+        .variants
+        .iter()
+        .map(|v| {
+            let resolution = v.resolution.unwrap();
+            (
+                v.uri.as_str(),
+                resolution.width,
+                resolution.height,
+                v.frame_rate,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("v0/index.m3u8", 640, 360, Some(30.0)),
+            ("v1/index.m3u8", 426, 240, Some(30.0)),
+        ]
+    );
+    for variant in &master.variants {
+        let codecs = variant.codecs.as_deref().unwrap();
+        assert!(
+            codecs.starts_with("avc1.") && codecs.ends_with(",mp4a.40.2"),
+            "{codecs}"
+        );
+        let average = variant.average_bandwidth.expect("AVERAGE-BANDWIDTH");
+        assert!(average > 0 && average <= variant.bandwidth, "{variant:?}");
+        assert_eq!(variant.audio.as_deref(), Some("audio"));
+    }
+    assert!(
+        master.variants[1].bandwidth < master.variants[0].bandwidth,
+        "the 240p rung costs less than the source"
+    );
+    assert_eq!(master.alternatives.len(), 1);
+    assert_eq!(master.alternatives[0].uri.as_deref(), Some("a0/index.m3u8"));
+
+    let scratch = work.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let v0 = vod_playlist(&out, "v0/index.m3u8");
+    let v1 = vod_playlist(&out, "v1/index.m3u8");
+    let a0 = vod_playlist(&out, "a0/index.m3u8");
+    // Within a frame of the source's 4 s.
+    for (uri, playlist) in [("v0", &v0), ("v1", &v1)] {
+        let total = total_seconds(playlist);
+        assert!(
+            (total - 4.0).abs() <= 1.0 / 30.0 + 0.001,
+            "{uri} lasts {total} s"
+        );
+    }
+    // Within an AAC frame (plus the encoder's padding) of the video.
+    let audio_total = total_seconds(&a0);
+    assert!(
+        (audio_total - 4.0).abs() <= 0.05,
+        "audio lasts {audio_total} s"
+    );
+
+    // Same boundaries in every rendition.
+    let durations = |p: &MediaPlaylist| p.segments.iter().map(|s| s.duration).collect::<Vec<_>>();
+    assert_eq!(durations(&v0), durations(&v1));
+    assert_eq!(v0.segments.len(), 2, "2 s segments of a 4 s clip");
+    assert_eq!(a0.segments.len(), v0.segments.len());
+    for (audio, video) in a0.segments.iter().zip(&v0.segments) {
+        assert!(
+            (audio.duration - video.duration).abs() <= 0.03,
+            "{audio:?} vs {video:?}"
+        );
+    }
+
+    let mut keyframes = Vec::new();
+    for uri in ["v0/index.m3u8", "v1/index.m3u8"] {
+        let (segments, whole) = playable_files(&out, uri, &scratch);
+        for segment in &segments {
+            decode_cleanly(segment);
+            let first = ffprobe(
+                segment,
+                &[
+                    "-select_streams",
+                    "v:0",
+                    "-show_entries",
+                    "packet=flags",
+                    "-read_intervals",
+                    "%+#1",
+                ],
+            );
+            assert!(
+                first["packets"][0]["flags"].as_str().unwrap().contains('K'),
+                "{} starts with a keyframe",
+                segment.display()
+            );
+        }
+        decode_cleanly(&whole);
+        keyframes.push(keyframe_times(&whole));
+    }
+    assert_eq!(keyframes[0], keyframes[1], "keyframes line up across rungs");
+    assert_eq!(keyframes[0].len(), 2);
+    let (segments, whole) = playable_files(&out, "a0/index.m3u8", &scratch);
+    segments.iter().for_each(decode_cleanly);
+    decode_cleanly(&whole);
+}
+
+#[test]
+fn a_video_only_clip_gets_no_audio_rendition() {
+    // Matroska, odd dimensions and 4:4:4 chroma: the rung comes out even-sized in 4:2:0.
+    let work = tempfile::tempdir().unwrap();
+    let clip = ffmpeg(
+        work.path(),
+        "silent.mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=321x241:rate=25",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv444p",
+        ],
+    );
+    let out = work.path().join("nested").join("out");
+    let output = sluice_transcode(&[clip.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(output.status.success());
+    // The default ladder's rungs are all taller than 241: one rung at the source's size.
+    assert_eq!(entries(&out), ["master.m3u8", "v0"]);
+    let master = master(&out);
+    assert!(master.alternatives.is_empty());
+    assert_eq!(master.variants.len(), 1);
+    let variant = &master.variants[0];
+    assert!(variant.codecs.as_deref().unwrap().starts_with("avc1."));
+    assert!(!variant.codecs.as_deref().unwrap().contains("mp4a"));
+    assert_eq!(variant.audio, None);
+    let resolution = variant.resolution.unwrap();
+    assert_eq!((resolution.width, resolution.height), (320, 240));
+    let playlist = vod_playlist(&out, "v0/index.m3u8");
+    let total = total_seconds(&playlist);
+    assert!((total - 3.0).abs() <= 0.041, "lasts {total} s");
+    let scratch = work.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let (segments, whole) = playable_files(&out, "v0/index.m3u8", &scratch);
+    segments.iter().for_each(decode_cleanly);
+    decode_cleanly(&whole);
+}
+
+#[test]
+fn an_audio_only_file_becomes_an_audio_only_vod() {
+    let work = tempfile::tempdir().unwrap();
+    let mp3 = ffmpeg(
+        work.path(),
+        "tone.mp3",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "5",
+            "-c:a",
+            "libmp3lame",
+        ],
+    );
+    let out = work.path().join("out");
+    let output = sluice_transcode(&[
+        mp3.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--segment-seconds",
+        "2",
+    ]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("audio only"));
+    assert_eq!(entries(&out), ["a0", "master.m3u8"]);
+    let master = master(&out);
+    assert!(master.alternatives.is_empty());
+    assert_eq!(master.variants.len(), 1);
+    let variant = &master.variants[0];
+    assert_eq!(variant.uri, "a0/index.m3u8");
+    assert_eq!(variant.codecs.as_deref(), Some("mp4a.40.2"));
+    assert!(variant.resolution.is_none());
+    assert!(variant.bandwidth > 0);
+    let playlist = vod_playlist(&out, "a0/index.m3u8");
+    assert_eq!(playlist.segments.len(), 3, "2 s segments of 5 s of audio");
+    let total = total_seconds(&playlist);
+    assert!((total - 5.0).abs() <= 0.1, "lasts {total} s");
+    let scratch = work.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let (segments, whole) = playable_files(&out, "a0/index.m3u8", &scratch);
+    segments.iter().for_each(decode_cleanly);
+    decode_cleanly(&whole);
+    let probed = ffprobe(&whole, &["-show_entries", "stream=codec_name,sample_rate"]);
+    assert_eq!(probed["streams"][0]["codec_name"], "aac");
+    assert_eq!(probed["streams"][0]["sample_rate"], "44100");
+}
+
+#[test]
+fn bad_input_fails_clearly_and_leaves_nothing_behind() {
+    let work = tempfile::tempdir().unwrap();
+    let text = work.path().join("holiday.mp4");
+    std::fs::write(&text, "not a video at all\n").unwrap();
+    let playlist = work.path().join("list.m3u8");
+    std::fs::write(
+        &playlist,
+        "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\nholiday.mp4\n#EXT-X-ENDLIST\n",
+    )
+    .unwrap();
+    let out = work.path().join("out");
+    let out_arg = out.to_str().unwrap();
+
+    for (input, message) in [
+        (text.to_str().unwrap(), "not a media file"),
+        (
+            playlist.to_str().unwrap(),
+            "HLS playlists are not accepted as input",
+        ),
+        ("/nonexistent/clip.mp4", "cannot read /nonexistent/clip.mp4"),
+    ] {
+        let output = sluice_transcode(&[input, "-o", out_arg]);
+        assert!(!output.status.success(), "{input} is refused");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{input}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(
+            entries(work.path()),
+            ["holiday.mp4", "list.m3u8"],
+            "nothing is written for {input}"
+        );
+    }
+
+    let output = sluice_transcode(&[text.to_str().unwrap(), "-o", out_arg, "--ladder", "4k"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--ladder: unknown rung \"4k\""));
+
+    // An output directory with something in it is never written into.
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "mine").unwrap();
+    let clip = ffmpeg(
+        work.path(),
+        "clip.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let output = sluice_transcode(&[clip.to_str().unwrap(), "-o", out_arg]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not empty"));
+    assert_eq!(entries(&out), ["keep.txt"]);
+    assert_eq!(
+        entries(work.path()),
+        ["clip.mp4", "holiday.mp4", "list.m3u8", "out"]
+    );
+}

@@ -1,0 +1,434 @@
+//! Probing a local media file before anything else reads it: what it contains, and whether
+//! Sluice accepts it.
+//!
+//! Files come from people, so nothing in them is trusted:
+//!
+//! - the size limit is checked before the file is opened;
+//! - the container is recognised from the file's first bytes by libavformat's probe alone,
+//!   and only the demuxers of [`ACCEPTED_CONTAINERS`] are accepted. Playlist-like demuxers
+//!   (`hls`, `dash`, `concat`) open other files or URLs named inside the input, so they are
+//!   refused before they read anything (and every other demuxer, `image2` patterns included,
+//!   is refused for not being on the list);
+//! - the file is then opened with `protocol_whitelist=file` (no network, no pipes) and
+//!   `format_whitelist` set to the demuxer already checked, so libavformat cannot pick another
+//!   one on a second look;
+//! - stream count, picture size and duration are checked against [`ProbeLimits`] before a
+//!   single packet is read.
+//!
+//! Every refusal is a [`ProbeError`] whose message says what is wrong in terms a person
+//! understands; nothing here panics on any input.
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ffmpeg_next::codec::packet::side_data;
+use ffmpeg_next::format::context::Input;
+use ffmpeg_next::format::stream::Disposition;
+use ffmpeg_next::{media, Dictionary};
+
+/// Demuxers accepted as input, by the names libavformat gives them, with the name people know
+/// them by. A detected demuxer is accepted when one of its comma-separated names is listed.
+pub const ACCEPTED_CONTAINERS: &[(&str, &str)] = &[
+    ("mov", "MP4/MOV"),
+    ("matroska", "Matroska/WebM"),
+    ("mpegts", "MPEG-TS"),
+    ("flv", "FLV"),
+    ("avi", "AVI"),
+    ("mp3", "MP3"),
+    ("aac", "AAC (ADTS)"),
+    ("wav", "WAV"),
+    ("ogg", "Ogg"),
+    ("asf", "ASF"),
+    ("mxf", "MXF"),
+];
+
+/// Demuxers that read other files or URLs named inside the input, with the name people know
+/// them by.
+const PLAYLIST_DEMUXERS: &[(&str, &str)] = &[
+    ("hls", "HLS"),
+    ("applehttp", "HLS"),
+    ("dash", "DASH"),
+    ("concat", "ffconcat"),
+];
+
+/// The label of the first of `container`'s comma-separated names listed in `table`.
+fn label(table: &[(&str, &'static str)], container: &str) -> Option<&'static str> {
+    container.split(',').find_map(|name| {
+        table
+            .iter()
+            .find(|(demuxer, _)| *demuxer == name)
+            .map(|(_, label)| *label)
+    })
+}
+
+/// Bytes read from the start of the file to recognise its container (libavformat's own
+/// default probe size).
+const PROBE_BYTES: usize = 1 << 20;
+
+/// A detection must score above this to count: libavformat's `AVPROBE_SCORE_RETRY`
+/// (`AVPROBE_SCORE_MAX / 4`), below which it would only be guessing from the file name.
+const PROBE_SCORE_RETRY: i32 = 25;
+
+/// What a file may be before Sluice transcodes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeLimits {
+    /// Largest picture, in pixels (width × height).
+    pub max_pixels: u64,
+    /// Longest duration.
+    pub max_duration: Duration,
+    /// Most streams of any kind in the container.
+    pub max_streams: usize,
+    /// Largest file, in bytes.
+    pub max_file_size: u64,
+}
+
+impl ProbeLimits {
+    /// 8192×4320 (8K).
+    pub const DEFAULT_MAX_PIXELS: u64 = 8192 * 4320;
+    /// 12 hours.
+    pub const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(12 * 3600);
+    /// 16 streams.
+    pub const DEFAULT_MAX_STREAMS: usize = 16;
+    /// 20 GiB.
+    pub const DEFAULT_MAX_FILE_SIZE: u64 = 20 << 30;
+}
+
+impl Default for ProbeLimits {
+    fn default() -> Self {
+        ProbeLimits {
+            max_pixels: Self::DEFAULT_MAX_PIXELS,
+            max_duration: Self::DEFAULT_MAX_DURATION,
+            max_streams: Self::DEFAULT_MAX_STREAMS,
+            max_file_size: Self::DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+}
+
+/// What a probed file contains.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeReport {
+    /// The demuxer that reads it, as libavformat names it (`mov,mp4,m4a,3gp,3g2,mj2`,
+    /// `matroska,webm`, …).
+    pub container: String,
+    /// File size in bytes.
+    pub file_size: u64,
+    /// Duration, when the container knows it.
+    pub duration: Option<Duration>,
+    /// Streams of every kind in the container.
+    pub stream_count: usize,
+    /// The main video stream (the largest picture, cover art left out), if any.
+    pub video: Option<VideoStreamInfo>,
+    /// The main audio stream, if any.
+    pub audio: Option<AudioStreamInfo>,
+}
+
+/// The main video stream of a probed file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VideoStreamInfo {
+    /// Stream index in the container.
+    pub index: usize,
+    /// libavcodec's codec name (`h264`, `hevc`, …).
+    pub codec: String,
+    /// Coded width in pixels.
+    pub width: u32,
+    /// Coded height in pixels.
+    pub height: u32,
+    /// Average frame rate, when known.
+    pub frame_rate: Option<f64>,
+    /// Clockwise rotation a player applies for display (0, 90, 180 or 270).
+    pub rotation: u32,
+    /// Pixel format (`yuv420p`, …), when libavcodec can decode the stream.
+    pub pixel_format: Option<String>,
+}
+
+/// The main audio stream of a probed file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudioStreamInfo {
+    /// Stream index in the container.
+    pub index: usize,
+    /// libavcodec's codec name (`aac`, `mp3`, `opus`, …).
+    pub codec: String,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: u32,
+}
+
+/// Why a file is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The file cannot be read at all.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The path is not a regular file.
+    #[error("{0} is not a regular file")]
+    NotAFile(PathBuf),
+    /// The file has no bytes.
+    #[error("the file is empty")]
+    Empty,
+    /// The file is larger than allowed.
+    #[error("the file is {size} bytes, over the {limit}-byte limit")]
+    FileTooLarge { size: u64, limit: u64 },
+    /// No demuxer recognises the bytes.
+    #[error("not a media file: no known container format recognised")]
+    NotMedia,
+    /// A playlist or list of other files was given.
+    #[error("{kind} playlists are not accepted as input: give the media file itself")]
+    Playlist { kind: &'static str },
+    /// A container Sluice does not accept.
+    #[error(
+        "the {container} format is not accepted as input (accepted: MP4/MOV, Matroska/WebM, \
+         MPEG-TS, FLV, AVI, MP3, AAC, WAV, Ogg, ASF, MXF)"
+    )]
+    UnsupportedContainer { container: String },
+    /// The container was recognised but cannot be read: damaged or cut short.
+    #[error("the {kind} file is damaged or truncated: {reason}")]
+    Damaged { kind: &'static str, reason: String },
+    /// More streams than allowed.
+    #[error("the file has {count} streams, over the {limit}-stream limit")]
+    TooManyStreams { count: usize, limit: usize },
+    /// Neither video nor audio.
+    #[error("no video or audio stream")]
+    NoMediaStreams,
+    /// A video stream without a usable picture size.
+    #[error("the video stream has no picture size")]
+    NoPictureSize,
+    /// A picture larger than allowed.
+    #[error("picture {width}×{height} exceeds the {limit}-pixel limit")]
+    TooManyPixels { width: u32, height: u32, limit: u64 },
+    /// Longer than allowed.
+    #[error("duration {} exceeds the {} limit", clock(*.duration), clock(*.limit))]
+    TooLong { duration: Duration, limit: Duration },
+}
+
+/// `h:mm:ss`, for messages.
+fn clock(duration: Duration) -> impl fmt::Display {
+    let secs = duration.as_secs();
+    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// Probes `path` against `limits`.
+pub fn probe(path: &Path, limits: &ProbeLimits) -> Result<ProbeReport, ProbeError> {
+    open(path, limits).map(|(_, report)| report)
+}
+
+/// Probes `path` against `limits` and returns it opened, ready to read packets from.
+pub fn open(path: &Path, limits: &ProbeLimits) -> Result<(Input, ProbeReport), ProbeError> {
+    crate::init_ffmpeg();
+    let read_error = |source| ProbeError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(read_error)?;
+    if !metadata.is_file() {
+        return Err(ProbeError::NotAFile(path.to_owned()));
+    }
+    let file_size = metadata.len();
+    if file_size == 0 {
+        return Err(ProbeError::Empty);
+    }
+    if file_size > limits.max_file_size {
+        return Err(ProbeError::FileTooLarge {
+            size: file_size,
+            limit: limits.max_file_size,
+        });
+    }
+
+    let container = detect_container(path)
+        .map_err(read_error)?
+        .ok_or(ProbeError::NotMedia)?;
+    if let Some(kind) = label(PLAYLIST_DEMUXERS, &container) {
+        return Err(ProbeError::Playlist { kind });
+    }
+    let Some(kind) = label(ACCEPTED_CONTAINERS, &container) else {
+        return Err(ProbeError::UnsupportedContainer { container });
+    };
+
+    let mut options = Dictionary::new();
+    options.set("protocol_whitelist", "file");
+    options.set("format_whitelist", &container);
+    let input = ffmpeg_next::format::input_with_dictionary(path, options).map_err(|e| {
+        ProbeError::Damaged {
+            kind,
+            reason: e.to_string(),
+        }
+    })?;
+    let report = inspect(&input, container, file_size)?;
+    check(&report, limits)?;
+    Ok((input, report))
+}
+
+/// Names the demuxer that recognises the file's first bytes, with libavformat's probe.
+fn detect_container(path: &Path) -> Result<Option<String>, std::io::Error> {
+    let mut head = Vec::with_capacity(PROBE_BYTES);
+    File::open(path)?
+        .take(PROBE_BYTES as u64)
+        .read_to_end(&mut head)?;
+    let size = head.len();
+    // The probe reads up to AVPROBE_PADDING_SIZE bytes past the data, which must be zero.
+    head.resize(size + ffmpeg_next::ffi::AVPROBE_PADDING_SIZE as usize, 0);
+    // The file name only adds a small score for a matching extension; an unrepresentable one
+    // (an interior NUL cannot come from a path, but stay safe) probes the bytes alone.
+    let filename = CString::new(path.to_string_lossy().as_bytes()).unwrap_or_default();
+    let probe = ffmpeg_next::ffi::AVProbeData {
+        filename: filename.as_ptr(),
+        buf: head.as_mut_ptr(),
+        buf_size: size as i32,
+        mime_type: std::ptr::null(),
+    };
+    let mut score = PROBE_SCORE_RETRY;
+    // SAFETY: `probe` points at a live buffer of `size` bytes followed by the zero padding
+    // libavformat requires, and at a NUL-terminated file name; both outlive the call. The
+    // returned format is a static libavformat table entry (or null).
+    let name = unsafe {
+        let format = ffmpeg_next::ffi::av_probe_input_format2(&probe, 1, &mut score);
+        if format.is_null() || (*format).name.is_null() {
+            None
+        } else {
+            Some(
+                CStr::from_ptr((*format).name)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        }
+    };
+    Ok(name)
+}
+
+/// Reads the report out of an opened container.
+fn inspect(input: &Input, container: String, file_size: u64) -> Result<ProbeReport, ProbeError> {
+    let duration = u64::try_from(input.duration())
+        .ok()
+        .filter(|&micros| micros > 0)
+        .map(Duration::from_micros);
+    // Cover art (an attached picture, as MP3 and M4A files carry) is not a video stream.
+    let video = input
+        .streams()
+        .filter(|stream| {
+            stream.parameters().medium() == media::Type::Video
+                && !stream.disposition().contains(Disposition::ATTACHED_PIC)
+        })
+        .max_by_key(|stream| {
+            // SAFETY: plain reads of the stream's codec parameters, owned by the open input.
+            let (width, height) = unsafe {
+                let raw = stream.parameters().as_ptr();
+                ((*raw).width, (*raw).height)
+            };
+            i64::from(width) * i64::from(height)
+        })
+        .map(|stream| {
+            let parameters = stream.parameters();
+            // SAFETY: plain reads of the stream's codec parameters, owned by the open input.
+            let (width, height) = unsafe {
+                let raw = parameters.as_ptr();
+                ((*raw).width, (*raw).height)
+            };
+            let rate = Some(stream.avg_frame_rate())
+                .filter(|r| r.numerator() > 0 && r.denominator() > 0)
+                .or(Some(stream.rate()).filter(|r| r.numerator() > 0 && r.denominator() > 0));
+            VideoStreamInfo {
+                index: stream.index(),
+                codec: parameters.id().name().to_owned(),
+                width: u32::try_from(width).unwrap_or(0),
+                height: u32::try_from(height).unwrap_or(0),
+                frame_rate: rate.map(f64::from),
+                rotation: rotation(&stream),
+                pixel_format: pixel_format(parameters),
+            }
+        });
+    let audio = input.streams().best(media::Type::Audio).map(|stream| {
+        let parameters = stream.parameters();
+        // SAFETY: plain reads of the stream's codec parameters, owned by the open input.
+        let (sample_rate, channels) = unsafe {
+            let raw = parameters.as_ptr();
+            ((*raw).sample_rate, (*raw).ch_layout.nb_channels)
+        };
+        AudioStreamInfo {
+            index: stream.index(),
+            codec: parameters.id().name().to_owned(),
+            sample_rate: u32::try_from(sample_rate).unwrap_or(0),
+            channels: u32::try_from(channels).unwrap_or(0),
+        }
+    });
+    if video.is_none() && audio.is_none() {
+        return Err(ProbeError::NoMediaStreams);
+    }
+    Ok(ProbeReport {
+        container,
+        file_size,
+        duration,
+        stream_count: input.streams().count(),
+        video,
+        audio,
+    })
+}
+
+/// Holds a report to the limits.
+fn check(report: &ProbeReport, limits: &ProbeLimits) -> Result<(), ProbeError> {
+    if report.stream_count > limits.max_streams {
+        return Err(ProbeError::TooManyStreams {
+            count: report.stream_count,
+            limit: limits.max_streams,
+        });
+    }
+    if let Some(video) = &report.video {
+        if video.width == 0 || video.height == 0 {
+            return Err(ProbeError::NoPictureSize);
+        }
+        if u64::from(video.width) * u64::from(video.height) > limits.max_pixels {
+            return Err(ProbeError::TooManyPixels {
+                width: video.width,
+                height: video.height,
+                limit: limits.max_pixels,
+            });
+        }
+    }
+    if let Some(duration) = report.duration.filter(|d| *d > limits.max_duration) {
+        return Err(ProbeError::TooLong {
+            duration,
+            limit: limits.max_duration,
+        });
+    }
+    Ok(())
+}
+
+/// The clockwise display rotation of a video stream, from its display matrix (0 without one).
+fn rotation(stream: &ffmpeg_next::format::stream::Stream) -> u32 {
+    let matrix = stream
+        .side_data()
+        .find(|data| data.kind() == side_data::Type::DisplayMatrix)
+        .map(|data| data.data().to_vec());
+    let Some(matrix) = matrix.filter(|m| m.len() >= 9 * 4) else {
+        return 0;
+    };
+    let matrix: Vec<i32> = matrix
+        .chunks_exact(4)
+        .take(9)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    // SAFETY: `matrix` holds the nine 32-bit values av_display_rotation_get reads.
+    let counterclockwise = unsafe { ffmpeg_next::ffi::av_display_rotation_get(matrix.as_ptr()) };
+    if !counterclockwise.is_finite() {
+        return 0;
+    }
+    let clockwise = (-counterclockwise / 90.0).round() as i64 * 90;
+    clockwise.rem_euclid(360) as u32
+}
+
+/// The stream's pixel format name, when libavcodec has a decoder that reports one.
+fn pixel_format(parameters: ffmpeg_next::codec::Parameters) -> Option<String> {
+    let context = ffmpeg_next::codec::Context::from_parameters(parameters).ok()?;
+    let decoder = context.decoder().video().ok()?;
+    let format = decoder.format();
+    (format != ffmpeg_next::format::Pixel::None)
+        .then(|| format.descriptor().map(|d| d.name().to_owned()))
+        .flatten()
+}
