@@ -325,7 +325,7 @@ fn live_server_run(source: &Path, work: &Path) -> (f64, f64, u64) {
     let (id, key, playback) = (
         data["id"].as_str().unwrap().to_owned(),
         data["stream_key"].as_str().unwrap().to_owned(),
-        data["playback_id"].as_str().unwrap().to_owned(),
+        data["playback_ids"][0]["id"].as_str().unwrap().to_owned(),
     );
     let cpu_before = process_cpu_seconds(server.id());
     let started = Instant::now();

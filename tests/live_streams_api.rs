@@ -51,6 +51,17 @@ fn time(value: &Value) -> DateTime<Utc> {
     value.as_str().unwrap().parse().unwrap()
 }
 
+/// When the server let the publisher go: the time of its log line saying why it stopped the
+/// session (the connection is dropped right then, before the last segments are flushed).
+fn stopped_at(server: &Server, reason: &str) -> DateTime<Utc> {
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("Stopping the session.") && line.contains(reason))
+        .unwrap_or_else(|| panic!("no stop for {reason:?} in the log:\n{log}"));
+    time(&Value::from(line.split_whitespace().next().unwrap()))
+}
+
 /// Waits for `publisher` to be disconnected and the session to end; returns the session.
 fn wait_kicked(server: &Server, id: &str, publisher: &mut Publisher) -> Value {
     wait_for("ffmpeg to be disconnected", Duration::from_secs(10), || {
@@ -149,14 +160,13 @@ fn disabling_kicks_the_publisher_within_a_second_and_refuses_it_until_enabled() 
     let (status, body) = post(&server, &format!("/v1/live-streams/{id}/disable"));
     assert_eq!(status, 200, "{body}");
     let disabled_at = time(&body["data"]["updated_at"]);
-    let session = wait_kicked(&server, id, &mut publisher);
-    let kicked_after = time(&session["ended_at"]) - disabled_at;
+    wait_kicked(&server, id, &mut publisher);
+    let kicked_after = stopped_at(&server, "the live stream was disabled") - disabled_at;
     assert!(
         kicked_after < chrono::Duration::seconds(1),
-        "session ended {kicked_after} after the disable"
+        "publisher let go {kicked_after} after the disable"
     );
     assert_eq!(get_stream(&server, id)["status"], "disabled");
-    assert!(server.log().contains("the live stream was disabled"));
 
     // A disabled stream refuses a new publish.
     let mut refused = Publisher::start(
@@ -189,8 +199,10 @@ fn resetting_the_key_kicks_the_publisher_and_only_the_new_key_publishes() {
     let new_key = body["data"]["stream_key"].as_str().unwrap().to_owned();
     assert_ne!(new_key, stream["stream_key"].as_str().unwrap());
     let reset_at = time(&body["data"]["updated_at"]);
-    let session = wait_kicked(&server, id, &mut publisher);
-    assert!(time(&session["ended_at"]) - reset_at < chrono::Duration::seconds(1));
+    wait_kicked(&server, id, &mut publisher);
+    assert!(
+        stopped_at(&server, "the stream key was reset") - reset_at < chrono::Duration::seconds(1)
+    );
 
     let mut old_key = Publisher::start(
         &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
@@ -394,4 +406,45 @@ fn lifecycle_events_carry_the_object_without_its_stream_key() {
     assert_eq!(active["status"], "active");
     assert!(active["current_session"]["input"].is_object(), "{active}");
     assert_eq!(events[7]["data"]["status"], "disabled");
+}
+
+#[test]
+fn stream_keys_are_shown_only_to_callers_that_may_write() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({"name": "secret key"}));
+    assert!(stream["stream_key"].is_string(), "the creator sees the key");
+    let id = stream["id"].as_str().unwrap();
+    for (permissions, sees_key) in [
+        (json!(["live:read"]), false),
+        (json!(["live:write", "live:read"]), true),
+    ] {
+        let (status, key) = server.api(
+            "POST",
+            "/v1/api-keys",
+            Some(json!({"name": "viewer", "permissions": permissions})),
+        );
+        assert_eq!(status, 201, "{key}");
+        let (key_id, secret) = (
+            key["data"]["id"].as_str().unwrap(),
+            key["data"]["secret"].as_str().unwrap(),
+        );
+        let (status, one) = server.api_as(
+            key_id,
+            secret,
+            "GET",
+            &format!("/v1/live-streams/{id}"),
+            None,
+        );
+        assert_eq!(status, 200, "{one}");
+        let (status, page) = server.api_as(key_id, secret, "GET", "/v1/live-streams", None);
+        assert_eq!(status, 200, "{page}");
+        for shown in [&one["data"], &page["data"][0]] {
+            assert_eq!(
+                shown["stream_key"].is_string(),
+                sees_key,
+                "{permissions}: {shown}"
+            );
+            assert_eq!(shown["id"], id);
+        }
+    }
 }

@@ -8,17 +8,18 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_storage::{
     Db, EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter,
-    LiveStreamSettings, LiveStreamStatus, NewEvent, ObjectKey, MAX_RECONNECT_WINDOW_S,
+    LiveStreamSettings, LiveStreamStatus, NewEvent, ObjectKey, Permission, MAX_RECONNECT_WINDOW_S,
 };
 use tracing::error;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{page_limit, ApiJson, ApiPath, Envelope, PageEnvelope};
 use crate::playback_ids::{views, PlaybackIdView};
@@ -106,9 +107,11 @@ pub struct LiveStreamView {
     id: String,
     #[schema(example = "My show")]
     name: String,
-    /// The secret an encoder presents to publish.
+    /// The secret an encoder presents to publish. Shown only to callers holding `live:write`
+    /// (a `live:read` caller could otherwise publish).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "q8Wm2LxR0vT5nB7cY1zK4pD9sF3gH6jA0eU2iO5r")]
-    stream_key: String,
+    stream_key: Option<String>,
     #[schema(example = "rtmp://localhost:1935/live")]
     rtmp_url: String,
     /// Ids to play the stream under: `/hls/{id}/master.m3u8`.
@@ -150,7 +153,7 @@ async fn view_with(
     Ok(LiveStreamView {
         id: stream.id,
         name: stream.name,
-        stream_key: stream.stream_key,
+        stream_key: Some(stream.stream_key),
         rtmp_url: rtmp_url.to_owned(),
         playback_ids,
         status,
@@ -196,6 +199,14 @@ fn event_data(view: &LiveStreamView) -> Result<Value, ApiError> {
         object.remove("stream_key");
     }
     Ok(data)
+}
+
+/// `view` as `principal` may see it: without the stream key unless it holds `live:write`.
+fn visible_to(principal: &Principal, mut view: LiveStreamView) -> LiveStreamView {
+    if !Permission::LiveWrite.is_granted_by(&principal.permissions) {
+        view.stream_key = None;
+    }
+    view
 }
 
 /// The `data` of an event about `stream` published outside the API (by the media plane).
@@ -285,11 +296,12 @@ pub async fn create(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
     let stream = find(&state, &id).await?;
     Ok(Json(Envelope {
-        data: view(&state, stream).await?,
+        data: visible_to(&principal, view(&state, stream).await?),
     }))
 }
 
@@ -303,6 +315,7 @@ pub async fn get(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     params: Result<Query<ListLiveStreams>, QueryRejection>,
 ) -> Result<Json<PageEnvelope<LiveStreamView>>, ApiError> {
     let Query(params) = params?;
@@ -317,7 +330,7 @@ pub async fn list(
         .await?;
     let mut data = Vec::with_capacity(page.items.len());
     for stream in page.items {
-        data.push(view(&state, stream).await?);
+        data.push(visible_to(&principal, view(&state, stream).await?));
     }
     Ok(Json(PageEnvelope {
         data,

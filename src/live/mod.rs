@@ -165,6 +165,8 @@ impl LiveService {
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             match event {
+                // An event applied twice (live and read back after a lag) stops nothing the
+                // second time; one older than a session never stops it.
                 Ok(event) => {
                     last_seq = last_seq.max(event.seq);
                     self.apply_control_event(&event);
@@ -185,7 +187,7 @@ impl LiveService {
     /// here.
     fn apply_control_event(&self, event: &Event) {
         if let Some(reason) = StopReason::for_event(&event.event_type) {
-            if self.running.stop(&event.object.id, reason) {
+            if self.running.stop(&event.object.id, reason, event.seq) {
                 info!(live_stream_id = %event.object.id, reason = reason.describe(), "Stopping the session.");
             }
         }
@@ -318,7 +320,9 @@ impl LiveService {
             warn!(error = %e, "Could not attach the session to the live stream.");
         }
         self.clear_previous_session(&stream.id).await;
-        let mut stop = self.running.register(&stream.id);
+        let mut stop = self
+            .running
+            .register(&stream.id, history_mark.unwrap_or(i64::MIN));
         connection.accept_publish().await?;
         let encoder = origin.encoder.as_deref().unwrap_or("unknown encoder");
         info!(live_stream_id = %stream.id, session_id = %session.id, encoder = %encoder, "Publisher connected.");
@@ -340,16 +344,16 @@ impl LiveService {
         {
             Some(reason) => {
                 info!(reason = reason.describe(), "Stopping the session.");
-                Ok(Some(reason))
+                Ok((Some(reason), connection.bytes_received()))
             }
             None => {
-                self.run_session(&mut connection, &stream, &session.id, &mut stop)
+                self.run_session(connection, &stream, &session.id, &mut stop)
                     .await
             }
         };
         drop(stop);
         self.metrics.session_ended(&session.id);
-        if let Ok(Some(StopReason::Deleted)) = result {
+        if let Ok((Some(StopReason::Deleted), _)) = result {
             // The stream, its sessions and its objects are gone; remove what the session wrote
             // while it was being stopped.
             self.clear_previous_session(&stream.id).await;
@@ -370,8 +374,13 @@ impl LiveService {
         self.release(&stream.id, Some(&session.id)).await;
         self.emit_stream_event(EventType::LiveStreamIdle, &stream.id)
             .await;
-        info!(live_stream_id = %stream.id, session_id = %session.id, bytes = connection.bytes_received(), "Publisher disconnected.");
-        result.map(|_| ())
+        match result {
+            Ok((_, bytes)) => {
+                info!(live_stream_id = %stream.id, session_id = %session.id, bytes, "Publisher disconnected.");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Publishes an event about a live stream, with the stream as it is now as its data.
@@ -442,11 +451,11 @@ impl LiveService {
     /// or the control plane stops it (then returns why).
     async fn run_session(
         &self,
-        connection: &mut RtmpConnection,
+        mut connection: RtmpConnection,
         stream: &LiveStream,
         session_id: &str,
         stop: &mut StopSignal,
-    ) -> Result<Option<StopReason>, IngestError> {
+    ) -> Result<(Option<StopReason>, u64), IngestError> {
         let started = Instant::now();
         let mut gate = StartGate::default();
         let mut pipeline: Option<SessionPipeline> = None;
@@ -524,7 +533,7 @@ impl LiveService {
                                     self.record_input(
                                         session_id,
                                         started.input_description(),
-                                        connection,
+                                        connection.bytes_received(),
                                         0,
                                     )
                                     .await;
@@ -566,18 +575,27 @@ impl LiveService {
                         );
                         reported_dropped = dropped;
                     }
-                    self.record_input(session_id, running.input_description(), connection, dropped)
-                        .await;
+                    self.record_input(
+                        session_id,
+                        running.input_description(),
+                        connection.bytes_received(),
+                        dropped,
+                    )
+                    .await;
                 }
             }
         };
+        // The publisher is let go first (a kicked one sees its connection close at once); the
+        // last segments and playlists are flushed after.
+        let bytes_received = connection.bytes_received();
+        drop(connection);
         if let Some(running) = pipeline {
             let description = running.input_description();
             let dropped = running.finish().await;
-            self.record_input(session_id, description, connection, dropped)
+            self.record_input(session_id, description, bytes_received, dropped)
                 .await;
         }
-        outcome
+        outcome.map(|reason| (reason, bytes_received))
     }
 
     /// Starts a session pipeline off the reactor: opening the decoder and every encoder is
@@ -610,19 +628,14 @@ impl LiveService {
         &self,
         session_id: &str,
         input: serde_json::Value,
-        connection: &RtmpConnection,
+        bytes_received: u64,
         frames_dropped: u64,
     ) {
         self.metrics
-            .session_progress(session_id, connection.bytes_received(), frames_dropped);
+            .session_progress(session_id, bytes_received, frames_dropped);
         if let Err(e) = self
             .db
-            .update_session_input(
-                session_id,
-                &input,
-                connection.bytes_received(),
-                frames_dropped,
-            )
+            .update_session_input(session_id, &input, bytes_received, frames_dropped)
             .await
         {
             warn!(error = %e, "Could not update the session row.");

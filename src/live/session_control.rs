@@ -41,7 +41,10 @@ impl StopReason {
     }
 }
 
-type Registry = HashMap<String, (u64, oneshot::Sender<StopReason>)>;
+/// A registered session: its token, the event history position it started after, and where
+/// to send its stop.
+type Registration = (u64, i64, oneshot::Sender<StopReason>);
+type Registry = HashMap<String, Registration>;
 
 /// The sessions running in this process, by live stream id.
 #[derive(Debug, Default, Clone)]
@@ -59,14 +62,16 @@ pub struct StopSignal {
 }
 
 impl RunningSessions {
-    /// Registers the session receiving `live_stream_id`.
-    pub fn register(&self, live_stream_id: &str) -> StopSignal {
+    /// Registers the session receiving `live_stream_id`, requested when the event history was
+    /// at position `since`: control events recorded before that are older than the session and
+    /// never stop it.
+    pub fn register(&self, live_stream_id: &str, since: i64) -> StopSignal {
         let (sender, receiver) = oneshot::channel();
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let (next_token, registry) = &mut *guard;
         *next_token += 1;
         let token = *next_token;
-        registry.insert(live_stream_id.to_owned(), (token, sender));
+        registry.insert(live_stream_id.to_owned(), (token, since, sender));
         StopSignal {
             receiver,
             live_stream_id: live_stream_id.to_owned(),
@@ -75,11 +80,19 @@ impl RunningSessions {
         }
     }
 
-    /// Stops the session of `live_stream_id`; returns whether one was running here.
-    pub fn stop(&self, live_stream_id: &str, reason: StopReason) -> bool {
+    /// Stops the session of `live_stream_id` for the control event at history position
+    /// `event_seq`; returns whether one was running here and the event is newer than it.
+    pub fn stop(&self, live_stream_id: &str, reason: StopReason, event_seq: i64) -> bool {
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        match guard.1.remove(live_stream_id) {
-            Some((_, sender)) => sender.send(reason).is_ok(),
+        let registry = &mut guard.1;
+        if !registry
+            .get(live_stream_id)
+            .is_some_and(|(_, since, _)| event_seq > *since)
+        {
+            return false;
+        }
+        match registry.remove(live_stream_id) {
+            Some((_, _, sender)) => sender.send(reason).is_ok(),
             None => false,
         }
     }
@@ -96,7 +109,7 @@ impl Drop for StopSignal {
         if guard
             .1
             .get(&self.live_stream_id)
-            .is_some_and(|(token, _)| *token == self.token)
+            .is_some_and(|(token, _, _)| *token == self.token)
         {
             guard.1.remove(&self.live_stream_id);
         }
@@ -124,19 +137,31 @@ mod tests {
     #[tokio::test]
     async fn stopping_reaches_the_registered_session_only() {
         let sessions = RunningSessions::default();
-        let mut signal = sessions.register("ls_a");
-        assert!(!sessions.stop("ls_b", StopReason::Disabled));
-        assert!(sessions.stop("ls_a", StopReason::Deleted));
+        let mut signal = sessions.register("ls_a", 10);
+        assert!(!sessions.stop("ls_b", StopReason::Disabled, 11));
+        assert!(sessions.stop("ls_a", StopReason::Deleted, 11));
         assert_eq!((&mut signal.receiver).await, Ok(StopReason::Deleted));
-        assert!(!sessions.stop("ls_a", StopReason::Deleted), "stopped once");
+        assert!(
+            !sessions.stop("ls_a", StopReason::Deleted, 12),
+            "stopped once"
+        );
+    }
+
+    #[test]
+    fn control_events_older_than_the_session_do_not_stop_it() {
+        let sessions = RunningSessions::default();
+        let _signal = sessions.register("ls_a", 10);
+        assert!(!sessions.stop("ls_a", StopReason::Disabled, 9));
+        assert!(!sessions.stop("ls_a", StopReason::Disabled, 10));
+        assert!(sessions.stop("ls_a", StopReason::Disabled, 11));
     }
 
     #[test]
     fn an_old_signal_dropped_late_keeps_the_newer_registration() {
         let sessions = RunningSessions::default();
-        let old = sessions.register("ls_a");
-        let _new = sessions.register("ls_a");
+        let old = sessions.register("ls_a", 0);
+        let _new = sessions.register("ls_a", 0);
         drop(old);
-        assert!(sessions.stop("ls_a", StopReason::Completed));
+        assert!(sessions.stop("ls_a", StopReason::Completed, 1));
     }
 }
