@@ -85,9 +85,9 @@ impl RunningSessions {
     pub fn stop(&self, live_stream_id: &str, reason: StopReason, event_seq: i64) -> bool {
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let registry = &mut guard.1;
-        if !registry
+        if registry
             .get(live_stream_id)
-            .is_some_and(|(_, since, _)| event_seq > *since)
+            .is_none_or(|(_, since, _)| event_seq <= *since)
         {
             return false;
         }
