@@ -19,7 +19,7 @@ case "$role" in
   test | bench) wanted+=("${test_packages[@]}") ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
-if [[ "$role" != build ]] && ! command -v node >/dev/null; then
+if [[ "$role" != build ]] && ! { command -v node && command -v npm; } >/dev/null; then
   wanted+=(nodejs npm)
 fi
 
@@ -33,7 +33,13 @@ if ((${#missing[@]})); then
   sudo_cmd=()
   [[ "$(id -u)" == 0 ]] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -q
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [[ "$role" != build ]] && ! cargo nextest --version >/dev/null 2>&1; then
+  echo "Installing cargo-nextest"
+  cargo install --locked cargo-nextest
 fi
 
 if [[ "$role" != build ]]; then

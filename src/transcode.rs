@@ -103,12 +103,13 @@ pub fn run(args: TranscodeArgs) -> anyhow::Result<()> {
         threads_per_rung: 0,
         ..EncoderSettings::default()
     };
-    // Probing comes first: a refused file leaves nothing on disk.
+    // OUTDIR is checked before any work starts; the working directory goes away with
+    // `staging` on any error, so a refused file leaves nothing on disk.
+    let staging = Staging::create(&args.output)?;
     let started = Instant::now();
     let (transcode, events) =
         FileTranscode::start(&args.input, &ladder, settings, &ProbeLimits::default())
             .with_context(|| format!("cannot transcode {}", args.input.display()))?;
-    let staging = Staging::create(&args.output)?;
 
     let report = transcode.report().clone();
     let progress = Progress::new(report.duration);

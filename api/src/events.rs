@@ -12,7 +12,7 @@ use axum::response::sse::{self, KeepAlive, Sse};
 use axum::Extension;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 use sluice_storage::{Db, Event, EventBus, EventFilter, EventType};
@@ -250,6 +250,11 @@ impl Tail {
                 continue;
             }
             if self.catching_up {
+                // A long catch-up checks the credentials on schedule too.
+                if self.auth_check.tick().now_or_never().is_some() && !self.still_authorised().await
+                {
+                    return None;
+                }
                 match self
                     .db
                     .events_after_seq(self.last_seq, CATCH_UP_BATCH)

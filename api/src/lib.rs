@@ -40,7 +40,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{Principal, DEFAULT_JWT_AUDIENCE};
+pub use auth::DEFAULT_JWT_AUDIENCE;
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use live_streams::live_stream_event_data;
 pub use metrics::Metrics;

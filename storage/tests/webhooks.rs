@@ -282,17 +282,21 @@ async fn claims_lease_one_delivery_per_endpoint_and_respect_retry_times() {
         .unwrap()
         .is_none());
 
-    // A replayed delivery is pending and due at once, whatever it was.
+    // A replayed delivery is pending and due at once, whatever it was, with a fresh retry
+    // schedule; its earlier attempts stay listed.
     let requeued = db
         .requeue_webhook_delivery(&first.id, &claim.delivery_id)
         .await
         .unwrap();
     assert_eq!(requeued.status, DeliveryStatus::Pending);
+    assert_eq!(requeued.attempt_count, 0);
+    assert!(!requeued.attempts.is_empty());
     let again = db
         .claim_due_webhook_deliveries(8, LEASE, &second_busy)
         .await
         .unwrap();
     assert_eq!(again[0].delivery_id, claim.delivery_id);
+    assert_eq!(again[0].attempt_count, 0);
 }
 
 #[tokio::test]

@@ -12,8 +12,10 @@
 //! - the file is then opened with `protocol_whitelist=file` (no network, no pipes) and
 //!   `format_whitelist` set to the demuxer already checked, so libavformat cannot pick another
 //!   one on a second look;
-//! - stream count, picture size and duration are checked against [`ProbeLimits`] before a
-//!   single packet is read.
+//! - stream count, picture size and duration are checked against [`ProbeLimits`] once
+//!   libavformat has read the stream headers (`input_with_dictionary` runs
+//!   `avformat_find_stream_info`, which may decode a few packets of each stream) and before
+//!   Sluice reads a single packet.
 //!
 //! Every refusal is a [`ProbeError`] whose message says what is wrong in terms a person
 //! understands; nothing here panics on any input.
@@ -221,7 +223,7 @@ pub fn probe(path: &Path, limits: &ProbeLimits) -> Result<ProbeReport, ProbeErro
 }
 
 /// Probes `path` against `limits` and returns it opened, ready to read packets from.
-pub fn open(path: &Path, limits: &ProbeLimits) -> Result<(Input, ProbeReport), ProbeError> {
+pub(crate) fn open(path: &Path, limits: &ProbeLimits) -> Result<(Input, ProbeReport), ProbeError> {
     crate::init_ffmpeg();
     let read_error = |source| ProbeError::Read {
         path: path.to_owned(),

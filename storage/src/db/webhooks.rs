@@ -354,6 +354,8 @@ impl Db {
             )
             .col_expr(webhook_delivery::Column::NextAttemptAt, at.into())
             .col_expr(webhook_delivery::Column::QueuedAt, at.into())
+            // A replay starts a fresh retry schedule: backoff counts attempts since queueing.
+            .col_expr(webhook_delivery::Column::Attempts, 0.into())
             .filter(webhook_delivery::Column::Id.eq(delivery_id))
             .filter(webhook_delivery::Column::EndpointId.eq(endpoint_id))
             .exec(&self.conn)
