@@ -585,16 +585,21 @@ impl LiveService {
                 }
             }
         };
-        // The publisher is let go first (a kicked one sees its connection close at once); the
-        // last segments and playlists are flushed after.
         let bytes_received = connection.bytes_received();
-        drop(connection);
+        // A publisher the control plane stopped is let go at once, before the last segments
+        // and playlists are flushed. One that unpublished closes the connection itself: closing
+        // it first would turn its clean end into an error on its side.
+        let open_connection = match outcome {
+            Ok(Some(_)) => None,
+            _ => Some(connection),
+        };
         if let Some(running) = pipeline {
             let description = running.input_description();
             let dropped = running.finish().await;
             self.record_input(session_id, description, bytes_received, dropped)
                 .await;
         }
+        drop(open_connection);
         outcome.map(|reason| (reason, bytes_received))
     }
 
