@@ -23,6 +23,7 @@ pub const WEBHOOK_DELIVERY_PREFIX: &str = "whd_";
 /// Marks webhook signing secrets, so one pasted in the wrong place is recognisable.
 pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
 pub const SIGNING_KEY_PREFIX: &str = "sk_";
+pub const JOB_PREFIX: &str = "job_";
 
 fn random_alphanumeric(len: usize) -> String {
     rand::thread_rng()

@@ -25,11 +25,12 @@ pub use event_bus::EventBus;
 pub use local_store::LocalStore;
 pub use model::{
     ApiKey, ApiKeyPage, AttemptOutcome, ClaimedDelivery, DeliveryStatus, Event, EventFilter,
-    EventPage, EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter,
-    LiveStreamPage, LiveStreamSettings, LiveStreamStatus, NewEvent, NewWebhookEndpoint, Permission,
-    PlaybackId, PlaybackPolicy, Session, SessionOrigin, SessionPage, SigningAlgorithm, SigningKey,
-    SigningKeyPage, WebhookAttempt, WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint,
-    WebhookEndpointPage, WebhookEndpointUpdate, MAX_RECONNECT_WINDOW_S,
+    EventPage, EventType, Job, JobStatus, LatencyMode, LiveStream, LiveStreamChanges,
+    LiveStreamFilter, LiveStreamPage, LiveStreamSettings, LiveStreamStatus, NewEvent, NewJob,
+    NewWebhookEndpoint, Permission, PlaybackId, PlaybackPolicy, Session, SessionOrigin,
+    SessionPage, SigningAlgorithm, SigningKey, SigningKeyPage, WebhookAttempt, WebhookDelivery,
+    WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage, WebhookEndpointUpdate,
+    DEFAULT_JOB_MAX_ATTEMPTS, MAX_RECONNECT_WINDOW_S,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, StoreError};
 pub use secret_box::{secret_hash, SecretBox, SecretBoxError, MASTER_KEY_LEN};

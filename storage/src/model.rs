@@ -6,8 +6,10 @@ use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
 mod event;
+mod job;
 mod webhook;
 pub use event::{Event, EventFilter, EventObject, EventPage, EventType, NewEvent};
+pub use job::{Job, JobStatus, NewJob, DEFAULT_JOB_MAX_ATTEMPTS};
 pub use webhook::{
     AttemptOutcome, ClaimedDelivery, DeliveryStatus, NewWebhookEndpoint, WebhookAttempt,
     WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage,

@@ -15,6 +15,7 @@ use crate::secret_box::{SecretBox, SecretBoxError};
 
 mod api_keys;
 mod events;
+mod jobs;
 mod live_streams;
 mod paging;
 mod playback_ids;
@@ -46,6 +47,7 @@ pub enum Record {
     WebhookDelivery,
     SigningKey,
     PlaybackId,
+    Job,
 }
 
 impl fmt::Display for Record {
@@ -59,6 +61,7 @@ impl fmt::Display for Record {
             Self::WebhookDelivery => "webhook delivery",
             Self::SigningKey => "signing key",
             Self::PlaybackId => "playback id",
+            Self::Job => "job",
         })
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod event;
+pub mod job;
 pub mod live_stream;
 pub mod playback_id;
 pub mod session;
