@@ -14,7 +14,7 @@
 //! OUTDIR/a0/…                   the AAC-LC audio rendition (`.m4a` segments), when there is audio
 //! OUTDIR/poster.jpg             the poster frame (see `sluice_transcoder::poster_time`), at
 //!                               the source's display size, at most 1920 wide (video only)
-//! OUTDIR/storyboard.jpg         seek-preview sprite: 160-wide tiles, 10 per row (video only)
+//! OUTDIR/storyboard.jpg         seek-preview sprite: tiles 160 on their longer side, 10 a row
 //! OUTDIR/storyboard.vtt         WebVTT cues pointing at the sprite's tiles (`#xywh=`)
 //! ```
 //!

@@ -182,8 +182,9 @@ pub struct Image {
 /// How a storyboard is laid out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoryboardLayout {
-    /// Width of each tile ([`MIN_DIMENSION`]..=[`MAX_DIMENSION`]); the height follows the
-    /// video's aspect ratio.
+    /// Longer side of each tile ([`MIN_DIMENSION`]..=[`MAX_DIMENSION`]): tiles fit in a
+    /// square of this side keeping the video's aspect ratio, so a landscape video's tiles are
+    /// this wide and a portrait video's this tall.
     pub tile_width: u32,
     /// Tiles per row of the sprite (at least 1).
     pub columns: u32,
@@ -393,12 +394,8 @@ fn place_tile(
     let (sheet, tile) = match sheet {
         Some(sheet) => sheet,
         None => {
-            let tile = Shape::of(
-                display_size(picture),
-                Some(layout.tile_width),
-                None,
-                FitMode::Stretch,
-            );
+            let side = Some(layout.tile_width);
+            let tile = Shape::of(display_size(picture), side, side, FitMode::Preserve);
             let rows = tiles.div_ceil(columns);
             let canvas = black(tile.canvas.0 * columns, tile.canvas.1 * rows);
             sheet.insert((canvas, tile))

@@ -413,4 +413,26 @@ fn a_storyboard_has_a_tile_per_second_and_cues_covering_the_clip() {
     );
     // The unused slot of the last row stays black.
     assert_eq!(pixel_at(&sprite, 400, 135), [0, 0, 0]);
+
+    // A portrait video's tiles are as tall as a landscape one's are wide.
+    let portrait = ffmpeg(
+        dir.path(),
+        "portrait.mp4",
+        &["-f", "lavfi", "-i", "color=c=blue:s=360x640:r=25:d=1.6"],
+    );
+    let board = storyboard(
+        &portrait,
+        &ProbeLimits::default(),
+        &StoryboardLayout::default(),
+        "s.jpg",
+    )
+    .unwrap();
+    assert_eq!(
+        (board.tiles, board.tile_width, board.tile_height),
+        (2, 90, 160)
+    );
+    assert_eq!((board.sprite.width, board.sprite.height), (180, 160));
+    assert!(board
+        .vtt
+        .ends_with("00:00:01.000 --> 00:00:01.600\ns.jpg#xywh=90,0,90,160\n"));
 }
