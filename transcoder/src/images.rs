@@ -5,7 +5,8 @@
 //! Files are opened through the same probe as every other input (local file only, accepted
 //! containers, limits), and any video codec libavcodec decodes is accepted. Pictures are
 //! measured at their display size (the sample aspect ratio applied; the rotation a player
-//! would apply is not), scaled with swscale and encoded with libavcodec's own image encoders:
+//! would apply is not), converted with the YUV matrix and range they are tagged with, scaled
+//! with swscale and encoded with libavcodec's own image encoders:
 //! `mjpeg` (full-range 4:2:0), `png` (RGB) and, when libavcodec was built with it, `libwebp`
 //! ([`ImageFormat::is_available`]).
 //!
@@ -704,9 +705,61 @@ fn convert(
         scaling::Flags::BICUBIC,
     )
     .map_err(error)?;
+    follow_colour_tags(&mut scaler, picture);
     let mut output = frame::Video::empty();
     scaler.run(picture, &mut output).map_err(error)?;
     Ok(output)
+}
+
+/// Tells swscale the picture's YUV matrix and range when it is tagged with them: swscale
+/// otherwise reads every YUV picture as BT.601 limited range, which shifts BT.709 colours and
+/// washes out full-range video.
+fn follow_colour_tags(scaler: &mut scaling::Context, picture: &frame::Video) {
+    use ffmpeg_next::ffi;
+    let matrix = match picture.color_space() {
+        color::Space::BT709 => ffi::SWS_CS_ITU709,
+        color::Space::BT2020NCL | color::Space::BT2020CL => ffi::SWS_CS_BT2020,
+        color::Space::SMPTE240M => ffi::SWS_CS_SMPTE240M,
+        color::Space::FCC => ffi::SWS_CS_FCC,
+        _ => ffi::SWS_CS_DEFAULT,
+    };
+    let full_range = picture.color_range() == color::Range::JPEG;
+    if matrix == ffi::SWS_CS_DEFAULT && !full_range {
+        return;
+    }
+    // SAFETY: the scaler is a live swscale context; the details are read back and written
+    // again with only the source matrix and range changed. The coefficient tables are static
+    // libswscale data. swscale ignores (and refuses, returning an error) what does not apply,
+    // such as a matrix for an RGB source, leaving its defaults in place.
+    unsafe {
+        let context = scaler.as_mut_ptr();
+        let (mut inverse, mut table) = (std::ptr::null_mut(), std::ptr::null_mut());
+        let (mut source_range, mut output_range) = (0, 0);
+        let (mut brightness, mut contrast, mut saturation) = (0, 0, 0);
+        let read = ffi::sws_getColorspaceDetails(
+            context,
+            &mut inverse,
+            &mut source_range,
+            &mut table,
+            &mut output_range,
+            &mut brightness,
+            &mut contrast,
+            &mut saturation,
+        );
+        if read < 0 {
+            return;
+        }
+        ffi::sws_setColorspaceDetails(
+            context,
+            ffi::sws_getCoefficients(matrix),
+            i32::from(full_range),
+            table,
+            output_range,
+            brightness,
+            contrast,
+            saturation,
+        );
+    }
 }
 
 /// Copies an RGB24 picture into an RGB24 canvas at (x, y), clipped to the canvas.

@@ -286,6 +286,36 @@ fn crop_keeps_the_centre_and_the_sample_aspect_ratio_is_honoured() {
 }
 
 #[test]
+fn full_range_bt709_video_keeps_its_colours() {
+    let dir = tempfile::tempdir().unwrap();
+    let tagged = ffmpeg(
+        dir.path(),
+        "full709.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=0x20C040:s=320x180:r=25:d=1,\
+             scale=out_color_matrix=bt709:out_range=full,format=yuv420p",
+            "-c:v",
+            "libx264",
+            "-color_range",
+            "pc",
+            "-colorspace",
+            "bt709",
+        ],
+    );
+    let image = thumbnail(&tagged, &ProbeLimits::default(), &at(0.5, ImageFormat::Png)).unwrap();
+    let path = save(dir.path(), "tagged.png", &image.data);
+    let centre = pixel_at(&pixels(&path), 160, 90);
+    let close = centre
+        .iter()
+        .zip([0x20, 0xC0, 0x40])
+        .all(|(&a, e): (&u8, i32)| (i32::from(a) - e).abs() <= 6);
+    assert!(close, "{centre:?}, expected about [32, 192, 64]");
+}
+
+#[test]
 fn webp_is_made_when_libavcodec_has_an_encoder() {
     let dir = tempfile::tempdir().unwrap();
     let clip = colour_clip(dir.path());
