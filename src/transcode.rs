@@ -12,6 +12,10 @@
 //! OUTDIR/v{N}/init.mp4          its CMAF header (EXT-X-MAP)
 //! OUTDIR/v{N}/segment-{S}.m4s   its CMAF segments
 //! OUTDIR/a0/…                   the AAC-LC audio rendition (`.m4a` segments), when there is audio
+//! OUTDIR/poster.jpg             the poster frame (see `sluice_transcoder::poster_time`), at
+//!                               the source's display size, at most 1920 wide (video only)
+//! OUTDIR/storyboard.jpg         seek-preview sprite: tiles 160 on their longer side, 10 a row
+//! OUTDIR/storyboard.vtt         WebVTT cues pointing at the sprite's tiles (`#xywh=`)
 //! ```
 //!
 //! Every video rung is cut at the same instants (the ladder forces IDRs on the same source
@@ -35,14 +39,18 @@ use sluice_packager::{
     SegmentEvent, TrackSegmenter, VideoVariant, VodPlaylist,
 };
 use sluice_transcoder::{
-    EncoderSettings, FileTranscode, Ladder, PlannedRung, Preset, ProbeLimits, TranscoderOutput,
-    VodEvent,
+    storyboard, thumbnail, EncoderSettings, FileTranscode, Ladder, PlannedRung, Preset,
+    ProbeLimits, StoryboardLayout, ThumbnailRequest, TranscoderOutput, VodEvent,
 };
 
 /// Track id inside every init segment (CMAF: one track per file).
 const TRACK_ID: u32 = 1;
 /// Apple's recommended VOD segment duration (HLS Authoring Spec §1.10).
 const DEFAULT_SEGMENT_SECONDS: u32 = 6;
+/// The poster is scaled down to this width when the source is wider.
+const POSTER_MAX_WIDTH: u32 = 1920;
+/// The storyboard sprite's name, as the WebVTT cues refer to it.
+const STORYBOARD_SPRITE: &str = "storyboard.jpg";
 
 /// `sluice transcode`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -129,7 +137,17 @@ pub fn run(args: TranscodeArgs) -> anyhow::Result<()> {
     transcode
         .wait()
         .with_context(|| format!("cannot transcode {}", args.input.display()))?;
-    let summary = tree.finish()?;
+    let mut summary = tree.finish()?;
+    if let Some(video) = &report.video {
+        progress.phase("poster and storyboard");
+        let storyboard = report.duration.is_some();
+        write_pictures(&args.input, video.width, storyboard, staging.path())?;
+        summary.push_str(if storyboard {
+            ", poster and storyboard"
+        } else {
+            ", poster (no storyboard: the file does not give its duration)"
+        });
+    }
     progress.finish();
     staging.commit(&args.output)?;
 
@@ -141,6 +159,36 @@ pub fn run(args: TranscodeArgs) -> anyhow::Result<()> {
         media / elapsed.max(1e-3),
     );
     Ok(())
+}
+
+/// Writes the poster frame of the video in `input` into `dir`, and its storyboard when
+/// `with_storyboard` (a storyboard's tiles are spread over the duration, which a few
+/// containers do not give).
+fn write_pictures(
+    input: &Path,
+    source_width: u32,
+    with_storyboard: bool,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let limits = ProbeLimits::default();
+    let poster = ThumbnailRequest {
+        width: (source_width > POSTER_MAX_WIDTH).then_some(POSTER_MAX_WIDTH),
+        ..ThumbnailRequest::default()
+    };
+    let poster = thumbnail(input, &limits, &poster).context("cannot make the poster frame")?;
+    write(&dir.join("poster.jpg"), &poster.data)?;
+    if !with_storyboard {
+        return Ok(());
+    }
+    let board = storyboard(
+        input,
+        &limits,
+        &StoryboardLayout::default(),
+        STORYBOARD_SPRITE,
+    )
+    .context("cannot make the storyboard")?;
+    write(&dir.join(STORYBOARD_SPRITE), &board.sprite.data)?;
+    write(&dir.join("storyboard.vtt"), board.vtt.as_bytes())
 }
 
 /// The progress bar: media time done against the duration, speed and ETA. It draws only on
@@ -177,6 +225,11 @@ impl Progress {
         self.bar.set_position(done_ms);
         let speed = done.as_secs_f64() / self.started.elapsed().as_secs_f64().max(1e-3);
         self.bar.set_message(format!("{speed:.1}× real time"));
+    }
+
+    /// Shows a step after the media is transcoded.
+    fn phase(&self, step: &str) {
+        self.bar.set_message(step.to_owned());
     }
 
     fn done(&self) -> Duration {

@@ -166,7 +166,18 @@ fn a_clip_with_audio_becomes_an_aligned_vod_ladder() {
     ]);
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("2 video renditions"));
-    assert_eq!(entries(&out), ["a0", "master.m3u8", "v0", "v1"]);
+    assert_eq!(
+        entries(&out),
+        [
+            "a0",
+            "master.m3u8",
+            "poster.jpg",
+            "storyboard.jpg",
+            "storyboard.vtt",
+            "v0",
+            "v1"
+        ]
+    );
     assert_eq!(
         entries(work.path()),
         ["clip.mp4", "out"],
@@ -301,7 +312,16 @@ fn a_video_only_clip_gets_no_audio_rendition() {
     let output = sluice_transcode(&[clip.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(output.status.success());
     // The default ladder's rungs are all taller than 241: one rung at the source's size.
-    assert_eq!(entries(&out), ["master.m3u8", "v0"]);
+    assert_eq!(
+        entries(&out),
+        [
+            "master.m3u8",
+            "poster.jpg",
+            "storyboard.jpg",
+            "storyboard.vtt",
+            "v0"
+        ]
+    );
     let master = master(&out);
     assert!(master.alternatives.is_empty());
     assert_eq!(master.variants.len(), 1);
@@ -369,6 +389,115 @@ fn an_audio_only_file_becomes_an_audio_only_vod() {
     let probed = ffprobe(&whole, &["-show_entries", "stream=codec_name,sample_rate"]);
     assert_eq!(probed["streams"][0]["codec_name"], "aac");
     assert_eq!(probed["streams"][0]["sample_rate"], "44100");
+}
+
+/// `hh:mm:ss.mmm` in seconds.
+fn vtt_seconds(text: &str) -> f64 {
+    let parts: Vec<f64> = text.split(':').map(|p| p.parse().unwrap()).collect();
+    parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+}
+
+#[test]
+fn a_poster_and_a_storyboard_come_with_video_and_not_without() {
+    let work = tempfile::tempdir().unwrap();
+    // 3 s of 2560×1440: red, then green, then blue, one second each.
+    let clip = ffmpeg(
+        work.path(),
+        "colours.mp4",
+        &[
+            "-filter_complex",
+            "color=c=red:s=2560x1440:r=10:d=1[a];color=c=lime:s=2560x1440:r=10:d=1[b];\
+             color=c=blue:s=2560x1440:r=10:d=1[c];[a][b][c]concat=n=3:v=1:a=0",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let out = work.path().join("out");
+    let output = sluice_transcode(&[
+        clip.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--ladder",
+        "source",
+    ]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("poster and storyboard"));
+
+    // The poster: the picture at 0.3 s (10 % of 3 s), capped at 1920 wide.
+    let poster = ffprobe(
+        &out.join("poster.jpg"),
+        &["-show_entries", "stream=codec_name,width,height"],
+    );
+    assert_eq!(poster["streams"][0]["codec_name"], "mjpeg");
+    assert_eq!(poster["streams"][0]["width"], 1920);
+    assert_eq!(poster["streams"][0]["height"], 1080);
+    let centre = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(out.join("poster.jpg"))
+        .args([
+            "-vf",
+            "crop=2:2:959:539",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let [r, g, b] = [centre.stdout[0], centre.stdout[1], centre.stdout[2]];
+    assert!(
+        r > 230 && g < 30 && b < 30,
+        "the poster is red: {r},{g},{b}"
+    );
+
+    // The storyboard: one 160×90 tile a second, cues from 0 to the end, each inside the sprite.
+    let sprite = ffprobe(
+        &out.join("storyboard.jpg"),
+        &["-show_entries", "stream=codec_name,width,height"],
+    );
+    assert_eq!(sprite["streams"][0]["codec_name"], "mjpeg");
+    let sprite_width = sprite["streams"][0]["width"].as_u64().unwrap();
+    let sprite_height = sprite["streams"][0]["height"].as_u64().unwrap();
+    assert_eq!((sprite_width, sprite_height), (480, 90));
+    let vtt = std::fs::read_to_string(out.join("storyboard.vtt")).unwrap();
+    let mut lines = vtt.lines().filter(|line| !line.is_empty());
+    assert_eq!(lines.next(), Some("WEBVTT"));
+    let mut reached = 0.0;
+    let mut cues = 0;
+    while let Some(timing) = lines.next() {
+        let (start, end) = timing.split_once(" --> ").expect("a cue timing line");
+        assert!((vtt_seconds(start) - reached).abs() < 1e-6, "{vtt}");
+        reached = vtt_seconds(end);
+        let target = lines.next().expect("a cue payload");
+        let rect = target
+            .strip_prefix("storyboard.jpg#xywh=")
+            .expect("the cue points into the sprite");
+        let rect: Vec<u64> = rect.split(',').map(|n| n.parse().unwrap()).collect();
+        assert_eq!(rect.len(), 4);
+        assert!(rect[0] + rect[2] <= sprite_width && rect[1] + rect[3] <= sprite_height);
+        cues += 1;
+    }
+    assert_eq!(cues, 3);
+    assert!(
+        (reached - 3.0).abs() < 0.05,
+        "the cues end at the duration: {vtt}"
+    );
+
+    // Audio alone: nothing to take a picture of.
+    let tone = ffmpeg(
+        work.path(),
+        "tone.m4a",
+        &["-f", "lavfi", "-i", "sine=d=2", "-c:a", "aac"],
+    );
+    let audio_out = work.path().join("audio");
+    let output = sluice_transcode(&[tone.to_str().unwrap(), "-o", audio_out.to_str().unwrap()]);
+    assert!(output.status.success());
+    assert_eq!(entries(&audio_out), ["a0", "master.m3u8"]);
 }
 
 #[test]

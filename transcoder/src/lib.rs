@@ -12,6 +12,8 @@
 //!   aligned IDRs and drop-before-the-encoder backpressure.
 //! - [`probe`]: what a local media file contains, and whether it is accepted ([`probe()`],
 //!   [`ProbeLimits`]).
+//! - [`images`]: pictures of a local file: a thumbnail at any time ([`thumbnail`]) and a
+//!   storyboard sprite with its WebVTT ([`storyboard`]), as JPEG, PNG or WebP.
 //! - [`vod`]: a local file read as packets ([`FileDemuxer`]) and run through the same ladder,
 //!   nothing dropped ([`FileTranscode`]).
 //!
@@ -22,6 +24,7 @@
 
 pub mod audio;
 pub mod decode;
+pub mod images;
 pub mod ladder;
 pub mod live;
 pub mod probe;
@@ -34,6 +37,10 @@ use sluice_media::CodecError;
 
 pub use audio::AacTranscoder;
 pub use decode::{DecodedPicture, H264Decoder};
+pub use images::{
+    poster_time, storyboard, storyboard_interval, thumbnail, FitMode, Image, ImageError,
+    ImageFormat, Storyboard, StoryboardLayout, ThumbnailRequest,
+};
 pub use ladder::{plan, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec};
 pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
 pub use probe::{probe, AudioStreamInfo, ProbeError, ProbeLimits, ProbeReport, VideoStreamInfo};
