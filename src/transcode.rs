@@ -13,7 +13,8 @@
 //! OUTDIR/v{N}/segment-{S}.m4s   its CMAF segments
 //! OUTDIR/a0/…                   the AAC-LC audio rendition (`.m4a` segments), when there is audio
 //! OUTDIR/poster.jpg             the poster frame (see `sluice_transcoder::poster_time`), at
-//!                               the source's display size, at most 1920 wide (video only)
+//!                               the source's display size, scaled to 1920 wide when its
+//!                               coded width is larger (video only)
 //! OUTDIR/storyboard.jpg         seek-preview sprite: tiles 160 on their longer side, 10 a row
 //! OUTDIR/storyboard.vtt         WebVTT cues pointing at the sprite's tiles (`#xywh=`)
 //! ```
@@ -47,7 +48,8 @@ use sluice_transcoder::{
 const TRACK_ID: u32 = 1;
 /// Apple's recommended VOD segment duration (HLS Authoring Spec §1.10).
 const DEFAULT_SEGMENT_SECONDS: u32 = 6;
-/// The poster is scaled down to this width when the source is wider.
+/// The poster is scaled down to this width when the source's coded width is larger (an
+/// anamorphic source's display width may still exceed it).
 const POSTER_MAX_WIDTH: u32 = 1920;
 /// The storyboard sprite's name, as the WebVTT cues refer to it.
 const STORYBOARD_SPRITE: &str = "storyboard.jpg";

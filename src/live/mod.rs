@@ -463,6 +463,8 @@ impl LiveService {
         let mut reported_dropped = 0;
         let mut shutdown = self.shutdown.clone();
         let mut control_open = true;
+        // The publisher ended cleanly (FCUnpublish/deleteStream) and will close the connection.
+        let mut unpublished = false;
         let outcome = loop {
             let next = tokio::select! {
                 next = connection.next_event() => next,
@@ -559,6 +561,7 @@ impl LiveService {
                 },
                 SessionEvent::PublishFinished { .. } => {
                     debug!("Publisher sent FCUnpublish/deleteStream.");
+                    unpublished = true;
                     break Ok(None);
                 }
                 other => debug!(event = ?other, "Event ignored."),
@@ -586,13 +589,11 @@ impl LiveService {
             }
         };
         let bytes_received = connection.bytes_received();
-        // A publisher the control plane stopped is let go at once, before the last segments
-        // and playlists are flushed. One that unpublished closes the connection itself: closing
-        // it first would turn its clean end into an error on its side.
-        let open_connection = match outcome {
-            Ok(Some(_)) => None,
-            _ => Some(connection),
-        };
+        // The publisher is let go at once, before the last segments and playlists are flushed
+        // (a stopped one sees its connection close right away), except one that unpublished:
+        // it closes the connection itself, and closing first would turn its clean end into an
+        // error on its side.
+        let open_connection = unpublished.then_some(connection);
         if let Some(running) = pipeline {
             let description = running.input_description();
             let dropped = running.finish().await;

@@ -403,3 +403,32 @@ async fn concurrent_workers_each_claim_a_distinct_job() {
         assert_eq!(done.attempts, 1);
     }
 }
+
+#[tokio::test]
+async fn a_job_whose_worker_dies_on_every_attempt_fails_instead_of_running_forever() {
+    let (_database, db) = fresh_db().await;
+    let queued = transcode(&db, "asset_crash", 2).await;
+    for worker in ["worker-a", "worker-b"] {
+        let claimed = db
+            .claim_job(worker, &[TRANSCODE], SHORT_LEASE)
+            .await
+            .unwrap()
+            .expect("claimable while attempts remain");
+        assert_eq!(claimed.id, queued.id);
+        // The worker dies: no heartbeat, no outcome.
+        tokio::time::sleep(SHORT_LEASE * 2).await;
+    }
+    assert_eq!(
+        db.claim_job("worker-c", &[TRANSCODE], LEASE).await.unwrap(),
+        None,
+        "no attempt is left"
+    );
+    let failed = job(&db, &queued.id).await;
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.attempts, 2);
+    assert!(failed.finished_at.is_some());
+    assert!(failed
+        .last_error
+        .as_deref()
+        .is_some_and(|error| error.contains("lease of worker worker-b expired")));
+}

@@ -52,6 +52,68 @@ impl Default for Launch {
     }
 }
 
+/// Times a server is started on fresh ports when its ports were taken meanwhile.
+const LAUNCH_ATTEMPTS: u32 = 3;
+
+/// Starts `sluice serve` on `data_dir` and the given ports, logging to `log_path`.
+fn spawn_server(
+    launch: &Launch,
+    data_dir: &Path,
+    log_path: &Path,
+    http_port: u16,
+    rtmp_port: u16,
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
+        .arg("serve")
+        .env("SLUICE_HTTP", format!("127.0.0.1:{http_port}"))
+        .env("SLUICE_RTMP", format!("127.0.0.1:{rtmp_port}"))
+        .env("SLUICE_DATA_DIR", data_dir)
+        .env("SLUICE_PUBLIC_URL", format!("http://127.0.0.1:{http_port}"))
+        .env("SLUICE_LOG", "info,sluice=debug")
+        .env_remove("SLUICE_API_KEY")
+        .env_remove("SLUICE_API_SECRET")
+        .env_remove("SLUICE_CONFIG")
+        .env_remove("DATABASE_URL");
+    if let Some(database) = &launch.database {
+        command.env("DATABASE_URL", database.url());
+    }
+    if launch.api_key_from_env {
+        command
+            .env("SLUICE_API_KEY", API_KEY)
+            .env("SLUICE_API_SECRET", API_SECRET);
+    }
+    if let Some(config) = &launch.config {
+        let path = data_dir.join("sluice.toml");
+        std::fs::write(&path, config).expect("config file");
+        command.env("SLUICE_CONFIG", path);
+    }
+    command
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("start sluice")
+}
+
+/// Waits until the server answers its health check: `false` if it exits or takes over 30 s.
+fn wait_healthy(child: &mut Child, http_port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if http_get(&format!("http://127.0.0.1:{http_port}/healthz")).status == 200 {
+            return true;
+        }
+        if child.try_wait().expect("sluice status").is_some() || Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -79,61 +141,36 @@ impl Server {
     }
 
     fn launch_in(launch: Launch, data_dir: tempfile::TempDir) -> Server {
-        let http_port = free_port();
-        let rtmp_port = free_port();
         // Appended to, so a restarted server's log follows the first one's.
         let log_path = data_dir.path().join("server.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
-        command
-            .arg("serve")
-            .env("SLUICE_HTTP", format!("127.0.0.1:{http_port}"))
-            .env("SLUICE_RTMP", format!("127.0.0.1:{rtmp_port}"))
-            .env("SLUICE_DATA_DIR", data_dir.path())
-            .env("SLUICE_PUBLIC_URL", format!("http://127.0.0.1:{http_port}"))
-            .env("SLUICE_LOG", "info,sluice=debug")
-            .env_remove("SLUICE_API_KEY")
-            .env_remove("SLUICE_API_SECRET")
-            .env_remove("SLUICE_CONFIG")
-            .env_remove("DATABASE_URL");
-        if let Some(database) = &launch.database {
-            command.env("DATABASE_URL", database.url());
-        }
-        if launch.api_key_from_env {
-            command
-                .env("SLUICE_API_KEY", API_KEY)
-                .env("SLUICE_API_SECRET", API_SECRET);
-        }
-        if let Some(config) = &launch.config {
-            let path = data_dir.path().join("sluice.toml");
-            std::fs::write(&path, config).expect("config file");
-            command.env("SLUICE_CONFIG", path);
-        }
-        let child = command
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start sluice");
-        let server = Server {
-            child,
-            http_port,
-            rtmp_port,
-            data_dir,
-            log_path,
-            launch,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if http_get(&server.url("/healthz")).status == 200 {
-                return server;
+        for attempt in 1..=LAUNCH_ATTEMPTS {
+            let (http_port, rtmp_port) = (free_port(), free_port());
+            let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
+            let mut child = spawn_server(&launch, data_dir.path(), &log_path, http_port, rtmp_port);
+            if wait_healthy(&mut child, http_port) {
+                return Server {
+                    child,
+                    http_port,
+                    rtmp_port,
+                    data_dir,
+                    log_path,
+                    launch,
+                };
             }
-            std::thread::sleep(Duration::from_millis(100));
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let this_run = log
+                .get(usize::try_from(log_start).unwrap_or(0)..)
+                .unwrap_or("");
+            // A port found free can be taken by another process before the server binds it:
+            // the server then exits saying so, and starts again on other ports.
+            if attempt < LAUNCH_ATTEMPTS && this_run.contains("binding") {
+                continue;
+            }
+            panic!("server did not become healthy:\n{log}");
         }
-        panic!("server did not become healthy:\n{}", server.log());
+        unreachable!("the last attempt returns or panics")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -330,7 +330,9 @@ pub fn storyboard(
         .ok_or(ImageError::UnknownDuration)?;
     reader.decode_reference_pictures_only();
     let interval = storyboard_interval(duration, layout.max_tiles);
-    let tiles = u32::try_from(duration.as_millis().div_ceil(interval.as_millis())).unwrap_or(1);
+    let tiles = u32::try_from(duration.as_millis().div_ceil(interval.as_millis()))
+        .unwrap_or(1)
+        .max(1);
     let tile_time = |index: u32| interval * index;
 
     let mut sheet: Option<(frame::Video, Shape)> = None;
@@ -584,6 +586,21 @@ fn even(size: f64) -> u32 {
     ((size / 2.0).round() as u32).max(1) * 2
 }
 
+/// `size` scaled down, keeping its aspect, until neither side exceeds [`MAX_DIMENSION`] (a
+/// side derived from the other, or an extreme sample aspect ratio in the file, could).
+fn bounded(size: (u32, u32)) -> (u32, u32) {
+    let (width, height) = (f64::from(size.0), f64::from(size.1));
+    let scale = (f64::from(MAX_DIMENSION) / width.max(height)).min(1.0);
+    if scale >= 1.0 {
+        size
+    } else {
+        (
+            even(width * scale).min(MAX_DIMENSION),
+            even(height * scale).min(MAX_DIMENSION),
+        )
+    }
+}
+
 /// Where a picture goes: the image's size, the size the picture is scaled to, where it is
 /// placed, and (for `crop`) the part of the picture kept, as fractions of its width and height.
 #[derive(Clone, Debug, PartialEq)]
@@ -604,9 +621,9 @@ impl Shape {
             keep: (1.0, 1.0),
         };
         let (w, h) = match (width, height) {
-            (None, None) => return whole(display),
-            (Some(w), None) => return whole((w, even(f64::from(w) * dh / dw))),
-            (None, Some(h)) => return whole((even(f64::from(h) * dw / dh), h)),
+            (None, None) => return whole(bounded(display)),
+            (Some(w), None) => return whole(bounded((w, even(f64::from(w) * dh / dw)))),
+            (None, Some(h)) => return whole(bounded((even(f64::from(h) * dw / dh), h))),
             (Some(w), Some(h)) => (w, h),
         };
         let fitted = || {
@@ -672,15 +689,19 @@ fn crop_centre(picture: &mut frame::Video, keep: (f64, f64)) {
     let kept_height = ((f64::from(height) * keep.1).round() as u32).clamp(1, height);
     let (left, top) = ((width - kept_width) / 2, (height - kept_height) / 2);
     // SAFETY: crop fields set within the picture's size on a frame we own; libavutil then
-    // moves the plane pointers and the size (by less for chroma planes that cannot move by an
-    // odd number of pixels). On failure the frame is left uncropped, which is still a picture.
+    // moves the plane pointers and the size. `AV_FRAME_CROP_UNALIGNED` keeps the left edge
+    // where asked (without it libavutil rounds it down to a pointer alignment, cropping
+    // off-centre). On failure the frame is left uncropped, which is still a picture.
     unsafe {
         let raw = picture.as_mut_ptr();
         (*raw).crop_left = left as usize;
         (*raw).crop_right = (width - kept_width - left) as usize;
         (*raw).crop_top = top as usize;
         (*raw).crop_bottom = (height - kept_height - top) as usize;
-        ffmpeg_next::ffi::av_frame_apply_cropping(raw, 0);
+        ffmpeg_next::ffi::av_frame_apply_cropping(
+            raw,
+            ffmpeg_next::ffi::AV_FRAME_CROP_UNALIGNED as i32,
+        );
     }
 }
 
@@ -859,6 +880,20 @@ mod tests {
             (160, 90)
         );
         assert_eq!(Shape::of(source, None, None, FitMode::Pad).canvas, source);
+    }
+
+    #[test]
+    fn derived_sizes_never_exceed_the_largest_dimension() {
+        // A 16:9 picture asked 4096 tall would be 7282 wide; an extreme sample aspect ratio
+        // could make any size: both are scaled down, aspect kept.
+        assert_eq!(
+            Shape::of((1920, 1080), None, Some(4096), FitMode::Preserve).canvas,
+            (4096, 2304)
+        );
+        assert_eq!(
+            Shape::of((100_000, 100), None, None, FitMode::Preserve).canvas,
+            (4096, 4)
+        );
     }
 
     #[test]

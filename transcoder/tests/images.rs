@@ -216,8 +216,9 @@ fn each_fit_mode_gives_its_size() {
 #[test]
 fn crop_keeps_the_centre_and_the_sample_aspect_ratio_is_honoured() {
     let dir = tempfile::tempdir().unwrap();
-    // Red, with a blue band over the left 120 columns: cropping 640×360 to a square keeps
-    // columns 140..500, so the band is cut off; the other modes keep it at the left edge.
+    // Red, with a blue band over the left 136 columns: cropping 640×360 to a square keeps
+    // columns 140..500, so the band is cut off (a crop whose left edge were rounded down to a
+    // pointer alignment, 128, would keep part of it); the other modes keep it at the left edge.
     let banded = ffmpeg(
         dir.path(),
         "banded.mp4",
@@ -225,7 +226,7 @@ fn crop_keeps_the_centre_and_the_sample_aspect_ratio_is_honoured() {
             "-f",
             "lavfi",
             "-i",
-            "color=c=red:s=640x360:r=25:d=1,drawbox=x=0:y=0:w=120:h=360:c=blue:t=fill",
+            "color=c=red:s=640x360:r=25:d=1,drawbox=x=0:y=0:w=136:h=360:c=blue:t=fill",
             "-c:v",
             "libx264",
             "-pix_fmt",

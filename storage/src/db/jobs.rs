@@ -7,8 +7,10 @@
 //! A worker whose lease was taken over finds every later call answering `false` and changing
 //! nothing, so only the current holder's outcome is ever recorded.
 //!
-//! Worker ids must be unique per worker process (for example host, pid and a random suffix):
-//! the lease is matched on them.
+//! Worker ids must be unique per job holder — each task that claims jobs, not just each
+//! process (for example host, pid, task number and a random suffix): the lease is matched on
+//! them, so two tasks sharing an id could both believe they hold a job taken over between
+//! them.
 
 use std::time::Duration;
 
@@ -69,7 +71,11 @@ fn job_from_row(row: job::Model) -> Result<Job> {
 
 /// `at + duration`, stored to the microsecond like every timestamp.
 fn after(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
-    (at + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)).trunc_subsecs(6)
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|duration| at.checked_add_signed(duration))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        .trunc_subsecs(6)
 }
 
 /// Jobs a claim at `at` may take: queued and due, or running under a lease that has passed
@@ -120,6 +126,21 @@ async fn take(
         (JobStatus::Running, Some(owner)) => Some(format!("the lease of worker {owner} expired")),
         _ => candidate.last_error.clone(),
     };
+    // A job whose every attempt ended with its worker gone (one that kills its worker, say)
+    // is not tried again: it fails like a job whose last attempt failed.
+    if candidate.status == JobStatus::Running && candidate.attempts >= candidate.max_attempts {
+        job::Entity::update_many()
+            .col_expr(job::Column::Status, JobStatus::Failed.into())
+            .col_expr(job::Column::LeaseUntil, None::<DateTime<Utc>>.into())
+            .col_expr(job::Column::LastError, last_error.into())
+            .col_expr(job::Column::FinishedAt, Some(at).into())
+            .col_expr(job::Column::UpdatedAt, at.into())
+            .filter(job::Column::Id.eq(candidate.id.as_str()))
+            .filter(claimable(at))
+            .exec(conn)
+            .await?;
+        return Ok(None);
+    }
     let won = job::Entity::update_many()
         .col_expr(job::Column::Status, JobStatus::Running.into())
         .col_expr(
@@ -333,6 +354,8 @@ impl Db {
                 .col_expr(job::Column::RunAfter, after(at, retry_after).into())
                 .col_expr(job::Column::LeaseOwner, None::<String>.into())
                 .col_expr(job::Column::LeaseUntil, None::<DateTime<Utc>>.into())
+                .col_expr(job::Column::HeartbeatAt, None::<DateTime<Utc>>.into())
+                .col_expr(job::Column::Progress, 0.into())
                 .col_expr(job::Column::LastError, Some(error.to_owned()).into())
                 .col_expr(job::Column::UpdatedAt, at.into())
                 .filter(held_by(job_id, worker_id))
