@@ -3,24 +3,12 @@
 
 mod common;
 
+use sluice_media::fixtures::ffmpeg_clip;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{decode_cleanly, ffprobe};
 use m3u8_rs::{MasterPlaylist, MediaPlaylist, MediaPlaylistType, Playlist};
-
-/// Runs the ffmpeg CLI quietly with `args`, writing `name` in `dir`.
-fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let path = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .arg(&path)
-        .status()
-        .expect("the ffmpeg CLI runs");
-    assert!(status.success(), "ffmpeg made {name}");
-    path
-}
 
 fn sluice_transcode(args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -128,7 +116,7 @@ fn entries(dir: &Path) -> Vec<String> {
 #[test]
 fn a_clip_with_audio_becomes_an_aligned_vod_ladder() {
     let work = tempfile::tempdir().unwrap();
-    let clip = ffmpeg(
+    let clip = ffmpeg_clip(
         work.path(),
         "clip.mp4",
         &[
@@ -290,7 +278,7 @@ fn a_clip_with_audio_becomes_an_aligned_vod_ladder() {
 fn a_video_only_clip_gets_no_audio_rendition() {
     // Matroska, odd dimensions and 4:4:4 chroma: the rung comes out even-sized in 4:2:0.
     let work = tempfile::tempdir().unwrap();
-    let clip = ffmpeg(
+    let clip = ffmpeg_clip(
         work.path(),
         "silent.mkv",
         &[
@@ -344,7 +332,7 @@ fn a_video_only_clip_gets_no_audio_rendition() {
 #[test]
 fn an_audio_only_file_becomes_an_audio_only_vod() {
     let work = tempfile::tempdir().unwrap();
-    let mp3 = ffmpeg(
+    let mp3 = ffmpeg_clip(
         work.path(),
         "tone.mp3",
         &[
@@ -401,7 +389,7 @@ fn vtt_seconds(text: &str) -> f64 {
 fn a_poster_and_a_storyboard_come_with_video_and_not_without() {
     let work = tempfile::tempdir().unwrap();
     // 3 s of 2560×1440: red, then green, then blue, one second each.
-    let clip = ffmpeg(
+    let clip = ffmpeg_clip(
         work.path(),
         "colours.mp4",
         &[
@@ -489,7 +477,7 @@ fn a_poster_and_a_storyboard_come_with_video_and_not_without() {
     );
 
     // Audio alone: nothing to take a picture of.
-    let tone = ffmpeg(
+    let tone = ffmpeg_clip(
         work.path(),
         "tone.m4a",
         &["-f", "lavfi", "-i", "sine=d=2", "-c:a", "aac"],
@@ -541,7 +529,7 @@ fn bad_input_fails_clearly_and_leaves_nothing_behind() {
     // An output directory with something in it is never written into.
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("keep.txt"), "mine").unwrap();
-    let clip = ffmpeg(
+    let clip = ffmpeg_clip(
         work.path(),
         "clip.mp4",
         &[

@@ -1,4 +1,5 @@
-//! Known-good codec configurations for other crates' tests (feature `fixtures`).
+//! Test support for other crates (feature `fixtures`): known-good codec configurations, and
+//! media clips made at test time with the ffmpeg CLI.
 
 use crate::codec::AvcConfig;
 
@@ -16,4 +17,18 @@ pub const PPS_320X240: [u8; 6] = [0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
 pub fn avc_320x240() -> AvcConfig {
     AvcConfig::from_parameter_sets(&SPS_320X240, &PPS_320X240)
         .expect("the fixture parameter sets parse")
+}
+
+/// Runs the ffmpeg CLI quietly with `args`, writing `name` in `dir`, and returns its path.
+/// Panics if ffmpeg fails: a test cannot go on without its clip.
+pub fn ffmpeg_clip(dir: &std::path::Path, name: &str, args: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(&path)
+        .status()
+        .expect("the ffmpeg CLI runs");
+    assert!(status.success(), "ffmpeg made {name}");
+    path
 }

@@ -1,6 +1,7 @@
 //! Local media files as input: the probe on real clips made by the ffmpeg CLI and on files that
 //! must be refused, and `FileTranscode` running a clip through the ladder.
 
+use sluice_media::fixtures::ffmpeg_clip;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -10,22 +11,9 @@ use sluice_transcoder::{
     RungSpec, TranscoderOutput, VodError, VodEvent,
 };
 
-/// Runs the ffmpeg CLI quietly with `args`, writing `name` in `dir`.
-fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let path = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .arg(&path)
-        .status()
-        .expect("the ffmpeg CLI runs");
-    assert!(status.success(), "ffmpeg made {name}");
-    path
-}
-
 /// 4 s of 640×360 30 fps H.264 with 48 kHz mono AAC, in MP4.
 fn clip_with_audio(dir: &Path) -> PathBuf {
-    ffmpeg(
+    ffmpeg_clip(
         dir,
         "clip.mp4",
         &[
@@ -97,7 +85,7 @@ fn a_real_clip_probes_right() {
 fn rotation_metadata_is_reported_clockwise() {
     let dir = tempfile::tempdir().unwrap();
     let clip = clip_with_audio(dir.path());
-    let rotated = ffmpeg(
+    let rotated = ffmpeg_clip(
         dir.path(),
         "rotated.mp4",
         &[
@@ -210,7 +198,7 @@ fn playlists_and_file_lists_are_refused_before_they_open_anything() {
 #[test]
 fn containers_off_the_list_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let image = ffmpeg(
+    let image = ffmpeg_clip(
         dir.path(),
         "still.png",
         &["-f", "lavfi", "-i", "testsrc2=size=64x64", "-frames:v", "1"],
@@ -374,7 +362,7 @@ fn a_clip_goes_through_the_ladder_with_its_audio() {
 #[test]
 fn mp3_audio_with_cover_art_becomes_aac_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let mp3 = ffmpeg(
+    let mp3 = ffmpeg_clip(
         dir.path(),
         "tone.mp3",
         &[
@@ -432,7 +420,7 @@ fn mp3_audio_with_cover_art_becomes_aac_alone() {
 #[test]
 fn video_other_than_h264_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let mpeg4 = ffmpeg(
+    let mpeg4 = ffmpeg_clip(
         dir.path(),
         "mpeg4.mp4",
         &[

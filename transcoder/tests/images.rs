@@ -2,6 +2,7 @@
 //! ffprobe: the right picture for the time, the right size for each fit mode, and clear
 //! refusals.
 
+use sluice_media::fixtures::ffmpeg_clip;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -10,19 +11,6 @@ use sluice_transcoder::{
     storyboard, thumbnail, FitMode, ImageError, ImageFormat, ProbeLimits, StoryboardLayout,
     ThumbnailRequest,
 };
-
-/// Runs the ffmpeg CLI quietly with `args`, writing `name` in `dir`.
-fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let path = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .arg(&path)
-        .status()
-        .expect("the ffmpeg CLI runs");
-    assert!(status.success(), "ffmpeg made {name}");
-    path
-}
 
 /// The colours of [`colour_clip`], one per second.
 const COLOURS: [(&str, [u8; 3]); 4] = [
@@ -41,7 +29,7 @@ fn colour_clip(dir: &Path) -> PathBuf {
         .map(|(i, (name, _))| format!("color=c={name}:s=640x360:r=25:d=1[c{i}]"))
         .collect();
     let graph = format!("{};[c0][c1][c2][c3]concat=n=4:v=1:a=0", inputs.join(";"));
-    ffmpeg(
+    ffmpeg_clip(
         dir,
         "colours.mp4",
         &[
@@ -219,7 +207,7 @@ fn crop_keeps_the_centre_and_the_sample_aspect_ratio_is_honoured() {
     // Red, with a blue band over the left 136 columns: cropping 640×360 to a square keeps
     // columns 140..500, so the band is cut off (a crop whose left edge were rounded down to a
     // pointer alignment, 128, would keep part of it); the other modes keep it at the left edge.
-    let banded = ffmpeg(
+    let banded = ffmpeg_clip(
         dir.path(),
         "banded.mp4",
         &[
@@ -262,7 +250,7 @@ fn crop_keeps_the_centre_and_the_sample_aspect_ratio_is_honoured() {
     }
 
     // Pixels twice as wide as tall: shown at 1280×360.
-    let anamorphic = ffmpeg(
+    let anamorphic = ffmpeg_clip(
         dir.path(),
         "anamorphic.mp4",
         &[
@@ -289,7 +277,7 @@ fn crop_keeps_the_centre_and_the_sample_aspect_ratio_is_honoured() {
 #[test]
 fn full_range_bt709_video_keeps_its_colours() {
     let dir = tempfile::tempdir().unwrap();
-    let tagged = ffmpeg(
+    let tagged = ffmpeg_clip(
         dir.path(),
         "full709.mp4",
         &[
@@ -354,7 +342,7 @@ fn bad_requests_and_inputs_are_refused_clearly() {
         );
     }
 
-    let audio = ffmpeg(
+    let audio = ffmpeg_clip(
         dir.path(),
         "tone.m4a",
         &["-f", "lavfi", "-i", "sine=d=2", "-c:a", "aac"],
@@ -446,7 +434,7 @@ fn a_storyboard_has_a_tile_per_second_and_cues_covering_the_clip() {
     assert_eq!(pixel_at(&sprite, 400, 135), [0, 0, 0]);
 
     // A portrait video's tiles are as tall as a landscape one's are wide.
-    let portrait = ffmpeg(
+    let portrait = ffmpeg_clip(
         dir.path(),
         "portrait.mp4",
         &["-f", "lavfi", "-i", "color=c=blue:s=360x640:r=25:d=1.6"],
