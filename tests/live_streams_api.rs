@@ -30,6 +30,29 @@ fn go_live(server: &Server, stream: &Value) -> Publisher {
     publisher
 }
 
+/// Publishes to `stream` with its stream key as it was and checks that ffmpeg is refused.
+fn assert_publish_refused(server: &Server, stream: &Value) {
+    let url = server.rtmp_url(stream["stream_key"].as_str().unwrap());
+    let mut refused = Publisher::start(&url, "320x240", 15, 30);
+    let succeeded = wait_for(
+        "the refused publisher to exit",
+        Duration::from_secs(15),
+        || refused.exited(),
+    );
+    assert!(!succeeded, "ffmpeg reports the refusal");
+}
+
+/// Waits until the master playlist of `playback_id` is served.
+fn wait_for_master(server: &Server, playback_id: &str) {
+    wait_for("the master playlist", Duration::from_secs(30), || {
+        (server
+            .get(&format!("/hls/{playback_id}/master.m3u8"))
+            .status
+            == 200)
+            .then_some(())
+    });
+}
+
 fn get_stream(server: &Server, id: &str) -> Value {
     let (status, body) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
     assert_eq!(status, 200, "{body}");
@@ -169,18 +192,7 @@ fn disabling_kicks_the_publisher_within_a_second_and_refuses_it_until_enabled() 
     assert_eq!(get_stream(&server, id)["status"], "disabled");
 
     // A disabled stream refuses a new publish.
-    let mut refused = Publisher::start(
-        &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
-        "320x240",
-        15,
-        30,
-    );
-    let succeeded = wait_for(
-        "the refused publisher to exit",
-        Duration::from_secs(15),
-        || refused.exited(),
-    );
-    assert!(!succeeded, "ffmpeg reports the refusal");
+    assert_publish_refused(&server, &stream);
     assert!(server.log().contains("is disabled"));
 
     post(&server, &format!("/v1/live-streams/{id}/enable"));
@@ -204,17 +216,7 @@ fn resetting_the_key_kicks_the_publisher_and_only_the_new_key_publishes() {
         stopped_at(&server, "the stream key was reset") - reset_at < chrono::Duration::seconds(1)
     );
 
-    let mut old_key = Publisher::start(
-        &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
-        "320x240",
-        15,
-        30,
-    );
-    assert!(!wait_for(
-        "the old key to be refused",
-        Duration::from_secs(15),
-        || { old_key.exited() }
-    ));
+    assert_publish_refused(&server, &stream);
     let _new = go_live(&server, &body["data"]);
 }
 
@@ -225,13 +227,7 @@ fn completing_ends_the_session_and_its_playlists_but_keeps_the_stream_usable() {
     let id = stream["id"].as_str().unwrap();
     let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap();
     let mut publisher = go_live(&server, &stream);
-    wait_for("the master playlist", Duration::from_secs(30), || {
-        (server
-            .get(&format!("/hls/{playback_id}/master.m3u8"))
-            .status
-            == 200)
-            .then_some(())
-    });
+    wait_for_master(&server, playback_id);
 
     let (status, body) = post(&server, &format!("/v1/live-streams/{id}/complete"));
     assert_eq!(status, 202, "{body}");
@@ -256,13 +252,7 @@ fn deleting_a_live_stream_kicks_its_publisher_and_removes_everything() {
     let id = stream["id"].as_str().unwrap();
     let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap();
     let mut publisher = go_live(&server, &stream);
-    wait_for("the master playlist", Duration::from_secs(30), || {
-        (server
-            .get(&format!("/hls/{playback_id}/master.m3u8"))
-            .status
-            == 200)
-            .then_some(())
-    });
+    wait_for_master(&server, playback_id);
     let session_id = get_stream(&server, id)["current_session"]["id"]
         .as_str()
         .unwrap()
