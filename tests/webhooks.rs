@@ -388,6 +388,17 @@ fn deliveries_survive_failing_and_hanging_receivers_and_can_be_replayed() {
     });
     wait_for_all(&receiver, &events, &secret);
 
+    // The metrics count what the receiver saw: deliveries (replays included) and failures.
+    let metrics = server.get("/metrics").text();
+    let counter = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{metrics}"))
+    };
+    assert!(counter("sluice_webhook_deliveries_total") >= 8.0);
+    assert!(counter("sluice_webhook_delivery_failures_total") >= 2.0);
+
     let (status, bad) = server.api(
         "POST",
         &format!("/v1/webhooks/{id}/replay"),
