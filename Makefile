@@ -31,6 +31,7 @@ bench:
 	scripts/install-deps.sh bench
 	$(CARGO) build --release --locked
 	scripts/bench-live.sh
+	$(CARGO) bench --locked --bench vod_upload
 
 fmt:
 	$(CARGO) fmt --all
