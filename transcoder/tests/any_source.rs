@@ -612,6 +612,16 @@ fn a_plain_h264_clip_keeps_its_repackaged_source_rung() {
     );
     assert_eq!(encoded_size(&outputs[0].planned), ("source", 320, 180));
     assert_eq!(outputs[0].assert_decodes_at(320, 180), 30);
+
+    // Annex B H.264 in MPEG-TS has no avcC to repackage: it is decoded and encoded.
+    let transport = ffmpeg_clip(
+        dir.path(),
+        "clip.ts",
+        &["-i", clip.to_str().unwrap(), "-c", "copy"],
+    );
+    let outputs = transcode(&transport, &ladder(vec![RungSpec::Source])).rungs;
+    assert_eq!(encoded_size(&outputs[0].planned), ("source", 320, 180));
+    assert_eq!(outputs[0].assert_decodes_at(320, 180), 30);
 }
 
 #[test]
