@@ -271,22 +271,21 @@ impl PictureNormalizer {
             // A new size or pixel format: the old graph's pictures end where this one starts.
             ready = self.close(picture.pts)?;
         }
-        if self.graph.is_none() {
-            self.graph = Some(self.build(shape)?);
-        }
-        let built = self.graph.as_mut().ok_or(TranscodeError::Stopped)?;
+        let built = match &mut self.graph {
+            Some(built) => built,
+            empty @ None => empty.insert(build(&self.normalization, shape)?),
+        };
         picture.picture.set_pts(Some(picture.pts));
-        // SAFETY: the buffer source takes the frame's references and resets the frame, which
-        // we own and drop right after.
+        let Some(mut source) = built.graph.get(SOURCE) else {
+            return Err(filter_error(&built.chain, ffmpeg_next::Error::Bug));
+        };
+        // SAFETY: both pointers are live; the buffer source takes the frame's references and
+        // resets the frame, which we own and drop right after.
         let added = unsafe {
-            let mut source = built.graph.get(SOURCE).ok_or(ffmpeg_next::Error::Bug);
-            match source.as_mut() {
-                Ok(source) => ffmpeg_next::ffi::av_buffersrc_add_frame(
-                    source.as_mut_ptr(),
-                    picture.picture.as_mut_ptr(),
-                ),
-                Err(_) => ffmpeg_next::ffi::AVERROR_BUG,
-            }
+            ffmpeg_next::ffi::av_buffersrc_add_frame(
+                source.as_mut_ptr(),
+                picture.picture.as_mut_ptr(),
+            )
         };
         if added < 0 {
             return Err(filter_error(&built.chain, ffmpeg_next::Error::from(added)));
@@ -319,52 +318,53 @@ impl PictureNormalizer {
             .map_err(|source| filter_error(&built.chain, source))?;
         drain(&mut built)
     }
+}
 
-    fn build(&self, shape: InputShape) -> Result<BuiltGraph, TranscodeError> {
-        let chain = self.normalization.chain(shape.width, shape.height);
-        let failed = |source| filter_error(&chain, source);
-        let (Some(buffer), Some(buffersink)) = (filter::find("buffer"), filter::find("buffersink"))
-        else {
-            return Err(failed(ffmpeg_next::Error::FilterNotFound));
-        };
-        let sar = self.normalization.sample_aspect_ratio;
-        let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
-            sar
-        } else {
-            Rational::new(1, 1)
-        };
-        let time_base = mpeg_time_base();
-        let args = format!(
-            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
-            shape.width,
-            shape.height,
-            ffmpeg_next::ffi::AVPixelFormat::from(shape.format) as i32,
-            time_base.numerator(),
-            time_base.denominator(),
-            sar.numerator(),
-            sar.denominator(),
-        );
-        let mut graph = Graph::new();
-        graph.add(&buffer, SOURCE, &args).map_err(failed)?;
-        graph.add(&buffersink, SINK, "").map_err(failed)?;
-        graph
-            .output(SOURCE, 0)
-            .and_then(|parser| parser.input(SINK, 0))
-            .and_then(|parser| parser.parse(&chain))
-            .map_err(failed)?;
-        graph.validate().map_err(failed)?;
-        let output_time_base = graph
-            .get(SINK)
-            .map(|mut sink| sink.sink().time_base())
-            .ok_or_else(|| failed(ffmpeg_next::Error::Bug))?;
-        tracing::debug!(%chain, width = shape.width, height = shape.height, "Picture normaliser built.");
-        Ok(BuiltGraph {
-            graph,
-            shape,
-            chain,
-            output_time_base,
-        })
-    }
+/// Builds and configures the graph of `normalization` for pictures of `shape`.
+fn build(normalization: &Normalization, shape: InputShape) -> Result<BuiltGraph, TranscodeError> {
+    let chain = normalization.chain(shape.width, shape.height);
+    let failed = |source| filter_error(&chain, source);
+    let (Some(buffer), Some(buffersink)) = (filter::find("buffer"), filter::find("buffersink"))
+    else {
+        return Err(failed(ffmpeg_next::Error::FilterNotFound));
+    };
+    let sar = normalization.sample_aspect_ratio;
+    let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
+        sar
+    } else {
+        Rational::new(1, 1)
+    };
+    let time_base = mpeg_time_base();
+    let args = format!(
+        "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
+        shape.width,
+        shape.height,
+        ffmpeg_next::ffi::AVPixelFormat::from(shape.format) as i32,
+        time_base.numerator(),
+        time_base.denominator(),
+        sar.numerator(),
+        sar.denominator(),
+    );
+    let mut graph = Graph::new();
+    graph.add(&buffer, SOURCE, &args).map_err(failed)?;
+    graph.add(&buffersink, SINK, "").map_err(failed)?;
+    graph
+        .output(SOURCE, 0)
+        .and_then(|parser| parser.input(SINK, 0))
+        .and_then(|parser| parser.parse(&chain))
+        .map_err(failed)?;
+    graph.validate().map_err(failed)?;
+    let output_time_base = graph
+        .get(SINK)
+        .map(|mut sink| sink.sink().time_base())
+        .ok_or_else(|| failed(ffmpeg_next::Error::Bug))?;
+    tracing::debug!(%chain, width = shape.width, height = shape.height, "Picture normaliser built.");
+    Ok(BuiltGraph {
+        graph,
+        shape,
+        chain,
+        output_time_base,
+    })
 }
 
 /// Takes every picture the sink has ready, with its time moved to the 90 kHz clock.

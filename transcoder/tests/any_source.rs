@@ -655,3 +655,55 @@ fn a_turned_anamorphic_clip_is_squared_then_turned() {
     let outputs = transcode(&clip, &ladder(vec![RungSpec::Source])).rungs;
     assert_eq!(outputs[0].assert_decodes_at(240, 426), 25);
 }
+
+#[test]
+fn av1_prores_and_mjpeg_sources_come_out_as_h264() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = [
+        (
+            "av1.mp4",
+            vec!["-c:v", "libaom-av1", "-cpu-used", "8", "-usage", "realtime"],
+            "av1",
+            "yuv420p",
+        ),
+        // ProRes 422 HQ: 10-bit 4:2:2.
+        (
+            "prores.mov",
+            vec!["-c:v", "prores_ks", "-profile:v", "3"],
+            "prores",
+            "yuv422p10le",
+        ),
+        // Motion JPEG: full-range 4:2:2.
+        (
+            "mjpeg.avi",
+            vec!["-c:v", "mjpeg", "-pix_fmt", "yuvj422p"],
+            "mjpeg",
+            "yuvj422p",
+        ),
+    ];
+    for (name, codec_args, codec, pixel_format) in sources {
+        let mut args = vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25",
+            "-t",
+            "1",
+        ];
+        args.extend(codec_args);
+        let clip = ffmpeg_clip(dir.path(), name, &args);
+        let Transcoded {
+            report,
+            rungs: outputs,
+            ..
+        } = transcode(&clip, &ladder(vec![RungSpec::Source, rung("90p", 90)]));
+        let video = report.video.expect("video");
+        assert_eq!(
+            (video.codec.as_str(), video.pixel_format.as_deref()),
+            (codec, Some(pixel_format)),
+            "{name}"
+        );
+        assert_eq!(outputs[0].assert_decodes_at(320, 180), 25, "{name}");
+        assert_eq!(outputs[1].assert_decodes_at(160, 90), 25, "{name}");
+    }
+}
