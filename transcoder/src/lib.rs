@@ -6,8 +6,8 @@
 //!   source ([`plan`] → [`PlannedRung`]).
 //! - [`decode`]: the video decoder (ffmpeg's libavcodec) fed with [`Packet`]s: H.264 from its
 //!   avcC for live input, any codec from a file stream's parameters ([`VideoSource`]).
-//! - [`normalize`]: a file's pictures made upright, square-pixel, 8-bit 4:2:0 and constant
-//!   frame rate by one libavfilter graph ([`PictureNormalizer`]) before the rungs.
+//! - [`normalize`]: a file's pictures made progressive, upright, square-pixel, 8-bit 4:2:0
+//!   and constant frame rate by one libavfilter graph ([`PictureNormalizer`]) before the rungs.
 //! - [`x264`]: a small safe wrapper over libx264 through `x264-sys`.
 //! - [`audio`]: audio to AAC-LC transcoding ([`AacTranscoder`]) for publishers that send MP3
 //!   and files whose audio is not AAC.

@@ -1,16 +1,18 @@
 //! Making a file's decoded pictures regular before the ladder scales and encodes them:
-//! upright, square pixels, 8-bit 4:2:0, at a constant frame rate.
+//! progressive, upright, square pixels, 8-bit 4:2:0, at a constant frame rate.
 //!
 //! Uploaded files come in every shape: phone videos stored sideways with a display matrix,
-//! anamorphic DVD and broadcast sources (sample aspect ratio other than 1:1), 10-bit and 4:2:2
-//! or 4:4:4 pictures, and variable frame rates. The rungs' encoders want none of that, so one
+//! anamorphic DVD and broadcast sources (sample aspect ratio other than 1:1, often interlaced),
+//! 10-bit and 4:2:2 or 4:4:4 pictures, and variable frame rates. The rungs' encoders want none of that, so one
 //! libavfilter graph per source (through ffmpeg-next's `filter`) turns every decoded picture
 //! into what they take:
 //!
 //! ```text
-//! buffer ─> fps=RATE ─> [scale=W:H] ─> format=yuv420p ─> [transpose / hflip / vflip] ─> setsar=1 ─> buffersink
+//! buffer ─> yadif ─> fps=RATE ─> [scale=W:H] ─> format=yuv420p ─> [transpose / hflip / vflip] ─> setsar=1 ─> buffersink
 //! ```
 //!
+//! - `yadif` deinterlaces the pictures the decoder marks as interlaced (one picture per
+//!   frame, field order from the stream) and passes progressive ones through untouched.
 //! - `fps` resamples the timeline to a constant rate (pictures repeated or left out, timestamps
 //!   on a regular grid), at the source's own rate as [`Normalization::frame_rate`] gives it.
 //!   The stream's end is given to the graph one frame after the last picture, so the output
@@ -174,11 +176,14 @@ pub struct Normalization {
 impl Normalization {
     /// The filter chain between the buffer source and the sink, for `width`×`height` input.
     fn chain(&self, width: u32, height: u32) -> String {
-        let mut filters = vec![format!(
-            "fps=fps={}/{}",
-            self.frame_rate.numerator(),
-            self.frame_rate.denominator()
-        )];
+        let mut filters = vec![
+            "yadif=mode=send_frame:parity=auto:deint=interlaced".to_owned(),
+            format!(
+                "fps=fps={}/{}",
+                self.frame_rate.numerator(),
+                self.frame_rate.denominator()
+            ),
+        ];
         let (display_width, _) = square_pixel_size(width, height, self.sample_aspect_ratio);
         if display_width != width {
             filters.push(format!("scale=w={display_width}:h={height}"));

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ffmpeg_next::codec::packet::side_data;
+use ffmpeg_next::ffi::AVFieldOrder;
 use ffmpeg_next::format::context::Input;
 use ffmpeg_next::format::stream::{Disposition, Stream};
 use ffmpeg_next::format::Pixel;
@@ -160,6 +161,9 @@ pub struct VideoStreamInfo {
     pub variable_frame_rate: bool,
     /// Clockwise rotation a player applies for display (0, 90, 180 or 270).
     pub rotation: u32,
+    /// Whether the pictures are interlaced (coded as two fields), as the codec headers say;
+    /// such video is deinterlaced.
+    pub interlaced: bool,
     /// Pixel format (`yuv420p`, `yuv420p10le`, `yuv422p`, …), when libavcodec knows it.
     pub pixel_format: Option<String>,
     /// Bits per sample of the first component (8, 10, 12, …), when the pixel format is known.
@@ -443,6 +447,7 @@ fn video_info(input: &Input, stream: &Stream) -> VideoStreamInfo {
         frame_rate: layout.frame_rate.map(f64::from),
         variable_frame_rate: layout.variable_frame_rate,
         rotation: layout.rotation,
+        interlaced: layout.interlaced,
         pixel_format: format
             .and_then(|format| format.descriptor())
             .map(|descriptor| descriptor.name().to_owned()),
@@ -465,6 +470,8 @@ pub(crate) struct VideoLayout {
     pub frame_rate: Option<Rational>,
     /// See [`VideoStreamInfo::variable_frame_rate`].
     pub variable_frame_rate: bool,
+    /// See [`VideoStreamInfo::interlaced`].
+    pub interlaced: bool,
 }
 
 /// Frame rates closer than this (relative) count as the same.
@@ -510,20 +517,28 @@ pub(crate) fn video_layout(input: &Input, stream: &Stream) -> VideoLayout {
             (rotation, Orientation::from_rotation(rotation))
         }
     };
+    // SAFETY: a plain read of the stream's codec parameters, owned by the open input.
+    let field_order = unsafe { (*stream.parameters().as_ptr()).field_order };
+    let interlaced = !matches!(
+        field_order,
+        AVFieldOrder::AV_FIELD_PROGRESSIVE | AVFieldOrder::AV_FIELD_UNKNOWN
+    );
     VideoLayout {
         rotation,
         orientation,
         sample_aspect_ratio,
         frame_rate,
         variable_frame_rate,
+        interlaced,
     }
 }
 
 impl VideoLayout {
-    /// Whether decoded pictures need nothing done before a rung encodes them: upright, square
-    /// pixels, a regular frame rate.
+    /// Whether decoded pictures need nothing done before a rung encodes them: progressive,
+    /// upright, square pixels, a regular frame rate.
     pub(crate) fn is_regular(&self) -> bool {
-        self.orientation.is_upright()
+        !self.interlaced
+            && self.orientation.is_upright()
             && self.sample_aspect_ratio.numerator() == self.sample_aspect_ratio.denominator()
             && !self.variable_frame_rate
     }

@@ -17,12 +17,13 @@
 //! Video ([`FileDemuxer::plan_video`]):
 //! - is decoded from its stream's codec parameters, so HEVC, VP9, AV1, MPEG-4 part 2, ProRes,
 //!   MJPEG, … and any bit depth or chroma subsampling are taken;
-//! - is normalised ([`crate::normalize`]) into upright (display matrix or `rotate` tag
-//!   honoured), square-pixel (anamorphic sources stretched), 8-bit 4:2:0 pictures at a constant
-//!   frame rate (the source's, capped at the ladder's highest), and the ladder is planned on
-//!   that upright, square-pixel size, so every rung is 8-bit 4:2:0 H.264 of even size;
-//! - keeps a repackaged `source` rung only when it is H.264 8-bit 4:2:0 with an avcC, upright,
-//!   in square pixels and at a regular frame rate. Those pictures are then used as decoded
+//! - is normalised ([`crate::normalize`]) into progressive (interlaced pictures deinterlaced),
+//!   upright (display matrix or `rotate` tag honoured), square-pixel (anamorphic sources
+//!   stretched), 8-bit 4:2:0 pictures at a constant frame rate (the source's, capped at the
+//!   ladder's highest), and the ladder is planned on that upright, square-pixel size, so every
+//!   rung is 8-bit 4:2:0 H.264 of even size;
+//! - keeps a repackaged `source` rung only when it is progressive H.264 8-bit 4:2:0 with an
+//!   avcC, upright, in square pixels and at a regular frame rate. Those pictures are then used as decoded
 //!   (the rungs keep the source's own timestamps and cut on its keyframes); any other source's
 //!   `source` rung is encoded at the source's upright, square-pixel size instead.
 //!
@@ -145,8 +146,8 @@ impl FileDemuxer {
     /// Fits `ladder` to the file's video: what the ladder decodes and the rungs it makes, or
     /// `None` without video.
     ///
-    /// The `source` rung is repackaged only when the video is H.264 8-bit 4:2:0 with an avcC,
-    /// upright, in square pixels and at a regular frame rate; otherwise it becomes a rung
+    /// The `source` rung is repackaged only when the video is progressive H.264 8-bit 4:2:0 with
+    /// an avcC, upright, in square pixels and at a regular frame rate; otherwise it becomes a rung
     /// encoded at the source's upright, square-pixel size (named `source`, at most 60 fps,
     /// bitrate in proportion to its pixels against 6000 kb/s at 1080p). Every other
     /// source is decoded from its stream's parameters and normalised, and the rungs are

@@ -12,8 +12,8 @@ use ffmpeg_next::software::scaling;
 use sluice_media::fixtures::ffmpeg_clip;
 use sluice_media::{AvcConfig, Packet};
 use sluice_transcoder::{
-    probe, EncoderSettings, FileTranscode, Ladder, PlannedRung, ProbeLimits, ProbeReport, Rung,
-    RungSpec, TranscoderOutput, VideoDecoder, VodEvent,
+    probe, EncoderSettings, FileDemuxer, FileTranscode, Ladder, PlannedRung, ProbeLimits,
+    ProbeReport, Rung, RungSpec, TranscoderOutput, VideoDecoder, VideoSource, VodEvent,
 };
 
 /// 90 kHz ticks per second.
@@ -191,6 +191,7 @@ fn hevc_10_bit_comes_out_as_8_bit_h264_on_every_rung() {
     assert_eq!(video.pixel_format.as_deref(), Some("yuv420p10le"));
     assert_eq!(video.bit_depth, Some(10));
     assert_eq!(video.chroma_subsampling.as_deref(), Some("4:2:0"));
+    assert!(!video.interlaced);
     assert!(report.audio.is_none(), "a video-only file");
 
     assert_eq!(outputs.len(), 2);
@@ -706,4 +707,94 @@ fn av1_prores_and_mjpeg_sources_come_out_as_h264() {
         assert_eq!(outputs[0].assert_decodes_at(320, 180), 25, "{name}");
         assert_eq!(outputs[1].assert_decodes_at(160, 90), 25, "{name}");
     }
+}
+
+/// How much a luma plane's lines differ from the average of their neighbours: interlaced
+/// pictures of moving content comb, and score high.
+fn combing(picture: &frame::Video) -> f64 {
+    let (width, height, stride) = (
+        picture.width() as usize,
+        picture.height() as usize,
+        picture.stride(0),
+    );
+    let luma = picture.data(0);
+    let mut total = 0u64;
+    for y in 1..height - 1 {
+        for x in 0..width {
+            let above = i32::from(luma[(y - 1) * stride + x]);
+            let below = i32::from(luma[(y + 1) * stride + x]);
+            let here = i32::from(luma[y * stride + x]);
+            total += u64::from((here - (above + below) / 2).unsigned_abs());
+        }
+    }
+    total as f64 / (width * (height - 2)) as f64
+}
+
+#[test]
+fn interlaced_mpeg2_comes_out_progressive() {
+    let dir = tempfile::tempdir().unwrap();
+    // 50 fps motion woven into 25 interlaced frames a second, top field first.
+    let clip = ffmpeg_clip(
+        dir.path(),
+        "interlaced.ts",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=50",
+            "-t",
+            "1",
+            "-vf",
+            "tinterlace=mode=interleave_top,setfield=tff",
+            "-c:v",
+            "mpeg2video",
+            "-flags",
+            "+ildct+ilme",
+            "-top",
+            "1",
+            "-b:v",
+            "4M",
+        ],
+    );
+    let mut source = Vec::new();
+    let mut demuxer = FileDemuxer::open(&clip, &ProbeLimits::default()).unwrap();
+    let video = demuxer.report().video.as_ref().expect("video");
+    assert!(video.interlaced, "{video:?}");
+    let Some((VideoSource::Stream { parameters, .. }, _)) =
+        demuxer.plan_video(&ladder(vec![RungSpec::Source])).unwrap()
+    else {
+        panic!("MPEG-2 video is decoded from its stream");
+    };
+    let mut decoder = VideoDecoder::open(parameters).unwrap();
+    for packet in demuxer.packets() {
+        source.extend(decoder.decode(&packet).unwrap());
+    }
+    source.extend(decoder.flush());
+    assert!(source.iter().all(|decoded| decoded.picture.is_interlaced()));
+    let source_combing: f64 = source
+        .iter()
+        .map(|decoded| combing(&decoded.picture))
+        .sum::<f64>()
+        / source.len() as f64;
+
+    let outputs = transcode(
+        &clip,
+        &Ladder {
+            rungs: vec![RungSpec::Encode(Rung {
+                name: "240p".into(),
+                height: 240,
+                bitrate_kbps: 4000,
+                max_fps: 30,
+            })]
+            .into(),
+        },
+    )
+    .rungs;
+    assert_eq!(outputs[0].assert_decodes_at(320, 240), 25);
+    let pictures = outputs[0].decode();
+    let output_combing: f64 = pictures.iter().map(combing).sum::<f64>() / pictures.len() as f64;
+    assert!(
+        output_combing < source_combing * 0.7,
+        "combing {output_combing:.2} out of {source_combing:.2} in"
+    );
 }
