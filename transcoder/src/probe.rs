@@ -157,7 +157,7 @@ pub struct VideoStreamInfo {
     /// average is known. `None` when neither is.
     pub frame_rate: Option<f64>,
     /// Whether the pictures' timing is irregular: the average rate departs from the nominal
-    /// one, or the container gives no average at all. Such video is made constant-rate.
+    /// one, or a Matroska track declares no frame duration. Such video is made constant-rate.
     pub variable_frame_rate: bool,
     /// Clockwise rotation a player applies for display (0, 90, 180 or 270).
     pub rotation: u32,
@@ -492,9 +492,10 @@ pub(crate) fn video_layout(input: &Input, stream: &Stream) -> VideoLayout {
             }
         }
         (Some(average), None) => (Some(average), false),
-        // libavformat finds an average for every stream it can time; a nominal rate alone is
-        // a guess made from irregular timestamps (Matroska written without a frame duration).
-        (None, Some(nominal)) => (Some(nominal), true),
+        // Matroska declares a constant rate as the track's default frame duration (which
+        // libavformat gives as the average); a track without one was written with irregular
+        // timing. Other containers (Ogg) may simply not say.
+        (None, Some(nominal)) => (Some(nominal), input.format().name().contains("matroska")),
         (None, None) => (None, false),
     };
     // SAFETY: libavformat reads the stream's and its codec parameters' aspect ratios; both

@@ -555,6 +555,29 @@ fn an_mp4_whose_average_rate_departs_from_the_nominal_one_is_variable() {
         (video.bit_depth, video.chroma_subsampling.as_deref()),
         (Some(8), Some("4:2:0"))
     );
+
+    // Ogg gives no average rate for a perfectly regular Theora stream.
+    let theora = ffmpeg_clip(
+        dir.path(),
+        "cfr.ogv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x90:rate=25",
+            "-t",
+            "1",
+            "-c:v",
+            "libtheora",
+        ],
+    );
+    let video = probe(&theora, &ProbeLimits::default())
+        .unwrap()
+        .video
+        .expect("video");
+    assert_eq!(video.codec, "theora");
+    assert!(!video.variable_frame_rate, "{video:?}");
+    assert_eq!(video.frame_rate, Some(25.0));
 }
 
 #[test]
