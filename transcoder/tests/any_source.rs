@@ -821,3 +821,40 @@ fn interlaced_mpeg2_comes_out_progressive() {
         "combing {output_combing:.2} out of {source_combing:.2} in"
     );
 }
+
+#[test]
+fn a_picture_size_change_mid_stream_keeps_every_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = |name: &str, size: &str, offset: &str| {
+        let source = format!("testsrc2=size={size}:rate=25");
+        let args = [
+            "-f",
+            "lavfi",
+            "-i",
+            source.as_str(),
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-output_ts_offset",
+            offset,
+        ];
+        std::fs::read(ffmpeg_clip(dir.path(), name, &args)).unwrap()
+    };
+    // MPEG-TS parts join byte for byte; the second one's pictures are smaller.
+    let mut joined = part("large.ts", "320x180", "0");
+    joined.extend(part("small.ts", "160x90", "1"));
+    let clip = dir.path().join("joined.ts");
+    std::fs::write(&clip, joined).unwrap();
+
+    let outputs = transcode(&clip, &ladder(vec![RungSpec::Source])).rungs;
+    assert_eq!(encoded_size(&outputs[0].planned), ("source", 320, 180));
+    assert_eq!(outputs[0].assert_decodes_at(320, 180), 50);
+    let pts = outputs[0].sorted_pts();
+    assert!(
+        pts.windows(2).all(|pair| pair[1] - pair[0] == TICKS / 25),
+        "regular timestamps across the change: {pts:?}"
+    );
+}
