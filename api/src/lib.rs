@@ -25,6 +25,7 @@ mod playback_token;
 mod readiness;
 mod sessions;
 mod signing_keys;
+mod tus;
 mod webhooks;
 
 use std::sync::Arc;
