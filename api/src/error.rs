@@ -162,6 +162,11 @@ impl IntoResponse for ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status this error answers with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     /// Wraps an unexpected failure; the client sees only "internal server error".
     pub fn internal(error: impl std::fmt::Display) -> Self {
         Self::Internal(error.to_string())
