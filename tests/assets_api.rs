@@ -28,7 +28,10 @@ fn url_imports_are_checked_before_anything_is_fetched() {
         assert_eq!(status, 400, "{input}: {error}");
         assert_eq!(error["error"]["code"], "invalid_request");
         assert!(
-            error["error"]["message"].as_str().unwrap().contains("input"),
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("input"),
             "{error}"
         );
     }
@@ -38,7 +41,10 @@ fn url_imports_are_checked_before_anything_is_fetched() {
         Some(json!({"input": "https://example.com/a.mp4", "ladder": [{"name": "x"}]})),
     );
     assert_eq!(status, 400, "{error}");
-    assert!(error["error"]["message"].as_str().unwrap().starts_with("ladder"));
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("ladder"));
     let (status, listed) = server.api("GET", "/v1/assets", None);
     assert_eq!(status, 200);
     assert_eq!(listed["data"], json!([]), "nothing was created");

@@ -67,7 +67,7 @@ fn source_path(server: &Server, upload_id: &str) -> PathBuf {
         .join("source")
 }
 
-fn head(url: &str) -> HttpResponse {
+fn tus_head(url: &str) -> HttpResponse {
     http_request("HEAD", url, &[TUS], None)
 }
 
@@ -115,7 +115,10 @@ fn a_clip_sent_with_one_put_becomes_an_asset() {
     let server = Server::start();
     let work = tempfile::tempdir().unwrap();
     let file = clip(work.path());
-    let upload = create_upload(&server, json!({"new_asset_settings": {"passthrough": "clip"}}));
+    let upload = create_upload(
+        &server,
+        json!({"new_asset_settings": {"passthrough": "clip"}}),
+    );
     let id = upload["id"].as_str().unwrap();
     assert_eq!(upload["status"], "waiting");
 
@@ -133,7 +136,10 @@ fn a_clip_sent_with_one_put_becomes_an_asset() {
 
     let (status, asset) = server.api("GET", &format!("/v1/assets/{asset_id}"), None);
     assert_eq!(status, 200, "{asset}");
-    assert_eq!(asset["data"]["input"], json!({"type": "upload", "upload_id": id}));
+    assert_eq!(
+        asset["data"]["input"],
+        json!({"type": "upload", "upload_id": id})
+    );
     assert_eq!(asset["data"]["new_asset_settings"]["passthrough"], "clip");
     let (_, fetched) = server.api("GET", &format!("/v1/uploads/{id}"), None);
     assert_eq!(fetched["data"]["asset_id"], asset_id.as_str());
@@ -148,7 +154,11 @@ fn a_clip_sent_with_one_put_becomes_an_asset() {
     let wrong = url_of(&upload).rsplit_once('/').unwrap().0.to_owned() + "/wrong";
     let response = http_request("PUT", &wrong, &[], Some(b"x"));
     assert_eq!(response.status, 404);
-    assert!(response.text().contains("\"not_found\""), "{}", response.text());
+    assert!(
+        response.text().contains("\"not_found\""),
+        "{}",
+        response.text()
+    );
 }
 
 #[test]
@@ -180,15 +190,22 @@ fn a_tus_upload_resumes_after_its_connection_is_cut() {
     // Half the file, then the connection is cut: what arrived is kept.
     let half = file.len() / 2;
     patch_and_hang_up(&server, &url, 0, &file, half);
-    let offset = wait_for("the cut PATCH to be recorded", Duration::from_secs(20), || {
-        let head = head(&url);
-        assert_eq!(head.status, 200);
-        let offset: usize = head.header("Upload-Offset").unwrap().parse().unwrap();
-        (offset == half).then_some(offset)
-    });
-    let head = head(&url);
-    assert_eq!(head.header("Upload-Length"), Some(file.len().to_string().as_str()));
-    assert_eq!(head.header("Cache-Control"), Some("no-store"));
+    let offset = wait_for(
+        "the cut PATCH to be recorded",
+        Duration::from_secs(20),
+        || {
+            let response = tus_head(&url);
+            assert_eq!(response.status, 200);
+            let offset: usize = response.header("Upload-Offset").unwrap().parse().unwrap();
+            (offset == half).then_some(offset)
+        },
+    );
+    let resumed_at = tus_head(&url);
+    assert_eq!(
+        resumed_at.header("Upload-Length"),
+        Some(file.len().to_string().as_str())
+    );
+    assert_eq!(resumed_at.header("Cache-Control"), Some("no-store"));
 
     let wrong_offset = patch(&url, 0, &[], &file);
     assert_eq!(wrong_offset.status, 409, "{}", wrong_offset.text());
@@ -203,7 +220,10 @@ fn a_tus_upload_resumes_after_its_connection_is_cut() {
     let bad_sum = format!("Upload-Checksum: sha1 {}", BASE64.encode([0u8; 20]));
     let mismatch = patch(&url, offset, &[&bad_sum], &file[offset..]);
     assert_eq!(mismatch.status, 460, "{}", mismatch.text());
-    assert_eq!(head(&url).header("Upload-Offset"), Some(half.to_string().as_str()));
+    assert_eq!(
+        tus_head(&url).header("Upload-Offset"),
+        Some(half.to_string().as_str())
+    );
 
     let good_sum = format!(
         "Upload-Checksum: sha256 {}",
@@ -215,7 +235,11 @@ fn a_tus_upload_resumes_after_its_connection_is_cut() {
         rest.header("Upload-Offset"),
         Some(file.len().to_string().as_str())
     );
-    assert_eq!(std::fs::read(source_path(&server, id)).unwrap(), file, "byte-identical");
+    assert_eq!(
+        std::fs::read(source_path(&server, id)).unwrap(),
+        file,
+        "byte-identical"
+    );
     assert!(!server
         .data_dir
         .path()
@@ -264,9 +288,12 @@ fn an_expired_upload_is_gone_with_its_bytes() {
         (fetched["data"]["status"] == "timed_out").then_some(())
     });
     assert!(!spool.exists(), "the spool file goes with the upload");
-    assert_eq!(head(&url).status, 410);
+    assert_eq!(tus_head(&url).status, 410);
     let late = patch(&url, 400, &[], &[9; 600]);
     assert_eq!(late.status, 410, "{}", late.text());
     assert!(late.text().contains("\"gone\""), "{}", late.text());
-    assert_eq!(event_types(&server, id), ["upload.created", "upload.errored"]);
+    assert_eq!(
+        event_types(&server, id),
+        ["upload.created", "upload.errored"]
+    );
 }

@@ -2,7 +2,8 @@
 //! get and delete them, and manage their playback ids. An asset made from a direct upload is
 //! created by `uploads` once its file is whole.
 //!
-//! [`asset_json`] is the one API form of an asset, shared by responses and event data.
+//! [`AssetView`] / [`asset_json`] is the one JSON form of an asset that API responses, events
+//! and webhooks share.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -122,9 +123,11 @@ fn validate_codecs(codecs: Vec<Codec>) -> Result<Vec<Codec>, ApiError> {
     })
 }
 
-/// `{"message": …}`: why an asset or upload failed, for a person.
+/// `{"message": …}`: why an asset or upload failed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorMessage {
+    /// For a person: what was wrong with the input or its processing.
+    #[schema(example = "the file is not a video or audio file ffmpeg can read")]
     pub message: String,
 }
 
@@ -179,37 +182,47 @@ impl From<StatusFilter> for AssetStatus {
     }
 }
 
-/// An asset: a video file made playable as HLS.
+/// An asset: its status, what its source holds, and what was made from it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AssetView {
-    #[schema(example = "asset_Ab3dE5fG7hJ9kL1mN3pQ")]
+    #[schema(example = "asset_9fK2mP4qR6sT8uV0wX2y")]
     id: String,
     /// `preparing`, `ready` or `errored`.
     #[schema(value_type = String, example = "ready")]
     status: AssetStatus,
+    /// Set when `status` is `errored`.
+    #[schema(example = json!(null))]
     error: Option<ErrorMessage>,
-    /// Percent of the processing done, 0 to 100.
+    /// Percent done while preparing; 100 once ready.
     #[schema(example = 100)]
     progress: u8,
-    /// Seconds, once the source is probed.
+    /// Whether the master playlist plays already (it grows while the asset is preparing).
+    #[schema(example = true)]
+    playable: bool,
+    /// Seconds, once probed.
     #[schema(example = 12.48)]
     duration: Option<f64>,
-    #[schema(value_type = Object)]
+    /// The source's tracks: `type` (`video`/`audio`), `codec`, and `width`, `height`,
+    /// `frame_rate`, `rotation` or `channels`, `sample_rate`.
+    #[schema(value_type = Vec<Object>)]
     tracks: Value,
+    /// The source's container and tags.
     #[schema(value_type = Object)]
     source_metadata: Value,
-    #[schema(value_type = Object)]
+    /// What was made: one entry per rendition (`name`, `codec`, `width`, `height`,
+    /// `bandwidth`, …), once ready.
+    #[schema(value_type = Vec<Object>)]
     renditions: Value,
+    /// Play at `/hls/{id}/master.m3u8` (with `?token=` when `signed`).
     playback_ids: Vec<PlaybackIdView>,
-    /// The master playlist under the first public playback id, if any.
+    /// The master playlist under the first `public` playback id; `null` without one.
     #[schema(example = "http://localhost:8080/hls/Xk3v9QpL2mZr8TnB4wYc7DsA/master.m3u8")]
     playback_url: Option<String>,
-    /// Whether the master playlist exists (while preparing, an EVENT playlist grows).
-    playable: bool,
-    /// `{"type": "upload", "upload_id": …}` or `{"type": "url", "url": …}`.
-    #[schema(value_type = Object)]
+    /// Where the file came from: `{"type": "upload", "upload_id"}` or `{"type": "url", "url"}`.
+    #[schema(value_type = Object, example = json!({"type": "url", "url": "https://example.com/talk.mp4"}))]
     input: Value,
-    #[schema(value_type = Object)]
+    /// The settings the asset was created with.
+    #[schema(value_type = Object, example = json!({"playback_policy": ["public"], "ladder": ["720p"], "codecs": ["h264"], "passthrough": null}))]
     new_asset_settings: Value,
     #[schema(example = "2026-06-01T10:00:00.123456Z")]
     created_at: DateTime<Utc>,
@@ -217,45 +230,48 @@ pub struct AssetView {
     updated_at: DateTime<Utc>,
 }
 
-fn view(asset: Asset, playback_ids: Vec<PlaybackId>, public_url: &str) -> AssetView {
-    let playback_url = playback_ids
-        .iter()
-        .find(|playback_id| playback_id.policy == PlaybackPolicy::Public)
-        .map(|playback_id| {
-            format!(
-                "{}/hls/{}/master.m3u8",
-                public_url.trim_end_matches('/'),
-                playback_id.id
-            )
-        });
-    AssetView {
-        id: asset.id,
-        status: asset.status,
-        error: asset.error.map(|message| ErrorMessage { message }),
-        progress: asset.progress,
-        duration: asset.duration_ms.map(|ms| ms as f64 / 1000.0),
-        tracks: asset.tracks,
-        source_metadata: asset.source_metadata,
-        renditions: asset.renditions,
-        playback_ids: views(playback_ids),
-        playback_url,
-        playable: asset.playable,
-        input: asset.input,
-        new_asset_settings: asset.settings,
-        created_at: asset.created_at,
-        updated_at: asset.updated_at,
+impl AssetView {
+    /// The API form of `asset` with its playback ids, on a server reached at `public_url`.
+    pub fn new(asset: &Asset, playback_ids: &[PlaybackId], public_url: &str) -> Self {
+        let playback_url = playback_ids
+            .iter()
+            .find(|playback_id| playback_id.policy == PlaybackPolicy::Public)
+            .map(|playback_id| {
+                format!(
+                    "{}/hls/{}/master.m3u8",
+                    public_url.trim_end_matches('/'),
+                    playback_id.id
+                )
+            });
+        Self {
+            id: asset.id.clone(),
+            status: asset.status,
+            error: asset.error.clone().map(|message| ErrorMessage { message }),
+            progress: asset.progress,
+            playable: asset.playable,
+            duration: asset.duration_ms.map(|ms| ms as f64 / 1000.0),
+            tracks: asset.tracks.clone(),
+            source_metadata: asset.source_metadata.clone(),
+            renditions: asset.renditions.clone(),
+            playback_ids: playback_ids.iter().cloned().map(Into::into).collect(),
+            playback_url,
+            input: asset.input.clone(),
+            new_asset_settings: asset.settings.clone(),
+            created_at: asset.created_at,
+            updated_at: asset.updated_at,
+        }
     }
 }
 
-async fn view_of(db: &Db, public_url: &str, asset: Asset) -> Result<AssetView, ApiError> {
-    let playback_ids = db.asset_playback_ids(&asset.id).await?;
-    Ok(view(asset, playback_ids, public_url))
+/// The asset in its API form, as responses, events and webhooks carry it (the worker's
+/// `asset.ready` and `asset.errored` included); `public_url` is the server's base URL.
+pub fn asset_json(asset: &Asset, playback_ids: &[PlaybackId], public_url: &str) -> Value {
+    serde_json::to_value(AssetView::new(asset, playback_ids, public_url)).unwrap_or(Value::Null)
 }
 
-/// The API form of `asset` with its playback ids: the body of asset responses and the `data`
-/// of asset events (the worker's `asset.ready` and `asset.errored` included).
-pub async fn asset_json(db: &Db, public_url: &str, asset: Asset) -> Result<Value, ApiError> {
-    serde_json::to_value(view_of(db, public_url, asset).await?).map_err(ApiError::internal)
+async fn view_of(db: &Db, public_url: &str, asset: &Asset) -> Result<AssetView, ApiError> {
+    let playback_ids = db.asset_playback_ids(&asset.id).await?;
+    Ok(AssetView::new(asset, &playback_ids, public_url))
 }
 
 /// Publishes `event_type` about `asset`. The asset has changed for good when this runs, so a
@@ -278,7 +294,7 @@ async fn publish(state: &AppState, event_type: EventType, asset: &AssetView) {
 
 /// Publishes `asset.created` about a new asset.
 pub(crate) async fn publish_created(state: &AppState, asset: &Asset) {
-    match view_of(&state.db, &state.public_url, asset.clone()).await {
+    match view_of(&state.db, &state.public_url, asset).await {
         Ok(view) => publish(state, EventType::AssetCreated, &view).await,
         Err(e) => error!(asset_id = %asset.id, error = %e, "Could not read a new asset back."),
     }
@@ -287,8 +303,7 @@ pub(crate) async fn publish_created(state: &AppState, asset: &Asset) {
 /// An import URL: absolute, `http` or `https`, with a host. Whether it may be fetched (no
 /// private addresses) is the worker's to check when it resolves the host.
 fn validate_input_url(input: &str) -> Result<url::Url, ApiError> {
-    let invalid =
-        |why: &str| ApiError::InvalidRequest(format!("input: {why}"));
+    let invalid = |why: &str| ApiError::InvalidRequest(format!("input: {why}"));
     if input.len() > MAX_INPUT_URL_BYTES {
         return Err(invalid(&format!(
             "must be at most {MAX_INPUT_URL_BYTES} bytes"
@@ -337,7 +352,7 @@ pub async fn create(
             playback_policies: checked.playback_policies,
         })
         .await?;
-    let data = view_of(&state.db, &state.public_url, asset).await?;
+    let data = view_of(&state.db, &state.public_url, &asset).await?;
     publish(&state, EventType::AssetCreated, &data).await;
     Ok((StatusCode::CREATED, Json(Envelope { data })))
 }
@@ -356,7 +371,7 @@ pub async fn get(
 ) -> Result<Json<Envelope<AssetView>>, ApiError> {
     let asset = find(&state, &id).await?;
     Ok(Json(Envelope {
-        data: view_of(&state.db, &state.public_url, asset).await?,
+        data: view_of(&state.db, &state.public_url, &asset).await?,
     }))
 }
 
@@ -384,7 +399,7 @@ pub async fn list(
         .await?;
     let mut data = Vec::with_capacity(page.items.len());
     for asset in page.items {
-        data.push(view_of(&state.db, &state.public_url, asset).await?);
+        data.push(view_of(&state.db, &state.public_url, &asset).await?);
     }
     Ok(Json(PageEnvelope {
         data,
@@ -410,7 +425,7 @@ pub async fn delete(
     if let Some(upload_id) = asset.upload_id() {
         prefixes.push(ObjectKey::new(["uploads", upload_id]).map_err(ApiError::internal)?);
     }
-    let data = view_of(&state.db, &state.public_url, asset).await?;
+    let data = view_of(&state.db, &state.public_url, &asset).await?;
     if !state.db.delete_asset(&id).await? {
         return Err(NOT_FOUND);
     }

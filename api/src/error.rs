@@ -110,9 +110,7 @@ impl ApiError {
             }
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::LengthRequired => (StatusCode::LENGTH_REQUIRED, "length_required"),
-            Self::PreconditionFailed(_) => {
-                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
-            }
+            Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
             Self::Gone(_) => (StatusCode::GONE, "gone"),
             Self::Locked(_) => (StatusCode::LOCKED, "locked"),
             Self::ChecksumMismatch => (CHECKSUM_MISMATCH, "checksum_mismatch"),

@@ -14,7 +14,7 @@
 //! This crate knows only `sluice-storage`; the ladder validation it needs is passed in.
 
 mod api_keys;
-mod assets;
+pub mod assets;
 mod auth;
 mod error;
 mod events;
@@ -45,7 +45,6 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use assets::asset_json;
 pub use auth::DEFAULT_JWT_AUDIENCE;
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use live_streams::live_stream_event_data;

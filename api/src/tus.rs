@@ -69,10 +69,7 @@ pub fn metadata(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     let invalid = |why: &str| ApiError::InvalidRequest(format!("Upload-Metadata: {why}"));
-    let text = value
-        .to_str()
-        .map_err(|_| invalid("must be ASCII"))?
-        .trim();
+    let text = value.to_str().map_err(|_| invalid("must be ASCII"))?.trim();
     if text.len() > MAX_METADATA_BYTES {
         return Err(invalid(&format!("longer than {MAX_METADATA_BYTES} bytes")));
     }
@@ -261,9 +258,12 @@ mod tests {
     #[test]
     fn checksums_name_a_known_algorithm_and_a_digest_of_its_size() {
         let sha1_of_abc = "qZk+NkcGgWq6PiVxeFDCbJzQ2J0=";
-        let parsed = checksum(&headers(&[(UPLOAD_CHECKSUM, &format!("sha1 {sha1_of_abc}"))]))
-            .unwrap()
-            .unwrap();
+        let parsed = checksum(&headers(&[(
+            UPLOAD_CHECKSUM,
+            &format!("sha1 {sha1_of_abc}"),
+        )]))
+        .unwrap()
+        .unwrap();
         assert_eq!(parsed.algorithm, ChecksumAlgorithm::Sha1);
         let mut hasher = ChecksumHasher::new(parsed.algorithm);
         hasher.update(b"a");

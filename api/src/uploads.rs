@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
 use axum::extract::Request;
+use axum::extract::{Query, State};
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
@@ -150,7 +150,9 @@ pub struct UploadView {
     /// Where to send the file; the token in it is the only credential needed, so it is shown
     /// only when the upload is created or fetched alone.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "http://localhost:8080/uploads/upload_Ab3dE5fG7hJ9kL1mN3pQ/q8Wm2LxR0vT5nB7cY1zK")]
+    #[schema(
+        example = "http://localhost:8080/uploads/upload_Ab3dE5fG7hJ9kL1mN3pQ/q8Wm2LxR0vT5nB7cY1zK"
+    )]
     url: Option<String>,
     #[schema(example = 1_073_741_824)]
     max_size: i64,
@@ -384,7 +386,10 @@ async fn expire(state: &AppState, upload: &Upload) -> Result<bool, ApiError> {
 
 /// Starts the task that times out expired uploads every `sweep_interval` until `stopping`
 /// turns true.
-pub fn spawn_upload_sweeper(state: AppState, mut stopping: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn_upload_sweeper(
+    state: AppState,
+    mut stopping: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(state.uploads.settings().sweep_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -449,17 +454,20 @@ async fn start_writing(
     token: &str,
 ) -> Result<(Upload, WritingGuard), ApiError> {
     let upload = by_token(state, id, token).await?;
-    let guard = state.uploads.start_writing(&upload.id).ok_or(ApiError::Locked(
-        "another request is sending this upload's bytes; retry once it has ended",
-    ))?;
+    let guard = state
+        .uploads
+        .start_writing(&upload.id)
+        .ok_or(ApiError::Locked(
+            "another request is sending this upload's bytes; retry once it has ended",
+        ))?;
     let upload = state.db.get_upload(&upload.id).await?.ok_or(NOT_FOUND)?;
     ensure_accepting(state, &upload).await?;
     Ok((upload, guard))
 }
 
 fn header(name: &'static str, value: impl ToString) -> (HeaderName, HeaderValue) {
-    let value = HeaderValue::from_str(&value.to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static(""));
+    let value =
+        HeaderValue::from_str(&value.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""));
     (HeaderName::from_static(name), value)
 }
 
@@ -490,9 +498,9 @@ pub async fn put_file(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Envelope<UploadView>>, ApiError> {
-    let length = tus::byte_count(&headers, CONTENT_LENGTH.as_str())?
-        .ok_or(ApiError::LengthRequired)?;
     let (upload, guard) = start_writing(&state, &id, &token).await?;
+    let length =
+        tus::byte_count(&headers, CONTENT_LENGTH.as_str())?.ok_or(ApiError::LengthRequired)?;
     check_length(&upload, length)?;
     if upload.offset > 0 {
         return Err(ApiError::Conflict(
@@ -707,7 +715,9 @@ pub async fn tus_patch(
     body: Body,
 ) -> Result<Response, ApiError> {
     tus::require_resumable(&headers)?;
-    if headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok())
+    if headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
         != Some(tus::PATCH_CONTENT_TYPE)
     {
         return Err(ApiError::WrongContentType(

@@ -80,12 +80,20 @@ async fn a_url_import_creates_a_preparing_asset() {
     assert_eq!(created.data, asset);
 
     let signed = h
-        .import(json!({"input": "http://203.0.113.9:8080/v.mov", "playback_policy": ["signed"],
-                       "codecs": ["h264", "av1"]}))
+        .import(
+            json!({"input": "http://203.0.113.9:8080/v.mov", "playback_policy": ["signed"],
+                       "codecs": ["h264", "av1"]}),
+        )
         .await;
     assert_eq!(signed["playback_ids"][0]["policy"], "signed");
-    assert!(signed["playback_url"].is_null(), "no public id, no playback URL");
-    assert_eq!(signed["new_asset_settings"]["codecs"], json!(["h264", "av1"]));
+    assert!(
+        signed["playback_url"].is_null(),
+        "no public id, no playback URL"
+    );
+    assert_eq!(
+        signed["new_asset_settings"]["codecs"],
+        json!(["h264", "av1"])
+    );
 }
 
 #[tokio::test]
@@ -98,9 +106,18 @@ async fn url_imports_need_an_absolute_http_url_and_valid_settings() {
         (json!({"input": "file:///etc/passwd"}), "input"),
         (json!({"input": 7}), "input"),
         (json!({}), "input"),
-        (json!({"input": "https://example.com/a.mp4", "codecs": ["av1"]}), "codecs"),
-        (json!({"input": "https://example.com/a.mp4", "ladder": 3}), "ladder"),
-        (json!({"input": "https://example.com/a.mp4", "max_size": 3}), "max_size"),
+        (
+            json!({"input": "https://example.com/a.mp4", "codecs": ["av1"]}),
+            "codecs",
+        ),
+        (
+            json!({"input": "https://example.com/a.mp4", "ladder": 3}),
+            "ladder",
+        ),
+        (
+            json!({"input": "https://example.com/a.mp4", "max_size": 3}),
+            "max_size",
+        ),
     ] {
         let (status, error) = h.api("POST", "/v1/assets", Some(body.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {error}");
@@ -113,8 +130,12 @@ async fn url_imports_need_an_absolute_http_url_and_valid_settings() {
 #[tokio::test]
 async fn assets_are_listed_newest_first_and_by_status() {
     let h = harness().await;
-    let first = h.import(json!({"input": "https://example.com/1.mp4"})).await;
-    let second = h.import(json!({"input": "https://example.com/2.mp4"})).await;
+    let first = h
+        .import(json!({"input": "https://example.com/1.mp4"}))
+        .await;
+    let second = h
+        .import(json!({"input": "https://example.com/2.mp4"}))
+        .await;
     h.db.set_asset_errored(first["id"].as_str().unwrap(), "not a video")
         .await
         .unwrap();
@@ -130,7 +151,12 @@ async fn assets_are_listed_newest_first_and_by_status() {
     assert_eq!(rest["data"][0]["error"], json!({"message": "not a video"}));
 
     let (_, errored) = h.api("GET", "/v1/assets?status=errored", None).await;
-    let ids: Vec<&Value> = errored["data"].as_array().unwrap().iter().map(|a| &a["id"]).collect();
+    let ids: Vec<&Value> = errored["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["id"])
+        .collect();
     assert_eq!(ids, [&first["id"]]);
     let (_, preparing) = h.api("GET", "/v1/assets?status=preparing", None).await;
     assert_eq!(preparing["data"][0]["id"], second["id"]);
@@ -141,10 +167,14 @@ async fn assets_are_listed_newest_first_and_by_status() {
 #[tokio::test]
 async fn asset_playback_ids_are_added_and_listed() {
     let h = harness().await;
-    let asset = h.import(json!({"input": "https://example.com/1.mp4"})).await;
+    let asset = h
+        .import(json!({"input": "https://example.com/1.mp4"}))
+        .await;
     let id = asset["id"].as_str().unwrap();
     let path = format!("/v1/assets/{id}/playback-ids");
-    let (status, added) = h.api("POST", &path, Some(json!({"policy": "signed"}))).await;
+    let (status, added) = h
+        .api("POST", &path, Some(json!({"policy": "signed"})))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{added}");
     assert_eq!(added["data"]["policy"], "signed");
     let (status, listed) = h.api("GET", &path, None).await;
@@ -191,7 +221,9 @@ async fn deleting_an_asset_removes_its_objects_and_its_upload() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let upload_id = upload["data"]["id"].as_str().unwrap();
-    let (_, upload) = h.api("GET", &format!("/v1/uploads/{upload_id}"), None).await;
+    let (_, upload) = h
+        .api("GET", &format!("/v1/uploads/{upload_id}"), None)
+        .await;
     let asset_id = upload["data"]["asset_id"].as_str().unwrap();
     let rendition = ObjectKey::new(["assets", asset_id, "hls", "master.m3u8"]).unwrap();
     h.store
@@ -201,13 +233,17 @@ async fn deleting_an_asset_removes_its_objects_and_its_upload() {
     let source = ObjectKey::new(["uploads", upload_id, "source"]).unwrap();
     assert_eq!(h.store.get(&source).await.unwrap(), "video");
 
-    let (status, _) = h.api("DELETE", &format!("/v1/assets/{asset_id}"), None).await;
+    let (status, _) = h
+        .api("DELETE", &format!("/v1/assets/{asset_id}"), None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(h.store.get(&rendition).await.unwrap_err().is_not_found());
     assert!(h.store.get(&source).await.unwrap_err().is_not_found());
     let (status, _) = h.api("GET", &format!("/v1/assets/{asset_id}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = h.api("DELETE", &format!("/v1/assets/{asset_id}"), None).await;
+    let (status, _) = h
+        .api("DELETE", &format!("/v1/assets/{asset_id}"), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let events = h.db.list_events(100, None).await.unwrap().items;
     let deleted = events

@@ -53,7 +53,10 @@ impl Harness {
         let (status, created) = self.api("POST", "/v1/uploads", Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
         let url = created["data"]["url"].as_str().unwrap();
-        let path = url.strip_prefix("http://localhost:8080").unwrap().to_owned();
+        let path = url
+            .strip_prefix("http://localhost:8080")
+            .unwrap()
+            .to_owned();
         (created["data"].clone(), path)
     }
 
@@ -149,7 +152,10 @@ async fn an_upload_is_created_with_checked_settings_and_defaults() {
     let expires_at: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(upload["expires_at"].clone()).unwrap();
     let in_an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
-    assert!((expires_at - in_an_hour).num_seconds().abs() < 60, "{expires_at}");
+    assert!(
+        (expires_at - in_an_hour).num_seconds().abs() < 60,
+        "{expires_at}"
+    );
 
     let (upload, _) = h
         .create_upload(json!({
@@ -171,11 +177,20 @@ async fn an_upload_is_created_with_checked_settings_and_defaults() {
         (json!({"timeout": 0}), "timeout"),
         (json!({"timeout": 604_801}), "timeout"),
         (json!({"new_asset_settings": {"codecs": ["av1"]}}), "codecs"),
-        (json!({"new_asset_settings": {"codecs": ["h264", "h264"]}}), "codecs"),
+        (
+            json!({"new_asset_settings": {"codecs": ["h264", "h264"]}}),
+            "codecs",
+        ),
         (json!({"new_asset_settings": {"codecs": ["vp9"]}}), "vp9"),
-        (json!({"new_asset_settings": {"playback_policy": ["private"]}}), "private"),
+        (
+            json!({"new_asset_settings": {"playback_policy": ["private"]}}),
+            "private",
+        ),
         (json!({"new_asset_settings": {"ladder": "best"}}), "ladder"),
-        (json!({"new_asset_settings": {"passthrough": "x".repeat(256)}}), "passthrough"),
+        (
+            json!({"new_asset_settings": {"passthrough": "x".repeat(256)}}),
+            "passthrough",
+        ),
         (json!({"new_asset_settings": {"colour": "blue"}}), "colour"),
         (json!({"max_size": 10, "extra": 1}), "extra"),
     ] {
@@ -258,9 +273,14 @@ async fn a_whole_file_put_becomes_an_asset() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(response).await, "payload_too_large");
     let response = h
-        .upload_request("PUT", &path, &[], Body::from_stream(futures_util::stream::iter(
-            [Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))],
-        )))
+        .upload_request(
+            "PUT",
+            &path,
+            &[],
+            Body::from_stream(futures_util::stream::iter([Ok::<_, std::io::Error>(
+                Bytes::from_static(b"abc"),
+            )])),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::LENGTH_REQUIRED);
 
@@ -280,7 +300,11 @@ async fn a_whole_file_put_becomes_an_asset() {
     let asset_id = body["data"]["asset_id"].as_str().unwrap();
     assert_eq!(h.stored_source(id).await, file);
     assert!(
-        !h.dir.path().join("spool").join(format!("{id}.part")).exists(),
+        !h.dir
+            .path()
+            .join("spool")
+            .join(format!("{id}.part"))
+            .exists(),
         "the spool file is moved to the object store"
     );
 
@@ -291,7 +315,10 @@ async fn a_whole_file_put_becomes_an_asset() {
         asset["data"]["input"],
         json!({"type": "upload", "upload_id": id})
     );
-    assert_eq!(asset["data"]["new_asset_settings"], upload["new_asset_settings"]);
+    assert_eq!(
+        asset["data"]["new_asset_settings"],
+        upload["new_asset_settings"]
+    );
     assert_eq!(asset["data"]["playback_ids"][0]["policy"], "public");
 
     let response = h
@@ -302,7 +329,11 @@ async fn a_whole_file_put_becomes_an_asset() {
             Body::from(file.clone()),
         )
         .await;
-    assert_eq!(response.status(), StatusCode::CONFLICT, "a complete upload takes no more");
+    assert_eq!(
+        response.status(),
+        StatusCode::CONFLICT,
+        "a complete upload takes no more"
+    );
 
     let types: Vec<String> = h
         .events_about(id)
@@ -321,9 +352,7 @@ async fn tus_announces_itself_and_checks_its_headers() {
     let h = harness().await;
     let (_, path) = h.create_upload(json!({"max_size": 5000})).await;
 
-    let options = h
-        .upload_request("OPTIONS", &path, &[], Body::empty())
-        .await;
+    let options = h.upload_request("OPTIONS", &path, &[], Body::empty()).await;
     assert_eq!(options.status(), StatusCode::NO_CONTENT);
     assert_eq!(header_of(&options, "tus-version"), Some("1.0.0"));
     assert_eq!(header_of(&options, "tus-max-size"), Some("5000"));
@@ -342,13 +371,19 @@ async fn tus_announces_itself_and_checks_its_headers() {
             &[
                 ("origin", "https://app.example"),
                 ("access-control-request-method", "PATCH"),
-                ("access-control-request-headers", "tus-resumable,upload-offset"),
+                (
+                    "access-control-request-headers",
+                    "tus-resumable,upload-offset",
+                ),
             ],
             Body::empty(),
         )
         .await;
     assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
-    assert_eq!(header_of(&preflight, "access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        header_of(&preflight, "access-control-allow-origin"),
+        Some("*")
+    );
     assert!(header_of(&preflight, "access-control-allow-methods")
         .unwrap()
         .contains("PATCH"));
@@ -368,12 +403,18 @@ async fn tus_announces_itself_and_checks_its_headers() {
         (vec![TUS], StatusCode::BAD_REQUEST),
         (vec![TUS, ("upload-length", "-3")], StatusCode::BAD_REQUEST),
         (vec![TUS, ("upload-length", "0")], StatusCode::BAD_REQUEST),
-        (vec![TUS, ("upload-defer-length", "1")], StatusCode::BAD_REQUEST),
+        (
+            vec![TUS, ("upload-defer-length", "1")],
+            StatusCode::BAD_REQUEST,
+        ),
         (
             vec![TUS, ("upload-length", "10"), ("upload-metadata", "name !!")],
             StatusCode::BAD_REQUEST,
         ),
-        (vec![TUS, ("upload-length", "5001")], StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            vec![TUS, ("upload-length", "5001")],
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
     ] {
         let response = h
             .upload_request("POST", &path, &headers, Body::empty())
@@ -385,7 +426,11 @@ async fn tus_announces_itself_and_checks_its_headers() {
         .upload_request(
             "POST",
             &path,
-            &[TUS, ("upload-length", "100"), ("upload-metadata", "filename YS5tcDQ=")],
+            &[
+                TUS,
+                ("upload-length", "100"),
+                ("upload-metadata", "filename YS5tcDQ="),
+            ],
             Body::empty(),
         )
         .await;
@@ -398,11 +443,25 @@ async fn tus_announces_itself_and_checks_its_headers() {
     let expires = header_of(&created, "upload-expires").unwrap();
     assert!(expires.ends_with(" GMT"), "{expires}");
     let again = h
-        .upload_request("POST", &path, &[TUS, ("upload-length", "100")], Body::empty())
+        .upload_request(
+            "POST",
+            &path,
+            &[TUS, ("upload-length", "100")],
+            Body::empty(),
+        )
         .await;
-    assert_eq!(again.status(), StatusCode::CREATED, "declaring the same length again");
+    assert_eq!(
+        again.status(),
+        StatusCode::CREATED,
+        "declaring the same length again"
+    );
     let other = h
-        .upload_request("POST", &path, &[TUS, ("upload-length", "99")], Body::empty())
+        .upload_request(
+            "POST",
+            &path,
+            &[TUS, ("upload-length", "99")],
+            Body::empty(),
+        )
         .await;
     assert_eq!(other.status(), StatusCode::CONFLICT);
 
@@ -410,28 +469,49 @@ async fn tus_announces_itself_and_checks_its_headers() {
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(header_of(&head, "upload-offset"), Some("0"));
     assert_eq!(header_of(&head, "upload-length"), Some("100"));
-    assert_eq!(header_of(&head, "upload-metadata"), Some("filename YS5tcDQ="));
+    assert_eq!(
+        header_of(&head, "upload-metadata"),
+        Some("filename YS5tcDQ=")
+    );
     assert_eq!(header_of(&head, "cache-control"), Some("no-store"));
     assert!(header_of(&head, "upload-expires").is_some());
-    let head = h
-        .upload_request("HEAD", &path, &[], Body::empty())
-        .await;
+    let head = h.upload_request("HEAD", &path, &[], Body::empty()).await;
     assert_eq!(head.status(), StatusCode::PRECONDITION_FAILED);
 
     for (headers, status) in [
-        (vec![OFFSET_STREAM, ("upload-offset", "0")], StatusCode::PRECONDITION_FAILED),
         (
-            vec![TUS, ("content-type", "application/octet-stream"), ("upload-offset", "0")],
+            vec![OFFSET_STREAM, ("upload-offset", "0")],
+            StatusCode::PRECONDITION_FAILED,
+        ),
+        (
+            vec![
+                TUS,
+                ("content-type", "application/octet-stream"),
+                ("upload-offset", "0"),
+            ],
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
         (vec![TUS, OFFSET_STREAM], StatusCode::BAD_REQUEST),
-        (vec![TUS, OFFSET_STREAM, ("upload-offset", "5")], StatusCode::CONFLICT),
         (
-            vec![TUS, OFFSET_STREAM, ("upload-offset", "0"), ("upload-checksum", "md5 AAAA")],
+            vec![TUS, OFFSET_STREAM, ("upload-offset", "5")],
+            StatusCode::CONFLICT,
+        ),
+        (
+            vec![
+                TUS,
+                OFFSET_STREAM,
+                ("upload-offset", "0"),
+                ("upload-checksum", "md5 AAAA"),
+            ],
             StatusCode::BAD_REQUEST,
         ),
         (
-            vec![TUS, OFFSET_STREAM, ("upload-offset", "0"), ("content-length", "101")],
+            vec![
+                TUS,
+                OFFSET_STREAM,
+                ("upload-offset", "0"),
+                ("content-length", "101"),
+            ],
             StatusCode::PAYLOAD_TOO_LARGE,
         ),
     ] {
@@ -441,7 +521,12 @@ async fn tus_announces_itself_and_checks_its_headers() {
         assert_eq!(response.status(), status, "{headers:?}");
     }
     let unknown = h
-        .upload_request("HEAD", "/uploads/upload_nobody/token", &[TUS], Body::empty())
+        .upload_request(
+            "HEAD",
+            "/uploads/upload_nobody/token",
+            &[TUS],
+            Body::empty(),
+        )
         .await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
@@ -454,7 +539,12 @@ async fn a_tus_upload_resumes_after_a_broken_connection_and_checks_checksums() {
     let file = file_bytes(300_000);
     let length = file.len().to_string();
     let created = h
-        .upload_request("POST", &path, &[TUS, ("upload-length", &length)], Body::empty())
+        .upload_request(
+            "POST",
+            &path,
+            &[TUS, ("upload-length", &length)],
+            Body::empty(),
+        )
         .await;
     assert_eq!(created.status(), StatusCode::CREATED);
 
@@ -484,7 +574,10 @@ async fn a_tus_upload_resumes_after_a_broken_connection_and_checks_checksums() {
             broken_body(file[120_000..200_000].to_vec()),
         )
         .await;
-    assert_eq!(header_of(&h.head(&path).await, "upload-offset"), Some("120000"));
+    assert_eq!(
+        header_of(&h.head(&path).await, "upload-offset"),
+        Some("120000")
+    );
 
     // A wrong checksum: 460 and the chunk is discarded.
     let mismatch = h
@@ -502,7 +595,10 @@ async fn a_tus_upload_resumes_after_a_broken_connection_and_checks_checksums() {
         .await;
     assert_eq!(mismatch.status().as_u16(), 460);
     assert_eq!(error_code(mismatch).await, "checksum_mismatch");
-    assert_eq!(header_of(&h.head(&path).await, "upload-offset"), Some("120000"));
+    assert_eq!(
+        header_of(&h.head(&path).await, "upload-offset"),
+        Some("120000")
+    );
 
     let stale = h
         .upload_request(
@@ -544,7 +640,10 @@ async fn a_tus_upload_resumes_after_a_broken_connection_and_checks_checksums() {
         )
         .await;
     assert_eq!(overflow.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(header_of(&h.head(&path).await, "upload-offset"), Some("200000"));
+    assert_eq!(
+        header_of(&h.head(&path).await, "upload-offset"),
+        Some("200000")
+    );
 
     let last = h
         .upload_request(
@@ -577,9 +676,15 @@ async fn a_tus_upload_resumes_after_a_broken_connection_and_checks_checksums() {
 #[tokio::test]
 async fn one_request_writes_an_upload_at_a_time() {
     let h = harness().await;
-    let (_, path) = h.create_upload(json!({})).await;
+    let (upload, path) = h.create_upload(json!({})).await;
+    let id = upload["id"].as_str().unwrap();
     let created = h
-        .upload_request("POST", &path, &[TUS, ("upload-length", "1000")], Body::empty())
+        .upload_request(
+            "POST",
+            &path,
+            &[TUS, ("upload-length", "1000")],
+            Body::empty(),
+        )
         .await;
     assert_eq!(created.status(), StatusCode::CREATED);
 
@@ -599,24 +704,25 @@ async fn one_request_writes_an_upload_at_a_time() {
         tokio::spawn(async move { app.oneshot(request).await.unwrap() })
     };
     sender.send(Ok(Bytes::from(vec![7; 400]))).await.unwrap();
-    // The first request holds the upload until its body ends.
-    let mut second = None;
-    for _ in 0..100 {
-        let response = h
-            .upload_request(
-                "PATCH",
-                &path,
-                &[TUS, OFFSET_STREAM, ("upload-offset", "0")],
-                Body::from(vec![1; 10]),
-            )
-            .await;
-        if response.status() == StatusCode::LOCKED {
-            second = Some(response);
+    // The first request holds the upload until its body ends; it is writing once it has opened
+    // the spool file.
+    let spool = h.dir.path().join("spool").join(format!("{id}.part"));
+    for _ in 0..250 {
+        if spool.exists() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let second = second.expect("a concurrent PATCH is refused with 423");
+    assert!(spool.exists(), "the first PATCH opened the spool file");
+    let second = h
+        .upload_request(
+            "PATCH",
+            &path,
+            &[TUS, OFFSET_STREAM, ("upload-offset", "0")],
+            Body::from(vec![1; 10]),
+        )
+        .await;
+    assert_eq!(second.status(), StatusCode::LOCKED);
     assert_eq!(error_code(second).await, "locked");
     drop(sender);
     let first = first.await.unwrap();
@@ -630,7 +736,12 @@ async fn an_expired_upload_times_out_and_loses_its_bytes() {
     let (upload, path) = h.create_upload(json!({"timeout": 1})).await;
     let id = upload["id"].as_str().unwrap();
     let created = h
-        .upload_request("POST", &path, &[TUS, ("upload-length", "1000")], Body::empty())
+        .upload_request(
+            "POST",
+            &path,
+            &[TUS, ("upload-length", "1000")],
+            Body::empty(),
+        )
         .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let patched = h
@@ -690,9 +801,7 @@ async fn the_sweeper_times_out_uploads_nobody_touches() {
 async fn tus_termination_cancels_the_upload() {
     let h = harness().await;
     let (upload, path) = h.create_upload(json!({})).await;
-    let response = h
-        .upload_request("DELETE", &path, &[], Body::empty())
-        .await;
+    let response = h.upload_request("DELETE", &path, &[], Body::empty()).await;
     assert_eq!(response.status(), StatusCode::PRECONDITION_FAILED);
     let response = h
         .upload_request("DELETE", &path, &[TUS], Body::empty())
@@ -700,7 +809,11 @@ async fn tus_termination_cancels_the_upload() {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(h.head(&path).await.status(), StatusCode::GONE);
     let (_, got) = h
-        .api("GET", &format!("/v1/uploads/{}", upload["id"].as_str().unwrap()), None)
+        .api(
+            "GET",
+            &format!("/v1/uploads/{}", upload["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(got["data"]["status"], "cancelled");
 }
