@@ -909,19 +909,18 @@ async fn write_spool(
     };
     let short = content_length.is_some_and(|size| spool.written - upload.offset < size);
     let end = if short { BodyEnd::Cut } else { end };
-    match (end, hasher, checksum) {
-        (BodyEnd::Complete, Some(hasher), Some(checksum)) => {
-            if !hasher.matches(&checksum) {
-                spool.discard_unsynced().await?;
-                return Err(ApiError::ChecksumMismatch);
-            }
-        }
-        // A checksummed body that did not arrive whole cannot be verified: none of it is kept.
-        (BodyEnd::Cut, Some(_), _) => {
+    if let (Some(hasher), Some(checksum)) = (hasher, checksum) {
+        // A checksummed body is kept only whole and matching: one cut short cannot be
+        // verified, so none of it is kept either.
+        let whole = matches!(end, BodyEnd::Complete);
+        if !(whole && hasher.matches(&checksum)) {
             spool.discard_unsynced().await?;
-            return Ok(spool.synced);
+            return if whole {
+                Err(ApiError::ChecksumMismatch)
+            } else {
+                Ok(spool.synced)
+            };
         }
-        _ => {}
     }
     spool.sync(state).await?;
     Ok(spool.synced)
