@@ -1,7 +1,8 @@
 //! `sluice serve`: opens the database and object store, makes sure an API key exists, and runs
-//! the HTTP server, the RTMP listener and the webhook dispatcher until SIGINT/SIGTERM. On
-//! shutdown, live sessions end first (their playlists get `#EXT-X-ENDLIST`, their session rows
-//! an end time), then event streams and the webhook dispatcher, then HTTP.
+//! the HTTP server, the RTMP listener, the webhook dispatcher and the sweeper timing out
+//! expired uploads until SIGINT/SIGTERM. On shutdown, live sessions end first (their playlists
+//! get `#EXT-X-ENDLIST`, their session rows an end time), then event streams and the webhook
+//! dispatcher, then HTTP.
 
 use std::future::IntoFuture;
 use std::path::Path;
@@ -76,7 +77,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding RTMP to {}", config.rtmp))?;
     info!(http = %config.http, rtmp = %config.rtmp, public_url = %config.public_url(), "Sluice is listening.");
 
-    let app = sluice_api::router(sluice_api::AppState {
+    let state = sluice_api::AppState {
         db: db.clone(),
         store: store.clone(),
         events: events.clone(),
@@ -85,8 +86,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ladder_validator: Arc::new(crate::live::validate_ladder),
         metrics: metrics.clone(),
         jwt_audience: config.auth.jwt_audience.clone(),
-    });
+        uploads: sluice_api::Uploads::new(config.uploads.settings(&config.data_dir)),
+    };
     let (stop, stopping) = watch::channel(false);
+    let upload_sweeper = sluice_api::spawn_upload_sweeper(state.clone(), stopping.clone());
+    let app = sluice_api::router(state);
     let webhooks = tokio::spawn(
         WebhookDispatcher::new(
             db.clone(),
@@ -129,6 +133,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // outbox), then event streams close so HTTP can stop.
     let _ = stop.send(true);
     live.await.context("RTMP listener task")?;
+    upload_sweeper.await.context("upload sweeper task")?;
     events.close();
     webhooks.await.context("webhook dispatcher task")?;
     http_server
