@@ -191,6 +191,8 @@ pub struct StoryboardLayout {
     pub columns: u32,
     /// Most tiles (at least 1); see [`storyboard_interval`].
     pub max_tiles: u32,
+    /// The sprite's file format.
+    pub format: ImageFormat,
 }
 
 impl Default for StoryboardLayout {
@@ -199,6 +201,7 @@ impl Default for StoryboardLayout {
             tile_width: 160,
             columns: 10,
             max_tiles: 100,
+            format: ImageFormat::Jpeg,
         }
     }
 }
@@ -206,7 +209,7 @@ impl Default for StoryboardLayout {
 /// A storyboard: the sprite sheet and the WebVTT file that points into it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Storyboard {
-    /// The sprite sheet (JPEG): tiles left to right, top to bottom.
+    /// The sprite sheet, in the layout's format: tiles left to right, top to bottom.
     pub sprite: Image,
     /// WebVTT: one cue per tile, `[t, t + interval)`, whose text is
     /// `{sprite_uri}#xywh=x,y,w,h`.
@@ -331,7 +334,7 @@ pub fn storyboard(
     sprite_uri: &str,
 ) -> Result<Storyboard, ImageError> {
     check_dimension("tile width", Some(layout.tile_width))?;
-    check_encoder(ImageFormat::Jpeg)?;
+    check_encoder(layout.format)?;
     let mut reader = VideoReader::open(path, limits)?;
     let duration = reader
         .duration
@@ -366,7 +369,7 @@ pub fn storyboard(
         }
     }
     let (sheet, tile) = sheet.ok_or(ImageError::NothingDecoded)?;
-    let sprite = encode(&sheet, ImageFormat::Jpeg)?;
+    let sprite = encode(&sheet, layout.format)?;
 
     let mut vtt = String::from("WEBVTT\n");
     for index in 0..tiles {
