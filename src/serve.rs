@@ -85,6 +85,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ladder_validator: Arc::new(crate::live::validate_ladder),
         metrics: metrics.clone(),
         jwt_audience: config.auth.jwt_audience.clone(),
+        images: Some(crate::images::images(&config.data_dir)),
     });
     let (stop, stopping) = watch::channel(false);
     let webhooks = tokio::spawn(

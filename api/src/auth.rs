@@ -340,6 +340,7 @@ mod tests {
             ladder_validator: Arc::new(|ladder| Ok(ladder.clone())),
             metrics: crate::Metrics::new(),
             jwt_audience: DEFAULT_JWT_AUDIENCE.to_owned(),
+            images: None,
         };
         let app = Router::new()
             .route(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use sluice_media::fixtures::ffmpeg_clip;
+use sluice_media::fixtures::{ffmpeg_clip, read_webp_animation};
 use sluice_transcoder::{
     animated, AnimationFormat, AnimationRequest, ImageError, ProbeLimits, MAX_ANIMATION_SPAN,
 };
@@ -122,46 +122,6 @@ fn close_to(actual: [u8; 3], expected: [u8; 3]) -> bool {
         .all(|(&a, e)| (i32::from(a) - i32::from(e)).abs() <= 40)
 }
 
-/// What an animated WebP holds, read from its RIFF chunks.
-#[derive(Debug)]
-struct WebpAnimation {
-    canvas: (u32, u32),
-    /// Each frame's duration in milliseconds.
-    durations: Vec<u32>,
-    loop_count: Option<u16>,
-}
-
-fn le24(bytes: &[u8]) -> u32 {
-    u32::from(bytes[0]) | u32::from(bytes[1]) << 8 | u32::from(bytes[2]) << 16
-}
-
-/// Reads the chunks of a WebP file (RIFF: `RIFF` size `WEBP`, then fourcc, size, payload
-/// padded to an even length): the canvas from `VP8X`, the loop count from `ANIM` and one
-/// frame per `ANMF`.
-fn read_webp(data: &[u8]) -> WebpAnimation {
-    assert_eq!(&data[..4], b"RIFF");
-    assert_eq!(&data[8..12], b"WEBP");
-    let mut animation = WebpAnimation {
-        canvas: (0, 0),
-        durations: Vec::new(),
-        loop_count: None,
-    };
-    let mut at = 12;
-    while at + 8 <= data.len() {
-        let fourcc = &data[at..at + 4];
-        let size = u32::from_le_bytes(data[at + 4..at + 8].try_into().unwrap()) as usize;
-        let payload = &data[at + 8..at + 8 + size];
-        match fourcc {
-            b"VP8X" => animation.canvas = (le24(&payload[4..]) + 1, le24(&payload[7..]) + 1),
-            b"ANIM" => animation.loop_count = Some(u16::from_le_bytes([payload[4], payload[5]])),
-            b"ANMF" => animation.durations.push(le24(&payload[12..])),
-            _ => {}
-        }
-        at += 8 + size + size % 2;
-    }
-    animation
-}
-
 fn request(start: f64, end: f64, fps: u32, format: AnimationFormat) -> AnimationRequest {
     AnimationRequest {
         start: Duration::from_secs_f64(start),
@@ -274,7 +234,7 @@ fn an_animated_webp_has_a_frame_per_step_and_lasts_the_span() {
         (webp.format, webp.width, webp.height, webp.frames),
         (AnimationFormat::Webp, 240, 136, 36)
     );
-    let read = read_webp(&webp.data);
+    let read = read_webp_animation(&webp.data);
     assert_eq!(read.canvas, (240, 136));
     assert_eq!(read.loop_count, Some(0), "loops forever");
     // Every picture of the moving pattern differs, so no frame is folded into another.

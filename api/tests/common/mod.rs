@@ -57,6 +57,7 @@ pub async fn harness() -> Harness {
         }),
         metrics: Metrics::new(),
         jwt_audience: sluice_api::DEFAULT_JWT_AUDIENCE.to_owned(),
+        images: None,
     };
     Harness {
         dir,
