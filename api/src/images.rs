@@ -689,28 +689,7 @@ pub async fn thumbnail(
     )
     .map_err(IntoResponse::into_response)?;
     let token = params.remove("token");
-    let dimensions = MIN_IMAGE_DIMENSION..=MAX_THUMBNAIL_DIMENSION;
-    let spec = (|| {
-        Ok::<_, ApiError>(ThumbnailSpec {
-            time: params
-                .get("time")
-                .map(|v| parse_time("time", v))
-                .transpose()?,
-            width: (params.get("width"))
-                .map(|v| parse_bounded("width", v, dimensions.clone(), "pixels"))
-                .transpose()?,
-            height: (params.get("height"))
-                .map(|v| parse_bounded("height", v, dimensions.clone(), "pixels"))
-                .transpose()?,
-            fit_mode: params
-                .get("fit_mode")
-                .map(|v| parse_fit_mode(v))
-                .transpose()?
-                .unwrap_or_default(),
-            format,
-        })
-    })()
-    .map_err(IntoResponse::into_response)?;
+    let spec = thumbnail_spec(&params, format).map_err(IntoResponse::into_response)?;
     let target = resolve(&state, playback_id, token, PlaybackAudience::Thumbnail).await?;
     let body = thumbnail_body(&state, &target, spec, params.is_empty())
         .await
@@ -721,6 +700,29 @@ pub async fn thumbnail(
         format.content_type(),
         target.signed(),
     ))
+}
+
+fn thumbnail_spec(
+    params: &BTreeMap<&'static str, String>,
+    format: StillFormat,
+) -> Result<ThumbnailSpec, ApiError> {
+    let dimensions = MIN_IMAGE_DIMENSION..=MAX_THUMBNAIL_DIMENSION;
+    Ok(ThumbnailSpec {
+        time: (params.get("time"))
+            .map(|v| parse_time("time", v))
+            .transpose()?,
+        width: (params.get("width"))
+            .map(|v| parse_bounded("width", v, dimensions.clone(), "pixels"))
+            .transpose()?,
+        height: (params.get("height"))
+            .map(|v| parse_bounded("height", v, dimensions.clone(), "pixels"))
+            .transpose()?,
+        fit_mode: (params.get("fit_mode"))
+            .map(|v| parse_fit_mode(v))
+            .transpose()?
+            .unwrap_or_default(),
+        format,
+    })
 }
 
 async fn thumbnail_body(
@@ -784,9 +786,9 @@ pub async fn storyboard(
     headers: HeaderMap,
 ) -> Result<Response, Response> {
     let (playback_id, extension) = split_file(&file).map_err(IntoResponse::into_response)?;
-    let sprite_format = match extension {
-        "vtt" => None,
-        other => Some(StillFormat::from_extension(other).ok_or_else(|| {
+    let part = match extension {
+        "vtt" => StoryboardPart::Vtt,
+        other => StoryboardPart::Sprite(StillFormat::from_extension(other).ok_or_else(|| {
             ApiError::InvalidRequest(format!(
                 "storyboards are vtt, or jpg, png or webp sprites, not {other:?}"
             ))
@@ -797,66 +799,75 @@ pub async fn storyboard(
         parse_query(query.as_deref(), &["token"]).map_err(IntoResponse::into_response)?;
     let token = params.remove("token");
     let target = resolve(&state, playback_id, token, PlaybackAudience::Storyboard).await?;
-    let (body, content_type) = match sprite_format {
-        Some(format) => (
-            storyboard_file(&state, &target, format, false).await,
-            format.content_type(),
-        ),
-        None => (
-            storyboard_file(&state, &target, StillFormat::Jpeg, true).await,
+    let body = storyboard_part(&state, &target, part)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let (body, content_type) = match part {
+        StoryboardPart::Vtt => (
+            Bytes::from(vtt_pointing_at_sprite(&state, &target, &body)),
             VTT_CONTENT_TYPE,
         ),
+        StoryboardPart::Sprite(format) => (body, format.content_type()),
     };
-    let mut body = body.map_err(IntoResponse::into_response)?;
-    if sprite_format.is_none() {
-        body = Bytes::from(vtt_pointing_at_sprite(&state, &target, &body));
-    }
     Ok(respond(&headers, body, content_type, target.signed()))
 }
 
-/// The sprite in `format`, or (`vtt`) the WebVTT of the JPEG sprite as stored.
-async fn storyboard_file(
+/// One of the two files of a storyboard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StoryboardPart {
+    /// The WebVTT, as stored: its cues name the sprite [`SPRITE_NAME`].
+    Vtt,
+    Sprite(StillFormat),
+}
+
+impl StoryboardPart {
+    fn name(self) -> String {
+        match self {
+            Self::Vtt => "storyboard.vtt".to_owned(),
+            Self::Sprite(format) => format!("storyboard.{}", format.extension()),
+        }
+    }
+}
+
+/// A storyboard part: the worker's (the WebVTT and the JPEG sprite), a cached one, or a
+/// render. Sprites of other formats are rendered with the worker's layout, so the one WebVTT
+/// fits every sprite; a render caches both parts, whichever was asked.
+async fn storyboard_part(
     state: &AppState,
     target: &Target,
-    format: StillFormat,
-    vtt: bool,
+    part: StoryboardPart,
 ) -> Result<Bytes, ApiError> {
-    let (worker_name, cache_name) = if vtt {
-        ("storyboard.vtt".to_owned(), "storyboard.vtt".to_owned())
-    } else {
-        (
-            SPRITE_NAME.to_owned(),
-            format!("storyboard.{}", format.extension()),
-        )
-    };
-    // The worker writes the JPEG sprite and its WebVTT; other sprite formats are rendered
-    // with the same layout.
-    let worker = if format == StillFormat::Jpeg {
-        vec![target.key(&["images", &worker_name])?]
-    } else {
-        Vec::new()
-    };
-    let cache_key = target.key(&["cache", &cache_name])?;
-    let vtt_cache_key = target.key(&["cache", "storyboard.vtt"])?;
-    let store = state.store.clone();
-    let render = async move {
-        let board = images_of(state)?
-            .render(&*store, &target.asset, move |renderer, source| {
-                renderer.storyboard(source, format, SPRITE_NAME)
-            })
-            .await?;
-        // Whichever part was asked, the other one is cached too.
-        if vtt {
-            let sprite_key =
-                target.key(&["cache", &format!("storyboard.{}", format.extension())])?;
-            store.put(&sprite_key, Bytes::from(board.sprite)).await?;
-            Ok(board.vtt.into_bytes())
-        } else {
-            store
-                .put(&vtt_cache_key, Bytes::from(board.vtt.into_bytes()))
-                .await?;
-            Ok(board.sprite)
+    let worker = match part {
+        StoryboardPart::Vtt | StoryboardPart::Sprite(StillFormat::Jpeg) => {
+            vec![target.key(&["images", &part.name()])?]
         }
+        StoryboardPart::Sprite(_) => Vec::new(),
+    };
+    let cache_key = target.key(&["cache", &part.name()])?;
+    let sprite_format = match part {
+        StoryboardPart::Sprite(format) => format,
+        StoryboardPart::Vtt => StillFormat::Jpeg,
+    };
+    let render = async move {
+        let job = move |renderer: &dyn ImageRenderer, source: &Path| {
+            renderer.storyboard(source, sprite_format, SPRITE_NAME)
+        };
+        let board = images_of(state)?
+            .render(&*state.store, &target.asset, job)
+            .await?;
+        let (asked, other, other_part) = match part {
+            StoryboardPart::Vtt => (
+                board.vtt.into_bytes(),
+                board.sprite,
+                StoryboardPart::Sprite(sprite_format),
+            ),
+            StoryboardPart::Sprite(_) => {
+                (board.sprite, board.vtt.into_bytes(), StoryboardPart::Vtt)
+            }
+        };
+        let other_key = target.key(&["cache", &other_part.name()])?;
+        state.store.put(&other_key, Bytes::from(other)).await?;
+        Ok(asked)
     };
     stored_or_rendered(state, &worker, &cache_key, render).await
 }
@@ -1089,6 +1100,68 @@ mod tests {
                 .to_string();
             assert!(error.contains(words), "{error}");
         }
+    }
+
+    fn asset_from_url(id: &str) -> Asset {
+        Asset {
+            id: id.to_owned(),
+            status: AssetStatus::Ready,
+            error: None,
+            progress: 100,
+            input: serde_json::json!({"type": "url", "url": "https://example.com/a.mp4"}),
+            settings: serde_json::json!({}),
+            duration_ms: Some(1000),
+            tracks: serde_json::json!([]),
+            source_metadata: serde_json::json!({}),
+            renditions: serde_json::json!([]),
+            playable: true,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn source_copies_are_reused_and_the_least_recently_used_go_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sluice_storage::LocalStore::new(dir.path().join("objects"));
+        let assets: Vec<Asset> = ["asset_a", "asset_b", "asset_c"]
+            .into_iter()
+            .map(asset_from_url)
+            .collect();
+        for asset in &assets {
+            let key = asset.source_key().unwrap();
+            store.put(&key, Bytes::from(vec![7; 10])).await.unwrap();
+        }
+        // Room for two 10-byte copies.
+        let cache = Arc::new(SourceCache {
+            dir: dir.path().join("sources"),
+            max_bytes: 25,
+            entries: Mutex::new(CacheEntries::default()),
+            download: tokio::sync::Mutex::new(()),
+        });
+        let copy = |name: &str| cache.dir.join(name);
+
+        let a = cache.lease(&store, &assets[0]).await.unwrap();
+        assert_eq!(std::fs::read(&a.path).unwrap(), vec![7; 10]);
+        drop(a);
+        drop(cache.lease(&store, &assets[1]).await.unwrap());
+        // A used again: B is now the least recently used.
+        let _a = cache.lease(&store, &assets[0]).await.unwrap();
+        drop(cache.lease(&store, &assets[2]).await.unwrap());
+        assert!(copy("asset_a").exists() && copy("asset_c").exists());
+        assert!(
+            !copy("asset_b").exists(),
+            "the least recently used copy went"
+        );
+
+        // A is leased: it stays even when it is the oldest.
+        drop(cache.lease(&store, &assets[1]).await.unwrap());
+        assert!(copy("asset_a").exists(), "a copy in use is never removed");
+        assert!(!copy("asset_c").exists());
+        // A source that is not in the store is not found, and leaves nothing behind.
+        let missing = cache.lease(&store, &asset_from_url("asset_d")).await;
+        assert!(matches!(missing, Err(ApiError::Store(e)) if e.is_not_found()));
+        assert!(!copy("asset_d").exists() && !copy(".asset_d.part").exists());
     }
 
     #[test]
