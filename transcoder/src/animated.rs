@@ -275,7 +275,6 @@ fn gif(
     request: &AnimationRequest,
 ) -> Result<Animation, ImageError> {
     let time_base = Rational::new(1, request.fps as i32);
-    let palette_error = ImageError::Palette;
 
     let mut palette_graph = None;
     for_each_frame(path, limits, request, |index, picture| {
@@ -294,7 +293,7 @@ fn gif(
     filter_named(&mut palette_graph, "out")
         .sink()
         .frame(&mut palette)
-        .map_err(palette_error)?;
+        .map_err(ImageError::Palette)?;
     palette.set_pts(Some(0));
 
     let mut mapping = None;
