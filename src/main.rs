@@ -6,6 +6,7 @@
 //! INPUT -o OUTDIR` writes a file's HLS tree locally, without a server.
 
 mod config;
+mod images;
 mod keys;
 mod live;
 mod serve;

@@ -87,6 +87,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         jwt_audience: config.auth.jwt_audience.clone(),
         uploads: sluice_api::Uploads::new(config.uploads.settings(&config.data_dir)),
+        images: Some(crate::images::images(&config.data_dir)),
     };
     let (stop, stopping) = watch::channel(false);
     let upload_sweeper = sluice_api::spawn_upload_sweeper(state.clone(), stopping.clone());

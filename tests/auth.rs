@@ -8,7 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use common::{basic_auth, hs256_jwt, http_get, wait_for, Publisher, Server, API_KEY, API_SECRET};
+use common::{
+    basic_auth, create_signing_key, hs256_jwt, http_get, playback_token, wait_for, Publisher,
+    Server, API_KEY, API_SECRET,
+};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use m3u8_rs::Playlist;
 use serde_json::{json, Value};
@@ -34,30 +37,6 @@ fn assert_error(response: (u16, Value), status: u16, code: &str, words: &str) {
         message.contains(words),
         "message {message:?} should mention {words:?}"
     );
-}
-
-/// `POST /v1/signing-keys` as the test admin key; returns the `data` object.
-fn create_signing_key(server: &Server, algorithm: &str) -> Value {
-    let (status, body) = server.api(
-        "POST",
-        "/v1/signing-keys",
-        Some(json!({"algorithm": algorithm})),
-    );
-    assert_eq!(status, 201, "{body}");
-    body["data"].clone()
-}
-
-/// A playback token signed by `key` (a created signing key with its private key).
-fn playback_token(key: &Value, claims: Value) -> String {
-    let pem = key["private_key"].as_str().unwrap().as_bytes();
-    let (algorithm, encoding_key) = match key["algorithm"].as_str().unwrap() {
-        "ES256" => (Algorithm::ES256, EncodingKey::from_ec_pem(pem).unwrap()),
-        "RS256" => (Algorithm::RS256, EncodingKey::from_rsa_pem(pem).unwrap()),
-        other => panic!("unexpected algorithm {other}"),
-    };
-    let mut header = Header::new(algorithm);
-    header.kid = Some(key["id"].as_str().unwrap().to_owned());
-    encode(&header, &claims, &encoding_key).unwrap()
 }
 
 #[test]

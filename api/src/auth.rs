@@ -346,6 +346,7 @@ mod tests {
                 default_timeout_s: 60,
                 sweep_interval: std::time::Duration::from_secs(60),
             }),
+            images: None,
         };
         let app = Router::new()
             .route(

@@ -83,7 +83,7 @@ pub struct PlaybackQuery {
 
 /// The 401 for a signed playback id asked without a token. It challenges with `Bearer` (RFC
 /// 6750), not the API's `Basic`, so a browser playing the stream never pops up a login dialog.
-fn missing_token() -> Response {
+pub(crate) fn missing_token() -> Response {
     let mut response =
         ApiError::Unauthorized("this playback id is signed: add ?token= with a playback token")
             .into_response();

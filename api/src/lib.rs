@@ -8,6 +8,8 @@
 //!   tus 1.0.0 resumable protocol; the token in the URL is the credential (module `uploads`).
 //! - `/hls/*`: HLS delivery from the object store, CORS open, playlists gzip-able; `signed`
 //!   playback ids need a playback token (module `playback_token`).
+//! - `/thumbnails/*`, `/storyboards/*`, `/animated/*`: images of assets, rendered on demand
+//!   and cached (module `images`), CORS open like HLS.
 //! - `/healthz`: liveness; `/readyz`: readiness (database and object store work, module
 //!   `readiness`); `/metrics`: Prometheus metrics (module `metrics`).
 //!
@@ -19,6 +21,7 @@ mod auth;
 mod error;
 mod events;
 mod hls;
+mod images;
 mod json;
 mod live_streams;
 mod metrics;
@@ -47,6 +50,11 @@ use utoipa_axum::routes;
 
 pub use auth::DEFAULT_JWT_AUDIENCE;
 pub use error::{ApiError, MAX_BODY_BYTES};
+pub use images::{
+    AnimatedFormat, AnimatedSpec, FitMode, ImageRenderer, Images, RenderError, RenderedStoryboard,
+    StillFormat, ThumbnailSpec, DEFAULT_SOURCE_CACHE_BYTES, MAX_ANIMATED_DIMENSION,
+    MAX_ANIMATED_FPS, MAX_ANIMATED_SPAN, MAX_THUMBNAIL_DIMENSION, MIN_IMAGE_DIMENSION,
+};
 pub use live_streams::live_stream_event_data;
 pub use metrics::Metrics;
 pub use sessions::session_event_data;
@@ -78,6 +86,8 @@ pub struct AppState {
     pub jwt_audience: String,
     /// Direct upload settings (config `[uploads]`) and the uploads being written.
     pub uploads: Uploads,
+    /// What makes images of assets; `None` answers the image routes 404.
+    pub images: Option<Images>,
 }
 
 /// Liveness: answers while the process serves HTTP.
@@ -175,12 +185,16 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
                 .gzip(true)
                 .compress_when(compress_text),
         )
-        .layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-                .allow_headers(Any),
-        );
+        .layer(playback_cors());
+
+    let (images, images_spec) = OpenApiRouter::new()
+        .routes(routes!(images::thumbnail))
+        .routes(routes!(images::storyboard))
+        .routes(routes!(images::animated))
+        .split_for_parts();
+    let images = images
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(playback_cors());
 
     // The upload URL: no API key (its token is the credential), no 1 MiB body limit (bodies
     // stream to disk, bounded by the upload's size).
@@ -207,6 +221,7 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
     spec.merge(v1_spec);
     spec.merge(hls_spec);
     spec.merge(upload_url_spec);
+    spec.merge(images_spec);
     // axum spells a catch-all `{*path}`; OpenAPI path templates know only `{path}`.
     spec.paths.paths = std::mem::take(&mut spec.paths.paths)
         .into_iter()
@@ -216,6 +231,15 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .method_not_allowed_fallback(error::method_not_allowed)
         .merge(v1)
         .merge(hls)
-        .merge(upload_url);
+        .merge(upload_url)
+        .merge(images);
     (routes, spec)
+}
+
+/// Playback (HLS, images) is fetched by players on any web page.
+fn playback_cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers(Any)
 }

@@ -13,16 +13,23 @@ use sluice_storage::{Db, SigningAlgorithm};
 use crate::auth::{jwt_failure, JWT_LEEWAY_SECS};
 use crate::error::ApiError;
 
-/// What a playback token lets its holder fetch.
+/// What a playback token lets its holder fetch. Each is also accepted by Mux's one-letter
+/// name (`v`, `t`, `s`, `g`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlaybackAudience {
     /// Playlists and segments.
+    #[serde(alias = "v")]
     Video,
-    /// Still images of the stream.
+    /// Thumbnails.
+    #[serde(alias = "t")]
     Thumbnail,
-    /// Storyboard (trick-play) images.
+    /// Storyboards: the WebVTT and its sprite.
+    #[serde(alias = "s")]
     Storyboard,
+    /// Animated previews (GIF, WebP).
+    #[serde(alias = "g")]
+    Animated,
 }
 
 impl PlaybackAudience {
@@ -31,6 +38,7 @@ impl PlaybackAudience {
             Self::Video => "video",
             Self::Thumbnail => "thumbnail",
             Self::Storyboard => "storyboard",
+            Self::Animated => "animated",
         }
     }
 }
@@ -93,7 +101,7 @@ pub async fn verify(
         .map_err(|error| match error.kind() {
             jsonwebtoken::errors::ErrorKind::Json(_) => forbidden(
                 "playback token claims are invalid: sub must be a playback id and aud one of \
-                 video, thumbnail, storyboard",
+                 video, thumbnail, storyboard, animated",
             ),
             kind => forbidden(format!("playback {}", jwt_failure(kind))),
         })?

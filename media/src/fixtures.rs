@@ -1,5 +1,6 @@
-//! Test support for other crates (feature `fixtures`): known-good codec configurations, and
-//! media clips made at test time with the ffmpeg CLI.
+//! Test support for other crates (feature `fixtures`): known-good codec configurations,
+//! media clips made at test time with the ffmpeg CLI, and a reader of animated WebP files
+//! (which ffmpeg's WebP decoder does not read).
 
 use crate::codec::AvcConfig;
 
@@ -31,4 +32,46 @@ pub fn ffmpeg_clip(dir: &std::path::Path, name: &str, args: &[&str]) -> std::pat
         .expect("the ffmpeg CLI runs");
     assert!(status.success(), "ffmpeg made {name}");
     path
+}
+
+/// What an animated WebP file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebpAnimation {
+    /// Canvas width and height.
+    pub canvas: (u32, u32),
+    /// Each frame's duration in milliseconds, in order.
+    pub durations: Vec<u32>,
+    /// Times the animation plays (0: forever); `None` without an `ANIM` chunk.
+    pub loop_count: Option<u16>,
+}
+
+fn le24(bytes: &[u8]) -> u32 {
+    u32::from(bytes[0]) | u32::from(bytes[1]) << 8 | u32::from(bytes[2]) << 16
+}
+
+/// Reads a WebP file's RIFF chunks (`RIFF` size `WEBP`, then fourcc, size, payload padded to
+/// an even length): the canvas from `VP8X`, the loop count from `ANIM`, a frame per `ANMF`.
+/// Panics on anything else than a well-formed extended WebP.
+pub fn read_webp_animation(data: &[u8]) -> WebpAnimation {
+    assert_eq!(&data[..4], b"RIFF", "a RIFF file");
+    assert_eq!(&data[8..12], b"WEBP", "a WebP file");
+    let mut animation = WebpAnimation {
+        canvas: (0, 0),
+        durations: Vec::new(),
+        loop_count: None,
+    };
+    let mut at = 12;
+    while at + 8 <= data.len() {
+        let fourcc = &data[at..at + 4];
+        let size = u32::from_le_bytes(data[at + 4..at + 8].try_into().unwrap()) as usize;
+        let payload = &data[at + 8..at + 8 + size];
+        match fourcc {
+            b"VP8X" => animation.canvas = (le24(&payload[4..]) + 1, le24(&payload[7..]) + 1),
+            b"ANIM" => animation.loop_count = Some(u16::from_le_bytes([payload[4], payload[5]])),
+            b"ANMF" => animation.durations.push(le24(&payload[12..])),
+            _ => {}
+        }
+        at += 8 + size + size % 2;
+    }
+    animation
 }

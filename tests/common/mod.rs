@@ -540,6 +540,31 @@ pub fn hs256_jwt(claims: Value, secret: impl AsRef<[u8]>) -> String {
     .expect("an HS256 JWT")
 }
 
+/// `POST /v1/signing-keys` as the test admin key; returns the `data` object.
+pub fn create_signing_key(server: &Server, algorithm: &str) -> Value {
+    let (status, body) = server.api(
+        "POST",
+        "/v1/signing-keys",
+        Some(serde_json::json!({"algorithm": algorithm})),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["data"].clone()
+}
+
+/// A playback token signed by `key` (a created signing key with its private key).
+pub fn playback_token(key: &Value, claims: Value) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let pem = key["private_key"].as_str().unwrap().as_bytes();
+    let (algorithm, encoding_key) = match key["algorithm"].as_str().unwrap() {
+        "ES256" => (Algorithm::ES256, EncodingKey::from_ec_pem(pem).unwrap()),
+        "RS256" => (Algorithm::RS256, EncodingKey::from_rsa_pem(pem).unwrap()),
+        other => panic!("unexpected algorithm {other}"),
+    };
+    let mut header = Header::new(algorithm);
+    header.kid = Some(key["id"].as_str().unwrap().to_owned());
+    jsonwebtoken::encode(&header, &claims, &encoding_key).unwrap()
+}
+
 /// The ids of every `live_stream.created` event so far, oldest first.
 pub fn created_event_ids(server: &Server) -> Vec<String> {
     let (status, page) = server.api("GET", "/v1/events?type=live_stream.created&limit=100", None);

@@ -191,6 +191,8 @@ pub struct StoryboardLayout {
     pub columns: u32,
     /// Most tiles (at least 1); see [`storyboard_interval`].
     pub max_tiles: u32,
+    /// The sprite's file format.
+    pub format: ImageFormat,
 }
 
 impl Default for StoryboardLayout {
@@ -199,6 +201,7 @@ impl Default for StoryboardLayout {
             tile_width: 160,
             columns: 10,
             max_tiles: 100,
+            format: ImageFormat::Jpeg,
         }
     }
 }
@@ -206,7 +209,7 @@ impl Default for StoryboardLayout {
 /// A storyboard: the sprite sheet and the WebVTT file that points into it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Storyboard {
-    /// The sprite sheet (JPEG): tiles left to right, top to bottom.
+    /// The sprite sheet, in the layout's format: tiles left to right, top to bottom.
     pub sprite: Image,
     /// WebVTT: one cue per tile, `[t, t + interval)`, whose text is
     /// `{sprite_uri}#xywh=x,y,w,h`.
@@ -262,6 +265,15 @@ pub enum ImageError {
         #[source]
         source: ffmpeg_next::Error,
     },
+    /// An animated preview asked out of bounds (span, frame rate or size).
+    #[error("{0}")]
+    BadAnimation(String),
+    /// libavfilter could not make or apply a GIF's palette.
+    #[error("making the GIF palette: {0}")]
+    Palette(#[source] ffmpeg_next::Error),
+    /// The animation file could not be written or read back.
+    #[error("writing the animation file: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// The poster frame's time: 10 % of the duration or [`POSTER_MAX_TIME`], whichever is
@@ -322,7 +334,7 @@ pub fn storyboard(
     sprite_uri: &str,
 ) -> Result<Storyboard, ImageError> {
     check_dimension("tile width", Some(layout.tile_width))?;
-    check_encoder(ImageFormat::Jpeg)?;
+    check_encoder(layout.format)?;
     let mut reader = VideoReader::open(path, limits)?;
     let duration = reader
         .duration
@@ -357,7 +369,7 @@ pub fn storyboard(
         }
     }
     let (sheet, tile) = sheet.ok_or(ImageError::NothingDecoded)?;
-    let sprite = encode(&sheet, ImageFormat::Jpeg)?;
+    let sprite = encode(&sheet, layout.format)?;
 
     let mut vtt = String::from("WEBVTT\n");
     for index in 0..tiles {
@@ -450,19 +462,19 @@ fn check_encoder(format: ImageFormat) -> Result<(), ImageError> {
 }
 
 /// The main video stream of a probed file, decoded picture by picture.
-struct VideoReader {
+pub(crate) struct VideoReader {
     input: Input,
     decoder: decoder::Video,
     stream: usize,
     time_base: Rational,
     /// The stream's first timestamp, which is time 0.
     origin: i64,
-    duration: Option<Duration>,
+    pub(crate) duration: Option<Duration>,
     drained: bool,
 }
 
 impl VideoReader {
-    fn open(path: &Path, limits: &ProbeLimits) -> Result<Self, ImageError> {
+    pub(crate) fn open(path: &Path, limits: &ProbeLimits) -> Result<Self, ImageError> {
         let (input, report) = probe::open(path, limits)?;
         let index = report.video.as_ref().ok_or(ImageError::NoVideo)?.index;
         let stream = input.stream(index).ok_or(ImageError::NoVideo)?;
@@ -486,7 +498,7 @@ impl VideoReader {
 
     /// Moves to the keyframe at or before `time`. A file that cannot seek is read from the
     /// start instead, which finds the same picture, only slower.
-    fn seek(&mut self, time: Duration) {
+    pub(crate) fn seek(&mut self, time: Duration) {
         let (num, den) = (
             i128::from(self.time_base.numerator()),
             i128::from(self.time_base.denominator()),
@@ -520,7 +532,7 @@ impl VideoReader {
     }
 
     /// The next picture in presentation order and its time from the start; `None` at the end.
-    fn next_picture(&mut self) -> Result<Option<(Duration, frame::Video)>, ImageError> {
+    pub(crate) fn next_picture(&mut self) -> Result<Option<(Duration, frame::Video)>, ImageError> {
         loop {
             let mut picture = frame::Video::empty();
             if self.decoder.receive_frame(&mut picture).is_ok() {
@@ -569,7 +581,7 @@ impl VideoReader {
 }
 
 /// The size a picture is shown at: its coded size with the sample aspect ratio applied.
-fn display_size(picture: &frame::Video) -> (u32, u32) {
+pub(crate) fn display_size(picture: &frame::Video) -> (u32, u32) {
     let (width, height) = (picture.width(), picture.height());
     let sar = picture.aspect_ratio();
     let (num, den) = (sar.numerator(), sar.denominator());
@@ -604,15 +616,20 @@ fn bounded(size: (u32, u32)) -> (u32, u32) {
 /// Where a picture goes: the image's size, the size the picture is scaled to, where it is
 /// placed, and (for `crop`) the part of the picture kept, as fractions of its width and height.
 #[derive(Clone, Debug, PartialEq)]
-struct Shape {
-    canvas: (u32, u32),
+pub(crate) struct Shape {
+    pub(crate) canvas: (u32, u32),
     scaled: (u32, u32),
     offset: (u32, u32),
     keep: (f64, f64),
 }
 
 impl Shape {
-    fn of(display: (u32, u32), width: Option<u32>, height: Option<u32>, fit: FitMode) -> Shape {
+    pub(crate) fn of(
+        display: (u32, u32),
+        width: Option<u32>,
+        height: Option<u32>,
+        fit: FitMode,
+    ) -> Shape {
         let (dw, dh) = (f64::from(display.0), f64::from(display.1));
         let whole = |size: (u32, u32)| Shape {
             canvas: size,
@@ -669,7 +686,10 @@ fn black(width: u32, height: u32) -> frame::Video {
 }
 
 /// `picture` shaped as `shape` says, in RGB24.
-fn render(picture: &mut frame::Video, shape: &Shape) -> Result<frame::Video, ImageError> {
+pub(crate) fn render(
+    picture: &mut frame::Video,
+    shape: &Shape,
+) -> Result<frame::Video, ImageError> {
     if shape.keep != (1.0, 1.0) {
         crop_centre(picture, shape.keep);
     }
@@ -706,7 +726,7 @@ fn crop_centre(picture: &mut frame::Video, keep: (f64, f64)) {
 }
 
 /// `picture` converted to `pixel` at `size` with swscale.
-fn convert(
+pub(crate) fn convert(
     picture: &frame::Video,
     pixel: Pixel,
     size: (u32, u32),

@@ -17,6 +17,7 @@
 //!   [`ProbeLimits`]).
 //! - [`images`]: pictures of a local file: a thumbnail at any time ([`thumbnail`]) and a
 //!   storyboard sprite with its WebVTT ([`storyboard`]), as JPEG, PNG or WebP.
+//! - [`animated`]: a short span of a local file as an animated GIF or WebP ([`animated()`]).
 //! - [`vod`]: a local file read as packets ([`FileDemuxer`]) and run through the same ladder,
 //!   nothing dropped ([`FileTranscode`]).
 //!
@@ -25,6 +26,7 @@
 //!
 //! [`Packet`]: sluice_media::Packet
 
+pub mod animated;
 pub mod audio;
 pub mod decode;
 pub mod images;
@@ -39,6 +41,10 @@ use std::sync::Once;
 
 use sluice_media::CodecError;
 
+pub use animated::{
+    animated, Animation, AnimationFormat, AnimationRequest, DEFAULT_ANIMATION_WIDTH,
+    MAX_ANIMATION_DIMENSION, MAX_ANIMATION_FPS, MAX_ANIMATION_SPAN,
+};
 pub use audio::AacTranscoder;
 pub use decode::{DecodedPicture, VideoDecoder, VideoSource};
 pub use images::{

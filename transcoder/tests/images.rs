@@ -376,7 +376,7 @@ fn a_storyboard_has_a_tile_per_second_and_cues_covering_the_clip() {
         &StoryboardLayout {
             tile_width: 160,
             columns: 3,
-            max_tiles: 100,
+            ..StoryboardLayout::default()
         },
         "storyboard.jpg",
     )
@@ -433,7 +433,7 @@ fn a_storyboard_has_a_tile_per_second_and_cues_covering_the_clip() {
     // The unused slot of the last row stays black.
     assert_eq!(pixel_at(&sprite, 400, 135), [0, 0, 0]);
 
-    // A portrait video's tiles are as tall as a landscape one's are wide.
+    // A portrait video's tiles are as tall as a landscape one's are wide; a sprite can be PNG.
     let portrait = ffmpeg_clip(
         dir.path(),
         "portrait.mp4",
@@ -442,10 +442,15 @@ fn a_storyboard_has_a_tile_per_second_and_cues_covering_the_clip() {
     let board = storyboard(
         &portrait,
         &ProbeLimits::default(),
-        &StoryboardLayout::default(),
+        &StoryboardLayout {
+            format: ImageFormat::Png,
+            ..StoryboardLayout::default()
+        },
         "s.jpg",
     )
     .unwrap();
+    let png = save(dir.path(), "portrait.png", &board.sprite.data);
+    assert_eq!(probe_image(&png), (180, 160, "png".to_owned()));
     assert_eq!(
         (board.tiles, board.tile_width, board.tile_height),
         (2, 90, 160)

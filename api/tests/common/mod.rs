@@ -69,6 +69,7 @@ pub async fn harness() -> Harness {
             default_timeout_s: 3600,
             sweep_interval: Duration::from_millis(200),
         }),
+        images: None,
     };
     // Times out expired uploads, as `sluice serve` does, until the harness is dropped.
     let (stop_sweeper, stopping) = watch::channel(false);
