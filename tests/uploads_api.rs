@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,10 +13,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sluice_media::fixtures::ffmpeg_clip;
 
-use common::{http_request, wait_for, HttpResponse, Launch, Server};
-
-const TUS: &str = "Tus-Resumable: 1.0.0";
-const OFFSET_STREAM: &str = "Content-Type: application/offset+octet-stream";
+use common::vod::{create_upload, patch, patch_and_hang_up, tus_head, url_of, OFFSET_STREAM, TUS};
+use common::{http_request, wait_for, Launch, Server};
 
 /// A 2-second 320x240 H.264/AAC MP4 made by ffmpeg from lavfi sources.
 fn clip(dir: &std::path::Path) -> Vec<u8> {
@@ -47,17 +43,6 @@ fn clip(dir: &std::path::Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-/// Creates an upload; returns its `data`.
-fn create_upload(server: &Server, body: Value) -> Value {
-    let (status, created) = server.api("POST", "/v1/uploads", Some(body));
-    assert_eq!(status, 201, "{created}");
-    created["data"].clone()
-}
-
-fn url_of(upload: &Value) -> String {
-    upload["url"].as_str().unwrap().to_owned()
-}
-
 fn source_path(server: &Server, upload_id: &str) -> PathBuf {
     server
         .data_dir
@@ -65,17 +50,6 @@ fn source_path(server: &Server, upload_id: &str) -> PathBuf {
         .join("objects/uploads")
         .join(upload_id)
         .join("source")
-}
-
-fn tus_head(url: &str) -> HttpResponse {
-    http_request("HEAD", url, &[TUS], None)
-}
-
-fn patch(url: &str, offset: usize, extra: &[&str], body: &[u8]) -> HttpResponse {
-    let offset = format!("Upload-Offset: {offset}");
-    let mut headers = vec![TUS, OFFSET_STREAM, offset.as_str()];
-    headers.extend_from_slice(extra);
-    http_request("PATCH", url, &headers, Some(body))
 }
 
 /// Types of the events recorded about `object_id`, oldest first.
@@ -89,25 +63,6 @@ fn event_types(server: &Server, object_id: &str) -> Vec<String> {
         .filter(|event| event["object"]["id"] == object_id)
         .map(|event| event["type"].as_str().unwrap().to_owned())
         .collect()
-}
-
-/// Sends a `PATCH` to the upload URL `url` announcing the whole remaining `body` but writes
-/// only its first `sent` bytes, then closes the connection.
-fn patch_and_hang_up(server: &Server, url: &str, offset: usize, body: &[u8], sent: usize) {
-    let path = url.strip_prefix(&server.url("")).unwrap();
-    let mut socket = TcpStream::connect(("127.0.0.1", server.http_port)).unwrap();
-    let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n\
-         Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    socket.write_all(head.as_bytes()).unwrap();
-    socket.write_all(&body[..sent]).unwrap();
-    socket.flush().unwrap();
-    // Give the server the bytes before the connection goes.
-    std::thread::sleep(Duration::from_millis(300));
-    socket.shutdown(std::net::Shutdown::Both).unwrap();
 }
 
 #[test]

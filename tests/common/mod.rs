@@ -13,6 +13,8 @@ use base64::Engine;
 use serde_json::Value;
 use sluice_storage::test_support::TestDatabase;
 
+pub mod vod;
+
 pub const API_KEY: &str = "test-key";
 pub const API_SECRET: &str = "test-secret-0123456789";
 
@@ -575,4 +577,33 @@ pub fn created_event_ids(server: &Server) -> Vec<String> {
         .iter()
         .map(|event| event["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// Plays `url` with hls.js in headless Chromium for `seconds` (`tests/node/play.mjs`); returns
+/// the player's report (`supported`, `levels`, `maxTime`, `errors`) after checking that MSE was
+/// available and that no fatal error happened.
+pub fn play_with_hlsjs(url: &str, seconds: u32) -> Value {
+    let output = Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/play.mjs"))
+        .arg(url)
+        .arg(seconds.to_string())
+        .output()
+        .expect("node tests/node/play.mjs (make test installs Node.js, Chromium and hls.js)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "player script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("player report is not JSON ({e}): {stdout}"));
+    assert_eq!(report["supported"], true, "MSE available: {report}");
+    let fatal: Vec<&Value> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|error| error["fatal"] == true)
+        .collect();
+    assert!(fatal.is_empty(), "fatal player errors: {report}");
+    report
 }
