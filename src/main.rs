@@ -10,6 +10,7 @@ mod keys;
 mod live;
 mod serve;
 mod transcode;
+mod vod;
 mod webhooks;
 
 use std::io::IsTerminal;
