@@ -1,10 +1,11 @@
 //! HLS delivery: `GET /hls/{playback_id}/{*path}` serves the playlists and CMAF segments the
-//! packager stored under `live/{live_stream_id}/…`, with the media types and caching of
+//! packager stored under `live/{live_stream_id}/…` (a live stream's playback id) or
+//! `assets/{asset_id}/hls/…` (an asset's), with the media types and caching of
 //! RFC 8216 §4 and the HLS authoring spec (playlists fresh, segments immutable).
 //!
 //! The request path never reaches the store as given: it must be at most two plain segments
 //! (`[A-Za-z0-9._-]`, no `.`/`..`) with a known extension, and the object key is rebuilt from the
-//! server-made live stream id found by playback id.
+//! server-made live stream or asset id found by playback id.
 //!
 //! A `signed` playback id needs `?token=` with a playback token (module `playback_token`) on
 //! every request; its playlists are rewritten so each child URI carries the token on, and its
@@ -180,12 +181,12 @@ pub async fn serve(
             Some(token)
         }
     };
-    let key = ObjectKey::new(
-        ["live", playback.live_stream_id.as_str()]
-            .into_iter()
-            .chain(segments),
-    )
-    .map_err(|_| NOT_FOUND)?;
+    let root = match (&playback.live_stream_id, &playback.asset_id) {
+        (Some(live_stream_id), _) => vec!["live", live_stream_id.as_str()],
+        (None, Some(asset_id)) => vec!["assets", asset_id.as_str(), "hls"],
+        (None, None) => return Err(NOT_FOUND),
+    };
+    let key = ObjectKey::new(root.into_iter().chain(segments)).map_err(|_| NOT_FOUND)?;
     let body = state.store.get(&key).await?;
     let body = match (&token, kind) {
         (Some(token), HlsObject::Playlist) => Bytes::from(playlist_with_token(&body, token)?),

@@ -12,6 +12,7 @@
 //! This crate knows only `sluice-storage`; the ladder validation it needs is passed in.
 
 mod api_keys;
+pub mod assets;
 mod auth;
 mod error;
 mod events;

@@ -112,7 +112,7 @@ pub async fn get(
         .db
         .get_playback_id(&playback_id)
         .await?
-        .filter(|found| found.live_stream_id == live_stream_id)
+        .filter(|found| found.live_stream_id.as_deref() == Some(live_stream_id.as_str()))
         .ok_or(NOT_FOUND)?;
     Ok(Json(Envelope {
         data: playback_id.into(),

@@ -24,6 +24,8 @@ pub const WEBHOOK_DELIVERY_PREFIX: &str = "whd_";
 pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
 pub const SIGNING_KEY_PREFIX: &str = "sk_";
 pub const JOB_PREFIX: &str = "job_";
+pub const ASSET_PREFIX: &str = "asset_";
+pub const UPLOAD_PREFIX: &str = "upload_";
 
 fn random_alphanumeric(len: usize) -> String {
     rand::thread_rng()

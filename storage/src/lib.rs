@@ -24,13 +24,14 @@ pub use db::{redact_database_url, Db, DbEngine, Record, StorageError, MAX_PAGE_S
 pub use event_bus::EventBus;
 pub use local_store::LocalStore;
 pub use model::{
-    ApiKey, ApiKeyPage, AttemptOutcome, ClaimedDelivery, DeliveryStatus, Event, EventFilter,
-    EventPage, EventType, Job, JobStatus, LatencyMode, LiveStream, LiveStreamChanges,
-    LiveStreamFilter, LiveStreamPage, LiveStreamSettings, LiveStreamStatus, NewEvent, NewJob,
-    NewWebhookEndpoint, Permission, PlaybackId, PlaybackPolicy, Session, SessionOrigin,
-    SessionPage, SigningAlgorithm, SigningKey, SigningKeyPage, WebhookAttempt, WebhookDelivery,
+    ApiKey, ApiKeyPage, Asset, AssetPage, AssetStatus, AttemptOutcome, ClaimedDelivery,
+    DeliveryStatus, Event, EventFilter, EventPage, EventType, Job, JobStatus, LatencyMode,
+    LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage, LiveStreamSettings,
+    LiveStreamStatus, NewAsset, NewEvent, NewJob, NewUpload, NewWebhookEndpoint, Permission,
+    PlaybackId, PlaybackPolicy, Session, SessionOrigin, SessionPage, SigningAlgorithm, SigningKey,
+    SigningKeyPage, Upload, UploadPage, UploadStatus, WebhookAttempt, WebhookDelivery,
     WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage, WebhookEndpointUpdate,
-    DEFAULT_JOB_MAX_ATTEMPTS, MAX_RECONNECT_WINDOW_S,
+    ASSET_JOB_KIND, DEFAULT_JOB_MAX_ATTEMPTS, MAX_RECONNECT_WINDOW_S,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, StoreError};
 pub use secret_box::{secret_hash, SecretBox, SecretBoxError, MASTER_KEY_LEN};

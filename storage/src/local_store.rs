@@ -6,7 +6,7 @@
 //! place (rename is atomic on POSIX file systems), so a reader never sees half a segment.
 
 use std::io::ErrorKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -51,9 +51,15 @@ fn io_error(key: &ObjectKey, source: std::io::Error) -> StoreError {
     }
 }
 
-#[async_trait]
-impl ObjectStore for LocalStore {
-    async fn put(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError> {
+/// What a write puts in place: bytes in memory, or a copy of a local file.
+enum Body<'a> {
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
+impl LocalStore {
+    /// Writes `body` to a temporary file beside `key`'s path and renames it into place.
+    async fn write_atomically(&self, key: &ObjectKey, body: Body<'_>) -> Result<(), StoreError> {
         let path = self.path_of(key);
         let parent = path.parent().unwrap_or(&self.root);
         tokio::fs::create_dir_all(parent)
@@ -62,7 +68,11 @@ impl ObjectStore for LocalStore {
         // The temporary name contains `~`, which no ObjectKey segment may, so it can never
         // collide with or be served as a real object.
         let temp = parent.join(format!(".tmp~{}", uuid::Uuid::new_v4().simple()));
-        if let Err(error) = tokio::fs::write(&temp, &body).await {
+        let written = match body {
+            Body::Bytes(bytes) => tokio::fs::write(&temp, bytes).await,
+            Body::File(source) => tokio::fs::copy(source, &temp).await.map(drop),
+        };
+        if let Err(error) = written {
             // Best effort: the write already failed, a leftover temp file is harmless.
             let _ = tokio::fs::remove_file(&temp).await;
             return Err(io_error(key, error));
@@ -72,6 +82,25 @@ impl ObjectStore for LocalStore {
             return Err(io_error(key, error));
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    async fn put(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError> {
+        self.write_atomically(key, Body::Bytes(&body)).await
+    }
+
+    async fn put_file(&self, key: &ObjectKey, path: &Path) -> Result<(), StoreError> {
+        self.write_atomically(key, Body::File(path)).await
+    }
+
+    async fn get_to_file(&self, key: &ObjectKey, path: &Path) -> Result<u64, StoreError> {
+        match tokio::fs::copy(self.path_of(key), path).await {
+            Ok(copied) => Ok(copied),
+            Err(error) if means_absent(&error) => Err(StoreError::NotFound { key: key.clone() }),
+            Err(error) => Err(io_error(key, error)),
+        }
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
@@ -145,6 +174,40 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["index.m3u8"]);
+    }
+
+    #[tokio::test]
+    async fn files_go_in_and_come_out_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("objects"));
+        let source = dir.path().join("source.bin");
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&source, &body).unwrap();
+        store
+            .put_file(&key("uploads/u1/source"), &source)
+            .await
+            .unwrap();
+        let out = dir.path().join("out.bin");
+        let copied = store
+            .get_to_file(&key("uploads/u1/source"), &out)
+            .await
+            .unwrap();
+        assert_eq!(copied, body.len() as u64);
+        assert_eq!(std::fs::read(&out).unwrap(), body);
+        let missing = store
+            .get_to_file(&key("uploads/u2/source"), &out)
+            .await
+            .unwrap_err();
+        assert!(missing.is_not_found());
+        let no_file = store
+            .put_file(&key("uploads/u3/source"), &dir.path().join("absent"))
+            .await
+            .unwrap_err();
+        assert!(!no_file.is_not_found());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("objects/uploads/u3"))
+            .unwrap()
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[tokio::test]

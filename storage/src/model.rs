@@ -5,9 +5,14 @@ use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+mod asset;
 mod event;
 mod job;
 mod webhook;
+pub use asset::{
+    Asset, AssetPage, AssetStatus, NewAsset, NewUpload, Upload, UploadPage, UploadStatus,
+    ASSET_JOB_KIND,
+};
 pub use event::{Event, EventFilter, EventObject, EventPage, EventType, NewEvent};
 pub use job::{Job, JobStatus, NewJob, DEFAULT_JOB_MAX_ATTEMPTS};
 pub use webhook::{
@@ -158,12 +163,14 @@ pub enum PlaybackPolicy {
     Signed,
 }
 
-/// A public id under which viewers play a live stream.
+/// A public id under which viewers play a live stream or an asset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaybackId {
     /// The id in playback URLs (`/hls/{id}/…`).
     pub id: String,
-    pub live_stream_id: String,
+    /// The owner: exactly one of `live_stream_id` and `asset_id` is set.
+    pub live_stream_id: Option<String>,
+    pub asset_id: Option<String>,
     pub policy: PlaybackPolicy,
     pub created_at: DateTime<Utc>,
 }

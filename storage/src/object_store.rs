@@ -7,6 +7,7 @@
 //! The semantics mirror S3's (overwrite on put, idempotent delete) so an S3 backend can follow.
 
 use std::fmt;
+use std::path::Path;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -136,6 +137,14 @@ pub trait ObjectStore: Send + Sync {
     /// Stores `body` under `key`, replacing any previous object. Readers see either the old
     /// object or the whole new one, never a partial write.
     async fn put(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError>;
+
+    /// Stores a copy of the local file at `path` under `key`, as [`ObjectStore::put`] does,
+    /// without reading it into memory (uploaded sources can be many gigabytes).
+    async fn put_file(&self, key: &ObjectKey, path: &Path) -> Result<(), StoreError>;
+
+    /// Copies the object into the local file at `path` (created or replaced), without
+    /// holding it in memory; returns its size. [`StoreError::NotFound`] when there is none.
+    async fn get_to_file(&self, key: &ObjectKey, path: &Path) -> Result<u64, StoreError>;
 
     /// Reads the whole object; [`StoreError::NotFound`] when there is none.
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError>;

@@ -263,7 +263,10 @@ async fn created_live_stream_is_idle_and_found_by_every_id() {
         "one public playback id comes with a stream"
     );
     assert_eq!(playback_ids[0].policy, PlaybackPolicy::Public);
-    assert_eq!(playback_ids[0].live_stream_id, stream.id);
+    assert_eq!(
+        playback_ids[0].live_stream_id.as_deref(),
+        Some(stream.id.as_str())
+    );
     assert_ne!(stream.stream_key, playback_ids[0].id);
 
     assert_eq!(
@@ -548,7 +551,7 @@ async fn playback_ids_are_added_listed_and_deleted_per_stream() {
         .await
         .unwrap();
     assert_eq!(signed.policy, PlaybackPolicy::Signed);
-    assert_eq!(signed.live_stream_id, stream.id);
+    assert_eq!(signed.live_stream_id.as_deref(), Some(stream.id.as_str()));
     assert_eq!(
         db.list_playback_ids(&stream.id).await.unwrap(),
         [public.clone(), signed.clone()]

@@ -69,6 +69,30 @@ fn job_from_row(row: job::Model) -> Result<Job> {
     })
 }
 
+/// The row of a job queued now, due at once.
+pub(super) fn new_job_row(new: &NewJob) -> job::ActiveModel {
+    let at = now();
+    job::ActiveModel {
+        id: Set(ids::new_id(ids::JOB_PREFIX)),
+        kind: Set(new.kind.clone()),
+        subject_id: Set(new.subject_id.clone()),
+        payload: Set(new.payload.to_string()),
+        status: Set(JobStatus::Queued),
+        attempts: Set(0),
+        max_attempts: Set(i32::try_from(new.max_attempts.max(1)).unwrap_or(i32::MAX)),
+        run_after: Set(at),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        heartbeat_at: Set(None),
+        progress: Set(0),
+        last_error: Set(None),
+        result: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+        finished_at: Set(None),
+    }
+}
+
 /// `at + duration`, stored to the microsecond like every timestamp.
 fn after(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(duration)
@@ -179,26 +203,7 @@ impl Db {
             if let Some(active) = self.active_job(&new.kind, &new.subject_id).await? {
                 return Ok(active);
             }
-            let at = now();
-            let row = job::ActiveModel {
-                id: Set(ids::new_id(ids::JOB_PREFIX)),
-                kind: Set(new.kind.clone()),
-                subject_id: Set(new.subject_id.clone()),
-                payload: Set(new.payload.to_string()),
-                status: Set(JobStatus::Queued),
-                attempts: Set(0),
-                max_attempts: Set(i32::try_from(new.max_attempts.max(1)).unwrap_or(i32::MAX)),
-                run_after: Set(at),
-                lease_owner: Set(None),
-                lease_until: Set(None),
-                heartbeat_at: Set(None),
-                progress: Set(0),
-                last_error: Set(None),
-                result: Set(None),
-                created_at: Set(at),
-                updated_at: Set(at),
-                finished_at: Set(None),
-            };
+            let row = new_job_row(new);
             match job::Entity::insert(row)
                 .exec_with_returning(&self.conn)
                 .await

@@ -5,7 +5,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, Transacti
 use tracing::info;
 
 use super::paging::{keyset_page, PageKey, PageOrder};
-use super::playback_ids::insert_playback_id;
+use super::playback_ids::{insert_playback_id, PlaybackOwner};
 use super::{now, Db, Record, Result, StorageError};
 use crate::entities::{live_stream, session};
 use crate::ids;
@@ -84,7 +84,12 @@ impl Db {
         let row = live_stream::Entity::insert(row)
             .exec_with_returning(&txn)
             .await?;
-        insert_playback_id(&txn, &row.id, PlaybackPolicy::Public).await?;
+        insert_playback_id(
+            &txn,
+            PlaybackOwner::LiveStream(&row.id),
+            PlaybackPolicy::Public,
+        )
+        .await?;
         txn.commit().await?;
         info!(live_stream_id = %row.id, "Live stream created.");
         live_stream_from_row(row)

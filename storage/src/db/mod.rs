@@ -14,6 +14,7 @@ use crate::migration::Migrator;
 use crate::secret_box::{SecretBox, SecretBoxError};
 
 mod api_keys;
+mod assets;
 mod events;
 mod jobs;
 mod live_streams;
@@ -23,6 +24,7 @@ mod sessions;
 mod signing_keys;
 #[cfg(test)]
 mod upgrade_tests;
+mod uploads;
 mod webhooks;
 
 /// How long a writer waits for SQLite's lock before failing with "database is locked".
@@ -48,6 +50,8 @@ pub enum Record {
     SigningKey,
     PlaybackId,
     Job,
+    Asset,
+    Upload,
 }
 
 impl fmt::Display for Record {
@@ -62,6 +66,8 @@ impl fmt::Display for Record {
             Self::SigningKey => "signing key",
             Self::PlaybackId => "playback id",
             Self::Job => "job",
+            Self::Asset => "asset",
+            Self::Upload => "upload",
         })
     }
 }

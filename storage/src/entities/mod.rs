@@ -1,12 +1,14 @@
 //! sea-orm entities: one module per table created by the migration in `migration/`.
 
 pub mod api_key;
+pub mod asset;
 pub mod event;
 pub mod job;
 pub mod live_stream;
 pub mod playback_id;
 pub mod session;
 pub mod signing_key;
+pub mod upload;
 pub mod webhook_attempt;
 pub mod webhook_delivery;
 pub mod webhook_endpoint;

@@ -10,7 +10,9 @@ pub struct Model {
     /// The public id in playback URLs.
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    pub live_stream_id: String,
+    /// Exactly one of `live_stream_id` and `asset_id` is set.
+    pub live_stream_id: Option<String>,
+    pub asset_id: Option<String>,
     pub policy: PlaybackPolicy,
     pub created_at: DateTimeUtc,
 }

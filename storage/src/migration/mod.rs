@@ -8,6 +8,7 @@ mod m20261121_000003_auth;
 mod m20261121_000004_webhooks;
 mod m20261121_000005_lifecycle;
 mod m20261121_000006_jobs;
+mod m20261121_000007_vod;
 
 pub use m20261121_000003_auth::LEGACY_API_KEYS_TABLE;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_webhooks::Migration),
             Box::new(m20261121_000005_lifecycle::Migration),
             Box::new(m20261121_000006_jobs::Migration),
+            Box::new(m20261121_000007_vod::Migration),
         ]
     }
 }

@@ -26,10 +26,21 @@ pub enum EventType {
     LiveStreamCompleted,
     SessionStarted,
     SessionEnded,
+    AssetCreated,
+    /// Processing finished: every rendition, image and playlist is in place.
+    AssetReady,
+    /// Processing failed for good; the data's `error` says why.
+    AssetErrored,
+    AssetDeleted,
+    UploadCreated,
+    /// The upload is complete and became an asset.
+    UploadAssetCreated,
+    UploadErrored,
+    UploadCancelled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 21] = [
         Self::LiveStreamCreated,
         Self::LiveStreamUpdated,
         Self::LiveStreamDeleted,
@@ -43,6 +54,14 @@ impl EventType {
         Self::LiveStreamCompleted,
         Self::SessionStarted,
         Self::SessionEnded,
+        Self::AssetCreated,
+        Self::AssetReady,
+        Self::AssetErrored,
+        Self::AssetDeleted,
+        Self::UploadCreated,
+        Self::UploadAssetCreated,
+        Self::UploadErrored,
+        Self::UploadCancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +79,14 @@ impl EventType {
             Self::LiveStreamCompleted => "live_stream.completed",
             Self::SessionStarted => "session.started",
             Self::SessionEnded => "session.ended",
+            Self::AssetCreated => "asset.created",
+            Self::AssetReady => "asset.ready",
+            Self::AssetErrored => "asset.errored",
+            Self::AssetDeleted => "asset.deleted",
+            Self::UploadCreated => "upload.created",
+            Self::UploadAssetCreated => "upload.asset_created",
+            Self::UploadErrored => "upload.errored",
+            Self::UploadCancelled => "upload.cancelled",
         }
     }
 

@@ -1,0 +1,248 @@
+//! Assets: creation (with their playback ids and processing job, in one transaction), lookup,
+//! listing, the progress and outcome the worker records, and deletion.
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+};
+use serde_json::Value;
+use tracing::info;
+
+use super::jobs::new_job_row;
+use super::paging::{keyset_page, PageKey, PageOrder};
+use super::playback_ids::{insert_playback_id, PlaybackOwner};
+use super::{now, Db, Record, Result, StorageError};
+use crate::entities::{asset, job};
+use crate::ids;
+use crate::model::{Asset, AssetPage, AssetStatus, NewAsset, NewJob, ASSET_JOB_KIND};
+
+const ASSET_PAGE: PageKey<asset::Entity> = PageKey {
+    created_at: asset::Column::CreatedAt,
+    id: asset::Column::Id,
+    created_at_of: |row| row.created_at,
+    id_of: |row| &row.id,
+    order: PageOrder::NewestFirst,
+};
+
+fn json_column(row: &asset::Model, column: &'static str, text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|source| StorageError::CorruptJson {
+        record: Record::Asset,
+        id: row.id.clone(),
+        column,
+        source,
+    })
+}
+
+fn asset_from_row(row: asset::Model) -> Result<Asset> {
+    Ok(Asset {
+        input: json_column(&row, "input", &row.input)?,
+        settings: json_column(&row, "settings", &row.settings)?,
+        tracks: json_column(&row, "tracks", &row.tracks)?,
+        source_metadata: json_column(&row, "source_metadata", &row.source_metadata)?,
+        renditions: json_column(&row, "renditions", &row.renditions)?,
+        status: row.status,
+        error: row.error,
+        progress: u8::try_from(row.progress.clamp(0, 100)).unwrap_or(0),
+        duration_ms: row.duration_ms,
+        playable: row.playable,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        id: row.id,
+    })
+}
+
+fn not_found(id: &str) -> StorageError {
+    StorageError::NotFound {
+        record: Record::Asset,
+        id: id.to_owned(),
+    }
+}
+
+/// Inserts a preparing asset, its playback ids and its processing job; `conn` should be a
+/// transaction, so an asset never exists without the job that processes it.
+pub(super) async fn insert_asset(conn: &impl ConnectionTrait, new: &NewAsset) -> Result<Asset> {
+    let at = now();
+    let row = asset::ActiveModel {
+        id: Set(ids::new_id(ids::ASSET_PREFIX)),
+        status: Set(AssetStatus::Preparing),
+        error: Set(None),
+        progress: Set(0),
+        input: Set(new.input.to_string()),
+        settings: Set(new.settings.to_string()),
+        duration_ms: Set(None),
+        tracks: Set("[]".to_owned()),
+        source_metadata: Set("{}".to_owned()),
+        renditions: Set("[]".to_owned()),
+        playable: Set(false),
+        created_at: Set(at),
+        updated_at: Set(at),
+    };
+    let row = asset::Entity::insert(row).exec_with_returning(conn).await?;
+    for policy in &new.playback_policies {
+        insert_playback_id(conn, PlaybackOwner::Asset(&row.id), *policy).await?;
+    }
+    let job = NewJob::new(ASSET_JOB_KIND, row.id.clone(), serde_json::json!({}));
+    job::Entity::insert(new_job_row(&job)).exec(conn).await?;
+    info!(asset_id = %row.id, "Asset created.");
+    asset_from_row(row)
+}
+
+impl Db {
+    /// Creates a preparing asset with one playback id per policy asked, and queues the job
+    /// that processes it.
+    pub async fn create_asset(&self, new: &NewAsset) -> Result<Asset> {
+        let txn = self.conn.begin().await?;
+        let asset = insert_asset(&txn, new).await?;
+        txn.commit().await?;
+        Ok(asset)
+    }
+
+    pub async fn get_asset(&self, id: &str) -> Result<Option<Asset>> {
+        asset::Entity::find_by_id(id)
+            .one(&self.conn)
+            .await?
+            .map(asset_from_row)
+            .transpose()
+    }
+
+    /// The asset `id`, or [`StorageError::NotFound`].
+    pub(super) async fn require_asset(&self, id: &str) -> Result<Asset> {
+        self.get_asset(id).await?.ok_or_else(|| not_found(id))
+    }
+
+    /// Assets newest first, at most `limit` (clamped to 1..=[`super::MAX_PAGE_SIZE`]), after
+    /// the asset whose id is `after`, only those in `status` when given.
+    pub async fn list_assets(
+        &self,
+        limit: u64,
+        after: Option<&str>,
+        status: Option<AssetStatus>,
+    ) -> Result<AssetPage> {
+        let query = match status {
+            Some(status) => asset::Entity::find().filter(asset::Column::Status.eq(status)),
+            None => asset::Entity::find(),
+        };
+        let (rows, next_cursor) = keyset_page(&self.conn, query, ASSET_PAGE, limit, after).await?;
+        Ok(AssetPage {
+            items: rows
+                .into_iter()
+                .map(asset_from_row)
+                .collect::<Result<_>>()?,
+            next_cursor,
+        })
+    }
+
+    /// Deletes the asset and its playback ids, and cancels its jobs (a worker processing it
+    /// finds its next heartbeat refused). `false` when there was no such asset. The caller
+    /// removes its objects.
+    pub async fn delete_asset(&self, id: &str) -> Result<bool> {
+        self.cancel_jobs_for(id).await?;
+        let deleted = asset::Entity::delete_by_id(id)
+            .exec(&self.conn)
+            .await?
+            .rows_affected
+            == 1;
+        if deleted {
+            info!(asset_id = id, "Asset deleted.");
+        }
+        Ok(deleted)
+    }
+
+    /// Records how far processing got (capped at 100), while the asset is preparing.
+    pub async fn set_asset_progress(&self, id: &str, progress: u8) -> Result<()> {
+        self.update_preparing(
+            id,
+            asset::ActiveModel {
+                progress: Set(i32::from(progress.min(100))),
+                ..Default::default()
+            },
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Records what probing the source found.
+    pub async fn set_asset_probed(
+        &self,
+        id: &str,
+        duration_ms: Option<i64>,
+        tracks: &Value,
+        source_metadata: &Value,
+    ) -> Result<()> {
+        self.update_preparing(
+            id,
+            asset::ActiveModel {
+                duration_ms: Set(duration_ms),
+                tracks: Set(tracks.to_string()),
+                source_metadata: Set(source_metadata.to_string()),
+                ..Default::default()
+            },
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Records that the master playlist exists (the asset plays while still preparing).
+    pub async fn set_asset_playable(&self, id: &str) -> Result<()> {
+        self.update_preparing(
+            id,
+            asset::ActiveModel {
+                playable: Set(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Marks a preparing asset ready with what was made. `None` when it is gone (or no longer
+    /// preparing).
+    pub async fn set_asset_ready(&self, id: &str, renditions: &Value) -> Result<Option<Asset>> {
+        self.update_preparing(
+            id,
+            asset::ActiveModel {
+                status: Set(AssetStatus::Ready),
+                progress: Set(100),
+                playable: Set(true),
+                renditions: Set(renditions.to_string()),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Marks a preparing asset errored with a reason for a person. `None` when it is gone (or
+    /// no longer preparing).
+    pub async fn set_asset_errored(&self, id: &str, reason: &str) -> Result<Option<Asset>> {
+        self.update_preparing(
+            id,
+            asset::ActiveModel {
+                status: Set(AssetStatus::Errored),
+                error: Set(Some(reason.to_owned())),
+                playable: Set(false),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Applies `changes` (and a new `updated_at`) to asset `id` if it is still preparing;
+    /// returns the asset as it now is, or `None` when nothing matched.
+    async fn update_preparing(
+        &self,
+        id: &str,
+        mut changes: asset::ActiveModel,
+    ) -> Result<Option<Asset>> {
+        changes.updated_at = Set(now());
+        let updated = asset::Entity::update_many()
+            .set(changes)
+            .filter(asset::Column::Id.eq(id))
+            .filter(asset::Column::Status.eq(AssetStatus::Preparing))
+            .exec(&self.conn)
+            .await?
+            .rows_affected;
+        if updated == 0 {
+            return Ok(None);
+        }
+        self.get_asset(id).await
+    }
+}
