@@ -636,3 +636,338 @@ fn describe_source(report: &ProbeReport) -> (Value, Value) {
     });
     (Value::Array(tracks), metadata)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_media::fixtures::ffmpeg_clip;
+    use sluice_storage::test_support::TestDatabase;
+    use sluice_storage::{JobStatus, LocalStore, NewAsset, PlaybackPolicy};
+
+    /// A worker on a fresh database and a local store, both in temporary directories.
+    struct Harness {
+        _database: TestDatabase,
+        dir: tempfile::TempDir,
+        db: Db,
+        store: Arc<dyn ObjectStore>,
+        stop: watch::Sender<bool>,
+        running: tokio::task::JoinHandle<()>,
+    }
+
+    impl Harness {
+        async fn start(allow_hosts: &[&str]) -> Self {
+            let database = TestDatabase::new();
+            let db = Db::connect(database.url()).await.unwrap();
+            db.migrate().await.unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path().join("objects")));
+            let settings = WorkerConfig {
+                preset: sluice_transcoder::Preset::Ultrafast,
+                lease_seconds: 3.0,
+                ..WorkerConfig::default()
+            };
+            let allow: Vec<String> = allow_hosts.iter().map(|s| (*s).to_owned()).collect();
+            let importer = Importer::new(
+                &allow,
+                settings.max_file_size,
+                Duration::from_secs(60),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+            let worker = Worker::new(
+                db.clone(),
+                store.clone(),
+                EventBus::new(db.clone()),
+                settings,
+                importer,
+                dir.path().join("work"),
+            );
+            let (stop, stopping) = watch::channel(false);
+            let running = tokio::spawn(worker.run(stopping));
+            Harness {
+                _database: database,
+                dir,
+                db,
+                store,
+                stop,
+                running,
+            }
+        }
+
+        async fn create(&self, input: Value) -> Asset {
+            self.db
+                .create_asset(&NewAsset {
+                    input,
+                    settings: json!({
+                        "ladder": [{"name": "180p", "height": 180, "bitrate_kbps": 300}],
+                        "codecs": ["h264"],
+                        "playback_policy": ["public"],
+                    }),
+                    playback_policies: vec![PlaybackPolicy::Public],
+                })
+                .await
+                .unwrap()
+        }
+
+        /// An asset whose upload `upload_id` holds the file at `source`.
+        async fn create_uploaded(&self, upload_id: &str, source: &Path) -> Asset {
+            let key = ObjectKey::new(["uploads", upload_id, "source"]).unwrap();
+            self.store.put_file(&key, source).await.unwrap();
+            self.create(json!({"type": "upload", "upload_id": upload_id}))
+                .await
+        }
+
+        /// Waits until the asset is no longer preparing.
+        async fn settled(&self, id: &str) -> Asset {
+            for _ in 0..1_200 {
+                let asset = self.db.get_asset(id).await.unwrap().expect("the asset");
+                if asset.status != AssetStatus::Preparing {
+                    return asset;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("asset {id} is still preparing");
+        }
+
+        async fn object(&self, key: &str) -> Option<bytes::Bytes> {
+            self.store.get(&ObjectKey::parse(key).unwrap()).await.ok()
+        }
+
+        async fn event_types(&self, id: &str) -> Vec<String> {
+            self.db
+                .list_events(100, None)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|event| event.object.id == id)
+                .map(|event| event.event_type)
+                .collect()
+        }
+
+        /// Entries left in the working directory.
+        fn work_entries(&self) -> Vec<std::ffi::OsString> {
+            match std::fs::read_dir(self.dir.path().join("work")) {
+                Ok(entries) => entries.map(|e| e.unwrap().file_name()).collect(),
+                Err(_) => Vec::new(),
+            }
+        }
+
+        async fn stop(self) {
+            let _ = self.stop.send(true);
+            self.running.await.unwrap();
+        }
+    }
+
+    fn clip(dir: &Path, seconds: &str) -> PathBuf {
+        ffmpeg_clip(
+            dir,
+            "clip.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=25",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                seconds,
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+            ],
+        )
+    }
+
+    fn media(bytes: &[u8]) -> m3u8_rs::MediaPlaylist {
+        match m3u8_rs::parse_playlist_res(bytes) {
+            Ok(m3u8_rs::Playlist::MediaPlaylist(playlist)) => playlist,
+            other => panic!("not a media playlist: {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_uploaded_asset_becomes_ready_with_its_renditions_and_pictures() {
+        let harness = Harness::start(&[]).await;
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = clip(source_dir.path(), "5");
+        let asset = harness.create_uploaded("upload_test1", &source).await;
+
+        let ready = harness.settled(&asset.id).await;
+        assert_eq!(ready.status, AssetStatus::Ready, "{:?}", ready.error);
+        assert!(ready.playable);
+        assert_eq!(ready.progress, 100);
+        assert_eq!(ready.duration_ms.map(|ms| ms / 100), Some(50));
+        assert_eq!(ready.tracks[0]["type"], "video");
+        assert_eq!(ready.tracks[0]["width"], 320);
+        assert_eq!(ready.tracks[1]["codec"], "aac");
+        assert!(ready.source_metadata["container"]
+            .as_str()
+            .unwrap()
+            .contains("mp4"));
+        let renditions = ready.renditions.as_array().unwrap();
+        assert_eq!(renditions.len(), 2);
+        assert_eq!(renditions[0]["name"], "180p");
+        assert_eq!(renditions[0]["codec"], "h264");
+        assert_eq!(renditions[0]["height"], 180);
+        assert_eq!(renditions[0]["uri"], "v0/index.m3u8");
+        assert!(renditions[0]["bandwidth"].as_u64().unwrap() > 0);
+        assert_eq!(renditions[1]["codec"], "aac");
+
+        let prefix = format!("assets/{}", asset.id);
+        let master = harness
+            .object(&format!("{prefix}/hls/master.m3u8"))
+            .await
+            .expect("the master playlist");
+        let master = String::from_utf8(master.to_vec()).unwrap();
+        assert!(master.contains("v0/index.m3u8"), "{master}");
+        assert!(master.contains("#EXT-X-I-FRAME-STREAM-INF:"), "{master}");
+        for playlist in ["v0/index.m3u8", "v0/iframes.m3u8", "a0/index.m3u8"] {
+            let bytes = harness
+                .object(&format!("{prefix}/hls/{playlist}"))
+                .await
+                .unwrap_or_else(|| panic!("{playlist}"));
+            let playlist = media(&bytes);
+            assert!(playlist.end_list);
+            for segment in &playlist.segments {
+                let dir = if segment.uri.ends_with(".m4a") { "a0" } else { "v0" };
+                assert!(harness
+                    .object(&format!("{prefix}/hls/{dir}/{}", segment.uri))
+                    .await
+                    .is_some());
+            }
+        }
+        for image in ["poster.jpg", "storyboard.jpg", "storyboard.vtt"] {
+            assert!(
+                harness.object(&format!("{prefix}/images/{image}")).await.is_some(),
+                "{image}"
+            );
+        }
+        assert_eq!(harness.event_types(&asset.id).await, ["asset.ready"]);
+        let event = harness.db.list_events(100, None).await.unwrap().items;
+        let ready_event = event.iter().find(|e| e.event_type == "asset.ready").unwrap();
+        assert_eq!(ready_event.data["id"], asset.id.as_str());
+        assert_eq!(ready_event.data["status"], "ready");
+        assert_eq!(ready_event.data["playback_ids"][0]["policy"], "public");
+        let jobs = harness.db.jobs_for_subject(&asset.id).await.unwrap();
+        assert_eq!(jobs[0].status, JobStatus::Succeeded);
+        assert!(harness.work_entries().is_empty(), "working files are removed");
+        harness.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_text_file_errors_the_asset_at_once_and_leaves_nothing_behind() {
+        let harness = Harness::start(&[]).await;
+        let source_dir = tempfile::tempdir().unwrap();
+        let text = source_dir.path().join("notes.txt");
+        std::fs::write(&text, "These are meeting notes, not a video.\n".repeat(20)).unwrap();
+        let asset = harness.create_uploaded("upload_text", &text).await;
+
+        let errored = harness.settled(&asset.id).await;
+        assert_eq!(errored.status, AssetStatus::Errored);
+        assert_eq!(
+            errored.error.as_deref(),
+            Some("the source file cannot be used: not a media file: no known container format recognised")
+        );
+        assert!(!errored.playable);
+        assert_eq!(harness.event_types(&asset.id).await, ["asset.errored"]);
+        let jobs = harness.db.jobs_for_subject(&asset.id).await.unwrap();
+        assert_eq!(jobs[0].status, JobStatus::Failed);
+        assert_eq!(jobs[0].attempts, 1, "a bad input is not retried");
+        assert!(harness.work_entries().is_empty(), "working files are removed");
+        assert!(harness
+            .object(&format!("assets/{}/hls/master.m3u8", asset.id))
+            .await
+            .is_none());
+        harness.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_url_is_imported_and_kept_and_a_private_one_is_refused() {
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = clip(source_dir.path(), "3");
+        let body: &'static [u8] = Vec::leak(std::fs::read(&source).unwrap());
+        let app = axum::Router::new().route(
+            "/clip.mp4",
+            axum::routing::get(move || async move { body }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = format!("http://{address}/clip.mp4");
+
+        let refusing = Harness::start(&[]).await;
+        let refused = refusing
+            .create(json!({"type": "url", "url": url}))
+            .await;
+        let refused = refusing.settled(&refused.id).await;
+        assert_eq!(
+            refused.error.as_deref(),
+            Some("the input URL resolves to a loopback address (127.0.0.1), which is not allowed")
+        );
+        refusing.stop().await;
+
+        let allowing = Harness::start(&["127.0.0.1"]).await;
+        let asset = allowing.create(json!({"type": "url", "url": url})).await;
+        let ready = allowing.settled(&asset.id).await;
+        assert_eq!(ready.status, AssetStatus::Ready, "{:?}", ready.error);
+        let kept = allowing
+            .object(&format!("assets/{}/source", asset.id))
+            .await
+            .expect("the imported source is kept");
+        assert_eq!(kept.len(), body.len());
+        allowing.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deleting_an_asset_while_it_is_prepared_stops_the_work_and_removes_its_objects() {
+        let harness = Harness::start(&[]).await;
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = clip(source_dir.path(), "60");
+        let asset = harness.create_uploaded("upload_long", &source).await;
+        // Playable early: the master playlist exists long before the end.
+        for _ in 0..600 {
+            let now = harness.db.get_asset(&asset.id).await.unwrap().unwrap();
+            if now.playable {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let playable = harness.db.get_asset(&asset.id).await.unwrap().unwrap();
+        assert!(playable.playable);
+        assert_eq!(playable.status, AssetStatus::Preparing);
+        let master = harness
+            .object(&format!("assets/{}/hls/master.m3u8", asset.id))
+            .await
+            .expect("the early master playlist");
+        assert!(!master.is_empty());
+        let v0 = harness
+            .object(&format!("assets/{}/hls/v0/index.m3u8", asset.id))
+            .await
+            .unwrap();
+        assert_eq!(
+            media(&v0).playlist_type,
+            Some(m3u8_rs::MediaPlaylistType::Event)
+        );
+
+        assert!(harness.db.delete_asset(&asset.id).await.unwrap());
+        let objects = harness.dir.path().join("objects/assets").join(&asset.id);
+        for _ in 0..200 {
+            if !objects.exists() && harness.work_entries().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!objects.exists(), "the deleted asset's objects are removed");
+        assert!(harness.work_entries().is_empty(), "working files are removed");
+        assert!(harness.event_types(&asset.id).await.is_empty());
+        harness.stop().await;
+    }
+}
