@@ -53,7 +53,10 @@ fn check_i_frame_playlist(dir: &Path, uri: &str, media: &MediaPlaylist, scratch:
     let base = dir.join(uri).parent().unwrap().to_owned();
     let init = std::fs::read(base.join(&playlist.segments[0].map.as_ref().unwrap().uri)).unwrap();
     for (index, (entry, segment)) in playlist.segments.iter().zip(&media.segments).enumerate() {
-        assert_eq!(entry.uri, segment.uri, "{uri}: same file as the media segment");
+        assert_eq!(
+            entry.uri, segment.uri,
+            "{uri}: same file as the media segment"
+        );
         assert_eq!(entry.duration, segment.duration);
         let range = entry.byte_range.as_ref().expect("EXT-X-BYTERANGE");
         let offset = range.offset.unwrap_or(0) as usize;
@@ -81,7 +84,10 @@ fn check_i_frame_playlist(dir: &Path, uri: &str, media: &MediaPlaylist, scratch:
             &["-select_streams", "v:0", "-show_entries", "packet=flags"],
         );
         assert!(
-            packets["packets"][0]["flags"].as_str().unwrap().contains('K'),
+            packets["packets"][0]["flags"]
+                .as_str()
+                .unwrap()
+                .contains('K'),
             "{uri} entry {index} is a keyframe"
         );
     }

@@ -666,7 +666,10 @@ v.m3u8
         let mut playlist = VodPlaylist::new("init.mp4".into());
         playlist.push_segment("0.m4s".into(), 2.0);
         let growing = text(playlist.render_growing());
-        assert!(growing.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"), "{growing}");
+        assert!(
+            growing.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+            "{growing}"
+        );
         assert!(!growing.contains("ENDLIST"), "{growing}");
         let done = text(playlist.render());
         assert!(done.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"), "{done}");

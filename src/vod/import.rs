@@ -117,9 +117,7 @@ impl Allowed {
 /// An IPv4-mapped IPv6 address as the IPv4 address it is; others as they are.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -160,12 +158,7 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     let segments = ip.segments();
     // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address that may be private.
     let embedded = |high: u16, low: u16| {
-        Ipv4Addr::new(
-            (high >> 8) as u8,
-            high as u8,
-            (low >> 8) as u8,
-            low as u8,
-        )
+        Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8)
     };
     if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         return forbidden_v4(embedded(segments[6], segments[7]));
@@ -261,14 +254,16 @@ impl Importer {
             }
             if !status.is_success() {
                 let message = format!("the input URL answered HTTP {status}");
-                return Err(if status.is_server_error()
-                    || status == StatusCode::TOO_MANY_REQUESTS
-                    || status == StatusCode::REQUEST_TIMEOUT
-                {
-                    ImportError::Transient(message)
-                } else {
-                    ImportError::Refused(message)
-                });
+                return Err(
+                    if status.is_server_error()
+                        || status == StatusCode::TOO_MANY_REQUESTS
+                        || status == StatusCode::REQUEST_TIMEOUT
+                    {
+                        ImportError::Transient(message)
+                    } else {
+                        ImportError::Refused(message)
+                    },
+                );
             }
             return self.save(response, destination).await;
         }
@@ -323,7 +318,9 @@ impl Importer {
             Err(_) => tokio::net::lookup_host((host.as_str(), port))
                 .await
                 .map_err(|e| {
-                    ImportError::Refused(format!("the input URL's host {host} does not resolve: {e}"))
+                    ImportError::Refused(format!(
+                        "the input URL's host {host} does not resolve: {e}"
+                    ))
                 })?
                 .collect(),
         };
@@ -391,7 +388,6 @@ impl Importer {
         Ok(written)
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -562,9 +558,12 @@ mod tests {
             refusal(&importer(&["127.0.0.1"], 10), &file).await,
             "the input file is larger than the limit of 10 bytes"
         );
-        assert!(refusal(&importer(&["127.0.0.1"], 1 << 20), &format!("http://127.0.0.1:{port}/missing"))
-            .await
-            .contains("HTTP 404"));
+        assert!(refusal(
+            &importer(&["127.0.0.1"], 1 << 20),
+            &format!("http://127.0.0.1:{port}/missing")
+        )
+        .await
+        .contains("HTTP 404"));
         let flaky = importer(&["127.0.0.1"], 1 << 20)
             .download(&format!("http://127.0.0.1:{port}/flaky"), &target)
             .await;
@@ -610,7 +609,11 @@ mod tests {
         assert!(refusal(&none, "ftp://example.com/a.mp4")
             .await
             .contains("scheme \"ftp\" is not allowed"));
-        assert!(refusal(&none, "not a url").await.starts_with("the input URL is not valid"));
-        assert!(refusal(&none, "http://0.0.0.0:1/").await.contains("unspecified"));
+        assert!(refusal(&none, "not a url")
+            .await
+            .starts_with("the input URL is not valid"));
+        assert!(refusal(&none, "http://0.0.0.0:1/")
+            .await
+            .contains("unspecified"));
     }
 }

@@ -418,10 +418,7 @@ impl VideoTrack {
         }
         let (peak_bps, average_bps) = match self.estimate.filter(|_| !measured) {
             Some(estimate) => estimate,
-            None => (
-                self.track.meter.peak_bps(),
-                self.track.meter.average_bps(),
-            ),
+            None => (self.track.meter.peak_bps(), self.track.meter.average_bps()),
         };
         let video = VideoVariant {
             uri: self.track.path("index.m3u8"),
@@ -948,11 +945,12 @@ mod tests {
         drop(watcher);
         let writes = recorder.into_inner().writes;
 
-        assert_eq!(
-            packaged.summary(),
-            "1 video rendition (240x180) and audio"
-        );
-        let names: Vec<_> = packaged.renditions.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(packaged.summary(), "1 video rendition (240x180) and audio");
+        let names: Vec<_> = packaged
+            .renditions
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
         assert_eq!(names, ["180p", "audio"]);
         assert_eq!(packaged.renditions[0].uri, "v0/index.m3u8");
         assert!(packaged.renditions[0].bandwidth >= packaged.renditions[0].average_bandwidth);
@@ -963,7 +961,10 @@ mod tests {
             if path.ends_with(".m3u8") && path != MASTER_PLAYLIST {
                 let dir = path.rsplit_once('/').unwrap().0;
                 for segment in media(bytes).segments {
-                    assert!(written.contains(&format!("{dir}/{}", segment.uri)), "{path}");
+                    assert!(
+                        written.contains(&format!("{dir}/{}", segment.uri)),
+                        "{path}"
+                    );
                 }
             }
             written.insert(path.clone());
@@ -991,7 +992,11 @@ mod tests {
             .map(|(_, bytes)| media(bytes))
             .unwrap();
         let durations: Vec<f32> = v0.segments.iter().map(|s| s.duration).collect();
-        assert_eq!(durations, [2.0, 2.0, 2.0, 4.0], "short segments first, then 6 s");
+        assert_eq!(
+            durations,
+            [2.0, 2.0, 2.0, 4.0],
+            "short segments first, then 6 s"
+        );
 
         // The master comes early, once every rendition has a segment, with the encoder's
         // target as BANDWIDTH; the final one is measured.
@@ -1008,7 +1013,10 @@ mod tests {
             .iter()
             .rposition(|(path, _)| path.ends_with(".m4s"))
             .unwrap();
-        assert!(*early_at < last_segment, "the master is written before the end");
+        assert!(
+            *early_at < last_segment,
+            "the master is written before the end"
+        );
         // 300 kb/s with a VBV maximum of 330 kb/s, plus the audio.
         assert!(early.variants[0].bandwidth > 330_000);
         assert!(early.variants[0].average_bandwidth.unwrap() > 300_000);
@@ -1039,7 +1047,10 @@ mod tests {
         let mut output = Recorder::default();
         let error = package(transcode, events, plan, &mut output, &mut watcher).unwrap_err();
         assert_eq!(error.to_string(), "packaging was stopped");
-        assert!(output.writes.iter().all(|(path, _)| path != "v0/segment-3.m4s"));
+        assert!(output
+            .writes
+            .iter()
+            .all(|(path, _)| path != "v0/segment-3.m4s"));
     }
 
     /// A [`Recorder`] shared with the observer, which counts its writes.

@@ -35,8 +35,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 use sluice_api::assets::asset_json;
 use sluice_storage::{
-    Asset, AssetStatus, Db, EventBus, EventType, Job, NewEvent, ObjectKey, ObjectStore,
-    StoreError, ASSET_JOB_KIND,
+    Asset, AssetStatus, Db, EventBus, EventType, Job, NewEvent, ObjectKey, ObjectStore, StoreError,
+    ASSET_JOB_KIND,
 };
 use sluice_transcoder::{probe, EncoderSettings, FileTranscode, Ladder, ProbeReport, VodError};
 use tokio::runtime::Handle;
@@ -45,9 +45,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use super::import::{ImportError, Importer};
-use super::package::{
-    package, write_pictures, PackageObserver, SegmentPlan, StoreOutput,
-};
+use super::package::{package, write_pictures, PackageObserver, SegmentPlan, StoreOutput};
 use crate::config::WorkerConfig;
 
 /// How often an idle claiming task looks for a due job.
@@ -160,12 +158,7 @@ impl Worker {
     }
 
     /// Processes one claimed job to its end, recording the outcome.
-    pub async fn process(
-        &self,
-        worker_id: &str,
-        job: Job,
-        stopping: &mut watch::Receiver<bool>,
-    ) {
+    pub async fn process(&self, worker_id: &str, job: Job, stopping: &mut watch::Receiver<bool>) {
         let asset_id = job.subject_id.clone();
         let asset = match self.db.get_asset(&asset_id).await {
             Ok(Some(asset)) if asset.status == AssetStatus::Preparing => asset,
@@ -247,7 +240,9 @@ impl Worker {
             if recorded != Some(done) {
                 match self.db.set_asset_progress(&job.subject_id, done).await {
                     Ok(()) => recorded = Some(done),
-                    Err(e) => warn!(asset_id = %job.subject_id, error = %e, "Cannot record progress."),
+                    Err(e) => {
+                        warn!(asset_id = %job.subject_id, error = %e, "Cannot record progress.")
+                    }
                 }
             }
         }
@@ -268,13 +263,16 @@ impl Worker {
         self.store.delete_prefix(&images).await?;
         match tokio::fs::remove_dir_all(work).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Failure::Transient(format!("cannot clear {}: {e}", work.display())))
+                return Err(Failure::Transient(format!(
+                    "cannot clear {}: {e}",
+                    work.display()
+                )))
             }
             _ => {}
         }
-        tokio::fs::create_dir_all(work).await.map_err(|e| {
-            Failure::Transient(format!("cannot create {}: {e}", work.display()))
-        })?;
+        tokio::fs::create_dir_all(work)
+            .await
+            .map_err(|e| Failure::Transient(format!("cannot create {}: {e}", work.display())))?;
 
         let source = work.join("source");
         self.fetch_source(asset, &source).await?;
@@ -364,7 +362,10 @@ impl Worker {
             Err(e) if !e.is_not_found() => return Err(e.into()),
             Err(_) => {}
         }
-        let url = match (asset.upload_id(), asset.input.get("url").and_then(Value::as_str)) {
+        let url = match (
+            asset.upload_id(),
+            asset.input.get("url").and_then(Value::as_str),
+        ) {
             (Some(_), _) => return Err(Failure::Input("the uploaded file is missing".to_owned())),
             (None, Some(url)) => url,
             (None, None) => return Err(Failure::Input("the asset has no input".to_owned())),
@@ -385,8 +386,12 @@ impl Worker {
             Ok(Some(ready)) => {
                 info!(asset_id = %asset.id, "Asset ready.");
                 self.publish(EventType::AssetReady, &ready).await;
-                self.settle(job, worker_id, Ok(json!({"renditions": renditions.as_array().map_or(0, Vec::len)})))
-                    .await;
+                self.settle(
+                    job,
+                    worker_id,
+                    Ok(json!({"renditions": renditions.as_array().map_or(0, Vec::len)})),
+                )
+                .await;
             }
             Ok(None) => {
                 // Deleted meanwhile: what was written is the worker's to remove.
@@ -423,7 +428,12 @@ impl Worker {
                 self.remove_outputs(asset).await;
                 let _ = self
                     .db
-                    .fail_job(&job.id, worker_id, "the worker stopped", Some(Duration::ZERO))
+                    .fail_job(
+                        &job.id,
+                        worker_id,
+                        "the worker stopped",
+                        Some(Duration::ZERO),
+                    )
                     .await;
             }
             // The lease was taken over by another worker: the output is now its own.
@@ -447,7 +457,9 @@ impl Worker {
             match self.db.set_asset_errored(&asset.id, &reason).await {
                 Ok(Some(errored)) => self.publish(EventType::AssetErrored, &errored).await,
                 Ok(None) => {}
-                Err(e) => warn!(asset_id = %asset.id, error = %e, "Cannot record the asset's error."),
+                Err(e) => {
+                    warn!(asset_id = %asset.id, error = %e, "Cannot record the asset's error.")
+                }
             }
         }
         self.settle(job, worker_id, Err(failure)).await;
@@ -475,7 +487,11 @@ impl Worker {
     async fn remove_outputs(&self, asset: &Asset) {
         for part in ["hls", "images"] {
             let removed = match asset_key(asset, part) {
-                Ok(key) => self.store.delete_prefix(&key).await.map_err(|e| e.to_string()),
+                Ok(key) => self
+                    .store
+                    .delete_prefix(&key)
+                    .await
+                    .map_err(|e| e.to_string()),
                 Err(Failure::Input(message) | Failure::Transient(message)) => Err(message),
                 Err(Failure::Stopped) => Ok(()),
             };
@@ -527,7 +543,10 @@ impl PackageObserver for Observer {
     }
 
     fn playable(&mut self) {
-        if let Err(e) = self.runtime.block_on(self.db.set_asset_playable(&self.asset_id)) {
+        if let Err(e) = self
+            .runtime
+            .block_on(self.db.set_asset_playable(&self.asset_id))
+        {
             warn!(asset_id = %self.asset_id, error = %e, "Cannot mark the asset playable.");
         }
     }
@@ -537,9 +556,11 @@ impl PackageObserver for Observer {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
 ) -> Result<T, Failure> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(Failure::Transient(format!("the transcode thread failed: {e}"))))
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(Failure::Transient(format!(
+            "the transcode thread failed: {e}"
+        )))
+    })
 }
 
 /// `assets/{id}/{part}`.
@@ -837,7 +858,11 @@ mod tests {
             let playlist = media(&bytes);
             assert!(playlist.end_list);
             for segment in &playlist.segments {
-                let dir = if segment.uri.ends_with(".m4a") { "a0" } else { "v0" };
+                let dir = if segment.uri.ends_with(".m4a") {
+                    "a0"
+                } else {
+                    "v0"
+                };
                 assert!(harness
                     .object(&format!("{prefix}/hls/{dir}/{}", segment.uri))
                     .await
@@ -846,19 +871,28 @@ mod tests {
         }
         for image in ["poster.jpg", "storyboard.jpg", "storyboard.vtt"] {
             assert!(
-                harness.object(&format!("{prefix}/images/{image}")).await.is_some(),
+                harness
+                    .object(&format!("{prefix}/images/{image}"))
+                    .await
+                    .is_some(),
                 "{image}"
             );
         }
         assert_eq!(harness.event_types(&asset.id).await, ["asset.ready"]);
         let event = harness.db.list_events(100, None).await.unwrap().items;
-        let ready_event = event.iter().find(|e| e.event_type == "asset.ready").unwrap();
+        let ready_event = event
+            .iter()
+            .find(|e| e.event_type == "asset.ready")
+            .unwrap();
         assert_eq!(ready_event.data["id"], asset.id.as_str());
         assert_eq!(ready_event.data["status"], "ready");
         assert_eq!(ready_event.data["playback_ids"][0]["policy"], "public");
         let jobs = harness.db.jobs_for_subject(&asset.id).await.unwrap();
         assert_eq!(jobs[0].status, JobStatus::Succeeded);
-        assert!(harness.work_entries().is_empty(), "working files are removed");
+        assert!(
+            harness.work_entries().is_empty(),
+            "working files are removed"
+        );
         harness.stop().await;
     }
 
@@ -881,7 +915,10 @@ mod tests {
         let jobs = harness.db.jobs_for_subject(&asset.id).await.unwrap();
         assert_eq!(jobs[0].status, JobStatus::Failed);
         assert_eq!(jobs[0].attempts, 1, "a bad input is not retried");
-        assert!(harness.work_entries().is_empty(), "working files are removed");
+        assert!(
+            harness.work_entries().is_empty(),
+            "working files are removed"
+        );
         assert!(harness
             .object(&format!("assets/{}/hls/master.m3u8", asset.id))
             .await
@@ -894,19 +931,15 @@ mod tests {
         let source_dir = tempfile::tempdir().unwrap();
         let source = clip(source_dir.path(), "3");
         let body: &'static [u8] = Vec::leak(std::fs::read(&source).unwrap());
-        let app = axum::Router::new().route(
-            "/clip.mp4",
-            axum::routing::get(move || async move { body }),
-        );
+        let app =
+            axum::Router::new().route("/clip.mp4", axum::routing::get(move || async move { body }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         let url = format!("http://{address}/clip.mp4");
 
         let refusing = Harness::start(&[]).await;
-        let refused = refusing
-            .create(json!({"type": "url", "url": url}))
-            .await;
+        let refused = refusing.create(json!({"type": "url", "url": url})).await;
         let refused = refusing.settled(&refused.id).await;
         assert_eq!(
             refused.error.as_deref(),
@@ -966,7 +999,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(!objects.exists(), "the deleted asset's objects are removed");
-        assert!(harness.work_entries().is_empty(), "working files are removed");
+        assert!(
+            harness.work_entries().is_empty(),
+            "working files are removed"
+        );
         assert!(harness.event_types(&asset.id).await.is_empty());
         harness.stop().await;
     }
