@@ -55,6 +55,8 @@ const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 /// Segment duration of on-demand renditions (Apple's recommendation, HLS Authoring Spec
 /// §1.10), after short first segments.
 const SEGMENT_TARGET: Duration = Duration::from_secs(6);
+/// How long stopped work may take to wind down before it is dropped.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Delay before a failed attempt is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Codecs this worker encodes.
@@ -184,9 +186,13 @@ impl Worker {
             tokio::pin!(prepare);
             tokio::select! {
                 outcome = &mut prepare => outcome,
-                // The heartbeat never ends first unless told to stop; the blocking work then
-                // sees `stop` and ends soon.
-                () = heartbeat => prepare.await,
+                // The job is no longer held, or the worker is stopping: the work stops
+                // whatever it reached. Transcoding sees `stop` and ends within a packet; a
+                // download still running after the grace period is dropped.
+                () = heartbeat => {
+                    let _ = tokio::time::timeout(STOP_GRACE, &mut prepare).await;
+                    Err(Failure::Stopped)
+                }
             }
         };
         if let Err(e) = tokio::fs::remove_dir_all(&work).await {
