@@ -1,8 +1,9 @@
-//! Black-box: `sluice worker` as a process of its own beside `sluice serve` (whose in-process
-//! worker is switched off), on the same database and objects. The asset is imported from a
-//! URL served by this test; the worker is killed with SIGKILL in the middle of the transcode
-//! and started again, and the asset must end ready, with no duplicate output and no working
-//! files left, and play through the server's HLS delivery.
+//! Black-box: the asset worker inside `sluice serve`, and `sluice worker` as a process of its
+//! own beside a `sluice serve` whose in-process worker is switched off, on the same database
+//! and objects. Assets are created in the database (as the assets API does) from a URL served
+//! by this test. The separate worker is killed with SIGKILL in the middle of the transcode and
+//! started again, and the asset must end ready, with no duplicate output and no working files
+//! left, and play through the server's HLS delivery.
 
 mod common;
 
@@ -88,6 +89,80 @@ fn files_under(dir: &Path) -> BTreeSet<String> {
     names
 }
 
+/// Creates an asset imported from `url` with a small ladder, straight in the database.
+fn create_asset(runtime: &tokio::runtime::Runtime, db: &Db, url: &str) -> Asset {
+    runtime
+        .block_on(db.create_asset(&NewAsset {
+            input: json!({"type": "url", "url": url}),
+            settings: json!({
+                "ladder": [
+                    {"name": "360p", "height": 360, "bitrate_kbps": 800},
+                    {"name": "180p", "height": 180, "bitrate_kbps": 300}
+                ],
+                "codecs": ["h264"],
+                "playback_policy": ["public"],
+            }),
+            playback_policies: vec![PlaybackPolicy::Public],
+        }))
+        .unwrap()
+}
+
+#[test]
+fn the_server_prepares_assets_in_its_own_process_by_default() {
+    let work = tempfile::tempdir().unwrap();
+    let clip = ffmpeg_clip(
+        work.path(),
+        "clip.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let url = serve_file(std::fs::read(&clip).unwrap());
+    let launch = Launch {
+        config: Some("[import]\nallow_hosts = [\"127.0.0.1\"]\n".to_owned()),
+        ..Launch::default()
+    };
+    let server = Server::launch(launch.clone());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let db = runtime
+        .block_on(Db::connect(&database_url(&server, &launch)))
+        .unwrap();
+    let asset = create_asset(&runtime, &db, &url);
+    let ready = wait_for("the asset to be ready", Duration::from_secs(120), || {
+        let now = runtime.block_on(db.get_asset(&asset.id)).unwrap().unwrap();
+        (now.status != AssetStatus::Preparing).then_some(now)
+    });
+    assert_eq!(
+        ready.status,
+        AssetStatus::Ready,
+        "{:?}\n{}",
+        ready.error,
+        server.log()
+    );
+    assert_eq!(
+        ready.renditions.as_array().unwrap().len(),
+        2,
+        "video only: no audio"
+    );
+    let playback_id = runtime
+        .block_on(db.asset_playback_ids(&asset.id))
+        .unwrap()
+        .remove(0)
+        .id;
+    decode_cleanly(server.url(&format!("/hls/{playback_id}/v0/index.m3u8")));
+}
+
 #[test]
 fn a_worker_killed_mid_transcode_resumes_cleanly_after_a_restart() {
     let work = tempfile::tempdir().unwrap();
@@ -129,20 +204,7 @@ fn a_worker_killed_mid_transcode_resumes_cleanly_after_a_restart() {
     let db = runtime
         .block_on(Db::connect(&database_url(&server, &launch)))
         .unwrap();
-    let asset = runtime
-        .block_on(db.create_asset(&NewAsset {
-            input: json!({"type": "url", "url": url}),
-            settings: json!({
-                "ladder": [
-                    {"name": "360p", "height": 360, "bitrate_kbps": 800},
-                    {"name": "180p", "height": 180, "bitrate_kbps": 300}
-                ],
-                "codecs": ["h264"],
-                "playback_policy": ["public"],
-            }),
-            playback_policies: vec![PlaybackPolicy::Public],
-        }))
-        .unwrap();
+    let asset = create_asset(&runtime, &db, &url);
     let get_asset = || -> Asset { runtime.block_on(db.get_asset(&asset.id)).unwrap().unwrap() };
 
     let log = work.path().join("worker.log");
