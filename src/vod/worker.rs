@@ -4,8 +4,9 @@
 //! For one job, in a working directory of its own (`<scratch>/<asset id>`, removed whatever
 //! happens):
 //!
-//! 1. **Start clean**: `assets/{id}/hls/` and `assets/{id}/images/` are removed, so a job
-//!    taken over from a worker that died (or a retried attempt) leaves no duplicate output.
+//! 1. **Start clean**: `assets/{id}/hls/` and `assets/{id}/images/` are removed (and the
+//!    asset is no longer playable until its master playlist is back), so a job taken over
+//!    from a worker that died (or a retried attempt) leaves no duplicate output.
 //! 2. **Source**: an upload's file is copied out of the store; a URL is imported
 //!    ([`Importer`]) once and kept at `assets/{id}/source` (a later attempt reuses it).
 //! 3. **Probe** with the configured limits; the tracks, duration and container are recorded.
@@ -267,6 +268,10 @@ impl Worker {
         let images = asset_key(asset, "images")?;
         self.store.delete_prefix(&hls).await?;
         self.store.delete_prefix(&images).await?;
+        self.db
+            .reset_asset_output(&asset.id)
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))?;
         match tokio::fs::remove_dir_all(work).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(Failure::Transient(format!(
@@ -489,8 +494,12 @@ impl Worker {
         }
     }
 
-    /// Removes what processing writes (not the kept source).
+    /// Removes what processing writes (not the kept source); a preparing asset is no longer
+    /// playable.
     async fn remove_outputs(&self, asset: &Asset) {
+        if let Err(e) = self.db.reset_asset_output(&asset.id).await {
+            warn!(asset_id = %asset.id, error = %e, "Cannot reset the asset's progress.");
+        }
         for part in ["hls", "images"] {
             let removed = match asset_key(asset, part) {
                 Ok(key) => self
