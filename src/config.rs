@@ -52,6 +52,10 @@ pub const DEFAULT_WORKER_LEASE_SECONDS: f64 = 30.0;
 pub const DEFAULT_IMPORT_TIMEOUT_SECONDS: f64 = 3600.0;
 /// Longest one connection attempt of a URL import may take.
 pub const DEFAULT_IMPORT_CONNECT_TIMEOUT_SECONDS: f64 = 10.0;
+/// Largest direct upload accepted, in bytes: 20 GiB.
+pub const DEFAULT_UPLOAD_MAX_SIZE_BYTES: i64 = 20 * 1024 * 1024 * 1024;
+/// Seconds between two sweeps timing out expired uploads.
+pub const DEFAULT_UPLOAD_SWEEP_INTERVAL_SECONDS: f64 = 60.0;
 
 /// Flags of `sluice serve`; each has an environment variable equivalent.
 #[derive(Debug, Default, clap::Args)]
@@ -118,6 +122,9 @@ pub struct Config {
     /// Importing asset sources from URLs.
     #[serde(default)]
     pub import: ImportConfig,
+    /// Direct upload settings.
+    #[serde(default)]
+    pub uploads: UploadsConfig,
     /// Master key sealing API key secrets, base64 (from SLUICE_MASTER_KEY). Default: the key
     /// in `data_dir/master.key`, created at first start.
     #[serde(skip)]
@@ -186,6 +193,34 @@ impl Default for WorkerConfig {
     }
 }
 
+/// Settings of direct uploads (`[uploads]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadsConfig {
+    /// Where incomplete uploads are spooled. Default: `<data_dir>/uploads`.
+    pub spool_dir: Option<PathBuf>,
+    /// Largest upload accepted, and the default `max_size` of a new upload. Default:
+    /// [`DEFAULT_UPLOAD_MAX_SIZE_BYTES`].
+    pub max_size_bytes: i64,
+    /// How long an upload URL accepts bytes when the request names no `timeout`. Default:
+    /// [`sluice_api::DEFAULT_UPLOAD_TIMEOUT_S`].
+    pub default_timeout_seconds: u64,
+    /// Time between two sweeps timing out expired uploads (fractions accepted). Default:
+    /// [`DEFAULT_UPLOAD_SWEEP_INTERVAL_SECONDS`].
+    pub sweep_interval_seconds: f64,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        UploadsConfig {
+            spool_dir: None,
+            max_size_bytes: DEFAULT_UPLOAD_MAX_SIZE_BYTES,
+            default_timeout_seconds: sluice_api::DEFAULT_UPLOAD_TIMEOUT_S,
+            sweep_interval_seconds: DEFAULT_UPLOAD_SWEEP_INTERVAL_SECONDS,
+        }
+    }
+}
+
 impl WorkerConfig {
     pub fn lease(&self) -> Duration {
         Duration::from_secs_f64(self.lease_seconds)
@@ -238,6 +273,41 @@ impl Default for ImportConfig {
             allow_hosts: Vec::new(),
             timeout_seconds: DEFAULT_IMPORT_TIMEOUT_SECONDS,
             connect_timeout_seconds: DEFAULT_IMPORT_CONNECT_TIMEOUT_SECONDS,
+        }
+    }
+}
+
+impl UploadsConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_size_bytes >= 1,
+            "uploads.max_size_bytes must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=sluice_api::MAX_UPLOAD_TIMEOUT_S).contains(&self.default_timeout_seconds),
+            "uploads.default_timeout_seconds must be between 1 and {}",
+            sluice_api::MAX_UPLOAD_TIMEOUT_S
+        );
+        // Also keeps `Duration::from_secs_f64` from panicking on negative or absurd values.
+        anyhow::ensure!(
+            self.sweep_interval_seconds.is_finite()
+                && self.sweep_interval_seconds >= 0.1
+                && self.sweep_interval_seconds <= 86_400.0,
+            "uploads.sweep_interval_seconds must be between 0.1 and 86400"
+        );
+        Ok(())
+    }
+
+    /// The upload settings of a server whose data directory is `data_dir`.
+    pub fn settings(&self, data_dir: &Path) -> sluice_api::UploadSettings {
+        sluice_api::UploadSettings {
+            spool_dir: self
+                .spool_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("uploads")),
+            max_size: self.max_size_bytes,
+            default_timeout_s: self.default_timeout_seconds,
+            sweep_interval: Duration::from_secs_f64(self.sweep_interval_seconds),
         }
     }
 }
@@ -451,6 +521,7 @@ impl Config {
         self.webhooks.validate()?;
         self.worker.validate()?;
         self.import.validate()?;
+        self.uploads.validate()?;
         Ok(())
     }
 
@@ -562,6 +633,36 @@ mod tests {
         let none: Config = toml::from_str("[worker]\nconcurrency = 0").unwrap();
         assert!(none.validate().is_err());
         assert!(toml::from_str::<Config>("[worker]\nthreads = 2").is_err());
+    }
+
+    #[test]
+    fn upload_settings_default_to_the_data_directory_and_are_checked() {
+        let config: Config = toml::from_str("").unwrap();
+        let settings = config.uploads.settings(Path::new("/srv/sluice"));
+        assert_eq!(settings.spool_dir, Path::new("/srv/sluice/uploads"));
+        assert_eq!(settings.max_size, DEFAULT_UPLOAD_MAX_SIZE_BYTES);
+        assert_eq!(settings.default_timeout_s, 3600);
+        assert_eq!(settings.sweep_interval, Duration::from_secs(60));
+        let config: Config = toml::from_str(
+            "[uploads]\nspool_dir = \"/fast/spool\"\nmax_size_bytes = 1000\n\
+             default_timeout_seconds = 60\nsweep_interval_seconds = 0.5",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let settings = config.uploads.settings(Path::new("/srv/sluice"));
+        assert_eq!(settings.spool_dir, Path::new("/fast/spool"));
+        assert_eq!(settings.max_size, 1000);
+        assert_eq!(settings.sweep_interval, Duration::from_millis(500));
+        for bad in [
+            "max_size_bytes = 0",
+            "default_timeout_seconds = 0",
+            "default_timeout_seconds = 604801",
+            "sweep_interval_seconds = -1",
+        ] {
+            let config: Config = toml::from_str(&format!("[uploads]\n{bad}")).unwrap();
+            assert!(config.validate().is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<Config>("[uploads]\nmax_size = 5").is_err());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! `sluice serve`: opens the database and object store, makes sure an API key exists, and runs
-//! the HTTP server, the RTMP listener, the webhook dispatcher and (unless `[worker] enabled =
-//! false`) the asset worker until SIGINT/SIGTERM. On shutdown, live sessions end first (their
-//! playlists get `#EXT-X-ENDLIST`, their session rows an end time) and the worker puts the
-//! jobs it was running back on the queue, then event streams and the webhook dispatcher, then
-//! HTTP.
+//! the HTTP server, the RTMP listener, the webhook dispatcher, the sweeper timing out expired
+//! uploads and (unless `[worker] enabled = false`) the asset worker until SIGINT/SIGTERM. On
+//! shutdown, live sessions end first (their playlists get `#EXT-X-ENDLIST`, their session rows
+//! an end time) and the worker puts the jobs it was running back on the queue, then event
+//! streams and the webhook dispatcher, then HTTP.
 
 use std::future::IntoFuture;
 use std::path::Path;
@@ -78,7 +78,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding RTMP to {}", config.rtmp))?;
     info!(http = %config.http, rtmp = %config.rtmp, public_url = %config.public_url(), "Sluice is listening.");
 
-    let app = sluice_api::router(sluice_api::AppState {
+    let state = sluice_api::AppState {
         db: db.clone(),
         store: store.clone(),
         events: events.clone(),
@@ -87,8 +87,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ladder_validator: Arc::new(crate::live::validate_ladder),
         metrics: metrics.clone(),
         jwt_audience: config.auth.jwt_audience.clone(),
-    });
+        uploads: sluice_api::Uploads::new(config.uploads.settings(&config.data_dir)),
+    };
     let (stop, stopping) = watch::channel(false);
+    let upload_sweeper = sluice_api::spawn_upload_sweeper(state.clone(), stopping.clone());
+    let app = sluice_api::router(state);
     let webhooks = tokio::spawn(
         WebhookDispatcher::new(
             db.clone(),
@@ -141,6 +144,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(worker) = worker {
         worker.await.context("asset worker task")?;
     }
+    upload_sweeper.await.context("upload sweeper task")?;
     events.close();
     webhooks.await.context("webhook dispatcher task")?;
     http_server

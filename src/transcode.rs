@@ -35,7 +35,8 @@ const DEFAULT_SEGMENT_SECONDS: u32 = 6;
 /// `sluice transcode`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct TranscodeArgs {
-    /// The media file to transcode (MP4/MOV, Matroska/WebM, FLV, …; video must be H.264).
+    /// The media file to transcode (MP4/MOV, Matroska/WebM, FLV, …; video in any codec FFmpeg
+    /// decodes).
     pub input: PathBuf,
     /// Directory to write the HLS tree into; created if missing, and must be empty if not.
     #[arg(short, long, value_name = "OUTDIR")]

@@ -1,7 +1,6 @@
 //! Black-box: the asset worker inside `sluice serve`, and `sluice worker` as a process of its
 //! own beside a `sluice serve` whose in-process worker is switched off, on the same database
-//! and objects. Assets are created in the database (as the assets API does) from a URL served
-//! by this test. The separate worker is killed with SIGKILL in the middle of the transcode and
+//! and objects. Assets are imported through `POST /v1/assets` from a URL served by this test. The separate worker is killed with SIGKILL in the middle of the transcode and
 //! started again, and the asset must end ready, with no duplicate output and no working files
 //! left, and play through the server's HLS delivery.
 
@@ -13,9 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{decode_cleanly, wait_for, Launch, Server};
-use serde_json::json;
+use serde_json::{json, Value};
 use sluice_media::fixtures::ffmpeg_clip;
-use sluice_storage::{Asset, AssetStatus, Db, JobStatus, NewAsset, PlaybackPolicy};
+use sluice_storage::{Db, JobStatus};
 
 /// Serves `body` at `http://127.0.0.1:PORT/clip.mp4` from a thread of its own; returns the URL.
 fn serve_file(body: Vec<u8>) -> String {
@@ -89,22 +88,41 @@ fn files_under(dir: &Path) -> BTreeSet<String> {
     names
 }
 
-/// Creates an asset imported from `url` with a small ladder, straight in the database.
-fn create_asset(runtime: &tokio::runtime::Runtime, db: &Db, url: &str) -> Asset {
-    runtime
-        .block_on(db.create_asset(&NewAsset {
-            input: json!({"type": "url", "url": url}),
-            settings: json!({
-                "ladder": [
-                    {"name": "360p", "height": 360, "bitrate_kbps": 800},
-                    {"name": "180p", "height": 180, "bitrate_kbps": 300}
-                ],
-                "codecs": ["h264"],
-                "playback_policy": ["public"],
-            }),
-            playback_policies: vec![PlaybackPolicy::Public],
-        }))
+/// Imports `url` through the API with a small ladder; returns the asset's id and playback id.
+fn create_asset(server: &Server, url: &str) -> (String, String) {
+    let (status, body) = server.api(
+        "POST",
+        "/v1/assets",
+        Some(json!({
+            "input": url,
+            "ladder": [
+                {"name": "360p", "height": 360, "bitrate_kbps": 800},
+                {"name": "180p", "height": 180, "bitrate_kbps": 300}
+            ],
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    let playback_id = body["data"]["playback_ids"][0]["id"]
+        .as_str()
         .unwrap()
+        .to_owned();
+    (id, playback_id)
+}
+
+/// The asset as `GET /v1/assets/{id}` shows it.
+fn get_asset(server: &Server, id: &str) -> Value {
+    let (status, body) = server.api("GET", &format!("/v1/assets/{id}"), None);
+    assert_eq!(status, 200, "{body}");
+    body["data"].clone()
+}
+
+/// Waits until the asset is no longer preparing; returns it.
+fn settled(server: &Server, id: &str, timeout: Duration) -> Value {
+    wait_for("the asset to be settled", timeout, || {
+        let asset = get_asset(server, id);
+        (asset["status"] != "preparing").then_some(asset)
+    })
 }
 
 #[test]
@@ -133,34 +151,26 @@ fn the_server_prepares_assets_in_its_own_process_by_default() {
         config: Some("[import]\nallow_hosts = [\"127.0.0.1\"]\n".to_owned()),
         ..Launch::default()
     };
-    let server = Server::launch(launch.clone());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let db = runtime
-        .block_on(Db::connect(&database_url(&server, &launch)))
-        .unwrap();
-    let asset = create_asset(&runtime, &db, &url);
-    let ready = wait_for("the asset to be ready", Duration::from_secs(120), || {
-        let now = runtime.block_on(db.get_asset(&asset.id)).unwrap().unwrap();
-        (now.status != AssetStatus::Preparing).then_some(now)
-    });
-    assert_eq!(
-        ready.status,
-        AssetStatus::Ready,
-        "{:?}\n{}",
-        ready.error,
-        server.log()
-    );
-    assert_eq!(
-        ready.renditions.as_array().unwrap().len(),
-        2,
-        "video only: no audio"
-    );
-    let playback_id = runtime
-        .block_on(db.asset_playback_ids(&asset.id))
-        .unwrap()
-        .remove(0)
-        .id;
+    let server = Server::launch(launch);
+    let (id, playback_id) = create_asset(&server, &url);
+    let ready = settled(&server, &id, Duration::from_secs(120));
+    assert_eq!(ready["status"], "ready", "{ready}\n{}", server.log());
+    assert_eq!(ready["progress"], 100);
+    assert_eq!(ready["playable"], true);
+    let renditions = ready["renditions"].as_array().unwrap();
+    assert_eq!(renditions.len(), 2, "video only: no audio rendition");
+    assert_eq!(renditions[1]["name"], "180p");
+    assert_eq!(ready["tracks"][0]["type"], "video");
     decode_cleanly(server.url(&format!("/hls/{playback_id}/v0/index.m3u8")));
+    let (_, events) = server.api("GET", "/v1/events?limit=100", None);
+    let types: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["object"]["id"] == id.as_str())
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"asset.ready"), "{types:?}");
 }
 
 #[test]
@@ -200,13 +210,7 @@ fn a_worker_killed_mid_transcode_resumes_cleanly_after_a_restart() {
         ..Launch::default()
     };
     let server = Server::launch(launch.clone());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let db = runtime
-        .block_on(Db::connect(&database_url(&server, &launch)))
-        .unwrap();
-    let asset = create_asset(&runtime, &db, &url);
-    let get_asset = || -> Asset { runtime.block_on(db.get_asset(&asset.id)).unwrap().unwrap() };
-
+    let (id, playback_id) = create_asset(&server, &url);
     let log = work.path().join("worker.log");
     let mut first = start_worker(&server, &launch, &log);
     // Killed once it is playable and part of the way through, long before the end.
@@ -214,38 +218,31 @@ fn a_worker_killed_mid_transcode_resumes_cleanly_after_a_restart() {
         "the first worker to be mid-way",
         Duration::from_secs(120),
         || {
-            let now = get_asset();
-            (now.playable && now.progress >= 20).then_some(now)
+            let now = get_asset(&server, &id);
+            (now["playable"] == true && now["progress"].as_u64() >= Some(20)).then_some(now)
         },
     );
     first.kill().unwrap();
     first.wait().unwrap();
-    let objects = server
-        .data_dir
-        .path()
-        .join("objects/assets")
-        .join(&asset.id);
-    assert_eq!(reached.status, AssetStatus::Preparing);
+    let objects = server.data_dir.path().join("objects/assets").join(&id);
+    assert_eq!(reached["status"], "preparing");
     assert!(
-        get_asset().progress < 95,
+        get_asset(&server, &id)["progress"].as_u64() < Some(95),
         "the worker was killed mid-transcode:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     assert!(objects.join("hls/master.m3u8").exists());
 
     let mut second = start_worker(&server, &launch, &log);
-    let ready = wait_for("the asset to be ready", Duration::from_secs(240), || {
-        let now = get_asset();
-        (now.status != AssetStatus::Preparing).then_some(now)
-    });
+    let ready = settled(&server, &id, Duration::from_secs(240));
     let worker_log = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(
-        ready.status,
-        AssetStatus::Ready,
-        "{:?}\n{worker_log}",
-        ready.error
-    );
-    let jobs = runtime.block_on(db.jobs_for_subject(&asset.id)).unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}\n{worker_log}");
+    // The jobs queue has no API: read it in the shared database.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let db = runtime
+        .block_on(Db::connect(&database_url(&server, &launch)))
+        .unwrap();
+    let jobs = runtime.block_on(db.jobs_for_subject(&id)).unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].status, JobStatus::Succeeded);
     assert_eq!(jobs[0].attempts, 2, "taken over after the kill");
@@ -292,19 +289,16 @@ fn a_worker_killed_mid_transcode_resumes_cleanly_after_a_restart() {
         "no working files are left: {:?}",
         files_under(&work_dir)
     );
-    let events = runtime.block_on(db.list_events(100, None)).unwrap().items;
-    let ready_events = events
+    let (_, events) = server.api("GET", "/v1/events?limit=100", None);
+    let ready_events = events["data"]
+        .as_array()
+        .unwrap()
         .iter()
-        .filter(|e| e.event_type == "asset.ready" && e.object.id == asset.id)
+        .filter(|e| e["type"] == "asset.ready" && e["object"]["id"] == id.as_str())
         .count();
     assert_eq!(ready_events, 1);
 
     // It plays through the server.
-    let playback_id = runtime
-        .block_on(db.asset_playback_ids(&asset.id))
-        .unwrap()
-        .remove(0)
-        .id;
     let master = server.get(&format!("/hls/{playback_id}/master.m3u8"));
     assert_eq!(master.status, 200);
     assert!(master.text().contains("#EXT-X-I-FRAME-STREAM-INF:"));

@@ -1,20 +1,185 @@
-//! Assets: videos uploaded or imported for on-demand playback, in the one JSON form that API
-//! responses, events and webhooks share ([`AssetView`], [`asset_json`]).
+//! `/v1/assets`: video-on-demand assets. Import one from a URL (the worker fetches it), list,
+//! get and delete them, and manage their playback ids. An asset made from a direct upload is
+//! created by `uploads` once its file is whole.
+//!
+//! [`AssetView`] / [`asset_json`] is the one JSON form of an asset that API responses, events
+//! and webhooks share.
 
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use serde_json::Value;
-use sluice_storage::{Asset, AssetStatus, PlaybackId};
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sluice_storage::{
+    Asset, AssetStatus, Db, EventType, NewAsset, NewEvent, ObjectKey, PlaybackId, PlaybackPolicy,
+};
+use tracing::error;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::playback_ids::PlaybackIdView;
+use crate::error::{ApiError, ErrorBody};
+use crate::json::{page_limit, ApiJson, ApiPath, Envelope, PageEnvelope};
+use crate::playback_ids::{views, CreatePlaybackId, PlaybackIdView};
+use crate::AppState;
 
-/// Why an asset errored.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AssetError {
+/// Longest accepted `passthrough`, in characters.
+const MAX_PASSTHROUGH_CHARS: usize = 255;
+/// Longest accepted import URL, in bytes.
+const MAX_INPUT_URL_BYTES: usize = 2048;
+/// Most playback policies one request may list.
+const MAX_PLAYBACK_POLICIES: usize = 10;
+
+const NOT_FOUND_MESSAGE: &str = "asset not found";
+const NOT_FOUND: ApiError = ApiError::NotFound(NOT_FOUND_MESSAGE);
+
+/// A video codec an asset's ladder is encoded in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    H264,
+    Av1,
+}
+
+/// The settings of an asset to be made: `new_asset_settings` of an upload, and the fields of
+/// a URL import beside its `input`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssetSettingsRequest {
+    /// A playback id is made for each (default `["public"]`; `[]` makes none).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["public"]))]
+    playback_policy: Option<Vec<PlaybackPolicy>>,
+    /// Rendition ladder, in the live streams' format; absent or null means the server's
+    /// default.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!(["360p", "720p"]))]
+    ladder: Option<Value>,
+    /// `["h264"]` (default) or `["h264", "av1"]`: H.264 always, AV1 renditions besides.
+    #[serde(default)]
+    #[schema(example = json!(["h264"]))]
+    codecs: Option<Vec<Codec>>,
+    /// Any text of the caller's (at most 255 characters), kept with the asset.
+    #[serde(default)]
+    #[schema(example = "order-1234")]
+    passthrough: Option<String>,
+}
+
+/// Checked asset settings: their stored (API) form and the playback ids to make.
+pub(crate) struct AssetSettings {
+    pub settings: Value,
+    pub playback_policies: Vec<PlaybackPolicy>,
+}
+
+impl AssetSettingsRequest {
+    /// Checks every field (the ladder with the server's ladder validator) and fills defaults.
+    pub(crate) fn validate(self, state: &AppState) -> Result<AssetSettings, ApiError> {
+        let playback_policies = self.playback_policy.unwrap_or(vec![PlaybackPolicy::Public]);
+        if playback_policies.len() > MAX_PLAYBACK_POLICIES {
+            return Err(ApiError::InvalidRequest(format!(
+                "playback_policy: at most {MAX_PLAYBACK_POLICIES} policies"
+            )));
+        }
+        let ladder = (state.ladder_validator)(&self.ladder.unwrap_or(Value::Null))
+            .map_err(|message| ApiError::InvalidRequest(format!("ladder: {message}")))?;
+        let codecs = validate_codecs(self.codecs.unwrap_or(vec![Codec::H264]))?;
+        if let Some(passthrough) = &self.passthrough {
+            if passthrough.chars().count() > MAX_PASSTHROUGH_CHARS {
+                return Err(ApiError::InvalidRequest(format!(
+                    "passthrough: must be at most {MAX_PASSTHROUGH_CHARS} characters"
+                )));
+            }
+        }
+        Ok(AssetSettings {
+            settings: json!({
+                "playback_policy": playback_policies,
+                "ladder": ladder,
+                "codecs": codecs,
+                "passthrough": self.passthrough,
+            }),
+            playback_policies,
+        })
+    }
+}
+
+/// H.264 is always encoded (every player plays it); AV1 may be added. Returned in a fixed
+/// order, H.264 first.
+fn validate_codecs(codecs: Vec<Codec>) -> Result<Vec<Codec>, ApiError> {
+    let invalid = || {
+        ApiError::InvalidRequest(
+            "codecs: must be [\"h264\"] or [\"h264\", \"av1\"] (H.264 is always encoded)"
+                .to_owned(),
+        )
+    };
+    let av1 = codecs.contains(&Codec::Av1);
+    let expected = if av1 { 2 } else { 1 };
+    if !codecs.contains(&Codec::H264) || codecs.len() != expected {
+        return Err(invalid());
+    }
+    Ok(if av1 {
+        vec![Codec::H264, Codec::Av1]
+    } else {
+        vec![Codec::H264]
+    })
+}
+
+/// `{"message": …}`: why an asset or upload failed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorMessage {
     /// For a person: what was wrong with the input or its processing.
     #[schema(example = "the file is not a video or audio file ffmpeg can read")]
-    message: String,
+    pub message: String,
+}
+
+/// A URL import: the worker fetches `input` and makes an asset of it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAsset {
+    /// Absolute `http` or `https` URL of the video file.
+    #[schema(example = "https://example.com/video.mp4")]
+    input: String,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["public"]))]
+    playback_policy: Option<Vec<PlaybackPolicy>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    ladder: Option<Value>,
+    #[serde(default)]
+    codecs: Option<Vec<Codec>>,
+    #[serde(default)]
+    passthrough: Option<String>,
+}
+
+/// `?status=&limit=&cursor=` of the asset list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListAssets {
+    /// Only assets in this state: `preparing`, `ready` or `errored`.
+    #[param(value_type = Option<String>, example = "ready")]
+    status: Option<StatusFilter>,
+    /// Items per page, 1 to 100 (default 25).
+    limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StatusFilter {
+    Preparing,
+    Ready,
+    Errored,
+}
+
+impl From<StatusFilter> for AssetStatus {
+    fn from(filter: StatusFilter) -> Self {
+        match filter {
+            StatusFilter::Preparing => Self::Preparing,
+            StatusFilter::Ready => Self::Ready,
+            StatusFilter::Errored => Self::Errored,
+        }
+    }
 }
 
 /// An asset: its status, what its source holds, and what was made from it.
@@ -27,7 +192,7 @@ pub struct AssetView {
     status: AssetStatus,
     /// Set when `status` is `errored`.
     #[schema(example = json!(null))]
-    error: Option<AssetError>,
+    error: Option<ErrorMessage>,
     /// Percent done while preparing; 100 once ready.
     #[schema(example = 100)]
     progress: u8,
@@ -50,22 +215,38 @@ pub struct AssetView {
     renditions: Value,
     /// Play at `/hls/{id}/master.m3u8` (with `?token=` when `signed`).
     playback_ids: Vec<PlaybackIdView>,
+    /// The master playlist under the first `public` playback id; `null` without one.
+    #[schema(example = "http://localhost:8080/hls/Xk3v9QpL2mZr8TnB4wYc7DsA/master.m3u8")]
+    playback_url: Option<String>,
     /// Where the file came from: `{"type": "upload", "upload_id"}` or `{"type": "url", "url"}`.
     #[schema(value_type = Object, example = json!({"type": "url", "url": "https://example.com/talk.mp4"}))]
     input: Value,
     /// The settings the asset was created with.
-    #[schema(value_type = Object, example = json!({"playback_policy": ["public"], "codecs": ["h264"]}))]
+    #[schema(value_type = Object, example = json!({"playback_policy": ["public"], "ladder": ["720p"], "codecs": ["h264"], "passthrough": null}))]
     new_asset_settings: Value,
+    #[schema(example = "2026-06-01T10:00:00.123456Z")]
     created_at: DateTime<Utc>,
+    #[schema(example = "2026-06-01T10:05:00.000321Z")]
     updated_at: DateTime<Utc>,
 }
 
 impl AssetView {
-    pub fn new(asset: &Asset, playback_ids: &[PlaybackId]) -> Self {
+    /// The API form of `asset` with its playback ids, on a server reached at `public_url`.
+    pub fn new(asset: &Asset, playback_ids: &[PlaybackId], public_url: &str) -> Self {
+        let playback_url = playback_ids
+            .iter()
+            .find(|playback_id| playback_id.policy == PlaybackPolicy::Public)
+            .map(|playback_id| {
+                format!(
+                    "{}/hls/{}/master.m3u8",
+                    public_url.trim_end_matches('/'),
+                    playback_id.id
+                )
+            });
         Self {
             id: asset.id.clone(),
             status: asset.status,
-            error: asset.error.clone().map(|message| AssetError { message }),
+            error: asset.error.clone().map(|message| ErrorMessage { message }),
             progress: asset.progress,
             playable: asset.playable,
             duration: asset.duration_ms.map(|ms| ms as f64 / 1000.0),
@@ -73,6 +254,7 @@ impl AssetView {
             source_metadata: asset.source_metadata.clone(),
             renditions: asset.renditions.clone(),
             playback_ids: playback_ids.iter().cloned().map(Into::into).collect(),
+            playback_url,
             input: asset.input.clone(),
             new_asset_settings: asset.settings.clone(),
             created_at: asset.created_at,
@@ -81,7 +263,259 @@ impl AssetView {
     }
 }
 
-/// The asset in its API form, as events and webhooks carry it.
-pub fn asset_json(asset: &Asset, playback_ids: &[PlaybackId]) -> Value {
-    serde_json::to_value(AssetView::new(asset, playback_ids)).unwrap_or(Value::Null)
+/// The asset in its API form, as responses, events and webhooks carry it (the worker's
+/// `asset.ready` and `asset.errored` included); `public_url` is the server's base URL.
+pub fn asset_json(asset: &Asset, playback_ids: &[PlaybackId], public_url: &str) -> Value {
+    serde_json::to_value(AssetView::new(asset, playback_ids, public_url)).unwrap_or(Value::Null)
+}
+
+async fn view_of(db: &Db, public_url: &str, asset: &Asset) -> Result<AssetView, ApiError> {
+    let playback_ids = db.asset_playback_ids(&asset.id).await?;
+    Ok(AssetView::new(asset, &playback_ids, public_url))
+}
+
+/// Publishes `event_type` about `asset`. The asset has changed for good when this runs, so a
+/// failure is logged rather than failing the request.
+async fn publish(state: &AppState, event_type: EventType, asset: &AssetView) {
+    let recorded = match serde_json::to_value(asset) {
+        Ok(data) => state
+            .events
+            .publish(NewEvent::new(event_type, &asset.id, data))
+            .await
+            .map(drop)
+            .map_err(ApiError::from),
+        Err(e) => Err(ApiError::internal(e)),
+    };
+    if let Err(e) = recorded {
+        error!(asset_id = %asset.id, event = event_type.as_str(), error = %e,
+            "Could not record an asset event.");
+    }
+}
+
+/// Publishes `asset.created` about a new asset.
+pub(crate) async fn publish_created(state: &AppState, asset: &Asset) {
+    match view_of(&state.db, &state.public_url, asset).await {
+        Ok(view) => publish(state, EventType::AssetCreated, &view).await,
+        Err(e) => error!(asset_id = %asset.id, error = %e, "Could not read a new asset back."),
+    }
+}
+
+/// An import URL: absolute, `http` or `https`, with a host. Whether it may be fetched (no
+/// private addresses) is the worker's to check when it resolves the host.
+fn validate_input_url(input: &str) -> Result<url::Url, ApiError> {
+    let invalid = |why: &str| ApiError::InvalidRequest(format!("input: {why}"));
+    if input.len() > MAX_INPUT_URL_BYTES {
+        return Err(invalid(&format!(
+            "must be at most {MAX_INPUT_URL_BYTES} bytes"
+        )));
+    }
+    let url = url::Url::parse(input).map_err(|e| invalid(&format!("not an absolute URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("must be an http or https URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("must name a host"));
+    }
+    Ok(url)
+}
+
+async fn find(state: &AppState, id: &str) -> Result<Asset, ApiError> {
+    state.db.get_asset(id).await?.ok_or(NOT_FOUND)
+}
+
+/// Imports a video from a URL: the asset is created `preparing` and the worker fetches and
+/// processes the file.
+#[utoipa::path(post, path = "/v1/assets", tag = "assets",
+    request_body = CreateAsset,
+    responses(
+        (status = 201, description = "Created", body = Envelope<AssetView>),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<CreateAsset>,
+) -> Result<(StatusCode, Json<Envelope<AssetView>>), ApiError> {
+    let url = validate_input_url(&request.input)?;
+    let checked = AssetSettingsRequest {
+        playback_policy: request.playback_policy,
+        ladder: request.ladder,
+        codecs: request.codecs,
+        passthrough: request.passthrough,
+    }
+    .validate(&state)?;
+    let asset = state
+        .db
+        .create_asset(&NewAsset {
+            input: json!({"type": "url", "url": url.as_str()}),
+            settings: checked.settings,
+            playback_policies: checked.playback_policies,
+        })
+        .await?;
+    let data = view_of(&state.db, &state.public_url, &asset).await?;
+    publish(&state, EventType::AssetCreated, &data).await;
+    Ok((StatusCode::CREATED, Json(Envelope { data })))
+}
+
+/// One asset.
+#[utoipa::path(get, path = "/v1/assets/{id}", tag = "assets",
+    params(("id" = String, Path, description = "Asset id (`asset_…`)")),
+    responses(
+        (status = 200, description = "The asset", body = Envelope<AssetView>),
+        (status = 404, description = "No such asset", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Envelope<AssetView>>, ApiError> {
+    let asset = find(&state, &id).await?;
+    Ok(Json(Envelope {
+        data: view_of(&state.db, &state.public_url, &asset).await?,
+    }))
+}
+
+/// Assets, newest first, a page at a time, optionally only those in one status.
+#[utoipa::path(get, path = "/v1/assets", tag = "assets",
+    params(ListAssets),
+    responses(
+        (status = 200, description = "A page of assets", body = PageEnvelope<AssetView>),
+        (status = 400, description = "Invalid status, limit or cursor", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    params: Result<Query<ListAssets>, QueryRejection>,
+) -> Result<Json<PageEnvelope<AssetView>>, ApiError> {
+    let Query(params) = params?;
+    let limit = page_limit(params.limit)?;
+    let page = state
+        .db
+        .list_assets(
+            limit,
+            params.cursor.as_deref(),
+            params.status.map(AssetStatus::from),
+        )
+        .await?;
+    let mut data = Vec::with_capacity(page.items.len());
+    for asset in page.items {
+        data.push(view_of(&state.db, &state.public_url, &asset).await?);
+    }
+    Ok(Json(PageEnvelope {
+        data,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Deletes an asset: its processing stops, its playback ids and every object it had (the
+/// uploaded source included) are removed.
+#[utoipa::path(delete, path = "/v1/assets/{id}", tag = "assets",
+    params(("id" = String, Path, description = "Asset id (`asset_…`)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such asset", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let asset = find(&state, &id).await?;
+    let mut prefixes = vec![asset.objects_prefix().map_err(ApiError::internal)?];
+    if let Some(upload_id) = asset.upload_id() {
+        prefixes.push(ObjectKey::new(["uploads", upload_id]).map_err(ApiError::internal)?);
+    }
+    let data = view_of(&state.db, &state.public_url, &asset).await?;
+    if !state.db.delete_asset(&id).await? {
+        return Err(NOT_FOUND);
+    }
+    publish(&state, EventType::AssetDeleted, &data).await;
+    for prefix in prefixes {
+        state.store.delete_prefix(&prefix).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An asset's playback ids, oldest first.
+#[utoipa::path(get, path = "/v1/assets/{id}/playback-ids", tag = "assets",
+    params(("id" = String, Path, description = "Asset id (`asset_…`)")),
+    responses(
+        (status = 200, description = "The playback ids", body = Envelope<Vec<PlaybackIdView>>),
+        (status = 404, description = "No such asset", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn list_playback_ids(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Envelope<Vec<PlaybackIdView>>>, ApiError> {
+    find(&state, &id).await?;
+    Ok(Json(Envelope {
+        data: views(state.db.asset_playback_ids(&id).await?),
+    }))
+}
+
+/// Adds a playback id to an asset.
+#[utoipa::path(post, path = "/v1/assets/{id}/playback-ids", tag = "assets",
+    params(("id" = String, Path, description = "Asset id (`asset_…`)")),
+    request_body = CreatePlaybackId,
+    responses(
+        (status = 201, description = "Created", body = Envelope<PlaybackIdView>),
+        (status = 400, description = "Invalid policy", body = ErrorBody),
+        (status = 404, description = "No such asset", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn create_playback_id(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(request): ApiJson<CreatePlaybackId>,
+) -> Result<(StatusCode, Json<Envelope<PlaybackIdView>>), ApiError> {
+    let playback_id = state
+        .db
+        .create_asset_playback_id(&id, request.policy)
+        .await
+        .map_err(ApiError::not_found_as(NOT_FOUND_MESSAGE))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Envelope {
+            data: playback_id.into(),
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn h264_is_always_encoded_and_av1_may_be_added() {
+        use Codec::*;
+        assert_eq!(validate_codecs(vec![H264]).unwrap(), [H264]);
+        assert_eq!(validate_codecs(vec![Av1, H264]).unwrap(), [H264, Av1]);
+        for bad in [vec![], vec![Av1], vec![H264, H264], vec![H264, Av1, Av1]] {
+            assert!(validate_codecs(bad.clone()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn import_urls_are_absolute_http_or_https() {
+        for good in [
+            "https://example.com/video.mp4",
+            "http://203.0.113.7:8080/a/b.mov?x=1",
+        ] {
+            assert!(validate_input_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "ftp://example.com/video.mp4",
+            "/videos/a.mp4",
+            "video.mp4",
+            "file:///etc/passwd",
+            "https://",
+            "",
+            "data:video/mp4;base64,AAAA",
+        ] {
+            let error = validate_input_url(bad).unwrap_err();
+            assert!(error.to_string().starts_with("input: "), "{bad}: {error}");
+        }
+        assert!(validate_input_url(&format!("https://example.com/{}", "a".repeat(3000))).is_err());
+    }
 }

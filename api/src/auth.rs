@@ -340,6 +340,12 @@ mod tests {
             ladder_validator: Arc::new(|ladder| Ok(ladder.clone())),
             metrics: crate::Metrics::new(),
             jwt_audience: DEFAULT_JWT_AUDIENCE.to_owned(),
+            uploads: crate::Uploads::new(crate::UploadSettings {
+                spool_dir: std::env::temp_dir().join("sluice-unused"),
+                max_size: 1,
+                default_timeout_s: 60,
+                sweep_interval: std::time::Duration::from_secs(60),
+            }),
         };
         let app = Router::new()
             .route(

@@ -13,6 +13,12 @@ use utoipa::ToSchema;
 /// Largest request body accepted, enforced by `DefaultBodyLimit`.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The status tus 1.0.0's checksum extension gives a body that fails its checksum.
+const CHECKSUM_MISMATCH: StatusCode = match StatusCode::from_u16(460) {
+    Ok(status) => status,
+    Err(_) => panic!("460 is a valid status code"),
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Malformed JSON, a field with a wrong type or value, a bad query parameter.
@@ -36,6 +42,28 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("expected a JSON body with Content-Type: application/json")]
     UnsupportedMediaType,
+    /// A body of the wrong content type on a route that takes something other than JSON; the
+    /// message names the expected type.
+    #[error("{0}")]
+    WrongContentType(&'static str),
+    /// A body (or a declared size) past the limit the message names.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A request whose body size must be declared in `Content-Length`.
+    #[error("Content-Length is required")]
+    LengthRequired,
+    /// A protocol precondition the request does not meet (tus: a missing `Tus-Resumable`).
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// The resource existed but is gone for good (an expired or cancelled upload).
+    #[error("{0}")]
+    Gone(&'static str),
+    /// Another request is working on the resource; retry later.
+    #[error("{0}")]
+    Locked(&'static str),
+    /// The body does not have the digest its `Upload-Checksum` named (tus status 460).
+    #[error("the body does not match its Upload-Checksum; it was discarded")]
+    ChecksumMismatch,
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -77,6 +105,15 @@ impl ApiError {
             Self::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            Self::WrongContentType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::LengthRequired => (StatusCode::LENGTH_REQUIRED, "length_required"),
+            Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+            Self::Gone(_) => (StatusCode::GONE, "gone"),
+            Self::Locked(_) => (StatusCode::LOCKED, "locked"),
+            Self::ChecksumMismatch => (CHECKSUM_MISMATCH, "checksum_mismatch"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Storage(e) if e.is_not_found() => (StatusCode::NOT_FOUND, "not_found"),
             Self::Storage(StorageError::InvalidCursor(_)) => {
@@ -123,6 +160,11 @@ impl IntoResponse for ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status this error answers with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     /// Wraps an unexpected failure; the client sees only "internal server error".
     pub fn internal(error: impl std::fmt::Display) -> Self {
         Self::Internal(error.to_string())

@@ -1,9 +1,11 @@
 //! sluice-api: the HTTP face of Sluice, on hyper through axum.
 //!
-//! - `/v1/*`: the REST API (live streams, sessions, playback ids, API and signing keys, events
-//!   and their Server-Sent Events stream, webhooks), behind API key authentication and
-//!   per-route permissions (module `auth`), JSON in and out, errors as
+//! - `/v1/*`: the REST API (live streams, sessions, playback ids, assets and uploads, API and
+//!   signing keys, events and their Server-Sent Events stream, webhooks), behind API key
+//!   authentication and per-route permissions (module `auth`), JSON in and out, errors as
 //!   `{"error": {"code", "message"}}` (module `error`).
+//! - `/uploads/{id}/{token}`: where a direct upload's file is sent, whole (`PUT`) or with the
+//!   tus 1.0.0 resumable protocol; the token in the URL is the credential (module `uploads`).
 //! - `/hls/*`: HLS delivery from the object store, CORS open, playlists gzip-able; `signed`
 //!   playback ids need a playback token (module `playback_token`).
 //! - `/healthz`: liveness; `/readyz`: readiness (database and object store work, module
@@ -26,6 +28,8 @@ mod playback_token;
 mod readiness;
 mod sessions;
 mod signing_keys;
+mod tus;
+mod uploads;
 mod webhooks;
 
 use std::sync::Arc;
@@ -46,6 +50,9 @@ pub use error::{ApiError, MAX_BODY_BYTES};
 pub use live_streams::live_stream_event_data;
 pub use metrics::Metrics;
 pub use sessions::session_event_data;
+pub use uploads::{
+    spawn_upload_sweeper, UploadSettings, Uploads, DEFAULT_UPLOAD_TIMEOUT_S, MAX_UPLOAD_TIMEOUT_S,
+};
 
 /// Checks a requested rendition ladder (`null` when the request gave none) and returns the
 /// normalised ladder to store, or a message saying what is wrong. The binary wires in the
@@ -69,6 +76,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The `aud` an API JWT must include when it has one (config `[auth] jwt_audience`).
     pub jwt_audience: String,
+    /// Direct upload settings (config `[uploads]`) and the uploads being written.
+    pub uploads: Uploads,
 }
 
 /// Liveness: answers while the process serves HTTP.
@@ -134,6 +143,15 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .routes(routes!(api_keys::get, api_keys::revoke))
         .routes(routes!(signing_keys::list, signing_keys::create))
         .routes(routes!(signing_keys::get, signing_keys::delete))
+        .routes(routes!(uploads::list, uploads::create))
+        .routes(routes!(uploads::get))
+        .routes(routes!(uploads::cancel))
+        .routes(routes!(assets::list, assets::create))
+        .routes(routes!(assets::get, assets::delete))
+        .routes(routes!(
+            assets::list_playback_ids,
+            assets::create_playback_id
+        ))
         .split_for_parts();
     let v1 = v1
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -164,6 +182,22 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
                 .allow_headers(Any),
         );
 
+    // The upload URL: no API key (its token is the credential), no 1 MiB body limit (bodies
+    // stream to disk, bounded by the upload's size).
+    let (upload_url, upload_url_spec) = OpenApiRouter::new()
+        .routes(routes!(
+            uploads::put_file,
+            uploads::tus_options,
+            uploads::tus_create,
+            uploads::tus_head,
+            uploads::tus_patch,
+            uploads::tus_terminate
+        ))
+        .split_for_parts();
+    let upload_url = upload_url
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(middleware::from_fn(uploads::tus_headers));
+
     let (operations, mut spec) = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))
         .routes(routes!(openapi_json))
@@ -172,6 +206,7 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .split_for_parts();
     spec.merge(v1_spec);
     spec.merge(hls_spec);
+    spec.merge(upload_url_spec);
     // axum spells a catch-all `{*path}`; OpenAPI path templates know only `{path}`.
     spec.paths.paths = std::mem::take(&mut spec.paths.paths)
         .into_iter()
@@ -180,6 +215,7 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
     let routes = operations
         .method_not_allowed_fallback(error::method_not_allowed)
         .merge(v1)
-        .merge(hls);
+        .merge(hls)
+        .merge(upload_url);
     (routes, spec)
 }

@@ -23,7 +23,7 @@ const NOT_FOUND: ApiError = ApiError::NotFound(NOT_FOUND_MESSAGE);
 pub struct CreatePlaybackId {
     /// `public` or `signed`.
     #[schema(value_type = String, example = "signed")]
-    policy: PlaybackPolicy,
+    pub(crate) policy: PlaybackPolicy,
 }
 
 /// A playback id: play it at `/hls/{id}/master.m3u8` (with `?token=` when `signed`).

@@ -31,6 +31,7 @@ pub fn worker(
         config.worker.clone(),
         importer,
         config.data_dir.join("work"),
+        config.public_url(),
     ))
 }
 

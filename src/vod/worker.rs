@@ -92,11 +92,14 @@ pub struct Worker {
     settings: WorkerConfig,
     importer: Importer,
     scratch: PathBuf,
+    /// The server's public base URL, for the playback URLs of event data.
+    public_url: String,
 }
 
 impl Worker {
     /// A worker processing assets of `db` whose objects are in `store`, publishing on
-    /// `events`; sources are copied into working directories under `scratch`.
+    /// `events` (with playback URLs under `public_url`); sources are copied into working
+    /// directories under `scratch`.
     pub fn new(
         db: Db,
         store: Arc<dyn ObjectStore>,
@@ -104,6 +107,7 @@ impl Worker {
         settings: WorkerConfig,
         importer: Importer,
         scratch: PathBuf,
+        public_url: String,
     ) -> Self {
         Worker {
             db,
@@ -112,6 +116,7 @@ impl Worker {
             settings,
             importer,
             scratch,
+            public_url,
         }
     }
 
@@ -524,7 +529,7 @@ impl Worker {
                 Vec::new()
             }
         };
-        let data = asset_json(asset, &playback_ids);
+        let data = asset_json(asset, &playback_ids, &self.public_url);
         if let Err(e) = self
             .events
             .publish(NewEvent::new(event_type, &asset.id, data))
@@ -717,6 +722,7 @@ mod tests {
                 settings,
                 importer,
                 dir.path().join("work"),
+                "http://sluice.test".to_owned(),
             );
             let (stop, stopping) = watch::channel(false);
             let running = tokio::spawn(worker.run(stopping));

@@ -1,18 +1,24 @@
-//! The H.264 decoder: libavcodec's `h264` through ffmpeg-next, fed with AVCC packets.
+//! Video decoding with libavcodec through ffmpeg-next, fed with [`Packet`]s.
 //!
-//! The decoder is opened from the source's AVCDecoderConfigurationRecord (ISO/IEC 14496-15
-//! §5.3.3.1) given as extradata, so packets go in exactly as ingest produced them (4-byte
-//! length-prefixed NAL units). Timestamps are handed to libavcodec on the 90 kHz clock and come
-//! back on the decoded pictures in presentation order. Pictures keep the pixel format the
-//! stream was coded in (usually yuv420p); each rung's scaler converts whatever it gets.
+//! [`VideoDecoder`] opens either from an AVCDecoderConfigurationRecord (ISO/IEC 14496-15
+//! §5.3.3.1; live ingest's H.264, packets as 4-byte length-prefixed NAL units) or from a file
+//! stream's codec parameters, which takes every codec libavcodec decodes (H.264, HEVC, VP9,
+//! AV1, MPEG-4 part 2, ProRes, MJPEG, …) with whatever extradata the container carries.
+//! Timestamps are handed to libavcodec on the 90 kHz clock and come back on the decoded
+//! pictures in presentation order. Pictures keep the pixel format the stream was coded in
+//! (yuv420p, yuv420p10le, yuv422p, …); [`crate::normalize`] and each rung's scaler convert.
+//!
+//! [`VideoSource`] is what the ladder is started from: the decoder to open, the `source`
+//! rung's configuration when there is one, and how decoded pictures are normalised.
 
 use std::ptr;
 
-use ffmpeg_next::codec::{self, decoder, packet};
+use ffmpeg_next::codec::{self, decoder, packet, threading};
 use ffmpeg_next::{frame, Rational};
 use sluice_media::{AvcConfig, Packet, Timebase};
 
 use crate::ladder::MAX_SOURCE_PIXELS;
+use crate::normalize::{Normalization, PictureNormalizer};
 use crate::TranscodeError;
 
 /// A decoded picture and its presentation time on the 90 kHz clock.
@@ -21,36 +27,63 @@ pub struct DecodedPicture {
     pub picture: frame::Video,
 }
 
-/// An open H.264 decoder.
-pub struct H264Decoder {
+/// An open video decoder.
+pub struct VideoDecoder {
     decoder: decoder::Video,
 }
 
-impl H264Decoder {
-    /// Opens a decoder for the stream `config` describes. Pictures larger than
-    /// [`MAX_SOURCE_PIXELS`] are refused by libavcodec (`max_pixels`), whatever later SPSs say.
-    pub fn open(config: &AvcConfig) -> Result<Self, TranscodeError> {
+impl VideoDecoder {
+    /// Opens an H.264 decoder for the stream `config` describes, one thread (live input wants
+    /// each picture as soon as its packet is in). Pictures larger than [`MAX_SOURCE_PIXELS`]
+    /// are refused by libavcodec (`max_pixels`), whatever later SPSs say.
+    pub fn open_h264(config: &AvcConfig) -> Result<Self, TranscodeError> {
         crate::init_ffmpeg();
         let codec = decoder::find(codec::Id::H264).ok_or(TranscodeError::DecoderOpen(
             ffmpeg_next::Error::DecoderNotFound,
         ))?;
         let mut context = codec::Context::new_with_codec(codec);
-        context.set_time_base(Rational::new(1, Timebase::MPEG.0 as i32));
         set_extradata(&mut context, &config.record)?;
+        Self::open_context(context)
+    }
+
+    /// Opens a decoder for a file's video stream from its codec parameters (codec, extradata,
+    /// size, pixel format), with libavcodec's own choice of threads: a file is read as fast as
+    /// the ladder takes it, so frame threads cost nothing that matters. The same
+    /// [`MAX_SOURCE_PIXELS`] limit applies.
+    pub fn open(parameters: codec::Parameters) -> Result<Self, TranscodeError> {
+        crate::init_ffmpeg();
+        let mut context =
+            codec::Context::from_parameters(parameters).map_err(TranscodeError::DecoderOpen)?;
+        if decoder::find(context.id()).is_none() {
+            return Err(TranscodeError::DecoderOpen(
+                ffmpeg_next::Error::DecoderNotFound,
+            ));
+        }
+        context.set_threading(threading::Config {
+            kind: threading::Type::Frame,
+            count: 0,
+            ..threading::Config::default()
+        });
+        Self::open_context(context)
+    }
+
+    fn open_context(mut context: codec::Context) -> Result<Self, TranscodeError> {
+        let timebase = Rational::new(1, Timebase::MPEG.0 as i32);
+        context.set_time_base(timebase);
         // SAFETY: plain field writes on a context we own that has not been opened yet.
         unsafe {
             let raw = context.as_mut_ptr();
-            (*raw).pkt_timebase = Rational::new(1, Timebase::MPEG.0 as i32).into();
+            (*raw).pkt_timebase = timebase.into();
             (*raw).max_pixels = MAX_SOURCE_PIXELS as i64;
         }
         let decoder = context
             .decoder()
             .video()
             .map_err(TranscodeError::DecoderOpen)?;
-        Ok(H264Decoder { decoder })
+        Ok(VideoDecoder { decoder })
     }
 
-    /// Decodes one AVCC packet and returns the pictures that became ready.
+    /// Decodes one packet and returns the pictures that became ready.
     pub fn decode(&mut self, packet: &Packet) -> Result<Vec<DecodedPicture>, TranscodeError> {
         let pts = packet.timebase.rescale(packet.pts, Timebase::MPEG);
         let dts = packet.timebase.rescale(packet.dts, Timebase::MPEG);
@@ -85,6 +118,94 @@ impl H264Decoder {
             }
         }
         pictures
+    }
+}
+
+/// What the ladder decodes, and what it does to the pictures before the rungs take them.
+pub enum VideoSource {
+    /// H.264 with its decoder configuration, pictures taken as decoded: live ingest, and files
+    /// whose `source` rung is repackaged (so the encoded rungs keep the source's timestamps).
+    Avc(AvcConfig),
+    /// A file's video stream in any codec libavcodec decodes, opened from its codec
+    /// parameters, its pictures normalised ([`crate::normalize`]) before the rungs.
+    Stream {
+        parameters: codec::Parameters,
+        normalization: Normalization,
+    },
+}
+
+impl From<&AvcConfig> for VideoSource {
+    fn from(config: &AvcConfig) -> Self {
+        VideoSource::Avc(config.clone())
+    }
+}
+
+impl VideoSource {
+    /// The H.264 configuration a `source` rung repackages, when the source has one.
+    pub fn avc_config(&self) -> Option<&AvcConfig> {
+        match self {
+            VideoSource::Avc(config) => Some(config),
+            VideoSource::Stream { .. } => None,
+        }
+    }
+
+    /// Opens the decoder (and the normaliser) that turn this source's packets into pictures.
+    pub(crate) fn open(&self) -> Result<SourcePictures, TranscodeError> {
+        Ok(match self {
+            VideoSource::Avc(config) => SourcePictures {
+                decoder: VideoDecoder::open_h264(config)?,
+                normalizer: None,
+            },
+            VideoSource::Stream {
+                parameters,
+                normalization,
+            } => SourcePictures {
+                decoder: VideoDecoder::open(parameters.clone())?,
+                normalizer: Some(PictureNormalizer::new(*normalization)),
+            },
+        })
+    }
+}
+
+/// A source's packets in, the pictures the rungs take out: the decoder, then the normaliser
+/// when the source has one.
+pub(crate) struct SourcePictures {
+    decoder: VideoDecoder,
+    normalizer: Option<PictureNormalizer>,
+}
+
+impl SourcePictures {
+    /// Decodes one packet; returns the pictures that became ready for the rungs.
+    pub(crate) fn decode(
+        &mut self,
+        packet: &Packet,
+    ) -> Result<Vec<DecodedPicture>, TranscodeError> {
+        let pictures = self.decoder.decode(packet)?;
+        self.normalize(pictures)
+    }
+
+    /// Ends the stream; returns every picture still held by the decoder or the normaliser.
+    pub(crate) fn flush(&mut self) -> Result<Vec<DecodedPicture>, TranscodeError> {
+        let held = self.decoder.flush();
+        let mut pictures = self.normalize(held)?;
+        if let Some(normalizer) = &mut self.normalizer {
+            pictures.extend(normalizer.finish()?);
+        }
+        Ok(pictures)
+    }
+
+    fn normalize(
+        &mut self,
+        pictures: Vec<DecodedPicture>,
+    ) -> Result<Vec<DecodedPicture>, TranscodeError> {
+        let Some(normalizer) = &mut self.normalizer else {
+            return Ok(pictures);
+        };
+        let mut normalized = Vec::new();
+        for picture in pictures {
+            normalized.extend(normalizer.push(picture)?);
+        }
+        Ok(normalized)
     }
 }
 

@@ -4,7 +4,10 @@
 //!
 //! - [`ladder`]: which renditions to produce ([`Ladder`], [`RungSpec`]) and how they fit a given
 //!   source ([`plan`] → [`PlannedRung`]).
-//! - [`decode`]: the H.264 decoder (ffmpeg's libavcodec) fed with AVCC [`Packet`]s.
+//! - [`decode`]: the video decoder (ffmpeg's libavcodec) fed with [`Packet`]s: H.264 from its
+//!   avcC for live input, any codec from a file stream's parameters ([`VideoSource`]).
+//! - [`normalize`]: a file's pictures made progressive, upright, square-pixel, 8-bit 4:2:0
+//!   and constant frame rate by one libavfilter graph ([`PictureNormalizer`]) before the rungs.
 //! - [`x264`]: a small safe wrapper over libx264 through `x264-sys`.
 //! - [`audio`]: audio to AAC-LC transcoding ([`AacTranscoder`]) for publishers that send MP3
 //!   and files whose audio is not AAC.
@@ -27,6 +30,7 @@ pub mod decode;
 pub mod images;
 pub mod ladder;
 pub mod live;
+pub mod normalize;
 pub mod probe;
 pub mod vod;
 pub mod x264;
@@ -36,13 +40,14 @@ use std::sync::Once;
 use sluice_media::CodecError;
 
 pub use audio::AacTranscoder;
-pub use decode::{DecodedPicture, H264Decoder};
+pub use decode::{DecodedPicture, VideoDecoder, VideoSource};
 pub use images::{
     poster_time, storyboard, storyboard_interval, thumbnail, FitMode, Image, ImageError,
     ImageFormat, Storyboard, StoryboardLayout, ThumbnailRequest,
 };
 pub use ladder::{plan, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec};
 pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
+pub use normalize::{Normalization, Orientation, PictureNormalizer};
 pub use probe::{probe, AudioStreamInfo, ProbeError, ProbeLimits, ProbeReport, VideoStreamInfo};
 pub use vod::{FileDemuxer, FileTranscode, VodError, VodEvent};
 pub use x264::{EncodedFrame, Preset, X264Encoder};
@@ -60,8 +65,11 @@ pub enum TranscodeError {
         height: u32,
         reason: &'static str,
     },
-    /// libavcodec refused to open the H.264 decoder.
-    #[error("opening the H.264 decoder: {0}")]
+    /// A `source` rung was asked of a source that has no H.264 configuration to repackage.
+    #[error("the source rung repackages H.264 with its decoder configuration, which this source does not have")]
+    SourceRungUnavailable,
+    /// libavcodec has no decoder for the source's codec, or refused to open it.
+    #[error("opening the video decoder: {0}")]
     DecoderOpen(#[source] ffmpeg_next::Error),
     /// libavcodec rejected a packet.
     #[error("decoding the packet at pts {pts} (90 kHz): {source}")]
@@ -75,6 +83,13 @@ pub enum TranscodeError {
     Scale {
         width: u32,
         height: u32,
+        #[source]
+        source: ffmpeg_next::Error,
+    },
+    /// The picture normaliser's filter graph could not be built or run.
+    #[error("normalising pictures through {graph:?}: {source}")]
+    Normalize {
+        graph: String,
         #[source]
         source: ffmpeg_next::Error,
     },

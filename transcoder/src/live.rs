@@ -22,6 +22,9 @@
 //!   times, so the packager can align them with the untouched audio. When the source clock goes
 //!   backwards (a publisher restarting its clock), the interval cuts and each rung's frame-rate
 //!   cap start a new schedule there instead of waiting for the old times to come back.
+//! - **Sources**: the decode thread decodes live H.264 from its avcC, or a file's stream in
+//!   any codec whose pictures it first normalises (upright, square pixels, yuv420p, constant
+//!   frame rate; see [`crate::normalize`]); either way the rungs get the same pictures.
 //! - **Failures**: a rung whose encoder fails stops alone; once every encoding rung has stopped
 //!   (or the output receiver is gone), the decode thread stops too and [`LiveTranscoder::push`]
 //!   reports [`TranscodeError::Stopped`] instead of decoding for nobody.
@@ -41,7 +44,7 @@ use ffmpeg_next::software::scaling;
 use sluice_media::{AvcConfig, Packet, Timebase, TrackKind};
 use tracing::{debug, error, info, warn};
 
-use crate::decode::{DecodedPicture, H264Decoder};
+use crate::decode::{DecodedPicture, SourcePictures, VideoSource};
 use crate::ladder::{EncodeTarget, PlannedRung};
 use crate::x264::{EncodedFrame, Preset, X264Encoder};
 use crate::TranscodeError;
@@ -208,13 +211,15 @@ pub struct LiveTranscoder {
 
 impl LiveTranscoder {
     /// Opens every encoder, queues each rung's [`TranscoderOutput::Config`] and starts the
-    /// threads. `source` is the incoming stream's configuration; `rungs` come from
-    /// [`crate::plan`].
+    /// threads. `source` is the incoming stream: an H.264 configuration (`&AvcConfig`, as live
+    /// ingest gives it) or a file's stream with its normalisation ([`VideoSource`]); a
+    /// `source` rung needs the former. `rungs` come from [`crate::plan`].
     pub fn start(
-        source: &AvcConfig,
+        source: impl Into<VideoSource>,
         rungs: Vec<PlannedRung>,
         settings: EncoderSettings,
     ) -> Result<(LiveTranscoder, Receiver<TranscoderOutput>), TranscodeError> {
+        let source = source.into();
         let (output, receiver) = mpsc::sync_channel(settings.output_queue.max(rungs.len()).max(1));
         let counters = Arc::new(Counters {
             rungs: rungs.iter().map(|_| RungCounters::default()).collect(),
@@ -227,7 +232,10 @@ impl LiveTranscoder {
             let config = match rung {
                 PlannedRung::Source => {
                     source_rung = source_rung.or(Some(index));
-                    source.clone()
+                    source
+                        .avc_config()
+                        .ok_or(TranscodeError::SourceRungUnavailable)?
+                        .clone()
                 }
                 PlannedRung::Encode(target) => {
                     let encoder =
@@ -259,7 +267,7 @@ impl LiveTranscoder {
         let decode_input = if encoders.is_empty() {
             None
         } else {
-            let decoder = H264Decoder::open(source)?;
+            let decoder = source.open()?;
             let mut rung_inputs = Vec::new();
             for (index, target, encoder) in encoders {
                 let (input, frames) = mpsc::sync_channel(settings.frame_queue.max(1));
@@ -293,7 +301,7 @@ impl LiveTranscoder {
                 rungs: rung_inputs,
                 counters: Arc::clone(&counters),
             };
-            threads.push(spawn("sluice-h264-decode".to_owned(), move || {
+            threads.push(spawn("sluice-decode".to_owned(), move || {
                 worker.run(packets)
             })?);
             Some(input)
@@ -556,7 +564,7 @@ struct RungInput {
 }
 
 struct DecodeWorker {
-    decoder: H264Decoder,
+    decoder: SourcePictures,
     cuts: CutPolicy,
     when_behind: WhenBehind,
     rungs: Vec<RungInput>,
@@ -587,8 +595,11 @@ impl DecodeWorker {
                 return;
             }
         }
-        for picture in self.decoder.flush() {
-            self.distribute(picture);
+        match self.decoder.flush() {
+            Ok(pictures) => pictures
+                .into_iter()
+                .for_each(|picture| self.distribute(picture)),
+            Err(err) => warn!(error = %err, "The last source pictures could not be finished."),
         }
         debug!("Decoder finished.");
     }

@@ -28,9 +28,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ffmpeg_next::codec::packet::side_data;
+use ffmpeg_next::ffi::AVFieldOrder;
 use ffmpeg_next::format::context::Input;
-use ffmpeg_next::format::stream::Disposition;
-use ffmpeg_next::{media, Dictionary};
+use ffmpeg_next::format::stream::{Disposition, Stream};
+use ffmpeg_next::format::Pixel;
+use ffmpeg_next::{media, Dictionary, Rational};
+
+use crate::normalize::{display_rotation, quarter_turns, Normalization, Orientation};
 
 /// Demuxers accepted as input, by the names libavformat gives them, with the name people know
 /// them by. A detected demuxer is accepted when one of its comma-separated names is listed.
@@ -133,18 +137,40 @@ pub struct ProbeReport {
 pub struct VideoStreamInfo {
     /// Stream index in the container.
     pub index: usize,
-    /// libavcodec's codec name (`h264`, `hevc`, …).
+    /// libavcodec's codec name (`h264`, `hevc`, `vp9`, `av1`, `prores`, …).
     pub codec: String,
     /// Coded width in pixels.
     pub width: u32,
     /// Coded height in pixels.
     pub height: u32,
-    /// Average frame rate, when known.
+    /// Width of the picture as shown: upright, in square pixels (what the ladder is planned on).
+    pub display_width: u32,
+    /// Height of the picture as shown: upright, in square pixels.
+    pub display_height: u32,
+    /// Shape of the picture as shown, reduced (`16:9`, `9:16`, `4:3`, …).
+    pub display_aspect_ratio: (u32, u32),
+    /// Shape of one coded pixel, reduced (`1:1` for square pixels; `32:27` for anamorphic
+    /// widescreen NTSC, …).
+    pub sample_aspect_ratio: (u32, u32),
+    /// The frame rate the video is transcoded at: the stream's nominal rate when its average
+    /// agrees with it (within 1 %), otherwise its average rate; the nominal rate when no
+    /// average is known. `None` when neither is.
     pub frame_rate: Option<f64>,
+    /// Whether the pictures' timing is irregular: the average rate departs from the nominal
+    /// one, or a Matroska track declares no frame duration. Such video is made constant-rate.
+    pub variable_frame_rate: bool,
     /// Clockwise rotation a player applies for display (0, 90, 180 or 270).
     pub rotation: u32,
-    /// Pixel format (`yuv420p`, …), when libavcodec can decode the stream.
+    /// Whether the pictures are interlaced (coded as two fields), as the codec headers say;
+    /// such video is deinterlaced.
+    pub interlaced: bool,
+    /// Pixel format (`yuv420p`, `yuv420p10le`, `yuv422p`, …), when libavcodec knows it.
     pub pixel_format: Option<String>,
+    /// Bits per sample of the first component (8, 10, 12, …), when the pixel format is known.
+    pub bit_depth: Option<u32>,
+    /// Chroma subsampling of YUV pixel formats (`4:2:0`, `4:2:2`, `4:4:4`, …; `4:0:0` for
+    /// greyscale); `None` for RGB or an unknown format.
+    pub chroma_subsampling: Option<String>,
 }
 
 /// The main audio stream of a probed file.
@@ -326,26 +352,7 @@ fn inspect(input: &Input, container: String, file_size: u64) -> Result<ProbeRepo
             };
             i64::from(width) * i64::from(height)
         })
-        .map(|stream| {
-            let parameters = stream.parameters();
-            // SAFETY: plain reads of the stream's codec parameters, owned by the open input.
-            let (width, height) = unsafe {
-                let raw = parameters.as_ptr();
-                ((*raw).width, (*raw).height)
-            };
-            let rate = Some(stream.avg_frame_rate())
-                .filter(|r| r.numerator() > 0 && r.denominator() > 0)
-                .or(Some(stream.rate()).filter(|r| r.numerator() > 0 && r.denominator() > 0));
-            VideoStreamInfo {
-                index: stream.index(),
-                codec: parameters.id().name().to_owned(),
-                width: u32::try_from(width).unwrap_or(0),
-                height: u32::try_from(height).unwrap_or(0),
-                frame_rate: rate.map(f64::from),
-                rotation: rotation(&stream),
-                pixel_format: pixel_format(parameters),
-            }
-        });
+        .map(|stream| video_info(input, &stream));
     let audio = input.streams().best(media::Type::Audio).map(|stream| {
         let parameters = stream.parameters();
         // SAFETY: plain reads of the stream's codec parameters, owned by the open input.
@@ -402,35 +409,239 @@ fn check(report: &ProbeReport, limits: &ProbeLimits) -> Result<(), ProbeError> {
     Ok(())
 }
 
-/// The clockwise display rotation of a video stream, from its display matrix (0 without one).
-fn rotation(stream: &ffmpeg_next::format::stream::Stream) -> u32 {
-    let matrix = stream
-        .side_data()
-        .find(|data| data.kind() == side_data::Type::DisplayMatrix)
-        .map(|data| data.data().to_vec());
-    let Some(matrix) = matrix.filter(|m| m.len() >= 9 * 4) else {
-        return 0;
+/// Describes a video stream for the report.
+fn video_info(input: &Input, stream: &Stream) -> VideoStreamInfo {
+    let parameters = stream.parameters();
+    // SAFETY: plain reads of the stream's codec parameters, owned by the open input.
+    let (width, height) = unsafe {
+        let raw = parameters.as_ptr();
+        ((*raw).width, (*raw).height)
     };
-    let matrix: Vec<i32> = matrix
-        .chunks_exact(4)
-        .take(9)
-        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    // SAFETY: `matrix` holds the nine 32-bit values av_display_rotation_get reads.
-    let counterclockwise = unsafe { ffmpeg_next::ffi::av_display_rotation_get(matrix.as_ptr()) };
-    if !counterclockwise.is_finite() {
-        return 0;
+    let width = u32::try_from(width).unwrap_or(0);
+    let height = u32::try_from(height).unwrap_or(0);
+    let layout = video_layout(input, stream);
+    let normalization = layout.normalization(None);
+    let (display_width, display_height) = normalization.display_size(width, height);
+    let sar = layout.sample_aspect_ratio;
+    // The exact ratio (coded size stretched by the pixel shape), not the rounded display size.
+    let mut aspect = (
+        u64::from(width) * u64::try_from(sar.numerator()).unwrap_or(1),
+        u64::from(height) * u64::try_from(sar.denominator()).unwrap_or(1),
+    );
+    if layout.orientation.swaps_dimensions() {
+        aspect = (aspect.1, aspect.0);
     }
-    let clockwise = (-counterclockwise / 90.0).round() as i64 * 90;
-    clockwise.rem_euclid(360) as u32
+    let format = pixel_format(stream.parameters());
+    VideoStreamInfo {
+        index: stream.index(),
+        codec: parameters.id().name().to_owned(),
+        width,
+        height,
+        display_width,
+        display_height,
+        display_aspect_ratio: reduced(aspect.0, aspect.1),
+        sample_aspect_ratio: reduced(
+            u64::try_from(sar.numerator()).unwrap_or(1),
+            u64::try_from(sar.denominator()).unwrap_or(1),
+        ),
+        frame_rate: layout.frame_rate.map(f64::from),
+        variable_frame_rate: layout.variable_frame_rate,
+        rotation: layout.rotation,
+        interlaced: layout.interlaced,
+        pixel_format: format
+            .and_then(|format| format.descriptor())
+            .map(|descriptor| descriptor.name().to_owned()),
+        bit_depth: format.map(bit_depth),
+        chroma_subsampling: format.and_then(chroma_subsampling),
+    }
 }
 
-/// The stream's pixel format name, when libavcodec has a decoder that reports one.
-fn pixel_format(parameters: ffmpeg_next::codec::Parameters) -> Option<String> {
+/// A video stream's orientation, pixel shape and timing, as the container and the codec
+/// headers give them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct VideoLayout {
+    /// Clockwise rotation for display, in quarter turns (0, 90, 180, 270).
+    pub rotation: u32,
+    /// What turns the coded picture upright.
+    pub orientation: Orientation,
+    /// The coded pixels' shape; 1:1 when unknown.
+    pub sample_aspect_ratio: Rational,
+    /// The rate to transcode at (see [`VideoStreamInfo::frame_rate`]).
+    pub frame_rate: Option<Rational>,
+    /// See [`VideoStreamInfo::variable_frame_rate`].
+    pub variable_frame_rate: bool,
+    /// See [`VideoStreamInfo::interlaced`].
+    pub interlaced: bool,
+}
+
+/// Frame rates closer than this (relative) count as the same.
+const SAME_RATE_TOLERANCE: f64 = 0.01;
+
+/// Reads a video stream's layout.
+pub(crate) fn video_layout(input: &Input, stream: &Stream) -> VideoLayout {
+    let valid = |rate: Rational| (rate.numerator() > 0 && rate.denominator() > 0).then_some(rate);
+    let average = valid(stream.avg_frame_rate());
+    let nominal = valid(stream.rate());
+    let (frame_rate, variable_frame_rate) = match (average, nominal) {
+        (Some(average), Some(nominal)) => {
+            let drift = (f64::from(average) / f64::from(nominal) - 1.0).abs();
+            if drift <= SAME_RATE_TOLERANCE {
+                (Some(nominal), false)
+            } else {
+                (Some(average), true)
+            }
+        }
+        (Some(average), None) => (Some(average), false),
+        // Matroska declares a constant rate as the track's default frame duration (which
+        // libavformat gives as the average); a track without one was written with irregular
+        // timing. Other containers (Ogg) may simply not say.
+        (None, Some(nominal)) => (Some(nominal), input.format().name().contains("matroska")),
+        (None, None) => (None, false),
+    };
+    // SAFETY: libavformat reads the stream's and its codec parameters' aspect ratios; both
+    // are owned by the open input, and a null frame is allowed.
+    let sample_aspect_ratio = unsafe {
+        Rational::from(ffmpeg_next::ffi::av_guess_sample_aspect_ratio(
+            input.as_ptr().cast_mut(),
+            stream.as_ptr().cast_mut(),
+            std::ptr::null_mut(),
+        ))
+    };
+    let sample_aspect_ratio = valid(sample_aspect_ratio).unwrap_or(Rational::new(1, 1));
+    let (rotation, orientation) = match display_matrix(stream) {
+        Some(matrix) => (
+            display_rotation(&matrix),
+            Orientation::from_display_matrix(&matrix),
+        ),
+        None => {
+            let rotation = rotate_tag(stream);
+            (rotation, Orientation::from_rotation(rotation))
+        }
+    };
+    // SAFETY: a plain read of the stream's codec parameters, owned by the open input.
+    let field_order = unsafe { (*stream.parameters().as_ptr()).field_order };
+    let interlaced = !matches!(
+        field_order,
+        AVFieldOrder::AV_FIELD_PROGRESSIVE | AVFieldOrder::AV_FIELD_UNKNOWN
+    );
+    VideoLayout {
+        rotation,
+        orientation,
+        sample_aspect_ratio,
+        frame_rate,
+        variable_frame_rate,
+        interlaced,
+    }
+}
+
+impl VideoLayout {
+    /// Whether decoded pictures need nothing done before a rung encodes them: progressive,
+    /// upright, square pixels, a regular frame rate.
+    pub(crate) fn is_regular(&self) -> bool {
+        !self.interlaced
+            && self.orientation.is_upright()
+            && self.sample_aspect_ratio.numerator() == self.sample_aspect_ratio.denominator()
+            && !self.variable_frame_rate
+    }
+
+    /// The normalisation of this stream's pictures at its own frame rate, capped at
+    /// `max_rate` when given ([`Self::UNKNOWN_RATE`] when the source gives none).
+    pub(crate) fn normalization(&self, max_rate: Option<Rational>) -> Normalization {
+        let rate = self.frame_rate.unwrap_or(Self::UNKNOWN_RATE);
+        let frame_rate = match max_rate {
+            Some(max_rate) if f64::from(rate) > f64::from(max_rate) => max_rate,
+            _ => rate,
+        };
+        Normalization {
+            orientation: self.orientation,
+            sample_aspect_ratio: self.sample_aspect_ratio,
+            frame_rate,
+        }
+    }
+
+    /// The rate a video whose container gives no frame rate at all is made constant at.
+    pub(crate) const UNKNOWN_RATE: Rational = Rational(30, 1);
+}
+
+/// A video stream's display matrix (ISO/IEC 14496-12 §8.2.2.3, as libavutil keeps it).
+fn display_matrix(stream: &Stream) -> Option<[i32; 9]> {
+    let data = stream
+        .side_data()
+        .find(|data| data.kind() == side_data::Type::DisplayMatrix)?
+        .data()
+        .to_vec();
+    let mut matrix = [0i32; 9];
+    if data.len() < 9 * 4 {
+        return None;
+    }
+    for (value, bytes) in matrix.iter_mut().zip(data.chunks_exact(4)) {
+        *value = i32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    }
+    Some(matrix)
+}
+
+/// The clockwise rotation a `rotate` stream tag asks for (older muxers wrote one instead of a
+/// display matrix); 0 without one.
+fn rotate_tag(stream: &Stream) -> u32 {
+    stream
+        .metadata()
+        .get("rotate")
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .filter(|degrees| degrees.is_finite())
+        .map_or(0, quarter_turns)
+}
+
+/// `a:b` with common factors taken out (`1:1` when either is zero).
+fn reduced(a: u64, b: u64) -> (u32, u32) {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    if a == 0 || b == 0 {
+        return (1, 1);
+    }
+    let divisor = gcd(a, b);
+    (
+        u32::try_from(a / divisor).unwrap_or(u32::MAX),
+        u32::try_from(b / divisor).unwrap_or(u32::MAX),
+    )
+}
+
+/// The stream's pixel format, when its headers give one.
+fn pixel_format(parameters: ffmpeg_next::codec::Parameters) -> Option<Pixel> {
     let context = ffmpeg_next::codec::Context::from_parameters(parameters).ok()?;
-    let decoder = context.decoder().video().ok()?;
-    let format = decoder.format();
-    (format != ffmpeg_next::format::Pixel::None)
-        .then(|| format.descriptor().map(|d| d.name().to_owned()))
-        .flatten()
+    let format = context.decoder().video().ok()?.format();
+    (format != Pixel::None && format.descriptor().is_some()).then_some(format)
+}
+
+/// Bits per sample of a pixel format's first component.
+fn bit_depth(format: Pixel) -> u32 {
+    format.descriptor().map_or(0, |descriptor| {
+        // SAFETY: a descriptor is a static libavutil table entry with at least one component.
+        let depth = unsafe { (*descriptor.as_ptr()).comp[0].depth };
+        u32::try_from(depth).unwrap_or(0)
+    })
+}
+
+/// `J:a:b` chroma subsampling of a YUV (or greyscale) pixel format.
+fn chroma_subsampling(format: Pixel) -> Option<String> {
+    let descriptor = format.descriptor()?;
+    // SAFETY: a descriptor is a static libavutil table entry.
+    let flags = unsafe { (*descriptor.as_ptr()).flags };
+    if flags & ffmpeg_next::ffi::AV_PIX_FMT_FLAG_RGB as u64 != 0 {
+        return None;
+    }
+    if descriptor.nb_components() < 3 {
+        return Some("4:0:0".to_owned());
+    }
+    let horizontal = 4 >> descriptor.log2_chroma_w();
+    let vertical = if descriptor.log2_chroma_h() > 0 {
+        0
+    } else {
+        horizontal
+    };
+    Some(format!("4:{horizontal}:{vertical}"))
 }

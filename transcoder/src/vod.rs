@@ -1,22 +1,35 @@
-//! Transcoding a local file: probe it, demux it, decode its video once into the same ladder
-//! the live path uses, and turn its audio into AAC-LC.
+//! Transcoding a local file: probe it, demux it, decode its video once (any codec libavcodec
+//! decodes), normalise the pictures, run them through the same ladder the live path uses, and
+//! turn its audio into AAC-LC.
 //!
 //! ```text
 //! file ──probe──> demux thread ──video──> LiveTranscoder (WhenBehind::Wait) ──┐
-//!                      │                                                       ├──> events (bounded)
+//!                      │                  decode → normalise → rungs           ├──> events (bounded)
 //!                      └──audio──> AAC as is, or AacTranscoder ───────────────┘
 //! ```
 //!
 //! Nothing is dropped: the ladder runs with [`WhenBehind::Wait`], so a slow rung slows the
 //! demuxer instead. The caller drains the [`VodEvent`] receiver (on its own thread) until it
-//! ends, then calls [`FileTranscode::wait`] for the outcome. Video events keep the source's
-//! timestamps on the 90 kHz clock; audio events are AAC frames on their own clock. Progress is
-//! the media time of what comes out against [`ProbeReport::duration`].
+//! ends, then calls [`FileTranscode::wait`] for the outcome. Video events are on the 90 kHz
+//! clock and keep the source's start time; audio events are AAC frames on their own clock.
+//! Progress is the media time of what comes out against [`ProbeReport::duration`].
 //!
-//! Video must be H.264 with its decoder configuration in the container (MP4, Matroska, FLV):
-//! that is what the ladder's decoder and its `source` rung take. [`FileDemuxer`] is the
-//! reading half on its own: the file's packets as [`Packet`]s. Audio is passed through when
-//! it is AAC with an AudioSpecificConfig, and transcoded to AAC-LC otherwise.
+//! Video ([`FileDemuxer::plan_video`]):
+//! - is decoded from its stream's codec parameters, so HEVC, VP9, AV1, MPEG-4 part 2, ProRes,
+//!   MJPEG, … and any bit depth or chroma subsampling are taken;
+//! - is normalised ([`crate::normalize`]) into progressive (interlaced pictures deinterlaced),
+//!   upright (display matrix or `rotate` tag honoured), square-pixel (anamorphic sources
+//!   stretched), 8-bit 4:2:0 pictures at a constant frame rate (the source's, capped at the
+//!   ladder's highest), and the ladder is planned on that upright, square-pixel size, so every
+//!   rung is 8-bit 4:2:0 H.264 of even size;
+//! - keeps a repackaged `source` rung only when it is progressive H.264 8-bit 4:2:0 with an
+//!   avcC, upright, in square pixels and at a regular frame rate. Those pictures are then used as decoded
+//!   (the rungs keep the source's own timestamps and cut on its keyframes); any other source's
+//!   `source` rung is encoded at the source's upright, square-pixel size instead.
+//!
+//! [`FileDemuxer`] is the reading half on its own: the file's packets as [`Packet`]s. Audio is
+//! passed through when it is AAC with an AudioSpecificConfig, and transcoded to AAC-LC
+//! otherwise. Audio-only and video-only files are both taken.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -25,11 +38,13 @@ use std::thread::{self, JoinHandle};
 use bytes::Bytes;
 use ffmpeg_next::codec;
 use ffmpeg_next::format::context::Input;
+use ffmpeg_next::Rational;
 use sluice_media::{AudioSpecificConfig, AvcConfig, Packet, Timebase, TrackKind};
 
-use crate::ladder::{plan, Ladder, PlannedRung};
+use crate::decode::VideoSource;
+use crate::ladder::{plan, Ladder, PlannedRung, Rung, RungSpec};
 use crate::live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
-use crate::probe::{self, ProbeError, ProbeLimits, ProbeReport};
+use crate::probe::{self, ProbeError, ProbeLimits, ProbeReport, VideoLayout};
 use crate::{AacTranscoder, TranscodeError};
 
 /// Events waiting for the caller, besides the ladder's own output queue.
@@ -66,35 +81,48 @@ pub enum VodError {
     Thread(&'static str),
 }
 
-/// A local file opened for reading: checked by the probe, with its main video (H.264 with
-/// its decoder configuration) and main audio stream picked.
+/// A local file opened for reading: checked by the probe, with its main video and main audio
+/// stream picked.
 pub struct FileDemuxer {
     input: Input,
     report: ProbeReport,
-    video: Option<(usize, AvcConfig)>,
+    video: Option<DemuxedVideo>,
+}
+
+/// The main video stream and what the ladder needs to know of it.
+struct DemuxedVideo {
+    index: usize,
+    /// The H.264 decoder configuration, when the stream is H.264 with an avcC.
+    avc: Option<AvcConfig>,
+    layout: VideoLayout,
 }
 
 impl FileDemuxer {
-    /// Probes `path` against `limits` and opens it. Video other than H.264 with an avcC is
-    /// refused ([`VodError::UnsupportedVideo`]).
+    /// Probes `path` against `limits` and opens it. Video in a codec libavcodec cannot decode
+    /// is refused ([`VodError::UnsupportedVideo`]).
     pub fn open(path: &Path, limits: &ProbeLimits) -> Result<Self, VodError> {
         let (input, report) = probe::open(path, limits)?;
         let video = match &report.video {
             Some(info) => {
-                if info.codec != "h264" {
+                let stream = input
+                    .stream(info.index)
+                    .ok_or(VodError::Thread("lost a stream of the file"))?;
+                let parameters = stream.parameters();
+                if ffmpeg_next::decoder::find(parameters.id()).is_none() {
                     return Err(VodError::UnsupportedVideo(format!(
-                        "video codec {} cannot be transcoded yet: only H.264 sources can",
+                        "video codec {} cannot be decoded",
                         info.codec
                     )));
                 }
-                let parameters = stream_parameters(&input, info.index)?;
-                let config = AvcConfig::parse(&extradata(&parameters)).map_err(|e| {
-                    VodError::UnsupportedVideo(format!(
-                        "the H.264 stream has no usable decoder configuration (Annex B \
-                         streams such as MPEG-TS are not supported yet): {e}"
-                    ))
-                })?;
-                Some((info.index, config))
+                // Annex B H.264 (MPEG-TS) has no avcC: it is decoded, never repackaged.
+                let avc = (parameters.id() == codec::Id::H264)
+                    .then(|| AvcConfig::parse(&extradata(&parameters)).ok())
+                    .flatten();
+                Some(DemuxedVideo {
+                    index: info.index,
+                    avc,
+                    layout: probe::video_layout(&input, &stream),
+                })
             }
             None => None,
         };
@@ -110,15 +138,80 @@ impl FileDemuxer {
         &self.report
     }
 
-    /// The video's decoder configuration, when the file has video.
+    /// The video's H.264 decoder configuration, when the file's video is H.264 with an avcC.
     pub fn video_config(&self) -> Option<&AvcConfig> {
-        self.video.as_ref().map(|(_, config)| config)
+        self.video.as_ref().and_then(|video| video.avc.as_ref())
+    }
+
+    /// Fits `ladder` to the file's video: what the ladder decodes and the rungs it makes, or
+    /// `None` without video.
+    ///
+    /// The `source` rung is repackaged only when the video is progressive H.264 8-bit 4:2:0 with
+    /// an avcC, upright, in square pixels and at a regular frame rate; otherwise it becomes a rung
+    /// encoded at the source's upright, square-pixel size (named `source`, at most 60 fps,
+    /// bitrate in proportion to its pixels against 6000 kb/s at 1080p). Every other
+    /// source is decoded from its stream's parameters and normalised, and the rungs are
+    /// planned on its upright, square-pixel size at its constant output rate.
+    pub fn plan_video(
+        &self,
+        ladder: &Ladder,
+    ) -> Result<Option<(VideoSource, Vec<PlannedRung>)>, VodError> {
+        let (Some(video), Some(info)) = (&self.video, &self.report.video) else {
+            return Ok(None);
+        };
+        let wants_source = ladder.rungs.contains(&RungSpec::Source);
+        let repackaged = video.avc.as_ref().filter(|_| {
+            wants_source
+                && info.pixel_format.as_deref() == Some(REPACKAGED_PIXEL_FORMAT)
+                && video.layout.is_regular()
+        });
+        if let Some(avc) = repackaged {
+            let rungs = plan(ladder, avc.width, avc.height, info.frame_rate)?;
+            return Ok(Some((VideoSource::Avc(avc.clone()), rungs)));
+        }
+
+        let (display_width, display_height) = (info.display_width, info.display_height);
+        let rungs: Vec<RungSpec> = ladder
+            .rungs
+            .iter()
+            .map(|spec| match spec {
+                RungSpec::Source => {
+                    RungSpec::Encode(source_size_rung(display_width, display_height))
+                }
+                RungSpec::Encode(rung) => RungSpec::Encode(rung.clone()),
+            })
+            .collect();
+        let max_rate = rungs
+            .iter()
+            .filter_map(|spec| match spec {
+                RungSpec::Encode(rung) => Some(rung.max_fps.max(1)),
+                RungSpec::Source => None,
+            })
+            .max()
+            .map(|fps| Rational::new(fps as i32, 1));
+        let normalization = video.layout.normalization(max_rate);
+        let rungs = plan(
+            &Ladder {
+                rungs: rungs.into(),
+            },
+            display_width,
+            display_height,
+            Some(f64::from(normalization.frame_rate)),
+        )?;
+        let parameters = stream_parameters(&self.input, video.index)?.clone();
+        Ok(Some((
+            VideoSource::Stream {
+                parameters,
+                normalization,
+            },
+            rungs,
+        )))
     }
 
     /// The main video and audio streams' packets, in file order (other streams are skipped),
     /// on their streams' clocks (`1/N` timebases kept, others moved to 90 kHz).
     pub fn packets(&mut self) -> impl Iterator<Item = Packet> + '_ {
-        let video_index = self.video.as_ref().map(|(index, _)| *index);
+        let video_index = self.video.as_ref().map(|video| video.index);
         let audio_index = self.report.audio.as_ref().map(|audio| audio.index);
         self.input.packets().filter_map(move |(stream, packet)| {
             let index = Some(stream.index());
@@ -153,6 +246,32 @@ impl FileDemuxer {
 /// AAC-LC in the AudioSpecificConfig's audio object type numbering.
 const AAC_LC: u8 = 2;
 
+/// The only pixel format a repackaged `source` rung may have: 8-bit 4:2:0, what every H.264
+/// player decodes (High 10 and 4:2:2/4:4:4 profiles are not widely supported).
+const REPACKAGED_PIXEL_FORMAT: &str = "yuv420p";
+
+/// Bitrate of a 1920×1080 rung encoded in place of the `source` rung: the reference ladder's
+/// top step ([`Ladder::DEFAULT`], HLS Authoring Spec §2.1). Other sizes get it in proportion
+/// to their pixels.
+const SOURCE_SIZE_KBPS_AT_1080P: f64 = 6000.0;
+/// The least bitrate of a rung encoded in place of the `source` rung, so small sources still
+/// look right.
+const SOURCE_SIZE_MIN_KBPS: u32 = 300;
+
+/// The rung encoded in place of a `source` rung that cannot be repackaged: named `source`, at
+/// the source's upright, square-pixel height (so its full size), frame rate capped at
+/// [`Rung::DEFAULT_MAX_FPS`], bitrate in proportion to its pixels.
+fn source_size_rung(display_width: u32, display_height: u32) -> Rung {
+    let pixels = f64::from(display_width) * f64::from(display_height);
+    let kbps = (SOURCE_SIZE_KBPS_AT_1080P * pixels / (1920.0 * 1080.0)).round() as u32;
+    Rung {
+        name: "source".into(),
+        height: display_height,
+        bitrate_kbps: kbps.max(SOURCE_SIZE_MIN_KBPS),
+        max_fps: Rung::DEFAULT_MAX_FPS,
+    }
+}
+
 fn stream_parameters(input: &Input, index: usize) -> Result<codec::Parameters, VodError> {
     input
         .stream(index)
@@ -180,15 +299,13 @@ impl FileTranscode {
         let demuxer = FileDemuxer::open(path, limits)?;
         let report = demuxer.report().clone();
         let audio = demuxer.audio_path()?;
-        let (rungs, ladder) = match demuxer.video_config() {
-            Some(config) => {
-                let frame_rate = report.video.as_ref().and_then(|video| video.frame_rate);
-                let rungs = plan(ladder, config.width, config.height, frame_rate)?;
+        let (rungs, ladder) = match demuxer.plan_video(ladder)? {
+            Some((source, rungs)) => {
                 let settings = EncoderSettings {
                     when_behind: WhenBehind::Wait,
                     ..settings
                 };
-                let (transcoder, output) = LiveTranscoder::start(config, rungs.clone(), settings)?;
+                let (transcoder, output) = LiveTranscoder::start(source, rungs.clone(), settings)?;
                 (rungs, Some((transcoder, output)))
             }
             None => (Vec::new(), None),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sluice_transcoder::{
     probe, EncoderSettings, FileTranscode, Ladder, PlannedRung, ProbeError, ProbeLimits, Rung,
-    RungSpec, TranscoderOutput, VodError, VodEvent,
+    RungSpec, TranscoderOutput, VodEvent,
 };
 
 /// 4 s of 640×360 30 fps H.264 with 48 kHz mono AAC, in MP4.
@@ -415,36 +415,4 @@ fn mp3_audio_with_cover_art_becomes_aac_alone() {
         .count();
     // 3 s at 44.1 kHz is about 129 AAC frames.
     assert!((129..=133).contains(&frames), "{frames} AAC frames");
-}
-
-#[test]
-fn video_other_than_h264_is_refused_clearly() {
-    let dir = tempfile::tempdir().unwrap();
-    let mpeg4 = ffmpeg_clip(
-        dir.path(),
-        "mpeg4.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-            "-t",
-            "1",
-            "-c:v",
-            "mpeg4",
-        ],
-    );
-    let error = FileTranscode::start(
-        &mpeg4,
-        &Ladder::DEFAULT,
-        EncoderSettings::default(),
-        &ProbeLimits::default(),
-    )
-    .err()
-    .expect("MPEG-4 Part 2 video is refused");
-    assert!(matches!(error, VodError::UnsupportedVideo(_)), "{error}");
-    assert_eq!(
-        error.to_string(),
-        "video codec mpeg4 cannot be transcoded yet: only H.264 sources can"
-    );
 }

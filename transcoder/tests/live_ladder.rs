@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use sluice_media::{AvcConfig, Packet, Timebase, TrackKind};
 use sluice_transcoder::{
-    plan, EncoderSettings, FileDemuxer, H264Decoder, Ladder, LiveTranscoder, PlannedRung, Preset,
-    ProbeLimits, Rung, RungSpec, TranscodeStats, TranscoderOutput,
+    plan, EncoderSettings, FileDemuxer, Ladder, LiveTranscoder, PlannedRung, Preset, ProbeLimits,
+    Rung, RungSpec, TranscodeStats, TranscoderOutput, VideoDecoder,
 };
 
 struct Source {
@@ -194,7 +194,7 @@ fn keyframe_pts(packets: &[Packet]) -> Vec<i64> {
 
 /// Decodes a rung's output with libavcodec; returns the number of pictures and their size.
 fn decode_all(output: &RungOutput) -> (usize, u32, u32) {
-    let mut decoder = H264Decoder::open(&output.config).unwrap();
+    let mut decoder = VideoDecoder::open_h264(&output.config).unwrap();
     let mut pictures = Vec::new();
     for packet in &output.packets {
         pictures.extend(decoder.decode(packet).expect("the rung's packets decode"));

@@ -4,14 +4,19 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
-use sluice_api::{router, AppState, Metrics};
+use sluice_api::{router, AppState, Metrics, UploadSettings, Uploads};
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{Db, EventBus, LocalStore, Permission, SecretBox, MASTER_KEY_LEN};
+use tokio::sync::watch;
+
+/// Largest upload the harness's server accepts, in bytes.
+pub const MAX_UPLOAD_SIZE: i64 = 64 * 1024 * 1024;
 
 pub struct Harness {
     pub dir: tempfile::TempDir,
@@ -22,6 +27,7 @@ pub struct Harness {
     pub events: EventBus,
     pub key_id: String,
     pub secret: String,
+    _stop_sweeper: watch::Sender<bool>,
 }
 
 pub fn default_ladder() -> Value {
@@ -57,7 +63,16 @@ pub async fn harness() -> Harness {
         }),
         metrics: Metrics::new(),
         jwt_audience: sluice_api::DEFAULT_JWT_AUDIENCE.to_owned(),
+        uploads: Uploads::new(UploadSettings {
+            spool_dir: dir.path().join("spool"),
+            max_size: MAX_UPLOAD_SIZE,
+            default_timeout_s: 3600,
+            sweep_interval: Duration::from_millis(200),
+        }),
     };
+    // Times out expired uploads, as `sluice serve` does, until the harness is dropped.
+    let (stop_sweeper, stopping) = watch::channel(false);
+    sluice_api::spawn_upload_sweeper(state.clone(), stopping);
     Harness {
         dir,
         _database: database,
@@ -67,6 +82,7 @@ pub async fn harness() -> Harness {
         events,
         key_id: key.id,
         secret,
+        _stop_sweeper: stop_sweeper,
     }
 }
 

@@ -1,0 +1,174 @@
+//! Helpers the benches share: making sources with the ffmpeg CLI, measuring processes (CPU
+//! from getrusage or /proc, peak memory), and driving the real server over HTTP with curl.
+
+#![allow(dead_code)] // Each bench is its own crate and uses only some of these.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// User + system CPU seconds of this process (`RUSAGE_SELF`) or its waited-for children.
+pub fn cpu_seconds(who: libc::c_int) -> f64 {
+    let usage = rusage(who);
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Largest resident set (MiB) of this process or of the largest waited-for child.
+pub fn peak_rss_mib(who: libc::c_int) -> f64 {
+    // ru_maxrss is in KiB on Linux.
+    rusage(who).ru_maxrss as f64 / 1024.0
+}
+
+fn rusage(who: libc::c_int) -> libc::rusage {
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(who, &mut usage);
+        usage
+    }
+}
+
+pub fn run(command: &mut Command) {
+    let status = command.status().expect("command runs");
+    assert!(status.success(), "{command:?} failed");
+}
+
+/// `seconds` of 30 fps testsrc2 at `size` with a sine tone, encoded once with high quality
+/// (H.264 veryfast 8 Mb/s, 2 s GOPs, AAC) so decoding it is the only source cost either side
+/// pays.
+pub fn make_source(dir: &Path, size: &str, seconds: u32) -> PathBuf {
+    let path = dir.join(format!("source-{size}-{seconds}s.mp4"));
+    run(Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate=30:duration={seconds}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=48000:duration={seconds}"
+        ))
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-b:v", "8000k", "-g", "60",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k"])
+        .arg(&path));
+    path
+}
+
+/// CPU seconds (user + system) a process has used so far, from /proc.
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields 14 and 15 of stat (utime, stime), counted after the ")" as 11 and 12 (0-based).
+    let clock = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / clock
+}
+
+/// A running process's peak resident set (`VmHWM`) in MiB, from /proc.
+pub fn process_peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// curl's stdout for `args` (silent).
+pub fn curl(args: &[&str]) -> String {
+    let output = Command::new("curl")
+        .args(["-s"])
+        .args(args)
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("free port")
+}
+
+pub fn num_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// API credentials of the bench server.
+pub const API_USER: &str = "bench:bench-secret";
+
+/// The release server binary, serving on free ports with its data under `data`.
+pub struct BenchServer {
+    pub process: Child,
+    pub base: String,
+    pub rtmp_port: u16,
+}
+
+impl BenchServer {
+    pub fn start(data: &Path) -> Self {
+        let (http, rtmp) = (free_port(), free_port());
+        let process = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .env("SLUICE_HTTP", format!("127.0.0.1:{http}"))
+            .env("SLUICE_RTMP", format!("127.0.0.1:{rtmp}"))
+            .env("SLUICE_DATA_DIR", data)
+            .env("SLUICE_API_KEY", "bench")
+            .env("SLUICE_API_SECRET", "bench-secret")
+            .env("SLUICE_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start sluice");
+        let base = format!("http://127.0.0.1:{http}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{base}/healthz"),
+        ]) != "200"
+        {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        BenchServer {
+            process,
+            base,
+            rtmp_port: rtmp,
+        }
+    }
+
+    /// `GET`/`POST` (with a JSON body) an API path; the response's JSON.
+    pub fn api(&self, path: &str, body: Option<&str>) -> serde_json::Value {
+        let url = format!("{}{path}", self.base);
+        let mut args = vec!["-u", API_USER];
+        if let Some(body) = body {
+            args.extend(["-H", "content-type: application/json", "-d", body]);
+        }
+        args.push(&url);
+        serde_json::from_str(&curl(&args)).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
