@@ -164,6 +164,14 @@ impl VodPlaylist {
         }
     }
 
+    /// The same playlist announcing `secs` as EXT-X-TARGETDURATION from the start (a
+    /// growing playlist should keep one value while players reload it, RFC 8216bis §6.2.1);
+    /// a longer segment still raises it.
+    pub fn with_target_duration(mut self, secs: u64) -> Self {
+        self.playlist.target_duration = secs.max(1);
+        self
+    }
+
     /// An empty I-frame playlist (EXT-X-I-FRAMES-ONLY) whose entries share the init segment
     /// at `init_uri`; entries are added with [`VodPlaylist::push_byte_range`].
     pub fn i_frames(init_uri: String) -> Self {

@@ -138,6 +138,11 @@ impl SegmentPlan {
         SegmentPlan { target }
     }
 
+    /// EXT-X-TARGETDURATION of the playlists: the target, rounded (RFC 8216bis §4.4.3.1).
+    fn target_secs(&self) -> u64 {
+        self.target.as_secs_f64().round() as u64
+    }
+
     /// The distance between IDRs the encoded rungs must force.
     pub fn keyframe_interval(&self) -> Duration {
         if self.short_segments() > 0 {
@@ -304,12 +309,20 @@ struct Track {
 }
 
 impl Track {
-    fn new(dir: String, extension: &'static str, segmenter: TrackSegmenter) -> Self {
+    /// The rendition in directory `dir`, its segments named `*.{extension}`, on `timescale`.
+    fn new(
+        dir: String,
+        extension: &'static str,
+        segments: SegmentPlan,
+        timescale: Timebase,
+        policy: BoundaryPolicy,
+    ) -> Self {
         Track {
             dir,
             extension,
-            segmenter,
-            playlist: VodPlaylist::new("init.mp4".to_owned()),
+            segmenter: segments.segmenter(timescale, policy),
+            playlist: VodPlaylist::new("init.mp4".to_owned())
+                .with_target_duration(segments.target_secs()),
             meter: BitrateMeter::new(),
         }
     }
@@ -541,9 +554,12 @@ impl<'a> HlsTree<'a> {
                     track: Track::new(
                         format!("v{index}"),
                         "m4s",
-                        segments.segmenter(Timebase::MPEG, BoundaryPolicy::TargetDuration),
+                        segments,
+                        Timebase::MPEG,
+                        BoundaryPolicy::TargetDuration,
                     ),
-                    iframes: VodPlaylist::i_frames("init.mp4".to_owned()),
+                    iframes: VodPlaylist::i_frames("init.mp4".to_owned())
+                        .with_target_duration(segments.target_secs()),
                     iframe_meter: BitrateMeter::new(),
                     frame_rate,
                     estimate,
@@ -616,8 +632,9 @@ impl<'a> HlsTree<'a> {
                 let track = Track::new(
                     "a0".to_owned(),
                     "m4a",
-                    self.segments
-                        .segmenter(Timebase(config.sample_rate), policy),
+                    self.segments,
+                    Timebase(config.sample_rate),
+                    policy,
                 );
                 track.write_init(
                     self.output,
@@ -981,6 +998,7 @@ mod tests {
             for playlist in growing {
                 assert_eq!(playlist.playlist_type, Some(MediaPlaylistType::Event));
                 assert!(!playlist.end_list, "{name}");
+                assert_eq!(playlist.target_duration, 6, "{name}: one target throughout");
             }
             assert_eq!(last.playlist_type, Some(MediaPlaylistType::Vod));
             assert!(last.end_list, "{name}");
