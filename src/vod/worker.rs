@@ -166,7 +166,7 @@ impl Worker {
     }
 
     /// Processes one claimed job to its end, recording the outcome.
-    pub async fn process(&self, worker_id: &str, job: Job, stopping: &mut watch::Receiver<bool>) {
+    async fn process(&self, worker_id: &str, job: Job, stopping: &mut watch::Receiver<bool>) {
         let asset_id = job.subject_id.clone();
         let asset = match self.db.get_asset(&asset_id).await {
             Ok(Some(asset)) if asset.status == AssetStatus::Preparing => asset,
