@@ -36,8 +36,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 use sluice_api::assets::asset_json;
 use sluice_storage::{
-    Asset, AssetStatus, Db, EventBus, EventType, Job, NewEvent, ObjectKey, ObjectStore, StoreError,
-    ASSET_JOB_KIND,
+    Asset, AssetStatus, Db, EventBus, EventType, InvalidKey, Job, NewEvent, ObjectKey, ObjectStore,
+    StoreError, ASSET_JOB_KIND,
 };
 use sluice_transcoder::{probe, EncoderSettings, FileTranscode, Ladder, ProbeReport, VodError};
 use tokio::runtime::Handle;
@@ -58,6 +58,8 @@ const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 const SEGMENT_TARGET: Duration = Duration::from_secs(6);
 /// How long stopped work may take to wind down before it is dropped.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Why an attempt stopped when its worker shut down.
+const INTERRUPTED: &str = "the worker stopped";
 /// Delay before a failed attempt is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Codecs this worker encodes.
@@ -74,6 +76,8 @@ enum Failure {
     Input(String),
     /// A failure that may pass; the attempt is retried.
     Transient(String),
+    /// The worker is shutting down; the attempt is retried at once.
+    Interrupted,
     /// The job is no longer this worker's (the asset was deleted or the lease lost).
     Stopped,
 }
@@ -410,8 +414,7 @@ impl Worker {
                 .await;
             }
             Ok(None) => {
-                // Deleted meanwhile: what was written is the worker's to remove.
-                self.remove_outputs(asset).await;
+                self.remove_deleted(asset).await;
                 self.settle(job, worker_id, Ok(json!({"skipped": true})))
                     .await;
             }
@@ -430,26 +433,11 @@ impl Worker {
         stopping: &watch::Receiver<bool>,
     ) {
         match self.db.get_asset(&asset.id).await {
-            Ok(None) => {
-                info!(asset_id = %asset.id, "The asset was deleted while being prepared; its objects are removed.");
-                self.remove_outputs(asset).await;
-                if let Ok(prefix) = asset.objects_prefix() {
-                    if let Err(e) = self.store.delete_prefix(&prefix).await {
-                        warn!(asset_id = %asset.id, error = %e, "Cannot remove a deleted asset's objects.");
-                    }
-                }
-            }
-            // Shutting down: the job goes back to the queue, due at once.
+            Ok(None) => self.remove_deleted(asset).await,
+            // Shutting down: the job goes back to the queue, due at once (on its last attempt
+            // it fails, and the asset errors rather than waiting for a job that is gone).
             Ok(Some(_)) if *stopping.borrow() => {
-                self.remove_outputs(asset).await;
-                let _ = self
-                    .db
-                    .fail_job(
-                        &job.id,
-                        worker_id,
-                        "the worker stopped",
-                        Some(Duration::ZERO),
-                    )
+                self.finish_failed(job, worker_id, asset, Failure::Interrupted)
                     .await;
             }
             // The lease was taken over by another worker: the output is now its own.
@@ -464,6 +452,10 @@ impl Worker {
             Failure::Input(reason) => Some(reason.clone()),
             Failure::Transient(reason) if last_attempt => Some(format!(
                 "the asset could not be prepared after {} attempts: {reason}",
+                job.attempts
+            )),
+            Failure::Interrupted if last_attempt => Some(format!(
+                "the asset could not be prepared after {} attempts: {INTERRUPTED}",
                 job.attempts
             )),
             _ => None,
@@ -481,7 +473,8 @@ impl Worker {
         self.settle(job, worker_id, Err(failure)).await;
     }
 
-    /// Records the job's outcome: done, failed for good (a bad input) or retried.
+    /// Records the job's outcome: done, failed for good (a bad input) or retried (at once
+    /// when the worker stopped, later otherwise).
     async fn settle(&self, job: &Job, worker_id: &str, outcome: Result<Value, Failure>) {
         let recorded = match &outcome {
             Ok(result) => self.db.complete_job(&job.id, worker_id, result).await,
@@ -492,10 +485,32 @@ impl Worker {
                     .fail_job(&job.id, worker_id, reason, Some(RETRY_AFTER))
                     .await
             }
+            Err(Failure::Interrupted) => {
+                self.db
+                    .fail_job(&job.id, worker_id, INTERRUPTED, Some(Duration::ZERO))
+                    .await
+            }
             Err(Failure::Stopped) => return,
         };
         if let Err(e) = recorded {
             warn!(job_id = %job.id, error = %e, "Cannot record the outcome of an asset job.");
+        }
+    }
+
+    /// Removes every object of an asset deleted while it was prepared: the deletion removed
+    /// what existed then, and what the worker wrote since is its own to remove.
+    async fn remove_deleted(&self, asset: &Asset) {
+        info!(asset_id = %asset.id, "The asset was deleted while being prepared; its objects are removed.");
+        let removed = match asset.objects_prefix() {
+            Ok(prefix) => self
+                .store
+                .delete_prefix(&prefix)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = removed {
+            warn!(asset_id = %asset.id, error = %e, "Cannot remove a deleted asset's objects.");
         }
     }
 
@@ -512,8 +527,7 @@ impl Worker {
                     .delete_prefix(&key)
                     .await
                     .map_err(|e| e.to_string()),
-                Err(Failure::Input(message) | Failure::Transient(message)) => Err(message),
-                Err(Failure::Stopped) => Ok(()),
+                Err(e) => Err(e.to_string()),
             };
             if let Err(e) = removed {
                 warn!(asset_id = %asset.id, error = %e, "Cannot remove an asset's output.");
@@ -584,11 +598,14 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `assets/{id}/{part}`.
-fn asset_key(asset: &Asset, part: &str) -> Result<ObjectKey, Failure> {
-    asset
-        .objects_prefix()
-        .and_then(|prefix| prefix.join(part))
-        .map_err(|e| Failure::Input(format!("the asset's objects cannot be named: {e}")))
+fn asset_key(asset: &Asset, part: &str) -> Result<ObjectKey, InvalidKey> {
+    asset.objects_prefix().and_then(|prefix| prefix.join(part))
+}
+
+impl From<InvalidKey> for Failure {
+    fn from(error: InvalidKey) -> Self {
+        Failure::Input(format!("the asset's objects cannot be named: {error}"))
+    }
 }
 
 /// A host-, process- and run-unique prefix for the ids of this worker's claiming tasks.
@@ -1026,5 +1043,54 @@ mod tests {
         );
         assert!(harness.event_types(&asset.id).await.is_empty());
         harness.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_shutting_down_puts_its_job_back_and_removes_its_output() {
+        let harness = Harness::start(&[]).await;
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = clip(source_dir.path(), "60");
+        let asset = harness.create_uploaded("upload_stop", &source).await;
+        for _ in 0..600 {
+            if harness
+                .db
+                .get_asset(&asset.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .playable
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let db = harness.db.clone();
+        let objects = harness.dir.path().join("objects/assets").join(&asset.id);
+        let work = harness.dir.path().join("work");
+        let _dir = harness.dir.path().to_owned();
+        let Harness {
+            _database,
+            dir,
+            stop,
+            running,
+            ..
+        } = harness;
+        stop.send(true).unwrap();
+        running.await.unwrap();
+
+        let stopped = db.get_asset(&asset.id).await.unwrap().unwrap();
+        assert_eq!(stopped.status, AssetStatus::Preparing);
+        assert!(!stopped.playable, "its playlists are gone");
+        assert!(!objects.join("hls").exists());
+        assert!(std::fs::read_dir(&work).map_or(true, |mut e| e.next().is_none()));
+        let jobs = db.jobs_for_subject(&asset.id).await.unwrap();
+        assert_eq!(
+            jobs[0].status,
+            JobStatus::Queued,
+            "queued again, due at once"
+        );
+        assert_eq!(jobs[0].last_error.as_deref(), Some(INTERRUPTED));
+        assert!(jobs[0].run_after <= chrono::Utc::now());
+        drop(dir);
     }
 }
