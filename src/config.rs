@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
-use sluice_transcoder::Preset;
+use sluice_transcoder::{Preset, ProbeLimits};
 
 /// HTTP API and HLS delivery listen address.
 pub const DEFAULT_HTTP: &str = "0.0.0.0:8080";
@@ -40,6 +40,18 @@ pub const DEFAULT_WEBHOOK_RETRY_MAX_INTERVAL_SECONDS: f64 = 3600.0;
 /// How long a webhook delivery is retried before it is marked failed.
 pub const DEFAULT_WEBHOOK_GIVE_UP_AFTER_HOURS: f64 = 24.0;
 
+/// Asset jobs one worker process runs at once.
+pub const DEFAULT_WORKER_CONCURRENCY: usize = 1;
+/// x264 preset of on-demand renditions: a file is not bound to real time, so it can afford a
+/// slower preset than live.
+pub const DEFAULT_WORKER_PRESET: Preset = Preset::Veryfast;
+/// How long a worker's claim on a job lasts without a heartbeat; a worker that dies leaves
+/// its job to another this long after its last heartbeat.
+pub const DEFAULT_WORKER_LEASE_SECONDS: f64 = 30.0;
+/// Longest a URL import may take, download included.
+pub const DEFAULT_IMPORT_TIMEOUT_SECONDS: f64 = 3600.0;
+/// Longest one connection attempt of a URL import may take.
+pub const DEFAULT_IMPORT_CONNECT_TIMEOUT_SECONDS: f64 = 10.0;
 /// Largest direct upload accepted, in bytes: 20 GiB.
 pub const DEFAULT_UPLOAD_MAX_SIZE_BYTES: i64 = 20 * 1024 * 1024 * 1024;
 /// Seconds between two sweeps timing out expired uploads.
@@ -104,6 +116,12 @@ pub struct Config {
     /// API authentication settings.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// The asset worker.
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    /// Importing asset sources from URLs.
+    #[serde(default)]
+    pub import: ImportConfig,
     /// Direct upload settings.
     #[serde(default)]
     pub uploads: UploadsConfig,
@@ -141,6 +159,40 @@ impl Default for WebhooksConfig {
     }
 }
 
+/// Settings of the asset worker (`[worker]`), in `sluice serve` and `sluice worker`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Whether `sluice serve` runs a worker in its own process (`sluice worker` always
+    /// does). Default: true.
+    pub enabled: bool,
+    /// Asset jobs processed at once. Default: [`DEFAULT_WORKER_CONCURRENCY`].
+    pub concurrency: usize,
+    /// x264 preset of the renditions. Default: [`DEFAULT_WORKER_PRESET`].
+    pub preset: Preset,
+    /// Lease of a claimed job, renewed by heartbeats. Default:
+    /// [`DEFAULT_WORKER_LEASE_SECONDS`].
+    pub lease_seconds: f64,
+    /// Largest source file accepted, in bytes (uploads, imports and the probe). Default:
+    /// [`ProbeLimits::DEFAULT_MAX_FILE_SIZE`].
+    pub max_file_size: u64,
+    /// Longest source accepted, in seconds. Default: [`ProbeLimits::DEFAULT_MAX_DURATION`].
+    pub max_duration_seconds: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            enabled: true,
+            concurrency: DEFAULT_WORKER_CONCURRENCY,
+            preset: DEFAULT_WORKER_PRESET,
+            lease_seconds: DEFAULT_WORKER_LEASE_SECONDS,
+            max_file_size: ProbeLimits::DEFAULT_MAX_FILE_SIZE,
+            max_duration_seconds: ProbeLimits::DEFAULT_MAX_DURATION.as_secs(),
+        }
+    }
+}
+
 /// Settings of direct uploads (`[uploads]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -165,6 +217,62 @@ impl Default for UploadsConfig {
             max_size_bytes: DEFAULT_UPLOAD_MAX_SIZE_BYTES,
             default_timeout_seconds: sluice_api::DEFAULT_UPLOAD_TIMEOUT_S,
             sweep_interval_seconds: DEFAULT_UPLOAD_SWEEP_INTERVAL_SECONDS,
+        }
+    }
+}
+
+impl WorkerConfig {
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs_f64(self.lease_seconds)
+    }
+
+    /// What the probe accepts of a source.
+    pub fn probe_limits(&self) -> ProbeLimits {
+        ProbeLimits {
+            max_file_size: self.max_file_size,
+            max_duration: Duration::from_secs(self.max_duration_seconds),
+            ..ProbeLimits::default()
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=64).contains(&self.concurrency),
+            "worker.concurrency must be between 1 and 64"
+        );
+        anyhow::ensure!(
+            self.lease_seconds.is_finite() && (1.0..=3600.0).contains(&self.lease_seconds),
+            "worker.lease_seconds must be between 1 and 3600"
+        );
+        anyhow::ensure!(
+            self.max_file_size > 0 && self.max_duration_seconds > 0,
+            "worker.max_file_size and worker.max_duration_seconds must be more than 0"
+        );
+        Ok(())
+    }
+}
+
+/// Settings of URL imports (`[import]`). See `crate::vod::import` for what is refused.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportConfig {
+    /// Hosts that may be fetched although they are not public: host names as written in
+    /// URLs (`"media.internal"`, `"localhost:8080"` for one port), addresses
+    /// (`"127.0.0.1"`, `"[::1]:8080"`) or networks (`"10.20.0.0/16"`). Default: none.
+    pub allow_hosts: Vec<String>,
+    /// Longest an import may take. Default: [`DEFAULT_IMPORT_TIMEOUT_SECONDS`].
+    pub timeout_seconds: f64,
+    /// Longest one connection attempt may take. Default:
+    /// [`DEFAULT_IMPORT_CONNECT_TIMEOUT_SECONDS`].
+    pub connect_timeout_seconds: f64,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        ImportConfig {
+            allow_hosts: Vec::new(),
+            timeout_seconds: DEFAULT_IMPORT_TIMEOUT_SECONDS,
+            connect_timeout_seconds: DEFAULT_IMPORT_CONNECT_TIMEOUT_SECONDS,
         }
     }
 }
@@ -201,6 +309,29 @@ impl UploadsConfig {
             default_timeout_s: self.default_timeout_seconds,
             sweep_interval: Duration::from_secs_f64(self.sweep_interval_seconds),
         }
+    }
+}
+
+impl ImportConfig {
+    /// The importer these settings describe, refusing files over `max_size` bytes.
+    pub fn importer(&self, max_size: u64) -> anyhow::Result<crate::vod::import::Importer> {
+        crate::vod::import::Importer::new(
+            &self.allow_hosts,
+            max_size,
+            Duration::from_secs_f64(self.timeout_seconds),
+            Duration::from_secs_f64(self.connect_timeout_seconds),
+        )
+        .map_err(|message| anyhow::anyhow!("import.allow_hosts: {message}"))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let in_range = |value: f64| value.is_finite() && value > 0.0 && value <= 86_400.0;
+        anyhow::ensure!(
+            in_range(self.timeout_seconds) && in_range(self.connect_timeout_seconds),
+            "import.timeout_seconds and import.connect_timeout_seconds must be more than 0 and \
+             at most 86400"
+        );
+        self.importer(1).map(drop)
     }
 }
 
@@ -388,6 +519,8 @@ impl Config {
             "live.playlist_window must be at least 6 segments (Apple HLS authoring spec §8.11)"
         );
         self.webhooks.validate()?;
+        self.worker.validate()?;
+        self.import.validate()?;
         self.uploads.validate()?;
         Ok(())
     }
@@ -472,6 +605,34 @@ mod tests {
         assert!(toml::from_str::<Config>("htpp = \"0.0.0.0:1\"").is_err());
         assert!(toml::from_str::<Config>("[live]\npreset = \"warp\"").is_err());
         assert!(toml::from_str::<Config>("[webhooks]\ntimeout = 3").is_err());
+    }
+
+    #[test]
+    fn worker_and_import_settings_default_and_are_checked() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.worker, WorkerConfig::default());
+        assert!(config.worker.enabled);
+        assert_eq!(config.worker.concurrency, 1);
+        assert_eq!(config.worker.lease(), Duration::from_secs(30));
+        assert!(config.import.allow_hosts.is_empty());
+        config.validate().unwrap();
+
+        let config: Config = toml::from_str(
+            "[worker]\nenabled = false\nconcurrency = 2\nlease_seconds = 2.5\n\
+             [import]\nallow_hosts = [\"127.0.0.1\", \"localhost:8080\", \"10.0.0.0/8\"]",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert!(!config.worker.enabled);
+        assert_eq!(config.worker.lease(), Duration::from_millis(2_500));
+        assert_eq!(config.import.allow_hosts.len(), 3);
+
+        let bad_host: Config = toml::from_str("[import]\nallow_hosts = [\"10.0.0.0/99\"]").unwrap();
+        let error = bad_host.validate().unwrap_err().to_string();
+        assert!(error.starts_with("import.allow_hosts: "), "{error}");
+        let none: Config = toml::from_str("[worker]\nconcurrency = 0").unwrap();
+        assert!(none.validate().is_err());
+        assert!(toml::from_str::<Config>("[worker]\nthreads = 2").is_err());
     }
 
     #[test]

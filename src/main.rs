@@ -1,7 +1,8 @@
 //! `sluice`: the single binary that wires ingest, transcoder, packager, storage and API together.
 //!
 //! Subcommands: `sluice serve` runs every role of the platform in one process on the embedded
-//! defaults (SQLite and local files under `./data`, HTTP on :8080, RTMP on :1935);
+//! defaults (SQLite and local files under `./data`, HTTP on :8080, RTMP on :1935); `sluice
+//! worker` runs only the asset worker, beside a `serve` on the same database and objects;
 //! `sluice keys create|list|revoke` manages API keys in a data directory; `sluice transcode
 //! INPUT -o OUTDIR` writes a file's HLS tree locally, without a server.
 
@@ -11,6 +12,7 @@ mod keys;
 mod live;
 mod serve;
 mod transcode;
+mod vod;
 mod webhooks;
 
 use std::io::IsTerminal;
@@ -31,6 +33,9 @@ enum Command {
     Serve(config::ServeArgs),
     /// Creates, lists and revokes API keys in the database of a data directory.
     Keys(keys::KeysArgs),
+    /// Runs only the asset worker, on the database and objects `serve` uses (same flags and
+    /// configuration file).
+    Worker(config::ServeArgs),
     /// Transcodes a local media file into a VOD HLS tree (no server needed).
     Transcode(transcode::TranscodeArgs),
 }
@@ -40,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     // A server logs its work; a `keys` command prints its result and logs only problems.
     let default_log = match cli.command {
         // Postgres notices ("relation … already exists, skipping") are noise.
-        Command::Serve(_) => "info,sqlx::postgres::notice=warn",
+        Command::Serve(_) | Command::Worker(_) => "info,sqlx::postgres::notice=warn",
         Command::Keys(_) | Command::Transcode(_) => "warn",
     };
     tracing_subscriber::fmt()
@@ -58,6 +63,13 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?
                 .block_on(serve::run(config))
+        }
+        Command::Worker(args) => {
+            let config = config::Config::load(&args)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(vod::run_worker(config))
         }
         Command::Keys(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -1,8 +1,9 @@
 //! `sluice serve`: opens the database and object store, makes sure an API key exists, and runs
-//! the HTTP server, the RTMP listener, the webhook dispatcher and the sweeper timing out
-//! expired uploads until SIGINT/SIGTERM. On shutdown, live sessions end first (their playlists
-//! get `#EXT-X-ENDLIST`, their session rows an end time), then event streams and the webhook
-//! dispatcher, then HTTP.
+//! the HTTP server, the RTMP listener, the webhook dispatcher, the sweeper timing out expired
+//! uploads and (unless `[worker] enabled = false`) the asset worker until SIGINT/SIGTERM. On
+//! shutdown, live sessions end first (their playlists get `#EXT-X-ENDLIST`, their session rows
+//! an end time) and the worker puts the jobs it was running back on the queue, then event
+//! streams and the webhook dispatcher, then HTTP.
 
 use std::future::IntoFuture;
 use std::path::Path;
@@ -103,6 +104,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("building the webhook HTTP client")?
         .run(),
     );
+    let worker = match config.worker.enabled {
+        true => {
+            let worker = crate::vod::worker(&config, db.clone(), store.clone(), events.clone())?;
+            Some(tokio::spawn(worker.run(stopping.clone())))
+        }
+        false => None,
+    };
     let live = tokio::spawn(
         LiveService::new(
             db,
@@ -134,6 +142,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // outbox), then event streams close so HTTP can stop.
     let _ = stop.send(true);
     live.await.context("RTMP listener task")?;
+    if let Some(worker) = worker {
+        worker.await.context("asset worker task")?;
+    }
     upload_sweeper.await.context("upload sweeper task")?;
     events.close();
     webhooks.await.context("webhook dispatcher task")?;
@@ -146,7 +157,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{decode_cleanly, ffprobe};
-use m3u8_rs::{MasterPlaylist, MediaPlaylist, MediaPlaylistType, Playlist};
+use m3u8_rs::{MasterPlaylist, MediaPlaylist, MediaPlaylistType, Playlist, VariantStream};
 
 fn sluice_transcode(args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -26,11 +26,70 @@ fn sluice_transcode(args: &[&str]) -> Output {
     output
 }
 
-fn master(dir: &Path) -> MasterPlaylist {
+/// The multivariant playlist, its I-frame variants apart: (master without them, them).
+fn master_and_i_frames(dir: &Path) -> (MasterPlaylist, Vec<VariantStream>) {
     let bytes = std::fs::read(dir.join("master.m3u8")).expect("master.m3u8 is written");
     match m3u8_rs::parse_playlist_res(&bytes) {
-        Ok(Playlist::MasterPlaylist(master)) => master,
+        Ok(Playlist::MasterPlaylist(mut master)) => {
+            let (i_frames, variants) = master.variants.into_iter().partition(|v| v.is_i_frame);
+            master.variants = variants;
+            (master, i_frames)
+        }
         other => panic!("master.m3u8 is a multivariant playlist: {other:?}"),
+    }
+}
+
+fn master(dir: &Path) -> MasterPlaylist {
+    master_and_i_frames(dir).0
+}
+
+/// Checks the I-frame playlist at `uri`: one entry per segment of the rendition's media
+/// playlist, each byte range (behind the init segment) holding exactly one keyframe that
+/// decodes.
+fn check_i_frame_playlist(dir: &Path, uri: &str, media: &MediaPlaylist, scratch: &Path) {
+    let playlist = vod_playlist(dir, uri);
+    assert!(playlist.i_frames_only, "{uri} is EXT-X-I-FRAMES-ONLY");
+    assert_eq!(playlist.segments.len(), media.segments.len(), "{uri}");
+    let base = dir.join(uri).parent().unwrap().to_owned();
+    let init = std::fs::read(base.join(&playlist.segments[0].map.as_ref().unwrap().uri)).unwrap();
+    for (index, (entry, segment)) in playlist.segments.iter().zip(&media.segments).enumerate() {
+        assert_eq!(
+            entry.uri, segment.uri,
+            "{uri}: same file as the media segment"
+        );
+        assert_eq!(entry.duration, segment.duration);
+        let range = entry.byte_range.as_ref().expect("EXT-X-BYTERANGE");
+        let offset = range.offset.unwrap_or(0) as usize;
+        let data = std::fs::read(base.join(&entry.uri)).unwrap();
+        let end = offset + range.length as usize;
+        assert!(end < data.len(), "{uri}: the range is part of the segment");
+        let file = scratch.join(format!("{}-iframe-{index}.mp4", uri.replace('/', "-")));
+        std::fs::write(&file, [init.as_slice(), &data[offset..end]].concat()).unwrap();
+        let frames = ffprobe(
+            &file,
+            &[
+                "-select_streams",
+                "v:0",
+                "-count_frames",
+                "-show_entries",
+                "stream=nb_read_frames",
+            ],
+        );
+        assert_eq!(
+            frames["streams"][0]["nb_read_frames"], "1",
+            "{uri} entry {index} decodes to one picture"
+        );
+        let packets = ffprobe(
+            &file,
+            &["-select_streams", "v:0", "-show_entries", "packet=flags"],
+        );
+        assert!(
+            packets["packets"][0]["flags"]
+                .as_str()
+                .unwrap()
+                .contains('K'),
+            "{uri} entry {index} is a keyframe"
+        );
     }
 }
 
@@ -269,6 +328,19 @@ fn a_clip_with_audio_becomes_an_aligned_vod_ladder() {
     }
     assert_eq!(keyframes[0], keyframes[1], "keyframes line up across rungs");
     assert_eq!(keyframes[0].len(), 2);
+
+    let (_, i_frames) = master_and_i_frames(&out);
+    let listed: Vec<_> = i_frames
+        .iter()
+        .map(|v| (v.uri.as_str(), v.resolution.unwrap().height))
+        .collect();
+    assert_eq!(listed, [("v0/iframes.m3u8", 360), ("v1/iframes.m3u8", 240)]);
+    for variant in &i_frames {
+        assert!(variant.codecs.as_deref().unwrap().starts_with("avc1."));
+        assert!(variant.bandwidth > 0);
+    }
+    check_i_frame_playlist(&out, "v0/iframes.m3u8", &v0, &scratch);
+    check_i_frame_playlist(&out, "v1/iframes.m3u8", &v1, &scratch);
     let (segments, whole) = playable_files(&out, "a0/index.m3u8", &scratch);
     segments.iter().for_each(decode_cleanly);
     decode_cleanly(&whole);

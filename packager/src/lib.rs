@@ -19,7 +19,8 @@ mod test_reader;
 
 pub use fmp4::{init_segment, write_fragment, Sample};
 pub use playlist::{
-    AudioRendition, BitrateMeter, LivePlaylist, MasterPlaylist, VideoVariant, VodPlaylist,
+    AudioRendition, BitrateMeter, IFrameVariant, LivePlaylist, MasterPlaylist, VideoVariant,
+    VodPlaylist,
 };
 pub use segmenter::{BoundaryPolicy, CompletedSegment, SegmentEvent, TrackSegmenter};
 

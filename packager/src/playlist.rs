@@ -11,7 +11,10 @@
 //!   rung with BANDWIDTH, AVERAGE-BANDWIDTH, CODECS, RESOLUTION and FRAME-RATE (Apple §9.1–9.15),
 //!   and audio as its own EXT-X-MEDIA rendition (Apple §9.5).
 //! * [`VodPlaylist`] is a complete on-demand media playlist (EXT-X-PLAYLIST-TYPE:VOD,
-//!   EXT-X-ENDLIST) with EXT-X-MAP.
+//!   EXT-X-ENDLIST) with EXT-X-MAP; while it is still growing it renders as an
+//!   EXT-X-PLAYLIST-TYPE:EVENT playlist (§4.4.3.5: segments are only ever appended). Built
+//!   with [`VodPlaylist::i_frames`] it is an I-frame playlist (§4.4.3.6, EXT-X-I-FRAMES-ONLY):
+//!   each entry an EXT-X-BYTERANGE of a segment holding one keyframe.
 //! * [`BitrateMeter`] measures what BANDWIDTH and AVERAGE-BANDWIDTH declare (Apple §1.26–1.27).
 //!
 //! The playlists never read the clock: program date times come from the caller.
@@ -20,8 +23,8 @@ use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 use m3u8_rs::{
-    AlternativeMedia, AlternativeMediaType, Map, MediaPlaylist, MediaSegment, Resolution,
-    VariantStream,
+    AlternativeMedia, AlternativeMediaType, ByteRange, Map, MediaPlaylist, MediaSegment,
+    Resolution, VariantStream,
 };
 use sluice_media::MediaTime;
 
@@ -161,8 +164,38 @@ impl VodPlaylist {
         }
     }
 
+    /// The same playlist announcing `secs` as EXT-X-TARGETDURATION from the start (a
+    /// growing playlist should keep one value while players reload it, RFC 8216bis §6.2.1);
+    /// a longer segment still raises it.
+    pub fn with_target_duration(mut self, secs: u64) -> Self {
+        self.playlist.target_duration = secs.max(1);
+        self
+    }
+
+    /// An empty I-frame playlist (EXT-X-I-FRAMES-ONLY) whose entries share the init segment
+    /// at `init_uri`; entries are added with [`VodPlaylist::push_byte_range`].
+    pub fn i_frames(init_uri: String) -> Self {
+        let mut playlist = Self::new(init_uri);
+        playlist.playlist.i_frames_only = true;
+        playlist
+    }
+
     /// Appends a segment; EXT-X-TARGETDURATION becomes the longest rounded EXTINF.
     pub fn push_segment(&mut self, uri: String, duration_secs: f64) {
+        self.push(uri, duration_secs, None);
+    }
+
+    /// Appends the first `length` bytes of the resource at `uri` as an entry lasting
+    /// `duration_secs` (in an I-frame playlist: one keyframe, shown until the next entry).
+    pub fn push_byte_range(&mut self, uri: String, duration_secs: f64, length: u64) {
+        let range = ByteRange {
+            length,
+            offset: Some(0),
+        };
+        self.push(uri, duration_secs, Some(range));
+    }
+
+    fn push(&mut self, uri: String, duration_secs: f64, byte_range: Option<ByteRange>) {
         let rounded = duration_secs.round();
         if rounded.is_finite() && rounded > self.playlist.target_duration as f64 {
             self.playlist.target_duration = rounded as u64;
@@ -171,6 +204,7 @@ impl VodPlaylist {
         self.playlist.segments.push(MediaSegment {
             uri,
             duration: millisecond_precision(duration_secs),
+            byte_range,
             map,
             ..MediaSegment::default()
         });
@@ -189,6 +223,17 @@ impl VodPlaylist {
     /// The playlist as UTF-8 text.
     pub fn render(&self) -> Vec<u8> {
         render_with(|out| self.playlist.write_to(out))
+    }
+
+    /// The playlist as it stands while segments are still being added: the same segments
+    /// with EXT-X-PLAYLIST-TYPE:EVENT and no EXT-X-ENDLIST, so players reload it.
+    pub fn render_growing(&self) -> Vec<u8> {
+        let growing = MediaPlaylist {
+            playlist_type: Some(m3u8_rs::MediaPlaylistType::Event),
+            end_list: false,
+            ..self.playlist.clone()
+        };
+        render_with(|out| growing.write_to(out))
     }
 }
 
@@ -273,6 +318,23 @@ pub struct VideoVariant {
     pub average_bps: u64,
 }
 
+/// The I-frame playlist of one video rung (EXT-X-I-FRAME-STREAM-INF, RFC 8216bis §4.4.6.3).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IFrameVariant {
+    /// URI of the rung's I-frame playlist.
+    pub uri: String,
+    /// RFC 6381 codec string of the video.
+    pub codec: String,
+    /// Picture width in pixels (RESOLUTION).
+    pub width: u32,
+    /// Picture height in pixels (RESOLUTION).
+    pub height: u32,
+    /// Peak bit rate of the I-frames alone, bits per second.
+    pub peak_bps: u64,
+    /// Average bit rate of the I-frames alone, bits per second.
+    pub average_bps: u64,
+}
+
 /// The audio rendition every video rung plays with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AudioRendition {
@@ -303,6 +365,7 @@ pub struct AudioRendition {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MasterPlaylist {
     variants: Vec<VideoVariant>,
+    i_frame_variants: Vec<IFrameVariant>,
     audio: Option<AudioRendition>,
 }
 
@@ -315,6 +378,12 @@ impl MasterPlaylist {
     /// Adds a video rung; the first one added is listed first (the one players start with).
     pub fn add_variant(&mut self, variant: VideoVariant) -> &mut Self {
         self.variants.push(variant);
+        self
+    }
+
+    /// Adds a rung's I-frame playlist, listed after every variant.
+    pub fn add_i_frame_variant(&mut self, variant: IFrameVariant) -> &mut Self {
+        self.i_frame_variants.push(variant);
         self
     }
 
@@ -341,6 +410,18 @@ impl MasterPlaylist {
             })
             .into_iter()
             .collect();
+        let i_frame_variants = self.i_frame_variants.iter().map(|video| VariantStream {
+            is_i_frame: true,
+            uri: video.uri.clone(),
+            bandwidth: video.peak_bps,
+            average_bandwidth: Some(video.average_bps),
+            codecs: Some(video.codec.clone()),
+            resolution: Some(Resolution {
+                width: u64::from(video.width),
+                height: u64::from(video.height),
+            }),
+            ..VariantStream::default()
+        });
         let variants: Vec<VariantStream> = self
             .variants
             .iter()
@@ -366,6 +447,7 @@ impl MasterPlaylist {
                 audio: audio.map(|_| AUDIO_GROUP_ID.to_string()),
                 ..VariantStream::default()
             })
+            .chain(i_frame_variants)
             .collect();
         if let (true, Some(audio)) = (variants.is_empty(), audio) {
             // Audio alone: the audio playlist is the only variant (RFC 8216bis §4.4.6.2 allows
@@ -584,6 +666,65 @@ v.m3u8
 1.m4s
 #EXT-X-ENDLIST
 "
+        );
+    }
+
+    #[test]
+    fn a_growing_playlist_is_an_event_playlist_without_endlist() {
+        let mut playlist = VodPlaylist::new("init.mp4".into());
+        playlist.push_segment("0.m4s".into(), 2.0);
+        let growing = text(playlist.render_growing());
+        assert!(
+            growing.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+            "{growing}"
+        );
+        assert!(!growing.contains("ENDLIST"), "{growing}");
+        let done = text(playlist.render());
+        assert!(done.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"), "{done}");
+        assert!(done.ends_with("#EXT-X-ENDLIST\n"), "{done}");
+    }
+
+    #[test]
+    fn i_frame_playlist_lists_byte_ranges_and_the_master_points_at_it() {
+        let mut playlist = VodPlaylist::i_frames("init.mp4".into());
+        playlist.push_byte_range("segment-0.m4s".into(), 2.0, 4_321);
+        playlist.push_byte_range("segment-1.m4s".into(), 6.0, 5_000);
+        assert_eq!(
+            text(playlist.render()),
+            "#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-TARGETDURATION:6
+#EXT-X-PLAYLIST-TYPE:VOD
+#EXT-X-I-FRAMES-ONLY
+#EXT-X-MAP:URI=\"init.mp4\"
+#EXT-X-BYTERANGE:4321@0
+#EXTINF:2,
+segment-0.m4s
+#EXT-X-BYTERANGE:5000@0
+#EXTINF:6,
+segment-1.m4s
+#EXT-X-ENDLIST
+"
+        );
+
+        let mut master = MasterPlaylist::new();
+        master
+            .add_variant(variant("v0/index.m3u8", 640, 360, 900_000, 800_000))
+            .add_i_frame_variant(IFrameVariant {
+                uri: "v0/iframes.m3u8".into(),
+                codec: "avc1.64001f".into(),
+                width: 640,
+                height: 360,
+                peak_bps: 90_000,
+                average_bps: 80_000,
+            });
+        let rendered = text(master.render());
+        assert!(
+            rendered.ends_with(
+                "v0/index.m3u8\n#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,AVERAGE-BANDWIDTH=80000,CODECS=\"avc1.64001f\",RESOLUTION=640x360,URI=\"v0/iframes.m3u8\"\n"
+            ),
+            "{rendered}"
         );
     }
 

@@ -68,6 +68,10 @@ pub struct CompletedSegment {
     /// Whether every sample is a sync sample (audio, intra-only video): any chunk of the
     /// segment can start decoding.
     pub independent: bool,
+    /// Bytes from the start of `data` to the end of the first sample: the first chunk's
+    /// `moof`, its `mdat` header and the first sample. With the init segment in front, that
+    /// range alone decodes the segment's first (key) frame: an I-frame playlist's byte range.
+    pub first_sample_end: u64,
 }
 
 /// What pushing a packet, cutting or finishing produced.
@@ -119,6 +123,8 @@ struct OpenSegment {
     duration: u64,
     starts_with_keyframe: bool,
     independent: bool,
+    /// Where the first sample ends in the first chunk, once that chunk is written.
+    first_sample_end: Option<u64>,
 }
 
 impl OpenSegment {
@@ -137,6 +143,9 @@ pub struct TrackSegmenter {
     track_id: u32,
     timescale: Timebase,
     target_ticks: i64,
+    /// Target of the first `short_start_segments` segments, when set (a quick start).
+    short_start_ticks: Option<i64>,
+    short_start_segments: u64,
     policy: BoundaryPolicy,
     kind: Option<TrackKind>,
     next_sequence: u64,
@@ -155,12 +164,12 @@ impl TrackSegmenter {
     /// rate for audio) and aiming at segments of `target_duration`, with
     /// [`BoundaryPolicy::TargetDuration`].
     pub fn new(track_id: u32, timescale: Timebase, target_duration: Duration) -> Self {
-        let nanos = i128::try_from(target_duration.as_nanos()).unwrap_or(i128::MAX);
-        let target_ticks = nanos.saturating_mul(i128::from(timescale.0)) / 1_000_000_000;
         TrackSegmenter {
             track_id,
             timescale,
-            target_ticks: i64::try_from(target_ticks).unwrap_or(i64::MAX),
+            target_ticks: ticks_of(target_duration, timescale),
+            short_start_ticks: None,
+            short_start_segments: 0,
             policy: BoundaryPolicy::TargetDuration,
             kind: None,
             next_sequence: 0,
@@ -176,6 +185,15 @@ impl TrackSegmenter {
     /// The same segmenter with another boundary policy.
     pub fn with_policy(mut self, policy: BoundaryPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// The same segmenter with its first `segments` segments aiming at `duration` instead of
+    /// the target duration: a short first segment is ready sooner, so playback of a file being
+    /// packaged can begin early. Later segments aim at the target duration again.
+    pub fn with_short_start(mut self, duration: Duration, segments: u64) -> Self {
+        self.short_start_ticks = Some(ticks_of(duration, self.timescale));
+        self.short_start_segments = segments;
         self
     }
 
@@ -352,12 +370,16 @@ impl TrackSegmenter {
         // second cut would be skipped and the segment would last two targets (Apple HLS
         // authoring spec §7.7 allows no segment over the target duration + 0.5 s).
         // Audio, where every frame is a sync sample, cuts exactly at the target.
+        let target = match self.short_start_ticks {
+            Some(short) if self.next_sequence < self.short_start_segments => short,
+            _ => self.target_ticks,
+        };
         let tolerance = match self.kind {
-            Some(TrackKind::Video) => self.target_ticks / CUT_TOLERANCE_DIVISOR,
+            Some(TrackKind::Video) => target / CUT_TOLERANCE_DIVISOR,
             _ => 0,
         };
         let reached = self.policy == BoundaryPolicy::TargetDuration
-            && dts.saturating_sub(start) >= self.target_ticks.saturating_sub(tolerance);
+            && dts.saturating_sub(start) >= target.saturating_sub(tolerance);
         requested || reached
     }
 
@@ -388,6 +410,13 @@ impl TrackSegmenter {
             &samples,
         )?;
         self.next_fragment = self.next_fragment.wrapping_add(1);
+        if segment.first_sample_end.is_none() {
+            // The chunk is `moof`, the `mdat` header, then the samples in order.
+            let payload: usize = samples.iter().map(|sample| sample.data.len()).sum();
+            let first_end = chunk.len() - payload + samples[0].data.len();
+            let before: usize = segment.chunks.iter().map(Bytes::len).sum();
+            segment.first_sample_end = Some((before + first_end) as u64);
+        }
         segment.chunks.push(chunk);
         Ok(())
     }
@@ -407,8 +436,16 @@ impl TrackSegmenter {
             data: data.freeze(),
             starts_with_keyframe: segment.starts_with_keyframe,
             independent: segment.independent,
+            first_sample_end: segment.first_sample_end.unwrap_or(0),
         })
     }
+}
+
+/// `duration` in ticks of `timescale`, saturating.
+fn ticks_of(duration: Duration, timescale: Timebase) -> i64 {
+    let nanos = i128::try_from(duration.as_nanos()).unwrap_or(i128::MAX);
+    let ticks = nanos.saturating_mul(i128::from(timescale.0)) / 1_000_000_000;
+    i64::try_from(ticks).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -761,6 +798,36 @@ mod tests {
         assert!(trun_entries(&segment.data)
             .iter()
             .all(|(duration, _, _)| *duration > 0));
+    }
+
+    #[test]
+    fn a_short_start_cuts_the_first_segments_early_then_at_the_target() {
+        // Keyframes every second; the first two segments aim at 1 s, the rest at 3 s.
+        let mut segmenter = TrackSegmenter::new(1, Timebase::MPEG, Duration::from_secs(3))
+            .with_short_start(Duration::from_secs(1), 2);
+        let mut closed = segments(push_frames(&mut segmenter, 0, 300, 30));
+        closed.extend(segmenter.finish().unwrap());
+        let durations: Vec<i64> = closed.iter().map(|s| s.duration.ticks / FRAME).collect();
+        assert_eq!(durations, [30, 30, 90, 90, 60]);
+    }
+
+    #[test]
+    fn the_first_sample_end_bounds_the_moof_and_the_first_sample() {
+        let mut segmenter = video_segmenter();
+        let key = Bytes::from_static(b"keyframe-bytes");
+        segmenter
+            .push(Packet {
+                data: key.clone(),
+                ..video(0, 0, true)
+            })
+            .unwrap();
+        push_frames(&mut segmenter, 1, 10, 100);
+        let segment = last_of(segmenter.finish().unwrap());
+        let end = usize::try_from(segment.first_sample_end).unwrap();
+        assert!(end < segment.data.len());
+        assert_eq!(&segment.data[end - key.len()..end], &key[..]);
+        let moof = read_boxes(&segment.data)[0].body.len() + 8;
+        assert_eq!(end, moof + 8 + key.len(), "moof, mdat header, first sample");
     }
 
     #[test]

@@ -122,6 +122,25 @@ async fn progress_and_outcome_apply_only_while_preparing() {
 }
 
 #[tokio::test]
+async fn a_retried_asset_is_reset_to_unplayable_until_its_playlists_are_back() {
+    let (_database, db) = fresh_db().await;
+    let asset = db.create_asset(&url_asset(vec![])).await.unwrap();
+    db.set_asset_playable(&asset.id).await.unwrap();
+    db.set_asset_progress(&asset.id, 40).await.unwrap();
+    db.reset_asset_output(&asset.id).await.unwrap();
+    let reset = db.get_asset(&asset.id).await.unwrap().unwrap();
+    assert!(!reset.playable);
+    assert_eq!(reset.progress, 0);
+    assert_eq!(reset.status, AssetStatus::Preparing);
+
+    db.set_asset_ready(&asset.id, &json!([])).await.unwrap();
+    db.reset_asset_output(&asset.id).await.unwrap();
+    let ready = db.get_asset(&asset.id).await.unwrap().unwrap();
+    assert!(ready.playable, "a ready asset is left alone");
+    assert_eq!(ready.progress, 100);
+}
+
+#[tokio::test]
 async fn assets_list_newest_first_by_status_and_delete_with_their_job() {
     let (_database, db) = fresh_db().await;
     let mut ids = Vec::new();

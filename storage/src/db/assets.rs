@@ -194,6 +194,21 @@ impl Db {
         .map(drop)
     }
 
+    /// Forgets what an earlier attempt made of a preparing asset, whose playlists are about
+    /// to be written again: not playable, progress 0.
+    pub async fn reset_asset_output(&self, id: &str) -> Result<()> {
+        self.update_preparing(
+            id,
+            asset::ActiveModel {
+                playable: Set(false),
+                progress: Set(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .map(drop)
+    }
+
     /// Marks a preparing asset ready with what was made. `None` when it is gone (or no longer
     /// preparing).
     pub async fn set_asset_ready(&self, id: &str, renditions: &Value) -> Result<Option<Asset>> {

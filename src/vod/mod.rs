@@ -1,0 +1,51 @@
+//! Video on demand on the server side: packaging a file transcode into an HLS tree
+//! ([`package`]), written to a local directory or the object store; importing a source from
+//! a URL without reaching into private networks ([`import`]); and the worker that turns
+//! assets into HLS renditions, a poster and a storyboard ([`worker`]), run inside
+//! `sluice serve` or alone as `sluice worker` ([`run_worker`]).
+
+pub mod import;
+pub mod package;
+pub mod worker;
+
+use std::sync::Arc;
+
+use sluice_storage::{Db, EventBus, LocalStore, ObjectStore};
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+/// The asset worker of `config`, on `db`, `store` and `events`: working copies go under
+/// `<data_dir>/work`.
+pub fn worker(
+    config: &Config,
+    db: Db,
+    store: Arc<dyn ObjectStore>,
+    events: EventBus,
+) -> anyhow::Result<worker::Worker> {
+    let importer = config.import.importer(config.worker.max_file_size)?;
+    Ok(worker::Worker::new(
+        db,
+        store,
+        events,
+        config.worker.clone(),
+        importer,
+        config.data_dir.join("work"),
+        config.public_url(),
+    ))
+}
+
+/// `sluice worker`: the asset worker alone, on the database and object store `sluice serve`
+/// uses with the same configuration, until SIGINT/SIGTERM.
+pub async fn run_worker(config: Config) -> anyhow::Result<()> {
+    let db = crate::serve::open_database(&config).await?;
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(config.data_dir.join("objects")));
+    let events = EventBus::new(db.clone());
+    let worker = worker(&config, db, store, events)?;
+    let (stop, stopping) = watch::channel(false);
+    let running = tokio::spawn(worker.run(stopping));
+    crate::serve::shutdown_signal().await;
+    let _ = stop.send(true);
+    running.await?;
+    Ok(())
+}

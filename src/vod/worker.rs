@@ -1,0 +1,1096 @@
+//! The asset worker: claims `asset.transcode` jobs from the durable queue and turns each
+//! asset's source into HLS renditions, a poster and a storyboard in the object store.
+//!
+//! For one job, in a working directory of its own (`<scratch>/<asset id>`, removed whatever
+//! happens):
+//!
+//! 1. **Start clean**: `assets/{id}/hls/` and `assets/{id}/images/` are removed (and the
+//!    asset is no longer playable until its master playlist is back), so a job taken over
+//!    from a worker that died (or a retried attempt) leaves no duplicate output.
+//! 2. **Source**: an upload's file is copied out of the store; a URL is imported
+//!    ([`Importer`]) once and kept at `assets/{id}/source` (a later attempt reuses it).
+//! 3. **Probe** with the configured limits; the tracks, duration and container are recorded.
+//! 4. **Transcode and package** the ladder of the asset's settings into `assets/{id}/hls/`
+//!    ([`package`]): playable early (the asset is marked playable as soon as the master
+//!    playlist exists), progress recorded with each heartbeat.
+//! 5. **Pictures**: `images/poster.jpg`, `images/storyboard.jpg` and `images/storyboard.vtt`.
+//! 6. **Ready**: the renditions are recorded and `asset.ready` is published.
+//!
+//! A bad input (not media, refused URL, over a limit) errors the asset at once
+//! (`asset.errored`, with a reason a person understands) and the job fails without retry.
+//! Failures that may pass (the store, the network, the disk) fail the attempt and the queue
+//! retries it; the last attempt errors the asset. A heartbeat answering that the job is no
+//! longer held (the asset was deleted, or the lease was lost) stops the work; when the asset
+//! is gone, everything written for it is removed.
+//!
+//! Transcoding runs on blocking threads, never on the async runtime; `[worker] concurrency`
+//! jobs run at once, each claiming task with a worker id of its own. Idle tasks look for due
+//! jobs every [`POLL_INTERVAL`], so an asset starts within a second of being created.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::{json, Value};
+use sluice_api::assets::asset_json;
+use sluice_storage::{
+    Asset, AssetStatus, Db, EventBus, EventType, InvalidKey, Job, NewEvent, ObjectKey, ObjectStore,
+    StoreError, ASSET_JOB_KIND,
+};
+use sluice_transcoder::{probe, EncoderSettings, FileTranscode, Ladder, ProbeReport, VodError};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use super::import::{ImportError, Importer};
+use super::package::{package, write_pictures, PackageObserver, SegmentPlan, StoreOutput};
+use crate::config::WorkerConfig;
+
+/// How often an idle claiming task looks for a due job.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Longest wait between heartbeats (shorter leases get a heartbeat every third of the lease).
+const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+/// Segment duration of on-demand renditions (Apple's recommendation, HLS Authoring Spec
+/// §1.10), after short first segments.
+const SEGMENT_TARGET: Duration = Duration::from_secs(6);
+/// How long stopped work may take to wind down before it is dropped.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Why an attempt stopped when its worker shut down.
+const INTERRUPTED: &str = "the worker stopped";
+/// Delay before a failed attempt is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Codecs this worker encodes.
+const SUPPORTED_CODECS: [&str; 1] = ["h264"];
+/// Share of the progress given to fetching and probing the source, then to transcoding;
+/// the pictures take the rest.
+const PROGRESS_SOURCE: u8 = 5;
+const PROGRESS_TRANSCODED: u8 = 95;
+
+/// Why preparing an asset stopped.
+#[derive(Debug)]
+enum Failure {
+    /// The input cannot be made into an asset: the reason is for a person.
+    Input(String),
+    /// A failure that may pass; the attempt is retried.
+    Transient(String),
+    /// The worker is shutting down; the attempt is retried at once.
+    Interrupted,
+    /// The job is no longer this worker's (the asset was deleted or the lease lost).
+    Stopped,
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::Transient(format!("object store: {error}"))
+    }
+}
+
+/// Everything a claiming task needs; shared by the tasks of one worker.
+pub struct Worker {
+    db: Db,
+    store: Arc<dyn ObjectStore>,
+    events: EventBus,
+    settings: WorkerConfig,
+    importer: Importer,
+    scratch: PathBuf,
+    /// The server's public base URL, for the playback URLs of event data.
+    public_url: String,
+}
+
+impl Worker {
+    /// A worker processing assets of `db` whose objects are in `store`, publishing on
+    /// `events` (with playback URLs under `public_url`); sources are copied into working
+    /// directories under `scratch`.
+    pub fn new(
+        db: Db,
+        store: Arc<dyn ObjectStore>,
+        events: EventBus,
+        settings: WorkerConfig,
+        importer: Importer,
+        scratch: PathBuf,
+        public_url: String,
+    ) -> Self {
+        Worker {
+            db,
+            store,
+            events,
+            settings,
+            importer,
+            scratch,
+            public_url,
+        }
+    }
+
+    /// Runs `[worker] concurrency` claiming tasks until `stopping` turns true. A job in
+    /// progress then is stopped, its output removed and the job queued again at once.
+    pub async fn run(self, stopping: watch::Receiver<bool>) {
+        let worker = Arc::new(self);
+        let prefix = worker_id_prefix();
+        info!(
+            concurrency = worker.settings.concurrency,
+            worker = %prefix,
+            "Asset worker started."
+        );
+        let mut tasks = JoinSet::new();
+        for slot in 0..worker.settings.concurrency {
+            let worker_id = format!("{prefix}-{slot}");
+            tasks.spawn(worker.clone().claim_loop(worker_id, stopping.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+        info!("Asset worker stopped.");
+    }
+
+    /// Claims and processes jobs one after the other until shutdown.
+    async fn claim_loop(self: Arc<Self>, worker_id: String, mut stopping: watch::Receiver<bool>) {
+        while !*stopping.borrow() {
+            let claimed = self
+                .db
+                .claim_job(&worker_id, &[ASSET_JOB_KIND], self.settings.lease())
+                .await;
+            match claimed {
+                Ok(Some(job)) => self.process(&worker_id, job, &mut stopping).await,
+                Ok(None) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(POLL_INTERVAL) => {}
+                        _ = stopping.changed() => {}
+                    }
+                }
+                Err(e) => {
+                    warn!(worker = %worker_id, error = %e, "Cannot claim asset jobs.");
+                    tokio::select! {
+                        () = tokio::time::sleep(MAX_HEARTBEAT_INTERVAL) => {}
+                        _ = stopping.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Processes one claimed job to its end, recording the outcome.
+    async fn process(&self, worker_id: &str, job: Job, stopping: &mut watch::Receiver<bool>) {
+        let asset_id = job.subject_id.clone();
+        let asset = match self.db.get_asset(&asset_id).await {
+            Ok(Some(asset)) if asset.status == AssetStatus::Preparing => asset,
+            Ok(_) => {
+                // Deleted, or already settled by an earlier attempt that could not record it.
+                self.settle(&job, worker_id, Ok(json!({"skipped": true})))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                self.settle(&job, worker_id, Err(Failure::Transient(e.to_string())))
+                    .await;
+                return;
+            }
+        };
+        info!(asset_id = %asset.id, job_id = %job.id, attempt = job.attempts, "Preparing an asset.");
+        let work = self.scratch.join(&asset.id);
+        let progress = Arc::new(AtomicU8::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let outcome = {
+            let prepare = self.prepare(&asset, &work, &progress, &stop);
+            let heartbeat = self.heartbeat(&job, worker_id, &progress, &stop, stopping);
+            tokio::pin!(prepare);
+            tokio::select! {
+                outcome = &mut prepare => outcome,
+                // The job is no longer held, or the worker is stopping: the work stops
+                // whatever it reached. Transcoding sees `stop` and ends within a packet; a
+                // download still running after the grace period is dropped.
+                () = heartbeat => {
+                    let _ = tokio::time::timeout(STOP_GRACE, &mut prepare).await;
+                    Err(Failure::Stopped)
+                }
+            }
+        };
+        if let Err(e) = tokio::fs::remove_dir_all(&work).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                warn!(path = %work.display(), error = %e, "Cannot remove a working directory.");
+            }
+        }
+        match outcome {
+            Ok(renditions) => self.finish_ready(&job, worker_id, &asset, renditions).await,
+            Err(Failure::Stopped) => self.finish_stopped(&job, worker_id, &asset, stopping).await,
+            Err(failure) => self.finish_failed(&job, worker_id, &asset, failure).await,
+        }
+    }
+
+    /// Renews the lease and records progress until the job is lost or the worker stops; then
+    /// sets `stop` and returns.
+    async fn heartbeat(
+        &self,
+        job: &Job,
+        worker_id: &str,
+        progress: &AtomicU8,
+        stop: &AtomicBool,
+        stopping: &mut watch::Receiver<bool>,
+    ) {
+        let lease = self.settings.lease();
+        let mut ticks = tokio::time::interval((lease / 3).min(MAX_HEARTBEAT_INTERVAL));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut recorded = None;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stopping.changed() => {}
+            }
+            if *stopping.borrow() {
+                break;
+            }
+            let done = progress.load(Ordering::Relaxed);
+            match self
+                .db
+                .heartbeat_job(&job.id, worker_id, lease, Some(done))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    info!(job_id = %job.id, asset_id = %job.subject_id, "The asset job is no longer held; stopping.");
+                    break;
+                }
+                // The lease outlives a few missed heartbeats.
+                Err(e) => warn!(job_id = %job.id, error = %e, "Heartbeat failed."),
+            }
+            if recorded != Some(done) {
+                match self.db.set_asset_progress(&job.subject_id, done).await {
+                    Ok(()) => recorded = Some(done),
+                    Err(e) => {
+                        warn!(asset_id = %job.subject_id, error = %e, "Cannot record progress.")
+                    }
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Steps 1 to 5 of the module documentation; returns the renditions in API form.
+    async fn prepare(
+        &self,
+        asset: &Asset,
+        work: &Path,
+        progress: &Arc<AtomicU8>,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<Value, Failure> {
+        let hls = asset_key(asset, "hls")?;
+        let images = asset_key(asset, "images")?;
+        self.store.delete_prefix(&hls).await?;
+        self.store.delete_prefix(&images).await?;
+        self.db
+            .reset_asset_output(&asset.id)
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))?;
+        match tokio::fs::remove_dir_all(work).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Failure::Transient(format!(
+                    "cannot clear {}: {e}",
+                    work.display()
+                )))
+            }
+            _ => {}
+        }
+        tokio::fs::create_dir_all(work)
+            .await
+            .map_err(|e| Failure::Transient(format!("cannot create {}: {e}", work.display())))?;
+
+        let source = work.join("source");
+        self.fetch_source(asset, &source).await?;
+        let limits = self.settings.probe_limits();
+        let report = blocking({
+            let source = source.clone();
+            let limits = limits.clone();
+            move || probe(&source, &limits).map_err(|e| Failure::Input(describe_probe(&e)))
+        })
+        .await?;
+        let (tracks, metadata) = describe_source(&report);
+        let duration_ms = report
+            .duration
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.db
+            .set_asset_probed(&asset.id, duration_ms, &tracks, &metadata)
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))?;
+        progress.store(PROGRESS_SOURCE, Ordering::Relaxed);
+        if stop.load(Ordering::Relaxed) {
+            return Err(Failure::Stopped);
+        }
+
+        let ladder = ladder_of(&asset.settings)?;
+        let segments = SegmentPlan::new(SEGMENT_TARGET);
+        let encoder = EncoderSettings {
+            preset: self.settings.preset,
+            keyframe_interval: segments.keyframe_interval(),
+            // Rungs run in parallel already; x264 picks its own thread count per rung.
+            threads_per_rung: 0,
+            ..EncoderSettings::default()
+        };
+        let runtime = Handle::current();
+        let mut observer = Observer {
+            db: self.db.clone(),
+            runtime: runtime.clone(),
+            asset_id: asset.id.clone(),
+            duration: report.duration,
+            progress: progress.clone(),
+            stop: stop.clone(),
+        };
+        let mut output = StoreOutput::new(self.store.clone(), runtime.clone(), hls);
+        let packaged = blocking({
+            let source = source.clone();
+            let limits = limits.clone();
+            let stop = stop.clone();
+            move || {
+                let (transcode, events) = FileTranscode::start(&source, &ladder, encoder, &limits)
+                    .map_err(|e| Failure::Input(describe_transcode(&e)))?;
+                package(transcode, events, segments, &mut output, &mut observer).map_err(|e| {
+                    if stop.load(Ordering::Relaxed) {
+                        Failure::Stopped
+                    } else {
+                        classify_packaging(&e)
+                    }
+                })
+            }
+        })
+        .await?;
+
+        if let Some(video) = &report.video {
+            let width = video.width;
+            let with_storyboard = report.duration.is_some();
+            let mut output = StoreOutput::new(self.store.clone(), runtime, images);
+            blocking(move || {
+                write_pictures(&source, &limits, width, with_storyboard, &mut output)
+                    .map_err(|e| classify_packaging(&e))
+            })
+            .await?;
+        }
+        progress.store(100, Ordering::Relaxed);
+        if stop.load(Ordering::Relaxed) {
+            return Err(Failure::Stopped);
+        }
+        serde_json::to_value(&packaged.renditions)
+            .map_err(|e| Failure::Transient(format!("cannot record the renditions: {e}")))
+    }
+
+    /// Puts the asset's source at `path`: an upload from the store; a URL from the copy an
+    /// earlier attempt kept, else imported and kept in the store.
+    async fn fetch_source(&self, asset: &Asset, path: &Path) -> Result<(), Failure> {
+        let key = asset
+            .source_key()
+            .map_err(|e| Failure::Input(format!("the asset's source cannot be named: {e}")))?;
+        match self.store.get_to_file(&key, path).await {
+            Ok(_) => return Ok(()),
+            Err(e) if !e.is_not_found() => return Err(e.into()),
+            Err(_) => {}
+        }
+        let url = match (
+            asset.upload_id(),
+            asset.input.get("url").and_then(Value::as_str),
+        ) {
+            (Some(_), _) => return Err(Failure::Input("the uploaded file is missing".to_owned())),
+            (None, Some(url)) => url,
+            (None, None) => return Err(Failure::Input("the asset has no input".to_owned())),
+        };
+        self.importer
+            .download(url, path)
+            .await
+            .map_err(|e| match e {
+                ImportError::Refused(message) => Failure::Input(message),
+                ImportError::Transient(message) => Failure::Transient(message),
+            })?;
+        self.store.put_file(&key, path).await?;
+        Ok(())
+    }
+
+    async fn finish_ready(&self, job: &Job, worker_id: &str, asset: &Asset, renditions: Value) {
+        match self.db.set_asset_ready(&asset.id, &renditions).await {
+            Ok(Some(ready)) => {
+                info!(asset_id = %asset.id, "Asset ready.");
+                self.publish(EventType::AssetReady, &ready).await;
+                self.settle(
+                    job,
+                    worker_id,
+                    Ok(json!({"renditions": renditions.as_array().map_or(0, Vec::len)})),
+                )
+                .await;
+            }
+            Ok(None) => {
+                self.remove_deleted(asset).await;
+                self.settle(job, worker_id, Ok(json!({"skipped": true})))
+                    .await;
+            }
+            Err(e) => {
+                self.settle(job, worker_id, Err(Failure::Transient(e.to_string())))
+                    .await
+            }
+        }
+    }
+
+    async fn finish_stopped(
+        &self,
+        job: &Job,
+        worker_id: &str,
+        asset: &Asset,
+        stopping: &watch::Receiver<bool>,
+    ) {
+        match self.db.get_asset(&asset.id).await {
+            Ok(None) => self.remove_deleted(asset).await,
+            // Shutting down: the job goes back to the queue, due at once (on its last attempt
+            // it fails, and the asset errors rather than waiting for a job that is gone).
+            Ok(Some(_)) if *stopping.borrow() => {
+                self.finish_failed(job, worker_id, asset, Failure::Interrupted)
+                    .await;
+            }
+            // The lease was taken over by another worker: the output is now its own.
+            _ => {}
+        }
+    }
+
+    async fn finish_failed(&self, job: &Job, worker_id: &str, asset: &Asset, failure: Failure) {
+        self.remove_outputs(asset).await;
+        let last_attempt = job.attempts >= job.max_attempts;
+        let reason = match &failure {
+            Failure::Input(reason) => Some(reason.clone()),
+            Failure::Transient(reason) if last_attempt => Some(format!(
+                "the asset could not be prepared after {} attempts: {reason}",
+                job.attempts
+            )),
+            Failure::Interrupted if last_attempt => Some(format!(
+                "the asset could not be prepared after {} attempts: {INTERRUPTED}",
+                job.attempts
+            )),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            warn!(asset_id = %asset.id, reason = %reason, "Asset errored.");
+            match self.db.set_asset_errored(&asset.id, &reason).await {
+                Ok(Some(errored)) => self.publish(EventType::AssetErrored, &errored).await,
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(asset_id = %asset.id, error = %e, "Cannot record the asset's error.")
+                }
+            }
+        }
+        self.settle(job, worker_id, Err(failure)).await;
+    }
+
+    /// Records the job's outcome: done, failed for good (a bad input) or retried (at once
+    /// when the worker stopped, later otherwise).
+    async fn settle(&self, job: &Job, worker_id: &str, outcome: Result<Value, Failure>) {
+        let recorded = match &outcome {
+            Ok(result) => self.db.complete_job(&job.id, worker_id, result).await,
+            Err(Failure::Input(reason)) => self.db.fail_job(&job.id, worker_id, reason, None).await,
+            Err(Failure::Transient(reason)) => {
+                warn!(job_id = %job.id, reason = %reason, "Asset job attempt failed.");
+                self.db
+                    .fail_job(&job.id, worker_id, reason, Some(RETRY_AFTER))
+                    .await
+            }
+            Err(Failure::Interrupted) => {
+                self.db
+                    .fail_job(&job.id, worker_id, INTERRUPTED, Some(Duration::ZERO))
+                    .await
+            }
+            Err(Failure::Stopped) => return,
+        };
+        if let Err(e) = recorded {
+            warn!(job_id = %job.id, error = %e, "Cannot record the outcome of an asset job.");
+        }
+    }
+
+    /// Removes every object of an asset deleted while it was prepared: the deletion removed
+    /// what existed then, and what the worker wrote since is its own to remove.
+    async fn remove_deleted(&self, asset: &Asset) {
+        info!(asset_id = %asset.id, "The asset was deleted while being prepared; its objects are removed.");
+        let removed = match asset.objects_prefix() {
+            Ok(prefix) => self
+                .store
+                .delete_prefix(&prefix)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = removed {
+            warn!(asset_id = %asset.id, error = %e, "Cannot remove a deleted asset's objects.");
+        }
+    }
+
+    /// Removes what processing writes (not the kept source); a preparing asset is no longer
+    /// playable.
+    async fn remove_outputs(&self, asset: &Asset) {
+        if let Err(e) = self.db.reset_asset_output(&asset.id).await {
+            warn!(asset_id = %asset.id, error = %e, "Cannot reset the asset's progress.");
+        }
+        for part in ["hls", "images"] {
+            let removed = match asset_key(asset, part) {
+                Ok(key) => self
+                    .store
+                    .delete_prefix(&key)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = removed {
+                warn!(asset_id = %asset.id, error = %e, "Cannot remove an asset's output.");
+            }
+        }
+    }
+
+    async fn publish(&self, event_type: EventType, asset: &Asset) {
+        let playback_ids = match self.db.asset_playback_ids(&asset.id).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                warn!(asset_id = %asset.id, error = %e, "Cannot read the asset's playback ids.");
+                Vec::new()
+            }
+        };
+        let data = asset_json(asset, &playback_ids, &self.public_url);
+        if let Err(e) = self
+            .events
+            .publish(NewEvent::new(event_type, &asset.id, data))
+            .await
+        {
+            warn!(asset_id = %asset.id, error = %e, "Cannot publish an asset event.");
+        }
+    }
+}
+
+/// Reports packaging to the job: progress for the heartbeat, the playable flag at once, and
+/// whether to go on.
+struct Observer {
+    db: Db,
+    runtime: Handle,
+    asset_id: String,
+    duration: Option<Duration>,
+    progress: Arc<AtomicU8>,
+    stop: Arc<AtomicBool>,
+}
+
+impl PackageObserver for Observer {
+    fn progress(&mut self, done: Duration) -> bool {
+        if let Some(total) = self.duration.filter(|total| !total.is_zero()) {
+            let share = (done.as_secs_f64() / total.as_secs_f64()).clamp(0.0, 1.0);
+            let span = f64::from(PROGRESS_TRANSCODED - PROGRESS_SOURCE);
+            let percent = PROGRESS_SOURCE + (share * span) as u8;
+            self.progress.store(percent, Ordering::Relaxed);
+        }
+        !self.stop.load(Ordering::Relaxed)
+    }
+
+    fn playable(&mut self) {
+        if let Err(e) = self
+            .runtime
+            .block_on(self.db.set_asset_playable(&self.asset_id))
+        {
+            warn!(asset_id = %self.asset_id, error = %e, "Cannot mark the asset playable.");
+        }
+    }
+}
+
+/// Runs blocking work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(Failure::Transient(format!(
+            "the transcode thread failed: {e}"
+        )))
+    })
+}
+
+/// `assets/{id}/{part}`.
+fn asset_key(asset: &Asset, part: &str) -> Result<ObjectKey, InvalidKey> {
+    asset.objects_prefix().and_then(|prefix| prefix.join(part))
+}
+
+impl From<InvalidKey> for Failure {
+    fn from(error: InvalidKey) -> Self {
+        Failure::Input(format!("the asset's objects cannot be named: {error}"))
+    }
+}
+
+/// A host-, process- and run-unique prefix for the ids of this worker's claiming tasks.
+fn worker_id_prefix() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "sluice".to_owned());
+    let suffix: u32 = rand::thread_rng().gen();
+    format!("{host}-{}-{suffix:08x}", std::process::id())
+}
+
+/// The ladder of the asset's settings (the live ladder's form and bounds; the default ladder
+/// when none is given), checked against the codecs asked for.
+fn ladder_of(settings: &Value) -> Result<Ladder, Failure> {
+    if let Some(codecs) = settings.get("codecs").and_then(Value::as_array) {
+        for codec in codecs {
+            let name = codec.as_str().unwrap_or_default();
+            if !SUPPORTED_CODECS.contains(&name) {
+                return Err(Failure::Input(format!(
+                    "codec {codec} cannot be encoded by this server: supported codecs are {}",
+                    SUPPORTED_CODECS.join(", ")
+                )));
+            }
+        }
+    }
+    let ladder = settings.get("ladder").cloned().unwrap_or(Value::Null);
+    let normalised = crate::live::validate_ladder(&ladder)
+        .map_err(|message| Failure::Input(format!("ladder: {message}")))?;
+    serde_json::from_value(normalised).map_err(|e| Failure::Input(format!("ladder: {e}")))
+}
+
+/// A probe refusal, for a person (the path of the working copy means nothing to them).
+fn describe_probe(error: &sluice_transcoder::ProbeError) -> String {
+    match error {
+        sluice_transcoder::ProbeError::Read { source, .. } => {
+            format!("the source file cannot be read: {source}")
+        }
+        other => format!("the source file cannot be used: {other}"),
+    }
+}
+
+fn describe_transcode(error: &VodError) -> String {
+    match error {
+        VodError::Probe(probe) => describe_probe(probe),
+        other => format!("the source file cannot be transcoded: {other}"),
+    }
+}
+
+/// A packaging failure: the store's is transient, anything else comes from the input.
+fn classify_packaging(error: &anyhow::Error) -> Failure {
+    if error.chain().any(|cause| cause.is::<StoreError>()) {
+        return Failure::Transient(format!("{error:#}"));
+    }
+    match error.downcast_ref::<VodError>() {
+        Some(vod) => Failure::Input(describe_transcode(vod)),
+        None => Failure::Input(format!("the source file cannot be transcoded: {error:#}")),
+    }
+}
+
+/// The source's tracks and container, in API form.
+fn describe_source(report: &ProbeReport) -> (Value, Value) {
+    let mut tracks = Vec::new();
+    if let Some(video) = &report.video {
+        tracks.push(json!({
+            "type": "video",
+            "codec": video.codec,
+            "width": video.width,
+            "height": video.height,
+            "frame_rate": video.frame_rate,
+            "rotation": video.rotation,
+        }));
+    }
+    if let Some(audio) = &report.audio {
+        tracks.push(json!({
+            "type": "audio",
+            "codec": audio.codec,
+            "channels": audio.channels,
+            "sample_rate": audio.sample_rate,
+        }));
+    }
+    let metadata = json!({
+        "container": report.container,
+        "size": report.file_size,
+        "streams": report.stream_count,
+    });
+    (Value::Array(tracks), metadata)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_media::fixtures::ffmpeg_clip;
+    use sluice_storage::test_support::TestDatabase;
+    use sluice_storage::{JobStatus, LocalStore, NewAsset, PlaybackPolicy};
+
+    /// A worker on a fresh database and a local store, both in temporary directories.
+    struct Harness {
+        _database: TestDatabase,
+        dir: tempfile::TempDir,
+        db: Db,
+        store: Arc<dyn ObjectStore>,
+        stop: watch::Sender<bool>,
+        running: tokio::task::JoinHandle<()>,
+    }
+
+    impl Harness {
+        async fn start(allow_hosts: &[&str]) -> Self {
+            let database = TestDatabase::new();
+            let db = Db::connect(database.url()).await.unwrap();
+            db.migrate().await.unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path().join("objects")));
+            let settings = WorkerConfig {
+                preset: sluice_transcoder::Preset::Ultrafast,
+                lease_seconds: 3.0,
+                ..WorkerConfig::default()
+            };
+            let allow: Vec<String> = allow_hosts.iter().map(|s| (*s).to_owned()).collect();
+            let importer = Importer::new(
+                &allow,
+                settings.max_file_size,
+                Duration::from_secs(60),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+            let worker = Worker::new(
+                db.clone(),
+                store.clone(),
+                EventBus::new(db.clone()),
+                settings,
+                importer,
+                dir.path().join("work"),
+                "http://sluice.test".to_owned(),
+            );
+            let (stop, stopping) = watch::channel(false);
+            let running = tokio::spawn(worker.run(stopping));
+            Harness {
+                _database: database,
+                dir,
+                db,
+                store,
+                stop,
+                running,
+            }
+        }
+
+        async fn create(&self, input: Value) -> Asset {
+            self.db
+                .create_asset(&NewAsset {
+                    input,
+                    settings: json!({
+                        "ladder": [{"name": "180p", "height": 180, "bitrate_kbps": 300}],
+                        "codecs": ["h264"],
+                        "playback_policy": ["public"],
+                    }),
+                    playback_policies: vec![PlaybackPolicy::Public],
+                })
+                .await
+                .unwrap()
+        }
+
+        /// An asset whose upload `upload_id` holds the file at `source`.
+        async fn create_uploaded(&self, upload_id: &str, source: &Path) -> Asset {
+            let key = ObjectKey::new(["uploads", upload_id, "source"]).unwrap();
+            self.store.put_file(&key, source).await.unwrap();
+            self.create(json!({"type": "upload", "upload_id": upload_id}))
+                .await
+        }
+
+        /// Waits until the asset is no longer preparing.
+        async fn settled(&self, id: &str) -> Asset {
+            for _ in 0..1_200 {
+                let asset = self.db.get_asset(id).await.unwrap().expect("the asset");
+                if asset.status != AssetStatus::Preparing {
+                    return asset;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("asset {id} is still preparing");
+        }
+
+        async fn object(&self, key: &str) -> Option<bytes::Bytes> {
+            self.store.get(&ObjectKey::parse(key).unwrap()).await.ok()
+        }
+
+        async fn event_types(&self, id: &str) -> Vec<String> {
+            self.db
+                .list_events(100, None)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|event| event.object.id == id)
+                .map(|event| event.event_type)
+                .collect()
+        }
+
+        /// Entries left in the working directory.
+        fn work_entries(&self) -> Vec<std::ffi::OsString> {
+            match std::fs::read_dir(self.dir.path().join("work")) {
+                Ok(entries) => entries.map(|e| e.unwrap().file_name()).collect(),
+                Err(_) => Vec::new(),
+            }
+        }
+
+        async fn stop(self) {
+            let _ = self.stop.send(true);
+            self.running.await.unwrap();
+        }
+    }
+
+    fn clip(dir: &Path, seconds: &str) -> PathBuf {
+        ffmpeg_clip(
+            dir,
+            "clip.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=25",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                seconds,
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+            ],
+        )
+    }
+
+    fn media(bytes: &[u8]) -> m3u8_rs::MediaPlaylist {
+        match m3u8_rs::parse_playlist_res(bytes) {
+            Ok(m3u8_rs::Playlist::MediaPlaylist(playlist)) => playlist,
+            other => panic!("not a media playlist: {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_uploaded_asset_becomes_ready_with_its_renditions_and_pictures() {
+        let harness = Harness::start(&[]).await;
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = clip(source_dir.path(), "5");
+        let asset = harness.create_uploaded("upload_test1", &source).await;
+
+        let ready = harness.settled(&asset.id).await;
+        assert_eq!(ready.status, AssetStatus::Ready, "{:?}", ready.error);
+        assert!(ready.playable);
+        assert_eq!(ready.progress, 100);
+        assert_eq!(ready.duration_ms.map(|ms| ms / 100), Some(50));
+        assert_eq!(ready.tracks[0]["type"], "video");
+        assert_eq!(ready.tracks[0]["width"], 320);
+        assert_eq!(ready.tracks[1]["codec"], "aac");
+        assert!(ready.source_metadata["container"]
+            .as_str()
+            .unwrap()
+            .contains("mp4"));
+        let renditions = ready.renditions.as_array().unwrap();
+        assert_eq!(renditions.len(), 2);
+        assert_eq!(renditions[0]["name"], "180p");
+        assert_eq!(renditions[0]["codec"], "h264");
+        assert_eq!(renditions[0]["height"], 180);
+        assert_eq!(renditions[0]["uri"], "v0/index.m3u8");
+        assert!(renditions[0]["bandwidth"].as_u64().unwrap() > 0);
+        assert_eq!(renditions[1]["codec"], "aac");
+
+        let prefix = format!("assets/{}", asset.id);
+        let master = harness
+            .object(&format!("{prefix}/hls/master.m3u8"))
+            .await
+            .expect("the master playlist");
+        let master = String::from_utf8(master.to_vec()).unwrap();
+        assert!(master.contains("v0/index.m3u8"), "{master}");
+        assert!(master.contains("#EXT-X-I-FRAME-STREAM-INF:"), "{master}");
+        for playlist in ["v0/index.m3u8", "v0/iframes.m3u8", "a0/index.m3u8"] {
+            let bytes = harness
+                .object(&format!("{prefix}/hls/{playlist}"))
+                .await
+                .unwrap_or_else(|| panic!("{playlist}"));
+            let playlist = media(&bytes);
+            assert!(playlist.end_list);
+            for segment in &playlist.segments {
+                let dir = if segment.uri.ends_with(".m4a") {
+                    "a0"
+                } else {
+                    "v0"
+                };
+                assert!(harness
+                    .object(&format!("{prefix}/hls/{dir}/{}", segment.uri))
+                    .await
+                    .is_some());
+            }
+        }
+        for image in ["poster.jpg", "storyboard.jpg", "storyboard.vtt"] {
+            assert!(
+                harness
+                    .object(&format!("{prefix}/images/{image}"))
+                    .await
+                    .is_some(),
+                "{image}"
+            );
+        }
+        assert_eq!(harness.event_types(&asset.id).await, ["asset.ready"]);
+        let event = harness.db.list_events(100, None).await.unwrap().items;
+        let ready_event = event
+            .iter()
+            .find(|e| e.event_type == "asset.ready")
+            .unwrap();
+        assert_eq!(ready_event.data["id"], asset.id.as_str());
+        assert_eq!(ready_event.data["status"], "ready");
+        assert_eq!(ready_event.data["playback_ids"][0]["policy"], "public");
+        let jobs = harness.db.jobs_for_subject(&asset.id).await.unwrap();
+        assert_eq!(jobs[0].status, JobStatus::Succeeded);
+        assert!(
+            harness.work_entries().is_empty(),
+            "working files are removed"
+        );
+        harness.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_text_file_errors_the_asset_at_once_and_leaves_nothing_behind() {
+        let harness = Harness::start(&[]).await;
+        let source_dir = tempfile::tempdir().unwrap();
+        let text = source_dir.path().join("notes.txt");
+        std::fs::write(&text, "These are meeting notes, not a video.\n".repeat(20)).unwrap();
+        let asset = harness.create_uploaded("upload_text", &text).await;
+
+        let errored = harness.settled(&asset.id).await;
+        assert_eq!(errored.status, AssetStatus::Errored);
+        assert_eq!(
+            errored.error.as_deref(),
+            Some("the source file cannot be used: not a media file: no known container format recognised")
+        );
+        assert!(!errored.playable);
+        assert_eq!(harness.event_types(&asset.id).await, ["asset.errored"]);
+        let jobs = harness.db.jobs_for_subject(&asset.id).await.unwrap();
+        assert_eq!(jobs[0].status, JobStatus::Failed);
+        assert_eq!(jobs[0].attempts, 1, "a bad input is not retried");
+        assert!(
+            harness.work_entries().is_empty(),
+            "working files are removed"
+        );
+        assert!(harness
+            .object(&format!("assets/{}/hls/master.m3u8", asset.id))
+            .await
+            .is_none());
+        harness.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_url_is_imported_and_kept_and_a_private_one_is_refused() {
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = clip(source_dir.path(), "3");
+        let body: &'static [u8] = Vec::leak(std::fs::read(&source).unwrap());
+        let app =
+            axum::Router::new().route("/clip.mp4", axum::routing::get(move || async move { body }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = format!("http://{address}/clip.mp4");
+
+        let refusing = Harness::start(&[]).await;
+        let refused = refusing.create(json!({"type": "url", "url": url})).await;
+        let refused = refusing.settled(&refused.id).await;
+        assert_eq!(
+            refused.error.as_deref(),
+            Some("the input URL resolves to a loopback address (127.0.0.1), which is not allowed")
+        );
+        refusing.stop().await;
+
+        let allowing = Harness::start(&["127.0.0.1"]).await;
+        let asset = allowing.create(json!({"type": "url", "url": url})).await;
+        let ready = allowing.settled(&asset.id).await;
+        assert_eq!(ready.status, AssetStatus::Ready, "{:?}", ready.error);
+        let kept = allowing
+            .object(&format!("assets/{}/source", asset.id))
+            .await
+            .expect("the imported source is kept");
+        assert_eq!(kept.len(), body.len());
+        allowing.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deleting_an_asset_while_it_is_prepared_stops_the_work_and_removes_its_objects() {
+        let harness = Harness::start(&[]).await;
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = clip(source_dir.path(), "60");
+        let asset = harness.create_uploaded("upload_long", &source).await;
+        // Playable early: the master playlist exists long before the end.
+        for _ in 0..600 {
+            let now = harness.db.get_asset(&asset.id).await.unwrap().unwrap();
+            if now.playable {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let playable = harness.db.get_asset(&asset.id).await.unwrap().unwrap();
+        assert!(playable.playable);
+        assert_eq!(playable.status, AssetStatus::Preparing);
+        let master = harness
+            .object(&format!("assets/{}/hls/master.m3u8", asset.id))
+            .await
+            .expect("the early master playlist");
+        assert!(!master.is_empty());
+        let v0 = harness
+            .object(&format!("assets/{}/hls/v0/index.m3u8", asset.id))
+            .await
+            .unwrap();
+        assert_eq!(
+            media(&v0).playlist_type,
+            Some(m3u8_rs::MediaPlaylistType::Event)
+        );
+
+        assert!(harness.db.delete_asset(&asset.id).await.unwrap());
+        let objects = harness.dir.path().join("objects/assets").join(&asset.id);
+        for _ in 0..200 {
+            if !objects.exists() && harness.work_entries().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!objects.exists(), "the deleted asset's objects are removed");
+        assert!(
+            harness.work_entries().is_empty(),
+            "working files are removed"
+        );
+        assert!(harness.event_types(&asset.id).await.is_empty());
+        harness.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_shutting_down_puts_its_job_back_and_removes_its_output() {
+        let harness = Harness::start(&[]).await;
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = clip(source_dir.path(), "60");
+        let asset = harness.create_uploaded("upload_stop", &source).await;
+        for _ in 0..600 {
+            if harness
+                .db
+                .get_asset(&asset.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .playable
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let db = harness.db.clone();
+        let objects = harness.dir.path().join("objects/assets").join(&asset.id);
+        let work = harness.dir.path().join("work");
+        let _dir = harness.dir.path().to_owned();
+        let Harness {
+            _database,
+            dir,
+            stop,
+            running,
+            ..
+        } = harness;
+        stop.send(true).unwrap();
+        running.await.unwrap();
+
+        let stopped = db.get_asset(&asset.id).await.unwrap().unwrap();
+        assert_eq!(stopped.status, AssetStatus::Preparing);
+        assert!(!stopped.playable, "its playlists are gone");
+        assert!(!objects.join("hls").exists());
+        assert!(std::fs::read_dir(&work).map_or(true, |mut e| e.next().is_none()));
+        let jobs = db.jobs_for_subject(&asset.id).await.unwrap();
+        assert_eq!(
+            jobs[0].status,
+            JobStatus::Queued,
+            "queued again, due at once"
+        );
+        assert_eq!(jobs[0].last_error.as_deref(), Some(INTERRUPTED));
+        assert!(jobs[0].run_after <= chrono::Utc::now());
+        drop(dir);
+    }
+}
