@@ -214,10 +214,11 @@ fn an_uploaded_clip_becomes_an_aligned_ladder_with_pictures_that_hlsjs_plays() {
 fn a_rotated_phone_clip_sent_by_tus_with_a_cut_comes_out_upright() {
     let server = Server::start();
     let work = tempfile::tempdir().unwrap();
-    // A landscape picture the player must show turned a quarter (phone held upright).
-    let path = ffmpeg_clip(
+    // A landscape picture the player must show turned a quarter (phone held upright). The MP4
+    // muxer turns a `rotate` tag into a display matrix only on a stream copy.
+    let landscape = ffmpeg_clip(
         work.path(),
-        "phone.mp4",
+        "landscape.mp4",
         &[
             "-f",
             "lavfi",
@@ -229,6 +230,16 @@ fn a_rotated_phone_clip_sent_by_tus_with_a_cut_comes_out_upright() {
             "veryfast",
             "-pix_fmt",
             "yuv420p",
+        ],
+    );
+    let path = ffmpeg_clip(
+        work.path(),
+        "phone.mp4",
+        &[
+            "-i",
+            landscape.to_str().unwrap(),
+            "-c",
+            "copy",
             "-metadata:s:v:0",
             "rotate=90",
         ],
@@ -254,6 +265,9 @@ fn a_rotated_phone_clip_sent_by_tus_with_a_cut_comes_out_upright() {
     let hls = asset_hls_dir(&server, &asset_id);
     let master = master(&hls);
     assert!(master.alternatives.is_empty(), "no audio rendition");
+    let video = &asset["tracks"][0];
+    // A quarter turn (its direction follows ffmpeg's reading of the tag).
+    assert_eq!(video["rotation"].as_u64().unwrap() % 180, 90, "{asset}");
     let variant = master.variants.iter().find(|v| !v.is_i_frame).unwrap();
     let size = variant.resolution.unwrap();
     assert_eq!((size.width, size.height), (180, 320), "portrait");
