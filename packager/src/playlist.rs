@@ -289,13 +289,14 @@ impl BitrateMeter {
         self.peak_bps
     }
 
-    /// Total bits over total duration (AVERAGE-BANDWIDTH), in bits per second.
+    /// Total bits over total duration (AVERAGE-BANDWIDTH), in bits per second. Never above
+    /// the peak, which rounding alone could otherwise cause (RFC 8216 §4.4.6.2).
     pub fn average_bps(&self) -> u64 {
         if self.total_nanos == 0 {
             return 0;
         }
         let bps = (self.total_bits * 1_000_000_000).div_ceil(self.total_nanos);
-        u64::try_from(bps).unwrap_or(u64::MAX)
+        u64::try_from(bps).unwrap_or(u64::MAX).min(self.peak_bps)
     }
 }
 

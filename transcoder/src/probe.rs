@@ -171,6 +171,8 @@ pub struct VideoStreamInfo {
     /// Chroma subsampling of YUV pixel formats (`4:2:0`, `4:2:2`, `4:4:4`, …; `4:0:0` for
     /// greyscale); `None` for RGB or an unknown format.
     pub chroma_subsampling: Option<String>,
+    /// How long the video stream lasts, when the container says.
+    pub duration: Option<Duration>,
 }
 
 /// The main audio stream of a probed file.
@@ -235,11 +237,22 @@ pub enum ProbeError {
     /// Longer than allowed.
     #[error("duration {} exceeds the {} limit", clock(*.duration), clock(*.limit))]
     TooLong { duration: Duration, limit: Duration },
+    /// The video covers a small part of a much longer file (a still picture over a long
+    /// soundtrack): its renditions would end long before the audio.
+    #[error(
+        "the video lasts {} but the file lasts {}: a few pictures over a long soundtrack are not \
+         supported; send the audio alone, or a video as long as its audio",
+        clock(*.video), clock(*.file)
+    )]
+    VideoMuchShorter { video: Duration, file: Duration },
 }
 
-/// `h:mm:ss`, for messages.
+/// `h:mm:ss` (seconds with hundredths under a minute), for messages.
 fn clock(duration: Duration) -> impl fmt::Display {
     let secs = duration.as_secs();
+    if secs < 60 {
+        return format!("{:.2} s", duration.as_secs_f64());
+    }
     format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
@@ -380,6 +393,10 @@ fn inspect(input: &Input, container: String, file_size: u64) -> Result<ProbeRepo
     })
 }
 
+/// How much shorter than the file its video may be (besides being at least half of it): audio
+/// often runs on a little past the last picture.
+const VIDEO_SHORTFALL_ALLOWED: Duration = Duration::from_secs(10);
+
 /// Holds a report to the limits.
 fn check(report: &ProbeReport, limits: &ProbeLimits) -> Result<(), ProbeError> {
     if report.stream_count > limits.max_streams {
@@ -405,6 +422,12 @@ fn check(report: &ProbeReport, limits: &ProbeLimits) -> Result<(), ProbeError> {
             duration,
             limit: limits.max_duration,
         });
+    }
+    let video_duration = report.video.as_ref().and_then(|video| video.duration);
+    if let (Some(video), Some(file)) = (video_duration, report.duration) {
+        if video < file / 2 && file - video > VIDEO_SHORTFALL_ALLOWED {
+            return Err(ProbeError::VideoMuchShorter { video, file });
+        }
     }
     Ok(())
 }
@@ -453,7 +476,20 @@ fn video_info(input: &Input, stream: &Stream) -> VideoStreamInfo {
             .map(|descriptor| descriptor.name().to_owned()),
         bit_depth: format.map(bit_depth),
         chroma_subsampling: format.and_then(chroma_subsampling),
+        duration: stream_duration(stream),
     }
+}
+
+/// A stream's own duration, when the container records one.
+fn stream_duration(stream: &Stream) -> Option<Duration> {
+    let ticks = u64::try_from(stream.duration()).ok().filter(|&t| t > 0)?;
+    let base = stream.time_base();
+    let (num, den) = (
+        u64::try_from(base.numerator()).ok()?,
+        u64::try_from(base.denominator()).ok().filter(|&d| d > 0)?,
+    );
+    let micros = u128::from(ticks) * u128::from(num) * 1_000_000 / u128::from(den);
+    Some(Duration::from_micros(u64::try_from(micros).ok()?))
 }
 
 /// A video stream's orientation, pixel shape and timing, as the container and the codec

@@ -253,12 +253,13 @@ impl X264Encoder {
     /// Drains the pictures x264 still holds, in output order.
     pub fn flush(&mut self) -> Result<Vec<EncodedFrame>, TranscodeError> {
         let mut frames = Vec::new();
+        // As x264's own example flushes: a call may return nothing while frame threads are
+        // still busy, so keep asking until no frame is delayed (each call makes progress).
         // SAFETY: the handle is open for as long as `self` lives.
         while unsafe { sys::x264_encoder_delayed_frames(self.handle.as_ptr()) } > 0 {
             // SAFETY: a null input picture asks x264 for a delayed frame.
-            match unsafe { self.encode_raw(ptr::null_mut(), i64::MAX) }? {
-                Some(frame) => frames.push(frame),
-                None => break,
+            if let Some(frame) = unsafe { self.encode_raw(ptr::null_mut(), i64::MAX) }? {
+                frames.push(frame);
             }
         }
         Ok(frames)

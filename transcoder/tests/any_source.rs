@@ -858,3 +858,24 @@ fn a_picture_size_change_mid_stream_keeps_every_picture() {
         "regular timestamps across the change: {pts:?}"
     );
 }
+
+#[test]
+fn a_single_picture_video_becomes_a_one_frame_rendition() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = ffmpeg_clip(
+        dir.path(),
+        "one-picture.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=320x240:r=30",
+            "-frames:v",
+            "1",
+            "-c:v",
+            "libx264",
+        ],
+    );
+    let transcoded = transcode(&clip, &ladder(vec![rung("240p", 240)]));
+    assert_eq!(transcoded.rungs[0].packets.len(), 1);
+}
