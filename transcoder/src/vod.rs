@@ -27,7 +27,7 @@ use ffmpeg_next::codec;
 use ffmpeg_next::format::context::Input;
 use sluice_media::{AudioSpecificConfig, AvcConfig, Packet, Timebase, TrackKind};
 
-use crate::ladder::{plan, Ladder, PlannedRung};
+use crate::ladder::{plan_with_codecs, Ladder, PlannedRung};
 use crate::live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
 use crate::probe::{self, ProbeError, ProbeLimits, ProbeReport};
 use crate::{AacTranscoder, TranscodeError};
@@ -183,7 +183,13 @@ impl FileTranscode {
         let (rungs, ladder) = match demuxer.video_config() {
             Some(config) => {
                 let frame_rate = report.video.as_ref().and_then(|video| video.frame_rate);
-                let rungs = plan(ladder, config.width, config.height, frame_rate)?;
+                let rungs = plan_with_codecs(
+                    ladder,
+                    config.width,
+                    config.height,
+                    frame_rate,
+                    &settings.codecs,
+                )?;
                 let settings = EncoderSettings {
                     when_behind: WhenBehind::Wait,
                     ..settings
