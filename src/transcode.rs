@@ -8,7 +8,8 @@
 //! ```text
 //! OUTDIR/master.m3u8            multivariant playlist: measured BANDWIDTH/AVERAGE-BANDWIDTH,
 //!                               CODECS, RESOLUTION, FRAME-RATE
-//! OUTDIR/v{N}/index.m3u8        one VOD media playlist per video rung (PLAYLIST-TYPE:VOD, ENDLIST)
+//! OUTDIR/v{N}/index.m3u8        one VOD media playlist per video rung (PLAYLIST-TYPE:VOD, ENDLIST);
+//!                               with `--codecs h264,av1` the AV1 rungs come after the H.264 ones
 //! OUTDIR/v{N}/init.mp4          its CMAF header (EXT-X-MAP)
 //! OUTDIR/v{N}/segment-{S}.m4s   its CMAF segments
 //! OUTDIR/a0/…                   the AAC-LC audio rendition (`.m4a` segments), when there is audio
@@ -34,14 +35,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use sluice_media::{AudioSpecificConfig, AvcConfig, MediaTime, Packet, Timebase, TrackInfo};
+use sluice_media::VideoCodec;
+use sluice_media::{AudioSpecificConfig, MediaTime, Packet, Timebase, TrackInfo, VideoConfig};
 use sluice_packager::{
     fmp4, AudioRendition, BitrateMeter, BoundaryPolicy, CompletedSegment, MasterPlaylist,
     SegmentEvent, TrackSegmenter, VideoVariant, VodPlaylist,
 };
 use sluice_transcoder::{
-    storyboard, thumbnail, EncoderSettings, FileTranscode, Ladder, PlannedRung, Preset,
-    ProbeLimits, StoryboardLayout, ThumbnailRequest, TranscoderOutput, VodEvent,
+    encodable_codec, storyboard, thumbnail, EncoderSettings, FileTranscode, Ladder, PlannedRung,
+    Preset, ProbeLimits, StoryboardLayout, ThumbnailRequest, TranscoderOutput, VodEvent,
 };
 
 /// Track id inside every init segment (CMAF: one track per file).
@@ -71,11 +73,20 @@ pub struct TranscodeArgs {
     /// x264 preset of the encoded rungs: ultrafast, superfast, veryfast, faster, fast, medium.
     #[arg(long, default_value = "veryfast", value_parser = parse_preset)]
     pub preset: Preset,
+    /// Video codecs, comma-separated: h264 and av1. H.264 renditions are always written; with
+    /// av1 every encoded H.264 rung also gets an AV1 twin (rav1e, same size, about 65 % of the
+    /// bitrate, key frames on the same pictures), listed after the H.264 ones.
+    #[arg(long, default_value = "h264", value_delimiter = ',', value_parser = parse_codec)]
+    pub codecs: Vec<VideoCodec>,
     /// Target segment duration in seconds, also the distance between the IDRs forced on
     /// encoded rungs (with a "source" rung, segments follow the source's keyframes).
     #[arg(long, default_value_t = DEFAULT_SEGMENT_SECONDS,
           value_parser = clap::value_parser!(u32).range(1..=30))]
     pub segment_seconds: u32,
+}
+
+fn parse_codec(text: &str) -> Result<VideoCodec, String> {
+    encodable_codec(text).map_err(|err| err.to_string())
 }
 
 fn parse_preset(text: &str) -> Result<Preset, String> {
@@ -111,6 +122,7 @@ pub fn run(args: TranscodeArgs) -> anyhow::Result<()> {
         keyframe_interval: segment,
         // Rungs already run in parallel; x264 picks its own thread count per rung for files.
         threads_per_rung: 0,
+        codecs: args.codecs,
         ..EncoderSettings::default()
     };
     // OUTDIR is checked before any work starts; the working directory goes away with
@@ -374,7 +386,7 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 struct VideoTrack {
     track: Track,
     frame_rate: Option<f64>,
-    config: Option<AvcConfig>,
+    config: Option<VideoConfig>,
     /// First and last presentation time seen, and the frame count, to measure the frame
     /// rate when the container does not say it.
     first_pts: Option<i64>,
@@ -460,10 +472,7 @@ impl HlsTree {
         match event {
             VodEvent::Video(TranscoderOutput::Config { rung, config }) => {
                 if let Some(video) = self.video.get_mut(rung) {
-                    let info = TrackInfo::Avc {
-                        config: config.clone(),
-                        frame_rate: video.frame_rate,
-                    };
+                    let info = config.track_info(video.frame_rate);
                     video.track.write_init(&info, Timebase::MPEG.0)?;
                     video.config = Some(config);
                 }
@@ -597,12 +606,12 @@ impl HlsTree {
             }
             video.track.write_playlist()?;
             let name = video.track.dir.file_name().unwrap_or_default();
-            sizes.push(format!("{}x{}", config.width, config.height));
+            sizes.push(format!("{}x{}", config.width(), config.height()));
             master.add_variant(VideoVariant {
                 uri: format!("{}/index.m3u8", name.to_string_lossy()),
                 codec: config.codec_string(),
-                width: config.width,
-                height: config.height,
+                width: config.width(),
+                height: config.height(),
                 frame_rate: video.frame_rate(),
                 peak_bps: video.track.meter.peak_bps(),
                 average_bps: video.track.meter.average_bps(),
@@ -673,6 +682,13 @@ mod tests {
             .to_string();
         assert!(tiny.contains("height must be between"), "{tiny}");
         assert!(parse_ladder(Some("[oops")).is_err());
+    }
+
+    #[test]
+    fn codecs_are_h264_and_av1() {
+        assert_eq!(parse_codec("av1"), Ok(VideoCodec::Av1));
+        assert_eq!(parse_codec("h264"), Ok(VideoCodec::H264));
+        assert!(parse_codec("vp9").unwrap_err().contains("vp9"));
     }
 
     #[test]

@@ -157,14 +157,12 @@ const MC_IDENTITY: u8 = 0;
 impl SequenceHeader {
     /// Parses a sequence header OBU's payload (AV1 spec §5.5.1 up to `color_config`).
     pub fn parse(payload: &[u8]) -> Result<Self, CodecError> {
-        Self::read(&mut BitReader::endian(payload, BigEndian)).map_err(|err| {
-            CodecError::Invalid {
-                what: SEQUENCE_HEADER,
-                reason: match err.kind() {
-                    std::io::ErrorKind::UnexpectedEof => "truncated".to_owned(),
-                    _ => err.to_string(),
-                },
-            }
+        Self::read(&mut BitReader::endian(payload, BigEndian)).map_err(|err| CodecError::Invalid {
+            what: SEQUENCE_HEADER,
+            reason: match err.kind() {
+                std::io::ErrorKind::UnexpectedEof => "truncated".to_owned(),
+                _ => err.to_string(),
+            },
         })
     }
 
@@ -426,13 +424,18 @@ impl Av1Config {
                 sequence = Some(SequenceHeader::parse(obu.payload)?);
             }
         }
-        let sequence = sequence.ok_or_else(|| invalid("configOBUs hold no sequence header".into()))?;
+        let sequence =
+            sequence.ok_or_else(|| invalid("configOBUs hold no sequence header".into()))?;
         let header = SequenceHeader {
             max_frame_width: sequence.max_frame_width,
             max_frame_height: sequence.max_frame_height,
             ..declared
         };
-        Ok(Self::with_header(Bytes::copy_from_slice(record), &header, 4))
+        Ok(Self::with_header(
+            Bytes::copy_from_slice(record),
+            &header,
+            4,
+        ))
     }
 
     fn with_header(record: Bytes, header: &SequenceHeader, obus_at: usize) -> Self {
@@ -483,7 +486,11 @@ mod tests {
         let config = av1_320x180();
         assert_eq!((config.width, config.height), (320, 180));
         assert_eq!(
-            (config.seq_profile, config.seq_level_idx_0, config.seq_tier_0),
+            (
+                config.seq_profile,
+                config.seq_level_idx_0,
+                config.seq_tier_0
+            ),
             (0, 0, 0)
         );
         assert_eq!(config.bit_depth(), 8);
@@ -555,7 +562,8 @@ mod tests {
                 }
             }
             w.write_bit(self.initial_display_delay).unwrap();
-            w.write::<5, u8>(self.operating_points.len() as u8 - 1).unwrap();
+            w.write::<5, u8>(self.operating_points.len() as u8 - 1)
+                .unwrap();
             for &(level, tier) in self.operating_points {
                 w.write::<12, u16>(0x101).unwrap();
                 w.write::<5, u8>(level).unwrap();
@@ -737,7 +745,10 @@ mod tests {
             corrupt[index] ^= 0xff;
             let _ = Av1Config::parse(&corrupt);
         }
-        assert!(SequenceHeader::parse(&[0xe0]).is_err(), "profile 7 is reserved");
+        assert!(
+            SequenceHeader::parse(&[0xe0]).is_err(),
+            "profile 7 is reserved"
+        );
     }
 
     #[test]
@@ -774,8 +785,15 @@ mod tests {
     fn leb128_reads_up_to_eight_bytes_within_32_bits() {
         assert_eq!(leb128(&[0x05]), Some((5, 1)));
         assert_eq!(leb128(&[0x80, 0x01]), Some((128, 2)));
-        assert_eq!(leb128(&[0xff, 0xff, 0xff, 0xff, 0x0f]), Some((u64::from(u32::MAX), 5)));
-        assert_eq!(leb128(&[0x80, 0x80, 0x80, 0x80, 0x10]), None, "above 2^32 - 1");
+        assert_eq!(
+            leb128(&[0xff, 0xff, 0xff, 0xff, 0x0f]),
+            Some((u64::from(u32::MAX), 5))
+        );
+        assert_eq!(
+            leb128(&[0x80, 0x80, 0x80, 0x80, 0x10]),
+            None,
+            "above 2^32 - 1"
+        );
         assert_eq!(leb128(&[0x80]), None, "unterminated");
         assert_eq!(leb128(&[]), None);
     }

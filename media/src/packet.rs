@@ -169,7 +169,10 @@ mod tests {
         assert_eq!((av1.width(), av1.height()), (320, 180));
         assert!(matches!(
             av1.track_info(None),
-            TrackInfo::Av1 { frame_rate: None, .. }
+            TrackInfo::Av1 {
+                frame_rate: None,
+                ..
+            }
         ));
         assert_eq!(
             av1.track_info(None).codec_string().as_deref(),

@@ -1,7 +1,8 @@
 //! AV1 rungs, encoded with rav1e.
 //!
-//! An [`Av1Encoder`] takes the same scaled yuv420p pictures an x264 rung gets and turns them
-//! into temporal units ready for an MP4 sample (AV1 Codec ISO Media File Format Binding §2.4):
+//! An [`Av1Encoder`] takes the same scaled yuv420p pictures an x264 rung gets and, through an
+//! [`Av1Session`] (rav1e, in the `sluice-av1enc` crate so that it is built optimised), turns
+//! them into temporal units ready for an MP4 sample (AV1 Codec ISO Media File Format Binding §2.4):
 //! OBUs with size fields, temporal delimiters and padding left out, one shown frame per unit.
 //!
 //! What the encoder is set to:
@@ -23,10 +24,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use ffmpeg_next::frame;
-use rav1e::prelude::{
-    ChromaSampling, Config, Context, EncoderConfig, EncoderStatus, FrameParameters, FrameType,
-    FrameTypeOverride, Opaque, Packet, Rational, SceneDetectionSpeed,
-};
+use sluice_av1enc::{Av1Session, EncodedUnit, SessionParams};
 use sluice_media::av1::{Obus, OBU_PADDING, OBU_SEQUENCE_HEADER, OBU_TEMPORAL_DELIMITER};
 use sluice_media::Av1Config;
 
@@ -88,7 +86,7 @@ const LEVEL_UNCONSTRAINED: u8 = 31;
 
 /// An open rav1e encoder for one rung.
 pub struct Av1Encoder {
-    context: Context<u8>,
+    session: Av1Session,
     width: u32,
     height: u32,
     config: Option<Av1Config>,
@@ -112,28 +110,18 @@ impl Av1Encoder {
         }
         let bitrate_bps = i32::try_from(u64::from(target.bitrate_kbps) * 1000)
             .map_err(|_| refuse("bitrate above 2 Gb/s".into()))?;
-        let mut encoder = EncoderConfig::with_speed_preset(speed.min(DEFAULT_SPEED));
-        encoder.width = target.width as usize;
-        encoder.height = target.height as usize;
-        encoder.bit_depth = 8;
-        encoder.chroma_sampling = ChromaSampling::Cs420;
-        // The nominal frame rate, in milliframes: rate control spreads bits per frame by it.
-        encoder.time_base = Rational {
-            num: 1000,
-            den: (target.frame_rate * 1000.0).round() as u64,
-        };
-        encoder.bitrate = bitrate_bps;
-        encoder.set_key_frame_interval(0, 0);
-        encoder.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
-
-        encoder.level_idx = Some(choose_level(target));
-        let context = Config::new()
-            .with_encoder_config(encoder)
-            .with_threads(threads as usize)
-            .new_context()
-            .map_err(|err| refuse(err.to_string()))?;
+        let session = Av1Session::open(&SessionParams {
+            width: target.width,
+            height: target.height,
+            frame_rate: target.frame_rate,
+            bitrate_bps,
+            level_idx: choose_level(target),
+            speed: speed.min(DEFAULT_SPEED),
+            threads: threads as usize,
+        })
+        .map_err(|err| refuse(err.to_string()))?;
         Ok(Av1Encoder {
-            context,
+            session,
             width: target.width,
             height: target.height,
             config: None,
@@ -155,59 +143,41 @@ impl Av1Encoder {
         force_keyframe: bool,
     ) -> Result<Vec<EncodedFrame>, TranscodeError> {
         ensure_yuv420p(picture, self.width, self.height)?;
-        let mut input = self.context.new_frame();
-        for (index, plane) in input.planes.iter_mut().enumerate() {
-            plane.copy_from_raw_u8(picture.data(index), picture.stride(index), 1);
-        }
-        let parameters = FrameParameters {
-            frame_type_override: if force_keyframe {
-                FrameTypeOverride::Key
-            } else {
-                FrameTypeOverride::No
-            },
-            opaque: Some(Opaque::new(pts)),
-            ..FrameParameters::default()
-        };
-        self.context
-            .send_frame((input, parameters))
-            .map_err(|status| encode_failed(pts, status))?;
-        self.drain(pts)
+        let plane = |index| (picture.data(index), picture.stride(index));
+        let units = self
+            .session
+            .send([plane(0), plane(1), plane(2)], pts, force_keyframe)
+            .map_err(|err| TranscodeError::Av1Encode {
+                pts,
+                reason: err.to_string(),
+            })?;
+        self.samples(units)
     }
 
     /// Ends the stream and returns the temporal units rav1e still holds.
     pub fn flush(&mut self) -> Result<Vec<EncodedFrame>, TranscodeError> {
-        self.context
-            .send_frame(None)
-            .map_err(|status| encode_failed(i64::MAX, status))?;
-        self.drain(i64::MAX)
-    }
-
-    /// Takes every finished temporal unit out of rav1e.
-    fn drain(&mut self, pts: i64) -> Result<Vec<EncodedFrame>, TranscodeError> {
-        let mut units = Vec::new();
-        loop {
-            match self.context.receive_packet() {
-                Ok(packet) => units.push(self.temporal_unit(packet)?),
-                Err(EncoderStatus::Encoded) => {}
-                Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => break,
-                Err(status) => return Err(encode_failed(pts, status)),
-            }
-        }
-        Ok(units)
-    }
-
-    /// Turns rav1e's packet into an MP4 sample, picking up the sequence header on the way.
-    fn temporal_unit(&mut self, packet: Packet<u8>) -> Result<EncodedFrame, TranscodeError> {
-        let pts = packet
-            .opaque
-            .and_then(|opaque| opaque.downcast::<i64>().ok())
-            .map(|pts| *pts)
-            .ok_or(TranscodeError::Av1Encode {
+        let units = self
+            .session
+            .flush()
+            .map_err(|err| TranscodeError::Av1Encode {
                 pts: i64::MAX,
-                reason: format!("frame {} came back without its time", packet.input_frameno),
+                reason: err.to_string(),
             })?;
-        let mut sample = BytesMut::with_capacity(packet.data.len());
-        for obu in Obus::new(&packet.data) {
+        self.samples(units)
+    }
+
+    fn samples(&mut self, units: Vec<EncodedUnit>) -> Result<Vec<EncodedFrame>, TranscodeError> {
+        units
+            .into_iter()
+            .map(|unit| self.temporal_unit(unit))
+            .collect()
+    }
+
+    /// Turns rav1e's temporal unit into an MP4 sample, picking up the sequence header on the
+    /// way.
+    fn temporal_unit(&mut self, unit: EncodedUnit) -> Result<EncodedFrame, TranscodeError> {
+        let mut sample = BytesMut::with_capacity(unit.data.len());
+        for obu in Obus::new(&unit.data) {
             let obu = obu.map_err(TranscodeError::Av1SequenceHeader)?;
             match obu.obu_type {
                 OBU_TEMPORAL_DELIMITER | OBU_PADDING => continue,
@@ -220,27 +190,19 @@ impl Av1Encoder {
             }
             sample.put_slice(obu.bytes);
         }
-        let keyframe = packet.frame_type == FrameType::KEY;
         if self.config.is_none() {
             return Err(TranscodeError::Av1Encode {
-                pts,
+                pts: unit.pts,
                 reason: "the first temporal unit has no sequence header".into(),
             });
         }
         Ok(EncodedFrame {
-            pts,
+            pts: unit.pts,
             // AV1 never reorders shown frames: every unit decodes when it is presented.
-            dts: pts,
-            keyframe,
+            dts: unit.pts,
+            keyframe: unit.keyframe,
             data: Bytes::from(sample),
         })
-    }
-}
-
-fn encode_failed(pts: i64, status: EncoderStatus) -> TranscodeError {
-    TranscodeError::Av1Encode {
-        pts,
-        reason: status.to_string(),
     }
 }
 
@@ -281,14 +243,7 @@ mod tests {
     }
 
     fn level_of(target: &EncodeTarget) -> u8 {
-        let level = choose_level(target);
-        // rav1e accepts the level it is given.
-        let mut encoder = EncoderConfig::with_speed_preset(DEFAULT_SPEED);
-        encoder.width = target.width as usize;
-        encoder.height = target.height as usize;
-        encoder.level_idx = Some(level);
-        Config::new().with_encoder_config(encoder).validate().unwrap();
-        level
+        choose_level(target)
     }
 
     #[test]
@@ -301,7 +256,10 @@ mod tests {
         assert_eq!(level_of(&target(1920, 1080, 60.0, 3900)), 9, "4.1");
         // A small picture at a bitrate above level 2.0's 1.5 Mb/s needs 2.1.
         assert_eq!(level_of(&target(320, 180, 30.0, 2000)), 1);
-        assert_eq!(level_of(&target(320, 180, 30.0, 500_000)), LEVEL_UNCONSTRAINED);
+        assert_eq!(
+            level_of(&target(320, 180, 30.0, 500_000)),
+            LEVEL_UNCONSTRAINED
+        );
         assert_eq!(level_of(&target(4096, 2304, 30.0, 10_000)), 16, "6.0");
     }
 
@@ -321,14 +279,21 @@ mod tests {
         crate::init_ffmpeg();
         let rung = target(160, 90, 30.0, 150);
         let mut encoder = Av1Encoder::open(&rung, DEFAULT_SPEED, 1).unwrap();
-        assert!(encoder.config().is_none(), "known once the first unit is out");
+        assert!(
+            encoder.config().is_none(),
+            "known once the first unit is out"
+        );
         let ticks = i64::from(sluice_media::Timebase::MPEG.0) / 30;
         let forced = [0, 7, 20];
         let mut units = Vec::new();
         for index in 0..30 {
             let picture = gradient(160, 90, index * 3);
             let pts = 9_000 + index as i64 * ticks;
-            units.extend(encoder.encode(&picture, pts, forced.contains(&index)).unwrap());
+            units.extend(
+                encoder
+                    .encode(&picture, pts, forced.contains(&index))
+                    .unwrap(),
+            );
         }
         units.extend(encoder.flush().unwrap());
 

@@ -476,9 +476,14 @@ mod tests {
     #[test]
     fn av1_twins_follow_every_encoded_rung_at_a_lower_bitrate() {
         let ladder: Ladder = serde_json::from_str(r#"["source", "720p", "360p"]"#).unwrap();
-        let planned =
-            plan_with_codecs(&ladder, 1920, 1080, Some(30.0), &[VideoCodec::H264, VideoCodec::Av1])
-                .unwrap();
+        let planned = plan_with_codecs(
+            &ladder,
+            1920,
+            1080,
+            Some(30.0),
+            &[VideoCodec::H264, VideoCodec::Av1],
+        )
+        .unwrap();
         let names: Vec<_> = planned.iter().map(PlannedRung::name).collect();
         assert_eq!(names, ["source", "720p", "360p", "720p-av1", "360p-av1"]);
         let targets = encode_targets(&planned);

@@ -42,8 +42,8 @@ use ffmpeg_next::software::scaling;
 use sluice_media::{AvcConfig, Packet, Timebase, TrackKind, VideoCodec, VideoConfig};
 use tracing::{debug, error, info, warn};
 
-use crate::decode::{DecodedPicture, H264Decoder};
 use crate::av1::{self, Av1Encoder};
+use crate::decode::{DecodedPicture, H264Decoder};
 use crate::ladder::{EncodeTarget, PlannedRung};
 use crate::x264::{EncodedFrame, Preset, X264Encoder};
 use crate::TranscodeError;
