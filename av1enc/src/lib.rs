@@ -24,6 +24,9 @@ pub struct SessionParams {
     /// Nominal frame rate, for rate control.
     pub frame_rate: f64,
     pub bitrate_bps: i32,
+    /// Frames over which rate control may borrow and repay bits: the rate buffer, like a VBV
+    /// buffer, in frames (rav1e takes at least 12).
+    pub reservoir_frames: i32,
     /// `seq_level_idx` written in the sequence header (31: no level).
     pub level_idx: u8,
     /// Speed preset, 0–10 (10 fastest).
@@ -61,6 +64,10 @@ impl Av1Session {
             den: (params.frame_rate * 1000.0).round() as u64,
         };
         encoder.bitrate = params.bitrate_bps;
+        // In bitrate mode `quantizer` is the highest quantizer rate control may use; rav1e's
+        // default (100) stops it well short of a low bitrate, which it then overshoots.
+        encoder.quantizer = 255;
+        encoder.reservoir_frame_delay = Some(params.reservoir_frames.max(12));
         encoder.level_idx = Some(params.level_idx);
         encoder.set_key_frame_interval(0, 0);
         encoder.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
@@ -152,6 +159,7 @@ mod tests {
             height: 64,
             frame_rate: 25.0,
             bitrate_bps: 100_000,
+            reservoir_frames: 50,
             level_idx: 0,
             speed: 10,
             threads: 1,

@@ -115,6 +115,7 @@ impl Av1Encoder {
             height: target.height,
             frame_rate: target.frame_rate,
             bitrate_bps,
+            reservoir_frames: reservoir_frames(target),
             level_idx: choose_level(target),
             speed: speed.min(DEFAULT_SPEED),
             threads: threads as usize,
@@ -204,6 +205,15 @@ impl Av1Encoder {
             data: Bytes::from(sample),
         })
     }
+}
+
+/// The rung's VBV buffer in frames: rav1e's rate control evens its spending over that many
+/// (its default, up to 240 frames, lets a short file overshoot its bitrate several times).
+fn reservoir_frames(target: &EncodeTarget) -> i32 {
+    let seconds = f64::from(target.vbv_bufsize_kbit) / f64::from(target.bitrate_kbps.max(1));
+    (seconds * target.frame_rate)
+        .round()
+        .clamp(1.0, f64::from(i32::MAX)) as i32
 }
 
 /// The lowest level whose limits the rung's size, frame rate and peak bitrate (its VBV
