@@ -9,9 +9,8 @@
 //!
 //! - **Aligned IDRs** (HLS Authoring Spec §1.13, §7.4): the decode thread decides which source
 //!   pictures start a segment, and every rung forces an IDR (an AV1 key frame on AV1 rungs) on
-//!   exactly those pictures. Without a
-//!   `source` rung, a cut falls on the first picture at or after each multiple of
-//!   `keyframe_interval` from the first picture. With a `source` rung, the encoded rungs cut on
+//!   exactly those pictures. Without a `source` rung, a cut falls on the first picture at or
+//!   after each multiple of `keyframe_interval` from the first picture. With a `source` rung, the encoded rungs cut on
 //!   the source's own keyframes, so the repackaged source lines up with them too.
 //! - **Backpressure** (DESIGN.md "Live backpressure"): every queue is bounded and nothing waits
 //!   on a full one except the rung threads on the output channel. `push` never blocks: when the
@@ -222,8 +221,8 @@ pub struct LiveTranscoder {
 
 impl LiveTranscoder {
     /// Opens every encoder, queues each rung's [`TranscoderOutput::Config`] (when known before
-    /// encoding) and starts the threads. `source` is the incoming stream's configuration; `rungs` come from
-    /// [`crate::plan`].
+    /// encoding) and starts the threads. `source` is the incoming stream's configuration;
+    /// `rungs` come from [`crate::plan`] or [`crate::plan_with_codecs`].
     pub fn start(
         source: &AvcConfig,
         rungs: Vec<PlannedRung>,
