@@ -2,15 +2,17 @@
 //!
 //! An [`Av1Encoder`] takes the same scaled yuv420p pictures an x264 rung gets and, through an
 //! [`Av1Session`] (rav1e, in the `sluice-av1enc` crate so that it is built optimised), turns
-//! them into temporal units ready for an MP4 sample (AV1 Codec ISO Media File Format Binding §2.4):
-//! OBUs with size fields, temporal delimiters and padding left out, one shown frame per unit.
+//! them into temporal units ready for an MP4 sample (AV1 Codec ISO Media File Format Binding
+//! §2.4): OBUs with size fields, temporal delimiters and padding left out, one shown frame per
+//! unit.
 //!
 //! What the encoder is set to:
 //! - Key frames only where the caller forces them (`FrameTypeOverride::Key`): the maximum
 //!   key-frame interval is infinite and scene detection is off, so the AV1 rungs cut on the
 //!   very source pictures the H.264 rungs get their IDRs on.
-//! - Single-pass bitrate mode at the rung's bitrate; rav1e has no VBV, so the rung's VBV
-//!   maximum only chooses the level.
+//! - Single-pass bitrate mode at the rung's bitrate, with no quantizer ceiling and a rate
+//!   buffer as long as the rung's VBV buffer; rav1e cannot cap peaks, so the VBV maximum
+//!   otherwise only chooses the level.
 //! - The level is the lowest whose picture size, display rate and Main-tier bitrate (AV1 spec
 //!   Annex A.3) the rung fits, so the `av01` codec string says what a player needs; rav1e's own
 //!   default is level 31, "no limits". (rav1e keeps these limits privately, and its own check
