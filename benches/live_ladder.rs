@@ -195,10 +195,7 @@ fn sluice_ladder(
         for output in outputs {
             match output {
                 TranscoderOutput::Config { rung, config } => {
-                    let track = sluice_media::TrackInfo::Avc {
-                        config,
-                        frame_rate: None,
-                    };
+                    let track = config.track_info(None);
                     let init =
                         sluice_packager::init_segment(&track, 1, Timebase::MPEG.0).expect("init");
                     std::fs::write(out.join(format!("v{rung}-init.mp4")), init)

@@ -23,7 +23,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use sluice_transcoder::{EncoderSettings, FileTranscode, Ladder, Preset, ProbeLimits};
+use sluice_media::VideoCodec;
+use sluice_transcoder::{
+    encodable_codec, EncoderSettings, FileTranscode, Ladder, Preset, ProbeLimits,
+};
 
 use crate::vod::package::{
     package, write_pictures, DirectoryOutput, PackageObserver, SegmentPlan, MASTER_PLAYLIST,
@@ -50,11 +53,20 @@ pub struct TranscodeArgs {
     /// x264 preset of the encoded rungs: ultrafast, superfast, veryfast, faster, fast, medium.
     #[arg(long, default_value = "veryfast", value_parser = parse_preset)]
     pub preset: Preset,
+    /// Video codecs, comma-separated: h264 and av1. H.264 renditions are always written; with
+    /// av1 every encoded H.264 rung also gets an AV1 twin (rav1e, same size, about 65 % of the
+    /// bitrate, key frames on the same pictures), listed after the H.264 ones.
+    #[arg(long, default_value = "h264", value_delimiter = ',', value_parser = parse_codec)]
+    pub codecs: Vec<VideoCodec>,
     /// Target segment duration in seconds, also the distance between the IDRs forced on
     /// encoded rungs (with a "source" rung, segments follow the source's keyframes).
     #[arg(long, default_value_t = DEFAULT_SEGMENT_SECONDS,
           value_parser = clap::value_parser!(u32).range(1..=30))]
     pub segment_seconds: u32,
+}
+
+fn parse_codec(text: &str) -> Result<VideoCodec, String> {
+    encodable_codec(text).map_err(|err| err.to_string())
 }
 
 fn parse_preset(text: &str) -> Result<Preset, String> {
@@ -90,6 +102,7 @@ pub fn run(args: TranscodeArgs) -> anyhow::Result<()> {
         keyframe_interval: segments.keyframe_interval(),
         // Rungs already run in parallel; x264 picks its own thread count per rung for files.
         threads_per_rung: 0,
+        codecs: args.codecs,
         ..EncoderSettings::default()
     };
     let limits = ProbeLimits::default();
@@ -258,6 +271,13 @@ mod tests {
             .to_string();
         assert!(tiny.contains("height must be between"), "{tiny}");
         assert!(parse_ladder(Some("[oops")).is_err());
+    }
+
+    #[test]
+    fn codecs_are_h264_and_av1() {
+        assert_eq!(parse_codec("av1"), Ok(VideoCodec::Av1));
+        assert_eq!(parse_codec("h264"), Ok(VideoCodec::H264));
+        assert!(parse_codec("vp9").unwrap_err().contains("vp9"));
     }
 
     #[test]

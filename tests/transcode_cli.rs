@@ -347,6 +347,133 @@ fn a_clip_with_audio_becomes_an_aligned_vod_ladder() {
 }
 
 #[test]
+fn av1_renditions_follow_the_h264_ones_with_the_same_keyframes() {
+    let work = tempfile::tempdir().unwrap();
+    let clip = ffmpeg_clip(
+        work.path(),
+        "clip.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=30",
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let out = work.path().join("out");
+    let output = sluice_transcode(&[
+        clip.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--ladder",
+        r#"[{"name": "180p", "height": 180, "bitrate_kbps": 300}]"#,
+        "--segment-seconds",
+        "1",
+        "--codecs",
+        "h264,av1",
+    ]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("2 video renditions"));
+
+    let master = master(&out);
+    let summary: Vec<_> = master
+        .variants
+        .iter()
+        .map(|v| (v.uri.as_str(), v.codecs.as_deref().unwrap()))
+        .collect();
+    assert_eq!(summary[0].0, "v0/index.m3u8");
+    assert!(summary[0].1.starts_with("avc1."), "{summary:?}");
+    assert_eq!(summary[1].0, "v1/index.m3u8");
+    // Profile 0 (Main), 8-bit; 320x180 at 30 fps and under 1.5 Mb/s is level 2.0.
+    assert!(summary[1].1.starts_with("av01.0."), "{summary:?}");
+    assert_eq!(summary[1].1, "av01.0.00M.08");
+    let resolution = master.variants[1].resolution.unwrap();
+    assert_eq!((resolution.width, resolution.height), (320, 180));
+    // The AV1 twin targets 65 % of 300 kb/s; its rate control keeps near that.
+    let av1_average = master.variants[1].average_bandwidth.unwrap();
+    assert!(
+        av1_average <= 195_000 * 3 / 2,
+        "AV1 averages {av1_average} b/s"
+    );
+
+    let v0 = vod_playlist(&out, "v0/index.m3u8");
+    let v1 = vod_playlist(&out, "v1/index.m3u8");
+    let durations = |p: &MediaPlaylist| p.segments.iter().map(|s| s.duration).collect::<Vec<_>>();
+    assert_eq!(durations(&v0), durations(&v1), "same segment boundaries");
+    assert_eq!(v1.segments.len(), 2, "1 s segments of a 2 s clip");
+
+    let scratch = work.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let (segments, whole) = playable_files(&out, "v1/index.m3u8", &scratch);
+    for segment in segments.iter().chain([&whole]) {
+        decode_cleanly(segment);
+    }
+    let stream = &ffprobe(
+        &whole,
+        &[
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height,pix_fmt,nb_read_frames",
+            "-count_frames",
+        ],
+    )["streams"][0];
+    assert_eq!(stream["codec_name"], "av1");
+    assert_eq!(
+        (stream["width"].as_u64(), stream["height"].as_u64()),
+        (Some(320), Some(180))
+    );
+    assert_eq!(stream["pix_fmt"], "yuv420p");
+    assert_eq!(stream["nb_read_frames"], "60", "every picture decodes");
+
+    let h264_keyframes = sync_sample_times(&out, "v0/index.m3u8");
+    assert_eq!(
+        sync_sample_times(&out, "v1/index.m3u8"),
+        h264_keyframes,
+        "keyframes line up"
+    );
+    assert_eq!(h264_keyframes, [0, 90_000], "one per 1 s segment, from 0");
+}
+
+/// Presentation times (90 kHz) of the sync samples of the rendition at `uri`, read from its
+/// segments' `tfdt` and `trun`. (ffmpeg reads negative composition offsets, which H.264 with
+/// B-frames has and AV1 has not, by moving the track's presentation times later, so its times
+/// do not compare across codecs.)
+fn sync_sample_times(dir: &Path, uri: &str) -> Vec<i64> {
+    let playlist = vod_playlist(dir, uri);
+    let base = dir.join(uri).parent().unwrap().to_owned();
+    let u32_at = |data: &[u8], at: usize| u32::from_be_bytes(data[at..at + 4].try_into().unwrap());
+    let mut times = Vec::new();
+    for segment in &playlist.segments {
+        let data = std::fs::read(base.join(&segment.uri)).unwrap();
+        let moof = &data[..u32_at(&data, 0) as usize];
+        let body = |fourcc: &[u8]| moof.windows(4).position(|w| w == fourcc).unwrap() + 4;
+        let tfdt = body(b"tfdt");
+        assert_eq!(moof[tfdt], 1, "tfdt version 1");
+        let mut decode_time = i64::from_be_bytes(moof[tfdt + 4..tfdt + 12].try_into().unwrap());
+        // trun: version and flags, sample count, data offset, then 16 bytes per sample.
+        let trun = body(b"trun");
+        for sample in 0..u32_at(moof, trun + 4) as usize {
+            let entry = trun + 12 + 16 * sample;
+            let (duration, flags) = (u32_at(moof, entry), u32_at(moof, entry + 8));
+            let offset = u32_at(moof, entry + 12) as i32;
+            if flags == 0x0200_0000 {
+                times.push(decode_time + i64::from(offset));
+            }
+            decode_time += i64::from(duration);
+        }
+    }
+    times
+}
+
+#[test]
 fn a_video_only_clip_gets_no_audio_rendition() {
     // Matroska, odd dimensions and 4:4:4 chroma: the rung comes out even-sized in 4:2:0.
     let work = tempfile::tempdir().unwrap();

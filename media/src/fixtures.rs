@@ -2,6 +2,7 @@
 //! media clips made at test time with the ffmpeg CLI, and a reader of animated WebP files
 //! (which ffmpeg's WebP decoder does not read).
 
+use crate::av1::Av1Config;
 use crate::codec::AvcConfig;
 
 /// Sequence parameter set of a 320x240 High-profile stream written by x264 (ffmpeg lavfi
@@ -18,6 +19,18 @@ pub const PPS_320X240: [u8; 6] = [0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
 pub fn avc_320x240() -> AvcConfig {
     AvcConfig::from_parameter_sets(&SPS_320X240, &PPS_320X240)
         .expect("the fixture parameter sets parse")
+}
+
+/// Sequence header OBU (with its header and size) of a 320x180 8-bit 4:2:0 stream written by
+/// rav1e at speed 10, level 2.0.
+pub const AV1_SEQUENCE_HEADER_320X180: [u8; 13] = [
+    0x0a, 0x0b, 0x00, 0x00, 0x00, 0x04, 0x3c, 0xfe, 0xcc, 0x42, 0x15, 0x01, 0x40,
+];
+
+/// The decoder configuration of that 320x180 AV1 stream.
+pub fn av1_320x180() -> Av1Config {
+    Av1Config::from_sequence_header_obu(&AV1_SEQUENCE_HEADER_320X180)
+        .expect("the fixture sequence header parses")
 }
 
 /// Runs the ffmpeg CLI quietly with `args`, writing `name` in `dir`, and returns its path.

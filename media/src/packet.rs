@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::av1::Av1Config;
 use crate::codec::{AudioCodec, AudioSpecificConfig, AvcConfig, VideoCodec};
 use crate::time::{MediaTime, Timebase};
 
@@ -15,7 +16,8 @@ pub enum TrackKind {
 /// One compressed access unit.
 ///
 /// Payload conventions: H.264 is AVCC (NAL units each prefixed by a 4-byte big-endian length,
-/// as in MP4 and FLV), AAC is one raw frame without ADTS header.
+/// as in MP4 and FLV), AV1 is one temporal unit of OBUs with size fields and without temporal
+/// delimiters (as in MP4), AAC is one raw frame without ADTS header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Packet {
     /// Video or audio.
@@ -53,6 +55,12 @@ pub enum TrackInfo {
         /// Frames per second when known (from metadata or the SPS timing info).
         frame_rate: Option<f64>,
     },
+    /// An AV1 video track with its decoder configuration.
+    Av1 {
+        config: Av1Config,
+        /// Frames per second when known.
+        frame_rate: Option<f64>,
+    },
     /// An AAC audio track with its AudioSpecificConfig.
     Aac { config: AudioSpecificConfig },
     /// A video codec Sluice recognises but does not carry in this track form.
@@ -69,17 +77,106 @@ impl TrackInfo {
     /// Video or audio.
     pub fn kind(&self) -> TrackKind {
         match self {
-            TrackInfo::Avc { .. } | TrackInfo::OtherVideo { .. } => TrackKind::Video,
+            TrackInfo::Avc { .. } | TrackInfo::Av1 { .. } | TrackInfo::OtherVideo { .. } => {
+                TrackKind::Video
+            }
             TrackInfo::Aac { .. } | TrackInfo::OtherAudio { .. } => TrackKind::Audio,
         }
     }
 
-    /// The RFC 6381 codec string (`avc1.64001f`, `mp4a.40.2`), when the track has one.
+    /// The RFC 6381 codec string (`avc1.64001f`, `av01.0.04M.08`, `mp4a.40.2`), when the track
+    /// has one.
     pub fn codec_string(&self) -> Option<String> {
         match self {
             TrackInfo::Avc { config, .. } => Some(config.codec_string()),
+            TrackInfo::Av1 { config, .. } => Some(config.codec_string()),
             TrackInfo::Aac { config } => Some(config.codec_string()),
             TrackInfo::OtherVideo { .. } | TrackInfo::OtherAudio { .. } => None,
         }
+    }
+}
+
+/// The decoder configuration of an encoded video rendition, whichever its codec.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VideoConfig {
+    Avc(AvcConfig),
+    Av1(Av1Config),
+}
+
+impl VideoConfig {
+    /// Which codec this configures.
+    pub fn codec(&self) -> VideoCodec {
+        match self {
+            VideoConfig::Avc(_) => VideoCodec::H264,
+            VideoConfig::Av1(_) => VideoCodec::Av1,
+        }
+    }
+
+    /// Picture width in pixels.
+    pub fn width(&self) -> u32 {
+        match self {
+            VideoConfig::Avc(config) => config.width,
+            VideoConfig::Av1(config) => config.width,
+        }
+    }
+
+    /// Picture height in pixels.
+    pub fn height(&self) -> u32 {
+        match self {
+            VideoConfig::Avc(config) => config.height,
+            VideoConfig::Av1(config) => config.height,
+        }
+    }
+
+    /// The RFC 6381 codec string (`avc1.64001f`, `av01.0.04M.08`).
+    pub fn codec_string(&self) -> String {
+        match self {
+            VideoConfig::Avc(config) => config.codec_string(),
+            VideoConfig::Av1(config) => config.codec_string(),
+        }
+    }
+
+    /// The track this configuration describes, at `frame_rate` when known.
+    pub fn track_info(&self, frame_rate: Option<f64>) -> TrackInfo {
+        match self {
+            VideoConfig::Avc(config) => TrackInfo::Avc {
+                config: config.clone(),
+                frame_rate,
+            },
+            VideoConfig::Av1(config) => TrackInfo::Av1 {
+                config: config.clone(),
+                frame_rate,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_config_describes_its_track() {
+        let avc = VideoConfig::Avc(crate::fixtures::avc_320x240());
+        assert_eq!(avc.codec(), VideoCodec::H264);
+        assert_eq!((avc.width(), avc.height()), (320, 240));
+        let track = avc.track_info(Some(25.0));
+        assert_eq!(track.kind(), TrackKind::Video);
+        assert_eq!(track.codec_string(), Some(avc.codec_string()));
+
+        let av1 = VideoConfig::Av1(crate::fixtures::av1_320x180());
+        assert_eq!(av1.codec(), VideoCodec::Av1);
+        assert_eq!((av1.width(), av1.height()), (320, 180));
+        assert!(matches!(
+            av1.track_info(None),
+            TrackInfo::Av1 {
+                frame_rate: None,
+                ..
+            }
+        ));
+        assert_eq!(
+            av1.track_info(None).codec_string().as_deref(),
+            Some("av01.0.00M.08")
+        );
     }
 }

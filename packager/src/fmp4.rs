@@ -3,8 +3,10 @@
 //! Follows ISO/IEC 14496-12 (ISOBMFF) §4.2 box structure, §8.8 movie fragments, and the CMAF
 //! track constraints of ISO/IEC 23000-19 §7 (one track per init segment, empty sample tables in
 //! `moov`, `mvex`/`trex` present, `tfdt` in every fragment, `default-base-is-moof`). Sample
-//! entries follow ISO/IEC 14496-15 §5.4 (`avc1` + `avcC`) and ISO/IEC 14496-14 §5.6 (`mp4a` +
-//! `esds`, whose descriptors are ISO/IEC 14496-1 §7.2.6).
+//! entries follow ISO/IEC 14496-15 §5.4 (`avc1` + `avcC`), the AV1 Codec ISO Media File Format
+//! Binding §2.2–2.3 (`av01` + `av1C`, with the `av01` brand) and ISO/IEC 14496-14 §5.6 (`mp4a` +
+//! `esds`, whose descriptors are ISO/IEC 14496-1 §7.2.6). AV1 samples are temporal units
+//! without temporal delimiters (binding §2.4), as the transcoder writes them.
 //!
 //! Boxes are written by hand, one function per box, each box's size patched once its body is
 //! written (the shape of gst-plugins-rs `isobmff/boxes.rs`). `mp4-atom` could encode them, but
@@ -13,7 +15,7 @@
 //! complete) and would otherwise take on a 0.x dependency whose API changes between releases.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use sluice_media::{AudioSpecificConfig, AvcConfig, TrackInfo};
+use sluice_media::{AudioSpecificConfig, Av1Config, AvcConfig, TrackInfo};
 
 use crate::PackagerError;
 
@@ -22,9 +24,9 @@ use crate::PackagerError;
 pub struct Sample {
     /// Ticks (in the track timescale) until the next sample's decode time.
     pub duration: u32,
-    /// The compressed bytes (AVCC for H.264, a raw frame for AAC).
+    /// The compressed bytes (AVCC for H.264, a temporal unit for AV1, a raw frame for AAC).
     pub data: Bytes,
-    /// Whether this is a sync sample (an IDR; every AAC frame).
+    /// Whether this is a sync sample (an IDR; an AV1 key frame; every AAC frame).
     pub keyframe: bool,
     /// Presentation time minus decode time, in ticks; negative values are allowed.
     pub composition_offset: i32,
@@ -32,6 +34,11 @@ pub struct Sample {
 
 /// The brands of every init segment: ISO base media version 6, the CMAF track brand, MP4 v1.
 const BRANDS: [&[u8; 4]; 3] = [b"iso6", b"cmfc", b"mp41"];
+/// The brand an init segment with an AV1 track adds (AV1-ISOBMFF binding §2.1).
+const AV1_BRAND: &[u8; 4] = b"av01";
+/// The compressor name the binding recommends for `av01` sample entries (§2.2.4): a length
+/// byte of 10, then the name, zero-padded to 32 bytes.
+const AV1_COMPRESSOR_NAME: &[u8] = b"\x0aAOM Coding";
 /// Timescale of `mvhd`; the movie itself carries no samples, so milliseconds are enough.
 const MOVIE_TIMESCALE: u32 = 1_000;
 /// The identity transformation matrix of `mvhd` and `tkhd` (§8.2.2.3).
@@ -61,7 +68,14 @@ pub fn init_segment(
 ) -> Result<Bytes, PackagerError> {
     let media = MediaSpecific::of(track)?;
     let mut buf = BytesMut::new();
-    ftyp(&mut buf);
+    let extra_brand = match &media {
+        MediaSpecific::Video {
+            config: VisualConfig::Av1(_),
+            ..
+        } => Some(AV1_BRAND),
+        _ => None,
+    };
+    ftyp(&mut buf, extra_brand);
     moov(&mut buf, &media, track_id, timescale);
     Ok(buf.freeze())
 }
@@ -118,7 +132,7 @@ fn fits_u32(what: &'static str, value: usize) -> Result<u32, PackagerError> {
 /// What differs between a video and an audio track in the init segment.
 enum MediaSpecific<'a> {
     Video {
-        config: &'a AvcConfig,
+        config: VisualConfig<'a>,
         width: u16,
         height: u16,
     },
@@ -131,7 +145,12 @@ impl<'a> MediaSpecific<'a> {
     fn of(track: &'a TrackInfo) -> Result<Self, PackagerError> {
         match track {
             TrackInfo::Avc { config, .. } => Ok(MediaSpecific::Video {
-                config,
+                config: VisualConfig::Avc(config),
+                width: dimension(config.width)?,
+                height: dimension(config.height)?,
+            }),
+            TrackInfo::Av1 { config, .. } => Ok(MediaSpecific::Video {
+                config: VisualConfig::Av1(config),
                 width: dimension(config.width)?,
                 height: dimension(config.height)?,
             }),
@@ -144,6 +163,12 @@ impl<'a> MediaSpecific<'a> {
             }),
         }
     }
+}
+
+/// The decoder configuration of a video sample entry.
+enum VisualConfig<'a> {
+    Avc(&'a AvcConfig),
+    Av1(&'a Av1Config),
 }
 
 fn dimension(pixels: u32) -> Result<u16, PackagerError> {
@@ -178,12 +203,12 @@ fn write_full_box(
     });
 }
 
-/// §4.3 File Type Box.
-fn ftyp(buf: &mut BytesMut) {
+/// §4.3 File Type Box; `extra_brand` joins the compatible brands.
+fn ftyp(buf: &mut BytesMut, extra_brand: Option<&[u8; 4]>) {
     write_box(buf, b"ftyp", |buf| {
         buf.put_slice(BRANDS[0]);
         buf.put_u32(0);
-        for brand in BRANDS {
+        for brand in BRANDS.into_iter().chain(extra_brand) {
             buf.put_slice(brand);
         }
     });
@@ -336,10 +361,15 @@ fn stsd(buf: &mut BytesMut, media: &MediaSpecific<'_>) {
         buf.put_u32(1); // entry_count
         match media {
             MediaSpecific::Video {
-                config,
+                config: VisualConfig::Avc(config),
                 width,
                 height,
             } => avc1(buf, config, *width, *height),
+            MediaSpecific::Video {
+                config: VisualConfig::Av1(config),
+                width,
+                height,
+            } => av01(buf, config, *width, *height),
             MediaSpecific::Audio { config } => mp4a(buf, config),
         }
     });
@@ -353,7 +383,29 @@ fn sample_entry_header(buf: &mut BytesMut) {
 
 /// ISO/IEC 14496-15 §5.4.2.1 AVC sample entry (a VisualSampleEntry, §12.1.3) with its `avcC`.
 fn avc1(buf: &mut BytesMut, config: &AvcConfig, width: u16, height: u16) {
-    write_box(buf, b"avc1", |buf| {
+    visual_sample_entry(buf, b"avc1", width, height, b"", |buf| {
+        write_box(buf, b"avcC", |buf| buf.put_slice(&config.record));
+    });
+}
+
+/// AV1-ISOBMFF §2.2 AV1 sample entry (a VisualSampleEntry) with its `av1C` (§2.3).
+fn av01(buf: &mut BytesMut, config: &Av1Config, width: u16, height: u16) {
+    visual_sample_entry(buf, b"av01", width, height, AV1_COMPRESSOR_NAME, |buf| {
+        write_box(buf, b"av1C", |buf| buf.put_slice(&config.record));
+    });
+}
+
+/// ISO/IEC 14496-12 §12.1.3 VisualSampleEntry `fourcc` of `width`×`height`, with its
+/// `compressor_name` (at most 31 bytes, already length-prefixed) and its configuration boxes.
+fn visual_sample_entry(
+    buf: &mut BytesMut,
+    fourcc: &[u8; 4],
+    width: u16,
+    height: u16,
+    compressor_name: &[u8],
+    configuration: impl FnOnce(&mut BytesMut),
+) {
+    write_box(buf, fourcc, |buf| {
         sample_entry_header(buf);
         buf.put_u16(0); // pre_defined
         buf.put_u16(0); // reserved
@@ -364,10 +416,11 @@ fn avc1(buf: &mut BytesMut, config: &AvcConfig, width: u16, height: u16) {
         buf.put_u32(0x0048_0000); // vertresolution 72 dpi
         buf.put_u32(0); // reserved
         buf.put_u16(1); // frame_count
-        buf.put_bytes(0, 32); // compressorname
+        buf.put_slice(compressor_name);
+        buf.put_bytes(0, 32 - compressor_name.len()); // compressorname, zero-padded
         buf.put_u16(0x0018); // depth: colour, no alpha
         buf.put_i16(-1); // pre_defined
-        write_box(buf, b"avcC", |buf| buf.put_slice(&config.record));
+        configuration(buf);
     });
 }
 
@@ -513,9 +566,11 @@ mod tests {
 
     #[test]
     fn ftyp_declares_cmaf_brands() {
-        let buf = written(ftyp);
+        let buf = written(|buf| ftyp(buf, None));
         let body = read_one(&buf, b"ftyp");
         assert_eq!(body, b"iso6\0\0\0\0iso6cmfcmp41");
+        let buf = written(|buf| ftyp(buf, Some(AV1_BRAND)));
+        assert_eq!(read_one(&buf, b"ftyp"), b"iso6\0\0\0\0iso6cmfcmp41av01");
     }
 
     #[test]
@@ -613,6 +668,49 @@ mod tests {
         assert_eq!(u16_at(body, 40), 1, "frame count");
         assert_eq!(u16_at(body, 74), 0x18);
         assert_eq!(read_one(&body[78..], b"avcC"), config.record.as_ref());
+    }
+
+    #[test]
+    fn av01_sample_entry_is_golden() {
+        let config = sluice_media::fixtures::av1_320x180();
+        let buf = written(|buf| av01(buf, &config, 320, 180));
+        let mut expected = vec![0, 0, 0, 111]; // 8 + 78 + av1C (8 + 4 + 13)
+        expected.extend_from_slice(b"av01");
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]); // reserved, data_reference_index
+        expected.extend_from_slice(&[0; 16]); // pre_defined, reserved, pre_defined
+        expected.extend_from_slice(&[0x01, 0x40, 0x00, 0xb4]); // 320 x 180
+        expected.extend_from_slice(&[0, 0x48, 0, 0, 0, 0x48, 0, 0]); // 72 dpi, 72 dpi
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 1]); // reserved, frame_count
+        expected.extend_from_slice(b"\x0aAOM Coding");
+        expected.extend_from_slice(&[0; 21]);
+        expected.extend_from_slice(&[0, 0x18, 0xff, 0xff]); // depth, pre_defined -1
+        expected.extend_from_slice(&[0, 0, 0, 25]);
+        expected.extend_from_slice(b"av1C");
+        // marker 1 version 1; profile 0 level 0; tier 0, 8-bit, 4:2:0; no presentation delay.
+        expected.extend_from_slice(&[0x81, 0x00, 0x0c, 0x00]);
+        expected.extend_from_slice(&sluice_media::fixtures::AV1_SEQUENCE_HEADER_320X180);
+        assert_eq!(buf.as_ref(), expected.as_slice());
+    }
+
+    #[test]
+    fn av1_init_segment_carries_the_av01_brand_and_sample_entry() {
+        let track = TrackInfo::Av1 {
+            config: sluice_media::fixtures::av1_320x180(),
+            frame_rate: Some(30.0),
+        };
+        let init = init_segment(&track, 1, 90_000).unwrap();
+        assert!(find(&init, &[b"ftyp"]).ends_with(b"av01"));
+        let moov = find(&init, &[b"moov"]);
+        let tkhd = find(moov, &[b"trak", b"tkhd"]);
+        assert_eq!((u32_at(tkhd, 76), u32_at(tkhd, 80)), (320 << 16, 180 << 16));
+        assert_eq!(&find(moov, &[b"trak", b"mdia", b"hdlr"])[8..12], b"vide");
+        let stsd = find(moov, &[b"trak", b"mdia", b"minf", b"stbl", b"stsd"]);
+        let entry = &read_boxes(&stsd[8..])[0];
+        assert_eq!(&entry.fourcc, b"av01");
+        assert_eq!(
+            read_one(&entry.body[78..], b"av1C"),
+            sluice_media::fixtures::av1_320x180().record.as_ref()
+        );
     }
 
     #[test]

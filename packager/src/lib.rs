@@ -27,7 +27,7 @@ pub use segmenter::{BoundaryPolicy, CompletedSegment, SegmentEvent, TrackSegment
 /// Errors raised while packaging.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PackagerError {
-    /// The track's codec has no CMAF sample entry in Sluice (only H.264 and AAC do).
+    /// The track's codec has no CMAF sample entry in Sluice (only H.264, AV1 and AAC do).
     #[error("codec {codec} cannot be packaged as CMAF")]
     UnsupportedCodec { codec: String },
     /// A value does not fit the 32-bit field ISOBMFF gives it.

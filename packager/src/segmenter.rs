@@ -19,6 +19,11 @@
 //!   repaired: the rest of the track's timeline is shifted so the packet follows the previous
 //!   one by the previous sample duration. Players never see zero or negative durations.
 //! * B-frames: `pts - dts` becomes the sample's signed composition offset (`trun` version 1).
+//!   The decode timeline is moved later by the first keyframe's `pts - dts` (its reorder
+//!   delay) and every composition offset shrinks by as much, so presentation times are kept
+//!   exactly and the first sample's decode time is its presentation time (CMAF §7.5.16's
+//!   negative composition offsets instead of an edit list). Renditions whose encoders reorder
+//!   differently (x264 with B-frames, AV1 without) therefore still share one timeline.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -152,6 +157,9 @@ pub struct TrackSegmenter {
     next_fragment: u32,
     /// Ticks added to every received timestamp so decode times stay increasing.
     shift: i64,
+    /// The first keyframe's `pts - dts`: added to decode times (through `shift`) and taken
+    /// off composition offsets.
+    reorder_delay: i64,
     held: Option<HeldPacket>,
     last_duration: Option<u32>,
     open: OpenSegment,
@@ -175,6 +183,7 @@ impl TrackSegmenter {
             next_sequence: 0,
             next_fragment: 1,
             shift: 0,
+            reorder_delay: 0,
             held: None,
             last_duration: None,
             open: OpenSegment::default(),
@@ -202,11 +211,16 @@ impl TrackSegmenter {
         let mut events = Vec::new();
         let received_dts = packet.timebase.rescale(packet.dts, self.timescale);
         let received_pts = packet.timebase.rescale(packet.pts, self.timescale);
-        let composition_offset = received_pts
-            .saturating_sub(received_dts)
+        let reorder = received_pts.saturating_sub(received_dts);
+        self.kind.get_or_insert(packet.kind);
+        if self.held.is_none() && packet.keyframe {
+            self.reorder_delay = reorder.max(0);
+            self.shift = self.reorder_delay;
+        }
+        let composition_offset = reorder
+            .saturating_sub(self.reorder_delay)
             .clamp(i64::from(i32::MIN), i64::from(i32::MAX))
             as i32;
-        self.kind.get_or_insert(packet.kind);
 
         let Some(held) = self.held.take() else {
             if !packet.keyframe {
@@ -215,7 +229,7 @@ impl TrackSegmenter {
                 });
                 return Ok(events);
             }
-            // tfdt is unsigned: a track starting at a negative decode time starts at 0.
+            // tfdt is unsigned: a track starting at a negative presentation time starts at 0.
             // (`saturating_neg` of i64::MIN falls one short, hence the clamp.)
             if received_dts.saturating_add(self.shift) < 0 {
                 self.shift = received_dts.saturating_neg();
@@ -612,13 +626,16 @@ mod tests {
                 .unwrap();
         }
         let segment = last_of(segmenter.finish().unwrap());
-        assert_eq!(segment.start.ticks, 0, "a negative first dts is moved to 0");
+        assert_eq!(
+            segment.start.ticks, 0,
+            "the decode timeline starts at the first presentation time"
+        );
         assert_eq!(
             trun_entries(&segment.data),
             [
-                (3_000, 0x0200_0000, 3_000),
-                (3_000, 0x0101_0000, 6_000),
-                (3_000, 0x0101_0000, 0),
+                (3_000, 0x0200_0000, 0),
+                (3_000, 0x0101_0000, 3_000),
+                (3_000, 0x0101_0000, -3_000),
             ]
         );
     }

@@ -192,11 +192,18 @@ fn ffprobe_reads_h264_init_and_segments_with_b_frame_timestamps() {
         .iter()
         .filter(|p| field(p, "flags").starts_with('K'));
     assert_eq!(keyframes.count(), 3);
-    // Frame 1 (dts 33 ms) is shown after frame 2: pts = 66 ms + 67 ms, at 90 kHz.
-    assert_eq!(field(packets[1], "dts"), "2970");
-    assert_eq!(field(packets[1], "pts"), "11970");
-    assert_eq!(field(packets[2], "pts"), "9000");
-    assert_eq!(field(packets[30], "dts"), "90000");
+    // Frame 1 (dts 33 ms) is shown after frame 2: pts = 66 ms + 67 ms, at 90 kHz. The
+    // segmenter moves decode times 67 ms (the first frame's reorder delay) later and writes
+    // negative composition offsets; ffmpeg reads those back by moving presentation times later
+    // by the largest of them (one frame, 2970 ticks) rather than decode times earlier.
+    let ticks = |line: &str, key: &str| field(line, key).parse::<i64>().unwrap();
+    assert_eq!(ticks(packets[0], "dts"), 6030);
+    assert_eq!(ticks(packets[1], "dts"), 9000);
+    assert_eq!(ticks(packets[30], "dts"), 96_030);
+    let shift = ticks(packets[0], "pts") - 6030;
+    assert_eq!(shift, 2970);
+    assert_eq!(ticks(packets[1], "pts") - shift, 11_970);
+    assert_eq!(ticks(packets[2], "pts") - shift, 9_000);
 }
 
 #[test]

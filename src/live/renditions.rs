@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sluice_media::{
-    AudioSpecificConfig, AvcConfig, MediaTime, Packet, Timebase, TrackInfo, TrackKind,
+    AudioSpecificConfig, MediaTime, Packet, Timebase, TrackInfo, TrackKind, VideoConfig,
 };
 use sluice_packager::{
     fmp4, AudioRendition, BitrateMeter, BoundaryPolicy, CompletedSegment, LivePlaylist,
@@ -39,7 +39,7 @@ const TRACK_ID: u32 = 1;
 /// What the packaging thread is fed.
 pub enum PackagingInput {
     /// The decoder configuration of video rendition `index` (from the source or an encoder).
-    VideoConfig { index: usize, config: AvcConfig },
+    VideoConfig { index: usize, config: VideoConfig },
     /// A compressed video access unit of rendition `index`.
     Video { index: usize, packet: Packet },
     /// A frame of the publisher's audio track (AAC, or MP3 to transcode).
@@ -262,7 +262,7 @@ impl Origin {
 /// Segments and publishes every rendition of one live session.
 pub struct SessionPackager {
     destination: Destination,
-    video: Vec<(Rendition, VideoRenditionPlan, Option<AvcConfig>)>,
+    video: Vec<(Rendition, VideoRenditionPlan, Option<VideoConfig>)>,
     audio: Option<(Rendition, AudioSpecificConfig)>,
     transcoder: Option<AacTranscoder>,
     origin: Origin,
@@ -337,10 +337,7 @@ impl SessionPackager {
                 let Some((rendition, plan, slot)) = self.video.get_mut(index) else {
                     return;
                 };
-                let track = TrackInfo::Avc {
-                    config: config.clone(),
-                    frame_rate: Some(plan.frame_rate),
-                };
+                let track = config.track_info(Some(plan.frame_rate));
                 rendition.write_init(&self.destination, &track, Timebase::MPEG.0);
                 *slot = Some(config);
             }
@@ -462,8 +459,8 @@ impl SessionPackager {
             master.add_variant(VideoVariant {
                 uri: format!("{}/index.m3u8", rendition.dir),
                 codec: config.codec_string(),
-                width: config.width,
-                height: config.height,
+                width: config.width(),
+                height: config.height(),
                 frame_rate: plan.frame_rate,
                 peak_bps: rendition.meter.peak_bps(),
                 average_bps: rendition.meter.average_bps(),

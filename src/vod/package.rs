@@ -39,7 +39,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use serde::Serialize;
-use sluice_media::{AudioSpecificConfig, AvcConfig, MediaTime, Packet, Timebase, TrackInfo};
+use sluice_media::{AudioSpecificConfig, MediaTime, Packet, Timebase, TrackInfo, VideoConfig};
 use sluice_packager::{
     fmp4, AudioRendition, BitrateMeter, BoundaryPolicy, CompletedSegment, IFrameVariant,
     MasterPlaylist, SegmentEvent, TrackSegmenter, VideoVariant, VodPlaylist,
@@ -187,8 +187,8 @@ pub trait PackageObserver {
 pub struct PackagedRendition {
     /// The ladder rung's name (`source`, `720p`, …), or `audio`.
     pub name: String,
-    /// `h264` or `aac`.
-    pub codec: &'static str,
+    /// `h264`, `av1` or `aac`.
+    pub codec: String,
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub frame_rate: Option<f64>,
@@ -376,7 +376,7 @@ struct VideoTrack {
     frame_rate: Option<f64>,
     /// Peak and average bitrate announced before any is measured: the encoder's targets.
     estimate: Option<(u64, u64)>,
-    config: Option<AvcConfig>,
+    config: Option<VideoConfig>,
     /// First and last presentation time seen, and the frame count, to measure the frame
     /// rate when the container does not say it.
     first_pts: Option<i64>,
@@ -436,8 +436,8 @@ impl VideoTrack {
         let video = VideoVariant {
             uri: self.track.path("index.m3u8"),
             codec: config.codec_string(),
-            width: config.width,
-            height: config.height,
+            width: config.width(),
+            height: config.height(),
             frame_rate: self.frame_rate(),
             peak_bps,
             average_bps,
@@ -445,8 +445,8 @@ impl VideoTrack {
         let iframes = IFrameVariant {
             uri: self.track.path("iframes.m3u8"),
             codec: config.codec_string(),
-            width: config.width,
-            height: config.height,
+            width: config.width(),
+            height: config.height(),
             peak_bps: self.iframe_meter.peak_bps(),
             average_bps: self.iframe_meter.average_bps(),
         };
@@ -592,10 +592,7 @@ impl<'a> HlsTree<'a> {
         let at = match event {
             VodEvent::Video(TranscoderOutput::Config { rung, config }) => {
                 if let Some(video) = self.video.get_mut(rung) {
-                    let info = TrackInfo::Avc {
-                        config: config.clone(),
-                        frame_rate: video.frame_rate,
-                    };
+                    let info = config.track_info(video.frame_rate);
                     video
                         .track
                         .write_init(self.output, &info, Timebase::MPEG.0)?;
@@ -789,7 +786,7 @@ impl<'a> HlsTree<'a> {
 
         let mut renditions = Vec::new();
         for video in &self.video {
-            let Some((variant, _)) = video.variants(true) else {
+            let (Some((variant, _)), Some(config)) = (video.variants(true), &video.config) else {
                 continue;
             };
             self.output.write(
@@ -802,7 +799,7 @@ impl<'a> HlsTree<'a> {
             )?;
             renditions.push(PackagedRendition {
                 name: video.name.clone(),
-                codec: "h264",
+                codec: config.codec().name(),
                 width: Some(variant.width),
                 height: Some(variant.height),
                 frame_rate: Some((variant.frame_rate * 1_000.0).round() / 1_000.0),
@@ -820,7 +817,7 @@ impl<'a> HlsTree<'a> {
                 .write(&uri, Bytes::from(audio.track.playlist.render()))?;
             renditions.push(PackagedRendition {
                 name: "audio".to_owned(),
-                codec: "aac",
+                codec: "aac".to_owned(),
                 width: None,
                 height: None,
                 frame_rate: None,

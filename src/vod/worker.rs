@@ -35,11 +35,14 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::{json, Value};
 use sluice_api::assets::asset_json;
+use sluice_media::VideoCodec;
 use sluice_storage::{
     Asset, AssetStatus, Db, EventBus, EventType, InvalidKey, Job, NewEvent, ObjectKey, ObjectStore,
     StoreError, ASSET_JOB_KIND,
 };
-use sluice_transcoder::{probe, EncoderSettings, FileTranscode, Ladder, ProbeReport, VodError};
+use sluice_transcoder::{
+    encodable_codec, probe, EncoderSettings, FileTranscode, Ladder, ProbeReport, VodError,
+};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -63,7 +66,6 @@ const INTERRUPTED: &str = "the worker stopped";
 /// Delay before a failed attempt is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Codecs this worker encodes.
-const SUPPORTED_CODECS: [&str; 1] = ["h264"];
 /// Share of the progress given to fetching and probing the source, then to transcoding;
 /// the pictures take the rest.
 const PROGRESS_SOURCE: u8 = 5;
@@ -317,12 +319,14 @@ impl Worker {
         }
 
         let ladder = ladder_of(&asset.settings)?;
+        let codecs = codecs_of(&asset.settings)?;
         let segments = SegmentPlan::new(SEGMENT_TARGET);
         let encoder = EncoderSettings {
             preset: self.settings.preset,
             keyframe_interval: segments.keyframe_interval(),
             // Rungs run in parallel already; x264 picks its own thread count per rung.
             threads_per_rung: 0,
+            codecs,
             ..EncoderSettings::default()
         };
         let runtime = Handle::current();
@@ -619,23 +623,27 @@ fn worker_id_prefix() -> String {
 }
 
 /// The ladder of the asset's settings (the live ladder's form and bounds; the default ladder
-/// when none is given), checked against the codecs asked for.
+/// when none is given).
 fn ladder_of(settings: &Value) -> Result<Ladder, Failure> {
-    if let Some(codecs) = settings.get("codecs").and_then(Value::as_array) {
-        for codec in codecs {
-            let name = codec.as_str().unwrap_or_default();
-            if !SUPPORTED_CODECS.contains(&name) {
-                return Err(Failure::Input(format!(
-                    "codec {codec} cannot be encoded by this server: supported codecs are {}",
-                    SUPPORTED_CODECS.join(", ")
-                )));
-            }
-        }
-    }
     let ladder = settings.get("ladder").cloned().unwrap_or(Value::Null);
     let normalised = crate::live::validate_ladder(&ladder)
         .map_err(|message| Failure::Input(format!("ladder: {message}")))?;
     serde_json::from_value(normalised).map_err(|e| Failure::Input(format!("ladder: {e}")))
+}
+
+/// The video codecs of the asset's settings (`h264`, and `av1` for AV1 twins of the rungs);
+/// H.264 when none are named.
+fn codecs_of(settings: &Value) -> Result<Vec<VideoCodec>, Failure> {
+    let Some(names) = settings.get("codecs").and_then(Value::as_array) else {
+        return Ok(vec![VideoCodec::H264]);
+    };
+    names
+        .iter()
+        .map(|name| {
+            encodable_codec(name.as_str().unwrap_or_default())
+                .map_err(|error| Failure::Input(error.to_string()))
+        })
+        .collect()
 }
 
 /// A probe refusal, for a person (the path of the working copy means nothing to them).

@@ -17,10 +17,14 @@
 //! [`plan`] fits a ladder to a source following the Apple HLS Authoring Specification: never
 //! upscale (§2.1 ladder guidance), even dimensions for 4:2:0 chroma, frame rate never above the
 //! source's, and capped VBR (VBV) so segment peaks stay near the declared BANDWIDTH (§1.26).
+//! Every rung it plans is H.264. [`plan_with_codecs`] adds, when AV1 is asked for, an AV1 twin
+//! of each encoded H.264 rung (same size and frame rate, [`AV1_BITRATE_FACTOR`] of its
+//! bitrate) after all of them; the live path never asks for AV1.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use sluice_media::VideoCodec;
 
 use crate::TranscodeError;
 
@@ -151,17 +155,19 @@ impl PlannedRung {
 /// What one encoded rung is made of, once fitted to the source.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EncodeTarget {
-    /// Rung name.
+    /// Rung name (`720p`; an AV1 twin is `720p-av1`).
     pub name: String,
+    /// What the rung is encoded to: H.264 (x264) or AV1 (rav1e).
+    pub codec: VideoCodec,
     /// Output width (even, source aspect ratio).
     pub width: u32,
     /// Output height (even, never above the source).
     pub height: u32,
     /// Output frame rate: the source's, capped at the rung's `max_fps`.
     pub frame_rate: f64,
-    /// Average bitrate (x264 ABR) in kb/s.
+    /// Average bitrate in kb/s (x264 ABR, rav1e's bitrate mode).
     pub bitrate_kbps: u32,
-    /// VBV maximum rate in kb/s.
+    /// VBV maximum rate in kb/s (for AV1, which rav1e cannot cap, it only picks the level).
     pub vbv_maxrate_kbps: u32,
     /// VBV buffer size in kbit.
     pub vbv_bufsize_kbit: u32,
@@ -207,6 +213,7 @@ pub fn plan(
         let frame_rate = source_fps.map_or(cap, |fps| fps.min(cap));
         EncodeTarget {
             name: rung.name.to_string(),
+            codec: VideoCodec::H264,
             width,
             height,
             frame_rate,
@@ -256,6 +263,60 @@ pub fn plan(
         planned.push(PlannedRung::Encode(target));
     }
     Ok(planned)
+}
+
+/// An AV1 rung's bitrate as a share of its H.264 twin's: AV1 reaches the same quality with
+/// roughly 30–40 % fewer bits.
+pub const AV1_BITRATE_FACTOR: f64 = 0.65;
+
+/// The codec named `name` (`h264` or `av1`), if the ladder can encode it.
+pub fn encodable_codec(name: &str) -> Result<VideoCodec, TranscodeError> {
+    [VideoCodec::H264, VideoCodec::Av1]
+        .into_iter()
+        .find(|codec| codec.name() == name.trim())
+        .ok_or_else(|| TranscodeError::UnsupportedCodec(name.trim().to_owned()))
+}
+
+/// [`plan`], then an AV1 twin of every encoded rung when `codecs` holds
+/// [`VideoCodec::Av1`]: the H.264 rungs first (they play everywhere), then the AV1 ones in the
+/// same order. `codecs` may name H.264 and AV1 only; H.264 rungs are always planned.
+pub fn plan_with_codecs(
+    ladder: &Ladder,
+    source_width: u32,
+    source_height: u32,
+    source_fps: Option<f64>,
+    codecs: &[VideoCodec],
+) -> Result<Vec<PlannedRung>, TranscodeError> {
+    if let Some(other) = codecs
+        .iter()
+        .find(|codec| !matches!(codec, VideoCodec::H264 | VideoCodec::Av1))
+    {
+        return Err(TranscodeError::UnsupportedCodec(other.name()));
+    }
+    let mut planned = plan(ladder, source_width, source_height, source_fps)?;
+    if codecs.contains(&VideoCodec::Av1) {
+        let twins: Vec<PlannedRung> = planned
+            .iter()
+            .filter_map(|rung| match rung {
+                PlannedRung::Encode(target) => Some(PlannedRung::Encode(av1_twin(target))),
+                PlannedRung::Source => None,
+            })
+            .collect();
+        planned.extend(twins);
+    }
+    Ok(planned)
+}
+
+fn av1_twin(target: &EncodeTarget) -> EncodeTarget {
+    let scale = |kbps: u32| ((f64::from(kbps) * AV1_BITRATE_FACTOR).round() as u32).max(1);
+    EncodeTarget {
+        name: format!("{}-av1", target.name),
+        codec: VideoCodec::Av1,
+        bitrate_kbps: scale(target.bitrate_kbps),
+        vbv_maxrate_kbps: scale(target.vbv_maxrate_kbps),
+        vbv_bufsize_kbit: scale(target.vbv_bufsize_kbit),
+        ..target.clone()
+    }
 }
 
 fn even_floor(value: u32) -> u32 {
@@ -410,6 +471,47 @@ mod tests {
         );
         let again: Ladder = serde_json::from_str(&serde_json::to_string(&ladder).unwrap()).unwrap();
         assert_eq!(again, ladder);
+    }
+
+    #[test]
+    fn av1_twins_follow_every_encoded_rung_at_a_lower_bitrate() {
+        let ladder: Ladder = serde_json::from_str(r#"["source", "720p", "360p"]"#).unwrap();
+        let planned = plan_with_codecs(
+            &ladder,
+            1920,
+            1080,
+            Some(30.0),
+            &[VideoCodec::H264, VideoCodec::Av1],
+        )
+        .unwrap();
+        let names: Vec<_> = planned.iter().map(PlannedRung::name).collect();
+        assert_eq!(names, ["source", "720p", "360p", "720p-av1", "360p-av1"]);
+        let targets = encode_targets(&planned);
+        for (h264, av1) in targets[..2].iter().zip(&targets[2..]) {
+            assert_eq!(h264.codec, VideoCodec::H264);
+            assert_eq!(av1.codec, VideoCodec::Av1);
+            assert_eq!(
+                (av1.width, av1.height, av1.frame_rate),
+                (h264.width, h264.height, h264.frame_rate)
+            );
+        }
+        assert_eq!(targets[2].bitrate_kbps, 1950);
+        assert_eq!(targets[3].bitrate_kbps, 520);
+        assert_eq!(targets[3].vbv_maxrate_kbps, 572);
+
+        let h264_only = plan_with_codecs(&ladder, 1920, 1080, None, &[VideoCodec::H264]).unwrap();
+        assert_eq!(h264_only, plan(&ladder, 1920, 1080, None).unwrap());
+        assert!(matches!(
+            plan_with_codecs(&ladder, 1920, 1080, None, &[VideoCodec::Vp9]),
+            Err(TranscodeError::UnsupportedCodec(codec)) if codec == "vp9"
+        ));
+    }
+
+    #[test]
+    fn encodable_codecs_are_h264_and_av1() {
+        assert_eq!(encodable_codec("h264").unwrap(), VideoCodec::H264);
+        assert_eq!(encodable_codec(" av1").unwrap(), VideoCodec::Av1);
+        assert!(encodable_codec("hevc").is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Sluice's transcoder: decode each source once, scale per rung, encode each rung with x264 on
-//! its own thread, and cut every rung at the same source instants so players can switch
-//! between renditions at any segment boundary.
+//! Sluice's transcoder: decode each source once, scale per rung, encode each rung (x264 for
+//! H.264, rav1e for AV1) on its own thread, and cut every rung at the same source instants so
+//! players can switch between renditions at any segment boundary.
 //!
 //! - [`ladder`]: which renditions to produce ([`Ladder`], [`RungSpec`]) and how they fit a given
 //!   source ([`plan`] → [`PlannedRung`]).
@@ -9,6 +9,7 @@
 //! - [`normalize`]: a file's pictures made progressive, upright, square-pixel, 8-bit 4:2:0
 //!   and constant frame rate by one libavfilter graph ([`PictureNormalizer`]) before the rungs.
 //! - [`x264`]: a small safe wrapper over libx264 through `x264-sys`.
+//! - [`av1`]: AV1 rungs encoded with rav1e ([`Av1Encoder`]), key frames where the ladder cuts.
 //! - [`audio`]: audio to AAC-LC transcoding ([`AacTranscoder`]) for publishers that send MP3
 //!   and files whose audio is not AAC.
 //! - [`live`]: the live ladder pipeline ([`LiveTranscoder`]) with its threads, bounded queues,
@@ -28,6 +29,7 @@
 
 pub mod animated;
 pub mod audio;
+pub mod av1;
 pub mod decode;
 pub mod images;
 pub mod ladder;
@@ -46,12 +48,15 @@ pub use animated::{
     MAX_ANIMATION_DIMENSION, MAX_ANIMATION_FPS, MAX_ANIMATION_SPAN,
 };
 pub use audio::AacTranscoder;
+pub use av1::Av1Encoder;
 pub use decode::{DecodedPicture, VideoDecoder, VideoSource};
 pub use images::{
     poster_time, storyboard, storyboard_interval, thumbnail, FitMode, Image, ImageError,
     ImageFormat, Storyboard, StoryboardLayout, ThumbnailRequest,
 };
-pub use ladder::{plan, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec};
+pub use ladder::{
+    encodable_codec, plan, plan_with_codecs, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec,
+};
 pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
 pub use normalize::{Normalization, Orientation, PictureNormalizer};
 pub use probe::{probe, AudioStreamInfo, ProbeError, ProbeLimits, ProbeReport, VideoStreamInfo};
@@ -110,6 +115,23 @@ pub enum TranscodeError {
     /// The parameter sets x264 produced do not form a valid avcC.
     #[error("x264 parameter sets: {0}")]
     EncoderHeaders(#[from] CodecError),
+    /// rav1e refused the parameters.
+    #[error("opening rav1e at {width}x{height}, {bitrate_kbps} kb/s: {reason}")]
+    Av1EncoderOpen {
+        width: u32,
+        height: u32,
+        bitrate_kbps: u32,
+        reason: String,
+    },
+    /// rav1e failed to encode a frame.
+    #[error("rav1e failed at pts {pts} (90 kHz): {reason}")]
+    Av1Encode { pts: i64, reason: String },
+    /// rav1e's output does not form valid AV1 OBUs or a valid sequence header.
+    #[error("rav1e output: {0}")]
+    Av1SequenceHeader(#[source] CodecError),
+    /// A ladder asks for a codec Sluice does not encode.
+    #[error("codec {0} cannot be encoded: the ladder encodes h264 and av1")]
+    UnsupportedCodec(String),
     /// A picture does not match what the encoder was opened with.
     #[error("picture is {actual}, the encoder expects {expected}")]
     PictureMismatch { expected: String, actual: String },

@@ -2,15 +2,15 @@
 //! thread, and cut all rungs at the same source instants.
 //!
 //! ```text
-//! push(Packet) ──bounded──> decode thread ──bounded, per rung──> rung thread: fps cap → swscale → x264
+//! push(Packet) ──bounded──> decode thread ──bounded, per rung──> rung thread: fps cap → swscale → x264 or rav1e
 //!      │                       (cut decisions)                                        │
 //!      └── "source" rung: repackaged as is ────────────────> output channel (bounded) <┘
 //! ```
 //!
 //! - **Aligned IDRs** (HLS Authoring Spec §1.13, §7.4): the decode thread decides which source
-//!   pictures start a segment, and every rung forces an IDR on exactly those pictures. Without a
-//!   `source` rung, a cut falls on the first picture at or after each multiple of
-//!   `keyframe_interval` from the first picture. With a `source` rung, the encoded rungs cut on
+//!   pictures start a segment, and every rung forces an IDR (an AV1 key frame on AV1 rungs) on
+//!   exactly those pictures. Without a `source` rung, a cut falls on the first picture at or
+//!   after each multiple of `keyframe_interval` from the first picture. With a `source` rung, the encoded rungs cut on
 //!   the source's own keyframes, so the repackaged source lines up with them too.
 //! - **Backpressure** (DESIGN.md "Live backpressure"): every queue is bounded and nothing waits
 //!   on a full one except the rung threads on the output channel. `push` never blocks: when the
@@ -41,9 +41,10 @@ use std::time::Duration;
 use ffmpeg_next::format::Pixel;
 use ffmpeg_next::frame;
 use ffmpeg_next::software::scaling;
-use sluice_media::{AvcConfig, Packet, Timebase, TrackKind};
+use sluice_media::{Packet, Timebase, TrackKind, VideoCodec, VideoConfig};
 use tracing::{debug, error, info, warn};
 
+use crate::av1::{self, Av1Encoder};
 use crate::decode::{DecodedPicture, SourcePictures, VideoSource};
 use crate::ladder::{EncodeTarget, PlannedRung};
 use crate::x264::{EncodedFrame, Preset, X264Encoder};
@@ -57,8 +58,15 @@ pub struct EncoderSettings {
     /// Distance between forced IDRs when there is no source rung (default
     /// [`Self::DEFAULT_KEYFRAME_INTERVAL`]).
     pub keyframe_interval: Duration,
-    /// x264 threads per rung; 0 lets x264 choose (default [`Self::DEFAULT_THREADS_PER_RUNG`]).
+    /// Encoder threads per rung; 0 lets x264 choose, and shares one pool among AV1 rungs
+    /// (default [`Self::DEFAULT_THREADS_PER_RUNG`]).
     pub threads_per_rung: u32,
+    /// Codecs of the encoded rungs for files (default H.264 only); with AV1, each encoded
+    /// H.264 rung gets an AV1 twin (see [`crate::plan_with_codecs`]). The live path plans
+    /// H.264 only.
+    pub codecs: Vec<VideoCodec>,
+    /// rav1e speed preset of AV1 rungs, 0–10, 10 fastest (default [`av1::DEFAULT_SPEED`]).
+    pub av1_speed: u8,
     /// Packets waiting for the decoder (default [`Self::DEFAULT_PACKET_QUEUE`]).
     pub packet_queue: usize,
     /// Decoded pictures waiting for each rung (default [`Self::DEFAULT_FRAME_QUEUE`]).
@@ -90,6 +98,8 @@ impl Default for EncoderSettings {
             preset: Preset::default(),
             keyframe_interval: Self::DEFAULT_KEYFRAME_INTERVAL,
             threads_per_rung: Self::DEFAULT_THREADS_PER_RUNG,
+            codecs: vec![VideoCodec::H264],
+            av1_speed: av1::DEFAULT_SPEED,
             packet_queue: Self::DEFAULT_PACKET_QUEUE,
             frame_queue: Self::DEFAULT_FRAME_QUEUE,
             output_queue: Self::DEFAULT_OUTPUT_QUEUE,
@@ -125,9 +135,12 @@ fn offer<T>(
 /// What the pipeline produces; `rung` is the index in the planned rungs given to `start`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TranscoderOutput {
-    /// The rung's decoder configuration; sent once per rung, before any of its packets.
-    Config { rung: usize, config: AvcConfig },
-    /// One access unit (AVCC, 90 kHz timestamps). The first packet of a rung is a keyframe.
+    /// The rung's decoder configuration; sent once per rung, before any of its packets (by
+    /// `start` for the source and H.264 rungs, by the rung thread before its first packet for
+    /// AV1 rungs, whose sequence header comes with the first key frame).
+    Config { rung: usize, config: VideoConfig },
+    /// One access unit (AVCC for H.264, a temporal unit for AV1; 90 kHz timestamps). The first
+    /// packet of a rung is a keyframe.
     Packet { rung: usize, packet: Packet },
     /// The rung has delivered everything it will.
     Finished { rung: usize },
@@ -210,10 +223,11 @@ pub struct LiveTranscoder {
 }
 
 impl LiveTranscoder {
-    /// Opens every encoder, queues each rung's [`TranscoderOutput::Config`] and starts the
-    /// threads. `source` is the incoming stream: an H.264 configuration (`&AvcConfig`, as live
-    /// ingest gives it) or a file's stream with its normalisation ([`VideoSource`]); a
-    /// `source` rung needs the former. `rungs` come from [`crate::plan`].
+    /// Opens every encoder, queues each rung's [`TranscoderOutput::Config`] (when known before
+    /// encoding) and starts the threads. `source` is the incoming stream: an H.264
+    /// configuration (`&AvcConfig`, as live ingest gives it) or a file's stream with its
+    /// normalisation ([`VideoSource`]); a `source` rung needs the former. `rungs` come from
+    /// [`crate::plan`] or [`crate::plan_with_codecs`].
     pub fn start(
         source: impl Into<VideoSource>,
         rungs: Vec<PlannedRung>,
@@ -232,35 +246,38 @@ impl LiveTranscoder {
             let config = match rung {
                 PlannedRung::Source => {
                     source_rung = source_rung.or(Some(index));
-                    source
-                        .avc_config()
-                        .ok_or(TranscodeError::SourceRungUnavailable)?
-                        .clone()
+                    Some(VideoConfig::Avc(
+                        source
+                            .avc_config()
+                            .ok_or(TranscodeError::SourceRungUnavailable)?
+                            .clone(),
+                    ))
                 }
                 PlannedRung::Encode(target) => {
-                    let encoder =
-                        X264Encoder::open(target, settings.preset, settings.threads_per_rung)?;
+                    let encoder = RungEncoder::open(target, &settings)?;
+                    let config = encoder.config();
                     info!(
                         rung = %target.name,
                         width = target.width,
                         height = target.height,
                         fps = target.frame_rate,
                         bitrate_kbps = target.bitrate_kbps,
-                        codec = %encoder.config().codec_string(),
+                        codec = %config.as_ref().map_or_else(|| target.codec.name(), VideoConfig::codec_string),
                         "Rung encoder opened."
                     );
-                    let config = encoder.config().clone();
                     encoders.push((index, target.clone(), encoder));
                     config
                 }
             };
-            // The channel has room for one message per rung and nobody has sent yet.
-            output
-                .try_send(TranscoderOutput::Config {
-                    rung: index,
-                    config,
-                })
-                .map_err(|_| TranscodeError::Stopped)?;
+            if let Some(config) = config {
+                // The channel has room for one message per rung and nobody has sent yet.
+                output
+                    .try_send(TranscoderOutput::Config {
+                        rung: index,
+                        config,
+                    })
+                    .map_err(|_| TranscodeError::Stopped)?;
+            }
         }
 
         let mut threads = Vec::new();
@@ -276,17 +293,17 @@ impl LiveTranscoder {
                     input,
                     pending_cut: false,
                 });
+                let thread_name = format!("sluice-{}-{index}", encoder.library());
                 let worker = RungWorker {
                     index,
                     limiter: FrameRateLimiter::new(target.frame_rate),
                     target,
+                    config_sent: encoder.config().is_some(),
                     encoder,
                     output: output.clone(),
                     counters: Arc::clone(&counters),
                 };
-                threads.push(spawn(format!("sluice-x264-{index}"), move || {
-                    worker.run(frames)
-                })?);
+                threads.push(spawn(thread_name, move || worker.run(frames))?);
             }
             let (input, packets) = mpsc::sync_channel(settings.packet_queue.max(1));
             let cuts = if source_rung.is_some() {
@@ -630,11 +647,75 @@ impl DecodeWorker {
     }
 }
 
+/// A rung's encoder: x264 for H.264 rungs, rav1e for AV1 ones.
+enum RungEncoder {
+    X264(X264Encoder),
+    Av1(Box<Av1Encoder>),
+}
+
+impl RungEncoder {
+    fn open(target: &EncodeTarget, settings: &EncoderSettings) -> Result<Self, TranscodeError> {
+        Ok(match target.codec {
+            VideoCodec::Av1 => RungEncoder::Av1(Box::new(Av1Encoder::open(
+                target,
+                settings.av1_speed,
+                settings.threads_per_rung,
+            )?)),
+            VideoCodec::H264 => RungEncoder::X264(X264Encoder::open(
+                target,
+                settings.preset,
+                settings.threads_per_rung,
+            )?),
+            other => return Err(TranscodeError::UnsupportedCodec(other.name())),
+        })
+    }
+
+    /// The encoder library, for thread names.
+    fn library(&self) -> &'static str {
+        match self {
+            RungEncoder::X264(_) => "x264",
+            RungEncoder::Av1(_) => "rav1e",
+        }
+    }
+
+    /// The decoder configuration, once known (at once for x264, after the first unit for AV1).
+    fn config(&self) -> Option<VideoConfig> {
+        match self {
+            RungEncoder::X264(encoder) => Some(VideoConfig::Avc(encoder.config().clone())),
+            RungEncoder::Av1(encoder) => encoder.config().cloned().map(VideoConfig::Av1),
+        }
+    }
+
+    fn encode(
+        &mut self,
+        picture: &frame::Video,
+        pts: i64,
+        force_keyframe: bool,
+    ) -> Result<Vec<EncodedFrame>, TranscodeError> {
+        match self {
+            RungEncoder::X264(encoder) => Ok(encoder
+                .encode(picture, pts, force_keyframe)?
+                .into_iter()
+                .collect()),
+            RungEncoder::Av1(encoder) => encoder.encode(picture, pts, force_keyframe),
+        }
+    }
+
+    fn flush(&mut self) -> Result<Vec<EncodedFrame>, TranscodeError> {
+        match self {
+            RungEncoder::X264(encoder) => encoder.flush(),
+            RungEncoder::Av1(encoder) => encoder.flush(),
+        }
+    }
+}
+
 struct RungWorker {
     index: usize,
     target: EncodeTarget,
     limiter: FrameRateLimiter,
-    encoder: X264Encoder,
+    encoder: RungEncoder,
+    /// Whether the rung's [`TranscoderOutput::Config`] has gone out.
+    config_sent: bool,
     output: SyncSender<TranscoderOutput>,
     counters: Arc<Counters>,
 }
@@ -660,7 +741,7 @@ impl RungWorker {
             match self.encoder.encode(picture, frame.source.pts, pending_idr) {
                 Ok(encoded) => {
                     pending_idr = false;
-                    if encoded.is_some_and(|encoded| !self.emit(encoded)) {
+                    if !encoded.into_iter().all(|encoded| self.emit(encoded)) {
                         return;
                     }
                 }
@@ -686,8 +767,23 @@ impl RungWorker {
         debug!(rung = %self.target.name, "Rung finished.");
     }
 
-    /// Sends one access unit; false once nobody listens any more.
-    fn emit(&self, encoded: EncodedFrame) -> bool {
+    /// Sends one access unit, preceded by the rung's configuration if it has not gone out yet;
+    /// false once nobody listens any more.
+    fn emit(&mut self, encoded: EncodedFrame) -> bool {
+        if !self.config_sent {
+            let Some(config) = self.encoder.config() else {
+                error!(rung = %self.target.name, "The encoder gave no configuration; the rung stops.");
+                return false;
+            };
+            let message = TranscoderOutput::Config {
+                rung: self.index,
+                config,
+            };
+            if self.output.send(message).is_err() {
+                return false;
+            }
+            self.config_sent = true;
+        }
         let packet = Packet {
             kind: TrackKind::Video,
             timebase: Timebase::MPEG,

@@ -39,10 +39,10 @@ use bytes::Bytes;
 use ffmpeg_next::codec;
 use ffmpeg_next::format::context::Input;
 use ffmpeg_next::Rational;
-use sluice_media::{AudioSpecificConfig, AvcConfig, Packet, Timebase, TrackKind};
+use sluice_media::{AudioSpecificConfig, AvcConfig, Packet, Timebase, TrackKind, VideoCodec};
 
 use crate::decode::VideoSource;
-use crate::ladder::{plan, Ladder, PlannedRung, Rung, RungSpec};
+use crate::ladder::{plan_with_codecs, Ladder, PlannedRung, Rung, RungSpec};
 use crate::live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
 use crate::probe::{self, ProbeError, ProbeLimits, ProbeReport, VideoLayout};
 use crate::{AacTranscoder, TranscodeError};
@@ -146,6 +146,7 @@ impl FileDemuxer {
     /// Fits `ladder` to the file's video: what the ladder decodes and the rungs it makes, or
     /// `None` without video.
     ///
+    /// With `codecs` naming AV1 too, AV1 twins of the encoded rungs follow the H.264 ones.
     /// The `source` rung is repackaged only when the video is progressive H.264 8-bit 4:2:0 with
     /// an avcC, upright, in square pixels and at a regular frame rate; otherwise it becomes a rung
     /// encoded at the source's upright, square-pixel size (named `source`, at most 60 fps,
@@ -155,6 +156,7 @@ impl FileDemuxer {
     pub fn plan_video(
         &self,
         ladder: &Ladder,
+        codecs: &[VideoCodec],
     ) -> Result<Option<(VideoSource, Vec<PlannedRung>)>, VodError> {
         let (Some(video), Some(info)) = (&self.video, &self.report.video) else {
             return Ok(None);
@@ -166,7 +168,7 @@ impl FileDemuxer {
                 && video.layout.is_regular()
         });
         if let Some(avc) = repackaged {
-            let rungs = plan(ladder, avc.width, avc.height, info.frame_rate)?;
+            let rungs = plan_with_codecs(ladder, avc.width, avc.height, info.frame_rate, codecs)?;
             return Ok(Some((VideoSource::Avc(avc.clone()), rungs)));
         }
 
@@ -190,13 +192,14 @@ impl FileDemuxer {
             .max()
             .map(|fps| Rational::new(fps as i32, 1));
         let normalization = video.layout.normalization(max_rate);
-        let rungs = plan(
+        let rungs = plan_with_codecs(
             &Ladder {
                 rungs: rungs.into(),
             },
             display_width,
             display_height,
             Some(f64::from(normalization.frame_rate)),
+            codecs,
         )?;
         let parameters = stream_parameters(&self.input, video.index)?.clone();
         Ok(Some((
@@ -299,7 +302,7 @@ impl FileTranscode {
         let demuxer = FileDemuxer::open(path, limits)?;
         let report = demuxer.report().clone();
         let audio = demuxer.audio_path()?;
-        let (rungs, ladder) = match demuxer.plan_video(ladder)? {
+        let (rungs, ladder) = match demuxer.plan_video(ladder, &settings.codecs)? {
             Some((source, rungs)) => {
                 let settings = EncoderSettings {
                     when_behind: WhenBehind::Wait,

@@ -204,21 +204,8 @@ impl X264Encoder {
         pts: i64,
         force_idr: bool,
     ) -> Result<Option<EncodedFrame>, TranscodeError> {
-        let mismatch = || TranscodeError::PictureMismatch {
-            expected: format!("{}x{} yuv420p", self.width, self.height),
-            actual: format!(
-                "{}x{} {:?}",
-                picture.width(),
-                picture.height(),
-                picture.format()
-            ),
-        };
-        if picture.format() != Pixel::YUV420P
-            || picture.width() != self.width
-            || picture.height() != self.height
-        {
-            return Err(mismatch());
-        }
+        ensure_yuv420p(picture, self.width, self.height)?;
+        let mismatch = || picture_mismatch(picture, self.width, self.height);
 
         let mut input = MaybeUninit::<sys::x264_picture_t>::uninit();
         // SAFETY: x264_picture_init fills every field with defaults.
@@ -309,6 +296,31 @@ impl X264Encoder {
     }
 }
 
+/// Refuses a picture that is not yuv420p at `width`×`height`, what every rung encoder takes.
+pub(crate) fn ensure_yuv420p(
+    picture: &frame::Video,
+    width: u32,
+    height: u32,
+) -> Result<(), TranscodeError> {
+    if picture.format() != Pixel::YUV420P || picture.width() != width || picture.height() != height
+    {
+        return Err(picture_mismatch(picture, width, height));
+    }
+    Ok(())
+}
+
+fn picture_mismatch(picture: &frame::Video, width: u32, height: u32) -> TranscodeError {
+    TranscodeError::PictureMismatch {
+        expected: format!("{width}x{height} yuv420p"),
+        actual: format!(
+            "{}x{} {:?}",
+            picture.width(),
+            picture.height(),
+            picture.format()
+        ),
+    }
+}
+
 const AVCC_LENGTH_SIZE: usize = 4;
 
 enum HeaderFault {
@@ -369,6 +381,7 @@ mod tests {
     fn target() -> EncodeTarget {
         EncodeTarget {
             name: "72p".into(),
+            codec: sluice_media::VideoCodec::H264,
             width: 128,
             height: 72,
             frame_rate: 30.0,

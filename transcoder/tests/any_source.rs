@@ -10,7 +10,7 @@ use ffmpeg_next::format::Pixel;
 use ffmpeg_next::frame;
 use ffmpeg_next::software::scaling;
 use sluice_media::fixtures::ffmpeg_clip;
-use sluice_media::{AvcConfig, Packet};
+use sluice_media::{AvcConfig, Packet, VideoCodec, VideoConfig};
 use sluice_transcoder::{
     probe, EncoderSettings, FileDemuxer, FileTranscode, Ladder, PlannedRung, ProbeLimits,
     ProbeReport, Rung, RungSpec, TranscoderOutput, VideoDecoder, VideoSource, VodEvent,
@@ -112,11 +112,10 @@ fn transcode(path: &Path, ladder: &Ladder) -> Transcoded {
             let config = events
                 .iter()
                 .find_map(|event| match event {
-                    VodEvent::Video(TranscoderOutput::Config { rung, config })
-                        if *rung == index =>
-                    {
-                        Some(config.clone())
-                    }
+                    VodEvent::Video(TranscoderOutput::Config {
+                        rung,
+                        config: VideoConfig::Avc(config),
+                    }) if *rung == index => Some(config.clone()),
                     _ => None,
                 })
                 .expect("each rung's configuration");
@@ -783,8 +782,9 @@ fn interlaced_mpeg2_comes_out_progressive() {
     let mut demuxer = FileDemuxer::open(&clip, &ProbeLimits::default()).unwrap();
     let video = demuxer.report().video.as_ref().expect("video");
     assert!(video.interlaced, "{video:?}");
-    let Some((VideoSource::Stream { parameters, .. }, _)) =
-        demuxer.plan_video(&ladder(vec![RungSpec::Source])).unwrap()
+    let Some((VideoSource::Stream { parameters, .. }, _)) = demuxer
+        .plan_video(&ladder(vec![RungSpec::Source]), &[VideoCodec::H264])
+        .unwrap()
     else {
         panic!("MPEG-2 video is decoded from its stream");
     };

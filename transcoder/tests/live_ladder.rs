@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sluice_media::{AvcConfig, Packet, Timebase, TrackKind};
+use sluice_media::{AvcConfig, Packet, Timebase, TrackKind, VideoConfig};
 use sluice_transcoder::{
     plan, EncoderSettings, FileDemuxer, Ladder, LiveTranscoder, PlannedRung, Preset, ProbeLimits,
     Rung, RungSpec, TranscodeStats, TranscoderOutput, VideoDecoder,
@@ -176,6 +176,9 @@ fn split_by_rung(messages: &[TranscoderOutput], rungs: usize) -> Vec<RungOutput>
             assert!(!packets.is_empty(), "rung {index} emits packets");
             assert!(packets[0].keyframe, "rung {index} starts on a keyframe");
             assert!(packets.iter().all(|p| p.timebase == Timebase::MPEG));
+            let VideoConfig::Avc(config) = config else {
+                panic!("rung {index} is H.264");
+            };
             RungOutput {
                 config: config.clone(),
                 packets,
