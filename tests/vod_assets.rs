@@ -282,3 +282,60 @@ fn a_rotated_phone_clip_sent_by_tus_with_a_cut_comes_out_upright() {
     assert_eq!(probed["streams"][0]["width"], 180, "{probed}");
     assert_eq!(probed["streams"][0]["height"], 320, "{probed}");
 }
+
+#[test]
+fn an_asset_asking_for_av1_gets_av1_twins_in_the_same_master() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let path = ffmpeg_clip(
+        work.path(),
+        "small.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=30:duration=2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let settings = json!({
+        "codecs": ["h264", "av1"],
+        "ladder": [{"name": "180p", "height": 180, "bitrate_kbps": 300}],
+    });
+    let asset_id = put_asset(&server, &std::fs::read(path).unwrap(), settings);
+    let asset = settled(&server, &asset_id, PREPARE_TIMEOUT);
+    assert_eq!(asset["status"], "ready", "{asset}");
+    let codecs: Vec<&str> = asset["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["codec"].as_str().unwrap())
+        .collect();
+    assert_eq!(codecs, ["h264", "av1"], "{asset}");
+
+    let hls = asset_hls_dir(&server, &asset_id);
+    let master = master(&hls);
+    let variants: Vec<_> = master.variants.iter().filter(|v| !v.is_i_frame).collect();
+    assert_eq!(variants.len(), 2);
+    assert!(variants[0].codecs.as_deref().unwrap().starts_with("avc1."));
+    assert!(
+        variants[1]
+            .codecs
+            .as_deref()
+            .unwrap()
+            .starts_with("av01.0."),
+        "{variants:?}"
+    );
+    let scratch = work.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let (_, av1) = playable_files(&hls, &variants[1].uri, &scratch);
+    decode_cleanly(&av1);
+    let probed = ffprobe(&av1, &["-show_entries", "stream=codec_name,width,height"]);
+    assert_eq!(probed["streams"][0]["codec_name"], "av1", "{probed}");
+    assert_eq!(probed["streams"][0]["width"], 320, "{probed}");
+}

@@ -662,9 +662,19 @@ async fn head_headers(
     headers: &HeaderMap,
 ) -> Result<HeaderMap, ApiError> {
     tus::require_resumable(headers)?;
-    let upload = by_token(state, id, token).await?;
+    let mut upload = by_token(state, id, token).await?;
     if upload.status != UploadStatus::AssetCreated {
         ensure_accepting(state, &upload).await?;
+    }
+    if upload.status == UploadStatus::Waiting && upload.length == Some(upload.offset) {
+        // Every byte arrived but the request that wrote the last ones could not finish (the
+        // store or the database failed): finish now, since a client seeing its offset at the
+        // end will not send again. A request busy writing finishes it itself.
+        if let Ok((waiting, _writing)) = start_writing(state, id, token).await {
+            if waiting.length == Some(waiting.offset) {
+                upload = complete(state, &waiting.id).await?;
+            }
+        }
     }
     let mut response = HeaderMap::new();
     let (name, value) = header(tus::UPLOAD_OFFSET, upload.offset);

@@ -1,8 +1,8 @@
 //! The asset worker: claims `asset.transcode` jobs from the durable queue and turns each
 //! asset's source into HLS renditions, a poster and a storyboard in the object store.
 //!
-//! For one job, in a working directory of its own (`<scratch>/<asset id>`, removed whatever
-//! happens):
+//! For one job, in a working directory of its own per claim
+//! (`<scratch>/<asset id>-<job id>-<attempt>`, removed whatever happens):
 //!
 //! 1. **Start clean**: `assets/{id}/hls/` and `assets/{id}/images/` are removed (and the
 //!    asset is no longer playable until its master playlist is back), so a job taken over
@@ -54,6 +54,8 @@ use crate::config::WorkerConfig;
 
 /// How often an idle claiming task looks for a due job.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the worker looks for preparing assets whose jobs have all ended.
+const ABANDONED_SWEEP: Duration = Duration::from_secs(30);
 /// Longest wait between heartbeats (shorter leases get a heartbeat every third of the lease).
 const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 /// Segment duration of on-demand renditions (Apple's recommendation, HLS Authoring Spec
@@ -141,6 +143,7 @@ impl Worker {
             let worker_id = format!("{prefix}-{slot}");
             tasks.spawn(worker.clone().claim_loop(worker_id, stopping.clone()));
         }
+        tasks.spawn(worker.clone().abandoned_loop(stopping.clone()));
         while tasks.join_next().await.is_some() {}
         info!("Asset worker stopped.");
     }
@@ -171,6 +174,39 @@ impl Worker {
         }
     }
 
+    /// Every [`ABANDONED_SWEEP`], errors the preparing assets no job will prepare any more: a
+    /// job whose worker died on its last attempt is failed by the next claim, which cannot
+    /// tell the asset (another worker may be the one to notice).
+    async fn abandoned_loop(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
+        while !*stopping.borrow() {
+            match self.db.abandoned_assets().await {
+                Ok(abandoned) => {
+                    for (asset, last_error) in abandoned {
+                        let reason = format!(
+                            "the asset could not be prepared: {}",
+                            last_error.as_deref().unwrap_or(INTERRUPTED)
+                        );
+                        warn!(asset_id = %asset.id, reason = %reason, "Asset errored.");
+                        match self.db.set_asset_errored(&asset.id, &reason).await {
+                            Ok(Some(errored)) => {
+                                self.publish(EventType::AssetErrored, &errored).await
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                warn!(asset_id = %asset.id, error = %e, "Cannot record the asset's error.")
+                            }
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "Cannot look for abandoned assets."),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(ABANDONED_SWEEP) => {}
+                _ = stopping.changed() => {}
+            }
+        }
+    }
+
     /// Processes one claimed job to its end, recording the outcome.
     async fn process(&self, worker_id: &str, job: Job, stopping: &mut watch::Receiver<bool>) {
         let asset_id = job.subject_id.clone();
@@ -189,7 +225,11 @@ impl Worker {
             }
         };
         info!(asset_id = %asset.id, job_id = %job.id, attempt = job.attempts, "Preparing an asset.");
-        let work = self.scratch.join(&asset.id);
+        // One directory per claim: an attempt that outlived its lease never touches the files
+        // of the attempt that took the job over.
+        let work = self
+            .scratch
+            .join(format!("{}-{}-{}", asset.id, job.id, job.attempts));
         let progress = Arc::new(AtomicU8::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let outcome = {

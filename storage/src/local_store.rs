@@ -70,7 +70,15 @@ impl LocalStore {
         let temp = parent.join(format!(".tmp~{}", uuid::Uuid::new_v4().simple()));
         let written = match body {
             Body::Bytes(bytes) => tokio::fs::write(&temp, bytes).await,
-            Body::File(source) => tokio::fs::copy(source, &temp).await.map(drop),
+            // A source is often removed once stored (an upload's spool file): it reaches the
+            // disk before it takes the object's name.
+            Body::File(source) => match tokio::fs::copy(source, &temp).await {
+                Ok(_) => match tokio::fs::File::open(&temp).await {
+                    Ok(file) => file.sync_all().await,
+                    Err(error) => Err(error),
+                },
+                Err(error) => Err(error),
+            },
         };
         if let Err(error) = written {
             // Best effort: the write already failed, a leftover temp file is harmless.

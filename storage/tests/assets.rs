@@ -289,3 +289,33 @@ async fn uploads_expire_and_end_only_once() {
     );
     assert_eq!(page.items[1].status, UploadStatus::TimedOut);
 }
+
+#[tokio::test]
+async fn an_asset_whose_last_worker_died_is_found_abandoned() {
+    let (_database, db) = fresh_db().await;
+    let asset = db.create_asset(&url_asset(vec![])).await.unwrap();
+    let lease = Duration::from_millis(100);
+    // Every attempt's worker dies (its lease runs out); the claim after the last fails the job.
+    for _ in 0..sluice_storage::DEFAULT_JOB_MAX_ATTEMPTS {
+        let claimed = db.claim_job("w", &[ASSET_JOB_KIND], lease).await.unwrap();
+        assert!(claimed.is_some());
+        tokio::time::sleep(lease + Duration::from_millis(50)).await;
+    }
+    assert!(db
+        .claim_job("w", &[ASSET_JOB_KIND], lease)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        db.jobs_for_subject(&asset.id).await.unwrap()[0].status,
+        JobStatus::Failed
+    );
+    // An asset whose job is still queued is not abandoned.
+    db.create_asset(&url_asset(vec![])).await.unwrap();
+
+    let abandoned = db.abandoned_assets().await.unwrap();
+    let ids: Vec<_> = abandoned.iter().map(|(a, _)| a.id.as_str()).collect();
+    assert_eq!(ids, [asset.id.as_str()]);
+    let reason = abandoned[0].1.as_deref().unwrap();
+    assert!(reason.contains("lease of worker w expired"), "{reason}");
+}

@@ -13,7 +13,7 @@ use super::playback_ids::{insert_playback_id, PlaybackOwner};
 use super::{now, Db, Record, Result, StorageError};
 use crate::entities::{asset, job};
 use crate::ids;
-use crate::model::{Asset, AssetPage, AssetStatus, NewAsset, NewJob, ASSET_JOB_KIND};
+use crate::model::{Asset, AssetPage, AssetStatus, JobStatus, NewAsset, NewJob, ASSET_JOB_KIND};
 
 const ASSET_PAGE: PageKey<asset::Entity> = PageKey {
     created_at: asset::Column::CreatedAt,
@@ -238,6 +238,33 @@ impl Db {
             },
         )
         .await
+    }
+
+    /// Preparing assets that no job will prepare any more (their last processing job failed
+    /// without the asset being marked, as when its worker died on the last attempt), each with
+    /// that job's last error.
+    pub async fn abandoned_assets(&self) -> Result<Vec<(Asset, Option<String>)>> {
+        let preparing = asset::Entity::find()
+            .filter(asset::Column::Status.eq(AssetStatus::Preparing))
+            .all(&self.conn)
+            .await?;
+        let mut abandoned = Vec::new();
+        for row in preparing {
+            let jobs = self.jobs_for_subject(&row.id).await?;
+            let asset_jobs: Vec<_> = jobs.iter().filter(|j| j.kind == ASSET_JOB_KIND).collect();
+            if asset_jobs.iter().any(|job| job.status.is_active()) {
+                continue;
+            }
+            // Oldest first: the last is the latest.
+            let Some(last) = asset_jobs.last() else {
+                continue;
+            };
+            if last.status == JobStatus::Failed {
+                let reason = last.last_error.clone();
+                abandoned.push((asset_from_row(row)?, reason));
+            }
+        }
+        Ok(abandoned)
     }
 
     /// Applies `changes` (and a new `updated_at`) to asset `id` if it is still preparing;
