@@ -14,10 +14,16 @@
 //!
 //! Usage: `cargo bench --bench live_ladder [-- --preset superfast]`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{
+    cpu_seconds, curl, ffmpeg_ladder_command, make_source, num_cores, process_cpu_seconds, targets,
+    BenchServer,
+};
 use sluice_media::{AvcConfig, Packet, Timebase, TrackKind};
 use sluice_packager::{LivePlaylist, TrackSegmenter};
 use sluice_transcoder::{
@@ -42,98 +48,14 @@ impl Measurement {
     }
 }
 
-/// User + system CPU seconds of this process (`RUSAGE_SELF`) or its waited-for children.
-fn cpu_seconds(who: libc::c_int) -> f64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::getrusage(who, &mut usage);
-        usage
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
-}
-
-fn run(command: &mut Command) {
-    let status = command.status().expect("command runs");
-    assert!(status.success(), "{command:?} failed");
-}
-
-/// 10 s of 30 fps testsrc2 at `size`, encoded once with high quality so decoding it is the
-/// only source cost either side pays.
-fn make_source(dir: &Path, size: &str) -> PathBuf {
-    let path = dir.join(format!("source-{size}.mp4"));
-    run(Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!(
-            "testsrc2=size={size}:rate=30:duration={MEDIA_SECONDS}"
-        ))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!(
-            "sine=frequency=440:sample_rate=48000:duration={MEDIA_SECONDS}"
-        ))
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-b:v", "8000k", "-g", "60",
-        ])
-        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k"])
-        .arg(&path));
-    path
-}
-
-fn targets(rungs: &[PlannedRung]) -> Vec<&sluice_transcoder::EncodeTarget> {
-    rungs
-        .iter()
-        .filter_map(|rung| match rung {
-            PlannedRung::Encode(target) => Some(target),
-            PlannedRung::Source => None,
-        })
-        .collect()
-}
-
 /// The ffmpeg CLI: one decode, split, scale, x264 per rung, HLS fMP4.
 fn ffmpeg_ladder(source: &Path, rungs: &[PlannedRung], preset: &str, out: &Path) -> Measurement {
     let targets = targets(rungs);
-    let mut filter = format!("[0:v]split={}", targets.len());
-    for index in 0..targets.len() {
-        filter.push_str(&format!("[s{index}]"));
-    }
-    for (index, target) in targets.iter().enumerate() {
-        filter.push_str(&format!(
-            ";[s{index}]scale={}:{}[v{index}]",
-            target.width, target.height
-        ));
-    }
-    let mut command = Command::new("ffmpeg");
-    command
-        .args(["-hide_banner", "-v", "error", "-y", "-i"])
-        .arg(source)
-        .args(["-filter_complex", &filter]);
-    for (index, target) in targets.iter().enumerate() {
-        command
-            .args(["-map", &format!("[v{index}]")])
-            .arg(format!("-c:v:{index}"))
-            .arg("libx264")
-            .arg(format!("-b:v:{index}"))
-            .arg(format!("{}k", target.bitrate_kbps))
-            .arg(format!("-maxrate:v:{index}"))
-            .arg(format!("{}k", target.vbv_maxrate_kbps))
-            .arg(format!("-bufsize:v:{index}"))
-            .arg(format!("{}k", target.vbv_bufsize_kbit));
-    }
+    let mut command = ffmpeg_ladder_command(source, &targets, preset);
     let stream_map: Vec<String> = (0..targets.len())
         .map(|index| format!("v:{index}"))
         .collect();
     command
-        .args([
-            "-preset",
-            preset,
-            "-g",
-            "60",
-            "-keyint_min",
-            "60",
-            "-sc_threshold",
-            "0",
-        ])
         .args(["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"])
         .args([
             "-hls_segment_type",
@@ -146,7 +68,7 @@ fn ffmpeg_ladder(source: &Path, rungs: &[PlannedRung], preset: &str, out: &Path)
         .arg(out.join("v%v.m3u8"));
     let cpu_before = cpu_seconds(libc::RUSAGE_CHILDREN);
     let started = Instant::now();
-    run(&mut command);
+    common::run(&mut command);
     Measurement {
         wall_seconds: started.elapsed().as_secs_f64(),
         cpu_seconds: cpu_seconds(libc::RUSAGE_CHILDREN) - cpu_before,
@@ -246,85 +168,18 @@ fn write_segment(
     std::fs::write(out.join(format!("v{rung}.m3u8")), playlist.render()).expect("write playlist");
 }
 
-/// CPU seconds (user + system) a process has used so far, from /proc.
-fn process_cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |index: usize| {
-        fields
-            .get(index)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields 14 and 15 of stat (utime, stime), counted after the ")" as 11 and 12 (0-based).
-    let clock = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / clock
-}
-
-fn curl(args: &[&str]) -> String {
-    let output = Command::new("curl")
-        .args(["-s"])
-        .args(args)
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("free port")
-}
-
 /// The real server, a real-time RTMP publish of `source`, the default ladder.
 fn live_server_run(source: &Path, work: &Path) -> (f64, f64, u64) {
-    let (http, rtmp) = (free_port(), free_port());
-    let mut server = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("serve")
-        .env("SLUICE_HTTP", format!("127.0.0.1:{http}"))
-        .env("SLUICE_RTMP", format!("127.0.0.1:{rtmp}"))
-        .env("SLUICE_DATA_DIR", work.join("server"))
-        .env("SLUICE_API_KEY", "bench")
-        .env("SLUICE_API_SECRET", "bench-secret")
-        .env("SLUICE_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start sluice");
-    let base = format!("http://127.0.0.1:{http}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &format!("{base}/healthz"),
-    ]) != "200"
-    {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let created = curl(&[
-        "-u",
-        "bench:bench-secret",
-        "-H",
-        "content-type: application/json",
-        "-d",
-        r#"{"name": "bench"}"#,
-        &format!("{base}/v1/live-streams"),
-    ]);
-    let created: serde_json::Value = serde_json::from_str(&created).expect("created JSON");
+    let server = BenchServer::start(&work.join("server"));
+    let (base, rtmp) = (server.base.clone(), server.rtmp_port);
+    let created = server.api("/v1/live-streams", Some(r#"{"name": "bench"}"#));
     let data = &created["data"];
     let (id, key, playback) = (
         data["id"].as_str().unwrap().to_owned(),
         data["stream_key"].as_str().unwrap().to_owned(),
         data["playback_ids"][0]["id"].as_str().unwrap().to_owned(),
     );
-    let cpu_before = process_cpu_seconds(server.id());
+    let cpu_before = process_cpu_seconds(server.pid());
     let started = Instant::now();
     let mut publisher = Command::new("ffmpeg")
         .args(["-hide_banner", "-v", "error", "-re", "-i"])
@@ -352,12 +207,7 @@ fn live_server_run(source: &Path, work: &Path) -> (f64, f64, u64) {
     assert!(publisher.wait().expect("publisher").success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let dropped = loop {
-        let body = curl(&[
-            "-u",
-            "bench:bench-secret",
-            &format!("{base}/v1/live-streams/{id}"),
-        ]);
-        let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let body = server.api(&format!("/v1/live-streams/{id}"), None);
         // An idle stream still shows its last session, with the final counters.
         if body["data"]["status"] == "idle" {
             break body["data"]["current_session"]["frames_dropped"]
@@ -367,9 +217,8 @@ fn live_server_run(source: &Path, work: &Path) -> (f64, f64, u64) {
         assert!(Instant::now() < deadline, "stream never went idle");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let cpu = process_cpu_seconds(server.id()) - cpu_before;
-    let _ = server.kill();
-    let _ = server.wait();
+    let cpu = process_cpu_seconds(server.pid()) - cpu_before;
+    drop(server);
     (first_segment, cpu / f64::from(MEDIA_SECONDS), dropped)
 }
 
@@ -395,7 +244,7 @@ fn main() {
         ("720p30", "1280x720", 1280, 720),
         ("1080p30", "1920x1080", 1920, 1080),
     ] {
-        let source = make_source(work.path(), size);
+        let source = make_source(work.path(), size, MEDIA_SECONDS);
         let rungs = plan(&Ladder::DEFAULT, width, height, Some(30.0)).expect("plan");
         let names: Vec<&str> = rungs.iter().map(PlannedRung::name).collect();
         let ffmpeg_out = work.path().join(format!("ffmpeg-{label}"));
@@ -422,10 +271,4 @@ fn main() {
     println!("| first RTMP byte → first segment in master | server CPU-s per media second | frames dropped |");
     println!("| --- | --- | --- |");
     println!("| {first_segment:.2} s | {server_cpu:.2} | {dropped} |");
-}
-
-fn num_cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
 }

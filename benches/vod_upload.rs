@@ -15,11 +15,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{cpu_seconds, curl, make_source, num_cores, peak_rss_mib, BenchServer};
-use sluice_transcoder::{plan, EncodeTarget, Ladder, PlannedRung};
+use common::{
+    cpu_seconds, curl, ffmpeg_ladder_command, make_source, num_cores, peak_rss_mib, targets,
+    BenchServer,
+};
+use sluice_transcoder::{plan, Ladder, PlannedRung};
 
 /// Segment duration of both sides (Sluice's VOD default, Apple's recommendation).
 const SEGMENT_SECONDS: u32 = 6;
@@ -30,62 +32,16 @@ struct Outcome {
     peak_mib: f64,
 }
 
-fn targets(rungs: &[PlannedRung]) -> Vec<&EncodeTarget> {
-    rungs
-        .iter()
-        .filter_map(|rung| match rung {
-            PlannedRung::Encode(target) => Some(target),
-            PlannedRung::Source => None,
-        })
-        .collect()
-}
-
 /// The ffmpeg CLI doing the ladder as VOD HLS.
 fn ffmpeg_vod(source: &Path, rungs: &[PlannedRung], out: &Path) -> Outcome {
     let targets = targets(rungs);
-    let mut filter = format!("[0:v]split={}", targets.len());
-    for index in 0..targets.len() {
-        filter.push_str(&format!("[s{index}]"));
-    }
-    for (index, target) in targets.iter().enumerate() {
-        filter.push_str(&format!(
-            ";[s{index}]scale={}:{}[v{index}]",
-            target.width, target.height
-        ));
-    }
-    let mut command = Command::new("ffmpeg");
-    command
-        .args(["-hide_banner", "-v", "error", "-y", "-i"])
-        .arg(source)
-        .args(["-filter_complex", &filter]);
-    for (index, target) in targets.iter().enumerate() {
-        command
-            .args(["-map", &format!("[v{index}]")])
-            .arg(format!("-c:v:{index}"))
-            .arg("libx264")
-            .arg(format!("-b:v:{index}"))
-            .arg(format!("{}k", target.bitrate_kbps))
-            .arg(format!("-maxrate:v:{index}"))
-            .arg(format!("{}k", target.vbv_maxrate_kbps))
-            .arg(format!("-bufsize:v:{index}"))
-            .arg(format!("{}k", target.vbv_bufsize_kbit));
-    }
+    let mut command = ffmpeg_ladder_command(source, &targets, "veryfast");
     let mut stream_map: Vec<String> = (0..targets.len())
         .map(|index| format!("v:{index},agroup:audio"))
         .collect();
     stream_map.push("a:0,agroup:audio".to_owned());
     command
         .args(["-map", "0:a", "-c:a", "copy"])
-        .args([
-            "-preset",
-            "veryfast",
-            "-g",
-            "60",
-            "-keyint_min",
-            "60",
-            "-sc_threshold",
-            "0",
-        ])
         .args(["-f", "hls", "-hls_time", &SEGMENT_SECONDS.to_string()])
         .args(["-hls_playlist_type", "vod", "-hls_segment_type", "fmp4"])
         .args(["-var_stream_map", &stream_map.join(" ")])

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sluice_transcoder::{EncodeTarget, PlannedRung};
+
 /// User + system CPU seconds of this process (`RUSAGE_SELF`) or its waited-for children.
 pub fn cpu_seconds(who: libc::c_int) -> f64 {
     let usage = rusage(who);
@@ -52,6 +54,62 @@ pub fn make_source(dir: &Path, size: &str, seconds: u32) -> PathBuf {
         .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k"])
         .arg(&path));
     path
+}
+
+/// The encoded rungs of a plan (a repackaged `source` rung costs the CLI nothing to match).
+pub fn targets(rungs: &[PlannedRung]) -> Vec<&EncodeTarget> {
+    rungs
+        .iter()
+        .filter_map(|rung| match rung {
+            PlannedRung::Encode(target) => Some(target),
+            PlannedRung::Source => None,
+        })
+        .collect()
+}
+
+/// The ffmpeg CLI doing the ladder's video work the way Sluice does: one decode, a split, a
+/// scale and an x264 encode per rung with the rung's bitrate and VBV, `preset`, 2 s closed
+/// GOPs without scene cuts. Outputs `[v{N}]` are mapped in rung order; the caller adds the
+/// audio and the muxer.
+pub fn ffmpeg_ladder_command(source: &Path, targets: &[&EncodeTarget], preset: &str) -> Command {
+    let mut filter = format!("[0:v]split={}", targets.len());
+    for index in 0..targets.len() {
+        filter.push_str(&format!("[s{index}]"));
+    }
+    for (index, target) in targets.iter().enumerate() {
+        filter.push_str(&format!(
+            ";[s{index}]scale={}:{}[v{index}]",
+            target.width, target.height
+        ));
+    }
+    let mut command = Command::new("ffmpeg");
+    command
+        .args(["-hide_banner", "-v", "error", "-y", "-i"])
+        .arg(source)
+        .args(["-filter_complex", &filter]);
+    for (index, target) in targets.iter().enumerate() {
+        command
+            .args(["-map", &format!("[v{index}]")])
+            .arg(format!("-c:v:{index}"))
+            .arg("libx264")
+            .arg(format!("-b:v:{index}"))
+            .arg(format!("{}k", target.bitrate_kbps))
+            .arg(format!("-maxrate:v:{index}"))
+            .arg(format!("{}k", target.vbv_maxrate_kbps))
+            .arg(format!("-bufsize:v:{index}"))
+            .arg(format!("{}k", target.vbv_bufsize_kbit));
+    }
+    command.args([
+        "-preset",
+        preset,
+        "-g",
+        "60",
+        "-keyint_min",
+        "60",
+        "-sc_threshold",
+        "0",
+    ]);
+    command
 }
 
 /// CPU seconds (user + system) a process has used so far, from /proc.
