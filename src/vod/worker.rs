@@ -226,10 +226,21 @@ impl Worker {
         };
         info!(asset_id = %asset.id, job_id = %job.id, attempt = job.attempts, "Preparing an asset.");
         // One directory per claim: an attempt that outlived its lease never touches the files
-        // of the attempt that took the job over.
+        // of the attempt that took the job over, which removes what earlier attempts left (a
+        // killed worker's files).
         let work = self
             .scratch
             .join(format!("{}-{}-{}", asset.id, job.id, job.attempts));
+        for attempt in 1..job.attempts {
+            let earlier = self
+                .scratch
+                .join(format!("{}-{}-{attempt}", asset.id, job.id));
+            if let Err(e) = tokio::fs::remove_dir_all(&earlier).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    warn!(path = %earlier.display(), error = %e, "Cannot remove an earlier attempt's files.");
+                }
+            }
+        }
         let progress = Arc::new(AtomicU8::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let outcome = {
@@ -464,7 +475,7 @@ impl Worker {
             }
             Err(e) => {
                 self.settle(job, worker_id, Err(Failure::Transient(e.to_string())))
-                    .await
+                    .await;
             }
         }
     }
@@ -490,7 +501,6 @@ impl Worker {
     }
 
     async fn finish_failed(&self, job: &Job, worker_id: &str, asset: &Asset, failure: Failure) {
-        self.remove_outputs(asset).await;
         let last_attempt = job.attempts >= job.max_attempts;
         let reason = match &failure {
             Failure::Input(reason) => Some(reason.clone()),
@@ -504,6 +514,12 @@ impl Worker {
             )),
             _ => None,
         };
+        // Only the attempt that still holds the job speaks for the asset: one that outlived its
+        // lease (its files possibly gone) must not error an asset another attempt prepares.
+        if !self.settle(job, worker_id, Err(failure)).await {
+            return;
+        }
+        self.remove_outputs(asset).await;
         if let Some(reason) = reason {
             warn!(asset_id = %asset.id, reason = %reason, "Asset errored.");
             match self.db.set_asset_errored(&asset.id, &reason).await {
@@ -514,12 +530,12 @@ impl Worker {
                 }
             }
         }
-        self.settle(job, worker_id, Err(failure)).await;
     }
 
     /// Records the job's outcome: done, failed for good (a bad input) or retried (at once
     /// when the worker stopped, later otherwise).
-    async fn settle(&self, job: &Job, worker_id: &str, outcome: Result<Value, Failure>) {
+    /// `false` when the outcome could not be recorded under this worker's claim.
+    async fn settle(&self, job: &Job, worker_id: &str, outcome: Result<Value, Failure>) -> bool {
         let recorded = match &outcome {
             Ok(result) => self.db.complete_job(&job.id, worker_id, result).await,
             Err(Failure::Input(reason)) => self.db.fail_job(&job.id, worker_id, reason, None).await,
@@ -534,10 +550,14 @@ impl Worker {
                     .fail_job(&job.id, worker_id, INTERRUPTED, Some(Duration::ZERO))
                     .await
             }
-            Err(Failure::Stopped) => return,
+            Err(Failure::Stopped) => return false,
         };
-        if let Err(e) = recorded {
-            warn!(job_id = %job.id, error = %e, "Cannot record the outcome of an asset job.");
+        match recorded {
+            Ok(held) => held,
+            Err(e) => {
+                warn!(job_id = %job.id, error = %e, "Cannot record the outcome of an asset job.");
+                false
+            }
         }
     }
 

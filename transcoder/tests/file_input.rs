@@ -241,7 +241,7 @@ fn limits_are_enforced() {
     );
     assert_eq!(
         error.to_string(),
-        "duration 0:00:04 exceeds the 0:00:02 limit"
+        "duration 4.00 s exceeds the 2.00 s limit"
     );
 
     let error = refusal(
