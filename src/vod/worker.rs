@@ -13,7 +13,8 @@
 //! 4. **Transcode and package** the ladder of the asset's settings into `assets/{id}/hls/`
 //!    ([`package`]): playable early (the asset is marked playable as soon as the master
 //!    playlist exists), progress recorded with each heartbeat.
-//! 5. **Pictures**: `images/poster.jpg`, `images/storyboard.jpg` and `images/storyboard.vtt`.
+//! 5. **Pictures**: `images/poster.jpg`, `images/storyboard.jpg` and `images/storyboard.vtt`,
+//!    made while step 4 runs, on a thread of lower CPU priority.
 //! 6. **Ready**: the renditions are recorded and `asset.ready` is published.
 //!
 //! A bad input (not media, refused URL, over a limit) errors the asset at once
@@ -390,7 +391,7 @@ impl Worker {
             stop: stop.clone(),
         };
         let mut output = StoreOutput::new(self.store.clone(), runtime.clone(), hls);
-        let packaged = blocking({
+        let transcoding = blocking({
             let source = source.clone();
             let limits = limits.clone();
             let stop = stop.clone();
@@ -405,19 +406,26 @@ impl Worker {
                     }
                 })
             }
-        })
-        .await?;
-
-        if let Some(video) = &report.video {
+        });
+        // The poster and storyboard decode the source on their own thread while the ladder
+        // encodes (the rungs leave part of the machine idle), rather than after it. Both are
+        // awaited whatever happens, so nothing is written once this returns.
+        let pictures = async {
+            let Some(video) = &report.video else {
+                return Ok(());
+            };
             let width = video.width;
             let with_storyboard = report.duration.is_some();
             let mut output = StoreOutput::new(self.store.clone(), runtime, images);
-            blocking(move || {
+            blocking_at_low_priority(move || {
                 write_pictures(&source, &limits, width, with_storyboard, &mut output)
                     .map_err(|e| classify_packaging(&e))
             })
-            .await?;
-        }
+            .await
+        };
+        let (packaged, pictures) = tokio::join!(transcoding, pictures);
+        let packaged = packaged?;
+        pictures?;
         progress.store(100, Ordering::Relaxed);
         if stop.load(Ordering::Relaxed) {
             return Err(Failure::Stopped);
@@ -659,6 +667,34 @@ async fn blocking<T: Send + 'static>(
             "the transcode thread failed: {e}"
         )))
     })
+}
+
+/// How much lower than the ladder the pictures thread runs (a nice increment).
+const PICTURES_NICENESS: libc::c_int = 10;
+
+/// Runs `work` on a thread of its own at a lower CPU priority: the poster and storyboard then
+/// use the CPU the ladder leaves idle instead of slowing it. (A thread of the blocking pool could
+/// not be given its priority back without privileges, so the thread ends with the work.)
+async fn blocking_at_low_priority<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("sluice-pictures".to_owned())
+        .spawn(move || {
+            // SAFETY: gettid and get/setpriority take plain integers and act on this thread
+            // only (Linux keeps a nice value per thread; threads it starts inherit it).
+            unsafe {
+                let thread = libc::gettid() as libc::id_t;
+                let nice = libc::getpriority(libc::PRIO_PROCESS, thread);
+                libc::setpriority(libc::PRIO_PROCESS, thread, nice + PICTURES_NICENESS);
+            }
+            let _ = sender.send(work());
+        })
+        .map_err(|e| Failure::Transient(format!("cannot start the pictures thread: {e}")))?;
+    receiver
+        .await
+        .unwrap_or_else(|_| Err(Failure::Transient("the pictures thread failed".to_owned())))
 }
 
 /// `assets/{id}/{part}`.
