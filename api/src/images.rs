@@ -273,8 +273,10 @@ impl Images {
         asset: &Asset,
         job: impl FnOnce(&dyn ImageRenderer, &Path) -> Result<T, RenderError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let lease = self.sources.lease(store, asset).await?;
+        // The slot first: requests waiting for one hold no source copy, so waiting requests
+        // for many assets cannot push the copies past their size bound.
         let _slot = self.renders.acquire().await.map_err(ApiError::internal)?;
+        let lease = self.sources.lease(store, asset).await?;
         let renderer = self.renderer.clone();
         let path = lease.path.clone();
         let rendered = tokio::task::spawn_blocking(move || job(&*renderer, &path))
