@@ -31,7 +31,7 @@ mod playback_token;
 mod readiness;
 mod sessions;
 mod signing_keys;
-mod tus;
+pub mod tus;
 mod uploads;
 mod webhooks;
 
