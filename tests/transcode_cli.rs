@@ -4,11 +4,15 @@
 mod common;
 
 use sluice_media::fixtures::ffmpeg_clip;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+use common::vod::{
+    entries, keyframe_times, master, master_and_i_frames, playable_files, total_seconds,
+    vod_playlist,
+};
 use common::{decode_cleanly, ffprobe};
-use m3u8_rs::{MasterPlaylist, MediaPlaylist, MediaPlaylistType, Playlist, VariantStream};
+use m3u8_rs::MediaPlaylist;
 
 fn sluice_transcode(args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -24,23 +28,6 @@ fn sluice_transcode(args: &[&str]) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
-}
-
-/// The multivariant playlist, its I-frame variants apart: (master without them, them).
-fn master_and_i_frames(dir: &Path) -> (MasterPlaylist, Vec<VariantStream>) {
-    let bytes = std::fs::read(dir.join("master.m3u8")).expect("master.m3u8 is written");
-    match m3u8_rs::parse_playlist_res(&bytes) {
-        Ok(Playlist::MasterPlaylist(mut master)) => {
-            let (i_frames, variants) = master.variants.into_iter().partition(|v| v.is_i_frame);
-            master.variants = variants;
-            (master, i_frames)
-        }
-        other => panic!("master.m3u8 is a multivariant playlist: {other:?}"),
-    }
-}
-
-fn master(dir: &Path) -> MasterPlaylist {
-    master_and_i_frames(dir).0
 }
 
 /// Checks the I-frame playlist at `uri`: one entry per segment of the rendition's media
@@ -91,85 +78,6 @@ fn check_i_frame_playlist(dir: &Path, uri: &str, media: &MediaPlaylist, scratch:
             "{uri} entry {index} is a keyframe"
         );
     }
-}
-
-/// A media playlist, checked to be a complete VOD playlist with an init segment.
-fn vod_playlist(dir: &Path, uri: &str) -> MediaPlaylist {
-    let bytes = std::fs::read(dir.join(uri)).unwrap_or_else(|e| panic!("{uri}: {e}"));
-    let Ok(Playlist::MediaPlaylist(playlist)) = m3u8_rs::parse_playlist_res(&bytes) else {
-        panic!("{uri} is a media playlist");
-    };
-    assert_eq!(
-        playlist.playlist_type,
-        Some(MediaPlaylistType::Vod),
-        "{uri}"
-    );
-    assert!(playlist.end_list, "{uri} ends with EXT-X-ENDLIST");
-    assert!(!playlist.segments.is_empty(), "{uri} lists segments");
-    assert!(playlist.segments[0].map.is_some(), "{uri} has EXT-X-MAP");
-    playlist
-}
-
-fn total_seconds(playlist: &MediaPlaylist) -> f64 {
-    playlist
-        .segments
-        .iter()
-        .map(|s| f64::from(s.duration))
-        .sum()
-}
-
-/// Writes each segment of the playlist at `uri` behind its init segment, as a file ffmpeg can
-/// open alone, and the whole rendition as one file; returns (segments, whole).
-fn playable_files(dir: &Path, uri: &str, scratch: &Path) -> (Vec<PathBuf>, PathBuf) {
-    let playlist = vod_playlist(dir, uri);
-    let base = dir.join(uri).parent().unwrap().to_owned();
-    let init_uri = &playlist.segments[0].map.as_ref().unwrap().uri;
-    let init = std::fs::read(base.join(init_uri)).unwrap();
-    let tag = uri.replace('/', "-");
-    let mut whole = init.clone();
-    let mut segments = Vec::new();
-    for (index, segment) in playlist.segments.iter().enumerate() {
-        let data = std::fs::read(base.join(&segment.uri)).unwrap();
-        let path = scratch.join(format!("{tag}-{index}.mp4"));
-        std::fs::write(&path, [init.as_slice(), &data].concat()).unwrap();
-        segments.push(path);
-        whole.extend_from_slice(&data);
-    }
-    let whole_path = scratch.join(format!("{tag}-all.mp4"));
-    std::fs::write(&whole_path, whole).unwrap();
-    (segments, whole_path)
-}
-
-/// Presentation times (seconds) of the keyframes of the video in `file`.
-fn keyframe_times(file: &Path) -> Vec<f64> {
-    let probed = ffprobe(
-        file,
-        &[
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=pts_time,flags",
-        ],
-    );
-    let mut times: Vec<f64> = probed["packets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["flags"].as_str().unwrap_or("").contains('K'))
-        .map(|p| p["pts_time"].as_str().unwrap().parse().unwrap())
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times
-}
-
-/// Names of the entries of `dir`, sorted.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

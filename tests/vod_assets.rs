@@ -12,8 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::vod::{
-    asset_hls_dir, create_upload, keyframe_times, master, patch, patch_and_hang_up, playable_files,
-    put_asset, settled, total_seconds, tus_head, url_of, vod_playlist, TUS,
+    asset_hls_dir, create_upload, keyframe_times, master, master_and_i_frames, patch,
+    patch_and_hang_up, playable_files, put_asset, settled, total_seconds, tus_head, url_of,
+    vod_playlist, TUS,
 };
 use common::{decode_cleanly, ffprobe, http_request, play_with_hlsjs, wait_for, Server};
 use serde_json::{json, Value};
@@ -132,16 +133,15 @@ fn an_uploaded_clip_becomes_an_aligned_ladder_with_pictures_that_hlsjs_plays() {
 
     // The ladder on disk: the default ladder's rungs up to 480p.
     let hls = asset_hls_dir(&server, &asset_id);
-    let master = master(&hls);
-    let video_variants: Vec<_> = master.variants.iter().filter(|v| !v.is_i_frame).collect();
+    let (master, i_frames) = master_and_i_frames(&hls);
+    let video_variants: Vec<_> = master.variants.iter().collect();
     let sizes: Vec<_> = video_variants
         .iter()
         .map(|v| v.resolution.map(|r| (r.width, r.height)).unwrap())
         .collect();
     assert_eq!(sizes, [(854, 480), (640, 360)]);
-    let i_frame_variants = master.variants.iter().filter(|v| v.is_i_frame).count();
     assert_eq!(
-        i_frame_variants,
+        i_frames.len(),
         video_variants.len(),
         "an I-frame playlist per rung"
     );

@@ -11,8 +11,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::vod::{get_asset, settled};
 use common::{decode_cleanly, wait_for, Launch, Server};
-use serde_json::{json, Value};
+use serde_json::json;
 use sluice_media::fixtures::ffmpeg_clip;
 use sluice_storage::{Db, JobStatus};
 
@@ -108,21 +109,6 @@ fn create_asset(server: &Server, url: &str) -> (String, String) {
         .unwrap()
         .to_owned();
     (id, playback_id)
-}
-
-/// The asset as `GET /v1/assets/{id}` shows it.
-fn get_asset(server: &Server, id: &str) -> Value {
-    let (status, body) = server.api("GET", &format!("/v1/assets/{id}"), None);
-    assert_eq!(status, 200, "{body}");
-    body["data"].clone()
-}
-
-/// Waits until the asset is no longer preparing; returns it.
-fn settled(server: &Server, id: &str, timeout: Duration) -> Value {
-    wait_for("the asset to be settled", timeout, || {
-        let asset = get_asset(server, id);
-        (asset["status"] != "preparing").then_some(asset)
-    })
 }
 
 #[test]

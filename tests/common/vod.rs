@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use m3u8_rs::{MasterPlaylist, MediaPlaylist, MediaPlaylistType, Playlist};
+use m3u8_rs::{MasterPlaylist, MediaPlaylist, MediaPlaylistType, Playlist, VariantStream};
 use serde_json::Value;
 
 use super::{ffprobe, http_request, wait_for, HttpResponse, Server};
@@ -104,12 +104,23 @@ pub fn asset_hls_dir(server: &Server, asset_id: &str) -> PathBuf {
         .join("hls")
 }
 
-pub fn master(dir: &Path) -> MasterPlaylist {
+/// The multivariant playlist of the tree in `dir`: its variants without the I-frame ones, and
+/// the I-frame variants apart.
+pub fn master_and_i_frames(dir: &Path) -> (MasterPlaylist, Vec<VariantStream>) {
     let bytes = std::fs::read(dir.join("master.m3u8")).expect("master.m3u8 is written");
     match m3u8_rs::parse_playlist_res(&bytes) {
-        Ok(Playlist::MasterPlaylist(master)) => master,
+        Ok(Playlist::MasterPlaylist(mut master)) => {
+            let (i_frames, variants) = master.variants.into_iter().partition(|v| v.is_i_frame);
+            master.variants = variants;
+            (master, i_frames)
+        }
         other => panic!("master.m3u8 is a multivariant playlist: {other:?}"),
     }
+}
+
+/// The multivariant playlist of the tree in `dir`, without its I-frame variants.
+pub fn master(dir: &Path) -> MasterPlaylist {
+    master_and_i_frames(dir).0
 }
 
 /// A media playlist, checked to be a complete VOD playlist with an init segment.
