@@ -581,6 +581,16 @@ mod tests {
         assert_eq!(BitrateMeter::new().average_bps(), 0);
     }
 
+    #[test]
+    fn average_bandwidth_never_rounds_above_the_peak() {
+        // One frame-long segment: 1/30 s is not a whole number of nanoseconds, so the average
+        // computed from nanoseconds alone comes out 1 b/s above the peak.
+        let mut meter = BitrateMeter::new();
+        meter.add_segment(1_000, MediaTime::new(3_000, Timebase::MPEG));
+        assert_eq!(meter.peak_bps(), 240_000);
+        assert_eq!(meter.average_bps(), 240_000);
+    }
+
     fn variant(
         uri: &str,
         width: u32,
