@@ -51,10 +51,15 @@ fn io_error(key: &ObjectKey, source: std::io::Error) -> StoreError {
     }
 }
 
-/// What a write puts in place: bytes in memory, or a copy of a local file.
+/// What a write puts in place: bytes in memory, a copy of a local file, or another object of
+/// the store.
 enum Body<'a> {
     Bytes(&'a [u8]),
     File(&'a Path),
+    /// A stored object's file. Objects are never written in place (a put renames a new file
+    /// over the name), so a hard link shares the bytes safely; a copy is made where the file
+    /// system cannot link.
+    Link(&'a Path),
 }
 
 impl LocalStore {
@@ -78,6 +83,10 @@ impl LocalStore {
                     Err(error) => Err(error),
                 },
                 Err(error) => Err(error),
+            },
+            Body::Link(source) => match tokio::fs::hard_link(source, &temp).await {
+                Ok(()) => Ok(()),
+                Err(_) => tokio::fs::copy(source, &temp).await.map(|_| ()),
             },
         };
         if let Err(error) = written {
@@ -117,6 +126,19 @@ impl ObjectStore for LocalStore {
             Err(error) if means_absent(&error) => Err(StoreError::NotFound { key: key.clone() }),
             Err(error) => Err(io_error(key, error)),
         }
+    }
+
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StoreError> {
+        let source = self.path_of(from);
+        match tokio::fs::metadata(&source).await {
+            Ok(metadata) if metadata.is_file() => {}
+            Ok(_) => return Err(StoreError::NotFound { key: from.clone() }),
+            Err(error) if means_absent(&error) => {
+                return Err(StoreError::NotFound { key: from.clone() })
+            }
+            Err(error) => return Err(io_error(from, error)),
+        }
+        self.write_atomically(to, Body::Link(&source)).await
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
@@ -234,6 +256,41 @@ mod tests {
             .is_not_found());
         assert!(store
             .get(&key("live/ls_1/a.m4s/deeper"))
+            .await
+            .unwrap_err()
+            .is_not_found());
+    }
+
+    #[tokio::test]
+    async fn copy_makes_an_independent_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        store
+            .put(&key("a/one"), Bytes::from_static(b"first"))
+            .await
+            .unwrap();
+        store.copy(&key("a/one"), &key("b/two")).await.unwrap();
+        assert_eq!(
+            store.get(&key("b/two")).await.unwrap(),
+            Bytes::from_static(b"first")
+        );
+        // Replacing or removing the original leaves the copy as it was.
+        store
+            .put(&key("a/one"), Bytes::from_static(b"second"))
+            .await
+            .unwrap();
+        store.delete(&key("a/one")).await.unwrap();
+        assert_eq!(
+            store.get(&key("b/two")).await.unwrap(),
+            Bytes::from_static(b"first")
+        );
+        assert!(store
+            .copy(&key("a/one"), &key("c"))
+            .await
+            .unwrap_err()
+            .is_not_found());
+        assert!(store
+            .copy(&key("b"), &key("c"))
             .await
             .unwrap_err()
             .is_not_found());

@@ -149,6 +149,11 @@ pub trait ObjectStore: Send + Sync {
     /// Reads the whole object; [`StoreError::NotFound`] when there is none.
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError>;
 
+    /// Copies the object at `from` to `to` (replacing any object there) without passing its
+    /// bytes through this process where the backend can copy by itself.
+    /// [`StoreError::NotFound`] when `from` does not exist.
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StoreError>;
+
     /// Removes the object; removing a missing object succeeds.
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
 
