@@ -153,19 +153,19 @@ async fn assets_list_newest_first_by_status_and_delete_with_their_job() {
         );
     }
     db.set_asset_errored(&ids[0], "bad").await.unwrap();
-    let first = db.list_assets(2, None, None).await.unwrap();
+    let first = db.list_assets(2, None, None, None).await.unwrap();
     assert_eq!(
         first.items.iter().map(|a| &a.id).collect::<Vec<_>>(),
         [&ids[2], &ids[1]]
     );
     let second = db
-        .list_assets(2, first.next_cursor.as_deref(), None)
+        .list_assets(2, first.next_cursor.as_deref(), None, None)
         .await
         .unwrap();
     assert_eq!(second.items[0].id, ids[0]);
     assert_eq!(second.next_cursor, None);
     let errored = db
-        .list_assets(10, None, Some(AssetStatus::Errored))
+        .list_assets(10, None, Some(AssetStatus::Errored), None)
         .await
         .unwrap();
     assert_eq!(errored.items.len(), 1);
@@ -245,7 +245,14 @@ async fn an_upload_advances_from_its_offset_and_completes_into_one_asset() {
         .await
         .unwrap()
         .is_none());
-    assert_eq!(db.list_assets(10, None, None).await.unwrap().items.len(), 1);
+    assert_eq!(
+        db.list_assets(10, None, None, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
     assert!(!db.advance_upload(&upload.id, 10, 11).await.unwrap());
     assert!(!db
         .set_upload_status(&upload.id, UploadStatus::Cancelled, None)
