@@ -119,6 +119,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             metrics.clone(),
             config.live.clone(),
             config.rtmp_public_url(),
+            config.public_url(),
             stopping.clone(),
         )
         .run(rtmp),

@@ -655,7 +655,10 @@ mod tests {
         }
         assert_eq!(playlist.media_sequence(), 0);
         let rendered = text(playlist.render());
-        assert!(rendered.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"), "{rendered}");
+        assert!(
+            rendered.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+            "{rendered}"
+        );
         assert_eq!(rendered.matches("#EXTINF:").count(), 500);
         assert!(rendered.contains("\n0.m4s\n") && rendered.contains("\n499.m4s\n"));
         assert!(!rendered.contains("ENDLIST"));
@@ -674,7 +677,11 @@ mod tests {
         playlist.push_segment("2.m4s".into(), 2.0);
         playlist.push_segment("3.m4s".into(), 2.0);
         let rendered = text(playlist.render());
-        assert_eq!(rendered.matches("#EXT-X-DISCONTINUITY\n").count(), 2, "{rendered}");
+        assert_eq!(
+            rendered.matches("#EXT-X-DISCONTINUITY\n").count(),
+            2,
+            "{rendered}"
+        );
         assert_eq!(rendered.matches("#EXT-X-MAP:").count(), 2, "{rendered}");
         let new_map = rendered.find("b-init.mp4").unwrap();
         assert!(rendered.find("1.m4s").unwrap() < new_map);
