@@ -7,8 +7,8 @@
 //! connection is closed. Running sessions follow the event bus and end when the control plane
 //! disables, re-keys, deletes or completes their stream (see `session_control`).
 //!
-//! A session outlives a publisher that goes away on its own (the connection closes or the
-//! encoder unpublishes) by the stream's `reconnect_window_s`: its packaging stays alive and the
+//! A session outlives a publisher that vanishes (its connection drops, fails or times out
+//! without the encoder unpublishing) by the stream's `reconnect_window_s`: its packaging stays alive and the
 //! stream stays claimed and `active`, and `live_stream.disconnected` is published. A publish
 //! with the same stream key inside the window resumes the session (`live_stream.connected`,
 //! then `live_stream.active` once media flows; no new `session.started`), its playlists
@@ -16,6 +16,8 @@
 //! once when the control plane or shutdown stops it, the session ends: `session.ended`,
 //! `live_stream.idle`, and a recorded session's asset is sealed (see `recording`). A returning
 //! publisher whose source plans to other renditions ends the session and starts a new one.
+//! An encoder that unpublishes (FCUnpublish/deleteStream: "stop streaming") ends its session
+//! at once.
 //!
 //! The stages of one publish, in order: `authorise` (claim or resume), `open_session`,
 //! `run_session` (media in, pipeline), `wait_for_reconnect`, `close_session`.
@@ -376,23 +378,33 @@ impl LiveService {
             Some(mark) => self.control_events_after(mark, Some(&stream.id)).await,
             None => Vec::new(),
         };
-        let (outcome, bytes) = match missed
+        let gone = match missed
             .first()
             .and_then(|event| StopReason::for_event(&event.event_type))
         {
             Some(reason) => {
                 info!(reason = reason.describe(), "Stopping the session.");
-                (Ok(Some(reason)), connection.bytes_received())
+                PublisherGone {
+                    outcome: Ok(Some(reason)),
+                    bytes: connection.bytes_received(),
+                    unpublished: false,
+                }
             }
             None => {
                 self.run_session(connection, &stream, &origin, &mut state, &mut stop)
                     .await
             }
         };
+        let PublisherGone {
+            outcome,
+            bytes,
+            unpublished,
+        } = gone;
         let mut reason = outcome.as_ref().ok().copied().flatten();
         let window = Duration::from_secs(u64::from(stream.reconnect_window_s));
         let shutting_down = *self.shutdown.borrow();
-        if reason.is_none() && !shutting_down && !window.is_zero() && state.packaging.is_some() {
+        let vanished = reason.is_none() && !unpublished && !shutting_down;
+        if vanished && !window.is_zero() && state.packaging.is_some() {
             match self
                 .wait_for_reconnect(&stream, state, &mut stop, window)
                 .await
@@ -623,7 +635,7 @@ impl LiveService {
     }
 
     /// Runs the session until the publisher stops, the pipeline fails, the server shuts down
-    /// or the control plane stops it (then returns why), with the bytes this publisher sent.
+    /// or the control plane stops it (then says why).
     /// The pipeline's packaging is left in `state` for the reconnect window or the end.
     async fn run_session(
         &self,
@@ -632,7 +644,7 @@ impl LiveService {
         origin: &SessionOrigin,
         state: &mut SessionState,
         stop: &mut StopSignal,
-    ) -> (Result<Option<StopReason>, IngestError>, u64) {
+    ) -> PublisherGone {
         let started = Instant::now();
         let mut gate = StartGate::default();
         let mut pipeline: Option<SessionPipeline> = None;
@@ -772,7 +784,11 @@ impl LiveService {
         }
         state.bytes_received += bytes_received;
         drop(open_connection);
-        (outcome, bytes_received)
+        PublisherGone {
+            outcome,
+            bytes: bytes_received,
+            unpublished,
+        }
     }
 
     /// Starts a session pipeline off the reactor (opening the decoder and every encoder is
@@ -842,6 +858,16 @@ impl LiveService {
             warn!(error = %e, "Could not update the session row.");
         }
     }
+}
+
+/// How a publisher's part of a session ended.
+struct PublisherGone {
+    /// The control plane's reason when it stopped the session, or the connection's error.
+    outcome: Result<Option<StopReason>, IngestError>,
+    /// Bytes this publisher sent.
+    bytes: u64,
+    /// The encoder unpublished (FCUnpublish/deleteStream) rather than vanishing.
+    unpublished: bool,
 }
 
 /// The live playlists' window for a stream's DVR setting: a window in seconds is rounded up to
