@@ -52,15 +52,13 @@ fn publish_until(server: &Server, stream: &Value, seconds: u32, segments: usize)
 fn event_types(server: &Server, object_id: &str) -> Vec<String> {
     let (status, page) = server.api("GET", "/v1/events?limit=100", None);
     assert_eq!(status, 200, "{page}");
-    let mut types: Vec<String> = page["data"]
+    page["data"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|event| event["object"]["id"] == object_id)
         .map(|event| event["type"].as_str().unwrap().to_owned())
-        .collect();
-    types.reverse();
-    types
+        .collect()
 }
 
 #[test]
