@@ -91,6 +91,11 @@ fn a_recorded_session_becomes_a_playable_asset_with_thumbnails() {
         assert!(!bytes.is_empty(), "{picture}");
     }
 
+    let playback_id = asset["playback_ids"][0]["id"].as_str().unwrap();
+    let thumbnail = server.get(&format!("/thumbnails/{playback_id}.jpg"));
+    assert_eq!(thumbnail.status, 200, "the poster is served: {}", thumbnail.text());
+    assert!(thumbnail.body.starts_with(&[0xFF, 0xD8]), "a JPEG");
+
     let report = play_with_hlsjs(&url, 6);
     assert!(
         report["maxTime"].as_f64().unwrap_or(0.0) > 3.0,
