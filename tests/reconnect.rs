@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::live::{
-    decode_all, media_playlist, recorded_assets, segment_number, sessions, wait_idle,
+    decode_all, event_types, media_playlist, recorded_assets, segment_number, sessions, wait_idle,
 };
 use common::vod::get_asset;
 use common::{http_get, play_with_hlsjs, wait_for, Publisher, Server};
@@ -46,19 +46,6 @@ fn publish_until(server: &Server, stream: &Value, seconds: u32, segments: usize)
         },
     );
     publisher
-}
-
-/// Event types recorded about `object_id`, oldest first.
-fn event_types(server: &Server, object_id: &str) -> Vec<String> {
-    let (status, page) = server.api("GET", "/v1/events?limit=100", None);
-    assert_eq!(status, 200, "{page}");
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|event| event["object"]["id"] == object_id)
-        .map(|event| event["type"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[test]

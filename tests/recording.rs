@@ -93,7 +93,12 @@ fn a_recorded_session_becomes_a_playable_asset_with_thumbnails() {
 
     let playback_id = asset["playback_ids"][0]["id"].as_str().unwrap();
     let thumbnail = server.get(&format!("/thumbnails/{playback_id}.jpg"));
-    assert_eq!(thumbnail.status, 200, "the poster is served: {}", thumbnail.text());
+    assert_eq!(
+        thumbnail.status,
+        200,
+        "the poster is served: {}",
+        thumbnail.text()
+    );
     assert!(thumbnail.body.starts_with(&[0xFF, 0xD8]), "a JPEG");
 
     let report = play_with_hlsjs(&url, 6);

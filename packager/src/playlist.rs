@@ -69,10 +69,7 @@ impl LivePlaylist {
                 ..MediaPlaylist::default()
             },
             window: window.max(1),
-            init: Map {
-                uri: init_uri,
-                ..Map::default()
-            },
+            init: init_map(init_uri),
             discontinuity_pending: false,
             uris: VecDeque::new(),
             maps: VecDeque::new(),
@@ -143,10 +140,7 @@ impl LivePlaylist {
     /// Names the init segment of the segments pushed from now on (an EXT-X-MAP is written
     /// before the first of them); use it after [`LivePlaylist::mark_discontinuity`].
     pub fn set_init(&mut self, init_uri: String) {
-        self.init = Map {
-            uri: init_uri,
-            ..Map::default()
-        };
+        self.init = init_map(init_uri);
     }
 
     /// Ends the playlist (EXT-X-ENDLIST): no segment will be added.
@@ -191,10 +185,7 @@ impl VodPlaylist {
                 end_list: true,
                 ..MediaPlaylist::default()
             },
-            init: Map {
-                uri: init_uri,
-                ..Map::default()
-            },
+            init: init_map(init_uri),
             last_map: None,
             discontinuity_pending: false,
         }
@@ -209,10 +200,7 @@ impl VodPlaylist {
     /// Names the init segment of the segments pushed from now on (an EXT-X-MAP is written
     /// before the first of them when it differs from the previous one).
     pub fn set_init(&mut self, init_uri: String) {
-        self.init = Map {
-            uri: init_uri,
-            ..Map::default()
-        };
+        self.init = init_map(init_uri);
     }
 
     /// The same playlist announcing `secs` as EXT-X-TARGETDURATION from the start (a
@@ -287,6 +275,14 @@ impl VodPlaylist {
             ..self.playlist.clone()
         };
         render_with(|out| growing.write_to(out))
+    }
+}
+
+/// The EXT-X-MAP of the init segment at `uri`.
+fn init_map(uri: String) -> Map {
+    Map {
+        uri,
+        ..Map::default()
     }
 }
 

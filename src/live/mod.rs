@@ -532,8 +532,9 @@ impl LiveService {
     ) {
         let announced = state.disconnect_announced;
         let session_id = state.session_id.clone();
-        self.end_session_record(stream, state).await;
-        if reason == Some(StopReason::Deleted) {
+        let deleted = reason == Some(StopReason::Deleted);
+        self.end_session_record(stream, state, deleted).await;
+        if deleted {
             // The stream, its sessions and its objects are gone; remove what the session wrote
             // while it was being stopped.
             self.clear_previous_session(&stream.id).await;
@@ -551,8 +552,9 @@ impl LiveService {
     }
 
     /// The session's own ending: its playlists end, its recording is sealed, its row ends
-    /// (`session.ended`). The stream stays claimed.
-    async fn end_session_record(&self, stream: &LiveStream, state: SessionState) {
+    /// (`session.ended`, unless the stream and its sessions were `deleted`). The stream stays
+    /// claimed.
+    async fn end_session_record(&self, stream: &LiveStream, state: SessionState, deleted: bool) {
         let recording = match state.packaging {
             Some(packaging) => packaging.finish().await,
             None => None,
@@ -561,6 +563,9 @@ impl LiveService {
             self.recorder.seal(asset_id, &stream.id, recording).await;
         }
         self.metrics.session_ended(&state.session_id);
+        if deleted {
+            return;
+        }
         match self.db.end_session(&state.session_id).await {
             Ok(ended) => {
                 self.emit_session_event(EventType::SessionEnded, ended)
@@ -814,7 +819,7 @@ impl LiveService {
                 .await
                 .ok_or_else(|| anyhow::anyhow!("could not record a new session"))?;
             let previous = std::mem::replace(state, fresh);
-            self.end_session_record(stream, previous).await;
+            self.end_session_record(stream, previous, false).await;
         }
         let plan = match state.packaging.take() {
             Some(packaging) => PackagingPlan::Resume {

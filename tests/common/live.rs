@@ -27,6 +27,19 @@ pub fn recorded_assets(server: &Server, id: &str) -> Vec<Value> {
     page["data"].as_array().unwrap().clone()
 }
 
+/// Types of the events recorded about `object_id` (among the last hundred), oldest first.
+pub fn event_types(server: &Server, object_id: &str) -> Vec<String> {
+    let (status, page) = server.api("GET", "/v1/events?limit=100", None);
+    assert_eq!(status, 200, "{page}");
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["object"]["id"] == object_id)
+        .map(|event| event["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Live stream `id` as the API shows it.
 pub fn live_stream(server: &Server, id: &str) -> Value {
     let (status, body) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
