@@ -348,14 +348,15 @@ impl LiveService {
         history_mark: Option<i64>,
         parked: Option<SessionState>,
     ) -> Result<(), IngestError> {
-        let mut state = match parked {
+        // `None` for a resumed session, which started before.
+        let (mut state, started) = match parked {
             Some(mut state) => {
                 info!(live_stream_id = %stream.id, session_id = %state.session_id, "Publisher reconnected inside the reconnect window; resuming the session.");
                 state.disconnect_announced = false;
-                state
+                (state, None)
             }
             None => match self.open_session(&stream, &origin).await {
-                Some(state) => state,
+                Some((state, session)) => (state, Some(session)),
                 None => {
                     self.release(&stream.id, None).await;
                     connection.reject_publish("internal error").await?;
@@ -371,6 +372,10 @@ impl LiveService {
         info!(live_stream_id = %stream.id, session_id = %state.session_id, encoder = %encoder, "Publisher connected.");
         self.emit_stream_event(EventType::LiveStreamConnected, &stream.id)
             .await;
+        if let Some(session) = started {
+            self.emit_session_event(EventType::SessionStarted, session)
+                .await;
+        }
 
         // A control event published between the publish request and the registration above
         // found no session to stop: look for it in the history.
@@ -431,14 +436,14 @@ impl LiveService {
         }
     }
 
-    /// Records a new session of the claimed `stream`: its row, the stream's status, its
-    /// recording's asset when the stream records, and `session.started`. `None` (logged)
-    /// when the session could not be recorded.
+    /// Records a new session of the claimed `stream`: its row, the stream's status and its
+    /// recording's asset when the stream records; returns it for `session.started`. `None`
+    /// (logged) when the session could not be recorded.
     async fn open_session(
         &self,
         stream: &LiveStream,
         origin: &SessionOrigin,
-    ) -> Option<SessionState> {
+    ) -> Option<(SessionState, Session)> {
         let session = match self.db.start_session(&stream.id, origin).await {
             Ok(session) => session,
             Err(e) => {
@@ -479,9 +484,7 @@ impl LiveService {
             frames_dropped: 0,
             disconnect_announced: false,
         };
-        self.emit_session_event(EventType::SessionStarted, session)
-            .await;
-        Some(state)
+        Some((state, session))
     }
 
     /// Parks the session of a publisher that went away on its own, for `window`. Returns
@@ -814,12 +817,24 @@ impl LiveService {
             .is_some_and(|packaging| packaging.shape() != &shape)
         {
             info!(live_stream_id = %stream.id, session_id = %state.session_id, "The returning publisher's source needs other renditions; ending the session and starting a new one.");
-            let fresh = self
+            // Sealed first: a new session clears the stream's live objects.
+            let previous = SessionState {
+                session_id: state.session_id.clone(),
+                asset_id: state.asset_id.take(),
+                packaging: state.packaging.take(),
+                resume_at: state.resume_at.take(),
+                bytes_received: state.bytes_received,
+                frames_dropped: state.frames_dropped,
+                disconnect_announced: state.disconnect_announced,
+            };
+            self.end_session_record(stream, previous, false).await;
+            let (fresh, session) = self
                 .open_session(stream, origin)
                 .await
                 .ok_or_else(|| anyhow::anyhow!("could not record a new session"))?;
-            let previous = std::mem::replace(state, fresh);
-            self.end_session_record(stream, previous, false).await;
+            *state = fresh;
+            self.emit_session_event(EventType::SessionStarted, session)
+                .await;
         }
         let plan = match state.packaging.take() {
             Some(packaging) => PackagingPlan::Resume {
