@@ -199,3 +199,54 @@ fn a_publisher_back_after_the_window_starts_a_new_session_and_recording() {
         "{types:?}"
     );
 }
+
+#[test]
+fn a_publisher_back_with_a_source_that_changes_the_ladder_starts_a_new_session() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({
+        "name": "reshaped",
+        "ladder": ["source", "360p"],
+        "record": true,
+        "reconnect_window_s": 30,
+    }));
+    let id = stream["id"].as_str().unwrap();
+    let url = server.rtmp_url(stream["stream_key"].as_str().unwrap());
+    // 854x480 gets a 360p rung besides the source; 320x180 is below 360p and gets none.
+    let mut first = Publisher::start(&url, "854x480", 30, 60);
+    wait_for("the first session's media", Duration::from_secs(40), || {
+        sessions(&server, id)
+            .first()
+            .and_then(|session| session["input"]["width"].as_u64())
+            .filter(|width| *width == 854)
+    });
+    first.kill();
+    wait_for("live_stream.disconnected", Duration::from_secs(20), || {
+        event_types(&server, id)
+            .contains(&"live_stream.disconnected".to_owned())
+            .then_some(())
+    });
+    let second = Publisher::start(&url, "320x180", 30, 6);
+    assert!(second.wait(), "the second ffmpeg published");
+    wait_idle(&server, id, Duration::from_secs(30));
+
+    let all = sessions(&server, id);
+    assert_eq!(all.len(), 2, "a new session for the new shape: {all:?}");
+    assert!(
+        all.iter().all(|session| session["ended_at"].is_string()),
+        "{all:?}"
+    );
+    assert_eq!(all[0]["input"]["width"], 320, "{all:?}");
+    let recorded = recorded_assets(&server, id);
+    assert_eq!(recorded.len(), 2, "one recording per session: {recorded:?}");
+    let session_events: Vec<Vec<String>> = all
+        .iter()
+        .map(|session| event_types(&server, session["id"].as_str().unwrap()))
+        .collect();
+    for types in &session_events {
+        assert_eq!(
+            types,
+            &["session.started", "session.ended"],
+            "{session_events:?}"
+        );
+    }
+}
