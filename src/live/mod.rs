@@ -563,7 +563,10 @@ impl LiveService {
             None => None,
         };
         if let Some(asset_id) = &state.asset_id {
-            self.recorder.seal(asset_id, &stream.id, recording).await;
+            let shutting_down = *self.shutdown.borrow();
+            self.recorder
+                .seal(asset_id, &stream.id, recording, shutting_down)
+                .await;
         }
         self.metrics.session_ended(&state.session_id);
         if deleted {

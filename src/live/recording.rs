@@ -12,9 +12,9 @@
 //! 2. each rendition gets a VOD playlist (the reconnections' discontinuities and init changes
 //!    kept) and the last multivariant playlist of the session becomes the asset's (same
 //!    relative layout, measured bandwidths): the asset plays from here on;
-//! 3. on a task of its own, the poster and storyboard are made from the recorded top rung
-//!    (its init and segments concatenated into a local file), and the asset is marked ready
-//!    with its renditions, duration and tracks (`asset.ready`).
+//! 3. on a task of its own (in place during a shutdown), the poster and storyboard are made
+//!    from the recorded top rung (its init and segments concatenated into a local file), and
+//!    the asset is marked ready with its renditions, duration and tracks (`asset.ready`).
 //!
 //! Steps 1 and 2 run before the stream is released, so the next session (which clears the
 //! stream's live objects) never races them. A session that recorded no segment errors its
@@ -73,13 +73,15 @@ impl Recorder {
     }
 
     /// Seals `recording` into asset `asset_id`: copies and playlists now, pictures and the
-    /// ready status on a task of its own. `recording` is `None` when the session never
+    /// ready status on a task of its own, or before returning when `wait` (the server is
+    /// shutting down and would drop the task). `recording` is `None` when the session never
     /// packaged anything.
     pub async fn seal(
         &self,
         asset_id: &str,
         live_stream_id: &str,
         recording: Option<SessionRecording>,
+        wait: bool,
     ) {
         let Some(recording) = recording.filter(|r| has_video(r) && r.master.is_some()) else {
             self.fail(
@@ -101,6 +103,10 @@ impl Recorder {
         }
         if let Err(e) = self.db.set_asset_playable(asset_id).await {
             warn!(asset_id, error = %e, "Could not mark the recording playable.");
+        }
+        if wait {
+            self.finish(asset_id, recording).await;
+            return;
         }
         let recorder = self.clone();
         let asset_id = asset_id.to_owned();
