@@ -231,9 +231,7 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn(uploads::tus_headers));
 
-    let (operations, mut spec) = operations()
-        .routes(routes!(openapi_json))
-        .split_for_parts();
+    let (operations, mut spec) = operations().routes(routes!(openapi_json)).split_for_parts();
     spec.merge(v1_spec);
     spec.merge(hls_spec);
     spec.merge(upload_url_spec);
