@@ -11,7 +11,8 @@
 //! - `/thumbnails/*`, `/storyboards/*`, `/animated/*`: images of assets, rendered on demand
 //!   and cached (module `images`), CORS open like HLS.
 //! - `/healthz`: liveness; `/readyz`: readiness (database and object store work, module
-//!   `readiness`); `/metrics`: Prometheus metrics (module `metrics`).
+//!   `readiness`); `/metrics`: Prometheus metrics (module `metrics`). [`operations_router`]
+//!   serves only these three, for processes that run no API (roles `ingest` and `worker`).
 //!
 //! This crate knows only `sluice-storage`; the ladder validation it needs is passed in.
 
