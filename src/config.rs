@@ -804,6 +804,83 @@ mod tests {
     }
 
     #[test]
+    fn storage_defaults_to_local_files_and_reads_an_s3_section() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.storage, StorageConfig::default());
+        assert_eq!(config.storage.s3().unwrap(), None);
+
+        let config: Config = toml::from_str(
+            "[storage]\nurl = \"s3://media/sluice/prod\"\nendpoint = \"http://minio:9000\"\n\
+             region = \"eu-west-1\"\naccess_key_id = \"AK\"\nsecret_access_key = \"SK\"\n\
+             playback = \"redirect\"\npresign_seconds = 60",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let s3 = config.storage.s3().unwrap().unwrap();
+        assert_eq!(s3.bucket, "media");
+        assert_eq!(s3.prefix.unwrap().as_str(), "sluice/prod");
+        assert_eq!(s3.endpoint.as_deref(), Some("http://minio:9000"));
+        assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+        assert!(
+            s3.force_path_style,
+            "an endpoint means path-style by default"
+        );
+        assert_eq!(s3.credentials.unwrap().secret_access_key, "SK");
+        assert_eq!(
+            s3.playback,
+            Playback::Redirect {
+                expires_in: Duration::from_secs(60)
+            }
+        );
+
+        let config: Config = toml::from_str(
+            "[storage]\nurl = \"s3://media\"\nforce_path_style = false\n\
+             playback = \"public\"\npublic_base_url = \"https://cdn.example/m/\"",
+        )
+        .unwrap();
+        let s3 = config.storage.s3().unwrap().unwrap();
+        assert!(!s3.force_path_style);
+        assert_eq!(
+            s3.playback,
+            Playback::Public {
+                base_url: "https://cdn.example/m".into()
+            }
+        );
+    }
+
+    #[test]
+    fn storage_settings_are_checked() {
+        for (bad, message) in [
+            ("url = \"https://media\"", "must start with s3://"),
+            ("url = \"s3://Bad_Bucket\"", "is not a bucket name"),
+            ("url = \"s3://media/a/../b\"", "key prefix"),
+            ("playback = \"redirect\"", "needs S3 storage"),
+            (
+                "url = \"s3://media\"\naccess_key_id = \"AK\"",
+                "must be set together",
+            ),
+            (
+                "url = \"s3://media\"\nplayback = \"redirect\"\npresign_seconds = 0",
+                "presign_seconds",
+            ),
+            (
+                "url = \"s3://media\"\nplayback = \"public\"",
+                "needs storage.public_base_url",
+            ),
+            (
+                "url = \"s3://media\"\nplayback = \"public\"\npublic_base_url = \"ftp://x\"",
+                "http or https",
+            ),
+        ] {
+            let config: Config = toml::from_str(&format!("[storage]\n{bad}")).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains(message), "{bad}: {error}");
+        }
+        assert!(toml::from_str::<Config>("[storage]\nbucket = \"x\"").is_err());
+        assert!(toml::from_str::<Config>("[storage]\nplayback = \"cdn\"").is_err());
+    }
+
+    #[test]
     fn webhook_settings_default_and_accept_whole_or_fractional_values() {
         let config: Config = toml::from_str("").unwrap();
         assert_eq!(config.webhooks, WebhooksConfig::default());

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::sync::Arc;
 
 use common::{files_under, http_get, Launch, Server, TestStorage};
@@ -120,28 +121,54 @@ fn public_playback_points_playlists_at_the_base_url_and_delete_empties_the_bucke
     );
 }
 
-#[test]
-fn a_missing_bucket_stops_the_server_with_a_clear_message() {
-    if bucket().is_none() {
-        return;
-    }
+/// Runs `sluice serve` on `storage` with the test's environment changed by `environment`;
+/// returns its standard error once it has exited, which it must do unsuccessfully.
+fn refused_start(storage: &str, environment: impl FnOnce(&mut Command)) -> String {
     let data_dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
         .arg("serve")
         .env("SLUICE_DATA_DIR", data_dir.path())
         .env("SLUICE_HTTP", "127.0.0.1:0")
         .env("SLUICE_RTMP", "127.0.0.1:0")
+        .env("RUST_BACKTRACE", "0")
         .env_remove("SLUICE_CONFIG")
         .env_remove("DATABASE_URL")
-        .env("SLUICE_STORAGE", "s3://no-such-bucket/x")
-        .output()
-        .unwrap();
+        .env("SLUICE_STORAGE", storage);
+    environment(&mut command);
+    let output = command.output().unwrap();
     assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_startup_health_check_names_a_missing_bucket_and_missing_credentials() {
+    let Some(bucket) = bucket() else {
+        return;
+    };
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let stderr = refused_start("s3://no-such-bucket/x", |_| {});
     assert!(
-        stderr.contains("bucket \"no-such-bucket\" does not exist at")
-            && stderr.contains(&endpoint),
+        stderr.contains(&format!(
+            "bucket \"no-such-bucket\" does not exist at {endpoint}"
+        )),
+        "{stderr}"
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    let stderr = refused_start(&format!("s3://{bucket}/x"), |command| {
+        // No key in the environment, no profile files, no instance metadata to ask.
+        command
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE")
+            .env("HOME", home.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+    });
+    assert!(
+        stderr.contains(&format!(
+            "no credentials for bucket \"{bucket}\" at {endpoint}"
+        )),
         "{stderr}"
     );
 }

@@ -16,9 +16,12 @@ use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
@@ -257,12 +260,17 @@ impl S3Store {
                     DisplayErrorContext(&error)
                 ),
             },
+            _ if failed_on_credentials(&error) => format!(
+                "no credentials for bucket {bucket:?} at {endpoint}: set AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY (or storage.access_key_id and storage.secret_access_key), \
+                 an AWS profile or an instance role"
+            ),
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
                 "cannot reach the object store at {endpoint} (bucket {bucket:?}): {}",
                 DisplayErrorContext(&error)
             ),
             _ => format!(
-                "cannot send requests to bucket {bucket:?} at {endpoint} (no credentials?): {}",
+                "cannot send requests to bucket {bucket:?} at {endpoint}: {}",
                 DisplayErrorContext(&error)
             ),
         };
@@ -304,28 +312,30 @@ impl S3Store {
     /// The object's ETag, which tells a multipart object by its `-PARTS` suffix.
     #[cfg(test)]
     pub(crate) async fn e_tag(&self, key: &ObjectKey) -> String {
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(self.object_name(key))
-            .send()
-            .await
-            .unwrap();
+        let head = self.head(key).await.unwrap();
         head.e_tag().unwrap_or_default().to_owned()
     }
 
-    /// Size of the object, [`StoreError::NotFound`] when there is none.
-    async fn size_of(&self, key: &ObjectKey) -> Result<u64, StoreError> {
-        let head = self
-            .client
+    /// The object's metadata, [`StoreError::NotFound`] when there is none.
+    async fn head(&self, key: &ObjectKey) -> Result<HeadObjectOutput, StoreError> {
+        self.client
             .head_object()
             .bucket(&self.bucket)
             .key(self.object_name(key))
             .send()
             .await
-            .map_err(|error| sdk_error(key, error))?;
-        Ok(head.content_length().unwrap_or(0).max(0) as u64)
+            .map_err(|error| sdk_error(key, error))
+    }
+
+    /// The object with its body still to read, [`StoreError::NotFound`] when there is none.
+    async fn get_object(&self, key: &ObjectKey) -> Result<GetObjectOutput, StoreError> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_name(key))
+            .send()
+            .await
+            .map_err(|error| sdk_error(key, error))
     }
 
     /// Uploads an object of `size` bytes in parts; `send_part(upload_id, part_number, range)`
@@ -518,6 +528,18 @@ impl S3Store {
     }
 }
 
+/// Whether a request failed because no credentials could be found to sign it.
+fn failed_on_credentials(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<CredentialsError>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
 /// An error of the backend about `key` that is not "no such object".
 fn backend_error(key: &ObjectKey, message: &dyn fmt::Display) -> StoreError {
     StoreError::Backend {
@@ -596,14 +618,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_to_file(&self, key: &ObjectKey, path: &Path) -> Result<u64, StoreError> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_name(key))
-            .send()
-            .await
-            .map_err(|error| sdk_error(key, error))?;
+        let object = self.get_object(key).await?;
         let io_error = |source| StoreError::Io {
             key: key.clone(),
             source,
@@ -624,14 +639,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_name(key))
-            .send()
-            .await
-            .map_err(|error| sdk_error(key, error))?;
+        let object = self.get_object(key).await?;
         let body = object
             .body
             .collect()
@@ -641,7 +649,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StoreError> {
-        let size = self.size_of(from).await?;
+        let size = self.head(from).await?.content_length().unwrap_or(0).max(0) as u64;
         if size > MAX_SINGLE_COPY {
             return self.copy_in_parts(from, to, size).await;
         }

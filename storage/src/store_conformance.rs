@@ -248,33 +248,32 @@ async fn s3_large_files_go_up_in_parts() {
     remove_prefix(&prefix).await;
 }
 
+/// The message of the health check of a store that `config` names, which must fail.
+async fn check_error(config: S3Config) -> String {
+    let store = S3Store::connect(config).await.unwrap();
+    store.check().await.unwrap_err().to_string()
+}
+
 #[tokio::test]
 async fn s3_health_check_names_what_is_wrong() {
     let Some(bucket) = s3_bucket() else {
         return;
     };
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    let missing = S3Store::connect(s3_config("s3://no-such-bucket-here"))
-        .await
-        .unwrap();
-    let error = missing.check().await.unwrap_err().to_string();
+    let error = check_error(s3_config("s3://no-such-bucket-here")).await;
     assert!(
         error.contains("\"no-such-bucket-here\" does not exist") && error.contains(&endpoint),
         "{error}"
     );
 
-    let mut wrong_secret = s3_config(&format!("s3://{bucket}"));
-    wrong_secret.credentials = Some(S3Credentials {
-        access_key_id: std::env::var("AWS_ACCESS_KEY_ID").unwrap(),
-        secret_access_key: "not-the-secret".into(),
-    });
-    let error = S3Store::connect(wrong_secret)
-        .await
-        .unwrap()
-        .check()
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = check_error(S3Config {
+        credentials: Some(S3Credentials {
+            access_key_id: std::env::var("AWS_ACCESS_KEY_ID").unwrap(),
+            secret_access_key: "not-the-secret".into(),
+        }),
+        ..s3_config(&format!("s3://{bucket}"))
+    })
+    .await;
     assert!(error.contains("was denied"), "{error}");
     assert!(error.contains(&bucket), "{error}");
 
@@ -284,15 +283,11 @@ async fn s3_health_check_names_what_is_wrong() {
         .local_addr()
         .unwrap()
         .port();
-    let mut unreachable = s3_config(&format!("s3://{bucket}"));
-    unreachable.endpoint = Some(format!("http://127.0.0.1:{port}"));
-    let error = S3Store::connect(unreachable)
-        .await
-        .unwrap()
-        .check()
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = check_error(S3Config {
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        ..s3_config(&format!("s3://{bucket}"))
+    })
+    .await;
     assert!(
         error.contains("cannot reach") && error.contains(&format!("127.0.0.1:{port}")),
         "{error}"
