@@ -1,6 +1,6 @@
-//! Black-box: several `sluice serve --role …` processes sharing one database (Postgres under
-//! `make test-postgres`, else one SQLite file) and one object store (the shared objects
-//! directory of one data directory).
+//! Black-box: several `sluice serve --role …` processes sharing one database and one object
+//! store: Postgres and an S3 bucket under `make test-scale`, else one SQLite file and the
+//! shared objects directory of one data directory.
 //!
 //! - One `api` process and two `worker` processes: six uploads are each prepared once, and the
 //!   job of a worker killed with SIGKILL mid-transcode is finished by the other one once its

@@ -1,7 +1,7 @@
 //! Processes of other roles beside a test [`Server`]: `sluice serve --role ingest|worker` on
-//! the server's data directory (so on its objects directory and configuration file) and its
-//! database, with ports of their own, the way nodes of a multi-process deployment share one
-//! database and one object store.
+//! the server's data directory (so on its configuration file), its database and its object
+//! store (the objects directory, or the S3 prefix of a run on S3), with ports of their own,
+//! the way nodes of a multi-process deployment share one database and one object store.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -45,6 +45,7 @@ impl Node {
         if let Some(database) = &launch.database {
             command.env("DATABASE_URL", database.url());
         }
+        launch.storage_env(&mut command);
         let mut child = command.spawn().expect("start a sluice node");
         let node_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
         if !wait_healthy(&mut child, http_port) {
