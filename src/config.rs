@@ -26,6 +26,8 @@ pub const DEFAULT_LIVE_PRESET: Preset = Preset::Superfast;
 pub const DEFAULT_SEGMENT_SECONDS: u32 = 2;
 /// Segments kept in a live playlist's sliding window (Apple asks for at least 6).
 pub const DEFAULT_PLAYLIST_WINDOW: usize = 6;
+/// Disk quota of the live segment spool, across all sessions of the process: 2 GiB.
+pub const DEFAULT_LIVE_SPOOL_MAX_BYTES: u64 = 2 << 30;
 /// Seconds an RTMP connection may stay silent before it is closed.
 pub const DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS: u64 = 10;
 /// RTMP connections one IP address may hold open at once (handshakes included).
@@ -416,6 +418,14 @@ pub struct LiveConfig {
     /// RTMP connections per client IP. Default: [`DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP`].
     #[serde(default = "default_rtmp_max_connections_per_ip")]
     pub rtmp_max_connections_per_ip: usize,
+    /// Where live segments wait on local disk until the object store accepted them.
+    /// Default: `<data_dir>/spool/live` (see [`Config::live_spool_dir`]).
+    #[serde(default)]
+    pub spool_dir: Option<PathBuf>,
+    /// Bytes the spool may hold across all sessions; a segment that would exceed it is
+    /// refused (never listed). Default: [`DEFAULT_LIVE_SPOOL_MAX_BYTES`].
+    #[serde(default = "default_live_spool_max_bytes")]
+    pub spool_max_bytes: u64,
 }
 
 impl Default for LiveConfig {
@@ -426,6 +436,8 @@ impl Default for LiveConfig {
             playlist_window: DEFAULT_PLAYLIST_WINDOW,
             rtmp_idle_timeout_seconds: DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS,
             rtmp_max_connections_per_ip: DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP,
+            spool_dir: None,
+            spool_max_bytes: DEFAULT_LIVE_SPOOL_MAX_BYTES,
         }
     }
 }
@@ -453,6 +465,9 @@ fn default_rtmp_idle_timeout() -> u64 {
 }
 fn default_rtmp_max_connections_per_ip() -> usize {
     DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP
+}
+fn default_live_spool_max_bytes() -> u64 {
+    DEFAULT_LIVE_SPOOL_MAX_BYTES
 }
 
 impl Config {
@@ -515,6 +530,10 @@ impl Config {
             "auth.jwt_audience must not be empty"
         );
         anyhow::ensure!(
+            self.live.spool_max_bytes > 0,
+            "live.spool_max_bytes must be above 0"
+        );
+        anyhow::ensure!(
             self.live.playlist_window >= 6,
             "live.playlist_window must be at least 6 segments (Apple HLS authoring spec §8.11)"
         );
@@ -534,6 +553,14 @@ impl Config {
                 self.data_dir.join("sluice.db").display()
             ),
         }
+    }
+
+    /// Where live segments are spooled: `live.spool_dir`, else `<data_dir>/spool/live`.
+    pub fn live_spool_dir(&self) -> PathBuf {
+        self.live
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("spool").join("live"))
     }
 
     /// Public base URL of the HTTP server, without a trailing slash.

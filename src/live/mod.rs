@@ -13,6 +13,7 @@ mod pipeline;
 mod renditions;
 mod session_control;
 mod start_gate;
+mod uploader;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub use ladder_policy::validate_ladder;
 use pipeline::{SessionPipeline, SourceDescription};
 use session_control::{RunningSessions, StopReason, StopSignal};
 use start_gate::{StartGate, MAX_PENDING_PACKETS};
+pub use uploader::Spool;
 
 /// How long a shutdown waits for live sessions to flush their last segments and playlists.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -51,6 +53,7 @@ const SESSION_UPDATE_INTERVAL: Duration = Duration::from_secs(2);
 pub struct LiveService {
     db: Db,
     store: Arc<dyn ObjectStore>,
+    spool: Arc<Spool>,
     events: EventBus,
     metrics: Metrics,
     config: LiveConfig,
@@ -68,6 +71,7 @@ impl LiveService {
     pub fn new(
         db: Db,
         store: Arc<dyn ObjectStore>,
+        spool: Arc<Spool>,
         events: EventBus,
         metrics: Metrics,
         config: LiveConfig,
@@ -77,6 +81,7 @@ impl LiveService {
         Arc::new(LiveService {
             db,
             store,
+            spool,
             events,
             metrics,
             config,
@@ -615,6 +620,7 @@ impl LiveService {
         let ladder = stream.ladder.clone();
         let config = self.config.clone();
         let store = self.store.clone();
+        let spool = self.spool.clone();
         let live_stream_id = stream.id.clone();
         let session_id = session_id.to_owned();
         tokio::task::spawn_blocking(move || {
@@ -623,6 +629,7 @@ impl LiveService {
                 &ladder,
                 &config,
                 store,
+                &spool,
                 &live_stream_id,
                 &session_id,
             )

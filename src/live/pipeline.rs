@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! RTMP task ──video──> LiveTranscoder ──(config, packets per rung)──> forwarder thread ─┐
-//!           ──audio────────────────────────────────────────────────────────────────────┴─> packaging thread ──> ObjectStore
+//!           ──audio────────────────────────────────────────────────────────────────────┴─> packaging thread ─┐
+//!                                                           ┌───────────────────────────────────────────────────────────┘
+//!                                                           └─> UploadQueue (spool files) ──> uploader task ──> ObjectStore
 //! ```
 //!
 //! AAC audio is passed through; MP3 audio is transcoded to AAC-LC on the packaging thread
@@ -29,6 +31,8 @@ use tracing::{info, warn};
 use super::renditions::{
     AudioInput, Destination, PackagingInput, SessionPackager, VideoRenditionPlan,
 };
+use super::uploader::{SessionUploader, Spool};
+use super::SHUTDOWN_GRACE;
 use crate::config::LiveConfig;
 
 /// Inputs waiting for the packaging thread.
@@ -111,6 +115,7 @@ pub struct SessionPipeline {
     packaging: mpsc::Sender<PackagingInput>,
     forwarder: JoinHandle<()>,
     packager: JoinHandle<()>,
+    uploader: SessionUploader,
     source: SourceDescription,
     meter: InputMeter,
 }
@@ -123,6 +128,7 @@ impl SessionPipeline {
         ladder: &serde_json::Value,
         config: &LiveConfig,
         store: Arc<dyn ObjectStore>,
+        spool: &Arc<Spool>,
         live_stream_id: &str,
         session_id: &str,
     ) -> anyhow::Result<SessionPipeline> {
@@ -163,9 +169,11 @@ impl SessionPipeline {
         let (transcoder, outputs) = LiveTranscoder::start(&source.video, rungs, settings)?;
 
         let (packaging, mut inbox) = mpsc::channel(PACKAGING_QUEUE);
+        let (uploads, uploader) = spool
+            .start_session(store, session_id)
+            .context("creating the session's spool directory")?;
         let destination = Destination {
-            store,
-            runtime: tokio::runtime::Handle::current(),
+            uploads,
             live_stream_id: live_stream_id.to_owned(),
             session_id: session_id.to_owned(),
         };
@@ -185,7 +193,7 @@ impl SessionPipeline {
         let packager = std::thread::Builder::new()
             .name("sluice-packager".into())
             .spawn(move || {
-                // Built here: it uploads (blocking on the runtime) from its first step.
+                // Built here: it queues uploads from its first step.
                 let mut packager = SessionPackager::new(destination, plans, audio, segment, window);
                 while let Some(input) = inbox.blocking_recv() {
                     packager.handle(input);
@@ -220,6 +228,7 @@ impl SessionPipeline {
             packaging,
             forwarder,
             packager,
+            uploader,
             source,
             meter: InputMeter::default(),
         })
@@ -267,13 +276,15 @@ impl SessionPipeline {
         })
     }
 
-    /// Flushes the encoders, ends every playlist and returns the frames dropped in total.
+    /// Flushes the encoders, ends every playlist, waits (up to [`SHUTDOWN_GRACE`]) until the
+    /// store holds every object of the session, and returns the frames dropped in total.
     pub async fn finish(self) -> u64 {
         let SessionPipeline {
             transcoder,
             packaging,
             forwarder,
             packager,
+            uploader,
             ..
         } = self;
         drop(packaging);
@@ -284,6 +295,7 @@ impl SessionPipeline {
             stats
         })
         .await;
+        uploader.finish(SHUTDOWN_GRACE).await;
         match joined {
             Ok(stats) => {
                 info!(
