@@ -241,6 +241,9 @@ impl UploadQueue {
             warn!(key = %key, path = %path.display(), error = %e, "Could not write a spool file: segment not listed.");
             return false;
         }
+        if kind == SpoolKind::Segment {
+            debug!(key = %key, bytes, "Live segment spooled.");
+        }
         self.shared.push(Upload {
             key,
             work: Work::Spooled { path, bytes, kind },
