@@ -419,7 +419,7 @@ pub struct LiveConfig {
     #[serde(default = "default_rtmp_max_connections_per_ip")]
     pub rtmp_max_connections_per_ip: usize,
     /// Where live segments wait on local disk until the object store accepted them.
-    /// Default: `<data_dir>/spool/live` (see [`Config::live_spool_dir`]).
+    /// Default: `<data_dir>/spool/live`, filled in by [`Config::load`].
     #[serde(default)]
     pub spool_dir: Option<PathBuf>,
     /// Bytes the spool may hold across all sessions; a segment that would exceed it is
@@ -469,6 +469,19 @@ fn default_rtmp_max_connections_per_ip() -> usize {
 fn default_live_spool_max_bytes() -> u64 {
     DEFAULT_LIVE_SPOOL_MAX_BYTES
 }
+/// The default live spool directory of a data directory.
+fn spool_dir_under(data_dir: &Path) -> PathBuf {
+    data_dir.join("spool").join("live")
+}
+
+impl LiveConfig {
+    /// The live spool directory: the configured one, else the default data directory's.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.spool_dir
+            .clone()
+            .unwrap_or_else(|| spool_dir_under(&default_data_dir()))
+    }
+}
 
 impl Config {
     /// Builds the configuration from defaults, the optional file, then flags and environment.
@@ -485,6 +498,9 @@ impl Config {
         }
         if let Some(dir) = &args.data_dir {
             config.data_dir = dir.clone();
+        }
+        if config.live.spool_dir.is_none() {
+            config.live.spool_dir = Some(spool_dir_under(&config.data_dir));
         }
         if let Some(url) = &args.public_url {
             config.public_url = Some(url.clone());
@@ -553,14 +569,6 @@ impl Config {
                 self.data_dir.join("sluice.db").display()
             ),
         }
-    }
-
-    /// Where live segments are spooled: `live.spool_dir`, else `<data_dir>/spool/live`.
-    pub fn live_spool_dir(&self) -> PathBuf {
-        self.live
-            .spool_dir
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("spool").join("live"))
     }
 
     /// Public base URL of the HTTP server, without a trailing slash.
@@ -660,6 +668,21 @@ mod tests {
         let none: Config = toml::from_str("[worker]\nconcurrency = 0").unwrap();
         assert!(none.validate().is_err());
         assert!(toml::from_str::<Config>("[worker]\nthreads = 2").is_err());
+    }
+
+    #[test]
+    fn live_spool_settings_default_and_are_checked() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.live.spool_dir(), Path::new("./data/spool/live"));
+        assert_eq!(config.live.spool_max_bytes, 2 * 1024 * 1024 * 1024);
+        let config: Config =
+            toml::from_str("[live]\nspool_dir = \"/fast/spool\"\nspool_max_bytes = 1048576")
+                .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.live.spool_dir(), Path::new("/fast/spool"));
+        assert_eq!(config.live.spool_max_bytes, 1 << 20);
+        let none: Config = toml::from_str("[live]\nspool_max_bytes = 0").unwrap();
+        assert!(none.validate().is_err());
     }
 
     #[test]

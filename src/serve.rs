@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
-use crate::live::{LiveService, Spool};
+use crate::live::LiveService;
 use crate::webhooks::WebhookDispatcher;
 
 /// The master key sealing API key secrets: SLUICE_MASTER_KEY, else `data_dir/master.key`
@@ -115,11 +115,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         LiveService::new(
             db,
             store,
-            Spool::new(
-                config.live_spool_dir(),
-                config.live.spool_max_bytes,
-                metrics.clone(),
-            ),
             events.clone(),
             metrics.clone(),
             config.live.clone(),

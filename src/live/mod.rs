@@ -38,7 +38,7 @@ pub use ladder_policy::validate_ladder;
 use pipeline::{SessionPipeline, SourceDescription};
 use session_control::{RunningSessions, StopReason, StopSignal};
 use start_gate::{StartGate, MAX_PENDING_PACKETS};
-pub use uploader::Spool;
+use uploader::Spool;
 
 /// How long a shutdown waits for live sessions to flush their last segments and playlists.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -71,7 +71,6 @@ impl LiveService {
     pub fn new(
         db: Db,
         store: Arc<dyn ObjectStore>,
-        spool: Arc<Spool>,
         events: EventBus,
         metrics: Metrics,
         config: LiveConfig,
@@ -81,7 +80,7 @@ impl LiveService {
         Arc::new(LiveService {
             db,
             store,
-            spool,
+            spool: Spool::new(config.spool_dir(), config.spool_max_bytes, metrics.clone()),
             events,
             metrics,
             config,
