@@ -10,7 +10,8 @@
 //! AAC audio is passed through; MP3 audio is transcoded to AAC-LC on the packaging thread
 //! (see [`AudioInput`]).
 //!
-//! Every queue is bounded. The transcoder drops (and counts) when it falls behind real time;
+//! Every queue is bounded (the upload queue by the spool quota: playlists replace their waiting
+//! versions, and segments that do not fit are refused). The transcoder drops (and counts) when it falls behind real time;
 //! audio and the packaging channel apply backpressure to the publisher's TCP connection.
 
 use std::sync::Arc;
