@@ -38,6 +38,10 @@ use crate::config::LiveConfig;
 
 /// Inputs waiting for the packaging thread.
 const PACKAGING_QUEUE: usize = 512;
+/// How long a finished session waits for the store to take its last objects. Shorter than the
+/// shutdown grace, so on shutdown what could not be stored is logged before the RTMP
+/// connections are dropped.
+const UPLOAD_DRAIN: Duration = SHUTDOWN_GRACE.saturating_sub(Duration::from_secs(2));
 /// Frame rate assumed for a source that declares none, until its timestamps say otherwise.
 const FALLBACK_FRAME_RATE: f64 = 30.0;
 
@@ -277,7 +281,7 @@ impl SessionPipeline {
         })
     }
 
-    /// Flushes the encoders, ends every playlist, waits (up to [`SHUTDOWN_GRACE`]) until the
+    /// Flushes the encoders, ends every playlist, waits (up to [`UPLOAD_DRAIN`]) until the
     /// store holds every object of the session, and returns the frames dropped in total.
     pub async fn finish(self) -> u64 {
         let SessionPipeline {
@@ -296,7 +300,7 @@ impl SessionPipeline {
             stats
         })
         .await;
-        uploader.finish(SHUTDOWN_GRACE).await;
+        uploader.finish(UPLOAD_DRAIN).await;
         match joined {
             Ok(stats) => {
                 info!(
