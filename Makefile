@@ -1,11 +1,18 @@
 # Sluice: `make run` starts the server on embedded defaults, `make test` runs every check.
-.PHONY: run build test test-postgres bench fmt
+.PHONY: run build test test-postgres test-s3 test-scale bench fmt
 
 CARGO ?= cargo
 
 # What runs a second time on Postgres: the storage and API crates and the black-box binaries
 # that drive the control plane (media-heavy suites run once, on SQLite). A nextest filter.
 POSTGRES_TESTS := package(sluice-storage) | package(sluice-api) | binary(api_http) | binary(first_start) | binary(rtmp_sessions) | binary(operations) | binary(auth) | binary(webhooks) | binary(events_api) | binary(live_streams_api) | binary(uploads_api) | binary(assets_api)
+
+# What runs against a private S3 server (s3s-fs): the object store conformance tests and the
+# S3 playback modes. They fail, rather than skip, when the server's environment is missing.
+S3_TESTS := test(/store_conformance::/) | binary(s3_playback)
+
+# The live and VOD black-box suites run once more with S3 objects and a Postgres database.
+SCALE_TESTS := binary(live_rtmp) | binary(hlsjs_playback) | binary(rtmp_sessions) | binary(vod_assets) | binary(vod_worker) | binary(uploads_api) | binary(assets_api) | binary(images_http)
 
 run: build
 	./target/release/sluice serve
@@ -20,12 +27,28 @@ test:
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) nextest run --locked --workspace --no-fail-fast
 	$(MAKE) test-postgres
+	$(MAKE) test-s3
+	$(MAKE) test-scale
 
 # The database-facing suites again, each test on a fresh database of a private Postgres server.
 test-postgres:
 	scripts/test-postgres.sh start
 	SLUICE_TEST_POSTGRES_URL="$$(scripts/test-postgres.sh url)" \
 		$(CARGO) nextest run --locked --workspace --no-fail-fast -E '$(POSTGRES_TESTS)'
+
+# The object store suites against a private S3-compatible server (scripts/test-s3.sh).
+test-s3:
+	eval "$$(scripts/test-s3.sh start)" && SLUICE_TEST_REQUIRE_S3=1 \
+		$(CARGO) nextest run --locked --workspace --no-fail-fast -E '$(S3_TESTS)'
+
+# The media suites with both scale-out backends: objects in S3 (each test server under a prefix
+# of its own), metadata in Postgres.
+test-scale:
+	scripts/test-postgres.sh start >/dev/null
+	eval "$$(scripts/test-s3.sh start)" && \
+		SLUICE_TEST_STORAGE="s3://$$SLUICE_TEST_S3_BUCKET/scale" \
+		SLUICE_TEST_POSTGRES_URL="$$(scripts/test-postgres.sh url)" \
+		$(CARGO) nextest run --locked --workspace --no-fail-fast -E '$(SCALE_TESTS)'
 
 bench:
 	scripts/install-deps.sh bench

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
+use sluice_storage::{Playback, S3Config, S3Credentials};
 use sluice_transcoder::{Preset, ProbeLimits};
 
 /// HTTP API and HLS delivery listen address.
@@ -58,6 +59,10 @@ pub const DEFAULT_IMPORT_CONNECT_TIMEOUT_SECONDS: f64 = 10.0;
 pub const DEFAULT_UPLOAD_MAX_SIZE_BYTES: i64 = 20 * 1024 * 1024 * 1024;
 /// Seconds between two sweeps timing out expired uploads.
 pub const DEFAULT_UPLOAD_SWEEP_INTERVAL_SECONDS: f64 = 60.0;
+/// How long a presigned segment URL handed out in `redirect` playback stays valid.
+pub const DEFAULT_PRESIGN_SECONDS: u64 = 3600;
+/// Longest validity of a presigned URL S3 accepts (SigV4: seven days).
+const MAX_PRESIGN_SECONDS: u64 = 7 * 24 * 3600;
 
 /// Flags of `sluice serve`; each has an environment variable equivalent.
 #[derive(Debug, Default, clap::Args)]
@@ -81,6 +86,11 @@ pub struct ServeArgs {
     /// [default: SQLite at DATA_DIR/sluice.db].
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Object storage: `s3://BUCKET/PREFIX`, reached with the standard AWS environment
+    /// (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)
+    /// [default: files under DATA_DIR/objects].
+    #[arg(long, env = "SLUICE_STORAGE")]
+    pub storage: Option<String>,
 }
 
 /// The whole configuration of a server process.
@@ -127,6 +137,9 @@ pub struct Config {
     /// Direct upload settings.
     #[serde(default)]
     pub uploads: UploadsConfig,
+    /// Where media objects are stored and how viewers fetch them.
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// Master key sealing API key secrets, base64 (from SLUICE_MASTER_KEY). Default: the key
     /// in `data_dir/master.key`, created at first start.
     #[serde(skip)]
@@ -251,6 +264,127 @@ impl WorkerConfig {
             "worker.max_file_size and worker.max_duration_seconds must be more than 0"
         );
         Ok(())
+    }
+}
+
+/// How viewers fetch segments (`[storage] playback`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaybackMode {
+    /// The server reads objects from the store and serves them.
+    #[default]
+    Proxy,
+    /// Segment requests are answered with a redirect to a presigned URL (S3 only).
+    Redirect,
+    /// Playlists point at `public_base_url` + the object name (S3 only).
+    Public,
+}
+
+/// Settings of the object store (`[storage]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `s3://BUCKET/PREFIX` for an S3-compatible bucket (also `--storage`/SLUICE_STORAGE).
+    /// Default: none, objects are files under `<data_dir>/objects`.
+    pub url: Option<String>,
+    /// Endpoint URL of an S3-compatible server. Default: AWS_ENDPOINT_URL, else AWS.
+    pub endpoint: Option<String>,
+    /// Region. Default: AWS_REGION or the AWS profile's, else `us-east-1`.
+    pub region: Option<String>,
+    /// Path-style addressing (`https://host/bucket/key`). Default: true when an endpoint is
+    /// set here or in AWS_ENDPOINT_URL (self-hosted servers), false on AWS.
+    pub force_path_style: Option<bool>,
+    /// Access key id; set together with `secret_access_key`. Default: the standard AWS
+    /// credential chain (environment, profile files, instance or container roles).
+    pub access_key_id: Option<String>,
+    /// Secret access key; set together with `access_key_id`.
+    pub secret_access_key: Option<String>,
+    /// How viewers fetch segments. Default: proxy.
+    pub playback: PlaybackMode,
+    /// Base URL of the bucket as viewers reach it (a CDN), for `playback = "public"`.
+    pub public_base_url: Option<String>,
+    /// Validity of presigned URLs in `playback = "redirect"`. Default:
+    /// [`DEFAULT_PRESIGN_SECONDS`].
+    pub presign_seconds: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: None,
+            endpoint: None,
+            region: None,
+            force_path_style: None,
+            access_key_id: None,
+            secret_access_key: None,
+            playback: PlaybackMode::Proxy,
+            public_base_url: None,
+            presign_seconds: DEFAULT_PRESIGN_SECONDS,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The S3 bucket to store objects in, or `None` for the local data directory.
+    pub fn s3(&self) -> anyhow::Result<Option<S3Config>> {
+        let Some(url) = &self.url else {
+            anyhow::ensure!(
+                self.playback == PlaybackMode::Proxy,
+                "storage.playback = {:?} needs S3 storage (storage.url or --storage s3://…)",
+                self.playback
+            );
+            return Ok(None);
+        };
+        let mut config = S3Config::from_url(url)?;
+        config.endpoint = self.endpoint.clone().filter(|e| !e.is_empty());
+        config.region = self.region.clone().filter(|r| !r.is_empty());
+        config.force_path_style = self.force_path_style.unwrap_or_else(|| {
+            config.endpoint.is_some()
+                || std::env::var("AWS_ENDPOINT_URL").is_ok_and(|e| !e.is_empty())
+        });
+        config.credentials = match (&self.access_key_id, &self.secret_access_key) {
+            (Some(id), Some(secret)) => Some(S3Credentials {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+            }),
+            (None, None) => None,
+            _ => anyhow::bail!(
+                "storage.access_key_id and storage.secret_access_key must be set together"
+            ),
+        };
+        config.playback = self.playback()?;
+        Ok(Some(config))
+    }
+
+    fn playback(&self) -> anyhow::Result<Playback> {
+        Ok(match self.playback {
+            PlaybackMode::Proxy => Playback::Proxy,
+            PlaybackMode::Redirect => {
+                anyhow::ensure!(
+                    (1..=MAX_PRESIGN_SECONDS).contains(&self.presign_seconds),
+                    "storage.presign_seconds must be between 1 and {MAX_PRESIGN_SECONDS}"
+                );
+                Playback::Redirect {
+                    expires_in: Duration::from_secs(self.presign_seconds),
+                }
+            }
+            PlaybackMode::Public => {
+                let base_url = self.public_base_url.as_deref().unwrap_or_default();
+                let parsed = reqwest::Url::parse(base_url).map_err(|error| {
+                    anyhow::anyhow!(
+                        "storage.playback = \"public\" needs storage.public_base_url, an \
+                         http(s) URL ({base_url:?}: {error})"
+                    )
+                })?;
+                anyhow::ensure!(
+                    matches!(parsed.scheme(), "http" | "https"),
+                    "storage.public_base_url must be an http or https URL"
+                );
+                Playback::Public {
+                    base_url: base_url.trim_end_matches('/').to_owned(),
+                }
+            }
+        })
     }
 }
 
@@ -508,6 +642,9 @@ impl Config {
         if let Some(url) = args.database_url.as_ref().filter(|url| !url.is_empty()) {
             config.database_url = Some(url.clone());
         }
+        if let Some(url) = args.storage.as_ref().filter(|url| !url.is_empty()) {
+            config.storage.url = Some(url.clone());
+        }
         config.api_key = match (
             std::env::var("SLUICE_API_KEY"),
             std::env::var("SLUICE_API_SECRET"),
@@ -557,6 +694,7 @@ impl Config {
         self.worker.validate()?;
         self.import.validate()?;
         self.uploads.validate()?;
+        self.storage.s3()?;
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sluice_storage::{
-    redact_database_url, Db, EventBus, LocalStore, ObjectStore, Permission, SecretBox,
+    redact_database_url, Db, EventBus, LocalStore, ObjectStore, Permission, S3Store, SecretBox,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -55,6 +55,26 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
+/// Opens the object store: the S3 bucket of `[storage]`/`--storage`, after a health check
+/// that fails with a message naming the problem (missing bucket, denied credentials,
+/// unreachable endpoint), or the files under `data_dir/objects`.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    let Some(s3) = config.storage.s3()? else {
+        let root = config.data_dir.join("objects");
+        info!(root = %root.display(), "Objects are stored as local files.");
+        return Ok(Arc::new(LocalStore::new(root)));
+    };
+    let (bucket, prefix) = (s3.bucket.clone(), s3.prefix.clone());
+    let store = S3Store::connect(s3).await?;
+    store
+        .check()
+        .await
+        .context("the object store cannot be used")?;
+    info!(bucket = %bucket, prefix = prefix.as_ref().map_or("", |p| p.as_str()),
+        playback = ?config.storage.playback, "Objects are stored in S3.");
+    Ok(Arc::new(store))
+}
+
 /// Runs the server until a shutdown signal arrives.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
@@ -65,7 +85,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "Marked live streams left active by an earlier run as idle."
         );
     }
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(config.data_dir.join("objects")));
+    let store = open_store(&config).await?;
     bootstrap_api_key(&config, &db).await?;
     let events = EventBus::new(db.clone());
     let metrics = sluice_api::Metrics::new();

@@ -101,7 +101,7 @@ fn assets_are_listed_fetched_and_deleted() {
         .contains(added["data"]["id"].as_str().unwrap()));
 
     let first_id = first["id"].as_str().unwrap();
-    let objects = server.data_dir.path().join("objects/assets").join(first_id);
+    let objects = server.objects_dir().join("assets").join(first_id);
     std::fs::create_dir_all(objects.join("hls")).unwrap();
     std::fs::write(objects.join("hls/master.m3u8"), "#EXTM3U\n").unwrap();
     let (status, _) = server.api("DELETE", &format!("/v1/assets/{first_id}"), None);

@@ -81,7 +81,7 @@ impl Fixture {
         });
         let clips = tempfile::tempdir().unwrap();
         let clip = colour_clip(clips.path());
-        let objects = LocalStore::new(server.data_dir.path().join("objects"));
+        let objects = LocalStore::new(server.objects_dir());
         let (asset_id, playback_id) = runtime().block_on(async {
             let db = Db::connect(database.url()).await.unwrap();
             let asset = db
@@ -126,9 +126,8 @@ impl Fixture {
     fn cached(&self) -> Vec<(String, Vec<u8>)> {
         let dir = self
             .server
-            .data_dir
-            .path()
-            .join("objects/assets")
+            .objects_dir()
+            .join("assets")
             .join(&self.asset_id)
             .join("cache");
         let Ok(entries) = std::fs::read_dir(dir) else {

@@ -277,7 +277,7 @@ fn deleting_a_live_stream_kicks_its_publisher_and_removes_everything() {
         404
     );
     wait_for("the objects to be gone", Duration::from_secs(10), || {
-        let objects = server.data_dir.path().join("objects/live").join(id);
+        let objects = server.objects_dir().join("live").join(id);
         (!objects.exists()).then_some(())
     });
     assert_eq!(

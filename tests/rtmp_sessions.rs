@@ -149,7 +149,7 @@ fn sigterm_ends_live_sessions_cleanly_before_the_server_stops() {
 
     assert!(server.terminate(), "sluice exits 0 on SIGTERM");
 
-    let objects = server.data_dir.path().join("objects/live").join(&id);
+    let objects = server.objects_dir().join("live").join(&id);
     let playlist = std::fs::read_to_string(objects.join("v0/index.m3u8")).unwrap();
     assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
     let log = server.log();

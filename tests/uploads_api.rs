@@ -45,9 +45,8 @@ fn clip(dir: &std::path::Path) -> Vec<u8> {
 
 fn source_path(server: &Server, upload_id: &str) -> PathBuf {
     server
-        .data_dir
-        .path()
-        .join("objects/uploads")
+        .objects_dir()
+        .join("uploads")
         .join(upload_id)
         .join("source")
 }

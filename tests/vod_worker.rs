@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::vod::{get_asset, settled};
-use common::{decode_cleanly, wait_for, Launch, Server};
+use common::{decode_cleanly, files_under, wait_for, Launch, Server};
 use serde_json::json;
 use sluice_media::fixtures::ffmpeg_clip;
 use sluice_storage::{Db, JobStatus};
@@ -58,6 +58,7 @@ fn start_worker(server: &Server, launch: &Launch, log: &Path) -> Child {
     if let Some(database) = &launch.database {
         command.env("DATABASE_URL", database.url());
     }
+    launch.storage_env(&mut command);
     command.spawn().expect("start sluice worker")
 }
 
@@ -69,24 +70,6 @@ fn database_url(server: &Server, launch: &Launch) -> String {
             server.data_dir.path().join("sluice.db").display()
         ),
     }
-}
-
-/// Names of the files under `dir`, recursively, relative to it.
-fn files_under(dir: &Path) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let relative = path.strip_prefix(dir).unwrap();
-                names.insert(relative.to_string_lossy().into_owned());
-            }
-        }
-    }
-    names
 }
 
 /// Imports `url` through the API with a small ladder; returns the asset's id and playback id.
@@ -210,7 +193,7 @@ fn a_worker_killed_mid_transcode_resumes_cleanly_after_a_restart() {
     );
     first.kill().unwrap();
     first.wait().unwrap();
-    let objects = server.data_dir.path().join("objects/assets").join(&id);
+    let objects = server.objects_dir().join("assets").join(&id);
     assert_eq!(reached["status"], "preparing");
     assert!(
         get_asset(&server, &id)["progress"].as_u64() < Some(95),

@@ -10,10 +10,16 @@
 //! A `signed` playback id needs `?token=` with a playback token (module `playback_token`) on
 //! every request; its playlists are rewritten so each child URI carries the token on, and its
 //! responses are cacheable only privately.
+//!
+//! Segments reach viewers as the object store's playback mode says ([`sluice_storage::Playback`]):
+//! through this handler (proxy, the default); as a `302` to a presigned URL of the object
+//! (redirect: playlists are still served here); or straight from a public base URL, a CDN in
+//! front of the bucket, which public playback ids' media playlists name as absolute URIs (public;
+//! signed playback ids keep being proxied, their token checked on every segment).
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use m3u8_rs::Playlist;
@@ -100,27 +106,31 @@ fn with_token(uri: &str, token: &str) -> String {
     format!("{uri}{separator}token={token}")
 }
 
-/// Rewrites a playlist so every URI in it (variants, renditions, init segments, segments)
-/// carries `token`. The token is a verified JWT, so it holds only URL-safe characters.
-fn playlist_with_token(body: &[u8], token: &str) -> Result<Vec<u8>, ApiError> {
+/// Rewrites a playlist's URIs: `playlist_uri` maps those naming playlists (variants and
+/// renditions of a master playlist), `media_uri` those naming init and media segments.
+fn rewrite_playlist(
+    body: &[u8],
+    playlist_uri: impl Fn(&str) -> String,
+    media_uri: impl Fn(&str) -> String,
+) -> Result<Vec<u8>, ApiError> {
     let mut playlist = m3u8_rs::parse_playlist_res(body)
         .map_err(|_| ApiError::internal("a stored playlist does not parse"))?;
     match &mut playlist {
         Playlist::MasterPlaylist(master) => {
             for variant in &mut master.variants {
-                variant.uri = with_token(&variant.uri, token);
+                variant.uri = playlist_uri(&variant.uri);
             }
             for media in &mut master.alternatives {
                 if let Some(uri) = &mut media.uri {
-                    *uri = with_token(uri, token);
+                    *uri = playlist_uri(uri);
                 }
             }
         }
         Playlist::MediaPlaylist(media) => {
             for segment in &mut media.segments {
-                segment.uri = with_token(&segment.uri, token);
+                segment.uri = media_uri(&segment.uri);
                 if let Some(map) = &mut segment.map {
-                    map.uri = with_token(&map.uri, token);
+                    map.uri = media_uri(&map.uri);
                 }
             }
         }
@@ -132,6 +142,32 @@ fn playlist_with_token(body: &[u8], token: &str) -> Result<Vec<u8>, ApiError> {
     Ok(rewritten)
 }
 
+/// Rewrites a playlist so every URI in it (variants, renditions, init segments, segments)
+/// carries `token`. The token is a verified JWT, so it holds only URL-safe characters.
+fn playlist_with_token(body: &[u8], token: &str) -> Result<Vec<u8>, ApiError> {
+    let add_token = |uri: &str| with_token(uri, token);
+    rewrite_playlist(body, add_token, add_token)
+}
+
+/// Rewrites the playlist stored at `playlist_key` so its init and media segment URIs are the
+/// absolute URLs `public_url` gives for their objects. A URI that names no object beside the
+/// playlist (absolute, or climbing with `..`) stays as it is.
+fn playlist_with_public_urls(
+    body: &[u8],
+    playlist_key: &ObjectKey,
+    public_url: impl Fn(&ObjectKey) -> Option<String>,
+) -> Result<Vec<u8>, ApiError> {
+    let directory: Vec<&str> = playlist_key.segments().collect();
+    let directory = &directory[..directory.len() - 1];
+    let media_uri = |uri: &str| {
+        ObjectKey::new(directory.iter().copied().chain(uri.split('/')))
+            .ok()
+            .and_then(|key| public_url(&key))
+            .unwrap_or_else(|| uri.to_owned())
+    };
+    rewrite_playlist(body, str::to_owned, media_uri)
+}
+
 /// A playlist, init segment or media segment of a playback id.
 #[utoipa::path(get, path = "/hls/{playback_id}/{*path}", tag = "playback",
     params(
@@ -141,6 +177,8 @@ fn playlist_with_token(body: &[u8], token: &str) -> Result<Vec<u8>, ApiError> {
     responses(
         (status = 200, description = "The object: playlists as `application/vnd.apple.mpegurl`, \
             segments as `video/mp4`, `video/iso.segment` or `audio/mp4`", body = Vec<u8>),
+        (status = 302, description = "Redirect playback: the segment is at the presigned URL \
+            in `Location`"),
         (status = 401, description = "A signed playback id asked without `?token=`", body = crate::error::ErrorBody),
         (status = 403, description = "A playback token that is invalid, expired, or for \
             something else", body = crate::error::ErrorBody),
@@ -187,9 +225,29 @@ pub async fn serve(
         (None, None) => return Err(NOT_FOUND),
     };
     let key = ObjectKey::new(root.into_iter().chain(segments)).map_err(|_| NOT_FOUND)?;
+    if kind != HlsObject::Playlist {
+        if let Some(location) = state.store.redirect_url(&key).await? {
+            let location = HeaderValue::try_from(location).map_err(ApiError::internal)?;
+            return Ok((
+                StatusCode::FOUND,
+                [
+                    (header::LOCATION, location),
+                    // The presigned URL expires: a cache must not keep the redirect.
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                ],
+            )
+                .into_response());
+        }
+    }
     let body = state.store.get(&key).await?;
     let body = match (&token, kind) {
         (Some(token), HlsObject::Playlist) => Bytes::from(playlist_with_token(&body, token)?),
+        // The store plays back from a public base URL (it has one for this key too).
+        (None, HlsObject::Playlist) if state.store.public_url(&key).is_some() => {
+            Bytes::from(playlist_with_public_urls(&body, &key, |k| {
+                state.store.public_url(k)
+            })?)
+        }
         _ => body,
     };
     Ok((
@@ -245,5 +303,27 @@ mod tests {
         assert!(rewritten.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26"));
         assert!(rewritten.contains("#EXT-X-ENDLIST"));
         assert_eq!(with_token("x.m4s?a=1", "t"), "x.m4s?a=1&token=t");
+    }
+
+    #[test]
+    fn public_playback_points_segments_at_the_base_url_and_leaves_playlists() {
+        let cdn = |key: &ObjectKey| Some(format!("https://cdn.example/media/{key}"));
+        let media = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n\
+            #EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2,\nseg0.m4s\n\
+            #EXTINF:2,\n../escape.m4s\n#EXT-X-ENDLIST\n";
+        let key = ObjectKey::parse("live/ls_1/v0/index.m3u8").unwrap();
+        let rewritten = text(playlist_with_public_urls(media.as_bytes(), &key, cdn).unwrap());
+        assert!(rewritten
+            .contains("#EXT-X-MAP:URI=\"https://cdn.example/media/live/ls_1/v0/init.mp4\""));
+        assert!(rewritten.contains("\nhttps://cdn.example/media/live/ls_1/v0/seg0.m4s\n"));
+        assert!(rewritten.contains("\n../escape.m4s\n"), "{rewritten}");
+        assert!(rewritten.contains("#EXT-X-ENDLIST"));
+
+        let master = "#EXTM3U\n#EXT-X-VERSION:7\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=530000,CODECS=\"avc1.64001f\",RESOLUTION=640x360\n\
+            v0/index.m3u8\n";
+        let key = ObjectKey::parse("live/ls_1/master.m3u8").unwrap();
+        let rewritten = text(playlist_with_public_urls(master.as_bytes(), &key, cdn).unwrap());
+        assert!(rewritten.contains("\nv0/index.m3u8\n"), "{rewritten}");
     }
 }

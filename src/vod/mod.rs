@@ -10,7 +10,7 @@ pub mod worker;
 
 use std::sync::Arc;
 
-use sluice_storage::{Db, EventBus, LocalStore, ObjectStore};
+use sluice_storage::{Db, EventBus, ObjectStore};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -39,7 +39,7 @@ pub fn worker(
 /// uses with the same configuration, until SIGINT/SIGTERM.
 pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     let db = crate::serve::open_database(&config).await?;
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(config.data_dir.join("objects")));
+    let store = crate::serve::open_store(&config).await?;
     let events = EventBus::new(db.clone());
     let worker = worker(&config, db, store, events)?;
     let (stop, stopping) = watch::channel(false);

@@ -1,6 +1,6 @@
 //! sluice-storage: where Sluice keeps things.
 //!
-//! - [`ObjectStore`] and [`LocalStore`]: media objects (segments, playlists) under validated
+//! - [`ObjectStore`], [`LocalStore`] and [`S3Store`]: media objects (segments, playlists) under validated
 //!   [`ObjectKey`]s.
 //! - [`EventBus`]: domain events, recorded in the database and fanned out to subscribers.
 //! - [`Db`]: the metadata database (sea-orm; SQLite by default or Postgres, one schema)
@@ -16,7 +16,10 @@ mod local_store;
 mod migration;
 pub mod model;
 mod object_store;
+mod s3_store;
 mod secret_box;
+#[cfg(test)]
+mod store_conformance;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
@@ -33,5 +36,8 @@ pub use model::{
     WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage, WebhookEndpointUpdate,
     ASSET_JOB_KIND, DEFAULT_JOB_MAX_ATTEMPTS, MAX_RECONNECT_WINDOW_S,
 };
-pub use object_store::{InvalidKey, ObjectKey, ObjectStore, StoreError};
+pub use object_store::{InvalidKey, ObjectKey, ObjectStore, Playback, StoreError};
+pub use s3_store::{
+    S3Config, S3Credentials, S3SetupError, S3Store, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD,
+};
 pub use secret_box::{secret_hash, SecretBox, SecretBoxError, MASTER_KEY_LEN};

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -122,6 +123,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A remote backend (S3) refused or failed a request about `key` (the object, or the
+    /// prefix of a bulk operation), after its retries.
+    #[error("object store request on {key} failed: {message}")]
+    Backend { key: ObjectKey, message: String },
 }
 
 impl StoreError {
@@ -129,6 +134,18 @@ impl StoreError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
     }
+}
+
+/// How viewers fetch a store's media objects (init and media segments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Playback {
+    /// Through the API server, which reads each object from the store (the default).
+    Proxy,
+    /// The API answers segment requests with a redirect to a presigned URL of the object,
+    /// valid for `expires_in`.
+    Redirect { expires_in: Duration },
+    /// Playlists point straight at `{base_url}/{object name}`: a CDN or public bucket URL.
+    Public { base_url: String },
 }
 
 /// Where media objects (segments, playlists, thumbnails) live.
@@ -160,6 +177,18 @@ pub trait ObjectStore: Send + Sync {
     /// Removes every object whose key starts with `prefix/`; a prefix with nothing under it
     /// succeeds.
     async fn delete_prefix(&self, prefix: &ObjectKey) -> Result<(), StoreError>;
+
+    /// The absolute URL viewers fetch the object at when the store plays back
+    /// [`Playback::Public`]; `None` (the default) when objects are served through the API.
+    fn public_url(&self, _key: &ObjectKey) -> Option<String> {
+        None
+    }
+
+    /// A presigned URL of the object to redirect viewers to when the store plays back
+    /// [`Playback::Redirect`]; `None` (the default) when objects are served through the API.
+    async fn redirect_url(&self, _key: &ObjectKey) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

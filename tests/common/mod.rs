@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,6 +43,11 @@ pub struct Launch {
     /// `None`. Shared by clones, so a restarted server finds its data again; dropped with the
     /// last of them.
     pub database: Option<Arc<TestDatabase>>,
+    /// Object storage given with SLUICE_STORAGE; `None` leaves the server its local objects
+    /// directory. Default: a prefix of its own in the bucket SLUICE_TEST_STORAGE names
+    /// (`make test-scale` runs the media suites so), else `None`. Shared by clones, like
+    /// `database`.
+    pub storage: Option<Arc<TestStorage>>,
 }
 
 impl Default for Launch {
@@ -50,7 +56,60 @@ impl Default for Launch {
             api_key_from_env: true,
             config: None,
             database: TestDatabase::postgres_from_env().map(Arc::new),
+            storage: TestStorage::from_env().map(Arc::new),
         }
+    }
+}
+
+impl Launch {
+    /// Points a `sluice` command at this launch's object storage (the AWS variables naming the
+    /// S3 server are inherited from the test's environment).
+    pub fn storage_env(&self, command: &mut Command) {
+        command.env_remove("SLUICE_STORAGE");
+        if let Some(storage) = &self.storage {
+            command.env("SLUICE_STORAGE", &storage.url);
+        }
+    }
+}
+
+/// A key prefix of its own in the test S3 bucket, for one test server; its objects are
+/// removed when it is dropped.
+pub struct TestStorage {
+    /// `s3://BUCKET/PREFIX`, as given to `--storage`.
+    pub url: String,
+    /// Where the S3 server (s3s-fs, which keeps objects as plain files) stores the prefix.
+    pub objects_dir: PathBuf,
+}
+
+impl TestStorage {
+    /// A fresh prefix under SLUICE_TEST_STORAGE (`s3://BUCKET/PREFIX`) when it is set.
+    pub fn from_env() -> Option<TestStorage> {
+        std::env::var("SLUICE_TEST_STORAGE")
+            .ok()
+            .filter(|url| !url.is_empty())
+            .map(|base| TestStorage::under(&base))
+    }
+
+    /// A fresh prefix under `base` (`s3://BUCKET/PREFIX`) on the S3 server of
+    /// scripts/test-s3.sh, whose objects are files under SLUICE_TEST_S3_ROOT.
+    pub fn under(base: &str) -> TestStorage {
+        let root = std::env::var("SLUICE_TEST_S3_ROOT")
+            .expect("S3 test storage needs SLUICE_TEST_S3_ROOT (see scripts/test-s3.sh)");
+        let base = base.trim_end_matches('/');
+        let path = base
+            .strip_prefix("s3://")
+            .expect("S3 test storage is an s3:// URL");
+        let unique = format!("t{:016x}", rand::random::<u64>());
+        TestStorage {
+            url: format!("{base}/{unique}"),
+            objects_dir: Path::new(&root).join(path).join(unique),
+        }
+    }
+}
+
+impl Drop for TestStorage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.objects_dir);
     }
 }
 
@@ -82,6 +141,7 @@ fn spawn_server(
         .env_remove("SLUICE_API_SECRET")
         .env_remove("SLUICE_CONFIG")
         .env_remove("DATABASE_URL");
+    launch.storage_env(&mut command);
     if let Some(database) = &launch.database {
         command.env("DATABASE_URL", database.url());
     }
@@ -187,6 +247,15 @@ impl Server {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The directory holding the server's objects as files, one per key: `objects` in the
+    /// data directory, or the S3 server's directory of the server's prefix.
+    pub fn objects_dir(&self) -> PathBuf {
+        match &self.launch.storage {
+            Some(storage) => storage.objects_dir.clone(),
+            None => self.data_dir.path().join("objects"),
+        }
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
     pub fn terminate(&mut self) -> bool {
         let sent = Command::new("kill")
@@ -283,6 +352,29 @@ impl Drop for Server {
             eprintln!("---- sluice server log ----\n{}", self.log());
         }
     }
+}
+
+/// Names of the files under `dir`, recursively, relative to it; none when `dir` is missing.
+/// Directories alone do not count: an S3 server keeping objects as files may leave empty ones
+/// behind when objects are deleted.
+pub fn files_under(dir: &Path) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap();
+                names.insert(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    names
 }
 
 /// A minimal HTTP response as seen by curl.

@@ -94,12 +94,11 @@ pub fn settled(server: &Server, id: &str, timeout: Duration) -> Value {
     })
 }
 
-/// Where the server keeps an asset's HLS tree (local object store).
+/// Where the server keeps an asset's HLS tree, as files.
 pub fn asset_hls_dir(server: &Server, asset_id: &str) -> PathBuf {
     server
-        .data_dir
-        .path()
-        .join("objects/assets")
+        .objects_dir()
+        .join("assets")
         .join(asset_id)
         .join("hls")
 }
