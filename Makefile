@@ -55,7 +55,7 @@ bench:
 	$(CARGO) build --release --locked
 	scripts/bench-live.sh
 	$(CARGO) bench --locked --bench vod_upload
-	$(CARGO) bench --locked --bench segment_upload
+	eval "$$(scripts/test-s3.sh start)" && $(CARGO) bench --locked --bench segment_upload
 
 fmt:
 	$(CARGO) fmt --all

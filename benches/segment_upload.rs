@@ -14,7 +14,11 @@
 //!    segment for each segment duration published (less the first and the last). The bench
 //!    reports the largest round that kept up.
 //!
-//! Usage: `cargo bench --bench segment_upload [-- --seconds 20 --max-streams 32]`.
+//! Both run on the local filesystem store, then, when SLUICE_TEST_S3_SERVER names the s3s-fs
+//! binary (`eval "$(scripts/test-s3.sh start)"`, as `make bench` does), again on S3: an s3s-fs
+//! server of the bench's own on loopback.
+//!
+//! Usage: `cargo bench --bench segment_upload [-- --seconds 20 --max-streams 64]`.
 
 mod common;
 
@@ -230,21 +234,16 @@ fn round(server: &BenchServer, source: &std::path::Path, count: usize, seconds: 
     }
 }
 
-fn main() {
-    let seconds = argument("--seconds", 20);
-    let max_streams = argument("--max-streams", 64) as usize;
-    let work = tempfile::tempdir().expect("temp dir");
-    let source = make_source(work.path(), "1280x720", 10);
-    let source_kbps = std::fs::metadata(&source).expect("source").len() as f64 * 8.0 / 10.0 / 1e3;
-    println!("Source: 720p30 H.264 + AAC, {source_kbps:.0} kb/s, looped in real time.\n");
-
-    let data = work.path().join("local");
-    // Every publisher comes from 127.0.0.1.
-    let server =
-        BenchServer::start_configured(&data, Some("[live]\nrtmp_max_connections_per_ip = 1000\n"));
-
-    let single = round(&server, &source, 1, seconds);
-    println!("## Segment upload latency, local filesystem store ({seconds} s, 1 stream)\n");
+/// Both measurements on one backend; returns the largest round that kept up.
+fn measure(
+    backend: &str,
+    server: &BenchServer,
+    source: &std::path::Path,
+    seconds: u32,
+    max_streams: usize,
+) -> usize {
+    let single = round(server, source, 1, seconds);
+    println!("## Segment upload latency, {backend} ({seconds} s, 1 stream)\n");
     println!("| segments | mean | p50 bucket | p99 bucket |");
     println!("| --- | --- | --- | --- |");
     println!(
@@ -255,13 +254,13 @@ fn main() {
         single.latency.quantile_bound(0.99) * 1e3,
     );
 
-    println!("## Concurrent passthrough streams, local filesystem store ({seconds} s each)\n");
+    println!("## Concurrent passthrough streams, {backend} ({seconds} s each)\n");
     println!("| streams | segments | mean latency | p99 bucket | fewest listed / expected | refused | failed publishers | server CPU-s/s | kept up |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut kept_up = 0;
     let mut count = 1;
     while count <= max_streams {
-        let round = round(&server, &source, count, seconds);
+        let round = round(server, source, count, seconds);
         println!(
             "| {} | {} | {:.1} ms | ≤ {:.0} ms | {} / {} | {} | {} | {:.2} | {} |",
             round.streams,
@@ -281,5 +280,77 @@ fn main() {
         kept_up = round.streams;
         count *= 2;
     }
-    println!("\nLargest round that kept up: {kept_up} streams.");
+    println!("\nLargest round that kept up on {backend}: {kept_up} streams.\n");
+    kept_up
+}
+
+/// An s3s-fs server (the binary scripts/test-s3.sh installs) on a free loopback port with one
+/// bucket under `root`; returns it and the `[storage]` section pointing at it.
+fn start_s3(binary: &str, root: &std::path::Path) -> (Child, String) {
+    std::fs::create_dir_all(root.join("bench")).expect("bucket directory");
+    let port = common::free_port();
+    let process = Command::new(binary)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--access-key",
+            "bench-access",
+            "--secret-key",
+            "bench-secret",
+        ])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start s3s-fs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s3s-fs did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let storage = format!(
+        "[storage]\nurl = \"s3://bench/live\"\nendpoint = \"http://127.0.0.1:{port}\"\n\
+         access_key_id = \"bench-access\"\nsecret_access_key = \"bench-secret\"\n"
+    );
+    (process, storage)
+}
+
+fn main() {
+    let seconds = argument("--seconds", 20);
+    let max_streams = argument("--max-streams", 64) as usize;
+    let work = tempfile::tempdir().expect("temp dir");
+    let source = make_source(work.path(), "1280x720", 10);
+    let source_kbps = std::fs::metadata(&source).expect("source").len() as f64 * 8.0 / 10.0 / 1e3;
+    println!("Source: 720p30 H.264 + AAC, {source_kbps:.0} kb/s, looped in real time.\n");
+    // Every publisher comes from 127.0.0.1.
+    let live = "[live]\nrtmp_max_connections_per_ip = 1000\n";
+
+    let local = {
+        let server = BenchServer::start_configured(&work.path().join("local"), Some(live));
+        measure(
+            "local filesystem store",
+            &server,
+            &source,
+            seconds,
+            max_streams,
+        )
+    };
+    let Ok(binary) = std::env::var("SLUICE_TEST_S3_SERVER") else {
+        println!("S3 skipped: run through `eval \"$(scripts/test-s3.sh start)\"` to include it.");
+        return;
+    };
+    let (mut s3, storage) = start_s3(&binary, &work.path().join("s3"));
+    let on_s3 = {
+        let config = format!("{storage}{live}");
+        let server = BenchServer::start_configured(&work.path().join("s3-data"), Some(&config));
+        measure(
+            "S3 (s3s-fs on loopback)",
+            &server,
+            &source,
+            seconds,
+            max_streams,
+        )
+    };
+    let _ = s3.kill();
+    let _ = s3.wait();
+    println!("Streams kept up, S3 / local: {on_s3} / {local}.");
 }

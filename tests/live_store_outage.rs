@@ -140,16 +140,17 @@ fn publish_through_an_outage(
     assert!(listed_total >= 50, "{listed_total} segments");
     let spool = server.data_dir.path().join("spool").join("live");
     assert_eq!(
-        std::fs::read_dir(&spool).map(|dir| dir.count()).unwrap_or(0),
+        std::fs::read_dir(&spool)
+            .map(|dir| dir.count())
+            .unwrap_or(0),
         0,
         "the spool is empty"
     );
     let metrics = server.get("/metrics").text();
     assert!(
-        metrics
-            .lines()
-            .any(|line| line.starts_with("sluice_live_upload_failures_total ")
-                && !line.ends_with(" 0")),
+        metrics.lines().any(
+            |line| line.starts_with("sluice_live_upload_failures_total ") && !line.ends_with(" 0")
+        ),
         "failures counted:\n{metrics}"
     );
 }
