@@ -9,7 +9,7 @@ POSTGRES_TESTS := package(sluice-storage) | package(sluice-api) | binary(api_htt
 
 # What runs against a private S3 server (s3s-fs): the object store conformance tests and the
 # S3 playback modes. They fail, rather than skip, when the server's environment is missing.
-S3_TESTS := test(/store_conformance::/) | binary(s3_playback)
+S3_TESTS := test(/store_conformance::/) | binary(s3_playback) | (binary(live_store_outage) & test(/s3_outage/))
 
 # The live and VOD black-box suites run once more with S3 objects and a Postgres database.
 SCALE_TESTS := binary(live_rtmp) | binary(hlsjs_playback) | binary(rtmp_sessions) | binary(vod_assets) | binary(vod_worker) | binary(uploads_api) | binary(assets_api) | binary(images_http) | binary(scale_out)
@@ -55,6 +55,7 @@ bench:
 	$(CARGO) build --release --locked
 	scripts/bench-live.sh
 	$(CARGO) bench --locked --bench vod_upload
+	eval "$$(scripts/test-s3.sh start)" && $(CARGO) bench --locked --bench segment_upload
 
 fmt:
 	$(CARGO) fmt --all

@@ -72,6 +72,7 @@ export AWS_SECRET_ACCESS_KEY=$secret_key
 export AWS_REGION=us-east-1
 export SLUICE_TEST_S3_BUCKET=$bucket
 export SLUICE_TEST_S3_ROOT=$data
+export SLUICE_TEST_S3_SERVER=$binary
 EOF
 }
 

@@ -27,6 +27,8 @@ pub const DEFAULT_LIVE_PRESET: Preset = Preset::Superfast;
 pub const DEFAULT_SEGMENT_SECONDS: u32 = 2;
 /// Segments kept in a live playlist's sliding window (Apple asks for at least 6).
 pub const DEFAULT_PLAYLIST_WINDOW: usize = 6;
+/// Disk quota of the live segment spool, across all sessions of the process: 2 GiB.
+pub const DEFAULT_LIVE_SPOOL_MAX_BYTES: u64 = 2 << 30;
 /// Seconds an RTMP connection may stay silent before it is closed.
 pub const DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS: u64 = 10;
 /// RTMP connections one IP address may hold open at once (handshakes included).
@@ -604,6 +606,14 @@ pub struct LiveConfig {
     /// RTMP connections per client IP. Default: [`DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP`].
     #[serde(default = "default_rtmp_max_connections_per_ip")]
     pub rtmp_max_connections_per_ip: usize,
+    /// Where live segments wait on local disk until the object store accepted them.
+    /// Default: `<data_dir>/spool/live`, filled in by [`Config::load`].
+    #[serde(default)]
+    pub spool_dir: Option<PathBuf>,
+    /// Bytes the spool may hold across all sessions; a segment that would exceed it is
+    /// refused (never listed). Default: [`DEFAULT_LIVE_SPOOL_MAX_BYTES`].
+    #[serde(default = "default_live_spool_max_bytes")]
+    pub spool_max_bytes: u64,
 }
 
 impl Default for LiveConfig {
@@ -614,6 +624,8 @@ impl Default for LiveConfig {
             playlist_window: DEFAULT_PLAYLIST_WINDOW,
             rtmp_idle_timeout_seconds: DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS,
             rtmp_max_connections_per_ip: DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP,
+            spool_dir: None,
+            spool_max_bytes: DEFAULT_LIVE_SPOOL_MAX_BYTES,
         }
     }
 }
@@ -642,6 +654,22 @@ fn default_rtmp_idle_timeout() -> u64 {
 fn default_rtmp_max_connections_per_ip() -> usize {
     DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP
 }
+fn default_live_spool_max_bytes() -> u64 {
+    DEFAULT_LIVE_SPOOL_MAX_BYTES
+}
+/// The default live spool directory of a data directory.
+fn spool_dir_under(data_dir: &Path) -> PathBuf {
+    data_dir.join("spool").join("live")
+}
+
+impl LiveConfig {
+    /// The live spool directory: the configured one, else the default data directory's.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.spool_dir
+            .clone()
+            .unwrap_or_else(|| spool_dir_under(&default_data_dir()))
+    }
+}
 
 impl Config {
     /// Builds the configuration from defaults, the optional file, then flags and environment.
@@ -658,6 +686,9 @@ impl Config {
         }
         if let Some(dir) = &args.data_dir {
             config.data_dir = dir.clone();
+        }
+        if config.live.spool_dir.is_none() {
+            config.live.spool_dir = Some(spool_dir_under(&config.data_dir));
         }
         if let Some(url) = &args.public_url {
             config.public_url = Some(url.clone());
@@ -707,6 +738,10 @@ impl Config {
         anyhow::ensure!(
             !self.auth.jwt_audience.is_empty(),
             "auth.jwt_audience must not be empty"
+        );
+        anyhow::ensure!(
+            self.live.spool_max_bytes > 0,
+            "live.spool_max_bytes must be above 0"
         );
         anyhow::ensure!(
             self.live.playlist_window >= 6,
@@ -868,6 +903,21 @@ mod tests {
         let none: Config = toml::from_str("[worker]\nconcurrency = 0").unwrap();
         assert!(none.validate().is_err());
         assert!(toml::from_str::<Config>("[worker]\nthreads = 2").is_err());
+    }
+
+    #[test]
+    fn live_spool_settings_default_and_are_checked() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.live.spool_dir(), Path::new("./data/spool/live"));
+        assert_eq!(config.live.spool_max_bytes, 2 * 1024 * 1024 * 1024);
+        let config: Config =
+            toml::from_str("[live]\nspool_dir = \"/fast/spool\"\nspool_max_bytes = 1048576")
+                .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.live.spool_dir(), Path::new("/fast/spool"));
+        assert_eq!(config.live.spool_max_bytes, 1 << 20);
+        let none: Config = toml::from_str("[live]\nspool_max_bytes = 0").unwrap();
+        assert!(none.validate().is_err());
     }
 
     #[test]

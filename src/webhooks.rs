@@ -65,12 +65,12 @@ pub fn after_failure(
     if now >= deadline {
         return AttemptOutcome::GiveUp;
     }
-    let doublings = attempts_made.saturating_sub(1).min(32);
-    let ceiling = settings
-        .retry_base()
-        .mul_f64(2f64.powi(i32::try_from(doublings).unwrap_or(32)))
-        .min(settings.retry_max_interval());
-    let delay = ceiling.mul_f64(rng.gen_range(0.0..1.0));
+    let delay = crate::backoff::full_jitter_delay(
+        settings.retry_base(),
+        settings.retry_max_interval(),
+        attempts_made,
+        rng,
+    );
     let retry_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
     AttemptOutcome::RetryAt(retry_at.min(deadline))
 }

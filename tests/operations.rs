@@ -81,6 +81,12 @@ fn metrics_count_a_real_publish_and_time_api_routes() {
         Some(0.0)
     );
     assert!(sample(&ended, "sluice_frames_dropped_total").is_some());
+    // Every segment was stored and listed, and nothing is left in the spool.
+    assert!(
+        sample(&ended, "sluice_live_segment_upload_seconds_count").is_some_and(|n| n >= 2.0),
+        "{ended}"
+    );
+    assert_eq!(sample(&ended, "sluice_live_spool_bytes"), Some(0.0));
     assert_eq!(
         sample(
             &ended,

@@ -11,6 +11,10 @@
 //! | `sluice_frames_dropped_total` | counter | source frames the live ladder dropped to keep up |
 //! | `sluice_webhook_deliveries_total` | counter | webhook deliveries answered with 2xx |
 //! | `sluice_webhook_delivery_failures_total` | counter | webhook delivery attempts that failed |
+//! | `sluice_live_spool_bytes` | gauge | bytes of live segments spooled on local disk, not yet stored |
+//! | `sluice_live_upload_failures_total` | counter | live object uploads (segments, playlists, deletes) that failed and will be retried |
+//! | `sluice_live_segments_refused_total` | counter | live segments refused because the spool was full (never listed) |
+//! | `sluice_live_segment_upload_seconds` | histogram | live segment complete → stored and listed in a stored playlist |
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -62,6 +66,10 @@ struct Inner {
     frames_dropped: Counter,
     webhook_deliveries: Counter,
     webhook_failures: Counter,
+    spool_bytes: Gauge,
+    live_upload_failures: Counter,
+    live_segments_refused: Counter,
+    live_segment_upload: Histogram,
     sessions: Mutex<HashMap<String, IngestSession>>,
 }
 
@@ -141,6 +149,31 @@ impl Metrics {
             "Webhook delivery attempts that failed",
             webhook_failures.clone(),
         );
+        let spool_bytes = Gauge::default();
+        registry.register(
+            "sluice_live_spool_bytes",
+            "Bytes of live segments spooled on local disk and not yet stored",
+            spool_bytes.clone(),
+        );
+        let live_upload_failures = Counter::default();
+        registry.register(
+            "sluice_live_upload_failures",
+            "Live object uploads that failed and will be retried",
+            live_upload_failures.clone(),
+        );
+        let live_segments_refused = Counter::default();
+        registry.register(
+            "sluice_live_segments_refused",
+            "Live segments refused because the spool was full",
+            live_segments_refused.clone(),
+        );
+        // 10 ms to about 164 s: a store outage shows as the upper buckets.
+        let live_segment_upload = Histogram::new(exponential_buckets(0.01, 2.0, 15));
+        registry.register(
+            "sluice_live_segment_upload_seconds",
+            "Time from a live segment being complete to it being stored and listed in a stored playlist",
+            live_segment_upload.clone(),
+        );
         Self(Arc::new(Inner {
             registry,
             http_duration,
@@ -151,6 +184,10 @@ impl Metrics {
             frames_dropped,
             webhook_deliveries,
             webhook_failures,
+            spool_bytes,
+            live_upload_failures,
+            live_segments_refused,
+            live_segment_upload,
             sessions: Mutex::default(),
         }))
     }
@@ -209,6 +246,28 @@ impl Metrics {
     /// A webhook delivery attempt failed (error status, timeout, unreachable endpoint).
     pub fn webhook_failed(&self) {
         self.0.webhook_failures.inc();
+    }
+
+    /// The live spool now holds `bytes` not yet stored.
+    pub fn live_spool_bytes(&self, bytes: u64) {
+        self.0
+            .spool_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A live upload (segment, playlist or delete) failed; it will be retried.
+    pub fn live_upload_failed(&self) {
+        self.0.live_upload_failures.inc();
+    }
+
+    /// A live segment was refused because the spool was full.
+    pub fn live_segment_refused(&self) {
+        self.0.live_segments_refused.inc();
+    }
+
+    /// A live segment became stored and listed `seconds` after it was complete.
+    pub fn live_segment_listed(&self, seconds: f64) {
+        self.0.live_segment_upload.observe(seconds);
     }
 
     /// Records how long answering one HTTP request took.
@@ -344,6 +403,31 @@ mod tests {
         let text = metrics.encode();
         assert_eq!(sample(&text, "sluice_webhook_deliveries_total"), 2.0);
         assert_eq!(sample(&text, "sluice_webhook_delivery_failures_total"), 1.0);
+    }
+
+    #[test]
+    fn live_upload_series_follow_the_spool() {
+        let metrics = Metrics::new();
+        metrics.live_spool_bytes(4096);
+        metrics.live_upload_failed();
+        metrics.live_upload_failed();
+        metrics.live_segment_refused();
+        metrics.live_segment_listed(0.05);
+        metrics.live_segment_listed(31.0);
+        let text = metrics.encode();
+        assert_eq!(sample(&text, "sluice_live_spool_bytes"), 4096.0);
+        assert_eq!(sample(&text, "sluice_live_upload_failures_total"), 2.0);
+        assert_eq!(sample(&text, "sluice_live_segments_refused_total"), 1.0);
+        assert_eq!(
+            sample(&text, "sluice_live_segment_upload_seconds_count"),
+            2.0
+        );
+        assert_eq!(
+            sample(&text, "sluice_live_segment_upload_seconds_sum"),
+            31.05
+        );
+        metrics.live_spool_bytes(0);
+        assert_eq!(sample(&metrics.encode(), "sluice_live_spool_bytes"), 0.0);
     }
 
     #[test]

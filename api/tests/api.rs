@@ -165,6 +165,10 @@ async fn metrics_time_requests_by_route_template() {
         "sluice_frames_dropped_total 0",
         "sluice_webhook_deliveries_total 0",
         "sluice_webhook_delivery_failures_total 0",
+        "sluice_live_spool_bytes 0",
+        "sluice_live_upload_failures_total 0",
+        "sluice_live_segments_refused_total 0",
+        "sluice_live_segment_upload_seconds_count 0",
     ] {
         assert!(
             text.lines().any(|line| line == series),

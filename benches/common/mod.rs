@@ -176,8 +176,20 @@ pub struct BenchServer {
 
 impl BenchServer {
     pub fn start(data: &Path) -> Self {
+        Self::start_configured(data, None)
+    }
+
+    /// As [`BenchServer::start`], with `config` (TOML) as its configuration file.
+    pub fn start_configured(data: &Path, config: Option<&str>) -> Self {
         let (http, rtmp) = (free_port(), free_port());
-        let process = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        if let Some(config) = config {
+            std::fs::create_dir_all(data).expect("data directory");
+            let path = data.join("sluice.toml");
+            std::fs::write(&path, config).expect("configuration file");
+            command.env("SLUICE_CONFIG", path);
+        }
+        let process = command
             .arg("serve")
             .env("SLUICE_HTTP", format!("127.0.0.1:{http}"))
             .env("SLUICE_RTMP", format!("127.0.0.1:{rtmp}"))

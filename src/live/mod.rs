@@ -30,6 +30,7 @@ mod recording;
 mod renditions;
 mod session_control;
 mod start_gate;
+mod uploader;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +58,7 @@ use recording::Recorder;
 use renditions::PlaylistWindow;
 use session_control::{RunningSessions, StopReason, StopSignal};
 use start_gate::{StartGate, MAX_PENDING_PACKETS};
+use uploader::Spool;
 
 /// How long a shutdown waits for live sessions to flush their last segments and playlists.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -71,6 +73,7 @@ const SESSION_UPDATE_INTERVAL: Duration = Duration::from_secs(2);
 pub struct LiveService {
     db: Db,
     store: Arc<dyn ObjectStore>,
+    spool: Arc<Spool>,
     events: EventBus,
     metrics: Metrics,
     config: LiveConfig,
@@ -111,6 +114,7 @@ impl LiveService {
             recorder,
             db,
             store,
+            spool: Spool::new(config.spool_dir(), config.spool_max_bytes, metrics.clone()),
             events,
             metrics,
             config,
@@ -848,6 +852,7 @@ impl LiveService {
             },
             None => PackagingPlan::New(PackagingTarget {
                 store: self.store.clone(),
+                spool: self.spool.clone(),
                 live_stream_id: stream.id.clone(),
                 session_id: state.session_id.clone(),
                 window: playlist_window(&stream.dvr, &self.config),

@@ -2,13 +2,16 @@
 //!
 //! ```text
 //! RTMP task ──video──> LiveTranscoder ──(config, packets per rung)──> forwarder thread ─┐
-//!           ──audio────────────────────────────────────────────────────────────────────┴─> packaging thread ──> ObjectStore
+//!           ──audio────────────────────────────────────────────────────────────────────┴─> packaging thread ─┐
+//!                                                           ┌───────────────────────────────────────────────────────────┘
+//!                                                           └─> UploadQueue (spool files) ──> uploader task ──> ObjectStore
 //! ```
 //!
 //! AAC audio is passed through; MP3 audio is transcoded to AAC-LC on the packaging thread
 //! (see [`AudioInput`]).
 //!
-//! Every queue is bounded. The transcoder drops (and counts) when it falls behind real time;
+//! Every queue is bounded (the upload queue by the spool quota: playlists replace their waiting
+//! versions, and segments that do not fit are refused). The transcoder drops (and counts) when it falls behind real time;
 //! audio and the packaging channel apply backpressure to the publisher's TCP connection.
 //!
 //! The packaging thread ([`Packaging`]) lives as long as the session, which may outlast one
@@ -38,10 +41,16 @@ use super::renditions::{
     AudioInput, Destination, PackagingInput, PlaylistWindow, SessionPackager, SessionRecording,
     VideoRenditionPlan,
 };
+use super::uploader::{SessionUploader, Spool};
+use super::SHUTDOWN_GRACE;
 use crate::config::LiveConfig;
 
 /// Inputs waiting for the packaging thread.
 const PACKAGING_QUEUE: usize = 512;
+/// How long a finished session waits for the store to take its last objects. Shorter than the
+/// shutdown grace, so on shutdown what could not be stored is logged before the RTMP
+/// connections are dropped.
+const UPLOAD_DRAIN: Duration = SHUTDOWN_GRACE.saturating_sub(Duration::from_secs(2));
 /// Frame rate assumed for a source that declares none, until its timestamps say otherwise.
 const FALLBACK_FRAME_RATE: f64 = 30.0;
 
@@ -126,6 +135,8 @@ pub struct LadderShape {
 /// Where a session's objects go and how its playlists are kept, for a new packaging thread.
 pub struct PackagingTarget {
     pub store: Arc<dyn ObjectStore>,
+    /// Where segments wait until the store holds them.
+    pub spool: Arc<Spool>,
     pub live_stream_id: String,
     pub session_id: String,
     pub window: PlaylistWindow,
@@ -149,6 +160,8 @@ pub enum PackagingPlan {
 pub struct Packaging {
     sender: mpsc::Sender<PackagingInput>,
     thread: JoinHandle<Option<SessionRecording>>,
+    /// Stores what the packaging thread queues, in order.
+    uploader: SessionUploader,
     shape: LadderShape,
 }
 
@@ -161,9 +174,12 @@ impl Packaging {
         shape: LadderShape,
     ) -> anyhow::Result<Packaging> {
         let (sender, mut inbox) = mpsc::channel(PACKAGING_QUEUE);
+        let (uploads, uploader) = target
+            .spool
+            .start_session(target.store, &target.session_id)
+            .context("creating the session's spool directory")?;
         let destination = Destination {
-            store: target.store,
-            runtime: tokio::runtime::Handle::current(),
+            uploads,
             live_stream_id: target.live_stream_id,
             session_id: target.session_id,
         };
@@ -171,7 +187,6 @@ impl Packaging {
         let thread = std::thread::Builder::new()
             .name("sluice-packager".into())
             .spawn(move || {
-                // Built here: it uploads (blocking on the runtime) from its first step.
                 let mut packager =
                     SessionPackager::new(destination, plans, audio, segment, window, record);
                 while let Some(input) = inbox.blocking_recv() {
@@ -183,6 +198,7 @@ impl Packaging {
         Ok(Packaging {
             sender,
             thread,
+            uploader,
             shape,
         })
     }
@@ -192,17 +208,25 @@ impl Packaging {
         &self.shape
     }
 
-    /// Ends every playlist and returns what a recorded session left for its asset.
+    /// Ends every playlist, waits (up to [`UPLOAD_DRAIN`]) until the store holds every object
+    /// of the session, and returns what a recorded session left for its asset.
     pub async fn finish(self) -> Option<SessionRecording> {
-        let Packaging { sender, thread, .. } = self;
+        let Packaging {
+            sender,
+            thread,
+            uploader,
+            ..
+        } = self;
         drop(sender);
-        match tokio::task::spawn_blocking(move || thread.join()).await {
+        let recording = match tokio::task::spawn_blocking(move || thread.join()).await {
             Ok(Ok(recording)) => recording,
             _ => {
                 warn!("The packaging thread ended abnormally.");
                 None
             }
-        }
+        };
+        uploader.finish(UPLOAD_DRAIN).await;
+        recording
     }
 }
 

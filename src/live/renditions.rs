@@ -1,8 +1,9 @@
 //! The packaging side of a live session: one segmenter and media playlist per rendition, the
 //! multivariant playlist, and the uploads that publish them.
 //!
-//! Runs on its own thread (segmenting is CPU work, and uploads are awaited one at a time so a
-//! playlist is never written before the segment it lists). Every rendition's segments are cut
+//! Runs on its own thread (segmenting is CPU work). Objects are handed to the session's
+//! [`UploadQueue`], which spools segments and stores everything in order without blocking this
+//! thread, so a playlist is never stored before the segments it lists. Every rendition's segments are cut
 //! on the same instants: encoded rungs carry IDRs forced on the source timeline, and the audio
 //! rendition is cut wherever the first video rendition was cut.
 //!
@@ -19,7 +20,6 @@
 //! for sealing into an asset.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,12 +31,12 @@ use sluice_packager::{
     fmp4, AudioRendition, BitrateMeter, BoundaryPolicy, CompletedSegment, LivePlaylist,
     MasterPlaylist, SegmentEvent, TrackSegmenter, VideoVariant,
 };
-use sluice_storage::{ObjectKey, ObjectStore};
+use sluice_storage::ObjectKey;
 use sluice_transcoder::AacTranscoder;
-
-use crate::vod::package::PackagedRendition;
-use tokio::runtime::Handle;
 use tracing::{debug, warn};
+
+use super::uploader::{SpoolKind, UploadQueue};
+use crate::vod::package::PackagedRendition;
 
 /// Segments kept in storage after they leave the playlist window, for players still on them.
 const EVICTION_GRACE_SEGMENTS: usize = 4;
@@ -112,8 +112,7 @@ pub enum AudioInput {
 
 /// Where and how a session's objects are written.
 pub struct Destination {
-    pub store: Arc<dyn ObjectStore>,
-    pub runtime: Handle,
+    pub uploads: UploadQueue,
     pub live_stream_id: String,
     pub session_id: String,
 }
@@ -131,25 +130,24 @@ impl Destination {
         }
     }
 
-    /// Uploads one object; returns whether it landed.
-    fn put(&self, parts: &[&str], body: Bytes) -> bool {
-        let Some(key) = self.key(parts) else {
-            return false;
-        };
-        match self.runtime.block_on(self.store.put(&key, body)) {
-            Ok(()) => true,
-            Err(e) => {
-                warn!(key = %key, error = %e, "Upload failed.");
-                false
-            }
+    /// Spools a segment (or an init segment) for upload; returns whether it was accepted (a
+    /// refused one must not be listed).
+    fn put(&self, parts: &[&str], body: &[u8], kind: SpoolKind) -> bool {
+        self.key(parts)
+            .is_some_and(|key| self.uploads.spool(key, body, kind))
+    }
+
+    /// Queues a playlist; it is stored after every segment spooled before it.
+    fn put_playlist(&self, parts: &[&str], body: Vec<u8>) {
+        if let Some(key) = self.key(parts) {
+            self.uploads.playlist(key, Bytes::from(body));
         }
     }
 
+    /// Queues the delete of an evicted segment, behind its upload.
     fn delete(&self, parts: &[&str]) {
         if let Some(key) = self.key(parts) {
-            if let Err(e) = self.runtime.block_on(self.store.delete(&key)) {
-                debug!(key = %key, error = %e, "Deleting an evicted segment failed.");
-            }
+            self.uploads.delete(key);
         }
     }
 }
@@ -171,7 +169,7 @@ struct Rendition {
     meter: BitrateMeter,
     /// Segment URIs evicted from the playlist but still stored.
     evicted: VecDeque<String>,
-    /// The init segment, kept until it has been uploaded (an upload that failed is retried
+    /// The init segment, kept until it has been spooled (one the spool refused is tried again
     /// before the next segment rather than losing the rendition).
     init: Option<Bytes>,
     init_written: bool,
@@ -250,7 +248,7 @@ impl Rendition {
 
     fn upload_init(&mut self, destination: &Destination) {
         if let Some(init) = &self.init {
-            self.init_written = destination.put(&[&self.dir, &self.init_name], init.clone());
+            self.init_written = destination.put(&[&self.dir, &self.init_name], init, SpoolKind::Init);
         }
     }
 
@@ -260,7 +258,7 @@ impl Rendition {
         self.discontinuity_pending = true;
     }
 
-    /// Uploads a finished segment, then the playlist that lists it.
+    /// Spools a finished segment, then queues the playlist that lists it.
     fn publish(&mut self, destination: &Destination, segment: CompletedSegment, origin: &Origin) {
         if !self.init_written {
             self.upload_init(destination);
@@ -279,7 +277,7 @@ impl Rendition {
             destination.session_id, segment.sequence
         );
         let bytes = segment.data.len() as u64;
-        if !destination.put(&[&self.dir, &name], segment.data) {
+        if !destination.put(&[&self.dir, &name], &segment.data, SpoolKind::Segment) {
             return;
         }
         self.meter.add_segment(bytes, segment.duration);
@@ -311,10 +309,7 @@ impl Rendition {
     }
 
     fn write_playlist(&self, destination: &Destination) {
-        destination.put(
-            &[&self.dir, "index.m3u8"],
-            Bytes::from(self.playlist.render()),
-        );
+        destination.put_playlist(&[&self.dir, "index.m3u8"], self.playlist.render());
     }
 
     /// Handles what a segmenter returned; returns the end times of the segments it closed.
@@ -606,11 +601,9 @@ impl SessionPackager {
             });
         }
         let text = master.render();
-        if self.master_written.as_ref() != Some(&text)
-            && self
-                .destination
-                .put(&["master.m3u8"], Bytes::from(text.clone()))
-        {
+        if self.master_written.as_ref() != Some(&text) {
+            self.destination
+                .put_playlist(&["master.m3u8"], text.clone());
             self.master_written = Some(text);
         }
     }
