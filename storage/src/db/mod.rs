@@ -22,6 +22,7 @@ mod paging;
 mod playback_ids;
 mod sessions;
 mod signing_keys;
+mod simulcast_targets;
 #[cfg(test)]
 mod upgrade_tests;
 mod uploads;
@@ -52,6 +53,7 @@ pub enum Record {
     Job,
     Asset,
     Upload,
+    SimulcastTarget,
 }
 
 impl fmt::Display for Record {
@@ -68,6 +70,7 @@ impl fmt::Display for Record {
             Self::Job => "job",
             Self::Asset => "asset",
             Self::Upload => "upload",
+            Self::SimulcastTarget => "simulcast target",
         })
     }
 }
@@ -96,8 +99,9 @@ pub enum StorageError {
         "no master key was given to the database, so API key secrets cannot be sealed or opened"
     )]
     MasterKeyMissing,
-    #[error("the sealed secret of API key {id} cannot be opened: {source}")]
+    #[error("the sealed secret of {record} {id} cannot be opened: {source}")]
     SealedSecret {
+        record: Record,
         id: String,
         #[source]
         source: SecretBoxError,
