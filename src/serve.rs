@@ -78,6 +78,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding RTMP to {}", config.rtmp))?;
     info!(http = %config.http, rtmp = %config.rtmp, public_url = %config.public_url(), "Sluice is listening.");
 
+    let restream_settings = config.restream.settings()?;
     let state = sluice_api::AppState {
         db: db.clone(),
         store: store.clone(),
@@ -85,6 +86,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         public_url: config.public_url(),
         rtmp_url: config.rtmp_public_url(),
         ladder_validator: Arc::new(crate::live::validate_ladder),
+        simulcast_url_validator: crate::live::restream::url_validator(
+            restream_settings.addresses.clone(),
+        ),
         metrics: metrics.clone(),
         jwt_audience: config.auth.jwt_audience.clone(),
         uploads: sluice_api::Uploads::new(config.uploads.settings(&config.data_dir)),
@@ -119,6 +123,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             metrics.clone(),
             config.live.clone(),
             config.rtmp_public_url(),
+            restream_settings,
             stopping.clone(),
         )
         .run(rtmp),

@@ -5,12 +5,14 @@
 //! looked up in the database; unknown keys, other applications than `live`, disabled streams
 //! and streams that already have a publisher are refused with a clear log line and the
 //! connection is closed. Running sessions follow the event bus and end when the control plane
-//! disables, re-keys, deletes or completes their stream (see `session_control`).
+//! disables, re-keys, deletes or completes their stream (see `session_control`). While a
+//! session runs, its media is also pushed to the stream's simulcast targets (see `restream`).
 
 mod connection_slots;
 mod ladder_policy;
 mod pipeline;
 mod renditions;
+pub mod restream;
 mod session_control;
 mod start_gate;
 
@@ -35,6 +37,7 @@ use crate::config::LiveConfig;
 use connection_slots::{ConnectionSlot, OpenConnections};
 pub use ladder_policy::validate_ladder;
 use pipeline::{SessionPipeline, SourceDescription};
+use restream::{RestreamSettings, Restreamer, Tap};
 use session_control::{RunningSessions, StopReason, StopSignal};
 use start_gate::{StartGate, MAX_PENDING_PACKETS};
 
@@ -61,6 +64,7 @@ pub struct LiveService {
     per_ip: OpenConnections,
     /// Sessions of this process, stopped by control events.
     running: RunningSessions,
+    restream: Arc<RestreamSettings>,
 }
 
 impl LiveService {
@@ -72,6 +76,7 @@ impl LiveService {
         metrics: Metrics,
         config: LiveConfig,
         rtmp_url: String,
+        restream: RestreamSettings,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(LiveService {
@@ -84,6 +89,7 @@ impl LiveService {
             shutdown,
             per_ip: Arc::default(),
             running: RunningSessions::default(),
+            restream: Arc::new(restream),
         })
     }
 
@@ -334,6 +340,12 @@ impl LiveService {
 
         // A control event published between the publish request and the registration above
         // found no session to stop: look for it in the history.
+        let restreamer = Restreamer::start(
+            self.db.clone(),
+            self.events.clone(),
+            self.restream.clone(),
+            &stream.id,
+        );
         let missed = match history_mark {
             Some(mark) => self.control_events_after(mark, Some(&stream.id)).await,
             None => Vec::new(),
@@ -347,11 +359,18 @@ impl LiveService {
                 Ok((Some(reason), connection.bytes_received()))
             }
             None => {
-                self.run_session(connection, &stream, &session.id, &mut stop)
-                    .await
+                self.run_session(
+                    connection,
+                    &stream,
+                    &session.id,
+                    &mut stop,
+                    restreamer.tap(),
+                )
+                .await
             }
         };
         drop(stop);
+        restreamer.stop().await;
         self.metrics.session_ended(&session.id);
         if let Ok((Some(StopReason::Deleted), _)) = result {
             // The stream, its sessions and its objects are gone; remove what the session wrote
@@ -455,6 +474,7 @@ impl LiveService {
         stream: &LiveStream,
         session_id: &str,
         stop: &mut StopSignal,
+        restream: Tap,
     ) -> Result<(Option<StopReason>, u64), IngestError> {
         let started = Instant::now();
         let mut gate = StartGate::default();
@@ -530,7 +550,10 @@ impl LiveService {
                             break Ok(None);
                         }
                         if let Some(source) = gate.ready() {
-                            match self.start_pipeline(source, stream, session_id).await {
+                            match self
+                                .start_pipeline(source, stream, session_id, restream.clone())
+                                .await
+                            {
                                 Ok(mut started) => {
                                     self.record_input(
                                         session_id,
@@ -611,6 +634,7 @@ impl LiveService {
         source: SourceDescription,
         stream: &LiveStream,
         session_id: &str,
+        restream: Tap,
     ) -> anyhow::Result<SessionPipeline> {
         let ladder = stream.ladder.clone();
         let config = self.config.clone();
@@ -625,6 +649,7 @@ impl LiveService {
                 store,
                 &live_stream_id,
                 &session_id,
+                restream,
             )
         })
         .await?

@@ -8,6 +8,9 @@
 //! AAC audio is passed through; MP3 audio is transcoded to AAC-LC on the packaging thread
 //! (see [`AudioInput`]).
 //!
+//! Restreaming taps the publisher's packets in [`SessionPipeline::push`] and the rungs' in the
+//! forwarder (see `restream::Tap`, which never blocks).
+//!
 //! Every queue is bounded. The transcoder drops (and counts) when it falls behind real time;
 //! audio and the packaging channel apply backpressure to the publisher's TCP connection.
 
@@ -29,6 +32,7 @@ use tracing::{info, warn};
 use super::renditions::{
     AudioInput, Destination, PackagingInput, SessionPackager, VideoRenditionPlan,
 };
+use super::restream::Tap;
 use crate::config::LiveConfig;
 
 /// Inputs waiting for the packaging thread.
@@ -113,6 +117,7 @@ pub struct SessionPipeline {
     packager: JoinHandle<()>,
     source: SourceDescription,
     meter: InputMeter,
+    restream: Tap,
 }
 
 impl SessionPipeline {
@@ -125,6 +130,7 @@ impl SessionPipeline {
         store: Arc<dyn ObjectStore>,
         live_stream_id: &str,
         session_id: &str,
+        restream: Tap,
     ) -> anyhow::Result<SessionPipeline> {
         let ladder: Ladder = if ladder.is_null() {
             Ladder::DEFAULT
@@ -160,6 +166,12 @@ impl SessionPipeline {
             keyframe_interval: segment,
             ..EncoderSettings::default()
         };
+        restream.set_rungs(rungs.iter().map(|rung| rung.name().to_owned()));
+        let source_aac = match &source.audio {
+            Some(SourceAudio::Aac(config)) => Some(config),
+            _ => None,
+        };
+        restream.set_source(&source.video, source_aac);
         let (transcoder, outputs) = LiveTranscoder::start(&source.video, rungs, settings)?;
 
         let (packaging, mut inbox) = mpsc::channel(PACKAGING_QUEUE);
@@ -194,10 +206,12 @@ impl SessionPipeline {
             })
             .context("spawning the packaging thread")?;
         let to_packager = packaging.clone();
+        let rung_tap = restream.clone();
         let forwarder = std::thread::Builder::new()
             .name("sluice-forwarder".into())
             .spawn(move || {
                 for output in outputs {
+                    rung_tap.transcoder_output(&output);
                     let input = match output {
                         TranscoderOutput::Config { rung, config } => PackagingInput::VideoConfig {
                             index: rung,
@@ -222,6 +236,7 @@ impl SessionPipeline {
             packager,
             source,
             meter: InputMeter::default(),
+            restream,
         })
     }
 
@@ -230,6 +245,7 @@ impl SessionPipeline {
     /// the session should end then.
     pub async fn push(&mut self, packet: Packet) -> Result<(), TranscodeError> {
         self.meter.add(&packet);
+        self.restream.source_packet(&packet);
         match packet.kind {
             TrackKind::Video => self.transcoder.push(packet),
             TrackKind::Audio if self.source.audio.is_some() => self
