@@ -13,6 +13,7 @@ use base64::Engine;
 use serde_json::Value;
 use sluice_storage::test_support::TestDatabase;
 
+pub mod restream;
 pub mod vod;
 
 pub const API_KEY: &str = "test-key";
