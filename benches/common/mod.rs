@@ -176,9 +176,18 @@ pub struct BenchServer {
 
 impl BenchServer {
     pub fn start(data: &Path) -> Self {
+        Self::start_configured(data, "")
+    }
+
+    /// The server with `config` (TOML) as its configuration file.
+    pub fn start_configured(data: &Path, config: &str) -> Self {
         let (http, rtmp) = (free_port(), free_port());
+        std::fs::create_dir_all(data).expect("data directory");
+        let config_path = data.join("bench.toml");
+        std::fs::write(&config_path, config).expect("write the configuration");
         let process = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("serve")
+            .env("SLUICE_CONFIG", &config_path)
             .env("SLUICE_HTTP", format!("127.0.0.1:{http}"))
             .env("SLUICE_RTMP", format!("127.0.0.1:{rtmp}"))
             .env("SLUICE_DATA_DIR", data)
