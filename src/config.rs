@@ -375,7 +375,7 @@ impl Default for RestreamConfig {
 impl RestreamConfig {
     /// The restreamer's settings, or what is wrong with these.
     pub fn settings(&self) -> anyhow::Result<crate::live::restream::RestreamSettings> {
-        let in_range = |value: f64| value.is_finite() && value >= 0.05 && value <= 3_600.0;
+        let in_range = |value: f64| (0.05..=3_600.0).contains(&value);
         anyhow::ensure!(
             in_range(self.connect_timeout_seconds)
                 && in_range(self.retry_min_seconds)

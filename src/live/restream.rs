@@ -232,9 +232,8 @@ impl Tap {
                 .clone()
                 .map(|video| Ok((video, audio)));
         }
-        if state.configs.source_video.is_none() {
-            return None;
-        }
+        // Rungs are known once the pipeline started, which is when the source is.
+        state.configs.source_video.as_ref()?;
         match state.configs.rungs.iter().find(|(name, _)| name == rendition) {
             None => Some(Err(format!(
                 "rendition {rendition:?} is not part of this session's ladder (rungs taller than the source are left out)"
