@@ -160,7 +160,7 @@ fn nginx_run(source: &Path, sink: &Nginx, targets: usize, run_index: usize) -> f
     let pushes: Vec<String> = (0..targets)
         .map(|index| {
             format!(
-                "rtmp://127.0.0.1:{}/live name=nginx-{run_index}-{index}",
+                "rtmp://127.0.0.1:{}/live/nginx-{run_index}-{index}",
                 sink.port
             )
         })

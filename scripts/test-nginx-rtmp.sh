@@ -5,7 +5,8 @@
 #   scripts/test-nginx-rtmp.sh start DIR PORT [PUSH_URL…]
 #       writes DIR/nginx.conf and starts nginx on 127.0.0.1:PORT: application `live` records
 #       every stream it receives into DIR/record/STREAM_KEY.flv (`record all`); each PUSH_URL
-#       adds a `push` of everything published to it (what the benchmark compares against).
+#       (`rtmp://HOST:PORT/APP/NAME`) adds a `push` of everything published to it (what the
+#       benchmark compares against).
 #       RECORD=off in the environment turns recording off.
 #   scripts/test-nginx-rtmp.sh stop DIR
 #       stops it (recordings are complete once this returns).
