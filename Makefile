@@ -56,6 +56,7 @@ bench:
 	scripts/bench-live.sh
 	$(CARGO) bench --locked --bench vod_upload
 	eval "$$(scripts/test-s3.sh start)" && $(CARGO) bench --locked --bench segment_upload
+	$(CARGO) bench --locked --bench restream
 
 fmt:
 	$(CARGO) fmt --all

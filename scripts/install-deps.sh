@@ -3,7 +3,7 @@
 #
 #   scripts/install-deps.sh build   libraries and tools to build the server
 #   scripts/install-deps.sh test    + what the test suite drives: ffmpeg CLI, GStreamer, Chromium,
-#                                     Node.js, PostgreSQL
+#                                     Node.js, PostgreSQL, nginx with the RTMP module
 #   scripts/install-deps.sh bench   + what the benchmarks need (same as test)
 set -euo pipefail
 
@@ -11,7 +11,8 @@ role="${1:-build}"
 build_packages=(pkg-config clang libclang-dev nasm libavcodec-dev libavformat-dev libavutil-dev
   libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libx264-dev)
 test_packages=(ffmpeg chromium curl gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav postgresql)
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav postgresql
+  nginx libnginx-mod-rtmp)
 
 wanted=("${build_packages[@]}")
 case "$role" in

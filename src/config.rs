@@ -194,6 +194,9 @@ pub struct Config {
     /// Where media objects are stored and how viewers fetch them.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Restreaming to simulcast targets.
+    #[serde(default)]
+    pub restream: RestreamConfig,
     /// Master key sealing API key secrets, base64 (from SLUICE_MASTER_KEY). Default: the key
     /// in `data_dir/master.key`, created at first start.
     #[serde(skip)]
@@ -525,6 +528,67 @@ impl ImportConfig {
     }
 }
 
+/// Settings of restreaming to simulcast targets (`[restream]`). See `crate::live::restream`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestreamConfig {
+    /// Hosts targets may be on although they are not public, written as `[import]
+    /// allow_hosts` entries (`"127.0.0.1"`, `"rtmp.internal:1935"`, `"10.0.0.0/8"`). Default:
+    /// none.
+    pub allow_hosts: Vec<String>,
+    /// Packets one target may have waiting before it drops to the next keyframe. Default:
+    /// [`DEFAULT_RESTREAM_QUEUE_PACKETS`].
+    pub queue_packets: usize,
+    /// Longest a connection attempt, or one write to a target, may take. Default: 10.
+    pub connect_timeout_seconds: f64,
+    /// First pause before retrying a failed target; it doubles on each failure. Default: 1.
+    pub retry_min_seconds: f64,
+    /// Longest pause between retries. Default: 30.
+    pub retry_max_seconds: f64,
+}
+
+/// About 8 s of a 30 fps stream with its audio.
+pub const DEFAULT_RESTREAM_QUEUE_PACKETS: usize = 600;
+
+impl Default for RestreamConfig {
+    fn default() -> Self {
+        RestreamConfig {
+            allow_hosts: Vec::new(),
+            queue_packets: DEFAULT_RESTREAM_QUEUE_PACKETS,
+            connect_timeout_seconds: 10.0,
+            retry_min_seconds: 1.0,
+            retry_max_seconds: 30.0,
+        }
+    }
+}
+
+impl RestreamConfig {
+    /// The restreamer's settings, or what is wrong with these.
+    pub fn settings(&self) -> anyhow::Result<crate::live::restream::RestreamSettings> {
+        let in_range = |value: f64| (0.05..=3_600.0).contains(&value);
+        anyhow::ensure!(
+            in_range(self.connect_timeout_seconds)
+                && in_range(self.retry_min_seconds)
+                && in_range(self.retry_max_seconds)
+                && self.retry_min_seconds <= self.retry_max_seconds,
+            "restream.connect_timeout_seconds, retry_min_seconds and retry_max_seconds must be \
+             between 0.05 and 3600, with retry_min_seconds at most retry_max_seconds"
+        );
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.queue_packets),
+            "restream.queue_packets must be between 1 and 100000"
+        );
+        Ok(crate::live::restream::RestreamSettings {
+            addresses: crate::address_policy::AddressPolicy::new(&self.allow_hosts)
+                .map_err(|message| anyhow::anyhow!("restream.allow_hosts: {message}"))?,
+            queue_packets: self.queue_packets,
+            connect_timeout: Duration::from_secs_f64(self.connect_timeout_seconds),
+            retry_min: Duration::from_secs_f64(self.retry_min_seconds),
+            retry_max: Duration::from_secs_f64(self.retry_max_seconds),
+        })
+    }
+}
+
 /// Settings of API authentication.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -752,6 +816,7 @@ impl Config {
         self.import.validate()?;
         self.uploads.validate()?;
         self.storage.s3()?;
+        self.restream.settings()?;
         Ok(())
     }
 

@@ -136,6 +136,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         "Sluice is running."
     );
 
+    let restream_settings = config.restream.settings()?;
     let state = sluice_api::AppState {
         db: db.clone(),
         store: store.clone(),
@@ -143,6 +144,9 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         public_url: config.public_url(),
         rtmp_url: config.rtmp_public_url(),
         ladder_validator: Arc::new(crate::live::validate_ladder),
+        simulcast_url_validator: crate::live::restream::url_validator(
+            restream_settings.addresses.clone(),
+        ),
         metrics: metrics.clone(),
         jwt_audience: config.auth.jwt_audience.clone(),
         uploads: sluice_api::Uploads::new(config.uploads.settings(&config.data_dir)),
@@ -183,6 +187,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
                 config.live.clone(),
                 config.rtmp_public_url(),
                 config.public_url(),
+                restream_settings,
                 stopping.clone(),
             )
             .run(rtmp),

@@ -338,6 +338,7 @@ mod tests {
             public_url: "http://localhost:8080".to_owned(),
             rtmp_url: "rtmp://localhost:1935/live".to_owned(),
             ladder_validator: Arc::new(|ladder| Ok(ladder.clone())),
+            simulcast_url_validator: Arc::new(|_| Box::pin(async { Ok(()) })),
             metrics: crate::Metrics::new(),
             jwt_audience: DEFAULT_JWT_AUDIENCE.to_owned(),
             uploads: crate::Uploads::new(crate::UploadSettings {

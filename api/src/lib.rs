@@ -32,6 +32,7 @@ mod playback_token;
 mod readiness;
 mod sessions;
 mod signing_keys;
+mod simulcast_targets;
 pub mod tus;
 mod uploads;
 mod webhooks;
@@ -59,6 +60,7 @@ pub use images::{
 pub use live_streams::live_stream_event_data;
 pub use metrics::Metrics;
 pub use sessions::session_event_data;
+pub use simulcast_targets::{simulcast_target_event_data, MAX_SIMULCAST_TARGETS};
 pub use uploads::{
     spawn_upload_sweeper, UploadSettings, Uploads, DEFAULT_UPLOAD_TIMEOUT_S, MAX_UPLOAD_TIMEOUT_S,
 };
@@ -68,6 +70,13 @@ pub use uploads::{
 /// transcoder's ladder parser.
 pub type LadderValidator =
     Arc<dyn Fn(&serde_json::Value) -> Result<serde_json::Value, String> + Send + Sync>;
+
+/// Checks the URL of a simulcast target (scheme, host, and that its addresses may be reached)
+/// and says what is wrong with it. The binary wires in the restreamer's check, which resolves
+/// the host under the `[restream] allow_hosts` policy.
+pub type SimulcastUrlValidator = Arc<
+    dyn Fn(String) -> futures_util::future::BoxFuture<'static, Result<(), String>> + Send + Sync,
+>;
 
 /// Everything the handlers share.
 #[derive(Clone)]
@@ -81,6 +90,7 @@ pub struct AppState {
     /// RTMP ingest URL shown to publishers, e.g. `rtmp://localhost:1935/live`.
     pub rtmp_url: String,
     pub ladder_validator: LadderValidator,
+    pub simulcast_url_validator: SimulcastUrlValidator,
     /// Where every part of the server records its metrics, served at `/metrics`.
     pub metrics: Metrics,
     /// The `aud` an API JWT must include when it has one (config `[auth] jwt_audience`).
@@ -169,6 +179,8 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .routes(routes!(webhooks::replay_events))
         .routes(routes!(playback_ids::list, playback_ids::create))
         .routes(routes!(playback_ids::get, playback_ids::delete))
+        .routes(routes!(simulcast_targets::list, simulcast_targets::create))
+        .routes(routes!(simulcast_targets::get, simulcast_targets::delete))
         .routes(routes!(api_keys::list, api_keys::create))
         .routes(routes!(api_keys::get, api_keys::revoke))
         .routes(routes!(signing_keys::list, signing_keys::create))

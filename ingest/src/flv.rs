@@ -18,6 +18,10 @@
 //! * Every other legacy codec is reported as `OtherVideo`/`OtherAudio` with its FLV id.
 //!
 //! Packets count in [`Timebase::MILLIS`], the RTMP clock.
+//!
+//! The writers at the end ([`avc_sequence_header`], [`avc_frame`], [`aac_sequence_header`],
+//! [`aac_frame`]) build the legacy AVC and AAC tag bodies that the RTMP client sends; what they
+//! write reads back through [`read_video`] and [`read_audio`] unchanged.
 
 use bytes::Bytes;
 use sluice_media::{
@@ -306,6 +310,51 @@ fn audio_frame(dts: i64, data: Bytes) -> Packet {
     }
 }
 
+/// The one audio tag header byte of AAC: SoundFormat 10, and the rate (44 kHz), size (16-bit)
+/// and type (stereo) bits the FLV specification fixes for AAC whatever the real values are.
+const AAC_TAG_HEADER: u8 = AAC_SOUND_FORMAT << 4 | 0x0F;
+
+/// A legacy AVC sequence header tag body: keyframe, AVCPacketType 0, composition time 0, then
+/// the AVCDecoderConfigurationRecord.
+pub fn avc_sequence_header(config: &AvcConfig) -> Bytes {
+    let mut body = Vec::with_capacity(5 + config.record.len());
+    body.extend_from_slice(&[1 << 4 | AVC_CODEC_ID, 0, 0, 0, 0]);
+    body.extend_from_slice(&config.record);
+    Bytes::from(body)
+}
+
+/// A legacy AVC NALU tag body for `packet` (length-prefixed NAL units, as the avcC declares):
+/// FrameType 1 for keyframes and 2 otherwise, AVCPacketType 1 and the composition time
+/// `pts - dts` in milliseconds as a signed 24-bit value (clamped to its range).
+pub fn avc_frame(packet: &Packet) -> Bytes {
+    let frame_type: u8 = if packet.keyframe { 1 } else { 2 };
+    let composition = packet
+        .timebase
+        .rescale(packet.pts.saturating_sub(packet.dts), Timebase::MILLIS)
+        .clamp(-(1 << 23), (1 << 23) - 1) as i32;
+    let [_, a, b, c] = composition.to_be_bytes();
+    let mut body = Vec::with_capacity(5 + packet.data.len());
+    body.extend_from_slice(&[frame_type << 4 | AVC_CODEC_ID, 1, a, b, c]);
+    body.extend_from_slice(&packet.data);
+    Bytes::from(body)
+}
+
+/// A legacy AAC sequence header tag body: the AudioSpecificConfig after AACPacketType 0.
+pub fn aac_sequence_header(config: &AudioSpecificConfig) -> Bytes {
+    let mut body = Vec::with_capacity(2 + config.raw.len());
+    body.extend_from_slice(&[AAC_TAG_HEADER, 0]);
+    body.extend_from_slice(&config.raw);
+    Bytes::from(body)
+}
+
+/// A legacy AAC raw frame tag body (AACPacketType 1).
+pub fn aac_frame(packet: &Packet) -> Bytes {
+    let mut body = Vec::with_capacity(2 + packet.data.len());
+    body.extend_from_slice(&[AAC_TAG_HEADER, 1]);
+    body.extend_from_slice(&packet.data);
+    Bytes::from(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,5 +525,75 @@ mod tests {
         assert!(read_video(&tag(&[0x27, 0x01, 0x00], &[]), 0).is_err());
         assert!(read_audio(&tag(&[0xAF], &[]), 0).is_err());
         assert_eq!(read_video(&Bytes::new(), 0), Ok(FlvTag::Nothing));
+    }
+
+    #[test]
+    fn writers_produce_the_golden_bytes() {
+        let config = AvcConfig::parse(AVCC_320X240).unwrap();
+        assert_eq!(
+            &avc_sequence_header(&config)[..],
+            &tag(&[0x17, 0x00, 0, 0, 0], AVCC_320X240)[..]
+        );
+        let packet = Packet {
+            kind: TrackKind::Video,
+            timebase: Timebase::MPEG,
+            dts: 90_000,
+            pts: 87_030,
+            keyframe: false,
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x41]),
+        };
+        // -33 ms of composition time: 0xFFFFDF as a signed 24-bit value.
+        assert_eq!(
+            &avc_frame(&packet)[..],
+            &[0x27, 0x01, 0xFF, 0xFF, 0xDF, 0, 0, 0, 1, 0x41]
+        );
+        let aac = AudioSpecificConfig::parse(&[0x12, 0x10]).unwrap();
+        assert_eq!(&aac_sequence_header(&aac)[..], &[0xAF, 0x00, 0x12, 0x10]);
+        let frame = Packet {
+            kind: TrackKind::Audio,
+            timebase: Timebase::MILLIS,
+            dts: 23,
+            pts: 23,
+            keyframe: true,
+            data: Bytes::from_static(&[0x21, 0x00]),
+        };
+        assert_eq!(&aac_frame(&frame)[..], &[0xAF, 0x01, 0x21, 0x00]);
+    }
+
+    #[test]
+    fn written_tags_read_back_unchanged() {
+        let config = AvcConfig::parse(AVCC_320X240).unwrap();
+        let FlvTag::Track(TrackInfo::Avc { config: read, .. }) =
+            read_video(&avc_sequence_header(&config), 0).unwrap()
+        else {
+            panic!("expected an AVC track");
+        };
+        assert_eq!(read, config);
+        for (keyframe, composition) in [(true, 0i64), (false, 66), (false, -40)] {
+            let packet = Packet {
+                kind: TrackKind::Video,
+                timebase: Timebase::MILLIS,
+                dts: 1_000,
+                pts: 1_000 + composition,
+                keyframe,
+                data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+            };
+            assert_eq!(
+                read_video(&avc_frame(&packet), 1_000),
+                Ok(FlvTag::Packet(packet))
+            );
+        }
+        let aac = AudioSpecificConfig::parse(&[0x11, 0x90]).unwrap();
+        assert_eq!(
+            read_audio(&aac_sequence_header(&aac), 0),
+            Ok(FlvTag::Track(TrackInfo::Aac {
+                config: aac.clone()
+            }))
+        );
+        let frame = audio_frame(46, Bytes::from_static(&[0x21, 0x1A, 0x00]));
+        assert_eq!(
+            read_audio(&aac_frame(&frame), 46),
+            Ok(FlvTag::Packet(frame))
+        );
     }
 }

@@ -8,7 +8,9 @@
 //! * [`amf0`]: AMF0 values (AMF0 specification);
 //! * [`flv`]: FLV audio/video tag bodies and Enhanced RTMP FourCC tags (FLV v10.1 annex E);
 //! * [`session`]: [`ServerSession`], the command state machine (§7.2) raising [`SessionEvent`]s;
-//! * [`net`]: [`RtmpConnection`], the only code that touches a socket (tokio).
+//! * [`net`]: [`RtmpConnection`], the server's socket edge (tokio);
+//! * [`client`]: [`ClientSession`] and its driver [`RtmpPublisher`], the same protocol code
+//!   publishing to another server (restreaming), over TCP or TLS.
 //!
 //! **Why hand-written.** `rml_rtmp` was the model for the session API, but it is unmaintained
 //! since 2021, allocates from peer-declared lengths, has no message size cap or chunk stream cap
@@ -30,6 +32,7 @@
 
 pub mod amf0;
 pub mod chunk;
+pub mod client;
 pub mod flv;
 pub mod handshake;
 pub mod net;
@@ -37,6 +40,10 @@ pub mod session;
 
 pub use amf0::{Amf0Error, Amf0Value};
 pub use chunk::{ChunkError, ChunkLimits, MessageType};
+pub use client::{
+    tls_connect, ClientConfig, ClientError, ClientSession, MediaKind, RtmpPublisher, RtmpUrl,
+    RtmpUrlError,
+};
 pub use flv::{FlvError, FlvTag};
 pub use handshake::HandshakeError;
 pub use net::{ConnectionConfig, IngestError, RtmpConnection, TimeoutPhase};

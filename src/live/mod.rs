@@ -21,6 +21,9 @@
 //!
 //! The stages of one publish, in order: `authorise` (claim or resume), `open_session`,
 //! `run_session` (media in, pipeline), `wait_for_reconnect`, `close_session`.
+//!
+//! While a publisher is connected, its media is also pushed to the stream's simulcast targets
+//! (see `restream`); a returning publisher's targets connect again.
 
 mod connection_slots;
 mod ladder_policy;
@@ -28,6 +31,7 @@ mod pipeline;
 mod reconnect;
 mod recording;
 mod renditions;
+pub mod restream;
 mod session_control;
 mod start_gate;
 mod uploader;
@@ -56,6 +60,7 @@ use pipeline::{plan_ladder, PackagingPlan, PackagingTarget, SessionPipeline, Sou
 use reconnect::{Reconnecting, SessionState};
 use recording::Recorder;
 use renditions::PlaylistWindow;
+use restream::{RestreamSettings, Restreamer, Tap};
 use session_control::{RunningSessions, StopReason, StopSignal};
 use start_gate::{StartGate, MAX_PENDING_PACKETS};
 use uploader::Spool;
@@ -87,11 +92,13 @@ pub struct LiveService {
     /// Sessions waiting for their publisher to come back.
     reconnecting: Reconnecting,
     recorder: Recorder,
+    restream: Arc<RestreamSettings>,
 }
 
 impl LiveService {
     /// A service whose sessions end cleanly once `shutdown` turns `true`; recordings' playback
     /// URLs in events are under `public_url`.
+    // Each argument is a separate piece of the server's wiring, all given once in `serve`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: Db,
@@ -101,6 +108,7 @@ impl LiveService {
         config: LiveConfig,
         rtmp_url: String,
         public_url: String,
+        restream: RestreamSettings,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         let recorder = Recorder {
@@ -122,6 +130,7 @@ impl LiveService {
             shutdown,
             per_ip: Arc::default(),
             running: RunningSessions::default(),
+            restream: Arc::new(restream),
         })
     }
 
@@ -400,8 +409,24 @@ impl LiveService {
                 }
             }
             None => {
-                self.run_session(connection, &stream, &origin, &mut state, &mut stop)
-                    .await
+                let restreamer = Restreamer::start(
+                    self.db.clone(),
+                    self.events.clone(),
+                    self.restream.clone(),
+                    &stream.id,
+                );
+                let gone = self
+                    .run_session(
+                        connection,
+                        &stream,
+                        &origin,
+                        &mut state,
+                        &mut stop,
+                        restreamer.tap(),
+                    )
+                    .await;
+                restreamer.stop().await;
+                gone
             }
         };
         let PublisherGone {
@@ -659,6 +684,7 @@ impl LiveService {
         origin: &SessionOrigin,
         state: &mut SessionState,
         stop: &mut StopSignal,
+        restream: Tap,
     ) -> PublisherGone {
         let started = Instant::now();
         let mut gate = StartGate::default();
@@ -724,7 +750,10 @@ impl LiveService {
                             break Ok(None);
                         }
                         if let Some(source) = gate.ready() {
-                            match self.start_pipeline(source, stream, origin, state).await {
+                            match self
+                                .start_pipeline(source, stream, origin, state, restream.clone())
+                                .await
+                            {
                                 Ok(mut started) => {
                                     self.record_input(
                                         state,
@@ -816,6 +845,7 @@ impl LiveService {
         stream: &LiveStream,
         origin: &SessionOrigin,
         state: &mut SessionState,
+        restream: Tap,
     ) -> anyhow::Result<SessionPipeline> {
         let shape = plan_ladder(&source, &stream.ladder)?;
         if state
@@ -860,8 +890,10 @@ impl LiveService {
             }),
         };
         let config = self.config.clone();
-        tokio::task::spawn_blocking(move || SessionPipeline::start(source, shape, &config, plan))
-            .await?
+        tokio::task::spawn_blocking(move || {
+            SessionPipeline::start(source, shape, &config, plan, restream)
+        })
+        .await?
     }
 
     /// Stores the session's input and counters: the current publisher's added to those of the

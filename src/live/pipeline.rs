@@ -10,8 +10,12 @@
 //! AAC audio is passed through; MP3 audio is transcoded to AAC-LC on the packaging thread
 //! (see [`AudioInput`]).
 //!
+//! Restreaming taps the publisher's packets in [`SessionPipeline::push`] and the rungs' in the
+//! forwarder (see `restream::Tap`, which never blocks).
+//!
 //! Every queue is bounded (the upload queue by the spool quota: playlists replace their waiting
-//! versions, and segments that do not fit are refused). The transcoder drops (and counts) when it falls behind real time;
+//! versions, and segments that do not fit are refused). The transcoder drops (and counts) when
+//! it falls behind real time;
 //! audio and the packaging channel apply backpressure to the publisher's TCP connection.
 //!
 //! The packaging thread ([`Packaging`]) lives as long as the session, which may outlast one
@@ -41,6 +45,7 @@ use super::renditions::{
     AudioInput, Destination, PackagingInput, PlaylistWindow, SessionPackager, SessionRecording,
     VideoRenditionPlan,
 };
+use super::restream::Tap;
 use super::uploader::{SessionUploader, Spool};
 use super::SHUTDOWN_GRACE;
 use crate::config::LiveConfig;
@@ -305,6 +310,7 @@ pub struct SessionPipeline {
     source: SourceDescription,
     meter: InputMeter,
     timeline: Timeline,
+    restream: Tap,
 }
 
 impl SessionPipeline {
@@ -315,6 +321,7 @@ impl SessionPipeline {
         shape: LadderShape,
         config: &LiveConfig,
         plan: PackagingPlan,
+        restream: Tap,
     ) -> anyhow::Result<SessionPipeline> {
         let rungs = shape.rungs.clone();
         let source_rate = source.frame_rate.unwrap_or(FALLBACK_FRAME_RATE);
@@ -340,6 +347,12 @@ impl SessionPipeline {
             keyframe_interval: segment,
             ..EncoderSettings::default()
         };
+        restream.set_rungs(rungs.iter().map(|rung| rung.name().to_owned()));
+        let source_aac = match &source.audio {
+            Some(SourceAudio::Aac(config)) => Some(config),
+            _ => None,
+        };
+        restream.set_source(&source.video, source_aac);
         let (transcoder, outputs) = LiveTranscoder::start(&source.video, rungs, settings)?;
 
         let mp3_transcoder = match &source.audio {
@@ -379,10 +392,12 @@ impl SessionPipeline {
             }
         };
         let to_packager = packaging.sender.clone();
+        let rung_tap = restream.clone();
         let forwarder = std::thread::Builder::new()
             .name("sluice-forwarder".into())
             .spawn(move || {
                 for output in outputs {
+                    rung_tap.transcoder_output(&output);
                     let input = match output {
                         TranscoderOutput::Config { rung, config } => PackagingInput::VideoConfig {
                             index: rung,
@@ -410,6 +425,7 @@ impl SessionPipeline {
                 resume_at,
                 ..Timeline::default()
             },
+            restream,
         })
     }
 
@@ -419,6 +435,7 @@ impl SessionPipeline {
     pub async fn push(&mut self, mut packet: Packet) -> Result<(), TranscodeError> {
         self.meter.add(&packet);
         self.timeline.rebase(&mut packet);
+        self.restream.source_packet(&packet);
         match packet.kind {
             TrackKind::Video => self.transcoder.push(packet),
             TrackKind::Audio if self.source.audio.is_some() => self

@@ -248,7 +248,8 @@ impl Rendition {
 
     fn upload_init(&mut self, destination: &Destination) {
         if let Some(init) = &self.init {
-            self.init_written = destination.put(&[&self.dir, &self.init_name], init, SpoolKind::Init);
+            self.init_written =
+                destination.put(&[&self.dir, &self.init_name], init, SpoolKind::Init);
         }
     }
 

@@ -26,6 +26,7 @@ pub const SIGNING_KEY_PREFIX: &str = "sk_";
 pub const JOB_PREFIX: &str = "job_";
 pub const ASSET_PREFIX: &str = "asset_";
 pub const UPLOAD_PREFIX: &str = "upload_";
+pub const SIMULCAST_TARGET_PREFIX: &str = "st_";
 
 fn random_alphanumeric(len: usize) -> String {
     rand::thread_rng()

@@ -30,12 +30,13 @@ pub use model::{
     ApiKey, ApiKeyPage, Asset, AssetPage, AssetStatus, AttemptOutcome, ClaimedDelivery,
     DeliveryStatus, Dvr, DvrMode, Event, EventFilter, EventPage, EventType, Job, JobStatus,
     LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage,
-    LiveStreamSettings, LiveStreamStatus, NewAsset, NewEvent, NewJob, NewUpload,
-    NewWebhookEndpoint, Permission, PlaybackId, PlaybackPolicy, Session, SessionOrigin,
-    SessionPage, SigningAlgorithm, SigningKey, SigningKeyPage, Upload, UploadPage, UploadStatus,
-    WebhookAttempt, WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage,
-    WebhookEndpointUpdate, ASSET_JOB_KIND, DEFAULT_JOB_MAX_ATTEMPTS, MAX_DVR_WINDOW_S,
-    MAX_RECONNECT_WINDOW_S, MIN_DVR_WINDOW_S,
+    LiveStreamSettings, LiveStreamStatus, NewAsset, NewEvent, NewJob, NewSimulcastTarget,
+    NewUpload, NewWebhookEndpoint, Permission, PlaybackId, PlaybackPolicy, Session, SessionOrigin,
+    SessionPage, SigningAlgorithm, SigningKey, SigningKeyPage, SimulcastTarget,
+    SimulcastTargetStatus, Upload, UploadPage, UploadStatus, WebhookAttempt, WebhookDelivery,
+    WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage, WebhookEndpointUpdate,
+    ASSET_JOB_KIND, DEFAULT_JOB_MAX_ATTEMPTS, MAX_DVR_WINDOW_S, MAX_RECONNECT_WINDOW_S,
+    MIN_DVR_WINDOW_S, SOURCE_RENDITION,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, Playback, StoreError};
 pub use s3_store::{

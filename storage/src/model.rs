@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 mod asset;
 mod event;
 mod job;
+mod simulcast_target;
 mod webhook;
 pub use asset::{
     Asset, AssetPage, AssetStatus, NewAsset, NewUpload, Upload, UploadPage, UploadStatus,
@@ -15,6 +16,9 @@ pub use asset::{
 };
 pub use event::{Event, EventFilter, EventObject, EventPage, EventType, NewEvent};
 pub use job::{Job, JobStatus, NewJob, DEFAULT_JOB_MAX_ATTEMPTS};
+pub use simulcast_target::{
+    NewSimulcastTarget, SimulcastTarget, SimulcastTargetStatus, SOURCE_RENDITION,
+};
 pub use webhook::{
     AttemptOutcome, ClaimedDelivery, DeliveryStatus, NewWebhookEndpoint, WebhookAttempt,
     WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage,

@@ -16,6 +16,7 @@ use sluice_storage::test_support::TestDatabase;
 
 pub mod cluster;
 pub mod live;
+pub mod restream;
 pub mod vod;
 
 pub const API_KEY: &str = "test-key";

@@ -61,6 +61,15 @@ pub async fn harness() -> Harness {
             Value::Array(_) => Ok(ladder.clone()),
             _ => Err("must be an array of renditions".to_owned()),
         }),
+        // The binary resolves hosts under its address policy; here only the scheme is checked.
+        simulcast_url_validator: Arc::new(|url: String| {
+            Box::pin(async move {
+                match url.split_once("://") {
+                    Some(("rtmp" | "rtmps", _)) => Ok(()),
+                    _ => Err("the scheme must be rtmp or rtmps".to_owned()),
+                }
+            })
+        }),
         metrics: Metrics::new(),
         jwt_audience: sluice_api::DEFAULT_JWT_AUDIENCE.to_owned(),
         uploads: Uploads::new(UploadSettings {

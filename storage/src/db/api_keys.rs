@@ -56,7 +56,7 @@ struct LegacyApiKey {
 }
 
 impl Db {
-    fn secret_box(&self) -> Result<&SecretBox> {
+    pub(super) fn secret_box(&self) -> Result<&SecretBox> {
         self.secret_box
             .as_ref()
             .ok_or(StorageError::MasterKeyMissing)
@@ -206,6 +206,7 @@ impl Db {
         self.secret_box()?
             .open(&row.secret_sealed)
             .map_err(|source| StorageError::SealedSecret {
+                record: Record::ApiKey,
                 id: row.id.clone(),
                 source,
             })

@@ -22,6 +22,7 @@ mod paging;
 mod playback_ids;
 mod sessions;
 mod signing_keys;
+mod simulcast_targets;
 #[cfg(test)]
 mod upgrade_tests;
 mod uploads;
@@ -55,6 +56,7 @@ pub enum Record {
     Job,
     Asset,
     Upload,
+    SimulcastTarget,
 }
 
 impl fmt::Display for Record {
@@ -71,6 +73,7 @@ impl fmt::Display for Record {
             Self::Job => "job",
             Self::Asset => "asset",
             Self::Upload => "upload",
+            Self::SimulcastTarget => "simulcast target",
         })
     }
 }
@@ -99,8 +102,9 @@ pub enum StorageError {
         "no master key was given to the database, so API key secrets cannot be sealed or opened"
     )]
     MasterKeyMissing,
-    #[error("the sealed secret of API key {id} cannot be opened: {source}")]
+    #[error("the sealed secret of {record} {id} cannot be opened: {source}")]
     SealedSecret {
+        record: Record,
         id: String,
         #[source]
         source: SecretBoxError,

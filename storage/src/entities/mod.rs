@@ -8,6 +8,7 @@ pub mod live_stream;
 pub mod playback_id;
 pub mod session;
 pub mod signing_key;
+pub mod simulcast_target;
 pub mod upload;
 pub mod webhook_attempt;
 pub mod webhook_delivery;

@@ -37,10 +37,18 @@ pub enum EventType {
     UploadAssetCreated,
     UploadErrored,
     UploadCancelled,
+    SimulcastTargetCreated,
+    SimulcastTargetDeleted,
+    /// The target accepted the publish: the stream is being restreamed to it.
+    SimulcastTargetConnected,
+    /// The connection to the target ended (the session ended, or the target was removed).
+    SimulcastTargetDisconnected,
+    /// The target refused, failed or stalled; the data's `last_error` says why. It is retried.
+    SimulcastTargetErrored,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 26] = [
         Self::LiveStreamCreated,
         Self::LiveStreamUpdated,
         Self::LiveStreamDeleted,
@@ -62,6 +70,11 @@ impl EventType {
         Self::UploadAssetCreated,
         Self::UploadErrored,
         Self::UploadCancelled,
+        Self::SimulcastTargetCreated,
+        Self::SimulcastTargetDeleted,
+        Self::SimulcastTargetConnected,
+        Self::SimulcastTargetDisconnected,
+        Self::SimulcastTargetErrored,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +100,11 @@ impl EventType {
             Self::UploadAssetCreated => "upload.asset_created",
             Self::UploadErrored => "upload.errored",
             Self::UploadCancelled => "upload.cancelled",
+            Self::SimulcastTargetCreated => "simulcast_target.created",
+            Self::SimulcastTargetDeleted => "simulcast_target.deleted",
+            Self::SimulcastTargetConnected => "simulcast_target.connected",
+            Self::SimulcastTargetDisconnected => "simulcast_target.disconnected",
+            Self::SimulcastTargetErrored => "simulcast_target.errored",
         }
     }
 

@@ -1,0 +1,789 @@
+//! Restreaming (simulcast): while a session is live, its media is pushed to every simulcast
+//! target of its stream with Sluice's own RTMP client (`sluice_ingest::RtmpPublisher`), over
+//! TCP or TLS (`rtmps://`).
+//!
+//! ```text
+//! RTMP task ──publisher's packets──> Tap ──try_send──> bounded queue ──> target task ──> RTMP server
+//! forwarder ──rung packets─────────┘                    (one per target)
+//! ```
+//!
+//! * [`Restreamer::start`] runs with the session: one task per target of the stream, and a task
+//!   following the event bus so targets created or deleted while live start or stop at once.
+//! * [`Tap`] is what the session feeds; it never blocks. Each target has a bounded queue
+//!   (`[restream] queue_packets`): when it is full the target drops everything up to the next
+//!   video keyframe and counts the drops, so a slow target never slows ingest, the ladder or
+//!   the other targets.
+//! * `rendition: "source"` sends the publisher's own H.264 and AAC packets; a rung name sends
+//!   that rung's encoded H.264 packets with the publisher's AAC audio. MP3 audio is not sent
+//!   (targets then get video only): RTMP servers expect AAC, and the MP3→AAC transcode runs on
+//!   the packaging thread, after the taps. AV1 rungs cannot be restreamed (legacy RTMP carries
+//!   H.264).
+//! * A target that refuses, fails or stalls (the write deadline is the connect timeout) is
+//!   marked `errored` and retried with jittered exponential backoff while the session lasts.
+//!   Every connection resolves the host again under the `[restream] allow_hosts` address
+//!   policy and connects to the address that was checked.
+//! * Status, last error and bytes sent are written to the target's row on every transition and
+//!   every few seconds while live; `simulcast_target.connected`, `.errored` and
+//!   `.disconnected` are published on transitions.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use sluice_api::{simulcast_target_event_data, SimulcastUrlValidator};
+use sluice_ingest::flv::{aac_frame, aac_sequence_header, avc_frame, avc_sequence_header};
+use sluice_ingest::{
+    tls_connect, Amf0Value, ClientConfig, ClientError, MediaKind, RtmpPublisher, RtmpUrl,
+};
+use sluice_media::{AudioSpecificConfig, AvcConfig, Packet, Timebase, TrackKind, VideoConfig};
+use sluice_storage::{
+    Db, EventBus, EventType, NewEvent, SimulcastTarget, SimulcastTargetStatus, SOURCE_RENDITION,
+};
+use sluice_transcoder::TranscoderOutput;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::address_policy::AddressPolicy;
+
+/// How often a live target's bytes sent are written to its row.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a connection must last for the backoff to start again from its minimum.
+const STABLE_CONNECTION: Duration = Duration::from_secs(30);
+/// How long stopping waits for the target tasks to say goodbye to their servers.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How restreaming behaves (`[restream]`).
+#[derive(Clone, Debug)]
+pub struct RestreamSettings {
+    /// Which addresses targets may be on.
+    pub addresses: AddressPolicy,
+    /// Packets one target may have waiting.
+    pub queue_packets: usize,
+    /// Longest a connection attempt (TCP, TLS, handshake, publish) or one write may take.
+    pub connect_timeout: Duration,
+    /// First and longest pause between attempts of a failing target.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+}
+
+/// Parses a target URL and resolves its host under `addresses`: what to connect to.
+pub async fn resolve_target(
+    addresses: &AddressPolicy,
+    url: &str,
+) -> Result<(RtmpUrl, SocketAddr), String> {
+    let parsed = RtmpUrl::parse(url).map_err(|e| e.to_string())?;
+    let address = addresses
+        .resolve("the target URL", &parsed.host, parsed.port)
+        .await?;
+    Ok((parsed, address))
+}
+
+/// The API's check of target URLs: [`resolve_target`] under `addresses`.
+pub fn url_validator(addresses: AddressPolicy) -> SimulcastUrlValidator {
+    let addresses = Arc::new(addresses);
+    Arc::new(move |url: String| {
+        let addresses = addresses.clone();
+        Box::pin(async move { resolve_target(&addresses, &url).await.map(drop) })
+    })
+}
+
+/// One media item on its way to a target, already in the target's rendition.
+#[derive(Debug)]
+enum Item {
+    Video(Packet),
+    Audio(Packet),
+}
+
+/// A target's end of the tap.
+struct Outlet {
+    target_id: String,
+    rendition: String,
+    queue: mpsc::Sender<Item>,
+    /// Set when the queue overflowed: everything is dropped up to the next video keyframe.
+    skipping: AtomicBool,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Outlet {
+    fn offer(&self, item: Item) {
+        let keyframe = matches!(&item, Item::Video(packet) if packet.keyframe);
+        if self.skipping.load(Ordering::Relaxed) && !keyframe {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match self.queue.try_send(item) {
+            Ok(()) => self.skipping.store(false, Ordering::Relaxed),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.skipping.swap(true, Ordering::Relaxed) {
+                    debug!(simulcast_target_id = %self.target_id, "Target behind; dropping to the next keyframe.");
+                }
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            // The target task ended; it is removed from the tap when it is stopped.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// The decoder configurations targets need before their first packet.
+#[derive(Default)]
+struct Configs {
+    source_video: Option<AvcConfig>,
+    audio: Option<AudioSpecificConfig>,
+    /// Rung index → (name, configuration once known).
+    rungs: Vec<(String, Option<VideoConfig>)>,
+}
+
+#[derive(Default)]
+struct TapState {
+    configs: Configs,
+    outlets: Vec<Arc<Outlet>>,
+}
+
+/// Where a session's media enters restreaming. Cheap to clone; every call returns at once.
+#[derive(Clone, Default)]
+pub struct Tap {
+    state: Arc<Mutex<TapState>>,
+    configs_changed: Arc<tokio::sync::Notify>,
+}
+
+impl Tap {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TapState> {
+        // A panic while holding the lock leaves plain data behind: keep using it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The publisher's tracks, once the pipeline starts; `audio` only when it is AAC.
+    pub fn set_source(&self, video: &AvcConfig, audio: Option<&AudioSpecificConfig>) {
+        let mut state = self.lock();
+        state.configs.source_video = Some(video.clone());
+        state.configs.audio = audio.cloned();
+        drop(state);
+        self.configs_changed.notify_waiters();
+    }
+
+    /// The names of the ladder's rungs, by transcoder output index.
+    pub fn set_rungs(&self, names: impl IntoIterator<Item = String>) {
+        self.lock().configs.rungs = names.into_iter().map(|name| (name, None)).collect();
+        self.configs_changed.notify_waiters();
+    }
+
+    /// A packet from the publisher.
+    pub fn source_packet(&self, packet: &Packet) {
+        let state = self.lock();
+        for outlet in &state.outlets {
+            let item = match packet.kind {
+                TrackKind::Video if outlet.rendition == SOURCE_RENDITION => {
+                    Item::Video(packet.clone())
+                }
+                TrackKind::Audio if state.configs.audio.is_some() => Item::Audio(packet.clone()),
+                _ => continue,
+            };
+            outlet.offer(item);
+        }
+    }
+
+    /// Something the transcoder produced (rung configurations and packets).
+    pub fn transcoder_output(&self, output: &TranscoderOutput) {
+        let mut state = self.lock();
+        match output {
+            TranscoderOutput::Config { rung, config } => {
+                if let Some(slot) = state.configs.rungs.get_mut(*rung) {
+                    slot.1 = Some(config.clone());
+                }
+                drop(state);
+                self.configs_changed.notify_waiters();
+            }
+            TranscoderOutput::Packet { rung, packet } => {
+                let Some((name, _)) = state.configs.rungs.get(*rung) else {
+                    return;
+                };
+                // The ladder's own `source` rung is the publisher's video, sent from
+                // `source_packet` already.
+                if name == SOURCE_RENDITION {
+                    return;
+                }
+                for outlet in state.outlets.iter().filter(|o| &o.rendition == name) {
+                    outlet.offer(Item::Video(packet.clone()));
+                }
+            }
+            TranscoderOutput::Finished { .. } => {}
+        }
+    }
+
+    /// The video and audio configurations of `rendition`, once known; an error when the
+    /// rendition cannot be restreamed in this session.
+    fn configs_for(
+        &self,
+        rendition: &str,
+    ) -> Option<Result<(AvcConfig, Option<AudioSpecificConfig>), String>> {
+        let state = self.lock();
+        let audio = state.configs.audio.clone();
+        if rendition == SOURCE_RENDITION {
+            return state
+                .configs
+                .source_video
+                .clone()
+                .map(|video| Ok((video, audio)));
+        }
+        // Rungs are known once the pipeline started, which is when the source is.
+        state.configs.source_video.as_ref()?;
+        match state.configs.rungs.iter().find(|(name, _)| name == rendition) {
+            None => Some(Err(format!(
+                "rendition {rendition:?} is not part of this session's ladder (rungs taller than the source are left out)"
+            ))),
+            Some((_, None)) => None,
+            Some((_, Some(VideoConfig::Avc(config)))) => Some(Ok((config.clone(), audio))),
+            Some((_, Some(VideoConfig::Av1(_)))) => Some(Err(format!(
+                "rendition {rendition:?} is AV1, which RTMP does not carry"
+            ))),
+        }
+    }
+
+    fn attach(&self, outlet: Arc<Outlet>) {
+        self.lock().outlets.push(outlet);
+    }
+
+    fn detach(&self, target_id: &str) {
+        self.lock().outlets.retain(|o| o.target_id != target_id);
+    }
+}
+
+/// Restreaming of one session: its targets' tasks and the task following target changes.
+pub struct Restreamer {
+    tap: Tap,
+    stop: watch::Sender<bool>,
+    manager: tokio::task::JoinHandle<()>,
+}
+
+/// What every target task of a session shares.
+#[derive(Clone)]
+struct Context {
+    db: Db,
+    events: EventBus,
+    settings: Arc<RestreamSettings>,
+    tap: Tap,
+}
+
+impl Restreamer {
+    /// Starts restreaming `live_stream_id` to its targets, following changes to them.
+    pub fn start(
+        db: Db,
+        events: EventBus,
+        settings: Arc<RestreamSettings>,
+        live_stream_id: &str,
+    ) -> Self {
+        let tap = Tap::default();
+        let (stop, stopping) = watch::channel(false);
+        let context = Context {
+            db,
+            events,
+            settings,
+            tap: tap.clone(),
+        };
+        let live_stream_id = live_stream_id.to_owned();
+        let span = tracing::info_span!("restream", live_stream_id = %live_stream_id);
+        let manager = tokio::spawn(manage(context, live_stream_id, stopping).instrument(span));
+        Restreamer { tap, stop, manager }
+    }
+
+    /// Where the session feeds its media.
+    pub fn tap(&self) -> Tap {
+        self.tap.clone()
+    }
+
+    /// Ends every target's connection (marking it idle) and waits for that, briefly.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.manager.await {
+            warn!(error = %e, "The restreaming task ended abnormally.");
+        }
+    }
+}
+
+/// Runs the targets of a stream until `stopping`, starting and stopping them as the event bus
+/// reports them created and deleted.
+async fn manage(context: Context, live_stream_id: String, mut stopping: watch::Receiver<bool>) {
+    // Subscribed before listing, so a target created meanwhile is not missed (a duplicate is
+    // ignored).
+    let mut bus = context.events.subscribe();
+    let mut running: HashMap<String, watch::Sender<bool>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    let start = |target: SimulcastTarget,
+                 running: &mut HashMap<String, watch::Sender<bool>>,
+                 tasks: &mut JoinSet<()>| {
+        if running.contains_key(&target.id) {
+            return;
+        }
+        let (stop, stopped) = watch::channel(false);
+        running.insert(target.id.clone(), stop);
+        let span = tracing::info_span!("target", simulcast_target_id = %target.id);
+        tasks.spawn(run_target(context.clone(), target, stopped).instrument(span));
+    };
+    match context.db.list_simulcast_targets(&live_stream_id).await {
+        Ok(targets) => {
+            for target in targets {
+                start(target, &mut running, &mut tasks);
+            }
+        }
+        Err(e) => warn!(error = %e, "Could not list the simulcast targets."),
+    }
+    loop {
+        let event = tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            event = bus.recv() => event,
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                // Targets changed while the bus ran ahead: reconcile with the table.
+                debug!(missed, "Events missed; re-reading the simulcast targets.");
+                if let Ok(targets) = context.db.list_simulcast_targets(&live_stream_id).await {
+                    running.retain(|id, stop| {
+                        let keep = targets.iter().any(|t| &t.id == id);
+                        if !keep {
+                            let _ = stop.send(true);
+                        }
+                        keep
+                    });
+                    for target in targets {
+                        start(target, &mut running, &mut tasks);
+                    }
+                }
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        };
+        let for_this_stream = event.data.get("live_stream_id").and_then(|v| v.as_str())
+            == Some(live_stream_id.as_str());
+        if !for_this_stream {
+            continue;
+        }
+        match EventType::parse(&event.event_type) {
+            Some(EventType::SimulcastTargetCreated) => {
+                match context.db.get_simulcast_target(&event.object.id).await {
+                    Ok(Some(target)) => {
+                        info!(simulcast_target_id = %target.id, "Target added while live; connecting.");
+                        start(target, &mut running, &mut tasks);
+                    }
+                    Ok(None) => {}
+                    Err(e) => warn!(error = %e, "Could not read a new simulcast target."),
+                }
+            }
+            Some(EventType::SimulcastTargetDeleted) => {
+                if let Some(stop) = running.remove(&event.object.id) {
+                    info!(simulcast_target_id = %event.object.id, "Target removed while live; disconnecting.");
+                    let _ = stop.send(true);
+                }
+            }
+            _ => {}
+        }
+    }
+    for stop in running.values() {
+        let _ = stop.send(true);
+    }
+    let drained = tokio::time::timeout(STOP_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!("Simulcast targets did not stop in time; dropping their connections.");
+        tasks.abort_all();
+    }
+}
+
+/// Why a connection to a target ended.
+enum Ended {
+    /// The session ended or the target was removed.
+    Stopped,
+    Failed(String),
+}
+
+/// Runs one target for the session: connect, send, and retry with backoff until stopped.
+async fn run_target(context: Context, target: SimulcastTarget, mut stopped: watch::Receiver<bool>) {
+    let (queue, mut inbox) = mpsc::channel(context.settings.queue_packets.max(1));
+    let dropped = Arc::new(AtomicU64::new(0));
+    let outlet = Arc::new(Outlet {
+        target_id: target.id.clone(),
+        rendition: target.rendition.clone(),
+        queue,
+        skipping: AtomicBool::new(true),
+        dropped: dropped.clone(),
+    });
+    context.tap.attach(outlet.clone());
+    let mut reporter = Reporter {
+        context: context.clone(),
+        target_id: target.id.clone(),
+        bytes_sent: target.bytes_sent,
+        status: None,
+    };
+    let mut delay = context.settings.retry_min;
+    loop {
+        reporter.set(SimulcastTargetStatus::Connecting, None).await;
+        let started = Instant::now();
+        let ended = tokio::select! {
+            ended = connect_and_send(&context, &target, &mut inbox, &outlet, &mut reporter) => ended,
+            _ = stopped.wait_for(|stop| *stop) => Ended::Stopped,
+        };
+        match ended {
+            Ended::Stopped => break,
+            Ended::Failed(error) => {
+                warn!(error = %error, retry_in = ?delay, "Simulcast target failed; retrying.");
+                reporter
+                    .set(SimulcastTargetStatus::Errored, Some(error))
+                    .await;
+            }
+        }
+        if started.elapsed() >= STABLE_CONNECTION {
+            delay = context.settings.retry_min;
+        }
+        // Full jitter on the upper half: between delay/2 and delay.
+        let pause = delay.mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopped.wait_for(|stop| *stop) => break,
+        }
+        delay = (delay * 2).min(context.settings.retry_max);
+    }
+    context.tap.detach(&target.id);
+    let drops = dropped.load(Ordering::Relaxed);
+    if drops > 0 {
+        info!(
+            dropped = drops,
+            "Packets dropped for this target because it fell behind."
+        );
+    }
+    reporter.set(SimulcastTargetStatus::Idle, None).await;
+}
+
+/// Writes a target's state to its row and publishes the transition events.
+struct Reporter {
+    context: Context,
+    target_id: String,
+    bytes_sent: u64,
+    status: Option<SimulcastTargetStatus>,
+}
+
+impl Reporter {
+    async fn set(&mut self, status: SimulcastTargetStatus, error: Option<String>) {
+        let previous = self.status.replace(status);
+        let stored = self
+            .context
+            .db
+            .set_simulcast_target_state(&self.target_id, status, error.as_deref(), self.bytes_sent)
+            .await;
+        let target = match stored {
+            Ok(Some(target)) => target,
+            // Deleted: `simulcast_target.deleted` said the last word.
+            Ok(None) => return,
+            Err(e) => {
+                warn!(error = %e, "Could not record the simulcast target's state.");
+                return;
+            }
+        };
+        let event_type = match (previous, status) {
+            (_, SimulcastTargetStatus::Live) => EventType::SimulcastTargetConnected,
+            (_, SimulcastTargetStatus::Errored) => EventType::SimulcastTargetErrored,
+            (Some(SimulcastTargetStatus::Live), _) => EventType::SimulcastTargetDisconnected,
+            _ => return,
+        };
+        let event = NewEvent::new(
+            event_type,
+            &target.id.clone(),
+            simulcast_target_event_data(target),
+        );
+        if let Err(e) = self.context.events.publish(event).await {
+            warn!(error = %e, "Could not record a simulcast target event.");
+        }
+    }
+
+    async fn progress(&mut self, bytes_sent: u64) {
+        self.bytes_sent = bytes_sent;
+        if let Err(e) = self
+            .context
+            .db
+            .set_simulcast_target_state(
+                &self.target_id,
+                SimulcastTargetStatus::Live,
+                None,
+                bytes_sent,
+            )
+            .await
+        {
+            warn!(error = %e, "Could not record the simulcast target's progress.");
+        }
+    }
+}
+
+/// Any stream a publisher can run over (TCP, or TLS around it).
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
+/// One connection: waits for the rendition's configuration, connects, publishes and sends
+/// until the queue closes or something fails.
+async fn connect_and_send(
+    context: &Context,
+    target: &SimulcastTarget,
+    inbox: &mut mpsc::Receiver<Item>,
+    outlet: &Outlet,
+    reporter: &mut Reporter,
+) -> Ended {
+    let (video, audio) = loop {
+        let changed = context.tap.configs_changed.notified();
+        match context.tap.configs_for(&target.rendition) {
+            Some(Ok(configs)) => break configs,
+            Some(Err(error)) => return Ended::Failed(error),
+            None => changed.await,
+        }
+    };
+    let timeout = context.settings.connect_timeout;
+    let (url, address) = match resolve_target(&context.settings.addresses, &target.url).await {
+        Ok(resolved) => resolved,
+        Err(error) => return Ended::Failed(error),
+    };
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return Ended::Failed(format!("connecting to {address}: {e}")),
+        Err(_) => {
+            return Ended::Failed(format!(
+                "connecting to {address} took longer than {timeout:?}"
+            ))
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let stream: Box<dyn Transport> = if url.tls {
+        match tokio::time::timeout(timeout, tls_connect(tcp, &url.host)).await {
+            Ok(Ok(tls)) => Box::new(tls),
+            Ok(Err(e)) => return Ended::Failed(format!("TLS with {}: {e}", url.host)),
+            Err(_) => {
+                return Ended::Failed(format!(
+                    "TLS with {} took longer than {timeout:?}",
+                    url.host
+                ))
+            }
+        }
+    } else {
+        Box::new(tcp)
+    };
+    let config = ClientConfig::new(&url, &target.stream_key);
+    let mut publisher = match RtmpPublisher::publish(stream, config, timeout).await {
+        Ok(publisher) => publisher,
+        Err(e) => return Ended::Failed(e.to_string()),
+    };
+    let base_bytes = reporter.bytes_sent;
+    info!(url = %target.url, "Restreaming to the target.");
+    // Whatever waited in the queue predates this connection: start again at a keyframe.
+    while inbox.try_recv().is_ok() {}
+    outlet.skipping.store(true, Ordering::Relaxed);
+    let sent = send_headers(&mut publisher, &video, audio.as_ref()).await;
+    if let Err(e) = sent {
+        return Ended::Failed(e.to_string());
+    }
+    reporter.bytes_sent = base_bytes + publisher.bytes_sent();
+    reporter.set(SimulcastTargetStatus::Live, None).await;
+    let mut clock = StreamClock::default();
+    let mut last_progress = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let item = tokio::select! {
+            item = inbox.recv() => item,
+            read = publisher.read_some(&mut buf) => {
+                match read {
+                    Ok(0) => return Ended::Failed("the server closed the connection".to_owned()),
+                    Ok(n) => {
+                        if let Err(e) = publisher.handle_server_bytes(&buf[..n]).await {
+                            return Ended::Failed(e.to_string());
+                        }
+                        continue;
+                    }
+                    Err(e) => return Ended::Failed(format!("reading from the server: {e}")),
+                }
+            }
+        };
+        let Some(item) = item else {
+            // The tap let go of this target: the session is ending.
+            let _ = publisher.finish().await;
+            return Ended::Stopped;
+        };
+        let result = match item {
+            Item::Video(packet) => match clock.millis(&packet, true) {
+                Some(at) => {
+                    publisher
+                        .send_media(MediaKind::Video, at, avc_frame(&packet))
+                        .await
+                }
+                None => Ok(()),
+            },
+            Item::Audio(packet) => match clock.millis(&packet, false) {
+                Some(at) => {
+                    publisher
+                        .send_media(MediaKind::Audio, at, aac_frame(&packet))
+                        .await
+                }
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = result {
+            return Ended::Failed(describe(e));
+        }
+        if last_progress.elapsed() >= PROGRESS_INTERVAL {
+            last_progress = Instant::now();
+            reporter.progress(base_bytes + publisher.bytes_sent()).await;
+        }
+    }
+}
+
+fn describe(error: ClientError) -> String {
+    match error {
+        ClientError::Timeout(after) => {
+            format!("the target stalled: a write took longer than {after:?}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Metadata and sequence headers, sent once per connection before any frame.
+async fn send_headers<S: AsyncRead + AsyncWrite + Unpin>(
+    publisher: &mut RtmpPublisher<S>,
+    video: &AvcConfig,
+    audio: Option<&AudioSpecificConfig>,
+) -> Result<(), ClientError> {
+    let mut properties = vec![
+        (
+            "width".to_owned(),
+            Amf0Value::Number(f64::from(video.width)),
+        ),
+        (
+            "height".to_owned(),
+            Amf0Value::Number(f64::from(video.height)),
+        ),
+        ("videocodecid".to_owned(), Amf0Value::Number(7.0)),
+        ("encoder".to_owned(), Amf0Value::string("Sluice")),
+    ];
+    if let Some(fps) = video.sps_frame_rate {
+        properties.push(("framerate".to_owned(), Amf0Value::Number(fps)));
+    }
+    if let Some(audio) = audio {
+        properties.push(("audiocodecid".to_owned(), Amf0Value::Number(10.0)));
+        properties.push((
+            "audiosamplerate".to_owned(),
+            Amf0Value::Number(f64::from(audio.sample_rate)),
+        ));
+        properties.push((
+            "audiochannels".to_owned(),
+            Amf0Value::Number(f64::from(audio.channels)),
+        ));
+    }
+    publisher.send_metadata(properties).await?;
+    publisher
+        .send_media(MediaKind::Video, 0, avc_sequence_header(video))
+        .await?;
+    if let Some(audio) = audio {
+        publisher
+            .send_media(MediaKind::Audio, 0, aac_sequence_header(audio))
+            .await?;
+    }
+    Ok(())
+}
+
+/// RTMP timestamps of one connection: milliseconds since its first video keyframe.
+#[derive(Default)]
+struct StreamClock {
+    base: Option<i64>,
+}
+
+impl StreamClock {
+    /// The timestamp of `packet`, or `None` for what comes before the first keyframe (which
+    /// the target could not decode).
+    fn millis(&mut self, packet: &Packet, video: bool) -> Option<u64> {
+        let dts = packet.timebase.rescale(packet.dts, Timebase::MILLIS);
+        let base = match self.base {
+            Some(base) => base,
+            None if video && packet.keyframe => *self.base.insert(dts),
+            None => return None,
+        };
+        u64::try_from(dts - base).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn packet(kind: TrackKind, dts: i64, keyframe: bool) -> Packet {
+        Packet {
+            kind,
+            timebase: Timebase::MPEG,
+            dts,
+            pts: dts,
+            keyframe,
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+        }
+    }
+
+    #[test]
+    fn the_clock_starts_at_the_first_keyframe() {
+        let mut clock = StreamClock::default();
+        assert_eq!(
+            clock.millis(&packet(TrackKind::Audio, 90_000, true), false),
+            None
+        );
+        assert_eq!(
+            clock.millis(&packet(TrackKind::Video, 90_000, false), true),
+            None
+        );
+        assert_eq!(
+            clock.millis(&packet(TrackKind::Video, 180_000, true), true),
+            Some(0)
+        );
+        assert_eq!(
+            clock.millis(&packet(TrackKind::Audio, 179_910, false), false),
+            None
+        );
+        assert_eq!(
+            clock.millis(&packet(TrackKind::Audio, 183_600, false), false),
+            Some(40)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_until_the_next_keyframe() {
+        let (queue, mut inbox) = mpsc::channel(2);
+        let outlet = Outlet {
+            target_id: "st_x".into(),
+            rendition: SOURCE_RENDITION.into(),
+            queue,
+            skipping: AtomicBool::new(true),
+            dropped: Arc::default(),
+        };
+        // Nothing is queued before the first keyframe.
+        outlet.offer(Item::Video(packet(TrackKind::Video, 0, false)));
+        outlet.offer(Item::Video(packet(TrackKind::Video, 1, true)));
+        outlet.offer(Item::Video(packet(TrackKind::Video, 2, false)));
+        // Full: this and everything up to the next keyframe is dropped.
+        outlet.offer(Item::Video(packet(TrackKind::Video, 3, false)));
+        inbox.recv().await.unwrap();
+        inbox.recv().await.unwrap();
+        outlet.offer(Item::Audio(packet(TrackKind::Audio, 4, true)));
+        outlet.offer(Item::Video(packet(TrackKind::Video, 5, false)));
+        outlet.offer(Item::Video(packet(TrackKind::Video, 6, true)));
+        outlet.offer(Item::Video(packet(TrackKind::Video, 7, false)));
+        let Some(Item::Video(first)) = inbox.recv().await else {
+            panic!("expected the keyframe");
+        };
+        assert_eq!((first.dts, first.keyframe), (6, true));
+        let Some(Item::Video(next)) = inbox.recv().await else {
+            panic!("expected the next frame");
+        };
+        assert_eq!(next.dts, 7);
+        assert_eq!(outlet.dropped.load(Ordering::Relaxed), 4);
+    }
+}
