@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::live::whip::WhipService;
 use crate::live::LiveService;
 use crate::webhooks::WebhookDispatcher;
 
@@ -78,6 +79,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding RTMP to {}", config.rtmp))?;
     info!(http = %config.http, rtmp = %config.rtmp, public_url = %config.public_url(), "Sluice is listening.");
 
+    let (stop, stopping) = watch::channel(false);
+    let live = LiveService::new(
+        db.clone(),
+        store.clone(),
+        events.clone(),
+        metrics.clone(),
+        config.live.clone(),
+        config.rtmp_public_url(),
+        config.public_url(),
+        stopping.clone(),
+    );
+    let whip: Option<Arc<dyn sluice_api::WhipIngest>> = match config.whip.enabled {
+        true => Some(
+            WhipService::start(
+                live.clone(),
+                &config.whip,
+                config.whip_udp_addr(),
+                stopping.clone(),
+            )
+            .await?,
+        ),
+        false => None,
+    };
     let state = sluice_api::AppState {
         db: db.clone(),
         store: store.clone(),
@@ -89,8 +113,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         jwt_audience: config.auth.jwt_audience.clone(),
         uploads: sluice_api::Uploads::new(config.uploads.settings(&config.data_dir)),
         images: Some(crate::images::images(&config.data_dir)),
+        whip,
     };
-    let (stop, stopping) = watch::channel(false);
     let upload_sweeper = sluice_api::spawn_upload_sweeper(state.clone(), stopping.clone());
     let app = sluice_api::router(state);
     let webhooks = tokio::spawn(
@@ -111,18 +135,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         false => None,
     };
-    let live = tokio::spawn(
-        LiveService::new(
-            db,
-            store,
-            events.clone(),
-            metrics.clone(),
-            config.live.clone(),
-            config.rtmp_public_url(),
-            stopping.clone(),
-        )
-        .run(rtmp),
-    );
+    let live = tokio::spawn(live.run(rtmp));
     let mut http_stopping = stopping;
     let mut http_server = tokio::spawn(
         axum::serve(http, app)

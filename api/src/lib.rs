@@ -10,6 +10,8 @@
 //!   playback ids need a playback token (module `playback_token`).
 //! - `/thumbnails/*`, `/storyboards/*`, `/animated/*`: images of assets, rendered on demand
 //!   and cached (module `images`), CORS open like HLS.
+//! - `/whip/*`: WebRTC ingest over WHIP (RFC 9725), the stream key as Bearer token, CORS
+//!   open; `/live/{id}/publish`: the "Go live from this browser" page (module `whip`).
 //! - `/healthz`: liveness; `/readyz`: readiness (database and object store work, module
 //!   `readiness`); `/metrics`: Prometheus metrics (module `metrics`).
 //!
@@ -34,6 +36,7 @@ mod signing_keys;
 pub mod tus;
 mod uploads;
 mod webhooks;
+mod whip;
 
 use std::sync::Arc;
 
@@ -61,6 +64,8 @@ pub use sessions::session_event_data;
 pub use uploads::{
     spawn_upload_sweeper, UploadSettings, Uploads, DEFAULT_UPLOAD_TIMEOUT_S, MAX_UPLOAD_TIMEOUT_S,
 };
+pub use whip::sdp::{check_offer, OfferError, OfferedMedia};
+pub use whip::{whip_url, WhipAnswer, WhipError, WhipIngest, WhipOffer, MAX_OFFER_BYTES};
 
 /// Checks a requested rendition ladder (`null` when the request gave none) and returns the
 /// normalised ladder to store, or a message saying what is wrong. The binary wires in the
@@ -88,6 +93,8 @@ pub struct AppState {
     pub uploads: Uploads,
     /// What makes images of assets; `None` answers the image routes 404.
     pub images: Option<Images>,
+    /// The WebRTC media plane WHIP offers go to; `None` answers them 503.
+    pub whip: Option<Arc<dyn WhipIngest>>,
 }
 
 /// Liveness: answers while the process serves HTTP.
@@ -212,6 +219,9 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn(uploads::tus_headers));
 
+    let (whip, whip_spec) = whip::routes().split_for_parts();
+    let whip = whip.method_not_allowed_fallback(error::method_not_allowed);
+
     let (operations, mut spec) = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))
         .routes(routes!(openapi_json))
@@ -222,6 +232,7 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
     spec.merge(hls_spec);
     spec.merge(upload_url_spec);
     spec.merge(images_spec);
+    spec.merge(whip_spec);
     // axum spells a catch-all `{*path}`; OpenAPI path templates know only `{path}`.
     spec.paths.paths = std::mem::take(&mut spec.paths.paths)
         .into_iter()
@@ -232,7 +243,8 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .merge(v1)
         .merge(hls)
         .merge(upload_url)
-        .merge(images);
+        .merge(images)
+        .merge(whip);
     (routes, spec)
 }
 

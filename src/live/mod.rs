@@ -1,5 +1,6 @@
-//! The live media plane: accepts RTMP publishers, decides whether they may publish, and runs a
-//! session pipeline per accepted publisher.
+//! The live media plane: accepts RTMP and WebRTC (WHIP, see `whip`) publishers, decides
+//! whether they may publish, and runs a session pipeline per accepted publisher (either kind
+//! through the `publisher::Publisher` trait).
 //!
 //! Policy lives here, not in the ingest crate: a publish request names a stream key, which is
 //! looked up in the database; unknown keys, other applications than `live`, disabled streams
@@ -10,9 +11,11 @@
 mod connection_slots;
 mod ladder_policy;
 mod pipeline;
+mod publisher;
 mod renditions;
 mod session_control;
 mod start_gate;
+pub mod whip;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use sluice_api::{live_stream_event_data, session_event_data, Metrics};
 use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
-use sluice_media::{AudioCodec, TrackInfo};
+use sluice_media::{AudioCodec, TrackInfo, VideoCodec};
 use sluice_storage::{
     Db, Event, EventBus, EventType, LiveStream, LiveStreamStatus, NewEvent, ObjectKey, ObjectStore,
     Session, SessionOrigin,
@@ -35,6 +38,7 @@ use crate::config::LiveConfig;
 use connection_slots::{ConnectionSlot, OpenConnections};
 pub use ladder_policy::validate_ladder;
 use pipeline::{SessionPipeline, SourceDescription};
+use publisher::Publisher;
 use session_control::{RunningSessions, StopReason, StopSignal};
 use start_gate::{StartGate, MAX_PENDING_PACKETS};
 
@@ -56,6 +60,8 @@ pub struct LiveService {
     config: LiveConfig,
     /// The ingest URL shown in events' live stream objects.
     rtmp_url: String,
+    /// The API's public base URL, for the WHIP URL in events' live stream objects.
+    public_url: String,
     shutdown: watch::Receiver<bool>,
     /// Open RTMP connections per client address.
     per_ip: OpenConnections,
@@ -72,6 +78,7 @@ impl LiveService {
         metrics: Metrics,
         config: LiveConfig,
         rtmp_url: String,
+        public_url: String,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(LiveService {
@@ -81,6 +88,7 @@ impl LiveService {
             metrics,
             config,
             rtmp_url,
+            public_url,
             shutdown,
             per_ip: Arc::default(),
             running: RunningSessions::default(),
@@ -243,28 +251,40 @@ impl LiveService {
                 SessionEvent::PublishRequested {
                     app, stream_key, ..
                 } => {
-                    // Control events from here on are looked for once the session can be
-                    // stopped (see `publish`).
-                    let history_mark = self.db.latest_event_seq().await.ok();
-                    let Some(stream) = self.authorise(&app, &stream_key, &mut connection).await?
-                    else {
-                        return Ok(());
-                    };
-                    return self.publish(connection, stream, origin, history_mark).await;
+                    return self
+                        .authorise_and_publish(connection, &app, &stream_key, origin)
+                        .await;
                 }
                 other => debug!(event = ?other, "Event before publish ignored."),
             }
         }
     }
 
+    /// Authorises a publish request and, when accepted, runs it until it ends.
+    async fn authorise_and_publish<P: Publisher>(
+        &self,
+        mut connection: P,
+        app: &str,
+        stream_key: &str,
+        origin: SessionOrigin,
+    ) -> Result<(), P::Error> {
+        // Control events from here on are looked for once the session can be stopped (see
+        // `publish`).
+        let history_mark = self.db.latest_event_seq().await.ok();
+        let Some(stream) = self.authorise(app, stream_key, &mut connection).await? else {
+            return Ok(());
+        };
+        self.publish(connection, stream, origin, history_mark).await
+    }
+
     /// Looks the stream key up and claims the stream for this publisher; refuses the publish
     /// (and returns `None`) when it may not go on.
-    async fn authorise(
+    async fn authorise<P: Publisher>(
         &self,
         app: &str,
         stream_key: &str,
-        connection: &mut RtmpConnection,
-    ) -> Result<Option<LiveStream>, IngestError> {
+        connection: &mut P,
+    ) -> Result<Option<LiveStream>, P::Error> {
         let reason = if app != "live" {
             format!("unknown application {app:?}; publish to rtmp://HOST/live/STREAM_KEY")
         } else if stream_key.is_empty() {
@@ -296,13 +316,13 @@ impl LiveService {
 
     /// Runs an accepted publish until the encoder stops or vanishes. `history_mark` is the
     /// event history's position when the publish was requested.
-    async fn publish(
+    async fn publish<P: Publisher>(
         &self,
-        mut connection: RtmpConnection,
+        mut connection: P,
         stream: LiveStream,
         origin: SessionOrigin,
         history_mark: Option<i64>,
-    ) -> Result<(), IngestError> {
+    ) -> Result<(), P::Error> {
         let session = match self.db.start_session(&stream.id, &origin).await {
             Ok(session) => session,
             Err(e) => {
@@ -325,7 +345,7 @@ impl LiveService {
             .register(&stream.id, history_mark.unwrap_or(i64::MIN));
         connection.accept_publish().await?;
         let encoder = origin.encoder.as_deref().unwrap_or("unknown encoder");
-        info!(live_stream_id = %stream.id, session_id = %session.id, encoder = %encoder, "Publisher connected.");
+        info!(live_stream_id = %stream.id, session_id = %session.id, protocol = origin.protocol, encoder = %encoder, "Publisher connected.");
         self.metrics.session_started(&session.id);
         self.emit_stream_event(EventType::LiveStreamConnected, &stream.id)
             .await;
@@ -394,7 +414,7 @@ impl LiveService {
                 return;
             }
         };
-        match live_stream_event_data(&self.db, &self.rtmp_url, stream).await {
+        match live_stream_event_data(&self.db, &self.rtmp_url, &self.public_url, stream).await {
             Ok(data) => {
                 self.emit(NewEvent::new(event_type, live_stream_id, data))
                     .await
@@ -449,13 +469,13 @@ impl LiveService {
 
     /// Runs the session until the publisher stops, the pipeline fails, the server shuts down
     /// or the control plane stops it (then returns why).
-    async fn run_session(
+    async fn run_session<P: Publisher>(
         &self,
-        mut connection: RtmpConnection,
+        mut connection: P,
         stream: &LiveStream,
         session_id: &str,
         stop: &mut StopSignal,
-    ) -> Result<(Option<StopReason>, u64), IngestError> {
+    ) -> Result<(Option<StopReason>, u64), P::Error> {
         let started = Instant::now();
         let mut gate = StartGate::default();
         let mut pipeline: Option<SessionPipeline> = None;
@@ -496,11 +516,13 @@ impl LiveService {
                     gate.frame_rate = metadata.frame_rate.or(gate.frame_rate)
                 }
                 SessionEvent::Track(track) => match (&mut pipeline, track) {
-                    (_, TrackInfo::OtherVideo { codec }) => {
-                        warn!(codec = %codec.name(), "Refused publish: only H.264 video can be ingested.");
+                    (_, TrackInfo::OtherVideo { codec }) if codec != VideoCodec::Vp8 => {
+                        warn!(codec = %codec.name(), "Refused publish: only H.264 (and VP8 over WebRTC) video can be ingested.");
                         break Ok(None);
                     }
-                    (_, TrackInfo::OtherAudio { codec }) if codec != AudioCodec::Mp3 => {
+                    (_, TrackInfo::OtherAudio { codec })
+                        if !matches!(codec, AudioCodec::Mp3 | AudioCodec::Opus) =>
+                    {
                         warn!(codec = %codec.name(), "Audio codec not supported; the stream goes on without audio.");
                         gate.audio_unsupported = true;
                     }

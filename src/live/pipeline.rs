@@ -5,8 +5,9 @@
 //!           ──audio────────────────────────────────────────────────────────────────────┴─> packaging thread ──> ObjectStore
 //! ```
 //!
-//! AAC audio is passed through; MP3 audio is transcoded to AAC-LC on the packaging thread
-//! (see [`AudioInput`]).
+//! AAC audio is passed through; MP3 and Opus audio are transcoded to AAC-LC on the packaging
+//! thread (see [`AudioInput`]). Video is H.264 (RTMP, WebRTC) or VP8 (WebRTC); VP8 has no
+//! `source` rung (there is nothing to repackage into fMP4), so its ladder is encoded rungs only.
 //!
 //! Every queue is bounded. The transcoder drops (and counts) when it falls behind real time;
 //! audio and the packaging channel apply backpressure to the publisher's TCP connection.
@@ -17,11 +18,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
-use sluice_media::{AudioCodec, AudioSpecificConfig, AvcConfig, Mp3FrameHeader, Packet, TrackKind};
+use sluice_media::{
+    AudioCodec, AudioSpecificConfig, AvcConfig, Mp3FrameHeader, Packet, TrackKind, VideoCodec,
+};
 use sluice_storage::ObjectStore;
 use sluice_transcoder::{
     plan, AacTranscoder, EncoderSettings, Ladder, LiveTranscoder, PlannedRung, TranscodeError,
-    TranscoderOutput,
+    TranscoderOutput, VideoSource,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -38,9 +41,57 @@ const FALLBACK_FRAME_RATE: f64 = 30.0;
 
 /// What is known about a publisher's tracks when its pipeline starts.
 pub struct SourceDescription {
-    pub video: AvcConfig,
+    pub video: SourceVideo,
     pub frame_rate: Option<f64>,
     pub audio: Option<SourceAudio>,
+}
+
+/// The publisher's video track.
+#[derive(Clone, Debug)]
+pub enum SourceVideo {
+    /// H.264 with its decoder configuration.
+    Avc(AvcConfig),
+    /// VP8, sized by its first key frame.
+    Vp8 { width: u32, height: u32 },
+}
+
+impl SourceVideo {
+    fn codec(&self) -> VideoCodec {
+        match self {
+            SourceVideo::Avc(_) => VideoCodec::H264,
+            SourceVideo::Vp8 { .. } => VideoCodec::Vp8,
+        }
+    }
+
+    pub fn width(&self) -> u32 {
+        match self {
+            SourceVideo::Avc(config) => config.width,
+            SourceVideo::Vp8 { width, .. } => *width,
+        }
+    }
+
+    pub fn height(&self) -> u32 {
+        match self {
+            SourceVideo::Avc(config) => config.height,
+            SourceVideo::Vp8 { height, .. } => *height,
+        }
+    }
+
+    /// The RFC 6381 codec string; VP8 has none here (it never reaches a playlist).
+    fn codec_string(&self) -> Option<String> {
+        match self {
+            SourceVideo::Avc(config) => Some(config.codec_string()),
+            SourceVideo::Vp8 { .. } => None,
+        }
+    }
+
+    /// What the transcoder decodes.
+    fn decoder_source(&self) -> VideoSource {
+        match self {
+            SourceVideo::Avc(config) => VideoSource::Avc(config.clone()),
+            SourceVideo::Vp8 { .. } => VideoSource::Vp8,
+        }
+    }
 }
 
 /// The publisher's audio track, in a form the pipeline carries.
@@ -50,6 +101,8 @@ pub enum SourceAudio {
     Aac(AudioSpecificConfig),
     /// MP3 (described by its first frame's header), transcoded to AAC-LC.
     Mp3(Mp3FrameHeader),
+    /// Opus (WebRTC, 48 kHz) of this many channels, transcoded to AAC-LC.
+    Opus { channels: u8 },
 }
 
 impl SourceAudio {
@@ -57,14 +110,15 @@ impl SourceAudio {
         match self {
             SourceAudio::Aac(_) => AudioCodec::Aac,
             SourceAudio::Mp3(_) => AudioCodec::Mp3,
+            SourceAudio::Opus { .. } => AudioCodec::Opus,
         }
     }
 
-    /// The RFC 6381 codec string; MP3 has none here (it never reaches a playlist).
+    /// The RFC 6381 codec string; MP3 and Opus have none here (they never reach a playlist).
     fn codec_string(&self) -> Option<String> {
         match self {
             SourceAudio::Aac(config) => Some(config.codec_string()),
-            SourceAudio::Mp3(_) => None,
+            SourceAudio::Mp3(_) | SourceAudio::Opus { .. } => None,
         }
     }
 
@@ -72,6 +126,7 @@ impl SourceAudio {
         match self {
             SourceAudio::Aac(config) => config.sample_rate,
             SourceAudio::Mp3(header) => header.sample_rate,
+            SourceAudio::Opus { .. } => 48_000,
         }
     }
 
@@ -79,6 +134,7 @@ impl SourceAudio {
         match self {
             SourceAudio::Aac(config) => config.channels,
             SourceAudio::Mp3(header) => header.channels,
+            SourceAudio::Opus { channels } => *channels,
         }
     }
 }
@@ -131,12 +187,20 @@ impl SessionPipeline {
         } else {
             serde_json::from_value(ladder.clone()).context("stored ladder is invalid")?
         };
-        let rungs = plan(
+        let mut rungs = plan(
             &ladder,
-            source.video.width,
-            source.video.height,
+            source.video.width(),
+            source.video.height(),
             source.frame_rate,
         )?;
+        if source.video.codec_string().is_none() {
+            rungs.retain(|rung| matches!(rung, PlannedRung::Encode(_)));
+            anyhow::ensure!(
+                !rungs.is_empty(),
+                "a {} source cannot be repackaged: its ladder needs an encoded rung",
+                source.video.codec().name()
+            );
+        }
         let source_rate = source.frame_rate.unwrap_or(FALLBACK_FRAME_RATE);
         let plans = rungs
             .iter()
@@ -150,7 +214,7 @@ impl SessionPipeline {
         info!(
             live_stream_id,
             session_id,
-            source = %format!("{}x{}", source.video.width, source.video.height),
+            source = %format!("{}x{}", source.video.width(), source.video.height()),
             rungs = %rungs.iter().map(PlannedRung::name).collect::<Vec<_>>().join(","),
             "Starting the live ladder."
         );
@@ -160,7 +224,8 @@ impl SessionPipeline {
             keyframe_interval: segment,
             ..EncoderSettings::default()
         };
-        let (transcoder, outputs) = LiveTranscoder::start(&source.video, rungs, settings)?;
+        let (transcoder, outputs) =
+            LiveTranscoder::start(source.video.decoder_source(), rungs, settings)?;
 
         let (packaging, mut inbox) = mpsc::channel(PACKAGING_QUEUE);
         let destination = Destination {
@@ -169,16 +234,23 @@ impl SessionPipeline {
             live_stream_id: live_stream_id.to_owned(),
             session_id: session_id.to_owned(),
         };
-        let audio = match &source.audio {
-            Some(SourceAudio::Aac(config)) => Some(AudioInput::PassThrough(config.clone())),
-            Some(SourceAudio::Mp3(header)) => match AacTranscoder::from_mp3(*header) {
-                Ok(transcoder) => Some(AudioInput::Transcode(transcoder)),
-                Err(e) => {
-                    warn!(error = %e, "MP3 audio cannot be transcoded; the stream goes on without audio.");
-                    source.audio = None;
-                    None
-                }
-            },
+        let opened = match &source.audio {
+            Some(SourceAudio::Aac(config)) => Some(Ok(AudioInput::PassThrough(config.clone()))),
+            Some(SourceAudio::Mp3(header)) => {
+                Some(AacTranscoder::from_mp3(*header).map(AudioInput::Transcode))
+            }
+            Some(SourceAudio::Opus { channels }) => {
+                Some(AacTranscoder::from_opus(*channels).map(AudioInput::Transcode))
+            }
+            None => None,
+        };
+        let audio = match opened {
+            Some(Err(e)) => {
+                let codec = source.audio.take().map(|audio| audio.codec().name());
+                warn!(codec = ?codec, error = %e, "Audio cannot be transcoded; the stream goes on without audio.");
+                None
+            }
+            Some(Ok(input)) => Some(input),
             None => None,
         };
         let window = config.playlist_window;
@@ -251,15 +323,17 @@ impl SessionPipeline {
     pub fn input_description(&self) -> serde_json::Value {
         let video = &self.source.video;
         let audio = self.source.audio.as_ref();
-        let codecs: Vec<String> = std::iter::once(video.codec_string())
+        let codecs: Vec<String> = video
+            .codec_string()
+            .into_iter()
             .chain(audio.and_then(SourceAudio::codec_string))
             .collect();
         json!({
-            "video_codec": "h264",
+            "video_codec": video.codec().name(),
             "audio_codec": audio.map(|a| a.codec().name()),
             "codecs": codecs.join(","),
-            "width": video.width,
-            "height": video.height,
+            "width": video.width(),
+            "height": video.height(),
             "frame_rate": self.source.frame_rate,
             "audio_sample_rate": audio.map(SourceAudio::sample_rate),
             "audio_channels": audio.map(SourceAudio::channels),

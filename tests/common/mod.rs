@@ -14,6 +14,7 @@ use serde_json::Value;
 use sluice_storage::test_support::TestDatabase;
 
 pub mod vod;
+pub mod whip;
 
 pub const API_KEY: &str = "test-key";
 pub const API_SECRET: &str = "test-secret-0123456789";

@@ -1,0 +1,61 @@
+// Publishes to a Sluice live stream from headless Chromium through its "Go live from this
+// browser" page, with Chromium's fake camera and microphone, and prints JSON report lines.
+//
+//   node publish.mjs <publish page URL> <stream key> <seconds live>
+//
+// Prints {"state":"live"} once the page says it is live (or {"state":"failed",...} and exits
+// 1), stays live for the given seconds, then closes the tab without the page's Stop button
+// (no DELETE: the server must notice the publisher is gone) and prints {"state":"closed"}.
+import { chromium } from "playwright-core";
+
+const [url, key, secondsArg] = process.argv.slice(2);
+if (!url || !key) {
+  console.error("usage: node publish.mjs <publish page URL> <stream key> [seconds]");
+  process.exit(2);
+}
+const liveSeconds = Number(secondsArg ?? 20);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+  ],
+});
+let exitCode = 0;
+try {
+  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
+  const page = await context.newPage();
+  const consoleLines = [];
+  page.on("console", (message) => consoleLines.push(message.text()));
+  await page.goto(url);
+  await page.fill("#key", key);
+  await page.click("#start");
+  await page.waitForFunction(
+    () => ["live", "failed"].includes(document.getElementById("status").dataset.state),
+    null,
+    { timeout: 30000, polling: 100 },
+  );
+  const status = await page.evaluate(() => document.getElementById("status").textContent);
+  const state = await page.evaluate(() => document.getElementById("status").dataset.state);
+  console.log(JSON.stringify({ state, status, console: consoleLines }));
+  if (state !== "live") {
+    exitCode = 1;
+  } else {
+    await new Promise((resolve) => setTimeout(resolve, liveSeconds * 1000));
+    await page.close();
+    console.log(JSON.stringify({ state: "closed" }));
+  }
+} catch (error) {
+  console.log(JSON.stringify({ state: "failed", status: String(error) }));
+  exitCode = 1;
+} finally {
+  await browser.close();
+}
+process.exit(exitCode);
