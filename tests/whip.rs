@@ -112,29 +112,34 @@ fn bad_whip_requests_get_clear_json_errors() {
     let response = server.whip_offer(&id, &key, bare);
     assert_eq!(response.status, 400, "{}", response.text());
 
-    // CORS preflight from a page on another origin, and a plain OPTIONS.
-    let preflight = http_request(
-        "OPTIONS",
+    // CORS preflight from a page on another origin, on the endpoint and on a session.
+    for path in [format!("/whip/{id}"), format!("/whip/{id}/sessions/whs_x")] {
+        let preflight = http_request(
+            "OPTIONS",
+            &server.url(&path),
+            &[
+                "Origin: https://studio.example",
+                "Access-Control-Request-Method: POST",
+                "Access-Control-Request-Headers: authorization, content-type",
+            ],
+            None,
+        );
+        assert_eq!(preflight.status, 200);
+        assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+        let methods = preflight.header("access-control-allow-methods").unwrap_or_default();
+        assert!(methods.contains("POST") && methods.contains("DELETE"), "{methods}");
+        let headers = preflight.header("access-control-allow-headers").unwrap_or_default();
+        assert!(headers.contains("authorization"), "{headers}");
+    }
+    // A cross-origin POST can read the session's Location.
+    let exposed = http_request(
+        "POST",
         &server.url(&format!("/whip/{id}")),
-        &[
-            "Origin: https://studio.example",
-            "Access-Control-Request-Method: POST",
-            "Access-Control-Request-Headers: authorization, content-type",
-        ],
-        None,
+        &["Origin: https://studio.example", "Content-Type: application/sdp", "Authorization: Bearer nope"],
+        Some(offer.as_bytes()),
     );
-    assert_eq!(preflight.status, 200);
-    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
-    let methods = preflight
-        .header("access-control-allow-methods")
-        .unwrap_or_default();
-    assert!(
-        methods.contains("POST") && methods.contains("DELETE"),
-        "{methods}"
-    );
-    let options = http_request("OPTIONS", &server.url(&format!("/whip/{id}")), &[], None);
-    assert_eq!(options.status, 204);
-    assert_eq!(options.header("accept-post"), Some("application/sdp"));
+    let exposed = exposed.header("access-control-expose-headers").unwrap_or_default().to_owned();
+    assert!(exposed.contains("location") && exposed.contains("etag"), "{exposed}");
 
     // Trickle ICE is not offered; unknown sessions are 404.
     let session_url = server.url(&format!("/whip/{id}/sessions/whs_unknown"));
@@ -239,7 +244,7 @@ fn chromium_goes_live_through_the_publish_page_and_closing_the_tab_ends_the_sess
     let server = whip_server();
     let (id, key) = live_stream(
         &server,
-        json!({"name": "browser", "ladder": ["360p", "240p"]}),
+        json!({"name": "browser", "ladder": ["480p", "360p"]}),
     );
     let (_, stream) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
     let playback_id = stream["data"]["playback_ids"][0]["id"]

@@ -220,7 +220,9 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .layer(middleware::from_fn(uploads::tus_headers));
 
     let (whip, whip_spec) = whip::routes().split_for_parts();
-    let whip = whip.method_not_allowed_fallback(error::method_not_allowed);
+    let whip = whip
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(whip::cors());
 
     let (operations, mut spec) = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))

@@ -9,7 +9,7 @@
 //!   the answer, and the client's are learnt from its connectivity checks, so `PATCH` is 405
 //!   as RFC 9725 §4.3.1 allows.
 //! - CORS is open (a browser page on any origin may publish), exposing `Location`, `Link` and
-//!   `ETag`; `OPTIONS` answers preflights and, outside CORS, says what `POST` accepts.
+//!   `ETag`; `OPTIONS` on any WHIP path is answered by the CORS layer.
 //! - `GET /live/{live_stream_id}/publish` serves a static page that captures camera and
 //!   microphone and publishes them through the endpoint above with the key the user types.
 //!
@@ -121,24 +121,23 @@ pub trait WhipIngest: Send + Sync {
     ) -> Result<(), WhipError>;
 }
 
-/// The WHIP routes and the publish page, CORS open.
+/// The WHIP routes and the publish page.
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(offer, options))
+        .routes(routes!(offer))
         .routes(routes!(end))
         .routes(routes!(publish_page))
         .layer(DefaultBodyLimit::max(MAX_OFFER_BYTES))
-        .layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods([Method::POST, Method::DELETE, Method::OPTIONS])
-                .allow_headers([
-                    header::AUTHORIZATION,
-                    header::CONTENT_TYPE,
-                    header::IF_MATCH,
-                ])
-                .expose_headers([header::LOCATION, header::LINK, header::ETAG]),
-        )
+}
+
+/// CORS of the WHIP routes: any origin may publish (the stream key is the credential), and a
+/// page reads the session's `Location`.
+pub(crate) fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH])
+        .expose_headers([header::LOCATION, header::LINK, header::ETAG])
 }
 
 /// The ingest plane, or 503 when this server runs none.
@@ -239,23 +238,6 @@ pub async fn offer(
         answer.sdp,
     )
         .into_response())
-}
-
-/// What `POST` on a WHIP endpoint accepts (preflights are answered by the CORS layer).
-#[utoipa::path(options, path = "/whip/{live_stream_id}", tag = "webrtc ingest",
-    params(("live_stream_id" = String, Path, description = "The live stream")),
-    responses((status = 204, description = "`Accept-Post: application/sdp`")))]
-pub async fn options(ApiPath(_live_stream_id): ApiPath<String>) -> impl IntoResponse {
-    (
-        StatusCode::NO_CONTENT,
-        [
-            (header::ALLOW, HeaderValue::from_static("OPTIONS, POST")),
-            (
-                header::HeaderName::from_static("accept-post"),
-                HeaderValue::from_static(SDP),
-            ),
-        ],
-    )
 }
 
 /// Ends a WHIP session: the publisher stops, the session ends as an RTMP one would.
