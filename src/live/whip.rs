@@ -114,23 +114,26 @@ impl WhipService {
         }))
     }
 
-    /// An `Rtc` that takes only what the pipeline carries, with its SDP answer to `sdp`.
-    fn answer(&self, sdp: &str) -> Result<(Rtc, String), WhipError> {
-        let offer = SdpOffer::from_sdp_string(sdp)
+    /// An `Rtc` that takes only what the pipeline carries, with its SDP answer to `offer`.
+    /// The publisher's order of video codecs is kept: the answer picks its first choice.
+    fn answer(&self, offer: &WhipOffer) -> Result<(Rtc, String), WhipError> {
+        let sdp = SdpOffer::from_sdp_string(&offer.sdp)
             .map_err(|e| WhipError::BadOffer(format!("malformed SDP offer: {e}")))?;
-        let mut rtc = Rtc::builder()
-            .set_ice_lite(true)
-            .clear_codecs()
-            .enable_h264(true)
-            .enable_vp8(true)
-            .enable_opus(true, false)
-            .build(Instant::now());
+        let mut config = Rtc::builder().set_ice_lite(true).clear_codecs();
+        for codec in &offer.offered.video_codecs {
+            config = match codec.as_str() {
+                "VP8" => config.enable_vp8(true),
+                "H264" => config.enable_h264(true),
+                _ => config,
+            };
+        }
+        let mut rtc = config.enable_opus(true, false).build(Instant::now());
         let candidate = Candidate::host(self.candidate, "udp")
             .map_err(|e| WhipError::Internal(format!("host candidate {}: {e}", self.candidate)))?;
         rtc.add_local_candidate(candidate);
         let answer = rtc
             .sdp_api()
-            .accept_offer(offer)
+            .accept_offer(sdp)
             .map_err(|e| WhipError::BadOffer(format!("the SDP offer cannot be answered: {e}")))?;
         Ok((rtc, answer.to_sdp_string()))
     }
@@ -159,7 +162,7 @@ impl WhipIngest for WhipService {
             warn!(live_stream_id = %stream.id, "Refused WHIP publish: the live stream already has a publisher.");
             return Err(WhipError::Busy);
         }
-        let (rtc, answer) = self.answer(&offer.sdp).inspect_err(|e| {
+        let (rtc, answer) = self.answer(&offer).inspect_err(|e| {
             warn!(live_stream_id = %stream.id, error = %e, "Refused WHIP publish: bad offer.");
         })?;
 
