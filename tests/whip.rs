@@ -126,20 +126,37 @@ fn bad_whip_requests_get_clear_json_errors() {
         );
         assert_eq!(preflight.status, 200);
         assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
-        let methods = preflight.header("access-control-allow-methods").unwrap_or_default();
-        assert!(methods.contains("POST") && methods.contains("DELETE"), "{methods}");
-        let headers = preflight.header("access-control-allow-headers").unwrap_or_default();
+        let methods = preflight
+            .header("access-control-allow-methods")
+            .unwrap_or_default();
+        assert!(
+            methods.contains("POST") && methods.contains("DELETE"),
+            "{methods}"
+        );
+        let headers = preflight
+            .header("access-control-allow-headers")
+            .unwrap_or_default();
         assert!(headers.contains("authorization"), "{headers}");
     }
     // A cross-origin POST can read the session's Location.
     let exposed = http_request(
         "POST",
         &server.url(&format!("/whip/{id}")),
-        &["Origin: https://studio.example", "Content-Type: application/sdp", "Authorization: Bearer nope"],
+        &[
+            "Origin: https://studio.example",
+            "Content-Type: application/sdp",
+            "Authorization: Bearer nope",
+        ],
         Some(offer.as_bytes()),
     );
-    let exposed = exposed.header("access-control-expose-headers").unwrap_or_default().to_owned();
-    assert!(exposed.contains("location") && exposed.contains("etag"), "{exposed}");
+    let exposed = exposed
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        exposed.contains("location") && exposed.contains("etag"),
+        "{exposed}"
+    );
 
     // Trickle ICE is not offered; unknown sessions are 404.
     let session_url = server.url(&format!("/whip/{id}/sessions/whs_unknown"));
@@ -263,8 +280,11 @@ fn go_live_from_chromium(codec: &str) {
         .unwrap()
         .to_owned();
 
-    let mut browser =
-        BrowserPublisher::start(&server.url(&format!("/live/{id}/publish?codec={codec}")), &key, 25);
+    let mut browser = BrowserPublisher::start(
+        &server.url(&format!("/live/{id}/publish?codec={codec}")),
+        &key,
+        25,
+    );
     let report = browser.next_report();
     assert_eq!(report["state"], "live", "{report}\n{}", server.log());
 
