@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::live::whip::WhipService;
-use crate::live::LiveService;
+use crate::live::{IngestUrls, LiveService};
 use crate::webhooks::WebhookDispatcher;
 
 /// The master key sealing API key secrets: SLUICE_MASTER_KEY, else `data_dir/master.key`
@@ -86,8 +86,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         events.clone(),
         metrics.clone(),
         config.live.clone(),
-        config.rtmp_public_url(),
-        config.public_url(),
+        IngestUrls {
+            rtmp_url: config.rtmp_public_url(),
+            public_url: config.public_url(),
+        },
         stopping.clone(),
     );
     let whip: Option<Arc<dyn sluice_api::WhipIngest>> = match config.whip.enabled {

@@ -51,6 +51,13 @@ const CATCH_UP_PAGE: u64 = 500;
 /// How often the session row's counters are refreshed.
 const SESSION_UPDATE_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Where publishers are told to send: the RTMP ingest URL, and the API's public base URL (under
+/// which each stream's WHIP endpoint lives).
+pub struct IngestUrls {
+    pub rtmp_url: String,
+    pub public_url: String,
+}
+
 /// Accepts RTMP connections and runs one task per publisher.
 pub struct LiveService {
     db: Db,
@@ -58,10 +65,8 @@ pub struct LiveService {
     events: EventBus,
     metrics: Metrics,
     config: LiveConfig,
-    /// The ingest URL shown in events' live stream objects.
-    rtmp_url: String,
-    /// The API's public base URL, for the WHIP URL in events' live stream objects.
-    public_url: String,
+    /// The URLs shown in events' live stream objects.
+    urls: IngestUrls,
     shutdown: watch::Receiver<bool>,
     /// Open RTMP connections per client address.
     per_ip: OpenConnections,
@@ -77,8 +82,7 @@ impl LiveService {
         events: EventBus,
         metrics: Metrics,
         config: LiveConfig,
-        rtmp_url: String,
-        public_url: String,
+        urls: IngestUrls,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(LiveService {
@@ -87,8 +91,7 @@ impl LiveService {
             events,
             metrics,
             config,
-            rtmp_url,
-            public_url,
+            urls,
             shutdown,
             per_ip: Arc::default(),
             running: RunningSessions::default(),
@@ -414,7 +417,11 @@ impl LiveService {
                 return;
             }
         };
-        match live_stream_event_data(&self.db, &self.rtmp_url, &self.public_url, stream).await {
+        let IngestUrls {
+            rtmp_url,
+            public_url,
+        } = &self.urls;
+        match live_stream_event_data(&self.db, rtmp_url, public_url, stream).await {
             Ok(data) => {
                 self.emit(NewEvent::new(event_type, live_stream_id, data))
                     .await
