@@ -32,6 +32,7 @@ bench:
 	$(CARGO) build --release --locked
 	scripts/bench-live.sh
 	$(CARGO) bench --locked --bench vod_upload
+	$(CARGO) bench --locked --bench whip_publish
 
 fmt:
 	$(CARGO) fmt --all

@@ -3,7 +3,10 @@
 //
 //   node publish.mjs <publish page URL> <stream key> <seconds live>
 //
-// Prints {"state":"live"} once the page says it is live (or {"state":"failed",...} and exits
+// FAKE_VIDEO (a .y4m file) and FAKE_AUDIO (a .wav file) replace Chromium's built-in fake
+// camera pattern and beep with those files (looped), so a benchmark can send known content.
+// Prints {"state":"live","clickedAt":<ms since the epoch of the "Go live" click>} once the page
+// says it is live (or {"state":"failed",...} and exits
 // 1), stays live for the given seconds, then closes the tab without the page's Stop button
 // (no DELETE: the server must notice the publisher is gone) and prints {"state":"closed"}.
 import { chromium } from "playwright-core";
@@ -26,6 +29,8 @@ const browser = await chromium.launch({
     "--disable-sync",
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
+    ...(process.env.FAKE_VIDEO ? [`--use-file-for-fake-video-capture=${process.env.FAKE_VIDEO}`] : []),
+    ...(process.env.FAKE_AUDIO ? [`--use-file-for-fake-audio-capture=${process.env.FAKE_AUDIO}`] : []),
   ],
 });
 let exitCode = 0;
@@ -36,6 +41,7 @@ try {
   page.on("console", (message) => consoleLines.push(message.text()));
   await page.goto(url);
   await page.fill("#key", key);
+  const clickedAt = Date.now();
   await page.click("#start");
   await page.waitForFunction(
     () => ["live", "failed"].includes(document.getElementById("status").dataset.state),
@@ -44,7 +50,7 @@ try {
   );
   const status = await page.evaluate(() => document.getElementById("status").textContent);
   const state = await page.evaluate(() => document.getElementById("status").dataset.state);
-  console.log(JSON.stringify({ state, status, console: consoleLines }));
+  console.log(JSON.stringify({ state, status, clickedAt, console: consoleLines }));
   if (state !== "live") {
     exitCode = 1;
   } else {
