@@ -44,22 +44,25 @@ struct Outcome {
 
 /// The raw content both publishers send.
 fn make_content(dir: &Path) -> (PathBuf, PathBuf) {
-    let video = dir.join("content-720p30.y4m");
-    let audio = dir.join("content.wav");
-    run(Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!(
-            "testsrc2=size=1280x720:rate=30:duration={LOOP_SECONDS}"
-        ))
-        .args(["-pix_fmt", "yuv420p"])
-        .arg(&video));
-    run(Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!(
-            "sine=frequency=440:sample_rate=48000:duration={LOOP_SECONDS}"
-        ))
-        .args(["-ac", "2"])
-        .arg(&audio));
+    let render = |source: String, args: &[&str], name: &str| {
+        let path = dir.join(name);
+        run(Command::new("ffmpeg")
+            .args(["-hide_banner", "-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(source)
+            .args(args)
+            .arg(&path));
+        path
+    };
+    let video = render(
+        format!("testsrc2=size=1280x720:rate=30:duration={LOOP_SECONDS}"),
+        &["-pix_fmt", "yuv420p"],
+        "content-720p30.y4m",
+    );
+    let audio = render(
+        format!("sine=frequency=440:sample_rate=48000:duration={LOOP_SECONDS}"),
+        &["-ac", "2"],
+        "content.wav",
+    );
     (video, audio)
 }
 

@@ -11,7 +11,16 @@ use super::{http_request, HttpResponse, Server};
 /// A WebRTC offer as a browser makes it (ICE credentials, DTLS fingerprint, BUNDLE), with
 /// Opus audio and one video section offering `video_codecs` (`rtpmap` encoding names).
 pub fn browser_offer(video_codecs: &[&str]) -> String {
-    let mut sdp = String::from(
+    // What every media section of a bundled offer repeats: transport, ICE and DTLS.
+    let transport = "c=IN IP4 0.0.0.0\r\n\
+         a=rtcp:9 IN IP4 0.0.0.0\r\n\
+         a=ice-ufrag:Qx4b\r\n\
+         a=ice-pwd:3bKx1Uy0yR7nBQ2y8aVq9TfW\r\n\
+         a=fingerprint:sha-256 6B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r\n\
+         a=setup:actpass\r\n\
+         a=sendonly\r\n\
+         a=rtcp-mux\r\n";
+    let mut sdp = format!(
         "v=0\r\n\
          o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n\
          s=-\r\n\
@@ -19,16 +28,9 @@ pub fn browser_offer(video_codecs: &[&str]) -> String {
          a=group:BUNDLE 0 1\r\n\
          a=msid-semantic: WMS\r\n\
          m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
-         c=IN IP4 0.0.0.0\r\n\
-         a=rtcp:9 IN IP4 0.0.0.0\r\n\
-         a=ice-ufrag:Qx4b\r\n\
-         a=ice-pwd:3bKx1Uy0yR7nBQ2y8aVq9TfW\r\n\
-         a=fingerprint:sha-256 6B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r\n\
-         a=setup:actpass\r\n\
+         {transport}\
          a=mid:0\r\n\
-         a=sendonly\r\n\
          a=msid:- audio0\r\n\
-         a=rtcp-mux\r\n\
          a=rtpmap:111 opus/48000/2\r\n\
          a=fmtp:111 minptime=10;useinbandfec=1\r\n\
          a=ssrc:1001 cname:sluicetest\r\n",
@@ -38,16 +40,9 @@ pub fn browser_offer(video_codecs: &[&str]) -> String {
         .collect();
     sdp.push_str(&format!(
         "m=video 9 UDP/TLS/RTP/SAVPF {}\r\n\
-         c=IN IP4 0.0.0.0\r\n\
-         a=rtcp:9 IN IP4 0.0.0.0\r\n\
-         a=ice-ufrag:Qx4b\r\n\
-         a=ice-pwd:3bKx1Uy0yR7nBQ2y8aVq9TfW\r\n\
-         a=fingerprint:sha-256 6B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r\n\
-         a=setup:actpass\r\n\
+         {transport}\
          a=mid:1\r\n\
-         a=sendonly\r\n\
          a=msid:- video0\r\n\
-         a=rtcp-mux\r\n\
          a=rtcp-rsize\r\n",
         payload_types.join(" ")
     ));

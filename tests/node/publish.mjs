@@ -9,7 +9,7 @@
 // says it is live (or {"state":"failed",...} and exits
 // 1), stays live for the given seconds, then closes the tab without the page's Stop button
 // (no DELETE: the server must notice the publisher is gone) and prints {"state":"closed"}.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [url, key, secondsArg] = process.argv.slice(2);
 if (!url || !key) {
@@ -18,21 +18,12 @@ if (!url || !key) {
 }
 const liveSeconds = Number(secondsArg ?? 20);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    ...(process.env.FAKE_VIDEO ? [`--use-file-for-fake-video-capture=${process.env.FAKE_VIDEO}`] : []),
-    ...(process.env.FAKE_AUDIO ? [`--use-file-for-fake-audio-capture=${process.env.FAKE_AUDIO}`] : []),
-  ],
-});
+const browser = await launchChromium([
+  "--use-fake-device-for-media-stream",
+  "--use-fake-ui-for-media-stream",
+  ...(process.env.FAKE_VIDEO ? [`--use-file-for-fake-video-capture=${process.env.FAKE_VIDEO}`] : []),
+  ...(process.env.FAKE_AUDIO ? [`--use-file-for-fake-audio-capture=${process.env.FAKE_AUDIO}`] : []),
+]);
 let exitCode = 0;
 try {
   const context = await browser.newContext({ permissions: ["camera", "microphone"] });
