@@ -702,6 +702,32 @@ mod tests {
     }
 
     #[test]
+    fn whip_settings_default_to_the_http_port_and_are_checked() {
+        let config: Config = toml::from_str("http = \"127.0.0.1:9000\"").unwrap();
+        assert_eq!(config.whip, WhipConfig::default());
+        assert!(config.whip.enabled);
+        assert_eq!(config.whip_udp_addr(), "127.0.0.1:9000".parse().unwrap());
+        config.validate().unwrap();
+
+        let config: Config = toml::from_str(
+            "[whip]\nudp_port = 8189\npublic_ip = \"203.0.113.10\"\nmedia_timeout_seconds = 4",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.whip_udp_addr().port(), 8189);
+        assert_eq!(config.whip.public_ip, Some("203.0.113.10".parse().unwrap()));
+        for bad in [
+            "connect_timeout_seconds = 0",
+            "media_timeout_seconds = 1000",
+        ] {
+            let config: Config = toml::from_str(&format!("[whip]\n{bad}")).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.starts_with("whip."), "{error}");
+        }
+        assert!(toml::from_str::<Config>("[whip]\nport = 1").is_err());
+    }
+
+    #[test]
     fn upload_settings_default_to_the_data_directory_and_are_checked() {
         let config: Config = toml::from_str("").unwrap();
         let settings = config.uploads.settings(Path::new("/srv/sluice"));

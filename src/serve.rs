@@ -92,7 +92,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         stopping.clone(),
     );
-    let whip: Option<Arc<dyn sluice_api::WhipIngest>> = match config.whip.enabled {
+    let whip = match config.whip.enabled {
         true => Some(
             WhipService::start(
                 live.clone(),
@@ -115,7 +115,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         jwt_audience: config.auth.jwt_audience.clone(),
         uploads: sluice_api::Uploads::new(config.uploads.settings(&config.data_dir)),
         images: Some(crate::images::images(&config.data_dir)),
-        whip,
+        whip: whip
+            .clone()
+            .map(|whip| whip as Arc<dyn sluice_api::WhipIngest>),
     };
     let upload_sweeper = sluice_api::spawn_upload_sweeper(state.clone(), stopping.clone());
     let app = sluice_api::router(state);
@@ -157,6 +159,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // outbox), then event streams close so HTTP can stop.
     let _ = stop.send(true);
     live.await.context("RTMP listener task")?;
+    if let Some(whip) = whip {
+        whip.finish().await;
+    }
     if let Some(worker) = worker {
         worker.await.context("asset worker task")?;
     }

@@ -28,10 +28,11 @@ use str0m::change::SdpOffer;
 use str0m::{Candidate, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tracing::{info, warn, Instrument};
 
 use super::publisher::Publisher;
-use super::LiveService;
+use super::{LiveService, SHUTDOWN_GRACE};
 use crate::config::WhipConfig;
 use transport::{Command, PeerSetup, Timeouts, Transport};
 
@@ -51,6 +52,8 @@ pub struct WhipService {
     commands: mpsc::Sender<Command>,
     /// Running sessions by WHIP session id: their live stream.
     sessions: Arc<Sessions>,
+    /// The sessions' tasks, waited for at shutdown.
+    tasks: Mutex<JoinSet<()>>,
 }
 
 /// WHIP session ids of this process and the live stream each publishes to.
@@ -111,7 +114,41 @@ impl WhipService {
             candidate,
             commands,
             sessions: Arc::default(),
+            tasks: Mutex::default(),
         }))
+    }
+
+    /// Runs a session's task, kept for [`Self::finish`].
+    fn spawn_session(&self, session: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Finished sessions' results are of no further use.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(session);
+    }
+
+    /// Waits (up to [`SHUTDOWN_GRACE`]) for every session to end its playlists and session row
+    /// once shutdown has begun; sessions still running then are dropped.
+    pub async fn finish(&self) {
+        let mut tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                sessions = tasks.len(),
+                "WebRTC sessions did not end in time; dropping them."
+            );
+            tasks.abort_all();
+        }
     }
 
     /// An `Rtc` that takes only what the pipeline carries, with its SDP answer to `offer`.
@@ -208,18 +245,16 @@ impl WhipIngest for WhipService {
             tracing::info_span!("whip", live_stream_id = %stream.id, whip_session = %session_id);
         let sessions = self.sessions.clone();
         let task_session_id = session_id.clone();
-        tokio::spawn(
-            async move {
-                if let Err(e) = live
-                    .authorise_and_publish(connection, "live", &stream_key, origin)
-                    .await
-                {
-                    warn!(error = %e, "WHIP session ended with an error.");
-                }
-                sessions.remove(&task_session_id);
+        let session = async move {
+            if let Err(e) = live
+                .authorise_and_publish(connection, "live", &stream_key, origin)
+                .await
+            {
+                warn!(error = %e, "WHIP session ended with an error.");
             }
-            .instrument(span),
-        );
+            sessions.remove(&task_session_id);
+        };
+        self.spawn_session(session.instrument(span));
         match tokio::time::timeout(ANSWER_TIMEOUT, replied).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(WhipError::Internal(
