@@ -220,6 +220,11 @@ fn a_publisher_whose_dtls_never_completes_ends_its_session_cleanly() {
         sdp.contains("H264/90000") && sdp.contains("opus/48000"),
         "{sdp}"
     );
+    // Lost packets are asked for again (NACK), and keyframes with PLI.
+    assert!(
+        sdp.contains(" nack\r\n") && sdp.contains(" nack pli\r\n"),
+        "{sdp}"
+    );
 
     // The session is recorded as a WebRTC one while it waits.
     let (_, stream) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
