@@ -82,12 +82,9 @@ pub enum WhipError {
     Refused(String),
     #[error("live stream already has a publisher")]
     Busy,
-    /// The offer is not SDP Sluice can answer (malformed, no media).
+    /// The offer is SDP the WebRTC stack cannot answer.
     #[error("{0}")]
     BadOffer(String),
-    /// The offer names no video codec Sluice takes.
-    #[error("{0}")]
-    NoAcceptableCodec(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -101,7 +98,6 @@ impl From<WhipError> for ApiError {
             WhipError::Refused(reason) => ApiError::Forbidden(reason),
             WhipError::Busy => ApiError::Conflict("live stream already has a publisher"),
             WhipError::BadOffer(reason) => ApiError::InvalidRequest(reason),
-            WhipError::NoAcceptableCodec(reason) => ApiError::NotAcceptable(reason),
             WhipError::Internal(reason) => ApiError::Internal(reason),
         }
     }
