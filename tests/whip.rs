@@ -282,17 +282,17 @@ fn a_publisher_whose_dtls_never_completes_ends_its_session_cleanly() {
 
 #[test]
 fn chromium_goes_live_with_vp8_through_the_publish_page_and_closing_the_tab_ends_the_session() {
-    go_live_from_chromium("vp8");
+    go_live_from_chromium("vp8", false);
 }
 
 #[test]
-fn chromium_goes_live_with_h264_through_the_publish_page() {
-    go_live_from_chromium("h264");
+fn chromium_goes_live_with_h264_through_the_publish_page_and_stop_ends_the_session() {
+    go_live_from_chromium("h264", true);
 }
 
 /// Chromium publishes `codec` video and Opus through the publish page; the ladder is checked
-/// with ffprobe and hls.js, then the tab is closed without DELETE.
-fn go_live_from_chromium(codec: &str) {
+/// with ffprobe and hls.js, then the tab is closed, after pressing Stop (DELETE) when `stop`.
+fn go_live_from_chromium(codec: &str, stop: bool) {
     let server = whip_server();
     let (id, key) = live_stream(
         &server,
@@ -308,6 +308,7 @@ fn go_live_from_chromium(codec: &str) {
         &server.url(&format!("/live/{id}/publish?codec={codec}")),
         &key,
         25,
+        stop,
     );
     let report = browser.next_report();
     assert_eq!(report["state"], "live", "{report}\n{}", server.log());
@@ -336,7 +337,8 @@ fn go_live_from_chromium(codec: &str) {
     assert!(report["levels"].as_u64().unwrap_or(0) >= 2, "{report}");
     assert!(report["maxTime"].as_f64().unwrap_or(0.0) > 3.0, "{report}");
 
-    // The script closes the tab (no DELETE); the session ends within the no-media timeout.
+    // Stop sends DELETE and the session ends at once; a tab closed without it ends the session
+    // within the no-media timeout (4 s here).
     assert_eq!(browser.next_report()["state"], "closed");
     let closed = Instant::now();
     assert!(browser.wait());
@@ -345,6 +347,12 @@ fn go_live_from_chromium(codec: &str) {
         (stream["data"]["status"] == "idle").then_some(())
     });
     assert!(closed.elapsed() < Duration::from_secs(15));
+    let reason = if stop {
+        "reason=\"the publisher sent DELETE\""
+    } else {
+        "no media for 4 s"
+    };
+    assert!(server.log().contains(reason), "the log says why: {reason}");
     let playlist = server
         .get(&format!("/hls/{playback_id}/v0/index.m3u8"))
         .text();

@@ -103,14 +103,16 @@ pub struct BrowserPublisher {
 }
 
 impl BrowserPublisher {
-    /// Opens `page_url`, types `key` and goes live for `seconds`, then closes the tab.
-    pub fn start(page_url: &str, key: &str, seconds: u32) -> BrowserPublisher {
+    /// Opens `page_url`, types `key` and goes live for `seconds`, then closes the tab, after
+    /// pressing Stop (which sends DELETE) when `stop` is set.
+    pub fn start(page_url: &str, key: &str, seconds: u32, stop: bool) -> BrowserPublisher {
+        let ending = if stop { "stop" } else { "close" };
         let mut child = Command::new("node")
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/tests/node/publish.mjs"
             ))
-            .args([page_url, key, &seconds.to_string()])
+            .args([page_url, key, &seconds.to_string(), ending])
             .stdout(Stdio::piped())
             .spawn()
             .expect("node tests/node/publish.mjs (make test installs Node.js and Chromium)");

@@ -1,17 +1,18 @@
 // Publishes to a Sluice live stream from headless Chromium through its "Go live from this
 // browser" page, with Chromium's fake camera and microphone, and prints JSON report lines.
 //
-//   node publish.mjs <publish page URL> <stream key> <seconds live>
+//   node publish.mjs <publish page URL> <stream key> <seconds live> [close|stop]
 //
 // FAKE_VIDEO (a .y4m file) and FAKE_AUDIO (a .wav file) replace Chromium's built-in fake
 // camera pattern and beep with those files (looped), so a benchmark can send known content.
 // Prints {"state":"live","clickedAt":<ms since the epoch of the "Go live" click>} once the page
 // says it is live (or {"state":"failed",...} and exits
 // 1), stays live for the given seconds, then closes the tab without the page's Stop button
-// (no DELETE: the server must notice the publisher is gone) and prints {"state":"closed"}.
+// (`close`, the default: no DELETE, the server must notice the publisher is gone) or presses
+// Stop first (`stop`: the page sends DELETE), and prints {"state":"closed"}.
 import { launchChromium } from "./chromium.mjs";
 
-const [url, key, secondsArg] = process.argv.slice(2);
+const [url, key, secondsArg, ending = "close"] = process.argv.slice(2);
 if (!url || !key) {
   console.error("usage: node publish.mjs <publish page URL> <stream key> [seconds]");
   process.exit(2);
@@ -46,6 +47,10 @@ try {
     exitCode = 1;
   } else {
     await new Promise((resolve) => setTimeout(resolve, liveSeconds * 1000));
+    if (ending === "stop") {
+      await page.click("#stop");
+      await page.waitForFunction(() => document.getElementById("status").dataset.state === "stopped");
+    }
     await page.close();
     console.log(JSON.stringify({ state: "closed" }));
   }
