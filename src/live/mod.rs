@@ -524,7 +524,7 @@ impl LiveService {
                 }
                 SessionEvent::Track(track) => match (&mut pipeline, track) {
                     (_, TrackInfo::OtherVideo { codec }) if codec != VideoCodec::Vp8 => {
-                        warn!(codec = %codec.name(), "Refused publish: only H.264 (and VP8 over WebRTC) video can be ingested.");
+                        warn!(codec = %codec.name(), "Refused publish: only H.264 video can be ingested (VP8 too, over WebRTC).");
                         break Ok(None);
                     }
                     (_, TrackInfo::OtherAudio { codec })
