@@ -79,6 +79,57 @@ pub struct ServeArgs {
     /// [default: SQLite at DATA_DIR/sluice.db].
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// What this process runs: `all` (everything, on one machine), `api`, `ingest` or
+    /// `worker` (see docs/DEPLOYMENT.md) [default: all].
+    #[arg(long, env = "SLUICE_ROLE", value_enum)]
+    pub role: Option<Role>,
+}
+
+/// The part of the platform a server process runs; several processes with different roles
+/// share one database and object store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything in one process: the API, RTMP ingest and (unless `[worker] enabled =
+    /// false`) the asset worker.
+    #[default]
+    All,
+    /// The REST API, HLS and image delivery, uploads and their sweeper, and webhook delivery.
+    Api,
+    /// RTMP ingest: live sessions, their ladders and live playlists.
+    Ingest,
+    /// The asset worker: VOD jobs from the queue.
+    Worker,
+}
+
+impl Role {
+    /// Whether this role serves the REST API, playback and uploads, and delivers webhooks.
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+
+    /// Whether this role takes RTMP publishers.
+    pub fn ingests(self) -> bool {
+        matches!(self, Role::All | Role::Ingest)
+    }
+
+    /// Whether this role runs the asset worker, given the `[worker]` settings.
+    pub fn runs_worker(self, worker: &WorkerConfig) -> bool {
+        match self {
+            Role::All => worker.enabled,
+            Role::Worker => true,
+            Role::Api | Role::Ingest => false,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Ingest => "ingest",
+            Role::Worker => "worker",
+        }
+    }
 }
 
 /// The whole configuration of a server process.
@@ -104,6 +155,9 @@ pub struct Config {
     /// at `<data_dir>/sluice.db`.
     #[serde(default)]
     pub database_url: Option<String>,
+    /// What this process runs. Default: [`Role::All`].
+    #[serde(default)]
+    pub role: Role,
     /// API key id to make sure exists (from SLUICE_API_KEY). Default: none.
     #[serde(skip)]
     pub api_key: Option<(String, String)>,
@@ -220,8 +274,8 @@ impl WhipConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
-    /// Whether `sluice serve` runs a worker in its own process (`sluice worker` always
-    /// does). Default: true.
+    /// Whether `sluice serve` with role `all` runs a worker in its own process (role
+    /// `worker` and `sluice worker` always do, roles `api` and `ingest` never). Default: true.
     pub enabled: bool,
     /// Asset jobs processed at once. Default: [`DEFAULT_WORKER_CONCURRENCY`].
     pub concurrency: usize,
@@ -534,6 +588,9 @@ impl Config {
         if let Some(url) = args.database_url.as_ref().filter(|url| !url.is_empty()) {
             config.database_url = Some(url.clone());
         }
+        if let Some(role) = args.role {
+            config.role = role;
+        }
         config.api_key = match (
             std::env::var("SLUICE_API_KEY"),
             std::env::var("SLUICE_API_SECRET"),
@@ -664,6 +721,46 @@ mod tests {
             config.rtmp_public_url(),
             "rtmp://video.example.com:1935/live"
         );
+    }
+
+    #[test]
+    fn role_comes_from_the_file_then_the_flag() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.role, Role::All);
+        let config: Config = toml::from_str("role = \"ingest\"").unwrap();
+        assert_eq!(config.role, Role::Ingest);
+        assert!(toml::from_str::<Config>("role = \"everything\"").is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(&file, "role = \"api\"").unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        assert_eq!(Config::load(&args).unwrap().role, Role::Api);
+        let args = ServeArgs {
+            role: Some(Role::Worker),
+            ..args
+        };
+        assert_eq!(Config::load(&args).unwrap().role, Role::Worker);
+    }
+
+    #[test]
+    fn each_role_runs_its_part() {
+        let worker = WorkerConfig::default();
+        let no_worker = WorkerConfig {
+            enabled: false,
+            ..WorkerConfig::default()
+        };
+        let parts = |role: Role, worker: &WorkerConfig| {
+            (role.serves_api(), role.ingests(), role.runs_worker(worker))
+        };
+        assert_eq!(parts(Role::All, &worker), (true, true, true));
+        assert_eq!(parts(Role::All, &no_worker), (true, true, false));
+        assert_eq!(parts(Role::Api, &worker), (true, false, false));
+        assert_eq!(parts(Role::Ingest, &worker), (false, true, false));
+        assert_eq!(parts(Role::Worker, &no_worker), (false, false, true));
     }
 
     #[test]

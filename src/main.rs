@@ -1,8 +1,9 @@
 //! `sluice`: the single binary that wires ingest, transcoder, packager, storage and API together.
 //!
 //! Subcommands: `sluice serve` runs every role of the platform in one process on the embedded
-//! defaults (SQLite and local files under `./data`, HTTP on :8080, RTMP on :1935); `sluice
-//! worker` runs only the asset worker, beside a `serve` on the same database and objects;
+//! defaults (SQLite and local files under `./data`, HTTP on :8080, RTMP on :1935), or one role
+//! of a multi-process deployment with `--role api|ingest|worker`; `sluice worker` is `serve
+//! --role worker` without an HTTP port, beside a `serve` on the same database and objects;
 //! `sluice keys create|list|revoke` manages API keys in a data directory; `sluice transcode
 //! INPUT -o OUTDIR` writes a file's HLS tree locally, without a server.
 
@@ -34,7 +35,7 @@ enum Command {
     /// Creates, lists and revokes API keys in the database of a data directory.
     Keys(keys::KeysArgs),
     /// Runs only the asset worker, on the database and objects `serve` uses (same flags and
-    /// configuration file).
+    /// configuration file): `serve --role worker` without an HTTP port.
     Worker(config::ServeArgs),
     /// Transcodes a local media file into a VOD HLS tree (no server needed).
     Transcode(transcode::TranscodeArgs),
@@ -62,14 +63,21 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(serve::run(config))
+                .block_on(serve::run(config, serve::OperationsHttp::Serve))
         }
         Command::Worker(args) => {
-            let config = config::Config::load(&args)?;
+            anyhow::ensure!(
+                args.role.is_none_or(|role| role == config::Role::Worker),
+                "`sluice worker` runs the worker role only; use `sluice serve --role` for others"
+            );
+            let config = config::Config {
+                role: config::Role::Worker,
+                ..config::Config::load(&args)?
+            };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(vod::run_worker(config))
+                .block_on(serve::run(config, serve::OperationsHttp::Off))
         }
         Command::Keys(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()

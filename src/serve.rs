@@ -1,6 +1,8 @@
 //! `sluice serve`: opens the database and object store, makes sure an API key exists, and runs
 //! the HTTP server, the RTMP listener, the webhook dispatcher, the sweeper timing out expired
-//! uploads and (unless `[worker] enabled = false`) the asset worker until SIGINT/SIGTERM. On
+//! uploads and (unless `[worker] enabled = false`) the asset worker until SIGINT/SIGTERM; with
+//! `--role api|ingest|worker` only that part (docs/DEPLOYMENT.md), beside other processes on
+//! the same database and object store whose events it follows. On
 //! shutdown, live sessions end first (their playlists get `#EXT-X-ENDLIST`, their session rows
 //! an end time) and the worker puts the jobs it was running back on the queue, then event
 //! streams and the webhook dispatcher, then HTTP.
@@ -17,9 +19,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::live::whip::WhipService;
-use crate::live::{IngestUrls, LiveService};
+use crate::live::LiveService;
 use crate::webhooks::WebhookDispatcher;
 
 /// The master key sealing API key secrets: SLUICE_MASTER_KEY, else `data_dir/master.key`
@@ -56,44 +58,82 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// Runs the server until a shutdown signal arrives.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Whether a process without the API (roles `ingest` and `worker`) listens for HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationsHttp {
+    /// It serves `/healthz`, `/readyz` and `/metrics` on the HTTP address.
+    Serve,
+    /// It opens no HTTP port (`sluice worker`, which shares the configuration of a `serve`
+    /// on the same machine and so its HTTP address).
+    Off,
+}
+
+/// Runs the parts of the server that `config.role` names until a shutdown signal arrives.
+pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Result<()> {
+    let role = config.role;
     let db = open_database(&config).await?;
-    let stale = db.reset_stale_active_streams().await?;
-    if stale > 0 {
-        info!(
-            streams = stale,
-            "Marked live streams left active by an earlier run as idle."
-        );
+    // Only a process running everything knows that no other process holds live sessions.
+    if role == Role::All {
+        let stale = db.reset_stale_active_streams().await?;
+        if stale > 0 {
+            info!(
+                streams = stale,
+                "Marked live streams left active by an earlier run as idle."
+            );
+        }
     }
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(config.data_dir.join("objects")));
-    bootstrap_api_key(&config, &db).await?;
+    if role.serves_api() {
+        bootstrap_api_key(&config, &db).await?;
+    }
     let events = EventBus::new(db.clone());
+    let follower = events
+        .follow_other_processes()
+        .await
+        .context("following the events of other processes")?;
     let metrics = sluice_api::Metrics::new();
 
-    let http = TcpListener::bind(config.http)
-        .await
-        .with_context(|| format!("binding HTTP to {}", config.http))?;
-    let rtmp = TcpListener::bind(config.rtmp)
-        .await
-        .with_context(|| format!("binding RTMP to {}", config.rtmp))?;
-    info!(http = %config.http, rtmp = %config.rtmp, public_url = %config.public_url(), "Sluice is listening.");
+    let http = match role.serves_api() || operations_http == OperationsHttp::Serve {
+        true => Some(
+            TcpListener::bind(config.http)
+                .await
+                .with_context(|| format!("binding HTTP to {}", config.http))?,
+        ),
+        false => None,
+    };
+    let rtmp = match role.ingests() {
+        true => Some(
+            TcpListener::bind(config.rtmp)
+                .await
+                .with_context(|| format!("binding RTMP to {}", config.rtmp))?,
+        ),
+        false => None,
+    };
+    info!(
+        role = role.name(),
+        http = %http.as_ref().map_or("off".to_owned(), |_| config.http.to_string()),
+        rtmp = %rtmp.as_ref().map_or("off".to_owned(), |_| config.rtmp.to_string()),
+        public_url = %config.public_url(),
+        "Sluice is running."
+    );
 
     let (stop, stopping) = watch::channel(false);
-    let live = LiveService::new(
-        db.clone(),
-        store.clone(),
-        events.clone(),
-        metrics.clone(),
-        config.live.clone(),
-        IngestUrls {
-            rtmp_url: config.rtmp_public_url(),
-            public_url: config.public_url(),
-        },
-        stopping.clone(),
-    );
-    let whip = match config.whip.enabled {
-        true => Some(
+    let live = role.ingests().then(|| {
+        LiveService::new(
+            db.clone(),
+            store.clone(),
+            events.clone(),
+            metrics.clone(),
+            config.live.clone(),
+            config.rtmp_public_url(),
+            config.public_url(),
+            stopping.clone(),
+        )
+    });
+    // WHIP offers arrive over HTTP and their media joins this process's live sessions: only a
+    // process that both serves the API and ingests takes them (others answer 503).
+    let whip = match (&live, config.whip.enabled && role.serves_api()) {
+        (Some(live), true) => Some(
             WhipService::start(
                 live.clone(),
                 &config.whip,
@@ -102,7 +142,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             )
             .await?,
         ),
-        false => None,
+        _ => None,
     };
     let state = sluice_api::AppState {
         db: db.clone(),
@@ -119,38 +159,56 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .clone()
             .map(|whip| whip as Arc<dyn sluice_api::WhipIngest>),
     };
-    let upload_sweeper = sluice_api::spawn_upload_sweeper(state.clone(), stopping.clone());
-    let app = sluice_api::router(state);
-    let webhooks = tokio::spawn(
-        WebhookDispatcher::new(
-            db.clone(),
-            events.clone(),
-            config.webhooks.clone(),
-            metrics.clone(),
-            stopping.clone(),
-        )
-        .context("building the webhook HTTP client")?
-        .run(),
-    );
-    let worker = match config.worker.enabled {
+    let upload_sweeper = role
+        .serves_api()
+        .then(|| sluice_api::spawn_upload_sweeper(state.clone(), stopping.clone()));
+    let webhooks = match role.serves_api() {
+        true => Some(tokio::spawn(
+            WebhookDispatcher::new(
+                db.clone(),
+                events.clone(),
+                config.webhooks.clone(),
+                metrics.clone(),
+                stopping.clone(),
+            )
+            .context("building the webhook HTTP client")?
+            .run(),
+        )),
+        false => None,
+    };
+    let worker = match role.runs_worker(&config.worker) {
         true => {
             let worker = crate::vod::worker(&config, db.clone(), store.clone(), events.clone())?;
             Some(tokio::spawn(worker.run(stopping.clone())))
         }
         false => None,
     };
-    let live = tokio::spawn(live.run(rtmp));
-    let mut http_stopping = stopping;
-    let mut http_server = tokio::spawn(
-        axum::serve(http, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stopping.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
-    );
+    let live = live
+        .zip(rtmp)
+        .map(|(live, rtmp)| tokio::spawn(live.run(rtmp)));
+    let app = match role.serves_api() {
+        true => sluice_api::router(state),
+        false => sluice_api::operations_router(state),
+    };
+    let mut http_server = http.map(|http| {
+        let mut http_stopping = stopping;
+        tokio::spawn(
+            axum::serve(http, app)
+                .with_graceful_shutdown(async move {
+                    let _ = http_stopping.wait_for(|stop| *stop).await;
+                })
+                .into_future(),
+        )
+    });
+    let http_ended = async {
+        match &mut http_server {
+            Some(server) => server.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         () = shutdown_signal() => {}
-        result = &mut http_server => {
+        result = http_ended => {
             result.context("HTTP server task")?.context("HTTP server")?;
             anyhow::bail!("the HTTP server stopped on its own");
         }
@@ -158,20 +216,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Live sessions end their playlists and session rows first (their events still reach the
     // outbox), then event streams close so HTTP can stop.
     let _ = stop.send(true);
-    live.await.context("RTMP listener task")?;
+    if let Some(live) = live {
+        live.await.context("RTMP listener task")?;
+    }
     if let Some(whip) = whip {
         whip.finish().await;
     }
     if let Some(worker) = worker {
         worker.await.context("asset worker task")?;
     }
-    upload_sweeper.await.context("upload sweeper task")?;
+    if let Some(upload_sweeper) = upload_sweeper {
+        upload_sweeper.await.context("upload sweeper task")?;
+    }
     events.close();
-    webhooks.await.context("webhook dispatcher task")?;
-    http_server
-        .await
-        .context("HTTP server task")?
-        .context("HTTP server")?;
+    follower.await.context("event follower task")?;
+    if let Some(webhooks) = webhooks {
+        webhooks.await.context("webhook dispatcher task")?;
+    }
+    if let Some(http_server) = http_server {
+        http_server
+            .await
+            .context("HTTP server task")?
+            .context("HTTP server")?;
+    }
     info!("Sluice stopped.");
     Ok(())
 }

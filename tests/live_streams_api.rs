@@ -291,7 +291,10 @@ fn deleting_a_live_stream_kicks_its_publisher_and_removes_everything() {
 #[test]
 fn sessions_record_who_published_what_and_how_it_went() {
     let server = Server::start();
-    let stream = server.create_live_stream(json!({"name": "sessions", "ladder": ["source"]}));
+    // No reconnect window: the killed publisher's session ends at once.
+    let stream = server.create_live_stream(
+        json!({"name": "sessions", "ladder": ["source"], "reconnect_window_s": 0}),
+    );
     let id = stream["id"].as_str().unwrap();
     let mut first = go_live(&server, &stream);
     wait_for("a measured bitrate", Duration::from_secs(30), || {

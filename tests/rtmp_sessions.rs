@@ -101,7 +101,10 @@ fn an_audio_only_stream_is_refused_with_a_clear_log_line() {
 /// A `["source"]` stream fed a minute of real-time video, once its first two segments are
 /// listed: returns its id, playback id and publisher.
 fn streaming_a_minute(server: &Server) -> (String, String, Publisher) {
-    let stream = server.create_live_stream(json!({"name": "a minute", "ladder": ["source"]}));
+    // No reconnect window: a vanished publisher ends its session at once.
+    let stream = server.create_live_stream(
+        json!({"name": "a minute", "ladder": ["source"], "reconnect_window_s": 0}),
+    );
     let id = stream["id"].as_str().unwrap().to_owned();
     let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap().to_owned();
     let publisher = Publisher::start(

@@ -150,7 +150,7 @@ pub struct CreateAsset {
     passthrough: Option<String>,
 }
 
-/// `?status=&limit=&cursor=` of the asset list.
+/// `?status=&live_stream_id=&limit=&cursor=` of the asset list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -158,6 +158,9 @@ pub struct ListAssets {
     /// Only assets in this state: `preparing`, `ready` or `errored`.
     #[param(value_type = Option<String>, example = "ready")]
     status: Option<StatusFilter>,
+    /// Only the recordings of this live stream.
+    #[param(example = "ls_Ab3dE5fG7hJ9kL1mN3pQ")]
+    live_stream_id: Option<String>,
     /// Items per page, 1 to 100 (default 25).
     limit: Option<u64>,
     /// The `next_cursor` of the previous page.
@@ -218,12 +221,20 @@ pub struct AssetView {
     /// The master playlist under the first `public` playback id; `null` without one.
     #[schema(example = "http://localhost:8080/hls/Xk3v9QpL2mZr8TnB4wYc7DsA/master.m3u8")]
     playback_url: Option<String>,
-    /// Where the file came from: `{"type": "upload", "upload_id"}` or `{"type": "url", "url"}`.
+    /// Where the file came from: `{"type": "upload", "upload_id"}`, `{"type": "url", "url"}`
+    /// or, for a recorded live session, `{"type": "live_stream", "live_stream_id",
+    /// "session_id"}`.
     #[schema(value_type = Object, example = json!({"type": "url", "url": "https://example.com/talk.mp4"}))]
     input: Value,
     /// The settings the asset was created with.
     #[schema(value_type = Object, example = json!({"playback_policy": ["public"], "ladder": ["720p"], "codecs": ["h264"], "passthrough": null}))]
     new_asset_settings: Value,
+    /// The live stream a recorded asset came from; `null` for uploads and imports.
+    #[schema(example = json!(null))]
+    live_stream_id: Option<String>,
+    /// The session a recorded asset came from; `null` for uploads and imports.
+    #[schema(example = json!(null))]
+    session_id: Option<String>,
     #[schema(example = "2026-06-01T10:00:00.123456Z")]
     created_at: DateTime<Utc>,
     #[schema(example = "2026-06-01T10:05:00.000321Z")]
@@ -257,6 +268,8 @@ impl AssetView {
             playback_url,
             input: asset.input.clone(),
             new_asset_settings: asset.settings.clone(),
+            live_stream_id: asset.live_stream_id.clone(),
+            session_id: asset.session_id.clone(),
             created_at: asset.created_at,
             updated_at: asset.updated_at,
         }
@@ -395,6 +408,7 @@ pub async fn list(
             limit,
             params.cursor.as_deref(),
             params.status.map(AssetStatus::from),
+            params.live_stream_id.as_deref(),
         )
         .await?;
     let mut data = Vec::with_capacity(page.items.len());

@@ -1117,6 +1117,8 @@ mod tests {
             source_metadata: serde_json::json!({}),
             renditions: serde_json::json!([]),
             playable: true,
+            live_stream_id: None,
+            session_id: None,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         }

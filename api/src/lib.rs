@@ -13,7 +13,8 @@
 //! - `/whip/*`: WebRTC ingest over WHIP (RFC 9725), the stream key as Bearer token, CORS
 //!   open; `/live/{id}/publish`: the "Go live from this browser" page (module `whip`).
 //! - `/healthz`: liveness; `/readyz`: readiness (database and object store work, module
-//!   `readiness`); `/metrics`: Prometheus metrics (module `metrics`).
+//!   `readiness`); `/metrics`: Prometheus metrics (module `metrics`). [`operations_router`]
+//!   serves only these three, for processes that run no API (roles `ingest` and `worker`).
 //!
 //! This crate knows only `sluice-storage`; the ladder validation it needs is passed in.
 
@@ -120,6 +121,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Only the operations routes (`/healthz`, `/readyz`, `/metrics`): the HTTP surface of a
+/// process that serves no API (roles `ingest` and `worker`), for health checks and scraping.
+pub fn operations_router(state: AppState) -> Router {
+    let (routes, _) = operations().split_for_parts();
+    routes
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Liveness, readiness and metrics, wherever they are served.
+fn operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(healthz))
+        .routes(routes!(readiness::readyz))
+        .routes(routes!(metrics::serve))
+}
+
 /// This document: the OpenAPI 3.1 description of every route.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI document", body = Object)))]
@@ -224,12 +244,7 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(whip::cors());
 
-    let (operations, mut spec) = OpenApiRouter::with_openapi(openapi::base())
-        .routes(routes!(healthz))
-        .routes(routes!(openapi_json))
-        .routes(routes!(readiness::readyz))
-        .routes(routes!(metrics::serve))
-        .split_for_parts();
+    let (operations, mut spec) = operations().routes(routes!(openapi_json)).split_for_parts();
     spec.merge(v1_spec);
     spec.merge(hls_spec);
     spec.merge(upload_url_spec);

@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_storage::{
-    Db, EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter,
-    LiveStreamSettings, LiveStreamStatus, NewEvent, ObjectKey, Permission, MAX_RECONNECT_WINDOW_S,
+    Db, Dvr, DvrMode, EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter,
+    LiveStreamSettings, LiveStreamStatus, NewEvent, ObjectKey, Permission, MAX_DVR_WINDOW_S,
+    MAX_RECONNECT_WINDOW_S, MIN_DVR_WINDOW_S,
 };
 use tracing::error;
 use utoipa::{IntoParams, ToSchema};
@@ -51,6 +52,9 @@ pub struct CreateLiveStream {
     #[serde(default)]
     #[schema(example = false)]
     record: Option<bool>,
+    /// What the live playlists keep (default: the server's short sliding window).
+    #[serde(default)]
+    dvr: Option<DvrRequest>,
 }
 
 /// A `PATCH`: only the fields present change. A new ladder applies from the next session.
@@ -67,6 +71,60 @@ pub struct UpdateLiveStream {
     reconnect_window_s: Option<u32>,
     #[schema(example = true)]
     record: Option<bool>,
+    dvr: Option<DvrRequest>,
+}
+
+/// The DVR setting: `{"mode": "window", "window_s": 1800}` keeps a sliding window of that
+/// many seconds (`window_s` absent or null: the server's default window); `{"mode": "event"}`
+/// keeps the whole session in an EVENT playlist. Applies from the next session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"mode": "window", "window_s": 1800}))]
+pub struct DvrRequest {
+    /// `window` or `event`.
+    #[schema(value_type = String, example = "window")]
+    mode: DvrMode,
+    /// Seconds of the sliding window, 10 to 43200; only with `window`.
+    #[serde(default)]
+    #[schema(example = 1800)]
+    window_s: Option<u32>,
+}
+
+/// The DVR setting as shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DvrView {
+    /// `window` or `event`.
+    #[schema(value_type = String, example = "window")]
+    mode: DvrMode,
+    /// Seconds of the sliding window; `null` for the server's default window, or in `event`
+    /// mode.
+    #[schema(example = 1800)]
+    window_s: Option<u32>,
+}
+
+impl From<Dvr> for DvrView {
+    fn from(dvr: Dvr) -> Self {
+        DvrView {
+            mode: dvr.mode,
+            window_s: dvr.window_s,
+        }
+    }
+}
+
+fn validate_dvr(request: DvrRequest) -> Result<Dvr, ApiError> {
+    match (request.mode, request.window_s) {
+        (DvrMode::Event, Some(_)) => Err(ApiError::InvalidRequest(
+            "dvr.window_s: only a `window` DVR has a length".to_owned(),
+        )),
+        (DvrMode::Window, Some(seconds))
+            if !(MIN_DVR_WINDOW_S..=MAX_DVR_WINDOW_S).contains(&seconds) =>
+        {
+            Err(ApiError::InvalidRequest(format!(
+                "dvr.window_s: must be between {MIN_DVR_WINDOW_S} and {MAX_DVR_WINDOW_S}"
+            )))
+        }
+        (mode, window_s) => Ok(Dvr { mode, window_s }),
+    }
 }
 
 /// `?status=&limit=&cursor=` of the live stream list.
@@ -131,6 +189,7 @@ pub struct LiveStreamView {
     reconnect_window_s: u32,
     #[schema(example = false)]
     record: bool,
+    dvr: DvrView,
     #[schema(example = "2026-06-01T10:00:00.123456Z")]
     created_at: DateTime<Utc>,
     #[schema(example = "2026-06-01T10:05:00.000321Z")]
@@ -168,6 +227,7 @@ async fn view_with(
         latency_mode: stream.latency_mode,
         reconnect_window_s: stream.reconnect_window_s,
         record: stream.record,
+        dvr: stream.dvr.into(),
         created_at: stream.created_at,
         updated_at: stream.updated_at,
         current_session,
@@ -284,6 +344,11 @@ pub async fn create(
                 .unwrap_or(defaults.reconnect_window_s),
         )?,
         record: request.record.unwrap_or(defaults.record),
+        dvr: request
+            .dvr
+            .map(validate_dvr)
+            .transpose()?
+            .unwrap_or(defaults.dvr),
     };
     let stream = state
         .db
@@ -377,6 +442,7 @@ pub async fn update(
             .map(validate_reconnect_window)
             .transpose()?,
         record: request.record,
+        dvr: request.dvr.map(validate_dvr).transpose()?,
     };
     let stream = state.db.update_live_stream(&id, &changes).await?;
     let data = view(&state, stream).await?;

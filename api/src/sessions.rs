@@ -53,6 +53,9 @@ pub struct SessionView {
     /// Frames dropped before the encoders because the ladder fell behind real time.
     #[schema(example = 0)]
     frames_dropped: u64,
+    /// The asset this session is recorded into (`record: true` streams); `null` otherwise.
+    #[schema(example = "asset_9fK2mP4qR6sT8uV0wX2y")]
+    asset_id: Option<String>,
 }
 
 impl From<Session> for SessionView {
@@ -69,6 +72,7 @@ impl From<Session> for SessionView {
             input: session.input,
             bytes_received: session.bytes_received,
             frames_dropped: session.frames_dropped,
+            asset_id: session.asset_id,
         }
     }
 }

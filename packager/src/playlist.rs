@@ -5,7 +5,9 @@
 //!
 //! * [`LivePlaylist`] is a media playlist with a sliding window (§6.2.2: the server removes
 //!   segments from the start and increments EXT-X-MEDIA-SEQUENCE, and EXT-X-DISCONTINUITY-
-//!   SEQUENCE when a discontinuity leaves), EXT-X-MAP for the CMAF header (§4.4.4.5) and
+//!   SEQUENCE when a discontinuity leaves), or the whole session as an EXT-X-PLAYLIST-TYPE:EVENT
+//!   playlist that never removes a segment (§4.4.3.5), EXT-X-MAP for the CMAF header
+//!   (§4.4.4.5: repeated where the header changes, after a discontinuity) and
 //!   EXT-X-PROGRAM-DATE-TIME on every segment.
 //! * [`MasterPlaylist`] is the multivariant playlist (§4.4.6): one EXT-X-STREAM-INF per video
 //!   rung with BANDWIDTH, AVERAGE-BANDWIDTH, CODECS, RESOLUTION and FRAME-RATE (Apple §9.1–9.15),
@@ -36,16 +38,20 @@ pub const DEFAULT_WINDOW: usize = 6;
 /// GROUP-ID of the audio rendition group.
 pub const AUDIO_GROUP_ID: &str = "audio";
 
-/// A live media playlist with a sliding window of segments.
+/// A live media playlist with a sliding window of segments, or every segment of the session
+/// ([`LivePlaylist::event`]).
 #[derive(Clone, Debug)]
 pub struct LivePlaylist {
     playlist: MediaPlaylist,
     window: usize,
+    /// The init segment of the next segment pushed.
     init: Map,
     /// The next segment pushed follows a discontinuity.
     discontinuity_pending: bool,
     /// URIs of the segments in the window, oldest first (parallel to `playlist.segments`).
     uris: VecDeque<String>,
+    /// The init segment of each segment in the window (parallel to `playlist.segments`).
+    maps: VecDeque<Map>,
 }
 
 impl LivePlaylist {
@@ -63,13 +69,19 @@ impl LivePlaylist {
                 ..MediaPlaylist::default()
             },
             window: window.max(1),
-            init: Map {
-                uri: init_uri,
-                ..Map::default()
-            },
+            init: init_map(init_uri),
             discontinuity_pending: false,
             uris: VecDeque::new(),
+            maps: VecDeque::new(),
         }
+    }
+
+    /// An empty live playlist that keeps every segment (EXT-X-PLAYLIST-TYPE:EVENT: segments
+    /// are only ever appended, so players can seek back to the session's start).
+    pub fn event(target_duration_secs: u64, init_uri: String) -> Self {
+        let mut playlist = Self::new(target_duration_secs, usize::MAX, init_uri);
+        playlist.playlist.playlist_type = Some(m3u8_rs::MediaPlaylistType::Event);
+        playlist
     }
 
     /// Appends a segment and returns the URIs of the segments that left the window, so the
@@ -106,10 +118,15 @@ impl LivePlaylist {
             if let Some(uri) = self.uris.pop_front() {
                 evicted.push(uri);
             }
+            self.maps.pop_front();
         }
-        // EXT-X-MAP applies to every segment after it: it sits on the oldest one.
-        for (index, segment) in self.playlist.segments.iter_mut().enumerate() {
-            segment.map = (index == 0).then(|| self.init.clone());
+        self.maps.push_back(self.init.clone());
+        // EXT-X-MAP applies to every segment after it: it sits on the oldest one and on each
+        // segment whose init segment differs from the one before.
+        let mut previous: Option<&Map> = None;
+        for (segment, map) in self.playlist.segments.iter_mut().zip(&self.maps) {
+            segment.map = (previous != Some(map)).then(|| map.clone());
+            previous = Some(map);
         }
         evicted
     }
@@ -118,6 +135,12 @@ impl LivePlaylist {
     /// inside the reconnect window: timestamps and encoder settings may change).
     pub fn mark_discontinuity(&mut self) {
         self.discontinuity_pending = true;
+    }
+
+    /// Names the init segment of the segments pushed from now on (an EXT-X-MAP is written
+    /// before the first of them); use it after [`LivePlaylist::mark_discontinuity`].
+    pub fn set_init(&mut self, init_uri: String) {
+        self.init = init_map(init_uri);
     }
 
     /// Ends the playlist (EXT-X-ENDLIST): no segment will be added.
@@ -141,7 +164,12 @@ impl LivePlaylist {
 #[derive(Clone, Debug)]
 pub struct VodPlaylist {
     playlist: MediaPlaylist,
+    /// The init segment of the next segment pushed.
     init: Map,
+    /// The init segment of the last segment pushed.
+    last_map: Option<Map>,
+    /// The next segment pushed follows a discontinuity.
+    discontinuity_pending: bool,
 }
 
 impl VodPlaylist {
@@ -157,11 +185,22 @@ impl VodPlaylist {
                 end_list: true,
                 ..MediaPlaylist::default()
             },
-            init: Map {
-                uri: init_uri,
-                ..Map::default()
-            },
+            init: init_map(init_uri),
+            last_map: None,
+            discontinuity_pending: false,
         }
+    }
+
+    /// Marks the next pushed segment as following a discontinuity (EXT-X-DISCONTINUITY: a
+    /// recorded live session whose publisher reconnected).
+    pub fn mark_discontinuity(&mut self) {
+        self.discontinuity_pending = true;
+    }
+
+    /// Names the init segment of the segments pushed from now on (an EXT-X-MAP is written
+    /// before the first of them when it differs from the previous one).
+    pub fn set_init(&mut self, init_uri: String) {
+        self.init = init_map(init_uri);
     }
 
     /// The same playlist announcing `secs` as EXT-X-TARGETDURATION from the start (a
@@ -200,12 +239,14 @@ impl VodPlaylist {
         if rounded.is_finite() && rounded > self.playlist.target_duration as f64 {
             self.playlist.target_duration = rounded as u64;
         }
-        let map = self.playlist.segments.is_empty().then(|| self.init.clone());
+        let map = (self.last_map.as_ref() != Some(&self.init)).then(|| self.init.clone());
+        self.last_map = Some(self.init.clone());
         self.playlist.segments.push(MediaSegment {
             uri,
             duration: millisecond_precision(duration_secs),
             byte_range,
             map,
+            discontinuity: std::mem::take(&mut self.discontinuity_pending),
             ..MediaSegment::default()
         });
     }
@@ -234,6 +275,14 @@ impl VodPlaylist {
             ..self.playlist.clone()
         };
         render_with(|out| growing.write_to(out))
+    }
+}
+
+/// The EXT-X-MAP of the init segment at `uri`.
+fn init_map(uri: String) -> Map {
+    Map {
+        uri,
+        ..Map::default()
     }
 }
 
@@ -559,6 +608,81 @@ mod tests {
         let rendered = text(playlist.render());
         assert!(rendered.contains("#EXT-X-MEDIA-SEQUENCE:2\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n"));
         assert!(!rendered.contains("#EXT-X-DISCONTINUITY\n"));
+    }
+
+    #[test]
+    fn a_new_init_after_a_discontinuity_gets_its_own_map_while_in_the_window() {
+        let mut playlist = LivePlaylist::new(2, 3, "a-init.mp4".into());
+        playlist.push_segment("0.m4s".into(), 2.0, at(0));
+        playlist.push_segment("1.m4s".into(), 2.0, at(2));
+        playlist.mark_discontinuity();
+        playlist.set_init("b-init.mp4".into());
+        playlist.push_segment("2.m4s".into(), 2.0, at(4));
+        let rendered = text(playlist.render());
+        assert!(
+            rendered.contains("#EXT-X-MAP:URI=\"a-init.mp4\"\n#EXT-X-PROGRAM-DATE-TIME"),
+            "{rendered}"
+        );
+        let new_map = rendered.find("#EXT-X-MAP:URI=\"b-init.mp4\"").unwrap();
+        let discontinuity = rendered.find("#EXT-X-DISCONTINUITY\n").unwrap();
+        let first_new = rendered.find("2.m4s").unwrap();
+        assert!(rendered.find("1.m4s").unwrap() < new_map.min(discontinuity));
+        assert!(new_map.max(discontinuity) < first_new, "{rendered}");
+        // Once the old segments leave, the new init is the oldest segment's map.
+        playlist.push_segment("3.m4s".into(), 2.0, at(6));
+        playlist.push_segment("4.m4s".into(), 2.0, at(8));
+        let rendered = text(playlist.render());
+        assert!(!rendered.contains("a-init.mp4"), "{rendered}");
+        assert_eq!(rendered.matches("#EXT-X-MAP:").count(), 1, "{rendered}");
+        assert!(rendered.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{rendered}");
+        assert!(!rendered.contains("DISCONTINUITY-SEQUENCE"), "{rendered}");
+        playlist.push_segment("5.m4s".into(), 2.0, at(10));
+        let rendered = text(playlist.render());
+        assert!(rendered.contains("#EXT-X-MEDIA-SEQUENCE:3\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n"));
+        assert!(!rendered.contains("#EXT-X-DISCONTINUITY\n"), "{rendered}");
+    }
+
+    #[test]
+    fn an_event_playlist_keeps_every_segment() {
+        let mut playlist = LivePlaylist::event(2, "init.mp4".into());
+        for index in 0..500 {
+            let evicted = playlist.push_segment(format!("{index}.m4s"), 2.0, at(index * 2));
+            assert!(evicted.is_empty());
+        }
+        assert_eq!(playlist.media_sequence(), 0);
+        let rendered = text(playlist.render());
+        assert!(
+            rendered.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+            "{rendered}"
+        );
+        assert_eq!(rendered.matches("#EXTINF:").count(), 500);
+        assert!(rendered.contains("\n0.m4s\n") && rendered.contains("\n499.m4s\n"));
+        assert!(!rendered.contains("ENDLIST"));
+        playlist.end();
+        assert!(text(playlist.render()).ends_with("499.m4s\n#EXT-X-ENDLIST\n"));
+    }
+
+    #[test]
+    fn vod_playlist_keeps_discontinuities_and_maps_each_new_init() {
+        let mut playlist = VodPlaylist::new("a-init.mp4".into());
+        playlist.push_segment("0.m4s".into(), 2.0);
+        playlist.mark_discontinuity();
+        playlist.push_segment("1.m4s".into(), 2.0);
+        playlist.mark_discontinuity();
+        playlist.set_init("b-init.mp4".into());
+        playlist.push_segment("2.m4s".into(), 2.0);
+        playlist.push_segment("3.m4s".into(), 2.0);
+        let rendered = text(playlist.render());
+        assert_eq!(
+            rendered.matches("#EXT-X-DISCONTINUITY\n").count(),
+            2,
+            "{rendered}"
+        );
+        assert_eq!(rendered.matches("#EXT-X-MAP:").count(), 2, "{rendered}");
+        let new_map = rendered.find("b-init.mp4").unwrap();
+        assert!(rendered.find("1.m4s").unwrap() < new_map);
+        assert!(new_map < rendered.find("2.m4s").unwrap());
+        assert!(rendered.ends_with("3.m4s\n#EXT-X-ENDLIST\n"));
     }
 
     #[test]

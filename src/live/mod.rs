@@ -1,17 +1,33 @@
-//! The live media plane: accepts RTMP and WebRTC (WHIP, see `whip`) publishers, decides
-//! whether they may publish, and runs a session pipeline per accepted publisher (either kind
-//! through the `publisher::Publisher` trait).
+//! The live media plane: accepts RTMP publishers, decides whether they may publish, and runs a
+//! session pipeline per accepted publisher.
 //!
 //! Policy lives here, not in the ingest crate: a publish request names a stream key, which is
 //! looked up in the database; unknown keys, other applications than `live`, disabled streams
 //! and streams that already have a publisher are refused with a clear log line and the
 //! connection is closed. Running sessions follow the event bus and end when the control plane
 //! disables, re-keys, deletes or completes their stream (see `session_control`).
+//!
+//! A session outlives a publisher that vanishes (its connection drops, fails or times out
+//! without the encoder unpublishing) by the stream's `reconnect_window_s`: its packaging stays alive and the
+//! stream stays claimed and `active`, and `live_stream.disconnected` is published. A publish
+//! with the same stream key inside the window resumes the session (`live_stream.connected`,
+//! then `live_stream.active` once media flows; no new `session.started`), its playlists
+//! carrying EXT-X-DISCONTINUITY (see `reconnect`). Otherwise, when the window closes, or at
+//! once when the control plane or shutdown stops it, the session ends: `session.ended`,
+//! `live_stream.idle`, and a recorded session's asset is sealed (see `recording`). A returning
+//! publisher whose source plans to other renditions ends the session and starts a new one.
+//! An encoder that unpublishes (FCUnpublish/deleteStream: "stop streaming") ends its session
+//! at once.
+//!
+//! The stages of one publish, in order: `authorise` (claim or resume), `open_session`,
+//! `run_session` (media in, pipeline), `wait_for_reconnect`, `close_session`.
 
 mod connection_slots;
 mod ladder_policy;
 mod pipeline;
 mod publisher;
+mod reconnect;
+mod recording;
 mod renditions;
 mod session_control;
 mod start_gate;
@@ -23,10 +39,10 @@ use std::time::{Duration, Instant};
 
 use sluice_api::{live_stream_event_data, session_event_data, Metrics};
 use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
-use sluice_media::{AudioCodec, TrackInfo, VideoCodec};
+use sluice_media::{AudioCodec, MediaTime, Timebase, TrackInfo, VideoCodec};
 use sluice_storage::{
-    Db, Event, EventBus, EventType, LiveStream, LiveStreamStatus, NewEvent, ObjectKey, ObjectStore,
-    Session, SessionOrigin,
+    Db, Dvr, DvrMode, Event, EventBus, EventType, LiveStream, LiveStreamStatus, NewEvent,
+    ObjectKey, ObjectStore, Session, SessionOrigin,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::error::RecvError;
@@ -37,8 +53,11 @@ use tracing::{debug, info, warn, Instrument};
 use crate::config::LiveConfig;
 use connection_slots::{ConnectionSlot, OpenConnections};
 pub use ladder_policy::validate_ladder;
-use pipeline::{SessionPipeline, SourceDescription};
+use pipeline::{plan_ladder, PackagingPlan, PackagingTarget, SessionPipeline, SourceDescription};
 use publisher::Publisher;
+use reconnect::{Reconnecting, SessionState};
+use recording::Recorder;
+use renditions::PlaylistWindow;
 use session_control::{RunningSessions, StopReason, StopSignal};
 use start_gate::{StartGate, MAX_PENDING_PACKETS};
 
@@ -51,13 +70,6 @@ const CATCH_UP_PAGE: u64 = 500;
 /// How often the session row's counters are refreshed.
 const SESSION_UPDATE_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Where publishers are told to send: the RTMP ingest URL, and the API's public base URL (under
-/// which each stream's WHIP endpoint lives).
-pub struct IngestUrls {
-    pub rtmp_url: String,
-    pub public_url: String,
-}
-
 /// Accepts RTMP connections and runs one task per publisher.
 pub struct LiveService {
     db: Db,
@@ -65,33 +77,47 @@ pub struct LiveService {
     events: EventBus,
     metrics: Metrics,
     config: LiveConfig,
-    /// The URLs shown in events' live stream objects.
-    urls: IngestUrls,
+    /// The ingest URL shown in events' live stream objects.
+    rtmp_url: String,
     shutdown: watch::Receiver<bool>,
     /// Open RTMP connections per client address.
     per_ip: OpenConnections,
     /// Sessions of this process, stopped by control events.
     running: RunningSessions,
+    /// Sessions waiting for their publisher to come back.
+    reconnecting: Reconnecting,
+    recorder: Recorder,
 }
 
 impl LiveService {
-    /// A service whose sessions end cleanly once `shutdown` turns `true`.
+    /// A service whose sessions end cleanly once `shutdown` turns `true`; recordings' playback
+    /// URLs in events are under `public_url`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: Db,
         store: Arc<dyn ObjectStore>,
         events: EventBus,
         metrics: Metrics,
         config: LiveConfig,
-        urls: IngestUrls,
+        rtmp_url: String,
+        public_url: String,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
+        let recorder = Recorder {
+            db: db.clone(),
+            store: store.clone(),
+            events: events.clone(),
+            public_url,
+        };
         Arc::new(LiveService {
+            reconnecting: Reconnecting::default(),
+            recorder,
             db,
             store,
             events,
             metrics,
             config,
-            urls,
+            rtmp_url,
             shutdown,
             per_ip: Arc::default(),
             running: RunningSessions::default(),
@@ -274,20 +300,23 @@ impl LiveService {
         // Control events from here on are looked for once the session can be stopped (see
         // `publish`).
         let history_mark = self.db.latest_event_seq().await.ok();
-        let Some(stream) = self.authorise(app, stream_key, &mut connection).await? else {
+        let Some((stream, parked)) = self.authorise(app, stream_key, &mut connection).await?
+        else {
             return Ok(());
         };
-        self.publish(connection, stream, origin, history_mark).await
+        self.publish(connection, stream, origin, history_mark, parked)
+            .await
     }
 
-    /// Looks the stream key up and claims the stream for this publisher; refuses the publish
-    /// (and returns `None`) when it may not go on.
+    /// Looks the stream key up and claims the stream for this publisher, or takes back its
+    /// session waiting in the reconnect window; refuses the publish (and returns `None`) when
+    /// it may not go on.
     async fn authorise<P: Publisher>(
         &self,
         app: &str,
         stream_key: &str,
         connection: &mut P,
-    ) -> Result<Option<LiveStream>, P::Error> {
+    ) -> Result<Option<(LiveStream, Option<SessionState>)>, P::Error> {
         let reason = if app != "live" {
             format!("unknown application {app:?}; publish to rtmp://HOST/live/STREAM_KEY")
         } else if stream_key.is_empty() {
@@ -297,13 +326,18 @@ impl LiveService {
                 Ok(Some(stream)) if stream.disabled => {
                     format!("live stream {} is disabled", stream.id)
                 }
-                Ok(Some(stream)) => match self.db.claim_live_stream(&stream.id).await {
-                    Ok(true) => return Ok(Some(stream)),
-                    Ok(false) => format!("live stream {} already has a publisher", stream.id),
-                    Err(e) => {
-                        warn!(error = %e, "Claiming the live stream failed.");
-                        "internal error".to_owned()
-                    }
+                Ok(Some(stream)) => match self.reconnecting.resume(&stream.id) {
+                    Some(parked) => return Ok(Some((stream, Some(parked)))),
+                    None => match self.db.claim_live_stream(&stream.id).await {
+                        Ok(true) => return Ok(Some((stream, None))),
+                        Ok(false) => {
+                            format!("live stream {} already has a publisher", stream.id)
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "Claiming the live stream failed.");
+                            "internal error".to_owned()
+                        }
+                    },
                 },
                 Ok(None) => "unknown stream key".to_owned(),
                 Err(e) => {
@@ -317,22 +351,118 @@ impl LiveService {
         Ok(None)
     }
 
-    /// Runs an accepted publish until the encoder stops or vanishes. `history_mark` is the
-    /// event history's position when the publish was requested.
+    /// Runs an accepted publish until the encoder stops or vanishes, then waits for it inside
+    /// the reconnect window or ends the session. `history_mark` is the event history's position
+    /// when the publish was requested; `parked` is the session a returning publisher resumes.
     async fn publish<P: Publisher>(
         &self,
         mut connection: P,
         stream: LiveStream,
         origin: SessionOrigin,
         history_mark: Option<i64>,
+        parked: Option<SessionState>,
     ) -> Result<(), P::Error> {
-        let session = match self.db.start_session(&stream.id, &origin).await {
+        // `None` for a resumed session, which started before.
+        let (mut state, started) = match parked {
+            Some(mut state) => {
+                info!(live_stream_id = %stream.id, session_id = %state.session_id, "Publisher reconnected inside the reconnect window; resuming the session.");
+                state.disconnect_announced = false;
+                (state, None)
+            }
+            None => match self.open_session(&stream, &origin).await {
+                Some((state, session)) => (state, Some(session)),
+                None => {
+                    self.release(&stream.id, None).await;
+                    connection.reject_publish("internal error").await?;
+                    return Ok(());
+                }
+            },
+        };
+        let mut stop = self
+            .running
+            .register(&stream.id, history_mark.unwrap_or(i64::MIN));
+        connection.accept_publish().await?;
+        let encoder = origin.encoder.as_deref().unwrap_or("unknown encoder");
+        info!(live_stream_id = %stream.id, session_id = %state.session_id, protocol = origin.protocol, encoder = %encoder, "Publisher connected.");
+        self.emit_stream_event(EventType::LiveStreamConnected, &stream.id)
+            .await;
+        if let Some(session) = started {
+            self.emit_session_event(EventType::SessionStarted, session)
+                .await;
+        }
+
+        // A control event published between the publish request and the registration above
+        // found no session to stop: look for it in the history.
+        let missed = match history_mark {
+            Some(mark) => self.control_events_after(mark, Some(&stream.id)).await,
+            None => Vec::new(),
+        };
+        let gone = match missed
+            .first()
+            .and_then(|event| StopReason::for_event(&event.event_type))
+        {
+            Some(reason) => {
+                info!(reason = reason.describe(), "Stopping the session.");
+                PublisherGone {
+                    outcome: Ok(Some(reason)),
+                    bytes: connection.bytes_received(),
+                    unpublished: false,
+                }
+            }
+            None => {
+                self.run_session(connection, &stream, &origin, &mut state, &mut stop)
+                    .await
+            }
+        };
+        let PublisherGone {
+            outcome,
+            bytes,
+            unpublished,
+        } = gone;
+        let mut reason = outcome.as_ref().ok().copied().flatten();
+        let window = Duration::from_secs(u64::from(stream.reconnect_window_s));
+        let shutting_down = *self.shutdown.borrow();
+        let vanished = reason.is_none() && !unpublished && !shutting_down;
+        if vanished && !window.is_zero() && state.packaging.is_some() {
+            match self
+                .wait_for_reconnect(&stream, state, &mut stop, window)
+                .await
+            {
+                Some((expired, why)) => {
+                    state = expired;
+                    reason = why;
+                }
+                None => {
+                    info!(live_stream_id = %stream.id, bytes, "Publisher disconnected; the session was resumed by a new connection.");
+                    return outcome.map(drop);
+                }
+            }
+        }
+        drop(stop);
+        let session_id = state.session_id.clone();
+        self.close_session(&stream, state, reason).await;
+        match outcome {
+            Ok(_) => {
+                info!(live_stream_id = %stream.id, session_id = %session_id, bytes, "Publisher disconnected.");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records a new session of the claimed `stream`: its row, the stream's status and its
+    /// recording's asset when the stream records; returns it for `session.started`. `None`
+    /// (logged) when the session could not be recorded.
+    async fn open_session(
+        &self,
+        stream: &LiveStream,
+        origin: &SessionOrigin,
+    ) -> Option<(SessionState, Session)> {
+        let session = match self.db.start_session(&stream.id, origin).await {
             Ok(session) => session,
             Err(e) => {
                 warn!(error = %e, "Could not record the session; refusing the publish.");
-                self.release(&stream.id, None).await;
-                connection.reject_publish("internal error").await?;
-                return Ok(());
+                return None;
             }
         };
         if let Err(e) = self
@@ -343,66 +473,125 @@ impl LiveService {
             warn!(error = %e, "Could not attach the session to the live stream.");
         }
         self.clear_previous_session(&stream.id).await;
-        let mut stop = self
-            .running
-            .register(&stream.id, history_mark.unwrap_or(i64::MIN));
-        connection.accept_publish().await?;
-        let encoder = origin.encoder.as_deref().unwrap_or("unknown encoder");
-        info!(live_stream_id = %stream.id, session_id = %session.id, protocol = origin.protocol, encoder = %encoder, "Publisher connected.");
-        self.metrics.session_started(&session.id);
-        self.emit_stream_event(EventType::LiveStreamConnected, &stream.id)
-            .await;
-        self.emit_session_event(EventType::SessionStarted, session.clone())
-            .await;
-
-        // A control event published between the publish request and the registration above
-        // found no session to stop: look for it in the history.
-        let missed = match history_mark {
-            Some(mark) => self.control_events_after(mark, Some(&stream.id)).await,
-            None => Vec::new(),
+        let asset_id = match stream.record {
+            true => self.recorder.start(&stream.id, &session.id).await,
+            false => None,
         };
-        let result = match missed
-            .first()
-            .and_then(|event| StopReason::for_event(&event.event_type))
-        {
+        self.metrics.session_started(&session.id);
+        let session = match asset_id {
+            // The row now names its asset.
+            Some(_) => self
+                .db
+                .get_session(&session.id)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(session),
+            None => session,
+        };
+        let state = SessionState {
+            session_id: session.id.clone(),
+            asset_id,
+            packaging: None,
+            resume_at: None,
+            bytes_received: 0,
+            frames_dropped: 0,
+            disconnect_announced: false,
+        };
+        Some((state, session))
+    }
+
+    /// Parks the session of a publisher that went away on its own, for `window`. Returns
+    /// `None` when a returning publisher took it back, else the session to end and the control
+    /// plane's reason when it stopped the wait (`None` for the window closing or shutdown).
+    async fn wait_for_reconnect(
+        &self,
+        stream: &LiveStream,
+        mut state: SessionState,
+        stop: &mut StopSignal,
+        window: Duration,
+    ) -> Option<(SessionState, Option<StopReason>)> {
+        info!(live_stream_id = %stream.id, session_id = %state.session_id, window_s = window.as_secs(), "Publisher gone; the session is reconnecting.");
+        state.disconnect_announced = true;
+        self.emit_stream_event(EventType::LiveStreamDisconnected, &stream.id)
+            .await;
+        let mut ticket = self.reconnecting.park(&stream.id, state);
+        let mut shutdown = self.shutdown.clone();
+        let why = tokio::select! {
+            _ = tokio::time::sleep(window) => None,
+            reason = stop.requested() => Some(reason),
+            _ = shutdown.wait_for(|stop| *stop) => None,
+            _ = &mut ticket.resumed => None,
+        };
+        let state = self.reconnecting.expire(&stream.id, &ticket)?;
+        match why {
             Some(reason) => {
-                info!(reason = reason.describe(), "Stopping the session.");
-                Ok((Some(reason), connection.bytes_received()))
+                info!(
+                    reason = reason.describe(),
+                    "Ending the reconnecting session."
+                )
             }
             None => {
-                self.run_session(connection, &stream, &session.id, &mut stop)
-                    .await
+                info!(live_stream_id = %stream.id, session_id = %state.session_id, "No publisher came back inside the reconnect window; ending the session.")
             }
-        };
-        drop(stop);
-        self.metrics.session_ended(&session.id);
-        if let Ok((Some(StopReason::Deleted), _)) = result {
+        }
+        Some((state, why))
+    }
+
+    /// Ends a session for good: ends its playlists, seals its recording, ends its row and
+    /// releases the stream (`session.ended`, `live_stream.disconnected` unless already said,
+    /// `live_stream.idle`).
+    async fn close_session(
+        &self,
+        stream: &LiveStream,
+        state: SessionState,
+        reason: Option<StopReason>,
+    ) {
+        let announced = state.disconnect_announced;
+        let session_id = state.session_id.clone();
+        let deleted = reason == Some(StopReason::Deleted);
+        self.end_session_record(stream, state, deleted).await;
+        if deleted {
             // The stream, its sessions and its objects are gone; remove what the session wrote
             // while it was being stopped.
             self.clear_previous_session(&stream.id).await;
-            info!(live_stream_id = %stream.id, session_id = %session.id, "Publisher disconnected: the live stream was deleted.");
-            return Ok(());
+            info!(live_stream_id = %stream.id, session_id = %session_id, "Session ended: the live stream was deleted.");
+            return;
         }
+        if !announced {
+            self.emit_stream_event(EventType::LiveStreamDisconnected, &stream.id)
+                .await;
+        }
+        // The stream keeps pointing at its last session, so its final counters stay visible.
+        self.release(&stream.id, Some(&session_id)).await;
+        self.emit_stream_event(EventType::LiveStreamIdle, &stream.id)
+            .await;
+    }
 
-        match self.db.end_session(&session.id).await {
+    /// The session's own ending: its playlists end, its recording is sealed, its row ends
+    /// (`session.ended`, unless the stream and its sessions were `deleted`). The stream stays
+    /// claimed.
+    async fn end_session_record(&self, stream: &LiveStream, state: SessionState, deleted: bool) {
+        let recording = match state.packaging {
+            Some(packaging) => packaging.finish().await,
+            None => None,
+        };
+        if let Some(asset_id) = &state.asset_id {
+            let shutting_down = *self.shutdown.borrow();
+            self.recorder
+                .seal(asset_id, &stream.id, recording, shutting_down)
+                .await;
+        }
+        self.metrics.session_ended(&state.session_id);
+        if deleted {
+            return;
+        }
+        match self.db.end_session(&state.session_id).await {
             Ok(ended) => {
                 self.emit_session_event(EventType::SessionEnded, ended)
                     .await
             }
             Err(e) => warn!(error = %e, "Could not end the session row."),
-        }
-        self.emit_stream_event(EventType::LiveStreamDisconnected, &stream.id)
-            .await;
-        // The stream keeps pointing at its last session, so its final counters stay visible.
-        self.release(&stream.id, Some(&session.id)).await;
-        self.emit_stream_event(EventType::LiveStreamIdle, &stream.id)
-            .await;
-        match result {
-            Ok((_, bytes)) => {
-                info!(live_stream_id = %stream.id, session_id = %session.id, bytes, "Publisher disconnected.");
-                Ok(())
-            }
-            Err(e) => Err(e),
         }
     }
 
@@ -417,11 +606,9 @@ impl LiveService {
                 return;
             }
         };
-        let IngestUrls {
-            rtmp_url,
-            public_url,
-        } = &self.urls;
-        match live_stream_event_data(&self.db, rtmp_url, public_url, stream).await {
+        match live_stream_event_data(&self.db, &self.rtmp_url, &self.recorder.public_url, stream)
+            .await
+        {
             Ok(data) => {
                 self.emit(NewEvent::new(event_type, live_stream_id, data))
                     .await
@@ -475,21 +662,22 @@ impl LiveService {
     }
 
     /// Runs the session until the publisher stops, the pipeline fails, the server shuts down
-    /// or the control plane stops it (then returns why).
+    /// or the control plane stops it (then says why).
+    /// The pipeline's packaging is left in `state` for the reconnect window or the end.
     async fn run_session<P: Publisher>(
         &self,
         mut connection: P,
         stream: &LiveStream,
-        session_id: &str,
+        origin: &SessionOrigin,
+        state: &mut SessionState,
         stop: &mut StopSignal,
-    ) -> Result<(Option<StopReason>, u64), P::Error> {
+    ) -> PublisherGone<P::Error> {
         let started = Instant::now();
         let mut gate = StartGate::default();
         let mut pipeline: Option<SessionPipeline> = None;
         let mut last_update = Instant::now();
         let mut reported_dropped = 0;
         let mut shutdown = self.shutdown.clone();
-        let mut control_open = true;
         // The publisher ended cleanly (FCUnpublish/deleteStream) and will close the connection.
         let mut unpublished = false;
         let outcome = loop {
@@ -499,18 +687,9 @@ impl LiveService {
                     info!("Server shutting down: ending the session.");
                     break Ok(None);
                 }
-                reason = &mut stop.receiver, if control_open => {
-                    match reason {
-                        Ok(reason) => {
-                            info!(reason = reason.describe(), "Stopping the session.");
-                            break Ok(Some(reason));
-                        }
-                        // The registration was replaced; nothing asked this session to stop.
-                        Err(_) => {
-                            control_open = false;
-                            continue;
-                        }
-                    }
+                reason = stop.requested() => {
+                    info!(reason = reason.describe(), "Stopping the session.");
+                    break Ok(Some(reason));
                 }
             };
             let event = match next {
@@ -559,10 +738,10 @@ impl LiveService {
                             break Ok(None);
                         }
                         if let Some(source) = gate.ready() {
-                            match self.start_pipeline(source, stream, session_id).await {
+                            match self.start_pipeline(source, stream, origin, state).await {
                                 Ok(mut started) => {
                                     self.record_input(
-                                        session_id,
+                                        state,
                                         started.input_description(),
                                         connection.bytes_received(),
                                         0,
@@ -608,7 +787,7 @@ impl LiveService {
                         reported_dropped = dropped;
                     }
                     self.record_input(
-                        session_id,
+                        state,
                         running.input_description(),
                         connection.bytes_received(),
                         dropped,
@@ -625,47 +804,91 @@ impl LiveService {
         let open_connection = unpublished.then_some(connection);
         if let Some(running) = pipeline {
             let description = running.input_description();
-            let dropped = running.finish().await;
-            self.record_input(session_id, description, bytes_received, dropped)
+            let stopped = running.stop().await;
+            self.record_input(state, description, bytes_received, stopped.frames_dropped)
                 .await;
+            state.packaging = Some(stopped.packaging);
+            state.resume_at = Some(stopped.resume_at);
+            state.frames_dropped += stopped.frames_dropped;
         }
+        state.bytes_received += bytes_received;
         drop(open_connection);
-        outcome.map(|reason| (reason, bytes_received))
+        PublisherGone {
+            outcome,
+            bytes: bytes_received,
+            unpublished,
+        }
     }
 
-    /// Starts a session pipeline off the reactor: opening the decoder and every encoder is
-    /// blocking work that can take a while.
+    /// Starts a session pipeline off the reactor (opening the decoder and every encoder is
+    /// blocking work that can take a while). It resumes the session's packaging when the
+    /// source plans to the same renditions; otherwise a returning publisher's session ends
+    /// and a new one starts in `state`.
     async fn start_pipeline(
         &self,
         source: SourceDescription,
         stream: &LiveStream,
-        session_id: &str,
+        origin: &SessionOrigin,
+        state: &mut SessionState,
     ) -> anyhow::Result<SessionPipeline> {
-        let ladder = stream.ladder.clone();
+        let shape = plan_ladder(&source, &stream.ladder)?;
+        if state
+            .packaging
+            .as_ref()
+            .is_some_and(|packaging| packaging.shape() != &shape)
+        {
+            info!(live_stream_id = %stream.id, session_id = %state.session_id, "The returning publisher's source needs other renditions; ending the session and starting a new one.");
+            // Sealed first: a new session clears the stream's live objects.
+            let previous = SessionState {
+                session_id: state.session_id.clone(),
+                asset_id: state.asset_id.take(),
+                packaging: state.packaging.take(),
+                resume_at: state.resume_at.take(),
+                bytes_received: state.bytes_received,
+                frames_dropped: state.frames_dropped,
+                disconnect_announced: state.disconnect_announced,
+            };
+            self.end_session_record(stream, previous, false).await;
+            let (fresh, session) = self
+                .open_session(stream, origin)
+                .await
+                .ok_or_else(|| anyhow::anyhow!("could not record a new session"))?;
+            *state = fresh;
+            self.emit_session_event(EventType::SessionStarted, session)
+                .await;
+        }
+        let plan = match state.packaging.take() {
+            Some(packaging) => PackagingPlan::Resume {
+                packaging,
+                resume_at: state
+                    .resume_at
+                    .unwrap_or(MediaTime::new(0, Timebase(1_000))),
+            },
+            None => PackagingPlan::New(PackagingTarget {
+                store: self.store.clone(),
+                live_stream_id: stream.id.clone(),
+                session_id: state.session_id.clone(),
+                window: playlist_window(&stream.dvr, &self.config),
+                record: state.asset_id.is_some(),
+            }),
+        };
         let config = self.config.clone();
-        let store = self.store.clone();
-        let live_stream_id = stream.id.clone();
-        let session_id = session_id.to_owned();
-        tokio::task::spawn_blocking(move || {
-            SessionPipeline::start(
-                source,
-                &ladder,
-                &config,
-                store,
-                &live_stream_id,
-                &session_id,
-            )
-        })
-        .await?
+        tokio::task::spawn_blocking(move || SessionPipeline::start(source, shape, &config, plan))
+            .await?
     }
 
+    /// Stores the session's input and counters: the current publisher's added to those of the
+    /// publishers before it.
     async fn record_input(
         &self,
-        session_id: &str,
+        state: &SessionState,
         input: serde_json::Value,
         bytes_received: u64,
         frames_dropped: u64,
     ) {
+        let bytes_received = state.bytes_received + bytes_received;
+        let frames_dropped = state.frames_dropped + frames_dropped;
+        let session_id = state.session_id.as_str();
         self.metrics
             .session_progress(session_id, bytes_received, frames_dropped);
         if let Err(e) = self
@@ -674,6 +897,29 @@ impl LiveService {
             .await
         {
             warn!(error = %e, "Could not update the session row.");
+        }
+    }
+}
+
+/// How a publisher's part of a session ended.
+struct PublisherGone<E> {
+    /// The control plane's reason when it stopped the session, or the connection's error.
+    outcome: Result<Option<StopReason>, E>,
+    /// Bytes this publisher sent.
+    bytes: u64,
+    /// The encoder unpublished (FCUnpublish/deleteStream) rather than vanishing.
+    unpublished: bool,
+}
+
+/// The live playlists' window for a stream's DVR setting: a window in seconds is rounded up to
+/// whole segments.
+fn playlist_window(dvr: &Dvr, config: &LiveConfig) -> PlaylistWindow {
+    match (dvr.mode, dvr.window_s) {
+        (DvrMode::Event, _) => PlaylistWindow::Event,
+        (DvrMode::Window, None) => PlaylistWindow::Segments(config.playlist_window),
+        (DvrMode::Window, Some(seconds)) => {
+            let segment = config.segment_seconds.max(1);
+            PlaylistWindow::Segments(seconds.div_ceil(segment).max(1) as usize)
         }
     }
 }

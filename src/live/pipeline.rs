@@ -11,6 +11,11 @@
 //!
 //! Every queue is bounded. The transcoder drops (and counts) when it falls behind real time;
 //! audio and the packaging channel apply backpressure to the publisher's TCP connection.
+//!
+//! The packaging thread ([`Packaging`]) lives as long as the session, which may outlast one
+//! publisher: when the publisher drops inside the reconnect window, [`SessionPipeline::stop`]
+//! ends the transcoder and hands the packaging back, and the next publisher's pipeline feeds it
+//! again ([`PackagingPlan::Resume`]) with its timestamps moved to go on after the last ones.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -19,7 +24,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 use sluice_media::{
-    AudioCodec, AudioSpecificConfig, AvcConfig, Mp3FrameHeader, Packet, TrackKind, VideoCodec,
+    AudioCodec, AudioSpecificConfig, AvcConfig, MediaTime, Mp3FrameHeader, Packet, Timebase,
+    TrackKind, VideoCodec,
 };
 use sluice_storage::ObjectStore;
 use sluice_transcoder::{
@@ -30,7 +36,8 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::renditions::{
-    AudioInput, Destination, PackagingInput, SessionPackager, VideoRenditionPlan,
+    AudioInput, Destination, PackagingInput, PlaylistWindow, SessionPackager, SessionRecording,
+    VideoRenditionPlan,
 };
 use crate::config::LiveConfig;
 
@@ -114,7 +121,7 @@ impl SourceAudio {
         }
     }
 
-    /// The RFC 6381 codec string; MP3 and Opus have none here (they never reach a playlist).
+    /// The RFC 6381 codec string; MP3 has none here (it never reaches a playlist).
     fn codec_string(&self) -> Option<String> {
         match self {
             SourceAudio::Aac(config) => Some(config.codec_string()),
@@ -161,50 +168,198 @@ impl InputMeter {
     }
 }
 
+/// The shape a session's renditions were planned with: a publisher that comes back inside the
+/// reconnect window continues the session only if its source plans to the same shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LadderShape {
+    rungs: Vec<PlannedRung>,
+    /// Codec, sample rate and channels of the audio rendition's source.
+    audio: Option<(AudioCodec, u32, u8)>,
+}
+
+/// Where a session's objects go and how its playlists are kept, for a new packaging thread.
+pub struct PackagingTarget {
+    pub store: Arc<dyn ObjectStore>,
+    pub live_stream_id: String,
+    pub session_id: String,
+    pub window: PlaylistWindow,
+    /// Keep every segment for the session's asset.
+    pub record: bool,
+}
+
+/// The packaging side a pipeline feeds.
+pub enum PackagingPlan {
+    /// A new session: start a packaging thread.
+    New(PackagingTarget),
+    /// A publisher came back inside the reconnect window: feed the session's packaging thread
+    /// again, its timestamps moved to start at `resume_at`.
+    Resume {
+        packaging: Packaging,
+        resume_at: MediaTime,
+    },
+}
+
+/// A session's packaging thread, which may outlive the publisher that started it.
+pub struct Packaging {
+    sender: mpsc::Sender<PackagingInput>,
+    thread: JoinHandle<Option<SessionRecording>>,
+    shape: LadderShape,
+}
+
+impl Packaging {
+    fn start(
+        target: PackagingTarget,
+        plans: Vec<VideoRenditionPlan>,
+        audio: Option<AudioInput>,
+        segment: Duration,
+        shape: LadderShape,
+    ) -> anyhow::Result<Packaging> {
+        let (sender, mut inbox) = mpsc::channel(PACKAGING_QUEUE);
+        let destination = Destination {
+            store: target.store,
+            runtime: tokio::runtime::Handle::current(),
+            live_stream_id: target.live_stream_id,
+            session_id: target.session_id,
+        };
+        let (window, record) = (target.window, target.record);
+        let thread = std::thread::Builder::new()
+            .name("sluice-packager".into())
+            .spawn(move || {
+                // Built here: it uploads (blocking on the runtime) from its first step.
+                let mut packager =
+                    SessionPackager::new(destination, plans, audio, segment, window, record);
+                while let Some(input) = inbox.blocking_recv() {
+                    packager.handle(input);
+                }
+                packager.finish()
+            })
+            .context("spawning the packaging thread")?;
+        Ok(Packaging {
+            sender,
+            thread,
+            shape,
+        })
+    }
+
+    /// The shape of the renditions it packages.
+    pub fn shape(&self) -> &LadderShape {
+        &self.shape
+    }
+
+    /// Ends every playlist and returns what a recorded session left for its asset.
+    pub async fn finish(self) -> Option<SessionRecording> {
+        let Packaging { sender, thread, .. } = self;
+        drop(sender);
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(recording)) => recording,
+            _ => {
+                warn!("The packaging thread ended abnormally.");
+                None
+            }
+        }
+    }
+}
+
+/// Fits the stream's stored ladder to the source: the renditions a pipeline would make.
+pub fn plan_ladder(
+    source: &SourceDescription,
+    ladder: &serde_json::Value,
+) -> anyhow::Result<LadderShape> {
+    let ladder: Ladder = if ladder.is_null() {
+        Ladder::DEFAULT
+    } else {
+        serde_json::from_value(ladder.clone()).context("stored ladder is invalid")?
+    };
+    let mut rungs = plan(
+        &ladder,
+        source.video.width(),
+        source.video.height(),
+        source.frame_rate,
+    )?;
+    if source.video.codec_string().is_none() {
+        rungs.retain(|rung| matches!(rung, PlannedRung::Encode(_)));
+        anyhow::ensure!(
+            !rungs.is_empty(),
+            "a {} source cannot be repackaged: its ladder needs an encoded rung",
+            source.video.codec().name()
+        );
+    }
+    let audio = source
+        .audio
+        .as_ref()
+        .map(|audio| (audio.codec(), audio.sample_rate(), audio.channels()));
+    Ok(LadderShape { rungs, audio })
+}
+
+/// Moves a returning publisher's timestamps so they go on after the session's last ones.
+#[derive(Clone, Copy, Debug, Default)]
+struct Timeline {
+    /// Where the first packet of the source should land, when the session is resumed.
+    resume_at: Option<MediaTime>,
+    /// Added to every timestamp (in the packets' timebase), once known.
+    offset: Option<i64>,
+    /// The latest decode time passed on.
+    last: Option<MediaTime>,
+}
+
+/// Room left after the last packet before a returning publisher's first one.
+const RESUME_GAP: Duration = Duration::from_millis(100);
+
+impl Timeline {
+    fn rebase(&mut self, packet: &mut Packet) {
+        let offset = *self.offset.get_or_insert_with(|| match self.resume_at {
+            Some(at) => at.rescale(packet.timebase).ticks - packet.dts,
+            None => 0,
+        });
+        packet.dts += offset;
+        packet.pts += offset;
+        let at = packet.dts_time();
+        if self
+            .last
+            .is_none_or(|last| at.as_secs_f64() > last.as_secs_f64())
+        {
+            self.last = Some(at);
+        }
+    }
+
+    /// Where a returning publisher's first packet should land.
+    fn resume_point(&self) -> MediaTime {
+        let gap = MediaTime::new(RESUME_GAP.as_millis() as i64, Timebase(1_000));
+        match self.last.or(self.resume_at) {
+            Some(last) => {
+                let last = last.rescale(Timebase(1_000));
+                MediaTime::new(last.ticks + gap.ticks, last.timebase)
+            }
+            None => gap,
+        }
+    }
+}
+
 /// A running session pipeline.
 pub struct SessionPipeline {
     transcoder: LiveTranscoder,
-    packaging: mpsc::Sender<PackagingInput>,
+    packaging: Packaging,
     forwarder: JoinHandle<()>,
-    packager: JoinHandle<()>,
     source: SourceDescription,
     meter: InputMeter,
+    timeline: Timeline,
 }
 
 impl SessionPipeline {
-    /// Plans the ladder for this source and starts the transcoder and packaging threads.
-    /// Blocking (it opens every codec): call it off the reactor, inside the runtime.
+    /// Starts the transcoder for this source's planned ladder, feeding the packaging `plan`
+    /// names. Blocking (it opens every codec): call it off the reactor, inside the runtime.
     pub fn start(
         mut source: SourceDescription,
-        ladder: &serde_json::Value,
+        shape: LadderShape,
         config: &LiveConfig,
-        store: Arc<dyn ObjectStore>,
-        live_stream_id: &str,
-        session_id: &str,
+        plan: PackagingPlan,
     ) -> anyhow::Result<SessionPipeline> {
-        let ladder: Ladder = if ladder.is_null() {
-            Ladder::DEFAULT
-        } else {
-            serde_json::from_value(ladder.clone()).context("stored ladder is invalid")?
-        };
-        let mut rungs = plan(
-            &ladder,
-            source.video.width(),
-            source.video.height(),
-            source.frame_rate,
-        )?;
-        if source.video.codec_string().is_none() {
-            rungs.retain(|rung| matches!(rung, PlannedRung::Encode(_)));
-            anyhow::ensure!(
-                !rungs.is_empty(),
-                "a {} source cannot be repackaged: its ladder needs an encoded rung",
-                source.video.codec().name()
-            );
-        }
+        let rungs = shape.rungs.clone();
         let source_rate = source.frame_rate.unwrap_or(FALLBACK_FRAME_RATE);
         let plans = rungs
             .iter()
             .map(|rung| VideoRenditionPlan {
+                name: rung.name().to_owned(),
                 frame_rate: match rung {
                     PlannedRung::Source => source_rate,
                     PlannedRung::Encode(target) => target.frame_rate,
@@ -212,10 +367,9 @@ impl SessionPipeline {
             })
             .collect();
         info!(
-            live_stream_id,
-            session_id,
             source = %format!("{}x{}", source.video.width(), source.video.height()),
             rungs = %rungs.iter().map(PlannedRung::name).collect::<Vec<_>>().join(","),
+            resumed = matches!(plan, PackagingPlan::Resume { .. }),
             "Starting the live ladder."
         );
         let segment = Duration::from_secs(u64::from(config.segment_seconds));
@@ -224,48 +378,48 @@ impl SessionPipeline {
             keyframe_interval: segment,
             ..EncoderSettings::default()
         };
-        let (transcoder, outputs) =
-            LiveTranscoder::start(source.video.decoder_source(), rungs, settings)?;
+        let (transcoder, outputs) = LiveTranscoder::start(source.video.decoder_source(), rungs, settings)?;
 
-        let (packaging, mut inbox) = mpsc::channel(PACKAGING_QUEUE);
-        let destination = Destination {
-            store,
-            runtime: tokio::runtime::Handle::current(),
-            live_stream_id: live_stream_id.to_owned(),
-            session_id: session_id.to_owned(),
-        };
         let opened = match &source.audio {
-            Some(SourceAudio::Aac(config)) => Some(Ok(AudioInput::PassThrough(config.clone()))),
-            Some(SourceAudio::Mp3(header)) => {
-                Some(AacTranscoder::from_mp3(*header).map(AudioInput::Transcode))
-            }
-            Some(SourceAudio::Opus { channels }) => {
-                Some(AacTranscoder::from_opus(*channels).map(AudioInput::Transcode))
-            }
-            None => None,
+            Some(SourceAudio::Mp3(header)) => Some(AacTranscoder::from_mp3(*header)),
+            Some(SourceAudio::Opus { channels }) => Some(AacTranscoder::from_opus(*channels)),
+            _ => None,
         };
-        let audio = match opened {
+        let audio_transcoder = match opened {
+            Some(Ok(transcoder)) => Some(transcoder),
             Some(Err(e)) => {
                 let codec = source.audio.take().map(|audio| audio.codec().name());
                 warn!(codec = ?codec, error = %e, "Audio cannot be transcoded; the stream goes on without audio.");
                 None
             }
-            Some(Ok(input)) => Some(input),
             None => None,
         };
-        let window = config.playlist_window;
-        let packager = std::thread::Builder::new()
-            .name("sluice-packager".into())
-            .spawn(move || {
-                // Built here: it uploads (blocking on the runtime) from its first step.
-                let mut packager = SessionPackager::new(destination, plans, audio, segment, window);
-                while let Some(input) = inbox.blocking_recv() {
-                    packager.handle(input);
-                }
-                packager.finish();
-            })
-            .context("spawning the packaging thread")?;
-        let to_packager = packaging.clone();
+        let (packaging, resume_at) = match plan {
+            PackagingPlan::New(target) => {
+                let audio = match (&source.audio, audio_transcoder) {
+                    (Some(SourceAudio::Aac(config)), _) => {
+                        Some(AudioInput::PassThrough(config.clone()))
+                    }
+                    (_, Some(transcoder)) => Some(AudioInput::Transcode(transcoder)),
+                    _ => None,
+                };
+                (
+                    Packaging::start(target, plans, audio, segment, shape)?,
+                    None,
+                )
+            }
+            PackagingPlan::Resume {
+                packaging,
+                resume_at,
+            } => {
+                packaging
+                    .sender
+                    .blocking_send(PackagingInput::SourceResumed(audio_transcoder))
+                    .map_err(|_| anyhow::anyhow!("the session's packaging thread has ended"))?;
+                (packaging, Some(resume_at))
+            }
+        };
+        let to_packager = packaging.sender.clone();
         let forwarder = std::thread::Builder::new()
             .name("sluice-forwarder".into())
             .spawn(move || {
@@ -291,21 +445,26 @@ impl SessionPipeline {
             transcoder,
             packaging,
             forwarder,
-            packager,
             source,
             meter: InputMeter::default(),
+            timeline: Timeline {
+                resume_at,
+                ..Timeline::default()
+            },
         })
     }
 
     /// Feeds one packet from the publisher.
     /// Fails once the pipeline has stopped (every rung failed, or the packaging thread ended):
     /// the session should end then.
-    pub async fn push(&mut self, packet: Packet) -> Result<(), TranscodeError> {
+    pub async fn push(&mut self, mut packet: Packet) -> Result<(), TranscodeError> {
         self.meter.add(&packet);
+        self.timeline.rebase(&mut packet);
         match packet.kind {
             TrackKind::Video => self.transcoder.push(packet),
             TrackKind::Audio if self.source.audio.is_some() => self
                 .packaging
+                .sender
                 .send(PackagingInput::Audio(packet))
                 .await
                 .map_err(|_| TranscodeError::Stopped),
@@ -341,24 +500,26 @@ impl SessionPipeline {
         })
     }
 
-    /// Flushes the encoders, ends every playlist and returns the frames dropped in total.
-    pub async fn finish(self) -> u64 {
+    /// Flushes the encoders and every segmenter (the playlists stay open) and hands the
+    /// packaging back, with where a returning publisher's timestamps should start and the
+    /// frames dropped in total.
+    pub async fn stop(self) -> StoppedPipeline {
         let SessionPipeline {
             transcoder,
             packaging,
             forwarder,
-            packager,
+            timeline,
             ..
         } = self;
-        drop(packaging);
         let joined = tokio::task::spawn_blocking(move || {
             let stats = transcoder.finish();
             let _ = forwarder.join();
-            let _ = packager.join();
             stats
         })
         .await;
-        match joined {
+        // Sent after the forwarder is done, so it follows the encoders' last packets.
+        let _ = packaging.sender.send(PackagingInput::SourceEnded).await;
+        let frames_dropped = match joined {
             Ok(stats) => {
                 info!(
                     frames_decoded = stats.frames_decoded,
@@ -372,6 +533,20 @@ impl SessionPipeline {
                 warn!(error = %e, "The pipeline's threads ended abnormally.");
                 0
             }
+        };
+        StoppedPipeline {
+            packaging,
+            resume_at: timeline.resume_point(),
+            frames_dropped,
         }
     }
+}
+
+/// What is left of a pipeline once its publisher is gone.
+pub struct StoppedPipeline {
+    /// The session's packaging thread, its playlists still open.
+    pub packaging: Packaging,
+    /// Where a returning publisher's first packet should land.
+    pub resume_at: MediaTime,
+    pub frames_dropped: u64,
 }

@@ -9,6 +9,14 @@
 //! MP3 audio is transcoded to AAC-LC here, synchronously, as it arrives: it costs about a
 //! percent of a core, needs no queue or thread of its own, and its output reaches the audio
 //! segmenter in order with the cuts the video renditions ask for.
+//!
+//! The packager outlives a publisher that drops inside the stream's reconnect window: the
+//! source's end flushes every segmenter ([`PackagingInput::SourceEnded`]) and a returning
+//! publisher resumes the same playlists after an EXT-X-DISCONTINUITY
+//! ([`PackagingInput::SourceResumed`]), with a new init segment name and EXT-X-MAP when its
+//! encoders' headers differ. Media sequence numbers simply go on. A recorded session keeps
+//! every segment in the store and a log of them, which [`SessionPackager::finish`] hands over
+//! for sealing into an asset.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,6 +33,8 @@ use sluice_packager::{
 };
 use sluice_storage::{ObjectKey, ObjectStore};
 use sluice_transcoder::AacTranscoder;
+
+use crate::vod::package::PackagedRendition;
 use tokio::runtime::Handle;
 use tracing::{debug, warn};
 
@@ -44,6 +54,52 @@ pub enum PackagingInput {
     Video { index: usize, packet: Packet },
     /// A frame of the publisher's audio track (AAC, or MP3 to transcode).
     Audio(Packet),
+    /// The publisher went away: every segmenter is flushed, the playlists stay open.
+    SourceEnded,
+    /// A publisher came back inside the reconnect window: the next segment of every rendition
+    /// follows a discontinuity. Carries the MP3 transcoder of its audio, when it sends MP3.
+    SourceResumed(Option<AacTranscoder>),
+}
+
+/// What a live media playlist keeps (the live stream's DVR setting, in segments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlaylistWindow {
+    /// A sliding window of this many segments.
+    Segments(usize),
+    /// Every segment of the session (an EVENT playlist).
+    Event,
+}
+
+/// One segment of a recorded rendition, as stored under the live stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedSegment {
+    /// Object name inside the rendition's directory.
+    pub name: String,
+    /// The init segment it needs (object name in the same directory).
+    pub init: String,
+    pub duration_secs: f64,
+    /// It follows a reconnection.
+    pub discontinuity: bool,
+}
+
+/// One rendition of a recorded session.
+#[derive(Clone, Debug)]
+pub struct RecordedRendition {
+    /// Directory under the live stream: `v0`, … or `a0`.
+    pub dir: String,
+    pub kind: TrackKind,
+    pub segments: Vec<RecordedSegment>,
+    /// Its API description (name, codec, size, measured bandwidth, `{dir}/index.m3u8`).
+    pub summary: PackagedRendition,
+}
+
+/// What a recorded session left in the store, for sealing into an asset.
+#[derive(Clone, Debug)]
+pub struct SessionRecording {
+    /// Video renditions in ladder order, then audio.
+    pub renditions: Vec<RecordedRendition>,
+    /// The last multivariant playlist written (relative URIs, valid for the asset's tree too).
+    pub master: Option<Vec<u8>>,
 }
 
 /// Where the audio rendition's AAC frames come from.
@@ -100,6 +156,8 @@ impl Destination {
 
 /// Static facts about one video rendition, known when the session starts.
 pub struct VideoRenditionPlan {
+    /// The ladder rung's name (`source`, `720p`, …).
+    pub name: String,
     pub frame_rate: f64,
 }
 
@@ -117,7 +175,15 @@ struct Rendition {
     /// before the next segment rather than losing the rendition).
     init: Option<Bytes>,
     init_written: bool,
+    /// Object name of the current init segment: `{session}-init.mp4`, then
+    /// `{session}-init-{n}.mp4` for each different header after a reconnection.
+    init_name: String,
+    init_changes: u32,
     segments_written: u64,
+    /// Every segment published, when the session is recorded (none is deleted then).
+    recorded: Option<Vec<RecordedSegment>>,
+    /// The next segment published follows a reconnection.
+    discontinuity_pending: bool,
 }
 
 impl Rendition {
@@ -129,32 +195,52 @@ impl Rendition {
         session_id: &str,
         timescale: Timebase,
         target: Duration,
-        window: usize,
+        window: PlaylistWindow,
+        record: bool,
     ) -> Self {
         let policy = match kind {
             TrackKind::Video => BoundaryPolicy::TargetDuration,
             TrackKind::Audio => BoundaryPolicy::Explicit,
         };
+        let init_name = format!("{session_id}-init.mp4");
+        let target_secs = target.as_secs().max(1);
+        let playlist = match window {
+            PlaylistWindow::Segments(segments) => {
+                LivePlaylist::new(target_secs, segments, init_name.clone())
+            }
+            PlaylistWindow::Event => LivePlaylist::event(target_secs, init_name.clone()),
+        };
         Rendition {
             dir,
             kind,
             segmenter: TrackSegmenter::new(TRACK_ID, timescale, target).with_policy(policy),
-            playlist: LivePlaylist::new(
-                target.as_secs().max(1),
-                window,
-                format!("{session_id}-init.mp4"),
-            ),
+            playlist,
             meter: BitrateMeter::new(),
             evicted: VecDeque::new(),
             init: None,
             init_written: false,
+            init_name,
+            init_changes: 0,
             segments_written: 0,
+            recorded: record.then(Vec::new),
+            discontinuity_pending: false,
         }
     }
 
+    /// Stores the init segment for `track`. After a reconnection, a header that differs from
+    /// the one the published segments use gets a new name, announced by EXT-X-MAP.
     fn write_init(&mut self, destination: &Destination, track: &TrackInfo, timescale: u32) {
         match fmp4::init_segment(track, TRACK_ID, timescale) {
             Ok(init) => {
+                if self.init.as_ref() == Some(&init) && self.init_written {
+                    return;
+                }
+                if self.init.is_some() && self.segments_written > 0 {
+                    self.init_changes += 1;
+                    self.init_name =
+                        format!("{}-init-{}.mp4", destination.session_id, self.init_changes);
+                    self.playlist.set_init(self.init_name.clone());
+                }
                 self.init = Some(init);
                 self.upload_init(destination);
             }
@@ -164,9 +250,14 @@ impl Rendition {
 
     fn upload_init(&mut self, destination: &Destination) {
         if let Some(init) = &self.init {
-            let name = format!("{}-init.mp4", destination.session_id);
-            self.init_written = destination.put(&[&self.dir, &name], init.clone());
+            self.init_written = destination.put(&[&self.dir, &self.init_name], init.clone());
         }
+    }
+
+    /// The next segment follows a reconnection.
+    fn mark_discontinuity(&mut self) {
+        self.playlist.mark_discontinuity();
+        self.discontinuity_pending = true;
     }
 
     /// Uploads a finished segment, then the playlist that lists it.
@@ -192,13 +283,25 @@ impl Rendition {
             return;
         }
         self.meter.add_segment(bytes, segment.duration);
+        let duration_secs = segment.duration.as_secs_f64();
         let evicted = self.playlist.push_segment(
-            name,
-            segment.duration.as_secs_f64(),
+            name.clone(),
+            duration_secs,
             origin.wall_clock(segment.start),
         );
         self.segments_written += 1;
         self.write_playlist(destination);
+        let discontinuity = std::mem::take(&mut self.discontinuity_pending);
+        if let Some(recorded) = &mut self.recorded {
+            // A recorded segment stays in the store until the recording is sealed.
+            recorded.push(RecordedSegment {
+                name,
+                init: self.init_name.clone(),
+                duration_secs,
+                discontinuity,
+            });
+            return;
+        }
         self.evicted.extend(evicted);
         while self.evicted.len() > EVICTION_GRACE_SEGMENTS {
             if let Some(old) = self.evicted.pop_front() {
@@ -270,12 +373,14 @@ pub struct SessionPackager {
 }
 
 impl SessionPackager {
+    /// A packager for these renditions; `record` keeps every segment for the session's asset.
     pub fn new(
         destination: Destination,
         video: Vec<VideoRenditionPlan>,
         audio: Option<AudioInput>,
         segment: Duration,
-        window: usize,
+        window: PlaylistWindow,
+        record: bool,
     ) -> Self {
         let video = video
             .into_iter()
@@ -288,6 +393,7 @@ impl SessionPackager {
                     Timebase::MPEG,
                     segment,
                     window,
+                    record,
                 );
                 (rendition, plan, None)
             })
@@ -307,6 +413,7 @@ impl SessionPackager {
                 Timebase(config.sample_rate),
                 segment,
                 window,
+                record,
             );
             rendition.write_init(
                 &destination,
@@ -373,7 +480,23 @@ impl SessionPackager {
                     Err(e) => warn!(error = %e, "Audio transcoding failed for a packet."),
                 }
             }
+            PackagingInput::SourceEnded => self.flush(),
+            PackagingInput::SourceResumed(transcoder) => {
+                self.transcoder = transcoder;
+                for rendition in self.renditions_mut() {
+                    rendition.mark_discontinuity();
+                }
+                // Wall-clock times start again from the returning publisher's first packet.
+                self.origin.media = None;
+            }
         }
+    }
+
+    fn renditions_mut(&mut self) -> impl Iterator<Item = &mut Rendition> {
+        self.video
+            .iter_mut()
+            .map(|(rendition, _, _)| rendition)
+            .chain(self.audio.as_mut().map(|(rendition, _)| rendition))
     }
 
     /// Segments one AAC frame of the audio rendition.
@@ -493,7 +616,76 @@ impl SessionPackager {
     }
 
     /// Flushes every segmenter, ends every playlist and writes the final multivariant playlist.
-    pub fn finish(mut self) {
+    /// Returns what a recorded session left for its asset.
+    pub fn finish(mut self) -> Option<SessionRecording> {
+        self.flush();
+        // Video playlists end first and the audio playlist last: once `a0` carries
+        // EXT-X-ENDLIST, every rendition of the session has ended.
+        let destination = &self.destination;
+        for rendition in self
+            .video
+            .iter_mut()
+            .map(|(rendition, _, _)| rendition)
+            .chain(self.audio.as_mut().map(|(rendition, _)| rendition))
+        {
+            rendition.playlist.end();
+            if rendition.segments_written > 0 {
+                rendition.write_playlist(destination);
+            }
+        }
+        self.recording()
+    }
+
+    /// The recorded renditions (`None` when the session is not recorded).
+    fn recording(self) -> Option<SessionRecording> {
+        let mut renditions = Vec::new();
+        for (rendition, plan, config) in self.video {
+            let summary = PackagedRendition {
+                name: plan.name,
+                codec: config
+                    .as_ref()
+                    .map_or_else(|| "h264".to_owned(), |c| c.codec().name()),
+                width: config.as_ref().map(VideoConfig::width),
+                height: config.as_ref().map(VideoConfig::height),
+                frame_rate: Some(plan.frame_rate),
+                bandwidth: rendition.meter.peak_bps(),
+                average_bandwidth: rendition.meter.average_bps(),
+                uri: format!("{}/index.m3u8", rendition.dir),
+            };
+            renditions.push(RecordedRendition {
+                dir: rendition.dir,
+                kind: TrackKind::Video,
+                segments: rendition.recorded?,
+                summary,
+            });
+        }
+        if let Some((rendition, _)) = self.audio {
+            let summary = PackagedRendition {
+                name: "audio".to_owned(),
+                codec: "aac".to_owned(),
+                width: None,
+                height: None,
+                frame_rate: None,
+                bandwidth: rendition.meter.peak_bps(),
+                average_bandwidth: rendition.meter.average_bps(),
+                uri: format!("{}/index.m3u8", rendition.dir),
+            };
+            renditions.push(RecordedRendition {
+                dir: rendition.dir,
+                kind: TrackKind::Audio,
+                segments: rendition.recorded?,
+                summary,
+            });
+        }
+        Some(SessionRecording {
+            renditions,
+            master: self.master_written,
+        })
+    }
+
+    /// Publishes what every segmenter holds (the source ended, for now or for good) and the
+    /// multivariant playlist that goes with it; the playlists stay open.
+    fn flush(&mut self) {
         self.finish_transcoding();
         let mut video_ends = Vec::new();
         for (index, (rendition, _, _)) in self.video.iter_mut().enumerate() {
@@ -509,19 +701,6 @@ impl SessionPackager {
             rendition.absorb(&self.destination, events, &self.origin);
         }
         self.write_master_if_changed();
-        // Video playlists end first and the audio playlist last: once `a0` carries
-        // EXT-X-ENDLIST, every rendition of the session has ended.
-        let renditions = self
-            .video
-            .iter_mut()
-            .map(|(rendition, _, _)| rendition)
-            .chain(self.audio.as_mut().map(|(rendition, _)| rendition));
-        for rendition in renditions {
-            rendition.playlist.end();
-            if rendition.segments_written > 0 {
-                rendition.write_playlist(&self.destination);
-            }
-        }
     }
 }
 

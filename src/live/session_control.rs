@@ -55,7 +55,9 @@ pub struct RunningSessions {
 /// Held by a running session: resolves when the control plane stops it, and unregisters the
 /// session when dropped.
 pub struct StopSignal {
-    pub receiver: oneshot::Receiver<StopReason>,
+    receiver: oneshot::Receiver<StopReason>,
+    /// The receiver has answered (a reason, or the registration was replaced).
+    answered: bool,
     live_stream_id: String,
     token: u64,
     sessions: RunningSessions,
@@ -74,6 +76,7 @@ impl RunningSessions {
         registry.insert(live_stream_id.to_owned(), (token, since, sender));
         StopSignal {
             receiver,
+            answered: false,
             live_stream_id: live_stream_id.to_owned(),
             token,
             sessions: self.clone(),
@@ -95,6 +98,22 @@ impl RunningSessions {
             Some((_, _, sender)) => sender.send(reason).is_ok(),
             None => false,
         }
+    }
+}
+
+impl StopSignal {
+    /// Resolves with the reason once the control plane stops the session; never resolves when
+    /// the registration was replaced (nothing will ask this signal to stop), nor after it
+    /// has answered once.
+    pub async fn requested(&mut self) -> StopReason {
+        if !self.answered {
+            let answer = (&mut self.receiver).await;
+            self.answered = true;
+            if let Ok(reason) = answer {
+                return reason;
+            }
+        }
+        std::future::pending().await
     }
 }
 
@@ -140,7 +159,7 @@ mod tests {
         let mut signal = sessions.register("ls_a", 10);
         assert!(!sessions.stop("ls_b", StopReason::Disabled, 11));
         assert!(sessions.stop("ls_a", StopReason::Deleted, 11));
-        assert_eq!((&mut signal.receiver).await, Ok(StopReason::Deleted));
+        assert_eq!(signal.requested().await, StopReason::Deleted);
         assert!(
             !sessions.stop("ls_a", StopReason::Deleted, 12),
             "stopped once"
@@ -154,6 +173,19 @@ mod tests {
         assert!(!sessions.stop("ls_a", StopReason::Disabled, 9));
         assert!(!sessions.stop("ls_a", StopReason::Disabled, 10));
         assert!(sessions.stop("ls_a", StopReason::Disabled, 11));
+    }
+
+    #[tokio::test]
+    async fn a_replaced_signal_never_answers() {
+        let sessions = RunningSessions::default();
+        let mut old = sessions.register("ls_a", 0);
+        let _new = sessions.register("ls_a", 0);
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), old.requested()).await;
+        assert!(
+            waited.is_err(),
+            "a replaced signal must not stop its session"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! ([`package`]), written to a local directory or the object store; importing a source from
 //! a URL without reaching into private networks ([`import`]); and the worker that turns
 //! assets into HLS renditions, a poster and a storyboard ([`worker`]), run inside
-//! `sluice serve` or alone as `sluice worker` ([`run_worker`]).
+//! `sluice serve` (roles `all` and `worker`) or alone as `sluice worker`.
 
 pub mod import;
 pub mod package;
@@ -10,8 +10,7 @@ pub mod worker;
 
 use std::sync::Arc;
 
-use sluice_storage::{Db, EventBus, LocalStore, ObjectStore};
-use tokio::sync::watch;
+use sluice_storage::{Db, EventBus, ObjectStore};
 
 use crate::config::Config;
 
@@ -33,19 +32,4 @@ pub fn worker(
         config.data_dir.join("work"),
         config.public_url(),
     ))
-}
-
-/// `sluice worker`: the asset worker alone, on the database and object store `sluice serve`
-/// uses with the same configuration, until SIGINT/SIGTERM.
-pub async fn run_worker(config: Config) -> anyhow::Result<()> {
-    let db = crate::serve::open_database(&config).await?;
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(config.data_dir.join("objects")));
-    let events = EventBus::new(db.clone());
-    let worker = worker(&config, db, store, events)?;
-    let (stop, stopping) = watch::channel(false);
-    let running = tokio::spawn(worker.run(stopping));
-    crate::serve::shutdown_signal().await;
-    let _ = stop.send(true);
-    running.await?;
-    Ok(())
 }

@@ -608,21 +608,32 @@ impl Worker {
     }
 
     async fn publish(&self, event_type: EventType, asset: &Asset) {
-        let playback_ids = match self.db.asset_playback_ids(&asset.id).await {
-            Ok(ids) => ids,
-            Err(e) => {
-                warn!(asset_id = %asset.id, error = %e, "Cannot read the asset's playback ids.");
-                Vec::new()
-            }
-        };
-        let data = asset_json(asset, &playback_ids, &self.public_url);
-        if let Err(e) = self
-            .events
-            .publish(NewEvent::new(event_type, &asset.id, data))
-            .await
-        {
-            warn!(asset_id = %asset.id, error = %e, "Cannot publish an asset event.");
+        publish_asset_event(&self.db, &self.events, &self.public_url, event_type, asset).await
+    }
+}
+
+/// Publishes an `asset.*` event with the asset in its API form (playback URLs under
+/// `public_url`) as its data; a failure is logged, never fatal to the work that caused it.
+pub async fn publish_asset_event(
+    db: &Db,
+    events: &EventBus,
+    public_url: &str,
+    event_type: EventType,
+    asset: &Asset,
+) {
+    let playback_ids = match db.asset_playback_ids(&asset.id).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            warn!(asset_id = %asset.id, error = %e, "Cannot read the asset's playback ids.");
+            Vec::new()
         }
+    };
+    let data = asset_json(asset, &playback_ids, public_url);
+    if let Err(e) = events
+        .publish(NewEvent::new(event_type, &asset.id, data))
+        .await
+    {
+        warn!(asset_id = %asset.id, error = %e, "Cannot publish an asset event.");
     }
 }
 

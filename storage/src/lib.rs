@@ -25,13 +25,14 @@ pub use event_bus::EventBus;
 pub use local_store::LocalStore;
 pub use model::{
     ApiKey, ApiKeyPage, Asset, AssetPage, AssetStatus, AttemptOutcome, ClaimedDelivery,
-    DeliveryStatus, Event, EventFilter, EventPage, EventType, Job, JobStatus, LatencyMode,
-    LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage, LiveStreamSettings,
-    LiveStreamStatus, NewAsset, NewEvent, NewJob, NewUpload, NewWebhookEndpoint, Permission,
-    PlaybackId, PlaybackPolicy, Session, SessionOrigin, SessionPage, SigningAlgorithm, SigningKey,
-    SigningKeyPage, Upload, UploadPage, UploadStatus, WebhookAttempt, WebhookDelivery,
-    WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage, WebhookEndpointUpdate,
-    ASSET_JOB_KIND, DEFAULT_JOB_MAX_ATTEMPTS, MAX_RECONNECT_WINDOW_S,
+    DeliveryStatus, Dvr, DvrMode, Event, EventFilter, EventPage, EventType, Job, JobStatus,
+    LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage,
+    LiveStreamSettings, LiveStreamStatus, NewAsset, NewEvent, NewJob, NewUpload,
+    NewWebhookEndpoint, Permission, PlaybackId, PlaybackPolicy, Session, SessionOrigin,
+    SessionPage, SigningAlgorithm, SigningKey, SigningKeyPage, Upload, UploadPage, UploadStatus,
+    WebhookAttempt, WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage,
+    WebhookEndpointUpdate, ASSET_JOB_KIND, DEFAULT_JOB_MAX_ATTEMPTS, MAX_DVR_WINDOW_S,
+    MAX_RECONNECT_WINDOW_S, MIN_DVR_WINDOW_S,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, StoreError};
 pub use secret_box::{secret_hash, SecretBox, SecretBoxError, MASTER_KEY_LEN};

@@ -205,12 +205,51 @@ pub const MAX_RECONNECT_WINDOW_S: u32 = 1800;
 /// Reconnect window of a stream created without one, in seconds.
 pub const DEFAULT_RECONNECT_WINDOW_S: u32 = 60;
 
+/// Shortest DVR window a live stream may ask for, in seconds.
+pub const MIN_DVR_WINDOW_S: u32 = 10;
+/// Longest DVR window a live stream may ask for, in seconds (12 hours).
+pub const MAX_DVR_WINDOW_S: u32 = 43_200;
+
+/// What the live media playlists keep.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum DvrMode {
+    /// A sliding window of recent segments.
+    #[sea_orm(string_value = "window")]
+    Window,
+    /// The whole session (an EXT-X-PLAYLIST-TYPE:EVENT playlist that never drops a segment).
+    #[sea_orm(string_value = "event")]
+    Event,
+}
+
+/// A live stream's DVR setting: how much of the session players can seek back into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Dvr {
+    pub mode: DvrMode,
+    /// Length of the sliding window in seconds (`window` mode); `None` keeps the server's
+    /// default window (`[live] playlist_window` segments).
+    pub window_s: Option<u32>,
+}
+
+impl Default for Dvr {
+    fn default() -> Self {
+        Dvr {
+            mode: DvrMode::Window,
+            window_s: None,
+        }
+    }
+}
+
 /// Settings a live stream is created with, besides its name and ladder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveStreamSettings {
     pub latency_mode: LatencyMode,
     pub reconnect_window_s: u32,
     pub record: bool,
+    pub dvr: Dvr,
 }
 
 impl Default for LiveStreamSettings {
@@ -219,6 +258,7 @@ impl Default for LiveStreamSettings {
             latency_mode: LatencyMode::Standard,
             reconnect_window_s: DEFAULT_RECONNECT_WINDOW_S,
             record: false,
+            dvr: Dvr::default(),
         }
     }
 }
@@ -244,6 +284,8 @@ pub struct LiveStream {
     pub reconnect_window_s: u32,
     /// Whether sessions are kept as recordings.
     pub record: bool,
+    /// What the live playlists keep.
+    pub dvr: Dvr,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -257,6 +299,8 @@ pub struct LiveStreamChanges {
     pub latency_mode: Option<LatencyMode>,
     pub reconnect_window_s: Option<u32>,
     pub record: Option<bool>,
+    /// Already validated.
+    pub dvr: Option<Dvr>,
 }
 
 /// Which live streams a list returns.
@@ -296,6 +340,8 @@ pub struct Session {
     pub protocol: String,
     /// The RTMP application it named.
     pub app: Option<String>,
+    /// The asset a recorded session becomes.
+    pub asset_id: Option<String>,
 }
 
 /// Where a session comes from: what the publisher told about itself on connecting.

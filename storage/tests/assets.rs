@@ -153,19 +153,19 @@ async fn assets_list_newest_first_by_status_and_delete_with_their_job() {
         );
     }
     db.set_asset_errored(&ids[0], "bad").await.unwrap();
-    let first = db.list_assets(2, None, None).await.unwrap();
+    let first = db.list_assets(2, None, None, None).await.unwrap();
     assert_eq!(
         first.items.iter().map(|a| &a.id).collect::<Vec<_>>(),
         [&ids[2], &ids[1]]
     );
     let second = db
-        .list_assets(2, first.next_cursor.as_deref(), None)
+        .list_assets(2, first.next_cursor.as_deref(), None, None)
         .await
         .unwrap();
     assert_eq!(second.items[0].id, ids[0]);
     assert_eq!(second.next_cursor, None);
     let errored = db
-        .list_assets(10, None, Some(AssetStatus::Errored))
+        .list_assets(10, None, Some(AssetStatus::Errored), None)
         .await
         .unwrap();
     assert_eq!(errored.items.len(), 1);
@@ -245,7 +245,14 @@ async fn an_upload_advances_from_its_offset_and_completes_into_one_asset() {
         .await
         .unwrap()
         .is_none());
-    assert_eq!(db.list_assets(10, None, None).await.unwrap().items.len(), 1);
+    assert_eq!(
+        db.list_assets(10, None, None, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
     assert!(!db.advance_upload(&upload.id, 10, 11).await.unwrap());
     assert!(!db
         .set_upload_status(&upload.id, UploadStatus::Cancelled, None)
@@ -318,4 +325,73 @@ async fn an_asset_whose_last_worker_died_is_found_abandoned() {
     assert_eq!(ids, [asset.id.as_str()]);
     let reason = abandoned[0].1.as_deref().unwrap();
     assert!(reason.contains("lease of worker w expired"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_recorded_session_gets_an_asset_without_a_job_listed_under_its_stream() {
+    let (_database, db) = fresh_db().await;
+    let stream = db
+        .create_live_stream("recorded", &json!(null), &Default::default())
+        .await
+        .unwrap();
+    let origin = sluice_storage::SessionOrigin {
+        client_addr: "127.0.0.1:5000".to_owned(),
+        protocol: "rtmp",
+        encoder: None,
+        app: Some("live".to_owned()),
+    };
+    let session = db.start_session(&stream.id, &origin).await.unwrap();
+    db.create_asset(&url_asset(vec![PlaybackPolicy::Public]))
+        .await
+        .unwrap();
+
+    let asset = db
+        .create_recording_asset(&stream.id, &session.id)
+        .await
+        .unwrap();
+    assert_eq!(asset.status, AssetStatus::Preparing);
+    assert_eq!(asset.live_stream_id.as_deref(), Some(stream.id.as_str()));
+    assert_eq!(asset.session_id.as_deref(), Some(session.id.as_str()));
+    assert_eq!(asset.input["type"], "live_stream");
+    assert!(
+        db.jobs_for_subject(&asset.id).await.unwrap().is_empty(),
+        "the live packager makes a recording, not the worker"
+    );
+    let policies: Vec<_> = db
+        .asset_playback_ids(&asset.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|id| id.policy)
+        .collect();
+    assert_eq!(policies, [PlaybackPolicy::Public], "the stream's policies");
+    let session = db.get_session(&session.id).await.unwrap().unwrap();
+    assert_eq!(session.asset_id.as_deref(), Some(asset.id.as_str()));
+
+    let listed = db
+        .list_assets(10, None, None, Some(&stream.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items.iter().map(|a| &a.id).collect::<Vec<_>>(),
+        [&asset.id]
+    );
+    assert_eq!(
+        db.list_assets(10, None, None, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+
+    db.set_asset_recorded(&asset.id, 12_000, &json!([{"type": "video"}]))
+        .await
+        .unwrap();
+    let asset = db.get_asset(&asset.id).await.unwrap().unwrap();
+    assert_eq!(asset.duration_ms, Some(12_000));
+    assert!(db
+        .create_recording_asset(&stream.id, "ses_missing")
+        .await
+        .is_err());
 }

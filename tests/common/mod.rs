@@ -13,6 +13,8 @@ use base64::Engine;
 use serde_json::Value;
 use sluice_storage::test_support::TestDatabase;
 
+pub mod cluster;
+pub mod live;
 pub mod vod;
 pub mod whip;
 
@@ -104,7 +106,7 @@ fn spawn_server(
 }
 
 /// Waits until the server answers its health check: `false` if it exits or takes over 30 s.
-fn wait_healthy(child: &mut Child, http_port: u16) -> bool {
+pub fn wait_healthy(child: &mut Child, http_port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if http_get(&format!("http://127.0.0.1:{http_port}/healthz")).status == 200 {
@@ -117,7 +119,7 @@ fn wait_healthy(child: &mut Child, http_port: u16) -> bool {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())

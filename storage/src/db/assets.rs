@@ -11,7 +11,7 @@ use super::jobs::new_job_row;
 use super::paging::{keyset_page, PageKey, PageOrder};
 use super::playback_ids::{insert_playback_id, PlaybackOwner};
 use super::{now, Db, Record, Result, StorageError};
-use crate::entities::{asset, job};
+use crate::entities::{asset, job, session};
 use crate::ids;
 use crate::model::{Asset, AssetPage, AssetStatus, JobStatus, NewAsset, NewJob, ASSET_JOB_KIND};
 
@@ -44,6 +44,8 @@ fn asset_from_row(row: asset::Model) -> Result<Asset> {
         progress: u8::try_from(row.progress.clamp(0, 100)).unwrap_or(0),
         duration_ms: row.duration_ms,
         playable: row.playable,
+        live_stream_id: row.live_stream_id,
+        session_id: row.session_id,
         created_at: row.created_at,
         updated_at: row.updated_at,
         id: row.id,
@@ -60,6 +62,20 @@ fn not_found(id: &str) -> StorageError {
 /// Inserts a preparing asset, its playback ids and its processing job; `conn` should be a
 /// transaction, so an asset never exists without the job that processes it.
 pub(super) async fn insert_asset(conn: &impl ConnectionTrait, new: &NewAsset) -> Result<Asset> {
+    let asset = insert_asset_row(conn, new, None).await?;
+    let job = NewJob::new(ASSET_JOB_KIND, asset.id.clone(), serde_json::json!({}));
+    job::Entity::insert(new_job_row(&job)).exec(conn).await?;
+    info!(asset_id = %asset.id, "Asset created.");
+    Ok(asset)
+}
+
+/// Inserts a preparing asset and its playback ids; `recorded_from` names the live stream and
+/// session of a recording.
+async fn insert_asset_row(
+    conn: &impl ConnectionTrait,
+    new: &NewAsset,
+    recorded_from: Option<(&str, &str)>,
+) -> Result<Asset> {
     let at = now();
     let row = asset::ActiveModel {
         id: Set(ids::new_id(ids::ASSET_PREFIX)),
@@ -73,6 +89,8 @@ pub(super) async fn insert_asset(conn: &impl ConnectionTrait, new: &NewAsset) ->
         source_metadata: Set("{}".to_owned()),
         renditions: Set("[]".to_owned()),
         playable: Set(false),
+        live_stream_id: Set(recorded_from.map(|(live_stream_id, _)| live_stream_id.to_owned())),
+        session_id: Set(recorded_from.map(|(_, session_id)| session_id.to_owned())),
         created_at: Set(at),
         updated_at: Set(at),
     };
@@ -80,9 +98,6 @@ pub(super) async fn insert_asset(conn: &impl ConnectionTrait, new: &NewAsset) ->
     for policy in &new.playback_policies {
         insert_playback_id(conn, PlaybackOwner::Asset(&row.id), *policy).await?;
     }
-    let job = NewJob::new(ASSET_JOB_KIND, row.id.clone(), serde_json::json!({}));
-    job::Entity::insert(new_job_row(&job)).exec(conn).await?;
-    info!(asset_id = %row.id, "Asset created.");
     asset_from_row(row)
 }
 
@@ -94,6 +109,67 @@ impl Db {
         let asset = insert_asset(&txn, new).await?;
         txn.commit().await?;
         Ok(asset)
+    }
+
+    /// Creates the preparing asset a recorded session becomes, with one playback id per
+    /// policy of the live stream's playback ids, and attaches it to the session. No job is
+    /// queued: the live packager makes the renditions and the media plane seals them.
+    pub async fn create_recording_asset(
+        &self,
+        live_stream_id: &str,
+        session_id: &str,
+    ) -> Result<Asset> {
+        let policies = self
+            .list_playback_ids(live_stream_id)
+            .await?
+            .into_iter()
+            .map(|playback_id| playback_id.policy)
+            .collect();
+        let new = NewAsset {
+            input: serde_json::json!({
+                "type": "live_stream",
+                "live_stream_id": live_stream_id,
+                "session_id": session_id,
+            }),
+            settings: serde_json::json!({}),
+            playback_policies: policies,
+        };
+        let txn = self.conn.begin().await?;
+        let asset = insert_asset_row(&txn, &new, Some((live_stream_id, session_id))).await?;
+        let attached = session::Entity::update_many()
+            .col_expr(session::Column::AssetId, Some(asset.id.clone()).into())
+            .filter(session::Column::Id.eq(session_id))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if attached == 0 {
+            return Err(StorageError::NotFound {
+                record: Record::Session,
+                id: session_id.to_owned(),
+            });
+        }
+        txn.commit().await?;
+        info!(asset_id = %asset.id, session_id, "Recording asset created.");
+        Ok(asset)
+    }
+
+    /// Records a recorded asset's duration and tracks (API form) once its session has ended.
+    pub async fn set_asset_recorded(
+        &self,
+        id: &str,
+        duration_ms: i64,
+        tracks: &Value,
+    ) -> Result<()> {
+        self.update_preparing(
+            id,
+            asset::ActiveModel {
+                duration_ms: Set(Some(duration_ms)),
+                tracks: Set(tracks.to_string()),
+                ..Default::default()
+            },
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn get_asset(&self, id: &str) -> Result<Option<Asset>> {
@@ -110,17 +186,22 @@ impl Db {
     }
 
     /// Assets newest first, at most `limit` (clamped to 1..=[`super::MAX_PAGE_SIZE`]), after
-    /// the asset whose id is `after`, only those in `status` when given.
+    /// the asset whose id is `after`, only those in `status` and those recorded from live
+    /// stream `live_stream_id` when given.
     pub async fn list_assets(
         &self,
         limit: u64,
         after: Option<&str>,
         status: Option<AssetStatus>,
+        live_stream_id: Option<&str>,
     ) -> Result<AssetPage> {
-        let query = match status {
-            Some(status) => asset::Entity::find().filter(asset::Column::Status.eq(status)),
-            None => asset::Entity::find(),
-        };
+        let mut query = asset::Entity::find();
+        if let Some(status) = status {
+            query = query.filter(asset::Column::Status.eq(status));
+        }
+        if let Some(live_stream_id) = live_stream_id {
+            query = query.filter(asset::Column::LiveStreamId.eq(live_stream_id));
+        }
         let (rows, next_cursor) = keyset_page(&self.conn, query, ASSET_PAGE, limit, after).await?;
         Ok(AssetPage {
             items: rows

@@ -1,6 +1,7 @@
 //! The event history: recording events (together with their webhook outbox rows) and reading
 //! them back in order.
 
+use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
@@ -22,6 +23,10 @@ const EVENT_PAGE: SeqKey<event::Entity> = SeqKey {
 /// Key of the Postgres advisory lock that serialises event inserts (any constant unique to
 /// this use; `0x736c_7569_6365_7631` spells "sluicev1").
 const EVENT_APPEND_LOCK: i64 = 0x736c_7569_6365_7631;
+
+/// The Postgres notification channel each recorded event is announced on, its `seq` as the
+/// payload, so that every process sharing the database hands out every event.
+const EVENTS_CHANNEL: &str = "sluice_events";
 
 pub(super) fn event_from_row(row: event::Model) -> Result<Event> {
     let data = serde_json::from_str(&row.data).map_err(|source| StorageError::CorruptJson {
@@ -72,6 +77,11 @@ impl Db {
         let row = event::Entity::insert(row).exec_with_returning(&txn).await?;
         let event = event_from_row(row)?;
         webhooks::queue_deliveries(&txn, &event).await?;
+        if self.engine() == DbEngine::Postgres {
+            // Sent at commit, in commit order, and never for a rolled back event.
+            txn.execute_unprepared(&format!("NOTIFY {EVENTS_CHANNEL}, '{}'", event.seq))
+                .await?;
+        }
         txn.commit().await?;
         Ok(event)
     }
@@ -122,6 +132,25 @@ impl Db {
             .one(&self.conn)
             .await?
             .map_or(0, |row| row.seq))
+    }
+
+    /// A connection of its own (taken from the pool) listening to the announcements of newly
+    /// recorded events, on Postgres; `None` on SQLite, which has no notifications.
+    pub(crate) async fn listen_for_events(
+        &self,
+    ) -> Option<std::result::Result<PgListener, sea_orm::sqlx::Error>> {
+        if self.engine() != DbEngine::Postgres {
+            return None;
+        }
+        let pool = self.conn.get_postgres_connection_pool();
+        Some(
+            async {
+                let mut listener = PgListener::connect_with(pool).await?;
+                listener.listen(EVENTS_CHANNEL).await?;
+                Ok(listener)
+            }
+            .await,
+        )
     }
 
     /// Up to `limit` events recorded after position `seq`, oldest first.

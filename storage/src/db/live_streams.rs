@@ -10,7 +10,7 @@ use super::{now, Db, Record, Result, StorageError};
 use crate::entities::{live_stream, session};
 use crate::ids;
 use crate::model::{
-    LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage, LiveStreamSettings,
+    Dvr, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage, LiveStreamSettings,
     LiveStreamStatus, PlaybackPolicy,
 };
 
@@ -40,6 +40,10 @@ fn live_stream_from_row(row: live_stream::Model) -> Result<LiveStream> {
         latency_mode: row.latency_mode,
         reconnect_window_s: u32::try_from(row.reconnect_window_s).unwrap_or(0),
         record: row.record,
+        dvr: Dvr {
+            mode: row.dvr_mode,
+            window_s: row.dvr_window_s.and_then(|s| u32::try_from(s).ok()),
+        },
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -79,6 +83,8 @@ impl Db {
             latency_mode: Set(settings.latency_mode),
             reconnect_window_s: Set(to_db_window(settings.reconnect_window_s)),
             record: Set(settings.record),
+            dvr_mode: Set(settings.dvr.mode),
+            dvr_window_s: Set(settings.dvr.window_s.map(to_db_window)),
         };
         let txn = self.conn.begin().await?;
         let row = live_stream::Entity::insert(row)
@@ -193,6 +199,14 @@ impl Db {
         }
         if let Some(record) = changes.record {
             update = update.col_expr(live_stream::Column::Record, record.into());
+        }
+        if let Some(dvr) = changes.dvr {
+            update = update
+                .col_expr(live_stream::Column::DvrMode, dvr.mode.into())
+                .col_expr(
+                    live_stream::Column::DvrWindowS,
+                    dvr.window_s.map(to_db_window).into(),
+                );
         }
         self.updated_live_stream(id, update.exec(&self.conn).await?.rows_affected)
             .await

@@ -35,6 +35,9 @@ const POSTGRES_MAX_CONNECTIONS: u32 = 16;
 const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pooled Postgres connections unused this long are closed.
 const POSTGRES_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Key of the Postgres advisory lock held while migrating (any constant unique to this use;
+/// `0x736c_7569_6365_6d31` spells "sluicem1").
+const MIGRATION_LOCK: i64 = 0x736c_7569_6365_6d31;
 /// Largest page [`Db::list_live_streams`] returns, whatever the caller asks.
 pub const MAX_PAGE_SIZE: u64 = 100;
 
@@ -168,6 +171,10 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+fn sqlx_error(error: sea_orm::sqlx::Error) -> StorageError {
+    StorageError::Database(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error)))
+}
+
 fn to_db_count(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -233,9 +240,33 @@ impl Db {
     }
 
     /// Applies every pending migration, then seals the secrets of API keys made before secrets
-    /// were kept sealed.
+    /// were kept sealed. On Postgres, processes starting at once (the nodes of a deployment)
+    /// take turns, so each migration runs once.
     pub async fn migrate(&self) -> Result<()> {
+        let turn = match self.engine {
+            DbEngine::Postgres => Some(self.migration_turn().await?),
+            DbEngine::Sqlite => None,
+        };
         Migrator::up(&self.conn, None).await?;
-        self.seal_legacy_api_keys().await
+        self.seal_legacy_api_keys().await?;
+        if let Some(turn) = turn {
+            use sea_orm::sqlx::Connection;
+            // Closing the connection ends the lock (so does dropping it, on an early return).
+            turn.close().await.map_err(sqlx_error)?;
+        }
+        Ok(())
+    }
+
+    /// A connection of its own, outside the pool, holding the Postgres advisory lock that
+    /// serialises migrations until it closes.
+    async fn migration_turn(&self) -> Result<sea_orm::sqlx::PgConnection> {
+        let pool = self.conn.get_postgres_connection_pool();
+        let mut connection = pool.acquire().await.map_err(sqlx_error)?.detach();
+        sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut connection)
+            .await
+            .map_err(sqlx_error)?;
+        Ok(connection)
     }
 }

@@ -40,6 +40,7 @@ fn session_from_row(row: session::Model) -> Result<Session> {
         frames_dropped: from_db_count(row.frames_dropped),
         protocol: row.protocol,
         app: row.app,
+        asset_id: row.asset_id,
     })
 }
 
@@ -63,6 +64,7 @@ impl Db {
             frames_dropped: Set(0),
             protocol: Set(origin.protocol.to_owned()),
             app: Set(origin.app.clone()),
+            asset_id: Set(None),
         };
         let row = session::Entity::insert(row)
             .exec_with_returning(&self.conn)

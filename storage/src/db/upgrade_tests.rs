@@ -197,3 +197,20 @@ async fn legacy_keys_need_the_master_key_to_upgrade() {
         .unwrap()
         .is_some());
 }
+
+/// On Postgres only: processes sharing one SQLite file are started one after the other (see
+/// docs/DEPLOYMENT.md).
+#[tokio::test]
+async fn processes_starting_together_migrate_a_new_postgres_database_once() {
+    let Some(database) = TestDatabase::postgres_from_env() else {
+        return;
+    };
+    let mut starting = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let url = database.url().to_owned();
+        starting.spawn(async move { Db::connect(&url).await?.migrate().await });
+    }
+    for started in starting.join_all().await {
+        started.unwrap();
+    }
+}

@@ -25,6 +25,10 @@ pub struct Model {
     /// JSON text (array).
     pub renditions: String,
     pub playable: bool,
+    /// The live stream a recorded asset came from.
+    pub live_stream_id: Option<String>,
+    /// The session a recorded asset came from.
+    pub session_id: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

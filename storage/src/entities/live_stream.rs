@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::model::{LatencyMode, LiveStreamStatus};
+use crate::model::{DvrMode, LatencyMode, LiveStreamStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "live_streams")]
@@ -22,6 +22,10 @@ pub struct Model {
     pub latency_mode: LatencyMode,
     pub reconnect_window_s: i32,
     pub record: bool,
+    /// `window` or `event`.
+    pub dvr_mode: DvrMode,
+    /// Length of the sliding window in seconds; `NULL` keeps the server's default.
+    pub dvr_window_s: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

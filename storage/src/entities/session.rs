@@ -20,6 +20,8 @@ pub struct Model {
     pub protocol: String,
     /// The RTMP application the publisher connected to.
     pub app: Option<String>,
+    /// The asset a recorded session becomes.
+    pub asset_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

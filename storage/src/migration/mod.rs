@@ -9,6 +9,7 @@ mod m20261121_000004_webhooks;
 mod m20261121_000005_lifecycle;
 mod m20261121_000006_jobs;
 mod m20261121_000007_vod;
+mod m20261121_000009_recordings;
 
 pub use m20261121_000003_auth::LEGACY_API_KEYS_TABLE;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_lifecycle::Migration),
             Box::new(m20261121_000006_jobs::Migration),
             Box::new(m20261121_000007_vod::Migration),
+            Box::new(m20261121_000009_recordings::Migration),
         ]
     }
 }

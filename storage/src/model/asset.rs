@@ -37,8 +37,9 @@ pub struct Asset {
     pub error: Option<String>,
     /// Percent done while preparing, 0..=100.
     pub progress: u8,
-    /// Where the file came from: `{"type":"upload","upload_id":…}` or
-    /// `{"type":"url","url":…}`.
+    /// Where the file came from: `{"type":"upload","upload_id":…}`,
+    /// `{"type":"url","url":…}` or, for a recorded session,
+    /// `{"type":"live_stream","live_stream_id":…,"session_id":…}`.
     pub input: Value,
     /// The validated settings it was created with (API form).
     pub settings: Value,
@@ -51,6 +52,10 @@ pub struct Asset {
     pub renditions: Value,
     /// Whether the master playlist exists (it may still be growing while preparing).
     pub playable: bool,
+    /// The live stream a recorded asset came from.
+    pub live_stream_id: Option<String>,
+    /// The session a recorded asset came from.
+    pub session_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

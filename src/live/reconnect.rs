@@ -1,0 +1,98 @@
+//! The reconnect window: sessions whose publisher went away on its own, waiting for it to come
+//! back.
+//!
+//! A parked session keeps its packaging thread (playlists, segment numbering, recording) and
+//! its claim on the live stream. A publish with the same stream key inside the window takes it
+//! back ([`Reconnecting::resume`]) and continues the session; the task that parked it waits for
+//! the window to close and ends the session only if nobody took it ([`Reconnecting::expire`]).
+//! Whichever comes first wins, under one lock, so a session is never both resumed and ended.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::oneshot;
+
+use super::pipeline::Packaging;
+use sluice_media::MediaTime;
+
+/// What of a session carries over from one publisher to the next.
+pub struct SessionState {
+    pub session_id: String,
+    /// The asset the session is recorded into.
+    pub asset_id: Option<String>,
+    /// The session's packaging thread, once a pipeline started (always there when parked).
+    pub packaging: Option<Packaging>,
+    /// Where a returning publisher's first packet should land.
+    pub resume_at: Option<MediaTime>,
+    /// Counters of the publishers before the current one.
+    pub bytes_received: u64,
+    pub frames_dropped: u64,
+    /// `live_stream.disconnected` was published when the last publisher went away.
+    pub disconnect_announced: bool,
+}
+
+struct Waiting {
+    token: u64,
+    session: SessionState,
+    /// Dropped when the session is resumed: wakes the task waiting for the window to close.
+    _resumed: oneshot::Sender<()>,
+}
+
+/// Parked sessions of this process, by live stream id.
+#[derive(Clone, Default)]
+pub struct Reconnecting {
+    inner: Arc<Mutex<(u64, HashMap<String, Waiting>)>>,
+}
+
+/// A parked session's claim ticket: what the parking task waits on and presents to
+/// [`Reconnecting::expire`].
+pub struct ParkTicket {
+    token: u64,
+    /// Completes (with an error) once the session has been resumed.
+    pub resumed: oneshot::Receiver<()>,
+}
+
+impl Reconnecting {
+    /// Parks `session` of `live_stream_id` until a publisher resumes it or it expires.
+    pub fn park(&self, live_stream_id: &str, session: SessionState) -> ParkTicket {
+        let (sender, resumed) = oneshot::channel();
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let (next_token, waiting) = &mut *guard;
+        *next_token += 1;
+        let token = *next_token;
+        waiting.insert(
+            live_stream_id.to_owned(),
+            Waiting {
+                token,
+                session,
+                _resumed: sender,
+            },
+        );
+        ParkTicket { token, resumed }
+    }
+
+    /// Takes the session parked for `live_stream_id`, for a returning publisher.
+    pub fn resume(&self, live_stream_id: &str) -> Option<SessionState> {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        guard
+            .1
+            .remove(live_stream_id)
+            .map(|waiting| waiting.session)
+    }
+
+    /// Takes the session `ticket` parked, unless a publisher resumed it meanwhile.
+    pub fn expire(&self, live_stream_id: &str, ticket: &ParkTicket) -> Option<SessionState> {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let waiting = &mut guard.1;
+        if waiting
+            .get(live_stream_id)
+            .is_some_and(|parked| parked.token == ticket.token)
+        {
+            waiting
+                .remove(live_stream_id)
+                .map(|waiting| waiting.session)
+        } else {
+            None
+        }
+    }
+}
