@@ -296,7 +296,8 @@ fn go_live_from_chromium(codec: &str, stop: bool) {
     let server = whip_server();
     let (id, key) = live_stream(
         &server,
-        json!({"name": "browser", "ladder": ["480p", "360p"]}),
+        // No reconnect window: a closed tab ends the session after the no-media timeout.
+        json!({"name": "browser", "ladder": ["480p", "360p"], "reconnect_window_s": 0}),
     );
     let (_, stream) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
     let playback_id = stream["data"]["playback_ids"][0]["id"]

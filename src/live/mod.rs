@@ -300,8 +300,7 @@ impl LiveService {
         // Control events from here on are looked for once the session can be stopped (see
         // `publish`).
         let history_mark = self.db.latest_event_seq().await.ok();
-        let Some((stream, parked)) = self.authorise(app, stream_key, &mut connection).await?
-        else {
+        let Some((stream, parked)) = self.authorise(app, stream_key, &mut connection).await? else {
             return Ok(());
         };
         self.publish(connection, stream, origin, history_mark, parked)

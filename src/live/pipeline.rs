@@ -378,7 +378,8 @@ impl SessionPipeline {
             keyframe_interval: segment,
             ..EncoderSettings::default()
         };
-        let (transcoder, outputs) = LiveTranscoder::start(source.video.decoder_source(), rungs, settings)?;
+        let (transcoder, outputs) =
+            LiveTranscoder::start(source.video.decoder_source(), rungs, settings)?;
 
         let opened = match &source.audio {
             Some(SourceAudio::Mp3(header)) => Some(AacTranscoder::from_mp3(*header)),

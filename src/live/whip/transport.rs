@@ -159,6 +159,7 @@ impl Transport {
             }
             Command::Close { id } => {
                 if let Some(index) = self.peers.iter().position(|peer| peer.setup.id == id) {
+                    self.peers[index].finish_publish();
                     self.end(index, "the publisher sent DELETE");
                 }
             }
@@ -282,7 +283,10 @@ impl Peer {
                 self.video = Some(media.mid);
             }
             Event::MediaData(data) => return self.handle_media(data, now),
-            Event::Closed => return Some("the publisher closed the connection".to_owned()),
+            Event::Closed => {
+                self.finish_publish();
+                return Some("the publisher closed the connection".to_owned());
+            }
             _ => {}
         }
         None
@@ -340,6 +344,19 @@ impl Peer {
             }
         }
         None
+    }
+
+    /// Tells the session the publisher ended its publish on purpose (`DELETE`, or DTLS closed),
+    /// as an RTMP encoder's FCUnpublish does: the session ends without a reconnect window. A
+    /// publisher that vanishes (timeouts, ICE lost) gets the window instead.
+    fn finish_publish(&mut self) {
+        let finished = SessionEvent::PublishFinished {
+            app: "live".to_owned(),
+            stream_key: String::new(),
+        };
+        if self.setup.events.try_send(finished).is_err() {
+            debug!(live_stream_id = %self.setup.live_stream_id, "The session had stopped listening before the publish ended.");
+        }
     }
 
     /// Asks the publisher for a keyframe (PLI, else FIR), at most every
