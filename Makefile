@@ -57,6 +57,7 @@ bench:
 	$(CARGO) bench --locked --bench vod_upload
 	eval "$$(scripts/test-s3.sh start)" && $(CARGO) bench --locked --bench segment_upload
 	$(CARGO) bench --locked --bench restream
+	$(CARGO) bench --locked --bench whip_publish
 
 fmt:
 	$(CARGO) fmt --all

@@ -9,7 +9,7 @@ set -euo pipefail
 
 role="${1:-build}"
 build_packages=(pkg-config clang libclang-dev nasm libavcodec-dev libavformat-dev libavutil-dev
-  libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libx264-dev)
+  libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libx264-dev libssl-dev)
 test_packages=(ffmpeg chromium curl gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav postgresql
   nginx libnginx-mod-rtmp)

@@ -4,7 +4,7 @@
 //! [SLUICE_CONFIG], then each flag or its environment variable. Unknown keys in the file are
 //! an error, so a typo never silently falls back to a default.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -197,6 +197,9 @@ pub struct Config {
     /// Restreaming to simulcast targets.
     #[serde(default)]
     pub restream: RestreamConfig,
+    /// WebRTC ingest over WHIP.
+    #[serde(default)]
+    pub whip: WhipConfig,
     /// Master key sealing API key secrets, base64 (from SLUICE_MASTER_KEY). Default: the key
     /// in `data_dir/master.key`, created at first start.
     #[serde(skip)]
@@ -228,6 +231,60 @@ impl Default for WebhooksConfig {
             retry_max_interval_seconds: DEFAULT_WEBHOOK_RETRY_MAX_INTERVAL_SECONDS,
             give_up_after_hours: DEFAULT_WEBHOOK_GIVE_UP_AFTER_HOURS,
         }
+    }
+}
+
+/// Settings of WebRTC ingest over WHIP (`[whip]`). Media flows over one UDP port; ICE is
+/// lite (the server only answers connectivity checks), so that port and the announced address
+/// must be reachable by publishers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhipConfig {
+    /// Whether WHIP offers are taken. Default: true.
+    pub enabled: bool,
+    /// The UDP port all WebRTC media arrives on, bound on the HTTP listener's address.
+    /// Default: the HTTP port's number (UDP and TCP ports are separate).
+    pub udp_port: Option<u16>,
+    /// The address announced in the host candidate. Default: the HTTP listener's address if it
+    /// is a specific one, else the address this host routes from.
+    pub public_ip: Option<IpAddr>,
+    /// Time ICE and DTLS have to complete after the answer. Default:
+    /// [`DEFAULT_WHIP_CONNECT_TIMEOUT_SECONDS`].
+    pub connect_timeout_seconds: f64,
+    /// A session with no media for this long ends. Default:
+    /// [`DEFAULT_WHIP_MEDIA_TIMEOUT_SECONDS`].
+    pub media_timeout_seconds: f64,
+}
+
+/// Default of [`WhipConfig::connect_timeout_seconds`].
+pub const DEFAULT_WHIP_CONNECT_TIMEOUT_SECONDS: f64 = 10.0;
+/// Default of [`WhipConfig::media_timeout_seconds`].
+pub const DEFAULT_WHIP_MEDIA_TIMEOUT_SECONDS: f64 = 10.0;
+
+impl Default for WhipConfig {
+    fn default() -> Self {
+        WhipConfig {
+            enabled: true,
+            udp_port: None,
+            public_ip: None,
+            connect_timeout_seconds: DEFAULT_WHIP_CONNECT_TIMEOUT_SECONDS,
+            media_timeout_seconds: DEFAULT_WHIP_MEDIA_TIMEOUT_SECONDS,
+        }
+    }
+}
+
+impl WhipConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        for (name, seconds) in [
+            ("whip.connect_timeout_seconds", self.connect_timeout_seconds),
+            ("whip.media_timeout_seconds", self.media_timeout_seconds),
+        ] {
+            anyhow::ensure!(
+                seconds.is_finite() && (1.0..=300.0).contains(&seconds),
+                "{name} must be between 1 and 300"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -817,6 +874,7 @@ impl Config {
         self.uploads.validate()?;
         self.storage.s3()?;
         self.restream.settings()?;
+        self.whip.validate()?;
         Ok(())
     }
 
@@ -837,6 +895,14 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://localhost:{}", self.http.port()),
         }
+    }
+
+    /// Where WebRTC media is received: the HTTP listener's address with `[whip] udp_port`.
+    pub fn whip_udp_addr(&self) -> SocketAddr {
+        SocketAddr::new(
+            self.http.ip(),
+            self.whip.udp_port.unwrap_or(self.http.port()),
+        )
     }
 
     /// The RTMP URL encoders are told to publish to (the stream key is appended by them).
@@ -983,6 +1049,32 @@ mod tests {
         assert_eq!(config.live.spool_max_bytes, 1 << 20);
         let none: Config = toml::from_str("[live]\nspool_max_bytes = 0").unwrap();
         assert!(none.validate().is_err());
+    }
+
+    #[test]
+    fn whip_settings_default_to_the_http_port_and_are_checked() {
+        let config: Config = toml::from_str("http = \"127.0.0.1:9000\"").unwrap();
+        assert_eq!(config.whip, WhipConfig::default());
+        assert!(config.whip.enabled);
+        assert_eq!(config.whip_udp_addr(), "127.0.0.1:9000".parse().unwrap());
+        config.validate().unwrap();
+
+        let config: Config = toml::from_str(
+            "[whip]\nudp_port = 8189\npublic_ip = \"203.0.113.10\"\nmedia_timeout_seconds = 4",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.whip_udp_addr().port(), 8189);
+        assert_eq!(config.whip.public_ip, Some("203.0.113.10".parse().unwrap()));
+        for bad in [
+            "connect_timeout_seconds = 0",
+            "media_timeout_seconds = 1000",
+        ] {
+            let config: Config = toml::from_str(&format!("[whip]\n{bad}")).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.starts_with("whip."), "{error}");
+        }
+        assert!(toml::from_str::<Config>("[whip]\nport = 1").is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Role};
+use crate::live::whip::WhipService;
 use crate::live::LiveService;
 use crate::webhooks::WebhookDispatcher;
 
@@ -137,6 +138,36 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
     );
 
     let restream_settings = config.restream.settings()?;
+    let simulcast_url_validator =
+        crate::live::restream::url_validator(restream_settings.addresses.clone());
+    let (stop, stopping) = watch::channel(false);
+    let live = role.ingests().then(|| {
+        LiveService::new(
+            db.clone(),
+            store.clone(),
+            events.clone(),
+            metrics.clone(),
+            config.live.clone(),
+            config.rtmp_public_url(),
+            config.public_url(),
+            restream_settings,
+            stopping.clone(),
+        )
+    });
+    // WHIP offers arrive over HTTP and their media joins this process's live sessions: only a
+    // process that both serves the API and ingests takes them (others answer 503).
+    let whip = match (&live, config.whip.enabled && role.serves_api()) {
+        (Some(live), true) => Some(
+            WhipService::start(
+                live.clone(),
+                &config.whip,
+                config.whip_udp_addr(),
+                stopping.clone(),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let state = sluice_api::AppState {
         db: db.clone(),
         store: store.clone(),
@@ -144,15 +175,15 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         public_url: config.public_url(),
         rtmp_url: config.rtmp_public_url(),
         ladder_validator: Arc::new(crate::live::validate_ladder),
-        simulcast_url_validator: crate::live::restream::url_validator(
-            restream_settings.addresses.clone(),
-        ),
+        simulcast_url_validator,
         metrics: metrics.clone(),
         jwt_audience: config.auth.jwt_audience.clone(),
         uploads: sluice_api::Uploads::new(config.uploads.settings(&config.data_dir)),
         images: Some(crate::images::images(&config.data_dir)),
+        whip: whip
+            .clone()
+            .map(|whip| whip as Arc<dyn sluice_api::WhipIngest>),
     };
-    let (stop, stopping) = watch::channel(false);
     let upload_sweeper = role
         .serves_api()
         .then(|| sluice_api::spawn_upload_sweeper(state.clone(), stopping.clone()));
@@ -177,22 +208,9 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         }
         false => None,
     };
-    let live = rtmp.map(|rtmp| {
-        tokio::spawn(
-            LiveService::new(
-                db,
-                store,
-                events.clone(),
-                metrics.clone(),
-                config.live.clone(),
-                config.rtmp_public_url(),
-                config.public_url(),
-                restream_settings,
-                stopping.clone(),
-            )
-            .run(rtmp),
-        )
-    });
+    let live = live
+        .zip(rtmp)
+        .map(|(live, rtmp)| tokio::spawn(live.run(rtmp)));
     let app = match role.serves_api() {
         true => sluice_api::router(state),
         false => sluice_api::operations_router(state),
@@ -225,6 +243,9 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
     let _ = stop.send(true);
     if let Some(live) = live {
         live.await.context("RTMP listener task")?;
+    }
+    if let Some(whip) = whip {
+        whip.finish().await;
     }
     if let Some(worker) = worker {
         worker.await.context("asset worker task")?;

@@ -348,6 +348,7 @@ mod tests {
                 sweep_interval: std::time::Duration::from_secs(60),
             }),
             images: None,
+            whip: None,
         };
         let app = Router::new()
             .route(

@@ -36,6 +36,10 @@ pub enum ApiError {
     /// The request is valid but the resource is not in a state that allows it.
     #[error("{0}")]
     Conflict(&'static str),
+    /// Nothing in the request is in a form the server can serve (a WHIP offer with no codec
+    /// Sluice takes).
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
@@ -100,6 +104,7 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, "not_acceptable"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType => {

@@ -10,6 +10,8 @@
 //!   playback ids need a playback token (module `playback_token`).
 //! - `/thumbnails/*`, `/storyboards/*`, `/animated/*`: images of assets, rendered on demand
 //!   and cached (module `images`), CORS open like HLS.
+//! - `/whip/*`: WebRTC ingest over WHIP (RFC 9725), the stream key as Bearer token, CORS
+//!   open; `/live/{id}/publish`: the "Go live from this browser" page (module `whip`).
 //! - `/healthz`: liveness; `/readyz`: readiness (database and object store work, module
 //!   `readiness`); `/metrics`: Prometheus metrics (module `metrics`). [`operations_router`]
 //!   serves only these three, for processes that run no API (roles `ingest` and `worker`).
@@ -36,6 +38,7 @@ mod simulcast_targets;
 pub mod tus;
 mod uploads;
 mod webhooks;
+mod whip;
 
 use std::sync::Arc;
 
@@ -64,6 +67,8 @@ pub use simulcast_targets::{simulcast_target_event_data, MAX_SIMULCAST_TARGETS};
 pub use uploads::{
     spawn_upload_sweeper, UploadSettings, Uploads, DEFAULT_UPLOAD_TIMEOUT_S, MAX_UPLOAD_TIMEOUT_S,
 };
+pub use whip::sdp::{check_offer, OfferError, OfferedMedia};
+pub use whip::{whip_url, WhipAnswer, WhipError, WhipIngest, WhipOffer, MAX_OFFER_BYTES};
 
 /// Checks a requested rendition ladder (`null` when the request gave none) and returns the
 /// normalised ladder to store, or a message saying what is wrong. The binary wires in the
@@ -99,6 +104,8 @@ pub struct AppState {
     pub uploads: Uploads,
     /// What makes images of assets; `None` answers the image routes 404.
     pub images: Option<Images>,
+    /// The WebRTC media plane WHIP offers go to; `None` answers them 503.
+    pub whip: Option<Arc<dyn WhipIngest>>,
 }
 
 /// Liveness: answers while the process serves HTTP.
@@ -244,11 +251,17 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn(uploads::tus_headers));
 
+    let (whip, whip_spec) = whip::routes().split_for_parts();
+    let whip = whip
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(whip::cors());
+
     let (operations, mut spec) = operations().routes(routes!(openapi_json)).split_for_parts();
     spec.merge(v1_spec);
     spec.merge(hls_spec);
     spec.merge(upload_url_spec);
     spec.merge(images_spec);
+    spec.merge(whip_spec);
     // axum spells a catch-all `{*path}`; OpenAPI path templates know only `{path}`.
     spec.paths.paths = std::mem::take(&mut spec.paths.paths)
         .into_iter()
@@ -259,7 +272,8 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .merge(v1)
         .merge(hls)
         .merge(upload_url)
-        .merge(images);
+        .merge(images)
+        .merge(whip);
     (routes, spec)
 }
 

@@ -172,6 +172,10 @@ pub struct LiveStreamView {
     stream_key: Option<String>,
     #[schema(example = "rtmp://localhost:1935/live")]
     rtmp_url: String,
+    /// Where a WebRTC publisher (a browser, OBS ≥ 30) sends its WHIP offer, with the stream key
+    /// as `Authorization: Bearer`.
+    #[schema(example = "http://localhost:8080/whip/ls_Ab3dE5fG7hJ9kL1mN3pQ")]
+    whip_url: String,
     /// Ids to play the stream under: `/hls/{id}/master.m3u8`.
     playback_ids: Vec<PlaybackIdView>,
     /// `idle`, `active` (a publisher is sending) or `disabled` (publishes are refused).
@@ -195,12 +199,13 @@ pub struct LiveStreamView {
 }
 
 async fn view(state: &AppState, stream: LiveStream) -> Result<LiveStreamView, ApiError> {
-    view_with(&state.db, &state.rtmp_url, stream).await
+    view_with(&state.db, &state.rtmp_url, &state.public_url, stream).await
 }
 
 async fn view_with(
     db: &Db,
     rtmp_url: &str,
+    public_url: &str,
     stream: LiveStream,
 ) -> Result<LiveStreamView, ApiError> {
     let current_session = match &stream.active_session_id {
@@ -209,11 +214,13 @@ async fn view_with(
     };
     let playback_ids = views(db.list_playback_ids(&stream.id).await?);
     let status = status_name(&stream);
+    let whip_url = crate::whip::whip_url(public_url, &stream.id);
     Ok(LiveStreamView {
         id: stream.id,
         name: stream.name,
         stream_key: Some(stream.stream_key),
         rtmp_url: rtmp_url.to_owned(),
+        whip_url,
         playback_ids,
         status,
         ladder: stream.ladder,
@@ -273,9 +280,10 @@ fn visible_to(principal: &Principal, mut view: LiveStreamView) -> LiveStreamView
 pub async fn live_stream_event_data(
     db: &Db,
     rtmp_url: &str,
+    public_url: &str,
     stream: LiveStream,
 ) -> Result<Value, ApiError> {
-    event_data(&view_with(db, rtmp_url, stream).await?)
+    event_data(&view_with(db, rtmp_url, public_url, stream).await?)
 }
 
 /// Publishes `event_type` about `view`'s stream.

@@ -23,7 +23,7 @@ pub struct SessionView {
     id: String,
     #[schema(example = "ls_Ab3dE5fG7hJ9kL1mN3pQ")]
     live_stream_id: String,
-    /// How the publisher connected: `rtmp`.
+    /// How the publisher connected: `rtmp` or `webrtc` (WHIP).
     #[schema(example = "rtmp")]
     protocol: String,
     /// `ip:port` of the publisher.

@@ -189,6 +189,11 @@ async fn creating_a_live_stream_returns_its_ingest_and_playback_details() {
     assert_eq!(data["name"], "Studio A");
     assert_eq!(data["status"], "idle");
     assert_eq!(data["rtmp_url"], "rtmp://localhost:1935/live");
+    assert_eq!(
+        data["whip_url"],
+        format!("http://localhost:8080/whip/{id}"),
+        "the public URL's trailing slash is not doubled"
+    );
     assert!(data["stream_key"].as_str().unwrap().len() >= 32);
     let playback_ids = data["playback_ids"].as_array().unwrap();
     assert_eq!(playback_ids.len(), 1, "{data}");
@@ -703,9 +708,11 @@ async fn openapi_document_lists_every_route() {
             "delete /v1/live-streams/{id}/simulcast-targets/{target_id}",
             "delete /v1/signing-keys/{id}",
             "delete /v1/webhooks/{id}",
+            "delete /whip/{live_stream_id}/sessions/{session_id}",
             "get /animated/{file}",
             "get /healthz",
             "get /hls/{playback_id}/{path}",
+            "get /live/{live_stream_id}/publish",
             "get /metrics",
             "get /openapi.json",
             "get /readyz",
@@ -756,6 +763,7 @@ async fn openapi_document_lists_every_route() {
             "post /v1/webhooks/{id}/deliveries/{delivery_id}/replay",
             "post /v1/webhooks/{id}/replay",
             "post /v1/webhooks/{id}/rotate-secret",
+            "post /whip/{live_stream_id}",
             "put /uploads/{id}/{token}",
             "put /v1/uploads/{id}/cancel",
         ]

@@ -37,6 +37,8 @@ pub enum VideoCodec {
     Hevc,
     Av1,
     Vp9,
+    /// VP8 (WebRTC ingest): no decoder configuration, the key frame header gives the size.
+    Vp8,
     /// A legacy FLV codec id (Sorenson H.263, VP6, screen video …), kept for the error message.
     LegacyFlv(u8),
 }
@@ -49,6 +51,7 @@ impl VideoCodec {
             VideoCodec::Hevc => "hevc".into(),
             VideoCodec::Av1 => "av1".into(),
             VideoCodec::Vp9 => "vp9".into(),
+            VideoCodec::Vp8 => "vp8".into(),
             VideoCodec::LegacyFlv(id) => format!("flv-codec-{id}"),
         }
     }

@@ -9,12 +9,14 @@
 //!
 //! This crate imports nothing else of Sluice's.
 
+pub mod annex_b;
 pub mod av1;
 pub mod codec;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod packet;
 pub mod time;
+pub mod vp8;
 
 pub use av1::Av1Config;
 pub use codec::{
@@ -22,3 +24,4 @@ pub use codec::{
 };
 pub use packet::{Packet, TrackInfo, TrackKind, VideoConfig};
 pub use time::{MediaTime, Timebase};
+pub use vp8::Vp8FrameHeader;

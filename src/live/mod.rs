@@ -28,6 +28,7 @@
 mod connection_slots;
 mod ladder_policy;
 mod pipeline;
+mod publisher;
 mod reconnect;
 mod recording;
 mod renditions;
@@ -35,6 +36,7 @@ pub mod restream;
 mod session_control;
 mod start_gate;
 mod uploader;
+pub mod whip;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use sluice_api::{live_stream_event_data, session_event_data, Metrics};
 use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
-use sluice_media::{AudioCodec, MediaTime, Timebase, TrackInfo};
+use sluice_media::{AudioCodec, MediaTime, Timebase, TrackInfo, VideoCodec};
 use sluice_storage::{
     Db, Dvr, DvrMode, Event, EventBus, EventType, LiveStream, LiveStreamStatus, NewEvent,
     ObjectKey, ObjectStore, Session, SessionOrigin,
@@ -57,6 +59,7 @@ use crate::config::LiveConfig;
 use connection_slots::{ConnectionSlot, OpenConnections};
 pub use ladder_policy::validate_ladder;
 use pipeline::{plan_ladder, PackagingPlan, PackagingTarget, SessionPipeline, SourceDescription};
+use publisher::Publisher;
 use reconnect::{Reconnecting, SessionState};
 use recording::Recorder;
 use renditions::PlaylistWindow;
@@ -290,16 +293,8 @@ impl LiveService {
                 SessionEvent::PublishRequested {
                     app, stream_key, ..
                 } => {
-                    // Control events from here on are looked for once the session can be
-                    // stopped (see `publish`).
-                    let history_mark = self.db.latest_event_seq().await.ok();
-                    let Some((stream, parked)) =
-                        self.authorise(&app, &stream_key, &mut connection).await?
-                    else {
-                        return Ok(());
-                    };
                     return self
-                        .publish(connection, stream, origin, history_mark, parked)
+                        .authorise_and_publish(connection, &app, &stream_key, origin)
                         .await;
                 }
                 other => debug!(event = ?other, "Event before publish ignored."),
@@ -307,15 +302,33 @@ impl LiveService {
         }
     }
 
+    /// Authorises a publish request and, when accepted, runs it until it ends.
+    async fn authorise_and_publish<P: Publisher>(
+        &self,
+        mut connection: P,
+        app: &str,
+        stream_key: &str,
+        origin: SessionOrigin,
+    ) -> Result<(), P::Error> {
+        // Control events from here on are looked for once the session can be stopped (see
+        // `publish`).
+        let history_mark = self.db.latest_event_seq().await.ok();
+        let Some((stream, parked)) = self.authorise(app, stream_key, &mut connection).await? else {
+            return Ok(());
+        };
+        self.publish(connection, stream, origin, history_mark, parked)
+            .await
+    }
+
     /// Looks the stream key up and claims the stream for this publisher, or takes back its
     /// session waiting in the reconnect window; refuses the publish (and returns `None`) when
     /// it may not go on.
-    async fn authorise(
+    async fn authorise<P: Publisher>(
         &self,
         app: &str,
         stream_key: &str,
-        connection: &mut RtmpConnection,
-    ) -> Result<Option<(LiveStream, Option<SessionState>)>, IngestError> {
+        connection: &mut P,
+    ) -> Result<Option<(LiveStream, Option<SessionState>)>, P::Error> {
         let reason = if app != "live" {
             format!("unknown application {app:?}; publish to rtmp://HOST/live/STREAM_KEY")
         } else if stream_key.is_empty() {
@@ -353,14 +366,14 @@ impl LiveService {
     /// Runs an accepted publish until the encoder stops or vanishes, then waits for it inside
     /// the reconnect window or ends the session. `history_mark` is the event history's position
     /// when the publish was requested; `parked` is the session a returning publisher resumes.
-    async fn publish(
+    async fn publish<P: Publisher>(
         &self,
-        mut connection: RtmpConnection,
+        mut connection: P,
         stream: LiveStream,
         origin: SessionOrigin,
         history_mark: Option<i64>,
         parked: Option<SessionState>,
-    ) -> Result<(), IngestError> {
+    ) -> Result<(), P::Error> {
         // `None` for a resumed session, which started before.
         let (mut state, started) = match parked {
             Some(mut state) => {
@@ -382,7 +395,7 @@ impl LiveService {
             .register(&stream.id, history_mark.unwrap_or(i64::MIN));
         connection.accept_publish().await?;
         let encoder = origin.encoder.as_deref().unwrap_or("unknown encoder");
-        info!(live_stream_id = %stream.id, session_id = %state.session_id, encoder = %encoder, "Publisher connected.");
+        info!(live_stream_id = %stream.id, session_id = %state.session_id, protocol = origin.protocol, encoder = %encoder, "Publisher connected.");
         self.emit_stream_event(EventType::LiveStreamConnected, &stream.id)
             .await;
         if let Some(session) = started {
@@ -621,7 +634,9 @@ impl LiveService {
                 return;
             }
         };
-        match live_stream_event_data(&self.db, &self.rtmp_url, stream).await {
+        match live_stream_event_data(&self.db, &self.rtmp_url, &self.recorder.public_url, stream)
+            .await
+        {
             Ok(data) => {
                 self.emit(NewEvent::new(event_type, live_stream_id, data))
                     .await
@@ -677,15 +692,15 @@ impl LiveService {
     /// Runs the session until the publisher stops, the pipeline fails, the server shuts down
     /// or the control plane stops it (then says why).
     /// The pipeline's packaging is left in `state` for the reconnect window or the end.
-    async fn run_session(
+    async fn run_session<P: Publisher>(
         &self,
-        mut connection: RtmpConnection,
+        mut connection: P,
         stream: &LiveStream,
         origin: &SessionOrigin,
         state: &mut SessionState,
         stop: &mut StopSignal,
         restream: Tap,
-    ) -> PublisherGone {
+    ) -> PublisherGone<P::Error> {
         let started = Instant::now();
         let mut gate = StartGate::default();
         let mut pipeline: Option<SessionPipeline> = None;
@@ -716,11 +731,13 @@ impl LiveService {
                     gate.frame_rate = metadata.frame_rate.or(gate.frame_rate)
                 }
                 SessionEvent::Track(track) => match (&mut pipeline, track) {
-                    (_, TrackInfo::OtherVideo { codec }) => {
-                        warn!(codec = %codec.name(), "Refused publish: only H.264 video can be ingested.");
+                    (_, TrackInfo::OtherVideo { codec }) if codec != VideoCodec::Vp8 => {
+                        warn!(codec = %codec.name(), "Refused publish: only H.264 video can be ingested (VP8 too, over WebRTC).");
                         break Ok(None);
                     }
-                    (_, TrackInfo::OtherAudio { codec }) if codec != AudioCodec::Mp3 => {
+                    (_, TrackInfo::OtherAudio { codec })
+                        if !matches!(codec, AudioCodec::Mp3 | AudioCodec::Opus) =>
+                    {
                         warn!(codec = %codec.name(), "Audio codec not supported; the stream goes on without audio.");
                         gate.audio_unsupported = true;
                     }
@@ -921,9 +938,9 @@ impl LiveService {
 }
 
 /// How a publisher's part of a session ended.
-struct PublisherGone {
+struct PublisherGone<E> {
     /// The control plane's reason when it stopped the session, or the connection's error.
-    outcome: Result<Option<StopReason>, IngestError>,
+    outcome: Result<Option<StopReason>, E>,
     /// Bytes this publisher sent.
     bytes: u64,
     /// The encoder unpublished (FCUnpublish/deleteStream) rather than vanishing.

@@ -7,8 +7,9 @@
 //!                                                           └─> UploadQueue (spool files) ──> uploader task ──> ObjectStore
 //! ```
 //!
-//! AAC audio is passed through; MP3 audio is transcoded to AAC-LC on the packaging thread
-//! (see [`AudioInput`]).
+//! AAC audio is passed through; MP3 and Opus audio are transcoded to AAC-LC on the packaging
+//! thread (see [`AudioInput`]). Video is H.264 (RTMP, WebRTC) or VP8 (WebRTC); VP8 has no
+//! `source` rung (there is nothing to repackage into fMP4), so its ladder is encoded rungs only.
 //!
 //! Restreaming taps the publisher's packets in [`SessionPipeline::push`] and the rungs' in the
 //! forwarder (see `restream::Tap`, which never blocks).
@@ -31,12 +32,12 @@ use anyhow::Context;
 use serde_json::json;
 use sluice_media::{
     AudioCodec, AudioSpecificConfig, AvcConfig, MediaTime, Mp3FrameHeader, Packet, Timebase,
-    TrackKind,
+    TrackKind, VideoCodec,
 };
 use sluice_storage::ObjectStore;
 use sluice_transcoder::{
     plan, AacTranscoder, EncoderSettings, Ladder, LiveTranscoder, PlannedRung, TranscodeError,
-    TranscoderOutput,
+    TranscoderOutput, VideoSource,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -61,9 +62,57 @@ const FALLBACK_FRAME_RATE: f64 = 30.0;
 
 /// What is known about a publisher's tracks when its pipeline starts.
 pub struct SourceDescription {
-    pub video: AvcConfig,
+    pub video: SourceVideo,
     pub frame_rate: Option<f64>,
     pub audio: Option<SourceAudio>,
+}
+
+/// The publisher's video track.
+#[derive(Clone, Debug)]
+pub enum SourceVideo {
+    /// H.264 with its decoder configuration.
+    Avc(AvcConfig),
+    /// VP8, sized by its first key frame.
+    Vp8 { width: u32, height: u32 },
+}
+
+impl SourceVideo {
+    fn codec(&self) -> VideoCodec {
+        match self {
+            SourceVideo::Avc(_) => VideoCodec::H264,
+            SourceVideo::Vp8 { .. } => VideoCodec::Vp8,
+        }
+    }
+
+    pub fn width(&self) -> u32 {
+        match self {
+            SourceVideo::Avc(config) => config.width,
+            SourceVideo::Vp8 { width, .. } => *width,
+        }
+    }
+
+    pub fn height(&self) -> u32 {
+        match self {
+            SourceVideo::Avc(config) => config.height,
+            SourceVideo::Vp8 { height, .. } => *height,
+        }
+    }
+
+    /// The RFC 6381 codec string; VP8 has none here (it never reaches a playlist).
+    fn codec_string(&self) -> Option<String> {
+        match self {
+            SourceVideo::Avc(config) => Some(config.codec_string()),
+            SourceVideo::Vp8 { .. } => None,
+        }
+    }
+
+    /// What the transcoder decodes.
+    fn decoder_source(&self) -> VideoSource {
+        match self {
+            SourceVideo::Avc(config) => VideoSource::Avc(config.clone()),
+            SourceVideo::Vp8 { .. } => VideoSource::Vp8,
+        }
+    }
 }
 
 /// The publisher's audio track, in a form the pipeline carries.
@@ -73,6 +122,8 @@ pub enum SourceAudio {
     Aac(AudioSpecificConfig),
     /// MP3 (described by its first frame's header), transcoded to AAC-LC.
     Mp3(Mp3FrameHeader),
+    /// Opus (WebRTC, 48 kHz) of this many channels, transcoded to AAC-LC.
+    Opus { channels: u8 },
 }
 
 impl SourceAudio {
@@ -80,6 +131,7 @@ impl SourceAudio {
         match self {
             SourceAudio::Aac(_) => AudioCodec::Aac,
             SourceAudio::Mp3(_) => AudioCodec::Mp3,
+            SourceAudio::Opus { .. } => AudioCodec::Opus,
         }
     }
 
@@ -87,7 +139,7 @@ impl SourceAudio {
     fn codec_string(&self) -> Option<String> {
         match self {
             SourceAudio::Aac(config) => Some(config.codec_string()),
-            SourceAudio::Mp3(_) => None,
+            SourceAudio::Mp3(_) | SourceAudio::Opus { .. } => None,
         }
     }
 
@@ -95,6 +147,7 @@ impl SourceAudio {
         match self {
             SourceAudio::Aac(config) => config.sample_rate,
             SourceAudio::Mp3(header) => header.sample_rate,
+            SourceAudio::Opus { .. } => 48_000,
         }
     }
 
@@ -102,6 +155,7 @@ impl SourceAudio {
         match self {
             SourceAudio::Aac(config) => config.channels,
             SourceAudio::Mp3(header) => header.channels,
+            SourceAudio::Opus { channels } => *channels,
         }
     }
 }
@@ -245,12 +299,20 @@ pub fn plan_ladder(
     } else {
         serde_json::from_value(ladder.clone()).context("stored ladder is invalid")?
     };
-    let rungs = plan(
+    let mut rungs = plan(
         &ladder,
-        source.video.width,
-        source.video.height,
+        source.video.width(),
+        source.video.height(),
         source.frame_rate,
     )?;
+    if source.video.codec_string().is_none() {
+        rungs.retain(|rung| matches!(rung, PlannedRung::Encode(_)));
+        anyhow::ensure!(
+            !rungs.is_empty(),
+            "a {} source cannot be repackaged: its ladder needs an encoded rung",
+            source.video.codec().name()
+        );
+    }
     let audio = source
         .audio
         .as_ref()
@@ -336,7 +398,7 @@ impl SessionPipeline {
             })
             .collect();
         info!(
-            source = %format!("{}x{}", source.video.width, source.video.height),
+            source = %format!("{}x{}", source.video.width(), source.video.height()),
             rungs = %rungs.iter().map(PlannedRung::name).collect::<Vec<_>>().join(","),
             resumed = matches!(plan, PackagingPlan::Resume { .. }),
             "Starting the live ladder."
@@ -352,23 +414,31 @@ impl SessionPipeline {
             Some(SourceAudio::Aac(config)) => Some(config),
             _ => None,
         };
-        restream.set_source(&source.video, source_aac);
-        let (transcoder, outputs) = LiveTranscoder::start(&source.video, rungs, settings)?;
+        let source_avc = match &source.video {
+            SourceVideo::Avc(config) => Some(config),
+            SourceVideo::Vp8 { .. } => None,
+        };
+        restream.set_source(source_avc, source_aac);
+        let (transcoder, outputs) =
+            LiveTranscoder::start(source.video.decoder_source(), rungs, settings)?;
 
-        let mp3_transcoder = match &source.audio {
-            Some(SourceAudio::Mp3(header)) => match AacTranscoder::from_mp3(*header) {
-                Ok(transcoder) => Some(transcoder),
-                Err(e) => {
-                    warn!(error = %e, "MP3 audio cannot be transcoded; the stream goes on without audio.");
-                    source.audio = None;
-                    None
-                }
-            },
+        let opened = match &source.audio {
+            Some(SourceAudio::Mp3(header)) => Some(AacTranscoder::from_mp3(*header)),
+            Some(SourceAudio::Opus { channels }) => Some(AacTranscoder::from_opus(*channels)),
             _ => None,
+        };
+        let audio_transcoder = match opened {
+            Some(Ok(transcoder)) => Some(transcoder),
+            Some(Err(e)) => {
+                let codec = source.audio.take().map(|audio| audio.codec().name());
+                warn!(codec = ?codec, error = %e, "Audio cannot be transcoded; the stream goes on without audio.");
+                None
+            }
+            None => None,
         };
         let (packaging, resume_at) = match plan {
             PackagingPlan::New(target) => {
-                let audio = match (&source.audio, mp3_transcoder) {
+                let audio = match (&source.audio, audio_transcoder) {
                     (Some(SourceAudio::Aac(config)), _) => {
                         Some(AudioInput::PassThrough(config.clone()))
                     }
@@ -386,7 +456,7 @@ impl SessionPipeline {
             } => {
                 packaging
                     .sender
-                    .blocking_send(PackagingInput::SourceResumed(mp3_transcoder))
+                    .blocking_send(PackagingInput::SourceResumed(audio_transcoder))
                     .map_err(|_| anyhow::anyhow!("the session's packaging thread has ended"))?;
                 (packaging, Some(resume_at))
             }
@@ -458,15 +528,17 @@ impl SessionPipeline {
     pub fn input_description(&self) -> serde_json::Value {
         let video = &self.source.video;
         let audio = self.source.audio.as_ref();
-        let codecs: Vec<String> = std::iter::once(video.codec_string())
+        let codecs: Vec<String> = video
+            .codec_string()
+            .into_iter()
             .chain(audio.and_then(SourceAudio::codec_string))
             .collect();
         json!({
-            "video_codec": "h264",
+            "video_codec": video.codec().name(),
             "audio_codec": audio.map(|a| a.codec().name()),
             "codecs": codecs.join(","),
-            "width": video.width,
-            "height": video.height,
+            "width": video.width(),
+            "height": video.height(),
             "frame_rate": self.source.frame_rate,
             "audio_sample_rate": audio.map(SourceAudio::sample_rate),
             "audio_channels": audio.map(SourceAudio::channels),

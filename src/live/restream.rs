@@ -134,6 +134,9 @@ impl Outlet {
 /// The decoder configurations targets need before their first packet.
 #[derive(Default)]
 struct Configs {
+    /// Whether the session's source is known (its pipeline started).
+    source_known: bool,
+    /// The source's H.264 configuration; `None` for a VP8 (WebRTC) source.
     source_video: Option<AvcConfig>,
     audio: Option<AudioSpecificConfig>,
     /// Rung index → (name, configuration once known).
@@ -160,9 +163,10 @@ impl Tap {
     }
 
     /// The publisher's tracks, once the pipeline starts; `audio` only when it is AAC.
-    pub fn set_source(&self, video: &AvcConfig, audio: Option<&AudioSpecificConfig>) {
+    pub fn set_source(&self, video: Option<&AvcConfig>, audio: Option<&AudioSpecificConfig>) {
         let mut state = self.lock();
-        state.configs.source_video = Some(video.clone());
+        state.configs.source_known = true;
+        state.configs.source_video = video.cloned();
         state.configs.audio = audio.cloned();
         drop(state);
         self.configs_changed.notify_waiters();
@@ -225,15 +229,19 @@ impl Tap {
     ) -> Option<Result<(AvcConfig, Option<AudioSpecificConfig>), String>> {
         let state = self.lock();
         let audio = state.configs.audio.clone();
-        if rendition == SOURCE_RENDITION {
-            return state
-                .configs
-                .source_video
-                .clone()
-                .map(|video| Ok((video, audio)));
-        }
         // Rungs are known once the pipeline started, which is when the source is.
-        state.configs.source_video.as_ref()?;
+        if !state.configs.source_known {
+            return None;
+        }
+        if rendition == SOURCE_RENDITION {
+            return Some(match state.configs.source_video.clone() {
+                Some(video) => Ok((video, audio)),
+                None => Err(
+                    "the publisher sends VP8, which RTMP does not carry: restream a rung instead"
+                        .to_owned(),
+                ),
+            });
+        }
         match state.configs.rungs.iter().find(|(name, _)| name == rendition) {
             None => Some(Err(format!(
                 "rendition {rendition:?} is not part of this session's ladder (rungs taller than the source are left out)"

@@ -1,12 +1,18 @@
 //! The start of a live session: holds the publisher's first packets until the video (and
 //! audio, if any) decoder configurations are known, then describes the source for the
 //! pipeline. Refuses sources that can never start (audio only, no usable video).
+//!
+//! Codecs without a decoder configuration are known from their held frames: MP3 from its first
+//! frame header, VP8 from its first key frame's header. Opus (WebRTC) is always 48 kHz and is
+//! decoded as stereo, which covers mono senders too.
 
 use std::time::{Duration, Instant};
 
-use sluice_media::{AudioCodec, Mp3FrameHeader, Packet, TrackInfo, TrackKind};
+use sluice_media::{
+    AudioCodec, Mp3FrameHeader, Packet, TrackInfo, TrackKind, VideoCodec, Vp8FrameHeader,
+};
 
-use super::pipeline::{SourceAudio, SourceDescription};
+use super::pipeline::{SourceAudio, SourceDescription, SourceVideo};
 
 /// Highest source frame rate believed from metadata or the SPS.
 const MAX_FRAME_RATE: f64 = 240.0;
@@ -86,9 +92,7 @@ impl StartGate {
 
     /// The source description once the pipeline can start.
     pub fn ready(&self) -> Option<SourceDescription> {
-        let Some(TrackInfo::Avc { config, frame_rate }) = &self.video else {
-            return None;
-        };
+        let (video, frame_rate, sps_frame_rate) = self.source_video()?;
         let audio = self.source_audio();
         let audio_settled =
             audio.is_some() || self.audio_unsupported || self.video_span() >= AUDIO_WAIT;
@@ -96,13 +100,34 @@ impl StartGate {
             return None;
         }
         Some(SourceDescription {
-            video: config.clone(),
-            frame_rate: [*frame_rate, self.frame_rate, config.sps_frame_rate]
+            video,
+            frame_rate: [frame_rate, self.frame_rate, sps_frame_rate]
                 .into_iter()
                 .flatten()
                 .find(|rate| plausible_frame_rate(*rate)),
             audio,
         })
+    }
+
+    /// The video track as the pipeline will decode it, with the frame rates its track and its
+    /// SPS declare, once it is known.
+    fn source_video(&self) -> Option<(SourceVideo, Option<f64>, Option<f64>)> {
+        match &self.video {
+            Some(TrackInfo::Avc { config, frame_rate }) => Some((
+                SourceVideo::Avc(config.clone()),
+                *frame_rate,
+                config.sps_frame_rate,
+            )),
+            Some(TrackInfo::OtherVideo {
+                codec: VideoCodec::Vp8,
+            }) => self
+                .pending
+                .iter()
+                .filter(|p| p.kind == TrackKind::Video)
+                .find_map(|p| Vp8FrameHeader::parse(&p.data).ok()?.dimensions)
+                .map(|(width, height)| (SourceVideo::Vp8 { width, height }, None, None)),
+            _ => None,
+        }
     }
 
     /// The audio track as the pipeline will carry it, once it is known.
@@ -117,6 +142,9 @@ impl StartGate {
                 .filter(|p| p.kind == TrackKind::Audio)
                 .find_map(|p| Mp3FrameHeader::parse(&p.data).ok())
                 .map(SourceAudio::Mp3),
+            Some(TrackInfo::OtherAudio {
+                codec: AudioCodec::Opus,
+            }) => Some(SourceAudio::Opus { channels: 2 }),
             _ => None,
         }
     }
@@ -156,7 +184,7 @@ mod tests {
         gate.hold(packet(TrackKind::Video, 1_000));
         let source = gate.ready().expect("starts without audio");
         assert!(source.audio.is_none());
-        assert_eq!((source.video.width, source.video.height), (320, 240));
+        assert_eq!((source.video.width(), source.video.height()), (320, 240));
     }
 
     #[test]
@@ -173,7 +201,10 @@ mod tests {
         let source = gate.ready().expect("both tracks known");
         assert!(matches!(source.audio, Some(SourceAudio::Aac(_))));
         // The infinite metadata rate is passed over for what the SPS says, if anything.
-        assert_eq!(source.frame_rate, source.video.sps_frame_rate);
+        assert_eq!(
+            source.frame_rate,
+            sluice_media::fixtures::avc_320x240().sps_frame_rate
+        );
         assert!(source.frame_rate.is_none_or(plausible_frame_rate));
     }
 
@@ -190,6 +221,37 @@ mod tests {
         );
         gate.set_track(video_track());
         assert!(gate.pending.is_empty());
+    }
+
+    #[test]
+    fn vp8_with_opus_starts_at_the_first_key_frame_with_its_size() {
+        let mut gate = StartGate::default();
+        gate.set_track(TrackInfo::OtherVideo {
+            codec: VideoCodec::Vp8,
+        });
+        gate.set_track(TrackInfo::OtherAudio {
+            codec: AudioCodec::Opus,
+        });
+        let mut inter = packet(TrackKind::Video, 0);
+        inter.data = Bytes::from_static(&[0x31, 0x05, 0x00, 0x11]);
+        gate.hold(inter);
+        assert!(gate.ready().is_none(), "no key frame yet");
+        let mut key = packet(TrackKind::Video, 33);
+        key.data =
+            Bytes::from_static(&[0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01]);
+        gate.hold(key);
+        let source = gate.ready().expect("sized by the key frame");
+        assert!(matches!(
+            source.video,
+            SourceVideo::Vp8 {
+                width: 640,
+                height: 480
+            }
+        ));
+        assert!(matches!(
+            source.audio,
+            Some(SourceAudio::Opus { channels: 2 })
+        ));
     }
 
     #[test]

@@ -353,7 +353,7 @@ pub struct Session {
 pub struct SessionOrigin {
     /// `ip:port` of the publisher.
     pub client_addr: String,
-    /// `rtmp`.
+    /// `rtmp` or `webrtc` (WHIP).
     pub protocol: &'static str,
     /// The encoder's identity (RTMP `flashVer`, e.g. `FMLE/3.0 (compatible; FMSc/1.0)`).
     pub encoder: Option<String>,

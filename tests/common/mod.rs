@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod live;
 pub mod restream;
 pub mod vod;
+pub mod whip;
 
 pub const API_KEY: &str = "test-key";
 pub const API_SECRET: &str = "test-secret-0123456789";

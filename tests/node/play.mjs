@@ -5,7 +5,7 @@
 // The report holds the number of levels hls.js parsed from the master playlist, the furthest
 // playback position reached, the levels it switched to and every error it raised. The Rust
 // test that calls this script decides what counts as a pass.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { createRequire } from "node:module";
 
 const [url, secondsArg] = process.argv.slice(2);
@@ -16,19 +16,10 @@ if (!url) {
 const watchSeconds = Number(secondsArg ?? 8);
 const hlsScript = createRequire(import.meta.url).resolve("hls.js/dist/hls.min.js");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const browser = await launchChromium([
+  "--disable-quic",
+  "--autoplay-policy=no-user-gesture-required",
+]);
 try {
   const page = await browser.newPage();
   await page.setContent("<video id=v muted playsinline></video>");

@@ -1,5 +1,6 @@
 //! Audio to AAC-LC transcoding, so a publisher's MP3 (the ffmpeg CLI's default FLV audio
-//! codec), or any audio a file carries, can become an HLS audio rendition.
+//! codec), a WebRTC publisher's Opus, or any audio a file carries, can become an HLS audio
+//! rendition.
 //!
 //! libavcodec's MP3 decoder (ISO/IEC 11172-3 / 13818-3 Layer III) decodes each frame,
 //! libswresample turns what it gives into planar float at the output rate and layout, the
@@ -48,6 +49,8 @@ pub const GAP_TOLERANCE: Duration = Duration::from_millis(100);
 /// The longest gap filled with silence; a longer one is a clock jump and is not filled. Equal
 /// to the packager segmenter's `MAX_GAP_SECS`, so audio and video treat the same leaps alike.
 pub const MAX_SILENCE_FILL: Duration = Duration::from_secs(10);
+/// Opus always decodes at 48 kHz in WebRTC (RFC 7587 §4.1).
+const OPUS_SAMPLE_RATE: u32 = 48_000;
 /// AAC-LC in the AudioSpecificConfig's audio object type numbering.
 const AAC_LC: u8 = 2;
 /// The planar float samples the AAC encoder takes.
@@ -76,8 +79,21 @@ impl AacTranscoder {
     /// keeps the source's sample rate (every MP3 rate is an AAC rate) and channel count.
     pub fn from_mp3(source: Mp3FrameHeader) -> Result<Self, TranscodeError> {
         crate::init_ffmpeg();
-        let decoder = open_mp3_decoder()?;
+        let decoder = open_packet_decoder(codec::Id::MP3, "MP3 decoder", None)?;
         Self::with_decoder(decoder, source.sample_rate, source.channels)
+    }
+
+    /// Opens a transcoder for an Opus track (RFC 7587, as WebRTC carries it: one Opus packet
+    /// per [`Packet`], 48 kHz, no decoder configuration) of `channels` channels (1 or 2).
+    pub fn from_opus(channels: u8) -> Result<Self, TranscodeError> {
+        crate::init_ffmpeg();
+        let channels = channels.clamp(1, 2);
+        let decoder = open_packet_decoder(
+            codec::Id::OPUS,
+            "Opus decoder",
+            Some((OPUS_SAMPLE_RATE, channels)),
+        )?;
+        Self::with_decoder(decoder, OPUS_SAMPLE_RATE, channels)
     }
 
     /// Opens a transcoder for any audio stream libavcodec decodes, described by its container
@@ -335,17 +351,29 @@ fn duration_in(duration: Duration, sample_rate: u32) -> i64 {
     (duration.as_millis() as i64).saturating_mul(i64::from(sample_rate)) / 1_000
 }
 
-fn open_mp3_decoder() -> Result<decoder::Audio, TranscodeError> {
+/// Opens the decoder for a codec whose packets need no decoder configuration (MP3, Opus),
+/// with the sample rate and channel count it is told when the stream does not say them.
+fn open_packet_decoder(
+    id: codec::Id,
+    name: &'static str,
+    format: Option<(u32, u8)>,
+) -> Result<decoder::Audio, TranscodeError> {
     let open_error = |source| TranscodeError::AudioCodecOpen {
-        codec: "MP3 decoder",
+        codec: name,
         source,
     };
-    let codec =
-        decoder::find(codec::Id::MP3).ok_or(open_error(ffmpeg_next::Error::DecoderNotFound))?;
+    let codec = decoder::find(id).ok_or(open_error(ffmpeg_next::Error::DecoderNotFound))?;
     let mut context = codec::Context::new_with_codec(codec);
-    // SAFETY: a plain field write on a context we own that has not been opened yet.
+    // SAFETY: plain field writes on a context we own that has not been opened yet; the channel
+    // layout is (re)initialised by libavutil itself.
     unsafe {
-        (*context.as_mut_ptr()).pkt_timebase = Rational::new(1, Timebase::MILLIS.0 as i32).into();
+        let raw = context.as_mut_ptr();
+        (*raw).pkt_timebase = Rational::new(1, Timebase::MILLIS.0 as i32).into();
+        if let Some((sample_rate, channels)) = format {
+            (*raw).sample_rate = i32::try_from(sample_rate).unwrap_or(i32::MAX);
+            ffmpeg_next::ffi::av_channel_layout_uninit(&mut (*raw).ch_layout);
+            ffmpeg_next::ffi::av_channel_layout_default(&mut (*raw).ch_layout, i32::from(channels));
+        }
     }
     context.decoder().audio().map_err(open_error)
 }
@@ -399,22 +427,39 @@ mod tests {
 
     /// MP3 packets (millisecond clock) of a 440 Hz sine encoded by libmp3lame.
     fn mp3_packets(sample_rate: u32, channels: u8, seconds: u32) -> Vec<Packet> {
+        sine_packets(
+            sample_rate,
+            channels,
+            seconds,
+            &[
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "128k",
+                "-write_xing",
+                "0",
+                "-f",
+                "mp3",
+            ],
+        )
+    }
+
+    /// Packets (millisecond clock) of a 440 Hz sine encoded by ffmpeg with `codec_args`.
+    fn sine_packets(
+        sample_rate: u32,
+        channels: u8,
+        seconds: u32,
+        codec_args: &[&str],
+    ) -> Vec<Packet> {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sine.mp3");
+        let path = dir.path().join("sine.out");
         let status = Command::new("ffmpeg")
             .args(["-v", "error", "-f", "lavfi", "-i"])
             .arg(format!(
                 "sine=frequency=440:sample_rate={sample_rate}:duration={seconds}"
             ))
-            .args([
-                "-ac",
-                &channels.to_string(),
-                "-c:a",
-                "libmp3lame",
-                "-b:a",
-                "128k",
-            ])
-            .args(["-write_xing", "0", "-f", "mp3"])
+            .args(["-ac", &channels.to_string()])
+            .args(codec_args)
             .arg(&path)
             .status()
             .expect("ffmpeg runs");
@@ -508,6 +553,25 @@ mod tests {
         let (samples, rms) = decode_aac(&config, &aac);
         let seconds = samples as f64 / 44_100.0;
         assert!((3.0..3.1).contains(&seconds), "decoded {seconds} s");
+        assert!(rms > 0.03, "the sine survived (rms {rms})");
+    }
+
+    #[test]
+    fn opus_becomes_48_khz_aac_lc_of_the_same_duration() {
+        let opus = sine_packets(48_000, 2, 2, &["-c:a", "libopus", "-f", "ogg"]);
+        let mut transcoder = AacTranscoder::from_opus(2).unwrap();
+        let mut aac = Vec::new();
+        for packet in &opus {
+            aac.extend(transcoder.push(packet).unwrap());
+        }
+        let config = transcoder.config().clone();
+        assert_eq!(transcoder.decode_errors(), 0);
+        aac.extend(transcoder.finish().unwrap());
+        assert_eq!((config.sample_rate, config.channels), (48_000, 2));
+        assert_contiguous(&aac);
+        let (samples, rms) = decode_aac(&config, &aac);
+        let seconds = samples as f64 / 48_000.0;
+        assert!((1.95..2.15).contains(&seconds), "decoded {seconds} s");
         assert!(rms > 0.03, "the sine survived (rms {rms})");
     }
 

@@ -46,6 +46,16 @@ impl VideoDecoder {
         Self::open_context(context)
     }
 
+    /// Opens a VP8 decoder (WebRTC ingest), one thread like [`Self::open_h264`]. VP8 has no
+    /// decoder configuration: the first key frame carries everything.
+    pub fn open_vp8() -> Result<Self, TranscodeError> {
+        crate::init_ffmpeg();
+        let codec = decoder::find(codec::Id::VP8).ok_or(TranscodeError::DecoderOpen(
+            ffmpeg_next::Error::DecoderNotFound,
+        ))?;
+        Self::open_context(codec::Context::new_with_codec(codec))
+    }
+
     /// Opens a decoder for a file's video stream from its codec parameters (codec, extradata,
     /// size, pixel format), with libavcodec's own choice of threads: a file is read as fast as
     /// the ladder takes it, so frame threads cost nothing that matters. The same
@@ -126,6 +136,8 @@ pub enum VideoSource {
     /// H.264 with its decoder configuration, pictures taken as decoded: live ingest, and files
     /// whose `source` rung is repackaged (so the encoded rungs keep the source's timestamps).
     Avc(AvcConfig),
+    /// VP8 from a WebRTC publisher, pictures taken as decoded (browsers send 4:2:0 8-bit).
+    Vp8,
     /// A file's video stream in any codec libavcodec decodes, opened from its codec
     /// parameters, its pictures normalised ([`crate::normalize`]) before the rungs.
     Stream {
@@ -145,7 +157,7 @@ impl VideoSource {
     pub fn avc_config(&self) -> Option<&AvcConfig> {
         match self {
             VideoSource::Avc(config) => Some(config),
-            VideoSource::Stream { .. } => None,
+            VideoSource::Vp8 | VideoSource::Stream { .. } => None,
         }
     }
 
@@ -154,6 +166,10 @@ impl VideoSource {
         Ok(match self {
             VideoSource::Avc(config) => SourcePictures {
                 decoder: VideoDecoder::open_h264(config)?,
+                normalizer: None,
+            },
+            VideoSource::Vp8 => SourcePictures {
+                decoder: VideoDecoder::open_vp8()?,
                 normalizer: None,
             },
             VideoSource::Stream {

@@ -79,6 +79,7 @@ pub async fn harness() -> Harness {
             sweep_interval: Duration::from_millis(200),
         }),
         images: None,
+        whip: None,
     };
     // Times out expired uploads, as `sluice serve` does, until the harness is dropped.
     let (stop_sweeper, stopping) = watch::channel(false);
