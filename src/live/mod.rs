@@ -393,7 +393,13 @@ impl LiveService {
         let mut stop = self
             .running
             .register(&stream.id, history_mark.unwrap_or(i64::MIN));
-        connection.accept_publish().await?;
+        if let Err(e) = connection.accept_publish().await {
+            // The session is open (and may hold a resumed session's packaging): end it rather
+            // than leave the stream claimed and the recording unsealed.
+            drop(stop);
+            self.close_session(&stream, state, None).await;
+            return Err(e);
+        }
         let encoder = origin.encoder.as_deref().unwrap_or("unknown encoder");
         info!(live_stream_id = %stream.id, session_id = %state.session_id, protocol = origin.protocol, encoder = %encoder, "Publisher connected.");
         self.emit_stream_event(EventType::LiveStreamConnected, &stream.id)

@@ -325,8 +325,9 @@ pub fn plan_ladder(
 struct Timeline {
     /// Where the first packet of the source should land, when the session is resumed.
     resume_at: Option<MediaTime>,
-    /// Added to every timestamp (in the packets' timebase), once known.
-    offset: Option<i64>,
+    /// Added to every timestamp, once known; a time, since tracks differ in timebase (WebRTC
+    /// video counts 90 kHz, its audio 48 kHz).
+    offset: Option<MediaTime>,
     /// The latest decode time passed on.
     last: Option<MediaTime>,
 }
@@ -337,9 +338,13 @@ const RESUME_GAP: Duration = Duration::from_millis(100);
 impl Timeline {
     fn rebase(&mut self, packet: &mut Packet) {
         let offset = *self.offset.get_or_insert_with(|| match self.resume_at {
-            Some(at) => at.rescale(packet.timebase).ticks - packet.dts,
-            None => 0,
+            Some(at) => MediaTime::new(
+                at.rescale(packet.timebase).ticks - packet.dts,
+                packet.timebase,
+            ),
+            None => MediaTime::new(0, packet.timebase),
         });
+        let offset = offset.rescale(packet.timebase).ticks;
         packet.dts += offset;
         packet.pts += offset;
         let at = packet.dts_time();
@@ -595,4 +600,51 @@ pub struct StoppedPipeline {
     /// Where a returning publisher's first packet should land.
     pub resume_at: MediaTime,
     pub frames_dropped: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn packet(kind: TrackKind, timebase: u32, dts: i64) -> Packet {
+        Packet {
+            kind,
+            timebase: Timebase(timebase),
+            dts,
+            pts: dts,
+            keyframe: true,
+            data: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn a_resumed_source_moves_every_track_by_the_same_time() {
+        // A WebRTC source: video at 90 kHz, audio at 48 kHz, both starting again near 5 s.
+        let mut timeline = Timeline {
+            resume_at: Some(MediaTime::new(10_000, Timebase(1_000))),
+            ..Timeline::default()
+        };
+        let mut video = packet(TrackKind::Video, 90_000, 450_000);
+        timeline.rebase(&mut video);
+        assert_eq!(video.dts, 900_000, "the first packet lands at 10 s");
+        let mut audio = packet(TrackKind::Audio, 48_000, 240_000);
+        timeline.rebase(&mut audio);
+        assert_eq!(
+            audio.dts, 480_000,
+            "audio of the same instant lands at 10 s too"
+        );
+        let mut later = packet(TrackKind::Video, 90_000, 540_000);
+        timeline.rebase(&mut later);
+        assert_eq!(later.dts_time().as_secs_f64(), 11.0);
+        assert!((timeline.resume_point().as_secs_f64() - 11.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_new_session_keeps_its_timestamps() {
+        let mut timeline = Timeline::default();
+        let mut video = packet(TrackKind::Video, 1_000, 1_234);
+        timeline.rebase(&mut video);
+        assert_eq!((video.dts, video.pts), (1_234, 1_234));
+    }
 }

@@ -71,6 +71,12 @@ impl Reconnecting {
         ParkTicket { token, resumed }
     }
 
+    /// Whether a session of `live_stream_id` waits for its publisher here.
+    pub fn is_parked(&self, live_stream_id: &str) -> bool {
+        let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.1.contains_key(live_stream_id)
+    }
+
     /// Takes the session parked for `live_stream_id`, for a returning publisher.
     pub fn resume(&self, live_stream_id: &str) -> Option<SessionState> {
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);

@@ -195,7 +195,11 @@ impl WhipIngest for WhipService {
                 stream.id
             )));
         }
-        if stream.status == LiveStreamStatus::Active {
+        // A session waiting inside its reconnect window keeps the stream `active`: a returning
+        // publisher resumes it (the session path decides, as for RTMP).
+        if stream.status == LiveStreamStatus::Active
+            && !self.live.reconnecting.is_parked(&stream.id)
+        {
             warn!(live_stream_id = %stream.id, "Refused WHIP publish: the live stream already has a publisher.");
             return Err(WhipError::Busy);
         }
