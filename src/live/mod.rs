@@ -182,17 +182,7 @@ impl LiveService {
                 .instrument(span),
             );
         }
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            warn!(
-                connections = connections.len(),
-                "RTMP connections did not end in time; dropping them."
-            );
-            connections.abort_all();
-        }
+        drain_or_abort(&mut connections, "RTMP connections").await;
         control.abort();
     }
 
@@ -963,5 +953,21 @@ fn playlist_window(dvr: &Dvr, config: &LiveConfig) -> PlaylistWindow {
             let segment = config.segment_seconds.max(1);
             PlaylistWindow::Segments(seconds.div_ceil(segment).max(1) as usize)
         }
+    }
+}
+
+/// Waits up to [`SHUTDOWN_GRACE`] for `tasks` (publishers' connections, of `what` kind) to end
+/// their sessions, then drops those still running.
+async fn drain_or_abort<T: 'static>(tasks: &mut JoinSet<T>, what: &str) {
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            remaining = tasks.len(),
+            "{what} did not end in time; dropping them."
+        );
+        tasks.abort_all();
     }
 }

@@ -20,9 +20,9 @@
 //! stream's live objects) never races them. A session that recorded no segment errors its
 //! asset with a reason.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -196,12 +196,14 @@ impl Recorder {
     /// The poster and storyboard of the top rung, from its first init segment and the
     /// segments that use it, concatenated into a local file.
     async fn write_pictures(&self, asset_id: &str, top: &RecordedRendition) -> anyhow::Result<()> {
-        let dir = tempfile::tempdir().context("cannot create a working directory")?;
-        let file = dir.path().join("recording.mp4");
-        let mut out = std::fs::File::create(&file).context("cannot create the working file")?;
         let Some(init) = top.segments.first().map(|s| s.init.clone()) else {
             return Ok(());
         };
+        let dir = tempfile::tempdir().context("cannot create a working directory")?;
+        let file = dir.path().join("recording.mp4");
+        let mut out = tokio::fs::File::create(&file)
+            .await
+            .context("cannot create the working file")?;
         let names = std::iter::once(init.clone()).chain(
             top.segments
                 .iter()
@@ -214,8 +216,10 @@ impl Recorder {
                 .get(&hls_key(asset_id, &[&top.dir, &name])?)
                 .await?;
             out.write_all(&bytes)
+                .await
                 .context("cannot write the working file")?;
         }
+        out.flush().await.context("cannot write the working file")?;
         drop(out);
         let width = top.summary.width.unwrap_or(0);
         let output = StoreOutput::new(

@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn, Instrument};
 
 use super::publisher::Publisher;
-use super::{LiveService, SHUTDOWN_GRACE};
+use super::LiveService;
 use crate::config::WhipConfig;
 use transport::{Command, PeerSetup, Timeouts, Transport};
 
@@ -129,7 +129,7 @@ impl WhipService {
         tasks.spawn(session);
     }
 
-    /// Waits (up to [`SHUTDOWN_GRACE`]) for every session to end its playlists and session row
+    /// Waits (up to [`super::SHUTDOWN_GRACE`]) for every session to end its playlists and session row
     /// once shutdown has begun; sessions still running then are dropped.
     pub async fn finish(&self) {
         let mut tasks = std::mem::take(
@@ -138,17 +138,7 @@ impl WhipService {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            warn!(
-                sessions = tasks.len(),
-                "WebRTC sessions did not end in time; dropping them."
-            );
-            tasks.abort_all();
-        }
+        super::drain_or_abort(&mut tasks, "WebRTC sessions").await;
     }
 
     /// An `Rtc` that takes only what the pipeline carries, with its SDP answer to `offer`.
