@@ -126,6 +126,10 @@ pub struct RtmpConnection<S = TcpStream> {
     config: ConnectionConfig,
     session: ServerSession,
     events: VecDeque<SessionEvent>,
+    /// A failed write, reported once the events decoded before it are taken: an encoder that
+    /// sends deleteStream and closes at once can make our next acknowledgement fail, and its
+    /// clean end must still be seen.
+    write_failure: Option<IngestError>,
     handshake_deadline: Instant,
     read_buf: Box<[u8]>,
 }
@@ -140,6 +144,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RtmpConnection<S> {
             handshake_deadline: Instant::now() + config.handshake_timeout,
             config,
             events: VecDeque::new(),
+            write_failure: None,
             read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
         }
     }
@@ -161,13 +166,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RtmpConnection<S> {
             if let Some(event) = self.events.pop_front() {
                 return Ok(Some(event));
             }
+            if let Some(error) = self.write_failure.take() {
+                return Err(error);
+            }
             // Resume whatever was buffered while a publish decision was pending.
             let outputs = self
                 .session
                 .handle_input(&[])
                 .map_err(|e| self.protocol(e))?;
-            self.apply(outputs).await?;
-            if !self.events.is_empty() {
+            self.write_failure = self.apply(outputs).await.err();
+            if !self.events.is_empty() || self.write_failure.is_some() {
                 continue;
             }
             let n = self.read().await?;
@@ -179,7 +187,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RtmpConnection<S> {
                 .session
                 .handle_input(&self.read_buf[..n])
                 .map_err(|e| self.protocol(e))?;
-            self.apply(outputs).await?;
+            self.write_failure = self.apply(outputs).await.err();
         }
     }
 
@@ -233,23 +241,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RtmpConnection<S> {
             })
     }
 
+    /// Writes the session's bytes and queues its events. Events after a failed write are still
+    /// queued (they come from bytes the peer already sent); nothing more is written, and the
+    /// first failure is returned.
     async fn apply(&mut self, outputs: Vec<SessionOutput>) -> Result<(), IngestError> {
+        let mut failure = None;
         for output in outputs {
             match output {
-                SessionOutput::Transmit(bytes) => {
+                SessionOutput::Transmit(bytes) if failure.is_none() => {
                     let (peer, after) = (self.peer, self.config.write_timeout);
-                    deadline(
-                        peer,
-                        TimeoutPhase::Write,
-                        after,
-                        self.stream.write_all(&bytes),
-                    )
-                    .await?;
+                    let write = self.stream.write_all(&bytes);
+                    failure = deadline(peer, TimeoutPhase::Write, after, write)
+                        .await
+                        .err();
                 }
+                SessionOutput::Transmit(_) => {}
                 SessionOutput::Event(event) => self.events.push_back(event),
             }
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 }
 

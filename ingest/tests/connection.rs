@@ -101,3 +101,39 @@ async fn rejected_publish_sends_status_and_keeps_the_connection_for_the_caller_t
     assert!(text.contains("NetStream.Publish.BadName"));
     assert!(text.contains("stream key unknown"));
 }
+
+#[tokio::test]
+async fn an_unpublish_is_seen_even_when_the_encoder_closed_before_our_acknowledgement() {
+    let (server_side, mut client_side) = tokio::io::duplex(1 << 16);
+    client_side.write_all(CAPTURE).await.unwrap();
+    // A small window makes the session acknowledge during the media, after the encoder left.
+    let mut config = ConnectionConfig::default();
+    config.session.window_ack_size = 1_000;
+    let mut connection = RtmpConnection::new(server_side, peer(), config);
+    loop {
+        match connection.next_event().await.unwrap() {
+            Some(SessionEvent::PublishRequested { .. }) => break,
+            Some(_) => {}
+            None => panic!("closed before publish"),
+        }
+    }
+    connection.accept_publish().await.unwrap();
+    // The encoder sent everything, deleteStream included, and closed: writes now fail.
+    drop(client_side);
+    let mut finished = false;
+    let end = loop {
+        match connection.next_event().await {
+            Ok(Some(SessionEvent::PublishFinished { .. })) => finished = true,
+            Ok(Some(_)) => {}
+            end => break end,
+        }
+    };
+    assert!(
+        finished,
+        "the unpublish was lost; the connection ended with {end:?}"
+    );
+    assert!(
+        end.is_err(),
+        "the failed acknowledgement is reported last: {end:?}"
+    );
+}
