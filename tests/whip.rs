@@ -290,6 +290,69 @@ fn chromium_goes_live_with_h264_through_the_publish_page_and_stop_ends_the_sessi
     go_live_from_chromium("h264", true);
 }
 
+#[test]
+fn delete_ends_a_webrtc_session_waiting_in_its_reconnect_window() {
+    let server = whip_server();
+    let (id, key) = live_stream(
+        &server,
+        json!({"name": "browser", "ladder": ["360p"], "reconnect_window_s": 600}),
+    );
+    let mut browser = BrowserPublisher::start(
+        &server.url(&format!("/live/{id}/publish?codec=vp8")),
+        &key,
+        4,
+        false,
+    );
+    let report = browser.next_report();
+    assert_eq!(report["state"], "live", "{report}\n{}", server.log());
+    // The tab closes without DELETE: after the no-media timeout the session waits for its
+    // publisher to come back, and the stream stays active.
+    assert_eq!(browser.next_report()["state"], "closed");
+    assert!(browser.wait());
+    wait_for(
+        "the session to wait for its publisher",
+        Duration::from_secs(20),
+        || {
+            server
+                .log()
+                .contains("the session is reconnecting")
+                .then_some(())
+        },
+    );
+    let (_, stream) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
+    assert_eq!(stream["data"]["status"], "active", "{stream}");
+
+    // The page's session resource, as its Location named it.
+    let log = server.log();
+    let whip_session = log
+        .split("whip_session=")
+        .nth(1)
+        .and_then(|rest| {
+            rest.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .next()
+        })
+        .expect("the WHIP session id in the log");
+    let deleted = http_request(
+        "DELETE",
+        &server.url(&format!("/whip/{id}/sessions/{whip_session}")),
+        &[&format!("Authorization: Bearer {key}")],
+        None,
+    );
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    let asked = Instant::now();
+    wait_for("the session to end", Duration::from_secs(20), || {
+        let (_, stream) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
+        (stream["data"]["status"] == "idle").then_some(())
+    });
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "ended by DELETE, not by its 600 s window"
+    );
+    assert!(server
+        .log()
+        .contains("reason=\"the publisher ended its WHIP session\""));
+}
+
 /// Chromium publishes `codec` video and Opus through the publish page; the ladder is checked
 /// with ffprobe and hls.js, then the tab is closed, after pressing Stop (DELETE) when `stop`.
 fn go_live_from_chromium(codec: &str, stop: bool) {

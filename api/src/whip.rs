@@ -85,6 +85,9 @@ pub enum WhipError {
     /// The offer is SDP the WebRTC stack cannot answer.
     #[error("{0}")]
     BadOffer(String),
+    /// The server is shutting down and takes no new sessions.
+    #[error("the server is shutting down")]
+    ShuttingDown,
     #[error("{0}")]
     Internal(String),
 }
@@ -98,6 +101,7 @@ impl From<WhipError> for ApiError {
             WhipError::Refused(reason) => ApiError::Forbidden(reason),
             WhipError::Busy => ApiError::Conflict("live stream already has a publisher"),
             WhipError::BadOffer(reason) => ApiError::InvalidRequest(reason),
+            WhipError::ShuttingDown => ApiError::NotReady("the server is shutting down".into()),
             WhipError::Internal(reason) => ApiError::Internal(reason),
         }
     }
@@ -181,7 +185,8 @@ fn bearer_key(headers: &HeaderMap) -> Result<String, ApiError> {
         (status = 409, description = "The live stream already has a publisher", body = ErrorBody),
         (status = 413, description = "The offer is larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Not `Content-Type: application/sdp`", body = ErrorBody),
-        (status = 503, description = "WebRTC ingest is not enabled", body = ErrorBody),
+        (status = 503, description = "WebRTC ingest is not enabled, or the server is shutting down",
+            body = ErrorBody),
     ))]
 pub async fn offer(
     State(state): State<AppState>,

@@ -17,6 +17,9 @@ pub enum StopReason {
     StreamKeyReset,
     Deleted,
     Completed,
+    /// The publisher ended its WebRTC session (WHIP `DELETE`), possibly while the session waited
+    /// in its reconnect window.
+    Unpublished,
 }
 
 impl StopReason {
@@ -37,6 +40,7 @@ impl StopReason {
             Self::StreamKeyReset => "the stream key was reset",
             Self::Deleted => "the live stream was deleted",
             Self::Completed => "the session was completed through the API",
+            Self::Unpublished => "the publisher ended its WHIP session",
         }
     }
 }

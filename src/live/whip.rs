@@ -32,6 +32,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn, Instrument};
 
 use super::publisher::Publisher;
+use super::session_control::StopReason;
 use super::LiveService;
 use crate::config::WhipConfig;
 use transport::{Command, PeerSetup, Timeouts, Transport};
@@ -52,8 +53,9 @@ pub struct WhipService {
     commands: mpsc::Sender<Command>,
     /// Running sessions by WHIP session id: their live stream.
     sessions: Arc<Sessions>,
-    /// The sessions' tasks, waited for at shutdown.
-    tasks: Mutex<JoinSet<()>>,
+    /// The sessions' tasks, waited for at shutdown; `None` once shutdown took them, when no
+    /// session may start.
+    tasks: Mutex<Option<JoinSet<()>>>,
 }
 
 /// WHIP session ids of this process and the live stream each publishes to.
@@ -114,31 +116,38 @@ impl WhipService {
             candidate,
             commands,
             sessions: Arc::default(),
-            tasks: Mutex::default(),
+            tasks: Mutex::new(Some(JoinSet::new())),
         }))
     }
 
-    /// Runs a session's task, kept for [`Self::finish`].
-    fn spawn_session(&self, session: impl std::future::Future<Output = ()> + Send + 'static) {
-        let mut tasks = self
-            .tasks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    /// Runs a session's task, kept for [`Self::finish`]; refused once shutdown has begun.
+    fn spawn_session(
+        &self,
+        session: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), WhipError> {
+        let mut tasks = self.lock_tasks();
+        let tasks = tasks.as_mut().ok_or(WhipError::ShuttingDown)?;
         // Finished sessions' results are of no further use.
         while tasks.try_join_next().is_some() {}
         tasks.spawn(session);
+        Ok(())
     }
 
     /// Waits (up to [`super::SHUTDOWN_GRACE`]) for every session to end its playlists and session row
-    /// once shutdown has begun; sessions still running then are dropped.
+    /// once shutdown has begun; sessions still running then are dropped. Offers arriving
+    /// afterwards are refused.
     pub async fn finish(&self) {
-        let mut tasks = std::mem::take(
-            &mut *self
-                .tasks
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+        let Some(mut tasks) = self.lock_tasks().take() else {
+            return;
+        };
         super::drain_or_abort(&mut tasks, "WebRTC sessions").await;
+    }
+
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Option<JoinSet<()>>> {
+        // A panic while holding this lock leaves a set that is still whole.
+        self.tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// An `Rtc` that takes only what the pipeline carries, with its SDP answer to `offer`.
@@ -248,7 +257,11 @@ impl WhipIngest for WhipService {
             }
             sessions.remove(&task_session_id);
         };
-        self.spawn_session(session.instrument(span));
+        if let Err(e) = self.spawn_session(session.instrument(span)) {
+            self.sessions.remove(&session_id);
+            warn!(live_stream_id = %stream.id, "Refused WHIP publish: the server is shutting down.");
+            return Err(e);
+        }
         match tokio::time::timeout(ANSWER_TIMEOUT, replied).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(WhipError::Internal(
@@ -277,12 +290,17 @@ impl WhipIngest for WhipService {
         if !keys_match(&stream.stream_key, stream_key) {
             return Err(WhipError::WrongKey);
         }
+        // The transport closes the peer and the session ends without a reconnect window; a
+        // session already waiting in its window (the peer gone) is ended by its stop signal.
         self.commands
             .send(Command::Close {
                 id: session_id.to_owned(),
             })
             .await
             .map_err(|_| WhipError::Internal("the WebRTC transport has stopped".into()))?;
+        self.live
+            .running
+            .stop(live_stream_id, StopReason::Unpublished, i64::MAX);
         Ok(())
     }
 }
