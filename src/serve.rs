@@ -154,6 +154,9 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
             stopping.clone(),
         )
     });
+    if let Some(live) = &live {
+        live.recover(role == Role::All).await;
+    }
     // WHIP offers arrive over HTTP and their media joins this process's live sessions: only a
     // process that both serves the API and ingests takes them (others answer 503).
     let whip = match (&live, config.whip.enabled && role.serves_api()) {

@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::live::{
-    decode_all, live_stream, media_playlist, probed_duration, recorded_assets, sessions,
+    decode_all, event_types, live_stream, media_playlist, probed_duration, recorded_assets,
+    sessions,
 };
 use common::vod::get_asset;
 use common::{http_get, play_with_hlsjs, wait_for, Publisher, Server};
@@ -106,6 +107,54 @@ fn a_recorded_session_becomes_a_playable_asset_with_thumbnails() {
         report["maxTime"].as_f64().unwrap_or(0.0) > 3.0,
         "hls.js plays the recording: {report}"
     );
+}
+
+#[test]
+fn a_recording_cut_off_by_a_crash_is_errored_and_its_spool_cleared_at_the_next_start() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({
+        "name": "crashing", "ladder": ["source"], "record": true,
+    }));
+    let id = stream["id"].as_str().unwrap().to_owned();
+    let mut publisher = Publisher::start(
+        &server.rtmp_url(stream["stream_key"].as_str().unwrap()),
+        "320x180",
+        30,
+        60,
+    );
+    let session = wait_for("the session's spool", Duration::from_secs(30), || {
+        let session = live_stream(&server, &id)["current_session"].clone();
+        let spooling = session["id"].as_str().is_some_and(|session_id| {
+            let spool = server.data_dir.path().join("spool/live").join(session_id);
+            spool.is_dir()
+        });
+        (spooling && session["asset_id"].is_string()).then_some(session)
+    });
+    let asset_id = session["asset_id"].as_str().unwrap().to_owned();
+    let spool = server
+        .data_dir
+        .path()
+        .join("spool/live")
+        .join(session["id"].as_str().unwrap());
+
+    let server = server.crash_and_restart();
+    publisher.kill();
+    let asset = get_asset(&server, &asset_id);
+    assert_eq!(asset["status"], "errored", "{asset}");
+    assert!(
+        asset["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stopped before the recording was sealed"),
+        "{asset}"
+    );
+    assert!(
+        event_types(&server, &asset_id).contains(&"asset.errored".to_owned()),
+        "{:?}",
+        event_types(&server, &asset_id)
+    );
+    assert!(!spool.exists(), "the crashed session's spool is removed");
+    assert_eq!(live_stream(&server, &id)["status"], "idle");
 }
 
 #[test]

@@ -685,6 +685,16 @@ impl LiveService {
         }
     }
 
+    /// Clears what a crashed earlier run left: spool directories of sessions no longer open
+    /// and, when this process alone ingests (`sole`: nothing is being sealed anywhere else),
+    /// recordings that were never sealed. Call at startup, after stale sessions were ended.
+    pub async fn recover(&self, sole: bool) {
+        if sole {
+            self.recorder.error_interrupted().await;
+        }
+        self.spool.remove_stale(&self.db).await;
+    }
+
     /// Runs the session until the publisher stops, the pipeline fails, the server shuts down
     /// or the control plane stops it (then says why).
     /// The pipeline's packaging is left in `state` for the reconnect window or the end.

@@ -234,6 +234,22 @@ impl Recorder {
         Ok(())
     }
 
+    /// Errors the recordings a crash cut off before they were sealed
+    /// ([`Db::error_interrupted_recordings`]), announcing each (`asset.errored`). Only for a
+    /// process that alone ingests, at startup.
+    pub async fn error_interrupted(&self) {
+        let reason = "the server stopped before the recording was sealed";
+        match self.db.error_interrupted_recordings(reason).await {
+            Ok(errored) => {
+                for asset in errored {
+                    warn!(asset_id = %asset.id, reason, "Recording errored.");
+                    self.publish(EventType::AssetErrored, &asset).await;
+                }
+            }
+            Err(e) => warn!(error = %e, "Could not look for interrupted recordings."),
+        }
+    }
+
     async fn fail(&self, asset_id: &str, reason: &str) {
         match self.db.set_asset_errored(asset_id, reason).await {
             Ok(Some(asset)) => self.publish(EventType::AssetErrored, &asset).await,

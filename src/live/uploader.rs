@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sluice_api::Metrics;
-use sluice_storage::{ObjectKey, ObjectStore, StoreError};
+use sluice_storage::{Db, ObjectKey, ObjectStore, StoreError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -86,6 +86,40 @@ impl Spool {
             task,
         };
         Ok((queue, uploader))
+    }
+
+    /// Removes the spool directories of sessions that are not open (left by a crashed run: an
+    /// ended session's segments are of no use any more). Directories of open sessions, which
+    /// another process sharing the spool may be writing, are kept.
+    pub async fn remove_stale(&self, db: &Db) {
+        let Ok(mut entries) = tokio::fs::read_dir(&self.root).await else {
+            return;
+        };
+        let mut removed = 0;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name();
+            let open = match db.get_session(&name.to_string_lossy()).await {
+                Ok(session) => session.is_some_and(|session| session.ended_at.is_none()),
+                Err(e) => {
+                    warn!(error = %e, "Could not look up a spooled session; its files are kept.");
+                    true
+                }
+            };
+            if !open {
+                match tokio::fs::remove_dir_all(entry.path()).await {
+                    Ok(()) => removed += 1,
+                    Err(e) => {
+                        warn!(path = %entry.path().display(), error = %e, "Could not remove a stale spool directory.")
+                    }
+                }
+            }
+        }
+        if removed > 0 {
+            info!(
+                sessions = removed,
+                "Removed the spooled segments of sessions an earlier run left."
+            );
+        }
     }
 
     /// Bytes spooled and not yet stored, across all sessions.

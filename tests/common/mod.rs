@@ -201,6 +201,18 @@ impl Server {
     /// Stops the server with SIGTERM and starts it again on the same data directory.
     pub fn restart(mut self) -> Server {
         assert!(self.terminate(), "sluice exits 0 on SIGTERM");
+        self.relaunch()
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and starts it again on the same data
+    /// directory.
+    pub fn crash_and_restart(mut self) -> Server {
+        self.child.kill().expect("SIGKILL sent");
+        self.child.wait().expect("wait for sluice");
+        self.relaunch()
+    }
+
+    fn relaunch(mut self) -> Server {
         let data_dir =
             std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temp dir"));
         Self::launch_in(self.launch.clone(), data_dir)

@@ -321,6 +321,24 @@ impl Db {
         .await
     }
 
+    /// Errors every recording (an asset with a session) still preparing, with `reason`, and
+    /// returns them as they now are. Run by a process that alone ingests and serves, at
+    /// startup: no session is being sealed then, so these were cut off by a crash.
+    pub async fn error_interrupted_recordings(&self, reason: &str) -> Result<Vec<Asset>> {
+        let interrupted = asset::Entity::find()
+            .filter(asset::Column::Status.eq(AssetStatus::Preparing))
+            .filter(asset::Column::SessionId.is_not_null())
+            .all(&self.conn)
+            .await?;
+        let mut errored = Vec::new();
+        for row in interrupted {
+            if let Some(asset) = self.set_asset_errored(&row.id, reason).await? {
+                errored.push(asset);
+            }
+        }
+        Ok(errored)
+    }
+
     /// Preparing assets that no job will prepare any more (their last processing job failed
     /// without the asset being marked, as when its worker died on the last attempt), each with
     /// that job's last error.
