@@ -913,10 +913,22 @@ impl LiveService {
             }),
         };
         let config = self.config.clone();
-        tokio::task::spawn_blocking(move || {
+        let started = tokio::task::spawn_blocking(move || {
             SessionPipeline::start(source, shape, &config, plan, restream)
         })
-        .await?
+        .await?;
+        started.map_err(|failed| {
+            // A resumed session keeps its packaging (and so its reconnect window).
+            if let Some(PackagingPlan::Resume {
+                packaging,
+                resume_at,
+            }) = failed.plan.map(|plan| *plan)
+            {
+                state.packaging = Some(packaging);
+                state.resume_at = Some(resume_at);
+            }
+            failed.error
+        })
     }
 
     /// Stores the session's input and counters: the current publisher's added to those of the

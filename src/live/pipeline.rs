@@ -215,6 +215,20 @@ pub enum PackagingPlan {
     },
 }
 
+/// Why a pipeline did not start, with the packaging plan when it was not used.
+pub struct PipelineStartError {
+    pub error: anyhow::Error,
+    /// The plan given back untouched (the codecs could not be opened); `None` once the
+    /// pipeline had taken it over.
+    pub plan: Option<Box<PackagingPlan>>,
+}
+
+impl From<anyhow::Error> for PipelineStartError {
+    fn from(error: anyhow::Error) -> Self {
+        PipelineStartError { error, plan: None }
+    }
+}
+
 /// A session's packaging thread, which may outlive the publisher that started it.
 pub struct Packaging {
     sender: mpsc::Sender<PackagingInput>,
@@ -383,13 +397,15 @@ pub struct SessionPipeline {
 impl SessionPipeline {
     /// Starts the transcoder for this source's planned ladder, feeding the packaging `plan`
     /// names. Blocking (it opens every codec): call it off the reactor, inside the runtime.
+    /// When the codecs cannot be opened, the error carries `plan` back: a resumed session's
+    /// packaging outlives the publisher that could not start.
     pub fn start(
         mut source: SourceDescription,
         shape: LadderShape,
         config: &LiveConfig,
         plan: PackagingPlan,
         restream: Tap,
-    ) -> anyhow::Result<SessionPipeline> {
+    ) -> Result<SessionPipeline, PipelineStartError> {
         let rungs = shape.rungs.clone();
         let source_rate = source.frame_rate.unwrap_or(FALLBACK_FRAME_RATE);
         let plans = rungs
@@ -425,7 +441,15 @@ impl SessionPipeline {
         };
         restream.set_source(source_avc, source_aac);
         let (transcoder, outputs) =
-            LiveTranscoder::start(source.video.decoder_source(), rungs, settings)?;
+            match LiveTranscoder::start(source.video.decoder_source(), rungs, settings) {
+                Ok(started) => started,
+                Err(e) => {
+                    return Err(PipelineStartError {
+                        error: e.into(),
+                        plan: Some(Box::new(plan)),
+                    })
+                }
+            };
 
         let opened = match &source.audio {
             Some(SourceAudio::Mp3(header)) => Some(AacTranscoder::from_mp3(*header)),
