@@ -126,9 +126,9 @@ pub struct RtmpConnection<S = TcpStream> {
     config: ConnectionConfig,
     session: ServerSession,
     events: VecDeque<SessionEvent>,
-    /// A failed write, reported once the events decoded before it are taken: an encoder that
-    /// sends deleteStream and closes at once can make our next acknowledgement fail, and its
-    /// clean end must still be seen.
+    /// A failed write, reported once the client's input has been read to its end (see
+    /// [`Self::next_event`]): an encoder that sends deleteStream and closes at once can make our
+    /// next acknowledgement fail, and its clean end must still be seen.
     write_failure: Option<IngestError>,
     handshake_deadline: Instant,
     read_buf: Box<[u8]>,
@@ -161,46 +161,61 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RtmpConnection<S> {
 
     /// The next event, reading and answering the client as needed; `Ok(None)` when the client
     /// closed the connection.
+    ///
+    /// A write that fails because the client closed or reset the connection does not end the
+    /// reading: the bytes it sent before are still decoded (an encoder's deleteStream followed
+    /// by its close must read as a clean end), and the failure is returned where the input
+    /// ends. A write that times out (a client that stopped reading) ends it at once.
     pub async fn next_event(&mut self) -> Result<Option<SessionEvent>, IngestError> {
         loop {
             if let Some(event) = self.events.pop_front() {
                 return Ok(Some(event));
             }
-            if let Some(error) = self.write_failure.take() {
-                return Err(error);
+            if let Some(stalled) = self.write_failure.take_if(|error| error.is_timeout()) {
+                return Err(stalled);
             }
             // Resume whatever was buffered while a publish decision was pending.
             let outputs = self
                 .session
                 .handle_input(&[])
                 .map_err(|e| self.protocol(e))?;
-            self.write_failure = self.apply(outputs).await.err();
-            if !self.events.is_empty() || self.write_failure.is_some() {
+            self.apply(outputs).await;
+            if !self.events.is_empty() {
                 continue;
             }
-            let n = self.read().await?;
+            let n = match self.read().await {
+                Ok(n) => n,
+                Err(e) => return Err(self.write_failure.take().unwrap_or(e)),
+            };
             if n == 0 {
                 debug!(peer = %self.peer, bytes = self.bytes_received(), "RTMP client closed the connection.");
-                return Ok(None);
+                return match self.write_failure.take() {
+                    Some(error) => Err(error),
+                    None => Ok(None),
+                };
             }
             let outputs = self
                 .session
                 .handle_input(&self.read_buf[..n])
                 .map_err(|e| self.protocol(e))?;
-            self.write_failure = self.apply(outputs).await.err();
+            self.apply(outputs).await;
         }
     }
 
     /// Accepts the pending publish (see [`SessionEvent::PublishRequested`]).
     pub async fn accept_publish(&mut self) -> Result<(), IngestError> {
         let outputs = self.session.accept_publish();
-        self.apply(outputs).await
+        self.apply(outputs).await;
+        self.write_failure.take().map_or(Ok(()), Err)
     }
 
     /// Rejects the pending publish; drop the connection afterwards.
     pub async fn reject_publish(&mut self, reason: &str) -> Result<(), IngestError> {
         let outputs = self.session.reject_publish(reason);
-        self.apply(outputs).await?;
+        self.apply(outputs).await;
+        if let Some(error) = self.write_failure.take() {
+            return Err(error);
+        }
         let (peer, after) = (self.peer, self.config.write_timeout);
         deadline(peer, TimeoutPhase::Write, after, self.stream.flush()).await
     }
@@ -241,25 +256,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RtmpConnection<S> {
             })
     }
 
-    /// Writes the session's bytes and queues its events. Events after a failed write are still
-    /// queued (they come from bytes the peer already sent); nothing more is written, and the
-    /// first failure is returned.
-    async fn apply(&mut self, outputs: Vec<SessionOutput>) -> Result<(), IngestError> {
-        let mut failure = None;
+    /// Writes the session's bytes and queues its events. After a failed write (kept in
+    /// `write_failure`) nothing more is written; events are still queued, since they come from
+    /// bytes the peer already sent.
+    async fn apply(&mut self, outputs: Vec<SessionOutput>) {
         for output in outputs {
             match output {
-                SessionOutput::Transmit(bytes) if failure.is_none() => {
+                SessionOutput::Transmit(bytes) if self.write_failure.is_none() => {
                     let (peer, after) = (self.peer, self.config.write_timeout);
                     let write = self.stream.write_all(&bytes);
-                    failure = deadline(peer, TimeoutPhase::Write, after, write)
-                        .await
-                        .err();
+                    if let Err(e) = deadline(peer, TimeoutPhase::Write, after, write).await {
+                        self.write_failure = Some(e);
+                    }
                 }
                 SessionOutput::Transmit(_) => {}
                 SessionOutput::Event(event) => self.events.push_back(event),
             }
         }
-        failure.map_or(Ok(()), Err)
     }
 }
 

@@ -2,10 +2,12 @@
 //! and rejection.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use sluice_ingest::{ConnectionConfig, RtmpConnection, SessionEvent, TimeoutPhase};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 const CAPTURE: &[u8] = include_bytes!("../testdata/ffmpeg_publish.bin");
 
@@ -102,13 +104,57 @@ async fn rejected_publish_sends_status_and_keeps_the_connection_for_the_caller_t
     assert!(text.contains("stream key unknown"));
 }
 
+/// A stream whose reads return at most `max` bytes, as a socket read falling behind its peer
+/// returns the input in pieces.
+struct Trickle<S> {
+    inner: S,
+    max: usize,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Trickle<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let mut chunk = vec![0u8; self.max.min(buf.remaining())];
+        let mut piece = ReadBuf::new(&mut chunk);
+        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut piece))?;
+        buf.put_slice(piece.filled());
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Trickle<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 #[tokio::test]
 async fn an_unpublish_is_seen_even_when_the_encoder_closed_before_our_acknowledgement() {
     let (server_side, mut client_side) = tokio::io::duplex(1 << 16);
     client_side.write_all(CAPTURE).await.unwrap();
-    // A small window makes the session acknowledge during the media, after the encoder left.
+    // A small window makes the session acknowledge during the media, after the encoder left;
+    // small reads leave the deleteStream for reads after the acknowledgement that fails.
     let mut config = ConnectionConfig::default();
     config.session.window_ack_size = 1_000;
+    let server_side = Trickle {
+        inner: server_side,
+        max: 300,
+    };
     let mut connection = RtmpConnection::new(server_side, peer(), config);
     loop {
         match connection.next_event().await.unwrap() {
@@ -136,4 +182,5 @@ async fn an_unpublish_is_seen_even_when_the_encoder_closed_before_our_acknowledg
         end.is_err(),
         "the failed acknowledgement is reported last: {end:?}"
     );
+    assert_eq!(connection.bytes_received(), CAPTURE.len() as u64);
 }
