@@ -22,6 +22,10 @@
 //!   marked `errored` and retried with jittered exponential backoff while the session lasts.
 //!   Every connection resolves the host again under the `[restream] allow_hosts` address
 //!   policy and connects to the address that was checked.
+//! * When the session ends or the target is removed, a live connection sends what is still
+//!   queued (an encoder's last frames included) and unpublishes (FCUnpublish, deleteStream)
+//!   within [`FINISH_GRACE`]; only a target that cannot take it by then sees its connection
+//!   dropped.
 //! * Status, last error and bytes sent are written to the target's row on every transition and
 //!   every few seconds while live; `simulcast_target.connected`, `.errored` and
 //!   `.disconnected` are published on transitions.
@@ -55,7 +59,11 @@ use crate::address_policy::AddressPolicy;
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 /// How long a connection must last for the backoff to start again from its minimum.
 const STABLE_CONNECTION: Duration = Duration::from_secs(30);
-/// How long stopping waits for the target tasks to say goodbye to their servers.
+/// How long a live target's connection may take, once stopped, to send what is still queued
+/// and unpublish.
+const FINISH_GRACE: Duration = Duration::from_secs(3);
+/// How long stopping waits for the target tasks to end (their [`FINISH_GRACE`] and last
+/// status write) before dropping them.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How restreaming behaves (`[restream]`).
@@ -125,7 +133,7 @@ impl Outlet {
                 }
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            // The target task ended; it is removed from the tap when it is stopped.
+            // The target is ending; it leaves the tap when its task ends.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
@@ -436,9 +444,29 @@ async fn run_target(context: Context, target: SimulcastTarget, mut stopped: watc
     loop {
         reporter.set(SimulcastTargetStatus::Connecting, None).await;
         let started = Instant::now();
-        let ended = tokio::select! {
-            ended = connect_and_send(&context, &target, &mut inbox, &outlet, &mut reporter) => ended,
-            _ = stopped.wait_for(|stop| *stop) => Ended::Stopped,
+        let ended = {
+            let mut connection = std::pin::pin!(connect_and_send(
+                &context,
+                &target,
+                &mut inbox,
+                &outlet,
+                &mut reporter,
+                stopped.clone(),
+            ));
+            tokio::select! {
+                ended = &mut connection => ended,
+                // The connection sees the stop too: it sends what is queued and unpublishes,
+                // which may take this long.
+                () = until_stopped(&mut stopped) => {
+                    match tokio::time::timeout(FINISH_GRACE, &mut connection).await {
+                        Ok(ended) => ended,
+                        Err(_) => {
+                            warn!(grace = ?FINISH_GRACE, "The target did not take the end of the stream in time; dropping its connection.");
+                            Ended::Stopped
+                        }
+                    }
+                }
+            }
         };
         match ended {
             Ended::Stopped => break,
@@ -456,7 +484,7 @@ async fn run_target(context: Context, target: SimulcastTarget, mut stopped: watc
         let pause = delay.mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = stopped.wait_for(|stop| *stop) => break,
+            () = until_stopped(&mut stopped) => break,
         }
         delay = (delay * 2).min(context.settings.retry_max);
     }
@@ -469,6 +497,11 @@ async fn run_target(context: Context, target: SimulcastTarget, mut stopped: watc
         );
     }
     reporter.set(SimulcastTargetStatus::Idle, None).await;
+}
+
+/// Returns once `stopped` says stop (or its sender is gone), holding nothing of it.
+async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 /// Writes a target's state to its row and publishes the transition events.
@@ -534,56 +567,34 @@ impl Reporter {
 trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
 
-/// One connection: waits for the rendition's configuration, connects, publishes and sends
-/// until the queue closes or something fails.
+/// A connection publishing to a target, with the configurations its stream starts with.
+struct Connection {
+    publisher: RtmpPublisher<Box<dyn Transport>>,
+    video: AvcConfig,
+    audio: Option<AudioSpecificConfig>,
+}
+
+/// One connection: connects (unless `stopped` first), then sends until something fails or,
+/// once `stopped`, until what is queued has been sent and the publish ended.
 async fn connect_and_send(
     context: &Context,
     target: &SimulcastTarget,
     inbox: &mut mpsc::Receiver<Item>,
     outlet: &Outlet,
     reporter: &mut Reporter,
+    mut stopped: watch::Receiver<bool>,
 ) -> Ended {
-    let (video, audio) = loop {
-        let changed = context.tap.configs_changed.notified();
-        match context.tap.configs_for(&target.rendition) {
-            Some(Ok(configs)) => break configs,
-            Some(Err(error)) => return Ended::Failed(error),
-            None => changed.await,
-        }
+    let connected = tokio::select! {
+        connected = connect(context, target) => connected,
+        () = until_stopped(&mut stopped) => return Ended::Stopped,
     };
-    let timeout = context.settings.connect_timeout;
-    let (url, address) = match resolve_target(&context.settings.addresses, &target.url).await {
-        Ok(resolved) => resolved,
+    let Connection {
+        mut publisher,
+        video,
+        audio,
+    } = match connected {
+        Ok(connection) => connection,
         Err(error) => return Ended::Failed(error),
-    };
-    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => return Ended::Failed(format!("connecting to {address}: {e}")),
-        Err(_) => {
-            return Ended::Failed(format!(
-                "connecting to {address} took longer than {timeout:?}"
-            ))
-        }
-    };
-    let _ = tcp.set_nodelay(true);
-    let stream: Box<dyn Transport> = if url.tls {
-        match tokio::time::timeout(timeout, tls_connect(tcp, &url.host)).await {
-            Ok(Ok(tls)) => Box::new(tls),
-            Ok(Err(e)) => return Ended::Failed(format!("TLS with {}: {e}", url.host)),
-            Err(_) => {
-                return Ended::Failed(format!(
-                    "TLS with {} took longer than {timeout:?}",
-                    url.host
-                ))
-            }
-        }
-    } else {
-        Box::new(tcp)
-    };
-    let config = ClientConfig::new(&url, &target.stream_key);
-    let mut publisher = match RtmpPublisher::publish(stream, config, timeout).await {
-        Ok(publisher) => publisher,
-        Err(e) => return Ended::Failed(e.to_string()),
     };
     let base_bytes = reporter.bytes_sent;
     info!(url = %target.url, "Restreaming to the target.");
@@ -599,6 +610,7 @@ async fn connect_and_send(
     let mut clock = StreamClock::default();
     let mut last_progress = Instant::now();
     let mut buf = vec![0u8; 4096];
+    let mut ending = false;
     loop {
         let item = tokio::select! {
             item = inbox.recv() => item,
@@ -614,10 +626,19 @@ async fn connect_and_send(
                     Err(e) => return Ended::Failed(format!("reading from the server: {e}")),
                 }
             }
+            () = until_stopped(&mut stopped), if !ending => {
+                // The session ended or the target was removed: what is queued now is the end
+                // of the stream.
+                inbox.close();
+                ending = true;
+                continue;
+            }
         };
         let Some(item) = item else {
-            // The tap let go of this target: the session is ending.
-            let _ = publisher.finish().await;
+            reporter.bytes_sent = base_bytes + publisher.bytes_sent();
+            if let Err(e) = publisher.finish().await {
+                warn!(error = %describe(e), "Could not end the publish on the target.");
+            }
             return Ended::Stopped;
         };
         let result = match item {
@@ -646,6 +667,52 @@ async fn connect_and_send(
             reporter.progress(base_bytes + publisher.bytes_sent()).await;
         }
     }
+}
+
+/// Waits for the rendition's configuration, then connects and publishes.
+async fn connect(context: &Context, target: &SimulcastTarget) -> Result<Connection, String> {
+    let (video, audio) = loop {
+        let changed = context.tap.configs_changed.notified();
+        match context.tap.configs_for(&target.rendition) {
+            Some(configs) => break configs?,
+            None => changed.await,
+        }
+    };
+    let timeout = context.settings.connect_timeout;
+    let (url, address) = resolve_target(&context.settings.addresses, &target.url).await?;
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return Err(format!("connecting to {address}: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "connecting to {address} took longer than {timeout:?}"
+            ))
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let stream: Box<dyn Transport> = if url.tls {
+        match tokio::time::timeout(timeout, tls_connect(tcp, &url.host)).await {
+            Ok(Ok(tls)) => Box::new(tls),
+            Ok(Err(e)) => return Err(format!("TLS with {}: {e}", url.host)),
+            Err(_) => {
+                return Err(format!(
+                    "TLS with {} took longer than {timeout:?}",
+                    url.host
+                ))
+            }
+        }
+    } else {
+        Box::new(tcp)
+    };
+    let config = ClientConfig::new(&url, &target.stream_key);
+    let publisher = RtmpPublisher::publish(stream, config, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Connection {
+        publisher,
+        video,
+        audio,
+    })
 }
 
 fn describe(error: ClientError) -> String {

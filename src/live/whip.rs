@@ -35,7 +35,7 @@ use super::publisher::Publisher;
 use super::session_control::StopReason;
 use super::LiveService;
 use crate::config::WhipConfig;
-use transport::{Command, PeerSetup, Timeouts, Transport};
+use transport::{CleanEnd, Command, PeerSetup, Timeouts, Transport};
 
 /// Events queued between the transport and a session (about two seconds of 30 fps video with
 /// its audio).
@@ -212,6 +212,7 @@ impl WhipIngest for WhipService {
         );
         let (reply, replied) = oneshot::channel();
         let (events_in, events) = mpsc::channel(SESSION_QUEUE);
+        let clean_end = CleanEnd::default();
         let connection = WhipConnection {
             pending: Some(PendingAnswer {
                 setup: PeerSetup {
@@ -220,6 +221,7 @@ impl WhipIngest for WhipService {
                     rtc,
                     events: events_in,
                     bytes_received: Arc::default(),
+                    clean_end: clean_end.clone(),
                 },
                 answer: WhipAnswer {
                     session_id: session_id.clone(),
@@ -229,6 +231,7 @@ impl WhipIngest for WhipService {
             }),
             bytes_received: Arc::default(),
             events,
+            clean_end,
             commands: self.commands.clone(),
         };
         let origin = SessionOrigin {
@@ -340,6 +343,8 @@ struct WhipConnection {
     pending: Option<PendingAnswer>,
     bytes_received: Arc<AtomicU64>,
     events: mpsc::Receiver<SessionEvent>,
+    /// Read once the transport let go of `events`.
+    clean_end: CleanEnd,
     commands: mpsc::Sender<Command>,
 }
 
@@ -352,7 +357,15 @@ impl Publisher for WhipConnection {
     type Error = TransportStopped;
 
     async fn next_event(&mut self) -> Result<Option<SessionEvent>, TransportStopped> {
-        Ok(self.events.recv().await)
+        Ok(match self.events.recv().await {
+            Some(event) => Some(event),
+            // Every event queued before the end has been read: the publish ended on purpose.
+            None if self.clean_end.take() => Some(SessionEvent::PublishFinished {
+                app: "live".to_owned(),
+                stream_key: String::new(),
+            }),
+            None => None,
+        })
     }
 
     async fn accept_publish(&mut self) -> Result<(), TransportStopped> {
@@ -391,6 +404,58 @@ impl Publisher for WhipConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connection reading `events` (no pending answer), with the flag the transport marks.
+    fn connection(events: mpsc::Receiver<SessionEvent>) -> (WhipConnection, CleanEnd) {
+        let clean_end = CleanEnd::default();
+        let connection = WhipConnection {
+            pending: None,
+            bytes_received: Arc::default(),
+            events,
+            clean_end: clean_end.clone(),
+            commands: mpsc::channel(1).0,
+        };
+        (connection, clean_end)
+    }
+
+    fn metadata() -> SessionEvent {
+        SessionEvent::Metadata(sluice_ingest::StreamMetadata::default())
+    }
+
+    #[tokio::test]
+    async fn a_clean_end_follows_the_queued_events_even_when_the_queue_was_full() {
+        let (sender, events) = mpsc::channel(1);
+        let (mut connection, clean_end) = connection(events);
+        sender.try_send(metadata()).unwrap();
+        assert!(sender.try_send(metadata()).is_err(), "the queue is full");
+        clean_end.mark();
+        drop(sender);
+        let first = connection.next_event().await.unwrap();
+        assert!(
+            matches!(first, Some(SessionEvent::Metadata(_))),
+            "{first:?}"
+        );
+        let end = connection.next_event().await.unwrap();
+        assert!(
+            matches!(end, Some(SessionEvent::PublishFinished { .. })),
+            "{end:?}"
+        );
+        assert!(connection.next_event().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_publisher_that_vanished_ends_without_a_clean_end() {
+        let (sender, events) = mpsc::channel(1);
+        let (mut connection, _) = connection(events);
+        sender.try_send(metadata()).unwrap();
+        drop(sender);
+        let first = connection.next_event().await.unwrap();
+        assert!(
+            matches!(first, Some(SessionEvent::Metadata(_))),
+            "{first:?}"
+        );
+        assert!(connection.next_event().await.unwrap().is_none());
+    }
 
     #[test]
     fn stream_keys_match_only_when_equal() {

@@ -72,6 +72,44 @@ impl Nginx {
             .join(format!("{stream_key}.flv"))
     }
 
+    /// nginx's log: connections, publishes and how they ended.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// Whether the last connection that published `stream_key` ended its publish itself
+    /// (`deleteStream` logged before its `disconnect`), rather than being dropped (nginx then
+    /// logs `disconnect` first, and deletes the stream itself).
+    pub fn unpublished_cleanly(&self, stream_key: &str) -> bool {
+        let log = self.log();
+        let connection_of = |line: &str| {
+            line.split_whitespace()
+                .find(|word| word.starts_with('*'))
+                .map(str::to_owned)
+        };
+        let publish = format!("publish: name='{stream_key}'");
+        let Some(connection) = log
+            .lines()
+            .filter(|line| line.contains(&publish))
+            .filter_map(connection_of)
+            .last()
+        else {
+            return false;
+        };
+        log.lines()
+            .filter(|line| connection_of(line).as_ref() == Some(&connection))
+            .find_map(|line| {
+                if line.contains(" deleteStream,") {
+                    Some(true)
+                } else if line.contains(" disconnect,") {
+                    Some(false)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(false)
+    }
+
     /// Stops nginx; its recordings are complete afterwards.
     pub fn stop(&mut self) {
         if std::mem::take(&mut self.running) {

@@ -13,7 +13,7 @@
 //! frame a decoder can start on, and when a frame arrives after lost packets.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,27 @@ pub struct PeerSetup {
     pub events: mpsc::Sender<SessionEvent>,
     /// Bytes of datagrams routed to this session.
     pub bytes_received: Arc<AtomicU64>,
+    /// Marked when the publisher ends its publish on purpose.
+    pub clean_end: CleanEnd,
+}
+
+/// Whether a publisher ended its publish on purpose (`DELETE`, or DTLS closed), as an RTMP
+/// encoder's FCUnpublish does: the session then ends without a reconnect window, while a
+/// publisher that vanishes (timeouts, ICE lost) gets the window. The transport marks it before
+/// it lets go of the session's event queue, and the session reads it once that queue is
+/// drained: the end comes after every frame queued before it, and a full queue cannot lose it.
+#[derive(Clone, Debug, Default)]
+pub struct CleanEnd(Arc<AtomicBool>);
+
+impl CleanEnd {
+    pub(super) fn mark(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether the publish ended on purpose; `true` once only.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Acquire)
+    }
 }
 
 /// What the transport is asked to do.
@@ -159,7 +180,7 @@ impl Transport {
             }
             Command::Close { id } => {
                 if let Some(index) = self.peers.iter().position(|peer| peer.setup.id == id) {
-                    self.peers[index].finish_publish();
+                    self.peers[index].setup.clean_end.mark();
                     self.end(index, "the publisher sent DELETE");
                 }
             }
@@ -220,7 +241,8 @@ impl Transport {
             refused_frames = peer.refused_frames,
             "WebRTC session ended."
         );
-        // Dropping the sender ends the session's event stream: its task winds the session up.
+        // Dropping the sender ends the session's event stream: its task winds the session up,
+        // cleanly when `clean_end` was marked.
     }
 }
 
@@ -284,7 +306,7 @@ impl Peer {
             }
             Event::MediaData(data) => return self.handle_media(data, now),
             Event::Closed => {
-                self.finish_publish();
+                self.setup.clean_end.mark();
                 return Some("the publisher closed the connection".to_owned());
             }
             _ => {}
@@ -344,19 +366,6 @@ impl Peer {
             }
         }
         None
-    }
-
-    /// Tells the session the publisher ended its publish on purpose (`DELETE`, or DTLS closed),
-    /// as an RTMP encoder's FCUnpublish does: the session ends without a reconnect window. A
-    /// publisher that vanishes (timeouts, ICE lost) gets the window instead.
-    fn finish_publish(&mut self) {
-        let finished = SessionEvent::PublishFinished {
-            app: "live".to_owned(),
-            stream_key: String::new(),
-        };
-        if self.setup.events.try_send(finished).is_err() {
-            debug!(live_stream_id = %self.setup.live_stream_id, "The session had stopped listening before the publish ended.");
-        }
     }
 
     /// Asks the publisher for a keyframe (PLI, else FIR), at most every
