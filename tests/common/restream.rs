@@ -90,9 +90,9 @@ impl Nginx {
         let publish = format!("publish: name='{stream_key}'");
         let Some(connection) = log
             .lines()
+            .rev()
             .filter(|line| line.contains(&publish))
-            .filter_map(connection_of)
-            .last()
+            .find_map(connection_of)
         else {
             return false;
         };
