@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use common::live::wait_idle;
 use common::{decode_cleanly, ffprobe, wait_for, Publisher, Server};
 use m3u8_rs::{MasterPlaylist, Playlist};
 use serde_json::{json, Value};
@@ -141,10 +142,7 @@ fn ffmpeg_publish_becomes_an_aligned_adaptive_ladder() {
     );
 
     assert!(publisher.wait(), "ffmpeg publish failed");
-    wait_for("the stream to go idle", Duration::from_secs(30), || {
-        let (_, body) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
-        (body["data"]["status"] == "idle").then_some(())
-    });
+    wait_idle(&server, id, Duration::from_secs(30));
 
     let master = master(&server, &playback_id).expect("master playlist after the end");
     let audio = master

@@ -418,7 +418,11 @@ pub fn http_get(url: &str) -> HttpResponse {
     http_request("GET", url, &[], None)
 }
 
-/// Any request with curl: `headers` as `Name: value`, an optional body sent as is.
+/// How long one request of [`http_request`] may take before the test fails.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Any request with curl: `headers` as `Name: value`, an optional body sent as is; a request
+/// with no complete response within [`HTTP_TIMEOUT`] fails the test.
 pub fn http_request(
     method: &str,
     url: &str,
@@ -445,9 +449,16 @@ pub fn http_request(
             .arg(format!("@{}", request_body.display()));
     }
     let output = command
+        .args(["--max-time", &HTTP_TIMEOUT.as_secs().to_string()])
         .args(["-w", "%{http_code}", url])
         .output()
         .expect("curl");
+    // curl's exit status 28: the operation timed out.
+    assert_ne!(
+        output.status.code(),
+        Some(28),
+        "{method} {url}: no complete response within {HTTP_TIMEOUT:?}"
+    );
     let status = String::from_utf8_lossy(&output.stdout)
         .trim()
         .parse()
@@ -687,16 +698,26 @@ pub fn created_event_ids(server: &Server) -> Vec<String> {
         .collect()
 }
 
-/// Plays `url` with hls.js in headless Chromium for `seconds` (`tests/node/play.mjs`); returns
-/// the player's report (`supported`, `levels`, `maxTime`, `errors`) after checking that MSE was
-/// available and that no fatal error happened.
-pub fn play_with_hlsjs(url: &str, seconds: u32) -> Value {
-    let output = Command::new("node")
+/// How long hls.js may take to reach the position [`play_with_hlsjs`] asks for.
+const PLAYBACK_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Plays `url` with hls.js in headless Chromium (`tests/node/play.mjs`) until the playback
+/// position reaches `position` seconds, and returns the player's report (`supported`,
+/// `levels`, `maxTime`, `switchedTo`, `errors`) after checking that MSE was available, that no
+/// fatal error happened and that `position` was reached within [`PLAYBACK_DEADLINE`].
+pub fn play_with_hlsjs(url: &str, position: f64) -> Value {
+    let mut command = Command::new("node");
+    command
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/play.mjs"))
         .arg(url)
-        .arg(seconds.to_string())
-        .output()
-        .expect("node tests/node/play.mjs (make test installs Node.js, Chromium and hls.js)");
+        .arg(position.to_string())
+        .arg(PLAYBACK_DEADLINE.as_secs().to_string());
+    // Beyond the player's own deadline, Chromium's start and shutdown.
+    let output = output_within(
+        &mut command,
+        PLAYBACK_DEADLINE * 2,
+        "node tests/node/play.mjs (make test installs Node.js, Chromium and hls.js)",
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -713,5 +734,50 @@ pub fn play_with_hlsjs(url: &str, seconds: u32) -> Value {
         .filter(|error| error["fatal"] == true)
         .collect();
     assert!(fatal.is_empty(), "fatal player errors: {report}");
+    assert!(
+        report["maxTime"].as_f64().unwrap_or(0.0) >= position,
+        "hls.js did not play to {position} s within {PLAYBACK_DEADLINE:?}: {report}"
+    );
     report
+}
+
+/// Runs `command` to its end with its output captured, like [`Command::output`], but kills
+/// it and fails the test if it runs longer than `timeout`; `what` names it in messages.
+pub fn output_within(command: &mut Command, timeout: Duration, what: &str) -> std::process::Output {
+    use std::io::Read;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|pipe| Box::new(pipe) as _));
+    let stderr = drain(child.stderr.take().map(|pipe| Box::new(pipe) as _));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("child status") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            // Its output is not awaited: a process it started may still hold the pipes.
+            panic!("{what} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
 }
