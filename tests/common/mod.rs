@@ -166,18 +166,65 @@ fn spawn_server(
         .expect("start sluice")
 }
 
-/// Waits until the server answers its health check: `false` if it exits or takes over 30 s.
-pub fn wait_healthy(child: &mut Child, http_port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// The text `log_path` gained from byte `log_start` on.
+fn log_since(log_path: &Path, log_start: u64) -> String {
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    log.get(usize::try_from(log_start).unwrap_or(0)..)
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Waits until `child`, logging to `log_path` from byte `log_start` on, is running on
+/// `http_port`: its log says so and its health check answers, while it is still alive (so a
+/// port that another process answers on does not pass). `false` if it exits or takes over
+/// 60 s.
+fn wait_healthy(child: &mut Child, http_port: u16, log_path: &Path, log_start: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let running = format!("http=127.0.0.1:{http_port} ");
     loop {
-        if http_get(&format!("http://127.0.0.1:{http_port}/healthz")).status == 200 {
-            return true;
-        }
         if child.try_wait().expect("sluice status").is_some() || Instant::now() > deadline {
             return false;
         }
+        let log = log_since(log_path, log_start);
+        let said_running = log
+            .lines()
+            .any(|line| line.contains("Sluice is running.") && line.contains(&running));
+        if said_running
+            && http_get(&format!("http://127.0.0.1:{http_port}/healthz")).status == 200
+            && child.try_wait().expect("sluice status").is_none()
+        {
+            return true;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Starts a `sluice serve` process with `spawn(http_port, rtmp_port)` on fresh ports, logging
+/// to `log_path`, and waits until it is healthy; returns it with its ports. A port found free
+/// can be taken by another process before the server binds it: the server then exits saying
+/// so, and is started again on other ports. Panics with the log when `what` does not become
+/// healthy.
+pub fn start_healthy(
+    what: &str,
+    log_path: &Path,
+    mut spawn: impl FnMut(u16, u16) -> Child,
+) -> (Child, u16, u16) {
+    for attempt in 1..=LAUNCH_ATTEMPTS {
+        let (http_port, rtmp_port) = (free_port(), free_port());
+        let log_start = std::fs::metadata(log_path).map_or(0, |m| m.len());
+        let mut child = spawn(http_port, rtmp_port);
+        if wait_healthy(&mut child, http_port, log_path, log_start) {
+            return (child, http_port, rtmp_port);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        if attempt < LAUNCH_ATTEMPTS && log_since(log_path, log_start).contains("binding") {
+            continue;
+        }
+        let log = std::fs::read_to_string(log_path).unwrap_or_default();
+        panic!("{what} did not become healthy:\n{log}");
+    }
+    unreachable!("the last attempt returns or panics")
 }
 
 pub fn free_port() -> u16 {
@@ -221,34 +268,17 @@ impl Server {
     fn launch_in(launch: Launch, data_dir: tempfile::TempDir) -> Server {
         // Appended to, so a restarted server's log follows the first one's.
         let log_path = data_dir.path().join("server.log");
-        for attempt in 1..=LAUNCH_ATTEMPTS {
-            let (http_port, rtmp_port) = (free_port(), free_port());
-            let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
-            let mut child = spawn_server(&launch, data_dir.path(), &log_path, http_port, rtmp_port);
-            if wait_healthy(&mut child, http_port) {
-                return Server {
-                    child,
-                    http_port,
-                    rtmp_port,
-                    data_dir,
-                    log_path,
-                    launch,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let this_run = log
-                .get(usize::try_from(log_start).unwrap_or(0)..)
-                .unwrap_or("");
-            // A port found free can be taken by another process before the server binds it:
-            // the server then exits saying so, and starts again on other ports.
-            if attempt < LAUNCH_ATTEMPTS && this_run.contains("binding") {
-                continue;
-            }
-            panic!("server did not become healthy:\n{log}");
+        let (child, http_port, rtmp_port) = start_healthy("the server", &log_path, |http, rtmp| {
+            spawn_server(&launch, data_dir.path(), &log_path, http, rtmp)
+        });
+        Server {
+            child,
+            http_port,
+            rtmp_port,
+            data_dir,
+            log_path,
+            launch,
         }
-        unreachable!("the last attempt returns or panics")
     }
 
     pub fn url(&self, path: &str) -> String {
