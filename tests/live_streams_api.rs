@@ -76,7 +76,8 @@ fn time(value: &Value) -> DateTime<Utc> {
 }
 
 /// How soon after the API call a kicked publisher must have been let go: far above the
-/// usual fraction of a second, far below the idle timeouts that would otherwise end a session.
+/// usual fraction of a second, far below the two minutes [`go_live`]'s publisher would
+/// otherwise stream.
 const KICKED_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
 /// When the server let the publisher go: the time of its log line saying why it stopped the
