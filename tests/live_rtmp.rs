@@ -111,8 +111,7 @@ fn ffmpeg_publish_becomes_an_aligned_adaptive_ladder() {
     let key = stream["stream_key"].as_str().unwrap();
     let id = stream["id"].as_str().unwrap();
 
-    // 15 fps keeps the whole ladder's encoding within real time on a loaded machine.
-    let publisher = Publisher::start(&server.rtmp_url(key), "854x480", 15, PUBLISH_SECONDS);
+    let publisher = Publisher::start(&server.rtmp_url(key), "854x480", 30, PUBLISH_SECONDS);
 
     let live = wait_for(
         "the live stream to turn active",
