@@ -8,6 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use common::live::wait_idle;
 use common::{wait_for, Server};
 use serde_json::json;
 use sluice_ingest::amf0::{self, Amf0Value};
@@ -135,13 +136,9 @@ fn hevc_over_enhanced_rtmp_is_refused_clearly() {
             .then_some(())
     });
     // The stream flips back to idle as the refused session ends, just after the log line.
-    let path = format!("/v1/live-streams/{}", stream["id"].as_str().unwrap());
-    wait_for(
-        "the stream to be idle again",
-        Duration::from_secs(5),
-        || {
-            let (_, body) = server.api("GET", &path, None);
-            (body["data"]["status"] == "idle").then_some(())
-        },
+    wait_idle(
+        &server,
+        stream["id"].as_str().unwrap(),
+        Duration::from_secs(30),
     );
 }

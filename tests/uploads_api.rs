@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sluice_media::fixtures::ffmpeg_clip;
 
+use common::live::event_types;
 use common::vod::{create_upload, patch, patch_and_hang_up, tus_head, url_of, OFFSET_STREAM, TUS};
 use common::{http_request, wait_for, Launch, Server};
 
@@ -49,19 +50,6 @@ fn source_path(server: &Server, upload_id: &str) -> PathBuf {
         .join("uploads")
         .join(upload_id)
         .join("source")
-}
-
-/// Types of the events recorded about `object_id`, oldest first.
-fn event_types(server: &Server, object_id: &str) -> Vec<String> {
-    let (status, events) = server.api("GET", "/v1/events?limit=100", None);
-    assert_eq!(status, 200);
-    events["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|event| event["object"]["id"] == object_id)
-        .map(|event| event["type"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[test]
@@ -223,7 +211,8 @@ fn an_expired_upload_is_gone_with_its_bytes() {
         config: Some("[uploads]\nsweep_interval_seconds = 0.2\n".to_owned()),
         ..Launch::default()
     });
-    let upload = create_upload(&server, json!({"timeout": 2}));
+    // Long enough for the first PATCH to arrive in time on a loaded machine.
+    let upload = create_upload(&server, json!({"timeout": 5}));
     let id = upload["id"].as_str().unwrap();
     let url = url_of(&upload);
     let created = http_request("POST", &url, &[TUS, "Upload-Length: 1000"], None);
@@ -237,9 +226,13 @@ fn an_expired_upload_is_gone_with_its_bytes() {
         .join(format!("{id}.part"));
     assert_eq!(std::fs::metadata(&spool).unwrap().len(), 400);
 
-    wait_for("the upload to time out", Duration::from_secs(10), || {
+    // The sweeper marks the upload timed out, removes its spool file, then records
+    // `upload.errored`: once that event is there, the rest is done.
+    wait_for("the upload to time out", Duration::from_secs(60), || {
         let (_, fetched) = server.api("GET", &format!("/v1/uploads/{id}"), None);
-        (fetched["data"]["status"] == "timed_out").then_some(())
+        (fetched["data"]["status"] == "timed_out"
+            && event_types(&server, id).contains(&"upload.errored".to_owned()))
+        .then_some(())
     });
     assert!(!spool.exists(), "the spool file goes with the upload");
     assert_eq!(tus_head(&url).status, 410);

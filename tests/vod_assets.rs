@@ -205,9 +205,8 @@ fn an_uploaded_clip_becomes_an_aligned_ladder_with_pictures_that_hlsjs_plays() {
     assert!(storyboard.text().starts_with("WEBVTT"));
     assert!(storyboard.text().contains("#xywh="));
 
-    let report = play_with_hlsjs(&server.url(&format!("/hls/{playback_id}/master.m3u8")), 5);
+    let report = play_with_hlsjs(&server.url(&format!("/hls/{playback_id}/master.m3u8")), 3.0);
     assert!(report["levels"].as_u64().unwrap_or(0) >= 2, "{report}");
-    assert!(report["maxTime"].as_f64().unwrap_or(0.0) > 3.0, "{report}");
 }
 
 #[test]

@@ -173,7 +173,7 @@ fn a_worker_killed_mid_transcode_resumes_cleanly_after_a_restart() {
 
     let launch = Launch {
         config: Some(
-            "[worker]\nenabled = false\nlease_seconds = 2\n\n[import]\nallow_hosts = [\"127.0.0.1\"]\n"
+            "[worker]\nenabled = false\nlease_seconds = 10\n\n[import]\nallow_hosts = [\"127.0.0.1\"]\n"
                 .to_owned(),
         ),
         ..Launch::default()

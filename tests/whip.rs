@@ -6,8 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::live::wait_idle;
 use common::whip::{browser_offer, error_of, BrowserPublisher};
 use common::{ffprobe, http_request, play_with_hlsjs, wait_for, Launch, Server};
 use serde_json::{json, Value};
@@ -251,13 +252,9 @@ fn a_publisher_whose_dtls_never_completes_ends_its_session_cleanly() {
     }
     assert_eq!(server.get("/healthz").status, 200);
 
-    // No ICE, no DTLS: the session ends after the connect timeout, the stream is free again.
-    let started = Instant::now();
-    wait_for("the session to end", Duration::from_secs(15), || {
-        let (_, stream) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
-        (stream["data"]["status"] == "idle").then_some(())
-    });
-    assert!(started.elapsed() < Duration::from_secs(12));
+    // No ICE, no DTLS: the session ends after the connect timeout (3 s), the stream is free
+    // again, well before the default reconnect window (60 s) could have ended it.
+    wait_idle(&server, &id, Duration::from_secs(40));
     let (_, stream) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
     assert!(
         stream["data"]["current_session"]["ended_at"].is_string(),
@@ -339,15 +336,8 @@ fn delete_ends_a_webrtc_session_waiting_in_its_reconnect_window() {
         None,
     );
     assert_eq!(deleted.status, 200, "{}", deleted.text());
-    let asked = Instant::now();
-    wait_for("the session to end", Duration::from_secs(20), || {
-        let (_, stream) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
-        (stream["data"]["status"] == "idle").then_some(())
-    });
-    assert!(
-        asked.elapsed() < Duration::from_secs(10),
-        "ended by DELETE, not by its 600 s window"
-    );
+    // Ended by DELETE, not by its 600 s window.
+    wait_idle(&server, &id, Duration::from_secs(60));
     assert!(server
         .log()
         .contains("reason=\"the publisher ended its WHIP session\""));
@@ -397,20 +387,14 @@ fn go_live_from_chromium(codec: &str, stop: bool) {
     let streams = probe["streams"].as_array().unwrap();
     assert!(streams.iter().any(|s| s["codec_name"] == "h264"), "{probe}");
     assert!(streams.iter().any(|s| s["codec_name"] == "aac"), "{probe}");
-    let report = play_with_hlsjs(&master, 8);
+    let report = play_with_hlsjs(&master, 3.0);
     assert!(report["levels"].as_u64().unwrap_or(0) >= 2, "{report}");
-    assert!(report["maxTime"].as_f64().unwrap_or(0.0) > 3.0, "{report}");
 
     // Stop sends DELETE and the session ends at once; a tab closed without it ends the session
-    // within the no-media timeout (4 s here).
+    // after the no-media timeout (4 s here); the log line below says which ended it.
     assert_eq!(browser.next_report()["state"], "closed");
-    let closed = Instant::now();
     assert!(browser.wait());
-    wait_for("the session to end", Duration::from_secs(20), || {
-        let (_, stream) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
-        (stream["data"]["status"] == "idle").then_some(())
-    });
-    assert!(closed.elapsed() < Duration::from_secs(15));
+    wait_idle(&server, &id, Duration::from_secs(60));
     let reason = if stop {
         "reason=\"the publisher sent DELETE\""
     } else {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use super::{free_port, http_get, wait_healthy, HttpResponse, Launch, Server};
+use super::{http_get, start_healthy, HttpResponse, Launch, Server};
 
 /// A `sluice serve --role …` process, killed on drop.
 pub struct Node {
@@ -18,40 +18,45 @@ pub struct Node {
 
 impl Node {
     /// Starts `sluice serve --role ROLE` beside `server` (started with `launch`) and waits
-    /// until its health check answers.
+    /// until it is running and its health check answers.
     pub fn start(server: &Server, launch: &Launch, role: &str) -> Node {
         let data_dir = server.data_dir.path();
-        let (http_port, rtmp_port) = (free_port(), free_port());
-        let log_path = data_dir.join(format!("{role}-{http_port}.log"));
-        let log = std::fs::File::create(&log_path).expect("node log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
-        command
-            .args(["serve", "--role", role])
-            .env("SLUICE_HTTP", format!("127.0.0.1:{http_port}"))
-            .env("SLUICE_RTMP", format!("127.0.0.1:{rtmp_port}"))
-            .env("SLUICE_DATA_DIR", data_dir)
-            .env("SLUICE_PUBLIC_URL", server.url(""))
-            .env("SLUICE_LOG", "info,sluice=debug")
-            .env_remove("SLUICE_API_KEY")
-            .env_remove("SLUICE_API_SECRET")
-            .env_remove("SLUICE_CONFIG")
-            .env_remove("DATABASE_URL")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log);
-        if launch.config.is_some() {
-            command.env("SLUICE_CONFIG", data_dir.join("sluice.toml"));
-        }
-        if let Some(database) = &launch.database {
-            command.env("DATABASE_URL", database.url());
-        }
-        launch.storage_env(&mut command);
-        let mut child = command.spawn().expect("start a sluice node");
-        let node_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-        if !wait_healthy(&mut child, http_port) {
-            let _ = child.kill();
-            panic!("the {role} node did not become healthy:\n{}", node_log());
-        }
+        let log_path = (1..)
+            .map(|n| data_dir.join(format!("{role}-{n}.log")))
+            .find(|path| !path.exists())
+            .expect("a free log file name");
+        let spawn = |http_port: u16, rtmp_port: u16| {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .expect("node log file");
+            let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+            command
+                .args(["serve", "--role", role])
+                .env("SLUICE_HTTP", format!("127.0.0.1:{http_port}"))
+                .env("SLUICE_RTMP", format!("127.0.0.1:{rtmp_port}"))
+                .env("SLUICE_DATA_DIR", data_dir)
+                .env("SLUICE_PUBLIC_URL", server.url(""))
+                .env("SLUICE_LOG", "info,sluice=debug")
+                .env_remove("SLUICE_API_KEY")
+                .env_remove("SLUICE_API_SECRET")
+                .env_remove("SLUICE_CONFIG")
+                .env_remove("DATABASE_URL")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log handle"))
+                .stderr(log);
+            if launch.config.is_some() {
+                command.env("SLUICE_CONFIG", data_dir.join("sluice.toml"));
+            }
+            if let Some(database) = &launch.database {
+                command.env("DATABASE_URL", database.url());
+            }
+            launch.storage_env(&mut command);
+            command.spawn().expect("start a sluice node")
+        };
+        let (child, http_port, rtmp_port) =
+            start_healthy(&format!("the {role} node"), &log_path, spawn);
         Node {
             child,
             http_port,

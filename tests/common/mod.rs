@@ -166,18 +166,65 @@ fn spawn_server(
         .expect("start sluice")
 }
 
-/// Waits until the server answers its health check: `false` if it exits or takes over 30 s.
-pub fn wait_healthy(child: &mut Child, http_port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// The text `log_path` gained from byte `log_start` on.
+fn log_since(log_path: &Path, log_start: u64) -> String {
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    log.get(usize::try_from(log_start).unwrap_or(0)..)
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Waits until `child`, logging to `log_path` from byte `log_start` on, is running on
+/// `http_port`: its log says so and its health check answers, while it is still alive (so a
+/// port that another process answers on does not pass). `false` if it exits or takes over
+/// 60 s.
+fn wait_healthy(child: &mut Child, http_port: u16, log_path: &Path, log_start: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let running = format!("http=127.0.0.1:{http_port} ");
     loop {
-        if http_get(&format!("http://127.0.0.1:{http_port}/healthz")).status == 200 {
-            return true;
-        }
         if child.try_wait().expect("sluice status").is_some() || Instant::now() > deadline {
             return false;
         }
+        let log = log_since(log_path, log_start);
+        let said_running = log
+            .lines()
+            .any(|line| line.contains("Sluice is running.") && line.contains(&running));
+        if said_running
+            && http_get(&format!("http://127.0.0.1:{http_port}/healthz")).status == 200
+            && child.try_wait().expect("sluice status").is_none()
+        {
+            return true;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Starts a `sluice serve` process with `spawn(http_port, rtmp_port)` on fresh ports, logging
+/// to `log_path`, and waits until it is healthy; returns it with its ports. A port found free
+/// can be taken by another process before the server binds it: the server then exits saying
+/// so, and is started again on other ports. Panics with the log when `what` does not become
+/// healthy.
+pub fn start_healthy(
+    what: &str,
+    log_path: &Path,
+    mut spawn: impl FnMut(u16, u16) -> Child,
+) -> (Child, u16, u16) {
+    for attempt in 1..=LAUNCH_ATTEMPTS {
+        let (http_port, rtmp_port) = (free_port(), free_port());
+        let log_start = std::fs::metadata(log_path).map_or(0, |m| m.len());
+        let mut child = spawn(http_port, rtmp_port);
+        if wait_healthy(&mut child, http_port, log_path, log_start) {
+            return (child, http_port, rtmp_port);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        if attempt < LAUNCH_ATTEMPTS && log_since(log_path, log_start).contains("binding") {
+            continue;
+        }
+        let log = std::fs::read_to_string(log_path).unwrap_or_default();
+        panic!("{what} did not become healthy:\n{log}");
+    }
+    unreachable!("the last attempt returns or panics")
 }
 
 pub fn free_port() -> u16 {
@@ -221,34 +268,17 @@ impl Server {
     fn launch_in(launch: Launch, data_dir: tempfile::TempDir) -> Server {
         // Appended to, so a restarted server's log follows the first one's.
         let log_path = data_dir.path().join("server.log");
-        for attempt in 1..=LAUNCH_ATTEMPTS {
-            let (http_port, rtmp_port) = (free_port(), free_port());
-            let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
-            let mut child = spawn_server(&launch, data_dir.path(), &log_path, http_port, rtmp_port);
-            if wait_healthy(&mut child, http_port) {
-                return Server {
-                    child,
-                    http_port,
-                    rtmp_port,
-                    data_dir,
-                    log_path,
-                    launch,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let this_run = log
-                .get(usize::try_from(log_start).unwrap_or(0)..)
-                .unwrap_or("");
-            // A port found free can be taken by another process before the server binds it:
-            // the server then exits saying so, and starts again on other ports.
-            if attempt < LAUNCH_ATTEMPTS && this_run.contains("binding") {
-                continue;
-            }
-            panic!("server did not become healthy:\n{log}");
+        let (child, http_port, rtmp_port) = start_healthy("the server", &log_path, |http, rtmp| {
+            spawn_server(&launch, data_dir.path(), &log_path, http, rtmp)
+        });
+        Server {
+            child,
+            http_port,
+            rtmp_port,
+            data_dir,
+            log_path,
+            launch,
         }
-        unreachable!("the last attempt returns or panics")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -418,7 +448,11 @@ pub fn http_get(url: &str) -> HttpResponse {
     http_request("GET", url, &[], None)
 }
 
-/// Any request with curl: `headers` as `Name: value`, an optional body sent as is.
+/// How long one request of [`http_request`] may take before the test fails.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Any request with curl: `headers` as `Name: value`, an optional body sent as is; a request
+/// with no complete response within [`HTTP_TIMEOUT`] fails the test.
 pub fn http_request(
     method: &str,
     url: &str,
@@ -445,9 +479,16 @@ pub fn http_request(
             .arg(format!("@{}", request_body.display()));
     }
     let output = command
+        .args(["--max-time", &HTTP_TIMEOUT.as_secs().to_string()])
         .args(["-w", "%{http_code}", url])
         .output()
         .expect("curl");
+    // curl's exit status 28: the operation timed out.
+    assert_ne!(
+        output.status.code(),
+        Some(28),
+        "{method} {url}: no complete response within {HTTP_TIMEOUT:?}"
+    );
     let status = String::from_utf8_lossy(&output.stdout)
         .trim()
         .parse()
@@ -687,16 +728,26 @@ pub fn created_event_ids(server: &Server) -> Vec<String> {
         .collect()
 }
 
-/// Plays `url` with hls.js in headless Chromium for `seconds` (`tests/node/play.mjs`); returns
-/// the player's report (`supported`, `levels`, `maxTime`, `errors`) after checking that MSE was
-/// available and that no fatal error happened.
-pub fn play_with_hlsjs(url: &str, seconds: u32) -> Value {
-    let output = Command::new("node")
+/// How long hls.js may take to reach the position [`play_with_hlsjs`] asks for.
+const PLAYBACK_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Plays `url` with hls.js in headless Chromium (`tests/node/play.mjs`) until the playback
+/// position reaches `position` seconds, and returns the player's report (`supported`,
+/// `levels`, `maxTime`, `switchedTo`, `errors`) after checking that MSE was available, that no
+/// fatal error happened and that `position` was reached within [`PLAYBACK_DEADLINE`].
+pub fn play_with_hlsjs(url: &str, position: f64) -> Value {
+    let mut command = Command::new("node");
+    command
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/play.mjs"))
         .arg(url)
-        .arg(seconds.to_string())
-        .output()
-        .expect("node tests/node/play.mjs (make test installs Node.js, Chromium and hls.js)");
+        .arg(position.to_string())
+        .arg(PLAYBACK_DEADLINE.as_secs().to_string());
+    // Beyond the player's own deadline, Chromium's start and shutdown.
+    let output = output_within(
+        &mut command,
+        PLAYBACK_DEADLINE * 2,
+        "node tests/node/play.mjs (make test installs Node.js, Chromium and hls.js)",
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -713,5 +764,50 @@ pub fn play_with_hlsjs(url: &str, seconds: u32) -> Value {
         .filter(|error| error["fatal"] == true)
         .collect();
     assert!(fatal.is_empty(), "fatal player errors: {report}");
+    assert!(
+        report["maxTime"].as_f64().unwrap_or(0.0) >= position,
+        "hls.js did not play to {position} s within {PLAYBACK_DEADLINE:?}: {report}"
+    );
     report
+}
+
+/// Runs `command` to its end with its output captured, like [`Command::output`], but kills
+/// it and fails the test if it runs longer than `timeout`; `what` names it in messages.
+pub fn output_within(command: &mut Command, timeout: Duration, what: &str) -> std::process::Output {
+    use std::io::Read;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|pipe| Box::new(pipe) as _));
+    let stderr = drain(child.stderr.take().map(|pipe| Box::new(pipe) as _));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("child status") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            // Its output is not awaited: a process it started may still hold the pipes.
+            panic!("{what} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
 }

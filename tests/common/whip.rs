@@ -2,7 +2,9 @@
 //! Chromium publisher that goes live through Sluice's publish page (`tests/node/publish.mjs`).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -96,10 +98,15 @@ pub fn error_of(response: &HttpResponse) -> (String, String) {
     )
 }
 
+/// How long [`BrowserPublisher::next_report`] waits for the script's next line: beyond any
+/// test's time live, Chromium's start and shutdown.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Headless Chromium publishing its fake camera and microphone through the publish page.
 pub struct BrowserPublisher {
     child: Child,
-    reports: BufReader<ChildStdout>,
+    /// The script's output lines, read as they come.
+    reports: Receiver<String>,
 }
 
 impl BrowserPublisher {
@@ -116,14 +123,25 @@ impl BrowserPublisher {
             .stdout(Stdio::piped())
             .spawn()
             .expect("node tests/node/publish.mjs (make test installs Node.js and Chromium)");
-        let reports = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let (sender, reports) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         BrowserPublisher { child, reports }
     }
 
-    /// The next report line of the script (`{"state": "live" | "failed" | "closed", …}`).
+    /// The next report line of the script (`{"state": "live" | "failed" | "closed", …}`);
+    /// fails the test if the script ends or stays silent for [`REPORT_TIMEOUT`] first.
     pub fn next_report(&mut self) -> Value {
-        let mut line = String::new();
-        self.reports.read_line(&mut line).expect("publisher output");
+        let line = self
+            .reports
+            .recv_timeout(REPORT_TIMEOUT)
+            .unwrap_or_else(|e| panic!("no report from the browser publisher: {e}"));
         serde_json::from_str(line.trim())
             .unwrap_or_else(|e| panic!("publisher report is not JSON ({e}): {line:?}"))
     }

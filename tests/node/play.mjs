@@ -1,19 +1,22 @@
 // Plays an HLS URL with hls.js inside headless Chromium and prints one JSON report line.
 //
-//   node play.mjs <master.m3u8 URL> <seconds to watch>
+//   node play.mjs <master.m3u8 URL> <target position in seconds> [deadline in seconds]
 //
-// The report holds the number of levels hls.js parsed from the master playlist, the furthest
-// playback position reached, the levels it switched to and every error it raised. The Rust
-// test that calls this script decides what counts as a pass.
+// Playback stops as soon as the video's position reaches the target, at the first fatal
+// error, or at the deadline (60 s unless given), whichever comes first. The report holds the
+// number of levels hls.js parsed from the master playlist, the furthest playback position
+// reached, the levels it switched to and every error it raised. The Rust test that calls this
+// script decides what counts as a pass.
 import { launchChromium } from "./chromium.mjs";
 import { createRequire } from "node:module";
 
-const [url, secondsArg] = process.argv.slice(2);
-if (!url) {
-  console.error("usage: node play.mjs <url> [seconds]");
+const [url, targetArg, deadlineArg] = process.argv.slice(2);
+const target = Number(targetArg);
+const deadlineSeconds = Number(deadlineArg ?? 60);
+if (!url || !(target >= 0) || !(deadlineSeconds > 0)) {
+  console.error("usage: node play.mjs <url> <target position in seconds> [deadline in seconds]");
   process.exit(2);
 }
-const watchSeconds = Number(secondsArg ?? 8);
 const hlsScript = createRequire(import.meta.url).resolve("hls.js/dist/hls.min.js");
 
 const browser = await launchChromium([
@@ -25,7 +28,7 @@ try {
   await page.setContent("<video id=v muted playsinline></video>");
   await page.addScriptTag({ path: hlsScript });
   const report = await page.evaluate(
-    ({ url, watchSeconds }) =>
+    ({ url, target, deadlineSeconds }) =>
       new Promise((resolve) => {
         const video = document.getElementById("v");
         const report = { supported: Hls.isSupported(), levels: 0, maxTime: 0, switchedTo: [], errors: [] };
@@ -42,6 +45,7 @@ try {
         });
         video.addEventListener("timeupdate", () => {
           report.maxTime = Math.max(report.maxTime, video.currentTime);
+          if (report.maxTime >= target) finish();
         });
         let done = false;
         function finish() {
@@ -53,9 +57,9 @@ try {
         }
         hls.loadSource(url);
         hls.attachMedia(video);
-        setTimeout(finish, watchSeconds * 1000);
+        setTimeout(finish, deadlineSeconds * 1000);
       }),
-    { url, watchSeconds },
+    { url, target, deadlineSeconds },
   );
   console.log(JSON.stringify(report));
 } finally {
