@@ -64,10 +64,12 @@ fn two_workers_prepare_six_uploads_once_each_and_finish_a_killed_workers_job() {
     };
     let api = Server::launch(launch.clone());
     let ladder = json!({"ladder": [{"name": "180p", "height": 180, "bitrate_kbps": 300}]});
-    // Queued before any worker runs, oldest first: the long one is claimed first.
+    // Queued before any worker runs, oldest first: the long one is claimed first. Its progress
+    // is recorded with each heartbeat (a third of the lease), so it is long enough to be seen
+    // part-way and killed well before its end even on a fast machine.
     let long = put_asset(
         &api,
-        &clip(work.path(), "long.mp4", 60, "640x360"),
+        &clip(work.path(), "long.mp4", 300, "640x360"),
         ladder.clone(),
     );
     let short_clip = clip(work.path(), "short.mp4", 2, "320x240");

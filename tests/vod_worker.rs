@@ -158,7 +158,9 @@ fn a_worker_killed_mid_transcode_resumes_cleanly_after_a_restart() {
             "-i",
             "sine=frequency=440:sample_rate=48000",
             "-t",
-            "90",
+            // Progress is recorded with each heartbeat (a third of the lease): long enough to
+            // be seen part-way and killed well before its end even on a fast machine.
+            "180",
             "-c:v",
             "libx264",
             "-preset",
