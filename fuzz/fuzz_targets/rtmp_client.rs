@@ -8,6 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sluice_fuzz::split_at_cuts;
 use sluice_ingest::{ClientConfig, ClientSession, RtmpUrl};
 
 /// Whether the session failed, and whether it was publishing.
@@ -34,19 +35,7 @@ fuzz_target!(|data: &[u8]| {
         stream.resize(3073, 0);
     }
     stream.extend_from_slice(input);
-    let mut points: Vec<usize> = cuts
-        .iter()
-        .take(usize::from(flags & 0x7F) % 9)
-        .map(|&c| (usize::from(c) * stream.len()) / 256)
-        .collect();
-    points.sort_unstable();
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    for point in points {
-        pieces.push(&stream[start..point]);
-        start = point;
-    }
-    pieces.push(&stream[start..]);
+    let pieces = split_at_cuts(&stream, cuts, flags & 0x7F);
     // The replies themselves may differ: acknowledgements fall where the pieces end.
     assert_eq!(run([&stream[..]]), run(pieces));
 });

@@ -6,6 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sluice_fuzz::split_at_cuts;
 use sluice_ingest::{ServerSession, SessionConfig, SessionEvent, SessionOutput};
 
 fn run<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> (Vec<SessionEvent>, bool) {
@@ -39,19 +40,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (cuts, stream) = rest.split_at(rest.len().min(8));
-    let mut points: Vec<usize> = cuts
-        .iter()
-        .take(usize::from(count % 9))
-        .map(|&c| (usize::from(c) * stream.len()) / 256)
-        .collect();
-    points.sort_unstable();
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    for point in points {
-        pieces.push(&stream[start..point]);
-        start = point;
-    }
-    pieces.push(&stream[start..]);
+    let pieces = split_at_cuts(stream, cuts, count);
     let (whole_events, whole_failed) = run([stream]);
     let (split_events, split_failed) = run(pieces);
     assert_eq!(whole_failed, split_failed);
