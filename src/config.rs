@@ -4,7 +4,7 @@
 //! [SLUICE_CONFIG], then each flag or its environment variable. Unknown keys in the file are
 //! an error, so a typo never silently falls back to a default.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,19 +20,9 @@ pub const DEFAULT_RTMP: &str = "0.0.0.0:1935";
 /// Where the SQLite database (unless `database_url` names another), media objects and the
 /// first API key live.
 pub const DEFAULT_DATA_DIR: &str = "./data";
-/// x264 preset of live ladder rungs: fast enough to keep a 1080p30 four-rung ladder in real
-/// time on two cores (see docs/BENCHMARKS.md).
-pub const DEFAULT_LIVE_PRESET: Preset = Preset::Superfast;
-/// Target segment duration, and the interval of the IDRs forced on every rung.
-pub const DEFAULT_SEGMENT_SECONDS: u32 = 2;
-/// Segments kept in a live playlist's sliding window (Apple asks for at least 6).
-pub const DEFAULT_PLAYLIST_WINDOW: usize = 6;
-/// Disk quota of the live segment spool, across all sessions of the process: 2 GiB.
-pub const DEFAULT_LIVE_SPOOL_MAX_BYTES: u64 = 2 << 30;
-/// Seconds an RTMP connection may stay silent before it is closed.
-pub const DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS: u64 = 10;
-/// RTMP connections one IP address may hold open at once (handshakes included).
-pub const DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP: usize = 16;
+
+/// The live core's sections (`[live]`, `[whip]`, `[restream]`), documented beside it.
+pub use sluice_live::config::{LiveConfig, RestreamConfig, WhipConfig};
 
 /// Seconds a webhook receiver has to answer one delivery attempt.
 pub const DEFAULT_WEBHOOK_TIMEOUT_SECONDS: f64 = 10.0;
@@ -231,60 +221,6 @@ impl Default for WebhooksConfig {
             retry_max_interval_seconds: DEFAULT_WEBHOOK_RETRY_MAX_INTERVAL_SECONDS,
             give_up_after_hours: DEFAULT_WEBHOOK_GIVE_UP_AFTER_HOURS,
         }
-    }
-}
-
-/// Settings of WebRTC ingest over WHIP (`[whip]`). Media flows over one UDP port; ICE is
-/// lite (the server only answers connectivity checks), so that port and the announced address
-/// must be reachable by publishers.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WhipConfig {
-    /// Whether WHIP offers are taken. Default: true.
-    pub enabled: bool,
-    /// The UDP port all WebRTC media arrives on, bound on the HTTP listener's address.
-    /// Default: the HTTP port's number (UDP and TCP ports are separate).
-    pub udp_port: Option<u16>,
-    /// The address announced in the host candidate. Default: the HTTP listener's address if it
-    /// is a specific one, else the address this host routes from.
-    pub public_ip: Option<IpAddr>,
-    /// Time ICE and DTLS have to complete after the answer. Default:
-    /// [`DEFAULT_WHIP_CONNECT_TIMEOUT_SECONDS`].
-    pub connect_timeout_seconds: f64,
-    /// A session with no media for this long ends. Default:
-    /// [`DEFAULT_WHIP_MEDIA_TIMEOUT_SECONDS`].
-    pub media_timeout_seconds: f64,
-}
-
-/// Default of [`WhipConfig::connect_timeout_seconds`].
-pub const DEFAULT_WHIP_CONNECT_TIMEOUT_SECONDS: f64 = 10.0;
-/// Default of [`WhipConfig::media_timeout_seconds`].
-pub const DEFAULT_WHIP_MEDIA_TIMEOUT_SECONDS: f64 = 10.0;
-
-impl Default for WhipConfig {
-    fn default() -> Self {
-        WhipConfig {
-            enabled: true,
-            udp_port: None,
-            public_ip: None,
-            connect_timeout_seconds: DEFAULT_WHIP_CONNECT_TIMEOUT_SECONDS,
-            media_timeout_seconds: DEFAULT_WHIP_MEDIA_TIMEOUT_SECONDS,
-        }
-    }
-}
-
-impl WhipConfig {
-    fn validate(&self) -> anyhow::Result<()> {
-        for (name, seconds) in [
-            ("whip.connect_timeout_seconds", self.connect_timeout_seconds),
-            ("whip.media_timeout_seconds", self.media_timeout_seconds),
-        ] {
-            anyhow::ensure!(
-                seconds.is_finite() && (1.0..=300.0).contains(&seconds),
-                "{name} must be between 1 and 300"
-            );
-        }
-        Ok(())
     }
 }
 
@@ -585,67 +521,6 @@ impl ImportConfig {
     }
 }
 
-/// Settings of restreaming to simulcast targets (`[restream]`). See `crate::live::restream`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RestreamConfig {
-    /// Hosts targets may be on although they are not public, written as `[import]
-    /// allow_hosts` entries (`"127.0.0.1"`, `"rtmp.internal:1935"`, `"10.0.0.0/8"`). Default:
-    /// none.
-    pub allow_hosts: Vec<String>,
-    /// Packets one target may have waiting before it drops to the next keyframe. Default:
-    /// [`DEFAULT_RESTREAM_QUEUE_PACKETS`].
-    pub queue_packets: usize,
-    /// Longest a connection attempt, or one write to a target, may take. Default: 10.
-    pub connect_timeout_seconds: f64,
-    /// First pause before retrying a failed target; it doubles on each failure. Default: 1.
-    pub retry_min_seconds: f64,
-    /// Longest pause between retries. Default: 30.
-    pub retry_max_seconds: f64,
-}
-
-/// About 8 s of a 30 fps stream with its audio.
-pub const DEFAULT_RESTREAM_QUEUE_PACKETS: usize = 600;
-
-impl Default for RestreamConfig {
-    fn default() -> Self {
-        RestreamConfig {
-            allow_hosts: Vec::new(),
-            queue_packets: DEFAULT_RESTREAM_QUEUE_PACKETS,
-            connect_timeout_seconds: 10.0,
-            retry_min_seconds: 1.0,
-            retry_max_seconds: 30.0,
-        }
-    }
-}
-
-impl RestreamConfig {
-    /// The restreamer's settings, or what is wrong with these.
-    pub fn settings(&self) -> anyhow::Result<crate::live::restream::RestreamSettings> {
-        let in_range = |value: f64| (0.05..=3_600.0).contains(&value);
-        anyhow::ensure!(
-            in_range(self.connect_timeout_seconds)
-                && in_range(self.retry_min_seconds)
-                && in_range(self.retry_max_seconds)
-                && self.retry_min_seconds <= self.retry_max_seconds,
-            "restream.connect_timeout_seconds, retry_min_seconds and retry_max_seconds must be \
-             between 0.05 and 3600, with retry_min_seconds at most retry_max_seconds"
-        );
-        anyhow::ensure!(
-            (1..=100_000).contains(&self.queue_packets),
-            "restream.queue_packets must be between 1 and 100000"
-        );
-        Ok(crate::live::restream::RestreamSettings {
-            addresses: crate::address_policy::AddressPolicy::new(&self.allow_hosts)
-                .map_err(|message| anyhow::anyhow!("restream.allow_hosts: {message}"))?,
-            queue_packets: self.queue_packets,
-            connect_timeout: Duration::from_secs_f64(self.connect_timeout_seconds),
-            retry_min: Duration::from_secs_f64(self.retry_min_seconds),
-            retry_max: Duration::from_secs_f64(self.retry_max_seconds),
-        })
-    }
-}
-
 /// Settings of API authentication.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -708,49 +583,6 @@ fn default_jwt_audience() -> String {
     sluice_api::DEFAULT_JWT_AUDIENCE.to_owned()
 }
 
-/// Settings of the live pipeline.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LiveConfig {
-    /// x264 preset for live rungs. Default: [`DEFAULT_LIVE_PRESET`].
-    #[serde(default = "default_preset")]
-    pub preset: Preset,
-    /// Segment duration and IDR interval in seconds. Default: [`DEFAULT_SEGMENT_SECONDS`].
-    #[serde(default = "default_segment_seconds")]
-    pub segment_seconds: u32,
-    /// Segments in a live playlist window. Default: [`DEFAULT_PLAYLIST_WINDOW`].
-    #[serde(default = "default_playlist_window")]
-    pub playlist_window: usize,
-    /// RTMP idle timeout in seconds. Default: [`DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS`].
-    #[serde(default = "default_rtmp_idle_timeout")]
-    pub rtmp_idle_timeout_seconds: u64,
-    /// RTMP connections per client IP. Default: [`DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP`].
-    #[serde(default = "default_rtmp_max_connections_per_ip")]
-    pub rtmp_max_connections_per_ip: usize,
-    /// Where live segments wait on local disk until the object store accepted them.
-    /// Default: `<data_dir>/spool/live`, filled in by [`Config::load`].
-    #[serde(default)]
-    pub spool_dir: Option<PathBuf>,
-    /// Bytes the spool may hold across all sessions; a segment that would exceed it is
-    /// refused (never listed). Default: [`DEFAULT_LIVE_SPOOL_MAX_BYTES`].
-    #[serde(default = "default_live_spool_max_bytes")]
-    pub spool_max_bytes: u64,
-}
-
-impl Default for LiveConfig {
-    fn default() -> Self {
-        LiveConfig {
-            preset: DEFAULT_LIVE_PRESET,
-            segment_seconds: DEFAULT_SEGMENT_SECONDS,
-            playlist_window: DEFAULT_PLAYLIST_WINDOW,
-            rtmp_idle_timeout_seconds: DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS,
-            rtmp_max_connections_per_ip: DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP,
-            spool_dir: None,
-            spool_max_bytes: DEFAULT_LIVE_SPOOL_MAX_BYTES,
-        }
-    }
-}
-
 fn default_http() -> SocketAddr {
     DEFAULT_HTTP.parse().expect("constant address")
 }
@@ -760,36 +592,10 @@ fn default_rtmp() -> SocketAddr {
 fn default_data_dir() -> PathBuf {
     PathBuf::from(DEFAULT_DATA_DIR)
 }
-fn default_preset() -> Preset {
-    DEFAULT_LIVE_PRESET
-}
-fn default_segment_seconds() -> u32 {
-    DEFAULT_SEGMENT_SECONDS
-}
-fn default_playlist_window() -> usize {
-    DEFAULT_PLAYLIST_WINDOW
-}
-fn default_rtmp_idle_timeout() -> u64 {
-    DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS
-}
-fn default_rtmp_max_connections_per_ip() -> usize {
-    DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP
-}
-fn default_live_spool_max_bytes() -> u64 {
-    DEFAULT_LIVE_SPOOL_MAX_BYTES
-}
+
 /// The default live spool directory of a data directory.
 fn spool_dir_under(data_dir: &Path) -> PathBuf {
     data_dir.join("spool").join("live")
-}
-
-impl LiveConfig {
-    /// The live spool directory: the configured one, else the default data directory's.
-    pub fn spool_dir(&self) -> PathBuf {
-        self.spool_dir
-            .clone()
-            .unwrap_or_else(|| spool_dir_under(&default_data_dir()))
-    }
 }
 
 impl Config {
@@ -848,25 +654,10 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            (1..=10).contains(&self.live.segment_seconds),
-            "live.segment_seconds must be between 1 and 10"
-        );
-        anyhow::ensure!(
-            self.live.rtmp_max_connections_per_ip >= 1,
-            "live.rtmp_max_connections_per_ip must be at least 1"
-        );
+        self.live.validate()?;
         anyhow::ensure!(
             !self.auth.jwt_audience.is_empty(),
             "auth.jwt_audience must not be empty"
-        );
-        anyhow::ensure!(
-            self.live.spool_max_bytes > 0,
-            "live.spool_max_bytes must be above 0"
-        );
-        anyhow::ensure!(
-            self.live.playlist_window >= 6,
-            "live.playlist_window must be at least 6 segments (Apple HLS authoring spec §8.11)"
         );
         self.webhooks.validate()?;
         self.worker.validate()?;

@@ -7,12 +7,10 @@
 //! `sluice keys create|list|revoke` manages API keys in a data directory; `sluice transcode
 //! INPUT -o OUTDIR` writes a file's HLS tree locally, without a server.
 
-mod address_policy;
-mod backoff;
 mod config;
+mod event_views;
 mod images;
 mod keys;
-mod live;
 mod serve;
 mod transcode;
 mod vod;

@@ -19,9 +19,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use sluice_live::address_policy::AddressPolicy;
+use sluice_live::whip::WhipService;
+use sluice_live::LiveService;
+
 use crate::config::{Config, Role};
-use crate::live::whip::WhipService;
-use crate::live::LiveService;
+use crate::event_views::ApiEventViews;
+use crate::vod::recording::Recorder;
 use crate::webhooks::WebhookDispatcher;
 
 /// The master key sealing API key secrets: SLUICE_MASTER_KEY, else `data_dir/master.key`
@@ -111,7 +115,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         .follow_other_processes()
         .await
         .context("following the events of other processes")?;
-    let metrics = sluice_api::Metrics::new();
+    let metrics = sluice_storage::Metrics::new();
 
     let http = match role.serves_api() || operations_http == OperationsHttp::Serve {
         true => Some(
@@ -138,8 +142,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
     );
 
     let restream_settings = config.restream.settings()?;
-    let simulcast_url_validator =
-        crate::live::restream::url_validator(restream_settings.addresses.clone());
+    let simulcast_url_validator = simulcast_url_validator(restream_settings.addresses.clone());
     let (stop, stopping) = watch::channel(false);
     let live = role.ingests().then(|| {
         LiveService::new(
@@ -148,9 +151,18 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
             events.clone(),
             metrics.clone(),
             config.live.clone(),
-            config.rtmp_public_url(),
-            config.public_url(),
             restream_settings,
+            Arc::new(ApiEventViews {
+                db: db.clone(),
+                rtmp_url: config.rtmp_public_url(),
+                public_url: config.public_url(),
+            }),
+            Arc::new(Recorder {
+                db: db.clone(),
+                store: store.clone(),
+                events: events.clone(),
+                public_url: config.public_url(),
+            }),
             stopping.clone(),
         )
     });
@@ -177,7 +189,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         events: events.clone(),
         public_url: config.public_url(),
         rtmp_url: config.rtmp_public_url(),
-        ladder_validator: Arc::new(crate::live::validate_ladder),
+        ladder_validator: Arc::new(sluice_transcoder::validate_ladder),
         simulcast_url_validator,
         metrics: metrics.clone(),
         jwt_audience: config.auth.jwt_audience.clone(),
@@ -185,7 +197,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         images: Some(crate::images::images(&config.data_dir)),
         whip: whip
             .clone()
-            .map(|whip| whip as Arc<dyn sluice_api::WhipIngest>),
+            .map(|whip| whip as Arc<dyn sluice_ingest::whip::WhipIngest>),
     };
     let upload_sweeper = role
         .serves_api()
@@ -352,4 +364,18 @@ fn write_private_file(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     file.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// The API's check of simulcast target URLs: the restreamer's own resolution of the target
+/// under `addresses` (`[restream] allow_hosts`).
+fn simulcast_url_validator(addresses: AddressPolicy) -> sluice_api::SimulcastUrlValidator {
+    let addresses = Arc::new(addresses);
+    Arc::new(move |url: String| {
+        let addresses = addresses.clone();
+        Box::pin(async move {
+            sluice_live::restream::resolve_target(&addresses, &url)
+                .await
+                .map(drop)
+        })
+    })
 }

@@ -28,9 +28,9 @@ use sluice_transcoder::{
     encodable_codec, EncoderSettings, FileTranscode, Ladder, Preset, ProbeLimits,
 };
 
-use crate::vod::package::{
-    package, write_pictures, DirectoryOutput, PackageObserver, SegmentPlan, MASTER_PLAYLIST,
-};
+use sluice_packager::MASTER_PLAYLIST;
+
+use crate::vod::package::{package, write_pictures, DirectoryOutput, PackageObserver, SegmentPlan};
 
 /// Apple's recommended VOD segment duration (HLS Authoring Spec §1.10).
 const DEFAULT_SEGMENT_SECONDS: u32 = 6;
@@ -88,7 +88,7 @@ fn parse_ladder(text: Option<&str>) -> anyhow::Result<Ladder> {
                 .collect(),
         ),
     };
-    let normalised = crate::live::validate_ladder(&value)
+    let normalised = sluice_transcoder::validate_ladder(&value)
         .map_err(|message| anyhow::anyhow!("--ladder: {message}"))?;
     Ok(serde_json::from_value(normalised)?)
 }

@@ -19,7 +19,7 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use reqwest::header::CONTENT_TYPE;
 use sha2::Sha256;
-use sluice_api::Metrics;
+use sluice_storage::Metrics;
 use sluice_storage::{AttemptOutcome, ClaimedDelivery, Db, EventBus, WebhookAttempt};
 use tokio::sync::watch;
 use tokio::task::{self, JoinSet};
@@ -65,7 +65,7 @@ pub fn after_failure(
     if now >= deadline {
         return AttemptOutcome::GiveUp;
     }
-    let delay = crate::backoff::full_jitter_delay(
+    let delay = sluice_storage::backoff::full_jitter_delay(
         settings.retry_base(),
         settings.retry_max_interval(),
         attempts_made,

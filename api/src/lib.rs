@@ -61,14 +61,13 @@ pub use images::{
     MAX_ANIMATED_FPS, MAX_ANIMATED_SPAN, MAX_THUMBNAIL_DIMENSION, MIN_IMAGE_DIMENSION,
 };
 pub use live_streams::live_stream_event_data;
-pub use metrics::Metrics;
 pub use sessions::session_event_data;
 pub use simulcast_targets::{simulcast_target_event_data, MAX_SIMULCAST_TARGETS};
+pub use sluice_storage::Metrics;
 pub use uploads::{
     spawn_upload_sweeper, UploadSettings, Uploads, DEFAULT_UPLOAD_TIMEOUT_S, MAX_UPLOAD_TIMEOUT_S,
 };
-pub use whip::sdp::{check_offer, OfferError, OfferedMedia};
-pub use whip::{whip_url, WhipAnswer, WhipError, WhipIngest, WhipOffer, MAX_OFFER_BYTES};
+pub use whip::{whip_url, MAX_OFFER_BYTES};
 
 /// Checks a requested rendition ladder (`null` when the request gave none) and returns the
 /// normalised ladder to store, or a message saying what is wrong. The binary wires in the
@@ -105,7 +104,7 @@ pub struct AppState {
     /// What makes images of assets; `None` answers the image routes 404.
     pub images: Option<Images>,
     /// The WebRTC media plane WHIP offers go to; `None` answers them 503.
-    pub whip: Option<Arc<dyn WhipIngest>>,
+    pub whip: Option<Arc<dyn sluice_ingest::whip::WhipIngest>>,
 }
 
 /// Liveness: answers while the process serves HTTP.

@@ -13,12 +13,12 @@
 //! - `GET /live/{live_stream_id}/publish` serves a static page that captures camera and
 //!   microphone and publishes them through the endpoint above with the key the user types.
 //!
-//! The WebRTC media plane itself lives in the binary; it is reached through the
-//! [`WhipIngest`] trait object in the application state.
+//! The WebRTC media plane itself lives in the live crate; it is reached through the
+//! [`WhipIngest`] trait object in the application state (the trait, the offer and answer and
+//! the SDP check are `sluice_ingest::whip`'s, protocol code without I/O).
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -29,7 +29,7 @@ use tower_http::cors::{Any, CorsLayer};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub mod sdp;
+use sluice_ingest::whip::{sdp, WhipError, WhipIngest, WhipOffer};
 
 use crate::error::ErrorBody;
 use crate::json::ApiPath;
@@ -47,51 +47,6 @@ pub fn whip_url(public_url: &str, live_stream_id: &str) -> String {
     format!("{}/whip/{live_stream_id}", public_url.trim_end_matches('/'))
 }
 
-/// An SDP offer to publish to a live stream.
-#[derive(Debug, Clone)]
-pub struct WhipOffer {
-    pub live_stream_id: String,
-    /// The stream key presented as the Bearer token.
-    pub stream_key: String,
-    pub sdp: String,
-    /// What [`sdp::check_offer`] found in it.
-    pub offered: sdp::OfferedMedia,
-    /// The HTTP client's `User-Agent`, recorded as the session's encoder.
-    pub user_agent: Option<String>,
-}
-
-/// An accepted offer.
-#[derive(Debug, Clone)]
-pub struct WhipAnswer {
-    /// The WHIP session's id (the last segment of its `Location`).
-    pub session_id: String,
-    pub sdp: String,
-}
-
-/// Why an offer or a session request was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WhipError {
-    #[error("live stream not found")]
-    StreamNotFound,
-    #[error("WHIP session not found")]
-    SessionNotFound,
-    #[error("wrong stream key")]
-    WrongKey,
-    /// The stream may not publish (disabled).
-    #[error("{0}")]
-    Refused(String),
-    #[error("live stream already has a publisher")]
-    Busy,
-    /// The offer is SDP the WebRTC stack cannot answer.
-    #[error("{0}")]
-    BadOffer(String),
-    /// The server is shutting down and takes no new sessions.
-    #[error("the server is shutting down")]
-    ShuttingDown,
-    #[error("{0}")]
-    Internal(String),
-}
-
 impl From<WhipError> for ApiError {
     fn from(error: WhipError) -> Self {
         match error {
@@ -105,20 +60,6 @@ impl From<WhipError> for ApiError {
             WhipError::Internal(reason) => ApiError::Internal(reason),
         }
     }
-}
-
-/// The WebRTC media plane, as the HTTP side drives it.
-#[async_trait]
-pub trait WhipIngest: Send + Sync {
-    /// Checks the offer and the key, starts the session and returns the SDP answer.
-    async fn offer(&self, offer: WhipOffer) -> Result<WhipAnswer, WhipError>;
-    /// Ends a session of `live_stream_id` whose publisher presents `stream_key`.
-    async fn end(
-        &self,
-        live_stream_id: &str,
-        session_id: &str,
-        stream_key: &str,
-    ) -> Result<(), WhipError>;
 }
 
 /// The WHIP routes and the publish page.

@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    if let Ok(offered) = sluice_api::check_offer(&text) {
+    if let Ok(offered) = sluice_ingest::whip::sdp::check_offer(&text) {
         assert!(!offered.video_codecs.is_empty());
     }
 });

@@ -12,6 +12,9 @@
 //! * [`client`]: [`ClientSession`] and its driver [`RtmpPublisher`], the same protocol code
 //!   publishing to another server (restreaming), over TCP or TLS.
 //!
+//! Beside RTMP, [`whip`] holds WHIP signalling as the HTTP side and the media plane exchange
+//! it (the offer's first check, the answer, the refusals), without I/O.
+//!
 //! **Why hand-written.** `rml_rtmp` was the model for the session API, but it is unmaintained
 //! since 2021, allocates from peer-declared lengths, has no message size cap or chunk stream cap
 //! and does not accept extended timestamps on type-3 continuation chunks the way ffmpeg and OBS
@@ -37,6 +40,7 @@ pub mod flv;
 pub mod handshake;
 pub mod net;
 pub mod session;
+pub mod whip;
 
 pub use amf0::{Amf0Error, Amf0Value};
 pub use chunk::{ChunkError, ChunkLimits, MessageType};

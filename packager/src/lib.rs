@@ -7,6 +7,8 @@
 //!   (or where the caller asks, so audio follows video boundaries), repaired timestamps.
 //! * [`playlist`] keeps the HLS media playlist's live window ([`LivePlaylist`]), writes
 //!   on-demand playlists ([`VodPlaylist`]) and builds the multivariant playlist ([`MasterPlaylist`]) as `m3u8-rs` data, rendered with its writer.
+//! * [`tree`] is the layout of a packaged HLS tree that live and VOD packaging share, and the
+//!   API's description of its renditions ([`PackagedRendition`]).
 //!
 //! Nothing here does I/O or reads the clock: callers pass packets, times and program date
 //! times in, and get bytes out to hand to storage.
@@ -16,6 +18,7 @@ pub mod playlist;
 pub mod segmenter;
 #[cfg(test)]
 mod test_reader;
+pub mod tree;
 
 pub use fmp4::{init_segment, write_fragment, Sample};
 pub use playlist::{
@@ -23,6 +26,7 @@ pub use playlist::{
     VodPlaylist,
 };
 pub use segmenter::{BoundaryPolicy, CompletedSegment, SegmentEvent, TrackSegmenter};
+pub use tree::{media_playlist_uri, PackagedRendition, MASTER_PLAYLIST, TRACK_ID};
 
 /// Errors raised while packaging.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! * only `http` and `https` URLs are fetched;
 //! * the host is resolved here, and every address it resolves to that is not a public
 //!   unicast address is refused unless the allowlist admits it (see
-//!   [`crate::address_policy`]);
+//!   [`sluice_live::address_policy`]);
 //! * the connection goes to the address that was checked (the client is pinned to it, so a
 //!   second DNS answer cannot swap in another one), never through a proxy;
 //! * redirects are followed here, at most [`MAX_REDIRECTS`], each new location checked the
@@ -20,9 +20,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::address_policy::AddressPolicy;
 use reqwest::header::{CONTENT_LENGTH, LOCATION};
 use reqwest::{StatusCode, Url};
+use sluice_live::address_policy::AddressPolicy;
 use tokio::io::AsyncWriteExt;
 
 /// Redirects followed before giving up.
@@ -51,7 +51,7 @@ pub struct Importer {
 }
 
 impl Importer {
-    /// An importer admitting `allow_hosts` (see [`crate::address_policy`]), refusing files
+    /// An importer admitting `allow_hosts` (see [`sluice_live::address_policy`]), refusing files
     /// over `max_size` bytes, with `timeout` for a whole import and `connect_timeout` for
     /// each connection. A malformed allowlist entry is an error naming it.
     pub fn new(

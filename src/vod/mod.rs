@@ -2,10 +2,12 @@
 //! ([`package`]), written to a local directory or the object store; importing a source from
 //! a URL without reaching into private networks ([`import`]); and the worker that turns
 //! assets into HLS renditions, a poster and a storyboard ([`worker`]), run inside
-//! `sluice serve` (roles `all` and `worker`) or alone as `sluice worker`.
+//! `sluice serve` (roles `all` and `worker`) or alone as `sluice worker`; and making assets of
+//! recorded live sessions ([`recording`]).
 
 pub mod import;
 pub mod package;
+pub mod recording;
 pub mod worker;
 
 use std::sync::Arc;

@@ -38,11 +38,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use serde::Serialize;
 use sluice_media::{AudioSpecificConfig, MediaTime, Packet, Timebase, TrackInfo, VideoConfig};
 use sluice_packager::{
     fmp4, AudioRendition, BitrateMeter, BoundaryPolicy, CompletedSegment, IFrameVariant,
-    MasterPlaylist, SegmentEvent, TrackSegmenter, VideoVariant, VodPlaylist,
+    MasterPlaylist, PackagedRendition, SegmentEvent, TrackSegmenter, VideoVariant, VodPlaylist,
+    MASTER_PLAYLIST, TRACK_ID,
 };
 use sluice_storage::{ObjectKey, ObjectStore};
 use sluice_transcoder::{
@@ -51,12 +51,8 @@ use sluice_transcoder::{
 };
 use tokio::runtime::Handle;
 
-/// Track id inside every init segment (CMAF: one track per file).
-const TRACK_ID: u32 = 1;
 /// Duration of the first segments, and the IDR interval that allows them.
 pub const SHORT_SEGMENT: Duration = Duration::from_secs(2);
-/// The master playlist's name.
-pub const MASTER_PLAYLIST: &str = "master.m3u8";
 /// The poster is scaled down to this width when the source's coded width is larger (an
 /// anamorphic source's display width may still exceed it).
 const POSTER_MAX_WIDTH: u32 = 1920;
@@ -180,24 +176,6 @@ pub trait PackageObserver {
     fn progress(&mut self, done: Duration) -> bool;
     /// The master playlist has been written: playback can begin. Called once.
     fn playable(&mut self);
-}
-
-/// One rendition of a packaged tree, in the API's form.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PackagedRendition {
-    /// The ladder rung's name (`source`, `720p`, …), or `audio`.
-    pub name: String,
-    /// `h264`, `av1` or `aac`.
-    pub codec: String,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub frame_rate: Option<f64>,
-    /// Measured peak segment bit rate (BANDWIDTH, the rendition alone), bits per second.
-    pub bandwidth: u64,
-    /// Measured average bit rate, bits per second.
-    pub average_bandwidth: u64,
-    /// Its media playlist, relative to the master playlist.
-    pub uri: String,
 }
 
 /// What [`package`] made.
@@ -907,7 +885,7 @@ mod tests {
 
     fn start(input: &Path, plan: SegmentPlan) -> (FileTranscode, Receiver<VodEvent>) {
         let ladder: Ladder = serde_json::from_value(
-            crate::live::validate_ladder(&serde_json::json!([
+            sluice_transcoder::validate_ladder(&serde_json::json!([
                 {"name": "180p", "height": 180, "bitrate_kbps": 300}
             ]))
             .unwrap(),

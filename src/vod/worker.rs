@@ -733,7 +733,7 @@ fn worker_id_prefix() -> String {
 /// when none is given).
 fn ladder_of(settings: &Value) -> Result<Ladder, Failure> {
     let ladder = settings.get("ladder").cloned().unwrap_or(Value::Null);
-    let normalised = crate::live::validate_ladder(&ladder)
+    let normalised = sluice_transcoder::validate_ladder(&ladder)
         .map_err(|message| Failure::Input(format!("ladder: {message}")))?;
     serde_json::from_value(normalised).map_err(|e| Failure::Input(format!("ladder: {e}")))
 }

@@ -5,14 +5,18 @@
 //! - [`EventBus`]: domain events, recorded in the database and fanned out to subscribers.
 //! - [`Db`]: the metadata database (sea-orm; SQLite by default or Postgres, one schema)
 //!   with its migrations, returning the plain domain types of [`model`].
+//! - [`Metrics`]: the server's Prometheus series, recorded into by every component.
+//! - [`backoff`]: the retry delays of everything that retries failed I/O.
 //!
 //! This crate knows no media code.
 
+pub mod backoff;
 mod db;
 mod entities;
 mod event_bus;
 mod ids;
 mod local_store;
+mod metrics;
 mod migration;
 pub mod model;
 mod object_store;
@@ -26,6 +30,7 @@ pub mod test_support;
 pub use db::{redact_database_url, Db, DbEngine, Record, StorageError, MAX_PAGE_SIZE};
 pub use event_bus::EventBus;
 pub use local_store::LocalStore;
+pub use metrics::Metrics;
 pub use model::{
     ApiKey, ApiKeyPage, Asset, AssetPage, AssetStatus, AttemptOutcome, ClaimedDelivery,
     DeliveryStatus, Dvr, DvrMode, Event, EventFilter, EventPage, EventType, Job, JobStatus,

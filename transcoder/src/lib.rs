@@ -33,6 +33,7 @@ pub mod av1;
 pub mod decode;
 pub mod images;
 pub mod ladder;
+pub mod ladder_policy;
 pub mod live;
 pub mod normalize;
 pub mod probe;
@@ -57,6 +58,7 @@ pub use images::{
 pub use ladder::{
     encodable_codec, plan, plan_with_codecs, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec,
 };
+pub use ladder_policy::validate_ladder;
 pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
 pub use normalize::{Normalization, Orientation, PictureNormalizer};
 pub use probe::{probe, AudioStreamInfo, ProbeError, ProbeLimits, ProbeReport, VideoStreamInfo};

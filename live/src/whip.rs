@@ -3,7 +3,7 @@
 //! [`WhipService`] implements the API's [`WhipIngest`]: it checks the stream and its key,
 //! answers the offer with a str0m [`Rtc`] (ICE-lite, one host candidate on the configured UDP
 //! port, H.264/VP8 video and Opus audio only) and starts the session the way an RTMP publish
-//! does, through `LiveService::authorise_and_publish`, with a [`WhipConnection`] as its
+//! does, through [`LiveService::publish`], with a [`WhipConnection`] as its
 //! [`Publisher`]: the same claim of the stream, session row, events, metrics, pipeline and
 //! packaging. The SDP answer goes back to the HTTP client when that path accepts the publish.
 //!
@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rand::distributions::{Alphanumeric, DistString};
-use sluice_api::{WhipAnswer, WhipError, WhipIngest, WhipOffer};
-use sluice_ingest::SessionEvent;
+use sluice_ingest::whip::{WhipAnswer, WhipError, WhipIngest, WhipOffer};
 use sluice_storage::{LiveStreamStatus, SessionOrigin};
 use str0m::change::SdpOffer;
 use str0m::{Candidate, Rtc};
@@ -31,10 +30,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn, Instrument};
 
-use super::publisher::Publisher;
 use super::session_control::StopReason;
 use super::LiveService;
 use crate::config::WhipConfig;
+use crate::publisher::{PublishRequest, Publisher, PublisherEvent};
 use transport::{CleanEnd, Command, PeerSetup, Timeouts, Transport};
 
 /// Events queued between the transport and a session (about two seconds of 30 fps video with
@@ -253,7 +252,7 @@ impl WhipIngest for WhipService {
         let task_session_id = session_id.clone();
         let session = async move {
             if let Err(e) = live
-                .authorise_and_publish(connection, "live", &stream_key, origin)
+                .publish(connection, PublishRequest { stream_key, origin })
                 .await
             {
                 warn!(error = %e, "WHIP session ended with an error.");
@@ -342,7 +341,7 @@ struct WhipConnection {
     /// Until the publish is accepted or refused.
     pending: Option<PendingAnswer>,
     bytes_received: Arc<AtomicU64>,
-    events: mpsc::Receiver<SessionEvent>,
+    events: mpsc::Receiver<PublisherEvent>,
     /// Read once the transport let go of `events`.
     clean_end: CleanEnd,
     commands: mpsc::Sender<Command>,
@@ -356,15 +355,12 @@ struct TransportStopped;
 impl Publisher for WhipConnection {
     type Error = TransportStopped;
 
-    async fn next_event(&mut self) -> Result<Option<SessionEvent>, TransportStopped> {
+    async fn next_event(&mut self) -> Result<PublisherEvent, TransportStopped> {
         Ok(match self.events.recv().await {
-            Some(event) => Some(event),
+            Some(event) => event,
             // Every event queued before the end has been read: the publish ended on purpose.
-            None if self.clean_end.take() => Some(SessionEvent::PublishFinished {
-                app: "live".to_owned(),
-                stream_key: String::new(),
-            }),
-            None => None,
+            None if self.clean_end.take() => PublisherEvent::Unpublished,
+            None => PublisherEvent::Dropped,
         })
     }
 
@@ -406,7 +402,7 @@ mod tests {
     use super::*;
 
     /// A connection reading `events` (no pending answer), with the flag the transport marks.
-    fn connection(events: mpsc::Receiver<SessionEvent>) -> (WhipConnection, CleanEnd) {
+    fn connection(events: mpsc::Receiver<PublisherEvent>) -> (WhipConnection, CleanEnd) {
         let clean_end = CleanEnd::default();
         let connection = WhipConnection {
             pending: None,
@@ -418,8 +414,8 @@ mod tests {
         (connection, clean_end)
     }
 
-    fn metadata() -> SessionEvent {
-        SessionEvent::Metadata(sluice_ingest::StreamMetadata::default())
+    fn metadata() -> PublisherEvent {
+        PublisherEvent::Metadata { frame_rate: None }
     }
 
     #[tokio::test]
@@ -432,15 +428,15 @@ mod tests {
         drop(sender);
         let first = connection.next_event().await.unwrap();
         assert!(
-            matches!(first, Some(SessionEvent::Metadata(_))),
+            matches!(first, PublisherEvent::Metadata { .. }),
             "{first:?}"
         );
         let end = connection.next_event().await.unwrap();
-        assert!(
-            matches!(end, Some(SessionEvent::PublishFinished { .. })),
-            "{end:?}"
+        assert_eq!(end, PublisherEvent::Unpublished);
+        assert_eq!(
+            connection.next_event().await.unwrap(),
+            PublisherEvent::Dropped
         );
-        assert!(connection.next_event().await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -451,10 +447,13 @@ mod tests {
         drop(sender);
         let first = connection.next_event().await.unwrap();
         assert!(
-            matches!(first, Some(SessionEvent::Metadata(_))),
+            matches!(first, PublisherEvent::Metadata { .. }),
             "{first:?}"
         );
-        assert!(connection.next_event().await.unwrap().is_none());
+        assert_eq!(
+            connection.next_event().await.unwrap(),
+            PublisherEvent::Dropped
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
+use crate::publisher::PublisherEvent;
 use bytes::Bytes;
-use sluice_ingest::SessionEvent;
 use sluice_media::annex_b::annex_b_to_avcc;
 use sluice_media::{
     AudioCodec, AvcConfig, CodecError, Packet, Timebase, TrackInfo, TrackKind, VideoCodec,
@@ -87,7 +87,7 @@ pub struct FrameConverter {
 impl FrameConverter {
     /// The events one frame gives: the track description before its first packet, then the
     /// packet.
-    pub fn convert(&mut self, frame: ReceivedFrame) -> Result<Vec<SessionEvent>, FrameError> {
+    pub fn convert(&mut self, frame: ReceivedFrame) -> Result<Vec<PublisherEvent>, FrameError> {
         if frame.data.is_empty() {
             return Err(FrameError::Empty);
         }
@@ -100,7 +100,7 @@ impl FrameConverter {
                         return Err(FrameError::WaitingForKeyframe);
                     };
                     let config = AvcConfig::from_parameter_sets(sps, pps)?;
-                    events.push(SessionEvent::Track(TrackInfo::Avc {
+                    events.push(PublisherEvent::Track(TrackInfo::Avc {
                         config,
                         frame_rate: None,
                     }));
@@ -114,7 +114,7 @@ impl FrameConverter {
                     if !header.keyframe {
                         return Err(FrameError::WaitingForKeyframe);
                     }
-                    events.push(SessionEvent::Track(TrackInfo::OtherVideo {
+                    events.push(PublisherEvent::Track(TrackInfo::OtherVideo {
                         codec: VideoCodec::Vp8,
                     }));
                     self.video_started = true;
@@ -127,7 +127,7 @@ impl FrameConverter {
             }
             FrameCodec::Opus => {
                 if !self.audio_started {
-                    events.push(SessionEvent::Track(TrackInfo::OtherAudio {
+                    events.push(PublisherEvent::Track(TrackInfo::OtherAudio {
                         codec: AudioCodec::Opus,
                     }));
                     self.audio_started = true;
@@ -142,7 +142,7 @@ impl FrameConverter {
         let time = clock
             .get_or_insert_with(|| TrackClock::start(&frame))
             .ticks(frame.rtp_time);
-        events.push(SessionEvent::Packet(Packet {
+        events.push(PublisherEvent::Media(Packet {
             kind,
             timebase: Timebase(frame.clock_rate),
             dts: time,
@@ -185,9 +185,9 @@ mod tests {
         }
     }
 
-    fn packet(events: &[SessionEvent]) -> &Packet {
+    fn packet(events: &[PublisherEvent]) -> &Packet {
         match events.last() {
-            Some(SessionEvent::Packet(packet)) => packet,
+            Some(PublisherEvent::Media(packet)) => packet,
             other => panic!("expected a packet, got {other:?}"),
         }
     }
@@ -210,7 +210,7 @@ mod tests {
         let events = converter
             .convert(frame(FrameCodec::H264, 7_000, 66, &key))
             .unwrap();
-        let Some(SessionEvent::Track(TrackInfo::Avc { config, .. })) = events.first() else {
+        let Some(PublisherEvent::Track(TrackInfo::Avc { config, .. })) = events.first() else {
             panic!("expected the track first: {events:?}");
         };
         assert_eq!((config.width, config.height), (320, 240));
@@ -247,7 +247,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             events[0],
-            SessionEvent::Track(TrackInfo::OtherVideo {
+            PublisherEvent::Track(TrackInfo::OtherVideo {
                 codec: VideoCodec::Vp8
             })
         ));
@@ -257,7 +257,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             events[0],
-            SessionEvent::Track(TrackInfo::OtherAudio {
+            PublisherEvent::Track(TrackInfo::OtherAudio {
                 codec: AudioCodec::Opus
             })
         ));

@@ -29,22 +29,19 @@ use sluice_media::{
 };
 use sluice_packager::{
     fmp4, AudioRendition, BitrateMeter, BoundaryPolicy, CompletedSegment, LivePlaylist,
-    MasterPlaylist, SegmentEvent, TrackSegmenter, VideoVariant,
+    MasterPlaylist, PackagedRendition, SegmentEvent, TrackSegmenter, VideoVariant, TRACK_ID,
 };
 use sluice_storage::ObjectKey;
 use sluice_transcoder::AacTranscoder;
 use tracing::{debug, warn};
 
 use super::uploader::{SpoolKind, UploadQueue};
-use crate::vod::package::PackagedRendition;
 
 /// Segments kept in storage after they leave the playlist window, for players still on them.
 const EVICTION_GRACE_SEGMENTS: usize = 4;
 /// Segments a rendition may get ahead before the multivariant playlist is written without the
 /// renditions that have none yet (a failed or stalled rung must not keep the stream unplayable).
 const MASTER_WAIT_SEGMENTS: u64 = 2;
-/// Track id inside every init segment (CMAF: one track per file).
-const TRACK_ID: u32 = 1;
 
 /// What the packaging thread is fed.
 pub enum PackagingInput {

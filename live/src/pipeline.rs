@@ -61,6 +61,7 @@ const UPLOAD_DRAIN: Duration = SHUTDOWN_GRACE.saturating_sub(Duration::from_secs
 const FALLBACK_FRAME_RATE: f64 = 30.0;
 
 /// What is known about a publisher's tracks when its pipeline starts.
+#[derive(Debug)]
 pub struct SourceDescription {
     pub video: SourceVideo,
     pub frame_rate: Option<f64>,

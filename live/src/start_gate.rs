@@ -1,16 +1,21 @@
 //! The start of a live session: holds the publisher's first packets until the video (and
 //! audio, if any) decoder configurations are known, then describes the source for the
-//! pipeline. Refuses sources that can never start (audio only, no usable video).
+//! pipeline. The gate owns every verdict on a publisher's tracks and first packets
+//! ([`Verdict`]): wait, start, or refuse a source that can never start (audio only, a codec
+//! that cannot be ingested, no usable video) or whose tracks change once started. It does no
+//! I/O and reads no clock: the time since the session began is passed in.
 //!
 //! Codecs without a decoder configuration are known from their held frames: MP3 from its first
 //! frame header, VP8 from its first key frame's header. Opus (WebRTC) is always 48 kHz and is
 //! decoded as stereo, which covers mono senders too.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice_media::{
     AudioCodec, Mp3FrameHeader, Packet, TrackInfo, TrackKind, VideoCodec, Vp8FrameHeader,
 };
+
+use tracing::warn;
 
 use super::pipeline::{SourceAudio, SourceDescription, SourceVideo};
 
@@ -22,7 +27,19 @@ const AUDIO_WAIT: Duration = Duration::from_secs(1);
 /// How long a publisher may send audio with no video before it is refused.
 const VIDEO_WAIT: Duration = Duration::from_secs(5);
 /// Packets held while the pipeline waits for its track configurations.
-pub const MAX_PENDING_PACKETS: usize = 1024;
+const MAX_PENDING_PACKETS: usize = 1024;
+
+/// What the gate makes of the publisher's media so far.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Keep reading: the pipeline cannot start yet.
+    Wait,
+    /// The pipeline can start with this source; [`StartGate::open`] hands over the held
+    /// packets.
+    Start(SourceDescription),
+    /// The session cannot go on with this publisher, for this reason (a sentence for the log).
+    Refuse(String),
+}
 
 /// Whether a frame rate a publisher declared (metadata or SPS) can be believed.
 fn plausible_frame_rate(rate: f64) -> bool {
@@ -37,17 +54,82 @@ fn plausible_frame_rate(rate: f64) -> bool {
 pub struct StartGate {
     video: Option<TrackInfo>,
     audio: Option<TrackInfo>,
-    /// Frame rate from `onMetaData`, used when the video track declares none.
-    pub frame_rate: Option<f64>,
+    /// Frame rate from the publisher's metadata, used when the video track declares none.
+    frame_rate: Option<f64>,
     /// The publisher's audio codec cannot be carried: start without waiting for audio.
-    pub audio_unsupported: bool,
+    audio_unsupported: bool,
     /// Packets held until the pipeline starts.
-    pub pending: Vec<Packet>,
+    pending: Vec<Packet>,
+    /// The pipeline started: the tracks it was planned for may no longer change.
+    opened: bool,
 }
 
 impl StartGate {
+    /// The frame rate the publisher declared in its metadata, if any (the latest wins).
+    pub fn metadata(&mut self, frame_rate: Option<f64>) {
+        self.frame_rate = frame_rate.or(self.frame_rate);
+    }
+
+    /// A track configuration from the publisher. A codec that cannot be ingested refuses the
+    /// session; audio that cannot be carried is left out; once the pipeline started, any new
+    /// configuration ends the session (the decoder, the init segments and the master
+    /// playlist all describe the first one, so the encoder must reconnect).
+    pub fn track(&mut self, track: TrackInfo) -> Verdict {
+        match track {
+            TrackInfo::OtherVideo { codec } if codec != VideoCodec::Vp8 => {
+                return Verdict::Refuse(format!(
+                    "Refused publish: {} video cannot be ingested; send H.264 (VP8 too, over WebRTC).",
+                    codec.name()
+                ));
+            }
+            TrackInfo::OtherAudio { codec }
+                if !matches!(codec, AudioCodec::Mp3 | AudioCodec::Opus) =>
+            {
+                warn!(codec = %codec.name(), "Audio codec not supported; the stream goes on without audio.");
+                self.audio_unsupported = true;
+                return Verdict::Wait;
+            }
+            _ => {}
+        }
+        if self.opened {
+            return Verdict::Refuse(format!(
+                "The {:?} track configuration changed mid-stream; ending the session.",
+                track.kind()
+            ));
+        }
+        self.set_track(track);
+        Verdict::Wait
+    }
+
+    /// A packet from the publisher before the pipeline started, `since_start` into the
+    /// session: held when its track is known, then the verdict on starting.
+    pub fn packet(&mut self, packet: Packet, since_start: Duration) -> Verdict {
+        self.hold(packet);
+        if self.pending.len() > MAX_PENDING_PACKETS {
+            return Verdict::Refuse(
+                "Refused publish: no usable video configuration arrived.".to_owned(),
+            );
+        }
+        if self.audio_only_for(since_start) {
+            return Verdict::Refuse(
+                "Refused publish: audio-only streams are not supported; send H.264 video."
+                    .to_owned(),
+            );
+        }
+        match self.ready() {
+            Some(source) => Verdict::Start(source),
+            None => Verdict::Wait,
+        }
+    }
+
+    /// The pipeline started: hands over the held packets, in order, for it to take first.
+    pub fn open(&mut self) -> Vec<Packet> {
+        self.opened = true;
+        std::mem::take(&mut self.pending)
+    }
+
     /// Records a track configuration (the latest one of each kind wins).
-    pub fn set_track(&mut self, track: TrackInfo) {
+    fn set_track(&mut self, track: TrackInfo) {
         match track.kind() {
             TrackKind::Video => {
                 // Held video was coded against the previous configuration.
@@ -60,7 +142,7 @@ impl StartGate {
     }
 
     /// Holds a packet whose track configuration is known; others cannot be decoded and go.
-    pub fn hold(&mut self, packet: Packet) {
+    fn hold(&mut self, packet: Packet) {
         let usable = match packet.kind {
             TrackKind::Video => self.video.is_some(),
             TrackKind::Audio => self.audio.is_some(),
@@ -85,13 +167,13 @@ impl StartGate {
         }
     }
 
-    /// Whether the publisher has sent no video configuration for too long since `started`.
-    pub fn audio_only_for(&self, started: Instant) -> bool {
-        self.video.is_none() && started.elapsed() > VIDEO_WAIT
+    /// Whether the publisher has sent no video configuration for too long (`since_start`).
+    fn audio_only_for(&self, since_start: Duration) -> bool {
+        self.video.is_none() && since_start > VIDEO_WAIT
     }
 
     /// The source description once the pipeline can start.
-    pub fn ready(&self) -> Option<SourceDescription> {
+    fn ready(&self) -> Option<SourceDescription> {
         let (video, frame_rate, sps_frame_rate) = self.source_video()?;
         let audio = self.source_audio();
         let audio_settled =

@@ -37,7 +37,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use sluice_api::{simulcast_target_event_data, SimulcastUrlValidator};
 use sluice_ingest::flv::{aac_frame, aac_sequence_header, avc_frame, avc_sequence_header};
 use sluice_ingest::{
     tls_connect, Amf0Value, ClientConfig, ClientError, MediaKind, RtmpPublisher, RtmpUrl,
@@ -54,6 +53,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::address_policy::AddressPolicy;
+use crate::event_views::EventViews;
 
 /// How often a live target's bytes sent are written to its row.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
@@ -90,15 +90,6 @@ pub async fn resolve_target(
         .resolve("the target URL", &parsed.host, parsed.port)
         .await?;
     Ok((parsed, address))
-}
-
-/// The API's check of target URLs: [`resolve_target`] under `addresses`.
-pub fn url_validator(addresses: AddressPolicy) -> SimulcastUrlValidator {
-    let addresses = Arc::new(addresses);
-    Arc::new(move |url: String| {
-        let addresses = addresses.clone();
-        Box::pin(async move { resolve_target(&addresses, &url).await.map(drop) })
-    })
 }
 
 /// One media item on its way to a target, already in the target's rendition.
@@ -283,6 +274,7 @@ pub struct Restreamer {
 struct Context {
     db: Db,
     events: EventBus,
+    views: Arc<dyn EventViews>,
     settings: Arc<RestreamSettings>,
     tap: Tap,
 }
@@ -292,6 +284,7 @@ impl Restreamer {
     pub fn start(
         db: Db,
         events: EventBus,
+        views: Arc<dyn EventViews>,
         settings: Arc<RestreamSettings>,
         live_stream_id: &str,
     ) -> Self {
@@ -300,6 +293,7 @@ impl Restreamer {
         let context = Context {
             db,
             events,
+            views,
             settings,
             tap: tap.clone(),
         };
@@ -538,7 +532,7 @@ impl Reporter {
         let event = NewEvent::new(
             event_type,
             &target.id.clone(),
-            simulcast_target_event_data(target),
+            self.context.views.simulcast_target(target),
         );
         if let Err(e) = self.context.events.publish(event).await {
             warn!(error = %e, "Could not record a simulcast target event.");

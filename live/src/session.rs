@@ -1,312 +1,50 @@
-//! The live media plane: accepts RTMP publishers, decides whether they may publish, and runs a
-//! session pipeline per accepted publisher.
-//!
-//! Policy lives here, not in the ingest crate: a publish request names a stream key, which is
-//! looked up in the database; unknown keys, other applications than `live`, disabled streams
-//! and streams that already have a publisher are refused with a clear log line and the
-//! connection is closed. Running sessions follow the event bus and end when the control plane
-//! disables, re-keys, deletes or completes their stream (see `session_control`).
-//!
-//! A session outlives a publisher that vanishes (its connection drops, fails or times out
-//! without the encoder unpublishing) by the stream's `reconnect_window_s`: its packaging stays alive and the
-//! stream stays claimed and `active`, and `live_stream.disconnected` is published. A publish
-//! with the same stream key inside the window resumes the session (`live_stream.connected`,
-//! then `live_stream.active` once media flows; no new `session.started`), its playlists
-//! carrying EXT-X-DISCONTINUITY (see `reconnect`). Otherwise, when the window closes, or at
-//! once when the control plane or shutdown stops it, the session ends: `session.ended`,
-//! `live_stream.idle`, and a recorded session's asset is sealed (see `recording`). A returning
-//! publisher whose source plans to other renditions ends the session and starts a new one.
-//! An encoder that unpublishes (FCUnpublish/deleteStream: "stop streaming") ends its session
-//! at once.
-//!
-//! The stages of one publish, in order: `authorise` (claim or resume), `open_session`,
-//! `run_session` (media in, pipeline), `wait_for_reconnect`, `close_session`.
-//!
-//! While a publisher is connected, its media is also pushed to the stream's simulcast targets
-//! (see `restream`); a returning publisher's targets connect again.
+//! The life of one session, whatever its publisher: authorise (claim the stream, or resume
+//! the session waiting in its reconnect window), open the session (row, status, recording's
+//! asset, `session.started`), run it (the publisher's events through the [`StartGate`] into
+//! the pipeline, restream targets fed beside), wait for a vanished publisher inside the
+//! reconnect window, and close it (playlists ended, recording sealed, `session.ended`,
+//! `live_stream.idle`). Every step publishes its events through the event bus.
 
-mod connection_slots;
-mod ladder_policy;
-mod pipeline;
-mod publisher;
-mod reconnect;
-mod recording;
-mod renditions;
-pub mod restream;
-mod session_control;
-mod start_gate;
-mod uploader;
-pub mod whip;
-
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_api::{live_stream_event_data, session_event_data, Metrics};
-use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
-use sluice_media::{AudioCodec, MediaTime, Timebase, TrackInfo, VideoCodec};
+use sluice_media::{MediaTime, Timebase};
 use sluice_storage::{
-    Db, Dvr, DvrMode, Event, EventBus, EventType, LiveStream, LiveStreamStatus, NewEvent,
-    ObjectKey, ObjectStore, Session, SessionOrigin,
+    Dvr, DvrMode, EventType, LiveStream, LiveStreamStatus, NewEvent, ObjectKey, Session,
+    SessionOrigin,
 };
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{info, warn};
 
 use crate::config::LiveConfig;
-use connection_slots::{ConnectionSlot, OpenConnections};
-pub use ladder_policy::validate_ladder;
-use pipeline::{plan_ladder, PackagingPlan, PackagingTarget, SessionPipeline, SourceDescription};
-use publisher::Publisher;
-use reconnect::{Reconnecting, SessionState};
-use recording::Recorder;
-use renditions::PlaylistWindow;
-use restream::{RestreamSettings, Restreamer, Tap};
-use session_control::{RunningSessions, StopReason, StopSignal};
-use start_gate::{StartGate, MAX_PENDING_PACKETS};
-use uploader::Spool;
+use crate::pipeline::{
+    plan_ladder, PackagingPlan, PackagingTarget, SessionPipeline, SourceDescription,
+};
+use crate::publisher::{PublishRequest, Publisher, PublisherEvent};
+use crate::reconnect::SessionState;
+use crate::renditions::PlaylistWindow;
+use crate::restream::{Restreamer, Tap};
+use crate::session_control::{StopReason, StopSignal};
+use crate::start_gate::{StartGate, Verdict};
+use crate::LiveService;
 
-/// How long a shutdown waits for live sessions to flush their last segments and playlists.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Pause after a failed `accept` before trying again.
-const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
-/// Events read per query when catching up with the event history.
-const CATCH_UP_PAGE: u64 = 500;
 /// How often the session row's counters are refreshed.
 const SESSION_UPDATE_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Accepts RTMP connections and runs one task per publisher.
-pub struct LiveService {
-    db: Db,
-    store: Arc<dyn ObjectStore>,
-    spool: Arc<Spool>,
-    events: EventBus,
-    metrics: Metrics,
-    config: LiveConfig,
-    /// The ingest URL shown in events' live stream objects.
-    rtmp_url: String,
-    shutdown: watch::Receiver<bool>,
-    /// Open RTMP connections per client address.
-    per_ip: OpenConnections,
-    /// Sessions of this process, stopped by control events.
-    running: RunningSessions,
-    /// Sessions waiting for their publisher to come back.
-    reconnecting: Reconnecting,
-    recorder: Recorder,
-    restream: Arc<RestreamSettings>,
-}
-
 impl LiveService {
-    /// A service whose sessions end cleanly once `shutdown` turns `true`; recordings' playback
-    /// URLs in events are under `public_url`.
-    // Each argument is a separate piece of the server's wiring, all given once in `serve`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        db: Db,
-        store: Arc<dyn ObjectStore>,
-        events: EventBus,
-        metrics: Metrics,
-        config: LiveConfig,
-        rtmp_url: String,
-        public_url: String,
-        restream: RestreamSettings,
-        shutdown: watch::Receiver<bool>,
-    ) -> Arc<Self> {
-        let recorder = Recorder {
-            db: db.clone(),
-            store: store.clone(),
-            events: events.clone(),
-            public_url,
-        };
-        Arc::new(LiveService {
-            reconnecting: Reconnecting::default(),
-            recorder,
-            db,
-            store,
-            spool: Spool::new(config.spool_dir(), config.spool_max_bytes, metrics.clone()),
-            events,
-            metrics,
-            config,
-            rtmp_url,
-            shutdown,
-            per_ip: Arc::default(),
-            running: RunningSessions::default(),
-            restream: Arc::new(restream),
-        })
-    }
-
-    /// Accepts connections until shutdown; each one is independent of the others. On shutdown
-    /// it stops accepting and waits (up to [`SHUTDOWN_GRACE`]) for every session to end its
-    /// playlists and session row.
-    pub async fn run(self: Arc<Self>, listener: TcpListener) {
-        let control = tokio::spawn(self.clone().follow_control_events());
-        let mut connections = JoinSet::new();
-        let mut shutdown = self.shutdown.clone();
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = shutdown.wait_for(|stop| *stop) => break,
-                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            };
-            let (socket, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors or a connection reset before accept: the
-                    // listener itself is fine, so wait a moment and go on.
-                    warn!(error = %e, "Accepting an RTMP connection failed.");
-                    tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
-                    continue;
-                }
-            };
-            let Some(slot) = ConnectionSlot::take(
-                &self.per_ip,
-                peer.ip(),
-                self.config.rtmp_max_connections_per_ip,
-            ) else {
-                warn!(peer = %peer, limit = self.config.rtmp_max_connections_per_ip, "Refused RTMP connection: too many from this address.");
-                continue;
-            };
-            let service = self.clone();
-            let span = tracing::info_span!("rtmp", peer = %peer);
-            connections.spawn(
-                async move {
-                    debug!("RTMP connection opened.");
-                    match service.handle_connection(socket, peer).await {
-                        Ok(()) => debug!("RTMP connection closed."),
-                        Err(e) => warn!(error = %e, "RTMP connection ended with an error."),
-                    }
-                    drop(slot);
-                }
-                .instrument(span),
-            );
-        }
-        drain_or_abort(&mut connections, "RTMP connections").await;
-        control.abort();
-    }
-
-    /// Ends the sessions the control plane asks to end, until shutdown. Live notifications
-    /// that the channel dropped (`Lagged`) are read back from the event history, so no control
-    /// event is missed.
-    async fn follow_control_events(self: Arc<Self>) {
-        let mut events = self.events.subscribe();
-        let mut shutdown = self.shutdown.clone();
-        let mut last_seq = match self.db.latest_event_seq().await {
-            Ok(seq) => seq,
-            Err(e) => {
-                warn!(error = %e, "Could not read the event history; following live events only.");
-                i64::MAX
-            }
-        };
-        loop {
-            let event = tokio::select! {
-                event = events.recv() => event,
-                _ = shutdown.wait_for(|stop| *stop) => return,
-            };
-            match event {
-                // An event applied twice (live and read back after a lag) stops nothing the
-                // second time; one older than a session never stops it.
-                Ok(event) => {
-                    last_seq = last_seq.max(event.seq);
-                    self.apply_control_event(&event);
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    debug!(missed, "Control events missed live; reading them back.");
-                    for event in self.control_events_after(last_seq, None).await {
-                        last_seq = last_seq.max(event.seq);
-                        self.apply_control_event(&event);
-                    }
-                }
-                Err(RecvError::Closed) => return,
-            }
-        }
-    }
-
-    /// Stops the session `event` is about, when it is a control event and that session runs
-    /// here.
-    fn apply_control_event(&self, event: &Event) {
-        if let Some(reason) = StopReason::for_event(&event.event_type) {
-            if self.running.stop(&event.object.id, reason, event.seq) {
-                info!(live_stream_id = %event.object.id, reason = reason.describe(), "Stopping the session.");
-            }
-        }
-    }
-
-    /// The control events recorded after position `seq`, of one live stream when given.
-    async fn control_events_after(&self, mut seq: i64, live_stream_id: Option<&str>) -> Vec<Event> {
-        let mut found = Vec::new();
-        loop {
-            let page = match self.db.events_after_seq(seq, CATCH_UP_PAGE).await {
-                Ok(page) => page,
-                Err(e) => {
-                    warn!(error = %e, "Could not read the event history.");
-                    return found;
-                }
-            };
-            let Some(last) = page.last() else {
-                return found;
-            };
-            seq = last.seq;
-            found.extend(page.into_iter().filter(|event| {
-                StopReason::for_event(&event.event_type).is_some()
-                    && live_stream_id.is_none_or(|id| event.object.id == id)
-            }));
-        }
-    }
-
-    async fn handle_connection(
-        &self,
-        socket: TcpStream,
-        peer: SocketAddr,
-    ) -> Result<(), IngestError> {
-        let limits = ConnectionConfig {
-            idle_timeout: Duration::from_secs(self.config.rtmp_idle_timeout_seconds),
-            ..ConnectionConfig::default()
-        };
-        let mut connection = RtmpConnection::new(socket, peer, limits);
-        let mut origin = SessionOrigin {
-            client_addr: peer.to_string(),
-            protocol: "rtmp",
-            encoder: None,
-            app: None,
-        };
-        loop {
-            let Some(event) = connection.next_event().await? else {
-                return Ok(());
-            };
-            match event {
-                SessionEvent::Connected { app, flash_ver, .. } => {
-                    origin.encoder = flash_ver;
-                    origin.app = Some(app);
-                }
-                SessionEvent::PublishRequested {
-                    app, stream_key, ..
-                } => {
-                    return self
-                        .authorise_and_publish(connection, &app, &stream_key, origin)
-                        .await;
-                }
-                other => debug!(event = ?other, "Event before publish ignored."),
-            }
-        }
-    }
-
-    /// Authorises a publish request and, when accepted, runs it until it ends.
-    async fn authorise_and_publish<P: Publisher>(
+    /// Authorises a publish request and, when accepted, runs it until it ends: the entry point
+    /// of every protocol adapter.
+    pub async fn publish<P: Publisher>(
         &self,
         mut connection: P,
-        app: &str,
-        stream_key: &str,
-        origin: SessionOrigin,
+        request: PublishRequest,
     ) -> Result<(), P::Error> {
         // Control events from here on are looked for once the session can be stopped (see
-        // `publish`).
+        // `run_publish`).
         let history_mark = self.db.latest_event_seq().await.ok();
-        let Some((stream, parked)) = self.authorise(app, stream_key, &mut connection).await? else {
+        let Some((stream, parked)) = self.authorise(&request.stream_key, &mut connection).await?
+        else {
             return Ok(());
         };
-        self.publish(connection, stream, origin, history_mark, parked)
+        self.run_publish(connection, stream, request.origin, history_mark, parked)
             .await
     }
 
@@ -315,13 +53,10 @@ impl LiveService {
     /// it may not go on.
     async fn authorise<P: Publisher>(
         &self,
-        app: &str,
         stream_key: &str,
         connection: &mut P,
     ) -> Result<Option<(LiveStream, Option<SessionState>)>, P::Error> {
-        let reason = if app != "live" {
-            format!("unknown application {app:?}; publish to rtmp://HOST/live/STREAM_KEY")
-        } else if stream_key.is_empty() {
+        let reason = if stream_key.is_empty() {
             "publish request has no stream key".to_owned()
         } else {
             match self.db.find_by_stream_key(stream_key).await {
@@ -348,7 +83,7 @@ impl LiveService {
                 }
             }
         };
-        warn!(app = %app, reason = %reason, "Refused publish.");
+        warn!(reason = %reason, "Refused publish.");
         connection.reject_publish(&reason).await?;
         Ok(None)
     }
@@ -356,7 +91,7 @@ impl LiveService {
     /// Runs an accepted publish until the encoder stops or vanishes, then waits for it inside
     /// the reconnect window or ends the session. `history_mark` is the event history's position
     /// when the publish was requested; `parked` is the session a returning publisher resumes.
-    async fn publish<P: Publisher>(
+    async fn run_publish<P: Publisher>(
         &self,
         mut connection: P,
         stream: LiveStream,
@@ -421,6 +156,7 @@ impl LiveService {
                 let restreamer = Restreamer::start(
                     self.db.clone(),
                     self.events.clone(),
+                    self.views.clone(),
                     self.restream.clone(),
                     &stream.id,
                 );
@@ -498,7 +234,7 @@ impl LiveService {
         }
         self.clear_previous_session(&stream.id).await;
         let asset_id = match stream.record {
-            true => self.recorder.start(&stream.id, &session.id).await,
+            true => self.recordings.start(&stream.id, &session.id).await,
             false => None,
         };
         self.metrics.session_started(&session.id);
@@ -602,7 +338,7 @@ impl LiveService {
         };
         if let Some(asset_id) = &state.asset_id {
             let shutting_down = *self.shutdown.borrow();
-            self.recorder
+            self.recordings
                 .seal(asset_id, &stream.id, recording, shutting_down)
                 .await;
         }
@@ -630,9 +366,7 @@ impl LiveService {
                 return;
             }
         };
-        match live_stream_event_data(&self.db, &self.rtmp_url, &self.recorder.public_url, stream)
-            .await
-        {
+        match self.views.live_stream(stream).await {
             Ok(data) => {
                 self.emit(NewEvent::new(event_type, live_stream_id, data))
                     .await
@@ -643,7 +377,7 @@ impl LiveService {
 
     async fn emit_session_event(&self, event_type: EventType, session: Session) {
         let session_id = session.id.clone();
-        match session_event_data(session) {
+        match self.views.session(session) {
             Ok(data) => {
                 self.emit(NewEvent::new(event_type, &session_id, data))
                     .await
@@ -685,16 +419,6 @@ impl LiveService {
         }
     }
 
-    /// Clears what a crashed earlier run left: spool directories of sessions no longer open
-    /// and, when this process alone ingests (`sole`: nothing is being sealed anywhere else),
-    /// recordings that were never sealed. Call at startup, after stale sessions were ended.
-    pub async fn recover(&self, sole: bool) {
-        if sole {
-            self.recorder.error_interrupted().await;
-        }
-        self.spool.remove_stale(&self.db).await;
-    }
-
     /// Runs the session until the publisher stops, the pipeline fails, the server shuts down
     /// or the control plane stops it (then says why).
     /// The pipeline's packaging is left in `state` for the reconnect window or the end.
@@ -727,90 +451,66 @@ impl LiveService {
                     break Ok(Some(reason));
                 }
             };
-            let event = match next {
-                Ok(Some(event)) => event,
-                Ok(None) => break Ok(None),
-                Err(e) => break Err(e),
-            };
-            match event {
-                SessionEvent::Metadata(metadata) => {
-                    gate.frame_rate = metadata.frame_rate.or(gate.frame_rate)
+            let verdict = match next {
+                Ok(PublisherEvent::Metadata { frame_rate }) => {
+                    gate.metadata(frame_rate);
+                    Verdict::Wait
                 }
-                SessionEvent::Track(track) => match (&mut pipeline, track) {
-                    (_, TrackInfo::OtherVideo { codec }) if codec != VideoCodec::Vp8 => {
-                        warn!(codec = %codec.name(), "Refused publish: only H.264 video can be ingested (VP8 too, over WebRTC).");
-                        break Ok(None);
-                    }
-                    (_, TrackInfo::OtherAudio { codec })
-                        if !matches!(codec, AudioCodec::Mp3 | AudioCodec::Opus) =>
-                    {
-                        warn!(codec = %codec.name(), "Audio codec not supported; the stream goes on without audio.");
-                        gate.audio_unsupported = true;
-                    }
-                    (Some(_), track) => {
-                        // The decoder, the init segments and the master playlist all describe
-                        // the first configuration: end the session so the encoder reconnects.
-                        warn!(kind = ?track.kind(), "Track configuration changed mid-stream; ending the session.");
-                        break Ok(None);
-                    }
-                    (None, track) => gate.set_track(track),
-                },
-                SessionEvent::Packet(packet) => match &mut pipeline {
-                    Some(running) => {
-                        if let Err(e) = running.push(packet).await {
+                Ok(PublisherEvent::Track(track)) => gate.track(track),
+                Ok(PublisherEvent::Media(packet)) => match &mut pipeline {
+                    Some(running) => match running.push(packet).await {
+                        Ok(()) => Verdict::Wait,
+                        Err(e) => {
                             warn!(error = %e, "The live pipeline stopped; ending the session.");
                             break Ok(None);
                         }
-                    }
-                    None => {
-                        gate.hold(packet);
-                        if gate.pending.len() > MAX_PENDING_PACKETS {
-                            warn!("Refused publish: no usable video configuration arrived.");
-                            break Ok(None);
-                        }
-                        if gate.audio_only_for(started) {
-                            warn!("Refused publish: audio-only streams are not supported; send H.264 video.");
-                            break Ok(None);
-                        }
-                        if let Some(source) = gate.ready() {
-                            match self
-                                .start_pipeline(source, stream, origin, state, restream.clone())
-                                .await
-                            {
-                                Ok(mut started) => {
-                                    self.record_input(
-                                        state,
-                                        started.input_description(),
-                                        connection.bytes_received(),
-                                        0,
-                                    )
-                                    .await;
-                                    self.emit_stream_event(EventType::LiveStreamActive, &stream.id)
-                                        .await;
-                                    let mut fed = Ok(());
-                                    for held in gate.pending.drain(..) {
-                                        fed = fed.and(started.push(held).await);
-                                    }
-                                    pipeline = Some(started);
-                                    if let Err(e) = fed {
-                                        warn!(error = %e, "The live pipeline stopped; ending the session.");
-                                        break Ok(None);
-                                    }
-                                }
-                                Err(e) => {
-                                    warn!(error = %e, "Refused publish: the pipeline could not start.");
-                                    break Ok(None);
-                                }
-                            }
-                        }
-                    }
+                    },
+                    None => gate.packet(packet, started.elapsed()),
                 },
-                SessionEvent::PublishFinished { .. } => {
-                    debug!("Publisher sent FCUnpublish/deleteStream.");
+                Ok(PublisherEvent::Unpublished) => {
                     unpublished = true;
                     break Ok(None);
                 }
-                other => debug!(event = ?other, "Event ignored."),
+                Ok(PublisherEvent::Dropped) => break Ok(None),
+                Err(e) => break Err(e),
+            };
+            match verdict {
+                Verdict::Wait => {}
+                Verdict::Refuse(reason) => {
+                    warn!("{reason}");
+                    break Ok(None);
+                }
+                Verdict::Start(source) => {
+                    match self
+                        .start_pipeline(source, stream, origin, state, restream.clone())
+                        .await
+                    {
+                        Ok(mut started) => {
+                            self.record_input(
+                                state,
+                                started.input_description(),
+                                connection.bytes_received(),
+                                0,
+                            )
+                            .await;
+                            self.emit_stream_event(EventType::LiveStreamActive, &stream.id)
+                                .await;
+                            let mut fed = Ok(());
+                            for held in gate.open() {
+                                fed = fed.and(started.push(held).await);
+                            }
+                            pipeline = Some(started);
+                            if let Err(e) = fed {
+                                warn!(error = %e, "The live pipeline stopped; ending the session.");
+                                break Ok(None);
+                            }
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "Refused publish: the pipeline could not start.");
+                            break Ok(None);
+                        }
+                    }
+                }
             }
             if let Some(running) = &pipeline {
                 if last_update.elapsed() >= SESSION_UPDATE_INTERVAL {
@@ -975,21 +675,5 @@ fn playlist_window(dvr: &Dvr, config: &LiveConfig) -> PlaylistWindow {
             let segment = config.segment_seconds.max(1);
             PlaylistWindow::Segments(seconds.div_ceil(segment).max(1) as usize)
         }
-    }
-}
-
-/// Waits up to [`SHUTDOWN_GRACE`] for `tasks` (publishers' connections, of `what` kind) to end
-/// their sessions, then drops those still running.
-async fn drain_or_abort<T: 'static>(tasks: &mut JoinSet<T>, what: &str) {
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        warn!(
-            remaining = tasks.len(),
-            "{what} did not end in time; dropping them."
-        );
-        tasks.abort_all();
     }
 }

@@ -23,13 +23,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sluice_api::Metrics;
+use sluice_storage::Metrics;
 use sluice_storage::{Db, ObjectKey, ObjectStore, StoreError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::backoff::full_jitter_delay;
+use sluice_storage::backoff::full_jitter_delay;
 
 /// First retry delay ceiling after a failed upload; it doubles with every failure.
 const RETRY_BASE: Duration = Duration::from_millis(200);

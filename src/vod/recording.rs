@@ -1,4 +1,5 @@
-//! Recording live sessions as assets, with no second transcode.
+//! Recording live sessions as assets, with no second transcode: the asset side of
+//! [`sluice_live::Recordings`].
 //!
 //! A session of a stream with `record: true` gets a preparing asset when it starts
 //! ([`Recorder::start`]: its playback ids follow the live stream's policies, its input names the
@@ -28,16 +29,18 @@ use anyhow::Context;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use sluice_media::TrackKind;
-use sluice_packager::VodPlaylist;
+use sluice_packager::{VodPlaylist, MASTER_PLAYLIST};
 use sluice_storage::{Asset, Db, EventBus, EventType, ObjectKey, ObjectStore};
 use sluice_transcoder::{probe, ProbeLimits};
 use tokio::runtime::Handle;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::renditions::{RecordedRendition, SessionRecording};
-use crate::vod::package::{write_pictures, StoreOutput, MASTER_PLAYLIST};
-use crate::vod::worker::publish_asset_event;
+use async_trait::async_trait;
+use sluice_live::{RecordedRendition, Recordings, SessionRecording};
+
+use super::package::{write_pictures, StoreOutput};
+use super::worker::publish_asset_event;
 
 /// Copies in flight at once while sealing.
 const COPY_CONCURRENCY: usize = 16;
@@ -52,10 +55,11 @@ pub struct Recorder {
     pub public_url: String,
 }
 
-impl Recorder {
+#[async_trait]
+impl Recordings for Recorder {
     /// Creates the asset session `session_id` of `live_stream_id` is recorded into, and
     /// announces it (`asset.created`). `None` (logged) when it cannot be recorded.
-    pub async fn start(&self, live_stream_id: &str, session_id: &str) -> Option<String> {
+    async fn start(&self, live_stream_id: &str, session_id: &str) -> Option<String> {
         match self
             .db
             .create_recording_asset(live_stream_id, session_id)
@@ -76,7 +80,7 @@ impl Recorder {
     /// ready status on a task of its own, or before returning when `wait` (the server is
     /// shutting down and would drop the task). `recording` is `None` when the session never
     /// packaged anything.
-    pub async fn seal(
+    async fn seal(
         &self,
         asset_id: &str,
         live_stream_id: &str,
@@ -113,6 +117,24 @@ impl Recorder {
         tokio::spawn(async move { recorder.finish(&asset_id, recording).await });
     }
 
+    /// Errors the recordings a crash cut off before they were sealed
+    /// ([`Db::error_interrupted_recordings`]), announcing each (`asset.errored`). Only for a
+    /// process that alone ingests, at startup.
+    async fn error_interrupted(&self) {
+        let reason = "the server stopped before the recording was sealed";
+        match self.db.error_interrupted_recordings(reason).await {
+            Ok(errored) => {
+                for asset in errored {
+                    warn!(asset_id = %asset.id, reason, "Recording errored.");
+                    self.publish(EventType::AssetErrored, &asset).await;
+                }
+            }
+            Err(e) => warn!(error = %e, "Could not look for interrupted recordings."),
+        }
+    }
+}
+
+impl Recorder {
     /// Steps 1 and 2: the segments under the asset and its playlists.
     async fn keep(
         &self,
@@ -232,22 +254,6 @@ impl Recorder {
             .context("the pictures thread failed")??;
         drop(dir);
         Ok(())
-    }
-
-    /// Errors the recordings a crash cut off before they were sealed
-    /// ([`Db::error_interrupted_recordings`]), announcing each (`asset.errored`). Only for a
-    /// process that alone ingests, at startup.
-    pub async fn error_interrupted(&self) {
-        let reason = "the server stopped before the recording was sealed";
-        match self.db.error_interrupted_recordings(reason).await {
-            Ok(errored) => {
-                for asset in errored {
-                    warn!(asset_id = %asset.id, reason, "Recording errored.");
-                    self.publish(EventType::AssetErrored, &asset).await;
-                }
-            }
-            Err(e) => warn!(error = %e, "Could not look for interrupted recordings."),
-        }
     }
 
     async fn fail(&self, asset_id: &str, reason: &str) {

@@ -1,8 +1,8 @@
-//! Which ladders a live stream may ask for: the transcoder's ladder format (see
-//! `sluice_transcoder::ladder`) plus the bounds this server enforces before a stream is
-//! created, so a bad rung is a clear 400 at creation and never a failure at publish time.
+//! Which ladders a live stream or an asset may ask for: the ladder format of [`crate::ladder`]
+//! plus the bounds the server enforces before a stream or asset is created, so a bad rung is a
+//! clear 400 at creation and never a failure at publish or transcode time.
 
-use sluice_transcoder::{Ladder, RungSpec};
+use crate::ladder::{Ladder, RungSpec};
 
 /// Most renditions one live stream may ask for (each encoded rung costs a core-share).
 const MAX_RUNGS: usize = 8;

@@ -1,14 +1,22 @@
 //! Control of running sessions through the event bus: the API publishes
 //! `live_stream.disabled`, `live_stream.stream_key_reset`, `live_stream.deleted` and
 //! `live_stream.completed`; the media plane follows the bus and ends the matching session.
-//! The API never reaches into ingest, and the same events would reach a session running in
-//! another process once the bus crosses processes.
+//! The API never reaches into ingest, and the same events reach a session running in another
+//! process through the bus. [`RunningSessions`] is the registry a session's [`StopSignal`]
+//! comes from; [`LiveService::follow_control_events`] is the task applying the events to it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use sluice_storage::EventType;
+use sluice_storage::{Event, EventType};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
+use tracing::{debug, info, warn};
+
+use crate::LiveService;
+
+/// Events read per query when catching up with the event history.
+const CATCH_UP_PAGE: u64 = 500;
 
 /// Why the control plane ends a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +143,81 @@ impl Drop for StopSignal {
             .is_some_and(|(token, _, _)| *token == self.token)
         {
             guard.1.remove(&self.live_stream_id);
+        }
+    }
+}
+
+impl LiveService {
+    /// Ends the sessions the control plane asks to end, until shutdown. Live notifications
+    /// that the channel dropped (`Lagged`) are read back from the event history, so no control
+    /// event is missed.
+    pub(crate) async fn follow_control_events(self: Arc<Self>) {
+        let mut events = self.events.subscribe();
+        let mut shutdown = self.shutdown.clone();
+        let mut last_seq = match self.db.latest_event_seq().await {
+            Ok(seq) => seq,
+            Err(e) => {
+                warn!(error = %e, "Could not read the event history; following live events only.");
+                i64::MAX
+            }
+        };
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            match event {
+                // An event applied twice (live and read back after a lag) stops nothing the
+                // second time; one older than a session never stops it.
+                Ok(event) => {
+                    last_seq = last_seq.max(event.seq);
+                    self.apply_control_event(&event);
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    debug!(missed, "Control events missed live; reading them back.");
+                    for event in self.control_events_after(last_seq, None).await {
+                        last_seq = last_seq.max(event.seq);
+                        self.apply_control_event(&event);
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Stops the session `event` is about, when it is a control event and that session runs
+    /// here.
+    fn apply_control_event(&self, event: &Event) {
+        if let Some(reason) = StopReason::for_event(&event.event_type) {
+            if self.running.stop(&event.object.id, reason, event.seq) {
+                info!(live_stream_id = %event.object.id, reason = reason.describe(), "Stopping the session.");
+            }
+        }
+    }
+
+    /// The control events recorded after position `seq`, of one live stream when given.
+    pub(crate) async fn control_events_after(
+        &self,
+        mut seq: i64,
+        live_stream_id: Option<&str>,
+    ) -> Vec<Event> {
+        let mut found = Vec::new();
+        loop {
+            let page = match self.db.events_after_seq(seq, CATCH_UP_PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    warn!(error = %e, "Could not read the event history.");
+                    return found;
+                }
+            };
+            let Some(last) = page.last() else {
+                return found;
+            };
+            seq = last.seq;
+            found.extend(page.into_iter().filter(|event| {
+                StopReason::for_event(&event.event_type).is_some()
+                    && live_stream_id.is_none_or(|id| event.object.id == id)
+            }));
         }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_ingest::SessionEvent;
+use crate::publisher::PublisherEvent;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -51,7 +51,7 @@ pub struct PeerSetup {
     pub live_stream_id: String,
     pub rtc: Rtc,
     /// Where the session's task reads its events.
-    pub events: mpsc::Sender<SessionEvent>,
+    pub events: mpsc::Sender<PublisherEvent>,
     /// Bytes of datagrams routed to this session.
     pub bytes_received: Arc<AtomicU64>,
     /// Marked when the publisher ends its publish on purpose.
