@@ -12,8 +12,9 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sluice_storage::layout;
 use sluice_storage::{
-    Asset, AssetStatus, Db, EventType, NewAsset, NewEvent, ObjectKey, PlaybackId, PlaybackPolicy,
+    Asset, AssetStatus, Db, EventType, NewAsset, NewEvent, PlaybackId, PlaybackPolicy,
 };
 use tracing::error;
 use utoipa::{IntoParams, ToSchema};
@@ -437,7 +438,7 @@ pub async fn delete(
     let asset = find(&state, &id).await?;
     let mut prefixes = vec![asset.objects_prefix().map_err(ApiError::internal)?];
     if let Some(upload_id) = asset.upload_id() {
-        prefixes.push(ObjectKey::new(["uploads", upload_id]).map_err(ApiError::internal)?);
+        prefixes.push(layout::upload(upload_id).map_err(ApiError::internal)?);
     }
     let data = view_of(&state.db, &state.public_url, &asset).await?;
     if !state.db.delete_asset(&id).await? {

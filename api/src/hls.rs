@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use m3u8_rs::Playlist;
 use serde::Deserialize;
+use sluice_storage::layout;
 use sluice_storage::{ObjectKey, PlaybackPolicy};
 
 use crate::error::ApiError;
@@ -219,12 +220,12 @@ pub async fn serve(
             Some(token)
         }
     };
-    let root = match (&playback.live_stream_id, &playback.asset_id) {
-        (Some(live_stream_id), _) => vec!["live", live_stream_id.as_str()],
-        (None, Some(asset_id)) => vec!["assets", asset_id.as_str(), "hls"],
+    let key = match (&playback.live_stream_id, &playback.asset_id) {
+        (Some(live_stream_id), _) => layout::live_object(live_stream_id, &segments),
+        (None, Some(asset_id)) => layout::asset_hls(asset_id, &segments),
         (None, None) => return Err(NOT_FOUND),
-    };
-    let key = ObjectKey::new(root.into_iter().chain(segments)).map_err(|_| NOT_FOUND)?;
+    }
+    .map_err(|_| NOT_FOUND)?;
     if kind != HlsObject::Playlist {
         if let Some(location) = state.store.redirect_url(&key).await? {
             let location = HeaderValue::try_from(location).map_err(ApiError::internal)?;

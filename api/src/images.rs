@@ -38,6 +38,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use sluice_storage::layout;
 use sluice_storage::{Asset, AssetStatus, ObjectKey, ObjectStore, PlaybackPolicy};
 use tokio::sync::Semaphore;
 
@@ -430,9 +431,14 @@ impl Target {
         self.token.is_some()
     }
 
-    fn key(&self, path: &[&str]) -> Result<ObjectKey, ApiError> {
-        ObjectKey::new(["assets", self.asset.id.as_str()].iter().chain(path))
-            .map_err(ApiError::internal)
+    /// A picture the asset worker made (`images/{name}`).
+    fn made(&self, name: &str) -> Result<ObjectKey, ApiError> {
+        layout::asset_images(&self.asset.id, &[name]).map_err(ApiError::internal)
+    }
+
+    /// A render cached on request (`cache/{name}`).
+    fn cached(&self, name: &str) -> Result<ObjectKey, ApiError> {
+        layout::asset_cache(&self.asset.id, name).map_err(ApiError::internal)
     }
 }
 
@@ -739,7 +745,7 @@ async fn thumbnail_body(
         spec.fit_mode = FitMode::Preserve;
     }
     let poster = if defaults_only && spec.format == StillFormat::Jpeg {
-        vec![target.key(&["images", "poster.jpg"])?]
+        vec![target.made("poster.jpg")?]
     } else {
         Vec::new()
     };
@@ -752,7 +758,7 @@ async fn thumbnail_body(
         spec.fit_mode.as_str(),
         spec.format.extension(),
     );
-    let cache_key = target.key(&["cache", &name])?;
+    let cache_key = target.cached(&name)?;
     let render = async move {
         let job =
             move |renderer: &dyn ImageRenderer, source: &Path| renderer.thumbnail(source, &spec);
@@ -841,11 +847,11 @@ async fn storyboard_part(
 ) -> Result<Bytes, ApiError> {
     let worker = match part {
         StoryboardPart::Vtt | StoryboardPart::Sprite(StillFormat::Jpeg) => {
-            vec![target.key(&["images", &part.name()])?]
+            vec![target.made(&part.name())?]
         }
         StoryboardPart::Sprite(_) => Vec::new(),
     };
-    let cache_key = target.key(&["cache", &part.name()])?;
+    let cache_key = target.cached(&part.name())?;
     let sprite_format = match part {
         StoryboardPart::Sprite(format) => format,
         StoryboardPart::Vtt => StillFormat::Jpeg,
@@ -867,7 +873,7 @@ async fn storyboard_part(
                 (board.sprite, board.vtt.into_bytes(), StoryboardPart::Vtt)
             }
         };
-        let other_key = target.key(&["cache", &other_part.name()])?;
+        let other_key = target.cached(&other_part.name())?;
         state.store.put(&other_key, Bytes::from(other)).await?;
         Ok(asked)
     };
@@ -1018,7 +1024,7 @@ async fn animated_body(
         spec.fps,
         spec.format.extension(),
     );
-    let cache_key = target.key(&["cache", &name])?;
+    let cache_key = target.cached(&name)?;
     let render = async move {
         let job =
             move |renderer: &dyn ImageRenderer, source: &Path| renderer.animated(source, &spec);

@@ -12,9 +12,10 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sluice_storage::layout;
 use sluice_storage::{
     Db, Dvr, DvrMode, EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter,
-    LiveStreamSettings, LiveStreamStatus, NewEvent, ObjectKey, Permission, MAX_DVR_WINDOW_S,
+    LiveStreamSettings, LiveStreamStatus, NewEvent, Permission, MAX_DVR_WINDOW_S,
     MAX_RECONNECT_WINDOW_S, MIN_DVR_WINDOW_S,
 };
 use tracing::error;
@@ -471,7 +472,7 @@ pub async fn delete(
     if let Err(e) = publish(&state, EventType::LiveStreamDeleted, &data).await {
         error!(live_stream_id = %id, error = %e, "Could not record the deletion event.");
     }
-    let prefix = ObjectKey::new(["live", id.as_str()]).map_err(ApiError::internal)?;
+    let prefix = layout::live_stream(&id).map_err(ApiError::internal)?;
     state.store.delete_prefix(&prefix).await?;
     Ok(StatusCode::NO_CONTENT)
 }

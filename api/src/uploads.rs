@@ -34,7 +34,8 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sluice_storage::{EventType, NewEvent, NewUpload, ObjectKey, Upload, UploadStatus};
+use sluice_storage::layout;
+use sluice_storage::{EventType, NewEvent, NewUpload, Upload, UploadStatus};
 use subtle::ConstantTimeEq;
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
@@ -1061,21 +1062,16 @@ fn io_failure(path: &Path, error: std::io::Error) -> ApiError {
     ApiError::Internal(format!("upload spool {}: {error}", path.display()))
 }
 
-/// The object a completed upload's file is stored as.
-pub fn upload_source_key(upload_id: &str) -> Result<ObjectKey, ApiError> {
-    ObjectKey::new(["uploads", upload_id, "source"]).map_err(ApiError::internal)
-}
-
 /// Moves a whole upload's file to the object store and makes it an asset, with its processing
 /// job; publishes `upload.asset_created` and `asset.created`.
 async fn complete(state: &AppState, upload_id: &str) -> Result<Upload, ApiError> {
     let spool = state.uploads.spool_path(upload_id);
-    let key = upload_source_key(upload_id)?;
+    let key = layout::upload_source(upload_id).map_err(ApiError::internal)?;
     state.store.put_file(&key, &spool).await?;
     let input = json!({"type": "upload", "upload_id": upload_id});
     let Some((upload, asset)) = state.db.complete_upload(upload_id, &input).await? else {
         // Cancelled or timed out in between: the file goes with it.
-        let prefix = ObjectKey::new(["uploads", upload_id]).map_err(ApiError::internal)?;
+        let prefix = layout::upload(upload_id).map_err(ApiError::internal)?;
         state.store.delete_prefix(&prefix).await?;
         remove_spool(state, upload_id).await;
         return Err(ApiError::Gone(

@@ -31,6 +31,7 @@ use sluice_packager::{
     fmp4, AudioRendition, BitrateMeter, BoundaryPolicy, CompletedSegment, LivePlaylist,
     MasterPlaylist, PackagedRendition, SegmentEvent, TrackSegmenter, VideoVariant, TRACK_ID,
 };
+use sluice_storage::layout;
 use sluice_storage::ObjectKey;
 use sluice_transcoder::AacTranscoder;
 use tracing::{debug, warn};
@@ -116,9 +117,7 @@ pub struct Destination {
 
 impl Destination {
     fn key(&self, parts: &[&str]) -> Option<ObjectKey> {
-        let mut all = vec!["live", self.live_stream_id.as_str()];
-        all.extend_from_slice(parts);
-        match ObjectKey::new(all) {
+        match layout::live_object(&self.live_stream_id, parts) {
             Ok(key) => Some(key),
             Err(e) => {
                 warn!(error = %e, "Refused to build an object key.");

@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use sluice_media::{MediaTime, Timebase};
+use sluice_storage::layout;
 use sluice_storage::{
-    Dvr, DvrMode, EventType, LiveStream, LiveStreamStatus, NewEvent, ObjectKey, Session,
-    SessionOrigin,
+    Dvr, DvrMode, EventType, LiveStream, LiveStreamStatus, NewEvent, Session, SessionOrigin,
 };
 use tracing::{info, warn};
 
@@ -407,7 +407,7 @@ impl LiveService {
     /// Removes what an earlier session of this stream left in storage (its playlists and its
     /// last window of segments), so a new session never serves or leaks stale objects.
     async fn clear_previous_session(&self, live_stream_id: &str) {
-        let prefix = match ObjectKey::new(["live", live_stream_id]) {
+        let prefix = match layout::live_stream(live_stream_id) {
             Ok(prefix) => prefix,
             Err(e) => {
                 warn!(error = %e, "Live stream id is not a valid object key.");
@@ -476,8 +476,8 @@ impl LiveService {
             };
             match verdict {
                 Verdict::Wait => {}
-                Verdict::Refuse(reason) => {
-                    warn!("{reason}");
+                Verdict::Refuse(refusal) => {
+                    refusal.log();
                     break Ok(None);
                 }
                 Verdict::Start(source) => {

@@ -37,8 +37,41 @@ pub enum Verdict {
     /// The pipeline can start with this source; [`StartGate::open`] hands over the held
     /// packets.
     Start(SourceDescription),
-    /// The session cannot go on with this publisher, for this reason (a sentence for the log).
-    Refuse(String),
+    /// The session cannot go on with this publisher.
+    Refuse(Refusal),
+}
+
+/// Why the gate ends a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The video codec cannot be ingested (only H.264, and VP8 over WebRTC, can).
+    VideoCodec(VideoCodec),
+    /// A track's configuration changed after the pipeline started.
+    TrackChanged(TrackKind),
+    /// Too many packets arrived before a usable video configuration.
+    NoUsableVideo,
+    /// Audio arrived with no video configuration for too long.
+    AudioOnly,
+}
+
+impl Refusal {
+    /// Says why in the log.
+    pub fn log(self) {
+        match self {
+            Refusal::VideoCodec(codec) => {
+                warn!(codec = %codec.name(), "Refused publish: only H.264 video can be ingested (VP8 too, over WebRTC).")
+            }
+            Refusal::TrackChanged(kind) => {
+                warn!(kind = ?kind, "Track configuration changed mid-stream; ending the session.")
+            }
+            Refusal::NoUsableVideo => {
+                warn!("Refused publish: no usable video configuration arrived.")
+            }
+            Refusal::AudioOnly => {
+                warn!("Refused publish: audio-only streams are not supported; send H.264 video.")
+            }
+        }
+    }
 }
 
 /// Whether a frame rate a publisher declared (metadata or SPS) can be believed.
@@ -77,10 +110,7 @@ impl StartGate {
     pub fn track(&mut self, track: TrackInfo) -> Verdict {
         match track {
             TrackInfo::OtherVideo { codec } if codec != VideoCodec::Vp8 => {
-                return Verdict::Refuse(format!(
-                    "Refused publish: {} video cannot be ingested; send H.264 (VP8 too, over WebRTC).",
-                    codec.name()
-                ));
+                return Verdict::Refuse(Refusal::VideoCodec(codec));
             }
             TrackInfo::OtherAudio { codec }
                 if !matches!(codec, AudioCodec::Mp3 | AudioCodec::Opus) =>
@@ -92,10 +122,7 @@ impl StartGate {
             _ => {}
         }
         if self.opened {
-            return Verdict::Refuse(format!(
-                "The {:?} track configuration changed mid-stream; ending the session.",
-                track.kind()
-            ));
+            return Verdict::Refuse(Refusal::TrackChanged(track.kind()));
         }
         self.set_track(track);
         Verdict::Wait
@@ -106,15 +133,10 @@ impl StartGate {
     pub fn packet(&mut self, packet: Packet, since_start: Duration) -> Verdict {
         self.hold(packet);
         if self.pending.len() > MAX_PENDING_PACKETS {
-            return Verdict::Refuse(
-                "Refused publish: no usable video configuration arrived.".to_owned(),
-            );
+            return Verdict::Refuse(Refusal::NoUsableVideo);
         }
         if self.audio_only_for(since_start) {
-            return Verdict::Refuse(
-                "Refused publish: audio-only streams are not supported; send H.264 video."
-                    .to_owned(),
-            );
+            return Verdict::Refuse(Refusal::AudioOnly);
         }
         match self.ready() {
             Some(source) => Verdict::Start(source),

@@ -30,7 +30,8 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use sluice_media::TrackKind;
 use sluice_packager::{VodPlaylist, MASTER_PLAYLIST};
-use sluice_storage::{Asset, Db, EventBus, EventType, ObjectKey, ObjectStore};
+use sluice_storage::layout;
+use sluice_storage::{Asset, Db, EventBus, EventType, ObjectStore};
 use sluice_transcoder::{probe, ProbeLimits};
 use tokio::runtime::Handle;
 use tokio::task::JoinSet;
@@ -145,8 +146,8 @@ impl Recorder {
         let mut copies = Vec::new();
         for rendition in &recording.renditions {
             for name in object_names(rendition) {
-                let from = ObjectKey::new(["live", live_stream_id, &rendition.dir, &name])?;
-                let to = hls_key(asset_id, &[&rendition.dir, &name])?;
+                let from = layout::live_object(live_stream_id, &[&rendition.dir, &name])?;
+                let to = layout::asset_hls(asset_id, &[&rendition.dir, &name])?;
                 copies.push((from, to));
             }
         }
@@ -169,13 +170,13 @@ impl Recorder {
             copied??;
         }
         for rendition in &recording.renditions {
-            let key = hls_key(asset_id, &[&rendition.dir, "index.m3u8"])?;
+            let key = layout::asset_hls(asset_id, &[&rendition.dir, "index.m3u8"])?;
             self.store
                 .put(&key, Bytes::from(vod_playlist(rendition).render()))
                 .await?;
         }
         if let Some(master) = &recording.master {
-            let key = hls_key(asset_id, &[MASTER_PLAYLIST])?;
+            let key = layout::asset_hls(asset_id, &[MASTER_PLAYLIST])?;
             self.store.put(&key, Bytes::from(master.clone())).await?;
         }
         Ok(())
@@ -235,7 +236,7 @@ impl Recorder {
         for name in names {
             let bytes = self
                 .store
-                .get(&hls_key(asset_id, &[&top.dir, &name])?)
+                .get(&layout::asset_hls(asset_id, &[&top.dir, &name])?)
                 .await?;
             out.write_all(&bytes)
                 .await
@@ -247,7 +248,7 @@ impl Recorder {
         let output = StoreOutput::new(
             self.store.clone(),
             Handle::current(),
-            ObjectKey::new(["assets", asset_id, "images"])?,
+            layout::asset_images(asset_id, &[])?,
         );
         tokio::task::spawn_blocking(move || make_pictures(&file, width, output))
             .await
@@ -345,14 +346,4 @@ fn tracks(recording: &SessionRecording) -> Value {
         tracks.push(json!({"type": "audio", "codec": audio.summary.codec}));
     }
     Value::Array(tracks)
-}
-
-/// `assets/{id}/hls/{parts…}`.
-fn hls_key(asset_id: &str, parts: &[&str]) -> anyhow::Result<ObjectKey> {
-    let key = ObjectKey::new(
-        ["assets", asset_id, "hls"]
-            .into_iter()
-            .chain(parts.iter().copied()),
-    )?;
-    Ok(key)
 }

@@ -37,8 +37,9 @@ use rand::Rng;
 use serde_json::{json, Value};
 use sluice_api::assets::asset_json;
 use sluice_media::VideoCodec;
+use sluice_storage::layout;
 use sluice_storage::{
-    Asset, AssetStatus, Db, EventBus, EventType, InvalidKey, Job, NewEvent, ObjectKey, ObjectStore,
+    Asset, AssetStatus, Db, EventBus, EventType, InvalidKey, Job, NewEvent, ObjectStore,
     StoreError, ASSET_JOB_KIND,
 };
 use sluice_transcoder::{
@@ -327,8 +328,7 @@ impl Worker {
         progress: &Arc<AtomicU8>,
         stop: &Arc<AtomicBool>,
     ) -> Result<Value, Failure> {
-        let hls = asset_key(asset, "hls")?;
-        let images = asset_key(asset, "images")?;
+        let [hls, images] = layout::asset_outputs(&asset.id)?;
         self.store.delete_prefix(&hls).await?;
         self.store.delete_prefix(&images).await?;
         self.db
@@ -592,15 +592,15 @@ impl Worker {
         if let Err(e) = self.db.reset_asset_output(&asset.id).await {
             warn!(asset_id = %asset.id, error = %e, "Cannot reset the asset's progress.");
         }
-        for part in ["hls", "images"] {
-            let removed = match asset_key(asset, part) {
-                Ok(key) => self
-                    .store
-                    .delete_prefix(&key)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+        let outputs = match layout::asset_outputs(&asset.id) {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                warn!(asset_id = %asset.id, error = %e, "Cannot remove an asset's output.");
+                return;
+            }
+        };
+        for key in outputs {
+            let removed = self.store.delete_prefix(&key).await;
             if let Err(e) = removed {
                 warn!(asset_id = %asset.id, error = %e, "Cannot remove an asset's output.");
             }
@@ -709,10 +709,6 @@ async fn blocking_at_low_priority<T: Send + 'static>(
 }
 
 /// `assets/{id}/{part}`.
-fn asset_key(asset: &Asset, part: &str) -> Result<ObjectKey, InvalidKey> {
-    asset.objects_prefix().and_then(|prefix| prefix.join(part))
-}
-
 impl From<InvalidKey> for Failure {
     fn from(error: InvalidKey) -> Self {
         Failure::Input(format!("the asset's objects cannot be named: {error}"))
@@ -885,7 +881,7 @@ mod tests {
 
         /// An asset whose upload `upload_id` holds the file at `source`.
         async fn create_uploaded(&self, upload_id: &str, source: &Path) -> Asset {
-            let key = ObjectKey::new(["uploads", upload_id, "source"]).unwrap();
+            let key = layout::upload_source(upload_id).unwrap();
             self.store.put_file(&key, source).await.unwrap();
             self.create(json!({"type": "upload", "upload_id": upload_id}))
                 .await
@@ -904,7 +900,10 @@ mod tests {
         }
 
         async fn object(&self, key: &str) -> Option<bytes::Bytes> {
-            self.store.get(&ObjectKey::parse(key).unwrap()).await.ok()
+            self.store
+                .get(&sluice_storage::ObjectKey::parse(key).unwrap())
+                .await
+                .ok()
         }
 
         async fn event_types(&self, id: &str) -> Vec<String> {

@@ -5,6 +5,7 @@
 //! - [`EventBus`]: domain events, recorded in the database and fanned out to subscribers.
 //! - [`Db`]: the metadata database (sea-orm; SQLite by default or Postgres, one schema)
 //!   with its migrations, returning the plain domain types of [`model`].
+//! - [`layout`]: the object-key layout, every key built from server-made ids.
 //! - [`Metrics`]: the server's Prometheus series, recorded into by every component.
 //! - [`backoff`]: the retry delays of everything that retries failed I/O.
 //!
@@ -15,6 +16,7 @@ mod db;
 mod entities;
 mod event_bus;
 mod ids;
+pub mod layout;
 mod local_store;
 mod metrics;
 mod migration;

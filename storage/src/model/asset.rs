@@ -72,14 +72,14 @@ impl Asset {
     /// (put there before the asset exists); an imported file at `assets/{id}/source`.
     pub fn source_key(&self) -> Result<ObjectKey, InvalidKey> {
         match self.upload_id() {
-            Some(upload_id) => ObjectKey::new(["uploads", upload_id, "source"]),
-            None => ObjectKey::new(["assets", &self.id, "source"]),
+            Some(upload_id) => crate::layout::upload_source(upload_id),
+            None => crate::layout::asset_source(&self.id),
         }
     }
 
     /// Where everything made from the asset is kept: `assets/{id}`.
     pub fn objects_prefix(&self) -> Result<ObjectKey, InvalidKey> {
-        ObjectKey::new(["assets", &self.id])
+        crate::layout::asset(&self.id)
     }
 }
 
