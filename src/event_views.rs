@@ -1,9 +1,11 @@
-//! The API's forms of live streams, sessions and simulcast targets, plugged into the live core
-//! ([`sluice_live::EventViews`]) so its events carry the same JSON as the HTTP handlers.
+//! The API's forms of the objects events carry, plugged into the media plane: live streams,
+//! sessions and simulcast targets into the live core ([`sluice_live::EventViews`]), assets into
+//! the asset side ([`sluice_assets::AssetViews`]), so their events carry the same JSON as the
+//! HTTP handlers.
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sluice_storage::{Db, LiveStream, Session, SimulcastTarget};
+use sluice_storage::{Asset, Db, LiveStream, PlaybackId, Session, SimulcastTarget};
 
 /// The views of `sluice_api`, with what they need to show a live stream.
 pub struct ApiEventViews {
@@ -29,5 +31,16 @@ impl sluice_live::EventViews for ApiEventViews {
 
     fn simulcast_target(&self, target: SimulcastTarget) -> Value {
         sluice_api::simulcast_target_event_data(target)
+    }
+}
+
+/// The API's asset view, with playback URLs under the server's public base URL.
+pub struct ApiAssetViews {
+    pub public_url: String,
+}
+
+impl sluice_assets::AssetViews for ApiAssetViews {
+    fn asset(&self, asset: &Asset, playback_ids: &[PlaybackId]) -> Value {
+        sluice_api::assets::asset_json(asset, playback_ids, &self.public_url)
     }
 }

@@ -13,7 +13,6 @@ mod images;
 mod keys;
 mod serve;
 mod transcode;
-mod vod;
 mod webhooks;
 
 use std::io::IsTerminal;

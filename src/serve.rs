@@ -19,13 +19,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use sluice_assets::recording::Recorder;
+use sluice_assets::worker::Worker;
+use sluice_assets::AssetEvents;
 use sluice_live::address_policy::AddressPolicy;
 use sluice_live::whip::WhipService;
 use sluice_live::LiveService;
 
 use crate::config::{Config, Role};
-use crate::event_views::ApiEventViews;
-use crate::vod::recording::Recorder;
+use crate::event_views::{ApiAssetViews, ApiEventViews};
 use crate::webhooks::WebhookDispatcher;
 
 /// The master key sealing API key secrets: SLUICE_MASTER_KEY, else `data_dir/master.key`
@@ -141,6 +143,13 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         "Sluice is running."
     );
 
+    let asset_events = AssetEvents::new(
+        db.clone(),
+        events.clone(),
+        Arc::new(ApiAssetViews {
+            public_url: config.public_url(),
+        }),
+    );
     let restream_settings = config.restream.settings()?;
     let simulcast_url_validator = simulcast_url_validator(restream_settings.addresses.clone());
     let (stop, stopping) = watch::channel(false);
@@ -160,8 +169,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
             Arc::new(Recorder {
                 db: db.clone(),
                 store: store.clone(),
-                events: events.clone(),
-                public_url: config.public_url(),
+                events: asset_events.clone(),
             }),
             stopping.clone(),
         )
@@ -218,7 +226,15 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
     };
     let worker = match role.runs_worker(&config.worker) {
         true => {
-            let worker = crate::vod::worker(&config, db.clone(), store.clone(), events.clone())?;
+            let importer = config.import.importer(config.worker.max_file_size)?;
+            let worker = Worker::new(
+                db.clone(),
+                store.clone(),
+                asset_events.clone(),
+                config.worker.clone(),
+                importer,
+                config.data_dir.join("work"),
+            );
             Some(tokio::spawn(worker.run(stopping.clone())))
         }
         false => None,

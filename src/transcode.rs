@@ -3,7 +3,7 @@
 //!
 //! The file is probed first (`sluice_transcoder::probe`: local file only, no playlist
 //! demuxers, limits on size, duration, streams and picture size), then transcoded by
-//! [`FileTranscode`] and packaged by [`crate::vod::package`] into OUTDIR (the tree the server
+//! [`FileTranscode`] and packaged by [`sluice_assets::package`] into OUTDIR (the tree the server
 //! writes for an asset: `master.m3u8`, `v{N}/` with media and I-frame playlists, `a0/`), plus:
 //!
 //! ```text
@@ -30,7 +30,9 @@ use sluice_transcoder::{
 
 use sluice_packager::MASTER_PLAYLIST;
 
-use crate::vod::package::{package, write_pictures, DirectoryOutput, PackageObserver, SegmentPlan};
+use sluice_assets::package::{
+    package, write_pictures, DirectoryOutput, PackageObserver, SegmentPlan,
+};
 
 /// Apple's recommended VOD segment duration (HLS Authoring Spec §1.10).
 const DEFAULT_SEGMENT_SECONDS: u32 = 6;

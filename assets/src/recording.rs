@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use sluice_media::TrackKind;
 use sluice_packager::{VodPlaylist, MASTER_PLAYLIST};
 use sluice_storage::layout;
-use sluice_storage::{Asset, Db, EventBus, EventType, ObjectStore};
+use sluice_storage::{Asset, Db, EventType, ObjectStore};
 use sluice_transcoder::{probe, ProbeLimits};
 use tokio::runtime::Handle;
 use tokio::task::JoinSet;
@@ -40,8 +40,8 @@ use tracing::{info, warn};
 use async_trait::async_trait;
 use sluice_live::{RecordedRendition, Recordings, SessionRecording};
 
-use super::package::{write_pictures, StoreOutput};
-use super::worker::publish_asset_event;
+use crate::events::AssetEvents;
+use crate::package::{write_pictures, StoreOutput};
 
 /// Copies in flight at once while sealing.
 const COPY_CONCURRENCY: usize = 16;
@@ -51,9 +51,7 @@ const COPY_CONCURRENCY: usize = 16;
 pub struct Recorder {
     pub db: Db,
     pub store: Arc<dyn ObjectStore>,
-    pub events: EventBus,
-    /// The server's public base URL, for the playback URLs of event data.
-    pub public_url: String,
+    pub events: AssetEvents,
 }
 
 #[async_trait]
@@ -266,7 +264,7 @@ impl Recorder {
     }
 
     async fn publish(&self, event_type: EventType, asset: &Asset) {
-        publish_asset_event(&self.db, &self.events, &self.public_url, event_type, asset).await
+        self.events.publish(event_type, asset).await
     }
 }
 

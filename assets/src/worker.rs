@@ -35,12 +35,10 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde_json::{json, Value};
-use sluice_api::assets::asset_json;
 use sluice_media::VideoCodec;
 use sluice_storage::layout;
 use sluice_storage::{
-    Asset, AssetStatus, Db, EventBus, EventType, InvalidKey, Job, NewEvent, ObjectStore,
-    StoreError, ASSET_JOB_KIND,
+    Asset, AssetStatus, Db, EventType, InvalidKey, Job, ObjectStore, StoreError, ASSET_JOB_KIND,
 };
 use sluice_transcoder::{
     encodable_codec, probe, EncoderSettings, FileTranscode, Ladder, ProbeReport, VodError,
@@ -50,9 +48,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::import::{ImportError, Importer};
-use super::package::{package, write_pictures, PackageObserver, SegmentPlan, StoreOutput};
 use crate::config::WorkerConfig;
+use crate::events::AssetEvents;
+use crate::import::{ImportError, Importer};
+use crate::package::{package, write_pictures, PackageObserver, SegmentPlan, StoreOutput};
 
 /// How often an idle claiming task looks for a due job.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -98,26 +97,23 @@ impl From<StoreError> for Failure {
 pub struct Worker {
     db: Db,
     store: Arc<dyn ObjectStore>,
-    events: EventBus,
+    events: AssetEvents,
     settings: WorkerConfig,
     importer: Importer,
     scratch: PathBuf,
-    /// The server's public base URL, for the playback URLs of event data.
-    public_url: String,
 }
 
 impl Worker {
     /// A worker processing assets of `db` whose objects are in `store`, publishing on
-    /// `events` (with playback URLs under `public_url`); sources are copied into working
+    /// `events`; sources are copied into working
     /// directories under `scratch`.
     pub fn new(
         db: Db,
         store: Arc<dyn ObjectStore>,
-        events: EventBus,
+        events: AssetEvents,
         settings: WorkerConfig,
         importer: Importer,
         scratch: PathBuf,
-        public_url: String,
     ) -> Self {
         Worker {
             db,
@@ -126,7 +122,6 @@ impl Worker {
             settings,
             importer,
             scratch,
-            public_url,
         }
     }
 
@@ -608,32 +603,7 @@ impl Worker {
     }
 
     async fn publish(&self, event_type: EventType, asset: &Asset) {
-        publish_asset_event(&self.db, &self.events, &self.public_url, event_type, asset).await
-    }
-}
-
-/// Publishes an `asset.*` event with the asset in its API form (playback URLs under
-/// `public_url`) as its data; a failure is logged, never fatal to the work that caused it.
-pub async fn publish_asset_event(
-    db: &Db,
-    events: &EventBus,
-    public_url: &str,
-    event_type: EventType,
-    asset: &Asset,
-) {
-    let playback_ids = match db.asset_playback_ids(&asset.id).await {
-        Ok(ids) => ids,
-        Err(e) => {
-            warn!(asset_id = %asset.id, error = %e, "Cannot read the asset's playback ids.");
-            Vec::new()
-        }
-    };
-    let data = asset_json(asset, &playback_ids, public_url);
-    if let Err(e) = events
-        .publish(NewEvent::new(event_type, &asset.id, data))
-        .await
-    {
-        warn!(asset_id = %asset.id, error = %e, "Cannot publish an asset event.");
+        self.events.publish(event_type, asset).await
     }
 }
 
@@ -811,7 +781,16 @@ mod tests {
     use super::*;
     use sluice_media::fixtures::ffmpeg_clip;
     use sluice_storage::test_support::TestDatabase;
-    use sluice_storage::{JobStatus, LocalStore, NewAsset, PlaybackPolicy};
+    use sluice_storage::{EventBus, JobStatus, LocalStore, NewAsset, PlaybackId, PlaybackPolicy};
+
+    /// The API's own asset form, as the server plugs it in.
+    struct ApiViews;
+
+    impl crate::AssetViews for ApiViews {
+        fn asset(&self, asset: &Asset, playback_ids: &[PlaybackId]) -> Value {
+            sluice_api::assets::asset_json(asset, playback_ids, "http://sluice.test")
+        }
+    }
 
     /// A worker on a fresh database and a local store, both in temporary directories.
     struct Harness {
@@ -846,11 +825,10 @@ mod tests {
             let worker = Worker::new(
                 db.clone(),
                 store.clone(),
-                EventBus::new(db.clone()),
+                AssetEvents::new(db.clone(), EventBus::new(db.clone()), Arc::new(ApiViews)),
                 settings,
                 importer,
                 dir.path().join("work"),
-                "http://sluice.test".to_owned(),
             );
             let (stop, stopping) = watch::channel(false);
             let running = tokio::spawn(worker.run(stopping));
