@@ -47,7 +47,11 @@ pub mod restream;
 mod rtmp;
 mod session;
 mod session_control;
+#[cfg(test)]
+mod session_tests;
 mod start_gate;
+#[cfg(test)]
+mod test_support;
 mod uploader;
 pub mod whip;
 

@@ -461,57 +461,7 @@ async fn remove_spool_file(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
-    use sluice_storage::LocalStore;
-
-    /// A real [`LocalStore`] that also notes, in order, every write and delete it accepted.
-    struct NotingStore {
-        inner: LocalStore,
-        accepted: Mutex<Vec<String>>,
-    }
-
-    impl NotingStore {
-        fn note<T>(&self, what: &str, key: &ObjectKey, result: &Result<T, StoreError>) {
-            if result.is_ok() {
-                self.accepted.lock().unwrap().push(format!("{what} {key}"));
-            }
-        }
-
-        fn accepted(&self) -> Vec<String> {
-            self.accepted.lock().unwrap().clone()
-        }
-    }
-
-    #[async_trait]
-    impl ObjectStore for NotingStore {
-        async fn put(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError> {
-            let result = self.inner.put(key, body).await;
-            self.note("put", key, &result);
-            result
-        }
-        async fn put_file(&self, key: &ObjectKey, path: &Path) -> Result<(), StoreError> {
-            let result = self.inner.put_file(key, path).await;
-            self.note("put", key, &result);
-            result
-        }
-        async fn get_to_file(&self, key: &ObjectKey, path: &Path) -> Result<u64, StoreError> {
-            self.inner.get_to_file(key, path).await
-        }
-        async fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
-            self.inner.get(key).await
-        }
-        async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StoreError> {
-            self.inner.copy(from, to).await
-        }
-        async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
-            let result = self.inner.delete(key).await;
-            self.note("delete", key, &result);
-            result
-        }
-        async fn delete_prefix(&self, prefix: &ObjectKey) -> Result<(), StoreError> {
-            self.inner.delete_prefix(prefix).await
-        }
-    }
+    use crate::test_support::NotingStore;
 
     /// A store root, a spool and a way to take the store down: its root directory is moved
     /// away and a regular file put in its place, so every write fails with ENOTDIR.
@@ -537,10 +487,7 @@ mod tests {
                 ..Arc::into_inner(Spool::new(spool_root.clone(), max_bytes, metrics.clone()))
                     .unwrap()
             });
-            let store = Arc::new(NotingStore {
-                inner: LocalStore::new(&objects),
-                accepted: Mutex::default(),
-            });
+            let store = Arc::new(NotingStore::new(&objects));
             Rig {
                 _temp: temp,
                 objects,
