@@ -40,9 +40,10 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use sluice_media::{AudioSpecificConfig, MediaTime, Packet, Timebase, TrackInfo, VideoConfig};
 use sluice_packager::{
-    fmp4, AudioRendition, BitrateMeter, BoundaryPolicy, CompletedSegment, IFrameVariant,
-    MasterPlaylist, PackagedRendition, SegmentEvent, TrackSegmenter, VideoVariant, VodPlaylist,
-    MASTER_PLAYLIST, TRACK_ID,
+    audio_rendition, fmp4, segment_end, video_variant, AudioRendition, BitrateMeter, Bitrates,
+    BoundaryPolicy, CompletedSegment, IFrameVariant, MasterPlaylist, PackagedRendition,
+    SegmentEvent, TrackSegmenter, VideoVariant, VodPlaylist, MASTER_PLAYLIST, MEDIA_PLAYLIST,
+    TRACK_ID,
 };
 use sluice_storage::{ObjectKey, ObjectStore};
 use sluice_transcoder::{
@@ -333,14 +334,10 @@ impl Track {
         self.playlist
             .push_segment(name.clone(), segment.duration.as_secs_f64());
         output.write(
-            &self.path("index.m3u8"),
+            &self.path(MEDIA_PLAYLIST),
             Bytes::from(self.playlist.render_growing()),
         )?;
-        let end = MediaTime::new(
-            segment.start.ticks + segment.duration.ticks,
-            segment.start.timebase,
-        );
-        Ok((name, end))
+        Ok((name, segment_end(segment)))
     }
 }
 
@@ -353,7 +350,7 @@ struct VideoTrack {
     iframe_meter: BitrateMeter,
     frame_rate: Option<f64>,
     /// Peak and average bitrate announced before any is measured: the encoder's targets.
-    estimate: Option<(u64, u64)>,
+    estimate: Option<Bitrates>,
     config: Option<VideoConfig>,
     /// First and last presentation time seen, and the frame count, to measure the frame
     /// rate when the container does not say it.
@@ -407,19 +404,11 @@ impl VideoTrack {
         if self.track.playlist.is_empty() {
             return None;
         }
-        let (peak_bps, average_bps) = match self.estimate.filter(|_| !measured) {
+        let bitrates = match self.estimate.filter(|_| !measured) {
             Some(estimate) => estimate,
-            None => (self.track.meter.peak_bps(), self.track.meter.average_bps()),
+            None => self.track.meter.bitrates(),
         };
-        let video = VideoVariant {
-            uri: self.track.path("index.m3u8"),
-            codec: config.codec_string(),
-            width: config.width(),
-            height: config.height(),
-            frame_rate: self.frame_rate(),
-            peak_bps,
-            average_bps,
-        };
+        let video = video_variant(&self.track.dir, config, self.frame_rate(), bitrates);
         let iframes = IFrameVariant {
             uri: self.track.path("iframes.m3u8"),
             codec: config.codec_string(),
@@ -464,15 +453,8 @@ impl AudioTrack {
 
     /// The audio rendition's entry in the master playlist.
     fn rendition(&self) -> Option<AudioRendition> {
-        (!self.track.playlist.is_empty()).then(|| AudioRendition {
-            uri: self.track.path("index.m3u8"),
-            name: "Audio".to_owned(),
-            language: None,
-            channels: self.config.channels.max(1),
-            codec: self.config.codec_string(),
-            peak_bps: self.track.meter.peak_bps(),
-            average_bps: self.track.meter.average_bps(),
-        })
+        (!self.track.playlist.is_empty())
+            .then(|| audio_rendition(&self.track.dir, &self.config, self.track.meter.bitrates()))
     }
 }
 
@@ -521,10 +503,10 @@ impl<'a> HlsTree<'a> {
                     PlannedRung::Source => (source_fps, None),
                     PlannedRung::Encode(target) => (
                         Some(target.frame_rate),
-                        Some((
-                            u64::from(target.vbv_maxrate_kbps) * 1_000,
-                            u64::from(target.bitrate_kbps) * 1_000,
-                        )),
+                        Some(Bitrates {
+                            peak_bps: u64::from(target.vbv_maxrate_kbps) * 1_000,
+                            average_bps: u64::from(target.bitrate_kbps) * 1_000,
+                        }),
                     ),
                 };
                 VideoTrack {
@@ -768,41 +750,36 @@ impl<'a> HlsTree<'a> {
                 continue;
             };
             self.output.write(
-                &video.track.path("index.m3u8"),
+                &video.track.path(MEDIA_PLAYLIST),
                 Bytes::from(video.track.playlist.render()),
             )?;
             self.output.write(
                 &video.track.path("iframes.m3u8"),
                 Bytes::from(video.iframes.render()),
             )?;
-            renditions.push(PackagedRendition {
-                name: video.name.clone(),
-                codec: config.codec().name(),
-                width: Some(variant.width),
-                height: Some(variant.height),
-                frame_rate: Some((variant.frame_rate * 1_000.0).round() / 1_000.0),
-                bandwidth: variant.peak_bps,
-                average_bandwidth: variant.average_bps,
-                uri: variant.uri,
-            });
+            renditions.push(PackagedRendition::video(
+                &video.name,
+                &video.track.dir,
+                Some(config),
+                (variant.frame_rate * 1_000.0).round() / 1_000.0,
+                Bitrates {
+                    peak_bps: variant.peak_bps,
+                    average_bps: variant.average_bps,
+                },
+            ));
         }
         if self.has_video && renditions.is_empty() {
             bail!("no video segment was produced");
         }
         if let Some(audio) = self.audio.as_ref().filter(|a| !a.track.playlist.is_empty()) {
-            let uri = audio.track.path("index.m3u8");
-            self.output
-                .write(&uri, Bytes::from(audio.track.playlist.render()))?;
-            renditions.push(PackagedRendition {
-                name: "audio".to_owned(),
-                codec: "aac".to_owned(),
-                width: None,
-                height: None,
-                frame_rate: None,
-                bandwidth: audio.track.meter.peak_bps(),
-                average_bandwidth: audio.track.meter.average_bps(),
-                uri,
-            });
+            self.output.write(
+                &audio.track.path(MEDIA_PLAYLIST),
+                Bytes::from(audio.track.playlist.render()),
+            )?;
+            renditions.push(PackagedRendition::audio(
+                &audio.track.dir,
+                audio.track.meter.bitrates(),
+            ));
         } else if renditions.is_empty() {
             bail!("no audio segment was produced");
         }

@@ -29,7 +29,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use sluice_media::TrackKind;
-use sluice_packager::{VodPlaylist, MASTER_PLAYLIST};
+use sluice_packager::{VodPlaylist, MASTER_PLAYLIST, MEDIA_PLAYLIST};
 use sluice_storage::layout;
 use sluice_storage::{Asset, Db, EventType, ObjectStore};
 use sluice_transcoder::{probe, ProbeLimits};
@@ -168,7 +168,7 @@ impl Recorder {
             copied??;
         }
         for rendition in &recording.renditions {
-            let key = layout::asset_hls(asset_id, &[&rendition.dir, "index.m3u8"])?;
+            let key = layout::asset_hls(asset_id, &[&rendition.dir, MEDIA_PLAYLIST])?;
             self.store
                 .put(&key, Bytes::from(vod_playlist(rendition).render()))
                 .await?;

@@ -28,8 +28,9 @@ use sluice_media::{
     AudioSpecificConfig, MediaTime, Packet, Timebase, TrackInfo, TrackKind, VideoConfig,
 };
 use sluice_packager::{
-    fmp4, AudioRendition, BitrateMeter, BoundaryPolicy, CompletedSegment, LivePlaylist,
-    MasterPlaylist, PackagedRendition, SegmentEvent, TrackSegmenter, VideoVariant, TRACK_ID,
+    audio_rendition, fmp4, segment_end, video_variant, BitrateMeter, BoundaryPolicy,
+    CompletedSegment, LivePlaylist, MasterPlaylist, PackagedRendition, SegmentEvent,
+    TrackSegmenter, MASTER_PLAYLIST, MEDIA_PLAYLIST, TRACK_ID,
 };
 use sluice_storage::layout;
 use sluice_storage::ObjectKey;
@@ -306,7 +307,7 @@ impl Rendition {
     }
 
     fn write_playlist(&self, destination: &Destination) {
-        destination.put_playlist(&[&self.dir, "index.m3u8"], self.playlist.render());
+        destination.put_playlist(&[&self.dir, MEDIA_PLAYLIST], self.playlist.render());
     }
 
     /// Handles what a segmenter returned; returns the end times of the segments it closed.
@@ -320,10 +321,7 @@ impl Rendition {
         for event in events {
             match event {
                 SegmentEvent::Segment(segment) => {
-                    ends.push(MediaTime::new(
-                        segment.start.ticks + segment.duration.ticks,
-                        segment.start.timebase,
-                    ));
+                    ends.push(segment_end(&segment));
                     self.publish(destination, segment, origin);
                 }
                 SegmentEvent::TimestampRepaired { received, repaired } => {
@@ -571,15 +569,12 @@ impl SessionPackager {
                 continue;
             };
             variants += 1;
-            master.add_variant(VideoVariant {
-                uri: format!("{}/index.m3u8", rendition.dir),
-                codec: config.codec_string(),
-                width: config.width(),
-                height: config.height(),
-                frame_rate: plan.frame_rate,
-                peak_bps: rendition.meter.peak_bps(),
-                average_bps: rendition.meter.average_bps(),
-            });
+            master.add_variant(video_variant(
+                &rendition.dir,
+                config,
+                plan.frame_rate,
+                rendition.meter.bitrates(),
+            ));
         }
         if variants == 0 {
             return;
@@ -587,20 +582,16 @@ impl SessionPackager {
         if let Some((rendition, config)) =
             self.audio.as_ref().filter(|(r, _)| r.segments_written > 0)
         {
-            master.set_audio(AudioRendition {
-                uri: format!("{}/index.m3u8", rendition.dir),
-                name: "Audio".to_owned(),
-                language: None,
-                channels: config.channels.max(1),
-                codec: config.codec_string(),
-                peak_bps: rendition.meter.peak_bps(),
-                average_bps: rendition.meter.average_bps(),
-            });
+            master.set_audio(audio_rendition(
+                &rendition.dir,
+                config,
+                rendition.meter.bitrates(),
+            ));
         }
         let text = master.render();
         if self.master_written.as_ref() != Some(&text) {
             self.destination
-                .put_playlist(&["master.m3u8"], text.clone());
+                .put_playlist(&[MASTER_PLAYLIST], text.clone());
             self.master_written = Some(text);
         }
     }
@@ -630,18 +621,13 @@ impl SessionPackager {
     fn recording(self) -> Option<SessionRecording> {
         let mut renditions = Vec::new();
         for (rendition, plan, config) in self.video {
-            let summary = PackagedRendition {
-                name: plan.name,
-                codec: config
-                    .as_ref()
-                    .map_or_else(|| "h264".to_owned(), |c| c.codec().name()),
-                width: config.as_ref().map(VideoConfig::width),
-                height: config.as_ref().map(VideoConfig::height),
-                frame_rate: Some(plan.frame_rate),
-                bandwidth: rendition.meter.peak_bps(),
-                average_bandwidth: rendition.meter.average_bps(),
-                uri: format!("{}/index.m3u8", rendition.dir),
-            };
+            let summary = PackagedRendition::video(
+                &plan.name,
+                &rendition.dir,
+                config.as_ref(),
+                plan.frame_rate,
+                rendition.meter.bitrates(),
+            );
             renditions.push(RecordedRendition {
                 dir: rendition.dir,
                 kind: TrackKind::Video,
@@ -650,16 +636,7 @@ impl SessionPackager {
             });
         }
         if let Some((rendition, _)) = self.audio {
-            let summary = PackagedRendition {
-                name: "audio".to_owned(),
-                codec: "aac".to_owned(),
-                width: None,
-                height: None,
-                frame_rate: None,
-                bandwidth: rendition.meter.peak_bps(),
-                average_bandwidth: rendition.meter.average_bps(),
-                uri: format!("{}/index.m3u8", rendition.dir),
-            };
+            let summary = PackagedRendition::audio(&rendition.dir, rendition.meter.bitrates());
             renditions.push(RecordedRendition {
                 dir: rendition.dir,
                 kind: TrackKind::Audio,

@@ -26,7 +26,10 @@ pub use playlist::{
     VodPlaylist,
 };
 pub use segmenter::{BoundaryPolicy, CompletedSegment, SegmentEvent, TrackSegmenter};
-pub use tree::{media_playlist_uri, PackagedRendition, MASTER_PLAYLIST, TRACK_ID};
+pub use tree::{
+    audio_rendition, media_playlist_uri, segment_end, video_variant, Bitrates, PackagedRendition,
+    MASTER_PLAYLIST, MEDIA_PLAYLIST, TRACK_ID,
+};
 
 /// Errors raised while packaging.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -347,6 +347,14 @@ impl BitrateMeter {
         let bps = (self.total_bits * 1_000_000_000).div_ceil(self.total_nanos);
         u64::try_from(bps).unwrap_or(u64::MAX).min(self.peak_bps)
     }
+
+    /// Both measurements.
+    pub fn bitrates(&self) -> crate::tree::Bitrates {
+        crate::tree::Bitrates {
+            peak_bps: self.peak_bps(),
+            average_bps: self.average_bps(),
+        }
+    }
 }
 
 /// One video rung of the multivariant playlist.
