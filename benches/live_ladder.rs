@@ -16,19 +16,23 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use common::{
     cpu_seconds, curl, ffmpeg_ladder_command, make_source, num_cores, process_cpu_seconds, targets,
     BenchServer,
 };
-use sluice_media::{AvcConfig, Packet, Timebase, TrackKind};
-use sluice_packager::{LivePlaylist, TrackSegmenter};
+use sluice_live::renditions::{
+    PackagingInput, PlaylistWindow, SessionPackager, SpoolKind, TreeOutput, TreeSettings,
+    VideoRenditionPlan,
+};
+use sluice_media::{AvcConfig, Packet, TrackKind};
 use sluice_transcoder::{
     plan, EncoderSettings, FileDemuxer, Ladder, LiveTranscoder, PlannedRung, Preset, ProbeLimits,
-    TranscoderOutput, WhenBehind,
+    WhenBehind,
 };
 
 const MEDIA_SECONDS: u32 = 10;
@@ -102,43 +106,30 @@ fn sluice_ladder(
         when_behind: WhenBehind::Wait,
         ..EncoderSettings::default()
     };
-    let rung_count = rungs.len();
+    let plans = rungs
+        .iter()
+        .map(|rung| VideoRenditionPlan {
+            name: rung.name().to_owned(),
+            // The bench's sources are 30 fps and no rung caps below that.
+            frame_rate: 30.0,
+        })
+        .collect();
     let (transcoder, outputs) = LiveTranscoder::start(&config, rungs, settings).expect("start");
-    let out = out.to_owned();
+    let tree = TreeSettings {
+        session_id: "bench".to_owned(),
+        segment: SEGMENT,
+        // Every segment kept, as the ffmpeg CLI's VOD playlists keep them.
+        window: PlaylistWindow::Event,
+        record: false,
+    };
+    let output = Box::new(DirectoryTree(out.to_owned()));
+    // The live packager itself, on a thread of its own as in a session.
     let packager = std::thread::spawn(move || {
-        let mut renditions: Vec<(TrackSegmenter, LivePlaylist)> = (0..rung_count)
-            .map(|_| {
-                (
-                    TrackSegmenter::new(1, Timebase::MPEG, SEGMENT),
-                    LivePlaylist::new(2, 6, "init.mp4".into()),
-                )
-            })
-            .collect();
-        for output in outputs {
-            match output {
-                TranscoderOutput::Config { rung, config } => {
-                    let track = config.track_info(None);
-                    let init =
-                        sluice_packager::init_segment(&track, 1, Timebase::MPEG.0).expect("init");
-                    std::fs::write(out.join(format!("v{rung}-init.mp4")), init)
-                        .expect("write init");
-                }
-                TranscoderOutput::Packet { rung, packet } => {
-                    let events = renditions[rung].0.push(packet).expect("segmenter");
-                    for event in events {
-                        if let sluice_packager::SegmentEvent::Segment(segment) = event {
-                            write_segment(&out, rung, &mut renditions[rung].1, segment);
-                        }
-                    }
-                }
-                TranscoderOutput::Finished { rung } => {
-                    let (segmenter, playlist) = &mut renditions[rung];
-                    for segment in segmenter.finish().expect("finish") {
-                        write_segment(&out, rung, playlist, segment);
-                    }
-                }
-            }
+        let mut packager = SessionPackager::new(output, tree, plans, None, Utc::now());
+        for input in outputs.into_iter().filter_map(PackagingInput::from_rung) {
+            packager.handle(input, Utc::now());
         }
+        packager.finish();
     });
     for packet in packets {
         transcoder.push(packet).expect("push");
@@ -155,17 +146,30 @@ fn sluice_ladder(
     }
 }
 
-/// Writes a segment file and rewrites its rendition's playlist, as a live packager does.
-fn write_segment(
-    out: &Path,
-    rung: usize,
-    playlist: &mut LivePlaylist,
-    segment: sluice_packager::CompletedSegment,
-) {
-    let name = format!("v{rung}-{}.m4s", segment.sequence);
-    std::fs::write(out.join(&name), &segment.data).expect("write segment");
-    playlist.push_segment(name, segment.duration.as_secs_f64(), chrono::Utc::now());
-    std::fs::write(out.join(format!("v{rung}.m3u8")), playlist.render()).expect("write playlist");
+/// The live packager's tree written to a directory, as a local store would hold it.
+struct DirectoryTree(PathBuf);
+
+impl DirectoryTree {
+    fn path(&self, path: &[&str]) -> PathBuf {
+        let file = path.iter().fold(self.0.clone(), |dir, part| dir.join(part));
+        std::fs::create_dir_all(file.parent().expect("a file in the tree")).expect("mkdir");
+        file
+    }
+}
+
+impl TreeOutput for DirectoryTree {
+    fn put_media(&self, path: &[&str], body: &[u8], _kind: SpoolKind) -> bool {
+        std::fs::write(self.path(path), body).expect("write segment");
+        true
+    }
+
+    fn put_playlist(&self, path: &[&str], body: Vec<u8>) {
+        std::fs::write(self.path(path), body).expect("write playlist");
+    }
+
+    fn delete(&self, path: &[&str]) {
+        std::fs::remove_file(self.path(path)).expect("delete segment");
+    }
 }
 
 /// The real server, a real-time RTMP publish of `source`, the default ladder.

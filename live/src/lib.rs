@@ -11,8 +11,9 @@
 //!   `close_session`.
 //! * `start_gate`: the verdicts on a publisher's tracks and first packets (wait, start,
 //!   refuse).
-//! * `pipeline`: the decode-once ladder (transcoder), the packaging thread (`renditions`,
-//!   CMAF segments and live playlists) and the spool and `uploader` that store them in order.
+//! * `pipeline`: the decode-once ladder (transcoder), the packaging thread ([`renditions`]:
+//!   CMAF segments and live playlists, sans-IO, handed to a [`renditions::TreeOutput`]) and the
+//!   spool and `uploader` that store them in order.
 //! * `reconnect`: a session outlives a publisher that vanishes (its connection drops, fails or
 //!   times out without the encoder unpublishing) by the stream's `reconnect_window_s`: its
 //!   packaging stays alive and the stream stays claimed and `active`, and
@@ -42,7 +43,7 @@ mod pipeline;
 mod publisher;
 mod reconnect;
 mod recordings;
-mod renditions;
+pub mod renditions;
 pub mod restream;
 mod rtmp;
 mod session;

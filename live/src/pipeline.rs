@@ -29,6 +29,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
+use chrono::Utc;
 use serde_json::json;
 use sluice_media::{
     AudioCodec, AudioSpecificConfig, AvcConfig, MediaTime, Mp3FrameHeader, Packet, Timebase,
@@ -37,14 +38,14 @@ use sluice_media::{
 use sluice_storage::ObjectStore;
 use sluice_transcoder::{
     plan, AacTranscoder, EncoderSettings, Ladder, LiveTranscoder, PlannedRung, TranscodeError,
-    TranscoderOutput, VideoSource,
+    VideoSource,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::renditions::{
-    AudioInput, Destination, PackagingInput, PlaylistWindow, SessionPackager, SessionRecording,
-    VideoRenditionPlan,
+    AudioInput, PackagingInput, PlaylistWindow, SessionPackager, SessionRecording, TreeSettings,
+    UploadTree, VideoRenditionPlan,
 };
 use super::restream::Tap;
 use super::uploader::{SessionUploader, Spool};
@@ -252,19 +253,23 @@ impl Packaging {
             .spool
             .start_session(target.store, &target.session_id)
             .context("creating the session's spool directory")?;
-        let destination = Destination {
+        let output = UploadTree {
             uploads,
             live_stream_id: target.live_stream_id,
-            session_id: target.session_id,
         };
-        let (window, record) = (target.window, target.record);
+        let settings = TreeSettings {
+            session_id: target.session_id,
+            segment,
+            window: target.window,
+            record: target.record,
+        };
         let thread = std::thread::Builder::new()
             .name("sluice-packager".into())
             .spawn(move || {
                 let mut packager =
-                    SessionPackager::new(destination, plans, audio, segment, window, record);
+                    SessionPackager::new(Box::new(output), settings, plans, audio, Utc::now());
                 while let Some(input) = inbox.blocking_recv() {
-                    packager.handle(input);
+                    packager.handle(input, Utc::now());
                 }
                 packager.finish()
             })
@@ -498,16 +503,8 @@ impl SessionPipeline {
             .spawn(move || {
                 for output in outputs {
                     rung_tap.transcoder_output(&output);
-                    let input = match output {
-                        TranscoderOutput::Config { rung, config } => PackagingInput::VideoConfig {
-                            index: rung,
-                            config,
-                        },
-                        TranscoderOutput::Packet { rung, packet } => PackagingInput::Video {
-                            index: rung,
-                            packet,
-                        },
-                        TranscoderOutput::Finished { .. } => continue,
+                    let Some(input) = PackagingInput::from_rung(output) else {
+                        continue;
                     };
                     if to_packager.blocking_send(input).is_err() {
                         break;

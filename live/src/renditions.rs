@@ -1,11 +1,14 @@
 //! The packaging side of a live session: one segmenter and media playlist per rendition, the
 //! multivariant playlist, and the uploads that publish them.
 //!
-//! Runs on its own thread (segmenting is CPU work). Objects are handed to the session's
-//! [`UploadQueue`], which spools segments and stores everything in order without blocking this
-//! thread, so a playlist is never stored before the segments it lists. Every rendition's segments are cut
-//! on the same instants: encoded rungs carry IDRs forced on the source timeline, and the audio
-//! rendition is cut wherever the first video rendition was cut.
+//! The packager does no I/O and reads no clock: objects go, in order, to a [`TreeOutput`] (a
+//! playlist always after the segments it lists, an evicted segment's delete after its upload),
+//! and the wall-clock time of each input is passed in with it. In a session the output is the
+//! session's upload queue ([`UploadTree`]: spool files, stored in order without blocking this
+//! thread) and the packager runs on its own thread (segmenting is CPU work); tests and the
+//! benchmark give it outputs of their own. Every rendition's segments are cut on the same
+//! instants: encoded rungs carry IDRs forced on the source timeline, and the audio rendition
+//! is cut wherever the first video rendition was cut.
 //!
 //! MP3 audio is transcoded to AAC-LC here, synchronously, as it arrives: it costs about a
 //! percent of a core, needs no queue or thread of its own, and its output reaches the audio
@@ -34,10 +37,11 @@ use sluice_packager::{
 };
 use sluice_storage::layout;
 use sluice_storage::ObjectKey;
-use sluice_transcoder::AacTranscoder;
+use sluice_transcoder::{AacTranscoder, TranscoderOutput};
 use tracing::{debug, warn};
 
-use super::uploader::{SpoolKind, UploadQueue};
+pub use super::uploader::SpoolKind;
+use super::uploader::UploadQueue;
 
 /// Segments kept in storage after they leave the playlist window, for players still on them.
 const EVICTION_GRACE_SEGMENTS: usize = 4;
@@ -58,6 +62,24 @@ pub enum PackagingInput {
     /// A publisher came back inside the reconnect window: the next segment of every rendition
     /// follows a discontinuity. Carries the MP3 transcoder of its audio, when it sends MP3.
     SourceResumed(Option<AacTranscoder>),
+}
+
+impl PackagingInput {
+    /// What an encoded rung's output gives the packager (a rung's end gives nothing: the
+    /// source's end flushes every rendition).
+    pub fn from_rung(output: TranscoderOutput) -> Option<Self> {
+        match output {
+            TranscoderOutput::Config { rung, config } => Some(PackagingInput::VideoConfig {
+                index: rung,
+                config,
+            }),
+            TranscoderOutput::Packet { rung, packet } => Some(PackagingInput::Video {
+                index: rung,
+                packet,
+            }),
+            TranscoderOutput::Finished { .. } => None,
+        }
+    }
 }
 
 /// What a live media playlist keeps (the live stream's DVR setting, in segments).
@@ -109,14 +131,27 @@ pub enum AudioInput {
     Transcode(AacTranscoder),
 }
 
-/// Where and how a session's objects are written.
-pub struct Destination {
-    pub uploads: UploadQueue,
-    pub live_stream_id: String,
-    pub session_id: String,
+/// Where a session's HLS tree goes, in the order the packager hands it over. Paths are
+/// relative to the tree's root (`master.m3u8`, `v0/index.m3u8`, `v0/{session}-3.m4s`).
+pub trait TreeOutput: Send {
+    /// Takes a segment or an init segment; false when it was refused (a refused segment is
+    /// never listed).
+    fn put_media(&self, path: &[&str], body: &[u8], kind: SpoolKind) -> bool;
+
+    /// Takes a playlist, to be stored after every object taken before it.
+    fn put_playlist(&self, path: &[&str], body: Vec<u8>);
+
+    /// Takes the delete of an evicted segment, to be done after its upload.
+    fn delete(&self, path: &[&str]);
 }
 
-impl Destination {
+/// A live session's output: its upload queue, the tree under `live/{live_stream_id}/`.
+pub struct UploadTree {
+    pub uploads: UploadQueue,
+    pub live_stream_id: String,
+}
+
+impl UploadTree {
     fn key(&self, parts: &[&str]) -> Option<ObjectKey> {
         match layout::live_object(&self.live_stream_id, parts) {
             Ok(key) => Some(key),
@@ -126,24 +161,25 @@ impl Destination {
             }
         }
     }
+}
 
-    /// Spools a segment (or an init segment) for upload; returns whether it was accepted (a
-    /// refused one must not be listed).
-    fn put(&self, parts: &[&str], body: &[u8], kind: SpoolKind) -> bool {
-        self.key(parts)
+impl TreeOutput for UploadTree {
+    /// Spools the object for upload.
+    fn put_media(&self, path: &[&str], body: &[u8], kind: SpoolKind) -> bool {
+        self.key(path)
             .is_some_and(|key| self.uploads.spool(key, body, kind))
     }
 
-    /// Queues a playlist; it is stored after every segment spooled before it.
-    fn put_playlist(&self, parts: &[&str], body: Vec<u8>) {
-        if let Some(key) = self.key(parts) {
+    /// Queues the playlist; it is stored after every object spooled before it.
+    fn put_playlist(&self, path: &[&str], body: Vec<u8>) {
+        if let Some(key) = self.key(path) {
             self.uploads.playlist(key, Bytes::from(body));
         }
     }
 
-    /// Queues the delete of an evicted segment, behind its upload.
-    fn delete(&self, parts: &[&str]) {
-        if let Some(key) = self.key(parts) {
+    /// Queues the delete, behind the object's upload.
+    fn delete(&self, path: &[&str]) {
+        if let Some(key) = self.key(path) {
             self.uploads.delete(key);
         }
     }
@@ -224,7 +260,13 @@ impl Rendition {
 
     /// Stores the init segment for `track`. After a reconnection, a header that differs from
     /// the one the published segments use gets a new name, announced by EXT-X-MAP.
-    fn write_init(&mut self, destination: &Destination, track: &TrackInfo, timescale: u32) {
+    fn write_init(
+        &mut self,
+        output: &dyn TreeOutput,
+        session_id: &str,
+        track: &TrackInfo,
+        timescale: u32,
+    ) {
         match fmp4::init_segment(track, TRACK_ID, timescale) {
             Ok(init) => {
                 if self.init.as_ref() == Some(&init) && self.init_written {
@@ -232,21 +274,20 @@ impl Rendition {
                 }
                 if self.init.is_some() && self.segments_written > 0 {
                     self.init_changes += 1;
-                    self.init_name =
-                        format!("{}-init-{}.mp4", destination.session_id, self.init_changes);
+                    self.init_name = format!("{session_id}-init-{}.mp4", self.init_changes);
                     self.playlist.set_init(self.init_name.clone());
                 }
                 self.init = Some(init);
-                self.upload_init(destination);
+                self.upload_init(output);
             }
             Err(e) => warn!(rendition = %self.dir, error = %e, "Cannot write the init segment."),
         }
     }
 
-    fn upload_init(&mut self, destination: &Destination) {
+    fn upload_init(&mut self, output: &dyn TreeOutput) {
         if let Some(init) = &self.init {
             self.init_written =
-                destination.put(&[&self.dir, &self.init_name], init, SpoolKind::Init);
+                output.put_media(&[&self.dir, &self.init_name], init, SpoolKind::Init);
         }
     }
 
@@ -257,9 +298,15 @@ impl Rendition {
     }
 
     /// Spools a finished segment, then queues the playlist that lists it.
-    fn publish(&mut self, destination: &Destination, segment: CompletedSegment, origin: &Origin) {
+    fn publish(
+        &mut self,
+        output: &dyn TreeOutput,
+        session_id: &str,
+        segment: CompletedSegment,
+        origin: &Origin,
+    ) {
         if !self.init_written {
-            self.upload_init(destination);
+            self.upload_init(output);
         }
         if !self.init_written {
             warn!(rendition = %self.dir, "Segment dropped: no init segment could be written.");
@@ -270,12 +317,9 @@ impl Rendition {
             TrackKind::Video => "m4s",
             TrackKind::Audio => "m4a",
         };
-        let name = format!(
-            "{}-{}.{extension}",
-            destination.session_id, segment.sequence
-        );
+        let name = format!("{session_id}-{}.{extension}", segment.sequence);
         let bytes = segment.data.len() as u64;
-        if !destination.put(&[&self.dir, &name], &segment.data, SpoolKind::Segment) {
+        if !output.put_media(&[&self.dir, &name], &segment.data, SpoolKind::Segment) {
             return;
         }
         self.meter.add_segment(bytes, segment.duration);
@@ -286,7 +330,7 @@ impl Rendition {
             origin.wall_clock(segment.start),
         );
         self.segments_written += 1;
-        self.write_playlist(destination);
+        self.write_playlist(output);
         let discontinuity = std::mem::take(&mut self.discontinuity_pending);
         if let Some(recorded) = &mut self.recorded {
             // A recorded segment stays in the store until the recording is sealed.
@@ -301,19 +345,20 @@ impl Rendition {
         self.evicted.extend(evicted);
         while self.evicted.len() > EVICTION_GRACE_SEGMENTS {
             if let Some(old) = self.evicted.pop_front() {
-                destination.delete(&[&self.dir, &old]);
+                output.delete(&[&self.dir, &old]);
             }
         }
     }
 
-    fn write_playlist(&self, destination: &Destination) {
-        destination.put_playlist(&[&self.dir, MEDIA_PLAYLIST], self.playlist.render());
+    fn write_playlist(&self, output: &dyn TreeOutput) {
+        output.put_playlist(&[&self.dir, MEDIA_PLAYLIST], self.playlist.render());
     }
 
     /// Handles what a segmenter returned; returns the end times of the segments it closed.
     fn absorb(
         &mut self,
-        destination: &Destination,
+        output: &dyn TreeOutput,
+        session_id: &str,
         events: Vec<SegmentEvent>,
         origin: &Origin,
     ) -> Vec<MediaTime> {
@@ -322,7 +367,7 @@ impl Rendition {
             match event {
                 SegmentEvent::Segment(segment) => {
                     ends.push(segment_end(&segment));
-                    self.publish(destination, segment, origin);
+                    self.publish(output, session_id, segment, origin);
                 }
                 SegmentEvent::TimestampRepaired { received, repaired } => {
                     debug!(rendition = %self.dir, %received, %repaired, "Repaired a decode timestamp.");
@@ -352,9 +397,23 @@ impl Origin {
     }
 }
 
+/// How a session's tree is cut and kept.
+#[derive(Clone, Debug)]
+pub struct TreeSettings {
+    /// Names the session's objects (`{session_id}-{n}.m4s`), so a new session never reuses a
+    /// name a player or cache may hold.
+    pub session_id: String,
+    /// Target segment duration.
+    pub segment: Duration,
+    pub window: PlaylistWindow,
+    /// Keep every segment (none is deleted) for the session's asset.
+    pub record: bool,
+}
+
 /// Segments and publishes every rendition of one live session.
 pub struct SessionPackager {
-    destination: Destination,
+    output: Box<dyn TreeOutput>,
+    session_id: String,
     video: Vec<(Rendition, VideoRenditionPlan, Option<VideoConfig>)>,
     audio: Option<(Rendition, AudioSpecificConfig)>,
     transcoder: Option<AacTranscoder>,
@@ -363,15 +422,20 @@ pub struct SessionPackager {
 }
 
 impl SessionPackager {
-    /// A packager for these renditions; `record` keeps every segment for the session's asset.
+    /// A packager for these renditions writing to `output`, started at wall-clock time `now`.
     pub fn new(
-        destination: Destination,
+        output: Box<dyn TreeOutput>,
+        settings: TreeSettings,
         video: Vec<VideoRenditionPlan>,
         audio: Option<AudioInput>,
-        segment: Duration,
-        window: PlaylistWindow,
-        record: bool,
+        now: DateTime<Utc>,
     ) -> Self {
+        let TreeSettings {
+            session_id,
+            segment,
+            window,
+            record,
+        } = settings;
         let video = video
             .into_iter()
             .enumerate()
@@ -379,7 +443,7 @@ impl SessionPackager {
                 let rendition = Rendition::new(
                     format!("v{index}"),
                     TrackKind::Video,
-                    &destination.session_id,
+                    &session_id,
                     Timebase::MPEG,
                     segment,
                     window,
@@ -399,14 +463,15 @@ impl SessionPackager {
             let mut rendition = Rendition::new(
                 "a0".to_owned(),
                 TrackKind::Audio,
-                &destination.session_id,
+                &session_id,
                 Timebase(config.sample_rate),
                 segment,
                 window,
                 record,
             );
             rendition.write_init(
-                &destination,
+                &*output,
+                &session_id,
                 &TrackInfo::Aac {
                     config: config.clone(),
                 },
@@ -415,31 +480,32 @@ impl SessionPackager {
             (rendition, config)
         });
         SessionPackager {
-            destination,
+            output,
+            session_id,
             video,
             audio,
             transcoder,
             origin: Origin {
                 media: None,
-                wall: Utc::now(),
+                wall: now,
             },
             master_written: None,
         }
     }
 
-    /// Handles one input.
-    pub fn handle(&mut self, input: PackagingInput) {
+    /// Handles one input, which arrived at wall-clock time `now`.
+    pub fn handle(&mut self, input: PackagingInput, now: DateTime<Utc>) {
         match input {
             PackagingInput::VideoConfig { index, config } => {
                 let Some((rendition, plan, slot)) = self.video.get_mut(index) else {
                     return;
                 };
                 let track = config.track_info(Some(plan.frame_rate));
-                rendition.write_init(&self.destination, &track, Timebase::MPEG.0);
+                rendition.write_init(&*self.output, &self.session_id, &track, Timebase::MPEG.0);
                 *slot = Some(config);
             }
             PackagingInput::Video { index, packet } => {
-                self.note_origin(&packet);
+                self.note_origin(&packet, now);
                 let Some((rendition, _, _)) = self.video.get_mut(index) else {
                     return;
                 };
@@ -450,7 +516,7 @@ impl SessionPackager {
                         return;
                     }
                 };
-                let ends = rendition.absorb(&self.destination, events, &self.origin);
+                let ends = rendition.absorb(&*self.output, &self.session_id, events, &self.origin);
                 let closed_a_segment = !ends.is_empty();
                 if index == 0 {
                     self.cut_audio(ends);
@@ -460,7 +526,7 @@ impl SessionPackager {
                 }
             }
             PackagingInput::Audio(packet) => {
-                self.note_origin(&packet);
+                self.note_origin(&packet, now);
                 let Some(transcoder) = &mut self.transcoder else {
                     self.push_audio(packet);
                     return;
@@ -497,7 +563,7 @@ impl SessionPackager {
         match rendition.segmenter.push(packet) {
             Ok(events) => {
                 if !rendition
-                    .absorb(&self.destination, events, &self.origin)
+                    .absorb(&*self.output, &self.session_id, events, &self.origin)
                     .is_empty()
                 {
                     self.write_master_if_changed();
@@ -525,10 +591,10 @@ impl SessionPackager {
         }
     }
 
-    fn note_origin(&mut self, packet: &Packet) {
+    fn note_origin(&mut self, packet: &Packet, now: DateTime<Utc>) {
         if self.origin.media.is_none() {
             self.origin.media = Some(packet.dts_time());
-            self.origin.wall = Utc::now();
+            self.origin.wall = now;
         }
     }
 
@@ -540,7 +606,7 @@ impl SessionPackager {
         for end in ends {
             match rendition.segmenter.cut_at(end) {
                 Ok(events) => {
-                    rendition.absorb(&self.destination, events, &self.origin);
+                    rendition.absorb(&*self.output, &self.session_id, events, &self.origin);
                 }
                 Err(e) => warn!(error = %e, "Audio cut refused by the segmenter."),
             }
@@ -590,8 +656,7 @@ impl SessionPackager {
         }
         let text = master.render();
         if self.master_written.as_ref() != Some(&text) {
-            self.destination
-                .put_playlist(&[MASTER_PLAYLIST], text.clone());
+            self.output.put_playlist(&[MASTER_PLAYLIST], text.clone());
             self.master_written = Some(text);
         }
     }
@@ -602,7 +667,7 @@ impl SessionPackager {
         self.flush();
         // Video playlists end first and the audio playlist last: once `a0` carries
         // EXT-X-ENDLIST, every rendition of the session has ended.
-        let destination = &self.destination;
+        let output = &*self.output;
         for rendition in self
             .video
             .iter_mut()
@@ -611,7 +676,7 @@ impl SessionPackager {
         {
             rendition.playlist.end();
             if rendition.segments_written > 0 {
-                rendition.write_playlist(destination);
+                rendition.write_playlist(output);
             }
         }
         self.recording()
@@ -657,7 +722,7 @@ impl SessionPackager {
         let mut video_ends = Vec::new();
         for (index, (rendition, _, _)) in self.video.iter_mut().enumerate() {
             let events = flush(&mut rendition.segmenter, &rendition.dir);
-            let ends = rendition.absorb(&self.destination, events, &self.origin);
+            let ends = rendition.absorb(&*self.output, &self.session_id, events, &self.origin);
             if index == 0 {
                 video_ends = ends;
             }
@@ -665,7 +730,7 @@ impl SessionPackager {
         self.cut_audio(video_ends);
         if let Some((rendition, _)) = &mut self.audio {
             let events = flush(&mut rendition.segmenter, &rendition.dir);
-            rendition.absorb(&self.destination, events, &self.origin);
+            rendition.absorb(&*self.output, &self.session_id, events, &self.origin);
         }
         self.write_master_if_changed();
     }
@@ -679,5 +744,244 @@ fn flush(segmenter: &mut TrackSegmenter, dir: &str) -> Vec<SegmentEvent> {
             warn!(rendition = %dir, error = %e, "Flushing the segmenter failed.");
             Vec::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use chrono::TimeZone;
+    use sluice_media::fixtures::avc_320x240;
+
+    use super::*;
+
+    /// An output that notes, in order, what it took (`media v0/…`, `playlist v0/index.m3u8`,
+    /// `delete v0/…`) with the bodies of playlists, and refuses media while `full` is set.
+    #[derive(Default)]
+    struct NotedTree {
+        taken: Mutex<Vec<String>>,
+        playlists: Mutex<Vec<(String, String)>>,
+        full: AtomicBool,
+    }
+
+    impl NotedTree {
+        fn taken(&self) -> Vec<String> {
+            self.taken.lock().unwrap().clone()
+        }
+
+        /// The last version of the playlist at `path`.
+        fn playlist(&self, path: &str) -> String {
+            let playlists = self.playlists.lock().unwrap();
+            let (_, body) = playlists.iter().rfind(|(p, _)| p == path).unwrap();
+            body.clone()
+        }
+    }
+
+    impl TreeOutput for Arc<NotedTree> {
+        fn put_media(&self, path: &[&str], _body: &[u8], _kind: SpoolKind) -> bool {
+            if self.full.load(Ordering::Relaxed) {
+                return false;
+            }
+            self.taken
+                .lock()
+                .unwrap()
+                .push(format!("media {}", path.join("/")));
+            true
+        }
+
+        fn put_playlist(&self, path: &[&str], body: Vec<u8>) {
+            let path = path.join("/");
+            self.taken.lock().unwrap().push(format!("playlist {path}"));
+            let body = String::from_utf8(body).unwrap();
+            self.playlists.lock().unwrap().push((path, body));
+        }
+
+        fn delete(&self, path: &[&str]) {
+            self.taken
+                .lock()
+                .unwrap()
+                .push(format!("delete {}", path.join("/")));
+        }
+    }
+
+    /// Wall-clock time at the first packet.
+    fn clock() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap()
+    }
+
+    /// A one-rendition (video only) packager on `tree`, 1 s segments.
+    fn packager(tree: &Arc<NotedTree>, window: PlaylistWindow) -> SessionPackager {
+        let settings = TreeSettings {
+            session_id: "ses_1".to_owned(),
+            segment: Duration::from_secs(1),
+            window,
+            record: false,
+        };
+        let plans = vec![VideoRenditionPlan {
+            name: "source".to_owned(),
+            frame_rate: 30.0,
+        }];
+        let mut packager =
+            SessionPackager::new(Box::new(tree.clone()), settings, plans, None, clock());
+        packager.handle(
+            PackagingInput::VideoConfig {
+                index: 0,
+                config: VideoConfig::Avc(avc_320x240()),
+            },
+            clock(),
+        );
+        packager
+    }
+
+    /// `seconds` of 30 fps video from `start_frame`, a key frame every second.
+    fn feed(packager: &mut SessionPackager, start_frame: i64, seconds: i64) {
+        for frame in start_frame..start_frame + seconds * 30 {
+            let ticks = frame * 3_000;
+            let packet = Packet {
+                kind: TrackKind::Video,
+                timebase: Timebase::MPEG,
+                dts: ticks,
+                pts: ticks,
+                keyframe: frame % 30 == 0,
+                data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+            };
+            let now = clock() + chrono::Duration::milliseconds(frame * 1_000 / 30);
+            packager.handle(PackagingInput::Video { index: 0, packet }, now);
+        }
+    }
+
+    /// The segment names listed in a media playlist.
+    fn listed(playlist: &str) -> Vec<&str> {
+        playlist
+            .lines()
+            .filter(|line| line.ends_with(".m4s"))
+            .collect()
+    }
+
+    #[test]
+    fn a_segment_is_taken_before_the_playlist_that_lists_it_and_the_master_after_the_first() {
+        let tree = Arc::new(NotedTree::default());
+        let mut packager = packager(&tree, PlaylistWindow::Segments(6));
+        feed(&mut packager, 0, 4);
+        packager.finish();
+
+        let taken = tree.taken();
+        let playlists = tree.playlists.lock().unwrap().clone();
+        let mut versions = playlists.iter().filter(|(path, _)| path == "v0/index.m3u8");
+        for (at, line) in taken.iter().enumerate() {
+            if line != "playlist v0/index.m3u8" {
+                continue;
+            }
+            let (_, body) = versions.next().unwrap();
+            for name in listed(body) {
+                let media = format!("media v0/{name}");
+                assert!(taken[..at].contains(&media), "{name} listed before taken");
+            }
+        }
+        let first_segment = taken.iter().position(|l| l.ends_with(".m4s")).unwrap();
+        let master = taken
+            .iter()
+            .position(|l| *l == "playlist master.m3u8")
+            .expect("a master playlist");
+        assert!(first_segment < master, "{taken:?}");
+        assert_eq!(
+            taken[0], "media v0/ses_1-init.mp4",
+            "the init segment comes first"
+        );
+        let last = tree.playlist("v0/index.m3u8");
+        assert_eq!(listed(&last).len(), 4, "{last}");
+        assert!(last.ends_with("#EXT-X-ENDLIST\n"), "{last}");
+    }
+
+    #[test]
+    fn program_date_times_follow_the_clock_passed_in() {
+        let tree = Arc::new(NotedTree::default());
+        let mut packager = packager(&tree, PlaylistWindow::Segments(6));
+        feed(&mut packager, 0, 3);
+        packager.finish();
+
+        let playlist = tree.playlist("v0/index.m3u8");
+        let times: Vec<&str> = playlist
+            .lines()
+            .filter_map(|line| line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
+            .collect();
+        assert_eq!(
+            times,
+            [
+                "2026-12-06T12:00:00.000Z",
+                "2026-12-06T12:00:01.000Z",
+                "2026-12-06T12:00:02.000Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_segment_the_output_refuses_is_never_listed() {
+        let tree = Arc::new(NotedTree::default());
+        let mut packager = packager(&tree, PlaylistWindow::Event);
+        feed(&mut packager, 0, 2);
+        tree.full.store(true, Ordering::Relaxed);
+        feed(&mut packager, 60, 2);
+        tree.full.store(false, Ordering::Relaxed);
+        feed(&mut packager, 120, 2);
+        packager.finish();
+
+        let last = tree.playlist("v0/index.m3u8");
+        let names = listed(&last);
+        assert_eq!(
+            names,
+            ["ses_1-0.m4s", "ses_1-3.m4s", "ses_1-4.m4s", "ses_1-5.m4s"],
+            "segments closed while the output was full are left out"
+        );
+        for refused in ["ses_1-1.m4s", "ses_1-2.m4s"] {
+            assert!(!tree.taken().contains(&format!("media v0/{refused}")));
+        }
+    }
+
+    #[test]
+    fn segments_leaving_the_window_are_deleted_after_the_grace_and_after_they_were_taken() {
+        let tree = Arc::new(NotedTree::default());
+        let mut packager = packager(&tree, PlaylistWindow::Segments(2));
+        feed(&mut packager, 0, 10);
+        packager.finish();
+
+        let taken = tree.taken();
+        let deleted: Vec<&String> = taken.iter().filter(|l| l.starts_with("delete ")).collect();
+        // 10 segments, 2 in the window, 4 kept for players still on them.
+        assert_eq!(deleted.len(), 10 - 2 - EVICTION_GRACE_SEGMENTS, "{taken:?}");
+        for delete in deleted {
+            let name = delete.trim_start_matches("delete ");
+            let put = taken.iter().position(|l| *l == format!("media {name}"));
+            let gone = taken.iter().position(|l| l == delete);
+            assert!(put < gone, "{name} deleted before it was taken");
+        }
+        assert_eq!(listed(&tree.playlist("v0/index.m3u8")).len(), 2);
+    }
+
+    #[test]
+    fn a_resumed_source_goes_on_after_a_discontinuity_in_the_same_playlist() {
+        let tree = Arc::new(NotedTree::default());
+        let mut packager = packager(&tree, PlaylistWindow::Event);
+        feed(&mut packager, 0, 2);
+        packager.handle(PackagingInput::SourceEnded, clock());
+        packager.handle(PackagingInput::SourceResumed(None), clock());
+        feed(&mut packager, 90, 2);
+        packager.finish();
+
+        let playlist = tree.playlist("v0/index.m3u8");
+        let discontinuity = playlist
+            .find("#EXT-X-DISCONTINUITY")
+            .expect("a discontinuity");
+        assert!(
+            playlist[..discontinuity].contains("ses_1-1.m4s"),
+            "{playlist}"
+        );
+        assert!(
+            playlist[discontinuity..].contains("ses_1-2.m4s"),
+            "{playlist}"
+        );
+        assert_eq!(listed(&playlist).len(), 4);
     }
 }
