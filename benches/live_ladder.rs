@@ -116,7 +116,7 @@ fn sluice_ladder(
         .collect();
     let (transcoder, outputs) = LiveTranscoder::start(&config, rungs, settings).expect("start");
     let tree = TreeSettings {
-        session_id: "bench".to_owned(),
+        session_id: sluice_storage::SessionId::parse("ses_bench").unwrap(),
         segment: SEGMENT,
         // Every segment kept, as the ffmpeg CLI's VOD playlists keep them.
         window: PlaylistWindow::Event,

@@ -106,7 +106,7 @@ impl Fixture {
             let playback_id = db.asset_playback_ids(&asset.id).await.unwrap()[0]
                 .id
                 .clone();
-            (asset.id, playback_id)
+            (asset.id.to_string(), playback_id)
         });
         Fixture {
             server,

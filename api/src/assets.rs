@@ -256,7 +256,7 @@ impl AssetView {
                 )
             });
         Self {
-            id: asset.id.clone(),
+            id: asset.id.to_string(),
             status: asset.status,
             error: asset.error.clone().map(|message| ErrorMessage { message }),
             progress: asset.progress,
@@ -269,8 +269,8 @@ impl AssetView {
             playback_url,
             input: asset.input.clone(),
             new_asset_settings: asset.settings.clone(),
-            live_stream_id: asset.live_stream_id.clone(),
-            session_id: asset.session_id.clone(),
+            live_stream_id: asset.live_stream_id.as_ref().map(ToString::to_string),
+            session_id: asset.session_id.as_ref().map(ToString::to_string),
             created_at: asset.created_at,
             updated_at: asset.updated_at,
         }

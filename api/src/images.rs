@@ -364,7 +364,7 @@ impl SourceCache {
             .await
             .map_err(ApiError::internal)?;
         // Asset ids are server-made (`asset_` and letters and digits): a plain file name.
-        let path = self.dir.join(&asset.id);
+        let path = self.dir.join(asset.id.as_str());
         let partial = self.dir.join(format!(".{}.part", asset.id));
         let source = asset.source_key().map_err(ApiError::internal)?;
         let fetched = store.get_to_file(&source, &partial).await;
@@ -381,7 +381,7 @@ impl SourceCache {
         {
             let mut entries = self.lock();
             entries.by_asset.insert(
-                asset.id.clone(),
+                asset.id.to_string(),
                 CachedSource {
                     bytes,
                     last_used: 0,
@@ -1038,6 +1038,7 @@ async fn animated_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_storage::AssetId;
 
     #[test]
     fn query_parameters_are_known_single_and_named_when_wrong() {
@@ -1112,7 +1113,7 @@ mod tests {
 
     fn asset_from_url(id: &str) -> Asset {
         Asset {
-            id: id.to_owned(),
+            id: AssetId::parse(id).unwrap(),
             status: AssetStatus::Ready,
             error: None,
             progress: 100,

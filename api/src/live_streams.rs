@@ -217,7 +217,7 @@ async fn view_with(
     let status = status_name(&stream);
     let whip_url = crate::whip::whip_url(public_url, &stream.id);
     Ok(LiveStreamView {
-        id: stream.id,
+        id: stream.id.into(),
         name: stream.name,
         stream_key: Some(stream.stream_key),
         rtmp_url: rtmp_url.to_owned(),

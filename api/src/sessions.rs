@@ -61,8 +61,8 @@ pub struct SessionView {
 impl From<Session> for SessionView {
     fn from(session: Session) -> Self {
         Self {
-            id: session.id,
-            live_stream_id: session.live_stream_id,
+            id: session.id.into(),
+            live_stream_id: session.live_stream_id.into(),
             protocol: session.protocol,
             client_addr: session.client_addr,
             encoder: session.encoder,
@@ -72,7 +72,7 @@ impl From<Session> for SessionView {
             input: session.input,
             bytes_received: session.bytes_received,
             frames_dropped: session.frames_dropped,
-            asset_id: session.asset_id,
+            asset_id: session.asset_id.map(String::from),
         }
     }
 }

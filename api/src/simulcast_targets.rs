@@ -80,8 +80,8 @@ impl From<SimulcastTarget> for SimulcastTargetView {
     fn from(target: SimulcastTarget) -> Self {
         Self {
             stream_key: masked_key(&target.stream_key),
-            id: target.id,
-            live_stream_id: target.live_stream_id,
+            id: target.id.into(),
+            live_stream_id: target.live_stream_id.into(),
             url: target.url,
             rendition: target.rendition,
             passthrough: target.passthrough,

@@ -183,12 +183,12 @@ impl From<Upload> for UploadView {
     /// The upload without its URL (lists, events).
     fn from(upload: Upload) -> Self {
         Self {
-            id: upload.id,
+            id: upload.id.into(),
             status: upload.status,
             url: None,
             max_size: upload.max_size,
             new_asset_settings: upload.settings,
-            asset_id: upload.asset_id,
+            asset_id: upload.asset_id.map(String::from),
             error: upload.error.map(|message| ErrorMessage { message }),
             expires_at: upload.expires_at,
             created_at: upload.created_at,
@@ -996,7 +996,7 @@ impl Spool {
             .await
             .map_err(|e| io_failure(&path, e))?;
         Ok(Self {
-            upload_id: upload.id.clone(),
+            upload_id: upload.id.to_string(),
             path,
             file: BufWriter::with_capacity(1024 * 1024, file),
             synced: upload.offset,

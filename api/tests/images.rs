@@ -72,7 +72,7 @@ async fn asset(h: &Harness, policy: PlaybackPolicy, ready: bool) -> (String, Str
     let playback_id = h.db.asset_playback_ids(&asset.id).await.unwrap()[0]
         .id
         .clone();
-    (asset.id, playback_id)
+    (asset.id.to_string(), playback_id)
 }
 
 /// Stores what the asset worker writes under `assets/{id}/images/`.

@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use sluice_media::TrackKind;
 use sluice_packager::{VodPlaylist, MASTER_PLAYLIST, MEDIA_PLAYLIST};
 use sluice_storage::layout;
-use sluice_storage::{Asset, Db, EventType, ObjectStore};
+use sluice_storage::{Asset, AssetId, Db, EventType, LiveStreamId, ObjectStore, SessionId};
 use sluice_transcoder::{probe, ProbeLimits};
 use tokio::runtime::Handle;
 use tokio::task::JoinSet;
@@ -58,7 +58,11 @@ pub struct Recorder {
 impl Recordings for Recorder {
     /// Creates the asset session `session_id` of `live_stream_id` is recorded into, and
     /// announces it (`asset.created`). `None` (logged) when it cannot be recorded.
-    async fn start(&self, live_stream_id: &str, session_id: &str) -> Option<String> {
+    async fn start(
+        &self,
+        live_stream_id: &LiveStreamId,
+        session_id: &SessionId,
+    ) -> Option<AssetId> {
         match self
             .db
             .create_recording_asset(live_stream_id, session_id)
@@ -81,8 +85,8 @@ impl Recordings for Recorder {
     /// packaged anything.
     async fn seal(
         &self,
-        asset_id: &str,
-        live_stream_id: &str,
+        asset_id: &AssetId,
+        live_stream_id: &LiveStreamId,
         recording: Option<SessionRecording>,
         wait: bool,
     ) {
@@ -96,7 +100,7 @@ impl Recordings for Recorder {
         };
         if let Err(e) = self.keep(asset_id, live_stream_id, &recording).await {
             warn!(
-                asset_id,
+                asset_id = %asset_id,
                 error = format!("{e:#}"),
                 "Could not keep the recording."
             );
@@ -105,7 +109,7 @@ impl Recordings for Recorder {
             return;
         }
         if let Err(e) = self.db.set_asset_playable(asset_id).await {
-            warn!(asset_id, error = %e, "Could not mark the recording playable.");
+            warn!(asset_id = %asset_id, error = %e, "Could not mark the recording playable.");
         }
         if wait {
             self.finish(asset_id, recording).await;

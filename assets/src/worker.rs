@@ -38,7 +38,8 @@ use serde_json::{json, Value};
 use sluice_media::VideoCodec;
 use sluice_storage::layout;
 use sluice_storage::{
-    Asset, AssetStatus, Db, EventType, InvalidKey, Job, ObjectStore, StoreError, ASSET_JOB_KIND,
+    Asset, AssetId, AssetStatus, Db, EventType, InvalidKey, Job, ObjectStore, StoreError,
+    ASSET_JOB_KIND,
 };
 use sluice_transcoder::{
     encodable_codec, probe, EncoderSettings, FileTranscode, Ladder, ProbeReport, VodError,
@@ -612,7 +613,7 @@ impl Worker {
 struct Observer {
     db: Db,
     runtime: Handle,
-    asset_id: String,
+    asset_id: AssetId,
     duration: Option<Duration>,
     progress: Arc<AtomicU8>,
     stop: Arc<AtomicBool>,
@@ -1121,7 +1122,7 @@ mod tests {
         );
 
         assert!(harness.db.delete_asset(&asset.id).await.unwrap());
-        let objects = harness.dir.path().join("objects/assets").join(&asset.id);
+        let objects = harness.dir.path().join("objects/assets").join(asset.id.as_str());
         for _ in 0..200 {
             if !objects.exists() && harness.work_entries().is_empty() {
                 break;
@@ -1157,7 +1158,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let db = harness.db.clone();
-        let objects = harness.dir.path().join("objects/assets").join(&asset.id);
+        let objects = harness.dir.path().join("objects/assets").join(asset.id.as_str());
         let work = harness.dir.path().join("work");
         let _dir = harness.dir.path().to_owned();
         let Harness {

@@ -35,7 +35,7 @@ use sluice_media::{
     AudioCodec, AudioSpecificConfig, AvcConfig, MediaTime, Mp3FrameHeader, Packet, Timebase,
     TrackKind, VideoCodec,
 };
-use sluice_storage::ObjectStore;
+use sluice_storage::{LiveStreamId, ObjectStore, SessionId};
 use sluice_transcoder::{
     plan, AacTranscoder, EncoderSettings, Ladder, LiveTranscoder, PlannedRung, TranscodeError,
     VideoSource,
@@ -198,8 +198,8 @@ pub struct PackagingTarget {
     pub store: Arc<dyn ObjectStore>,
     /// Where segments wait until the store holds them.
     pub spool: Arc<Spool>,
-    pub live_stream_id: String,
-    pub session_id: String,
+    pub live_stream_id: LiveStreamId,
+    pub session_id: SessionId,
     pub window: PlaylistWindow,
     /// Keep every segment for the session's asset.
     pub record: bool,

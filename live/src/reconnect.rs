@@ -14,12 +14,13 @@ use tokio::sync::oneshot;
 
 use super::pipeline::Packaging;
 use sluice_media::MediaTime;
+use sluice_storage::{AssetId, SessionId};
 
 /// What of a session carries over from one publisher to the next.
 pub struct SessionState {
-    pub session_id: String,
+    pub session_id: SessionId,
     /// The asset the session is recorded into.
-    pub asset_id: Option<String>,
+    pub asset_id: Option<AssetId>,
     /// The session's packaging thread, once a pipeline started (always there when parked).
     pub packaging: Option<Packaging>,
     /// Where a returning publisher's first packet should land.

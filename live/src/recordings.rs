@@ -6,6 +6,7 @@
 //! depends on the asset worker.
 
 use async_trait::async_trait;
+use sluice_storage::{AssetId, LiveStreamId, SessionId};
 
 use crate::renditions::SessionRecording;
 
@@ -14,7 +15,8 @@ use crate::renditions::SessionRecording;
 pub trait Recordings: Send + Sync {
     /// Creates the asset session `session_id` of `live_stream_id` is recorded into, and
     /// announces it. `None` (logged) when it cannot be recorded: the session goes on unrecorded.
-    async fn start(&self, live_stream_id: &str, session_id: &str) -> Option<String>;
+    async fn start(&self, live_stream_id: &LiveStreamId, session_id: &SessionId)
+        -> Option<AssetId>;
 
     /// Takes the ended session's `recording` into asset `asset_id`. It returns once the
     /// recording no longer needs the stream's live objects (the next session clears them);
@@ -22,8 +24,8 @@ pub trait Recordings: Send + Sync {
     /// would drop it). `recording` is `None` when the session never packaged anything.
     async fn seal(
         &self,
-        asset_id: &str,
-        live_stream_id: &str,
+        asset_id: &AssetId,
+        live_stream_id: &LiveStreamId,
         recording: Option<SessionRecording>,
         wait: bool,
     );

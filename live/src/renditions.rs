@@ -36,7 +36,7 @@ use sluice_packager::{
     TrackSegmenter, MASTER_PLAYLIST, MEDIA_PLAYLIST, TRACK_ID,
 };
 use sluice_storage::layout;
-use sluice_storage::ObjectKey;
+use sluice_storage::{LiveStreamId, ObjectKey, SessionId};
 use sluice_transcoder::{AacTranscoder, TranscoderOutput};
 use tracing::{debug, warn};
 
@@ -148,7 +148,7 @@ pub trait TreeOutput: Send {
 /// A live session's output: its upload queue, the tree under `live/{live_stream_id}/`.
 pub struct UploadTree {
     pub uploads: UploadQueue,
-    pub live_stream_id: String,
+    pub live_stream_id: LiveStreamId,
 }
 
 impl UploadTree {
@@ -402,7 +402,7 @@ impl Origin {
 pub struct TreeSettings {
     /// Names the session's objects (`{session_id}-{n}.m4s`), so a new session never reuses a
     /// name a player or cache may hold.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// Target segment duration.
     pub segment: Duration,
     pub window: PlaylistWindow,
@@ -413,7 +413,7 @@ pub struct TreeSettings {
 /// Segments and publishes every rendition of one live session.
 pub struct SessionPackager {
     output: Box<dyn TreeOutput>,
-    session_id: String,
+    session_id: SessionId,
     video: Vec<(Rendition, VideoRenditionPlan, Option<VideoConfig>)>,
     audio: Option<(Rendition, AudioSpecificConfig)>,
     transcoder: Option<AacTranscoder>,
@@ -814,7 +814,7 @@ mod tests {
     /// A one-rendition (video only) packager on `tree`, 1 s segments.
     fn packager(tree: &Arc<NotedTree>, window: PlaylistWindow) -> SessionPackager {
         let settings = TreeSettings {
-            session_id: "ses_1".to_owned(),
+            session_id: SessionId::parse("ses_1").unwrap(),
             segment: Duration::from_secs(1),
             window,
             record: false,

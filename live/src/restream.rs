@@ -43,7 +43,8 @@ use sluice_ingest::{
 };
 use sluice_media::{AudioSpecificConfig, AvcConfig, Packet, Timebase, TrackKind, VideoConfig};
 use sluice_storage::{
-    Db, EventBus, EventType, NewEvent, SimulcastTarget, SimulcastTargetStatus, SOURCE_RENDITION,
+    Db, EventBus, EventType, NewEvent, SimulcastTarget, SimulcastTargetId, SimulcastTargetStatus,
+    SOURCE_RENDITION,
 };
 use sluice_transcoder::TranscoderOutput;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -101,7 +102,7 @@ enum Item {
 
 /// A target's end of the tap.
 struct Outlet {
-    target_id: String,
+    target_id: SimulcastTargetId,
     rendition: String,
     queue: mpsc::Sender<Item>,
     /// Set when the queue overflowed: everything is dropped up to the next video keyframe.
@@ -323,10 +324,10 @@ async fn manage(context: Context, live_stream_id: String, mut stopping: watch::R
     // Subscribed before listing, so a target created meanwhile is not missed (a duplicate is
     // ignored).
     let mut bus = context.events.subscribe();
-    let mut running: HashMap<String, watch::Sender<bool>> = HashMap::new();
+    let mut running: HashMap<SimulcastTargetId, watch::Sender<bool>> = HashMap::new();
     let mut tasks = JoinSet::new();
     let start = |target: SimulcastTarget,
-                 running: &mut HashMap<String, watch::Sender<bool>>,
+                 running: &mut HashMap<SimulcastTargetId, watch::Sender<bool>>,
                  tasks: &mut JoinSet<()>| {
         if running.contains_key(&target.id) {
             return;
@@ -388,7 +389,7 @@ async fn manage(context: Context, live_stream_id: String, mut stopping: watch::R
                 }
             }
             Some(EventType::SimulcastTargetDeleted) => {
-                if let Some(stop) = running.remove(&event.object.id) {
+                if let Some(stop) = running.remove(event.object.id.as_str()) {
                     info!(simulcast_target_id = %event.object.id, "Target removed while live; disconnecting.");
                     let _ = stop.send(true);
                 }
@@ -501,7 +502,7 @@ async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
 /// Writes a target's state to its row and publishes the transition events.
 struct Reporter {
     context: Context,
-    target_id: String,
+    target_id: SimulcastTargetId,
     bytes_sent: u64,
     status: Option<SimulcastTargetStatus>,
 }
@@ -827,7 +828,7 @@ mod tests {
     async fn a_full_queue_drops_until_the_next_keyframe() {
         let (queue, mut inbox) = mpsc::channel(2);
         let outlet = Outlet {
-            target_id: "st_x".into(),
+            target_id: SimulcastTargetId::parse("st_x").unwrap(),
             rendition: SOURCE_RENDITION.into(),
             queue,
             skipping: AtomicBool::new(true),

@@ -15,8 +15,8 @@ use sluice_media::fixtures::ffmpeg_clip;
 use sluice_media::{Packet, TrackInfo, TrackKind, VideoCodec};
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
-    Db, Dvr, DvrMode, EventBus, LiveStream, LiveStreamSettings, LiveStreamStatus, Metrics,
-    ObjectStore, Session, SessionOrigin, SimulcastTarget,
+    AssetId, Db, Dvr, DvrMode, EventBus, LiveStream, LiveStreamId, LiveStreamSettings,
+    LiveStreamStatus, Metrics, ObjectStore, Session, SessionId, SessionOrigin, SimulcastTarget,
 };
 use sluice_transcoder::{FileDemuxer, ProbeLimits};
 use tokio::sync::watch;
@@ -104,19 +104,23 @@ impl EventViews for IdViews {
 /// Recordings that keep what the core handed over.
 #[derive(Default)]
 struct KeptRecordings {
-    sealed: Mutex<Vec<(String, Option<SessionRecording>)>>,
+    sealed: Mutex<Vec<(AssetId, Option<SessionRecording>)>>,
 }
 
 #[async_trait]
 impl Recordings for KeptRecordings {
-    async fn start(&self, _live_stream_id: &str, _session_id: &str) -> Option<String> {
-        Some("as_recorded".to_owned())
+    async fn start(
+        &self,
+        _live_stream_id: &LiveStreamId,
+        _session_id: &SessionId,
+    ) -> Option<AssetId> {
+        Some(AssetId::parse("asset_recorded").unwrap())
     }
 
     async fn seal(
         &self,
-        asset_id: &str,
-        _live_stream_id: &str,
+        asset_id: &AssetId,
+        _live_stream_id: &LiveStreamId,
         recording: Option<SessionRecording>,
         _wait: bool,
     ) {
@@ -496,7 +500,7 @@ async fn a_recorded_session_hands_every_segment_it_stored_to_the_recordings() {
     let [(asset_id, Some(recording))] = &sealed[..] else {
         panic!("one recording is sealed: {sealed:?}");
     };
-    assert_eq!(asset_id, "as_recorded");
+    assert_eq!(asset_id, "asset_recorded");
     assert!(
         recording.master.is_some(),
         "the multivariant playlist is kept"

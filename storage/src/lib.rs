@@ -31,6 +31,7 @@ pub mod test_support;
 
 pub use db::{redact_database_url, Db, DbEngine, Record, StorageError, MAX_PAGE_SIZE};
 pub use event_bus::EventBus;
+pub use ids::{AssetId, InvalidId, LiveStreamId, SessionId, SimulcastTargetId, UploadId};
 pub use local_store::LocalStore;
 pub use metrics::Metrics;
 pub use model::{

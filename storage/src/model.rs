@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{AssetId, LiveStreamId, SessionId};
+
 mod asset;
 mod event;
 mod job;
@@ -173,8 +175,8 @@ pub struct PlaybackId {
     /// The id in playback URLs (`/hls/{id}/…`).
     pub id: String,
     /// The owner: exactly one of `live_stream_id` and `asset_id` is set.
-    pub live_stream_id: Option<String>,
-    pub asset_id: Option<String>,
+    pub live_stream_id: Option<LiveStreamId>,
+    pub asset_id: Option<AssetId>,
     pub policy: PlaybackPolicy,
     pub created_at: DateTime<Utc>,
 }
@@ -272,7 +274,7 @@ impl Default for LiveStreamSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveStream {
     /// `ls_` followed by random characters; the id used in object keys and URLs of the API.
-    pub id: String,
+    pub id: LiveStreamId,
     pub name: String,
     /// Secret the encoder presents to publish; never used in a path or object key.
     pub stream_key: String,
@@ -280,7 +282,7 @@ pub struct LiveStream {
     pub ladder: serde_json::Value,
     pub status: LiveStreamStatus,
     /// The session being received while the stream is active.
-    pub active_session_id: Option<String>,
+    pub active_session_id: Option<SessionId>,
     /// A disabled stream refuses publishes; disabling kicks the current publisher.
     pub disabled: bool,
     pub latency_mode: LatencyMode,
@@ -329,8 +331,8 @@ pub struct LiveStreamPage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
     /// `ses_` followed by random characters.
-    pub id: String,
-    pub live_stream_id: String,
+    pub id: SessionId,
+    pub live_stream_id: LiveStreamId,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub client_addr: String,
@@ -345,7 +347,7 @@ pub struct Session {
     /// The RTMP application it named.
     pub app: Option<String>,
     /// The asset a recorded session becomes.
-    pub asset_id: Option<String>,
+    pub asset_id: Option<AssetId>,
 }
 
 /// Where a session comes from: what the publisher told about itself on connecting.

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::publisher::PublisherEvent;
+use sluice_storage::LiveStreamId;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -48,7 +49,7 @@ pub struct Timeouts {
 pub struct PeerSetup {
     /// The WHIP session id.
     pub id: String,
-    pub live_stream_id: String,
+    pub live_stream_id: LiveStreamId,
     pub rtc: Rtc,
     /// Where the session's task reads its events.
     pub events: mpsc::Sender<PublisherEvent>,

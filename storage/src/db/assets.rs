@@ -12,7 +12,7 @@ use super::paging::{keyset_page, PageKey, PageOrder};
 use super::playback_ids::{insert_playback_id, PlaybackOwner};
 use super::{now, Db, Record, Result, StorageError};
 use crate::entities::{asset, job, session};
-use crate::ids;
+use crate::ids::{AssetId, LiveStreamId, SessionId};
 use crate::model::{Asset, AssetPage, AssetStatus, JobStatus, NewAsset, NewJob, ASSET_JOB_KIND};
 
 const ASSET_PAGE: PageKey<asset::Entity> = PageKey {
@@ -44,11 +44,11 @@ fn asset_from_row(row: asset::Model) -> Result<Asset> {
         progress: u8::try_from(row.progress.clamp(0, 100)).unwrap_or(0),
         duration_ms: row.duration_ms,
         playable: row.playable,
-        live_stream_id: row.live_stream_id,
-        session_id: row.session_id,
+        live_stream_id: row.live_stream_id.map(LiveStreamId::stored),
+        session_id: row.session_id.map(SessionId::stored),
         created_at: row.created_at,
         updated_at: row.updated_at,
-        id: row.id,
+        id: AssetId::stored(row.id),
     })
 }
 
@@ -78,7 +78,7 @@ async fn insert_asset_row(
 ) -> Result<Asset> {
     let at = now();
     let row = asset::ActiveModel {
-        id: Set(ids::new_id(ids::ASSET_PREFIX)),
+        id: Set(AssetId::generate().into()),
         status: Set(AssetStatus::Preparing),
         error: Set(None),
         progress: Set(0),
@@ -137,7 +137,7 @@ impl Db {
         let txn = self.conn.begin().await?;
         let asset = insert_asset_row(&txn, &new, Some((live_stream_id, session_id))).await?;
         let attached = session::Entity::update_many()
-            .col_expr(session::Column::AssetId, Some(asset.id.clone()).into())
+            .col_expr(session::Column::AssetId, Some(asset.id.to_string()).into())
             .filter(session::Column::Id.eq(session_id))
             .exec(&txn)
             .await?

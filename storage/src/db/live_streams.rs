@@ -9,6 +9,7 @@ use super::playback_ids::{insert_playback_id, PlaybackOwner};
 use super::{now, Db, Record, Result, StorageError};
 use crate::entities::{live_stream, session};
 use crate::ids;
+use crate::ids::{LiveStreamId, SessionId};
 use crate::model::{
     Dvr, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage, LiveStreamSettings,
     LiveStreamStatus, PlaybackPolicy,
@@ -30,12 +31,12 @@ fn live_stream_from_row(row: live_stream::Model) -> Result<LiveStream> {
         source,
     })?;
     Ok(LiveStream {
-        id: row.id,
+        id: LiveStreamId::stored(row.id),
         name: row.name,
         stream_key: row.stream_key,
         ladder,
         status: row.status,
-        active_session_id: row.active_session_id,
+        active_session_id: row.active_session_id.map(SessionId::stored),
         disabled: row.disabled,
         latency_mode: row.latency_mode,
         reconnect_window_s: u32::try_from(row.reconnect_window_s).unwrap_or(0),
@@ -71,7 +72,7 @@ impl Db {
     ) -> Result<LiveStream> {
         let created_at = now();
         let row = live_stream::ActiveModel {
-            id: Set(ids::new_id(ids::LIVE_STREAM_PREFIX)),
+            id: Set(LiveStreamId::generate().into()),
             name: Set(name.to_owned()),
             stream_key: Set(ids::new_secret()),
             ladder: Set(ladder.to_string()),

@@ -9,6 +9,7 @@ use tracing::info;
 use super::{now, Db, Record, Result, StorageError};
 use crate::entities::playback_id;
 use crate::ids;
+use crate::ids::{AssetId, LiveStreamId};
 use crate::model::{PlaybackId, PlaybackPolicy};
 
 /// What a playback id plays.
@@ -31,8 +32,8 @@ impl PlaybackOwner<'_> {
 fn playback_id_from_row(row: playback_id::Model) -> PlaybackId {
     PlaybackId {
         id: row.id,
-        live_stream_id: row.live_stream_id,
-        asset_id: row.asset_id,
+        live_stream_id: row.live_stream_id.map(LiveStreamId::stored),
+        asset_id: row.asset_id.map(AssetId::stored),
         policy: row.policy,
         created_at: row.created_at,
     }

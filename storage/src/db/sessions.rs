@@ -5,7 +5,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use super::paging::{keyset_page, PageKey, PageOrder};
 use super::{from_db_count, now, to_db_count, Db, Record, Result, StorageError};
 use crate::entities::session;
-use crate::ids;
+use crate::ids::{AssetId, LiveStreamId, SessionId};
 use crate::model::{Session, SessionOrigin, SessionPage};
 
 const SESSION_PAGE: PageKey<session::Entity> = PageKey {
@@ -29,8 +29,8 @@ fn session_from_row(row: session::Model) -> Result<Session> {
             source,
         })?;
     Ok(Session {
-        id: row.id,
-        live_stream_id: row.live_stream_id,
+        id: SessionId::stored(row.id),
+        live_stream_id: LiveStreamId::stored(row.live_stream_id),
         started_at: row.started_at,
         ended_at: row.ended_at,
         client_addr: row.client_addr,
@@ -40,7 +40,7 @@ fn session_from_row(row: session::Model) -> Result<Session> {
         frames_dropped: from_db_count(row.frames_dropped),
         protocol: row.protocol,
         app: row.app,
-        asset_id: row.asset_id,
+        asset_id: row.asset_id.map(AssetId::stored),
     })
 }
 
@@ -53,7 +53,7 @@ impl Db {
     ) -> Result<Session> {
         self.require_live_stream(live_stream_id).await?;
         let row = session::ActiveModel {
-            id: Set(ids::new_id(ids::SESSION_PREFIX)),
+            id: Set(SessionId::generate().into()),
             live_stream_id: Set(live_stream_id.to_owned()),
             started_at: Set(now()),
             ended_at: Set(None),

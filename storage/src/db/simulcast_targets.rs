@@ -9,7 +9,7 @@ use tracing::info;
 
 use super::{from_db_count, now, to_db_count, Db, Record, Result, StorageError};
 use crate::entities::simulcast_target;
-use crate::ids;
+use crate::ids::{LiveStreamId, SimulcastTargetId};
 use crate::model::{NewSimulcastTarget, SimulcastTarget, SimulcastTargetStatus};
 
 fn not_found(id: &str) -> StorageError {
@@ -31,8 +31,8 @@ impl Db {
             })?;
         Ok(SimulcastTarget {
             stream_key: String::from_utf8_lossy(&stream_key).into_owned(),
-            id: row.id,
-            live_stream_id: row.live_stream_id,
+            id: SimulcastTargetId::stored(row.id),
+            live_stream_id: LiveStreamId::stored(row.live_stream_id),
             url: row.url,
             rendition: row.rendition,
             passthrough: row.passthrough,
@@ -53,7 +53,7 @@ impl Db {
         self.require_live_stream(live_stream_id).await?;
         let at = now();
         let row = simulcast_target::ActiveModel {
-            id: Set(ids::new_id(ids::SIMULCAST_TARGET_PREFIX)),
+            id: Set(SimulcastTargetId::generate().into()),
             live_stream_id: Set(live_stream_id.to_owned()),
             url: Set(target.url.clone()),
             stream_key_sealed: Set(self.secret_box()?.seal(target.stream_key.as_bytes())),

@@ -13,6 +13,7 @@ use super::paging::{keyset_page, PageKey, PageOrder};
 use super::{now, Db, Record, Result, StorageError};
 use crate::entities::upload;
 use crate::ids;
+use crate::ids::{AssetId, UploadId};
 use crate::model::{Asset, NewAsset, NewUpload, PlaybackPolicy, Upload, UploadPage, UploadStatus};
 
 const UPLOAD_PAGE: PageKey<upload::Entity> = PageKey {
@@ -32,14 +33,14 @@ fn upload_from_row(row: upload::Model) -> Result<Upload> {
             source,
         })?;
     Ok(Upload {
-        id: row.id,
+        id: UploadId::stored(row.id),
         status: row.status,
         settings,
         max_size: row.max_size,
         length: row.length,
         offset: row.offset,
         metadata: row.metadata,
-        asset_id: row.asset_id,
+        asset_id: row.asset_id.map(AssetId::stored),
         error: row.error,
         expires_at: row.expires_at,
         token: row.token,
@@ -64,7 +65,7 @@ impl Db {
     pub async fn create_upload(&self, new: &NewUpload) -> Result<Upload> {
         let at = now();
         let row = upload::ActiveModel {
-            id: Set(ids::new_id(ids::UPLOAD_PREFIX)),
+            id: Set(UploadId::generate().into()),
             status: Set(UploadStatus::Waiting),
             settings: Set(new.settings.to_string()),
             max_size: Set(new.max_size),
@@ -172,7 +173,7 @@ impl Db {
         let asset = insert_asset(&txn, &new).await?;
         let updated = upload::Entity::update_many()
             .col_expr(upload::Column::Status, UploadStatus::AssetCreated.into())
-            .col_expr(upload::Column::AssetId, Some(asset.id.clone()).into())
+            .col_expr(upload::Column::AssetId, Some(asset.id.to_string()).into())
             .col_expr(upload::Column::UpdatedAt, now().into())
             .filter(upload::Column::Id.eq(id))
             .filter(upload::Column::Status.eq(UploadStatus::Waiting))

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::PlaybackPolicy;
+use crate::ids::{AssetId, LiveStreamId, SessionId, UploadId};
 use crate::object_store::{InvalidKey, ObjectKey};
 
 /// The kind of job that processes an asset (its subject is the asset id).
@@ -31,7 +32,7 @@ pub enum AssetStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Asset {
     /// `asset_` followed by random characters.
-    pub id: String,
+    pub id: AssetId,
     pub status: AssetStatus,
     /// Why processing failed, for a person.
     pub error: Option<String>,
@@ -53,9 +54,9 @@ pub struct Asset {
     /// Whether the master playlist exists (it may still be growing while preparing).
     pub playable: bool,
     /// The live stream a recorded asset came from.
-    pub live_stream_id: Option<String>,
+    pub live_stream_id: Option<LiveStreamId>,
     /// The session a recorded asset came from.
-    pub session_id: Option<String>,
+    pub session_id: Option<SessionId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -124,7 +125,7 @@ pub enum UploadStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upload {
     /// `upload_` followed by random characters.
-    pub id: String,
+    pub id: UploadId,
     pub status: UploadStatus,
     /// The settings of the asset it will become (validated API form).
     pub settings: Value,
@@ -136,7 +137,7 @@ pub struct Upload {
     pub offset: i64,
     /// The client's `Upload-Metadata`, as sent.
     pub metadata: Option<String>,
-    pub asset_id: Option<String>,
+    pub asset_id: Option<AssetId>,
     pub error: Option<String>,
     pub expires_at: DateTime<Utc>,
     /// The secret part of the upload URL; never shown in lists or events.

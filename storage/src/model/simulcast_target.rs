@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
 use serde::Serialize;
 
+use crate::ids::{LiveStreamId, SimulcastTargetId};
+
 /// Where the connection to a target stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
@@ -28,8 +30,8 @@ pub enum SimulcastTargetStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimulcastTarget {
     /// `st_…`.
-    pub id: String,
-    pub live_stream_id: String,
+    pub id: SimulcastTargetId,
+    pub live_stream_id: LiveStreamId,
     /// `rtmp://host[:port]/app` or `rtmps://…`.
     pub url: String,
     /// The stream key the target expects; kept sealed at rest, never shown back in full.
