@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sluice_storage::layout;
+use sluice_storage::AssetId;
 use sluice_storage::{
     Asset, AssetStatus, Db, EventType, NewAsset, NewEvent, PlaybackId, PlaybackPolicy,
 };
@@ -334,7 +335,8 @@ fn validate_input_url(input: &str) -> Result<url::Url, ApiError> {
 }
 
 async fn find(state: &AppState, id: &str) -> Result<Asset, ApiError> {
-    state.db.get_asset(id).await?.ok_or(NOT_FOUND)
+    let id = AssetId::parse(id).map_err(|_| NOT_FOUND)?;
+    state.db.get_asset(&id).await?.ok_or(NOT_FOUND)
 }
 
 /// Imports a video from a URL: the asset is created `preparing` and the worker fetches and

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_storage::layout;
+use sluice_storage::LiveStreamId;
 use sluice_storage::{
     Db, Dvr, DvrMode, EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter,
     LiveStreamSettings, LiveStreamStatus, NewEvent, Permission, MAX_DVR_WINDOW_S,
@@ -301,11 +302,9 @@ async fn publish(
 }
 
 async fn find(state: &AppState, id: &str) -> Result<LiveStream, ApiError> {
-    state
-        .db
-        .get_live_stream(id)
-        .await?
-        .ok_or(ApiError::NotFound("live stream not found"))
+    let not_found = || ApiError::NotFound("live stream not found");
+    let id = LiveStreamId::parse(id).map_err(|_| not_found())?;
+    state.db.get_live_stream(&id).await?.ok_or_else(not_found)
 }
 
 pub(crate) fn validate_name(name: &str) -> Result<(), ApiError> {

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use sluice_storage::LiveStreamId;
 use sluice_storage::{PlaybackId, PlaybackPolicy};
 use utoipa::ToSchema;
 
@@ -85,7 +86,11 @@ pub async fn list(
     State(state): State<AppState>,
     ApiPath(live_stream_id): ApiPath<String>,
 ) -> Result<Json<Envelope<Vec<PlaybackIdView>>>, ApiError> {
-    if state.db.get_live_stream(&live_stream_id).await?.is_none() {
+    let known = match LiveStreamId::parse(&live_stream_id) {
+        Ok(id) => state.db.get_live_stream(&id).await?.is_some(),
+        Err(_) => false,
+    };
+    if !known {
         return Err(STREAM_NOT_FOUND);
     }
     Ok(Json(Envelope {

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sluice_storage::Session;
+use sluice_storage::SessionId;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
@@ -119,11 +120,9 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<SessionView>>, ApiError> {
-    let session = state
-        .db
-        .get_session(&id)
-        .await?
-        .ok_or(ApiError::NotFound("session not found"))?;
+    let not_found = || ApiError::NotFound("session not found");
+    let id = SessionId::parse(&id).map_err(|_| not_found())?;
+    let session = state.db.get_session(&id).await?.ok_or_else(not_found)?;
     Ok(Json(Envelope {
         data: session.into(),
     }))

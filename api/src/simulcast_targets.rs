@@ -17,6 +17,7 @@ use sluice_storage::{
     EventType, NewEvent, NewSimulcastTarget, SimulcastTarget, SimulcastTargetStatus,
     SOURCE_RENDITION,
 };
+use sluice_storage::{LiveStream, LiveStreamId, SimulcastTargetId};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
@@ -138,11 +139,7 @@ pub async fn create(
     ApiJson(request): ApiJson<CreateSimulcastTarget>,
 ) -> Result<(StatusCode, Json<Envelope<SimulcastTargetView>>), ApiError> {
     let invalid = |message: String| ApiError::InvalidRequest(message);
-    let stream = state
-        .db
-        .get_live_stream(&live_stream_id)
-        .await?
-        .ok_or(ApiError::NotFound(STREAM_NOT_FOUND_MESSAGE))?;
+    let stream = find_stream(&state, &live_stream_id).await?;
     if request.url.chars().count() > MAX_URL_CHARS {
         return Err(invalid(format!(
             "url: must be at most {MAX_URL_CHARS} characters"
@@ -222,13 +219,18 @@ pub async fn list(
     State(state): State<AppState>,
     ApiPath(live_stream_id): ApiPath<String>,
 ) -> Result<Json<Envelope<Vec<SimulcastTargetView>>>, ApiError> {
-    if state.db.get_live_stream(&live_stream_id).await?.is_none() {
-        return Err(ApiError::NotFound(STREAM_NOT_FOUND_MESSAGE));
-    }
+    find_stream(&state, &live_stream_id).await?;
     let targets = state.db.list_simulcast_targets(&live_stream_id).await?;
     Ok(Json(Envelope {
         data: targets.into_iter().map(SimulcastTargetView::from).collect(),
     }))
+}
+
+/// The live stream a path names.
+async fn find_stream(state: &AppState, live_stream_id: &str) -> Result<LiveStream, ApiError> {
+    let not_found = || ApiError::NotFound(STREAM_NOT_FOUND_MESSAGE);
+    let id = LiveStreamId::parse(live_stream_id).map_err(|_| not_found())?;
+    state.db.get_live_stream(&id).await?.ok_or_else(not_found)
 }
 
 async fn find(
@@ -236,9 +238,10 @@ async fn find(
     live_stream_id: &str,
     target_id: &str,
 ) -> Result<SimulcastTarget, ApiError> {
+    let target_id = SimulcastTargetId::parse(target_id).map_err(|_| NOT_FOUND)?;
     state
         .db
-        .get_simulcast_target(target_id)
+        .get_simulcast_target(&target_id)
         .await?
         .filter(|target| target.live_stream_id == live_stream_id)
         .ok_or(NOT_FOUND)

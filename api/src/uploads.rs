@@ -35,6 +35,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sluice_storage::layout;
+use sluice_storage::UploadId;
 use sluice_storage::{EventType, NewEvent, NewUpload, Upload, UploadStatus};
 use subtle::ConstantTimeEq;
 use tokio::fs::{File, OpenOptions};
@@ -296,7 +297,7 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<UploadView>>, ApiError> {
-    let upload = state.db.get_upload(&id).await?.ok_or(NOT_FOUND)?;
+    let upload = find(&state, &id).await?;
     Ok(Json(Envelope {
         data: UploadView::with_url(&state, upload),
     }))
@@ -338,7 +339,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<UploadView>>, ApiError> {
-    let upload = state.db.get_upload(&id).await?.ok_or(NOT_FOUND)?;
+    let upload = find(&state, &id).await?;
     let upload = terminate(&state, upload).await?;
     Ok(Json(Envelope {
         data: UploadView::with_url(&state, upload),
@@ -418,10 +419,16 @@ async fn sweep_expired(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The upload a path names (an id of another kind names none).
+async fn find(state: &AppState, id: &str) -> Result<Upload, ApiError> {
+    let id = UploadId::parse(id).map_err(|_| NOT_FOUND)?;
+    state.db.get_upload(&id).await?.ok_or(NOT_FOUND)
+}
+
 /// The upload the URL `/uploads/{id}/{token}` names; 404 alike for an unknown id and a wrong
 /// token, the token compared in constant time.
 async fn by_token(state: &AppState, id: &str, token: &str) -> Result<Upload, ApiError> {
-    let upload = state.db.get_upload(id).await?.ok_or(NOT_FOUND)?;
+    let upload = find(state, id).await?;
     if bool::from(upload.token.as_bytes().ct_eq(token.as_bytes())) {
         Ok(upload)
     } else {

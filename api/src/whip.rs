@@ -34,6 +34,7 @@ use sluice_ingest::whip::{sdp, WhipError, WhipIngest, WhipOffer};
 use crate::error::ErrorBody;
 use crate::json::ApiPath;
 use crate::{ApiError, AppState};
+use sluice_storage::LiveStreamId;
 
 /// The largest SDP offer taken: browsers send a few kilobytes.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
@@ -220,9 +221,11 @@ pub async fn publish_page(
     State(state): State<AppState>,
     ApiPath(live_stream_id): ApiPath<String>,
 ) -> Result<Html<&'static str>, ApiError> {
-    match state.db.get_live_stream(&live_stream_id).await? {
+    let not_found = || ApiError::NotFound("live stream not found");
+    let id = LiveStreamId::parse(&live_stream_id).map_err(|_| not_found())?;
+    match state.db.get_live_stream(&id).await? {
         Some(_) => Ok(Html(PUBLISH_PAGE)),
-        None => Err(ApiError::NotFound("live stream not found")),
+        None => Err(not_found()),
     }
 }
 

@@ -1122,7 +1122,11 @@ mod tests {
         );
 
         assert!(harness.db.delete_asset(&asset.id).await.unwrap());
-        let objects = harness.dir.path().join("objects/assets").join(asset.id.as_str());
+        let objects = harness
+            .dir
+            .path()
+            .join("objects/assets")
+            .join(asset.id.as_str());
         for _ in 0..200 {
             if !objects.exists() && harness.work_entries().is_empty() {
                 break;
@@ -1158,7 +1162,11 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let db = harness.db.clone();
-        let objects = harness.dir.path().join("objects/assets").join(asset.id.as_str());
+        let objects = harness
+            .dir
+            .path()
+            .join("objects/assets")
+            .join(asset.id.as_str());
         let work = harness.dir.path().join("work");
         let _dir = harness.dir.path().to_owned();
         let Harness {
