@@ -488,6 +488,7 @@ pub async fn reset_stream_key(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
+    let id = LiveStreamId::parse(&id).map_err(|_| ApiError::NotFound("not found"))?;
     let stream = state.db.reset_stream_key(&id).await?;
     let data = view(&state, stream).await?;
     publish(&state, EventType::LiveStreamStreamKeyReset, &data).await?;
@@ -529,6 +530,7 @@ async fn set_disabled(
     id: String,
     disabled: bool,
 ) -> Result<Json<Envelope<LiveStreamView>>, ApiError> {
+    let id = LiveStreamId::parse(&id).map_err(|_| ApiError::NotFound("not found"))?;
     let stream = state.db.set_live_stream_disabled(&id, disabled).await?;
     let data = view(&state, stream).await?;
     let event_type = if disabled {

@@ -61,6 +61,7 @@ pub async fn create(
     ApiPath(live_stream_id): ApiPath<String>,
     ApiJson(request): ApiJson<CreatePlaybackId>,
 ) -> Result<(StatusCode, Json<Envelope<PlaybackIdView>>), ApiError> {
+    let live_stream_id = LiveStreamId::parse(&live_stream_id).map_err(|_| STREAM_NOT_FOUND)?;
     let playback_id = state
         .db
         .create_playback_id(&live_stream_id, request.policy)
@@ -113,11 +114,12 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath((live_stream_id, playback_id)): ApiPath<(String, String)>,
 ) -> Result<Json<Envelope<PlaybackIdView>>, ApiError> {
+    let live_stream_id = LiveStreamId::parse(&live_stream_id).map_err(|_| NOT_FOUND)?;
     let playback_id = state
         .db
         .get_playback_id(&playback_id)
         .await?
-        .filter(|found| found.live_stream_id.as_deref() == Some(live_stream_id.as_str()))
+        .filter(|found| found.live_stream_id.as_ref() == Some(&live_stream_id))
         .ok_or(NOT_FOUND)?;
     Ok(Json(Envelope {
         data: playback_id.into(),
@@ -139,6 +141,7 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath((live_stream_id, playback_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
+    let live_stream_id = LiveStreamId::parse(&live_stream_id).map_err(|_| NOT_FOUND)?;
     state
         .db
         .delete_playback_id(&live_stream_id, &playback_id)

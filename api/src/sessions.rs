@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sluice_storage::Session;
-use sluice_storage::SessionId;
+use sluice_storage::{LiveStreamId, SessionId};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
@@ -98,6 +98,7 @@ pub async fn list(
     params: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Json<PageEnvelope<SessionView>>, ApiError> {
     let Query(params) = params?;
+    let id = LiveStreamId::parse(&id).map_err(|_| ApiError::NotFound("not found"))?;
     let page = state
         .db
         .list_sessions(&id, params.limit()?, params.cursor.as_deref())

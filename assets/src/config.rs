@@ -1,8 +1,8 @@
 //! The asset side's configuration sections, beside the components they build: `[worker]`
 //! ([`WorkerConfig`]: concurrency, preset, lease, source limits) and `[import]`
-//! ([`ImportConfig`]: which hosts URL imports may reach, timeouts). Every field has a
-//! documented default (a `DEFAULT_*` constant); unknown keys are an error. The server's
-//! configuration file embeds them and calls their `validate`.
+//! ([`ImportConfig`]: which hosts URL imports may reach, timeouts). Every field documents its
+//! default; unknown keys are an error. The server's configuration file embeds them and calls
+//! their `validate`.
 
 use std::time::Duration;
 

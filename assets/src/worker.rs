@@ -679,7 +679,6 @@ async fn blocking_at_low_priority<T: Send + 'static>(
         .unwrap_or_else(|_| Err(Failure::Transient("the pictures thread failed".to_owned())))
 }
 
-/// `assets/{id}/{part}`.
 impl From<InvalidKey> for Failure {
     fn from(error: InvalidKey) -> Self {
         Failure::Input(format!("the asset's objects cannot be named: {error}"))

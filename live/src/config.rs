@@ -1,8 +1,8 @@
 //! The live core's configuration sections, beside the components they build: `[live]`
 //! ([`LiveConfig`]: ladder preset, segments, playlist window, RTMP limits, spool), `[whip]`
-//! ([`WhipConfig`]) and `[restream]` ([`RestreamConfig`]). Every field has a documented
-//! default (a `DEFAULT_*` constant); unknown keys are an error. The server's configuration
-//! file embeds them and calls their `validate`.
+//! ([`WhipConfig`]) and `[restream]` ([`RestreamConfig`]). Every field documents its default;
+//! unknown keys are an error. The server's configuration file embeds them and checks them
+//! (`validate`, and `RestreamConfig::settings`).
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -23,9 +23,9 @@ const APPLICATION: &str = "live";
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 impl LiveService {
-    /// Accepts connections until shutdown; each one is independent of the others. On shutdown
-    /// it stops accepting and waits (up to [`SHUTDOWN_GRACE`]) for every session to end its
-    /// playlists and session row.
+    /// Accepts RTMP connections until shutdown; each one is independent of the others. On
+    /// shutdown it stops accepting and waits (up to [`SHUTDOWN_GRACE`](crate::SHUTDOWN_GRACE))
+    /// for every session to end its playlists and session row.
     pub async fn run(self: Arc<Self>, listener: TcpListener) {
         let control = tokio::spawn(self.clone().follow_control_events());
         let mut connections = JoinSet::new();

@@ -40,7 +40,9 @@ impl LiveService {
         // Control events from here on are looked for once the session can be stopped (see
         // `run_publish`).
         let history_mark = self.db.latest_event_seq().await.ok();
-        let Some((stream, parked)) = self.authorise(&request.stream_key, &mut connection).await?
+        let Some((stream, parked)) = self
+            .authorise(&request.stream_key, &request.origin, &mut connection)
+            .await?
         else {
             return Ok(());
         };
@@ -54,6 +56,7 @@ impl LiveService {
     async fn authorise<P: Publisher>(
         &self,
         stream_key: &str,
+        origin: &SessionOrigin,
         connection: &mut P,
     ) -> Result<Option<(LiveStream, Option<SessionState>)>, P::Error> {
         let reason = if stream_key.is_empty() {
@@ -83,7 +86,7 @@ impl LiveService {
                 }
             }
         };
-        warn!(reason = %reason, "Refused publish.");
+        warn!(protocol = origin.protocol, app = origin.app.as_deref().unwrap_or_default(), reason = %reason, "Refused publish.");
         connection.reject_publish(&reason).await?;
         Ok(None)
     }

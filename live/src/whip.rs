@@ -1,6 +1,6 @@
 //! WebRTC ingest over WHIP (RFC 9725): the media side of `POST /whip/{live_stream_id}`.
 //!
-//! [`WhipService`] implements the API's [`WhipIngest`]: it checks the stream and its key,
+//! [`WhipService`] implements [`WhipIngest`] (the trait the API drives, from `sluice_ingest::whip`): it checks the stream and its key,
 //! answers the offer with a str0m [`Rtc`] (ICE-lite, one host candidate on the configured UDP
 //! port, H.264/VP8 video and Opus audio only) and starts the session the way an RTMP publish
 //! does, through [`LiveService::publish`], with a [`WhipConnection`] as its
@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rand::distributions::{Alphanumeric, DistString};
 use sluice_ingest::whip::{WhipAnswer, WhipError, WhipIngest, WhipOffer};
-use sluice_storage::{LiveStreamStatus, SessionOrigin};
+use sluice_storage::{LiveStreamId, LiveStreamStatus, SessionOrigin};
 use str0m::change::SdpOffer;
 use str0m::{Candidate, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
 use super::session_control::StopReason;
 use super::LiveService;
@@ -177,7 +177,10 @@ impl WhipService {
 #[async_trait]
 impl WhipIngest for WhipService {
     async fn offer(&self, offer: WhipOffer) -> Result<WhipAnswer, WhipError> {
-        let stream = match self.live.db.get_live_stream(&offer.live_stream_id).await {
+        let Ok(live_stream_id) = LiveStreamId::parse(&offer.live_stream_id) else {
+            return Err(WhipError::StreamNotFound);
+        };
+        let stream = match self.live.db.get_live_stream(&live_stream_id).await {
             Ok(Some(stream)) => stream,
             Ok(None) => return Err(WhipError::StreamNotFound),
             Err(e) => return Err(WhipError::Internal(format!("live stream lookup: {e}"))),
@@ -284,7 +287,10 @@ impl WhipIngest for WhipService {
         if !self.sessions.holds(session_id, live_stream_id) {
             return Err(WhipError::SessionNotFound);
         }
-        let stream = match self.live.db.get_live_stream(live_stream_id).await {
+        let Ok(live_stream_id) = LiveStreamId::parse(live_stream_id) else {
+            return Err(WhipError::SessionNotFound);
+        };
+        let stream = match self.live.db.get_live_stream(&live_stream_id).await {
             Ok(Some(stream)) => stream,
             Ok(None) => return Err(WhipError::SessionNotFound),
             Err(e) => return Err(WhipError::Internal(format!("live stream lookup: {e}"))),
@@ -302,7 +308,7 @@ impl WhipIngest for WhipService {
             .map_err(|_| WhipError::Internal("the WebRTC transport has stopped".into()))?;
         self.live
             .running
-            .stop(live_stream_id, StopReason::Unpublished, i64::MAX);
+            .stop(&live_stream_id, StopReason::Unpublished, i64::MAX);
         Ok(())
     }
 }
@@ -359,7 +365,10 @@ impl Publisher for WhipConnection {
         Ok(match self.events.recv().await {
             Some(event) => event,
             // Every event queued before the end has been read: the publish ended on purpose.
-            None if self.clean_end.take() => PublisherEvent::Unpublished,
+            None if self.clean_end.take() => {
+                debug!("Publisher ended its WHIP session.");
+                PublisherEvent::Unpublished
+            }
             None => PublisherEvent::Dropped,
         })
     }

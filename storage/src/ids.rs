@@ -1,9 +1,10 @@
 //! Server-made identifiers and secrets, and the typed ids of the records the media plane
 //! passes around ([`LiveStreamId`], [`SessionId`], [`AssetId`], [`UploadId`],
-//! [`SimulcastTargetId`]): one kind can never be given where another is meant, and an id from
-//! outside (a URL path, a request body) is checked ([`LiveStreamId::parse`]: its prefix, then
-//! only `[A-Za-z0-9]`) before it names anything. They serialize as the plain string, so the API
-//! and events are unchanged, and read as `&str` wherever a string is asked for.
+//! [`SimulcastTargetId`]): the model's records and the code that takes them typed cannot mix
+//! one kind up with another, and an id from outside (a URL path) is checked
+//! ([`LiveStreamId::parse`]: its prefix, then only `[A-Za-z0-9]`) before it names anything.
+//! They serialize as the plain string, so the API and events are unchanged, and read as `&str`
+//! wherever a string is asked for (the `Db` methods still take `&str`).
 //!
 //! Everything is drawn from `[A-Za-z0-9]`, so ids are safe in URLs, object keys and RTMP stream
 //! names. `rand::thread_rng` is a cryptographically secure generator (ChaCha12 seeded from the

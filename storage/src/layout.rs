@@ -1,5 +1,6 @@
-//! The object-key layout: every key Sluice writes or reads is built here, and only from
-//! server-made ids, so the tree below is the whole of what a store holds:
+//! The object-key layout: the root of every tree Sluice keeps in a store is built here, and
+//! only from server-made ids (the paths inside a tree are relative to its root; the readiness
+//! probe's `.sluice/readiness-probe` is the one object outside):
 //!
 //! ```text
 //! live/{live_stream_id}/master.m3u8                a live session's HLS tree (the newest session)

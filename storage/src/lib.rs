@@ -7,7 +7,7 @@
 //!   with its migrations, returning the plain domain types of [`model`].
 //! - [`layout`]: the object-key layout, every key built from server-made ids.
 //! - [`Metrics`]: the server's Prometheus series, recorded into by every component.
-//! - [`backoff`]: the retry delays of everything that retries failed I/O.
+//! - [`backoff`]: the retry delays of webhook deliveries and live uploads.
 //!
 //! This crate knows no media code.
 
