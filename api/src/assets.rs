@@ -443,7 +443,7 @@ pub async fn delete(
         prefixes.push(layout::upload(upload_id).map_err(ApiError::internal)?);
     }
     let data = view_of(&state.db, &state.public_url, &asset).await?;
-    if !state.db.delete_asset(&id).await? {
+    if !state.db.delete_asset(&asset.id).await? {
         return Err(NOT_FOUND);
     }
     publish(&state, EventType::AssetDeleted, &data).await;
@@ -465,9 +465,9 @@ pub async fn list_playback_ids(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<Vec<PlaybackIdView>>>, ApiError> {
-    find(&state, &id).await?;
+    let asset = find(&state, &id).await?;
     Ok(Json(Envelope {
-        data: views(state.db.asset_playback_ids(&id).await?),
+        data: views(state.db.asset_playback_ids(&asset.id).await?),
     }))
 }
 
@@ -486,6 +486,7 @@ pub async fn create_playback_id(
     ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<CreatePlaybackId>,
 ) -> Result<(StatusCode, Json<Envelope<PlaybackIdView>>), ApiError> {
+    let id = AssetId::parse(&id).map_err(|_| NOT_FOUND)?;
     let playback_id = state
         .db
         .create_asset_playback_id(&id, request.policy)

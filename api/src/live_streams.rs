@@ -444,6 +444,7 @@ pub async fn update(
         record: request.record,
         dvr: request.dvr.map(validate_dvr).transpose()?,
     };
+    let id = LiveStreamId::parse(&id).map_err(|_| ApiError::NotFound("not found"))?;
     let stream = state.db.update_live_stream(&id, &changes).await?;
     let data = view(&state, stream).await?;
     publish(&state, EventType::LiveStreamUpdated, &data).await?;
@@ -463,6 +464,7 @@ pub async fn delete(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let stream = find(&state, &id).await?;
+    let id = stream.id.clone();
     let data = view(&state, stream).await?;
     state.db.delete_live_stream(&id).await?;
     // The media plane ends a running session on this event and removes what it wrote last.

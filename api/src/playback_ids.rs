@@ -87,11 +87,8 @@ pub async fn list(
     State(state): State<AppState>,
     ApiPath(live_stream_id): ApiPath<String>,
 ) -> Result<Json<Envelope<Vec<PlaybackIdView>>>, ApiError> {
-    let known = match LiveStreamId::parse(&live_stream_id) {
-        Ok(id) => state.db.get_live_stream(&id).await?.is_some(),
-        Err(_) => false,
-    };
-    if !known {
+    let live_stream_id = LiveStreamId::parse(&live_stream_id).map_err(|_| STREAM_NOT_FOUND)?;
+    if state.db.get_live_stream(&live_stream_id).await?.is_none() {
         return Err(STREAM_NOT_FOUND);
     }
     Ok(Json(Envelope {

@@ -173,7 +173,7 @@ pub async fn create(
     (state.simulcast_url_validator)(request.url.clone())
         .await
         .map_err(|message| invalid(format!("url: {message}")))?;
-    if state.db.count_simulcast_targets(&live_stream_id).await? >= MAX_SIMULCAST_TARGETS {
+    if state.db.count_simulcast_targets(&stream.id).await? >= MAX_SIMULCAST_TARGETS {
         return Err(invalid(format!(
             "a live stream has at most {MAX_SIMULCAST_TARGETS} simulcast targets"
         )));
@@ -181,7 +181,7 @@ pub async fn create(
     let target = state
         .db
         .create_simulcast_target(
-            &live_stream_id,
+            &stream.id,
             &NewSimulcastTarget {
                 url: request.url,
                 stream_key: request.stream_key,
@@ -219,8 +219,8 @@ pub async fn list(
     State(state): State<AppState>,
     ApiPath(live_stream_id): ApiPath<String>,
 ) -> Result<Json<Envelope<Vec<SimulcastTargetView>>>, ApiError> {
-    find_stream(&state, &live_stream_id).await?;
-    let targets = state.db.list_simulcast_targets(&live_stream_id).await?;
+    let stream = find_stream(&state, &live_stream_id).await?;
+    let targets = state.db.list_simulcast_targets(&stream.id).await?;
     Ok(Json(Envelope {
         data: targets.into_iter().map(SimulcastTargetView::from).collect(),
     }))
@@ -283,10 +283,10 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath((live_stream_id, target_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    find(&state, &live_stream_id, &target_id).await?;
+    let target = find(&state, &live_stream_id, &target_id).await?;
     let target = state
         .db
-        .delete_simulcast_target(&target_id)
+        .delete_simulcast_target(&target.id)
         .await
         .map_err(|error| {
             if error.is_not_found() {

@@ -946,7 +946,7 @@ async fn write_spool(
 
 /// An upload's spool file open for appending at its offset.
 struct Spool {
-    upload_id: String,
+    upload_id: UploadId,
     path: PathBuf,
     file: BufWriter<File>,
     /// Offset up to which bytes are synced to disk and recorded in the database.
@@ -1003,7 +1003,7 @@ impl Spool {
             .await
             .map_err(|e| io_failure(&path, e))?;
         Ok(Self {
-            upload_id: upload.id.to_string(),
+            upload_id: upload.id.clone(),
             path,
             file: BufWriter::with_capacity(1024 * 1024, file),
             synced: upload.offset,
@@ -1071,7 +1071,7 @@ fn io_failure(path: &Path, error: std::io::Error) -> ApiError {
 
 /// Moves a whole upload's file to the object store and makes it an asset, with its processing
 /// job; publishes `upload.asset_created` and `asset.created`.
-async fn complete(state: &AppState, upload_id: &str) -> Result<Upload, ApiError> {
+async fn complete(state: &AppState, upload_id: &UploadId) -> Result<Upload, ApiError> {
     let spool = state.uploads.spool_path(upload_id);
     let key = layout::upload_source(upload_id).map_err(ApiError::internal)?;
     state.store.put_file(&key, &spool).await?;
@@ -1086,7 +1086,7 @@ async fn complete(state: &AppState, upload_id: &str) -> Result<Upload, ApiError>
         ));
     };
     remove_spool(state, upload_id).await;
-    info!(upload_id, asset_id = %asset.id, "Upload complete; asset created.");
+    info!(upload_id = %upload_id, asset_id = %asset.id, "Upload complete; asset created.");
     publish(state, EventType::UploadAssetCreated, &upload).await;
     assets::publish_created(state, &asset).await;
     Ok(upload)

@@ -13,7 +13,7 @@ use base64::Engine;
 use bytes::Bytes;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use sluice_storage::{ObjectKey, ObjectStore, SessionOrigin};
+use sluice_storage::{LiveStreamId, ObjectKey, ObjectStore, SessionOrigin};
 use tower::ServiceExt;
 
 use common::{basic, default_ladder, harness, Harness};
@@ -239,6 +239,7 @@ async fn a_live_session_shows_up_as_current_session() {
         .as_str()
         .unwrap()
         .to_owned();
+    let id = LiveStreamId::parse(&id).unwrap();
     let session =
         h.db.start_session(
             &id,

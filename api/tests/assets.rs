@@ -7,7 +7,7 @@ use axum::body::{to_bytes, Body};
 use axum::http::{header, Request, StatusCode};
 use bytes::Bytes;
 use serde_json::{json, Value};
-use sluice_storage::{ObjectKey, ObjectStore};
+use sluice_storage::{AssetId, ObjectKey, ObjectStore};
 use tower::ServiceExt;
 
 use common::{default_ladder, harness, Harness};
@@ -136,9 +136,12 @@ async fn assets_are_listed_newest_first_and_by_status() {
     let second = h
         .import(json!({"input": "https://example.com/2.mp4"}))
         .await;
-    h.db.set_asset_errored(first["id"].as_str().unwrap(), "not a video")
-        .await
-        .unwrap();
+    h.db.set_asset_errored(
+        &AssetId::parse(first["id"].as_str().unwrap()).unwrap(),
+        "not a video",
+    )
+    .await
+    .unwrap();
 
     let (status, page) = h.api("GET", "/v1/assets?limit=1", None).await;
     assert_eq!(status, StatusCode::OK);

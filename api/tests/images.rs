@@ -10,7 +10,7 @@ use axum::body::{to_bytes, Body};
 use axum::http::{header, Request, Response, StatusCode};
 use bytes::Bytes;
 use serde_json::{json, Value};
-use sluice_storage::{NewAsset, ObjectKey, ObjectStore, PlaybackPolicy};
+use sluice_storage::{AssetId, NewAsset, ObjectKey, ObjectStore, PlaybackPolicy};
 use tower::ServiceExt;
 
 use common::{harness, Harness};
@@ -156,7 +156,7 @@ async fn images_need_a_ready_asset_and_a_renderer_to_render() {
     .await;
 
     let (errored_id, errored) = asset(&h, PlaybackPolicy::Public, false).await;
-    h.db.set_asset_errored(&errored_id, "not a video")
+    h.db.set_asset_errored(&AssetId::parse(&errored_id).unwrap(), "not a video")
         .await
         .unwrap();
     assert_error(

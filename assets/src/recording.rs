@@ -141,8 +141,8 @@ impl Recorder {
     /// Steps 1 and 2: the segments under the asset and its playlists.
     async fn keep(
         &self,
-        asset_id: &str,
-        live_stream_id: &str,
+        asset_id: &AssetId,
+        live_stream_id: &LiveStreamId,
         recording: &SessionRecording,
     ) -> anyhow::Result<()> {
         let mut copies = Vec::new();
@@ -185,7 +185,7 @@ impl Recorder {
     }
 
     /// Step 3: pictures, duration, tracks, renditions, then `ready`.
-    async fn finish(&self, asset_id: &str, recording: SessionRecording) {
+    async fn finish(&self, asset_id: &AssetId, recording: SessionRecording) {
         let Some(top) = top_rung(&recording) else {
             return;
         };
@@ -196,11 +196,11 @@ impl Recorder {
             .set_asset_recorded(asset_id, duration_ms, &tracks(&recording))
             .await
         {
-            warn!(asset_id, error = %e, "Could not record the recording's duration.");
+            warn!(asset_id = %asset_id, error = %e, "Could not record the recording's duration.");
         }
         if let Err(e) = self.write_pictures(asset_id, top).await {
             warn!(
-                asset_id,
+                asset_id = %asset_id,
                 error = format!("{e:#}"),
                 "Could not make the recording's poster and storyboard."
             );
@@ -209,18 +209,24 @@ impl Recorder {
         let renditions = serde_json::to_value(renditions).unwrap_or(Value::Null);
         match self.db.set_asset_ready(asset_id, &renditions).await {
             Ok(Some(asset)) => {
-                info!(asset_id, duration_ms, "Recording ready.");
+                info!(asset_id = %asset_id, duration_ms, "Recording ready.");
                 self.publish(EventType::AssetReady, &asset).await;
             }
             // Deleted meanwhile.
             Ok(None) => {}
-            Err(e) => warn!(asset_id, error = %e, "Could not mark the recording ready."),
+            Err(e) => {
+                warn!(asset_id = %asset_id, error = %e, "Could not mark the recording ready.")
+            }
         }
     }
 
     /// The poster and storyboard of the top rung, from its first init segment and the
     /// segments that use it, concatenated into a local file.
-    async fn write_pictures(&self, asset_id: &str, top: &RecordedRendition) -> anyhow::Result<()> {
+    async fn write_pictures(
+        &self,
+        asset_id: &AssetId,
+        top: &RecordedRendition,
+    ) -> anyhow::Result<()> {
         let Some(init) = top.segments.first().map(|s| s.init.clone()) else {
             return Ok(());
         };
@@ -259,11 +265,13 @@ impl Recorder {
         Ok(())
     }
 
-    async fn fail(&self, asset_id: &str, reason: &str) {
+    async fn fail(&self, asset_id: &AssetId, reason: &str) {
         match self.db.set_asset_errored(asset_id, reason).await {
             Ok(Some(asset)) => self.publish(EventType::AssetErrored, &asset).await,
             Ok(None) => {}
-            Err(e) => warn!(asset_id, error = %e, "Could not mark the recording errored."),
+            Err(e) => {
+                warn!(asset_id = %asset_id, error = %e, "Could not mark the recording errored.")
+            }
         }
     }
 

@@ -207,7 +207,12 @@ impl Worker {
 
     /// Processes one claimed job to its end, recording the outcome.
     async fn process(&self, worker_id: &str, job: Job, stopping: &mut watch::Receiver<bool>) {
-        let asset_id = job.subject_id.clone();
+        let Ok(asset_id) = AssetId::parse(&job.subject_id) else {
+            // A job that names no asset has nothing to prepare.
+            self.settle(&job, worker_id, Ok(json!({"skipped": true})))
+                .await;
+            return;
+        };
         let asset = match self.db.get_asset(&asset_id).await {
             Ok(Some(asset)) if asset.status == AssetStatus::Preparing => asset,
             Ok(_) => {
@@ -243,7 +248,7 @@ impl Worker {
         let stop = Arc::new(AtomicBool::new(false));
         let outcome = {
             let prepare = self.prepare(&asset, &work, &progress, &stop);
-            let heartbeat = self.heartbeat(&job, worker_id, &progress, &stop, stopping);
+            let heartbeat = self.heartbeat(&job, &asset.id, worker_id, &progress, &stop, stopping);
             tokio::pin!(prepare);
             tokio::select! {
                 outcome = &mut prepare => outcome,
@@ -273,6 +278,7 @@ impl Worker {
     async fn heartbeat(
         &self,
         job: &Job,
+        asset_id: &AssetId,
         worker_id: &str,
         progress: &AtomicU8,
         stop: &AtomicBool,
@@ -298,17 +304,17 @@ impl Worker {
             {
                 Ok(true) => {}
                 Ok(false) => {
-                    info!(job_id = %job.id, asset_id = %job.subject_id, "The asset job is no longer held; stopping.");
+                    info!(job_id = %job.id, asset_id = %asset_id, "The asset job is no longer held; stopping.");
                     break;
                 }
                 // The lease outlives a few missed heartbeats.
                 Err(e) => warn!(job_id = %job.id, error = %e, "Heartbeat failed."),
             }
             if recorded != Some(done) {
-                match self.db.set_asset_progress(&job.subject_id, done).await {
+                match self.db.set_asset_progress(asset_id, done).await {
                     Ok(()) => recorded = Some(done),
                     Err(e) => {
-                        warn!(asset_id = %job.subject_id, error = %e, "Cannot record progress.")
+                        warn!(asset_id = %asset_id, error = %e, "Cannot record progress.")
                     }
                 }
             }
@@ -866,7 +872,7 @@ mod tests {
         }
 
         /// Waits until the asset is no longer preparing.
-        async fn settled(&self, id: &str) -> Asset {
+        async fn settled(&self, id: &AssetId) -> Asset {
             for _ in 0..1_200 {
                 let asset = self.db.get_asset(id).await.unwrap().expect("the asset");
                 if asset.status != AssetStatus::Preparing {

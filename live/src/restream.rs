@@ -43,8 +43,8 @@ use sluice_ingest::{
 };
 use sluice_media::{AudioSpecificConfig, AvcConfig, Packet, Timebase, TrackKind, VideoConfig};
 use sluice_storage::{
-    Db, EventBus, EventType, NewEvent, SimulcastTarget, SimulcastTargetId, SimulcastTargetStatus,
-    SOURCE_RENDITION,
+    Db, EventBus, EventType, LiveStreamId, NewEvent, SimulcastTarget, SimulcastTargetId,
+    SimulcastTargetStatus, SOURCE_RENDITION,
 };
 use sluice_transcoder::TranscoderOutput;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -287,7 +287,7 @@ impl Restreamer {
         events: EventBus,
         views: Arc<dyn EventViews>,
         settings: Arc<RestreamSettings>,
-        live_stream_id: &str,
+        live_stream_id: &LiveStreamId,
     ) -> Self {
         let tap = Tap::default();
         let (stop, stopping) = watch::channel(false);
@@ -320,7 +320,11 @@ impl Restreamer {
 
 /// Runs the targets of a stream until `stopping`, starting and stopping them as the event bus
 /// reports them created and deleted.
-async fn manage(context: Context, live_stream_id: String, mut stopping: watch::Receiver<bool>) {
+async fn manage(
+    context: Context,
+    live_stream_id: LiveStreamId,
+    mut stopping: watch::Receiver<bool>,
+) {
     // Subscribed before listing, so a target created meanwhile is not missed (a duplicate is
     // ignored).
     let mut bus = context.events.subscribe();
@@ -379,7 +383,10 @@ async fn manage(context: Context, live_stream_id: String, mut stopping: watch::R
         }
         match EventType::parse(&event.event_type) {
             Some(EventType::SimulcastTargetCreated) => {
-                match context.db.get_simulcast_target(&event.object.id).await {
+                let Ok(target_id) = SimulcastTargetId::parse(&event.object.id) else {
+                    continue;
+                };
+                match context.db.get_simulcast_target(&target_id).await {
                     Ok(Some(target)) => {
                         info!(simulcast_target_id = %target.id, "Target added while live; connecting.");
                         start(target, &mut running, &mut tasks);

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use sluice_media::{MediaTime, Timebase};
 use sluice_storage::layout;
 use sluice_storage::{
-    Dvr, DvrMode, EventType, LiveStream, LiveStreamStatus, NewEvent, Session, SessionOrigin,
+    Dvr, DvrMode, EventType, LiveStream, LiveStreamId, LiveStreamStatus, NewEvent, Session,
+    SessionId, SessionOrigin,
 };
 use tracing::{info, warn};
 
@@ -359,7 +360,7 @@ impl LiveService {
     }
 
     /// Publishes an event about a live stream, with the stream as it is now as its data.
-    async fn emit_stream_event(&self, event_type: EventType, live_stream_id: &str) {
+    async fn emit_stream_event(&self, event_type: EventType, live_stream_id: &LiveStreamId) {
         let stream = match self.db.get_live_stream(live_stream_id).await {
             Ok(Some(stream)) => stream,
             // Deleted meanwhile: `live_stream.deleted` said the last word.
@@ -397,7 +398,7 @@ impl LiveService {
     }
 
     /// Returns a claimed stream to `idle`, pointing at `last_session` when there was one.
-    async fn release(&self, live_stream_id: &str, last_session: Option<&str>) {
+    async fn release(&self, live_stream_id: &LiveStreamId, last_session: Option<&SessionId>) {
         if let Err(e) = self
             .db
             .set_live_stream_status(live_stream_id, LiveStreamStatus::Idle, last_session)
@@ -645,7 +646,7 @@ impl LiveService {
     ) {
         let bytes_received = state.bytes_received + bytes_received;
         let frames_dropped = state.frames_dropped + frames_dropped;
-        let session_id = state.session_id.as_str();
+        let session_id = &state.session_id;
         self.metrics
             .session_progress(session_id, bytes_received, frames_dropped);
         if let Err(e) = self

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sluice_storage::Metrics;
-use sluice_storage::{Db, ObjectKey, ObjectStore, StoreError};
+use sluice_storage::{Db, ObjectKey, ObjectStore, SessionId, StoreError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -98,7 +98,13 @@ impl Spool {
         let mut removed = 0;
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name();
-            let open = match db.get_session(&name.to_string_lossy()).await {
+            // A directory not named after a session belongs to none: it is stale too.
+            let session = SessionId::parse(&name.to_string_lossy()).ok();
+            let found = match &session {
+                Some(id) => db.get_session(id).await,
+                None => Ok(None),
+            };
+            let open = match found {
                 Ok(session) => session.is_some_and(|session| session.ended_at.is_none()),
                 Err(e) => {
                     warn!(error = %e, "Could not look up a spooled session; its files are kept.");

@@ -1,10 +1,11 @@
 //! Server-made identifiers and secrets, and the typed ids of the records the media plane
 //! passes around ([`LiveStreamId`], [`SessionId`], [`AssetId`], [`UploadId`],
-//! [`SimulcastTargetId`]): the model's records and the code that takes them typed cannot mix
-//! one kind up with another, and an id from outside (a URL path) is checked
+//! [`SimulcastTargetId`]): the model's records and the `Db` methods that take them cannot mix
+//! one kind up with another, and an id from outside (a URL path, a job's subject) is checked
 //! ([`LiveStreamId::parse`]: its prefix, then only `[A-Za-z0-9]`) before it names anything.
-//! They serialize as the plain string, so the API and events are unchanged, and read as `&str`
-//! wherever a string is asked for (the `Db` methods still take `&str`).
+//! They serialize as the plain string and are stored as text, so the API, events and the
+//! schema are unchanged; they read as `&str` wherever a plain string is asked for (object keys,
+//! logs, JSON filters).
 //!
 //! Everything is drawn from `[A-Za-z0-9]`, so ids are safe in URLs, object keys and RTMP stream
 //! names. `rand::thread_rng` is a cryptographically secure generator (ChaCha12 seeded from the
@@ -140,6 +141,19 @@ macro_rules! typed_id {
         impl From<$name> for String {
             fn from(id: $name) -> String {
                 id.0
+            }
+        }
+
+        impl From<&$name> for String {
+            fn from(id: &$name) -> String {
+                id.0.clone()
+            }
+        }
+
+        /// Queries compare it as the text column it is stored in.
+        impl From<&$name> for sea_orm::Value {
+            fn from(id: &$name) -> Self {
+                id.0.clone().into()
             }
         }
 

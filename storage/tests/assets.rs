@@ -11,7 +11,8 @@ use chrono::Utc;
 use serde_json::json;
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
-    AssetStatus, Db, JobStatus, NewAsset, NewUpload, PlaybackPolicy, UploadStatus, ASSET_JOB_KIND,
+    AssetId, AssetStatus, Db, JobStatus, NewAsset, NewUpload, PlaybackPolicy, SessionId,
+    UploadStatus, ASSET_JOB_KIND,
 };
 
 async fn fresh_db() -> (TestDatabase, Db) {
@@ -115,7 +116,7 @@ async fn progress_and_outcome_apply_only_while_preparing() {
     assert_eq!(errored.status, AssetStatus::Errored);
     assert_eq!(errored.error.as_deref(), Some("the file is not a video"));
     assert!(db
-        .set_asset_errored("asset_missing", "x")
+        .set_asset_errored(&AssetId::parse("asset_missing").unwrap(), "x")
         .await
         .unwrap()
         .is_none());
@@ -391,7 +392,7 @@ async fn a_recorded_session_gets_an_asset_without_a_job_listed_under_its_stream(
     let asset = db.get_asset(&asset.id).await.unwrap().unwrap();
     assert_eq!(asset.duration_ms, Some(12_000));
     assert!(db
-        .create_recording_asset(&stream.id, "ses_missing")
+        .create_recording_asset(&stream.id, &SessionId::parse("ses_missing").unwrap())
         .await
         .is_err());
 }

@@ -4,8 +4,9 @@
 use serde_json::json;
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
-    secret_hash, Db, DbEngine, LiveStreamSettings, LiveStreamStatus, Permission, PlaybackPolicy,
-    SecretBox, SessionOrigin, SigningAlgorithm, StorageError, MASTER_KEY_LEN,
+    secret_hash, Db, DbEngine, LiveStreamId, LiveStreamSettings, LiveStreamStatus, Permission,
+    PlaybackPolicy, SecretBox, SessionId, SessionOrigin, SigningAlgorithm, StorageError,
+    MASTER_KEY_LEN,
 };
 
 const MASTER_KEY: [u8; MASTER_KEY_LEN] = [42; MASTER_KEY_LEN];
@@ -281,7 +282,12 @@ async fn created_live_stream_is_idle_and_found_by_every_id() {
         db.get_playback_id(&playback_ids[0].id).await.unwrap(),
         Some(playback_ids[0].clone())
     );
-    assert_eq!(db.get_live_stream("ls_nope").await.unwrap(), None);
+    assert_eq!(
+        db.get_live_stream(&LiveStreamId::parse("ls_nope").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(
         db.find_by_stream_key(&playback_ids[0].id).await.unwrap(),
         None
@@ -388,22 +394,38 @@ async fn session_lifecycle_is_recorded_and_linked_to_its_stream() {
 async fn operations_on_unknown_records_are_not_found() {
     let (_database, db) = fresh_db().await;
     assert!(db
-        .start_session("ls_nope", &origin("addr", None))
+        .start_session(
+            &LiveStreamId::parse("ls_nope").unwrap(),
+            &origin("addr", None)
+        )
         .await
         .unwrap_err()
         .is_not_found());
     assert!(db
-        .set_live_stream_status("ls_nope", LiveStreamStatus::Active, None)
+        .set_live_stream_status(
+            &LiveStreamId::parse("ls_nope").unwrap(),
+            LiveStreamStatus::Active,
+            None
+        )
         .await
         .unwrap_err()
         .is_not_found());
     assert!(db
-        .update_session_input("ses_nope", &json!({}), 0, 0)
+        .update_session_input(&SessionId::parse("ses_nope").unwrap(), &json!({}), 0, 0)
         .await
         .unwrap_err()
         .is_not_found());
-    assert!(db.end_session("ses_nope").await.unwrap_err().is_not_found());
-    assert_eq!(db.get_session("ses_nope").await.unwrap(), None);
+    assert!(db
+        .end_session(&SessionId::parse("ses_nope").unwrap())
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert_eq!(
+        db.get_session(&SessionId::parse("ses_nope").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -489,7 +511,10 @@ async fn only_one_of_two_racing_publishers_claims_a_stream() {
         .await
         .unwrap();
     assert!(db.claim_live_stream(&stream.id).await.unwrap());
-    assert!(!db.claim_live_stream("ls_unknown").await.unwrap());
+    assert!(!db
+        .claim_live_stream(&LiveStreamId::parse("ls_unknown").unwrap())
+        .await
+        .unwrap());
 }
 
 #[tokio::test]
@@ -576,7 +601,10 @@ async fn playback_ids_are_added_listed_and_deleted_per_stream() {
         .unwrap_err()
         .is_not_found());
     assert!(db
-        .create_playback_id("ls_nope", PlaybackPolicy::Public)
+        .create_playback_id(
+            &LiveStreamId::parse("ls_nope").unwrap(),
+            PlaybackPolicy::Public
+        )
         .await
         .unwrap_err()
         .is_not_found());

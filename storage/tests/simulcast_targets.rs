@@ -5,8 +5,8 @@
 use serde_json::json;
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
-    Db, LiveStreamSettings, NewSimulcastTarget, SecretBox, SimulcastTargetStatus, StorageError,
-    MASTER_KEY_LEN,
+    Db, LiveStreamId, LiveStreamSettings, NewSimulcastTarget, SecretBox, SimulcastTargetStatus,
+    StorageError, MASTER_KEY_LEN,
 };
 
 async fn fresh_db() -> (TestDatabase, Db) {
@@ -101,8 +101,11 @@ async fn targets_are_created_listed_updated_and_deleted() {
 async fn targets_need_an_existing_stream_and_the_master_key() {
     let (database, db) = fresh_db().await;
     assert!(matches!(
-        db.create_simulcast_target("ls_missing", &target("rtmp://a/b", "k"))
-            .await,
+        db.create_simulcast_target(
+            &LiveStreamId::parse("ls_missing").unwrap(),
+            &target("rtmp://a/b", "k")
+        )
+        .await,
         Err(StorageError::NotFound { .. })
     ));
     let stream = db

@@ -116,8 +116,8 @@ impl Db {
     /// queued: the live packager makes the renditions and the media plane seals them.
     pub async fn create_recording_asset(
         &self,
-        live_stream_id: &str,
-        session_id: &str,
+        live_stream_id: &LiveStreamId,
+        session_id: &SessionId,
     ) -> Result<Asset> {
         let policies = self
             .list_playback_ids(live_stream_id)
@@ -145,18 +145,18 @@ impl Db {
         if attached == 0 {
             return Err(StorageError::NotFound {
                 record: Record::Session,
-                id: session_id.to_owned(),
+                id: session_id.to_string(),
             });
         }
         txn.commit().await?;
-        info!(asset_id = %asset.id, session_id, "Recording asset created.");
+        info!(asset_id = %asset.id, session_id = %session_id, "Recording asset created.");
         Ok(asset)
     }
 
     /// Records a recorded asset's duration and tracks (API form) once its session has ended.
     pub async fn set_asset_recorded(
         &self,
-        id: &str,
+        id: &AssetId,
         duration_ms: i64,
         tracks: &Value,
     ) -> Result<()> {
@@ -172,7 +172,7 @@ impl Db {
         .map(drop)
     }
 
-    pub async fn get_asset(&self, id: &str) -> Result<Option<Asset>> {
+    pub async fn get_asset(&self, id: &AssetId) -> Result<Option<Asset>> {
         asset::Entity::find_by_id(id)
             .one(&self.conn)
             .await?
@@ -181,7 +181,7 @@ impl Db {
     }
 
     /// The asset `id`, or [`StorageError::NotFound`].
-    pub(super) async fn require_asset(&self, id: &str) -> Result<Asset> {
+    pub(super) async fn require_asset(&self, id: &AssetId) -> Result<Asset> {
         self.get_asset(id).await?.ok_or_else(|| not_found(id))
     }
 
@@ -215,7 +215,7 @@ impl Db {
     /// Deletes the asset and its playback ids, and cancels its jobs (a worker processing it
     /// finds its next heartbeat refused). `false` when there was no such asset. The caller
     /// removes its objects.
-    pub async fn delete_asset(&self, id: &str) -> Result<bool> {
+    pub async fn delete_asset(&self, id: &AssetId) -> Result<bool> {
         self.cancel_jobs_for(id).await?;
         let deleted = asset::Entity::delete_by_id(id)
             .exec(&self.conn)
@@ -223,13 +223,13 @@ impl Db {
             .rows_affected
             == 1;
         if deleted {
-            info!(asset_id = id, "Asset deleted.");
+            info!(asset_id = %id, "Asset deleted.");
         }
         Ok(deleted)
     }
 
     /// Records how far processing got (capped at 100), while the asset is preparing.
-    pub async fn set_asset_progress(&self, id: &str, progress: u8) -> Result<()> {
+    pub async fn set_asset_progress(&self, id: &AssetId, progress: u8) -> Result<()> {
         self.update_preparing(
             id,
             asset::ActiveModel {
@@ -244,7 +244,7 @@ impl Db {
     /// Records what probing the source found.
     pub async fn set_asset_probed(
         &self,
-        id: &str,
+        id: &AssetId,
         duration_ms: Option<i64>,
         tracks: &Value,
         source_metadata: &Value,
@@ -263,7 +263,7 @@ impl Db {
     }
 
     /// Records that the master playlist exists (the asset plays while still preparing).
-    pub async fn set_asset_playable(&self, id: &str) -> Result<()> {
+    pub async fn set_asset_playable(&self, id: &AssetId) -> Result<()> {
         self.update_preparing(
             id,
             asset::ActiveModel {
@@ -277,7 +277,7 @@ impl Db {
 
     /// Forgets what an earlier attempt made of a preparing asset, whose playlists are about
     /// to be written again: not playable, progress 0.
-    pub async fn reset_asset_output(&self, id: &str) -> Result<()> {
+    pub async fn reset_asset_output(&self, id: &AssetId) -> Result<()> {
         self.update_preparing(
             id,
             asset::ActiveModel {
@@ -292,7 +292,7 @@ impl Db {
 
     /// Marks a preparing asset ready with what was made. `None` when it is gone (or no longer
     /// preparing).
-    pub async fn set_asset_ready(&self, id: &str, renditions: &Value) -> Result<Option<Asset>> {
+    pub async fn set_asset_ready(&self, id: &AssetId, renditions: &Value) -> Result<Option<Asset>> {
         self.update_preparing(
             id,
             asset::ActiveModel {
@@ -308,7 +308,7 @@ impl Db {
 
     /// Marks a preparing asset errored with a reason for a person. `None` when it is gone (or
     /// no longer preparing).
-    pub async fn set_asset_errored(&self, id: &str, reason: &str) -> Result<Option<Asset>> {
+    pub async fn set_asset_errored(&self, id: &AssetId, reason: &str) -> Result<Option<Asset>> {
         self.update_preparing(
             id,
             asset::ActiveModel {
@@ -332,7 +332,10 @@ impl Db {
             .await?;
         let mut errored = Vec::new();
         for row in interrupted {
-            if let Some(asset) = self.set_asset_errored(&row.id, reason).await? {
+            if let Some(asset) = self
+                .set_asset_errored(&AssetId::stored(row.id), reason)
+                .await?
+            {
                 errored.push(asset);
             }
         }
@@ -370,7 +373,7 @@ impl Db {
     /// returns the asset as it now is, or `None` when nothing matched.
     async fn update_preparing(
         &self,
-        id: &str,
+        id: &AssetId,
         mut changes: asset::ActiveModel,
     ) -> Result<Option<Asset>> {
         changes.updated_at = Set(now());

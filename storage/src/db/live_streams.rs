@@ -102,7 +102,7 @@ impl Db {
         live_stream_from_row(row)
     }
 
-    pub async fn get_live_stream(&self, id: &str) -> Result<Option<LiveStream>> {
+    pub async fn get_live_stream(&self, id: &LiveStreamId) -> Result<Option<LiveStream>> {
         live_stream::Entity::find_by_id(id)
             .one(&self.conn)
             .await?
@@ -111,7 +111,7 @@ impl Db {
     }
 
     /// The live stream `id`, or [`StorageError::NotFound`].
-    pub(super) async fn require_live_stream(&self, id: &str) -> Result<LiveStream> {
+    pub(super) async fn require_live_stream(&self, id: &LiveStreamId) -> Result<LiveStream> {
         self.get_live_stream(id).await?.ok_or_else(|| not_found(id))
     }
 
@@ -157,15 +157,15 @@ impl Db {
     /// Sets a stream's status and the session it is receiving (`None` when idle).
     pub async fn set_live_stream_status(
         &self,
-        id: &str,
+        id: &LiveStreamId,
         status: LiveStreamStatus,
-        active_session_id: Option<&str>,
+        active_session_id: Option<&SessionId>,
     ) -> Result<LiveStream> {
         let result = live_stream::Entity::update_many()
             .col_expr(live_stream::Column::Status, status.into())
             .col_expr(
                 live_stream::Column::ActiveSessionId,
-                active_session_id.map(str::to_owned).into(),
+                active_session_id.map(String::from).into(),
             )
             .col_expr(live_stream::Column::UpdatedAt, now().into())
             .filter(live_stream::Column::Id.eq(id))
@@ -177,7 +177,7 @@ impl Db {
     /// Applies a `PATCH`; returns the stream as it is afterwards.
     pub async fn update_live_stream(
         &self,
-        id: &str,
+        id: &LiveStreamId,
         changes: &LiveStreamChanges,
     ) -> Result<LiveStream> {
         let mut update = live_stream::Entity::update_many()
@@ -214,7 +214,7 @@ impl Db {
     }
 
     /// Gives a stream a fresh stream key; the old one stops working at once.
-    pub async fn reset_stream_key(&self, id: &str) -> Result<LiveStream> {
+    pub async fn reset_stream_key(&self, id: &LiveStreamId) -> Result<LiveStream> {
         let result = live_stream::Entity::update_many()
             .col_expr(live_stream::Column::StreamKey, ids::new_secret().into())
             .col_expr(live_stream::Column::UpdatedAt, now().into())
@@ -225,7 +225,11 @@ impl Db {
     }
 
     /// Disables (refuses publishes) or enables a stream.
-    pub async fn set_live_stream_disabled(&self, id: &str, disabled: bool) -> Result<LiveStream> {
+    pub async fn set_live_stream_disabled(
+        &self,
+        id: &LiveStreamId,
+        disabled: bool,
+    ) -> Result<LiveStream> {
         let result = live_stream::Entity::update_many()
             .col_expr(live_stream::Column::Disabled, disabled.into())
             .col_expr(live_stream::Column::UpdatedAt, now().into())
@@ -237,7 +241,7 @@ impl Db {
 
     /// Deletes a stream and, through the foreign key, its sessions. Returns the stream as it
     /// was.
-    pub async fn delete_live_stream(&self, id: &str) -> Result<LiveStream> {
+    pub async fn delete_live_stream(&self, id: &LiveStreamId) -> Result<LiveStream> {
         let stream = self.require_live_stream(id).await?;
         live_stream::Entity::delete_by_id(id)
             .exec(&self.conn)
@@ -247,7 +251,11 @@ impl Db {
     }
 
     /// The stream after an update that touched `rows_affected` rows.
-    async fn updated_live_stream(&self, id: &str, rows_affected: u64) -> Result<LiveStream> {
+    async fn updated_live_stream(
+        &self,
+        id: &LiveStreamId,
+        rows_affected: u64,
+    ) -> Result<LiveStream> {
         if rows_affected == 0 {
             return Err(not_found(id));
         }
@@ -257,7 +265,7 @@ impl Db {
     /// Turns an `idle` stream `active` in one conditional update, so that of two publishers
     /// racing for the same stream exactly one wins. Returns whether this call won; the session
     /// is attached afterwards with [`Db::set_live_stream_status`].
-    pub async fn claim_live_stream(&self, id: &str) -> Result<bool> {
+    pub async fn claim_live_stream(&self, id: &LiveStreamId) -> Result<bool> {
         let result = live_stream::Entity::update_many()
             .col_expr(live_stream::Column::Status, LiveStreamStatus::Active.into())
             // The previous session is over; the new one is attached once recorded.

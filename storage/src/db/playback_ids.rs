@@ -83,7 +83,7 @@ impl Db {
     /// Adds a playback id to a live stream.
     pub async fn create_playback_id(
         &self,
-        live_stream_id: &str,
+        live_stream_id: &LiveStreamId,
         policy: PlaybackPolicy,
     ) -> Result<PlaybackId> {
         self.require_live_stream(live_stream_id).await?;
@@ -93,30 +93,33 @@ impl Db {
             policy,
         )
         .await?;
-        info!(live_stream_id, playback_id = %playback_id.id, "Playback id created.");
+        info!(live_stream_id = %live_stream_id, playback_id = %playback_id.id, "Playback id created.");
         Ok(playback_id)
     }
 
     /// Adds a playback id to an asset.
     pub async fn create_asset_playback_id(
         &self,
-        asset_id: &str,
+        asset_id: &AssetId,
         policy: PlaybackPolicy,
     ) -> Result<PlaybackId> {
         self.require_asset(asset_id).await?;
         let playback_id =
             insert_playback_id(&self.conn, PlaybackOwner::Asset(asset_id), policy).await?;
-        info!(asset_id, playback_id = %playback_id.id, "Playback id created.");
+        info!(asset_id = %asset_id, playback_id = %playback_id.id, "Playback id created.");
         Ok(playback_id)
     }
 
     /// A live stream's playback ids, oldest first.
-    pub async fn list_playback_ids(&self, live_stream_id: &str) -> Result<Vec<PlaybackId>> {
+    pub async fn list_playback_ids(
+        &self,
+        live_stream_id: &LiveStreamId,
+    ) -> Result<Vec<PlaybackId>> {
         owned_playback_ids(&self.conn, PlaybackOwner::LiveStream(live_stream_id)).await
     }
 
     /// An asset's playback ids, oldest first.
-    pub async fn asset_playback_ids(&self, asset_id: &str) -> Result<Vec<PlaybackId>> {
+    pub async fn asset_playback_ids(&self, asset_id: &AssetId) -> Result<Vec<PlaybackId>> {
         owned_playback_ids(&self.conn, PlaybackOwner::Asset(asset_id)).await
     }
 
@@ -130,13 +133,13 @@ impl Db {
 
     /// Deletes playback id `id` of live stream `live_stream_id`; viewers can no longer play
     /// the stream under it.
-    pub async fn delete_playback_id(&self, live_stream_id: &str, id: &str) -> Result<()> {
+    pub async fn delete_playback_id(&self, live_stream_id: &LiveStreamId, id: &str) -> Result<()> {
         self.delete_owned_playback_id(PlaybackOwner::LiveStream(live_stream_id), id)
             .await
     }
 
     /// Deletes playback id `id` of asset `asset_id`.
-    pub async fn delete_asset_playback_id(&self, asset_id: &str, id: &str) -> Result<()> {
+    pub async fn delete_asset_playback_id(&self, asset_id: &AssetId, id: &str) -> Result<()> {
         self.delete_owned_playback_id(PlaybackOwner::Asset(asset_id), id)
             .await
     }

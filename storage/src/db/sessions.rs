@@ -48,13 +48,13 @@ impl Db {
     /// Records a publisher connecting to a live stream.
     pub async fn start_session(
         &self,
-        live_stream_id: &str,
+        live_stream_id: &LiveStreamId,
         origin: &SessionOrigin,
     ) -> Result<Session> {
         self.require_live_stream(live_stream_id).await?;
         let row = session::ActiveModel {
             id: Set(SessionId::generate().into()),
-            live_stream_id: Set(live_stream_id.to_owned()),
+            live_stream_id: Set(live_stream_id.to_string()),
             started_at: Set(now()),
             ended_at: Set(None),
             client_addr: Set(origin.client_addr.clone()),
@@ -75,7 +75,7 @@ impl Db {
     /// Stores what is known about a session's input and its counters so far.
     pub async fn update_session_input(
         &self,
-        session_id: &str,
+        session_id: &SessionId,
         input: &serde_json::Value,
         bytes_received: u64,
         frames_dropped: u64,
@@ -96,14 +96,14 @@ impl Db {
         if result.rows_affected == 0 {
             return Err(StorageError::NotFound {
                 record: Record::Session,
-                id: session_id.to_owned(),
+                id: session_id.to_string(),
             });
         }
         Ok(())
     }
 
     /// Records the publisher's disconnection; ending an ended session keeps the first end.
-    pub async fn end_session(&self, session_id: &str) -> Result<Session> {
+    pub async fn end_session(&self, session_id: &SessionId) -> Result<Session> {
         session::Entity::update_many()
             .col_expr(session::Column::EndedAt, Some(now()).into())
             .filter(session::Column::Id.eq(session_id))
@@ -114,11 +114,11 @@ impl Db {
             .await?
             .ok_or_else(|| StorageError::NotFound {
                 record: Record::Session,
-                id: session_id.to_owned(),
+                id: session_id.to_string(),
             })
     }
 
-    pub async fn get_session(&self, session_id: &str) -> Result<Option<Session>> {
+    pub async fn get_session(&self, session_id: &SessionId) -> Result<Option<Session>> {
         session::Entity::find_by_id(session_id)
             .one(&self.conn)
             .await?
@@ -130,7 +130,7 @@ impl Db {
     /// 1..=[`super::MAX_PAGE_SIZE`]), starting after the session whose id is `after`.
     pub async fn list_sessions(
         &self,
-        live_stream_id: &str,
+        live_stream_id: &LiveStreamId,
         limit: u64,
         after: Option<&str>,
     ) -> Result<SessionPage> {

@@ -47,14 +47,14 @@ impl Db {
     /// Adds a target to a live stream (idle until the stream is live).
     pub async fn create_simulcast_target(
         &self,
-        live_stream_id: &str,
+        live_stream_id: &LiveStreamId,
         target: &NewSimulcastTarget,
     ) -> Result<SimulcastTarget> {
         self.require_live_stream(live_stream_id).await?;
         let at = now();
         let row = simulcast_target::ActiveModel {
             id: Set(SimulcastTargetId::generate().into()),
-            live_stream_id: Set(live_stream_id.to_owned()),
+            live_stream_id: Set(live_stream_id.to_string()),
             url: Set(target.url.clone()),
             stream_key_sealed: Set(self.secret_box()?.seal(target.stream_key.as_bytes())),
             rendition: Set(target.rendition.clone()),
@@ -68,12 +68,15 @@ impl Db {
         let row = simulcast_target::Entity::insert(row)
             .exec_with_returning(&self.conn)
             .await?;
-        info!(live_stream_id, simulcast_target_id = %row.id, "Simulcast target created.");
+        info!(live_stream_id = %live_stream_id, simulcast_target_id = %row.id, "Simulcast target created.");
         self.simulcast_target_from_row(row)
     }
 
     /// A target by id, whichever stream it belongs to.
-    pub async fn get_simulcast_target(&self, id: &str) -> Result<Option<SimulcastTarget>> {
+    pub async fn get_simulcast_target(
+        &self,
+        id: &SimulcastTargetId,
+    ) -> Result<Option<SimulcastTarget>> {
         simulcast_target::Entity::find_by_id(id)
             .one(&self.conn)
             .await?
@@ -84,7 +87,7 @@ impl Db {
     /// A live stream's targets, oldest first.
     pub async fn list_simulcast_targets(
         &self,
-        live_stream_id: &str,
+        live_stream_id: &LiveStreamId,
     ) -> Result<Vec<SimulcastTarget>> {
         simulcast_target::Entity::find()
             .filter(simulcast_target::Column::LiveStreamId.eq(live_stream_id))
@@ -98,7 +101,7 @@ impl Db {
     }
 
     /// How many targets a live stream has.
-    pub async fn count_simulcast_targets(&self, live_stream_id: &str) -> Result<u64> {
+    pub async fn count_simulcast_targets(&self, live_stream_id: &LiveStreamId) -> Result<u64> {
         Ok(simulcast_target::Entity::find()
             .filter(simulcast_target::Column::LiveStreamId.eq(live_stream_id))
             .count(&self.conn)
@@ -106,7 +109,7 @@ impl Db {
     }
 
     /// Removes a target; returns it as it was.
-    pub async fn delete_simulcast_target(&self, id: &str) -> Result<SimulcastTarget> {
+    pub async fn delete_simulcast_target(&self, id: &SimulcastTargetId) -> Result<SimulcastTarget> {
         let target = self
             .get_simulcast_target(id)
             .await?
@@ -114,14 +117,14 @@ impl Db {
         simulcast_target::Entity::delete_by_id(id)
             .exec(&self.conn)
             .await?;
-        info!(simulcast_target_id = id, "Simulcast target deleted.");
+        info!(simulcast_target_id = %id, "Simulcast target deleted.");
         Ok(target)
     }
 
     /// Records a target's connection state; `Ok(None)` when it was deleted meanwhile.
     pub async fn set_simulcast_target_state(
         &self,
-        id: &str,
+        id: &SimulcastTargetId,
         status: SimulcastTargetStatus,
         last_error: Option<&str>,
         bytes_sent: u64,

@@ -8,7 +8,7 @@ use sea_orm_migration::MigratorTrait;
 use crate::migration::Migrator;
 use crate::model::{Permission, PlaybackPolicy};
 use crate::test_support::TestDatabase;
-use crate::{Db, SecretBox, MASTER_KEY_LEN};
+use crate::{Db, LiveStreamId, SecretBox, SessionId, MASTER_KEY_LEN};
 
 const ACTIVE_SECRET: &str = "LegacyActiveSecret0123456789abcdefghijkl";
 const REVOKED_SECRET: &str = "LegacyRevokedSecret0123456789abcdefghijk";
@@ -107,21 +107,30 @@ async fn upgrade_first_schema_database(url: &str) {
         .is_none());
 
     for (stream_id, playback_id) in [("ls_one", "playbackone"), ("ls_two", "playbacktwo")] {
-        let stream = db.get_live_stream(stream_id).await.unwrap().unwrap();
+        let stream_id = LiveStreamId::parse(stream_id).unwrap();
+        let stream = db.get_live_stream(&stream_id).await.unwrap().unwrap();
         let ids = db.list_playback_ids(&stream.id).await.unwrap();
         assert_eq!(ids.len(), 1);
         assert_eq!(ids[0].id, playback_id);
         assert_eq!(ids[0].policy, PlaybackPolicy::Public);
     }
-    let session = db.get_session("ses_a").await.unwrap().expect("ses_a kept");
+    let session = db
+        .get_session(&SessionId::parse("ses_a").unwrap())
+        .await
+        .unwrap()
+        .expect("ses_a kept");
     assert_eq!(session.live_stream_id, "ls_one");
     assert_eq!(session.bytes_received, 1000);
     assert_eq!(session.frames_dropped, 3);
     assert_eq!(session.encoder.as_deref(), Some("obs"));
     assert_eq!(session.input, Some(serde_json::json!({"width": 1280})));
-    assert!(db.get_session("ses_b").await.unwrap().is_some());
     assert!(db
-        .get_session("ses_c")
+        .get_session(&SessionId::parse("ses_b").unwrap())
+        .await
+        .unwrap()
+        .is_some());
+    assert!(db
+        .get_session(&SessionId::parse("ses_c").unwrap())
         .await
         .unwrap()
         .unwrap()
@@ -131,7 +140,11 @@ async fn upgrade_first_schema_database(url: &str) {
     // The rebuilt tables keep their constraints: sessions still cascade from their stream, and
     // stream keys stay unique.
     execute(&db, "DELETE FROM live_streams WHERE id = 'ls_two'").await;
-    assert!(db.get_session("ses_c").await.unwrap().is_none());
+    assert!(db
+        .get_session(&SessionId::parse("ses_c").unwrap())
+        .await
+        .unwrap()
+        .is_none());
     assert!(db.get_playback_id("playbacktwo").await.unwrap().is_none());
     assert!(db
         .conn

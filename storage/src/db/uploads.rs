@@ -86,7 +86,7 @@ impl Db {
         upload_from_row(row)
     }
 
-    pub async fn get_upload(&self, id: &str) -> Result<Option<Upload>> {
+    pub async fn get_upload(&self, id: &UploadId) -> Result<Option<Upload>> {
         upload::Entity::find_by_id(id)
             .one(&self.conn)
             .await?
@@ -118,7 +118,7 @@ impl Db {
     /// is not known yet. `false` when it was already declared or the upload is not waiting.
     pub async fn set_upload_length(
         &self,
-        id: &str,
+        id: &UploadId,
         length: i64,
         metadata: Option<&str>,
     ) -> Result<bool> {
@@ -137,7 +137,7 @@ impl Db {
 
     /// Moves a waiting upload's offset from `from` to `to`. `false` when the offset is not
     /// `from` any more (another request moved it) or the upload is not waiting.
-    pub async fn advance_upload(&self, id: &str, from: i64, to: i64) -> Result<bool> {
+    pub async fn advance_upload(&self, id: &UploadId, from: i64, to: i64) -> Result<bool> {
         let updated = upload::Entity::update_many()
             .col_expr(upload::Column::Offset, to.into())
             .col_expr(upload::Column::UpdatedAt, now().into())
@@ -155,7 +155,7 @@ impl Db {
     /// upload is not waiting or not complete.
     pub async fn complete_upload(
         &self,
-        id: &str,
+        id: &UploadId,
         input: &Value,
     ) -> Result<Option<(Upload, Asset)>> {
         let Some(upload) = self.get_upload(id).await? else {
@@ -186,10 +186,10 @@ impl Db {
             return Ok(None);
         }
         txn.commit().await?;
-        info!(upload_id = id, asset_id = %asset.id, "Upload completed.");
+        info!(upload_id = %id, asset_id = %asset.id, "Upload completed.");
         let upload = self.get_upload(id).await?.ok_or(StorageError::NotFound {
             record: Record::Upload,
-            id: id.to_owned(),
+            id: id.to_string(),
         })?;
         Ok(Some((upload, asset)))
     }
@@ -198,7 +198,7 @@ impl Db {
     /// reason. `false` when it was not waiting.
     pub async fn set_upload_status(
         &self,
-        id: &str,
+        id: &UploadId,
         status: UploadStatus,
         error: Option<&str>,
     ) -> Result<bool> {
@@ -212,7 +212,7 @@ impl Db {
             .await?
             .rows_affected;
         if updated == 1 {
-            info!(upload_id = id, status = ?status, "Upload ended.");
+            info!(upload_id = %id, status = ?status, "Upload ended.");
         }
         Ok(updated == 1)
     }
