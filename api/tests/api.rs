@@ -479,6 +479,41 @@ async fn a_body_over_one_mebibyte_is_too_large() {
 }
 
 #[tokio::test]
+async fn an_id_of_another_kind_in_a_path_is_answered_like_an_unknown_one() {
+    let h = harness().await;
+    let stream = json_body(h.create_stream(json!({"name": "s"})).await).await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let long = format!("ls_{}", "a".repeat(100));
+    for (path, message) in [
+        // A real live stream's id where an asset or a session is asked for.
+        (format!("/v1/assets/{stream}"), "asset not found"),
+        (format!("/v1/sessions/{stream}"), "session not found"),
+        (
+            "/v1/live-streams/asset_abc".to_owned(),
+            "live stream not found",
+        ),
+        (format!("/v1/live-streams/{long}"), "live stream not found"),
+        ("/v1/uploads/ls_abc".to_owned(), "upload not found"),
+    ] {
+        let response = h.get_with(&path, Some(&h.auth())).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let body = json_body(response).await;
+        assert_eq!(body["error"]["message"], message, "{path}");
+    }
+    let disable = h
+        .send(
+            Request::post("/v1/live-streams/ses_abc/disable")
+                .header(header::AUTHORIZATION, h.auth())
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_error(disable, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
 async fn unknown_ids_paths_and_methods_answer_json_errors() {
     let h = harness().await;
     let unknown = h
