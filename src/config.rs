@@ -10,16 +10,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
+use sluice_live::address_policy::AddressPolicy;
 use sluice_storage::{Playback, S3Config, S3Credentials};
 
 /// HTTP API and HLS delivery listen address.
 pub const DEFAULT_HTTP: &str = "0.0.0.0:8080";
 /// RTMP ingest listen address.
 pub const DEFAULT_RTMP: &str = "0.0.0.0:1935";
-/// Where the SQLite database (unless `database_url` names another), media objects and the
-/// first API key live.
-pub const DEFAULT_DATA_DIR: &str = "./data";
+pub use sluice_storage::DEFAULT_DATA_DIR;
 
+/// The HTTP listener's section (`[http_server]`), documented beside it.
+pub use crate::http_server::HttpServerConfig;
 /// The asset side's sections (`[worker]`, `[import]`), documented beside it.
 pub use sluice_assets::config::{ImportConfig, WorkerConfig};
 /// The live core's sections (`[live]`, `[whip]`, `[restream]`), documented beside it.
@@ -179,6 +180,9 @@ pub struct Config {
     /// WebRTC ingest over WHIP.
     #[serde(default)]
     pub whip: WhipConfig,
+    /// Limits of the HTTP listener.
+    #[serde(default)]
+    pub http_server: HttpServerConfig,
     /// Master key sealing API key secrets, base64 (from SLUICE_MASTER_KEY). Default: the key
     /// in `data_dir/master.key`, created at first start.
     #[serde(skip)]
@@ -200,6 +204,14 @@ pub struct WebhooksConfig {
     /// Retry window of a delivery, from when it was queued; after it the delivery is failed.
     /// Default: [`DEFAULT_WEBHOOK_GIVE_UP_AFTER_HOURS`].
     pub give_up_after_hours: f64,
+    /// Refuse to deliver to URLs that resolve to a loopback, private, link-local or other
+    /// non-public address (the address policy of imports and restreams), so whoever may
+    /// create webhook endpoints cannot reach the server's own network. Default: `false`
+    /// (receivers on the same host or network are common).
+    pub deny_private: bool,
+    /// With `deny_private`, the hosts, addresses and networks that may still be reached
+    /// (the form of `[import] allow_hosts`). Default: none.
+    pub allow_hosts: Vec<String>,
 }
 
 impl Default for WebhooksConfig {
@@ -209,6 +221,8 @@ impl Default for WebhooksConfig {
             retry_base_seconds: DEFAULT_WEBHOOK_RETRY_BASE_SECONDS,
             retry_max_interval_seconds: DEFAULT_WEBHOOK_RETRY_MAX_INTERVAL_SECONDS,
             give_up_after_hours: DEFAULT_WEBHOOK_GIVE_UP_AFTER_HOURS,
+            deny_private: false,
+            allow_hosts: Vec::new(),
         }
     }
 }
@@ -405,12 +419,18 @@ pub struct AuthConfig {
     /// [`sluice_api::DEFAULT_JWT_AUDIENCE`].
     #[serde(default = "default_jwt_audience")]
     pub jwt_audience: String,
+    /// Longest an API JWT may stay valid, in seconds from now: a token whose `exp` lies
+    /// further ahead is refused, so a leaked token cannot outlive this. Default:
+    /// [`sluice_api::DEFAULT_JWT_MAX_LIFETIME_S`] (24 hours).
+    #[serde(default = "default_jwt_max_lifetime_s")]
+    pub jwt_max_lifetime_s: u64,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             jwt_audience: default_jwt_audience(),
+            jwt_max_lifetime_s: default_jwt_max_lifetime_s(),
         }
     }
 }
@@ -432,6 +452,16 @@ impl WebhooksConfig {
         Duration::from_secs_f64(self.give_up_after_hours * 3600.0)
     }
 
+    /// The addresses deliveries may reach: `None` (any) unless `deny_private`.
+    pub fn address_policy(&self) -> anyhow::Result<Option<AddressPolicy>> {
+        if !self.deny_private {
+            return Ok(None);
+        }
+        AddressPolicy::new(&self.allow_hosts)
+            .map(Some)
+            .map_err(|message| anyhow::anyhow!("webhooks.allow_hosts: {message}"))
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         // Also keeps `Duration::from_secs_f64` from panicking on negative or absurd values.
         let in_range = |value: f64, max: f64| value.is_finite() && value > 0.0 && value <= max;
@@ -451,12 +481,16 @@ impl WebhooksConfig {
             in_range(self.give_up_after_hours, 24.0 * 365.0),
             "webhooks.give_up_after_hours must be more than 0 and at most 8760 (a year)"
         );
+        self.address_policy()?;
         Ok(())
     }
 }
 
 fn default_jwt_audience() -> String {
     sluice_api::DEFAULT_JWT_AUDIENCE.to_owned()
+}
+fn default_jwt_max_lifetime_s() -> u64 {
+    sluice_api::DEFAULT_JWT_MAX_LIFETIME_S
 }
 
 fn default_http() -> SocketAddr {
@@ -467,11 +501,6 @@ fn default_rtmp() -> SocketAddr {
 }
 fn default_data_dir() -> PathBuf {
     PathBuf::from(DEFAULT_DATA_DIR)
-}
-
-/// The default live spool directory of a data directory.
-fn spool_dir_under(data_dir: &Path) -> PathBuf {
-    data_dir.join("spool").join("live")
 }
 
 impl Config {
@@ -491,7 +520,7 @@ impl Config {
             config.data_dir = dir.clone();
         }
         if config.live.spool_dir.is_none() {
-            config.live.spool_dir = Some(spool_dir_under(&config.data_dir));
+            config.live.spool_dir = Some(LiveConfig::default_spool_dir(&config.data_dir));
         }
         if let Some(url) = &args.public_url {
             config.public_url = Some(url.clone());
@@ -535,7 +564,12 @@ impl Config {
             !self.auth.jwt_audience.is_empty(),
             "auth.jwt_audience must not be empty"
         );
+        anyhow::ensure!(
+            self.auth.jwt_max_lifetime_s > 0,
+            "auth.jwt_max_lifetime_s must be at least 1"
+        );
         self.webhooks.validate()?;
+        self.http_server.validate()?;
         self.worker.validate()?;
         self.import.validate()?;
         self.uploads.validate()?;

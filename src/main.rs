@@ -9,6 +9,7 @@
 
 mod config;
 mod event_views;
+mod http_server;
 mod images;
 mod keys;
 mod serve;

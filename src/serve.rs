@@ -7,7 +7,6 @@
 //! an end time) and the worker puts the jobs it was running back on the queue, then event
 //! streams and the webhook dispatcher, then HTTP.
 
-use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -197,10 +196,10 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         events: events.clone(),
         public_url: config.public_url(),
         rtmp_url: config.rtmp_public_url(),
-        ladder_validator: Arc::new(sluice_transcoder::validate_ladder),
         simulcast_url_validator,
         metrics: metrics.clone(),
         jwt_audience: config.auth.jwt_audience.clone(),
+        jwt_max_lifetime_s: config.auth.jwt_max_lifetime_s,
         uploads: sluice_api::Uploads::new(config.uploads.settings(&config.data_dir)),
         images: Some(crate::images::images(&config.data_dir)),
         whip: whip
@@ -247,14 +246,12 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         false => sluice_api::operations_router(state),
     };
     let mut http_server = http.map(|http| {
-        let mut http_stopping = stopping;
-        tokio::spawn(
-            axum::serve(http, app)
-                .with_graceful_shutdown(async move {
-                    let _ = http_stopping.wait_for(|stop| *stop).await;
-                })
-                .into_future(),
-        )
+        tokio::spawn(crate::http_server::serve(
+            http,
+            app,
+            config.http_server.clone(),
+            stopping,
+        ))
     });
     let http_ended = async {
         match &mut http_server {
@@ -265,7 +262,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
     tokio::select! {
         () = shutdown_signal() => {}
         result = http_ended => {
-            result.context("HTTP server task")?.context("HTTP server")?;
+            result.context("HTTP server task")?;
             anyhow::bail!("the HTTP server stopped on its own");
         }
     }
@@ -290,10 +287,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         webhooks.await.context("webhook dispatcher task")?;
     }
     if let Some(http_server) = http_server {
-        http_server
-            .await
-            .context("HTTP server task")?
-            .context("HTTP server")?;
+        http_server.await.context("HTTP server task")?;
     }
     info!("Sluice stopped.");
     Ok(())

@@ -90,9 +90,7 @@ fn parse_ladder(text: Option<&str>) -> anyhow::Result<Ladder> {
                 .collect(),
         ),
     };
-    let normalised = sluice_transcoder::validate_ladder(&value)
-        .map_err(|message| anyhow::anyhow!("--ladder: {message}"))?;
-    Ok(serde_json::from_value(normalised)?)
+    Ladder::from_request(&value).map_err(|message| anyhow::anyhow!("--ladder: {message}"))
 }
 
 /// Runs the command.

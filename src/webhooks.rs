@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::error::Error as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -19,6 +20,7 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use reqwest::header::CONTENT_TYPE;
 use sha2::Sha256;
+use sluice_live::address_policy::AddressPolicy;
 use sluice_storage::Metrics;
 use sluice_storage::{AttemptOutcome, ClaimedDelivery, Db, EventBus, WebhookAttempt};
 use tokio::sync::watch;
@@ -81,6 +83,8 @@ pub struct WebhookDispatcher {
     events: EventBus,
     settings: WebhooksConfig,
     client: reqwest::Client,
+    /// With `[webhooks] deny_private`, where deliveries may connect.
+    addresses: Option<Arc<AddressPolicy>>,
     metrics: Metrics,
     stopping: watch::Receiver<bool>,
 }
@@ -98,11 +102,13 @@ impl WebhookDispatcher {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(USER_AGENT)
             .build()?;
+        let addresses = settings.address_policy()?.map(Arc::new);
         Ok(Self {
             db,
             events,
             settings,
             client,
+            addresses,
             metrics,
             stopping,
         })
@@ -132,6 +138,7 @@ impl WebhookDispatcher {
                             let handle = in_flight.spawn(deliver(
                                 self.db.clone(),
                                 self.client.clone(),
+                                self.addresses.clone(),
                                 self.settings.clone(),
                                 self.metrics.clone(),
                                 claim,
@@ -169,10 +176,37 @@ impl WebhookDispatcher {
     }
 }
 
+/// The client to send a delivery to `url` with: the shared one, or, under an address policy, one
+/// pinned to the address the policy admitted (so a second DNS answer cannot swap in another),
+/// or why the URL may not be reached.
+async fn checked_client(
+    client: reqwest::Client,
+    addresses: Option<&AddressPolicy>,
+    settings: &WebhooksConfig,
+    url: &str,
+) -> Result<reqwest::Client, String> {
+    let Some(addresses) = addresses else {
+        return Ok(client);
+    };
+    let url = reqwest::Url::parse(url).map_err(|e| format!("the webhook URL is invalid: {e}"))?;
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let address = addresses.resolve("the webhook URL", host, port).await?;
+    reqwest::Client::builder()
+        .timeout(settings.timeout())
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(USER_AGENT)
+        .resolve(host, address)
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
 /// One attempt of one delivery, recorded with its outcome.
 async fn deliver(
     db: Db,
     client: reqwest::Client,
+    addresses: Option<Arc<AddressPolicy>>,
     settings: WebhooksConfig,
     metrics: Metrics,
     claim: ClaimedDelivery,
@@ -187,19 +221,23 @@ async fn deliver(
     let started_at = Utc::now();
     let signature = signature_header(&claim.secret, started_at.timestamp(), &body);
     let clock = Instant::now();
-    let response = client
-        .post(&claim.url)
-        .header(CONTENT_TYPE, "application/json")
-        .header("Sluice-Signature", signature)
-        .header("Sluice-Event-Id", &claim.event.id)
-        .header("Sluice-Delivery-Id", &claim.delivery_id)
-        .body(body)
-        .send()
-        .await;
+    let response = match checked_client(client, addresses.as_deref(), &settings, &claim.url).await {
+        Ok(client) => client
+            .post(&claim.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header("Sluice-Signature", signature)
+            .header("Sluice-Event-Id", &claim.event.id)
+            .header("Sluice-Delivery-Id", &claim.delivery_id)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| describe(error, settings.timeout())),
+        Err(refused) => Err(refused),
+    };
     let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (status_code, error) = match response {
         Ok(response) => (Some(response.status().as_u16()), None),
-        Err(error) => (None, Some(describe(error, settings.timeout()))),
+        Err(error) => (None, Some(error)),
     };
     let delivered = status_code.is_some_and(|code| (200..300).contains(&code));
     let outcome = if delivered {
@@ -277,6 +315,7 @@ mod tests {
             retry_base_seconds: 10.0,
             retry_max_interval_seconds: 3600.0,
             give_up_after_hours: 24.0,
+            ..WebhooksConfig::default()
         }
     }
 

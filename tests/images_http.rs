@@ -14,7 +14,7 @@ use common::{create_signing_key, http_request, playback_token, HttpResponse, Lau
 use serde_json::{json, Value};
 use sluice_media::fixtures::{ffmpeg_clip, read_webp_animation};
 use sluice_storage::test_support::TestDatabase;
-use sluice_storage::{Db, LocalStore, NewAsset, ObjectStore, PlaybackPolicy};
+use sluice_storage::{AssetInput, Db, LocalStore, NewAsset, ObjectStore, PlaybackPolicy};
 
 /// The clip's colours, one a second.
 const COLOURS: [(&str, [u8; 3]); 6] = [
@@ -86,8 +86,10 @@ impl Fixture {
             let db = Db::connect(database.url()).await.unwrap();
             let asset = db
                 .create_asset(&NewAsset {
-                    input: json!({"type": "url", "url": "https://example.com/colours.mp4"}),
-                    settings: json!({}),
+                    input: AssetInput::Url {
+                        url: "https://example.com/colours.mp4".to_owned(),
+                    },
+                    settings: None,
                     playback_policies: vec![policy],
                 })
                 .await

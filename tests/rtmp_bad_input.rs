@@ -8,26 +8,8 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{wait_for, Publisher, Server};
+use common::{closed_by_server, wait_for, Publisher, Server};
 use serde_json::json;
-
-/// Connects and returns whether the server closed the connection within `within`.
-fn closed_by_server(mut socket: TcpStream, within: Duration) -> bool {
-    socket.set_read_timeout(Some(within)).unwrap();
-    let mut buffer = [0u8; 8192];
-    loop {
-        match socket.read(&mut buffer) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(error) => {
-                return matches!(
-                    error.kind(),
-                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-                )
-            }
-        }
-    }
-}
 
 /// A type-0 chunk on chunk stream 2 carrying one protocol control message.
 fn control_message(type_id: u8, payload: &[u8]) -> Vec<u8> {

@@ -112,6 +112,11 @@ fn bad_whip_requests_get_clear_json_errors() {
     let bare = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=rtpmap:96 VP8/90000\r\n";
     let response = server.whip_offer(&id, &key, bare);
     assert_eq!(response.status, 400, "{}", response.text());
+    let (_, message) = error_of(&response);
+    assert!(
+        message.starts_with("malformed SDP offer") && !message.contains("0x"),
+        "a plain message, no parser internals: {message:?}"
+    );
 
     // CORS preflight from a page on another origin, on the endpoint and on a session.
     for path in [format!("/whip/{id}"), format!("/whip/{id}/sessions/whs_x")] {

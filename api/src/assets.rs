@@ -10,18 +10,20 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
 use sluice_storage::layout;
 use sluice_storage::AssetId;
 use sluice_storage::{
-    Asset, AssetStatus, Db, EventType, NewAsset, NewEvent, PlaybackId, PlaybackPolicy,
+    Asset, AssetInput, AssetSettings, AssetStatus, Db, EventType, LadderCodec, NewAsset, NewEvent,
+    PlaybackId, PlaybackPolicy,
 };
 use tracing::error;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{page_limit, ApiJson, ApiPath, Envelope, PageEnvelope};
+use crate::live_streams::validate_ladder;
 use crate::playback_ids::{views, CreatePlaybackId, PlaybackIdView};
 use crate::AppState;
 
@@ -34,14 +36,6 @@ const MAX_PLAYBACK_POLICIES: usize = 10;
 
 const NOT_FOUND_MESSAGE: &str = "asset not found";
 const NOT_FOUND: ApiError = ApiError::NotFound(NOT_FOUND_MESSAGE);
-
-/// A video codec an asset's ladder is encoded in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Codec {
-    H264,
-    Av1,
-}
 
 /// The settings of an asset to be made: `new_asset_settings` of an upload, and the fields of
 /// a URL import beside its `input`.
@@ -59,32 +53,25 @@ pub struct AssetSettingsRequest {
     ladder: Option<Value>,
     /// `["h264"]` (default) or `["h264", "av1"]`: H.264 always, AV1 renditions besides.
     #[serde(default)]
-    #[schema(example = json!(["h264"]))]
-    codecs: Option<Vec<Codec>>,
+    #[schema(value_type = Option<Vec<String>>, example = json!(["h264"]))]
+    codecs: Option<Vec<LadderCodec>>,
     /// Any text of the caller's (at most 255 characters), kept with the asset.
     #[serde(default)]
     #[schema(example = "order-1234")]
     passthrough: Option<String>,
 }
 
-/// Checked asset settings: their stored (API) form and the playback ids to make.
-pub(crate) struct AssetSettings {
-    pub settings: Value,
-    pub playback_policies: Vec<PlaybackPolicy>,
-}
-
 impl AssetSettingsRequest {
-    /// Checks every field (the ladder with the server's ladder validator) and fills defaults.
-    pub(crate) fn validate(self, state: &AppState) -> Result<AssetSettings, ApiError> {
+    /// Checks every field and fills defaults.
+    pub(crate) fn validate(self) -> Result<AssetSettings, ApiError> {
         let playback_policies = self.playback_policy.unwrap_or(vec![PlaybackPolicy::Public]);
         if playback_policies.len() > MAX_PLAYBACK_POLICIES {
             return Err(ApiError::InvalidRequest(format!(
                 "playback_policy: at most {MAX_PLAYBACK_POLICIES} policies"
             )));
         }
-        let ladder = (state.ladder_validator)(&self.ladder.unwrap_or(Value::Null))
-            .map_err(|message| ApiError::InvalidRequest(format!("ladder: {message}")))?;
-        let codecs = validate_codecs(self.codecs.unwrap_or(vec![Codec::H264]))?;
+        let ladder = validate_ladder(&self.ladder.unwrap_or(Value::Null))?;
+        let codecs = validate_codecs(self.codecs.unwrap_or(vec![LadderCodec::H264]))?;
         if let Some(passthrough) = &self.passthrough {
             if passthrough.chars().count() > MAX_PASSTHROUGH_CHARS {
                 return Err(ApiError::InvalidRequest(format!(
@@ -93,35 +80,32 @@ impl AssetSettingsRequest {
             }
         }
         Ok(AssetSettings {
-            settings: json!({
-                "playback_policy": playback_policies,
-                "ladder": ladder,
-                "codecs": codecs,
-                "passthrough": self.passthrough,
-            }),
-            playback_policies,
+            playback_policy: playback_policies,
+            ladder,
+            codecs,
+            passthrough: self.passthrough,
         })
     }
 }
 
 /// H.264 is always encoded (every player plays it); AV1 may be added. Returned in a fixed
 /// order, H.264 first.
-fn validate_codecs(codecs: Vec<Codec>) -> Result<Vec<Codec>, ApiError> {
+fn validate_codecs(codecs: Vec<LadderCodec>) -> Result<Vec<LadderCodec>, ApiError> {
     let invalid = || {
         ApiError::InvalidRequest(
             "codecs: must be [\"h264\"] or [\"h264\", \"av1\"] (H.264 is always encoded)"
                 .to_owned(),
         )
     };
-    let av1 = codecs.contains(&Codec::Av1);
+    let av1 = codecs.contains(&LadderCodec::Av1);
     let expected = if av1 { 2 } else { 1 };
-    if !codecs.contains(&Codec::H264) || codecs.len() != expected {
+    if !codecs.contains(&LadderCodec::H264) || codecs.len() != expected {
         return Err(invalid());
     }
     Ok(if av1 {
-        vec![Codec::H264, Codec::Av1]
+        vec![LadderCodec::H264, LadderCodec::Av1]
     } else {
-        vec![Codec::H264]
+        vec![LadderCodec::H264]
     })
 }
 
@@ -147,7 +131,8 @@ pub struct CreateAsset {
     #[schema(value_type = Option<Object>)]
     ladder: Option<Value>,
     #[serde(default)]
-    codecs: Option<Vec<Codec>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    codecs: Option<Vec<LadderCodec>>,
     #[serde(default)]
     passthrough: Option<String>,
 }
@@ -227,10 +212,11 @@ pub struct AssetView {
     /// or, for a recorded live session, `{"type": "live_stream", "live_stream_id",
     /// "session_id"}`.
     #[schema(value_type = Object, example = json!({"type": "url", "url": "https://example.com/talk.mp4"}))]
-    input: Value,
-    /// The settings the asset was created with.
+    input: AssetInput,
+    /// The settings the asset was created with; `{}` for a recorded live session.
+    #[serde(serialize_with = "settings_or_empty")]
     #[schema(value_type = Object, example = json!({"playback_policy": ["public"], "ladder": ["720p"], "codecs": ["h264"], "passthrough": null}))]
-    new_asset_settings: Value,
+    new_asset_settings: Option<AssetSettings>,
     /// The live stream a recorded asset came from; `null` for uploads and imports.
     #[schema(example = json!(null))]
     live_stream_id: Option<String>,
@@ -241,6 +227,46 @@ pub struct AssetView {
     created_at: DateTime<Utc>,
     #[schema(example = "2026-06-01T10:05:00.000321Z")]
     updated_at: DateTime<Utc>,
+}
+
+/// An asset's input as shown in views, events and webhooks: an import URL without its
+/// credentials (`user:pass@`) and with every query value replaced by `redacted` (signed URLs
+/// carry their signature there). The worker keeps fetching the whole URL.
+fn shown_input(input: &AssetInput) -> AssetInput {
+    let AssetInput::Url { url } = input else {
+        return input.clone();
+    };
+    let Ok(mut shown) = url::Url::parse(url) else {
+        return AssetInput::Url {
+            url: "redacted".to_owned(),
+        };
+    };
+    // Both only fail for URLs that cannot have credentials, which then have none to remove.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    if shown.query().is_some() {
+        let names: Vec<String> = shown
+            .query_pairs()
+            .map(|(name, _)| name.into_owned())
+            .collect();
+        shown
+            .query_pairs_mut()
+            .clear()
+            .extend_pairs(names.iter().map(|name| (name, "redacted")));
+    }
+    shown.set_fragment(None);
+    AssetInput::Url { url: shown.into() }
+}
+
+/// Shows an asset made with no settings (a recorded live session) as `{}`.
+fn settings_or_empty<S: Serializer>(
+    settings: &Option<AssetSettings>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match settings {
+        Some(settings) => settings.serialize(serializer),
+        None => serde_json::Map::new().serialize(serializer),
+    }
 }
 
 impl AssetView {
@@ -268,7 +294,7 @@ impl AssetView {
             renditions: asset.renditions.clone(),
             playback_ids: playback_ids.iter().cloned().map(Into::into).collect(),
             playback_url,
-            input: asset.input.clone(),
+            input: shown_input(&asset.input),
             new_asset_settings: asset.settings.clone(),
             live_stream_id: asset.live_stream_id.as_ref().map(ToString::to_string),
             session_id: asset.session_id.as_ref().map(ToString::to_string),
@@ -359,13 +385,13 @@ pub async fn create(
         codecs: request.codecs,
         passthrough: request.passthrough,
     }
-    .validate(&state)?;
+    .validate()?;
     let asset = state
         .db
         .create_asset(&NewAsset {
-            input: json!({"type": "url", "url": url.as_str()}),
-            settings: checked.settings,
-            playback_policies: checked.playback_policies,
+            input: AssetInput::Url { url: url.into() },
+            playback_policies: checked.playback_policy.clone(),
+            settings: Some(checked),
         })
         .await?;
     let data = view_of(&state.db, &state.public_url, &asset).await?;
@@ -506,12 +532,32 @@ mod tests {
 
     #[test]
     fn h264_is_always_encoded_and_av1_may_be_added() {
-        use Codec::*;
+        use LadderCodec::*;
         assert_eq!(validate_codecs(vec![H264]).unwrap(), [H264]);
         assert_eq!(validate_codecs(vec![Av1, H264]).unwrap(), [H264, Av1]);
         for bad in [vec![], vec![Av1], vec![H264, H264], vec![H264, Av1, Av1]] {
             assert!(validate_codecs(bad.clone()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_import_url_is_shown_without_credentials_or_query_values() {
+        let shown = |url: &str| match shown_input(&AssetInput::Url {
+            url: url.to_owned(),
+        }) {
+            AssetInput::Url { url } => url,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            shown(
+                "https://user:pa55@cdn.example.com/a.mp4?X-Amz-Signature=abc&X-Amz-Expires=60#t=1"
+            ),
+            "https://cdn.example.com/a.mp4?X-Amz-Signature=redacted&X-Amz-Expires=redacted"
+        );
+        assert_eq!(
+            shown("https://example.com/a.mp4"),
+            "https://example.com/a.mp4"
+        );
     }
 
     #[test]

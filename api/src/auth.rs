@@ -36,6 +36,9 @@ use crate::AppState;
 pub(crate) const JWT_LEEWAY_SECS: u64 = 30;
 /// The audience API tokens are checked against when the configuration names none.
 pub const DEFAULT_JWT_AUDIENCE: &str = "sluice";
+/// How far ahead an API token's `exp` may lie when the configuration says nothing: a day, as
+/// short-lived tokens are the norm (a leaked one stops working soon).
+pub const DEFAULT_JWT_MAX_LIFETIME_S: u64 = 24 * 60 * 60;
 
 const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized("invalid API key or secret");
 const MALFORMED_TOKEN: ApiError = ApiError::Unauthorized("malformed token");
@@ -195,6 +198,14 @@ async fn verify_jwt(state: &AppState, token: &str) -> Result<Principal, ApiError
     let verified =
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&secret), &validation)
             .map_err(|error| ApiError::Unauthorized(jwt_failure(error.kind())))?;
+    let exp = verified.claims.exp.unwrap_or(u64::MAX);
+    let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
+    if exp.saturating_sub(now) > state.jwt_max_lifetime_s.saturating_add(JWT_LEEWAY_SECS) {
+        return Err(ApiError::Unauthorized(
+            "token lifetime too long: its exp lies further ahead than this server allows \
+             ([auth] jwt_max_lifetime_s, a day by default); sign tokens that expire sooner",
+        ));
+    }
     let expires_at = verified.claims.exp.map(|exp| {
         i64::try_from(exp)
             .ok()
@@ -337,10 +348,10 @@ mod tests {
             events: EventBus::new(db),
             public_url: "http://localhost:8080".to_owned(),
             rtmp_url: "rtmp://localhost:1935/live".to_owned(),
-            ladder_validator: Arc::new(|ladder| Ok(ladder.clone())),
             simulcast_url_validator: Arc::new(|_| Box::pin(async { Ok(()) })),
             metrics: crate::Metrics::new(),
             jwt_audience: DEFAULT_JWT_AUDIENCE.to_owned(),
+            jwt_max_lifetime_s: DEFAULT_JWT_MAX_LIFETIME_S,
             uploads: crate::Uploads::new(crate::UploadSettings {
                 spool_dir: std::env::temp_dir().join("sluice-unused"),
                 max_size: 1,

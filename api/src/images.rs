@@ -1039,6 +1039,7 @@ async fn animated_body(
 mod tests {
     use super::*;
     use sluice_storage::AssetId;
+    use sluice_storage::AssetInput;
 
     #[test]
     fn query_parameters_are_known_single_and_named_when_wrong() {
@@ -1117,8 +1118,10 @@ mod tests {
             status: AssetStatus::Ready,
             error: None,
             progress: 100,
-            input: serde_json::json!({"type": "url", "url": "https://example.com/a.mp4"}),
-            settings: serde_json::json!({}),
+            input: AssetInput::Url {
+                url: "https://example.com/a.mp4".to_owned(),
+            },
+            settings: None,
             duration_ms: Some(1000),
             tracks: serde_json::json!([]),
             source_metadata: serde_json::json!({}),

@@ -53,7 +53,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::DEFAULT_JWT_AUDIENCE;
+pub use auth::{DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_MAX_LIFETIME_S};
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use images::{
     AnimatedFormat, AnimatedSpec, FitMode, ImageRenderer, Images, RenderError, RenderedStoryboard,
@@ -68,12 +68,6 @@ pub use uploads::{
     spawn_upload_sweeper, UploadSettings, Uploads, DEFAULT_UPLOAD_TIMEOUT_S, MAX_UPLOAD_TIMEOUT_S,
 };
 pub use whip::{whip_url, MAX_OFFER_BYTES};
-
-/// Checks a requested rendition ladder (`null` when the request gave none) and returns the
-/// normalised ladder to store, or a message saying what is wrong. The binary wires in the
-/// transcoder's ladder parser.
-pub type LadderValidator =
-    Arc<dyn Fn(&serde_json::Value) -> Result<serde_json::Value, String> + Send + Sync>;
 
 /// Checks the URL of a simulcast target (scheme, host, and that its addresses may be reached)
 /// and says what is wrong with it. The binary wires in the restreamer's check, which resolves
@@ -93,12 +87,13 @@ pub struct AppState {
     pub public_url: String,
     /// RTMP ingest URL shown to publishers, e.g. `rtmp://localhost:1935/live`.
     pub rtmp_url: String,
-    pub ladder_validator: LadderValidator,
     pub simulcast_url_validator: SimulcastUrlValidator,
     /// Where every part of the server records its metrics, served at `/metrics`.
     pub metrics: Metrics,
     /// The `aud` an API JWT must include when it has one (config `[auth] jwt_audience`).
     pub jwt_audience: String,
+    /// Seconds ahead an API JWT's `exp` may lie (config `[auth] jwt_max_lifetime_s`).
+    pub jwt_max_lifetime_s: u64,
     /// Direct upload settings (config `[uploads]`) and the uploads being written.
     pub uploads: Uploads,
     /// What makes images of assets; `None` answers the image routes 404.

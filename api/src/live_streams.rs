@@ -12,6 +12,7 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sluice_media::Ladder;
 use sluice_storage::layout;
 use sluice_storage::LiveStreamId;
 use sluice_storage::{
@@ -184,7 +185,7 @@ pub struct LiveStreamView {
     #[schema(example = "idle")]
     status: &'static str,
     #[schema(value_type = Object, example = json!(["source", {"name": "360p", "height": 360, "bitrate_kbps": 800, "max_fps": 30}]))]
-    ladder: Value,
+    ladder: Ladder,
     #[schema(value_type = String, example = "standard")]
     latency_mode: LatencyMode,
     #[schema(example = 60)]
@@ -255,8 +256,9 @@ fn validate_reconnect_window(seconds: u32) -> Result<u32, ApiError> {
     }
 }
 
-fn validate_ladder(state: &AppState, ladder: &Value) -> Result<Value, ApiError> {
-    (state.ladder_validator)(ladder)
+/// Checks a requested ladder (`null` when the request gave none: the default ladder).
+pub(crate) fn validate_ladder(ladder: &Value) -> Result<Ladder, ApiError> {
+    Ladder::from_request(ladder)
         .map_err(|message| ApiError::InvalidRequest(format!("ladder: {message}")))
 }
 
@@ -334,7 +336,7 @@ pub async fn create(
     ApiJson(request): ApiJson<CreateLiveStream>,
 ) -> Result<(StatusCode, Json<Envelope<LiveStreamView>>), ApiError> {
     validate_name(&request.name)?;
-    let ladder = validate_ladder(&state, &request.ladder.unwrap_or(Value::Null))?;
+    let ladder = validate_ladder(&request.ladder.unwrap_or(Value::Null))?;
     let defaults = LiveStreamSettings::default();
     let settings = LiveStreamSettings {
         latency_mode: request.latency_mode.unwrap_or(defaults.latency_mode),
@@ -434,7 +436,7 @@ pub async fn update(
         name: request.name,
         ladder: request
             .ladder
-            .map(|ladder| validate_ladder(&state, &ladder))
+            .map(|ladder| validate_ladder(&ladder))
             .transpose()?,
         latency_mode: request.latency_mode,
         reconnect_window_s: request

@@ -13,6 +13,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sluice_media::ladder::RungSpec;
 use sluice_storage::{
     EventType, NewEvent, NewSimulcastTarget, SimulcastTarget, SimulcastTargetStatus,
     SOURCE_RENDITION,
@@ -110,19 +111,6 @@ pub fn simulcast_target_event_data(target: SimulcastTarget) -> Value {
     serde_json::to_value(SimulcastTargetView::from(target)).unwrap_or(Value::Null)
 }
 
-/// The rung names of a stored ladder: plain preset names and the `name` of custom rungs.
-fn ladder_rung_names(ladder: &Value) -> Vec<&str> {
-    ladder
-        .as_array()
-        .map(|rungs| {
-            rungs
-                .iter()
-                .filter_map(|rung| rung.as_str().or_else(|| rung.get("name")?.as_str()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Adds a simulcast target to a live stream; when the stream is live it connects at once.
 #[utoipa::path(post, path = "/v1/live-streams/{id}/simulcast-targets", tag = "live streams",
     params(("id" = String, Path, description = "Live stream id (`ls_…`)")),
@@ -157,7 +145,7 @@ pub async fn create(
     let rendition = request
         .rendition
         .unwrap_or_else(|| SOURCE_RENDITION.to_owned());
-    let rungs = ladder_rung_names(&stream.ladder);
+    let rungs: Vec<&str> = stream.ladder.rungs.iter().map(RungSpec::name).collect();
     if rendition != SOURCE_RENDITION && !rungs.contains(&rendition.as_str()) {
         return Err(invalid(format!(
             "rendition: {rendition:?} is neither \"source\" nor a rung of this stream's ladder ({})",
@@ -315,12 +303,5 @@ mod tests {
         assert_eq!(masked_key("abcd-efgh-ijkl-mnop"), "…mnop");
         assert_eq!(masked_key("short"), "…");
         assert_eq!(masked_key(""), "…");
-    }
-
-    #[test]
-    fn rung_names_come_from_presets_and_custom_rungs() {
-        let ladder = serde_json::json!(["source", "720p", {"name": "low", "height": 240}]);
-        assert_eq!(ladder_rung_names(&ladder), ["source", "720p", "low"]);
-        assert!(ladder_rung_names(&Value::Null).is_empty());
     }
 }

@@ -29,14 +29,15 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sluice_storage::layout;
 use sluice_storage::UploadId;
-use sluice_storage::{EventType, NewEvent, NewUpload, Upload, UploadStatus};
+use sluice_storage::{
+    AssetSettings, EventType, NewEvent, NewUpload, Permission, Upload, UploadStatus,
+};
 use subtle::ConstantTimeEq;
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
@@ -46,6 +47,7 @@ use tracing::{error, info, warn};
 use utoipa::ToSchema;
 
 use crate::assets::{self, AssetSettingsRequest, ErrorMessage};
+use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, ApiPath, Envelope, PageEnvelope, PageParams};
 use crate::tus::{self, Checksum, ChecksumHasher};
@@ -150,7 +152,7 @@ pub struct UploadView {
     #[schema(value_type = String, example = "waiting")]
     status: UploadStatus,
     /// Where to send the file; the token in it is the only credential needed, so it is shown
-    /// only when the upload is created or fetched alone.
+    /// only when the upload is created, or fetched alone by a key with `assets:write`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(
         example = "http://localhost:8080/uploads/upload_Ab3dE5fG7hJ9kL1mN3pQ/q8Wm2LxR0vT5nB7cY1zK"
@@ -159,7 +161,7 @@ pub struct UploadView {
     #[schema(example = 1_073_741_824)]
     max_size: i64,
     #[schema(value_type = Object)]
-    new_asset_settings: Value,
+    new_asset_settings: AssetSettings,
     /// The asset made from the upload, once it is complete.
     asset_id: Option<String>,
     error: Option<ErrorMessage>,
@@ -249,11 +251,7 @@ pub async fn create(
     ApiJson(request): ApiJson<CreateUpload>,
 ) -> Result<(StatusCode, Json<Envelope<UploadView>>), ApiError> {
     let settings = state.uploads.settings();
-    let settings_json = request
-        .new_asset_settings
-        .unwrap_or_default()
-        .validate(&state)?
-        .settings;
+    let asset_settings = request.new_asset_settings.unwrap_or_default().validate()?;
     let max_size = request.max_size.unwrap_or(settings.max_size);
     if !(1..=settings.max_size).contains(&max_size) {
         return Err(ApiError::InvalidRequest(format!(
@@ -271,7 +269,7 @@ pub async fn create(
     let upload = state
         .db
         .create_upload(&NewUpload {
-            settings: settings_json,
+            settings: asset_settings,
             max_size,
             expires_at: Utc::now() + timeout,
         })
@@ -285,7 +283,7 @@ pub async fn create(
     ))
 }
 
-/// One upload, with its URL.
+/// One upload, with its URL when the caller may write assets.
 #[utoipa::path(get, path = "/v1/uploads/{id}", tag = "uploads",
     params(("id" = String, Path, description = "Upload id (`upload_…`)")),
     responses(
@@ -295,12 +293,17 @@ pub async fn create(
     security(("api_key" = []), ("jwt" = [])))]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Envelope<UploadView>>, ApiError> {
     let upload = find(&state, &id).await?;
-    Ok(Json(Envelope {
-        data: UploadView::with_url(&state, upload),
-    }))
+    // The URL's token lets its holder send the file or cancel the upload: a write.
+    let data = if Permission::AssetsWrite.is_granted_by(&principal.permissions) {
+        UploadView::with_url(&state, upload)
+    } else {
+        UploadView::from(upload)
+    };
+    Ok(Json(Envelope { data }))
 }
 
 /// Uploads, newest first, a page at a time; without their URLs.
@@ -758,7 +761,7 @@ pub async fn tus_patch(
             "Upload-Offset is not the upload's offset; HEAD the upload to learn where to resume",
         ));
     }
-    if content_length.is_some_and(|size| offset + size > length) {
+    if content_length.is_some_and(|size| !body_fits(offset, size, length)) {
         return Err(ApiError::TooLarge(
             "the body goes past the upload's Upload-Length".to_owned(),
         ));
@@ -1065,6 +1068,12 @@ impl Spool {
     }
 }
 
+/// Whether `size` bytes written at `offset` stay within an upload of `length` bytes (a sum
+/// past `i64::MAX` does not).
+fn body_fits(offset: i64, size: i64, length: i64) -> bool {
+    offset.checked_add(size).is_some_and(|end| end <= length)
+}
+
 fn io_failure(path: &Path, error: std::io::Error) -> ApiError {
     ApiError::Internal(format!("upload spool {}: {error}", path.display()))
 }
@@ -1075,8 +1084,7 @@ async fn complete(state: &AppState, upload_id: &UploadId) -> Result<Upload, ApiE
     let spool = state.uploads.spool_path(upload_id);
     let key = layout::upload_source(upload_id).map_err(ApiError::internal)?;
     state.store.put_file(&key, &spool).await?;
-    let input = json!({"type": "upload", "upload_id": upload_id});
-    let Some((upload, asset)) = state.db.complete_upload(upload_id, &input).await? else {
+    let Some((upload, asset)) = state.db.complete_upload(upload_id).await? else {
         // Cancelled or timed out in between: the file goes with it.
         let prefix = layout::upload(upload_id).map_err(ApiError::internal)?;
         state.store.delete_prefix(&prefix).await?;
@@ -1090,4 +1098,17 @@ async fn complete(state: &AppState, upload_id: &UploadId) -> Result<Upload, ApiE
     publish(state, EventType::UploadAssetCreated, &upload).await;
     assets::publish_created(state, &asset).await;
     Ok(upload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_fits_only_within_the_upload_length_even_near_the_integer_limit() {
+        assert!(body_fits(0, 10, 10));
+        assert!(!body_fits(5, 6, 10));
+        assert!(!body_fits(1, i64::MAX, 10));
+        assert!(!body_fits(i64::MAX, 1, i64::MAX));
+    }
 }

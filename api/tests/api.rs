@@ -211,14 +211,16 @@ async fn creating_a_live_stream_returns_its_ingest_and_playback_details() {
 }
 
 #[tokio::test]
-async fn a_requested_ladder_goes_through_the_validator() {
+async fn a_requested_ladder_is_checked_and_stored_normalised() {
     let h = harness().await;
-    let ladder = json!([{"name": "360p", "height": 360}]);
     let response = h
-        .create_stream(json!({"name": "s", "ladder": ladder}))
+        .create_stream(json!({"name": "s", "ladder": ["source", "720p"]}))
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(json_body(response).await["data"]["ladder"], ladder);
+    assert_eq!(
+        json_body(response).await["data"]["ladder"],
+        json!(["source", {"name": "720p", "height": 720, "bitrate_kbps": 3000, "max_fps": 60}])
+    );
 
     let rejected = h
         .create_stream(json!({"name": "s", "ladder": "tiny"}))
@@ -229,7 +231,13 @@ async fn a_requested_ladder_goes_through_the_validator() {
     assert!(body["error"]["message"]
         .as_str()
         .unwrap()
-        .contains("must be an array"));
+        .starts_with("ladder: invalid type"));
+    let too_tall = h
+        .create_stream(
+            json!({"name": "s", "ladder": [{"name": "8k", "height": 4320, "bitrate_kbps": 9000}]}),
+        )
+        .await;
+    assert_eq!(too_tall.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

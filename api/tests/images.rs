@@ -10,7 +10,7 @@ use axum::body::{to_bytes, Body};
 use axum::http::{header, Request, Response, StatusCode};
 use bytes::Bytes;
 use serde_json::{json, Value};
-use sluice_storage::{AssetId, NewAsset, ObjectKey, ObjectStore, PlaybackPolicy};
+use sluice_storage::{AssetId, AssetInput, NewAsset, ObjectKey, ObjectStore, PlaybackPolicy};
 use tower::ServiceExt;
 
 use common::{harness, Harness};
@@ -56,8 +56,10 @@ async fn assert_error(response: Response<Body>, status: StatusCode, code: &str, 
 async fn asset(h: &Harness, policy: PlaybackPolicy, ready: bool) -> (String, String) {
     let asset =
         h.db.create_asset(&NewAsset {
-            input: json!({"type": "url", "url": "https://example.com/clip.mp4"}),
-            settings: json!({}),
+            input: AssetInput::Url {
+                url: "https://example.com/clip.mp4".to_owned(),
+            },
+            settings: None,
             playback_policies: vec![policy],
         })
         .await

@@ -160,14 +160,15 @@ async fn an_upload_is_created_with_checked_settings_and_defaults() {
     let (upload, _) = h
         .create_upload(json!({
             "new_asset_settings": {"playback_policy": ["signed", "public"],
-                "ladder": [{"name": "360p", "height": 360}], "codecs": ["av1", "h264"],
+                "ladder": [{"name": "360p", "height": 360, "bitrate_kbps": 800}], "codecs": ["av1", "h264"],
                 "passthrough": "order-7"},
             "max_size": 1000, "timeout": 60}))
         .await;
     assert_eq!(upload["max_size"], 1000);
     assert_eq!(
         upload["new_asset_settings"],
-        json!({"playback_policy": ["signed", "public"], "ladder": [{"name": "360p", "height": 360}],
+        json!({"playback_policy": ["signed", "public"],
+               "ladder": [{"name": "360p", "height": 360, "bitrate_kbps": 800, "max_fps": 60}],
                "codecs": ["h264", "av1"], "passthrough": "order-7"})
     );
 
@@ -816,4 +817,30 @@ async fn tus_termination_cancels_the_upload() {
         )
         .await;
     assert_eq!(got["data"]["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn an_upload_asking_for_no_playback_ids_becomes_an_asset_without_any() {
+    let h = harness().await;
+    let (upload, path) = h
+        .create_upload(json!({"new_asset_settings": {"playback_policy": []}}))
+        .await;
+    assert_eq!(upload["new_asset_settings"]["playback_policy"], json!([]));
+    let file = file_bytes(1_000);
+    let response = h
+        .upload_request(
+            "PUT",
+            &path,
+            &[("content-length", &file.len().to_string())],
+            Body::from(file),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), usize::MAX).await.unwrap()).unwrap();
+    let asset_id = body["data"]["asset_id"].as_str().unwrap();
+    let (status, asset) = h.api("GET", &format!("/v1/assets/{asset_id}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(asset["data"]["playback_ids"], json!([]));
+    assert!(asset["data"]["playback_url"].is_null());
 }

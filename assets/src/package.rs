@@ -861,12 +861,9 @@ mod tests {
     }
 
     fn start(input: &Path, plan: SegmentPlan) -> (FileTranscode, Receiver<VodEvent>) {
-        let ladder: Ladder = serde_json::from_value(
-            sluice_transcoder::validate_ladder(&serde_json::json!([
-                {"name": "180p", "height": 180, "bitrate_kbps": 300}
-            ]))
-            .unwrap(),
-        )
+        let ladder = Ladder::from_request(&serde_json::json!([
+            {"name": "180p", "height": 180, "bitrate_kbps": 300}
+        ]))
         .unwrap();
         let settings = EncoderSettings {
             keyframe_interval: plan.keyframe_interval(),

@@ -38,12 +38,10 @@ use serde_json::{json, Value};
 use sluice_media::VideoCodec;
 use sluice_storage::layout;
 use sluice_storage::{
-    Asset, AssetId, AssetStatus, Db, EventType, InvalidKey, Job, ObjectStore, StoreError,
-    ASSET_JOB_KIND,
+    Asset, AssetId, AssetInput, AssetSettings, AssetStatus, Db, EventType, InvalidKey, Job,
+    ObjectStore, StoreError, ASSET_JOB_KIND,
 };
-use sluice_transcoder::{
-    encodable_codec, probe, EncoderSettings, FileTranscode, Ladder, ProbeReport, VodError,
-};
+use sluice_transcoder::{probe, EncoderSettings, FileTranscode, Ladder, ProbeReport, VodError};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -372,8 +370,7 @@ impl Worker {
             return Err(Failure::Stopped);
         }
 
-        let ladder = ladder_of(&asset.settings)?;
-        let codecs = codecs_of(&asset.settings)?;
+        let (ladder, codecs) = ladder_of(asset.settings.as_ref());
         let segments = SegmentPlan::new(SEGMENT_TARGET);
         let encoder = EncoderSettings {
             preset: self.settings.preset,
@@ -447,13 +444,14 @@ impl Worker {
             Err(e) if !e.is_not_found() => return Err(e.into()),
             Err(_) => {}
         }
-        let url = match (
-            asset.upload_id(),
-            asset.input.get("url").and_then(Value::as_str),
-        ) {
-            (Some(_), _) => return Err(Failure::Input("the uploaded file is missing".to_owned())),
-            (None, Some(url)) => url,
-            (None, None) => return Err(Failure::Input("the asset has no input".to_owned())),
+        let url = match &asset.input {
+            AssetInput::Url { url } => url,
+            AssetInput::Upload { .. } => {
+                return Err(Failure::Input("the uploaded file is missing".to_owned()))
+            }
+            AssetInput::LiveStream { .. } => {
+                return Err(Failure::Input("the asset has no input".to_owned()))
+            }
         };
         self.importer
             .download(url, path)
@@ -701,28 +699,21 @@ fn worker_id_prefix() -> String {
     format!("{host}-{}-{suffix:08x}", std::process::id())
 }
 
-/// The ladder of the asset's settings (the live ladder's form and bounds; the default ladder
-/// when none is given).
-fn ladder_of(settings: &Value) -> Result<Ladder, Failure> {
-    let ladder = settings.get("ladder").cloned().unwrap_or(Value::Null);
-    let normalised = sluice_transcoder::validate_ladder(&ladder)
-        .map_err(|message| Failure::Input(format!("ladder: {message}")))?;
-    serde_json::from_value(normalised).map_err(|e| Failure::Input(format!("ladder: {e}")))
-}
-
-/// The video codecs of the asset's settings (`h264`, and `av1` for AV1 twins of the rungs);
-/// H.264 when none are named.
-fn codecs_of(settings: &Value) -> Result<Vec<VideoCodec>, Failure> {
-    let Some(names) = settings.get("codecs").and_then(Value::as_array) else {
-        return Ok(vec![VideoCodec::H264]);
-    };
-    names
-        .iter()
-        .map(|name| {
-            encodable_codec(name.as_str().unwrap_or_default())
-                .map_err(|error| Failure::Input(error.to_string()))
-        })
-        .collect()
+/// The ladder and video codecs of the asset's settings (`h264`, and `av1` for AV1 twins of
+/// the rungs); the default ladder in H.264 for an asset made without settings.
+fn ladder_of(settings: Option<&AssetSettings>) -> (Ladder, Vec<VideoCodec>) {
+    match settings {
+        Some(settings) => (
+            settings.ladder.clone(),
+            settings
+                .codecs
+                .iter()
+                .copied()
+                .map(VideoCodec::from)
+                .collect(),
+        ),
+        None => (Ladder::DEFAULT, vec![VideoCodec::H264]),
+    }
 }
 
 /// A probe refusal, for a person (the path of the working copy means nothing to them).
@@ -787,7 +778,10 @@ mod tests {
     use super::*;
     use sluice_media::fixtures::ffmpeg_clip;
     use sluice_storage::test_support::TestDatabase;
-    use sluice_storage::{EventBus, JobStatus, LocalStore, NewAsset, PlaybackId, PlaybackPolicy};
+    use sluice_storage::{
+        EventBus, JobStatus, LadderCodec, LocalStore, NewAsset, PlaybackId, PlaybackPolicy,
+        UploadId,
+    };
 
     /// The API's own asset form, as the server plugs it in.
     struct ApiViews;
@@ -848,14 +842,16 @@ mod tests {
             }
         }
 
-        async fn create(&self, input: Value) -> Asset {
+        async fn create(&self, input: AssetInput) -> Asset {
+            let ladder = json!([{"name": "180p", "height": 180, "bitrate_kbps": 300}]);
             self.db
                 .create_asset(&NewAsset {
                     input,
-                    settings: json!({
-                        "ladder": [{"name": "180p", "height": 180, "bitrate_kbps": 300}],
-                        "codecs": ["h264"],
-                        "playback_policy": ["public"],
+                    settings: Some(AssetSettings {
+                        playback_policy: vec![PlaybackPolicy::Public],
+                        ladder: Ladder::from_request(&ladder).unwrap(),
+                        codecs: vec![LadderCodec::H264],
+                        passthrough: None,
                     }),
                     playback_policies: vec![PlaybackPolicy::Public],
                 })
@@ -867,8 +863,10 @@ mod tests {
         async fn create_uploaded(&self, upload_id: &str, source: &Path) -> Asset {
             let key = layout::upload_source(upload_id).unwrap();
             self.store.put_file(&key, source).await.unwrap();
-            self.create(json!({"type": "upload", "upload_id": upload_id}))
-                .await
+            self.create(AssetInput::Upload {
+                upload_id: UploadId::parse(upload_id).unwrap(),
+            })
+            .await
         }
 
         /// Waits until the asset is no longer preparing.
@@ -1075,7 +1073,7 @@ mod tests {
         let url = format!("http://{address}/clip.mp4");
 
         let refusing = Harness::start(&[]).await;
-        let refused = refusing.create(json!({"type": "url", "url": url})).await;
+        let refused = refusing.create(AssetInput::Url { url: url.clone() }).await;
         let refused = refusing.settled(&refused.id).await;
         assert_eq!(
             refused.error.as_deref(),
@@ -1084,7 +1082,7 @@ mod tests {
         refusing.stop().await;
 
         let allowing = Harness::start(&["127.0.0.1"]).await;
-        let asset = allowing.create(json!({"type": "url", "url": url})).await;
+        let asset = allowing.create(AssetInput::Url { url }).await;
         let ready = allowing.settled(&asset.id).await;
         assert_eq!(ready.status, AssetStatus::Ready, "{:?}", ready.error);
         let kept = allowing

@@ -317,7 +317,9 @@ impl ServerSession {
             warn!("reject_publish called with no publish pending; ignored.");
             return Vec::new();
         };
-        info!(stream_id, reason = description, "Publish rejected.");
+        // The reason may repeat what the peer named (its application); whoever decided logs
+        // why in its own words.
+        info!(stream_id, "Publish rejected.");
         let mut out = Vec::new();
         self.send_status(
             &mut out,
@@ -628,7 +630,14 @@ impl ServerSession {
                 ]),
             ],
         );
-        info!(app = %app, tc_url = ?tc_url, flash_ver = ?flash_ver, "RTMP client connected.");
+        // The application and the rest of tcUrl may hold a stream key (`rtmp://host/KEY`):
+        // only the host is logged at info.
+        info!(
+            host = tc_url.as_deref().map_or("", url_host),
+            flash_ver = ?flash_ver,
+            "RTMP client connected."
+        );
+        debug!(app_chars = app.chars().count(), "RTMP application named.");
         self.app = Some(app.clone());
         out.push(SessionOutput::Event(SessionEvent::Connected {
             app,
@@ -673,7 +682,7 @@ impl ServerSession {
             return Ok(());
         }
         let app = self.app.clone().unwrap_or_default();
-        info!(app = %app, stream_id, "Publish requested.");
+        info!(stream_id, "Publish requested.");
         self.publish = Publish::Requested {
             stream_id,
             stream_key: stream_key.to_owned(),
@@ -818,5 +827,32 @@ impl ServerSession {
             *current = Some(track.clone());
             out.push(SessionOutput::Event(SessionEvent::Track(track)));
         }
+    }
+}
+
+/// The host (and port) of a URL such as a tcUrl, without scheme, credentials, path or query:
+/// what may be logged of a URL that can carry a secret.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_host;
+
+    #[test]
+    fn only_the_host_of_a_tc_url_is_kept() {
+        assert_eq!(url_host("rtmp://example.com:1935/live"), "example.com:1935");
+        assert_eq!(
+            url_host("rtmp://user:pass@example.com/SECRET?key=x"),
+            "example.com"
+        );
+        assert_eq!(url_host("rtmps://[::1]:443/live/KEY"), "[::1]:443");
+        assert_eq!(url_host("example.com/live"), "example.com");
+        assert_eq!(url_host(""), "");
     }
 }

@@ -5,17 +5,15 @@
 //! (`validate`, and `RestreamConfig::settings`).
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use sluice_storage::DEFAULT_DATA_DIR;
 use sluice_transcoder::Preset;
 
 use crate::address_policy::AddressPolicy;
 
-/// The live spool when none is configured: the one under the server's default data
-/// directory (`./data`).
-pub const DEFAULT_SPOOL_DIR: &str = "./data/spool/live";
 /// x264 preset of live ladder rungs: fast enough to keep a 1080p30 four-rung ladder in real
 /// time on two cores (see docs/BENCHMARKS.md).
 pub const DEFAULT_LIVE_PRESET: Preset = Preset::Superfast;
@@ -50,8 +48,8 @@ pub struct LiveConfig {
     #[serde(default = "default_rtmp_max_connections_per_ip")]
     pub rtmp_max_connections_per_ip: usize,
     /// Where live segments wait on local disk until the object store accepted them.
-    /// Default: `<data_dir>/spool/live`, filled in by the server's configuration loader;
-    /// [`DEFAULT_SPOOL_DIR`] when nobody did.
+    /// Default: [`LiveConfig::default_spool_dir`] of the server's data directory, filled in
+    /// by its configuration loader (of [`DEFAULT_DATA_DIR`] when nobody did).
     #[serde(default)]
     pub spool_dir: Option<PathBuf>,
     /// Bytes the spool may hold across all sessions; a segment that would exceed it is
@@ -118,7 +116,12 @@ impl LiveConfig {
     pub fn spool_dir(&self) -> PathBuf {
         self.spool_dir
             .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL_DIR))
+            .unwrap_or_else(|| Self::default_spool_dir(Path::new(DEFAULT_DATA_DIR)))
+    }
+
+    /// The live spool of a data directory: `<data_dir>/spool/live`.
+    pub fn default_spool_dir(data_dir: &Path) -> PathBuf {
+        data_dir.join("spool").join("live")
     }
 }
 

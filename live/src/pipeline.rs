@@ -310,17 +310,9 @@ impl Packaging {
 }
 
 /// Fits the stream's stored ladder to the source: the renditions a pipeline would make.
-pub fn plan_ladder(
-    source: &SourceDescription,
-    ladder: &serde_json::Value,
-) -> anyhow::Result<LadderShape> {
-    let ladder: Ladder = if ladder.is_null() {
-        Ladder::DEFAULT
-    } else {
-        serde_json::from_value(ladder.clone()).context("stored ladder is invalid")?
-    };
+pub fn plan_ladder(source: &SourceDescription, ladder: &Ladder) -> anyhow::Result<LadderShape> {
     let mut rungs = plan(
-        &ladder,
+        ladder,
         source.video.width(),
         source.video.height(),
         source.frame_rate,

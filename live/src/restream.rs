@@ -424,6 +424,15 @@ enum Ended {
     Failed(String),
 }
 
+/// A target's failure as logged and shown (`last_error`): the remote server's text may repeat
+/// the stream key it was given, which is a secret.
+fn without_stream_key(error: String, stream_key: &str) -> String {
+    if stream_key.is_empty() || !error.contains(stream_key) {
+        return error;
+    }
+    error.replace(stream_key, "[stream key]")
+}
+
 /// Runs one target for the session: connect, send, and retry with backoff until stopped.
 async fn run_target(context: Context, target: SimulcastTarget, mut stopped: watch::Receiver<bool>) {
     let (queue, mut inbox) = mpsc::channel(context.settings.queue_packets.max(1));
@@ -473,6 +482,7 @@ async fn run_target(context: Context, target: SimulcastTarget, mut stopped: watc
         match ended {
             Ended::Stopped => break,
             Ended::Failed(error) => {
+                let error = without_stream_key(error, &target.stream_key);
                 warn!(error = %error, retry_in = ?delay, "Simulcast target failed; retrying.");
                 reporter
                     .set(SimulcastTargetStatus::Errored, Some(error))
@@ -794,6 +804,16 @@ impl StreamClock {
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    #[test]
+    fn a_failure_never_repeats_the_stream_key() {
+        let error = "publish refused: NetStream.Publish.BadName (live_sk_123 is not a valid key)";
+        assert_eq!(
+            without_stream_key(error.to_owned(), "live_sk_123"),
+            "publish refused: NetStream.Publish.BadName ([stream key] is not a valid key)"
+        );
+        assert_eq!(without_stream_key("refused".to_owned(), ""), "refused");
+    }
 
     fn packet(kind: TrackKind, dts: i64, keyframe: bool) -> Packet {
         Packet {

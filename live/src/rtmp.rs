@@ -104,10 +104,16 @@ async fn handle_connection(
                 app, stream_key, ..
             } => {
                 if app != APPLICATION {
+                    // The publisher hears what it named; the log never holds it (an encoder
+                    // set up with the key in the application would leak it there).
                     let reason = format!(
                         "unknown application {app:?}; publish to rtmp://HOST/{APPLICATION}/STREAM_KEY"
                     );
-                    warn!(app = %app, reason = %reason, "Refused publish.");
+                    warn!(
+                        app_chars = app.chars().count(),
+                        reason = "unknown application",
+                        "Refused publish."
+                    );
                     return connection.reject_publish(&reason).await;
                 }
                 let request = PublishRequest { stream_key, origin };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use sluice_media::fixtures::ffmpeg_clip;
-use sluice_media::{Packet, TrackInfo, TrackKind, VideoCodec};
+use sluice_media::{Ladder, Packet, TrackInfo, TrackKind, VideoCodec};
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
     AssetId, Db, Dvr, DvrMode, EventBus, LiveStream, LiveStreamId, LiveStreamSettings,
@@ -189,7 +189,11 @@ impl Rig {
 
     async fn stream(&self, settings: LiveStreamSettings) -> LiveStream {
         self.db
-            .create_live_stream("test", &json!(["source"]), &settings)
+            .create_live_stream(
+                "test",
+                &Ladder::from_request(&json!(["source"])).unwrap(),
+                &settings,
+            )
             .await
             .unwrap()
     }

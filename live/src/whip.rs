@@ -152,8 +152,16 @@ impl WhipService {
     /// An `Rtc` that takes only what the pipeline carries, with its SDP answer to `offer`.
     /// The publisher's order of video codecs is kept: the answer picks its first choice.
     fn answer(&self, offer: &WhipOffer) -> Result<(Rtc, String), WhipError> {
-        let sdp = SdpOffer::from_sdp_string(&offer.sdp)
-            .map_err(|e| WhipError::BadOffer(format!("malformed SDP offer: {e}")))?;
+        // The parser's error text shows its internal state (heap addresses among it): the
+        // publisher hears a plain message, the log keeps the detail.
+        let sdp = SdpOffer::from_sdp_string(&offer.sdp).map_err(|e| {
+            debug!(error = %e, "The WebRTC stack cannot parse a WHIP offer.");
+            WhipError::BadOffer(
+                "malformed SDP offer: it needs ICE credentials (a=ice-ufrag, a=ice-pwd), a DTLS \
+                 fingerprint and a mid per media section, as a browser's offer has"
+                    .to_owned(),
+            )
+        })?;
         let mut config = Rtc::builder().set_ice_lite(true).clear_codecs();
         for codec in &offer.offered.video_codecs {
             config = match codec.as_str() {

@@ -5,7 +5,8 @@
 //! a [`TrackInfo`] describes one elementary stream and carries its decoder configuration
 //! ([`AvcConfig`] for H.264, [`Av1Config`] for AV1, [`AudioSpecificConfig`] for AAC) from
 //! which the RFC 6381 codec strings used in HLS `CODECS` attributes are derived; a
-//! [`VideoConfig`] is an encoded rendition's configuration, whichever its codec.
+//! [`VideoConfig`] is an encoded rendition's configuration, whichever its codec; a [`Ladder`]
+//! is the list of renditions a live stream or an asset asks for.
 //!
 //! This crate imports nothing else of Sluice's.
 
@@ -14,6 +15,7 @@ pub mod av1;
 pub mod codec;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod ladder;
 pub mod packet;
 pub mod time;
 pub mod vp8;
@@ -22,6 +24,7 @@ pub use av1::Av1Config;
 pub use codec::{
     AudioCodec, AudioSpecificConfig, AvcConfig, CodecError, Mp3FrameHeader, VideoCodec,
 };
+pub use ladder::Ladder;
 pub use packet::{Packet, TrackInfo, TrackKind, VideoConfig};
 pub use time::{MediaTime, Timebase};
 pub use vp8::Vp8FrameHeader;

@@ -16,7 +16,7 @@ use std::ops::Deref;
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Random characters after an id's prefix: 20 alphanumerics are about 119 bits.
 const ID_RANDOM_LEN: usize = 20;
@@ -109,6 +109,14 @@ macro_rules! typed_id {
 
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+        }
+
+        /// Read back from a JSON document (an asset's input); the prefix is checked.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                $name::parse(&text).map_err(serde::de::Error::custom)
             }
         }
 

@@ -32,19 +32,19 @@ pub mod test_support;
 pub use db::{redact_database_url, Db, DbEngine, Record, StorageError, MAX_PAGE_SIZE};
 pub use event_bus::EventBus;
 pub use ids::{AssetId, InvalidId, LiveStreamId, SessionId, SimulcastTargetId, UploadId};
-pub use local_store::LocalStore;
+pub use local_store::{LocalStore, DEFAULT_DATA_DIR};
 pub use metrics::Metrics;
 pub use model::{
-    ApiKey, ApiKeyPage, Asset, AssetPage, AssetStatus, AttemptOutcome, ClaimedDelivery,
-    DeliveryStatus, Dvr, DvrMode, Event, EventFilter, EventPage, EventType, Job, JobStatus,
-    LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage,
-    LiveStreamSettings, LiveStreamStatus, NewAsset, NewEvent, NewJob, NewSimulcastTarget,
-    NewUpload, NewWebhookEndpoint, Permission, PlaybackId, PlaybackPolicy, Session, SessionOrigin,
-    SessionPage, SigningAlgorithm, SigningKey, SigningKeyPage, SimulcastTarget,
-    SimulcastTargetStatus, Upload, UploadPage, UploadStatus, WebhookAttempt, WebhookDelivery,
-    WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage, WebhookEndpointUpdate,
-    ASSET_JOB_KIND, DEFAULT_JOB_MAX_ATTEMPTS, MAX_DVR_WINDOW_S, MAX_RECONNECT_WINDOW_S,
-    MIN_DVR_WINDOW_S, SOURCE_RENDITION,
+    ApiKey, ApiKeyPage, Asset, AssetInput, AssetPage, AssetSettings, AssetStatus, AttemptOutcome,
+    ClaimedDelivery, DeliveryStatus, Dvr, DvrMode, Event, EventFilter, EventPage, EventType, Job,
+    JobStatus, LadderCodec, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter,
+    LiveStreamPage, LiveStreamSettings, LiveStreamStatus, NewAsset, NewEvent, NewJob,
+    NewSimulcastTarget, NewUpload, NewWebhookEndpoint, Permission, PlaybackId, PlaybackPolicy,
+    Session, SessionOrigin, SessionPage, SigningAlgorithm, SigningKey, SigningKeyPage,
+    SimulcastTarget, SimulcastTargetStatus, Upload, UploadPage, UploadStatus, WebhookAttempt,
+    WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage,
+    WebhookEndpointUpdate, ASSET_JOB_KIND, DEFAULT_JOB_MAX_ATTEMPTS, MAX_DVR_WINDOW_S,
+    MAX_RECONNECT_WINDOW_S, MIN_DVR_WINDOW_S, SOURCE_RENDITION,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, Playback, StoreError};
 pub use s3_store::{

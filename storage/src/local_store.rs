@@ -13,6 +13,11 @@ use bytes::Bytes;
 
 use crate::object_store::{ObjectKey, ObjectStore, StoreError};
 
+/// Where a server keeps its local files when not told otherwise: the SQLite database (unless
+/// `database_url` names another), the objects of a [`LocalStore`], the spools and the first
+/// API key.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
 /// Objects stored as files under one root directory.
 #[derive(Debug, Clone)]
 pub struct LocalStore {

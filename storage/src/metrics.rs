@@ -34,7 +34,7 @@ use prometheus_client::registry::Registry;
 /// the number of series stays bounded whatever clients request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: &'static str,
 }
@@ -262,10 +262,11 @@ impl Metrics {
     }
 
     /// Records how long answering one HTTP request took; `route` is the matched route
-    /// template, never the raw path.
+    /// template, never the raw path. A method outside RFC 9110's is labelled `other`, so
+    /// made-up methods cannot grow the series without bound.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let labels = HttpLabels {
-            method: method.to_owned(),
+            method: method_label(method),
             route: route.to_owned(),
             status: status_class(status),
         };
@@ -297,6 +298,18 @@ impl Metrics {
             .ingest_bitrate
             .set(sessions.values().map(|s| s.bits_per_second).sum());
     }
+}
+
+/// The methods RFC 9110 defines, plus PATCH (RFC 5789); each gets its own label.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+];
+
+fn method_label(method: &str) -> &'static str {
+    STANDARD_METHODS
+        .into_iter()
+        .find(|standard| *standard == method)
+        .unwrap_or("other")
 }
 
 fn status_class(status: u16) -> &'static str {
@@ -383,6 +396,25 @@ mod tests {
         );
         metrics.live_spool_bytes(0);
         assert_eq!(sample(&metrics.encode(), "sluice_live_spool_bytes"), 0.0);
+    }
+
+    #[test]
+    fn made_up_methods_share_one_series() {
+        let metrics = Metrics::new();
+        for i in 0..100 {
+            metrics.observe_request(&format!("BREW{i}"), "unmatched", 405, 0.001);
+        }
+        metrics.observe_request("PATCH", "unmatched", 405, 0.001);
+        let text = metrics.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "sluice_http_request_duration_seconds_count{method=\"other\",route=\"unmatched\",status=\"4xx\"}"
+            ),
+            100.0
+        );
+        assert!(!text.contains("BREW"));
+        assert!(text.contains("method=\"PATCH\""));
     }
 
     #[test]

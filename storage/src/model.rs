@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
+use sluice_media::Ladder;
 
 use crate::ids::{AssetId, LiveStreamId, SessionId};
 
@@ -13,8 +14,8 @@ mod job;
 mod simulcast_target;
 mod webhook;
 pub use asset::{
-    Asset, AssetPage, AssetStatus, NewAsset, NewUpload, Upload, UploadPage, UploadStatus,
-    ASSET_JOB_KIND,
+    Asset, AssetInput, AssetPage, AssetSettings, AssetStatus, LadderCodec, NewAsset, NewUpload,
+    Upload, UploadPage, UploadStatus, ASSET_JOB_KIND,
 };
 pub use event::{Event, EventFilter, EventObject, EventPage, EventType, NewEvent};
 pub use job::{Job, JobStatus, NewJob, DEFAULT_JOB_MAX_ATTEMPTS};
@@ -278,8 +279,8 @@ pub struct LiveStream {
     pub name: String,
     /// Secret the encoder presents to publish; never used in a path or object key.
     pub stream_key: String,
-    /// The validated rendition ladder, as the transcoder's ladder parser normalised it.
-    pub ladder: serde_json::Value,
+    /// The validated rendition ladder.
+    pub ladder: Ladder,
     pub status: LiveStreamStatus,
     /// The session being received while the stream is active.
     pub active_session_id: Option<SessionId>,
@@ -300,8 +301,8 @@ pub struct LiveStream {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LiveStreamChanges {
     pub name: Option<String>,
-    /// Already validated and normalised.
-    pub ladder: Option<serde_json::Value>,
+    /// Already validated.
+    pub ladder: Option<Ladder>,
     pub latency_mode: Option<LatencyMode>,
     pub reconnect_window_s: Option<u32>,
     pub record: Option<bool>,

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
+use sluice_media::Ladder;
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
-    AssetId, AssetStatus, Db, JobStatus, NewAsset, NewUpload, PlaybackPolicy, SessionId,
-    UploadStatus, ASSET_JOB_KIND,
+    AssetId, AssetInput, AssetSettings, AssetStatus, Db, JobStatus, LadderCodec, NewAsset,
+    NewUpload, PlaybackPolicy, SessionId, UploadStatus, ASSET_JOB_KIND,
 };
 
 async fn fresh_db() -> (TestDatabase, Db) {
@@ -22,10 +23,21 @@ async fn fresh_db() -> (TestDatabase, Db) {
     (database, db)
 }
 
+fn settings(playback_policy: Vec<PlaybackPolicy>) -> AssetSettings {
+    AssetSettings {
+        playback_policy,
+        ladder: Ladder::default(),
+        codecs: vec![LadderCodec::H264],
+        passthrough: None,
+    }
+}
+
 fn url_asset(policies: Vec<PlaybackPolicy>) -> NewAsset {
     NewAsset {
-        input: json!({"type": "url", "url": "https://example.com/a.mp4"}),
-        settings: json!({"codecs": ["h264"]}),
+        input: AssetInput::Url {
+            url: "https://example.com/a.mp4".to_owned(),
+        },
+        settings: Some(settings(policies.clone())),
         playback_policies: policies,
     }
 }
@@ -185,7 +197,7 @@ async fn an_upload_advances_from_its_offset_and_completes_into_one_asset() {
     let (_database, db) = fresh_db().await;
     let upload = db
         .create_upload(&NewUpload {
-            settings: json!({"playback_policy": ["signed"]}),
+            settings: settings(vec![PlaybackPolicy::Signed]),
             max_size: 1_000,
             expires_at: Utc::now() + chrono::Duration::hours(1),
         })
@@ -194,13 +206,8 @@ async fn an_upload_advances_from_its_offset_and_completes_into_one_asset() {
     assert!(upload.id.starts_with("upload_"));
     assert_eq!(upload.status, UploadStatus::Waiting);
     assert!(upload.token.len() >= 32);
-    let input = json!({"type": "upload", "upload_id": upload.id});
     // Not complete before its length is declared and reached.
-    assert!(db
-        .complete_upload(&upload.id, &input)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(db.complete_upload(&upload.id).await.unwrap().is_none());
 
     assert!(db
         .set_upload_length(&upload.id, 10, Some("filename YS5tcDQ="))
@@ -212,22 +219,14 @@ async fn an_upload_advances_from_its_offset_and_completes_into_one_asset() {
         !db.advance_upload(&upload.id, 0, 4).await.unwrap(),
         "stale offset"
     );
-    assert!(db
-        .complete_upload(&upload.id, &input)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(db.complete_upload(&upload.id).await.unwrap().is_none());
     assert!(db.advance_upload(&upload.id, 6, 10).await.unwrap());
 
-    let (done, asset) = db
-        .complete_upload(&upload.id, &input)
-        .await
-        .unwrap()
-        .unwrap();
+    let (done, asset) = db.complete_upload(&upload.id).await.unwrap().unwrap();
     assert_eq!(done.status, UploadStatus::AssetCreated);
     assert_eq!(done.asset_id.as_deref(), Some(asset.id.as_str()));
     assert_eq!(done.metadata.as_deref(), Some("filename YS5tcDQ="));
-    assert_eq!(asset.upload_id(), Some(upload.id.as_str()));
+    assert_eq!(asset.upload_id(), Some(&upload.id));
     assert_eq!(
         asset.source_key().unwrap().as_str(),
         format!("uploads/{}/source", upload.id)
@@ -241,11 +240,7 @@ async fn an_upload_advances_from_its_offset_and_completes_into_one_asset() {
         .collect();
     assert_eq!(policies, [PlaybackPolicy::Signed]);
     // Completing twice makes no second asset.
-    assert!(db
-        .complete_upload(&upload.id, &input)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(db.complete_upload(&upload.id).await.unwrap().is_none());
     assert_eq!(
         db.list_assets(10, None, None, None)
             .await
@@ -266,7 +261,7 @@ async fn uploads_expire_and_end_only_once() {
     let (_database, db) = fresh_db().await;
     let past = db
         .create_upload(&NewUpload {
-            settings: json!({}),
+            settings: settings(vec![PlaybackPolicy::Public]),
             max_size: 10,
             expires_at: Utc::now() - chrono::Duration::seconds(5),
         })
@@ -274,7 +269,7 @@ async fn uploads_expire_and_end_only_once() {
         .unwrap();
     let future = db
         .create_upload(&NewUpload {
-            settings: json!({}),
+            settings: settings(vec![PlaybackPolicy::Public]),
             max_size: 10,
             expires_at: Utc::now() + chrono::Duration::hours(1),
         })
@@ -332,7 +327,7 @@ async fn an_asset_whose_last_worker_died_is_found_abandoned() {
 async fn a_recorded_session_gets_an_asset_without_a_job_listed_under_its_stream() {
     let (_database, db) = fresh_db().await;
     let stream = db
-        .create_live_stream("recorded", &json!(null), &Default::default())
+        .create_live_stream("recorded", &Ladder::default(), &Default::default())
         .await
         .unwrap();
     let origin = sluice_storage::SessionOrigin {
@@ -353,7 +348,14 @@ async fn a_recorded_session_gets_an_asset_without_a_job_listed_under_its_stream(
     assert_eq!(asset.status, AssetStatus::Preparing);
     assert_eq!(asset.live_stream_id.as_deref(), Some(stream.id.as_str()));
     assert_eq!(asset.session_id.as_deref(), Some(session.id.as_str()));
-    assert_eq!(asset.input["type"], "live_stream");
+    assert_eq!(
+        asset.input,
+        AssetInput::LiveStream {
+            live_stream_id: stream.id.clone(),
+            session_id: session.id.clone(),
+        }
+    );
+    assert_eq!(asset.settings, None);
     assert!(
         db.jobs_for_subject(&asset.id).await.unwrap().is_empty(),
         "the live packager makes a recording, not the worker"

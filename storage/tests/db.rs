@@ -2,6 +2,7 @@
 //! database when SLUICE_TEST_POSTGRES_URL names a server (see `sluice_storage::test_support`).
 
 use serde_json::json;
+use sluice_media::Ladder;
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
     secret_hash, Db, DbEngine, LiveStreamId, LiveStreamSettings, LiveStreamStatus, Permission,
@@ -247,7 +248,7 @@ async fn a_wrong_master_key_is_a_clear_error() {
 #[tokio::test]
 async fn created_live_stream_is_idle_and_found_by_every_id() {
     let (_database, db) = fresh_db().await;
-    let ladder = json!([{"name": "720p", "height": 720}]);
+    let ladder = Ladder::from_request(&json!(["720p"])).unwrap();
     let stream = db
         .create_live_stream("Studio A", &ladder, &LiveStreamSettings::default())
         .await
@@ -302,7 +303,7 @@ async fn listing_pages_through_streams_in_creation_order() {
         created.push(
             db.create_live_stream(
                 &format!("s{i}"),
-                &json!(null),
+                &Ladder::default(),
                 &LiveStreamSettings::default(),
             )
             .await
@@ -343,7 +344,7 @@ async fn listing_pages_through_streams_in_creation_order() {
 async fn session_lifecycle_is_recorded_and_linked_to_its_stream() {
     let (_database, db) = fresh_db().await;
     let stream = db
-        .create_live_stream("s", &json!([]), &LiveStreamSettings::default())
+        .create_live_stream("s", &Ladder::default(), &LiveStreamSettings::default())
         .await
         .unwrap();
     assert_eq!(stream.active_session_id, None);
@@ -432,11 +433,11 @@ async fn operations_on_unknown_records_are_not_found() {
 async fn startup_reset_idles_streams_and_ends_sessions_left_by_a_crash() {
     let (_database, db) = fresh_db().await;
     let live = db
-        .create_live_stream("live", &json!([]), &LiveStreamSettings::default())
+        .create_live_stream("live", &Ladder::default(), &LiveStreamSettings::default())
         .await
         .unwrap();
     let idle = db
-        .create_live_stream("idle", &json!([]), &LiveStreamSettings::default())
+        .create_live_stream("idle", &Ladder::default(), &LiveStreamSettings::default())
         .await
         .unwrap();
     let session = db
@@ -474,7 +475,7 @@ async fn data_survives_reconnecting() {
             .with_secret_box(SecretBox::new(MASTER_KEY));
         db.migrate().await.unwrap();
         db.create_api_key("kept", &[]).await.unwrap();
-        db.create_live_stream("kept", &json!([]), &LiveStreamSettings::default())
+        db.create_live_stream("kept", &Ladder::default(), &LiveStreamSettings::default())
             .await
             .unwrap()
             .id
@@ -491,7 +492,7 @@ async fn data_survives_reconnecting() {
 async fn only_one_of_two_racing_publishers_claims_a_stream() {
     let (_database, db) = fresh_db().await;
     let stream = db
-        .create_live_stream("race", &json!(["source"]), &LiveStreamSettings::default())
+        .create_live_stream("race", &Ladder::default(), &LiveStreamSettings::default())
         .await
         .unwrap();
     let (first, second) = tokio::join!(
@@ -563,11 +564,11 @@ async fn events_are_recorded_in_order_and_paged() {
 async fn playback_ids_are_added_listed_and_deleted_per_stream() {
     let (_database, db) = fresh_db().await;
     let stream = db
-        .create_live_stream("s", &json!([]), &LiveStreamSettings::default())
+        .create_live_stream("s", &Ladder::default(), &LiveStreamSettings::default())
         .await
         .unwrap();
     let other = db
-        .create_live_stream("o", &json!([]), &LiveStreamSettings::default())
+        .create_live_stream("o", &Ladder::default(), &LiveStreamSettings::default())
         .await
         .unwrap();
     let public = db.list_playback_ids(&stream.id).await.unwrap().remove(0);
@@ -615,7 +616,7 @@ async fn lifecycle_changes_keys_disabling_filters_and_deletion() {
     use sluice_storage::{LatencyMode, LiveStreamChanges, LiveStreamFilter};
     let (_database, db) = fresh_db().await;
     let stream = db
-        .create_live_stream("show", &json!([]), &LiveStreamSettings::default())
+        .create_live_stream("show", &Ladder::default(), &LiveStreamSettings::default())
         .await
         .unwrap();
     assert_eq!(stream.reconnect_window_s, 60);
@@ -649,7 +650,7 @@ async fn lifecycle_changes_keys_disabling_filters_and_deletion() {
         .is_none());
 
     let other = db
-        .create_live_stream("other", &json!([]), &LiveStreamSettings::default())
+        .create_live_stream("other", &Ladder::default(), &LiveStreamSettings::default())
         .await
         .unwrap();
     db.set_live_stream_disabled(&stream.id, true).await.unwrap();

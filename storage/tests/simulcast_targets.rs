@@ -2,7 +2,7 @@
 //! a server): created with a sealed stream key, listed per stream, state written back, deleted
 //! with their stream.
 
-use serde_json::json;
+use sluice_media::Ladder;
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
     Db, LiveStreamId, LiveStreamSettings, NewSimulcastTarget, SecretBox, SimulcastTargetStatus,
@@ -32,11 +32,11 @@ fn target(url: &str, key: &str) -> NewSimulcastTarget {
 async fn targets_are_created_listed_updated_and_deleted() {
     let (_database, db) = fresh_db().await;
     let stream = db
-        .create_live_stream("s", &json!([]), &LiveStreamSettings::default())
+        .create_live_stream("s", &Ladder::default(), &LiveStreamSettings::default())
         .await
         .unwrap();
     let other = db
-        .create_live_stream("t", &json!([]), &LiveStreamSettings::default())
+        .create_live_stream("t", &Ladder::default(), &LiveStreamSettings::default())
         .await
         .unwrap();
     let first = db
@@ -109,7 +109,7 @@ async fn targets_need_an_existing_stream_and_the_master_key() {
         Err(StorageError::NotFound { .. })
     ));
     let stream = db
-        .create_live_stream("s", &json!([]), &LiveStreamSettings::default())
+        .create_live_stream("s", &Ladder::default(), &LiveStreamSettings::default())
         .await
         .unwrap();
     let created = db

@@ -507,6 +507,28 @@ pub fn http_request(
     }
 }
 
+/// Whether the server closes `socket` (end of stream or reset) with no read waiting longer than
+/// `within`; what it sends before is skipped.
+pub fn closed_by_server(mut socket: std::net::TcpStream, within: Duration) -> bool {
+    use std::io::{ErrorKind, Read};
+    socket.set_read_timeout(Some(within)).unwrap();
+    let mut buffer = [0u8; 8192];
+    loop {
+        match socket.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(error) => {
+                return matches!(
+                    error.kind(),
+                    ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::BrokenPipe
+                )
+            }
+        }
+    }
+}
+
 /// An ffmpeg process publishing a synthetic test pattern and tone over RTMP.
 pub struct Publisher {
     child: Child,

@@ -1,18 +1,5 @@
-//! The encoding ladder: which renditions a stream gets, and how they are fitted to a source.
-//!
-//! A [`Ladder`] is a list of [`RungSpec`]s. In JSON (API, config) it is a list whose items are
-//! either a string or an object:
-//!
-//! ```json
-//! ["source", "720p", {"name": "540p", "height": 540, "bitrate_kbps": 2000, "max_fps": 30}]
-//! ```
-//!
-//! - `"source"`: repackage the incoming H.264 as it is (no decode, no encode).
-//! - `"1080p"`, `"720p"`, `"480p"`, `"360p"`: the rungs of [`Ladder::DEFAULT`].
-//! - an object: a custom [`Rung`]. `max_fps` is optional (default [`Rung::DEFAULT_MAX_FPS`]).
-//!
-//! A rung names a height only: the width always follows the source's aspect ratio. Rungs are
-//! serialised back as `"source"` or as full objects, so a round trip is lossless.
+//! How a [`Ladder`] (the configured renditions, defined in `sluice_media::ladder`) is fitted
+//! to a given source.
 //!
 //! [`plan`] fits a ladder to a source following the Apple HLS Authoring Specification: never
 //! upscale (§2.1 ladder guidance), even dimensions for 4:2:0 chroma, frame rate never above the
@@ -21,117 +8,10 @@
 //! of each encoded H.264 rung (same size and frame rate, [`AV1_BITRATE_FACTOR`] of its
 //! bitrate) after all of them; the live path never asks for AV1.
 
-use std::borrow::Cow;
-
-use serde::{Deserialize, Serialize};
+pub use sluice_media::ladder::{Ladder, Rung, RungSpec, SOURCE_NAME};
 use sluice_media::VideoCodec;
 
 use crate::TranscodeError;
-
-/// One encoded rendition, as configured.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rung {
-    /// Name shown in the API and logs (`720p`); storage keys use the rung's position instead.
-    pub name: Cow<'static, str>,
-    /// Target height in pixels; the width follows the source's aspect ratio.
-    pub height: u32,
-    /// Average video bitrate in kb/s (x264 ABR target).
-    pub bitrate_kbps: u32,
-    /// Highest frame rate this rung is encoded at; faster sources are decimated.
-    #[serde(default = "Rung::default_max_fps")]
-    pub max_fps: u32,
-}
-
-impl Rung {
-    /// Frame-rate cap when a rung does not name one.
-    pub const DEFAULT_MAX_FPS: u32 = 60;
-
-    fn default_max_fps() -> u32 {
-        Self::DEFAULT_MAX_FPS
-    }
-}
-
-/// One entry of a ladder.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "RungSpecRepr", into = "RungSpecRepr")]
-pub enum RungSpec {
-    /// The source's own H.264, repackaged without re-encoding.
-    Source,
-    /// A rendition encoded with x264.
-    Encode(Rung),
-}
-
-/// The JSON shape of a [`RungSpec`]: a name or a rung object.
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum RungSpecRepr {
-    Name(String),
-    Rung(Rung),
-}
-
-const SOURCE_NAME: &str = "source";
-
-impl TryFrom<RungSpecRepr> for RungSpec {
-    type Error = TranscodeError;
-
-    fn try_from(repr: RungSpecRepr) -> Result<Self, Self::Error> {
-        match repr {
-            RungSpecRepr::Rung(rung) => Ok(RungSpec::Encode(rung)),
-            RungSpecRepr::Name(name) if name == SOURCE_NAME => Ok(RungSpec::Source),
-            RungSpecRepr::Name(name) => Ladder::DEFAULT
-                .rungs
-                .iter()
-                .find(|spec| matches!(spec, RungSpec::Encode(rung) if rung.name == name))
-                .cloned()
-                .ok_or(TranscodeError::UnknownRung(name)),
-        }
-    }
-}
-
-impl From<RungSpec> for RungSpecRepr {
-    fn from(spec: RungSpec) -> Self {
-        match spec {
-            RungSpec::Source => RungSpecRepr::Name(SOURCE_NAME.to_owned()),
-            RungSpec::Encode(rung) => RungSpecRepr::Rung(rung),
-        }
-    }
-}
-
-/// An ordered list of renditions, top quality first by convention.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Ladder {
-    pub rungs: Cow<'static, [RungSpec]>,
-}
-
-const fn preset(name: &'static str, height: u32, bitrate_kbps: u32, max_fps: u32) -> RungSpec {
-    RungSpec::Encode(Rung {
-        name: Cow::Borrowed(name),
-        height,
-        bitrate_kbps,
-        max_fps,
-    })
-}
-
-impl Ladder {
-    /// 1080p 6000k, 720p 3000k, 480p 1400k, 360p 800k: the Apple reference ladder's steps
-    /// (HLS Authoring Spec §2.1). The two lower rungs stop at 30 fps, where the bits go further.
-    pub const DEFAULT: Ladder = Ladder {
-        rungs: Cow::Borrowed(&[
-            preset("1080p", 1080, 6000, 60),
-            preset("720p", 720, 3000, 60),
-            preset("480p", 480, 1400, 30),
-            preset("360p", 360, 800, 30),
-        ]),
-    };
-}
-
-impl Default for Ladder {
-    fn default() -> Self {
-        Ladder::DEFAULT
-    }
-}
 
 /// A rung fitted to a source.
 #[derive(Clone, Debug, PartialEq)]
@@ -453,27 +333,6 @@ mod tests {
     }
 
     #[test]
-    fn ladder_json_accepts_names_and_objects_and_round_trips() {
-        let json = r#"["source","720p",{"name":"540p","height":540,"bitrate_kbps":2000}]"#;
-        let ladder: Ladder = serde_json::from_str(json).unwrap();
-        assert_eq!(
-            ladder.rungs.as_ref(),
-            [
-                RungSpec::Source,
-                Ladder::DEFAULT.rungs[1].clone(),
-                RungSpec::Encode(Rung {
-                    name: "540p".into(),
-                    height: 540,
-                    bitrate_kbps: 2000,
-                    max_fps: Rung::DEFAULT_MAX_FPS,
-                }),
-            ]
-        );
-        let again: Ladder = serde_json::from_str(&serde_json::to_string(&ladder).unwrap()).unwrap();
-        assert_eq!(again, ladder);
-    }
-
-    #[test]
     fn av1_twins_follow_every_encoded_rung_at_a_lower_bitrate() {
         let ladder: Ladder = serde_json::from_str(r#"["source", "720p", "360p"]"#).unwrap();
         let planned = plan_with_codecs(
@@ -512,18 +371,5 @@ mod tests {
         assert_eq!(encodable_codec("h264").unwrap(), VideoCodec::H264);
         assert_eq!(encodable_codec(" av1").unwrap(), VideoCodec::Av1);
         assert!(encodable_codec("hevc").is_err());
-    }
-
-    #[test]
-    fn ladder_json_rejects_unknown_names_and_fields() {
-        let unknown = serde_json::from_str::<Ladder>(r#"["4k"]"#).unwrap_err();
-        assert!(
-            unknown.to_string().contains("unknown rung \"4k\""),
-            "{unknown}"
-        );
-        assert!(serde_json::from_str::<Ladder>(
-            r#"[{"name":"x","height":2,"bitrate_kbps":1,"crf":20}]"#
-        )
-        .is_err());
     }
 }

@@ -33,7 +33,6 @@ pub mod av1;
 pub mod decode;
 pub mod images;
 pub mod ladder;
-pub mod ladder_policy;
 pub mod live;
 pub mod normalize;
 pub mod probe;
@@ -58,7 +57,6 @@ pub use images::{
 pub use ladder::{
     encodable_codec, plan, plan_with_codecs, EncodeTarget, Ladder, PlannedRung, Rung, RungSpec,
 };
-pub use ladder_policy::validate_ladder;
 pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
 pub use normalize::{Normalization, Orientation, PictureNormalizer};
 pub use probe::{probe, AudioStreamInfo, ProbeError, ProbeLimits, ProbeReport, VideoStreamInfo};
@@ -68,9 +66,6 @@ pub use x264::{EncodedFrame, Preset, X264Encoder};
 /// Everything that can go wrong in the transcoder, with the context needed to act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum TranscodeError {
-    /// A ladder names a preset rung that does not exist.
-    #[error("unknown rung {0:?}: expected \"source\", a preset name (1080p, 720p, 480p, 360p) or a rung object")]
-    UnknownRung(String),
     /// The source cannot be transcoded (zero or oversized dimensions, …).
     #[error("source {width}x{height} cannot be transcoded: {reason}")]
     InvalidSource {

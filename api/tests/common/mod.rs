@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sluice_api::{router, AppState, Metrics, UploadSettings, Uploads};
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{Db, EventBus, LocalStore, Permission, SecretBox, MASTER_KEY_LEN};
@@ -31,7 +31,7 @@ pub struct Harness {
 }
 
 pub fn default_ladder() -> Value {
-    json!([{"name": "720p", "height": 720}])
+    serde_json::to_value(sluice_media::Ladder::DEFAULT).unwrap()
 }
 
 pub async fn harness() -> Harness {
@@ -56,11 +56,6 @@ pub async fn harness() -> Harness {
         events: events.clone(),
         public_url: "http://localhost:8080/".to_owned(),
         rtmp_url: "rtmp://localhost:1935/live".to_owned(),
-        ladder_validator: Arc::new(|ladder: &Value| match ladder {
-            Value::Null => Ok(default_ladder()),
-            Value::Array(_) => Ok(ladder.clone()),
-            _ => Err("must be an array of renditions".to_owned()),
-        }),
         // The binary resolves hosts under its address policy; here only the scheme is checked.
         simulcast_url_validator: Arc::new(|url: String| {
             Box::pin(async move {
@@ -72,6 +67,7 @@ pub async fn harness() -> Harness {
         }),
         metrics: Metrics::new(),
         jwt_audience: sluice_api::DEFAULT_JWT_AUDIENCE.to_owned(),
+        jwt_max_lifetime_s: sluice_api::DEFAULT_JWT_MAX_LIFETIME_S,
         uploads: Uploads::new(UploadSettings {
             spool_dir: dir.path().join("spool"),
             max_size: MAX_UPLOAD_SIZE,

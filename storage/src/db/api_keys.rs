@@ -14,7 +14,7 @@ use sea_orm_migration::SchemaManager;
 use tracing::info;
 
 use super::paging::{keyset_page, PageKey, PageOrder};
-use super::{now, Db, Record, Result, StorageError};
+use super::{json_column, now, Db, Record, Result, StorageError};
 use crate::entities::api_key;
 use crate::ids;
 use crate::migration::LEGACY_API_KEYS_TABLE;
@@ -22,13 +22,7 @@ use crate::model::{ApiKey, ApiKeyPage, Permission};
 use crate::secret_box::{secret_hash, secret_matches, SecretBox};
 
 fn api_key_from_row(row: api_key::Model) -> Result<ApiKey> {
-    let permissions =
-        serde_json::from_str(&row.permissions).map_err(|source| StorageError::CorruptJson {
-            record: Record::ApiKey,
-            id: row.id.clone(),
-            column: "permissions",
-            source,
-        })?;
+    let permissions = json_column(Record::ApiKey, &row.id, "permissions", &row.permissions)?;
     Ok(ApiKey {
         id: row.id,
         name: row.name,

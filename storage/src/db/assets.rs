@@ -10,10 +10,12 @@ use tracing::info;
 use super::jobs::new_job_row;
 use super::paging::{keyset_page, PageKey, PageOrder};
 use super::playback_ids::{insert_playback_id, PlaybackOwner};
-use super::{now, Db, Record, Result, StorageError};
+use super::{json_column, now, to_json, Db, Record, Result, StorageError};
 use crate::entities::{asset, job, session};
 use crate::ids::{AssetId, LiveStreamId, SessionId};
-use crate::model::{Asset, AssetPage, AssetStatus, JobStatus, NewAsset, NewJob, ASSET_JOB_KIND};
+use crate::model::{
+    Asset, AssetInput, AssetPage, AssetStatus, JobStatus, NewAsset, NewJob, ASSET_JOB_KIND,
+};
 
 const ASSET_PAGE: PageKey<asset::Entity> = PageKey {
     created_at: asset::Column::CreatedAt,
@@ -23,22 +25,21 @@ const ASSET_PAGE: PageKey<asset::Entity> = PageKey {
     order: PageOrder::NewestFirst,
 };
 
-fn json_column(row: &asset::Model, column: &'static str, text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|source| StorageError::CorruptJson {
-        record: Record::Asset,
-        id: row.id.clone(),
-        column,
-        source,
-    })
-}
+/// How a recorded session's settings (it has none) are kept in the settings column.
+const NO_SETTINGS: &str = "{}";
 
 fn asset_from_row(row: asset::Model) -> Result<Asset> {
+    let column = |name, text| json_column::<Value>(Record::Asset, &row.id, name, text);
+    let settings = match row.settings.as_str() {
+        NO_SETTINGS => None,
+        text => Some(json_column(Record::Asset, &row.id, "settings", text)?),
+    };
     Ok(Asset {
-        input: json_column(&row, "input", &row.input)?,
-        settings: json_column(&row, "settings", &row.settings)?,
-        tracks: json_column(&row, "tracks", &row.tracks)?,
-        source_metadata: json_column(&row, "source_metadata", &row.source_metadata)?,
-        renditions: json_column(&row, "renditions", &row.renditions)?,
+        input: json_column(Record::Asset, &row.id, "input", &row.input)?,
+        settings,
+        tracks: column("tracks", &row.tracks)?,
+        source_metadata: column("source_metadata", &row.source_metadata)?,
+        renditions: column("renditions", &row.renditions)?,
         status: row.status,
         error: row.error,
         progress: u8::try_from(row.progress.clamp(0, 100)).unwrap_or(0),
@@ -82,8 +83,11 @@ async fn insert_asset_row(
         status: Set(AssetStatus::Preparing),
         error: Set(None),
         progress: Set(0),
-        input: Set(new.input.to_string()),
-        settings: Set(new.settings.to_string()),
+        input: Set(to_json(&new.input)),
+        settings: Set(new
+            .settings
+            .as_ref()
+            .map_or_else(|| NO_SETTINGS.to_owned(), to_json)),
         duration_ms: Set(None),
         tracks: Set("[]".to_owned()),
         source_metadata: Set("{}".to_owned()),
@@ -126,12 +130,11 @@ impl Db {
             .map(|playback_id| playback_id.policy)
             .collect();
         let new = NewAsset {
-            input: serde_json::json!({
-                "type": "live_stream",
-                "live_stream_id": live_stream_id,
-                "session_id": session_id,
-            }),
-            settings: serde_json::json!({}),
+            input: AssetInput::LiveStream {
+                live_stream_id: live_stream_id.clone(),
+                session_id: session_id.clone(),
+            },
+            settings: None,
             playback_policies: policies,
         };
         let txn = self.conn.begin().await?;

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::paging::{seq_page, SeqKey};
-use super::{now, webhooks, Db, DbEngine, Record, Result, StorageError};
+use super::{json_column, now, webhooks, Db, DbEngine, Record, Result};
 use crate::entities::event;
 use crate::ids;
 use crate::model::{Event, EventFilter, EventObject, EventPage, NewEvent};
@@ -29,12 +29,7 @@ const EVENT_APPEND_LOCK: i64 = 0x736c_7569_6365_7631;
 const EVENTS_CHANNEL: &str = "sluice_events";
 
 pub(super) fn event_from_row(row: event::Model) -> Result<Event> {
-    let data = serde_json::from_str(&row.data).map_err(|source| StorageError::CorruptJson {
-        record: Record::Event,
-        id: row.id.clone(),
-        column: "data",
-        source,
-    })?;
+    let data = json_column(Record::Event, &row.id, "data", &row.data)?;
     Ok(Event {
         seq: row.seq,
         id: row.id,

@@ -23,7 +23,7 @@ use sea_orm::{
 use serde_json::Value;
 use tracing::info;
 
-use super::{now, Db, DbEngine, Record, Result, StorageError};
+use super::{json_column, now, Db, DbEngine, Record, Result};
 use crate::entities::job;
 use crate::ids;
 use crate::model::{Job, JobStatus, NewJob};
@@ -32,21 +32,12 @@ use crate::model::{Job, JobStatus, NewJob};
 /// claimer between reading and updating it).
 const SQLITE_CLAIM_CANDIDATES: u64 = 8;
 
-fn json_column(row: &job::Model, column: &'static str, text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|source| StorageError::CorruptJson {
-        record: Record::Job,
-        id: row.id.clone(),
-        column,
-        source,
-    })
-}
-
 fn job_from_row(row: job::Model) -> Result<Job> {
-    let payload = json_column(&row, "payload", &row.payload)?;
+    let payload = json_column(Record::Job, &row.id, "payload", &row.payload)?;
     let result = row
         .result
         .as_deref()
-        .map(|text| json_column(&row, "result", text))
+        .map(|text| json_column(Record::Job, &row.id, "result", text))
         .transpose()?;
     Ok(Job {
         payload,

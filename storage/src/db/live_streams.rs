@@ -2,11 +2,12 @@
 //! disabling, deletion and the idle/active status.
 
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sluice_media::Ladder;
 use tracing::info;
 
 use super::paging::{keyset_page, PageKey, PageOrder};
 use super::playback_ids::{insert_playback_id, PlaybackOwner};
-use super::{now, Db, Record, Result, StorageError};
+use super::{json_column, now, to_json, Db, Record, Result, StorageError};
 use crate::entities::{live_stream, session};
 use crate::ids;
 use crate::ids::{LiveStreamId, SessionId};
@@ -24,17 +25,13 @@ const LIVE_STREAM_PAGE: PageKey<live_stream::Entity> = PageKey {
 };
 
 fn live_stream_from_row(row: live_stream::Model) -> Result<LiveStream> {
-    let ladder = serde_json::from_str(&row.ladder).map_err(|source| StorageError::CorruptJson {
-        record: Record::LiveStream,
-        id: row.id.clone(),
-        column: "ladder",
-        source,
-    })?;
+    // A ladder stored as `null` (never written by the API) means the default one.
+    let ladder: Option<Ladder> = json_column(Record::LiveStream, &row.id, "ladder", &row.ladder)?;
     Ok(LiveStream {
         id: LiveStreamId::stored(row.id),
         name: row.name,
         stream_key: row.stream_key,
-        ladder,
+        ladder: ladder.unwrap_or_default(),
         status: row.status,
         active_session_id: row.active_session_id.map(SessionId::stored),
         disabled: row.disabled,
@@ -67,7 +64,7 @@ impl Db {
     pub async fn create_live_stream(
         &self,
         name: &str,
-        ladder: &serde_json::Value,
+        ladder: &Ladder,
         settings: &LiveStreamSettings,
     ) -> Result<LiveStream> {
         let created_at = now();
@@ -75,7 +72,7 @@ impl Db {
             id: Set(LiveStreamId::generate().into()),
             name: Set(name.to_owned()),
             stream_key: Set(ids::new_secret()),
-            ladder: Set(ladder.to_string()),
+            ladder: Set(to_json(ladder)),
             status: Set(LiveStreamStatus::Idle),
             active_session_id: Set(None),
             created_at: Set(created_at),
@@ -187,7 +184,7 @@ impl Db {
             update = update.col_expr(live_stream::Column::Name, name.clone().into());
         }
         if let Some(ladder) = &changes.ladder {
-            update = update.col_expr(live_stream::Column::Ladder, ladder.to_string().into());
+            update = update.col_expr(live_stream::Column::Ladder, to_json(ladder).into());
         }
         if let Some(mode) = changes.latency_mode {
             update = update.col_expr(live_stream::Column::LatencyMode, mode.into());

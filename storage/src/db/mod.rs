@@ -169,8 +169,30 @@ pub struct Db {
     secret_box: Option<SecretBox>,
 }
 
+/// Reads a JSON column of a row; a column that does not hold what it should is
+/// [`StorageError::CorruptJson`], naming the row and the column.
+fn json_column<T: serde::de::DeserializeOwned>(
+    record: Record,
+    id: &str,
+    column: &'static str,
+    text: &str,
+) -> Result<T> {
+    serde_json::from_str(text).map_err(|source| StorageError::CorruptJson {
+        record,
+        id: id.to_owned(),
+        column,
+        source,
+    })
+}
+
 /// Timestamps are kept to the microsecond, the precision Postgres stores, so values read back
 /// equal the values written on every backend.
+/// The JSON text of a typed column. The column types are plain derived structs and enums with
+/// string keys, which always serialize.
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("typed columns always serialize to JSON")
+}
+
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }

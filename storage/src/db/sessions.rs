@@ -3,7 +3,7 @@
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use super::paging::{keyset_page, PageKey, PageOrder};
-use super::{from_db_count, now, to_db_count, Db, Record, Result, StorageError};
+use super::{from_db_count, json_column, now, to_db_count, Db, Record, Result, StorageError};
 use crate::entities::session;
 use crate::ids::{AssetId, LiveStreamId, SessionId};
 use crate::model::{Session, SessionOrigin, SessionPage};
@@ -20,14 +20,8 @@ fn session_from_row(row: session::Model) -> Result<Session> {
     let input = row
         .input
         .as_deref()
-        .map(serde_json::from_str)
-        .transpose()
-        .map_err(|source| StorageError::CorruptJson {
-            record: Record::Session,
-            id: row.id.clone(),
-            column: "input",
-            source,
-        })?;
+        .map(|text| json_column(Record::Session, &row.id, "input", text))
+        .transpose()?;
     Ok(Session {
         id: SessionId::stored(row.id),
         live_stream_id: LiveStreamId::stored(row.live_stream_id),

@@ -5,16 +5,15 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
-use serde_json::Value;
 use tracing::info;
 
 use super::assets::insert_asset;
 use super::paging::{keyset_page, PageKey, PageOrder};
-use super::{now, Db, Record, Result, StorageError};
+use super::{json_column, now, to_json, Db, Record, Result, StorageError};
 use crate::entities::upload;
 use crate::ids;
 use crate::ids::{AssetId, UploadId};
-use crate::model::{Asset, NewAsset, NewUpload, PlaybackPolicy, Upload, UploadPage, UploadStatus};
+use crate::model::{Asset, AssetInput, NewAsset, NewUpload, Upload, UploadPage, UploadStatus};
 
 const UPLOAD_PAGE: PageKey<upload::Entity> = PageKey {
     created_at: upload::Column::CreatedAt,
@@ -25,13 +24,7 @@ const UPLOAD_PAGE: PageKey<upload::Entity> = PageKey {
 };
 
 fn upload_from_row(row: upload::Model) -> Result<Upload> {
-    let settings =
-        serde_json::from_str(&row.settings).map_err(|source| StorageError::CorruptJson {
-            record: Record::Upload,
-            id: row.id.clone(),
-            column: "settings",
-            source,
-        })?;
+    let settings = json_column(Record::Upload, &row.id, "settings", &row.settings)?;
     Ok(Upload {
         id: UploadId::stored(row.id),
         status: row.status,
@@ -49,17 +42,6 @@ fn upload_from_row(row: upload::Model) -> Result<Upload> {
     })
 }
 
-/// The playback policies an upload's settings ask for (`playback_policy`), `public` when
-/// they name none.
-fn playback_policies(settings: &Value) -> Vec<PlaybackPolicy> {
-    settings
-        .get("playback_policy")
-        .cloned()
-        .and_then(|policies| serde_json::from_value::<Vec<PlaybackPolicy>>(policies).ok())
-        .filter(|policies| !policies.is_empty())
-        .unwrap_or_else(|| vec![PlaybackPolicy::Public])
-}
-
 impl Db {
     /// Creates a waiting upload with a fresh id and URL token.
     pub async fn create_upload(&self, new: &NewUpload) -> Result<Upload> {
@@ -67,7 +49,7 @@ impl Db {
         let row = upload::ActiveModel {
             id: Set(UploadId::generate().into()),
             status: Set(UploadStatus::Waiting),
-            settings: Set(new.settings.to_string()),
+            settings: Set(to_json(&new.settings)),
             max_size: Set(new.max_size),
             length: Set(None),
             offset: Set(0),
@@ -153,11 +135,7 @@ impl Db {
     /// Turns a waiting upload that has all its bytes into an asset (with the upload's
     /// settings, its playback ids and its processing job), in one transaction. `None` when the
     /// upload is not waiting or not complete.
-    pub async fn complete_upload(
-        &self,
-        id: &UploadId,
-        input: &Value,
-    ) -> Result<Option<(Upload, Asset)>> {
+    pub async fn complete_upload(&self, id: &UploadId) -> Result<Option<(Upload, Asset)>> {
         let Some(upload) = self.get_upload(id).await? else {
             return Ok(None);
         };
@@ -166,9 +144,11 @@ impl Db {
         }
         let txn = self.conn.begin().await?;
         let new = NewAsset {
-            input: input.clone(),
-            settings: upload.settings.clone(),
-            playback_policies: playback_policies(&upload.settings),
+            input: AssetInput::Upload {
+                upload_id: id.clone(),
+            },
+            settings: Some(upload.settings.clone()),
+            playback_policies: upload.settings.playback_policy.clone(),
         };
         let asset = insert_asset(&txn, &new).await?;
         let updated = upload::Entity::update_many()

@@ -14,7 +14,7 @@ use tracing::info;
 
 use super::events::event_from_row;
 use super::paging::{keyset_page, seq_page, PageKey, PageOrder, SeqKey};
-use super::{now, Db, Record, Result, StorageError};
+use super::{json_column, now, Db, Record, Result, StorageError};
 use crate::entities::{event, webhook_attempt, webhook_delivery, webhook_endpoint};
 use crate::ids;
 use crate::model::{
@@ -42,13 +42,12 @@ const WEBHOOK_DELIVERY_PAGE: SeqKey<webhook_delivery::Entity> = SeqKey {
 const REPLAY_BATCH: u64 = 500;
 
 fn endpoint_from_row(row: webhook_endpoint::Model) -> Result<WebhookEndpoint> {
-    let event_types =
-        serde_json::from_str(&row.event_types).map_err(|source| StorageError::CorruptJson {
-            record: Record::WebhookEndpoint,
-            id: row.id.clone(),
-            column: "event_types",
-            source,
-        })?;
+    let event_types = json_column(
+        Record::WebhookEndpoint,
+        &row.id,
+        "event_types",
+        &row.event_types,
+    )?;
     Ok(WebhookEndpoint {
         id: row.id,
         url: row.url,

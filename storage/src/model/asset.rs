@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sluice_media::{Ladder, VideoCodec};
 
 use super::PlaybackPolicy;
 use crate::ids::{AssetId, LiveStreamId, SessionId, UploadId};
@@ -28,6 +29,52 @@ pub enum AssetStatus {
     Errored,
 }
 
+/// Where an asset's file came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AssetInput {
+    /// A direct upload; its file stays where the upload put it.
+    Upload { upload_id: UploadId },
+    /// A file imported from a URL.
+    Url { url: String },
+    /// A recorded live session.
+    LiveStream {
+        live_stream_id: LiveStreamId,
+        session_id: SessionId,
+    },
+}
+
+/// A video codec an asset's ladder is encoded in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LadderCodec {
+    H264,
+    Av1,
+}
+
+impl From<LadderCodec> for VideoCodec {
+    fn from(codec: LadderCodec) -> Self {
+        match codec {
+            LadderCodec::H264 => VideoCodec::H264,
+            LadderCodec::Av1 => VideoCodec::Av1,
+        }
+    }
+}
+
+/// The checked settings an asset is made with: the API's `new_asset_settings`. A recorded
+/// session has none (its renditions come from the live stream's ladder).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetSettings {
+    /// The playback ids made for the asset, one per entry.
+    pub playback_policy: Vec<PlaybackPolicy>,
+    /// Renditions to make, normalised.
+    pub ladder: Ladder,
+    /// H.264 first, then AV1 when asked for.
+    pub codecs: Vec<LadderCodec>,
+    /// Any text of the caller's, kept with the asset.
+    pub passthrough: Option<String>,
+}
+
 /// An asset: a video (or audio) file and the renditions, images and metadata made from it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Asset {
@@ -38,18 +85,17 @@ pub struct Asset {
     pub error: Option<String>,
     /// Percent done while preparing, 0..=100.
     pub progress: u8,
-    /// Where the file came from: `{"type":"upload","upload_id":…}`,
-    /// `{"type":"url","url":…}` or, for a recorded session,
-    /// `{"type":"live_stream","live_stream_id":…,"session_id":…}`.
-    pub input: Value,
-    /// The validated settings it was created with (API form).
-    pub settings: Value,
+    /// Where the file came from.
+    pub input: AssetInput,
+    /// The settings it was created with; `None` for a recorded session.
+    pub settings: Option<AssetSettings>,
     pub duration_ms: Option<i64>,
-    /// The source's tracks (API form), once probed.
+    /// The source's tracks, once probed: a document the worker writes from the probe report
+    /// and the API shows as it is (nothing reads it back).
     pub tracks: Value,
-    /// The source's container and tags (API form), once probed.
+    /// The source's container and tags, once probed (a document shown as it is).
     pub source_metadata: Value,
-    /// What was made (API form), once ready.
+    /// What was made, once ready: the packager's renditions, shown as they are.
     pub renditions: Value,
     /// Whether the master playlist exists (it may still be growing while preparing).
     pub playable: bool,
@@ -63,10 +109,11 @@ pub struct Asset {
 
 impl Asset {
     /// The upload this asset came from, if it came from one.
-    pub fn upload_id(&self) -> Option<&str> {
-        (self.input.get("type").and_then(Value::as_str) == Some("upload"))
-            .then(|| self.input.get("upload_id").and_then(Value::as_str))
-            .flatten()
+    pub fn upload_id(&self) -> Option<&UploadId> {
+        match &self.input {
+            AssetInput::Upload { upload_id } => Some(upload_id),
+            AssetInput::Url { .. } | AssetInput::LiveStream { .. } => None,
+        }
     }
 
     /// Where the input file is kept: a completed upload stays at `uploads/{upload_id}/source`
@@ -87,8 +134,8 @@ impl Asset {
 /// An asset to create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAsset {
-    pub input: Value,
-    pub settings: Value,
+    pub input: AssetInput,
+    pub settings: Option<AssetSettings>,
     /// One playback id is made per entry.
     pub playback_policies: Vec<PlaybackPolicy>,
 }
@@ -127,8 +174,8 @@ pub struct Upload {
     /// `upload_` followed by random characters.
     pub id: UploadId,
     pub status: UploadStatus,
-    /// The settings of the asset it will become (validated API form).
-    pub settings: Value,
+    /// The settings of the asset it will become.
+    pub settings: AssetSettings,
     /// Most bytes accepted.
     pub max_size: i64,
     /// Total length, once declared.
@@ -149,7 +196,7 @@ pub struct Upload {
 /// A direct upload to create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewUpload {
-    pub settings: Value,
+    pub settings: AssetSettings,
     pub max_size: i64,
     pub expires_at: DateTime<Utc>,
 }
