@@ -247,3 +247,29 @@ fn webhooks_to_the_servers_own_network_are_refused_when_asked() {
     );
     assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing reached it");
 }
+
+#[test]
+fn an_rtmp_peer_not_yet_publishing_cannot_send_large_messages() {
+    let server = Server::start();
+    let mut socket = server.rtmp_handshaken();
+    // A video message of 1 MiB announced on chunk stream 4, then the start of its payload.
+    socket
+        .write_all(&[0x04, 0, 0, 0, 0x10, 0, 0, 0x09, 1, 0, 0, 0])
+        .unwrap();
+    let _ = socket.write_all(&[0x17; 100]);
+    assert!(
+        closed_by_server(socket, Duration::from_secs(5)),
+        "cut off at once, long before the idle timeout"
+    );
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn rtmp_connections_beyond_the_global_cap_are_closed() {
+    let server = launch_with("[live]\nrtmp_max_connections = 2\nrtmp_max_connections_per_ip = 2\n");
+    let held = [server.rtmp_handshaken(), server.rtmp_handshaken()];
+    let extra = TcpStream::connect(("127.0.0.1", server.rtmp_port)).unwrap();
+    assert!(closed_by_server(extra, Duration::from_secs(5)));
+    assert!(server.log().contains("the server holds as many as allowed"));
+    drop(held);
+}

@@ -477,3 +477,38 @@ fn signed_images_need_a_token_for_their_audience() {
     assert_eq!(sprite.status, 200, "{}", sprite.text());
     assert_eq!(sprite.header("content-type"), Some("image/jpeg"));
 }
+
+#[test]
+fn an_animated_start_past_the_end_is_clamped_to_the_last_picture() {
+    let fixture = Fixture::start(PlaybackPolicy::Public);
+    let far = fixture.image("animated", "gif?start=1000000&fps=5&width=64");
+    assert_eq!(far.status, 200, "{}", far.text());
+    let names: Vec<String> = fixture.cached().into_iter().map(|(name, _)| name).collect();
+    assert!(
+        names.iter().all(|name| !name.contains("s1000000")),
+        "one cache entry for every start past the end: {names:?}"
+    );
+    let again = fixture.image("animated", "gif?start=999999&fps=5&width=64");
+    assert_eq!(again.status, 200);
+    assert_eq!(fixture.cached().len(), names.len(), "no second render");
+}
+
+#[test]
+fn a_client_rendering_without_end_is_told_to_wait_while_cached_images_still_flow() {
+    let fixture = Fixture::start(PlaybackPolicy::Public);
+    let first = fixture.image("thumbnails", "jpg?width=16");
+    assert_eq!(first.status, 200);
+    let limited = (17..400)
+        .map(|width| fixture.image("thumbnails", &format!("jpg?width={width}")))
+        .find(|response| response.status != 200)
+        .expect("a client's renders are limited");
+    assert_eq!(limited.status, 429, "{}", limited.text());
+    assert!(limited.text().contains("rate_limited"));
+    let retry: u64 = limited.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        fixture.image("thumbnails", "jpg?width=16").status,
+        200,
+        "a cached image costs no render"
+    );
+}

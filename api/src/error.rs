@@ -76,6 +76,18 @@ pub enum ApiError {
     /// says which, without details.
     #[error("not ready: {0}")]
     NotReady(String),
+    /// Too many image renders are waiting: come back after `retry_after_s` seconds.
+    #[error("{message}")]
+    Busy {
+        message: &'static str,
+        retry_after_s: u64,
+    },
+    /// This client asked for more than its share: come back after `retry_after_s` seconds.
+    #[error("{message}")]
+    RateLimited {
+        message: &'static str,
+        retry_after_s: u64,
+    },
     /// A failure of the server's own making (a value that would not serialise, …).
     #[error("{0}")]
     Internal(String),
@@ -120,6 +132,8 @@ impl ApiError {
             Self::Locked(_) => (StatusCode::LOCKED, "locked"),
             Self::ChecksumMismatch => (CHECKSUM_MISMATCH, "checksum_mismatch"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Storage(e) if e.is_not_found() => (StatusCode::NOT_FOUND, "not_found"),
             Self::Storage(StorageError::InvalidCursor(_)) => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
@@ -140,7 +154,7 @@ impl IntoResponse for ApiError {
             Self::NotFound(message) => (*message).to_owned(),
             // A storage "not found" would name the record id or object key: say no more.
             _ if status == StatusCode::NOT_FOUND => "not found".to_owned(),
-            Self::NotReady(_) => self.to_string(),
+            Self::NotReady(_) | Self::Busy { .. } => self.to_string(),
             _ if status.is_server_error() => {
                 error!(error = %self, "Request failed.");
                 "internal server error".to_owned()
@@ -154,6 +168,11 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Self::Busy { retry_after_s, .. } | Self::RateLimited { retry_after_s, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -27,13 +27,16 @@
 //! `public` for public playback ids, `private` for signed ones.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
@@ -41,6 +44,9 @@ use sha2::{Digest, Sha256};
 use sluice_storage::layout;
 use sluice_storage::{Asset, AssetStatus, ObjectKey, ObjectStore, PlaybackPolicy};
 use tokio::sync::Semaphore;
+
+mod limits;
+use limits::{CachedRenders, RenderBudgets};
 
 use crate::error::ApiError;
 use crate::hls::missing_token;
@@ -70,6 +76,11 @@ pub const DEFAULT_ANIMATED_FPS: u32 = 15;
 /// Latest time a request may name, in seconds (about 115 days): beyond any real video, and
 /// small enough to stay exact in milliseconds.
 const MAX_TIME_SECONDS: f64 = 1e7;
+/// Times are taken down to this step (a tenth of a second, under three frames at 25 fps), so
+/// a client cannot make a new image out of every millisecond.
+const TIME_STEP: Duration = Duration::from_millis(100);
+/// Requests that may wait for a render slot; more are answered 503 with `Retry-After`.
+pub const MAX_WAITING_RENDERS: usize = 16;
 
 const PUBLIC_CACHE: &str = "public, max-age=86400";
 /// Signed responses must not sit in shared caches, where anyone could fetch them tokenless.
@@ -246,6 +257,10 @@ pub struct Images {
     renderer: Arc<dyn ImageRenderer>,
     sources: Arc<SourceCache>,
     renders: Arc<Semaphore>,
+    /// Requests waiting for a render slot now.
+    waiting: Arc<AtomicUsize>,
+    budgets: Arc<Mutex<RenderBudgets>>,
+    cached: Arc<Mutex<CachedRenders>>,
 }
 
 impl Images {
@@ -263,20 +278,38 @@ impl Images {
                 download: tokio::sync::Mutex::new(()),
             }),
             renders: Arc::new(Semaphore::new(MAX_CONCURRENT_RENDERS)),
+            waiting: Arc::default(),
+            budgets: Arc::default(),
+            cached: Arc::default(),
         }
     }
 
     /// Runs `job` with the renderer and a local copy of `asset`'s source on a blocking
     /// thread, once a render slot is free.
+    /// A client is refused once its render budget is spent (429), and anyone once
+    /// [`MAX_WAITING_RENDERS`] requests already wait for a slot (503); both say when to retry.
     async fn render<T: Send + 'static>(
         &self,
         store: &dyn ObjectStore,
-        asset: &Asset,
+        target: &Target,
         job: impl FnOnce(&dyn ImageRenderer, &Path) -> Result<T, RenderError> + Send + 'static,
     ) -> Result<T, ApiError> {
+        if let Some(client) = target.client {
+            let spent = lock(&self.budgets).spend(client, std::time::Instant::now());
+            spent.map_err(|wait| ApiError::RateLimited {
+                message: "too many image renders from this client; cached images are still served",
+                retry_after_s: wait.as_secs().max(1),
+            })?;
+        }
+        let queued = WaitingRender::join(&self.waiting).ok_or(ApiError::Busy {
+            message: "too many image renders are waiting; try again shortly",
+            retry_after_s: 1,
+        })?;
         // The slot first: requests waiting for one hold no source copy, so waiting requests
         // for many assets cannot push the copies past their size bound.
         let _slot = self.renders.acquire().await.map_err(ApiError::internal)?;
+        drop(queued);
+        let asset = &target.asset;
         let lease = self.sources.lease(store, asset).await?;
         let renderer = self.renderer.clone();
         let path = lease.path.clone();
@@ -286,6 +319,34 @@ impl Images {
         drop(lease);
         Ok(rendered?)
     }
+}
+
+/// A request counted among those waiting for a render slot until dropped.
+struct WaitingRender<'a>(&'a AtomicUsize);
+
+impl<'a> WaitingRender<'a> {
+    /// Joins the queue, or `None` when [`MAX_WAITING_RENDERS`] already wait.
+    fn join(waiting: &'a AtomicUsize) -> Option<Self> {
+        waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+                (count < MAX_WAITING_RENDERS).then_some(count + 1)
+            })
+            .ok()
+            .map(|_| WaitingRender(waiting))
+    }
+}
+
+impl Drop for WaitingRender<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Locks bookkeeping that stays whole even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Local copies of asset sources, `{dir}/{asset_id}`, least recently used dropped first.
@@ -424,6 +485,8 @@ struct Target {
     asset: Asset,
     /// The verified playback token of a signed playback id.
     token: Option<String>,
+    /// Who asked, for the per-client render budget (unknown without a peer address).
+    client: Option<IpAddr>,
 }
 
 impl Target {
@@ -479,8 +542,12 @@ fn parse_time(name: &str, value: &str) -> Result<Duration, ApiError> {
         .parse::<f64>()
         .ok()
         .filter(|seconds| (0.0..=MAX_TIME_SECONDS).contains(seconds))
-        // Whole milliseconds: what cache keys hold and renders use.
-        .map(|seconds| Duration::from_millis((seconds * 1000.0).round() as u64))
+        // Whole steps down (a picture at or before the time asked): what cache keys hold and
+        // renders use, so nearby times are one image.
+        .map(|seconds| {
+            let step = TIME_STEP.as_secs_f64();
+            TIME_STEP * (seconds / step + 1e-9).floor() as u32
+        })
         .ok_or_else(|| {
             ApiError::InvalidRequest(format!(
                 "{name} must be a number of seconds from 0, not {value:?}"
@@ -525,6 +592,7 @@ async fn resolve(
     playback_id: &str,
     token: Option<String>,
     audience: PlaybackAudience,
+    client: Option<IpAddr>,
 ) -> Result<Target, Response> {
     const NO_SUCH_ID: ApiError = ApiError::NotFound("no such playback id");
     ObjectKey::new([playback_id]).map_err(|_| NO_SUCH_ID.into_response())?;
@@ -563,6 +631,7 @@ async fn resolve(
             playback_id: playback.id,
             asset,
             token,
+            client,
         }),
         AssetStatus::Preparing => Err(ApiError::Conflict(
             "the asset is still being prepared: its images are made once it is ready",
@@ -591,9 +660,12 @@ async fn stored(store: &dyn ObjectStore, key: &ObjectKey) -> Result<Option<Bytes
     }
 }
 
-/// The first of `keys` that exists, else what `render` makes, cached at `cache_key`.
+/// The first of `keys` that exists, else what `render` makes, cached at `cache_key`. Cached
+/// renders are counted per asset; those past its bounds are deleted, least recently used
+/// first.
 async fn stored_or_rendered<F>(
     state: &AppState,
+    target: &Target,
     keys: &[ObjectKey],
     cache_key: &ObjectKey,
     render: F,
@@ -601,13 +673,29 @@ async fn stored_or_rendered<F>(
 where
     F: std::future::Future<Output = Result<Vec<u8>, ApiError>>,
 {
-    for key in keys.iter().chain([cache_key]) {
+    for key in keys {
         if let Some(body) = stored(&*state.store, key).await? {
             return Ok(body);
         }
     }
-    let body = Bytes::from(render.await?);
-    state.store.put(cache_key, body.clone()).await?;
+    let body = match stored(&*state.store, cache_key).await? {
+        Some(body) => body,
+        None => {
+            let body = Bytes::from(render.await?);
+            state.store.put(cache_key, body.clone()).await?;
+            body
+        }
+    };
+    if let Some(images) = &state.images {
+        let evicted =
+            lock(&images.cached).touch(&target.asset.id, cache_key.as_str(), body.len() as u64);
+        for key in evicted {
+            // Best effort: a render left behind is only a cache entry.
+            if let Ok(key) = ObjectKey::parse(&key) {
+                let _ = state.store.delete(&key).await;
+            }
+        }
+    }
     Ok(body)
 }
 
@@ -682,6 +770,7 @@ pub async fn thumbnail(
     State(state): State<AppState>,
     UrlPath(file): UrlPath<String>,
     RawQuery(query): RawQuery,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
     let (playback_id, extension) = split_file(&file).map_err(IntoResponse::into_response)?;
@@ -698,7 +787,15 @@ pub async fn thumbnail(
     .map_err(IntoResponse::into_response)?;
     let token = params.remove("token");
     let spec = thumbnail_spec(&params, format).map_err(IntoResponse::into_response)?;
-    let target = resolve(&state, playback_id, token, PlaybackAudience::Thumbnail).await?;
+    let client = peer.map(|Extension(ConnectInfo(address))| address.ip());
+    let target = resolve(
+        &state,
+        playback_id,
+        token,
+        PlaybackAudience::Thumbnail,
+        client,
+    )
+    .await?;
     let body = thumbnail_body(&state, &target, spec, params.is_empty())
         .await
         .map_err(IntoResponse::into_response)?;
@@ -762,11 +859,9 @@ async fn thumbnail_body(
     let render = async move {
         let job =
             move |renderer: &dyn ImageRenderer, source: &Path| renderer.thumbnail(source, &spec);
-        images_of(state)?
-            .render(&*state.store, &target.asset, job)
-            .await
+        images_of(state)?.render(&*state.store, target, job).await
     };
-    stored_or_rendered(state, &poster, &cache_key, render).await
+    stored_or_rendered(state, target, &poster, &cache_key, render).await
 }
 
 /// A storyboard: the WebVTT (`.vtt`) whose cues point at tiles of the sprite
@@ -791,6 +886,7 @@ pub async fn storyboard(
     State(state): State<AppState>,
     UrlPath(file): UrlPath<String>,
     RawQuery(query): RawQuery,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
     let (playback_id, extension) = split_file(&file).map_err(IntoResponse::into_response)?;
@@ -806,7 +902,15 @@ pub async fn storyboard(
     let mut params =
         parse_query(query.as_deref(), &["token"]).map_err(IntoResponse::into_response)?;
     let token = params.remove("token");
-    let target = resolve(&state, playback_id, token, PlaybackAudience::Storyboard).await?;
+    let client = peer.map(|Extension(ConnectInfo(address))| address.ip());
+    let target = resolve(
+        &state,
+        playback_id,
+        token,
+        PlaybackAudience::Storyboard,
+        client,
+    )
+    .await?;
     let body = storyboard_part(&state, &target, part)
         .await
         .map_err(IntoResponse::into_response)?;
@@ -860,9 +964,7 @@ async fn storyboard_part(
         let job = move |renderer: &dyn ImageRenderer, source: &Path| {
             renderer.storyboard(source, sprite_format, SPRITE_NAME)
         };
-        let board = images_of(state)?
-            .render(&*state.store, &target.asset, job)
-            .await?;
+        let board = images_of(state)?.render(&*state.store, target, job).await?;
         let (asked, other, other_part) = match part {
             StoryboardPart::Vtt => (
                 board.vtt.into_bytes(),
@@ -877,7 +979,7 @@ async fn storyboard_part(
         state.store.put(&other_key, Bytes::from(other)).await?;
         Ok(asked)
     };
-    stored_or_rendered(state, &worker, &cache_key, render).await
+    stored_or_rendered(state, target, &worker, &cache_key, render).await
 }
 
 /// A stored WebVTT with each cue's sprite name replaced by the sprite's absolute URL, which
@@ -936,6 +1038,7 @@ pub async fn animated(
     State(state): State<AppState>,
     UrlPath(file): UrlPath<String>,
     RawQuery(query): RawQuery,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
     let (playback_id, extension) = split_file(&file).map_err(IntoResponse::into_response)?;
@@ -952,7 +1055,15 @@ pub async fn animated(
     .map_err(IntoResponse::into_response)?;
     let token = params.remove("token");
     let spec = animated_spec(&params, format).map_err(IntoResponse::into_response)?;
-    let target = resolve(&state, playback_id, token, PlaybackAudience::Animated).await?;
+    let client = peer.map(|Extension(ConnectInfo(address))| address.ip());
+    let target = resolve(
+        &state,
+        playback_id,
+        token,
+        PlaybackAudience::Animated,
+        client,
+    )
+    .await?;
     let body = animated_body(&state, &target, spec)
         .await
         .map_err(IntoResponse::into_response)?;
@@ -1008,13 +1119,17 @@ fn animated_spec(
 async fn animated_body(
     state: &AppState,
     target: &Target,
-    spec: AnimatedSpec,
+    mut spec: AnimatedSpec,
 ) -> Result<Bytes, ApiError> {
-    // The render stops at the end of the asset: spans that differ only past it are one.
+    // A start past the end of the asset is its last picture (as a player clamps a seek), and
+    // the render stops at the end: spans that differ only past it are one image.
+    let span = spec.end - spec.start;
+    spec.start = clamp_to_duration(&target.asset, spec.start);
     let end = match clamp_to_duration(&target.asset, spec.end) {
         clamped if clamped > spec.start => clamped,
-        _ => spec.end,
+        _ => spec.start + span,
     };
+    spec.end = end;
     let name = format!(
         "animated_s{}_e{}_w{}_h{}_f{}.{}",
         spec.start.as_millis(),
@@ -1028,11 +1143,9 @@ async fn animated_body(
     let render = async move {
         let job =
             move |renderer: &dyn ImageRenderer, source: &Path| renderer.animated(source, &spec);
-        images_of(state)?
-            .render(&*state.store, &target.asset, job)
-            .await
+        images_of(state)?.render(&*state.store, target, job).await
     };
-    stored_or_rendered(state, &[], &cache_key, render).await
+    stored_or_rendered(state, target, &[], &cache_key, render).await
 }
 
 #[cfg(test)]
@@ -1056,10 +1169,31 @@ mod tests {
     }
 
     #[test]
+    fn only_so_many_requests_wait_for_a_render_slot() {
+        let waiting = AtomicUsize::new(0);
+        let queued: Vec<_> = (0..MAX_WAITING_RENDERS)
+            .map(|_| WaitingRender::join(&waiting).expect("room in the queue"))
+            .collect();
+        assert!(WaitingRender::join(&waiting).is_none(), "the queue is full");
+        drop(queued);
+        assert_eq!(waiting.load(Ordering::Acquire), 0);
+        assert!(WaitingRender::join(&waiting).is_some());
+    }
+
+    #[test]
     fn values_are_bounded_and_errors_name_the_parameter() {
+        // Times are taken down to a tenth of a second: nearby times are one cached image.
         assert_eq!(
             parse_time("time", "1.2345").unwrap(),
-            Duration::from_millis(1235)
+            Duration::from_millis(1200)
+        );
+        assert_eq!(
+            parse_time("time", "1.29").unwrap(),
+            Duration::from_millis(1200)
+        );
+        assert_eq!(
+            parse_time("time", "0.3").unwrap(),
+            Duration::from_millis(300)
         );
         for bad in ["-1", "abc", "NaN", "inf", "1e9"] {
             let error = parse_time("time", bad).unwrap_err().to_string();

@@ -285,6 +285,12 @@ impl ChunkDecoder {
         }
     }
 
+    /// Applies new limits to what arrives from now on (a message already being received is
+    /// held to them as its chunks come).
+    pub fn set_limits(&mut self, limits: ChunkLimits) {
+        self.limits = limits;
+    }
+
     /// The peer's current chunk size.
     pub fn chunk_size(&self) -> u32 {
         self.chunk_size

@@ -53,6 +53,14 @@ pub struct SessionConfig {
     pub max_buffered_input: usize,
     /// Most message streams a client may create (default [`Self::DEFAULT_MAX_STREAMS`]).
     pub max_streams: usize,
+    /// The chunk limits until a publish is accepted (default
+    /// [`Self::DEFAULT_PRE_PUBLISH_CHUNK_LIMITS`]): commands are small, so a peer that has not
+    /// proven it may publish cannot make the server hold media-sized messages.
+    pub pre_publish_chunk_limits: ChunkLimits,
+    /// Most undecoded input bytes held until a publish is accepted (default
+    /// [`Self::DEFAULT_PRE_PUBLISH_MAX_BUFFERED_INPUT`]). With the pre-publish chunk limits a
+    /// connection holds at most about 0.5 MiB of peer data before it is authorised.
+    pub pre_publish_max_buffered_input: usize,
 }
 
 impl SessionConfig {
@@ -62,6 +70,15 @@ impl SessionConfig {
     pub const DEFAULT_MAX_BUFFERED_INPUT: usize =
         crate::chunk::DEFAULT_MAX_MESSAGE_LEN as usize + 1024 * 1024;
     pub const DEFAULT_MAX_STREAMS: usize = 8;
+    /// 64 KiB messages (a connect command with every property an encoder sends is a few
+    /// hundred bytes), 128 KiB of them in the making.
+    pub const DEFAULT_PRE_PUBLISH_CHUNK_LIMITS: ChunkLimits = ChunkLimits {
+        max_message_len: 64 * 1024,
+        max_chunk_streams: crate::chunk::DEFAULT_MAX_CHUNK_STREAMS,
+        max_partial_bytes: 128 * 1024,
+    };
+    /// One maximal pre-publish message, its header and one socket read, with room to spare.
+    pub const DEFAULT_PRE_PUBLISH_MAX_BUFFERED_INPUT: usize = 256 * 1024;
 }
 
 impl Default for SessionConfig {
@@ -73,6 +90,8 @@ impl Default for SessionConfig {
             peer_bandwidth: Self::DEFAULT_WINDOW,
             max_buffered_input: Self::DEFAULT_MAX_BUFFERED_INPUT,
             max_streams: Self::DEFAULT_MAX_STREAMS,
+            pre_publish_chunk_limits: Self::DEFAULT_PRE_PUBLISH_CHUNK_LIMITS,
+            pre_publish_max_buffered_input: Self::DEFAULT_PRE_PUBLISH_MAX_BUFFERED_INPUT,
         }
     }
 }
@@ -195,6 +214,8 @@ pub struct ServerSession {
     app: Option<String>,
     streams: Vec<u32>,
     publish: Publish,
+    /// Whether a publish was accepted: from then on the full limits apply.
+    authorised: bool,
     metadata_frame_rate: Option<f64>,
     video_track: Option<TrackInfo>,
     audio_track: Option<TrackInfo>,
@@ -204,7 +225,7 @@ impl ServerSession {
     /// A session waiting for the client's C0.
     pub fn new(config: SessionConfig) -> Self {
         ServerSession {
-            decoder: ChunkDecoder::new(config.chunk_limits),
+            decoder: ChunkDecoder::new(config.pre_publish_chunk_limits),
             encoder: ChunkEncoder::default(),
             ack_window: config.window_ack_size,
             config,
@@ -215,6 +236,7 @@ impl ServerSession {
             app: None,
             streams: Vec::new(),
             publish: Publish::Idle,
+            authorised: false,
             metadata_frame_rate: None,
             video_track: None,
             audio_track: None,
@@ -234,10 +256,12 @@ impl ServerSession {
     /// Feeds bytes from the client; returns what to send and what happened, in order.
     pub fn handle_input(&mut self, bytes: &[u8]) -> Result<Vec<SessionOutput>, RtmpError> {
         let buffered = self.input.len().saturating_add(bytes.len());
-        if buffered > self.config.max_buffered_input {
-            return Err(RtmpError::InputBufferFull {
-                limit: self.config.max_buffered_input,
-            });
+        let limit = match self.authorised {
+            true => self.config.max_buffered_input,
+            false => self.config.pre_publish_max_buffered_input,
+        };
+        if buffered > limit {
+            return Err(RtmpError::InputBufferFull { limit });
         }
         self.input.extend_from_slice(bytes);
         self.bytes_received += bytes.len() as u64;
@@ -305,6 +329,8 @@ impl ServerSession {
             stream_id,
             stream_key,
         };
+        self.authorised = true;
+        self.decoder.set_limits(self.config.chunk_limits);
         out
     }
 

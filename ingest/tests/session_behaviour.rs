@@ -375,6 +375,44 @@ fn declared_message_length_of_16_mib_is_refused() {
 }
 
 #[test]
+fn before_a_publish_is_accepted_only_small_messages_are_taken() {
+    let pre_publish = SessionConfig::DEFAULT_PRE_PUBLISH_CHUNK_LIMITS.max_message_len;
+    // A message of 1 MiB announced before any publish: refused at its header.
+    let mut session = session_after_handshake();
+    let header = [0x04, 0, 0, 0, 0x10, 0, 0, 0x09, 1, 0, 0, 0];
+    let err = session.handle_input(&header).unwrap_err();
+    assert!(
+        matches!(err, RtmpError::Chunk(ChunkError::MessageTooLong { length: 0x10_0000, max, .. }) if max == pre_publish),
+        "{err}"
+    );
+
+    // Media piling up while the publish decision is pending: refused past the small buffer.
+    let client = Client::new();
+    let (mut session, _) = session_requesting_publish(&client, "key");
+    let flood = client.video(40, vec![0x27; 60 * 1024]);
+    let mut refused = None;
+    for _ in 0..8 {
+        if let Err(err) = session.handle_input(&flood) {
+            refused = Some(err);
+            break;
+        }
+    }
+    assert!(
+        matches!(refused, Some(RtmpError::InputBufferFull { limit }) if limit == SessionConfig::DEFAULT_PRE_PUBLISH_MAX_BUFFERED_INPUT),
+        "{refused:?}"
+    );
+
+    // Once accepted, media-sized messages go through.
+    let mut session = publishing_session(&client);
+    let big = client.video(80, [vec![0x17, 1, 0, 0, 0], vec![0; 1024 * 1024]].concat());
+    let outputs = session.handle_input(&big).unwrap();
+    assert!(
+        events(&outputs).iter().any(|event| matches!(event, SessionEvent::Packet(packet) if packet.data.len() > 1024 * 1024 - 16)),
+        "a 1 MiB frame arrives after the publish is accepted"
+    );
+}
+
+#[test]
 fn chunk_for_a_never_opened_chunk_stream_is_refused() {
     for first in [0x44u8, 0x84, 0xC4] {
         let mut session = session_after_handshake();

@@ -25,8 +25,12 @@ pub const DEFAULT_PLAYLIST_WINDOW: usize = 6;
 pub const DEFAULT_LIVE_SPOOL_MAX_BYTES: u64 = 2 << 30;
 /// Seconds an RTMP connection may stay silent before it is closed.
 pub const DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS: u64 = 10;
-/// RTMP connections one IP address may hold open at once (handshakes included).
+/// RTMP connections one IPv4 address or IPv6 /64 may hold open at once (handshakes included).
 pub const DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP: usize = 16;
+/// RTMP connections open at once from everyone. A connection holds at most about 0.5 MiB of
+/// peer data until its publish is accepted, so this bounds what strangers can make the server
+/// hold to about 0.5 GiB.
+pub const DEFAULT_RTMP_MAX_CONNECTIONS: usize = 1000;
 
 /// Settings of the live pipeline.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,9 +48,14 @@ pub struct LiveConfig {
     /// RTMP idle timeout in seconds. Default: [`DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS`].
     #[serde(default = "default_rtmp_idle_timeout")]
     pub rtmp_idle_timeout_seconds: u64,
-    /// RTMP connections per client IP. Default: [`DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP`].
+    /// RTMP connections per client IPv4 address or IPv6 /64 network. Default:
+    /// [`DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP`].
     #[serde(default = "default_rtmp_max_connections_per_ip")]
     pub rtmp_max_connections_per_ip: usize,
+    /// RTMP connections open at once, from every address together. Default:
+    /// [`DEFAULT_RTMP_MAX_CONNECTIONS`].
+    #[serde(default = "default_rtmp_max_connections")]
+    pub rtmp_max_connections: usize,
     /// Where live segments wait on local disk until the object store accepted them.
     /// Default: [`LiveConfig::default_spool_dir`] of the server's data directory, filled in
     /// by its configuration loader (of [`DEFAULT_DATA_DIR`] when nobody did).
@@ -66,6 +75,7 @@ impl Default for LiveConfig {
             playlist_window: DEFAULT_PLAYLIST_WINDOW,
             rtmp_idle_timeout_seconds: DEFAULT_RTMP_IDLE_TIMEOUT_SECONDS,
             rtmp_max_connections_per_ip: DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP,
+            rtmp_max_connections: DEFAULT_RTMP_MAX_CONNECTIONS,
             spool_dir: None,
             spool_max_bytes: DEFAULT_LIVE_SPOOL_MAX_BYTES,
         }
@@ -87,6 +97,9 @@ fn default_rtmp_idle_timeout() -> u64 {
 fn default_rtmp_max_connections_per_ip() -> usize {
     DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP
 }
+fn default_rtmp_max_connections() -> usize {
+    DEFAULT_RTMP_MAX_CONNECTIONS
+}
 fn default_live_spool_max_bytes() -> u64 {
     DEFAULT_LIVE_SPOOL_MAX_BYTES
 }
@@ -100,6 +113,10 @@ impl LiveConfig {
         anyhow::ensure!(
             self.rtmp_max_connections_per_ip >= 1,
             "live.rtmp_max_connections_per_ip must be at least 1"
+        );
+        anyhow::ensure!(
+            self.rtmp_max_connections >= self.rtmp_max_connections_per_ip,
+            "live.rtmp_max_connections must be at least live.rtmp_max_connections_per_ip"
         );
         anyhow::ensure!(
             self.spool_max_bytes > 0,

@@ -1,12 +1,26 @@
-//! A cap on the RTMP connections one client address may hold open at once (handshakes
-//! included), so one host cannot exhaust the server's sockets or memory.
+//! A cap on the RTMP connections one client may hold open at once (handshakes included), so
+//! one host cannot exhaust the server's sockets or memory. A client is an IPv4 address or an
+//! IPv6 /64 network (one host is usually given a whole /64, so counting its addresses one by
+//! one would be no cap at all).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Open connections per client address, shared by the accept loop and the connections.
+/// Open connections per client, shared by the accept loop and the connections.
 pub type OpenConnections = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// The client an address belongs to: an IPv4 address (also when mapped into IPv6) or the /64
+/// network of an IPv6 address.
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
 
 /// One open connection counted against its address; released on drop.
 pub struct ConnectionSlot {
@@ -17,6 +31,7 @@ pub struct ConnectionSlot {
 impl ConnectionSlot {
     /// Counts a connection from `ip`, or returns `None` when it already has `limit` open.
     pub fn take(per_ip: &OpenConnections, ip: IpAddr, limit: usize) -> Option<Self> {
+        let ip = client_of(ip);
         let mut counts = per_ip.lock().unwrap_or_else(PoisonError::into_inner);
         let open = counts.entry(ip).or_insert(0);
         if *open >= limit {
@@ -62,5 +77,23 @@ mod tests {
         let again = ConnectionSlot::take(&per_ip, ip, 2).expect("a slot came back");
         drop((second, again, elsewhere));
         assert!(per_ip.lock().unwrap().is_empty(), "no entry left behind");
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_64_share_their_slots() {
+        let per_ip = OpenConnections::default();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let first = ConnectionSlot::take(&per_ip, a, 1).expect("first");
+        assert!(
+            ConnectionSlot::take(&per_ip, b, 1).is_none(),
+            "same /64 refused"
+        );
+        let other = ConnectionSlot::take(&per_ip, elsewhere, 1).expect("another /64");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let v4 = ConnectionSlot::take(&per_ip, mapped, 1).expect("mapped IPv4");
+        assert!(ConnectionSlot::take(&per_ip, [192, 0, 2, 7].into(), 1).is_none());
+        drop((first, other, v4));
     }
 }

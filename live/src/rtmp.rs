@@ -46,6 +46,10 @@ impl LiveService {
                     continue;
                 }
             };
+            if connections.len() >= self.config.rtmp_max_connections {
+                warn!(peer = %peer, limit = self.config.rtmp_max_connections, "Refused RTMP connection: the server holds as many as allowed.");
+                continue;
+            }
             let Some(slot) = ConnectionSlot::take(
                 &self.per_ip,
                 peer.ip(),
