@@ -159,32 +159,38 @@ fn header_algorithm(token: &str) -> Result<String, ApiError> {
         .ok_or(MALFORMED_TOKEN)
 }
 
-async fn verify_jwt(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+/// The API key an API JWT says signed it, read before anything in the token is trusted: the
+/// front end of token checking that any stranger reaches. It refuses every algorithm but
+/// HS256 and claims of the wrong shape.
+pub fn claimed_api_key(token: &str) -> Result<String, ApiError> {
     if header_algorithm(token)? != "HS256" {
         return Err(ApiError::Unauthorized(
             "token must be signed with HS256 (alg none and public-key algorithms are refused)",
         ));
     }
     // The claims are read once unverified only to learn which key's secret to verify with;
-    // nothing from them is trusted until the signature checks out below.
+    // nothing from them is trusted until the signature checks out.
     let mut unverified = Validation::new(Algorithm::HS256);
     unverified.insecure_disable_signature_validation();
     unverified.validate_exp = false;
     unverified.validate_aud = false;
     unverified.required_spec_claims.clear();
-    let claimed =
-        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&[]), &unverified)
-            .map_err(|_| {
-                ApiError::Unauthorized(
-                    "malformed token claims: apikey must be a string, exp a whole number of \
-                     seconds and permissions, if present, a list of strings",
-                )
-            })?
-            .claims;
+    jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&[]), &unverified)
+        .map(|data| data.claims.apikey)
+        .map_err(|_| {
+            ApiError::Unauthorized(
+                "malformed token claims: apikey must be a string, exp a whole number of \
+                 seconds and permissions, if present, a list of strings",
+            )
+        })
+}
+
+async fn verify_jwt(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let claimed_key = claimed_api_key(token)?;
     let (key, secret) =
         state
             .db
-            .api_key_jwt_secret(&claimed.apikey)
+            .api_key_jwt_secret(&claimed_key)
             .await?
             .ok_or(ApiError::Unauthorized(
                 "unknown API key in the apikey claim",

@@ -515,7 +515,7 @@ fn split_file(file: &str) -> Result<(&str, &str), ApiError> {
 }
 
 /// The query parameters among `allowed`, each at most once; anything else is refused.
-fn parse_query(
+pub fn parse_query(
     raw: Option<&str>,
     allowed: &[&'static str],
 ) -> Result<BTreeMap<&'static str, String>, ApiError> {
@@ -807,7 +807,7 @@ pub async fn thumbnail(
     ))
 }
 
-fn thumbnail_spec(
+pub fn thumbnail_spec(
     params: &BTreeMap<&'static str, String>,
     format: StillFormat,
 ) -> Result<ThumbnailSpec, ApiError> {
@@ -1075,7 +1075,7 @@ pub async fn animated(
     ))
 }
 
-fn animated_spec(
+pub fn animated_spec(
     params: &BTreeMap<&'static str, String>,
     format: AnimatedFormat,
 ) -> Result<AnimatedSpec, ApiError> {

@@ -54,6 +54,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_MAX_LIFETIME_S};
+
+/// The parsers a request reaches before it is authenticated, public for the fuzz targets:
+/// the front ends of API JWT and playback token checking, and the image routes' query.
+pub mod front_ends {
+    pub use crate::auth::claimed_api_key;
+    pub use crate::images::{animated_spec, parse_query, thumbnail_spec};
+    pub use crate::playback_token::claimed_signing_key;
+}
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use images::{
     AnimatedFormat, AnimatedSpec, FitMode, ImageRenderer, Images, RenderError, RenderedStoryboard,

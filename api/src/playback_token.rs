@@ -63,6 +63,17 @@ fn jwt_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
     }
 }
 
+/// The signing key (`kid`) and algorithm a playback token's header names, read before anything
+/// in it is trusted: the front end of playback token checking that any viewer reaches.
+pub fn claimed_signing_key(token: &str) -> Result<(String, Algorithm), ApiError> {
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|_| forbidden("malformed playback token"))?;
+    let kid = header
+        .kid
+        .ok_or_else(|| forbidden("playback token has no kid naming its signing key"))?;
+    Ok((kid, header.alg))
+}
+
 /// Checks that `token` lets its holder fetch `audience` of `playback_id`; a refusal is
 /// [`ApiError::Forbidden`] saying why.
 pub async fn verify(
@@ -71,17 +82,13 @@ pub async fn verify(
     playback_id: &str,
     audience: PlaybackAudience,
 ) -> Result<(), ApiError> {
-    let header =
-        jsonwebtoken::decode_header(token).map_err(|_| forbidden("malformed playback token"))?;
-    let kid = header
-        .kid
-        .ok_or_else(|| forbidden("playback token has no kid naming its signing key"))?;
+    let (kid, alg) = claimed_signing_key(token)?;
     let key = db
         .get_signing_key(&kid)
         .await?
         .ok_or_else(|| forbidden("playback token's signing key does not exist or was deleted"))?;
     let algorithm = jwt_algorithm(key.algorithm);
-    if header.alg != algorithm {
+    if alg != algorithm {
         return Err(forbidden(format!(
             "playback token must be signed {algorithm:?}, the algorithm of its signing key"
         )));
