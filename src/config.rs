@@ -419,8 +419,8 @@ pub struct AuthConfig {
     /// [`sluice_api::DEFAULT_JWT_AUDIENCE`].
     #[serde(default = "default_jwt_audience")]
     pub jwt_audience: String,
-    /// Longest an API JWT may stay valid, in seconds from now: a token whose `exp` lies
-    /// further ahead is refused, so a leaked token cannot outlive this. Default:
+    /// Longest an API JWT may be valid, in seconds: a token whose `exp` lies further ahead of
+    /// now, or of its `iat`, is refused. Default:
     /// [`sluice_api::DEFAULT_JWT_MAX_LIFETIME_S`] (24 hours).
     #[serde(default = "default_jwt_max_lifetime_s")]
     pub jwt_max_lifetime_s: u64,

@@ -1,8 +1,10 @@
 //! The HTTP listener: the router served over HTTP/1.1 with hyper, with the limits `axum::serve`
 //! lacks. A client must send a request's headers within `header_read_timeout_seconds` (an
 //! idle kept-alive connection is closed after as long), so half-sent headers (slowloris) or a
-//! silent connection cannot hold a socket; at most `max_connections` are open at once (more
-//! are closed as soon as they are accepted, so the kernel's queue never fills). The API and
+//! silent connection cannot hold a socket for long; at most `max_connections` are open at once
+//! and `max_connections_per_ip` from one client (more are closed as soon as they are accepted,
+//! so the kernel's queue never fills). A request body sent slowly, or a response read slowly,
+//! has no deadline of its own: the per-client cap bounds what one host can hold that way. The API and
 //! HLS delivery need nothing of HTTP/2 without TLS, and hyper's automatic HTTP/2 detection has
 //! no deadline of its own, so only HTTP/1.1 is served.
 //!
@@ -17,6 +19,8 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
+use sluice_ingest::peers::RefusalLog;
+use sluice_live::connection_slots::{ConnectionSlot, OpenConnections};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
@@ -26,12 +30,13 @@ use tracing::{debug, info, warn};
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECONDS: f64 = 30.0;
 /// Connections open at once when the configuration says nothing.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
+/// Connections one client (IPv4 address or IPv6 /64) may hold open when the configuration says
+/// nothing: a browser opens six per host, a proxy or CDN in front of Sluice many more.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 /// Most connections the configuration may allow.
 const MAX_CONNECTIONS_LIMIT: u32 = 1_000_000;
 /// Pause after a failed accept (out of file descriptors, …) before trying again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// Least time between two warnings about refused connections.
-const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Limits of the HTTP listener (`[http_server]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -43,6 +48,10 @@ pub struct HttpServerConfig {
     /// Connections open at once; more are closed when accepted. Default:
     /// [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: u32,
+    /// Connections one client (an IPv4 address or IPv6 /64) may hold open; more are closed
+    /// when accepted. Raise it when a reverse proxy or CDN connects on behalf of everyone.
+    /// Default: [`DEFAULT_MAX_CONNECTIONS_PER_IP`].
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for HttpServerConfig {
@@ -50,6 +59,7 @@ impl Default for HttpServerConfig {
         HttpServerConfig {
             header_read_timeout_seconds: DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
         }
     }
 }
@@ -64,6 +74,10 @@ impl HttpServerConfig {
         anyhow::ensure!(
             (1..=MAX_CONNECTIONS_LIMIT).contains(&self.max_connections),
             "http_server.max_connections must be between 1 and {MAX_CONNECTIONS_LIMIT}"
+        );
+        anyhow::ensure!(
+            self.max_connections_per_ip >= 1,
+            "http_server.max_connections_per_ip must be at least 1"
         );
         Ok(())
     }
@@ -86,8 +100,9 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout());
-    let mut refused = 0u64;
-    let mut warned_at: Option<Instant> = None;
+    let per_client = OpenConnections::default();
+    let mut refused_overall = RefusalLog::default();
+    let mut refused_per_client = RefusalLog::default();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -101,15 +116,25 @@ pub async fn serve(
             () = stopped(&mut stopping) => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            refused += 1;
-            if warned_at.is_none_or(|at| at.elapsed() >= REFUSAL_WARNING_INTERVAL) {
+            if let Some(refused) = refused_overall.refused(Instant::now()) {
                 warn!(
                     max_connections = config.max_connections,
                     refused, "HTTP connection refused: the server holds as many as allowed."
                 );
-                warned_at = Some(Instant::now());
             }
-            drop(stream);
+            continue;
+        };
+        let Some(client_slot) =
+            ConnectionSlot::take(&per_client, peer.ip(), config.max_connections_per_ip)
+        else {
+            if let Some(refused) = refused_per_client.refused(Instant::now()) {
+                warn!(
+                    %peer,
+                    max_connections_per_ip = config.max_connections_per_ip,
+                    refused,
+                    "HTTP connection refused: too many from this address."
+                );
+            }
             continue;
         };
         let service =
@@ -135,7 +160,7 @@ pub async fn serve(
             if let Err(error) = ended {
                 debug!(%error, %peer, "HTTP connection ended with an error.");
             }
-            drop(slot);
+            drop((slot, client_slot));
         });
     }
     drop(listener);

@@ -107,11 +107,13 @@ fn api_jwts_are_refused_with_the_reason() {
     assert_error(get(&unknown), 401, "unauthorized", "unknown API key");
     let no_exp = hs256_jwt(json!({"apikey": API_KEY}), API_SECRET.as_bytes());
     assert_error(get(&no_exp), 401, "unauthorized", "exp");
-    for far in [now() + 2 * 24 * 3600, u64::MAX] {
-        let long_lived = hs256_jwt(
-            json!({"apikey": API_KEY, "exp": far}),
-            API_SECRET.as_bytes(),
-        );
+    for claims in [
+        json!({"apikey": API_KEY, "exp": now() + 2 * 24 * 3600}),
+        json!({"apikey": API_KEY, "exp": u64::MAX}),
+        // Issued a year ago and valid for a year: refused on its last day too.
+        json!({"apikey": API_KEY, "iat": now() - 365 * 24 * 3600, "exp": now() + 3600}),
+    ] {
+        let long_lived = hs256_jwt(claims, API_SECRET.as_bytes());
         assert_error(get(&long_lived), 401, "unauthorized", "lifetime too long");
     }
     let bad_permission = hs256_jwt(

@@ -245,14 +245,19 @@ fn shown_input(input: &AssetInput) -> AssetInput {
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     if shown.query().is_some() {
-        let names: Vec<String> = shown
+        let pairs: Vec<(String, bool)> = shown
             .query_pairs()
-            .map(|(name, _)| name.into_owned())
+            .map(|(name, value)| (name.into_owned(), value.is_empty()))
             .collect();
-        shown
-            .query_pairs_mut()
-            .clear()
-            .extend_pairs(names.iter().map(|name| (name, "redacted")));
+        // A bare `?SECRET` would show its secret as a name: then the whole query goes.
+        if pairs.iter().any(|(_, bare)| *bare) {
+            shown.set_query(Some("redacted"));
+        } else {
+            shown
+                .query_pairs_mut()
+                .clear()
+                .extend_pairs(pairs.iter().map(|(name, _)| (name, "redacted")));
+        }
     }
     shown.set_fragment(None);
     AssetInput::Url { url: shown.into() }
@@ -557,6 +562,10 @@ mod tests {
         assert_eq!(
             shown("https://example.com/a.mp4"),
             "https://example.com/a.mp4"
+        );
+        assert_eq!(
+            shown("https://example.com/a.mp4?s3cr3t"),
+            "https://example.com/a.mp4?redacted"
         );
     }
 

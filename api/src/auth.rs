@@ -67,6 +67,8 @@ struct Claims {
     permissions: Option<Vec<String>>,
     /// Expiry, in seconds since the Unix epoch; required once the signature is checked.
     exp: Option<u64>,
+    /// When the token was issued, in seconds since the Unix epoch; optional.
+    iat: Option<u64>,
 }
 
 /// The permission a request needs, from its method and path; the one place this is decided.
@@ -204,9 +206,12 @@ async fn verify_jwt(state: &AppState, token: &str) -> Result<Principal, ApiError
     let verified =
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&secret), &validation)
             .map_err(|error| ApiError::Unauthorized(jwt_failure(error.kind())))?;
+    // The lifetime from now, and from its issue when it says (so a long-lived token is refused
+    // all its life, not only until its last day).
     let exp = verified.claims.exp.unwrap_or(u64::MAX);
     let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
-    if exp.saturating_sub(now) > state.jwt_max_lifetime_s.saturating_add(JWT_LEEWAY_SECS) {
+    let issued = verified.claims.iat.map_or(now, |iat| iat.min(now));
+    if exp.saturating_sub(issued) > state.jwt_max_lifetime_s.saturating_add(JWT_LEEWAY_SECS) {
         return Err(ApiError::Unauthorized(
             "token lifetime too long: its exp lies further ahead than this server allows \
              ([auth] jwt_max_lifetime_s, a day by default); sign tokens that expire sooner",

@@ -47,6 +47,7 @@ use tokio::sync::Semaphore;
 
 mod limits;
 use limits::{CachedRenders, RenderBudgets};
+use sluice_ingest::peers::client_of;
 
 use crate::error::ApiError;
 use crate::hls::missing_token;
@@ -294,17 +295,17 @@ impl Images {
         target: &Target,
         job: impl FnOnce(&dyn ImageRenderer, &Path) -> Result<T, RenderError> + Send + 'static,
     ) -> Result<T, ApiError> {
+        let queued = WaitingRender::join(&self.waiting).ok_or(ApiError::Busy {
+            message: "too many image renders are waiting; try again shortly",
+            retry_after_s: 1,
+        })?;
         if let Some(client) = target.client {
-            let spent = lock(&self.budgets).spend(client, std::time::Instant::now());
+            let spent = lock(&self.budgets).spend(client_of(client), std::time::Instant::now());
             spent.map_err(|wait| ApiError::RateLimited {
                 message: "too many image renders from this client; cached images are still served",
                 retry_after_s: wait.as_secs().max(1),
             })?;
         }
-        let queued = WaitingRender::join(&self.waiting).ok_or(ApiError::Busy {
-            message: "too many image renders are waiting; try again shortly",
-            retry_after_s: 1,
-        })?;
         // The slot first: requests waiting for one hold no source copy, so waiting requests
         // for many assets cannot push the copies past their size bound.
         let _slot = self.renders.acquire().await.map_err(ApiError::internal)?;

@@ -140,6 +140,9 @@ impl Importer {
             .build()
             .map_err(|e| ImportError::Transient(format!("cannot build an HTTP client: {e}")))?;
         client.get(url.clone()).send().await.map_err(|e| {
+            // reqwest's message ends with the whole URL, credentials and signature included;
+            // the asset's error (shown in the API, events and webhooks) must not.
+            let e = e.without_url();
             let mut message = format!("cannot download the input URL: {e}");
             let mut source = std::error::Error::source(&e);
             while let Some(cause) = source {
@@ -195,6 +198,7 @@ impl Importer {
         let mut written = 0u64;
         loop {
             let chunk = response.chunk().await.map_err(|e| {
+                let e = e.without_url();
                 ImportError::Transient(format!("the download of the input URL broke off: {e}"))
             })?;
             let Some(chunk) = chunk else { break };
@@ -258,6 +262,32 @@ mod tests {
         match importer.download(url, &dir.path().join("source")).await {
             Err(ImportError::Refused(message)) => message,
             other => panic!("{url}: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_download_never_repeats_the_urls_secrets() {
+        // A port nobody listens on: the connection is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://ann:hunter2@127.0.0.1:{port}/a.mp4?X-Amz-Signature=f00d");
+        let dir = tempfile::tempdir().unwrap();
+        let importer = importer(&["127.0.0.1"], 1 << 20);
+        match importer.download(&url, &dir.path().join("source")).await {
+            Err(ImportError::Transient(message)) => {
+                assert!(
+                    message.starts_with("cannot download the input URL"),
+                    "{message}"
+                );
+                assert!(
+                    !message.contains("hunter2") && !message.contains("f00d"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
         }
     }
 

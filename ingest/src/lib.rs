@@ -39,6 +39,7 @@ pub mod client;
 pub mod flv;
 pub mod handshake;
 pub mod net;
+pub mod peers;
 pub mod session;
 pub mod whip;
 

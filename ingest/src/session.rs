@@ -512,7 +512,8 @@ impl ServerSession {
         match command {
             Command::Connect => self.on_connect(transaction_id, &command_object, out),
             Command::ReleaseStream => {
-                debug!(args = ?args, "releaseStream.");
+                // Its argument is the stream key: not logged.
+                debug!("releaseStream.");
                 self.send_result(out, transaction_id, Amf0Value::Undefined);
                 Ok(())
             }

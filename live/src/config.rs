@@ -115,8 +115,8 @@ impl LiveConfig {
             "live.rtmp_max_connections_per_ip must be at least 1"
         );
         anyhow::ensure!(
-            self.rtmp_max_connections >= self.rtmp_max_connections_per_ip,
-            "live.rtmp_max_connections must be at least live.rtmp_max_connections_per_ip"
+            self.rtmp_max_connections >= 1,
+            "live.rtmp_max_connections must be at least 1"
         );
         anyhow::ensure!(
             self.spool_max_bytes > 0,

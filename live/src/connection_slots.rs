@@ -1,26 +1,16 @@
-//! A cap on the RTMP connections one client may hold open at once (handshakes included), so
-//! one host cannot exhaust the server's sockets or memory. A client is an IPv4 address or an
-//! IPv6 /64 network (one host is usually given a whole /64, so counting its addresses one by
-//! one would be no cap at all).
+//! A cap on the connections one client may hold open at once (RTMP handshakes included), so
+//! one host cannot exhaust the server's sockets or memory; the RTMP and HTTP listeners each
+//! keep one. A client is an IPv4 address or an IPv6 /64 network
+//! ([`sluice_ingest::peers::client_of`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use sluice_ingest::peers::client_of;
+
 /// Open connections per client, shared by the accept loop and the connections.
 pub type OpenConnections = Arc<Mutex<HashMap<IpAddr, usize>>>;
-
-/// The client an address belongs to: an IPv4 address (also when mapped into IPv6) or the /64
-/// network of an IPv6 address.
-fn client_of(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
-        },
-    }
-}
 
 /// One open connection counted against its address; released on drop.
 pub struct ConnectionSlot {

@@ -37,7 +37,7 @@
 
 pub mod address_policy;
 pub mod config;
-mod connection_slots;
+pub mod connection_slots;
 mod event_views;
 mod pipeline;
 mod publisher;

@@ -649,7 +649,8 @@ async fn connect_and_send(
         let Some(item) = item else {
             reporter.bytes_sent = base_bytes + publisher.bytes_sent();
             if let Err(e) = publisher.finish().await {
-                warn!(error = %describe(e), "Could not end the publish on the target.");
+                let error = without_stream_key(describe(e), &target.stream_key);
+                warn!(error = %error, "Could not end the publish on the target.");
             }
             return Ended::Stopped;
         };

@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_ingest::peers::RefusalLog;
 use sluice_ingest::{ConnectionConfig, IngestError, RtmpConnection, SessionEvent};
 use sluice_storage::SessionOrigin;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use tracing::{debug, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::connection_slots::ConnectionSlot;
 use crate::publisher::{PublishRequest, Publisher, PublisherEvent};
@@ -19,6 +20,9 @@ use crate::{drain_or_abort, LiveService};
 
 /// The RTMP application encoders publish to.
 const APPLICATION: &str = "live";
+/// Time from accept to the encoder's publish request (OBS and ffmpeg take well under a
+/// second).
+const PUBLISH_DEADLINE: Duration = Duration::from_secs(30);
 /// Pause after a failed `accept` before trying again.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
@@ -30,6 +34,8 @@ impl LiveService {
         let control = tokio::spawn(self.clone().follow_control_events());
         let mut connections = JoinSet::new();
         let mut shutdown = self.shutdown.clone();
+        let mut refused_overall = RefusalLog::default();
+        let mut refused_per_client = RefusalLog::default();
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -47,7 +53,9 @@ impl LiveService {
                 }
             };
             if connections.len() >= self.config.rtmp_max_connections {
-                warn!(peer = %peer, limit = self.config.rtmp_max_connections, "Refused RTMP connection: the server holds as many as allowed.");
+                if let Some(refused) = refused_overall.refused(std::time::Instant::now()) {
+                    warn!(peer = %peer, limit = self.config.rtmp_max_connections, refused, "Refused RTMP connection: the server holds as many as allowed.");
+                }
                 continue;
             }
             let Some(slot) = ConnectionSlot::take(
@@ -55,7 +63,9 @@ impl LiveService {
                 peer.ip(),
                 self.config.rtmp_max_connections_per_ip,
             ) else {
-                warn!(peer = %peer, limit = self.config.rtmp_max_connections_per_ip, "Refused RTMP connection: too many from this address.");
+                if let Some(refused) = refused_per_client.refused(std::time::Instant::now()) {
+                    warn!(peer = %peer, limit = self.config.rtmp_max_connections_per_ip, refused, "Refused RTMP connection: too many from this address.");
+                }
                 continue;
             };
             let service = self.clone();
@@ -95,8 +105,16 @@ async fn handle_connection(
         encoder: None,
         app: None,
     };
+    // However it trickles bytes in, a peer that has not asked to publish by then is let go:
+    // it holds a connection slot without proving anything.
+    let publish_deadline = tokio::time::Instant::now() + PUBLISH_DEADLINE;
     loop {
-        let Some(event) = connection.next_event().await? else {
+        let Ok(event) = tokio::time::timeout_at(publish_deadline, connection.next_event()).await
+        else {
+            info!(after = ?PUBLISH_DEADLINE, "RTMP connection closed: no publish request in time.");
+            return Ok(());
+        };
+        let Some(event) = event? else {
             return Ok(());
         };
         match event {

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 pub const RENDER_BURST: f64 = 60.0;
 /// Renders a client's budget regains per second.
 pub const RENDERS_PER_SECOND: f64 = 1.0;
-/// Clients whose budgets are remembered; past it, full budgets are forgotten first.
+/// Clients whose budgets are remembered; past it, full budgets are forgotten first, then the
+/// client that rendered longest ago.
 const MAX_TRACKED_CLIENTS: usize = 10_000;
 /// Bytes of renders cached per asset.
 pub const MAX_CACHED_BYTES_PER_ASSET: u64 = 64 << 20;
@@ -38,14 +39,19 @@ impl Budget {
 }
 
 impl RenderBudgets {
-    /// Spends one render of `client`'s budget, or says how long until it has one again.
+    /// Spends one render of `client`'s budget (a client as `sluice_ingest::peers::client_of`
+    /// names it), or says how long until it has one again.
     pub fn spend(&mut self, client: IpAddr, now: Instant) -> Result<(), Duration> {
         if self.clients.len() >= MAX_TRACKED_CLIENTS && !self.clients.contains_key(&client) {
             self.clients
                 .retain(|_, budget| budget.refilled(now) < RENDER_BURST);
             if self.clients.len() >= MAX_TRACKED_CLIENTS {
-                // Every tracked client is spending: a new one waits like a spent one.
-                return Err(Duration::from_secs_f64(1.0 / RENDERS_PER_SECOND));
+                // Every tracked client is spending: the one idle longest starts afresh, so a
+                // crowd of addresses cannot lock newcomers out.
+                let idlest = self.clients.iter().min_by_key(|(_, budget)| budget.at);
+                if let Some(idlest) = idlest.map(|(address, _)| *address) {
+                    self.clients.remove(&idlest);
+                }
             }
         }
         let budget = self.clients.entry(client).or_insert(Budget {
