@@ -1,5 +1,5 @@
 # Sluice: `make run` starts the server on embedded defaults, `make test` runs every check.
-.PHONY: run build test test-postgres test-s3 test-scale bench fmt
+.PHONY: run build test test-postgres test-s3 test-scale bench soak fmt
 
 CARGO ?= cargo
 
@@ -58,6 +58,13 @@ bench:
 	eval "$$(scripts/test-s3.sh start)" && $(CARGO) bench --locked --bench segment_upload
 	$(CARGO) bench --locked --bench restream
 	$(CARGO) bench --locked --bench whip_publish
+
+# An hour of steady load (docs/RELIABILITY.md); `make soak SOAK_MINUTES=10` for a shorter one.
+SOAK_MINUTES ?= 60
+soak:
+	scripts/install-deps.sh soak
+	$(CARGO) bench --locked --bench soak -- $(SOAK_MINUTES)
+	cp target/soak/soak.png docs/soak.png
 
 fmt:
 	$(CARGO) fmt --all

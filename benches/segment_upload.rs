@@ -25,7 +25,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{curl, make_source, process_cpu_seconds, BenchServer};
+use common::{curl, looping_publisher, make_source, process_cpu_seconds, BenchServer};
 
 /// The server's default segment duration.
 const SEGMENT_SECONDS: f64 = 2.0;
@@ -116,22 +116,11 @@ impl Histogram {
 
 /// A publisher looping the source in real time with stream copy.
 fn publish(server: &BenchServer, source: &std::path::Path, key: &str, seconds: u32) -> Child {
-    Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-v",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-        ])
-        .arg(source)
-        .args(["-t", &seconds.to_string(), "-c", "copy", "-f", "flv"])
-        .arg(format!("rtmp://127.0.0.1:{}/live/{key}", server.rtmp_port))
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start ffmpeg")
+    looping_publisher(
+        source,
+        &format!("rtmp://127.0.0.1:{}/live/{key}", server.rtmp_port),
+        Some(seconds),
+    )
 }
 
 /// Creates `count` passthrough live streams: (id, stream key, playback id).

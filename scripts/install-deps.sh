@@ -5,6 +5,7 @@
 #   scripts/install-deps.sh test    + what the test suite drives: ffmpeg CLI, GStreamer, Chromium,
 #                                     Node.js, PostgreSQL, nginx with the RTMP module
 #   scripts/install-deps.sh bench   + what the benchmarks need (same as test)
+#   scripts/install-deps.sh soak    + gnuplot, which plots the soak's samples
 set -euo pipefail
 
 role="${1:-build}"
@@ -18,7 +19,8 @@ wanted=("${build_packages[@]}")
 case "$role" in
   build) ;;
   test | bench) wanted+=("${test_packages[@]}") ;;
-  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+  soak) wanted+=("${test_packages[@]}" gnuplot-nox) ;;
+  *) echo "usage: $0 build|test|bench|soak" >&2; exit 2 ;;
 esac
 if [[ "$role" != build ]] && ! { command -v node && command -v npm; } >/dev/null; then
   wanted+=(nodejs npm)

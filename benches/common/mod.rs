@@ -141,6 +141,31 @@ pub fn process_peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
+/// `ffmpeg -re -stream_loop -1` publishing `source` to the RTMP `url` with stream copy, for
+/// `seconds` (or until killed).
+pub fn looping_publisher(source: &Path, url: &str, seconds: Option<u32>) -> Child {
+    let mut command = Command::new("ffmpeg");
+    command
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+        ])
+        .arg(source);
+    if let Some(seconds) = seconds {
+        command.args(["-t", &seconds.to_string()]);
+    }
+    command
+        .args(["-c", "copy", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start ffmpeg")
+}
+
 /// curl's stdout for `args` (silent).
 pub fn curl(args: &[&str]) -> String {
     let output = Command::new("curl")
