@@ -255,3 +255,63 @@ fn ffmpeg_publish_becomes_an_aligned_adaptive_ladder() {
     );
     decode_cleanly(&audio_whole);
 }
+
+/// The media playlist of the stream's first rendition once a live session's lists `segments`
+/// segments (an ended session's playlist does not count).
+fn first_rendition_playlist(
+    server: &Server,
+    playback_id: &str,
+    segments: usize,
+) -> m3u8_rs::MediaPlaylist {
+    wait_for("segments in the playlist", Duration::from_secs(60), || {
+        let response = server.get(&format!("/hls/{playback_id}/v0/index.m3u8"));
+        if response.status != 200 {
+            return None;
+        }
+        let playlist = m3u8_rs::parse_media_playlist_res(&response.body).ok()?;
+        (!playlist.end_list && playlist.segments.len() >= segments).then_some(playlist)
+    })
+}
+
+#[test]
+fn a_reduced_latency_stream_is_cut_into_one_second_segments_from_its_next_session() {
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({
+        "name": "reduced", "ladder": ["360p"], "latency_mode": "reduced"
+    }));
+    let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap();
+    let key = stream["stream_key"].as_str().unwrap();
+    let id = stream["id"].as_str().unwrap();
+
+    let publisher = Publisher::start(&server.rtmp_url(key), "640x360", 30, 12);
+    let reduced = first_rendition_playlist(&server, playback_id, 4);
+    assert_eq!(reduced.target_duration, 1);
+    for segment in &reduced.segments[..reduced.segments.len() - 1] {
+        // Each cut at the forced IDR a second after the last (the publisher's own GOP is 2 s).
+        assert!(
+            (0.75..=1.25).contains(&segment.duration),
+            "a {} s segment: {reduced:?}",
+            segment.duration
+        );
+    }
+    // Changing the mode while live applies from the next session.
+    let (status, _) = server.api(
+        "PATCH",
+        &format!("/v1/live-streams/{id}"),
+        Some(json!({"latency_mode": "standard"})),
+    );
+    assert_eq!(status, 200);
+    let still = first_rendition_playlist(&server, playback_id, 5);
+    assert_eq!(still.target_duration, 1, "the live session keeps its mode");
+    assert!(publisher.wait(), "ffmpeg publish failed");
+    wait_idle(&server, id, Duration::from_secs(30));
+
+    let publisher = Publisher::start(&server.rtmp_url(key), "640x360", 30, 8);
+    let standard = first_rendition_playlist(&server, playback_id, 2);
+    assert_eq!(standard.target_duration, 2);
+    assert!(
+        standard.segments[0].duration > 1.5,
+        "2 s segments: {standard:?}"
+    );
+    assert!(publisher.wait(), "ffmpeg publish failed");
+}

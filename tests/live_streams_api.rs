@@ -180,6 +180,22 @@ fn settings_are_created_patched_validated_and_filtered() {
 }
 
 #[test]
+fn reduced_and_low_latency_streams_default_to_no_reconnect_window() {
+    let server = Server::start();
+    for mode in ["reduced", "low"] {
+        let stream = server.create_live_stream(json!({"name": mode, "latency_mode": mode}));
+        assert_eq!(stream["latency_mode"], mode);
+        assert_eq!(stream["reconnect_window_s"], 0, "{mode}");
+    }
+    let asked = server.create_live_stream(json!({
+        "name": "asked", "latency_mode": "reduced", "reconnect_window_s": 30
+    }));
+    assert_eq!(asked["reconnect_window_s"], 30);
+    let standard = server.create_live_stream(json!({"name": "s", "latency_mode": "standard"}));
+    assert_eq!(standard["reconnect_window_s"], 60);
+}
+
+#[test]
 fn disabling_kicks_the_publisher_promptly_and_refuses_it_until_enabled() {
     let server = Server::start();
     let stream = server.create_live_stream(json!({"name": "kick"}));

@@ -338,12 +338,13 @@ pub async fn create(
     validate_name(&request.name)?;
     let ladder = validate_ladder(&request.ladder.unwrap_or(Value::Null))?;
     let defaults = LiveStreamSettings::default();
+    let latency_mode = request.latency_mode.unwrap_or(defaults.latency_mode);
     let settings = LiveStreamSettings {
-        latency_mode: request.latency_mode.unwrap_or(defaults.latency_mode),
+        latency_mode,
         reconnect_window_s: validate_reconnect_window(
             request
                 .reconnect_window_s
-                .unwrap_or(defaults.reconnect_window_s),
+                .unwrap_or(latency_mode.default_reconnect_window_s()),
         )?,
         record: request.record.unwrap_or(defaults.record),
         dvr: request

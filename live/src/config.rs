@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use sluice_storage::DEFAULT_DATA_DIR;
+use sluice_storage::{LatencyMode, DEFAULT_DATA_DIR};
 use sluice_transcoder::Preset;
 
 use crate::address_policy::AddressPolicy;
@@ -103,7 +103,19 @@ fn default_rtmp_max_connections() -> usize {
 fn default_live_spool_max_bytes() -> u64 {
     DEFAULT_LIVE_SPOOL_MAX_BYTES
 }
+/// Segment duration (and IDR interval) of `reduced` and `low` latency streams.
+pub const REDUCED_LATENCY_SEGMENT: Duration = Duration::from_secs(1);
+
 impl LiveConfig {
+    /// How long the segments of a session in `mode` are: `segment_seconds` for standard
+    /// latency, [`REDUCED_LATENCY_SEGMENT`] otherwise.
+    pub fn segment_duration(&self, mode: LatencyMode) -> Duration {
+        match mode {
+            LatencyMode::Standard => Duration::from_secs(u64::from(self.segment_seconds)),
+            LatencyMode::Reduced | LatencyMode::Low => REDUCED_LATENCY_SEGMENT,
+        }
+    }
+
     /// Checks the bounds of every field; the message names the field as `live.…`.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(

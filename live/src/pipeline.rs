@@ -201,6 +201,8 @@ pub struct PackagingTarget {
     pub live_stream_id: LiveStreamId,
     pub session_id: SessionId,
     pub window: PlaylistWindow,
+    /// Segment duration and IDR interval of the session (its latency mode's).
+    pub segment: Duration,
     /// Keep every segment for the session's asset.
     pub record: bool,
 }
@@ -238,6 +240,8 @@ pub struct Packaging {
     /// Stores what the packaging thread queues, in order.
     uploader: SessionUploader,
     shape: LadderShape,
+    /// The session's segment duration, kept by a publisher that comes back.
+    segment: Duration,
 }
 
 impl Packaging {
@@ -245,9 +249,9 @@ impl Packaging {
         target: PackagingTarget,
         plans: Vec<VideoRenditionPlan>,
         audio: Option<AudioInput>,
-        segment: Duration,
         shape: LadderShape,
     ) -> anyhow::Result<Packaging> {
+        let segment = target.segment;
         let (sender, mut inbox) = mpsc::channel(PACKAGING_QUEUE);
         let (uploads, uploader) = target
             .spool
@@ -279,6 +283,7 @@ impl Packaging {
             thread,
             uploader,
             shape,
+            segment,
         })
     }
 
@@ -422,7 +427,10 @@ impl SessionPipeline {
             resumed = matches!(plan, PackagingPlan::Resume { .. }),
             "Starting the live ladder."
         );
-        let segment = Duration::from_secs(u64::from(config.segment_seconds));
+        let segment = match &plan {
+            PackagingPlan::New(target) => target.segment,
+            PackagingPlan::Resume { packaging, .. } => packaging.segment,
+        };
         let settings = EncoderSettings {
             preset: config.preset,
             keyframe_interval: segment,
@@ -472,10 +480,7 @@ impl SessionPipeline {
                     (_, Some(transcoder)) => Some(AudioInput::Transcode(transcoder)),
                     _ => None,
                 };
-                (
-                    Packaging::start(target, plans, audio, segment, shape)?,
-                    None,
-                )
+                (Packaging::start(target, plans, audio, shape)?, None)
             }
             PackagingPlan::Resume {
                 packaging,

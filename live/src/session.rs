@@ -607,14 +607,18 @@ impl LiveService {
                     .resume_at
                     .unwrap_or(MediaTime::new(0, Timebase(1_000))),
             },
-            None => PackagingPlan::New(PackagingTarget {
-                store: self.store.clone(),
-                spool: self.spool.clone(),
-                live_stream_id: stream.id.clone(),
-                session_id: state.session_id.clone(),
-                window: playlist_window(&stream.dvr, &self.config),
-                record: state.asset_id.is_some(),
-            }),
+            None => {
+                let segment = self.config.segment_duration(stream.latency_mode);
+                PackagingPlan::New(PackagingTarget {
+                    store: self.store.clone(),
+                    spool: self.spool.clone(),
+                    live_stream_id: stream.id.clone(),
+                    session_id: state.session_id.clone(),
+                    window: playlist_window(&stream.dvr, segment, &self.config),
+                    segment,
+                    record: state.asset_id.is_some(),
+                })
+            }
         };
         let config = self.config.clone();
         let started = tokio::task::spawn_blocking(move || {
@@ -670,14 +674,14 @@ struct PublisherGone<E> {
 }
 
 /// The live playlists' window for a stream's DVR setting: a window in seconds is rounded up to
-/// whole segments.
-fn playlist_window(dvr: &Dvr, config: &LiveConfig) -> PlaylistWindow {
+/// whole segments of `segment`.
+fn playlist_window(dvr: &Dvr, segment: Duration, config: &LiveConfig) -> PlaylistWindow {
     match (dvr.mode, dvr.window_s) {
         (DvrMode::Event, _) => PlaylistWindow::Event,
         (DvrMode::Window, None) => PlaylistWindow::Segments(config.playlist_window),
         (DvrMode::Window, Some(seconds)) => {
-            let segment = config.segment_seconds.max(1);
-            PlaylistWindow::Segments(seconds.div_ceil(segment).max(1) as usize)
+            let segment = segment.as_secs().max(1);
+            PlaylistWindow::Segments(u64::from(seconds).div_ceil(segment).max(1) as usize)
         }
     }
 }

@@ -201,15 +201,33 @@ pub enum LiveStreamStatus {
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 #[serde(rename_all = "snake_case")]
 pub enum LatencyMode {
+    /// Regular HLS with segments of `[live] segment_seconds` (2 s by default).
     #[sea_orm(string_value = "standard")]
     Standard,
+    /// Regular HLS with 1 s segments: a player starts about three seconds from the live edge.
+    #[sea_orm(string_value = "reduced")]
+    Reduced,
+    /// Low-latency HLS; until its partial segments are served, packaged as [`Self::Reduced`].
     #[sea_orm(string_value = "low")]
     Low,
 }
 
+impl LatencyMode {
+    /// The reconnect window of a stream created in this mode without one: a standard stream
+    /// keeps a dropped encoder's session for [`DEFAULT_RECONNECT_WINDOW_S`]; a reduced or low
+    /// latency one ends it at once, since its viewers would otherwise sit on a stalled live
+    /// edge (Mux's defaults too).
+    pub fn default_reconnect_window_s(self) -> u32 {
+        match self {
+            LatencyMode::Standard => DEFAULT_RECONNECT_WINDOW_S,
+            LatencyMode::Reduced | LatencyMode::Low => 0,
+        }
+    }
+}
+
 /// Longest reconnect window a live stream may ask for, in seconds.
 pub const MAX_RECONNECT_WINDOW_S: u32 = 1800;
-/// Reconnect window of a stream created without one, in seconds.
+/// Reconnect window of a standard-latency stream created without one, in seconds.
 pub const DEFAULT_RECONNECT_WINDOW_S: u32 = 60;
 
 /// Shortest DVR window a live stream may ask for, in seconds.
