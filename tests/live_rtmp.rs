@@ -315,3 +315,63 @@ fn a_reduced_latency_stream_is_cut_into_one_second_segments_from_its_next_sessio
     );
     assert!(publisher.wait(), "ffmpeg publish failed");
 }
+
+/// The picture types (`I`, `P`, `B`) of the first rendition of an ended stream, in order.
+fn picture_types(server: &Server, playback_id: &str) -> Vec<String> {
+    let work = tempfile::tempdir().unwrap();
+    let (_, whole) = download_rendition(server, playback_id, "v0/index.m3u8", work.path());
+    let probe = ffprobe(
+        &whole,
+        &["-select_streams", "v", "-show_entries", "frame=pict_type"],
+    );
+    probe["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|frame| frame["pict_type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_low_latency_stream_is_encoded_without_b_frames_unlike_a_standard_one() {
+    let server = Server::start();
+    let streams: Vec<Value> = ["low", "standard"]
+        .iter()
+        .map(|mode| {
+            server.create_live_stream(json!({
+                "name": mode, "ladder": ["360p"], "latency_mode": mode
+            }))
+        })
+        .collect();
+    let publishers: Vec<Publisher> = streams
+        .iter()
+        .map(|stream| {
+            let key = stream["stream_key"].as_str().unwrap();
+            Publisher::start(&server.rtmp_url(key), "640x360", 30, 5)
+        })
+        .collect();
+    for publisher in publishers {
+        assert!(publisher.wait(), "ffmpeg publish failed");
+    }
+    let types: Vec<Vec<String>> = streams
+        .iter()
+        .map(|stream| {
+            wait_idle(
+                &server,
+                stream["id"].as_str().unwrap(),
+                Duration::from_secs(30),
+            );
+            picture_types(&server, stream["playback_ids"][0]["id"].as_str().unwrap())
+        })
+        .collect();
+    let (low, standard) = (&types[0], &types[1]);
+    assert!(low.len() >= 60, "{} pictures", low.len());
+    assert!(
+        !low.iter().any(|kind| kind == "B"),
+        "no B-frames in low latency: {low:?}"
+    );
+    assert!(
+        standard.iter().any(|kind| kind == "B"),
+        "the standard stream keeps its B-frames: {standard:?}"
+    );
+}

@@ -35,10 +35,10 @@ use sluice_media::{
     AudioCodec, AudioSpecificConfig, AvcConfig, MediaTime, Mp3FrameHeader, Packet, Timebase,
     TrackKind, VideoCodec,
 };
-use sluice_storage::{LiveStreamId, ObjectStore, SessionId};
+use sluice_storage::{LatencyMode, LiveStreamId, ObjectStore, SessionId};
 use sluice_transcoder::{
     plan, AacTranscoder, EncoderSettings, Ladder, LiveTranscoder, PlannedRung, TranscodeError,
-    VideoSource,
+    Tune, VideoSource,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -201,8 +201,9 @@ pub struct PackagingTarget {
     pub live_stream_id: LiveStreamId,
     pub session_id: SessionId,
     pub window: PlaylistWindow,
-    /// Segment duration and IDR interval of the session (its latency mode's).
-    pub segment: Duration,
+    /// The stream's latency mode when the session started: its segment duration, IDR
+    /// interval and encoder tune.
+    pub latency_mode: LatencyMode,
     /// Keep every segment for the session's asset.
     pub record: bool,
 }
@@ -240,8 +241,8 @@ pub struct Packaging {
     /// Stores what the packaging thread queues, in order.
     uploader: SessionUploader,
     shape: LadderShape,
-    /// The session's segment duration, kept by a publisher that comes back.
-    segment: Duration,
+    /// The session's latency mode, kept by a publisher that comes back.
+    latency_mode: LatencyMode,
 }
 
 impl Packaging {
@@ -249,9 +250,10 @@ impl Packaging {
         target: PackagingTarget,
         plans: Vec<VideoRenditionPlan>,
         audio: Option<AudioInput>,
+        segment: Duration,
         shape: LadderShape,
     ) -> anyhow::Result<Packaging> {
-        let segment = target.segment;
+        let latency_mode = target.latency_mode;
         let (sender, mut inbox) = mpsc::channel(PACKAGING_QUEUE);
         let (uploads, uploader) = target
             .spool
@@ -283,7 +285,7 @@ impl Packaging {
             thread,
             uploader,
             shape,
-            segment,
+            latency_mode,
         })
     }
 
@@ -427,12 +429,17 @@ impl SessionPipeline {
             resumed = matches!(plan, PackagingPlan::Resume { .. }),
             "Starting the live ladder."
         );
-        let segment = match &plan {
-            PackagingPlan::New(target) => target.segment,
-            PackagingPlan::Resume { packaging, .. } => packaging.segment,
+        let latency_mode = match &plan {
+            PackagingPlan::New(target) => target.latency_mode,
+            PackagingPlan::Resume { packaging, .. } => packaging.latency_mode,
         };
+        let segment = config.segment_duration(latency_mode);
         let settings = EncoderSettings {
             preset: config.preset,
+            tune: match latency_mode {
+                LatencyMode::Low => Tune::ZeroLatency,
+                LatencyMode::Standard | LatencyMode::Reduced => Tune::Quality,
+            },
             keyframe_interval: segment,
             ..EncoderSettings::default()
         };
@@ -480,7 +487,10 @@ impl SessionPipeline {
                     (_, Some(transcoder)) => Some(AudioInput::Transcode(transcoder)),
                     _ => None,
                 };
-                (Packaging::start(target, plans, audio, shape)?, None)
+                (
+                    Packaging::start(target, plans, audio, segment, shape)?,
+                    None,
+                )
             }
             PackagingPlan::Resume {
                 packaging,

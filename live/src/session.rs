@@ -615,7 +615,7 @@ impl LiveService {
                     live_stream_id: stream.id.clone(),
                     session_id: state.session_id.clone(),
                     window: playlist_window(&stream.dvr, segment, &self.config),
-                    segment,
+                    latency_mode: stream.latency_mode,
                     record: state.asset_id.is_some(),
                 })
             }

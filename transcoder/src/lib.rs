@@ -61,7 +61,7 @@ pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput
 pub use normalize::{Normalization, Orientation, PictureNormalizer};
 pub use probe::{probe, AudioStreamInfo, ProbeError, ProbeLimits, ProbeReport, VideoStreamInfo};
 pub use vod::{FileDemuxer, FileTranscode, VodError, VodEvent};
-pub use x264::{EncodedFrame, Preset, X264Encoder};
+pub use x264::{EncodedFrame, Preset, Tune, X264Encoder};
 
 /// Everything that can go wrong in the transcoder, with the context needed to act on it.
 #[derive(Debug, thiserror::Error)]

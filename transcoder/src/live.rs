@@ -47,7 +47,7 @@ use tracing::{debug, error, info, warn};
 use crate::av1::{self, Av1Encoder};
 use crate::decode::{DecodedPicture, SourcePictures, VideoSource};
 use crate::ladder::{EncodeTarget, PlannedRung};
-use crate::x264::{EncodedFrame, Preset, X264Encoder};
+use crate::x264::{EncodedFrame, Preset, Tune, X264Encoder};
 use crate::TranscodeError;
 
 /// How the live pipeline encodes and how much it may queue.
@@ -55,6 +55,8 @@ use crate::TranscodeError;
 pub struct EncoderSettings {
     /// x264 preset for every rung (default [`Preset::Veryfast`]).
     pub preset: Preset,
+    /// x264 tune for every rung (default [`Tune::Quality`]).
+    pub tune: Tune,
     /// Distance between forced IDRs when there is no source rung (default
     /// [`Self::DEFAULT_KEYFRAME_INTERVAL`]).
     pub keyframe_interval: Duration,
@@ -96,6 +98,7 @@ impl Default for EncoderSettings {
     fn default() -> Self {
         EncoderSettings {
             preset: Preset::default(),
+            tune: Tune::default(),
             keyframe_interval: Self::DEFAULT_KEYFRAME_INTERVAL,
             threads_per_rung: Self::DEFAULT_THREADS_PER_RUNG,
             codecs: vec![VideoCodec::H264],
@@ -664,6 +667,7 @@ impl RungEncoder {
             VideoCodec::H264 => RungEncoder::X264(X264Encoder::open(
                 target,
                 settings.preset,
+                settings.tune,
                 settings.threads_per_rung,
             )?),
             other => return Err(TranscodeError::UnsupportedCodec(other.name())),

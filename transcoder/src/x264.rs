@@ -17,10 +17,11 @@
 //!   reports the rung's nominal rate in `sps_frame_rate` instead.
 //! - Output: AVCC (4-byte NAL lengths, `b_annexb` 0), no repeated SPS/PPS in the stream
 //!   (`b_repeat_headers` 0): the parameter sets go to the avcC once.
-//! - Not `tune=zerolatency`: that turns off B-frames and the rate-control lookahead. The preset's
-//!   B-frames (3 for `veryfast`) and lookahead (10 frames at `veryfast`, 0 at `superfast` and
-//!   `ultrafast`) add a few hundred milliseconds of delay at 30 fps, small next to a 2 s segment,
-//!   for roughly 10–15 % fewer bits at equal quality.
+//! - [`Tune::Quality`] (the default) is not `tune=zerolatency`: that turns off B-frames and the
+//!   rate-control lookahead. The preset's B-frames (3 for `veryfast`) and lookahead (10 frames
+//!   at `veryfast`, 0 at `superfast` and `ultrafast`) add a few hundred milliseconds of delay at
+//!   30 fps, small next to a 2 s segment, for roughly 10–15 % fewer bits at equal quality.
+//!   [`Tune::ZeroLatency`] is for low-latency streams, where that delay is most of a part.
 
 use std::ffi::{c_int, CStr};
 use std::mem::MaybeUninit;
@@ -60,6 +61,26 @@ impl Preset {
             Preset::Faster => c"faster",
             Preset::Fast => c"fast",
             Preset::Medium => c"medium",
+        }
+    }
+}
+
+/// What an encoder gives up for what.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tune {
+    /// The preset as it is: B-frames and the preset's lookahead, for fewer bits.
+    #[default]
+    Quality,
+    /// x264's `zerolatency` tune: no B-frames, no lookahead, sliced threads instead of frame
+    /// threads, so each picture comes out as soon as it is encoded.
+    ZeroLatency,
+}
+
+impl Tune {
+    fn name(self) -> Option<&'static CStr> {
+        match self {
+            Tune::Quality => None,
+            Tune::ZeroLatency => Some(c"zerolatency"),
         }
     }
 }
@@ -107,11 +128,12 @@ impl Drop for Handle {
 
 impl X264Encoder {
     /// Opens an encoder for a planned rung (size, nominal frame rate, ABR bitrate and VBV) at
-    /// `preset` with `threads` encoder threads (0 lets x264 choose: 1.5 × cores), and reads
-    /// its parameter sets.
+    /// `preset` and `tune` with `threads` encoder threads (0 lets x264 choose: 1.5 × cores),
+    /// and reads its parameter sets.
     pub fn open(
         target: &EncodeTarget,
         preset: Preset,
+        tune: Tune,
         threads: u32,
     ) -> Result<Self, TranscodeError> {
         let refuse = |reason| TranscodeError::EncoderOpen {
@@ -135,7 +157,11 @@ impl X264Encoder {
         // x264_param_default) and only reads the two C strings, which are NUL-terminated
         // statics (a null tune means none).
         let status = unsafe {
-            sys::x264_param_default_preset(param.as_mut_ptr(), preset.name().as_ptr(), ptr::null())
+            sys::x264_param_default_preset(
+                param.as_mut_ptr(),
+                preset.name().as_ptr(),
+                tune.name().map_or(ptr::null(), CStr::as_ptr),
+            )
         };
         if status < 0 {
             return Err(refuse("x264 does not know the preset"));
@@ -150,6 +176,7 @@ impl X264Encoder {
         param.i_csp = sys::X264_CSP_I420 as c_int;
         param.i_fps_num = (target.frame_rate * 1000.0).round() as u32;
         param.i_fps_den = 1000;
+        // Set after the tune, which turns it off.
         param.b_vfr_input = 1;
         param.i_timebase_num = 1;
         param.i_timebase_den = TIMEBASE_DEN;
@@ -404,7 +431,7 @@ mod tests {
 
     #[test]
     fn config_is_high_profile_with_the_encoder_size() {
-        let encoder = X264Encoder::open(&target(), Preset::Veryfast, 1).unwrap();
+        let encoder = X264Encoder::open(&target(), Preset::Veryfast, Tune::Quality, 1).unwrap();
         let config = encoder.config();
         assert_eq!(config.profile_idc, 100);
         assert_eq!((config.width, config.height), (128, 72));
@@ -414,7 +441,7 @@ mod tests {
 
     #[test]
     fn forced_idrs_land_on_the_requested_pictures_and_nowhere_else() {
-        let mut encoder = X264Encoder::open(&target(), Preset::Veryfast, 1).unwrap();
+        let mut encoder = X264Encoder::open(&target(), Preset::Veryfast, Tune::Quality, 1).unwrap();
         let mut frames = Vec::new();
         for index in 0..20i64 {
             let picture = gray_picture(128, 72, (index * 10) as u8);
@@ -446,9 +473,36 @@ mod tests {
         assert!(frames.windows(2).all(|w| w[0].dts < w[1].dts));
     }
 
+    /// Pictures given before the encoder returns the first access unit, for `tune`.
+    fn pictures_held_back(tune: Tune) -> usize {
+        let mut encoder = X264Encoder::open(&target(), Preset::Veryfast, tune, 2).unwrap();
+        (0..30i64)
+            .position(|index| {
+                let picture = gray_picture(128, 72, (index * 7) as u8);
+                encoder
+                    .encode(&picture, index * 3000, index == 0)
+                    .unwrap()
+                    .is_some()
+            })
+            .expect("an access unit within 30 pictures")
+    }
+
+    #[test]
+    fn zero_latency_holds_back_at_most_one_picture_while_quality_holds_several() {
+        let (zero_latency, quality) = (
+            pictures_held_back(Tune::ZeroLatency),
+            pictures_held_back(Tune::Quality),
+        );
+        assert!(
+            zero_latency <= 1 && quality > zero_latency + 2,
+            "{zero_latency} and {quality} held back"
+        );
+    }
+
     #[test]
     fn a_picture_of_the_wrong_size_is_refused() {
-        let mut encoder = X264Encoder::open(&target(), Preset::Ultrafast, 1).unwrap();
+        let mut encoder =
+            X264Encoder::open(&target(), Preset::Ultrafast, Tune::Quality, 1).unwrap();
         let err = encoder
             .encode(&gray_picture(64, 36, 0), 0, false)
             .unwrap_err();
