@@ -12,6 +12,7 @@ mod event_views;
 mod http_server;
 mod images;
 mod keys;
+mod memory;
 mod serve;
 mod transcode;
 mod webhooks;

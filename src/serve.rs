@@ -1,6 +1,7 @@
 //! `sluice serve`: opens the database and object store, makes sure an API key exists, and runs
 //! the HTTP server, the RTMP listener, the webhook dispatcher, the sweeper timing out expired
-//! uploads and (unless `[worker] enabled = false`) the asset worker until SIGINT/SIGTERM; with
+//! uploads, the trimmer handing freed memory back ([`crate::memory`]) and (unless
+//! `[worker] enabled = false`) the asset worker until SIGINT/SIGTERM; with
 //! `--role api|ingest|worker` only that part (docs/DEPLOYMENT.md), beside other processes on
 //! the same database and object store whose events it follows. On
 //! shutdown, live sessions end first (their playlists get `#EXT-X-ENDLIST`, their session rows
@@ -206,6 +207,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
             .clone()
             .map(|whip| whip as Arc<dyn sluice_ingest::whip::WhipIngest>),
     };
+    crate::memory::spawn_trimmer();
     let upload_sweeper = role
         .serves_api()
         .then(|| sluice_api::spawn_upload_sweeper(state.clone(), stopping.clone()));
