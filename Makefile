@@ -59,7 +59,7 @@ bench:
 	$(CARGO) bench --locked --bench restream
 	$(CARGO) bench --locked --bench whip_publish
 
-# An hour of steady load (docs/RELIABILITY.md); `make soak SOAK_MINUTES=10` for a shorter one.
+# An hour of steady load (docs/RELIABILITY.md); `make soak SOAK_MINUTES=15` for a shorter one (15 at least).
 SOAK_MINUTES ?= 60
 soak:
 	scripts/install-deps.sh soak

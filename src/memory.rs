@@ -61,20 +61,15 @@ mod tests {
     fn memory_freed_between_blocks_still_in_use_goes_back_to_the_system() {
         const BLOCKS: usize = 16 * 1024;
         // A thread of its own allocates in an arena of its own, as a job's threads do.
-        let (kept, before_trim, freed) = std::thread::spawn(|| {
+        let (kept, before_trim) = std::thread::spawn(|| {
             let blocks: Vec<Vec<u8>> = (0..BLOCKS).map(|i| vec![i as u8; 4096]).collect();
-            let before_free = anonymous_bytes();
-            // One block in sixteen stays, so the freed ones never reach the top of the heap.
+            // One block in sixteen stays, so the 60 MiB freed never reach the top of the heap
+            // and glibc keeps them.
             let kept: Vec<Vec<u8>> = blocks.into_iter().step_by(16).collect();
-            let after_free = anonymous_bytes();
-            (kept, after_free, before_free.saturating_sub(after_free))
+            (kept, anonymous_bytes())
         })
         .join()
         .unwrap();
-        assert!(
-            freed < 16 * 1024 * 1024,
-            "glibc kept most of the 60 MiB freed ({freed} bytes returned)"
-        );
         release_free_memory();
         let returned = before_trim.saturating_sub(anonymous_bytes());
         assert!(

@@ -42,12 +42,13 @@ pub struct CreateLiveStream {
     #[serde(default)]
     #[schema(value_type = Option<Object>, example = json!([{"name": "720p", "height": 720}]))]
     ladder: Option<Value>,
-    /// `standard` (default) or `low`.
+    /// `standard` (default, 2 s segments), `reduced` (1 s segments) or `low` (low-latency
+    /// HLS; packaged as `reduced` until partial segments are served).
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "standard")]
     latency_mode: Option<LatencyMode>,
-    /// Seconds (0 to 1800, default 60) an encoder may be gone and reconnect into the same
-    /// session.
+    /// Seconds (0 to 1800; default 60 for `standard`, 0 for `reduced` and `low`) an encoder
+    /// may be gone and reconnect into the same session.
     #[serde(default)]
     #[schema(example = 60)]
     reconnect_window_s: Option<u32>,

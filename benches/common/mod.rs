@@ -189,7 +189,10 @@ pub fn num_cores() -> usize {
         .unwrap_or(1)
 }
 
-/// API credentials of the bench server.
+/// API key and secret of the bench server.
+pub const API_KEY: &str = "bench";
+pub const API_SECRET: &str = "bench-secret";
+/// The same as curl's `--user`.
 pub const API_USER: &str = "bench:bench-secret";
 
 /// The release server binary, serving on free ports with its data under `data`.
@@ -219,8 +222,8 @@ impl BenchServer {
             .env("SLUICE_HTTP", format!("127.0.0.1:{http}"))
             .env("SLUICE_RTMP", format!("127.0.0.1:{rtmp}"))
             .env("SLUICE_DATA_DIR", data)
-            .env("SLUICE_API_KEY", "bench")
-            .env("SLUICE_API_SECRET", "bench-secret")
+            .env("SLUICE_API_KEY", API_KEY)
+            .env("SLUICE_API_SECRET", API_SECRET)
             .env("SLUICE_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

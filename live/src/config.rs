@@ -39,7 +39,8 @@ pub struct LiveConfig {
     /// x264 preset for live rungs. Default: [`DEFAULT_LIVE_PRESET`].
     #[serde(default = "default_preset")]
     pub preset: Preset,
-    /// Segment duration and IDR interval in seconds. Default: [`DEFAULT_SEGMENT_SECONDS`].
+    /// Segment duration and IDR interval in seconds of standard-latency streams (see
+    /// [`LiveConfig::segment_duration`]). Default: [`DEFAULT_SEGMENT_SECONDS`].
     #[serde(default = "default_segment_seconds")]
     pub segment_seconds: u32,
     /// Segments in a live playlist window. Default: [`DEFAULT_PLAYLIST_WINDOW`].

@@ -685,3 +685,31 @@ fn playlist_window(dvr: &Dvr, segment: Duration, config: &LiveConfig) -> Playlis
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sluice_storage::LatencyMode;
+
+    use super::*;
+
+    #[test]
+    fn a_dvr_window_in_seconds_counts_whole_segments_of_the_sessions_latency_mode() {
+        let config = LiveConfig::default();
+        let dvr = Dvr {
+            mode: DvrMode::Window,
+            window_s: Some(15),
+        };
+        let window = |mode| playlist_window(&dvr, config.segment_duration(mode), &config);
+        assert_eq!(window(LatencyMode::Standard), PlaylistWindow::Segments(8));
+        assert_eq!(window(LatencyMode::Reduced), PlaylistWindow::Segments(15));
+        assert_eq!(window(LatencyMode::Low), PlaylistWindow::Segments(15));
+        let default_window = Dvr {
+            mode: DvrMode::Window,
+            window_s: None,
+        };
+        assert_eq!(
+            playlist_window(&default_window, Duration::from_secs(1), &config),
+            PlaylistWindow::Segments(config.playlist_window)
+        );
+    }
+}

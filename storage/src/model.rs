@@ -193,8 +193,7 @@ pub enum LiveStreamStatus {
     Active,
 }
 
-/// How far behind real time players are kept: `standard` HLS today; `low` asks for low-latency
-/// delivery where the server supports it.
+/// How far behind real time players are kept, from a session's start to its end.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
 )]
@@ -281,7 +280,7 @@ impl Default for LiveStreamSettings {
     fn default() -> Self {
         Self {
             latency_mode: LatencyMode::Standard,
-            reconnect_window_s: DEFAULT_RECONNECT_WINDOW_S,
+            reconnect_window_s: LatencyMode::Standard.default_reconnect_window_s(),
             record: false,
             dvr: Dvr::default(),
         }

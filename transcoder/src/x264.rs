@@ -21,7 +21,8 @@
 //!   rate-control lookahead. The preset's B-frames (3 for `veryfast`) and lookahead (10 frames
 //!   at `veryfast`, 0 at `superfast` and `ultrafast`) add a few hundred milliseconds of delay at
 //!   30 fps, small next to a 2 s segment, for roughly 10–15 % fewer bits at equal quality.
-//!   [`Tune::ZeroLatency`] is for low-latency streams, where that delay is most of a part.
+//!   [`Tune::ZeroLatency`] is for low-latency streams, where that delay would be most of a
+//!   partial segment (about a third of a second).
 
 use std::ffi::{c_int, CStr};
 use std::mem::MaybeUninit;
@@ -65,7 +66,8 @@ impl Preset {
     }
 }
 
-/// What an encoder gives up for what.
+/// Whether an encoder spends delay on compression: B-frames and lookahead save bits but hold
+/// pictures back.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Tune {
     /// The preset as it is: B-frames and the preset's lookahead, for fewer bits.
