@@ -27,7 +27,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -197,6 +197,9 @@ impl Drop for Nginx {
 #[derive(Default)]
 struct Report {
     samples: Vec<Sample>,
+    /// The server's threads by name (digits dropped) once warmed up, and at the end.
+    threads_after_warm_up: BTreeMap<String, usize>,
+    threads_at_end: BTreeMap<String, usize>,
     viewers: ViewerTotals,
     publisher_restarts: Vec<String>,
     uploads: usize,
@@ -395,6 +398,9 @@ async fn soak(
             let cpu = process_cpu_seconds(server_pid);
             let cpu_percent = 100.0 * (cpu - last_cpu.1) / last_cpu.0.elapsed().as_secs_f64();
             last_cpu = (now, cpu);
+            if report.threads_after_warm_up.is_empty() && elapsed >= WARM_UP {
+                report.threads_after_warm_up = thread_names(server_pid);
+            }
             report.samples.push(Sample {
                 at_s: elapsed.as_secs_f64(),
                 cpu_percent,
@@ -439,6 +445,7 @@ async fn soak(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    report.threads_at_end = thread_names(server_pid);
     stop.store(true, Ordering::SeqCst);
     for viewer in viewers {
         viewer.await.expect("viewer task");
@@ -532,6 +539,22 @@ impl Sample {
             events_delivered: 0,
         }
     }
+}
+
+/// How many of the process's threads have each name (`/proc/PID/task/*/comm`, trailing
+/// digits dropped so numbered pools count together).
+fn thread_names(pid: u32) -> BTreeMap<String, usize> {
+    let mut names = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let name = name.trim().trim_end_matches(|c: char| c.is_ascii_digit());
+        *names.entry(name.to_owned()).or_default() += 1;
+    }
+    names
 }
 
 fn bytes_under(dir: &Path) -> u64 {
@@ -1091,6 +1114,26 @@ impl Report {
         text.push_str(&format!(
             "\nServer CPU: mean {:.0} % of one core.\n",
             cpu.iter().sum::<f64>() / cpu.len().max(1) as f64
+        ));
+        let changed: Vec<String> = self
+            .threads_after_warm_up
+            .keys()
+            .chain(self.threads_at_end.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|name| {
+                let before = self.threads_after_warm_up.get(name).copied().unwrap_or(0);
+                let after = self.threads_at_end.get(name).copied().unwrap_or(0);
+                (before != after).then(|| format!("`{name}` {before} → {after}"))
+            })
+            .collect();
+        text.push_str(&format!(
+            "Threads whose count changed after warm-up: {}.\n",
+            if changed.is_empty() {
+                "none".to_owned()
+            } else {
+                changed.join(", ")
+            }
         ));
         let details: Vec<&String> = self
             .viewers
