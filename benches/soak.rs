@@ -36,7 +36,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::{
-    free_port, looping_publisher, process_cpu_seconds, run, BenchServer, API_KEY, API_SECRET,
+    free_port, looping_publisher, process_cpu_seconds, process_status_field, run, BenchServer,
+    API_KEY, API_SECRET,
 };
 use serde_json::{json, Value};
 
@@ -423,10 +424,11 @@ async fn soak(
         };
         if target_changed.elapsed() >= switch_after {
             if target.running {
-                target.down();
+                // The script waits for nginx: off the reactor, so viewers keep being served.
+                tokio::task::block_in_place(|| target.down());
                 report.target_outages.push(false);
             } else {
-                target.up();
+                tokio::task::block_in_place(|| target.up());
             }
             target_changed = Instant::now();
         }
@@ -454,7 +456,7 @@ async fn soak(
 
     // The target is left up: it must come back once more.
     if !target.running {
-        target.up();
+        tokio::task::block_in_place(|| target.up());
     }
     report.target_live_at_end = api
         .wait_until(Duration::from_secs(120), || async {
@@ -515,14 +517,7 @@ async fn soak(
 impl Sample {
     /// The process's resources now (`/proc`) and the sizes of its database and spools.
     fn of(pid: u32, data: &Path) -> Sample {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0)
-        };
+        let field = |name: &str| process_status_field(pid, name);
         let database_bytes = ["sluice.db", "sluice.db-wal", "sluice.db-shm"]
             .iter()
             .map(|name| std::fs::metadata(data.join(name)).map_or(0, |m| m.len()))

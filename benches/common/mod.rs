@@ -133,12 +133,17 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
 
 /// A running process's peak resident set (`VmHWM`) in MiB, from /proc.
 pub fn process_peak_rss_mib(pid: u32) -> f64 {
+    process_status_field(pid, "VmHWM:") as f64 / 1024.0
+}
+
+/// A numeric field of `/proc/PID/status` (`VmRSS:` in KiB, `Threads:`…); 0 when absent.
+pub fn process_status_field(pid: u32, name: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `ffmpeg -re -stream_loop -1` publishing `source` to the RTMP `url` with stream copy, for
