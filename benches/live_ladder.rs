@@ -121,6 +121,7 @@ fn sluice_ladder(
         // Every segment kept, as the ffmpeg CLI's VOD playlists keep them.
         window: PlaylistWindow::Event,
         record: false,
+        part_target: None,
     };
     let output = Box::new(DirectoryTree(out.to_owned()));
     // The live packager itself, on a thread of its own as in a session.

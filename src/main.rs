@@ -12,12 +12,27 @@ mod event_views;
 mod http_server;
 mod images;
 mod keys;
+mod low_latency;
 mod memory;
 mod serve;
 mod transcode;
 mod webhooks;
 
 use std::io::IsTerminal;
+
+/// The most threads tokio's blocking pool may run at once. Every blocking task in the server is
+/// short (a file read or write, joining a finished pipeline thread, an image render behind its
+/// own slots), so tasks beyond the bound wait their turn rather than each holding a thread; idle
+/// pool threads exit after 10 s. Tokio's default is 512.
+const MAX_BLOCKING_THREADS: usize = 64;
+
+/// The runtime a server role runs on.
+fn server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+}
 
 use clap::{Parser, Subcommand};
 
@@ -61,10 +76,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = config::Config::load(&args)?;
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(serve::run(config, serve::OperationsHttp::Serve))
+            server_runtime()?.block_on(serve::run(config, serve::OperationsHttp::Serve))
         }
         Command::Worker(args) => {
             anyhow::ensure!(
@@ -75,10 +87,7 @@ fn main() -> anyhow::Result<()> {
                 role: config::Role::Worker,
                 ..config::Config::load(&args)?
             };
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(serve::run(config, serve::OperationsHttp::Off))
+            server_runtime()?.block_on(serve::run(config, serve::OperationsHttp::Off))
         }
         Command::Keys(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -206,6 +206,10 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         whip: whip
             .clone()
             .map(|whip| whip as Arc<dyn sluice_ingest::whip::WhipIngest>),
+        low_latency: live.as_ref().map(|live| {
+            Arc::new(crate::low_latency::LiveLowLatency(live.low_latency()))
+                as Arc<dyn sluice_api::LowLatencyHls>
+        }),
     };
     crate::memory::spawn_trimmer();
     let upload_sweeper = role

@@ -371,6 +371,7 @@ mod tests {
             }),
             images: None,
             whip: None,
+            low_latency: None,
         };
         let app = Router::new()
             .route(

@@ -11,12 +11,20 @@
 //! every request; its playlists are rewritten so each child URI carries the token on, and its
 //! responses are cacheable only privately.
 //!
+//! A live stream in `low` latency mode whose session this process packages is also LL-HLS
+//! (RFC 8216bis): its media playlists come from the packaging node's memory
+//! ([`LowLatencyHls`]) with parts, preload hints and rendition reports, held for blocking
+//! reload (`_HLS_msn`, `_HLS_part`) and skipped for delta updates (`_HLS_skip`); its parts
+//! come from memory too, a preload-hinted one held until it exists. Elsewhere (another node, a
+//! session that ended) the store's regular playlist serves.
+//!
 //! Segments reach viewers as the object store's playback mode says ([`sluice_storage::Playback`]):
 //! through this handler (proxy, the default); as a `302` to a presigned URL of the object
 //! (redirect: playlists are still served here); or straight from a public base URL, a CDN in
 //! front of the bucket, which public playback ids' media playlists name as absolute URIs (public;
 //! signed playback ids keep being proxied, their token checked on every segment).
 
+use async_trait::async_trait;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -25,7 +33,7 @@ use bytes::Bytes;
 use m3u8_rs::Playlist;
 use serde::Deserialize;
 use sluice_storage::layout;
-use sluice_storage::{ObjectKey, PlaybackPolicy};
+use sluice_storage::{LiveStreamId, ObjectKey, PlaybackPolicy};
 
 use crate::error::ApiError;
 use crate::playback_token::{self, PlaybackAudience};
@@ -40,7 +48,55 @@ const MEDIA_CACHE: &str = "public, max-age=31536000, immutable";
 const SIGNED_PLAYLIST_CACHE: &str = "private, no-cache, max-age=1";
 const SIGNED_MEDIA_CACHE: &str = "private, max-age=31536000, immutable";
 
+/// A blocking playlist response: any playlist holding the part asked for answers that URL,
+/// so shared caches may keep it for a few seconds (the cache key includes the query).
+const BLOCKING_PLAYLIST_CACHE: &str = "public, max-age=6";
+const SIGNED_BLOCKING_PLAYLIST_CACHE: &str = "private, max-age=6";
+
 const NOT_FOUND: ApiError = ApiError::NotFound("not found");
+
+/// What a low-latency playlist request asks for (RFC 8216bis §6.2.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LowLatencyRequest {
+    /// `_HLS_msn`: hold the response until this segment (or its part) exists.
+    pub msn: Option<u64>,
+    /// `_HLS_part`: the part of segment `msn` to hold for.
+    pub part: Option<u64>,
+    /// `_HLS_skip=YES` or `v2`: a delta update.
+    pub skip: bool,
+}
+
+/// How a low-latency playlist request is answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LowLatencyAnswer {
+    Playlist(Vec<u8>),
+    /// `_HLS_msn` is more than two segments past the last one: 400.
+    TooFarAhead,
+    /// What was asked for did not come in time: 503.
+    TimedOut,
+}
+
+/// The live core's LL-HLS, as HTTP serves it (a port the binary fills).
+#[async_trait]
+pub trait LowLatencyHls: Send + Sync {
+    /// Rendition `rendition`'s low-latency playlist, every URI in it mapped by `uri`; `None`
+    /// when this process packages no low-latency session of the stream with that rendition.
+    async fn playlist(
+        &self,
+        live_stream_id: &LiveStreamId,
+        rendition: &str,
+        request: LowLatencyRequest,
+        uri: &(dyn for<'s> Fn(&'s str) -> String + Sync),
+    ) -> Option<LowLatencyAnswer>;
+
+    /// Part `name` of `rendition`, waited for while it is the preload hint.
+    async fn part(
+        &self,
+        live_stream_id: &LiveStreamId,
+        rendition: &str,
+        name: &str,
+    ) -> Option<Bytes>;
+}
 
 /// What kind of HLS object a file name denotes, from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +142,40 @@ impl HlsObject {
 pub struct PlaybackQuery {
     /// Playback token, required for a `signed` playback id.
     token: Option<String>,
+    /// LL-HLS blocking reload: the media sequence number to wait for.
+    #[serde(rename = "_HLS_msn")]
+    hls_msn: Option<u64>,
+    /// LL-HLS blocking reload: the part of `_HLS_msn` to wait for.
+    #[serde(rename = "_HLS_part")]
+    hls_part: Option<u64>,
+    /// LL-HLS delta update: `YES` or `v2`.
+    #[serde(rename = "_HLS_skip")]
+    hls_skip: Option<String>,
+}
+
+impl PlaybackQuery {
+    /// The LL-HLS directives (RFC 8216bis §6.2.5), checked.
+    fn low_latency(&self) -> Result<LowLatencyRequest, ApiError> {
+        if self.hls_part.is_some() && self.hls_msn.is_none() {
+            return Err(ApiError::InvalidRequest(
+                "_HLS_part needs _HLS_msn".to_owned(),
+            ));
+        }
+        let skip = match self.hls_skip.as_deref() {
+            None => false,
+            Some("YES" | "v2") => true,
+            Some(_) => {
+                return Err(ApiError::InvalidRequest(
+                    "_HLS_skip must be YES or v2".to_owned(),
+                ))
+            }
+        };
+        Ok(LowLatencyRequest {
+            msn: self.hls_msn,
+            part: self.hls_part,
+            skip,
+        })
+    }
 }
 
 /// The 401 for a signed playback id asked without a token. It challenges with `Bearer` (RFC
@@ -212,7 +302,7 @@ pub async fn serve(
     let token = match playback.policy {
         PlaybackPolicy::Public => None,
         PlaybackPolicy::Signed => {
-            let Some(token) = query.token else {
+            let Some(token) = query.token.clone() else {
                 return Ok(missing_token());
             };
             playback_token::verify(&state.db, &token, &playback.id, PlaybackAudience::Video)
@@ -220,6 +310,25 @@ pub async fn serve(
             Some(token)
         }
     };
+    if let (Some(live_stream_id), Some(low_latency), [rendition, name]) = (
+        &playback.live_stream_id,
+        &state.low_latency,
+        segments.as_slice(),
+    ) {
+        let served = serve_low_latency(
+            &**low_latency,
+            live_stream_id,
+            rendition,
+            name,
+            kind,
+            &query,
+            token.as_deref(),
+        )
+        .await?;
+        if let Some(response) = served {
+            return Ok(response);
+        }
+    }
     let key = match (&playback.live_stream_id, &playback.asset_id) {
         (Some(live_stream_id), _) => layout::live_object(live_stream_id, &segments),
         (None, Some(asset_id)) => layout::asset_hls(asset_id, &segments),
@@ -265,6 +374,79 @@ pub async fn serve(
         body,
     )
         .into_response())
+}
+
+/// A low-latency session's media playlist or part from this process's memory; `None` when
+/// the stream has none here (the store serves it).
+async fn serve_low_latency(
+    low_latency: &dyn LowLatencyHls,
+    live_stream_id: &LiveStreamId,
+    rendition: &str,
+    name: &str,
+    kind: HlsObject,
+    query: &PlaybackQuery,
+    token: Option<&str>,
+) -> Result<Option<Response>, ApiError> {
+    let signed = token.is_some();
+    if kind != HlsObject::Playlist {
+        let Some(body) = low_latency.part(live_stream_id, rendition, name).await else {
+            return Ok(None);
+        };
+        return Ok(Some(
+            (
+                [
+                    (header::CONTENT_TYPE, kind.content_type()),
+                    (header::CACHE_CONTROL, kind.cache_control(signed)),
+                ],
+                body,
+            )
+                .into_response(),
+        ));
+    }
+    // A live rendition's one playlist (the packager's `MEDIA_PLAYLIST`).
+    if name != "index.m3u8" {
+        return Ok(None);
+    }
+    let request = query.low_latency()?;
+    let add_token = |uri: &str| match token {
+        Some(token) => with_token(uri, token),
+        None => uri.to_owned(),
+    };
+    let Some(answer) = low_latency
+        .playlist(live_stream_id, rendition, request, &add_token)
+        .await
+    else {
+        return Ok(None);
+    };
+    let body = match answer {
+        LowLatencyAnswer::Playlist(body) => body,
+        LowLatencyAnswer::TooFarAhead => {
+            return Err(ApiError::InvalidRequest(
+                "_HLS_msn is more than two segments ahead of the playlist".to_owned(),
+            ))
+        }
+        LowLatencyAnswer::TimedOut => {
+            return Err(ApiError::Busy {
+                message: "the part asked for did not arrive in time",
+                retry_after_s: 1,
+            })
+        }
+    };
+    let cache = match (request.msn.is_some(), signed) {
+        (true, false) => BLOCKING_PLAYLIST_CACHE,
+        (true, true) => SIGNED_BLOCKING_PLAYLIST_CACHE,
+        (false, _) => kind.cache_control(signed),
+    };
+    Ok(Some(
+        (
+            [
+                (header::CONTENT_TYPE, kind.content_type()),
+                (header::CACHE_CONTROL, cache),
+            ],
+            body,
+        )
+            .into_response(),
+    ))
 }
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ pub mod front_ends {
     pub use crate::playback_token::claimed_signing_key;
 }
 pub use error::{ApiError, MAX_BODY_BYTES};
+pub use hls::{LowLatencyAnswer, LowLatencyHls, LowLatencyRequest};
 pub use images::{
     AnimatedFormat, AnimatedSpec, FitMode, ImageRenderer, Images, RenderError, RenderedStoryboard,
     StillFormat, ThumbnailSpec, DEFAULT_SOURCE_CACHE_BYTES, MAX_ANIMATED_DIMENSION,
@@ -108,6 +109,9 @@ pub struct AppState {
     pub images: Option<Images>,
     /// The WebRTC media plane WHIP offers go to; `None` answers them 503.
     pub whip: Option<Arc<dyn sluice_ingest::whip::WhipIngest>>,
+    /// The low-latency sessions this process packages (LL-HLS from memory); `None` where
+    /// it ingests nothing.
+    pub low_latency: Option<Arc<dyn LowLatencyHls>>,
 }
 
 /// Liveness: answers while the process serves HTTP.

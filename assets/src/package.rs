@@ -40,10 +40,9 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use sluice_media::{AudioSpecificConfig, MediaTime, Packet, Timebase, TrackInfo, VideoConfig};
 use sluice_packager::{
-    audio_rendition, fmp4, segment_end, video_variant, AudioRendition, BitrateMeter, Bitrates,
-    BoundaryPolicy, CompletedSegment, IFrameVariant, MasterPlaylist, PackagedRendition,
-    SegmentEvent, TrackSegmenter, VideoVariant, VodPlaylist, MASTER_PLAYLIST, MEDIA_PLAYLIST,
-    TRACK_ID,
+    audio_rendition, fmp4, segment_end, segments_of, video_variant, AudioRendition, BitrateMeter,
+    Bitrates, BoundaryPolicy, CompletedSegment, IFrameVariant, MasterPlaylist, PackagedRendition,
+    TrackSegmenter, VideoVariant, VodPlaylist, MASTER_PLAYLIST, MEDIA_PLAYLIST, TRACK_ID,
 };
 use sluice_storage::{ObjectKey, ObjectStore};
 use sluice_transcoder::{
@@ -448,7 +447,7 @@ impl AudioTrack {
             .segmenter
             .push(packet)
             .context("an audio packet was refused by the segmenter")?;
-        self.absorb(output, completed(events))
+        self.absorb(output, segments_of(events))
     }
 
     /// The audio rendition's entry in the master playlist.
@@ -456,16 +455,6 @@ impl AudioTrack {
         (!self.track.playlist.is_empty())
             .then(|| audio_rendition(&self.track.dir, &self.config, self.track.meter.bitrates()))
     }
-}
-
-fn completed(events: Vec<SegmentEvent>) -> Vec<CompletedSegment> {
-    events
-        .into_iter()
-        .filter_map(|event| match event {
-            SegmentEvent::Segment(segment) => Some(segment),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Audio frames pushed past the last video cut, so the audio segment before the cut closes
@@ -573,7 +562,7 @@ impl<'a> HlsTree<'a> {
                     .segmenter
                     .push(packet)
                     .context("a video packet was refused by the segmenter")?;
-                let ends = video.absorb(self.output, completed(events))?;
+                let ends = video.absorb(self.output, segments_of(events))?;
                 if rung == 0 {
                     self.cut_audio(&ends, true)?;
                 }
@@ -649,7 +638,7 @@ impl<'a> HlsTree<'a> {
                 .segmenter
                 .cut_at(*end)
                 .context("the audio segmenter refused a cut")?;
-            audio.absorb(self.output, completed(events))?;
+            audio.absorb(self.output, segments_of(events))?;
         }
         let mut past = 0;
         while let Some(packet) = audio.held.front() {
@@ -722,6 +711,7 @@ impl<'a> HlsTree<'a> {
                 .track
                 .segmenter
                 .finish()
+                .map(segments_of)
                 .with_context(|| format!("cannot finish {}", video.track.dir))?;
             let ends = video.absorb(self.output, segments)?;
             if index == 0 {
@@ -740,6 +730,7 @@ impl<'a> HlsTree<'a> {
                 .track
                 .segmenter
                 .finish()
+                .map(segments_of)
                 .context("cannot finish the audio rendition")?;
             audio.absorb(self.output, segments)?;
         }

@@ -19,6 +19,8 @@ use crate::address_policy::AddressPolicy;
 pub const DEFAULT_LIVE_PRESET: Preset = Preset::Superfast;
 /// Target segment duration, and the interval of the IDRs forced on every rung.
 pub const DEFAULT_SEGMENT_SECONDS: u32 = 2;
+/// LL-HLS part target of `low` latency streams, in milliseconds: ten frames at 30 fps.
+pub const DEFAULT_PART_TARGET_MS: u32 = 334;
 /// Segments kept in a live playlist's sliding window (Apple asks for at least 6).
 pub const DEFAULT_PLAYLIST_WINDOW: usize = 6;
 /// Disk quota of the live segment spool, across all sessions of the process: 2 GiB.
@@ -66,6 +68,10 @@ pub struct LiveConfig {
     /// refused (never listed). Default: [`DEFAULT_LIVE_SPOOL_MAX_BYTES`].
     #[serde(default = "default_live_spool_max_bytes")]
     pub spool_max_bytes: u64,
+    /// LL-HLS part target of `low` latency streams in milliseconds (100 to 1000; a part ends
+    /// before the frame that would take it past). Default: [`DEFAULT_PART_TARGET_MS`].
+    #[serde(default = "default_part_target_ms")]
+    pub part_target_ms: u32,
 }
 
 impl Default for LiveConfig {
@@ -79,6 +85,7 @@ impl Default for LiveConfig {
             rtmp_max_connections: DEFAULT_RTMP_MAX_CONNECTIONS,
             spool_dir: None,
             spool_max_bytes: DEFAULT_LIVE_SPOOL_MAX_BYTES,
+            part_target_ms: DEFAULT_PART_TARGET_MS,
         }
     }
 }
@@ -104,6 +111,9 @@ fn default_rtmp_max_connections() -> usize {
 fn default_live_spool_max_bytes() -> u64 {
     DEFAULT_LIVE_SPOOL_MAX_BYTES
 }
+fn default_part_target_ms() -> u32 {
+    DEFAULT_PART_TARGET_MS
+}
 /// Segment duration (and IDR interval) of `reduced` and `low` latency streams.
 pub const REDUCED_LATENCY_SEGMENT: Duration = Duration::from_secs(1);
 
@@ -117,8 +127,17 @@ impl LiveConfig {
         }
     }
 
+    /// The LL-HLS part target of a session in `mode`: `low` latency sessions only.
+    pub fn part_target(&self, mode: LatencyMode) -> Option<Duration> {
+        (mode == LatencyMode::Low).then(|| Duration::from_millis(u64::from(self.part_target_ms)))
+    }
+
     /// Checks the bounds of every field; the message names the field as `live.…`.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (100..=1000).contains(&self.part_target_ms),
+            "live.part_target_ms must be between 100 and 1000"
+        );
         anyhow::ensure!(
             (1..=10).contains(&self.segment_seconds),
             "live.segment_seconds must be between 1 and 10"

@@ -39,6 +39,7 @@ pub mod address_policy;
 pub mod config;
 pub mod connection_slots;
 mod event_views;
+pub mod low_latency;
 mod pipeline;
 mod publisher;
 mod reconnect;
@@ -99,6 +100,8 @@ pub struct LiveService {
     recordings: Arc<dyn Recordings>,
     views: Arc<dyn EventViews>,
     restream: Arc<RestreamSettings>,
+    /// The low-latency sessions packaged here, which HTTP serves LL-HLS from.
+    low_latency: Arc<low_latency::LowLatencyStreams>,
 }
 
 impl LiveService {
@@ -131,7 +134,13 @@ impl LiveService {
             per_ip: Arc::default(),
             running: RunningSessions::default(),
             restream: Arc::new(restream),
+            low_latency: Arc::default(),
         })
+    }
+
+    /// The low-latency sessions this process packages, for HTTP to serve LL-HLS from.
+    pub fn low_latency(&self) -> Arc<low_latency::LowLatencyStreams> {
+        self.low_latency.clone()
     }
 
     /// Clears what a crashed earlier run left: spool directories of sessions no longer open

@@ -51,6 +51,7 @@ use super::restream::Tap;
 use super::uploader::{SessionUploader, Spool};
 use super::SHUTDOWN_GRACE;
 use crate::config::LiveConfig;
+use crate::low_latency::{LowLatencyStreams, LowLatencyTree};
 
 /// Inputs waiting for the packaging thread.
 const PACKAGING_QUEUE: usize = 512;
@@ -206,6 +207,14 @@ pub struct PackagingTarget {
     pub latency_mode: LatencyMode,
     /// Keep every segment for the session's asset.
     pub record: bool,
+    /// A `low` latency session's LL-HLS: where its tree in memory goes, and its part target.
+    pub low_latency: Option<LowLatencyTarget>,
+}
+
+/// Where a low-latency session's parts and playlists are served from.
+pub struct LowLatencyTarget {
+    pub streams: Arc<LowLatencyStreams>,
+    pub part_target: Duration,
 }
 
 /// The packaging side a pipeline feeds.
@@ -243,6 +252,8 @@ pub struct Packaging {
     shape: LadderShape,
     /// The session's latency mode, kept by a publisher that comes back.
     latency_mode: LatencyMode,
+    /// The session's LL-HLS tree and where it is registered, closed when packaging ends.
+    low_latency: Option<(Arc<LowLatencyStreams>, LiveStreamId, Arc<LowLatencyTree>)>,
 }
 
 impl Packaging {
@@ -259,15 +270,22 @@ impl Packaging {
             .spool
             .start_session(target.store, &target.session_id)
             .context("creating the session's spool directory")?;
+        let part_target = target.low_latency.as_ref().map(|low| low.part_target);
+        let low_latency = target.low_latency.map(|low| {
+            let tree = low.streams.open(&target.live_stream_id);
+            (low.streams, target.live_stream_id.clone(), tree)
+        });
         let output = UploadTree {
             uploads,
             live_stream_id: target.live_stream_id,
+            low_latency: low_latency.as_ref().map(|(_, _, tree)| tree.clone()),
         };
         let settings = TreeSettings {
             session_id: target.session_id,
             segment,
             window: target.window,
             record: target.record,
+            part_target,
         };
         let thread = std::thread::Builder::new()
             .name("sluice-packager".into())
@@ -286,6 +304,7 @@ impl Packaging {
             uploader,
             shape,
             latency_mode,
+            low_latency,
         })
     }
 
@@ -301,10 +320,16 @@ impl Packaging {
             sender,
             thread,
             uploader,
+            low_latency,
             ..
         } = self;
         drop(sender);
-        let recording = match tokio::task::spawn_blocking(move || thread.join()).await {
+        let recording = tokio::task::spawn_blocking(move || thread.join()).await;
+        // The playlists have ended: waiting players get them, later ones the store's.
+        if let Some((streams, live_stream_id, tree)) = low_latency {
+            streams.close(&live_stream_id, &tree);
+        }
+        let recording = match recording {
             Ok(Ok(recording)) => recording,
             _ => {
                 warn!("The packaging thread ended abnormally.");

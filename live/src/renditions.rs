@@ -23,6 +23,7 @@
 //! for sealing into an asset.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,8 +32,8 @@ use sluice_media::{
     AudioSpecificConfig, MediaTime, Packet, Timebase, TrackInfo, TrackKind, VideoConfig,
 };
 use sluice_packager::{
-    audio_rendition, fmp4, segment_end, video_variant, BitrateMeter, BoundaryPolicy,
-    CompletedSegment, LivePlaylist, MasterPlaylist, PackagedRendition, SegmentEvent,
+    audio_rendition, fmp4, segment_end, video_variant, BitrateMeter, BoundaryPolicy, CompletedPart,
+    CompletedSegment, LivePlaylist, MasterPlaylist, PackagedRendition, PartEntry, SegmentEvent,
     TrackSegmenter, MASTER_PLAYLIST, MEDIA_PLAYLIST, TRACK_ID,
 };
 use sluice_storage::layout;
@@ -40,6 +41,7 @@ use sluice_storage::{LiveStreamId, ObjectKey, SessionId};
 use sluice_transcoder::{AacTranscoder, TranscoderOutput};
 use tracing::{debug, warn};
 
+use super::low_latency::LowLatencyTree;
 pub use super::uploader::SpoolKind;
 use super::uploader::UploadQueue;
 
@@ -143,12 +145,20 @@ pub trait TreeOutput: Send {
 
     /// Takes the delete of an evicted segment, to be done after its upload.
     fn delete(&self, path: &[&str]);
+
+    /// Takes rendition `dir`'s playlist after a change, with the LL-HLS part (object name and
+    /// bytes) just made, if any: low-latency sessions serve these from memory.
+    fn low_latency(&self, dir: &str, playlist: &LivePlaylist, part: Option<(String, Bytes)>) {
+        let _ = (dir, playlist, part);
+    }
 }
 
-/// A live session's output: its upload queue, the tree under `live/{live_stream_id}/`.
+/// A live session's output: its upload queue, the tree under `live/{live_stream_id}/`, and
+/// for a low-latency session its tree in memory.
 pub struct UploadTree {
     pub uploads: UploadQueue,
     pub live_stream_id: LiveStreamId,
+    pub low_latency: Option<Arc<LowLatencyTree>>,
 }
 
 impl UploadTree {
@@ -183,6 +193,20 @@ impl TreeOutput for UploadTree {
             self.uploads.delete(key);
         }
     }
+
+    fn low_latency(&self, dir: &str, playlist: &LivePlaylist, part: Option<(String, Bytes)>) {
+        if let Some(tree) = &self.low_latency {
+            tree.update(dir, playlist, part);
+        }
+    }
+}
+
+/// Where a rendition's segmenter closed something, in order: the audio rendition closes its
+/// own parts and segments at the first video rendition's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Boundary {
+    PartEnd(MediaTime),
+    SegmentEnd(MediaTime),
 }
 
 /// Static facts about one video rendition, known when the session starts.
@@ -217,6 +241,19 @@ struct Rendition {
     discontinuity_pending: bool,
 }
 
+/// The LL-HLS part target of a rendition of `kind`: audio parts end at the first frame at or
+/// after each video part's end, so they may last one AAC frame (1024 samples) longer.
+fn part_target_secs(kind: TrackKind, target: Duration, timescale: Timebase) -> f64 {
+    let secs = target.as_secs_f64();
+    match kind {
+        TrackKind::Video => secs,
+        TrackKind::Audio => {
+            let frame = 1_024.0 / f64::from(timescale.0.max(1));
+            ((secs + frame) * 1_000.0).ceil() / 1_000.0
+        }
+    }
+}
+
 impl Rendition {
     /// A rendition of `kind`: video segments are cut at keyframes once `target` is reached,
     /// audio segments only where the first video rendition was cut.
@@ -225,26 +262,37 @@ impl Rendition {
         kind: TrackKind,
         session_id: &str,
         timescale: Timebase,
-        target: Duration,
-        window: PlaylistWindow,
-        record: bool,
+        settings: &TreeSettings,
     ) -> Self {
+        let TreeSettings {
+            segment: target,
+            window,
+            record,
+            part_target,
+            ..
+        } = *settings;
         let policy = match kind {
             TrackKind::Video => BoundaryPolicy::TargetDuration,
             TrackKind::Audio => BoundaryPolicy::Explicit,
         };
         let init_name = format!("{session_id}-init.mp4");
         let target_secs = target.as_secs().max(1);
-        let playlist = match window {
+        let mut playlist = match window {
             PlaylistWindow::Segments(segments) => {
                 LivePlaylist::new(target_secs, segments, init_name.clone())
             }
             PlaylistWindow::Event => LivePlaylist::event(target_secs, init_name.clone()),
         };
+        let mut segmenter = TrackSegmenter::new(TRACK_ID, timescale, target).with_policy(policy);
+        if let Some(part_target) = part_target {
+            segmenter = segmenter.with_parts(part_target);
+            playlist = playlist.with_parts(part_target_secs(kind, part_target, timescale));
+            playlist.set_preload_hint(part_name(session_id, 0, 0, kind));
+        }
         Rendition {
             dir,
             kind,
-            segmenter: TrackSegmenter::new(TRACK_ID, timescale, target).with_policy(policy),
+            segmenter,
             playlist,
             meter: BitrateMeter::new(),
             evicted: VecDeque::new(),
@@ -312,12 +360,7 @@ impl Rendition {
             warn!(rendition = %self.dir, "Segment dropped: no init segment could be written.");
             return;
         }
-        // Audio segments get `.m4a`, which the API serves as `audio/mp4`.
-        let extension = match self.kind {
-            TrackKind::Video => "m4s",
-            TrackKind::Audio => "m4a",
-        };
-        let name = format!("{session_id}-{}.{extension}", segment.sequence);
+        let name = format!("{session_id}-{}.{}", segment.sequence, extension(self.kind));
         let bytes = segment.data.len() as u64;
         if !output.put_media(&[&self.dir, &name], &segment.data, SpoolKind::Segment) {
             return;
@@ -330,6 +373,8 @@ impl Rendition {
             origin.wall_clock(segment.start),
         );
         self.segments_written += 1;
+        self.playlist
+            .set_preload_hint(part_name(session_id, segment.sequence + 1, 0, self.kind));
         self.write_playlist(output);
         let discontinuity = std::mem::take(&mut self.discontinuity_pending);
         if let Some(recorded) = &mut self.recorded {
@@ -350,23 +395,47 @@ impl Rendition {
         }
     }
 
+    /// Queues the playlist for the store and hands it to the low-latency tree.
     fn write_playlist(&self, output: &dyn TreeOutput) {
         output.put_playlist(&[&self.dir, MEDIA_PLAYLIST], self.playlist.render());
+        output.low_latency(&self.dir, &self.playlist, None);
     }
 
-    /// Handles what a segmenter returned; returns the end times of the segments it closed.
+    /// Lists a part and hands it, with the playlist, to the low-latency tree.
+    fn publish_part(&mut self, output: &dyn TreeOutput, session_id: &str, part: CompletedPart) {
+        let name = part_name(session_id, part.segment, part.index, self.kind);
+        let next = part_name(session_id, part.segment, part.index + 1, self.kind);
+        self.playlist.push_part(
+            PartEntry {
+                uri: name.clone(),
+                duration_secs: part.duration.as_secs_f64(),
+                independent: part.independent,
+            },
+            next,
+        );
+        output.low_latency(&self.dir, &self.playlist, Some((name, part.data)));
+    }
+
+    /// Handles what a segmenter returned; returns where it closed parts and segments.
     fn absorb(
         &mut self,
         output: &dyn TreeOutput,
         session_id: &str,
         events: Vec<SegmentEvent>,
         origin: &Origin,
-    ) -> Vec<MediaTime> {
+    ) -> Vec<Boundary> {
         let mut ends = Vec::new();
         for event in events {
             match event {
+                SegmentEvent::Part(part) => {
+                    ends.push(Boundary::PartEnd(MediaTime::new(
+                        part.start.ticks + part.duration.ticks,
+                        part.start.timebase,
+                    )));
+                    self.publish_part(output, session_id, part);
+                }
                 SegmentEvent::Segment(segment) => {
-                    ends.push(segment_end(&segment));
+                    ends.push(Boundary::SegmentEnd(segment_end(&segment)));
                     self.publish(output, session_id, segment, origin);
                 }
                 SegmentEvent::TimestampRepaired { received, repaired } => {
@@ -379,6 +448,19 @@ impl Rendition {
         }
         ends
     }
+}
+
+/// Audio segments and parts get `.m4a`, which the API serves as `audio/mp4`.
+fn extension(kind: TrackKind) -> &'static str {
+    match kind {
+        TrackKind::Video => "m4s",
+        TrackKind::Audio => "m4a",
+    }
+}
+
+/// Object name of part `index` of segment `sequence`: `{session}-{sequence}.{index}.m4s`.
+fn part_name(session_id: &str, sequence: u64, index: u32, kind: TrackKind) -> String {
+    format!("{session_id}-{sequence}.{index}.{}", extension(kind))
 }
 
 /// Maps media time to wall-clock time for EXT-X-PROGRAM-DATE-TIME.
@@ -408,6 +490,8 @@ pub struct TreeSettings {
     pub window: PlaylistWindow,
     /// Keep every segment (none is deleted) for the session's asset.
     pub record: bool,
+    /// The LL-HLS part target of a low-latency session: segments are also made as parts.
+    pub part_target: Option<Duration>,
 }
 
 /// Segments and publishes every rendition of one live session.
@@ -430,12 +514,7 @@ impl SessionPackager {
         audio: Option<AudioInput>,
         now: DateTime<Utc>,
     ) -> Self {
-        let TreeSettings {
-            session_id,
-            segment,
-            window,
-            record,
-        } = settings;
+        let session_id = settings.session_id.clone();
         let video = video
             .into_iter()
             .enumerate()
@@ -445,9 +524,7 @@ impl SessionPackager {
                     TrackKind::Video,
                     &session_id,
                     Timebase::MPEG,
-                    segment,
-                    window,
-                    record,
+                    &settings,
                 );
                 (rendition, plan, None)
             })
@@ -465,9 +542,7 @@ impl SessionPackager {
                 TrackKind::Audio,
                 &session_id,
                 Timebase(config.sample_rate),
-                segment,
-                window,
-                record,
+                &settings,
             );
             rendition.write_init(
                 &*output,
@@ -517,7 +592,9 @@ impl SessionPackager {
                     }
                 };
                 let ends = rendition.absorb(&*self.output, &self.session_id, events, &self.origin);
-                let closed_a_segment = !ends.is_empty();
+                let closed_a_segment = ends
+                    .iter()
+                    .any(|end| matches!(end, Boundary::SegmentEnd(_)));
                 if index == 0 {
                     self.cut_audio(ends);
                 }
@@ -562,9 +639,10 @@ impl SessionPackager {
         };
         match rendition.segmenter.push(packet) {
             Ok(events) => {
-                if !rendition
+                if rendition
                     .absorb(&*self.output, &self.session_id, events, &self.origin)
-                    .is_empty()
+                    .iter()
+                    .any(|end| matches!(end, Boundary::SegmentEnd(_)))
                 {
                     self.write_master_if_changed();
                 }
@@ -598,13 +676,17 @@ impl SessionPackager {
         }
     }
 
-    /// Cuts the audio rendition where the first video rendition was cut.
-    fn cut_audio(&mut self, ends: Vec<MediaTime>) {
+    /// Ends the audio rendition's parts and segments where the first video rendition's ended.
+    fn cut_audio(&mut self, ends: Vec<Boundary>) {
         let Some((rendition, _)) = &mut self.audio else {
             return;
         };
         for end in ends {
-            match rendition.segmenter.cut_at(end) {
+            let cut = match end {
+                Boundary::PartEnd(at) => rendition.segmenter.end_part_at(at),
+                Boundary::SegmentEnd(at) => rendition.segmenter.cut_at(at),
+            };
+            match cut {
                 Ok(events) => {
                     rendition.absorb(&*self.output, &self.session_id, events, &self.origin);
                 }
@@ -739,7 +821,7 @@ impl SessionPackager {
 /// Ends a segmenter, as segment events (a failure is logged: the segments before it stand).
 fn flush(segmenter: &mut TrackSegmenter, dir: &str) -> Vec<SegmentEvent> {
     match segmenter.finish() {
-        Ok(segments) => segments.into_iter().map(SegmentEvent::Segment).collect(),
+        Ok(events) => events,
         Err(e) => {
             warn!(rendition = %dir, error = %e, "Flushing the segmenter failed.");
             Vec::new()
@@ -818,6 +900,7 @@ mod tests {
             segment: Duration::from_secs(1),
             window,
             record: false,
+            part_target: None,
         };
         let plans = vec![VideoRenditionPlan {
             name: "source".to_owned(),

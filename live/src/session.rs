@@ -17,7 +17,8 @@ use tracing::{info, warn};
 
 use crate::config::LiveConfig;
 use crate::pipeline::{
-    plan_ladder, PackagingPlan, PackagingTarget, SessionPipeline, SourceDescription,
+    plan_ladder, LowLatencyTarget, PackagingPlan, PackagingTarget, SessionPipeline,
+    SourceDescription,
 };
 use crate::publisher::{PublishRequest, Publisher, PublisherEvent};
 use crate::reconnect::SessionState;
@@ -617,6 +618,13 @@ impl LiveService {
                     window: playlist_window(&stream.dvr, segment, &self.config),
                     latency_mode: stream.latency_mode,
                     record: state.asset_id.is_some(),
+                    low_latency: self
+                        .config
+                        .part_target(stream.latency_mode)
+                        .map(|part_target| LowLatencyTarget {
+                            streams: self.low_latency.clone(),
+                            part_target,
+                        }),
                 })
             }
         };

@@ -4,7 +4,8 @@
 //!   ([`write_fragment`]) following ISO/IEC 14496-12 and CMAF (ISO/IEC 23000-19).
 //! * [`segmenter`] turns one track's [`sluice_media::Packet`]s into [`CompletedSegment`]s: sample
 //!   durations from the next decode time, cuts at keyframes once the target duration is reached
-//!   (or where the caller asks, so audio follows video boundaries), repaired timestamps.
+//!   (or where the caller asks, so audio follows video boundaries), repaired timestamps, and
+//!   LL-HLS parts ([`CompletedPart`]) when asked for.
 //! * [`playlist`] keeps the HLS media playlist's live window ([`LivePlaylist`]), writes
 //!   on-demand playlists ([`VodPlaylist`]) and builds the multivariant playlist ([`MasterPlaylist`]) as `m3u8-rs` data, rendered with its writer.
 //! * [`tree`] is the layout of a packaged HLS tree that live and VOD packaging share, and the
@@ -22,10 +23,12 @@ pub mod tree;
 
 pub use fmp4::{init_segment, write_fragment, Sample};
 pub use playlist::{
-    AudioRendition, BitrateMeter, IFrameVariant, LivePlaylist, MasterPlaylist, VideoVariant,
-    VodPlaylist,
+    AudioRendition, BitrateMeter, IFrameVariant, LivePlaylist, LowLatencyView, MasterPlaylist,
+    PartEntry, RenditionReport, VideoVariant, VodPlaylist,
 };
-pub use segmenter::{BoundaryPolicy, CompletedSegment, SegmentEvent, TrackSegmenter};
+pub use segmenter::{
+    segments_of, BoundaryPolicy, CompletedPart, CompletedSegment, SegmentEvent, TrackSegmenter,
+};
 pub use tree::{
     audio_rendition, media_playlist_uri, segment_end, video_variant, Bitrates, PackagedRendition,
     MASTER_PLAYLIST, MEDIA_PLAYLIST, TRACK_ID,

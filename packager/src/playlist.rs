@@ -18,6 +18,14 @@
 //!   with [`VodPlaylist::i_frames`] it is an I-frame playlist (§4.4.3.6, EXT-X-I-FRAMES-ONLY):
 //!   each entry an EXT-X-BYTERANGE of a segment holding one keyframe.
 //! * [`BitrateMeter`] measures what BANDWIDTH and AVERAGE-BANDWIDTH declare (Apple §1.26–1.27).
+//! * A [`LivePlaylist`] made [`LivePlaylist::with_parts`] also keeps LL-HLS partial segments
+//!   (§4.4.4.9) and renders, besides its regular form, the low-latency form
+//!   ([`LivePlaylist::render_low_latency`]): EXT-X-PART-INF, EXT-X-SERVER-CONTROL with
+//!   CAN-BLOCK-RELOAD, PART-HOLD-BACK (three part targets), HOLD-BACK (three target durations)
+//!   and CAN-SKIP-UNTIL (six), EXT-X-PART on the segments of the last three target durations and
+//!   on the open one, EXT-X-PRELOAD-HINT for the next part, EXT-X-RENDITION-REPORT for the
+//!   sibling renditions, and delta updates (§6.2.5.1, EXT-X-SKIP). m3u8-rs 6 writes none of
+//!   these tags, so the header and tail lines are written here around its segment lines.
 //!
 //! The playlists never read the clock: program date times come from the caller.
 
@@ -33,6 +41,18 @@ use sluice_media::MediaTime;
 /// EXT-X-VERSION of every playlist: 7 covers EXT-X-MAP in non-I-frame playlists (needs 6) and
 /// every attribute written here.
 pub const HLS_VERSION: usize = 7;
+/// EXT-X-VERSION of a low-latency playlist: CAN-SKIP-UNTIL and EXT-X-SKIP need 9 (§7).
+pub const LOW_LATENCY_HLS_VERSION: usize = 9;
+/// PART-HOLD-BACK in part targets (§4.4.3.8: at least two, three recommended).
+const PART_HOLD_BACK_PARTS: f64 = 3.0;
+/// HOLD-BACK in target durations (§4.4.3.8: at least three).
+const HOLD_BACK_TARGETS: f64 = 3.0;
+/// CAN-SKIP-UNTIL in target durations (§4.4.3.8: at least six).
+const SKIP_UNTIL_TARGETS: f64 = 6.0;
+/// Parts are listed on the segments of this many target durations before the end (§6.2.2).
+const PART_LISTED_TARGETS: f64 = 3.0;
+/// Completed segments whose parts are kept (more than [`PART_LISTED_TARGETS`] ever needs).
+const SEGMENTS_WITH_PARTS_KEPT: usize = 8;
 /// Segments kept in a live playlist by default (Apple §8.11 asks for at least six).
 pub const DEFAULT_WINDOW: usize = 6;
 /// GROUP-ID of the audio rendition group.
@@ -52,6 +72,48 @@ pub struct LivePlaylist {
     uris: VecDeque<String>,
     /// The init segment of each segment in the window (parallel to `playlist.segments`).
     maps: VecDeque<Map>,
+    /// LL-HLS parts, when the playlist has them.
+    parts: Option<PartList>,
+}
+
+/// One LL-HLS partial segment as a playlist lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartEntry {
+    pub uri: String,
+    pub duration_secs: f64,
+    /// Its first sample is a sync sample (INDEPENDENT=YES).
+    pub independent: bool,
+}
+
+/// The parts a low-latency playlist knows.
+#[derive(Clone, Debug)]
+struct PartList {
+    target_secs: f64,
+    /// Parts of the most recent completed segments, by media sequence number, oldest first.
+    completed: VecDeque<(u64, Vec<PartEntry>)>,
+    /// Parts of the segment being made.
+    open: Vec<PartEntry>,
+    /// URI of the next part (EXT-X-PRELOAD-HINT).
+    preload_hint: Option<String>,
+}
+
+/// A sibling rendition's progress, for EXT-X-RENDITION-REPORT (§4.4.5.4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenditionReport {
+    /// The sibling's media playlist, relative to this one (`../v1/index.m3u8`).
+    pub uri: String,
+    pub last_msn: u64,
+    pub last_part: u64,
+}
+
+/// How [`LivePlaylist::render_low_latency`] renders.
+pub struct LowLatencyView<'a> {
+    /// A delta update (`_HLS_skip=YES` or `v2`): segments older than CAN-SKIP-UNTIL are
+    /// replaced by EXT-X-SKIP.
+    pub skip: bool,
+    pub reports: &'a [RenditionReport],
+    /// Maps each part, segment, init and report URI (a playback token added, say).
+    pub uri: &'a dyn Fn(&str) -> String,
 }
 
 impl LivePlaylist {
@@ -73,7 +135,194 @@ impl LivePlaylist {
             discontinuity_pending: false,
             uris: VecDeque::new(),
             maps: VecDeque::new(),
+            parts: None,
         }
+    }
+
+    /// The same playlist keeping LL-HLS parts of at most `part_target_secs`.
+    pub fn with_parts(mut self, part_target_secs: f64) -> Self {
+        self.parts = Some(PartList {
+            target_secs: part_target_secs,
+            completed: VecDeque::new(),
+            open: Vec::new(),
+            preload_hint: None,
+        });
+        self
+    }
+
+    /// Appends a part of the open segment; `next_uri` is where the part after it will be (the
+    /// preload hint). A playlist without parts ignores it.
+    pub fn push_part(&mut self, part: PartEntry, next_uri: String) {
+        if let Some(parts) = &mut self.parts {
+            parts.open.push(part);
+            parts.preload_hint = Some(next_uri);
+        }
+    }
+
+    /// Names the next part before any part of the open segment exists (after a segment).
+    pub fn set_preload_hint(&mut self, uri: String) {
+        if let Some(parts) = &mut self.parts {
+            parts.preload_hint = Some(uri);
+        }
+    }
+
+    /// The URI of the next part (EXT-X-PRELOAD-HINT), when the playlist has parts.
+    pub fn preload_hint(&self) -> Option<&str> {
+        self.parts.as_ref()?.preload_hint.as_deref()
+    }
+
+    /// Media sequence number of the segment being made (the one after the last listed).
+    pub fn next_media_sequence(&self) -> u64 {
+        self.playlist.media_sequence + self.playlist.segments.len() as u64
+    }
+
+    /// The last part listed, as (media sequence number, part index): EXT-X-RENDITION-REPORT's
+    /// LAST-MSN and LAST-PART.
+    pub fn last_part(&self) -> Option<(u64, u64)> {
+        let parts = self.parts.as_ref()?;
+        if let Some(count) = (!parts.open.is_empty()).then_some(parts.open.len()) {
+            return Some((self.next_media_sequence(), count as u64 - 1));
+        }
+        let (msn, last) = parts.completed.back()?;
+        Some((*msn, last.len().checked_sub(1)? as u64))
+    }
+
+    /// Whether part `part` of segment `msn` is listed, or its segment complete (§6.2.5.2: a
+    /// part index past a complete segment's last part asks for that segment).
+    pub fn has_part(&self, msn: u64, part: u64) -> bool {
+        let next = self.next_media_sequence();
+        if msn < next {
+            return true;
+        }
+        let listed = self.parts.as_ref().map_or(0, |parts| parts.open.len()) as u64;
+        msn == next && part < listed
+    }
+
+    /// Whether the playlist has ended (EXT-X-ENDLIST).
+    pub fn is_ended(&self) -> bool {
+        self.playlist.end_list
+    }
+
+    /// The low-latency form (see the module documentation), or the regular one for a
+    /// playlist without parts.
+    pub fn render_low_latency(&self, view: &LowLatencyView) -> Vec<u8> {
+        let Some(parts) = &self.parts else {
+            return self.render();
+        };
+        let mut playlist = self.playlist.clone();
+        playlist.version = Some(LOW_LATENCY_HLS_VERSION);
+        playlist.end_list = false;
+        let target = playlist.target_duration as f64;
+        let durations: Vec<f64> = playlist
+            .segments
+            .iter()
+            .map(|s| f64::from(s.duration))
+            .collect();
+        let open_secs: f64 = parts.open.iter().map(|part| part.duration_secs).sum();
+        // Seconds from each segment's start to the end of the playlist.
+        let mut from_start = vec![0.0; durations.len()];
+        let mut total = open_secs;
+        for (index, duration) in durations.iter().enumerate().rev() {
+            total += duration;
+            from_start[index] = total;
+        }
+        let skip_until = SKIP_UNTIL_TARGETS * target;
+        // §6.2.5.1: only segments wholly before the skip boundary (CAN-SKIP-UNTIL from the end)
+        // are skipped.
+        let skipped = if view.skip {
+            from_start
+                .iter()
+                .skip(1)
+                .take_while(|after| **after >= skip_until)
+                .count()
+        } else {
+            0
+        };
+        let first_msn = playlist.media_sequence;
+        for (index, segment) in playlist.segments.iter_mut().enumerate() {
+            let msn = first_msn + index as u64;
+            segment.uri = (view.uri)(&segment.uri);
+            if let Some(map) = &mut segment.map {
+                map.uri = (view.uri)(&map.uri);
+            }
+            let end_to_end = from_start[index] - durations[index];
+            if end_to_end >= PART_LISTED_TARGETS * target {
+                continue;
+            }
+            if let Some((_, own)) = parts.completed.iter().find(|(m, _)| *m == msn) {
+                segment.unknown_tags = own.iter().map(|part| part_tag(part, view)).collect();
+            }
+        }
+        // The first segment after a skip names its init segment again.
+        if skipped > 0 {
+            let map = self.maps.get(skipped).cloned().map(|mut map| {
+                map.uri = (view.uri)(&map.uri);
+                map
+            });
+            playlist.segments[skipped].map = map;
+        }
+        let header = render_with(|out| {
+            MediaPlaylist {
+                segments: Vec::new(),
+                ..playlist.clone()
+            }
+            .write_to(out)
+        });
+        playlist.segments.drain(..skipped);
+        let full = render_with(|out| playlist.write_to(out));
+        let segment_lines = &full[header.len()..];
+
+        let mut out = header;
+        let mut line = |text: String| {
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'\n');
+        };
+        line(format!(
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={},PART-HOLD-BACK={},HOLD-BACK={}",
+            decimal(skip_until),
+            decimal(PART_HOLD_BACK_PARTS * parts.target_secs),
+            decimal(HOLD_BACK_TARGETS * target)
+        ));
+        line(format!(
+            "#EXT-X-PART-INF:PART-TARGET={}",
+            decimal(parts.target_secs)
+        ));
+        if skipped > 0 {
+            line(format!("#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}"));
+        }
+        out.extend_from_slice(segment_lines);
+        let mut line = |text: String| {
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'\n');
+        };
+        if !parts.open.is_empty() {
+            if self.discontinuity_pending {
+                line("#EXT-X-DISCONTINUITY".to_owned());
+            }
+            if self.maps.back() != Some(&self.init) {
+                line(format!("#EXT-X-MAP:URI=\"{}\"", (view.uri)(&self.init.uri)));
+            }
+        }
+        for part in &parts.open {
+            line(part_tag(part, view).to_string());
+        }
+        if self.playlist.end_list {
+            line("#EXT-X-ENDLIST".to_owned());
+        } else if let Some(hint) = &parts.preload_hint {
+            line(format!(
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+                (view.uri)(hint)
+            ));
+        }
+        for report in view.reports {
+            line(format!(
+                "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={},LAST-PART={}",
+                (view.uri)(&report.uri),
+                report.last_msn,
+                report.last_part
+            ));
+        }
+        out
     }
 
     /// An empty live playlist that keeps every segment (EXT-X-PLAYLIST-TYPE:EVENT: segments
@@ -98,6 +347,14 @@ impl LivePlaylist {
         let rounded = duration_secs.round();
         if rounded.is_finite() && rounded > self.playlist.target_duration as f64 {
             self.playlist.target_duration = rounded as u64;
+        }
+        let msn = self.next_media_sequence();
+        if let Some(parts) = &mut self.parts {
+            let own = std::mem::take(&mut parts.open);
+            parts.completed.push_back((msn, own));
+            while parts.completed.len() > SEGMENTS_WITH_PARTS_KEPT {
+                parts.completed.pop_front();
+            }
         }
         self.playlist.segments.push(MediaSegment {
             uri: uri.clone(),
@@ -290,6 +547,29 @@ fn init_map(uri: String) -> Map {
 /// rounding first keeps `2.002` from becoming `2.0020000934600830`.
 fn millisecond_precision(secs: f64) -> f32 {
     ((secs.max(0.0) * 1_000.0).round() / 1_000.0) as f32
+}
+
+/// An EXT-X-PART line (§4.4.4.9).
+fn part_tag(part: &PartEntry, view: &LowLatencyView) -> m3u8_rs::ExtTag {
+    let independent = if part.independent {
+        ",INDEPENDENT=YES"
+    } else {
+        ""
+    };
+    m3u8_rs::ExtTag {
+        tag: "X-PART".to_owned(),
+        rest: Some(format!(
+            "DURATION={},URI=\"{}\"{independent}",
+            decimal(part.duration_secs),
+            (view.uri)(&part.uri)
+        )),
+    }
+}
+
+/// A decimal-floating-point value (§4.2) with at most five decimals and no trailing zeros.
+fn decimal(value: f64) -> String {
+    let text = format!("{:.5}", value.max(0.0));
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// Renders through an `m3u8_rs` writer into memory.
@@ -891,5 +1171,138 @@ segment-1.m4s
             "{rendered}"
         );
         assert!(!rendered.contains("EXT-X-MEDIA:"), "{rendered}");
+    }
+
+    /// A 1 s low-latency playlist of `segments` complete segments of three 1/3 s parts each,
+    /// then `open` parts of the next segment.
+    fn low_latency_playlist(segments: u64, open: u64) -> LivePlaylist {
+        let mut playlist = LivePlaylist::new(1, 20, "s-init.mp4".into()).with_parts(0.334);
+        let part = |msn: u64, index: u64| PartEntry {
+            uri: format!("s-{msn}.{index}.m4s"),
+            duration_secs: 1.0 / 3.0,
+            independent: index == 0,
+        };
+        for msn in 0..segments {
+            for index in 0..3 {
+                let next = if index == 2 {
+                    format!("s-{}.0.m4s", msn + 1)
+                } else {
+                    format!("s-{msn}.{}.m4s", index + 1)
+                };
+                playlist.push_part(part(msn, index), next);
+            }
+            playlist.push_segment(format!("s-{msn}.m4s"), 1.0, at(msn as i64));
+        }
+        for index in 0..open {
+            playlist.push_part(
+                part(segments, index),
+                format!("s-{segments}.{}.m4s", index + 1),
+            );
+        }
+        playlist
+    }
+
+    fn plain(uri: &str) -> String {
+        uri.to_owned()
+    }
+
+    #[test]
+    fn a_low_latency_playlist_lists_recent_parts_the_preload_hint_and_rendition_reports() {
+        let playlist = low_latency_playlist(4, 2);
+        let reports = [RenditionReport {
+            uri: "../a0/index.m3u8".into(),
+            last_msn: 4,
+            last_part: 1,
+        }];
+        let view = LowLatencyView {
+            skip: false,
+            reports: &reports,
+            uri: &plain,
+        };
+        assert_eq!(playlist.last_part(), Some((4, 1)));
+        assert!(playlist.has_part(3, 7) && playlist.has_part(4, 1));
+        assert!(!playlist.has_part(4, 2) && !playlist.has_part(5, 0));
+        assert_eq!(
+            text(playlist.render_low_latency(&view)),
+            "#EXTM3U
+#EXT-X-VERSION:9
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-TARGETDURATION:1
+#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6,PART-HOLD-BACK=1.002,HOLD-BACK=3
+#EXT-X-PART-INF:PART-TARGET=0.334
+#EXT-X-MAP:URI=\"s-init.mp4\"
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z
+#EXTINF:1,
+s-0.m4s
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:21.000Z
+#EXT-X-PART:DURATION=0.33333,URI=\"s-1.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.33333,URI=\"s-1.1.m4s\"
+#EXT-X-PART:DURATION=0.33333,URI=\"s-1.2.m4s\"
+#EXTINF:1,
+s-1.m4s
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z
+#EXT-X-PART:DURATION=0.33333,URI=\"s-2.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.33333,URI=\"s-2.1.m4s\"
+#EXT-X-PART:DURATION=0.33333,URI=\"s-2.2.m4s\"
+#EXTINF:1,
+s-2.m4s
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:23.000Z
+#EXT-X-PART:DURATION=0.33333,URI=\"s-3.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.33333,URI=\"s-3.1.m4s\"
+#EXT-X-PART:DURATION=0.33333,URI=\"s-3.2.m4s\"
+#EXTINF:1,
+s-3.m4s
+#EXT-X-PART:DURATION=0.33333,URI=\"s-4.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.33333,URI=\"s-4.1.m4s\"
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s-4.2.m4s\"
+#EXT-X-RENDITION-REPORT:URI=\"../a0/index.m3u8\",LAST-MSN=4,LAST-PART=1
+"
+        );
+        // The regular form, stored for players without LL-HLS, has none of it.
+        assert!(!text(playlist.render()).contains("PART"));
+    }
+
+    #[test]
+    fn a_delta_update_skips_only_segments_before_the_skip_boundary() {
+        let playlist = low_latency_playlist(10, 1);
+        let with_token = |uri: &str| format!("{uri}?token=t");
+        let view = LowLatencyView {
+            skip: true,
+            reports: &[],
+            uri: &with_token,
+        };
+        let delta = text(playlist.render_low_latency(&view));
+        // 10 1 s segments and 1/3 s of parts: segments 0 to 3 end 6 1/3 s or more before the
+        // end (CAN-SKIP-UNTIL is 6 s).
+        assert!(
+            delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"),
+            "{delta}"
+        );
+        assert!(!delta.contains("s-3.m4s"));
+        assert!(delta.contains(
+            "#EXT-X-MAP:URI=\"s-init.mp4?token=t\"\n#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z\n#EXTINF:1,\ns-4.m4s?token=t\n"
+        ), "{delta}");
+        assert!(delta.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s-10.1.m4s?token=t\"\n"));
+        let view = LowLatencyView {
+            skip: false,
+            reports: &[],
+            uri: &with_token,
+        };
+        let full = text(playlist.render_low_latency(&view));
+        assert!(!full.contains("EXT-X-SKIP") && full.contains("s-0.m4s?token=t"));
+    }
+
+    #[test]
+    fn an_ended_low_latency_playlist_has_no_preload_hint() {
+        let mut playlist = low_latency_playlist(2, 0);
+        playlist.end();
+        let view = LowLatencyView {
+            skip: false,
+            reports: &[],
+            uri: &plain,
+        };
+        let ended = text(playlist.render_low_latency(&view));
+        assert!(ended.ends_with("s-1.m4s\n#EXT-X-ENDLIST\n"), "{ended}");
+        assert!(playlist.is_ended());
     }
 }

@@ -1,9 +1,18 @@
 //! Cuts one track's packets into CMAF segments.
 //!
 //! A CMAF segment (ISO/IEC 23000-19 §7.3.3) is a run of CMAF chunks, each one `moof`+`mdat`
-//! ([`crate::fmp4::write_fragment`]). Today every segment is written as a single chunk; the
-//! open segment already keeps its closed chunks apart from the samples of its open chunk, so
-//! LL-HLS parts (RFC 8216bis §4.4.4.9) come from closing chunks early in the same code.
+//! ([`crate::fmp4::write_fragment`]). By default a segment is a single chunk. With
+//! [`TrackSegmenter::with_parts`] each chunk is also an LL-HLS partial segment (RFC 8216bis
+//! §4.4.4.9), handed out as a [`SegmentEvent::Part`] as soon as it closes, and the segment is
+//! those chunks end to end:
+//!
+//! * A track with [`BoundaryPolicy::TargetDuration`] closes a part once the next sample would
+//!   take it past the part target (so no part is longer than the target), and at each segment
+//!   boundary.
+//! * A track with [`BoundaryPolicy::Explicit`] closes parts only where
+//!   [`TrackSegmenter::end_part_at`] asks (audio following the video's part boundaries, as it
+//!   follows its segment boundaries), so samples past a segment cut that arrives late are
+//!   still in the open chunk and can move into the next segment.
 //!
 //! Rules, following the Apple HLS Authoring Specification (§1.13, §7.4, §7.7):
 //!
@@ -79,9 +88,30 @@ pub struct CompletedSegment {
     pub first_sample_end: u64,
 }
 
+/// One finished chunk of the open segment: an LL-HLS partial segment, ready before its
+/// segment is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedPart {
+    /// The sequence number of the segment it belongs to.
+    pub segment: u64,
+    /// Counts the segment's parts from 0.
+    pub index: u32,
+    /// Decode time of the first sample, in the track timescale.
+    pub start: MediaTime,
+    /// Sum of the sample durations, in the track timescale.
+    pub duration: MediaTime,
+    /// The chunk (`moof`+`mdat`); the segment's `data` is its parts end to end.
+    pub data: Bytes,
+    /// Whether the first sample is a sync sample (a player can start decoding here).
+    pub independent: bool,
+}
+
 /// What pushing a packet, cutting or finishing produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SegmentEvent {
+    /// A part was closed ([`TrackSegmenter::with_parts`] only). The last part of a segment
+    /// comes just before the segment.
+    Part(CompletedPart),
     /// A segment was closed.
     Segment(CompletedSegment),
     /// A packet's decode time did not increase (or leapt too far) and was moved; the track's
@@ -97,6 +127,17 @@ pub enum SegmentEvent {
         /// Its decode time as received, in the track timescale.
         dts: MediaTime,
     },
+}
+
+/// The segments among `events`, in order.
+pub fn segments_of(events: Vec<SegmentEvent>) -> Vec<CompletedSegment> {
+    events
+        .into_iter()
+        .filter_map(|event| match event {
+            SegmentEvent::Segment(segment) => Some(segment),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A packet waiting for the next decode time to know its duration.
@@ -126,6 +167,8 @@ struct OpenSegment {
     samples: Vec<TimedSample>,
     /// Sum of the durations of every sample, in chunks and in the open chunk.
     duration: u64,
+    /// Sum of the durations of the open chunk's samples.
+    chunk_duration: u64,
     starts_with_keyframe: bool,
     independent: bool,
     /// Where the first sample ends in the first chunk, once that chunk is written.
@@ -138,6 +181,7 @@ impl OpenSegment {
         let rest = self.samples.split_off(index);
         let moved: u64 = rest.iter().map(|t| u64::from(t.sample.duration)).sum();
         self.duration -= moved;
+        self.chunk_duration -= moved;
         rest
     }
 }
@@ -165,6 +209,19 @@ pub struct TrackSegmenter {
     open: OpenSegment,
     /// Requested boundaries (track timescale, repaired timeline) not yet reached.
     cuts: BTreeSet<i64>,
+    /// How parts are made, when they are.
+    parts: Option<PartPolicy>,
+    /// Requested part boundaries not yet reached ([`BoundaryPolicy::Explicit`] tracks).
+    part_ends: BTreeSet<i64>,
+}
+
+/// Where a track with parts closes them.
+#[derive(Clone, Copy, Debug)]
+enum PartPolicy {
+    /// Before a sample that would take the part past this many ticks.
+    Target(i64),
+    /// Only where [`TrackSegmenter::end_part_at`] asks.
+    Explicit,
 }
 
 impl TrackSegmenter {
@@ -188,7 +245,22 @@ impl TrackSegmenter {
             last_duration: None,
             open: OpenSegment::default(),
             cuts: BTreeSet::new(),
+            parts: None,
+            part_ends: BTreeSet::new(),
         }
+    }
+
+    /// The same segmenter writing each segment as parts of at most `part_target` (LL-HLS);
+    /// see the module documentation. A [`BoundaryPolicy::Explicit`] track ignores the target
+    /// and ends parts where [`TrackSegmenter::end_part_at`] asks. Set the policy first.
+    pub fn with_parts(mut self, part_target: Duration) -> Self {
+        self.parts = Some(match self.policy {
+            BoundaryPolicy::TargetDuration => {
+                PartPolicy::Target(ticks_of(part_target, self.timescale).max(1))
+            }
+            BoundaryPolicy::Explicit => PartPolicy::Explicit,
+        });
+        self
     }
 
     /// The same segmenter with another boundary policy.
@@ -287,11 +359,12 @@ impl TrackSegmenter {
             .position(|timed| timed.dts >= at && timed.sample.keyframe);
         match split {
             // Only samples of the open chunk can move; the first one starting the segment
-            // never does (`at > start`), so the closed part is never empty.
-            Some(index) if index > 0 => {
+            // never does (`at > start`), so the closed part is never empty. The whole open
+            // chunk moves when a part boundary was just asked for at the same time.
+            Some(index) if index > 0 || !self.open.chunks.is_empty() => {
                 let mut before = std::mem::take(&mut self.open);
                 let rest = before.split_off(index);
-                events.push(SegmentEvent::Segment(self.close(before)?));
+                self.close(before, &mut events)?;
                 for timed in rest {
                     self.append(timed);
                 }
@@ -303,10 +376,38 @@ impl TrackSegmenter {
         Ok(events)
     }
 
+    /// Asks for a part boundary before the first sample whose decode time is at or after
+    /// `time` (a track with parts and [`BoundaryPolicy::Explicit`]; others ignore it). Samples
+    /// already pushed before that point close as a part now.
+    pub fn end_part_at(&mut self, time: MediaTime) -> Result<Vec<SegmentEvent>, PackagerError> {
+        let mut events = Vec::new();
+        if !matches!(self.parts, Some(PartPolicy::Explicit)) {
+            return Ok(events);
+        }
+        let at = time.rescale(self.timescale).ticks;
+        match self.open.samples.iter().position(|timed| timed.dts >= at) {
+            // The open chunk already started at or after `at`: that boundary has passed.
+            Some(0) => {}
+            Some(index) => {
+                let rest = self.open.split_off(index);
+                let mut open = std::mem::take(&mut self.open);
+                events.extend(self.close_chunk(&mut open)?.map(SegmentEvent::Part));
+                self.open = open;
+                for timed in rest {
+                    self.append(timed);
+                }
+            }
+            None => {
+                self.part_ends.insert(at);
+            }
+        }
+        Ok(events)
+    }
+
     /// Ends the track: the held packet gets the previous sample's duration and the remaining
-    /// segments are returned (two when the held packet itself starts a segment). The
-    /// segmenter can then start again at a keyframe.
-    pub fn finish(&mut self) -> Result<Vec<CompletedSegment>, PackagerError> {
+    /// segments (and their last parts) are returned: two segments when the held packet itself
+    /// starts one. The segmenter can then start again at a keyframe.
+    pub fn finish(&mut self) -> Result<Vec<SegmentEvent>, PackagerError> {
         let mut events = Vec::new();
         if let Some(held) = self.held.take() {
             let duration = self.fallback_duration();
@@ -314,18 +415,13 @@ impl TrackSegmenter {
         }
         self.last_duration = None;
         self.cuts.clear();
-        let mut segments: Vec<CompletedSegment> = events
-            .into_iter()
-            .filter_map(|event| match event {
-                SegmentEvent::Segment(segment) => Some(segment),
-                _ => None,
-            })
-            .collect();
+        self.part_ends.clear();
+        events.retain(|event| matches!(event, SegmentEvent::Segment(_) | SegmentEvent::Part(_)));
         let open = std::mem::take(&mut self.open);
         if open.start.is_some() {
-            segments.push(self.close(open)?);
+            self.close(open, &mut events)?;
         }
-        Ok(segments)
+        Ok(events)
     }
 
     fn time(&self, ticks: i64) -> MediaTime {
@@ -352,7 +448,11 @@ impl TrackSegmenter {
         self.last_duration = Some(duration);
         if self.starts_segment(held.dts, held.keyframe) {
             let closed = std::mem::take(&mut self.open);
-            events.push(SegmentEvent::Segment(self.close(closed)?));
+            self.close(closed, events)?;
+        } else if self.starts_part(held.dts, duration) {
+            let mut open = std::mem::take(&mut self.open);
+            events.extend(self.close_chunk(&mut open)?.map(SegmentEvent::Part));
+            self.open = open;
         }
         self.append(TimedSample {
             dts: held.dts,
@@ -363,7 +463,37 @@ impl TrackSegmenter {
                 composition_offset: held.composition_offset,
             },
         });
+        // The next sample most likely lasts as long as this one: when it would not fit, the
+        // part is complete now rather than one sample later.
+        if let Some(PartPolicy::Target(target)) = self.parts {
+            if self.open.chunk_duration + u64::from(duration) > target.unsigned_abs() {
+                let mut open = std::mem::take(&mut self.open);
+                events.extend(self.close_chunk(&mut open)?.map(SegmentEvent::Part));
+                self.open = open;
+            }
+        }
         Ok(())
+    }
+
+    /// Whether a sample at `dts` lasting `duration` must begin a new part (it does not begin a
+    /// segment).
+    fn starts_part(&mut self, dts: i64, duration: u32) -> bool {
+        if self.open.samples.is_empty() {
+            return false;
+        }
+        match self.parts {
+            None => false,
+            Some(PartPolicy::Target(target)) => {
+                self.open.chunk_duration + u64::from(duration) > target.unsigned_abs()
+            }
+            Some(PartPolicy::Explicit) => {
+                let first = self.open.samples[0].dts;
+                while self.part_ends.first().is_some_and(|end| *end <= first) {
+                    self.part_ends.pop_first();
+                }
+                self.part_ends.first().is_some_and(|end| *end <= dts)
+            }
+        }
     }
 
     /// Whether a sample at `dts` must begin a new segment.
@@ -406,16 +536,24 @@ impl TrackSegmenter {
         }
         open.independent &= timed.sample.keyframe;
         open.duration += u64::from(timed.sample.duration);
+        open.chunk_duration += u64::from(timed.sample.duration);
         open.samples.push(timed);
     }
 
-    /// Writes the open chunk of `segment` as one `moof`+`mdat`.
-    fn close_chunk(&mut self, segment: &mut OpenSegment) -> Result<(), PackagerError> {
+    /// Writes the open chunk of `segment` as one `moof`+`mdat`; returns it as a part when the
+    /// track has parts.
+    fn close_chunk(
+        &mut self,
+        segment: &mut OpenSegment,
+    ) -> Result<Option<CompletedPart>, PackagerError> {
         let Some(first) = segment.samples.first() else {
-            return Ok(());
+            return Ok(None);
         };
         // Decode times are kept non-negative (see `push`).
         let base_decode_time = u64::try_from(first.dts).unwrap_or(0);
+        let start = first.dts;
+        let independent = first.sample.keyframe;
+        let chunk_duration = std::mem::take(&mut segment.chunk_duration);
         let samples: Vec<Sample> = segment.samples.drain(..).map(|t| t.sample).collect();
         let chunk = write_fragment(
             self.next_fragment,
@@ -431,19 +569,32 @@ impl TrackSegmenter {
             let before: usize = segment.chunks.iter().map(Bytes::len).sum();
             segment.first_sample_end = Some((before + first_end) as u64);
         }
+        let part = self.parts.map(|_| CompletedPart {
+            segment: self.next_sequence,
+            index: u32::try_from(segment.chunks.len()).unwrap_or(u32::MAX),
+            start: self.time(start),
+            duration: self.time(i64::try_from(chunk_duration).unwrap_or(i64::MAX)),
+            data: chunk.clone(),
+            independent,
+        });
         segment.chunks.push(chunk);
-        Ok(())
+        Ok(part)
     }
 
-    fn close(&mut self, mut segment: OpenSegment) -> Result<CompletedSegment, PackagerError> {
-        self.close_chunk(&mut segment)?;
+    /// Closes `segment`: its last part (when the track has parts), then the segment itself.
+    fn close(
+        &mut self,
+        mut segment: OpenSegment,
+        events: &mut Vec<SegmentEvent>,
+    ) -> Result<(), PackagerError> {
+        events.extend(self.close_chunk(&mut segment)?.map(SegmentEvent::Part));
         let mut data = BytesMut::with_capacity(segment.chunks.iter().map(Bytes::len).sum());
         for chunk in &segment.chunks {
             data.extend_from_slice(chunk);
         }
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        Ok(CompletedSegment {
+        events.push(SegmentEvent::Segment(CompletedSegment {
             sequence,
             start: self.time(segment.start.unwrap_or(0)),
             duration: self.time(i64::try_from(segment.duration).unwrap_or(i64::MAX)),
@@ -451,7 +602,8 @@ impl TrackSegmenter {
             starts_with_keyframe: segment.starts_with_keyframe,
             independent: segment.independent,
             first_sample_end: segment.first_sample_end.unwrap_or(0),
-        })
+        }));
+        Ok(())
     }
 }
 
@@ -469,8 +621,8 @@ mod tests {
 
     const FRAME: i64 = 3_000; // 30 fps at 90 kHz
 
-    fn last_of(mut segments: Vec<CompletedSegment>) -> CompletedSegment {
-        segments.pop().expect("a segment")
+    fn last_of(events: Vec<SegmentEvent>) -> CompletedSegment {
+        segments_of(events).pop().expect("a segment")
     }
 
     #[test]
@@ -485,7 +637,7 @@ mod tests {
         }
         // The keyframe at 2 s is still held when the track ends.
         segmenter.push(video(60 * FRAME, 60 * FRAME, true)).unwrap();
-        let segments = segmenter.finish().unwrap();
+        let segments = segments_of(segmenter.finish().unwrap());
         assert_eq!(segments.len(), 2);
         assert_eq!(segments[0].sequence, 0);
         assert_eq!(segments[0].duration.ticks, 60 * FRAME);
@@ -517,16 +669,6 @@ mod tests {
 
     fn video_segmenter() -> TrackSegmenter {
         TrackSegmenter::new(1, Timebase::MPEG, Duration::from_secs(2))
-    }
-
-    fn segments(events: Vec<SegmentEvent>) -> Vec<CompletedSegment> {
-        events
-            .into_iter()
-            .filter_map(|event| match event {
-                SegmentEvent::Segment(segment) => Some(segment),
-                _ => None,
-            })
-            .collect()
     }
 
     /// Pushes `count` frames from frame `first` with a keyframe every `gop` frames.
@@ -569,7 +711,7 @@ mod tests {
     fn video_segment_closes_at_the_first_keyframe_after_the_target() {
         let mut segmenter = video_segmenter();
         let events = push_frames(&mut segmenter, 0, 62, 30);
-        let closed = segments(events);
+        let closed = segments_of(events);
         assert_eq!(closed.len(), 1);
         let segment = &closed[0];
         assert_eq!(segment.sequence, 0);
@@ -595,7 +737,7 @@ mod tests {
     #[test]
     fn long_gop_stretches_the_segment_to_the_next_keyframe() {
         let mut segmenter = video_segmenter();
-        let closed = segments(push_frames(&mut segmenter, 0, 182, 90));
+        let closed = segments_of(push_frames(&mut segmenter, 0, 182, 90));
         let durations: Vec<i64> = closed.iter().map(|s| s.duration.ticks).collect();
         assert_eq!(durations, [90 * FRAME, 90 * FRAME]);
     }
@@ -703,10 +845,10 @@ mod tests {
         let pushed: Vec<SegmentEvent> = (0..150)
             .flat_map(|i| segmenter.push(audio(i * 1_024)).unwrap())
             .collect();
-        assert!(segments(pushed).is_empty(), "no cut without the video");
+        assert!(segments_of(pushed).is_empty(), "no cut without the video");
 
         // The video's first segment ended at 2 s; audio frame 94 is the first at or after it.
-        let closed = segments(
+        let closed = segments_of(
             segmenter
                 .cut_at(MediaTime::new(180_000, Timebase::MPEG))
                 .unwrap(),
@@ -722,7 +864,7 @@ mod tests {
         let later: Vec<SegmentEvent> = (150..200)
             .flat_map(|i| segmenter.push(audio(i * 1_024)).unwrap())
             .collect();
-        let closed = segments(later);
+        let closed = segments_of(later);
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].start.ticks, 94 * 1_024);
         assert_eq!(closed[0].duration.ticks, (188 - 94) * 1_024);
@@ -773,7 +915,7 @@ mod tests {
         let pushed: Vec<SegmentEvent> = (0..100)
             .flat_map(|i| segmenter.push(audio(i * 1_024)).unwrap())
             .collect();
-        let closed = segments(pushed);
+        let closed = segments_of(pushed);
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].duration.ticks, 94 * 1_024);
     }
@@ -810,7 +952,7 @@ mod tests {
         let mut segmenter = video_segmenter();
         segmenter.push(video(i64::MIN, i64::MIN, true)).unwrap();
         segmenter.push(video(i64::MAX, i64::MAX, true)).unwrap();
-        let segment = segmenter.finish().unwrap().remove(0);
+        let segment = segments_of(segmenter.finish().unwrap()).remove(0);
         assert_eq!(segment.start.ticks, 0);
         assert!(trun_entries(&segment.data)
             .iter()
@@ -822,8 +964,8 @@ mod tests {
         // Keyframes every second; the first two segments aim at 1 s, the rest at 3 s.
         let mut segmenter = TrackSegmenter::new(1, Timebase::MPEG, Duration::from_secs(3))
             .with_short_start(Duration::from_secs(1), 2);
-        let mut closed = segments(push_frames(&mut segmenter, 0, 300, 30));
-        closed.extend(segmenter.finish().unwrap());
+        let mut closed = segments_of(push_frames(&mut segmenter, 0, 300, 30));
+        closed.extend(segments_of(segmenter.finish().unwrap()));
         let durations: Vec<i64> = closed.iter().map(|s| s.duration.ticks / FRAME).collect();
         assert_eq!(durations, [30, 30, 90, 90, 60]);
     }
@@ -850,12 +992,174 @@ mod tests {
     #[test]
     fn fragments_are_numbered_across_segments() {
         let mut segmenter = video_segmenter();
-        let mut closed = segments(push_frames(&mut segmenter, 0, 62, 60));
-        closed.extend(segmenter.finish().unwrap());
+        let mut closed = segments_of(push_frames(&mut segmenter, 0, 62, 60));
+        closed.extend(segments_of(segmenter.finish().unwrap()));
         let numbers: Vec<u32> = closed
             .iter()
             .map(|s| u32_at(find(&s.data, &[b"moof", b"mfhd"]), 4))
             .collect();
         assert_eq!(numbers, [1, 2]);
+    }
+
+    fn parts(events: &[SegmentEvent]) -> Vec<&CompletedPart> {
+        events
+            .iter()
+            .filter_map(|event| match event {
+                SegmentEvent::Part(part) => Some(part),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// 48 kHz AAC frames `first..first + count` (1024 ticks each).
+    fn push_audio_frames(
+        segmenter: &mut TrackSegmenter,
+        first: i64,
+        count: i64,
+    ) -> Vec<SegmentEvent> {
+        (first..first + count)
+            .flat_map(|i| segmenter.push(audio(i * 1_024)).unwrap())
+            .collect()
+    }
+
+    fn audio_with_parts() -> TrackSegmenter {
+        TrackSegmenter::new(1, Timebase(48_000), Duration::from_secs(2))
+            .with_policy(BoundaryPolicy::Explicit)
+            .with_parts(Duration::from_millis(334))
+    }
+
+    #[test]
+    fn parts_stay_within_the_part_target_and_make_up_their_segment_end_to_end() {
+        let mut segmenter = video_segmenter().with_parts(Duration::from_millis(334));
+        let events = push_frames(&mut segmenter, 0, 122, 60);
+        let closed = segments_of(events.clone());
+        assert_eq!(closed.len(), 2);
+        for segment in &closed {
+            let own: Vec<&CompletedPart> = parts(&events)
+                .into_iter()
+                .filter(|part| part.segment == segment.sequence)
+                .collect();
+            // 60 frames of 33.3 ms: six parts of ten frames, the first one independent.
+            assert_eq!(own.len(), 6);
+            assert!(own.iter().all(|part| part.duration.ticks == 10 * FRAME));
+            let indices: Vec<u32> = own.iter().map(|part| part.index).collect();
+            assert_eq!(indices, [0, 1, 2, 3, 4, 5]);
+            let independent: Vec<bool> = own.iter().map(|part| part.independent).collect();
+            assert_eq!(independent, [true, false, false, false, false, false]);
+            assert_eq!(own[0].start, segment.start);
+            let joined: Vec<u8> = own.iter().flat_map(|part| part.data.to_vec()).collect();
+            assert_eq!(joined, segment.data.to_vec());
+        }
+        // Each segment comes right after its last part.
+        let order: Vec<&str> = events
+            .iter()
+            .filter_map(|event| match event {
+                SegmentEvent::Part(_) => Some("part"),
+                SegmentEvent::Segment(_) => Some("segment"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(order[5..7], ["part", "segment"]);
+    }
+
+    #[test]
+    fn a_part_closes_as_soon_as_the_next_frame_would_not_fit() {
+        let mut segmenter = video_segmenter().with_parts(Duration::from_millis(334));
+        // Frame 9 is committed when frame 10 arrives: ten frames fill 333 ms of the 334.
+        assert!(parts(&push_frames(&mut segmenter, 0, 10, 60)).is_empty());
+        let events = push_frames(&mut segmenter, 10, 1, 60);
+        assert_eq!(parts(&events).len(), 1);
+        assert_eq!(parts(&events)[0].duration.ticks, 10 * FRAME);
+    }
+
+    #[test]
+    fn a_frame_longer_than_the_rest_starts_a_part_rather_than_overflowing_one() {
+        let mut segmenter = video_segmenter().with_parts(Duration::from_millis(334));
+        let mut events = push_frames(&mut segmenter, 0, 5, 60);
+        // Frame 4 lasts two frames (a dropped frame at the source).
+        for frame in [6, 7, 8, 9, 10, 11, 12] {
+            events.extend(
+                segmenter
+                    .push(video(frame * FRAME, frame * FRAME, false))
+                    .unwrap(),
+            );
+        }
+        events.extend(segmenter.finish().unwrap());
+        let durations: Vec<i64> = parts(&events).iter().map(|p| p.duration.ticks).collect();
+        assert!(durations.iter().all(|d| *d <= 30_060), "{durations:?}");
+        assert_eq!(durations.iter().sum::<i64>(), 13 * FRAME);
+    }
+
+    #[test]
+    fn finishing_returns_the_last_part_before_the_last_segment() {
+        let mut segmenter = video_segmenter().with_parts(Duration::from_millis(334));
+        push_frames(&mut segmenter, 0, 15, 60);
+        let events = segmenter.finish().unwrap();
+        assert!(matches!(
+            &events[..],
+            [SegmentEvent::Part(part), SegmentEvent::Segment(segment)]
+                if part.index == 1 && part.duration.ticks == 5 * FRAME && segment.sequence == 0
+        ));
+    }
+
+    #[test]
+    fn audio_parts_end_where_asked_even_after_later_frames_arrived() {
+        let mut segmenter = audio_with_parts();
+        // 20 frames (up to 427 ms) pushed, then the video's first part ends at 333 ms.
+        assert!(parts(&push_audio_frames(&mut segmenter, 0, 20)).is_empty());
+        let events = segmenter
+            .end_part_at(MediaTime::new(30_000, Timebase::MPEG))
+            .unwrap();
+        // Frames 0..=15 start before 333 ms (frame 16 starts at 341 ms).
+        assert_eq!(parts(&events).len(), 1);
+        assert_eq!(parts(&events)[0].duration.ticks, 16 * 1_024);
+        assert!(parts(&events)[0].independent);
+    }
+
+    #[test]
+    fn an_audio_part_end_asked_ahead_of_the_audio_waits_for_its_frames() {
+        let mut segmenter = audio_with_parts();
+        push_audio_frames(&mut segmenter, 0, 4);
+        assert!(segmenter
+            .end_part_at(MediaTime::new(30_000, Timebase::MPEG))
+            .unwrap()
+            .is_empty());
+        // Frame 16 (the first at or after 333 ms) is committed when frame 17 arrives.
+        assert!(parts(&push_audio_frames(&mut segmenter, 4, 13)).is_empty());
+        let events = push_audio_frames(&mut segmenter, 17, 1);
+        assert_eq!(parts(&events).len(), 1);
+        assert_eq!(parts(&events)[0].duration.ticks, 16 * 1_024);
+    }
+
+    #[test]
+    fn a_late_segment_cut_still_moves_audio_past_it_into_the_next_segment() {
+        let mut segmenter = audio_with_parts();
+        push_audio_frames(&mut segmenter, 0, 20);
+        segmenter
+            .end_part_at(MediaTime::new(30_000, Timebase::MPEG))
+            .unwrap();
+        push_audio_frames(&mut segmenter, 20, 20);
+        // The video's segment (and so its second part) ended at 667 ms; the audio is at 853 ms.
+        let mut events = segmenter
+            .end_part_at(MediaTime::new(60_000, Timebase::MPEG))
+            .unwrap();
+        events.extend(
+            segmenter
+                .cut_at(MediaTime::new(60_000, Timebase::MPEG))
+                .unwrap(),
+        );
+        let closed = segments_of(events.clone());
+        assert_eq!(closed.len(), 1);
+        // Frame 32 is the first at or after 667 ms.
+        assert_eq!(closed[0].duration.ticks, 32 * 1_024);
+        let own: Vec<&CompletedPart> = parts(&events);
+        assert_eq!(
+            own.len(),
+            1,
+            "the second part, asked for just before the cut"
+        );
+        assert_eq!((own[0].index, own[0].duration.ticks), (1, 16 * 1_024));
+        let next = segments_of(segmenter.finish().unwrap());
+        assert_eq!(next[0].start.ticks, 32 * 1_024);
     }
 }

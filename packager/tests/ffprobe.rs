@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_media::{AudioSpecificConfig, AvcConfig, Packet, Timebase, TrackInfo, TrackKind};
-use sluice_packager::{init_segment, SegmentEvent, TrackSegmenter};
+use sluice_packager::{init_segment, segments_of, SegmentEvent, TrackSegmenter};
 
 /// A 320x240 H.264 stream: its decoder configuration and its access units (AVCC, decode order,
 /// whether each is an IDR), encoded by ffmpeg's libx264 with B-frames and a 30-frame GOP.
@@ -111,7 +111,7 @@ fn probe(init: Bytes, mut segmenter: TrackSegmenter, packets: Vec<Packet>) -> St
             }
         }
     }
-    for segment in segmenter.finish().unwrap() {
+    for segment in segments_of(segmenter.finish().unwrap()) {
         file.write_all(&segment.data).unwrap();
     }
     file.flush().unwrap();
