@@ -239,3 +239,144 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use sluice_packager::PartEntry;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn plain(uri: &str) -> String {
+        uri.to_owned()
+    }
+
+    fn part(uri: &str) -> PartEntry {
+        PartEntry {
+            uri: uri.to_owned(),
+            duration_secs: 0.3,
+            independent: false,
+        }
+    }
+
+    /// A tree whose `v0` has one complete segment (0) and part 0 of segment 1.
+    fn tree() -> (Arc<LowLatencyTree>, LivePlaylist) {
+        let tree = Arc::new(LowLatencyTree::default());
+        let mut playlist = LivePlaylist::new(1, 6, "init.mp4".into()).with_parts(0.334);
+        playlist.push_part(part("s-0.0.m4s"), "s-0.1.m4s".into());
+        playlist.push_segment("s-0.m4s".into(), 0.3, Utc.timestamp_opt(0, 0).unwrap());
+        playlist.set_preload_hint("s-1.0.m4s".into());
+        playlist.push_part(part("s-1.0.m4s"), "s-1.1.m4s".into());
+        tree.update(
+            "v0",
+            &playlist,
+            Some(("s-1.0.m4s".into(), Bytes::from_static(b"p"))),
+        );
+        (tree, playlist)
+    }
+
+    fn request(msn: u64, part: u64) -> Option<BlockingRequest> {
+        Some(BlockingRequest {
+            msn,
+            part: Some(part),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_blocking_request_is_answered_when_the_part_arrives() {
+        let (tree, mut playlist) = tree();
+        let waiting = tokio::spawn({
+            let tree = tree.clone();
+            async move {
+                tree.playlist("v0", request(1, 1), false, &plain, WAIT)
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "part 1 of segment 1 does not exist yet"
+        );
+        playlist.push_part(part("s-1.1.m4s"), "s-1.2.m4s".into());
+        tree.update(
+            "v0",
+            &playlist,
+            Some(("s-1.1.m4s".into(), Bytes::from_static(b"q"))),
+        );
+        let PlaylistAnswer::Playlist(body) = waiting.await.unwrap() else {
+            panic!("a playlist");
+        };
+        assert!(String::from_utf8(body)
+            .unwrap()
+            .contains("URI=\"s-1.1.m4s\""));
+    }
+
+    #[tokio::test]
+    async fn requests_too_far_ahead_unknown_or_never_satisfied_are_refused() {
+        let (tree, _) = tree();
+        let short = Duration::from_millis(50);
+        assert_eq!(
+            tree.playlist("v0", request(3, 0), false, &plain, short)
+                .await,
+            PlaylistAnswer::TooFarAhead
+        );
+        assert_eq!(
+            tree.playlist("v9", None, false, &plain, short).await,
+            PlaylistAnswer::NotFound
+        );
+        assert_eq!(
+            tree.playlist("v0", request(2, 0), false, &plain, short)
+                .await,
+            PlaylistAnswer::TimedOut
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_tree_answers_waiting_requests_with_what_it_has() {
+        let (tree, _) = tree();
+        let streams = LowLatencyStreams::default();
+        let id = LiveStreamId::parse("ls_1").unwrap();
+        let waiting = tokio::spawn({
+            let tree = tree.clone();
+            async move {
+                tree.playlist("v0", request(2, 0), false, &plain, WAIT)
+                    .await
+            }
+        });
+        let hinted = tokio::spawn({
+            let tree = tree.clone();
+            async move { tree.part("v0", "s-1.1.m4s", WAIT).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        streams.close(&id, &tree);
+        assert!(matches!(
+            waiting.await.unwrap(),
+            PlaylistAnswer::Playlist(_)
+        ));
+        assert_eq!(hinted.await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn parts_are_served_from_memory_and_only_the_hinted_one_is_waited_for() {
+        let (tree, _) = tree();
+        assert_eq!(
+            tree.part("v0", "s-1.0.m4s", WAIT).await,
+            Some(Bytes::from_static(b"p"))
+        );
+        // Not the preload hint: answered at once.
+        assert_eq!(tree.part("v0", "s-7.0.m4s", WAIT).await, None);
+    }
+
+    #[test]
+    fn a_new_session_replaces_the_streams_tree_and_the_old_one_cannot_remove_it() {
+        let streams = LowLatencyStreams::default();
+        let id = LiveStreamId::parse("ls_1").unwrap();
+        let first = streams.open(&id);
+        let second = streams.open(&id);
+        streams.close(&id, &first);
+        assert!(Arc::ptr_eq(&streams.get(&id).unwrap(), &second));
+        streams.close(&id, &second);
+        assert!(streams.get(&id).is_none());
+    }
+}
