@@ -1,0 +1,179 @@
+//! LL-HLS of a `low` latency stream published over RTMP by ffmpeg, read over HTTP as a player
+//! does and judged by the strict checker (`sluice_packager::ll_hls_conformance`): parts,
+//! preload hints, rendition reports, blocking reload, delta updates and the end of the stream.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{wait_for, Publisher, Server};
+use serde_json::json;
+use sluice_packager::ll_hls_conformance::{self as ll, MediaPlaylist};
+
+const RENDITIONS: [&str; 3] = ["v0", "v1", "a0"];
+
+/// A low-latency stream with a transcoded rung and a passthrough one, its playlists keeping
+/// 12 s (so delta updates have segments to skip).
+fn low_latency_stream(server: &Server) -> (String, String, String) {
+    let stream = server.create_live_stream(json!({
+        "name": "low", "ladder": ["360p", "source"], "latency_mode": "low",
+        "dvr": {"mode": "window", "window_s": 12}
+    }));
+    (
+        stream["id"].as_str().unwrap().to_owned(),
+        stream["stream_key"].as_str().unwrap().to_owned(),
+        stream["playback_ids"][0]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn fetch(server: &Server, playback_id: &str, rendition: &str, query: &str) -> (u16, String) {
+    let response = server.get(&format!("/hls/{playback_id}/{rendition}/index.m3u8{query}"));
+    let status = response.status;
+    (status, response.text())
+}
+
+/// The rendition's playlist, which must pass every single-playlist rule.
+fn checked(server: &Server, playback_id: &str, rendition: &str, query: &str) -> MediaPlaylist {
+    let (status, text) = fetch(server, playback_id, rendition, query);
+    assert_eq!(status, 200, "{rendition}{query}: {text}");
+    ll::check(&text).unwrap_or_else(|errors| panic!("{rendition}{query}: {errors:#?}\n{text}"))
+}
+
+#[test]
+fn a_low_latency_stream_serves_ll_hls_that_keeps_every_rule_while_live_and_ends_cleanly() {
+    let server = Server::start();
+    let (id, key, playback_id) = low_latency_stream(&server);
+    let publisher = Publisher::start(&server.rtmp_url(&key), "640x360", 30, 30);
+
+    // Nine segments: enough for a delta update to skip some.
+    wait_for("nine segments", Duration::from_secs(90), || {
+        let (status, text) = fetch(&server, &playback_id, "v0", "");
+        let playlist = (status == 200).then(|| ll::parse(&text).ok()).flatten()?;
+        (playlist.segments.len() >= 9).then_some(())
+    });
+
+    // Every rendition keeps the rules and reports its siblings.
+    let playlists: Vec<MediaPlaylist> = RENDITIONS
+        .iter()
+        .map(|rendition| checked(&server, &playback_id, rendition, ""))
+        .collect();
+    for (index, rendition) in RENDITIONS.iter().enumerate() {
+        let own = checked(&server, &playback_id, rendition, "");
+        let siblings: Vec<(String, MediaPlaylist)> = RENDITIONS
+            .iter()
+            .filter(|other| *other != rendition)
+            .map(|other| {
+                let sibling = checked(&server, &playback_id, other, "");
+                (format!("../{other}/index.m3u8"), sibling)
+            })
+            .collect();
+        let siblings: Vec<(&str, &MediaPlaylist)> =
+            siblings.iter().map(|(uri, p)| (uri.as_str(), p)).collect();
+        ll::check_rendition_reports(&own, &siblings)
+            .unwrap_or_else(|errors| panic!("{rendition}: {errors:#?}"));
+        ll::check_successor(&playlists[index], &own)
+            .unwrap_or_else(|errors| panic!("{rendition}: {errors:#?}"));
+    }
+
+    // Every part listed is where INDEPENDENT says a key frame is (audio: every sample is one).
+    for (rendition, playlist) in RENDITIONS.iter().zip(&playlists) {
+        let every_sample_sync = *rendition == "a0";
+        let parts = playlist
+            .segments
+            .iter()
+            .flat_map(|segment| &segment.parts)
+            .chain(&playlist.open_parts);
+        for part in parts {
+            let response = server.get(&format!("/hls/{playback_id}/{rendition}/{}", part.uri));
+            if response.status == 404 {
+                continue; // Older than the parts kept in memory since the playlist was read.
+            }
+            assert_eq!(response.status, 200, "{rendition}/{}", part.uri);
+            ll::check_part_independence(part, &response.body, every_sample_sync)
+                .unwrap_or_else(|error| panic!("{rendition}/{}: {error}", part.uri));
+        }
+    }
+
+    // A blocking request for the next part is answered once it exists, and the part the
+    // preload hint named is it.
+    let before = checked(&server, &playback_id, "v0", "");
+    let (msn, part) = before.last_part().expect("parts listed");
+    let asked = Instant::now();
+    let after = checked(
+        &server,
+        &playback_id,
+        "v0",
+        &format!("?_HLS_msn={msn}&_HLS_part={}", part + 1),
+    );
+    assert!(
+        after.has_part(msn, part + 1),
+        "the answer lists the part asked for"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "answered before timing out"
+    );
+    ll::check_successor(&before, &after).unwrap_or_else(|errors| panic!("{errors:#?}"));
+    let hint = &after.preload_hints[0].uri;
+    let hinted = server.get(&format!("/hls/{playback_id}/v0/{hint}"));
+    assert_eq!(hinted.status, 200, "the hinted part, held until it exists");
+    let next = checked(&server, &playback_id, "v0", "");
+    let listed = next
+        .segments
+        .iter()
+        .flat_map(|segment| &segment.parts)
+        .chain(&next.open_parts)
+        .any(|part| &part.uri == hint);
+    assert!(listed, "the hinted part became a listed part");
+
+    // A delta update is the full playlist of the same moment less the skipped segments.
+    let (full, delta) = wait_for(
+        "a full and a delta playlist of one moment",
+        Duration::from_secs(30),
+        || {
+            let at = checked(&server, &playback_id, "v0", "").last_part()?;
+            let query = format!("?_HLS_msn={}&_HLS_part={}", at.0, at.1 + 1);
+            let (_, full) = fetch(&server, &playback_id, "v0", &query);
+            let (_, delta) = fetch(
+                &server,
+                &playback_id,
+                "v0",
+                &format!("{query}&_HLS_skip=YES"),
+            );
+            let same = ll::parse(&full).ok()?.last_part() == ll::parse(&delta).ok()?.last_part();
+            same.then_some((full, delta))
+        },
+    );
+    assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS="), "{delta}");
+    ll::check_delta(&full, &delta).unwrap_or_else(|errors| panic!("{errors:#?}"));
+
+    // Requests the protocol refuses.
+    let last = checked(&server, &playback_id, "v0", "").next_msn();
+    let (status, _) = fetch(
+        &server,
+        &playback_id,
+        "v0",
+        &format!("?_HLS_msn={}", last + 3),
+    );
+    assert_eq!(status, 400, "more than two segments ahead");
+    let (status, _) = fetch(&server, &playback_id, "v0", "?_HLS_part=1");
+    assert_eq!(status, 400, "a part without its segment");
+    let (status, _) = fetch(&server, &playback_id, "v0", "?_HLS_skip=maybe");
+    assert_eq!(status, 400);
+
+    // Once the publisher is gone the session ends (no reconnect window in low latency) and a
+    // request blocking for a part that never comes gets the ended playlist.
+    assert!(publisher.wait(), "ffmpeg publish failed");
+    let ended = wait_for("the ended playlist", Duration::from_secs(30), || {
+        let (status, text) = fetch(
+            &server,
+            &playback_id,
+            "v0",
+            &format!("?_HLS_msn={}", last + 1),
+        );
+        (status == 200 && text.contains("#EXT-X-ENDLIST")).then_some(text)
+    });
+    assert!(m3u8_rs::parse_media_playlist_res(ended.as_bytes()).is_ok());
+    let (status, _) = server.api("GET", &format!("/v1/live-streams/{id}"), None);
+    assert_eq!(status, 200);
+}
