@@ -140,7 +140,9 @@ fn a_low_latency_stream_serves_ll_hls_that_keeps_every_rule_while_live_and_ends_
                 "v0",
                 &format!("{query}&_HLS_skip=YES"),
             );
-            let same = ll::parse(&full).ok()?.last_part() == ll::parse(&delta).ok()?.last_part();
+            let (full_now, delta_now) = (ll::parse(&full).ok()?, ll::parse(&delta).ok()?);
+            let same = full_now.last_part() == delta_now.last_part()
+                && full_now.rendition_reports == delta_now.rendition_reports;
             same.then_some((full, delta))
         },
     );

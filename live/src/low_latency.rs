@@ -264,10 +264,18 @@ mod tests {
     fn tree() -> (Arc<LowLatencyTree>, LivePlaylist) {
         let tree = Arc::new(LowLatencyTree::default());
         let mut playlist = LivePlaylist::new(1, 6, "init.mp4".into()).with_parts(0.334);
-        playlist.push_part(part("s-0.0.m4s"), "s-0.1.m4s".into());
+        playlist.push_part(
+            part("s-0.0.m4s"),
+            Utc.timestamp_opt(0, 0).unwrap(),
+            "s-0.1.m4s".into(),
+        );
         playlist.push_segment("s-0.m4s".into(), 0.3, Utc.timestamp_opt(0, 0).unwrap());
         playlist.set_preload_hint("s-1.0.m4s".into());
-        playlist.push_part(part("s-1.0.m4s"), "s-1.1.m4s".into());
+        playlist.push_part(
+            part("s-1.0.m4s"),
+            Utc.timestamp_opt(1, 0).unwrap(),
+            "s-1.1.m4s".into(),
+        );
         tree.update(
             "v0",
             &playlist,
@@ -298,7 +306,11 @@ mod tests {
             !waiting.is_finished(),
             "part 1 of segment 1 does not exist yet"
         );
-        playlist.push_part(part("s-1.1.m4s"), "s-1.2.m4s".into());
+        playlist.push_part(
+            part("s-1.1.m4s"),
+            Utc.timestamp_opt(1, 0).unwrap(),
+            "s-1.2.m4s".into(),
+        );
         tree.update(
             "v0",
             &playlist,

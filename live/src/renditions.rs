@@ -402,7 +402,13 @@ impl Rendition {
     }
 
     /// Lists a part and hands it, with the playlist, to the low-latency tree.
-    fn publish_part(&mut self, output: &dyn TreeOutput, session_id: &str, part: CompletedPart) {
+    fn publish_part(
+        &mut self,
+        output: &dyn TreeOutput,
+        session_id: &str,
+        part: CompletedPart,
+        origin: &Origin,
+    ) {
         let name = part_name(session_id, part.segment, part.index, self.kind);
         let next = part_name(session_id, part.segment, part.index + 1, self.kind);
         self.playlist.push_part(
@@ -411,6 +417,7 @@ impl Rendition {
                 duration_secs: part.duration.as_secs_f64(),
                 independent: part.independent,
             },
+            origin.wall_clock(part.start),
             next,
         );
         output.low_latency(&self.dir, &self.playlist, Some((name, part.data)));
@@ -432,7 +439,7 @@ impl Rendition {
                         part.start.ticks + part.duration.ticks,
                         part.start.timebase,
                     )));
-                    self.publish_part(output, session_id, part);
+                    self.publish_part(output, session_id, part, origin);
                 }
                 SegmentEvent::Segment(segment) => {
                     ends.push(Boundary::SegmentEnd(segment_end(&segment)));

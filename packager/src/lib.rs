@@ -15,6 +15,7 @@
 //! times in, and get bytes out to hand to storage.
 
 pub mod fmp4;
+pub mod ll_hls_conformance;
 pub mod playlist;
 pub mod segmenter;
 #[cfg(test)]

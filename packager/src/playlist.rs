@@ -93,6 +93,8 @@ struct PartList {
     completed: VecDeque<(u64, Vec<PartEntry>)>,
     /// Parts of the segment being made.
     open: Vec<PartEntry>,
+    /// Wall-clock time of the segment being made, from its first part.
+    open_program_date_time: Option<DateTime<Utc>>,
     /// URI of the next part (EXT-X-PRELOAD-HINT).
     preload_hint: Option<String>,
 }
@@ -145,15 +147,25 @@ impl LivePlaylist {
             target_secs: part_target_secs,
             completed: VecDeque::new(),
             open: Vec::new(),
+            open_program_date_time: None,
             preload_hint: None,
         });
         self
     }
 
-    /// Appends a part of the open segment; `next_uri` is where the part after it will be (the
-    /// preload hint). A playlist without parts ignores it.
-    pub fn push_part(&mut self, part: PartEntry, next_uri: String) {
+    /// Appends a part of the open segment, which starts at wall-clock time `program_date_time`;
+    /// `next_uri` is where the part after it will be (the preload hint). A playlist without
+    /// parts ignores it.
+    pub fn push_part(
+        &mut self,
+        part: PartEntry,
+        program_date_time: DateTime<Utc>,
+        next_uri: String,
+    ) {
         if let Some(parts) = &mut self.parts {
+            parts
+                .open_program_date_time
+                .get_or_insert(program_date_time);
             parts.open.push(part);
             parts.preload_hint = Some(next_uri);
         }
@@ -218,17 +230,16 @@ impl LivePlaylist {
             .iter()
             .map(|s| f64::from(s.duration))
             .collect();
-        let open_secs: f64 = parts.open.iter().map(|part| part.duration_secs).sum();
-        // Seconds from each segment's start to the end of the playlist.
+        // Seconds from each segment's start to the end of the last complete segment.
         let mut from_start = vec![0.0; durations.len()];
-        let mut total = open_secs;
+        let mut total = 0.0;
         for (index, duration) in durations.iter().enumerate().rev() {
             total += duration;
             from_start[index] = total;
         }
         let skip_until = SKIP_UNTIL_TARGETS * target;
-        // §6.2.5.1: only segments wholly before the skip boundary (CAN-SKIP-UNTIL from the end)
-        // are skipped.
+        // §6.2.5.1: only segments further from the end of the last segment than the skip
+        // boundary (CAN-SKIP-UNTIL) are skipped; the open segment's parts are not counted.
         let skipped = if view.skip {
             from_start
                 .iter()
@@ -238,6 +249,7 @@ impl LivePlaylist {
         } else {
             0
         };
+        let open_secs: f64 = parts.open.iter().map(|part| part.duration_secs).sum();
         let first_msn = playlist.media_sequence;
         for (index, segment) in playlist.segments.iter_mut().enumerate() {
             let msn = first_msn + index as u64;
@@ -245,7 +257,7 @@ impl LivePlaylist {
             if let Some(map) = &mut segment.map {
                 map.uri = (view.uri)(&map.uri);
             }
-            let end_to_end = from_start[index] - durations[index];
+            let end_to_end = from_start[index] - durations[index] + open_secs;
             if end_to_end >= PART_LISTED_TARGETS * target {
                 continue;
             }
@@ -302,6 +314,12 @@ impl LivePlaylist {
             if self.maps.back() != Some(&self.init) {
                 line(format!("#EXT-X-MAP:URI=\"{}\"", (view.uri)(&self.init.uri)));
             }
+            if let Some(date) = parts.open_program_date_time {
+                line(format!(
+                    "#EXT-X-PROGRAM-DATE-TIME:{}",
+                    date.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ));
+            }
         }
         for part in &parts.open {
             line(part_tag(part, view).to_string());
@@ -351,6 +369,7 @@ impl LivePlaylist {
         let msn = self.next_media_sequence();
         if let Some(parts) = &mut self.parts {
             let own = std::mem::take(&mut parts.open);
+            parts.open_program_date_time = None;
             parts.completed.push_back((msn, own));
             while parts.completed.len() > SEGMENTS_WITH_PARTS_KEPT {
                 parts.completed.pop_front();
@@ -1189,15 +1208,15 @@ segment-1.m4s
                 } else {
                     format!("s-{msn}.{}.m4s", index + 1)
                 };
-                playlist.push_part(part(msn, index), next);
+                let date = at(msn as i64) + chrono::Duration::milliseconds(333 * index as i64);
+                playlist.push_part(part(msn, index), date, next);
             }
             playlist.push_segment(format!("s-{msn}.m4s"), 1.0, at(msn as i64));
         }
         for index in 0..open {
-            playlist.push_part(
-                part(segments, index),
-                format!("s-{segments}.{}.m4s", index + 1),
-            );
+            let date = at(segments as i64) + chrono::Duration::milliseconds(333 * index as i64);
+            let next = format!("s-{segments}.{}.m4s", index + 1);
+            playlist.push_part(part(segments, index), date, next);
         }
         playlist
     }
@@ -1252,6 +1271,7 @@ s-2.m4s
 #EXT-X-PART:DURATION=0.33333,URI=\"s-3.2.m4s\"
 #EXTINF:1,
 s-3.m4s
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z
 #EXT-X-PART:DURATION=0.33333,URI=\"s-4.0.m4s\",INDEPENDENT=YES
 #EXT-X-PART:DURATION=0.33333,URI=\"s-4.1.m4s\"
 #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s-4.2.m4s\"
@@ -1260,6 +1280,8 @@ s-3.m4s
         );
         // The regular form, stored for players without LL-HLS, has none of it.
         assert!(!text(playlist.render()).contains("PART"));
+        let rendered = text(playlist.render_low_latency(&view));
+        crate::ll_hls_conformance::check(&rendered).unwrap_or_else(|e| panic!("{e:#?}"));
     }
 
     #[test]
@@ -1272,8 +1294,8 @@ s-3.m4s
             uri: &with_token,
         };
         let delta = text(playlist.render_low_latency(&view));
-        // 10 1 s segments and 1/3 s of parts: segments 0 to 3 end 6 1/3 s or more before the
-        // end (CAN-SKIP-UNTIL is 6 s).
+        // Ten 1 s segments: segments 0 to 3 end 6 s or more before the end of the last one
+        // (CAN-SKIP-UNTIL is 6 s); the open segment's parts do not count.
         assert!(
             delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"),
             "{delta}"
