@@ -46,6 +46,10 @@ if [[ "$role" != build ]] && ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 if [[ "$role" != build ]]; then
-  # hls.js and the Chromium driver for the playback test, pinned by package-lock.json.
-  (cd "$(dirname "$0")/../tests/node" && { [[ -d node_modules ]] || npm ci --no-audit --no-fund --silent; })
+  # hls.js, Shaka Player and the Chromium driver for the playback tests, pinned by
+  # package-lock.json; installed again whenever the lock file changed since the last install.
+  (cd "$(dirname "$0")/../tests/node" && {
+    cmp -s package-lock.json node_modules/.installed-lock.json ||
+      { npm ci --no-audit --no-fund --silent && cp package-lock.json node_modules/.installed-lock.json; }
+  })
 fi

@@ -793,6 +793,41 @@ pub fn play_with_hlsjs(url: &str, position: f64) -> Value {
     report
 }
 
+/// Watches the live stream at `url` for `seconds` with `player` (`hlsjs` or `shaka`, each in
+/// its low-latency mode) in headless Chromium (`tests/node/live_latency.mjs`) and returns its
+/// report (`supported`, `latencies` sampled every 500 ms in seconds, `stalls`, `errors`,
+/// `parts` loaded, `maxTime`) after checking that MSE was available and no fatal error happened.
+pub fn watch_live(player: &str, url: &str, seconds: u64) -> Value {
+    let mut command = Command::new("node");
+    command
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/node/live_latency.mjs"
+        ))
+        .args([player, url, &seconds.to_string()]);
+    let output = output_within(
+        &mut command,
+        Duration::from_secs(seconds) + PLAYBACK_DEADLINE,
+        "node tests/node/live_latency.mjs (make test installs Node.js, Chromium, hls.js and Shaka)",
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "player script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("player report is not JSON ({e}): {stdout}"));
+    assert_eq!(report["supported"], true, "MSE available: {report}");
+    let fatal = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|error| error["fatal"] == true);
+    assert!(!fatal, "fatal player errors: {report}");
+    report
+}
+
 /// Runs `command` to its end with its output captured, like [`Command::output`], but kills
 /// it and fails the test if it runs longer than `timeout`; `what` names it in messages.
 pub fn output_within(command: &mut Command, timeout: Duration, what: &str) -> std::process::Output {

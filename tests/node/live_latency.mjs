@@ -1,0 +1,126 @@
+// Watches a live HLS stream in headless Chromium with hls.js (low-latency mode) or Shaka
+// Player (low-latency mode) and prints one JSON report line.
+//
+//   node live_latency.mjs <hlsjs|shaka> <master.m3u8 URL> <seconds to watch>
+//
+// Every 500 ms once playback runs it samples the latency: the wall clock minus the program
+// date time of the frame on screen (Sluice stamps EXT-X-PROGRAM-DATE-TIME with the arrival
+// time of the media, so on one machine this is ingest-to-display latency). The report holds
+// those samples, the stalls (`waiting` events after playback started), the errors, how many
+// LL-HLS parts were loaded, and the furthest position reached. The Rust test or benchmark that
+// calls this script decides what counts as a pass.
+import { launchChromium } from "./chromium.mjs";
+import { createRequire } from "node:module";
+
+const [player, url, secondsArg] = process.argv.slice(2);
+const seconds = Number(secondsArg);
+if (!["hlsjs", "shaka"].includes(player) || !url || !(seconds > 0)) {
+  console.error("usage: node live_latency.mjs <hlsjs|shaka> <url> <seconds>");
+  process.exit(2);
+}
+const require = createRequire(import.meta.url);
+const script = {
+  hlsjs: require.resolve("hls.js/dist/hls.min.js"),
+  shaka: require.resolve("shaka-player/dist/shaka-player.compiled.js"),
+}[player];
+
+const browser = await launchChromium([
+  "--disable-quic",
+  "--autoplay-policy=no-user-gesture-required",
+]);
+try {
+  const page = await browser.newPage();
+  await page.setContent("<video id=v muted playsinline></video>");
+  await page.addScriptTag({ path: script });
+  const report = await page.evaluate(
+    ({ player, url, seconds }) =>
+      new Promise((resolve) => {
+        const video = document.getElementById("v");
+        const report = {
+          player,
+          supported: true,
+          latencies: [],
+          stalls: 0,
+          errors: [],
+          parts: 0,
+          maxTime: 0,
+        };
+        let started = false;
+        let playingDate = () => null;
+        let stop = () => {};
+        video.addEventListener("playing", () => {
+          started = true;
+        });
+        video.addEventListener("waiting", () => {
+          if (started) report.stalls += 1;
+        });
+
+        if (player === "hlsjs") {
+          report.supported = Hls.isSupported();
+          const hls = new Hls({ lowLatencyMode: true, debug: false });
+          hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
+          hls.on(Hls.Events.FRAG_LOADED, (_e, data) => {
+            if (data.part) report.parts += 1;
+          });
+          hls.on(Hls.Events.ERROR, (_e, data) => {
+            report.errors.push({ fatal: data.fatal, type: data.type, details: data.details });
+            if (data.fatal) finish();
+          });
+          playingDate = () => hls.playingDate;
+          stop = () => hls.destroy();
+          hls.loadSource(url);
+          hls.attachMedia(video);
+        } else {
+          shaka.polyfill.installAll();
+          report.supported = shaka.Player.isBrowserSupported();
+          const shakaPlayer = new shaka.Player();
+          shakaPlayer.configure({ streaming: { lowLatencyMode: true } });
+          shakaPlayer.addEventListener("error", (event) => {
+            const error = event.detail;
+            report.errors.push({ fatal: error.severity === 2, type: String(error.category), details: String(error.code) });
+            if (error.severity === 2) finish();
+          });
+          const countParts = (type, response) => {
+            if (type === shaka.net.NetworkingEngine.RequestType.SEGMENT && /\.\d+\.m4[sa]/.test(response.uri)) {
+              report.parts += 1;
+            }
+          };
+          shakaPlayer.getNetworkingEngine().registerResponseFilter(countParts);
+          playingDate = () => shakaPlayer.getPlayheadTimeAsDate();
+          stop = () => shakaPlayer.destroy();
+          shakaPlayer
+            .attach(video)
+            .then(() => shakaPlayer.load(url))
+            .then(() => video.play().catch(() => {}))
+            .catch((error) => {
+              report.errors.push({ fatal: true, type: "load", details: String(error.code ?? error) });
+              finish();
+            });
+        }
+
+        const sampler = setInterval(() => {
+          report.maxTime = Math.max(report.maxTime, video.currentTime);
+          const date = playingDate();
+          if (started && !video.paused && date) {
+            report.latencies.push((Date.now() - date.getTime()) / 1000);
+          }
+        }, 500);
+        let done = false;
+        function finish() {
+          if (done) return;
+          done = true;
+          clearInterval(sampler);
+          report.maxTime = Math.max(report.maxTime, video.currentTime);
+          try {
+            stop();
+          } catch (_) {}
+          resolve(report);
+        }
+        setTimeout(finish, seconds * 1000);
+      }),
+    { player, url, seconds },
+  );
+  console.log(JSON.stringify(report));
+} finally {
+  await browser.close();
+}
