@@ -7,8 +7,9 @@
 // date time of the frame on screen (Sluice stamps EXT-X-PROGRAM-DATE-TIME with the arrival
 // time of the media, so on one machine this is ingest-to-display latency). The report holds
 // those samples, the stalls (`waiting` events after playback started), the errors, how many
-// LL-HLS parts were loaded, and the furthest position reached. The Rust test or benchmark that
-// calls this script decides what counts as a pass.
+// LL-HLS parts were loaded, the furthest position reached and, for hls.js, its own target
+// latency and distance to the live edge at each sample. The Rust test or benchmark that calls
+// this script decides what counts as a pass.
 import { launchChromium } from "./chromium.mjs";
 import { createRequire } from "node:module";
 
@@ -67,6 +68,9 @@ try {
             if (data.fatal) finish();
           });
           playingDate = () => hls.playingDate;
+          // hls.js's own view: its target and the distance to the live edge it measures.
+          report.targetLatency = () => hls.targetLatency;
+          report.edgeLatency = () => hls.latency;
           stop = () => hls.destroy();
           hls.loadSource(url);
           hls.attachMedia(video);
@@ -98,7 +102,12 @@ try {
             });
         }
 
+        const hlsjsView = { target: [], edge: [] };
         const sampler = setInterval(() => {
+          if (report.targetLatency && started) {
+            hlsjsView.target.push(report.targetLatency());
+            hlsjsView.edge.push(report.edgeLatency());
+          }
           report.maxTime = Math.max(report.maxTime, video.currentTime);
           const date = playingDate();
           if (started && !video.paused && date) {
@@ -110,6 +119,9 @@ try {
           if (done) return;
           done = true;
           clearInterval(sampler);
+          delete report.targetLatency;
+          delete report.edgeLatency;
+          if (hlsjsView.target.length) report.hlsjs = hlsjsView;
           report.maxTime = Math.max(report.maxTime, video.currentTime);
           try {
             stop();
