@@ -1,12 +1,15 @@
-//! LL-HLS of a `low` latency stream published over RTMP by ffmpeg, read over HTTP as a player
-//! does and judged by the strict checker (`sluice_packager::ll_hls_conformance`): parts,
-//! preload hints, rendition reports, blocking reload, delta updates and the end of the stream.
+//! LL-HLS of a `low` latency stream published over RTMP by ffmpeg or over WHIP by Chromium,
+//! read over HTTP as a player does and judged by the strict checker
+//! (`sluice_packager::ll_hls_conformance`): parts, preload hints, rendition reports, blocking
+//! reload, delta updates, signed playback and the end of the stream; then watched by hls.js and
+//! Shaka Player in their low-latency modes.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{wait_for, Publisher, Server};
+use common::whip::BrowserPublisher;
+use common::{create_signing_key, playback_token, wait_for, Launch, Publisher, Server};
 use serde_json::json;
 use sluice_packager::ll_hls_conformance::{self as ll, MediaPlaylist};
 
@@ -235,4 +238,88 @@ fn hlsjs_and_shaka_play_a_low_latency_stream_for_a_minute_at_a_steady_latency_wi
         );
     }
     drop(publisher);
+}
+
+#[test]
+fn a_browser_publishing_over_whip_gets_ll_hls_whose_every_uri_carries_the_playback_token() {
+    let server = Server::launch(Launch {
+        config: Some("[whip]\npublic_ip = \"127.0.0.1\"\n".to_owned()),
+        ..Launch::default()
+    });
+    let stream = server.create_live_stream(json!({
+        "name": "browser", "ladder": ["360p"], "latency_mode": "low"
+    }));
+    let id = stream["id"].as_str().unwrap();
+    let key = stream["stream_key"].as_str().unwrap();
+    let (status, created) = server.api(
+        "POST",
+        &format!("/v1/live-streams/{id}/playback-ids"),
+        Some(json!({"policy": "signed"})),
+    );
+    assert_eq!(status, 201);
+    let signed_id = created["data"]["id"].as_str().unwrap().to_owned();
+    let signing_key = create_signing_key(&server, "ES256");
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let token = playback_token(
+        &signing_key,
+        json!({"sub": signed_id, "aud": "video", "exp": exp}),
+    );
+
+    let mut browser = BrowserPublisher::start(
+        &server.url(&format!("/live/{id}/publish?codec=vp8")),
+        key,
+        30,
+        true,
+    );
+    assert_eq!(browser.next_report()["state"], "live", "{}", server.log());
+    let query = format!("?token={token}");
+    wait_for("three segments", Duration::from_secs(60), || {
+        let (status, text) = fetch(&server, &signed_id, "v0", &query);
+        let playlist = (status == 200).then(|| ll::parse(&text).ok()).flatten()?;
+        (playlist.segments.len() >= 3).then_some(())
+    });
+    let (at_msn, at_part) = checked(&server, &signed_id, "v0", &query)
+        .last_part()
+        .expect("parts listed");
+    let playlist = checked(
+        &server,
+        &signed_id,
+        "v0",
+        &format!("{query}&_HLS_msn={at_msn}&_HLS_part={}", at_part + 1),
+    );
+    let uris: Vec<&String> = playlist
+        .segments
+        .iter()
+        .flat_map(|segment| {
+            std::iter::once(&segment.uri)
+                .chain(segment.map_uri.as_ref())
+                .chain(segment.parts.iter().map(|part| &part.uri))
+        })
+        .chain(playlist.open_parts.iter().map(|part| &part.uri))
+        .chain(playlist.preload_hints.iter().map(|hint| &hint.uri))
+        .chain(playlist.rendition_reports.iter().map(|report| &report.uri))
+        .collect();
+    assert!(uris.len() > 10, "{uris:?}");
+    for uri in &uris {
+        assert!(uri.ends_with(&query), "{uri} carries the token");
+    }
+    let part = playlist.open_parts.last().or_else(|| {
+        playlist
+            .segments
+            .last()
+            .and_then(|segment| segment.parts.last())
+    });
+    let part = part.expect("a part").uri.clone();
+    let name = part.trim_end_matches(&query);
+    assert_eq!(
+        server.get(&format!("/hls/{signed_id}/v0/{part}")).status,
+        200
+    );
+    assert_eq!(
+        server.get(&format!("/hls/{signed_id}/v0/{name}")).status,
+        401,
+        "a part needs the token"
+    );
+    assert_eq!(browser.next_report()["state"], "closed");
+    assert!(browser.wait());
 }
