@@ -7,7 +7,10 @@
 #       every stream it receives into DIR/record/STREAM_KEY.flv (`record all`); each PUSH_URL
 #       (`rtmp://HOST:PORT/APP/NAME`) adds a `push` of everything published to it (what the
 #       benchmark compares against).
-#       RECORD=off in the environment turns recording off.
+#       RECORD=off in the environment turns recording off. HLS_HTTP_PORT=N adds nginx-rtmp's
+#       HLS (1 s fragments at key frames, a 6 s playlist) in DIR/hls, served over HTTP on
+#       127.0.0.1:N at /hls/STREAM_KEY.m3u8 with CORS open (what the latency benchmark compares
+#       against).
 #   scripts/test-nginx-rtmp.sh stop DIR
 #       stops it (recordings are complete once this returns).
 #
@@ -55,9 +58,29 @@ case "$command" in
       for push in "$@"; do
         echo "      push $push;"
       done
+      if [[ -n "${HLS_HTTP_PORT:-}" ]]; then
+        echo "      hls on;"
+        echo "      hls_path $dir/hls;"
+        echo "      hls_fragment 1s;"
+        echo "      hls_playlist_length 6s;"
+      fi
       echo "    }"
       echo "  }"
       echo "}"
+      if [[ -n "${HLS_HTTP_PORT:-}" ]]; then
+        echo "http {"
+        echo "  access_log off;"
+        echo "  types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }"
+        echo "  server {"
+        echo "    listen 127.0.0.1:$HLS_HTTP_PORT;"
+        echo "    location /hls/ {"
+        echo "      alias $dir/hls/;"
+        echo "      add_header Cache-Control no-cache;"
+        echo "      add_header Access-Control-Allow-Origin *;"
+        echo "    }"
+        echo "  }"
+        echo "}"
+      fi
     } >"$dir/nginx.conf"
     nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
     # nginx daemonises once it listens; wait for its pid file to be sure.

@@ -1,7 +1,7 @@
 // Watches a live HLS stream in headless Chromium with hls.js (low-latency mode) or Shaka
 // Player (low-latency mode) and prints one JSON report line.
 //
-//   node live_latency.mjs <hlsjs|shaka> <master.m3u8 URL> <seconds to watch>
+//   node live_latency.mjs <hlsjs|shaka> <master.m3u8 URL> <seconds to watch> [timecode]
 //
 // Every 500 ms once playback runs it samples the latency: the wall clock minus the program
 // date time of the frame on screen (Sluice stamps EXT-X-PROGRAM-DATE-TIME with the arrival
@@ -10,10 +10,17 @@
 // LL-HLS parts were loaded, the furthest position reached and, for hls.js, its own target
 // latency and distance to the live edge at each sample. The Rust test or benchmark that calls
 // this script decides what counts as a pass.
+//
+// With `timecode`, each sample also reads the frame on screen's media time from the strip the
+// latency benchmark's publisher draws along its top (20 black or white blocks, 1/40 of the
+// picture's width each, the bits of the time in hundredths of a second, lowest first) and
+// reports every sample as `{at, pdt, code}` (wall clock and program date time in ms, media
+// time in s): that measures players of streams without program date times (nginx-rtmp).
 import { launchChromium } from "./chromium.mjs";
 import { createRequire } from "node:module";
 
-const [player, url, secondsArg] = process.argv.slice(2);
+const [player, url, secondsArg, mode] = process.argv.slice(2);
+const timecode = mode === "timecode";
 const seconds = Number(secondsArg);
 if (!["hlsjs", "shaka"].includes(player) || !url || !(seconds > 0)) {
   console.error("usage: node live_latency.mjs <hlsjs|shaka> <url> <seconds>");
@@ -34,9 +41,28 @@ try {
   await page.setContent("<video id=v muted playsinline></video>");
   await page.addScriptTag({ path: script });
   const report = await page.evaluate(
-    ({ player, url, seconds }) =>
+    ({ player, url, seconds, timecode }) =>
       new Promise((resolve) => {
         const video = document.getElementById("v");
+        const canvas = document.createElement("canvas");
+        // The media time drawn in the frame's top strip, in seconds.
+        const readTimecode = () => {
+          const width = video.videoWidth;
+          const height = video.videoHeight;
+          if (!width || !height) return null;
+          canvas.width = width;
+          canvas.height = height;
+          const context = canvas.getContext("2d", { willReadFrequently: true });
+          context.drawImage(video, 0, 0, width, height);
+          let hundredths = 0;
+          for (let bit = 0; bit < 20; bit += 1) {
+            const x = Math.floor(((bit + 0.5) * width) / 40);
+            const y = Math.floor(height / 24);
+            const [luma] = context.getImageData(x, y, 1, 1).data;
+            if (luma > 128) hundredths += 2 ** bit;
+          }
+          return hundredths / 100;
+        };
         const report = {
           player,
           supported: true,
@@ -110,8 +136,13 @@ try {
           }
           report.maxTime = Math.max(report.maxTime, video.currentTime);
           const date = playingDate();
+          const now = Date.now();
           if (started && !video.paused && date) {
-            report.latencies.push((Date.now() - date.getTime()) / 1000);
+            report.latencies.push((now - date.getTime()) / 1000);
+          }
+          if (timecode && started && !video.paused) {
+            report.samples ??= [];
+            report.samples.push({ at: now, pdt: date ? date.getTime() : null, code: readTimecode() });
           }
         }, 500);
         let done = false;
@@ -130,7 +161,7 @@ try {
         }
         setTimeout(finish, seconds * 1000);
       }),
-    { player, url, seconds },
+    { player, url, seconds, timecode },
   );
   console.log(JSON.stringify(report));
 } finally {
