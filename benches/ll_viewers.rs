@@ -29,8 +29,11 @@ const STEP: Duration = Duration::from_secs(30);
 const SETTLE: Duration = Duration::from_secs(10);
 const PART_TARGET_MS: f64 = 334.0;
 
-/// Each part's playlist requests (sent, answered), by rendition and part (`v0`, msn, part).
-type Deliveries = Arc<Mutex<HashMap<(&'static str, u64, u64), Vec<(Instant, Instant)>>>>;
+/// A part of a rendition: (`v0`, msn, part).
+type PartKey = (&'static str, u64, u64);
+/// Each part's playlist requests, (sent, answered).
+type Requests = HashMap<PartKey, Vec<(Instant, Instant)>>;
+type Deliveries = Arc<Mutex<Requests>>;
 
 fn main() {
     let max_viewers: usize = std::env::args()
@@ -166,7 +169,7 @@ fn part_of(name: &str) -> Option<(u64, u64)> {
 
 /// The delay of every request that was waiting when its part was first delivered, after that
 /// first delivery, in ms (a viewer that asked late was not waiting: its answer is not counted).
-fn delays(deliveries: &HashMap<(&'static str, u64, u64), Vec<(Instant, Instant)>>) -> Vec<f64> {
+fn delays(deliveries: &Requests) -> Vec<f64> {
     deliveries
         .values()
         .flat_map(|requests| {
