@@ -358,11 +358,13 @@ impl Rendition {
         }
         if !self.init_written {
             warn!(rendition = %self.dir, "Segment dropped: no init segment could be written.");
+            self.drop_segment(output, session_id, segment.sequence);
             return;
         }
         let name = format!("{session_id}-{}.{}", segment.sequence, extension(self.kind));
         let bytes = segment.data.len() as u64;
         if !output.put_media(&[&self.dir, &name], &segment.data, SpoolKind::Segment) {
+            self.drop_segment(output, session_id, segment.sequence);
             return;
         }
         self.meter.add_segment(bytes, segment.duration);
@@ -393,6 +395,15 @@ impl Rendition {
                 output.delete(&[&self.dir, &old]);
             }
         }
+    }
+
+    /// Leaves segment `sequence` unlisted, and its parts with it: a segment is listed whole
+    /// or not at all.
+    fn drop_segment(&mut self, output: &dyn TreeOutput, session_id: &str, sequence: u64) {
+        self.playlist.discard_open_parts();
+        self.playlist
+            .set_preload_hint(part_name(session_id, sequence + 1, 0, self.kind));
+        output.low_latency(&self.dir, &self.playlist, None);
     }
 
     /// Queues the playlist for the store and hands it to the low-latency tree.
@@ -853,6 +864,9 @@ mod tests {
         taken: Mutex<Vec<String>>,
         playlists: Mutex<Vec<(String, String)>>,
         full: AtomicBool,
+        /// Each low-latency hand-over: the rendition, its LL-HLS playlist as rendered then,
+        /// and the part's name.
+        low_latency: Mutex<Vec<(String, String, Option<String>)>>,
     }
 
     impl NotedTree {
@@ -893,6 +907,21 @@ mod tests {
                 .unwrap()
                 .push(format!("delete {}", path.join("/")));
         }
+
+        fn low_latency(&self, dir: &str, playlist: &LivePlaylist, part: Option<(String, Bytes)>) {
+            let plain = |uri: &str| uri.to_owned();
+            let view = sluice_packager::LowLatencyView {
+                skip: false,
+                reports: &[],
+                uri: &plain,
+            };
+            let rendered = String::from_utf8(playlist.render_low_latency(&view)).unwrap();
+            let name = part.map(|(name, _)| name);
+            self.low_latency
+                .lock()
+                .unwrap()
+                .push((dir.to_owned(), rendered, name));
+        }
     }
 
     /// Wall-clock time at the first packet.
@@ -902,12 +931,21 @@ mod tests {
 
     /// A one-rendition (video only) packager on `tree`, 1 s segments.
     fn packager(tree: &Arc<NotedTree>, window: PlaylistWindow) -> SessionPackager {
+        packager_with_parts(tree, window, None)
+    }
+
+    /// [`packager`] making LL-HLS parts of at most `part_target`.
+    fn packager_with_parts(
+        tree: &Arc<NotedTree>,
+        window: PlaylistWindow,
+        part_target: Option<Duration>,
+    ) -> SessionPackager {
         let settings = TreeSettings {
             session_id: SessionId::parse("ses_1").unwrap(),
             segment: Duration::from_secs(1),
             window,
             record: false,
-            part_target: None,
+            part_target,
         };
         let plans = vec![VideoRenditionPlan {
             name: "source".to_owned(),
@@ -1031,6 +1069,26 @@ mod tests {
     }
 
     #[test]
+    fn the_parts_of_a_segment_the_output_refuses_leave_the_low_latency_playlist_with_it() {
+        let tree = Arc::new(NotedTree::default());
+        let part_target = Some(Duration::from_millis(334));
+        let mut packager = packager_with_parts(&tree, PlaylistWindow::Event, part_target);
+        feed(&mut packager, 0, 2);
+        tree.full.store(true, Ordering::Relaxed);
+        feed(&mut packager, 60, 1);
+        tree.full.store(false, Ordering::Relaxed);
+        feed(&mut packager, 90, 3);
+        let handed = tree.low_latency.lock().unwrap().clone();
+        let (_, live, _) = handed.last().unwrap();
+        assert!(
+            !live.contains("ses_1-1.m4s") && !live.contains("ses_1-1.0.m4s"),
+            "{live}"
+        );
+        sluice_packager::ll_hls_conformance::check(live)
+            .unwrap_or_else(|e| panic!("{e:#?}\n{live}"));
+    }
+
+    #[test]
     fn segments_leaving_the_window_are_deleted_after_the_grace_and_after_they_were_taken() {
         let tree = Arc::new(NotedTree::default());
         let mut packager = packager(&tree, PlaylistWindow::Segments(2));
@@ -1073,5 +1131,121 @@ mod tests {
             "{playlist}"
         );
         assert_eq!(listed(&playlist).len(), 4);
+    }
+
+    /// The durations of every part of `dir` handed over, in order.
+    fn part_durations(tree: &NotedTree, dir: &str) -> Vec<f64> {
+        let handed = tree.low_latency.lock().unwrap();
+        let (_, last, _) = handed.iter().rfind(|(d, _, _)| d == dir).unwrap();
+        last.lines()
+            .filter_map(|line| line.strip_prefix("#EXT-X-PART:DURATION="))
+            .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_low_latency_session_hands_over_parts_with_audio_ending_its_parts_after_the_videos() {
+        let tree = Arc::new(NotedTree::default());
+        let settings = TreeSettings {
+            session_id: SessionId::parse("ses_1").unwrap(),
+            segment: Duration::from_secs(1),
+            window: PlaylistWindow::Segments(6),
+            record: false,
+            part_target: Some(Duration::from_millis(334)),
+        };
+        let plans = vec![VideoRenditionPlan {
+            name: "source".to_owned(),
+            frame_rate: 30.0,
+        }];
+        // AAC-LC, 48 kHz, stereo.
+        let audio = AudioSpecificConfig::parse(&[0x11, 0x90]).unwrap();
+        let mut packager = SessionPackager::new(
+            Box::new(tree.clone()),
+            settings,
+            plans,
+            Some(AudioInput::PassThrough(audio)),
+            clock(),
+        );
+        packager.handle(
+            PackagingInput::VideoConfig {
+                index: 0,
+                config: VideoConfig::Avc(avc_320x240()),
+            },
+            clock(),
+        );
+        // Three seconds, the audio a little ahead of the video as encoders deliver it.
+        let mut next_audio = 0;
+        for frame in 0..90 {
+            while next_audio * 1_024 * 1_000 / 48_000 <= (frame + 3) * 1_000 / 30 {
+                let ticks = next_audio * 1_024;
+                let packet = Packet {
+                    kind: TrackKind::Audio,
+                    timebase: Timebase(48_000),
+                    dts: ticks,
+                    pts: ticks,
+                    keyframe: true,
+                    data: Bytes::from_static(&[0x21, 0x10]),
+                };
+                packager.handle(PackagingInput::Audio(packet), clock());
+                next_audio += 1;
+            }
+            let ticks = frame * 3_000;
+            let packet = Packet {
+                kind: TrackKind::Video,
+                timebase: Timebase::MPEG,
+                dts: ticks,
+                pts: ticks,
+                keyframe: frame % 30 == 0,
+                data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+            };
+            packager.handle(PackagingInput::Video { index: 0, packet }, clock());
+        }
+        let live: Vec<(String, String, Option<String>)> = tree.low_latency.lock().unwrap().clone();
+        let (_, mid_stream, _) = live.iter().rfind(|(dir, _, _)| dir == "v0").unwrap();
+        assert!(
+            mid_stream.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"ses_1-"),
+            "{mid_stream}"
+        );
+        sluice_packager::ll_hls_conformance::check(mid_stream)
+            .unwrap_or_else(|e| panic!("{e:#?}\n{mid_stream}"));
+        let names: Vec<&str> = live
+            .iter()
+            .filter(|(dir, _, _)| dir == "v0")
+            .filter_map(|(_, _, name)| name.as_deref())
+            .collect();
+        assert_eq!(
+            names[..4],
+            [
+                "ses_1-0.0.m4s",
+                "ses_1-0.1.m4s",
+                "ses_1-0.2.m4s",
+                "ses_1-1.0.m4s"
+            ]
+        );
+
+        packager.finish();
+        for dir in ["v0", "a0"] {
+            let handed = tree.low_latency.lock().unwrap();
+            let (_, ended, _) = handed.iter().rfind(|(d, _, _)| d == dir).unwrap();
+            assert!(ended.ends_with("#EXT-X-ENDLIST\n"), "{ended}");
+            sluice_packager::ll_hls_conformance::check(ended)
+                .unwrap_or_else(|e| panic!("{dir}: {e:#?}\n{ended}"));
+        }
+        // Each audio part ends at the first AAC frame at or after its video part's end.
+        let (video, audio) = (part_durations(&tree, "v0"), part_durations(&tree, "a0"));
+        // The audio past the video's end at the finish makes one more, short, last part.
+        assert!(
+            audio.len() == video.len() || audio.len() == video.len() + 1,
+            "{video:?} {audio:?}"
+        );
+        let (mut video_end, mut audio_end) = (0.0, 0.0);
+        for (v, a) in video.iter().zip(&audio) {
+            video_end += v;
+            audio_end += a;
+            assert!(
+                (0.0..0.0214).contains(&(audio_end - video_end + 0.0001)),
+                "audio parts end {audio_end} against video {video_end}"
+            );
+        }
     }
 }

@@ -171,6 +171,14 @@ impl LivePlaylist {
         }
     }
 
+    /// Forgets the open segment's parts (its segment will not be listed).
+    pub fn discard_open_parts(&mut self) {
+        if let Some(parts) = &mut self.parts {
+            parts.open.clear();
+            parts.open_program_date_time = None;
+        }
+    }
+
     /// Names the next part before any part of the open segment exists (after a segment).
     pub fn set_preload_hint(&mut self, uri: String) {
         if let Some(parts) = &mut self.parts {
