@@ -264,16 +264,26 @@ fn playlist_with_public_urls(
     params(
         ("playback_id" = String, Path, description = "Playback id"),
         ("path" = String, Path, description = "`master.m3u8`, or `{rendition}/{file}` such as `v0/index.m3u8`"),
+        ("token" = Option<String>, Query, description = "Playback token, required for a `signed` playback id"),
+        ("_HLS_msn" = Option<u64>, Query, description = "LL-HLS (a `low` latency stream's media \
+            playlist): hold the response until this media sequence number exists"),
+        ("_HLS_part" = Option<u64>, Query, description = "LL-HLS: with `_HLS_msn`, hold it until \
+            this part of that segment exists"),
+        ("_HLS_skip" = Option<String>, Query, description = "LL-HLS: `YES` or `v2` for a delta update"),
     ),
     responses(
         (status = 200, description = "The object: playlists as `application/vnd.apple.mpegurl`, \
             segments as `video/mp4`, `video/iso.segment` or `audio/mp4`", body = Vec<u8>),
         (status = 302, description = "Redirect playback: the segment is at the presigned URL \
             in `Location`"),
+        (status = 400, description = "LL-HLS: `_HLS_msn` more than two segments ahead, \
+            `_HLS_part` without `_HLS_msn`, or another `_HLS_skip`", body = crate::error::ErrorBody),
         (status = 401, description = "A signed playback id asked without `?token=`", body = crate::error::ErrorBody),
         (status = 403, description = "A playback token that is invalid, expired, or for \
             something else", body = crate::error::ErrorBody),
         (status = 404, description = "No such object", body = crate::error::ErrorBody),
+        (status = 503, description = "LL-HLS: what a held request asked for did not come \
+            within 3 s; `Retry-After` says when to ask again", body = crate::error::ErrorBody),
     ))]
 pub async fn serve(
     State(state): State<AppState>,
@@ -457,6 +467,46 @@ mod tests {
 
     fn text(bytes: Vec<u8>) -> String {
         String::from_utf8(bytes).unwrap()
+    }
+
+    fn parsed(text: &str) -> Option<PlaybackQuery> {
+        let uri: axum::http::Uri = format!("/hls/p/v0/index.m3u8?{text}").parse().unwrap();
+        Query::try_from_uri(&uri).ok().map(|Query(query)| query)
+    }
+
+    fn query(text: &str) -> PlaybackQuery {
+        parsed(text).unwrap()
+    }
+
+    #[test]
+    fn ll_hls_directives_are_read_and_checked() {
+        assert_eq!(
+            query("_HLS_msn=7&_HLS_part=2&_HLS_skip=v2&t=1")
+                .low_latency()
+                .unwrap(),
+            LowLatencyRequest {
+                msn: Some(7),
+                part: Some(2),
+                skip: true,
+            }
+        );
+        assert_eq!(
+            query("_HLS_skip=YES").low_latency().unwrap(),
+            LowLatencyRequest {
+                msn: None,
+                part: None,
+                skip: true,
+            }
+        );
+        assert!(
+            query("_HLS_part=2").low_latency().is_err(),
+            "a part needs its segment"
+        );
+        assert!(
+            query("_HLS_skip=yes").low_latency().is_err(),
+            "YES and v2 only"
+        );
+        assert!(parsed("_HLS_msn=-1").is_none());
     }
 
     #[test]
