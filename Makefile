@@ -58,6 +58,8 @@ bench:
 	eval "$$(scripts/test-s3.sh start)" && $(CARGO) bench --locked --bench segment_upload
 	$(CARGO) bench --locked --bench restream
 	$(CARGO) bench --locked --bench whip_publish
+	$(CARGO) bench --locked --bench latency
+	$(CARGO) bench --locked --bench ll_viewers
 
 # An hour of steady load (docs/RELIABILITY.md); `make soak SOAK_MINUTES=15` for a shorter one (15 at least).
 SOAK_MINUTES ?= 60
