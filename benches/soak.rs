@@ -20,9 +20,10 @@
 //! mean of the last 5 minutes against the mean of the 5 minutes after warm-up), the database
 //! only by the history it keeps (at most [`DATABASE_BYTES_PER_EVENT`] per event delivered
 //! meanwhile), the spools by what is in flight ([`SPOOL_BYTES_IN_FLIGHT`]) and the threads by
-//! what tokio's blocking pool may hold at its bound ([`BLOCKING_POOL_BOUND`]); no viewer request fails; no segment is missing from any
-//! playlist a viewer read; every event is delivered to the webhook once the receiver is back;
-//! every upload becomes a ready asset; the simulcast target is live again after each outage.
+//! what tokio's blocking pool may add under this load ([`BLOCKING_POOL_BOUND`]); no viewer
+//! request fails; no segment is missing from any playlist a viewer read; every event is
+//! delivered to the webhook once the receiver is back; every upload becomes a ready asset; the
+//! simulcast target is live again after each outage.
 //!
 //! Usage: `cargo bench --bench soak [-- MINUTES]` (default 60; at least 15, so the windows
 //! compared do not overlap).
@@ -260,8 +261,8 @@ struct Series {
 /// database keeps that history on purpose; anything beyond it would be a leak.
 const DATABASE_BYTES_PER_EVENT: f64 = 4096.0;
 
-/// The server's `max_blocking_threads` (`MAX_BLOCKING_THREADS` in src/main.rs): threads its
-/// blocking pool may start at peak file-read concurrency and keep while they are busy.
+/// Threads tokio's blocking pool may add under this load at its peak file-read concurrency
+/// and keep while they are busy (its bound is 512; the hour runs added at most 12).
 const BLOCKING_POOL_BOUND: f64 = 64.0;
 
 /// What the spools may hold at a sample beyond their level after warm-up: an upload being

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use sluice_api::{LowLatencyAnswer, LowLatencyHls, LowLatencyRequest};
-use sluice_live::low_latency::{
-    BlockingRequest, LowLatencyStreams, PlaylistAnswer, BLOCKING_TIMEOUT,
-};
+use sluice_live::low_latency::{BlockingRequest, LowLatencyStreams, PlaylistAnswer};
 use sluice_storage::LiveStreamId;
 
 /// The low-latency sessions of this process's live core.
@@ -28,10 +26,7 @@ impl LowLatencyHls for LiveLowLatency {
             msn,
             part: request.part,
         });
-        match tree
-            .playlist(rendition, blocking, request.skip, uri, BLOCKING_TIMEOUT)
-            .await
-        {
+        match tree.playlist(rendition, blocking, request.skip, uri).await {
             PlaylistAnswer::Playlist(body) => Some(LowLatencyAnswer::Playlist(body)),
             PlaylistAnswer::NotFound => None,
             PlaylistAnswer::TooFarAhead => Some(LowLatencyAnswer::TooFarAhead),
@@ -39,13 +34,13 @@ impl LowLatencyHls for LiveLowLatency {
         }
     }
 
-    async fn part(
+    async fn media(
         &self,
         live_stream_id: &LiveStreamId,
         rendition: &str,
         name: &str,
     ) -> Option<Bytes> {
         let tree = self.0.get(live_stream_id)?;
-        tree.part(rendition, name, BLOCKING_TIMEOUT).await
+        tree.media(rendition, name).await
     }
 }

@@ -20,17 +20,12 @@ mod webhooks;
 
 use std::io::IsTerminal;
 
-/// The most threads tokio's blocking pool may run at once. Every blocking task in the server is
-/// short (a file read or write, joining a finished pipeline thread, an image render behind its
-/// own slots), so tasks beyond the bound wait their turn rather than each holding a thread; idle
-/// pool threads exit after 10 s. Tokio's default is 512.
-const MAX_BLOCKING_THREADS: usize = 64;
-
-/// The runtime a server role runs on.
+/// The runtime a server role runs on. Its blocking pool keeps tokio's bound of 512 threads:
+/// asset jobs hold a pool thread for their whole length and store through `tokio::fs` from
+/// it, so a bound near the worker's concurrency could leave every job waiting for a thread.
 fn server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
 }
 

@@ -14,9 +14,9 @@
 //! A live stream in `low` latency mode whose session this process packages is also LL-HLS
 //! (RFC 8216bis): its media playlists come from the packaging node's memory
 //! ([`LowLatencyHls`]) with parts, preload hints and rendition reports, held for blocking
-//! reload (`_HLS_msn`, `_HLS_part`) and skipped for delta updates (`_HLS_skip`); its parts
-//! come from memory too, a preload-hinted one held until it exists. Elsewhere (another node, a
-//! session that ended) the store's regular playlist serves.
+//! reload (`_HLS_msn`, `_HLS_part`) and skipped for delta updates (`_HLS_skip`); its parts,
+//! init segments and newest segments come from memory too, a preload-hinted part held until
+//! it exists. Elsewhere (another node, a session that ended) the store serves.
 //!
 //! Segments reach viewers as the object store's playback mode says ([`sluice_storage::Playback`]):
 //! through this handler (proxy, the default); as a `302` to a presigned URL of the object
@@ -89,8 +89,9 @@ pub trait LowLatencyHls: Send + Sync {
         uri: &(dyn for<'s> Fn(&'s str) -> String + Sync),
     ) -> Option<LowLatencyAnswer>;
 
-    /// Part `name` of `rendition`, waited for while it is the preload hint.
-    async fn part(
+    /// Media object `name` of `rendition` from memory (a part, an init segment or one of the
+    /// newest segments); the part the preload hint names is waited for.
+    async fn media(
         &self,
         live_stream_id: &LiveStreamId,
         rendition: &str,
@@ -399,7 +400,7 @@ async fn serve_low_latency(
 ) -> Result<Option<Response>, ApiError> {
     let signed = token.is_some();
     if kind != HlsObject::Playlist {
-        let Some(body) = low_latency.part(live_stream_id, rendition, name).await else {
+        let Some(body) = low_latency.media(live_stream_id, rendition, name).await else {
             return Ok(None);
         };
         return Ok(Some(

@@ -51,7 +51,7 @@ use super::restream::Tap;
 use super::uploader::{SessionUploader, Spool};
 use super::SHUTDOWN_GRACE;
 use crate::config::LiveConfig;
-use crate::low_latency::{LowLatencyStreams, LowLatencyTree};
+use crate::low_latency::{LowLatencyRegistration, LowLatencyStreams};
 
 /// Inputs waiting for the packaging thread.
 const PACKAGING_QUEUE: usize = 512;
@@ -252,8 +252,9 @@ pub struct Packaging {
     shape: LadderShape,
     /// The session's latency mode, kept by a publisher that comes back.
     latency_mode: LatencyMode,
-    /// The session's LL-HLS tree and where it is registered, closed when packaging ends.
-    low_latency: Option<(Arc<LowLatencyStreams>, LiveStreamId, Arc<LowLatencyTree>)>,
+    /// The session's LL-HLS tree while it is registered: closed when packaging ends (or this
+    /// is dropped unfinished).
+    low_latency: Option<LowLatencyRegistration>,
 }
 
 impl Packaging {
@@ -271,14 +272,13 @@ impl Packaging {
             .start_session(target.store, &target.session_id)
             .context("creating the session's spool directory")?;
         let part_target = target.low_latency.as_ref().map(|low| low.part_target);
-        let low_latency = target.low_latency.map(|low| {
-            let tree = low.streams.open(&target.live_stream_id);
-            (low.streams, target.live_stream_id.clone(), tree)
-        });
+        let low_latency = target
+            .low_latency
+            .map(|low| low.streams.open(&target.live_stream_id));
         let output = UploadTree {
             uploads,
             live_stream_id: target.live_stream_id,
-            low_latency: low_latency.as_ref().map(|(_, _, tree)| tree.clone()),
+            low_latency: low_latency.as_ref().map(LowLatencyRegistration::tree),
         };
         let settings = TreeSettings {
             session_id: target.session_id,
@@ -324,12 +324,7 @@ impl Packaging {
             ..
         } = self;
         drop(sender);
-        let recording = tokio::task::spawn_blocking(move || thread.join()).await;
-        // The playlists have ended: waiting players get them, later ones the store's.
-        if let Some((streams, live_stream_id, tree)) = low_latency {
-            streams.close(&live_stream_id, &tree);
-        }
-        let recording = match recording {
+        let recording = match tokio::task::spawn_blocking(move || thread.join()).await {
             Ok(Ok(recording)) => recording,
             _ => {
                 warn!("The packaging thread ended abnormally.");
@@ -337,6 +332,9 @@ impl Packaging {
             }
         };
         uploader.finish(UPLOAD_DRAIN).await;
+        // The store has the ended playlists now: later players get them from there, and
+        // players still waiting get the ended playlist from memory.
+        drop(low_latency);
         recording
     }
 }

@@ -41,7 +41,7 @@ use sluice_storage::{LiveStreamId, ObjectKey, SessionId};
 use sluice_transcoder::{AacTranscoder, TranscoderOutput};
 use tracing::{debug, warn};
 
-use super::low_latency::LowLatencyTree;
+use super::low_latency::{LowLatencyTree, MediaObject};
 pub use super::uploader::SpoolKind;
 use super::uploader::UploadQueue;
 
@@ -146,10 +146,10 @@ pub trait TreeOutput: Send {
     /// Takes the delete of an evicted segment, to be done after its upload.
     fn delete(&self, path: &[&str]);
 
-    /// Takes rendition `dir`'s playlist after a change, with the LL-HLS part (object name and
-    /// bytes) just made, if any: low-latency sessions serve these from memory.
-    fn low_latency(&self, dir: &str, playlist: &LivePlaylist, part: Option<(String, Bytes)>) {
-        let _ = (dir, playlist, part);
+    /// Takes rendition `dir`'s playlist after a change, with the LL-HLS parts (object name and
+    /// bytes) it lists since the last call: low-latency sessions serve these from memory.
+    fn low_latency(&self, dir: &str, playlist: &LivePlaylist, parts: Vec<(String, Bytes)>) {
+        let _ = (dir, playlist, parts);
     }
 }
 
@@ -174,10 +174,20 @@ impl UploadTree {
 }
 
 impl TreeOutput for UploadTree {
-    /// Spools the object for upload.
+    /// Spools the object for upload; a low-latency session also keeps it in memory, so
+    /// players reach it before the store has it.
     fn put_media(&self, path: &[&str], body: &[u8], kind: SpoolKind) -> bool {
-        self.key(path)
-            .is_some_and(|key| self.uploads.spool(key, body, kind))
+        let spooled = self
+            .key(path)
+            .is_some_and(|key| self.uploads.spool(key, body, kind));
+        if let (true, Some(tree), [dir, name]) = (spooled, &self.low_latency, path) {
+            let object = match kind {
+                SpoolKind::Init => MediaObject::Init,
+                SpoolKind::Segment => MediaObject::Segment,
+            };
+            tree.keep(dir, name, object, Bytes::copy_from_slice(body));
+        }
+        spooled
     }
 
     /// Queues the playlist; it is stored after every object spooled before it.
@@ -194,9 +204,9 @@ impl TreeOutput for UploadTree {
         }
     }
 
-    fn low_latency(&self, dir: &str, playlist: &LivePlaylist, part: Option<(String, Bytes)>) {
+    fn low_latency(&self, dir: &str, playlist: &LivePlaylist, parts: Vec<(String, Bytes)>) {
         if let Some(tree) = &self.low_latency {
-            tree.update(dir, playlist, part);
+            tree.update(dir, playlist, parts);
         }
     }
 }
@@ -239,6 +249,8 @@ struct Rendition {
     recorded: Option<Vec<RecordedSegment>>,
     /// The next segment published follows a reconnection.
     discontinuity_pending: bool,
+    /// Parts listed since the playlist was last handed to the low-latency tree.
+    unsent_parts: Vec<(String, Bytes)>,
 }
 
 /// The LL-HLS part target of a rendition of `kind`: audio parts end at the first frame at or
@@ -303,6 +315,7 @@ impl Rendition {
             segments_written: 0,
             recorded: record.then(Vec::new),
             discontinuity_pending: false,
+            unsent_parts: Vec::new(),
         }
     }
 
@@ -358,13 +371,13 @@ impl Rendition {
         }
         if !self.init_written {
             warn!(rendition = %self.dir, "Segment dropped: no init segment could be written.");
-            self.drop_segment(output, session_id, segment.sequence);
+            self.drop_segment(session_id, segment.sequence);
             return;
         }
         let name = format!("{session_id}-{}.{}", segment.sequence, extension(self.kind));
         let bytes = segment.data.len() as u64;
         if !output.put_media(&[&self.dir, &name], &segment.data, SpoolKind::Segment) {
-            self.drop_segment(output, session_id, segment.sequence);
+            self.drop_segment(session_id, segment.sequence);
             return;
         }
         self.meter.add_segment(bytes, segment.duration);
@@ -399,20 +412,30 @@ impl Rendition {
 
     /// Leaves segment `sequence` unlisted, and its parts with it: a segment is listed whole
     /// or not at all.
-    fn drop_segment(&mut self, output: &dyn TreeOutput, session_id: &str, sequence: u64) {
+    fn drop_segment(&mut self, session_id: &str, sequence: u64) {
         self.playlist.discard_open_parts();
+        self.unsent_parts.clear();
         self.playlist
             .set_preload_hint(part_name(session_id, sequence + 1, 0, self.kind));
-        output.low_latency(&self.dir, &self.playlist, None);
     }
 
-    /// Queues the playlist for the store and hands it to the low-latency tree.
+    /// Queues the playlist for the store.
     fn write_playlist(&self, output: &dyn TreeOutput) {
         output.put_playlist(&[&self.dir, MEDIA_PLAYLIST], self.playlist.render());
-        output.low_latency(&self.dir, &self.playlist, None);
     }
 
-    /// Lists a part and hands it, with the playlist, to the low-latency tree.
+    /// Hands the playlist as it is now, with the parts listed since the last time, to the
+    /// low-latency tree: once per batch of segmenter events, so a reader never sees a part
+    /// listed without the segment that closed with it.
+    fn hand_over(&mut self, output: &dyn TreeOutput) {
+        output.low_latency(
+            &self.dir,
+            &self.playlist,
+            std::mem::take(&mut self.unsent_parts),
+        );
+    }
+
+    /// Lists a part (once the init segment it needs is stored).
     fn publish_part(
         &mut self,
         output: &dyn TreeOutput,
@@ -420,6 +443,12 @@ impl Rendition {
         part: CompletedPart,
         origin: &Origin,
     ) {
+        if !self.init_written {
+            self.upload_init(output);
+        }
+        if !self.init_written {
+            return;
+        }
         let name = part_name(session_id, part.segment, part.index, self.kind);
         let next = part_name(session_id, part.segment, part.index + 1, self.kind);
         self.playlist.push_part(
@@ -431,7 +460,7 @@ impl Rendition {
             origin.wall_clock(part.start),
             next,
         );
-        output.low_latency(&self.dir, &self.playlist, Some((name, part.data)));
+        self.unsent_parts.push((name, part.data));
     }
 
     /// Handles what a segmenter returned; returns where it closed parts and segments.
@@ -463,6 +492,9 @@ impl Rendition {
                     debug!(rendition = %self.dir, %dts, "Dropped a packet before the first keyframe.");
                 }
             }
+        }
+        if !ends.is_empty() {
+            self.hand_over(output);
         }
         ends
     }
@@ -699,18 +731,18 @@ impl SessionPackager {
         let Some((rendition, _)) = &mut self.audio else {
             return;
         };
+        let mut events = Vec::new();
         for end in ends {
             let cut = match end {
                 Boundary::PartEnd(at) => rendition.segmenter.end_part_at(at),
                 Boundary::SegmentEnd(at) => rendition.segmenter.cut_at(at),
             };
             match cut {
-                Ok(events) => {
-                    rendition.absorb(&*self.output, &self.session_id, events, &self.origin);
-                }
+                Ok(closed) => events.extend(closed),
                 Err(e) => warn!(error = %e, "Audio cut refused by the segmenter."),
             }
         }
+        rendition.absorb(&*self.output, &self.session_id, events, &self.origin);
     }
 
     /// Writes the multivariant playlist once every rendition has a segment (or one rendition is
@@ -778,6 +810,7 @@ impl SessionPackager {
             if rendition.segments_written > 0 {
                 rendition.write_playlist(output);
             }
+            rendition.hand_over(output);
         }
         self.recording()
     }
@@ -865,8 +898,8 @@ mod tests {
         playlists: Mutex<Vec<(String, String)>>,
         full: AtomicBool,
         /// Each low-latency hand-over: the rendition, its LL-HLS playlist as rendered then,
-        /// and the part's name.
-        low_latency: Mutex<Vec<(String, String, Option<String>)>>,
+        /// and the names of the parts handed over.
+        low_latency: Mutex<Vec<(String, String, Vec<String>)>>,
     }
 
     impl NotedTree {
@@ -908,7 +941,7 @@ mod tests {
                 .push(format!("delete {}", path.join("/")));
         }
 
-        fn low_latency(&self, dir: &str, playlist: &LivePlaylist, part: Option<(String, Bytes)>) {
+        fn low_latency(&self, dir: &str, playlist: &LivePlaylist, parts: Vec<(String, Bytes)>) {
             let plain = |uri: &str| uri.to_owned();
             let view = sluice_packager::LowLatencyView {
                 skip: false,
@@ -916,11 +949,11 @@ mod tests {
                 uri: &plain,
             };
             let rendered = String::from_utf8(playlist.render_low_latency(&view)).unwrap();
-            let name = part.map(|(name, _)| name);
+            let names = parts.into_iter().map(|(name, _)| name).collect();
             self.low_latency
                 .lock()
                 .unwrap()
-                .push((dir.to_owned(), rendered, name));
+                .push((dir.to_owned(), rendered, names));
         }
     }
 
@@ -1200,7 +1233,7 @@ mod tests {
             };
             packager.handle(PackagingInput::Video { index: 0, packet }, clock());
         }
-        let live: Vec<(String, String, Option<String>)> = tree.low_latency.lock().unwrap().clone();
+        let live: Vec<(String, String, Vec<String>)> = tree.low_latency.lock().unwrap().clone();
         let (_, mid_stream, _) = live.iter().rfind(|(dir, _, _)| dir == "v0").unwrap();
         assert!(
             mid_stream.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"ses_1-"),
@@ -1211,7 +1244,7 @@ mod tests {
         let names: Vec<&str> = live
             .iter()
             .filter(|(dir, _, _)| dir == "v0")
-            .filter_map(|(_, _, name)| name.as_deref())
+            .flat_map(|(_, _, names)| names.iter().map(String::as_str))
             .collect();
         assert_eq!(
             names[..4],

@@ -207,15 +207,29 @@ impl LivePlaylist {
         Some((*msn, last.len().checked_sub(1)? as u64))
     }
 
-    /// Whether part `part` of segment `msn` is listed, or its segment complete (§6.2.5.2: a
-    /// part index past a complete segment's last part asks for that segment).
+    /// Whether part `part` of segment `msn` is listed (or gone with its segment's parts). A
+    /// part index past the last part of a complete segment means part 0 of the next segment
+    /// (§6.2.5.2).
     pub fn has_part(&self, msn: u64, part: u64) -> bool {
         let next = self.next_media_sequence();
-        if msn < next {
-            return true;
+        if msn > next {
+            return false;
         }
-        let listed = self.parts.as_ref().map_or(0, |parts| parts.open.len()) as u64;
-        msn == next && part < listed
+        let Some(parts) = &self.parts else {
+            return msn < next;
+        };
+        if msn == next {
+            return part < parts.open.len() as u64;
+        }
+        match parts.completed.iter().find(|(m, _)| *m == msn) {
+            Some((_, own)) if part >= own.len() as u64 => self.has_part(msn + 1, 0),
+            _ => true,
+        }
+    }
+
+    /// EXT-X-TARGETDURATION, in seconds.
+    pub fn target_duration_secs(&self) -> u64 {
+        self.playlist.target_duration
     }
 
     /// Whether the playlist has ended (EXT-X-ENDLIST).
@@ -1247,7 +1261,9 @@ segment-1.m4s
             uri: &plain,
         };
         assert_eq!(playlist.last_part(), Some((4, 1)));
-        assert!(playlist.has_part(3, 7) && playlist.has_part(4, 1));
+        assert!(playlist.has_part(3, 2) && playlist.has_part(4, 1));
+        // Past segment 3's last part: part 0 of segment 4, listed.
+        assert!(playlist.has_part(3, 7));
         assert!(!playlist.has_part(4, 2) && !playlist.has_part(5, 0));
         assert_eq!(
             text(playlist.render_low_latency(&view)),

@@ -330,6 +330,12 @@ impl TrackSegmenter {
         // saturate at i64::MAX, where one tick keeps the duration positive all the same.
         let duration = u32::try_from(dts - held.dts).unwrap_or(u32::MAX).max(1);
         self.commit(held, duration, &mut events)?;
+        // Every sample of the open segment is committed once the sync sample that starts the
+        // next one is known: the segment (and its last part) is complete now, a sample early.
+        if self.starts_segment(dts, packet.keyframe) {
+            let closed = std::mem::take(&mut self.open);
+            self.close(closed, &mut events)?;
+        }
         self.held = Some(HeldPacket {
             dts,
             composition_offset,
@@ -626,7 +632,7 @@ mod tests {
     }
 
     #[test]
-    fn finish_returns_the_segment_a_held_keyframe_closes_and_its_own() {
+    fn a_segment_closes_when_the_keyframe_starting_the_next_arrives_and_finish_ends_the_last() {
         let mut segmenter = TrackSegmenter::new(1, Timebase::MPEG, Duration::from_secs(2));
         for frame in 0..60 {
             assert!(segmenter
@@ -635,14 +641,16 @@ mod tests {
                 .iter()
                 .all(|event| !matches!(event, SegmentEvent::Segment(_))));
         }
-        // The keyframe at 2 s is still held when the track ends.
-        segmenter.push(video(60 * FRAME, 60 * FRAME, true)).unwrap();
-        let segments = segments_of(segmenter.finish().unwrap());
-        assert_eq!(segments.len(), 2);
-        assert_eq!(segments[0].sequence, 0);
-        assert_eq!(segments[0].duration.ticks, 60 * FRAME);
-        assert_eq!(segments[1].sequence, 1);
-        assert_eq!(segments[1].start.ticks, 60 * FRAME);
+        // The keyframe at 2 s completes the first segment at once; it is still held (its
+        // duration unknown) when the track ends.
+        let first = segments_of(segmenter.push(video(60 * FRAME, 60 * FRAME, true)).unwrap());
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].sequence, 0);
+        assert_eq!(first[0].duration.ticks, 60 * FRAME);
+        let last = segments_of(segmenter.finish().unwrap());
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].sequence, 1);
+        assert_eq!(last[0].start.ticks, 60 * FRAME);
     }
 
     fn video(dts: i64, pts: i64, keyframe: bool) -> Packet {
@@ -1161,5 +1169,21 @@ mod tests {
         assert_eq!((own[0].index, own[0].duration.ticks), (1, 16 * 1_024));
         let next = segments_of(segmenter.finish().unwrap());
         assert_eq!(next[0].start.ticks, 32 * 1_024);
+    }
+
+    #[test]
+    fn the_last_part_and_its_segment_close_together_when_the_next_keyframe_arrives() {
+        let mut segmenter = TrackSegmenter::new(1, Timebase::MPEG, Duration::from_secs(1))
+            .with_parts(Duration::from_millis(334));
+        push_frames(&mut segmenter, 0, 30, 30);
+        let events = push_frames(&mut segmenter, 30, 1, 30);
+        assert!(
+            matches!(
+                &events[..],
+                [SegmentEvent::Part(part), SegmentEvent::Segment(segment)]
+                    if (part.segment, part.index) == (0, 2) && segment.sequence == 0
+            ),
+            "{events:?}"
+        );
     }
 }
