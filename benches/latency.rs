@@ -1,14 +1,15 @@
-//! `cargo bench --bench latency [-- SECONDS]`: ingest-to-display latency in hls.js, for each
-//! latency mode (`standard`, `reduced`, `low`) with the default transcoded ladder and with a
-//! passthrough (`source`) ladder, and for nginx-rtmp's HLS fed the same stream in the same run.
-//! Results in docs/BENCHMARKS.md.
+//! `cargo bench --bench latency [-- SECONDS [MODES]]`: ingest-to-display latency in hls.js, for
+//! each latency mode (`standard`, `reduced`, `low`; MODES, comma-separated, picks some) with
+//! the default transcoded ladder and with a passthrough (`source`) ladder, and for nginx-rtmp's
+//! HLS fed the same stream in the same run. Results in docs/BENCHMARKS.md.
 //!
 //! The publisher is ffmpeg (`-re`, 854x480 at 30 fps, x264 with a key frame every second and
 //! no B-frames, AAC) drawing its media time into a strip along the top of each frame (20 black
 //! or white blocks: the time in hundredths of a second). Each configuration is published for
 //! SECONDS (default 120) plus a start, and watched meanwhile by hls.js in headless Chromium
-//! (`tests/node/live_latency.mjs`, its default settings: low-latency mode on, no catch-up
-//! playback rate).
+//! (`tests/node/live_latency.mjs`) with its default settings (low-latency mode on, no catch-up
+//! playback rate); a `low` stream is then watched SECONDS more with catch-up on (hls.js may
+//! play up to 1.5 times as fast to reach its target latency, as low-latency pages set it).
 //!
 //! Latency is sampled every 500 ms: for Sluice, the wall clock minus the program date time of
 //! the frame on screen (Sluice stamps EXT-X-PROGRAM-DATE-TIME with the arrival time of the
@@ -32,11 +33,19 @@ const START_UP_S: f64 = 20.0;
 const SIZE: &str = "854x480";
 
 fn main() {
-    let seconds: u64 = std::env::args()
+    let args: Vec<String> = std::env::args()
         .skip(1)
-        .find(|arg| !arg.starts_with('-'))
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let seconds: u64 = args
+        .first()
         .map(|arg| arg.parse().expect("SECONDS is a whole number"))
         .unwrap_or(120);
+    let modes: Vec<&str> = args
+        .get(1)
+        .map_or(vec!["standard", "reduced", "low"], |modes| {
+            modes.split(',').collect()
+        });
     assert!(seconds > 30, "watch for more than 30 s");
     let work = tempfile::tempdir().expect("temporary directory");
     let server = BenchServer::start(&work.path().join("data"));
@@ -53,7 +62,7 @@ fn main() {
 
     let mut rows = Vec::new();
     for ladder in ["default", "source"] {
-        for mode in ["standard", "reduced", "low"] {
+        for &mode in &modes {
             // nginx-rtmp watches the same stream as the passthrough standard run.
             let with_nginx = ladder == "source" && mode == "standard";
             let mut body = json!({"name": format!("{mode} {ladder}"), "latency_mode": mode});
@@ -69,20 +78,31 @@ fn main() {
             if with_nginx {
                 outputs.push(format!("rtmp://127.0.0.1:{nginx_rtmp}/live/{key}"));
             }
-            let mut publisher = publish(&outputs, seconds + 40);
+            let catch_up = mode == "low";
+            let watches = if catch_up { 2 } else { 1 };
+            let mut publisher = publish(&outputs, watches * seconds + 40);
             let master = format!("{}/hls/{playback_id}/master.m3u8", server.base);
             wait_until_ok(&master);
             let nginx = with_nginx.then(|| {
                 let url = format!("http://127.0.0.1:{nginx_http}/hls/{key}.m3u8");
                 wait_until_ok(&url);
-                spawn_watch(&url, seconds, true)
+                spawn_watch(&url, seconds, true, false)
             });
-            let sluice = watch(spawn_watch(&master, seconds, with_nginx));
-            let _ = publisher.kill();
-            let _ = publisher.wait();
+            let sluice = watch(spawn_watch(&master, seconds, with_nginx, false));
             let sluice_summary = summarise(&sluice, None);
             println!("{mode} / {ladder}: {}", sluice_summary.line());
             rows.push((format!("Sluice `{mode}`, {ladder} ladder"), sluice_summary));
+            if catch_up {
+                let report = watch(spawn_watch(&master, seconds, false, true));
+                let summary = summarise(&report, None);
+                println!("{mode} / {ladder}, catch-up: {}", summary.line());
+                rows.push((
+                    format!("Sluice `{mode}`, {ladder} ladder, hls.js catch-up on"),
+                    summary,
+                ));
+            }
+            let _ = publisher.kill();
+            let _ = publisher.wait();
             if let Some(nginx) = nginx {
                 let nginx = watch(nginx);
                 let origin = media_origin(&sluice);
@@ -168,7 +188,7 @@ fn wait_until_ok(url: &str) {
     panic!("{url} never answered");
 }
 
-fn spawn_watch(url: &str, seconds: u64, timecode: bool) -> Child {
+fn spawn_watch(url: &str, seconds: u64, timecode: bool, catch_up: bool) -> Child {
     let mut command = Command::new("node");
     command
         .arg(concat!(
@@ -178,6 +198,9 @@ fn spawn_watch(url: &str, seconds: u64, timecode: bool) -> Child {
         .args(["hlsjs", url, &seconds.to_string()]);
     if timecode {
         command.arg("timecode");
+    }
+    if catch_up {
+        command.arg("catchup");
     }
     command
         .stdout(Stdio::piped())

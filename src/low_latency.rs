@@ -19,14 +19,17 @@ impl LowLatencyHls for LiveLowLatency {
         live_stream_id: &LiveStreamId,
         rendition: &str,
         request: LowLatencyRequest,
-        uri: &(dyn for<'s> Fn(&'s str) -> String + Sync),
+        uri_query: &str,
     ) -> Option<LowLatencyAnswer> {
         let tree = self.0.get(live_stream_id)?;
         let blocking = request.msn.map(|msn| BlockingRequest {
             msn,
             part: request.part,
         });
-        match tree.playlist(rendition, blocking, request.skip, uri).await {
+        match tree
+            .playlist(rendition, blocking, request.skip, uri_query)
+            .await
+        {
             PlaylistAnswer::Playlist(body) => Some(LowLatencyAnswer::Playlist(body)),
             PlaylistAnswer::NotFound => None,
             PlaylistAnswer::TooFarAhead => Some(LowLatencyAnswer::TooFarAhead),

@@ -210,6 +210,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
             Arc::new(crate::low_latency::LiveLowLatency(live.low_latency()))
                 as Arc<dyn sluice_api::LowLatencyHls>
         }),
+        playback_ids: sluice_api::PlaybackIds::default(),
     };
     crate::memory::spawn_trimmer();
     let upload_sweeper = role

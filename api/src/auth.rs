@@ -372,6 +372,7 @@ mod tests {
             images: None,
             whip: None,
             low_latency: None,
+            playback_ids: Default::default(),
         };
         let app = Router::new()
             .route(

@@ -33,7 +33,11 @@ use bytes::Bytes;
 use m3u8_rs::Playlist;
 use serde::Deserialize;
 use sluice_storage::layout;
-use sluice_storage::{LiveStreamId, ObjectKey, PlaybackPolicy};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sluice_storage::{Db, LiveStreamId, ObjectKey, PlaybackId, PlaybackPolicy};
 
 use crate::error::ApiError;
 use crate::playback_token::{self, PlaybackAudience};
@@ -55,6 +59,52 @@ const SIGNED_BLOCKING_PLAYLIST_CACHE: &str = "private, max-age=6";
 
 const NOT_FOUND: ApiError = ApiError::NotFound("not found");
 
+/// How long an HLS request trusts a playback id it looked up.
+pub const PLAYBACK_ID_TTL: Duration = Duration::from_secs(1);
+/// Playback ids remembered at most; when full, the memory starts over.
+const PLAYBACK_IDS_REMEMBERED: usize = 10_000;
+
+/// Playback ids as HLS requests find them, remembered for [`PLAYBACK_ID_TTL`]: low-latency
+/// viewers reload playlists and fetch parts several times a second, and looking each one up in
+/// the database cost more than serving it. Only ids that exist are remembered, so made-up ids
+/// cannot fill it; a deleted id stops playing at once on the process that deleted it and
+/// within the TTL elsewhere.
+#[derive(Clone, Default)]
+pub struct PlaybackIds(Arc<Mutex<HashMap<String, (Instant, PlaybackId)>>>);
+
+impl PlaybackIds {
+    /// Playback id `id`, from memory while fresh, else from `db`.
+    async fn get(&self, db: &Db, id: &str) -> Result<Option<PlaybackId>, ApiError> {
+        if let Some((_, found)) = self
+            .lock()
+            .get(id)
+            .filter(|(at, _)| at.elapsed() < PLAYBACK_ID_TTL)
+        {
+            return Ok(Some(found.clone()));
+        }
+        let found = db.get_playback_id(id).await?;
+        if let Some(found) = &found {
+            let mut remembered = self.lock();
+            if remembered.len() >= PLAYBACK_IDS_REMEMBERED {
+                remembered.clear();
+            }
+            remembered.insert(id.to_owned(), (Instant::now(), found.clone()));
+        }
+        Ok(found)
+    }
+
+    /// Forgets `id` (it was deleted).
+    pub(crate) fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, PlaybackId)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// What a low-latency playlist request asks for (RFC 8216bis §6.2.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LowLatencyRequest {
@@ -69,7 +119,7 @@ pub struct LowLatencyRequest {
 /// How a low-latency playlist request is answered.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LowLatencyAnswer {
-    Playlist(Vec<u8>),
+    Playlist(Bytes),
     /// `_HLS_msn` is more than two segments past the last one: 400.
     TooFarAhead,
     /// What was asked for did not come in time: 503.
@@ -79,14 +129,15 @@ pub enum LowLatencyAnswer {
 /// The live core's LL-HLS, as HTTP serves it (a port the binary fills).
 #[async_trait]
 pub trait LowLatencyHls: Send + Sync {
-    /// Rendition `rendition`'s low-latency playlist, every URI in it mapped by `uri`; `None`
-    /// when this process packages no low-latency session of the stream with that rendition.
+    /// Rendition `rendition`'s low-latency playlist, `uri_query` (`?token=…`, or empty) after
+    /// every URI in it; `None` when this process packages no low-latency session of the stream
+    /// with that rendition.
     async fn playlist(
         &self,
         live_stream_id: &LiveStreamId,
         rendition: &str,
         request: LowLatencyRequest,
-        uri: &(dyn for<'s> Fn(&'s str) -> String + Sync),
+        uri_query: &str,
     ) -> Option<LowLatencyAnswer>;
 
     /// Media object `name` of `rendition` from memory (a part, an init segment or one of the
@@ -306,8 +357,8 @@ pub async fn serve(
     ObjectKey::new(std::iter::once(playback_id.as_str()).chain(segments.iter().copied()))
         .map_err(|_| NOT_FOUND)?;
     let playback = state
-        .db
-        .get_playback_id(&playback_id)
+        .playback_ids
+        .get(&state.db, &playback_id)
         .await?
         .ok_or(NOT_FOUND)?;
     let token = match playback.policy {
@@ -419,12 +470,10 @@ async fn serve_low_latency(
         return Ok(None);
     }
     let request = query.low_latency()?;
-    let add_token = |uri: &str| match token {
-        Some(token) => with_token(uri, token),
-        None => uri.to_owned(),
-    };
+    // Part, segment and playlist names carry no query of their own.
+    let uri_query = token.map_or(String::new(), |token| format!("?token={token}"));
     let Some(answer) = low_latency
-        .playlist(live_stream_id, rendition, request, &add_token)
+        .playlist(live_stream_id, rendition, request, &uri_query)
         .await
     else {
         return Ok(None);

@@ -63,7 +63,7 @@ pub mod front_ends {
     pub use crate::playback_token::claimed_signing_key;
 }
 pub use error::{ApiError, MAX_BODY_BYTES};
-pub use hls::{LowLatencyAnswer, LowLatencyHls, LowLatencyRequest};
+pub use hls::{LowLatencyAnswer, LowLatencyHls, LowLatencyRequest, PlaybackIds};
 pub use images::{
     AnimatedFormat, AnimatedSpec, FitMode, ImageRenderer, Images, RenderError, RenderedStoryboard,
     StillFormat, ThumbnailSpec, DEFAULT_SOURCE_CACHE_BYTES, MAX_ANIMATED_DIMENSION,
@@ -112,6 +112,8 @@ pub struct AppState {
     /// The low-latency sessions this process packages (LL-HLS from memory); `None` where
     /// it ingests nothing.
     pub low_latency: Option<Arc<dyn LowLatencyHls>>,
+    /// Playback ids HLS requests looked up lately.
+    pub playback_ids: hls::PlaybackIds,
 }
 
 /// Liveness: answers while the process serves HTTP.

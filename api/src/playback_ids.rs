@@ -144,6 +144,7 @@ pub async fn delete(
         .delete_playback_id(&live_stream_id, &playback_id)
         .await
         .map_err(ApiError::not_found_as(NOT_FOUND_MESSAGE))?;
+    state.playback_ids.forget(&playback_id);
     Ok(StatusCode::NO_CONTENT)
 }
 

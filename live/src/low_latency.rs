@@ -105,6 +105,11 @@ struct TreeState {
     renditions: BTreeMap<String, RenditionState>,
     /// The session is over: nothing more will come.
     closed: bool,
+    /// Counts the changes.
+    version: u64,
+    /// The last public render of each rendition, full and delta, with the version it shows:
+    /// every viewer waiting for the same part gets the same bytes, rendered once.
+    renders: HashMap<(String, bool), (u64, Bytes)>,
 }
 
 #[derive(Default)]
@@ -130,7 +135,7 @@ pub struct BlockingRequest {
 #[derive(Debug, PartialEq, Eq)]
 pub enum PlaylistAnswer {
     /// The playlist, rendered once it holds what was asked for (or the session ended).
-    Playlist(Vec<u8>),
+    Playlist(Bytes),
     /// No such rendition in this session.
     NotFound,
     /// `_HLS_msn` lies more than two segments ahead of the last one (§6.2.5.2: 400).
@@ -154,6 +159,7 @@ impl LowLatencyTree {
         let msn = snapshot.next_media_sequence();
         {
             let mut state = lock(&self.state);
+            state.version += 1;
             let rendition = state.renditions.entry(dir.to_owned()).or_default();
             rendition.playlist = Some(snapshot);
             rendition
@@ -189,25 +195,29 @@ impl LowLatencyTree {
 
     /// Ends the tree: waiting requests get what there is.
     pub(crate) fn close(&self) {
-        lock(&self.state).closed = true;
+        {
+            let mut state = lock(&self.state);
+            state.closed = true;
+            state.version += 1;
+        }
         self.changed.send_modify(|version| *version += 1);
     }
 
     /// Rendition `dir`'s low-latency playlist: at once without `blocking`, else once it lists
     /// the part (or the whole segment, without `part`) asked for, or the session ends; 503
     /// after [`BLOCKING_TIMEOUT`] or three target durations. `skip` asks for a delta update;
-    /// `uri` maps every URI in it.
+    /// `uri_query` (`?token=…` for signed playback, else empty) goes after every URI in it.
     pub async fn playlist(
         &self,
         dir: &str,
         blocking: Option<BlockingRequest>,
         skip: bool,
-        uri: &(dyn for<'s> Fn(&'s str) -> String + Sync),
+        uri_query: &str,
     ) -> PlaylistAnswer {
         let mut changes = self.changed.subscribe();
         let mut deadline = None;
         loop {
-            let (playlist, reports) = {
+            let (playlist, reports, version) = {
                 let state = lock(&self.state);
                 let Some(playlist) = state
                     .renditions
@@ -232,16 +242,35 @@ impl LowLatencyTree {
                         msn < playlist.next_media_sequence()
                     }
                 };
+                if ready && uri_query.is_empty() {
+                    let key = (dir.to_owned(), skip);
+                    if let Some((_, body)) =
+                        state.renders.get(&key).filter(|(v, _)| *v == state.version)
+                    {
+                        return PlaylistAnswer::Playlist(body.clone());
+                    }
+                }
                 let reports = ready.then(|| sibling_reports(&state, dir));
-                (playlist, reports)
+                (playlist, reports, state.version)
             };
             if let Some(reports) = reports {
+                let uri = |name: &str| format!("{name}{uri_query}");
                 let view = LowLatencyView {
                     skip,
                     reports: &reports,
-                    uri,
+                    uri: &uri,
                 };
-                return PlaylistAnswer::Playlist(playlist.render_low_latency(&view));
+                let body = Bytes::from(playlist.render_low_latency(&view));
+                if uri_query.is_empty() {
+                    let mut state = lock(&self.state);
+                    // Only a render of the current state is worth keeping.
+                    if state.version == version {
+                        state
+                            .renders
+                            .insert((dir.to_owned(), skip), (version, body.clone()));
+                    }
+                }
+                return PlaylistAnswer::Playlist(body);
             }
             let deadline = *deadline
                 .get_or_insert_with(|| tokio::time::Instant::now() + hold_limit(&playlist));
@@ -331,10 +360,6 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use sluice_packager::PartEntry;
 
-    fn plain(uri: &str) -> String {
-        uri.to_owned()
-    }
-
     fn part(uri: &str) -> PartEntry {
         PartEntry {
             uri: uri.to_owned(),
@@ -382,7 +407,7 @@ mod tests {
         let (tree, mut playlist) = tree();
         let waiting = tokio::spawn({
             let tree = tree.clone();
-            async move { tree.playlist("v0", request(1, 1), false, &plain).await }
+            async move { tree.playlist("v0", request(1, 1), false, "").await }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
@@ -394,7 +419,7 @@ mod tests {
         let PlaylistAnswer::Playlist(body) = waiting.await.unwrap() else {
             panic!("a playlist");
         };
-        assert!(String::from_utf8(body)
+        assert!(String::from_utf8(body.to_vec())
             .unwrap()
             .contains("URI=\"s-1.1.m4s\""));
     }
@@ -404,7 +429,7 @@ mod tests {
         let (tree, _) = tree();
         // Segment 0 has one part: its "part 1" is part 0 of segment 1, listed.
         assert!(matches!(
-            tree.playlist("v0", request(0, 1), false, &plain).await,
+            tree.playlist("v0", request(0, 1), false, "").await,
             PlaylistAnswer::Playlist(_)
         ));
     }
@@ -413,16 +438,16 @@ mod tests {
     async fn requests_too_far_ahead_unknown_or_never_satisfied_are_refused() {
         let (tree, _) = tree();
         assert_eq!(
-            tree.playlist("v0", request(3, 0), false, &plain).await,
+            tree.playlist("v0", request(3, 0), false, "").await,
             PlaylistAnswer::TooFarAhead
         );
         assert_eq!(
-            tree.playlist("v9", None, false, &plain).await,
+            tree.playlist("v9", None, false, "").await,
             PlaylistAnswer::NotFound
         );
         let asked = tokio::time::Instant::now();
         assert_eq!(
-            tree.playlist("v0", request(2, 0), false, &plain).await,
+            tree.playlist("v0", request(2, 0), false, "").await,
             PlaylistAnswer::TimedOut
         );
         assert_eq!(
@@ -442,7 +467,7 @@ mod tests {
         tree.update("v0", &playlist, Vec::new());
         let waiting = tokio::spawn({
             let tree = tree.clone();
-            async move { tree.playlist("v0", request(2, 0), false, &plain).await }
+            async move { tree.playlist("v0", request(2, 0), false, "").await }
         });
         let hinted = tokio::spawn({
             let tree = tree.clone();
@@ -458,7 +483,7 @@ mod tests {
         assert!(streams.get(&id).is_none(), "forgotten once ended");
         // Even a request far ahead gets the ended playlist.
         assert!(matches!(
-            tree.playlist("v0", request(9, 0), false, &plain).await,
+            tree.playlist("v0", request(9, 0), false, "").await,
             PlaylistAnswer::Playlist(_)
         ));
     }
@@ -514,5 +539,25 @@ mod tests {
         assert!(Arc::ptr_eq(&streams.get(&id).unwrap(), &second_tree));
         drop(second);
         assert!(streams.get(&id).is_none());
+    }
+
+    #[tokio::test]
+    async fn public_viewers_of_one_version_share_one_render_and_signed_ones_get_their_token() {
+        let (tree, mut playlist) = tree();
+        let render = |answer| match answer {
+            PlaylistAnswer::Playlist(body) => body,
+            other => panic!("{other:?}"),
+        };
+        let first = render(tree.playlist("v0", None, false, "").await);
+        let second = render(tree.playlist("v0", request(1, 0), false, "").await);
+        assert_eq!(first.as_ptr(), second.as_ptr(), "rendered once");
+        let signed = render(tree.playlist("v0", None, false, "?token=t").await);
+        assert!(String::from_utf8(signed.to_vec())
+            .unwrap()
+            .contains("URI=\"s-1.0.m4s?token=t\""));
+        playlist.push_part(part("s-1.1.m4s"), at(1), "s-1.2.m4s".into());
+        tree.update("v0", &playlist, Vec::new());
+        let third = render(tree.playlist("v0", None, false, "").await);
+        assert_ne!(third, first, "a new version renders again");
     }
 }

@@ -1,14 +1,14 @@
 // Watches a live HLS stream in headless Chromium with hls.js (low-latency mode) or Shaka
 // Player (low-latency mode) and prints one JSON report line.
 //
-//   node live_latency.mjs <hlsjs|shaka> <master.m3u8 URL> <seconds to watch> [timecode]
+//   node live_latency.mjs <hlsjs|shaka> <master.m3u8 URL> <seconds to watch> [timecode] [catchup]
 //
 // Every 500 ms once playback runs it samples the latency: the wall clock minus the program
 // date time of the frame on screen (Sluice stamps EXT-X-PROGRAM-DATE-TIME with the arrival
 // time of the media, so on one machine this is ingest-to-display latency). The report holds
-// those samples, the stalls (`waiting` events after playback started), the errors, how many
-// LL-HLS parts were loaded, the furthest position reached and, for hls.js, its own target
-// latency and distance to the live edge at each sample. The Rust test or benchmark that calls
+// those samples, the stalls (`waiting` events after playback started, other than during a
+// seek), the errors, how many LL-HLS parts were loaded, the furthest position reached and, for
+// hls.js, its own target latency and distance to the live edge at each sample. The Rust test or benchmark that calls
 // this script decides what counts as a pass.
 //
 // With `timecode`, each sample also reads the frame on screen's media time from the strip the
@@ -16,11 +16,14 @@
 // picture's width each, the bits of the time in hundredths of a second, lowest first) and
 // reports every sample as `{at, pdt, code}` (wall clock and program date time in ms, media
 // time in s): that measures players of streams without program date times (nginx-rtmp).
+// With `catchup`, hls.js may play up to 1.5 times as fast to reach its target latency
+// (`maxLiveSyncPlaybackRate`, off by default), as low-latency pages usually set it.
 import { launchChromium } from "./chromium.mjs";
 import { createRequire } from "node:module";
 
-const [player, url, secondsArg, mode] = process.argv.slice(2);
-const timecode = mode === "timecode";
+const [player, url, secondsArg, ...flags] = process.argv.slice(2);
+const timecode = flags.includes("timecode");
+const catchup = flags.includes("catchup");
 const seconds = Number(secondsArg);
 if (!["hlsjs", "shaka"].includes(player) || !url || !(seconds > 0)) {
   console.error("usage: node live_latency.mjs <hlsjs|shaka> <url> <seconds>");
@@ -41,7 +44,7 @@ try {
   await page.setContent("<video id=v muted playsinline></video>");
   await page.addScriptTag({ path: script });
   const report = await page.evaluate(
-    ({ player, url, seconds, timecode }) =>
+    ({ player, url, seconds, timecode, catchup }) =>
       new Promise((resolve) => {
         const video = document.getElementById("v");
         const canvas = document.createElement("canvas");
@@ -78,13 +81,19 @@ try {
         video.addEventListener("playing", () => {
           started = true;
         });
+        // A wait while the player seeks (Shaka jumps to its target latency once playing) is
+        // not a stall.
         video.addEventListener("waiting", () => {
-          if (started) report.stalls += 1;
+          if (started && !video.seeking) report.stalls += 1;
         });
 
         if (player === "hlsjs") {
           report.supported = Hls.isSupported();
-          const hls = new Hls({ lowLatencyMode: true, debug: false });
+          const hls = new Hls({
+            lowLatencyMode: true,
+            debug: false,
+            ...(catchup ? { maxLiveSyncPlaybackRate: 1.5 } : {}),
+          });
           hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
           hls.on(Hls.Events.FRAG_LOADED, (_e, data) => {
             if (data.part) report.parts += 1;
@@ -161,7 +170,7 @@ try {
         }
         setTimeout(finish, seconds * 1000);
       }),
-    { player, url, seconds, timecode },
+    { player, url, seconds, timecode, catchup },
   );
   console.log(JSON.stringify(report));
 } finally {

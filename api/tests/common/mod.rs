@@ -77,6 +77,7 @@ pub async fn harness() -> Harness {
         images: None,
         whip: None,
         low_latency: None,
+        playback_ids: Default::default(),
     };
     // Times out expired uploads, as `sluice serve` does, until the harness is dropped.
     let (stop_sweeper, stopping) = watch::channel(false);
