@@ -345,6 +345,14 @@ impl Rendition {
         }
     }
 
+    /// Whether the init segment is stored, trying again first when the spool refused it.
+    fn ensure_init(&mut self, output: &dyn TreeOutput) -> bool {
+        if !self.init_written {
+            self.upload_init(output);
+        }
+        self.init_written
+    }
+
     fn upload_init(&mut self, output: &dyn TreeOutput) {
         if let Some(init) = &self.init {
             self.init_written =
@@ -366,10 +374,7 @@ impl Rendition {
         segment: CompletedSegment,
         origin: &Origin,
     ) {
-        if !self.init_written {
-            self.upload_init(output);
-        }
-        if !self.init_written {
+        if !self.ensure_init(output) {
             warn!(rendition = %self.dir, "Segment dropped: no init segment could be written.");
             self.drop_segment(session_id, segment.sequence);
             return;
@@ -443,10 +448,7 @@ impl Rendition {
         part: CompletedPart,
         origin: &Origin,
     ) {
-        if !self.init_written {
-            self.upload_init(output);
-        }
-        if !self.init_written {
+        if !self.ensure_init(output) {
             return;
         }
         let name = part_name(session_id, part.segment, part.index, self.kind);

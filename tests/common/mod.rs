@@ -765,27 +765,11 @@ pub fn play_with_hlsjs(url: &str, position: f64) -> Value {
         .arg(position.to_string())
         .arg(PLAYBACK_DEADLINE.as_secs().to_string());
     // Beyond the player's own deadline, Chromium's start and shutdown.
-    let output = output_within(
+    let report = player_report(
         &mut command,
         PLAYBACK_DEADLINE * 2,
         "node tests/node/play.mjs (make test installs Node.js, Chromium and hls.js)",
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "player script failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("player report is not JSON ({e}): {stdout}"));
-    assert_eq!(report["supported"], true, "MSE available: {report}");
-    let fatal: Vec<&Value> = report["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|error| error["fatal"] == true)
-        .collect();
-    assert!(fatal.is_empty(), "fatal player errors: {report}");
     assert!(
         report["maxTime"].as_f64().unwrap_or(0.0) >= position,
         "hls.js did not play to {position} s within {PLAYBACK_DEADLINE:?}: {report}"
@@ -805,11 +789,18 @@ pub fn watch_live(player: &str, url: &str, seconds: u64) -> Value {
             "/tests/node/live_latency.mjs"
         ))
         .args([player, url, &seconds.to_string()]);
-    let output = output_within(
+    player_report(
         &mut command,
         Duration::from_secs(seconds) + PLAYBACK_DEADLINE,
         "node tests/node/live_latency.mjs (make test installs Node.js, Chromium, hls.js and Shaka)",
-    );
+    )
+}
+
+/// Runs a player script (`what` names it) within `timeout` and returns the JSON report of its
+/// last output line, after checking that the script succeeded, MSE was available and no fatal
+/// player error happened.
+fn player_report(command: &mut Command, timeout: Duration, what: &str) -> Value {
+    let output = output_within(command, timeout, what);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
