@@ -12,8 +12,11 @@ use common::vod::get_asset;
 use common::{http_get, play_with_hlsjs, wait_for, Publisher, Server};
 use serde_json::json;
 
-/// Seconds every publisher in this file sends.
-const SENT_SECONDS: u32 = 12;
+/// Seconds the recorded publisher sends: about 2 MB, short of the 2.5 MB after which the
+/// server acknowledges. ffmpeg closes without reading what is waiting in its socket, so an
+/// acknowledgement that arrives in its last milliseconds turns its close into a reset that
+/// drops its unpublish, and the session waits out its reconnect window instead of ending.
+const SENT_SECONDS: u32 = 10;
 /// Live segment duration (`[live] segment_seconds` default).
 const SEGMENT_SECONDS: f64 = 2.0;
 

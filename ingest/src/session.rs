@@ -266,6 +266,11 @@ impl ServerSession {
         self.input.extend_from_slice(bytes);
         self.bytes_received += bytes.len() as u64;
         let mut out = Vec::new();
+        // Acknowledgements are owed even to a peer that never sent its window (FMLE-family
+        // encoders wait for them). One that reaches an encoder in the moment it closes, unread
+        // (ffmpeg does not read before closing), turns its close into a reset that also drops
+        // its unsent unpublish: that session reads as a vanished publisher and waits out its
+        // reconnect window.
         if self.handshake_done()
             && self.bytes_received.saturating_sub(self.bytes_acknowledged)
                 >= u64::from(self.ack_window)

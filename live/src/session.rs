@@ -13,7 +13,7 @@ use sluice_storage::{
     Dvr, DvrMode, EventType, LiveStream, LiveStreamId, LiveStreamStatus, NewEvent, Session,
     SessionId, SessionOrigin,
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::LiveConfig;
 use crate::pipeline::{
@@ -477,7 +477,11 @@ impl LiveService {
                     break Ok(None);
                 }
                 Ok(PublisherEvent::Dropped) => break Ok(None),
-                Err(e) => break Err(e),
+                Err(e) => {
+                    // Logged again when the session ends, which a reconnect window may delay.
+                    debug!(error = %e, "The publisher's connection failed.");
+                    break Err(e);
+                }
             };
             match verdict {
                 Verdict::Wait => {}
