@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// Base URL viewers and API clients reach this server at [default: http://localhost:PORT].
     #[arg(long, env = "SLUICE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Base URL other Sluice nodes reach this node's HTTP port at, for LL-HLS between api and
+    /// ingest nodes [default: http://HTTP_ADDRESS unless it binds every interface].
+    #[arg(long, env = "SLUICE_INTERNAL_URL")]
+    pub internal_url: Option<String>,
     /// Metadata database: `postgres://USER:PASSWORD@HOST/DB` or `sqlite:PATH`
     /// [default: SQLite at DATA_DIR/sluice.db].
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -140,6 +144,10 @@ pub struct Config {
     /// Public base URL of the HTTP server. Default: `http://localhost:<http port>`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Base URL other nodes of the deployment reach this node's HTTP port at (see
+    /// [`Config::internal_url`]).
+    #[serde(default)]
+    pub internal_url: Option<String>,
     /// Public RTMP URL encoders publish to. Default: `rtmp://<public host>:<rtmp port>/live`.
     #[serde(default)]
     pub rtmp_public_url: Option<String>,
@@ -525,6 +533,9 @@ impl Config {
         if let Some(url) = &args.public_url {
             config.public_url = Some(url.clone());
         }
+        if let Some(url) = args.internal_url.as_ref().filter(|url| !url.is_empty()) {
+            config.internal_url = Some(url.clone());
+        }
         if let Some(url) = args.database_url.as_ref().filter(|url| !url.is_empty()) {
             config.database_url = Some(url.clone());
         }
@@ -598,6 +609,16 @@ impl Config {
         }
     }
 
+    /// Base URL other nodes reach this node's HTTP port at, without a trailing slash: the
+    /// configured one, else `http://HTTP_ADDRESS` when that names one interface; `None` when
+    /// it binds every interface (its address would not reach it from elsewhere).
+    pub fn internal_url(&self) -> Option<String> {
+        match &self.internal_url {
+            Some(url) => Some(url.trim_end_matches('/').to_owned()),
+            None => (!self.http.ip().is_unspecified()).then(|| format!("http://{}", self.http)),
+        }
+    }
+
     /// Where WebRTC media is received: the HTTP listener's address with `[whip] udp_port`.
     pub fn whip_udp_addr(&self) -> SocketAddr {
         SocketAddr::new(
@@ -650,6 +671,25 @@ mod tests {
         let config: Config = toml::from_str("[auth]\njwt_audience = \"video-api\"").unwrap();
         assert_eq!(config.auth.jwt_audience, "video-api");
         assert!(toml::from_str::<Config>("[auth]\naudience = \"x\"").is_err());
+    }
+
+    #[test]
+    fn internal_url_is_the_http_address_unless_it_binds_every_interface() {
+        let config: Config = toml::from_str("http = \"10.0.0.7:8080\"").unwrap();
+        assert_eq!(
+            config.internal_url().as_deref(),
+            Some("http://10.0.0.7:8080")
+        );
+        let config: Config = toml::from_str("http = \"0.0.0.0:8080\"").unwrap();
+        assert_eq!(config.internal_url(), None);
+        let config: Config = toml::from_str(
+            "http = \"0.0.0.0:8080\"\ninternal_url = \"http://ingest-1.internal:8080/\"",
+        )
+        .unwrap();
+        assert_eq!(
+            config.internal_url().as_deref(),
+            Some("http://ingest-1.internal:8080")
+        );
     }
 
     #[test]

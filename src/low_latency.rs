@@ -1,15 +1,34 @@
 //! The live core's LL-HLS trees ([`sluice_live::low_latency`]) plugged into HTTP delivery
-//! ([`sluice_api::LowLatencyHls`]).
+//! ([`sluice_api::LowLatencyHls`]): [`LiveLowLatency`] answers from this process's memory,
+//! [`RemoteLowLatency`] forwards to the node packaging a session (its `packager_url`), and
+//! [`RoutedLowLatency`] tries the first, then the second.
+//!
+//! Forwarded requests that are alike (the same held playlist or part, asked by many viewers
+//! of one api node) share one request to the packaging node.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sluice_api::{LowLatencyAnswer, LowLatencyHls, LowLatencyRequest};
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use reqwest::StatusCode;
+use sluice_api::{ForwardedQuery, LowLatencyAnswer, LowLatencyHls, LowLatencyRequest};
 use sluice_live::low_latency::{BlockingRequest, LowLatencyStreams, PlaylistAnswer};
-use sluice_storage::LiveStreamId;
+use sluice_storage::{Db, LiveStreamId};
+use tracing::warn;
+
+/// How long an api node remembers which node packages a stream (or that none does).
+const PACKAGER_MEMORY: Duration = Duration::from_secs(1);
+/// A forwarded request's limit: well past the longest hold (three target durations).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Failures to reach a packaging node are warned about at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// The low-latency sessions of this process's live core.
+#[derive(Clone)]
 pub struct LiveLowLatency(pub Arc<LowLatencyStreams>);
 
 #[async_trait]
@@ -46,4 +65,252 @@ impl LowLatencyHls for LiveLowLatency {
         let tree = self.0.get(live_stream_id)?;
         tree.media(rendition, name).await
     }
+}
+
+/// What the packaging node answered a forwarded request.
+#[derive(Clone, Debug)]
+enum Forwarded {
+    Body(Bytes),
+    TooFarAhead,
+    TimedOut,
+    /// Not there (or the node could not be reached): the store serves the request.
+    Missing,
+}
+
+type Flight = Shared<BoxFuture<'static, Forwarded>>;
+
+/// Forwards LL-HLS requests to the node packaging each stream's session, found by its
+/// session's `packager_url`, with the node token every node derives from the master key.
+pub struct RemoteLowLatency {
+    db: Db,
+    client: reqwest::Client,
+    node_token: Arc<str>,
+    /// Live stream → (when looked up, its packaging node's base URL).
+    packagers: Mutex<HashMap<LiveStreamId, (Instant, Option<String>)>>,
+    /// Forwarded requests in flight, by URL, shared by every viewer asking the same.
+    flights: Arc<Mutex<HashMap<String, Flight>>>,
+    warnings: Arc<Warnings>,
+}
+
+impl RemoteLowLatency {
+    pub fn new(db: Db, node_token: Arc<str>) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(FORWARD_TIMEOUT)
+            .build()?;
+        Ok(RemoteLowLatency {
+            db,
+            client,
+            node_token,
+            packagers: Mutex::default(),
+            flights: Arc::default(),
+            warnings: Arc::default(),
+        })
+    }
+
+    /// The base URL of the node packaging the stream's low-latency session, if any.
+    async fn packager(&self, live_stream_id: &LiveStreamId) -> Option<String> {
+        if let Some((at, url)) = lock(&self.packagers).get(live_stream_id) {
+            if at.elapsed() < PACKAGER_MEMORY {
+                return url.clone();
+            }
+        }
+        let url = match self.db.live_packager_url(live_stream_id).await {
+            Ok(url) => url,
+            Err(e) => {
+                self.warnings
+                    .warn(format_args!("looking up the packaging node: {e}"));
+                return None;
+            }
+        };
+        let mut packagers = lock(&self.packagers);
+        packagers.retain(|_, (at, _)| at.elapsed() < PACKAGER_MEMORY);
+        packagers.insert(live_stream_id.clone(), (Instant::now(), url.clone()));
+        url
+    }
+
+    /// Asks the packaging node for `name` of `rendition`, joining an identical request in
+    /// flight.
+    async fn forward(
+        &self,
+        live_stream_id: &LiveStreamId,
+        rendition: &str,
+        name: &str,
+        query: Vec<(&'static str, String)>,
+    ) -> Forwarded {
+        let Some(base) = self.packager(live_stream_id).await else {
+            return Forwarded::Missing;
+        };
+        let path = format!(
+            "{base}{}/{live_stream_id}/{rendition}/{name}",
+            sluice_api::LOW_LATENCY_PATH
+        );
+        let mut url = match reqwest::Url::parse(&path) {
+            Ok(url) => url,
+            Err(e) => {
+                self.warnings.warn(format_args!(
+                    "the packaging node's URL {base:?} does not parse: {e}"
+                ));
+                return Forwarded::Missing;
+            }
+        };
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let key = url.to_string();
+        let flight = {
+            let mut flights = lock(&self.flights);
+            match flights.get(&key) {
+                Some(flight) => flight.clone(),
+                None => {
+                    let flight = self.fly(url, key.clone()).boxed().shared();
+                    flights.insert(key, flight.clone());
+                    flight
+                }
+            }
+        };
+        flight.await
+    }
+
+    /// One request to the packaging node, leaving the flights once answered.
+    fn fly(&self, url: reqwest::Url, key: String) -> impl std::future::Future<Output = Forwarded> {
+        let request = self.client.get(url).bearer_auth(&*self.node_token).send();
+        let flights = self.flights.clone();
+        let warnings = self.warnings.clone();
+        async move {
+            let answer = match request.await {
+                Ok(response) => match response.status() {
+                    StatusCode::OK => match response.bytes().await {
+                        Ok(body) => Forwarded::Body(body),
+                        Err(e) => {
+                            warnings.warn(format_args!("reading from the packaging node: {e}"));
+                            Forwarded::Missing
+                        }
+                    },
+                    StatusCode::BAD_REQUEST => Forwarded::TooFarAhead,
+                    StatusCode::SERVICE_UNAVAILABLE => Forwarded::TimedOut,
+                    StatusCode::NOT_FOUND => Forwarded::Missing,
+                    status => {
+                        warnings.warn(format_args!("the packaging node answered {status}"));
+                        Forwarded::Missing
+                    }
+                },
+                Err(e) => {
+                    warnings.warn(format_args!("reaching the packaging node: {e}"));
+                    Forwarded::Missing
+                }
+            };
+            lock(&flights).remove(&key);
+            answer
+        }
+    }
+}
+
+#[async_trait]
+impl LowLatencyHls for RemoteLowLatency {
+    async fn playlist(
+        &self,
+        live_stream_id: &LiveStreamId,
+        rendition: &str,
+        request: LowLatencyRequest,
+        uri_query: &str,
+    ) -> Option<LowLatencyAnswer> {
+        let query = ForwardedQuery::encode(request, uri_query);
+        match self
+            .forward(live_stream_id, rendition, "index.m3u8", query)
+            .await
+        {
+            Forwarded::Body(body) => Some(LowLatencyAnswer::Playlist(body)),
+            Forwarded::TooFarAhead => Some(LowLatencyAnswer::TooFarAhead),
+            Forwarded::TimedOut => Some(LowLatencyAnswer::TimedOut),
+            Forwarded::Missing => None,
+        }
+    }
+
+    async fn media(
+        &self,
+        live_stream_id: &LiveStreamId,
+        rendition: &str,
+        name: &str,
+    ) -> Option<Bytes> {
+        match self
+            .forward(live_stream_id, rendition, name, Vec::new())
+            .await
+        {
+            Forwarded::Body(body) => Some(body),
+            _ => None,
+        }
+    }
+}
+
+/// Answers from this process's sessions when it packages the stream, else from the node that
+/// does.
+pub struct RoutedLowLatency {
+    pub local: Option<LiveLowLatency>,
+    pub remote: RemoteLowLatency,
+}
+
+impl RoutedLowLatency {
+    fn local_for(&self, live_stream_id: &LiveStreamId) -> Option<&LiveLowLatency> {
+        self.local
+            .as_ref()
+            .filter(|local| local.0.get(live_stream_id).is_some())
+    }
+}
+
+#[async_trait]
+impl LowLatencyHls for RoutedLowLatency {
+    async fn playlist(
+        &self,
+        live_stream_id: &LiveStreamId,
+        rendition: &str,
+        request: LowLatencyRequest,
+        uri_query: &str,
+    ) -> Option<LowLatencyAnswer> {
+        match self.local_for(live_stream_id) {
+            Some(local) => {
+                local
+                    .playlist(live_stream_id, rendition, request, uri_query)
+                    .await
+            }
+            None => {
+                self.remote
+                    .playlist(live_stream_id, rendition, request, uri_query)
+                    .await
+            }
+        }
+    }
+
+    async fn media(
+        &self,
+        live_stream_id: &LiveStreamId,
+        rendition: &str,
+        name: &str,
+    ) -> Option<Bytes> {
+        match self.local_for(live_stream_id) {
+            Some(local) => local.media(live_stream_id, rendition, name).await,
+            None => self.remote.media(live_stream_id, rendition, name).await,
+        }
+    }
+}
+
+/// A warning about forwarding, at most every [`WARN_EVERY`] (a node down would otherwise
+/// log once per viewer request).
+#[derive(Default)]
+struct Warnings(Mutex<Option<Instant>>);
+
+impl Warnings {
+    fn warn(&self, problem: std::fmt::Arguments<'_>) {
+        let mut last = lock(&self.0);
+        if last.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            *last = Some(Instant::now());
+            warn!(%problem, "LL-HLS requests fall back to the store's regular playlists.");
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

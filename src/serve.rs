@@ -28,6 +28,7 @@ use sluice_live::LiveService;
 
 use crate::config::{Config, Role};
 use crate::event_views::{ApiAssetViews, ApiEventViews};
+use crate::low_latency::{LiveLowLatency, RemoteLowLatency, RoutedLowLatency};
 use crate::webhooks::WebhookDispatcher;
 
 /// The master key sealing API key secrets: SLUICE_MASTER_KEY, else `data_dir/master.key`
@@ -153,6 +154,10 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
     let restream_settings = config.restream.settings()?;
     let simulcast_url_validator = simulcast_url_validator(restream_settings.addresses.clone());
     let (stop, stopping) = watch::channel(false);
+    let packager_url = config.internal_url();
+    if role == Role::Ingest && packager_url.is_none() {
+        warn!("No internal_url (SLUICE_INTERNAL_URL) and the HTTP address binds every interface: api nodes cannot reach this node, so they serve its low-latency streams as regular HLS.");
+    }
     let live = role.ingests().then(|| {
         LiveService::new(
             db.clone(),
@@ -172,6 +177,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
                 events: asset_events.clone(),
             }),
             stopping.clone(),
+            packager_url,
         )
     });
     if let Some(live) = &live {
@@ -191,6 +197,8 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         ),
         _ => None,
     };
+    let packaged_here = live.as_ref().map(|live| LiveLowLatency(live.low_latency()));
+    let node_token: Option<Arc<str>> = db.node_token().map(Arc::from);
     let state = sluice_api::AppState {
         db: db.clone(),
         store: store.clone(),
@@ -206,10 +214,18 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         whip: whip
             .clone()
             .map(|whip| whip as Arc<dyn sluice_ingest::whip::WhipIngest>),
-        low_latency: live.as_ref().map(|live| {
-            Arc::new(crate::low_latency::LiveLowLatency(live.low_latency()))
-                as Arc<dyn sluice_api::LowLatencyHls>
-        }),
+        low_latency: match (role.serves_api(), &node_token) {
+            (true, Some(node_token)) => Some(Arc::new(RoutedLowLatency {
+                local: packaged_here.clone(),
+                remote: RemoteLowLatency::new(db.clone(), node_token.clone())?,
+            }) as Arc<dyn sluice_api::LowLatencyHls>),
+            _ => packaged_here
+                .clone()
+                .map(|local| Arc::new(local) as Arc<dyn sluice_api::LowLatencyHls>),
+        },
+        packaged_here: packaged_here
+            .map(|local| Arc::new(local) as Arc<dyn sluice_api::LowLatencyHls>),
+        node_token,
         playback_ids: sluice_api::PlaybackIds::default(),
     };
     crate::memory::spawn_trimmer();

@@ -374,3 +374,62 @@ fn an_api_process_streams_and_kicks_the_live_sessions_of_an_ingest_process() {
         "the history from the first streamed event on"
     );
 }
+
+#[test]
+fn an_api_process_serves_the_ll_hls_an_ingest_process_packages_in_memory() {
+    use sluice_packager::ll_hls_conformance as ll;
+
+    let launch = Launch {
+        config: Some(CLUSTER_CONFIG.to_owned()),
+        ..Launch::default()
+    };
+    let api = Server::launch(launch.clone());
+    let ingest = Node::start(&api, &launch, "ingest");
+    let stream = api.create_live_stream(json!({
+        "name": "low across processes", "ladder": ["source"], "latency_mode": "low"
+    }));
+    let id = stream["id"].as_str().unwrap();
+    let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap();
+    let _publisher = go_live(&api, &ingest, &stream);
+    let playlist_path = format!("/hls/{playback_id}/v0/index.m3u8");
+
+    // The api node's playlist has the parts only the ingest node's memory holds.
+    let playlist = wait_for(
+        "parts through the api node",
+        Duration::from_secs(60),
+        || {
+            let response = api.get(&playlist_path);
+            let text = (response.status == 200).then(|| response.text())?;
+            let playlist = ll::check(&text).ok()?;
+            playlist.last_part().is_some().then_some(playlist)
+        },
+    );
+
+    // A blocking request through the api node is held until the next part exists.
+    let (msn, part) = playlist.last_part().unwrap();
+    let response = api.get(&format!(
+        "{playlist_path}?_HLS_msn={msn}&_HLS_part={}",
+        part + 1
+    ));
+    assert_eq!(response.status, 200, "{}", response.text());
+    let after = ll::check(&response.text()).unwrap_or_else(|errors| panic!("{errors:#?}"));
+    assert!(
+        after.has_part(msn, part + 1),
+        "the answer lists the part asked for"
+    );
+    ll::check_successor(&playlist, &after).unwrap_or_else(|errors| panic!("{errors:#?}"));
+
+    // The hinted part comes through the api node too, once it exists.
+    let hint = &after.preload_hints[0].uri;
+    let hinted = api.get(&format!("/hls/{playback_id}/v0/{hint}"));
+    assert_eq!(hinted.status, 200, "the hinted part");
+    assert!(!hinted.body.is_empty());
+
+    // Refusals keep their meaning across the hop.
+    let far = api.get(&format!("{playlist_path}?_HLS_msn={}", msn + 10));
+    assert_eq!(far.status, 400, "{}", far.text());
+
+    // The ingest node answers only its peers, who present the node token.
+    let internal = format!("/internal/low-latency/{id}/v0/index.m3u8");
+    assert_eq!(ingest.get(&internal).status, 401);
+}

@@ -372,6 +372,8 @@ mod tests {
             images: None,
             whip: None,
             low_latency: None,
+            packaged_here: None,
+            node_token: None,
             playback_ids: Default::default(),
         };
         let app = Router::new()

@@ -15,6 +15,8 @@
 //! - `/healthz`: liveness; `/readyz`: readiness (database and object store work, module
 //!   `readiness`); `/metrics`: Prometheus metrics (module `metrics`). [`operations_router`]
 //!   serves only these three, for processes that run no API (roles `ingest` and `worker`).
+//! - `/internal/low-latency/*`: a node's low-latency sessions for the api nodes forwarding
+//!   LL-HLS requests to it, behind the node token (module `internal`); on every process.
 //!
 //! This crate knows only `sluice-storage`; the ladder validation it needs is passed in.
 
@@ -25,6 +27,7 @@ mod error;
 mod events;
 mod hls;
 mod images;
+mod internal;
 mod json;
 mod live_streams;
 mod metrics;
@@ -69,6 +72,7 @@ pub use images::{
     StillFormat, ThumbnailSpec, DEFAULT_SOURCE_CACHE_BYTES, MAX_ANIMATED_DIMENSION,
     MAX_ANIMATED_FPS, MAX_ANIMATED_SPAN, MAX_THUMBNAIL_DIMENSION, MIN_IMAGE_DIMENSION,
 };
+pub use internal::{ForwardedQuery, LOW_LATENCY_PATH};
 pub use live_streams::live_stream_event_data;
 pub use sessions::session_event_data;
 pub use simulcast_targets::{simulcast_target_event_data, MAX_SIMULCAST_TARGETS};
@@ -109,9 +113,14 @@ pub struct AppState {
     pub images: Option<Images>,
     /// The WebRTC media plane WHIP offers go to; `None` answers them 503.
     pub whip: Option<Arc<dyn sluice_ingest::whip::WhipIngest>>,
-    /// The low-latency sessions this process packages (LL-HLS from memory); `None` where
-    /// it ingests nothing.
+    /// Where HLS requests of low-latency streams are answered from memory: the sessions this
+    /// process packages, or the node packaging them; `None` serves every stream from the store.
     pub low_latency: Option<Arc<dyn LowLatencyHls>>,
+    /// The low-latency sessions this process itself packages, which other nodes ask for at
+    /// `/internal/low-latency`; `None` where it ingests nothing.
+    pub packaged_here: Option<Arc<dyn LowLatencyHls>>,
+    /// The token nodes of this deployment present to each other; `None` refuses them all.
+    pub node_token: Option<Arc<str>>,
     /// Playback ids HLS requests looked up lately.
     pub playback_ids: hls::PlaybackIds,
 }
@@ -156,6 +165,7 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(readiness::readyz))
         .routes(routes!(metrics::serve))
+        .routes(routes!(internal::low_latency))
 }
 
 /// This document: the OpenAPI 3.1 description of every route.

@@ -7,6 +7,8 @@ use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 /// Security scheme names; routes refer to them as `security(("api_key" = []), ("jwt" = []))`.
 const API_KEY_AUTH: &str = "api_key";
 const JWT_AUTH: &str = "jwt";
+/// Between nodes: HMAC-SHA256 of a fixed label under the shared master key, as a Bearer token.
+const NODE_TOKEN_AUTH: &str = "node_token";
 
 /// The document every route is merged into.
 pub fn base() -> OpenApi {
@@ -38,6 +40,10 @@ pub fn base() -> OpenApi {
                 .bearer_format("JWT")
                 .build(),
         ),
+    );
+    components.add_security_scheme(
+        NODE_TOKEN_AUTH,
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
     );
     spec
 }

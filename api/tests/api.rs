@@ -756,6 +756,7 @@ async fn openapi_document_lists_every_route() {
             "get /animated/{file}",
             "get /healthz",
             "get /hls/{playback_id}/{path}",
+            "get /internal/low-latency/{live_stream_id}/{rendition}/{name}",
             "get /live/{live_stream_id}/publish",
             "get /metrics",
             "get /openapi.json",

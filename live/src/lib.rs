@@ -102,11 +102,15 @@ pub struct LiveService {
     restream: Arc<RestreamSettings>,
     /// The low-latency sessions packaged here, which HTTP serves LL-HLS from.
     low_latency: Arc<low_latency::LowLatencyStreams>,
+    /// This node's internal base URL, recorded on its low-latency sessions so that api nodes
+    /// forward LL-HLS requests here; `None` when other nodes cannot reach it.
+    packager_url: Option<String>,
 }
 
 impl LiveService {
     /// A service whose sessions end cleanly once `shutdown` turns `true`; its events show
-    /// objects through `views` and its recorded sessions go to `recordings`.
+    /// objects through `views` and its recorded sessions go to `recordings`; other nodes reach
+    /// its low-latency parts at `packager_url`.
     // Each argument is a separate piece of the server's wiring, all given once in `serve`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -119,6 +123,7 @@ impl LiveService {
         views: Arc<dyn EventViews>,
         recordings: Arc<dyn Recordings>,
         shutdown: watch::Receiver<bool>,
+        packager_url: Option<String>,
     ) -> Arc<Self> {
         Arc::new(LiveService {
             reconnecting: Reconnecting::default(),
@@ -135,6 +140,7 @@ impl LiveService {
             running: RunningSessions::default(),
             restream: Arc::new(restream),
             low_latency: Arc::default(),
+            packager_url,
         })
     }
 

@@ -613,6 +613,13 @@ impl LiveService {
                     .unwrap_or(MediaTime::new(0, Timebase(1_000))),
             },
             None => {
+                let part_target = self.config.part_target(stream.latency_mode);
+                if let (Some(_), Some(url)) = (part_target, &self.packager_url) {
+                    // Without it api nodes elsewhere serve the store's regular playlist.
+                    if let Err(e) = self.db.set_session_packager(&state.session_id, url).await {
+                        warn!(error = %e, "Could not record where the session's parts are served.");
+                    }
+                }
                 let segment = self.config.segment_duration(stream.latency_mode);
                 PackagingPlan::New(PackagingTarget {
                     store: self.store.clone(),
@@ -622,13 +629,10 @@ impl LiveService {
                     window: playlist_window(&stream.dvr, segment, &self.config),
                     latency_mode: stream.latency_mode,
                     record: state.asset_id.is_some(),
-                    low_latency: self
-                        .config
-                        .part_target(stream.latency_mode)
-                        .map(|part_target| LowLatencyTarget {
-                            streams: self.low_latency.clone(),
-                            part_target,
-                        }),
+                    low_latency: part_target.map(|part_target| LowLatencyTarget {
+                        streams: self.low_latency.clone(),
+                        part_target,
+                    }),
                 })
             }
         };

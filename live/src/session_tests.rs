@@ -175,6 +175,7 @@ impl Rig {
             Arc::new(IdViews),
             recordings.clone(),
             stopping,
+            None,
         );
         Rig {
             _database: database,

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -21,6 +22,8 @@ use subtle::ConstantTimeEq;
 pub const MASTER_KEY_LEN: usize = 32;
 /// Length of the ChaCha20-Poly1305 nonce in bytes.
 const NONCE_LEN: usize = 12;
+/// What the node token is derived for (see [`SecretBox::node_token`]).
+const NODE_TOKEN_LABEL: &[u8] = b"sluice internal http v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretBoxError {
@@ -43,6 +46,8 @@ pub enum SecretBoxError {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
+    /// Bearer token between the nodes of one deployment, derived from the master key.
+    node_token: String,
 }
 
 impl fmt::Debug for SecretBox {
@@ -53,9 +58,19 @@ impl fmt::Debug for SecretBox {
 
 impl SecretBox {
     pub fn new(master_key: [u8; MASTER_KEY_LEN]) -> Self {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&master_key)
+            .expect("HMAC takes a key of any length");
+        mac.update(NODE_TOKEN_LABEL);
         Self {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&master_key)),
+            node_token: hex(&mac.finalize().into_bytes()),
         }
+    }
+
+    /// The token nodes sharing this master key present to each other (internal HTTP):
+    /// HMAC-SHA256 of a fixed label under the master key, so it is never the key itself.
+    pub fn node_token(&self) -> &str {
+        &self.node_token
     }
 
     /// The master key given as base64 text, e.g. from `SLUICE_MASTER_KEY`.
@@ -133,10 +148,11 @@ impl SecretBox {
 /// SHA-256 of a secret, in lowercase hex. Secrets are 40 random alphanumerics (about 238 bits),
 /// so a fast hash suffices: there is nothing to brute-force that a slow hash would protect.
 pub fn secret_hash(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Whether `secret` hashes to `expected_hash`, compared in constant time.
@@ -150,6 +166,20 @@ pub fn secret_matches(secret: &str, expected_hash: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_tokens_match_only_under_the_same_key() {
+        let one = SecretBox::new([1; MASTER_KEY_LEN]);
+        assert_eq!(
+            one.node_token(),
+            SecretBox::new([1; MASTER_KEY_LEN]).node_token()
+        );
+        assert_ne!(
+            one.node_token(),
+            SecretBox::new([2; MASTER_KEY_LEN]).node_token()
+        );
+        assert_eq!(one.node_token().len(), 64);
+    }
 
     #[test]
     fn sealed_values_open_only_under_their_key() {

@@ -77,6 +77,8 @@ pub async fn harness() -> Harness {
         images: None,
         whip: None,
         low_latency: None,
+        packaged_here: None,
+        node_token: None,
         playback_ids: Default::default(),
     };
     // Times out expired uploads, as `sluice serve` does, until the harness is dropped.

@@ -265,6 +265,12 @@ impl Db {
         }
     }
 
+    /// The token the nodes sharing this master key present to each other (see
+    /// [`SecretBox::node_token`]); `None` without a master key.
+    pub fn node_token(&self) -> Option<&str> {
+        self.secret_box.as_ref().map(SecretBox::node_token)
+    }
+
     /// Applies every pending migration, then seals the secrets of API keys made before secrets
     /// were kept sealed. On Postgres, processes starting at once (the nodes of a deployment)
     /// take turns, so each migration runs once.

@@ -1,6 +1,6 @@
 //! Sessions: one row per publish, from connect to disconnect.
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::paging::{keyset_page, PageKey, PageOrder};
 use super::{from_db_count, json_column, now, to_db_count, Db, Record, Result, StorageError};
@@ -59,6 +59,7 @@ impl Db {
             protocol: Set(origin.protocol.to_owned()),
             app: Set(origin.app.clone()),
             asset_id: Set(None),
+            packager_url: Set(None),
         };
         let row = session::Entity::insert(row)
             .exec_with_returning(&self.conn)
@@ -110,6 +111,30 @@ impl Db {
                 record: Record::Session,
                 id: session_id.to_string(),
             })
+    }
+
+    /// Names the node serving a low-latency session's parts from memory (its internal base
+    /// URL), for api nodes to forward LL-HLS requests to.
+    pub async fn set_session_packager(&self, session_id: &SessionId, url: &str) -> Result<()> {
+        session::Entity::update_many()
+            .col_expr(session::Column::PackagerUrl, Some(url.to_owned()).into())
+            .filter(session::Column::Id.eq(session_id))
+            .exec(&self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The internal base URL of the node serving the live stream's current low-latency
+    /// session, if it is live at low latency.
+    pub async fn live_packager_url(&self, live_stream_id: &LiveStreamId) -> Result<Option<String>> {
+        let row = session::Entity::find()
+            .filter(session::Column::LiveStreamId.eq(live_stream_id))
+            .filter(session::Column::EndedAt.is_null())
+            .filter(session::Column::PackagerUrl.is_not_null())
+            .order_by_desc(session::Column::StartedAt)
+            .one(&self.conn)
+            .await?;
+        Ok(row.and_then(|row| row.packager_url))
     }
 
     pub async fn get_session(&self, session_id: &SessionId) -> Result<Option<Session>> {

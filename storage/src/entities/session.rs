@@ -22,6 +22,8 @@ pub struct Model {
     pub app: Option<String>,
     /// The asset a recorded session becomes.
     pub asset_id: Option<String>,
+    /// Internal base URL of the node serving this low-latency session's parts.
+    pub packager_url: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
