@@ -113,7 +113,13 @@ try {
           shaka.polyfill.installAll();
           report.supported = shaka.Player.isBrowserSupported();
           const shakaPlayer = new shaka.Player();
-          shakaPlayer.configure({ streaming: { lowLatencyMode: true } });
+          // Shaka counts the preload-hinted part as media and starts PART-HOLD-BACK behind
+          // its end, two published parts from the edge: start 1.5 s back and resume only with
+          // half a second buffered, so one slow part does not drain the buffer.
+          shakaPlayer.configure({
+            manifest: { defaultPresentationDelay: 1.5 },
+            streaming: { lowLatencyMode: true, rebufferingGoal: 0.5 },
+          });
           shakaPlayer.addEventListener("error", (event) => {
             const error = event.detail;
             report.errors.push({ fatal: error.severity === 2, type: String(error.category), details: String(error.code) });
