@@ -329,7 +329,8 @@ fn playlist_with_public_urls(
         (status = 302, description = "Redirect playback: the segment is at the presigned URL \
             in `Location`"),
         (status = 400, description = "LL-HLS: `_HLS_msn` more than two segments ahead, \
-            `_HLS_part` without `_HLS_msn`, or another `_HLS_skip`", body = crate::error::ErrorBody),
+            `_HLS_part` three seconds of parts or more past the last one, `_HLS_part` without \
+            `_HLS_msn`, or another `_HLS_skip`", body = crate::error::ErrorBody),
         (status = 401, description = "A signed playback id asked without `?token=`", body = crate::error::ErrorBody),
         (status = 403, description = "A playback token that is invalid, expired, or for \
             something else", body = crate::error::ErrorBody),
@@ -482,7 +483,7 @@ async fn serve_low_latency(
         LowLatencyAnswer::Playlist(body) => body,
         LowLatencyAnswer::TooFarAhead => {
             return Err(ApiError::InvalidRequest(
-                "_HLS_msn is more than two segments ahead of the playlist".to_owned(),
+                "_HLS_msn or _HLS_part is too far ahead of the playlist".to_owned(),
             ))
         }
         LowLatencyAnswer::TimedOut => {

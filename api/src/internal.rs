@@ -66,7 +66,7 @@ impl ForwardedQuery {
     ),
     responses(
         (status = 200, description = "The playlist or object", body = Vec<u8>),
-        (status = 400, description = "`msn` more than two segments ahead", body = crate::error::ErrorBody),
+        (status = 400, description = "`msn` or `part` too far ahead (RFC 8216bis §6.2.5.2)", body = crate::error::ErrorBody),
         (status = 401, description = "No valid node token", body = crate::error::ErrorBody),
         (status = 404, description = "No low-latency session of the stream here", body = crate::error::ErrorBody),
         (status = 503, description = "What a held request asked for did not come in time", body = crate::error::ErrorBody),
@@ -108,7 +108,7 @@ pub async fn low_latency(
     {
         LowLatencyAnswer::Playlist(body) => Ok((StatusCode::OK, body).into_response()),
         LowLatencyAnswer::TooFarAhead => Err(ApiError::InvalidRequest(
-            "msn is more than two segments ahead of the playlist".to_owned(),
+            "msn or part is too far ahead of the playlist".to_owned(),
         )),
         LowLatencyAnswer::TimedOut => Err(ApiError::Busy {
             message: "the part asked for did not arrive in time",

@@ -138,7 +138,8 @@ pub enum PlaylistAnswer {
     Playlist(Bytes),
     /// No such rendition in this session.
     NotFound,
-    /// `_HLS_msn` lies more than two segments ahead of the last one (§6.2.5.2: 400).
+    /// `_HLS_msn` lies more than two segments ahead of the last one, or `_HLS_part` past the
+    /// Advance Part Limit (§6.2.5.2: 400).
     TooFarAhead,
     /// What was asked for did not arrive in time (§6.2.5.2: 503).
     TimedOut,
@@ -232,6 +233,12 @@ impl LowLatencyTree {
                     None => true,
                     // The open segment is `next`; its successor may be asked for too.
                     Some(request) if request.msn > playlist.next_media_sequence() + 1 => {
+                        return PlaylistAnswer::TooFarAhead;
+                    }
+                    Some(BlockingRequest {
+                        msn,
+                        part: Some(part),
+                    }) if playlist.part_too_far_ahead(msn, part) => {
                         return PlaylistAnswer::TooFarAhead;
                     }
                     Some(BlockingRequest {
@@ -440,6 +447,11 @@ mod tests {
         assert_eq!(
             tree.playlist("v0", request(3, 0), false, "").await,
             PlaylistAnswer::TooFarAhead
+        );
+        assert_eq!(
+            tree.playlist("v0", request(1, 100), false, "").await,
+            PlaylistAnswer::TooFarAhead,
+            "past the Advance Part Limit"
         );
         assert_eq!(
             tree.playlist("v9", None, false, "").await,

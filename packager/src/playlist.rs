@@ -227,6 +227,25 @@ impl LivePlaylist {
         }
     }
 
+    /// Whether a blocking request for part `part` of segment `msn` lies at or past the Advance
+    /// Part Limit beyond the last part listed (§6.2.5.2: three seconds of parts, three parts
+    /// when parts are a second or longer), so it gets 400 at once. A request in a later
+    /// segment counts from that segment's start, which never overstates its distance.
+    pub fn part_too_far_ahead(&self, msn: u64, part: u64) -> bool {
+        let (Some(parts), Some((last_msn, last_part))) = (&self.parts, self.last_part()) else {
+            return false;
+        };
+        let limit = match parts.target_secs < 1.0 {
+            true => (3.0 / parts.target_secs).ceil() as u64,
+            false => 3,
+        };
+        match msn.cmp(&last_msn) {
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => part >= last_part.saturating_add(limit),
+            std::cmp::Ordering::Greater => part >= limit,
+        }
+    }
+
     /// EXT-X-TARGETDURATION, in seconds.
     pub fn target_duration_secs(&self) -> u64 {
         self.playlist.target_duration
@@ -1245,6 +1264,22 @@ segment-1.m4s
 
     fn plain(uri: &str) -> String {
         uri.to_owned()
+    }
+
+    #[test]
+    fn blocking_requests_past_three_seconds_of_parts_are_too_far_ahead() {
+        // Part target 0.334 s: the Advance Part Limit is 9 parts; the last part is (4, 1).
+        let playlist = low_latency_playlist(4, 2);
+        assert!(!playlist.part_too_far_ahead(4, 9));
+        assert!(playlist.part_too_far_ahead(4, 10));
+        assert!(!playlist.part_too_far_ahead(5, 8));
+        assert!(playlist.part_too_far_ahead(5, 9));
+        assert!(
+            !playlist.part_too_far_ahead(3, 1000),
+            "behind the last part"
+        );
+        let slow = LivePlaylist::new(2, 6, "init.mp4".into()).with_parts(1.0);
+        assert!(!slow.part_too_far_ahead(0, 50), "no part listed yet");
     }
 
     #[test]
