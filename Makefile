@@ -60,6 +60,7 @@ bench:
 	$(CARGO) bench --locked --bench whip_publish
 	$(CARGO) bench --locked --bench latency
 	$(CARGO) bench --locked --bench ll_viewers
+	$(CARGO) bench --locked --bench ll_split
 
 # An hour of steady load (docs/RELIABILITY.md); `make soak SOAK_MINUTES=15` for a shorter one (15 at least).
 SOAK_MINUTES ?= 60

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{looping_publisher, make_source, process_cpu_seconds, BenchServer};
+use common::{looping_publisher, make_source, part_of, process_cpu_seconds, BenchServer};
 
 const STEP: Duration = Duration::from_secs(30);
 const SETTLE: Duration = Duration::from_secs(10);
@@ -158,13 +158,6 @@ fn last_attribute(playlist: &str, tag: &str, attribute: &str) -> Option<String> 
     let line = playlist.lines().rev().find(|line| line.starts_with(tag))?;
     let rest = &line[line.find(attribute)? + attribute.len()..];
     Some(rest[..rest.find('"')?].to_owned())
-}
-
-/// (msn, part) of a part named `{session}-{msn}.{part}.m4s`.
-fn part_of(name: &str) -> Option<(u64, u64)> {
-    let (_, numbers) = name.rsplit_once('-')?;
-    let mut fields = numbers.split('.');
-    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
 }
 
 /// The delay of every request that was waiting when its part was first delivered, after that

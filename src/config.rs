@@ -587,6 +587,14 @@ impl Config {
         self.storage.s3()?;
         self.restream.settings()?;
         self.whip.validate()?;
+        if let Some(url) = &self.internal_url {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| anyhow::anyhow!("internal_url {url:?} is not a URL: {e}"))?;
+            anyhow::ensure!(
+                matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some(),
+                "internal_url must be an http:// or https:// URL with a host, e.g. http://ingest-1.internal:8080"
+            );
+        }
         Ok(())
     }
 
@@ -690,6 +698,10 @@ mod tests {
             config.internal_url().as_deref(),
             Some("http://ingest-1.internal:8080")
         );
+        for bad in ["ingest-1:8080", "ftp://ingest-1", ""] {
+            let config: Config = toml::from_str(&format!("internal_url = {bad:?}")).unwrap();
+            assert!(config.validate().is_err(), "{bad:?} refused");
+        }
     }
 
     #[test]

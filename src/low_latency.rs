@@ -21,9 +21,15 @@ use tracing::warn;
 
 /// How long an api node remembers which node packages a stream (or that none does).
 const PACKAGER_MEMORY: Duration = Duration::from_secs(1);
-/// A forwarded request's limit: well past the longest hold (three target durations).
+/// A forwarded request's limit: past the longest hold (three target durations of a `source`
+/// rung cutting at long key-frame intervals).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a packaging node that could not be reached is not asked again (its streams play
+/// from the store meanwhile).
+const UNREACHABLE_MEMORY: Duration = Duration::from_secs(5);
+/// Distinct forwarded requests in flight at once; past it the store answers.
+const MAX_FLIGHTS: usize = 4096;
 /// Failures to reach a packaging node are warned about at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -78,6 +84,7 @@ enum Forwarded {
 }
 
 type Flight = Shared<BoxFuture<'static, Forwarded>>;
+type Flights = Arc<Mutex<HashMap<String, Flight>>>;
 
 /// Forwards LL-HLS requests to the node packaging each stream's session, found by its
 /// session's `packager_url`, with the node token every node derives from the master key.
@@ -87,8 +94,13 @@ pub struct RemoteLowLatency {
     node_token: Arc<str>,
     /// Live stream → (when looked up, its packaging node's base URL).
     packagers: Mutex<HashMap<LiveStreamId, (Instant, Option<String>)>>,
-    /// Forwarded requests in flight, by URL, shared by every viewer asking the same.
-    flights: Arc<Mutex<HashMap<String, Flight>>>,
+    /// One database lookup at a time: requests arriving together find the first one's answer.
+    lookup: tokio::sync::Mutex<()>,
+    /// Packaging node base URL → when it could not be reached.
+    unreachable: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Forwarded requests in flight, by URL, shared by every viewer asking the same. Each runs
+    /// as its own task, which removes it when answered, whoever still waits.
+    flights: Flights,
     warnings: Arc<Warnings>,
 }
 
@@ -103,6 +115,8 @@ impl RemoteLowLatency {
             client,
             node_token,
             packagers: Mutex::default(),
+            lookup: tokio::sync::Mutex::default(),
+            unreachable: Arc::default(),
             flights: Arc::default(),
             warnings: Arc::default(),
         })
@@ -110,17 +124,25 @@ impl RemoteLowLatency {
 
     /// The base URL of the node packaging the stream's low-latency session, if any.
     async fn packager(&self, live_stream_id: &LiveStreamId) -> Option<String> {
-        if let Some((at, url)) = lock(&self.packagers).get(live_stream_id) {
-            if at.elapsed() < PACKAGER_MEMORY {
-                return url.clone();
-            }
+        let remembered = || {
+            lock(&self.packagers)
+                .get(live_stream_id)
+                .filter(|(at, _)| at.elapsed() < PACKAGER_MEMORY)
+                .map(|(_, url)| url.clone())
+        };
+        if let Some(url) = remembered() {
+            return url;
+        }
+        let _turn = self.lookup.lock().await;
+        if let Some(url) = remembered() {
+            return url;
         }
         let url = match self.db.live_packager_url(live_stream_id).await {
             Ok(url) => url,
             Err(e) => {
                 self.warnings
                     .warn(format_args!("looking up the packaging node: {e}"));
-                return None;
+                None
             }
         };
         let mut packagers = lock(&self.packagers);
@@ -141,6 +163,12 @@ impl RemoteLowLatency {
         let Some(base) = self.packager(live_stream_id).await else {
             return Forwarded::Missing;
         };
+        if lock(&self.unreachable)
+            .get(&base)
+            .is_some_and(|at| at.elapsed() < UNREACHABLE_MEMORY)
+        {
+            return Forwarded::Missing;
+        }
         let path = format!(
             "{base}{}/{live_stream_id}/{rendition}/{name}",
             sluice_api::LOW_LATENCY_PATH
@@ -162,8 +190,12 @@ impl RemoteLowLatency {
             let mut flights = lock(&self.flights);
             match flights.get(&key) {
                 Some(flight) => flight.clone(),
+                None if flights.len() >= MAX_FLIGHTS => return Forwarded::Missing,
                 None => {
-                    let flight = self.fly(url, key.clone()).boxed().shared();
+                    let task = tokio::spawn(self.fly(url, base, key.clone()));
+                    let flight = async move { task.await.unwrap_or(Forwarded::Missing) }
+                        .boxed()
+                        .shared();
                     flights.insert(key, flight.clone());
                     flight
                 }
@@ -172,11 +204,19 @@ impl RemoteLowLatency {
         flight.await
     }
 
-    /// One request to the packaging node, leaving the flights once answered.
-    fn fly(&self, url: reqwest::Url, key: String) -> impl std::future::Future<Output = Forwarded> {
+    /// One request to the packaging node at `base`, leaving the flights once answered.
+    fn fly(
+        &self,
+        url: reqwest::Url,
+        base: String,
+        key: String,
+    ) -> impl std::future::Future<Output = Forwarded> + Send + 'static {
         let request = self.client.get(url).bearer_auth(&*self.node_token).send();
-        let flights = self.flights.clone();
-        let warnings = self.warnings.clone();
+        let (flights, unreachable, warnings) = (
+            self.flights.clone(),
+            self.unreachable.clone(),
+            self.warnings.clone(),
+        );
         async move {
             let answer = match request.await {
                 Ok(response) => match response.status() {
@@ -196,6 +236,11 @@ impl RemoteLowLatency {
                     }
                 },
                 Err(e) => {
+                    if e.is_connect() || e.is_timeout() {
+                        let mut unreachable = lock(&unreachable);
+                        unreachable.retain(|_, at| at.elapsed() < UNREACHABLE_MEMORY);
+                        unreachable.insert(base, Instant::now());
+                    }
                     warnings.warn(format_args!("reaching the packaging node: {e}"));
                     Forwarded::Missing
                 }

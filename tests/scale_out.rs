@@ -384,7 +384,7 @@ fn an_api_process_serves_the_ll_hls_an_ingest_process_packages_in_memory() {
         ..Launch::default()
     };
     let api = Server::launch(launch.clone());
-    let ingest = Node::start(&api, &launch, "ingest");
+    let mut ingest = Node::start(&api, &launch, "ingest");
     let stream = api.create_live_stream(json!({
         "name": "low across processes", "ladder": ["source"], "latency_mode": "low"
     }));
@@ -432,4 +432,20 @@ fn an_api_process_serves_the_ll_hls_an_ingest_process_packages_in_memory() {
     // The ingest node answers only its peers, who present the node token.
     let internal = format!("/internal/low-latency/{id}/v0/index.m3u8");
     assert_eq!(ingest.get(&internal).status, 401);
+
+    // With the ingest node gone, the api node answers from the store: the regular playlist
+    // (once two segments are complete, the first is surely stored).
+    wait_for("two complete segments", Duration::from_secs(60), || {
+        let response = api.get(&playlist_path);
+        let playlist = ll::parse(&response.text()).ok()?;
+        (playlist.segments.len() >= 2).then_some(())
+    });
+    ingest.kill();
+    let response = api.get(&playlist_path);
+    assert_eq!(response.status, 200, "{}", response.text());
+    let text = response.text();
+    assert!(
+        text.contains("#EXT-X-TARGETDURATION") && !text.contains("#EXT-X-PART-INF"),
+        "{text}"
+    );
 }

@@ -120,10 +120,27 @@ pub struct LowLatencyRequest {
 #[derive(Debug, PartialEq, Eq)]
 pub enum LowLatencyAnswer {
     Playlist(Bytes),
-    /// `_HLS_msn` is more than two segments past the last one: 400.
+    /// `_HLS_msn` more than two segments past the last one, or `_HLS_part` past the Advance
+    /// Part Limit: 400.
     TooFarAhead,
     /// What was asked for did not come in time: 503.
     TimedOut,
+}
+
+impl LowLatencyAnswer {
+    /// The playlist, or the error the answer means over HTTP.
+    pub(crate) fn into_playlist(self) -> Result<Bytes, ApiError> {
+        match self {
+            LowLatencyAnswer::Playlist(body) => Ok(body),
+            LowLatencyAnswer::TooFarAhead => Err(ApiError::InvalidRequest(
+                "_HLS_msn or _HLS_part is too far ahead of the playlist".to_owned(),
+            )),
+            LowLatencyAnswer::TimedOut => Err(ApiError::Busy {
+                message: "the part asked for did not arrive in time",
+                retry_after_s: 1,
+            }),
+        }
+    }
 }
 
 /// The live core's LL-HLS, as HTTP serves it (a port the binary fills).
@@ -479,20 +496,7 @@ async fn serve_low_latency(
     else {
         return Ok(None);
     };
-    let body = match answer {
-        LowLatencyAnswer::Playlist(body) => body,
-        LowLatencyAnswer::TooFarAhead => {
-            return Err(ApiError::InvalidRequest(
-                "_HLS_msn or _HLS_part is too far ahead of the playlist".to_owned(),
-            ))
-        }
-        LowLatencyAnswer::TimedOut => {
-            return Err(ApiError::Busy {
-                message: "the part asked for did not arrive in time",
-                retry_after_s: 1,
-            })
-        }
-    };
+    let body = answer.into_playlist()?;
     let cache = match (request.msn.is_some(), signed) {
         (true, false) => BLOCKING_PLAYLIST_CACHE,
         (true, true) => SIGNED_BLOCKING_PLAYLIST_CACHE,

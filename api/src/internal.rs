@@ -12,7 +12,7 @@ use sluice_storage::LiveStreamId;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
-use crate::hls::{LowLatencyAnswer, LowLatencyRequest};
+use crate::hls::LowLatencyRequest;
 use crate::AppState;
 
 /// Where a node serves the low-latency sessions it packages.
@@ -89,7 +89,7 @@ pub async fn low_latency(
     }
     let live_stream_id = LiveStreamId::parse(&live_stream_id).map_err(|_| NOT_FOUND)?;
     let packaged = state.packaged_here.as_ref().ok_or(NOT_FOUND)?;
-    if !name.ends_with(".m3u8") {
+    if name != "index.m3u8" {
         let body = packaged
             .media(&live_stream_id, &rendition, &name)
             .await
@@ -101,18 +101,10 @@ pub async fn low_latency(
         part: query.part,
         skip: query.skip,
     };
-    match packaged
+    let body = packaged
         .playlist(&live_stream_id, &rendition, request, &query.uri_query)
         .await
         .ok_or(NOT_FOUND)?
-    {
-        LowLatencyAnswer::Playlist(body) => Ok((StatusCode::OK, body).into_response()),
-        LowLatencyAnswer::TooFarAhead => Err(ApiError::InvalidRequest(
-            "msn or part is too far ahead of the playlist".to_owned(),
-        )),
-        LowLatencyAnswer::TimedOut => Err(ApiError::Busy {
-            message: "the part asked for did not arrive in time",
-            retry_after_s: 1,
-        }),
-    }
+        .into_playlist()?;
+    Ok((StatusCode::OK, body).into_response())
 }

@@ -214,8 +214,15 @@ impl BenchServer {
 
     /// As [`BenchServer::start`], with `config` (TOML) as its configuration file.
     pub fn start_configured(data: &Path, config: Option<&str>) -> Self {
+        Self::start_role(data, config, "all")
+    }
+
+    /// As [`BenchServer::start_configured`], running only `role` (`all`, `api`, `ingest`):
+    /// processes of several roles share one data directory (database, objects, master key).
+    pub fn start_role(data: &Path, config: Option<&str>, role: &str) -> Self {
         let (http, rtmp) = (free_port(), free_port());
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command.env("SLUICE_ROLE", role);
         if let Some(config) = config {
             std::fs::create_dir_all(data).expect("data directory");
             let path = data.join("sluice.toml");
@@ -274,4 +281,11 @@ impl Drop for BenchServer {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
+}
+
+/// (msn, part) of an LL-HLS part named `{session}-{msn}.{part}.m4s`.
+pub fn part_of(name: &str) -> Option<(u64, u64)> {
+    let (_, numbers) = name.rsplit_once('-')?;
+    let mut fields = numbers.split('.');
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
 }

@@ -230,7 +230,8 @@ impl LivePlaylist {
     /// Whether a blocking request for part `part` of segment `msn` lies at or past the Advance
     /// Part Limit beyond the last part listed (§6.2.5.2: three seconds of parts, three parts
     /// when parts are a second or longer), so it gets 400 at once. A request in a later
-    /// segment counts from that segment's start, which never overstates its distance.
+    /// segment counts from that segment's start, and one past the last part of a complete
+    /// segment means the next segment's first part: neither overstates its distance.
     pub fn part_too_far_ahead(&self, msn: u64, part: u64) -> bool {
         let (Some(parts), Some((last_msn, last_part))) = (&self.parts, self.last_part()) else {
             return false;
@@ -239,8 +240,10 @@ impl LivePlaylist {
             true => (3.0 / parts.target_secs).ceil() as u64,
             false => 3,
         };
+        let last_segment_complete = last_msn < self.next_media_sequence();
         match msn.cmp(&last_msn) {
             std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal if last_segment_complete => false,
             std::cmp::Ordering::Equal => part >= last_part.saturating_add(limit),
             std::cmp::Ordering::Greater => part >= limit,
         }
@@ -1278,6 +1281,10 @@ segment-1.m4s
             !playlist.part_too_far_ahead(3, 1000),
             "behind the last part"
         );
+        // Segment 4 complete with its last part listed: a part past it is segment 5's first.
+        let complete = low_latency_playlist(5, 0);
+        assert_eq!(complete.last_part(), Some((4, 2)));
+        assert!(!complete.part_too_far_ahead(4, 1000));
         let slow = LivePlaylist::new(2, 6, "init.mp4".into()).with_parts(1.0);
         assert!(!slow.part_too_far_ahead(0, 50), "no part listed yet");
     }

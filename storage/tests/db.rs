@@ -392,6 +392,44 @@ async fn session_lifecycle_is_recorded_and_linked_to_its_stream() {
 }
 
 #[tokio::test]
+async fn the_newest_open_session_names_where_its_parts_are_served() {
+    let (_database, db) = fresh_db().await;
+    let stream = db
+        .create_live_stream("s", &Ladder::default(), &LiveStreamSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(db.live_packager_url(&stream.id).await.unwrap(), None);
+    let orphan = db
+        .start_session(&stream.id, &origin("192.0.2.7:50123", None))
+        .await
+        .unwrap();
+    db.set_session_packager(&orphan.id, "http://ingest-1:8080")
+        .await
+        .unwrap();
+    assert_eq!(
+        db.live_packager_url(&stream.id).await.unwrap().as_deref(),
+        Some("http://ingest-1:8080")
+    );
+    // A newer session without parts in memory hides an older one left open by a crash.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let regular = db
+        .start_session(&stream.id, &origin("192.0.2.7:50124", None))
+        .await
+        .unwrap();
+    assert_eq!(db.live_packager_url(&stream.id).await.unwrap(), None);
+    db.set_session_packager(&regular.id, "http://ingest-2:8080")
+        .await
+        .unwrap();
+    assert_eq!(
+        db.live_packager_url(&stream.id).await.unwrap().as_deref(),
+        Some("http://ingest-2:8080")
+    );
+    db.end_session(&regular.id).await.unwrap();
+    db.end_session(&orphan.id).await.unwrap();
+    assert_eq!(db.live_packager_url(&stream.id).await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn operations_on_unknown_records_are_not_found() {
     let (_database, db) = fresh_db().await;
     assert!(db

@@ -124,13 +124,12 @@ impl Db {
         Ok(())
     }
 
-    /// The internal base URL of the node serving the live stream's current low-latency
-    /// session, if it is live at low latency.
+    /// The internal base URL of the node serving the live stream's newest open session, if
+    /// that session is live at low latency.
     pub async fn live_packager_url(&self, live_stream_id: &LiveStreamId) -> Result<Option<String>> {
         let row = session::Entity::find()
             .filter(session::Column::LiveStreamId.eq(live_stream_id))
             .filter(session::Column::EndedAt.is_null())
-            .filter(session::Column::PackagerUrl.is_not_null())
             .order_by_desc(session::Column::StartedAt)
             .one(&self.conn)
             .await?;
