@@ -115,9 +115,12 @@ try {
           const shakaPlayer = new shaka.Player();
           // Shaka counts the preload-hinted part as media and starts PART-HOLD-BACK behind
           // its end, two published parts from the edge: start 1.5 s back and resume only with
-          // half a second buffered, so one slow part does not drain the buffer.
+          // half a second buffered, so one slow part does not drain the buffer. Sequence mode:
+          // Shaka 5.2 otherwise recomputes the timestamp offset per append and aborts the
+          // SourceBuffer when it moves by its own 1 ms rounding, and Chromium then drops the
+          // rest of the segment up to the next key frame.
           shakaPlayer.configure({
-            manifest: { defaultPresentationDelay: 1.5 },
+            manifest: { defaultPresentationDelay: 1.5, hls: { sequenceMode: true } },
             streaming: { lowLatencyMode: true, rebufferingGoal: 0.5 },
           });
           shakaPlayer.addEventListener("error", (event) => {
