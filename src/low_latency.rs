@@ -359,3 +359,120 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use sluice_media::Ladder;
+    use sluice_storage::test_support::TestDatabase;
+    use sluice_storage::{LiveStreamSettings, SecretBox, SessionOrigin, MASTER_KEY_LEN};
+
+    use super::*;
+
+    /// A packaging node answering every forwarded request with a playlist after `delay`, and
+    /// how many it was asked.
+    async fn packaging_node(delay: Duration) -> (String, Arc<AtomicUsize>) {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = asked.clone();
+        let answer = move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                "#EXTM3U\n"
+            }
+        };
+        let app = axum::Router::new().route(
+            "/internal/low-latency/{live_stream_id}/{rendition}/{name}",
+            axum::routing::get(answer),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (base, asked)
+    }
+
+    /// A forwarder whose database says `base` packages the returned stream's session.
+    async fn forwarder_to(base: &str) -> (TestDatabase, RemoteLowLatency, LiveStreamId) {
+        let database = TestDatabase::new();
+        let db = Db::connect(database.url())
+            .await
+            .unwrap()
+            .with_secret_box(SecretBox::new([7; MASTER_KEY_LEN]));
+        db.migrate().await.unwrap();
+        let stream = db
+            .create_live_stream("low", &Ladder::default(), &LiveStreamSettings::default())
+            .await
+            .unwrap();
+        let origin = SessionOrigin {
+            client_addr: "192.0.2.1:5000".to_owned(),
+            protocol: "rtmp",
+            encoder: None,
+            app: Some("live".to_owned()),
+        };
+        let session = db.start_session(&stream.id, &origin).await.unwrap();
+        db.set_session_packager(&session.id, base).await.unwrap();
+        let remote = RemoteLowLatency::new(db, Arc::from("node token")).unwrap();
+        (database, remote, stream.id)
+    }
+
+    const NEXT_PART: LowLatencyRequest = LowLatencyRequest {
+        msn: Some(3),
+        part: Some(1),
+        skip: false,
+    };
+
+    #[tokio::test]
+    async fn alike_requests_share_one_forwarded_request() {
+        let (base, asked) = packaging_node(Duration::from_millis(200)).await;
+        let (_database, remote, id) = forwarder_to(&base).await;
+        let answers = futures_util::future::join_all(
+            (0..10).map(|_| remote.playlist(&id, "v0", NEXT_PART, "")),
+        )
+        .await;
+        for answer in answers {
+            assert_eq!(
+                answer,
+                Some(LowLatencyAnswer::Playlist(Bytes::from_static(b"#EXTM3U\n")))
+            );
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        assert!(lock(&remote.flights).is_empty(), "answered flights leave");
+    }
+
+    #[tokio::test]
+    async fn a_forward_every_viewer_left_still_ends_and_is_not_reused() {
+        let (base, asked) = packaging_node(Duration::from_millis(300)).await;
+        let (_database, remote, id) = forwarder_to(&base).await;
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(100),
+            remote.playlist(&id, "v0", NEXT_PART, ""),
+        )
+        .await;
+        assert!(gave_up.is_err(), "the viewer left before the answer");
+        assert_eq!(lock(&remote.flights).len(), 1);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !lock(&remote.flights).is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the flight ended on its own");
+        assert!(remote.playlist(&id, "v0", NEXT_PART, "").await.is_some());
+        assert_eq!(asked.load(Ordering::SeqCst), 2, "asked afresh");
+    }
+
+    #[tokio::test]
+    async fn a_packaging_node_out_of_reach_leaves_the_store_to_answer() {
+        // A port nobody listens on any more.
+        let base = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        let (_database, remote, id) = forwarder_to(&base).await;
+        assert_eq!(remote.playlist(&id, "v0", NEXT_PART, "").await, None);
+        assert!(lock(&remote.unreachable).contains_key(&base));
+        assert_eq!(remote.media(&id, "v0", "x-3.1.m4s").await, None);
+    }
+}
