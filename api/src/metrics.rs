@@ -25,15 +25,12 @@ pub(crate) async fn record_http(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED_ROUTE.to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
     metrics.observe_request(
-        &method,
-        &route,
+        method.as_str(),
+        route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );

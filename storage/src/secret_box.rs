@@ -46,8 +46,9 @@ pub enum SecretBoxError {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
-    /// Bearer token between the nodes of one deployment, derived from the master key.
-    node_token: String,
+    /// Bearer token between the nodes of one deployment, derived from the master key (shared:
+    /// every clone of the database handle carries it).
+    node_token: std::sync::Arc<str>,
 }
 
 impl fmt::Debug for SecretBox {
@@ -63,7 +64,7 @@ impl SecretBox {
         mac.update(NODE_TOKEN_LABEL);
         Self {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&master_key)),
-            node_token: hex(&mac.finalize().into_bytes()),
+            node_token: hex(&mac.finalize().into_bytes()).into(),
         }
     }
 
