@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use reqwest::StatusCode;
 use sluice_api::{ForwardedQuery, LowLatencyAnswer, LowLatencyHls, LowLatencyRequest};
+use sluice_ingest::peers::RefusalLog;
 use sluice_live::low_latency::{BlockingRequest, LowLatencyStreams, PlaylistAnswer};
 use sluice_storage::{Db, LiveStreamId};
 use tracing::warn;
@@ -30,8 +31,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const UNREACHABLE_MEMORY: Duration = Duration::from_secs(5);
 /// Distinct forwarded requests in flight at once; past it the store answers.
 const MAX_FLIGHTS: usize = 4096;
-/// Failures to reach a packaging node are warned about at most this often.
-const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// The low-latency sessions of this process's live core.
 #[derive(Clone)]
@@ -339,17 +338,15 @@ impl LowLatencyHls for RoutedLowLatency {
     }
 }
 
-/// A warning about forwarding, at most every [`WARN_EVERY`] (a node down would otherwise
-/// log once per viewer request).
+/// Problems forwarding, warned about at most every ten seconds (a node down would otherwise
+/// log once per viewer request), as listeners warn about refused peers.
 #[derive(Default)]
-struct Warnings(Mutex<Option<Instant>>);
+struct Warnings(Mutex<RefusalLog>);
 
 impl Warnings {
     fn warn(&self, problem: std::fmt::Arguments<'_>) {
-        let mut last = lock(&self.0);
-        if last.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
-            *last = Some(Instant::now());
-            warn!(%problem, "LL-HLS requests fall back to the store's regular playlists.");
+        if let Some(failures) = lock(&self.0).refused(Instant::now()) {
+            warn!(%problem, failures, "LL-HLS requests fall back to the store's regular playlists.");
         }
     }
 }

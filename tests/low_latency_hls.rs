@@ -161,6 +161,13 @@ fn a_low_latency_stream_serves_ll_hls_that_keeps_every_rule_while_live_and_ends_
         &format!("?_HLS_msn={}", last + 3),
     );
     assert_eq!(status, 400, "more than two segments ahead");
+    let (status, _) = fetch(
+        &server,
+        &playback_id,
+        "v0",
+        &format!("?_HLS_msn={}&_HLS_part=20", last + 1),
+    );
+    assert_eq!(status, 400, "past the Advance Part Limit");
     let (status, _) = fetch(&server, &playback_id, "v0", "?_HLS_part=1");
     assert_eq!(status, 400, "a part without its segment");
     let (status, _) = fetch(&server, &playback_id, "v0", "?_HLS_skip=maybe");
