@@ -227,6 +227,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
             .map(|local| Arc::new(local) as Arc<dyn sluice_api::LowLatencyHls>),
         node_token,
         playback_ids: sluice_api::PlaybackIds::default(),
+        viewers: sluice_api::Viewers::default(),
     };
     crate::memory::spawn_trimmer();
     let upload_sweeper = role

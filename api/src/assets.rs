@@ -25,6 +25,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::{page_limit, ApiJson, ApiPath, Envelope, PageEnvelope};
 use crate::live_streams::validate_ladder;
 use crate::playback_ids::{views, CreatePlaybackId, PlaybackIdView};
+use crate::viewers::Watched;
 use crate::AppState;
 
 /// Longest accepted `passthrough`, in characters.
@@ -227,6 +228,11 @@ pub struct AssetView {
     created_at: DateTime<Utc>,
     #[schema(example = "2026-06-01T10:05:00.000321Z")]
     updated_at: DateTime<Utc>,
+    /// Playback sessions that fetched within the last 30 s, as the answering process counts
+    /// them; only in API responses (not in events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 3)]
+    viewers: Option<u64>,
 }
 
 /// An asset's input as shown in views, events and webhooks: an import URL without its
@@ -305,6 +311,7 @@ impl AssetView {
             session_id: asset.session_id.as_ref().map(ToString::to_string),
             created_at: asset.created_at,
             updated_at: asset.updated_at,
+            viewers: None,
         }
     }
 }
@@ -313,6 +320,13 @@ impl AssetView {
 /// `asset.ready` and `asset.errored` included); `public_url` is the server's base URL.
 pub fn asset_json(asset: &Asset, playback_ids: &[PlaybackId], public_url: &str) -> Value {
     serde_json::to_value(AssetView::new(asset, playback_ids, public_url)).unwrap_or(Value::Null)
+}
+
+/// The asset as an API response shows it: with its viewers.
+async fn watched_view(state: &AppState, asset: &Asset) -> Result<AssetView, ApiError> {
+    let mut view = view_of(&state.db, &state.public_url, asset).await?;
+    view.viewers = Some(state.viewers.of(&Watched::Asset(asset.id.clone())));
+    Ok(view)
 }
 
 async fn view_of(db: &Db, public_url: &str, asset: &Asset) -> Result<AssetView, ApiError> {
@@ -418,7 +432,7 @@ pub async fn get(
 ) -> Result<Json<Envelope<AssetView>>, ApiError> {
     let asset = find(&state, &id).await?;
     Ok(Json(Envelope {
-        data: view_of(&state.db, &state.public_url, &asset).await?,
+        data: watched_view(&state, &asset).await?,
     }))
 }
 
@@ -447,7 +461,7 @@ pub async fn list(
         .await?;
     let mut data = Vec::with_capacity(page.items.len());
     for asset in page.items {
-        data.push(view_of(&state.db, &state.public_url, &asset).await?);
+        data.push(watched_view(&state, &asset).await?);
     }
     Ok(Json(PageEnvelope {
         data,

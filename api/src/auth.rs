@@ -375,6 +375,7 @@ mod tests {
             packaged_here: None,
             node_token: None,
             playback_ids: Default::default(),
+            viewers: Default::default(),
         };
         let app = Router::new()
             .route(

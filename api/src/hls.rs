@@ -26,14 +26,16 @@
 
 use async_trait::async_trait;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use bytes::Bytes;
 use m3u8_rs::Playlist;
 use serde::Deserialize;
 use sluice_storage::layout;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,7 +43,11 @@ use sluice_storage::{Db, LiveStreamId, ObjectKey, PlaybackId, PlaybackPolicy};
 
 use crate::error::ApiError;
 use crate::playback_token::{self, PlaybackAudience};
+use crate::viewers::{self, ViewerKey, Watched};
 use crate::AppState;
+
+/// The multivariant playlist's name, as the packager writes it.
+const MASTER_PLAYLIST: &str = "master.m3u8";
 
 /// Deepest path under a playback id: `{rendition}/{segment}`.
 const MAX_PATH_SEGMENTS: usize = 2;
@@ -63,6 +69,10 @@ const NOT_FOUND: ApiError = ApiError::NotFound("not found");
 pub const PLAYBACK_ID_TTL: Duration = Duration::from_secs(1);
 /// Playback ids remembered at most; when full, the memory starts over.
 const PLAYBACK_IDS_REMEMBERED: usize = 10_000;
+
+/// A master playlist: every one is rewritten for its viewer (a session in its URIs), so no
+/// cache may share it.
+const MASTER_PLAYLIST_CACHE: &str = "private, no-cache";
 
 /// Playback ids as HLS requests find them, remembered for [`PLAYBACK_ID_TTL`]: low-latency
 /// viewers reload playlists and fetch parts several times a second, and looking each one up in
@@ -220,6 +230,8 @@ pub struct PlaybackQuery {
     /// LL-HLS delta update: `YES` or `v2`.
     #[serde(rename = "_HLS_skip")]
     hls_skip: Option<String>,
+    /// The viewer's playback session, handed out by the master playlist (module `viewers`).
+    vs: Option<String>,
 }
 
 impl PlaybackQuery {
@@ -260,10 +272,39 @@ pub(crate) fn missing_token() -> Response {
     response
 }
 
-/// `uri` with `token=` appended to its query.
-fn with_token(uri: &str, token: &str) -> String {
+/// `uri` with `name=value` appended to its query.
+fn with_param(uri: &str, name: &str, value: &str) -> String {
     let separator = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{separator}token={token}")
+    format!("{uri}{separator}{name}={value}")
+}
+
+/// What a playlist's relative URIs carry on: the playback token (verified, so URL-safe) and
+/// the viewer's playback session (hex).
+#[derive(Clone, Copy, Default)]
+struct CarriedQuery<'a> {
+    token: Option<&'a str>,
+    session: Option<&'a str>,
+}
+
+impl CarriedQuery<'_> {
+    fn is_empty(&self) -> bool {
+        self.token.is_none() && self.session.is_none()
+    }
+
+    /// `uri` with the token and session appended; absolute URIs (another origin's) are left.
+    fn apply(&self, uri: &str) -> String {
+        if uri.contains("://") {
+            return uri.to_owned();
+        }
+        let mut uri = uri.to_owned();
+        if let Some(token) = self.token {
+            uri = with_param(&uri, "token", token);
+        }
+        if let Some(session) = self.session {
+            uri = with_param(&uri, "vs", session);
+        }
+        uri
+    }
 }
 
 /// Rewrites a playlist's URIs: `playlist_uri` maps those naming playlists (variants and
@@ -302,11 +343,14 @@ fn rewrite_playlist(
     Ok(rewritten)
 }
 
-/// Rewrites a playlist so every URI in it (variants, renditions, init segments, segments)
-/// carries `token`. The token is a verified JWT, so it holds only URL-safe characters.
-fn playlist_with_token(body: &[u8], token: &str) -> Result<Vec<u8>, ApiError> {
-    let add_token = |uri: &str| with_token(uri, token);
-    rewrite_playlist(body, add_token, add_token)
+/// Rewrites a playlist so the URIs in it carry `playlists` (variants and renditions) and
+/// `media` (init segments and segments) on.
+fn playlist_carrying(
+    body: &[u8],
+    playlists: CarriedQuery,
+    media: CarriedQuery,
+) -> Result<Vec<u8>, ApiError> {
+    rewrite_playlist(body, |uri| playlists.apply(uri), |uri| media.apply(uri))
 }
 
 /// Rewrites the playlist stored at `playlist_key` so its init and media segment URIs are the
@@ -359,6 +403,8 @@ pub async fn serve(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<PlaybackQuery>, QueryRejection>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Path((playback_id, path)) = path.map_err(|_| NOT_FOUND)?;
     let Query(query) = query?;
@@ -390,6 +436,35 @@ pub async fn serve(
             Some(token)
         }
     };
+    let watched = match (&playback.live_stream_id, &playback.asset_id) {
+        (Some(live_stream_id), _) => Watched::LiveStream(live_stream_id.clone()),
+        (None, Some(asset_id)) => Watched::Asset(asset_id.clone()),
+        (None, None) => return Err(NOT_FOUND),
+    };
+    // A master playlist starts a playback session (unless the player brings its own back).
+    let master = segments.as_slice() == [MASTER_PLAYLIST];
+    let session = match query
+        .vs
+        .as_deref()
+        .filter(|vs| ViewerKey::from_session(vs).is_some())
+    {
+        Some(vs) => Some(vs.to_owned()),
+        None => master.then(viewers::new_session),
+    };
+    // Segments count only with a session: a live player without one is seen reloading its
+    // playlists, and its segment requests would count it twice.
+    let viewer = match &session {
+        Some(vs) => ViewerKey::from_session(vs),
+        None => (kind == HlsObject::Playlist).then(|| {
+            ViewerKey::from_client(
+                peer.map(|Extension(ConnectInfo(address))| address.ip()),
+                headers.get(header::USER_AGENT).map(HeaderValue::as_bytes),
+            )
+        }),
+    };
+    if let Some(viewer) = viewer {
+        state.viewers.seen(watched.clone(), viewer, Instant::now());
+    }
     if let (Some(live_stream_id), Some(low_latency), [rendition, name]) = (
         &playback.live_stream_id,
         &state.low_latency,
@@ -409,10 +484,9 @@ pub async fn serve(
             return Ok(response);
         }
     }
-    let key = match (&playback.live_stream_id, &playback.asset_id) {
-        (Some(live_stream_id), _) => layout::live_object(live_stream_id, &segments),
-        (None, Some(asset_id)) => layout::asset_hls(asset_id, &segments),
-        (None, None) => return Err(NOT_FOUND),
+    let key = match &watched {
+        Watched::LiveStream(live_stream_id) => layout::live_object(live_stream_id, &segments),
+        Watched::Asset(asset_id) => layout::asset_hls(asset_id, &segments),
     }
     .map_err(|_| NOT_FOUND)?;
     if kind != HlsObject::Playlist {
@@ -430,15 +504,38 @@ pub async fn serve(
         }
     }
     let body = state.store.get(&key).await?;
-    let body = match (&token, kind) {
-        (Some(token), HlsObject::Playlist) => Bytes::from(playlist_with_token(&body, token)?),
-        // The store plays back from a public base URL (it has one for this key too).
-        (None, HlsObject::Playlist) if state.store.public_url(&key).is_some() => {
-            Bytes::from(playlist_with_public_urls(&body, &key, |k| {
-                state.store.public_url(k)
-            })?)
+    let body = if kind == HlsObject::Playlist {
+        let playlists = CarriedQuery {
+            token: token.as_deref(),
+            session: session.as_deref(),
+        };
+        // Live players are seen reloading their playlists; an asset's player fetches its
+        // playlists once, so its segments carry the session too.
+        let media = CarriedQuery {
+            session: session
+                .as_deref()
+                .filter(|_| matches!(watched, Watched::Asset(_))),
+            ..playlists
+        };
+        match state.store.public_url(&key) {
+            // The store plays back from a public base URL (it has one for this key too).
+            Some(_) if token.is_none() && !master => {
+                Bytes::from(playlist_with_public_urls(&body, &key, |k| {
+                    state.store.public_url(k)
+                })?)
+            }
+            _ if master || !media.is_empty() => {
+                Bytes::from(playlist_carrying(&body, playlists, media)?)
+            }
+            _ => body,
         }
-        _ => body,
+    } else {
+        body
+    };
+    let cache = if master {
+        MASTER_PLAYLIST_CACHE
+    } else {
+        kind.cache_control(token.is_some())
     };
     Ok((
         [
@@ -446,10 +543,7 @@ pub async fn serve(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(kind.content_type()),
             ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static(kind.cache_control(token.is_some())),
-            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
         ],
         body,
     )
@@ -564,15 +658,27 @@ mod tests {
         assert!(parsed("_HLS_msn=-1").is_none());
     }
 
+    fn carried(
+        token: Option<&'static str>,
+        session: Option<&'static str>,
+    ) -> CarriedQuery<'static> {
+        CarriedQuery { token, session }
+    }
+
     #[test]
-    fn master_playlist_uris_carry_the_token() {
+    fn master_playlist_uris_carry_the_token_and_the_viewers_session() {
         let master = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
             #EXT-X-MEDIA:TYPE=AUDIO,URI=\"a0/index.m3u8\",GROUP-ID=\"audio\",NAME=\"Main\",DEFAULT=YES,AUTOSELECT=YES\n\
             #EXT-X-STREAM-INF:BANDWIDTH=530000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=640x360,AUDIO=\"audio\"\n\
             v0/index.m3u8\n";
-        let rewritten = text(playlist_with_token(master.as_bytes(), TOKEN).unwrap());
-        assert!(rewritten.contains(&format!("URI=\"a0/index.m3u8?token={TOKEN}\"")));
-        assert!(rewritten.contains(&format!("\nv0/index.m3u8?token={TOKEN}\n")));
+        let both = carried(Some(TOKEN), Some("00000000000000ff"));
+        let rewritten = text(playlist_carrying(master.as_bytes(), both, both).unwrap());
+        assert!(rewritten.contains(&format!(
+            "URI=\"a0/index.m3u8?token={TOKEN}&vs=00000000000000ff\""
+        )));
+        assert!(rewritten.contains(&format!(
+            "\nv0/index.m3u8?token={TOKEN}&vs=00000000000000ff\n"
+        )));
         assert!(rewritten.contains("#EXT-X-INDEPENDENT-SEGMENTS"));
         assert!(rewritten.contains("RESOLUTION=640x360"));
     }
@@ -583,14 +689,20 @@ mod tests {
             #EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:2\n#EXT-X-MAP:URI=\"s-init.mp4\"\n\
             #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z\n#EXTINF:2,\ns-2.m4s\n\
             #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26.000Z\n#EXTINF:2,\ns-3.m4s\n#EXT-X-ENDLIST\n";
-        let rewritten = text(playlist_with_token(media.as_bytes(), TOKEN).unwrap());
+        let token = carried(Some(TOKEN), None);
+        let rewritten = text(playlist_carrying(media.as_bytes(), token, token).unwrap());
         assert!(rewritten.contains(&format!("#EXT-X-MAP:URI=\"s-init.mp4?token={TOKEN}\"")));
         assert!(rewritten.contains(&format!("\ns-2.m4s?token={TOKEN}\n")));
         assert!(rewritten.contains(&format!("\ns-3.m4s?token={TOKEN}\n")));
         assert!(rewritten.contains("#EXT-X-MEDIA-SEQUENCE:2"));
         assert!(rewritten.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26"));
         assert!(rewritten.contains("#EXT-X-ENDLIST"));
-        assert_eq!(with_token("x.m4s?a=1", "t"), "x.m4s?a=1&token=t");
+        assert_eq!(with_param("x.m4s?a=1", "token", "t"), "x.m4s?a=1&token=t");
+        assert_eq!(
+            carried(None, Some("ab")).apply("https://cdn.example/x.m4s"),
+            "https://cdn.example/x.m4s",
+            "another origin's URI is left as it is"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   and cached (module `images`), CORS open like HLS.
 //! - `/whip/*`: WebRTC ingest over WHIP (RFC 9725), the stream key as Bearer token, CORS
 //!   open; `/live/{id}/publish`: the "Go live from this browser" page (module `whip`).
+//! - `/`: the web console, `/console/*` its files, `/play/{playback_id}`: the player page
+//!   (module `console`), static files embedded in the binary.
 //! - `/healthz`: liveness; `/readyz`: readiness (database and object store work, module
 //!   `readiness`); `/metrics`: Prometheus metrics (module `metrics`). [`operations_router`]
 //!   serves only these three, for processes that run no API (roles `ingest` and `worker`).
@@ -23,6 +25,7 @@
 mod api_keys;
 pub mod assets;
 mod auth;
+mod console;
 mod error;
 mod events;
 mod hls;
@@ -40,6 +43,7 @@ mod signing_keys;
 mod simulcast_targets;
 pub mod tus;
 mod uploads;
+mod viewers;
 mod webhooks;
 mod whip;
 
@@ -80,6 +84,7 @@ pub use sluice_storage::Metrics;
 pub use uploads::{
     spawn_upload_sweeper, UploadSettings, Uploads, DEFAULT_UPLOAD_TIMEOUT_S, MAX_UPLOAD_TIMEOUT_S,
 };
+pub use viewers::Viewers;
 pub use whip::{whip_url, MAX_OFFER_BYTES};
 
 /// Checks the URL of a simulcast target (scheme, host, and that its addresses may be reached)
@@ -123,6 +128,8 @@ pub struct AppState {
     pub node_token: Option<Arc<str>>,
     /// Playback ids HLS requests looked up lately.
     pub playback_ids: hls::PlaybackIds,
+    /// Who is watching what, from HLS requests.
+    pub viewers: Viewers,
 }
 
 /// Liveness: answers while the process serves HTTP.
@@ -191,6 +198,7 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .routes(routes!(live_streams::disable))
         .routes(routes!(live_streams::enable))
         .routes(routes!(live_streams::complete))
+        .routes(routes!(live_streams::health))
         .routes(routes!(sessions::list))
         .routes(routes!(sessions::get))
         .routes(routes!(events::list))
@@ -269,6 +277,16 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn(uploads::tus_headers));
 
+    let (console, console_spec) = OpenApiRouter::new()
+        .routes(routes!(console::index))
+        .routes(routes!(console::file))
+        .routes(routes!(console::player))
+        .split_for_parts();
+    // The console's script and hls.js are most of a first load; they compress well.
+    let console = console
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(CompressionLayer::new().gzip(true));
+
     let (whip, whip_spec) = whip::routes().split_for_parts();
     let whip = whip
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -280,6 +298,7 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
     spec.merge(upload_url_spec);
     spec.merge(images_spec);
     spec.merge(whip_spec);
+    spec.merge(console_spec);
     // axum spells a catch-all `{*path}`; OpenAPI path templates know only `{path}`.
     spec.paths.paths = std::mem::take(&mut spec.paths.paths)
         .into_iter()
@@ -291,7 +310,8 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .merge(hls)
         .merge(upload_url)
         .merge(images)
-        .merge(whip);
+        .merge(whip)
+        .merge(console);
     (routes, spec)
 }
 

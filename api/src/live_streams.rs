@@ -16,9 +16,9 @@ use sluice_media::Ladder;
 use sluice_storage::layout;
 use sluice_storage::LiveStreamId;
 use sluice_storage::{
-    Db, Dvr, DvrMode, EventType, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter,
-    LiveStreamSettings, LiveStreamStatus, NewEvent, Permission, MAX_DVR_WINDOW_S,
-    MAX_RECONNECT_WINDOW_S, MIN_DVR_WINDOW_S,
+    Db, Dvr, DvrMode, EventType, HealthSample, HealthWarning, LatencyMode, LiveStream,
+    LiveStreamChanges, LiveStreamFilter, LiveStreamSettings, LiveStreamStatus, NewEvent,
+    Permission, MAX_DVR_WINDOW_S, MAX_RECONNECT_WINDOW_S, MIN_DVR_WINDOW_S,
 };
 use tracing::error;
 use utoipa::{IntoParams, ToSchema};
@@ -28,6 +28,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::{page_limit, ApiJson, ApiPath, Envelope, PageEnvelope};
 use crate::playback_ids::{views, PlaybackIdView};
 use crate::sessions::SessionView;
+use crate::viewers::Watched;
 use crate::AppState;
 
 /// Longest accepted live stream name, in characters.
@@ -200,10 +201,18 @@ pub struct LiveStreamView {
     updated_at: DateTime<Utc>,
     /// The publisher's session while `active`, else the last one (`null` before any).
     current_session: Option<SessionView>,
+    /// Playback sessions that fetched within the last 30 s, as the answering process counts
+    /// them; only in API responses (not in events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 12)]
+    viewers: Option<u64>,
 }
 
 async fn view(state: &AppState, stream: LiveStream) -> Result<LiveStreamView, ApiError> {
-    view_with(&state.db, &state.rtmp_url, &state.public_url, stream).await
+    let watched = Watched::LiveStream(stream.id.clone());
+    let mut view = view_with(&state.db, &state.rtmp_url, &state.public_url, stream).await?;
+    view.viewers = Some(state.viewers.of(&watched));
+    Ok(view)
 }
 
 async fn view_with(
@@ -235,6 +244,7 @@ async fn view_with(
         created_at: stream.created_at,
         updated_at: stream.updated_at,
         current_session,
+        viewers: None,
     })
 }
 
@@ -269,6 +279,7 @@ fn event_data(view: &LiveStreamView) -> Result<Value, ApiError> {
     let mut data = serde_json::to_value(view).map_err(ApiError::internal)?;
     if let Some(object) = data.as_object_mut() {
         object.remove("stream_key");
+        object.remove("viewers");
     }
     Ok(data)
 }
@@ -571,4 +582,71 @@ pub async fn complete(
     let data = view(&state, stream).await?;
     publish(&state, EventType::LiveStreamCompleted, &data).await?;
     Ok((StatusCode::ACCEPTED, Json(Envelope { data })))
+}
+
+/// A live stream's health: what its encoder sends, judged while it is live.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthView {
+    /// `idle` (no publisher), `healthy` (live, no warning) or `warning`.
+    #[schema(example = "warning")]
+    status: &'static str,
+    /// The session judged: the current one while active, else the last one; `null` before any.
+    #[schema(example = "ses_Qw3eR5tY7uI9oP1aS3dF")]
+    session_id: Option<String>,
+    /// Playback sessions that fetched within the last 30 s, as the answering process counts them.
+    #[schema(example = 12)]
+    viewers: u64,
+    /// The problems seen now, oldest first: `code`, `message` (what was seen and how to fix
+    /// it), `since`. Empty while idle.
+    #[schema(value_type = Vec<Object>, example = json!([{"code": "keyframe_interval_long",
+        "message": "Key frames arrive every 10.0 s; set Keyframe Interval to 2 s in OBS → Settings → Output.",
+        "since": "2026-06-01T10:00:04.120Z"}]))]
+    warnings: Vec<HealthWarning>,
+    /// The session's last minutes, one sample per 5 s, oldest first: `at`, `video_kbps`,
+    /// `audio_kbps`, `frame_rate`, `keyframe_interval_s` (the longest ending in the sample,
+    /// or `null`), `frames_dropped` (by the ladder, in the sample).
+    #[schema(value_type = Vec<Object>, example = json!([{"at": "2026-06-01T10:00:05Z",
+        "video_kbps": 2480.5, "audio_kbps": 128.0, "frame_rate": 30.0,
+        "keyframe_interval_s": 2.0, "frames_dropped": 0}]))]
+    samples: Vec<HealthSample>,
+}
+
+/// The health of a live stream's encoder: current warnings (key frame interval, B-frames on a
+/// passthrough rendition, variable frame rate, bitrate against what the encoder declared or
+/// swinging, audio format changes, timestamps that jump or stall, frames the ladder dropped),
+/// each with the setting to change, and the last minutes of bitrate, frame rate, key frame
+/// interval and drops. Updated every few seconds while the stream is live.
+#[utoipa::path(get, path = "/v1/live-streams/{id}/health", tag = "live streams",
+    params(("id" = String, Path, description = "Live stream id (`ls_…`)")),
+    responses(
+        (status = 200, description = "The stream's health", body = Envelope<HealthView>),
+        (status = 404, description = "No such live stream", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn health(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Envelope<HealthView>>, ApiError> {
+    let stream = find(&state, &id).await?;
+    let live = stream.status == LiveStreamStatus::Active;
+    let health = match &stream.active_session_id {
+        Some(session_id) => state.db.session_health(session_id).await?,
+        None => None,
+    }
+    .unwrap_or_default();
+    let warnings = if live { health.warnings } else { Vec::new() };
+    let status = match (live, warnings.is_empty()) {
+        (false, _) => "idle",
+        (true, true) => "healthy",
+        (true, false) => "warning",
+    };
+    Ok(Json(Envelope {
+        data: HealthView {
+            status,
+            session_id: stream.active_session_id.as_ref().map(ToString::to_string),
+            viewers: state.viewers.of(&Watched::LiveStream(stream.id)),
+            warnings,
+            samples: health.samples,
+        },
+    }))
 }

@@ -43,6 +43,8 @@ pub(crate) async fn record_http(
     responses((status = 200, description = "Every series in the OpenMetrics text format",
         content_type = "application/openmetrics-text", body = String)))]
 pub(crate) async fn serve(State(state): State<AppState>) -> Response {
+    let (live_streams, assets) = state.viewers.totals(std::time::Instant::now());
+    state.metrics.viewers(live_streams, assets);
     let mut response = state.metrics.encode().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

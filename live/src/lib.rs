@@ -39,6 +39,7 @@ pub mod address_policy;
 pub mod config;
 pub mod connection_slots;
 mod event_views;
+pub mod health;
 pub mod low_latency;
 mod pipeline;
 mod publisher;

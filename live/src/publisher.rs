@@ -27,8 +27,12 @@ pub struct PublishRequest {
 #[derive(Clone, Debug, PartialEq)]
 pub enum PublisherEvent {
     /// The stream's description from the publisher (RTMP `onMetaData`): its frame rate, when
-    /// it declares one, helps plan the ladder.
-    Metadata { frame_rate: Option<f64> },
+    /// it declares one, helps plan the ladder; its video bitrate (kb/s) is what the health
+    /// check holds the measured bitrate against.
+    Metadata {
+        frame_rate: Option<f64>,
+        video_kbps: Option<f64>,
+    },
     /// A new or changed track configuration.
     Track(TrackInfo),
     /// One compressed frame.

@@ -9,9 +9,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::health::HealthMonitor;
 use super::pipeline::Packaging;
 use sluice_media::MediaTime;
 use sluice_storage::{AssetId, SessionId};
@@ -30,6 +32,30 @@ pub struct SessionState {
     pub frames_dropped: u64,
     /// `live_stream.disconnected` was published when the last publisher went away.
     pub disconnect_announced: bool,
+    /// The session's health check, over all its publishers.
+    pub health: SessionHealth,
+}
+
+/// A session's health check and the instant its clock counts from.
+pub struct SessionHealth {
+    pub monitor: HealthMonitor,
+    started: Instant,
+}
+
+impl SessionHealth {
+    /// The health check of a session that starts now; `passthrough`: its ladder passes the
+    /// source video through.
+    pub fn new(passthrough: bool) -> Self {
+        SessionHealth {
+            monitor: HealthMonitor::new(passthrough, chrono::Utc::now()),
+            started: Instant::now(),
+        }
+    }
+
+    /// Time since the session started, the monitor's clock.
+    pub fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
 }
 
 struct Waiting {

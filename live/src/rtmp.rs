@@ -158,6 +158,7 @@ impl Publisher for RtmpConnection {
             return Ok(match event {
                 SessionEvent::Metadata(metadata) => PublisherEvent::Metadata {
                     frame_rate: metadata.frame_rate,
+                    video_kbps: metadata.video_data_rate,
                 },
                 SessionEvent::Track(track) => PublisherEvent::Track(track),
                 SessionEvent::Packet(packet) => PublisherEvent::Media(packet),

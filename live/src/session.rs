@@ -7,11 +7,13 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+use sluice_media::ladder::RungSpec;
 use sluice_media::{MediaTime, Timebase};
 use sluice_storage::layout;
 use sluice_storage::{
-    Dvr, DvrMode, EventType, LiveStream, LiveStreamId, LiveStreamStatus, NewEvent, Session,
-    SessionId, SessionOrigin,
+    Dvr, DvrMode, EventType, HealthWarning, LiveStream, LiveStreamId, LiveStreamStatus, NewEvent,
+    Session, SessionId, SessionOrigin,
 };
 use tracing::{debug, info, warn};
 
@@ -21,7 +23,7 @@ use crate::pipeline::{
     SourceDescription,
 };
 use crate::publisher::{PublishRequest, Publisher, PublisherEvent};
-use crate::reconnect::SessionState;
+use crate::reconnect::{SessionHealth, SessionState};
 use crate::renditions::PlaylistWindow;
 use crate::restream::{Restreamer, Tap};
 use crate::session_control::{StopReason, StopSignal};
@@ -262,6 +264,7 @@ impl LiveService {
             bytes_received: 0,
             frames_dropped: 0,
             disconnect_announced: false,
+            health: SessionHealth::new(stream.ladder.rungs.contains(&RungSpec::Source)),
         };
         Some((state, session))
     }
@@ -392,6 +395,37 @@ impl LiveService {
     }
 
     /// Events are part of the record, but a database hiccup must not end a live session.
+    /// Stores the session's health as judged now, for the API.
+    async fn store_health(&self, state: &SessionState) {
+        let health = state.health.monitor.report();
+        if let Err(e) = self.db.set_session_health(&state.session_id, &health).await {
+            warn!(error = %e, "Could not store the session's health.");
+        }
+    }
+
+    /// Publishes `live_stream.warning` about a problem the health check found.
+    async fn emit_warning(
+        &self,
+        stream: &LiveStream,
+        session_id: &SessionId,
+        warning: HealthWarning,
+    ) {
+        info!(live_stream_id = %stream.id, code = warning.code.as_str(), message = %warning.message, "Stream health warning.");
+        let data = json!({
+            "live_stream_id": stream.id,
+            "session_id": session_id,
+            "code": warning.code,
+            "message": warning.message,
+            "since": warning.since,
+        });
+        self.emit(NewEvent::new(
+            EventType::LiveStreamWarning,
+            &stream.id,
+            data,
+        ))
+        .await;
+    }
+
     async fn emit(&self, event: NewEvent) {
         if let Err(e) = self.events.publish(event).await {
             warn!(error = %e, "Could not record an event.");
@@ -441,6 +475,10 @@ impl LiveService {
         let mut pipeline: Option<SessionPipeline> = None;
         let mut last_update = Instant::now();
         let mut reported_dropped = 0;
+        if state.packaging.is_some() {
+            let now = state.health.now();
+            state.health.monitor.publisher_returned(now);
+        }
         let mut shutdown = self.shutdown.clone();
         // The publisher ended cleanly (FCUnpublish/deleteStream) and will close the connection.
         let mut unpublished = false;
@@ -456,22 +494,34 @@ impl LiveService {
                     break Ok(Some(reason));
                 }
             };
+            let now = state.health.now();
+            let health = &mut state.health.monitor;
             let verdict = match next {
-                Ok(PublisherEvent::Metadata { frame_rate }) => {
+                Ok(PublisherEvent::Metadata {
+                    frame_rate,
+                    video_kbps,
+                }) => {
                     gate.metadata(frame_rate);
+                    health.metadata(video_kbps);
                     Verdict::Wait
                 }
-                Ok(PublisherEvent::Track(track)) => gate.track(track),
-                Ok(PublisherEvent::Media(packet)) => match &mut pipeline {
-                    Some(running) => match running.push(packet).await {
-                        Ok(()) => Verdict::Wait,
-                        Err(e) => {
-                            warn!(error = %e, "The live pipeline stopped; ending the session.");
-                            break Ok(None);
-                        }
-                    },
-                    None => gate.packet(packet, started.elapsed()),
-                },
+                Ok(PublisherEvent::Track(track)) => {
+                    health.track(&track, now);
+                    gate.track(track)
+                }
+                Ok(PublisherEvent::Media(packet)) => {
+                    health.packet(&packet, now);
+                    match &mut pipeline {
+                        Some(running) => match running.push(packet).await {
+                            Ok(()) => Verdict::Wait,
+                            Err(e) => {
+                                warn!(error = %e, "The live pipeline stopped; ending the session.");
+                                break Ok(None);
+                            }
+                        },
+                        None => gate.packet(packet, started.elapsed()),
+                    }
+                }
                 Ok(PublisherEvent::Unpublished) => {
                     unpublished = true;
                     break Ok(None);
@@ -483,6 +533,14 @@ impl LiveService {
                     break Err(e);
                 }
             };
+            let raised = state.health.monitor.check(now);
+            if !raised.is_empty() {
+                // Stored first, so whoever the event sends to the API finds the warning there.
+                self.store_health(state).await;
+                for warning in raised {
+                    self.emit_warning(stream, &state.session_id, warning).await;
+                }
+            }
             match verdict {
                 Verdict::Wait => {}
                 Verdict::Refuse(refusal) => {
@@ -525,6 +583,8 @@ impl LiveService {
                 if last_update.elapsed() >= SESSION_UPDATE_INTERVAL {
                     last_update = Instant::now();
                     let dropped = running.frames_dropped();
+                    state.health.monitor.frames_dropped(dropped, now);
+                    self.store_health(state).await;
                     if dropped > reported_dropped {
                         warn!(
                             dropped = dropped - reported_dropped,
@@ -595,6 +655,7 @@ impl LiveService {
                 bytes_received: state.bytes_received,
                 frames_dropped: state.frames_dropped,
                 disconnect_announced: state.disconnect_announced,
+                health: std::mem::replace(&mut state.health, SessionHealth::new(false)),
             };
             self.end_session_record(stream, previous, false).await;
             let (fresh, session) = self

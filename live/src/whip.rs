@@ -432,7 +432,10 @@ mod tests {
     }
 
     fn metadata() -> PublisherEvent {
-        PublisherEvent::Metadata { frame_rate: None }
+        PublisherEvent::Metadata {
+            frame_rate: None,
+            video_kbps: None,
+        }
     }
 
     #[tokio::test]

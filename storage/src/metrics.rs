@@ -17,6 +17,7 @@
 //! | `sluice_live_upload_failures_total` | counter | live object uploads (segments, playlists, deletes) that failed and will be retried |
 //! | `sluice_live_segments_refused_total` | counter | live segments refused because the spool was full (never listed) |
 //! | `sluice_live_segment_upload_seconds` | histogram | live segment complete → stored and listed in a stored playlist |
+//! | `sluice_viewers{kind}` | gauge | playback sessions that fetched within the last 30 s, of live streams (`kind="live_stream"`) or assets (`"asset"`), as this process counts them (sum over api nodes) |
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -37,6 +38,12 @@ struct HttpLabels {
     method: &'static str,
     route: String,
     status: &'static str,
+}
+
+/// Labels of the viewer gauge: what is watched, never which one (the API counts per stream).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViewerLabels {
+    kind: &'static str,
 }
 
 /// What is known about one publish's counters, to turn its running totals into increments.
@@ -61,6 +68,7 @@ struct Inner {
     live_upload_failures: Counter,
     live_segments_refused: Counter,
     live_segment_upload: Histogram,
+    viewers: Family<ViewerLabels, Gauge>,
     sessions: Mutex<HashMap<String, IngestSession>>,
 }
 
@@ -165,6 +173,12 @@ impl Metrics {
             "Time from a live segment being complete to it being stored and listed in a stored playlist",
             live_segment_upload.clone(),
         );
+        let viewers = Family::<ViewerLabels, Gauge>::default();
+        registry.register(
+            "sluice_viewers",
+            "Playback sessions that fetched within the last 30 s, of live streams or assets",
+            viewers.clone(),
+        );
         Self(Arc::new(Inner {
             registry,
             http_duration,
@@ -179,6 +193,7 @@ impl Metrics {
             live_upload_failures,
             live_segments_refused,
             live_segment_upload,
+            viewers,
             sessions: Mutex::default(),
         }))
     }
@@ -240,6 +255,16 @@ impl Metrics {
     }
 
     /// The live spool now holds `bytes` not yet stored.
+    /// Viewers now: of all live streams, and of all assets.
+    pub fn viewers(&self, live_streams: u64, assets: u64) {
+        for (kind, count) in [("live_stream", live_streams), ("asset", assets)] {
+            self.0
+                .viewers
+                .get_or_create(&ViewerLabels { kind })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
     pub fn live_spool_bytes(&self, bytes: u64) {
         self.0
             .spool_bytes

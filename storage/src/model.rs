@@ -10,6 +10,7 @@ use crate::ids::{AssetId, LiveStreamId, SessionId};
 
 mod asset;
 mod event;
+mod health;
 mod job;
 mod simulcast_target;
 mod webhook;
@@ -18,6 +19,7 @@ pub use asset::{
     Upload, UploadPage, UploadStatus, ASSET_JOB_KIND,
 };
 pub use event::{Event, EventFilter, EventObject, EventPage, EventType, NewEvent};
+pub use health::{HealthSample, HealthWarning, HealthWarningCode, StreamHealth};
 pub use job::{Job, JobStatus, NewJob, DEFAULT_JOB_MAX_ATTEMPTS};
 pub use simulcast_target::{
     NewSimulcastTarget, SimulcastTarget, SimulcastTargetStatus, SOURCE_RENDITION,

@@ -538,6 +538,20 @@ impl Publisher {
     /// Publishes `seconds` of `testsrc2` at `size` and `fps` with a sine tone, in real time,
     /// as H.264 (2 s GOP, B-frames) + AAC, the way OBS is usually configured.
     pub fn start(url: &str, size: &str, fps: u32, seconds: u32) -> Publisher {
+        let gop = (fps * 2).to_string();
+        let encoding = ["-g", &gop, "-bf", "2", "-b:v", "1500k"];
+        Publisher::start_encoded(url, size, fps, seconds, &encoding)
+    }
+
+    /// Like [`Publisher::start`], with `encoding` (ffmpeg output options: GOP, B-frames, rate
+    /// control, a `-vf` filter) instead of the usual settings.
+    pub fn start_encoded(
+        url: &str,
+        size: &str,
+        fps: u32,
+        seconds: u32,
+        encoding: &[&str],
+    ) -> Publisher {
         let child = Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-re"])
             .args(["-f", "lavfi", "-i"])
@@ -556,7 +570,7 @@ impl Publisher {
                 "-pix_fmt",
                 "yuv420p",
             ])
-            .args(["-g", &(fps * 2).to_string(), "-bf", "2", "-b:v", "1500k"])
+            .args(encoding)
             .args(["-c:a", "aac", "-b:a", "128k", "-f", "flv", url])
             .stdin(Stdio::null())
             .spawn()
@@ -793,6 +807,24 @@ pub fn watch_live(player: &str, url: &str, seconds: u64) -> Value {
         &mut command,
         Duration::from_secs(seconds) + PLAYBACK_DEADLINE,
         "node tests/node/live_latency.mjs (make test installs Node.js, Chromium, hls.js and Shaka)",
+    )
+}
+
+/// Plays `url` with `players` hls.js players at once in one headless Chromium page for
+/// `seconds` (`tests/node/audience.mjs`) and returns its report (`supported`, `maxTimes` per
+/// player, fatal `errors`) after checking that MSE was available and no fatal error happened.
+pub fn play_with_audience(url: &str, players: usize, seconds: u64) -> Value {
+    let mut command = Command::new("node");
+    command
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/node/audience.mjs"
+        ))
+        .args([url, &players.to_string(), &seconds.to_string()]);
+    player_report(
+        &mut command,
+        Duration::from_secs(seconds) + PLAYBACK_DEADLINE,
+        "node tests/node/audience.mjs (make test installs Node.js, Chromium and hls.js)",
     )
 }
 

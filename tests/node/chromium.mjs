@@ -16,3 +16,16 @@ export function launchChromium(extraArgs = []) {
     ],
   });
 }
+
+// Launches Chromium for players (autoplay allowed, QUIC off) with one page holding `html`
+// and the script files `scripts`; returns both (close the browser when done).
+export async function launchPlayerPage(html, scripts) {
+  const browser = await launchChromium([
+    "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",
+  ]);
+  const page = await browser.newPage();
+  await page.setContent(html);
+  for (const path of scripts) await page.addScriptTag({ path });
+  return { browser, page };
+}

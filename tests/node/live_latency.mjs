@@ -18,7 +18,7 @@
 // time in s): that measures players of streams without program date times (nginx-rtmp).
 // With `catchup`, hls.js may play up to 1.5 times as fast to reach its target latency
 // (`maxLiveSyncPlaybackRate`, off by default), as low-latency pages usually set it.
-import { launchChromium } from "./chromium.mjs";
+import { launchPlayerPage } from "./chromium.mjs";
 import { createRequire } from "node:module";
 
 const [player, url, secondsArg, ...flags] = process.argv.slice(2);
@@ -35,14 +35,8 @@ const script = {
   shaka: require.resolve("shaka-player/dist/shaka-player.compiled.js"),
 }[player];
 
-const browser = await launchChromium([
-  "--disable-quic",
-  "--autoplay-policy=no-user-gesture-required",
-]);
+const { browser, page } = await launchPlayerPage("<video id=v muted playsinline></video>", [script]);
 try {
-  const page = await browser.newPage();
-  await page.setContent("<video id=v muted playsinline></video>");
-  await page.addScriptTag({ path: script });
   const report = await page.evaluate(
     ({ player, url, seconds, timecode, catchup }) =>
       new Promise((resolve) => {

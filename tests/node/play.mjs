@@ -7,7 +7,7 @@
 // number of levels hls.js parsed from the master playlist, the furthest playback position
 // reached, the levels it switched to and every error it raised. The Rust test that calls this
 // script decides what counts as a pass.
-import { launchChromium } from "./chromium.mjs";
+import { launchPlayerPage } from "./chromium.mjs";
 import { createRequire } from "node:module";
 
 const [url, targetArg, deadlineArg] = process.argv.slice(2);
@@ -19,14 +19,8 @@ if (!url || !(target >= 0) || !(deadlineSeconds > 0)) {
 }
 const hlsScript = createRequire(import.meta.url).resolve("hls.js/dist/hls.min.js");
 
-const browser = await launchChromium([
-  "--disable-quic",
-  "--autoplay-policy=no-user-gesture-required",
-]);
+const { browser, page } = await launchPlayerPage("<video id=v muted playsinline></video>", [hlsScript]);
 try {
-  const page = await browser.newPage();
-  await page.setContent("<video id=v muted playsinline></video>");
-  await page.addScriptTag({ path: hlsScript });
   const report = await page.evaluate(
     ({ url, target, deadlineSeconds }) =>
       new Promise((resolve) => {

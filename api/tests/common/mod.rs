@@ -80,6 +80,7 @@ pub async fn harness() -> Harness {
         packaged_here: None,
         node_token: None,
         playback_ids: Default::default(),
+        viewers: Default::default(),
     };
     // Times out expired uploads, as `sluice serve` does, until the harness is dropped.
     let (stop_sweeper, stopping) = watch::channel(false);

@@ -6,7 +6,7 @@ use super::paging::{keyset_page, PageKey, PageOrder};
 use super::{from_db_count, json_column, now, to_db_count, Db, Record, Result, StorageError};
 use crate::entities::session;
 use crate::ids::{AssetId, LiveStreamId, SessionId};
-use crate::model::{Session, SessionOrigin, SessionPage};
+use crate::model::{Session, SessionOrigin, SessionPage, StreamHealth};
 
 const SESSION_PAGE: PageKey<session::Entity> = PageKey {
     created_at: session::Column::StartedAt,
@@ -60,6 +60,7 @@ impl Db {
             app: Set(origin.app.clone()),
             asset_id: Set(None),
             packager_url: Set(None),
+            health: Set(None),
         };
         let row = session::Entity::insert(row)
             .exec_with_returning(&self.conn)
@@ -111,6 +112,36 @@ impl Db {
                 record: Record::Session,
                 id: session_id.to_string(),
             })
+    }
+
+    /// Stores a live session's health as last judged.
+    pub async fn set_session_health(
+        &self,
+        session_id: &SessionId,
+        health: &StreamHealth,
+    ) -> Result<()> {
+        let text = serde_json::to_string(health).map_err(|source| StorageError::CorruptJson {
+            record: Record::Session,
+            id: session_id.to_string(),
+            column: "health",
+            source,
+        })?;
+        session::Entity::update_many()
+            .col_expr(session::Column::Health, Some(text).into())
+            .filter(session::Column::Id.eq(session_id))
+            .exec(&self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// A session's health as last judged; `None` before its first judgement.
+    pub async fn session_health(&self, session_id: &SessionId) -> Result<Option<StreamHealth>> {
+        let row = session::Entity::find_by_id(session_id)
+            .one(&self.conn)
+            .await?;
+        row.and_then(|row| row.health.map(|text| (row.id, text)))
+            .map(|(id, text)| json_column(Record::Session, &id, "health", &text))
+            .transpose()
     }
 
     /// Names the node serving a low-latency session's parts from memory (its internal base

@@ -24,6 +24,8 @@ pub struct Model {
     pub asset_id: Option<String>,
     /// Internal base URL of the node serving this low-latency session's parts.
     pub packager_url: Option<String>,
+    /// JSON text of the session's health (`StreamHealth`) as last judged.
+    pub health: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

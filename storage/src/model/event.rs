@@ -24,6 +24,9 @@ pub enum EventType {
     LiveStreamEnabled,
     /// The API asked for the current session to end now.
     LiveStreamCompleted,
+    /// The stream's health check found a problem with what the encoder sends; the data is
+    /// the warning (`code`, `message`, `since`) with the `live_stream_id` and `session_id`.
+    LiveStreamWarning,
     SessionStarted,
     SessionEnded,
     AssetCreated,
@@ -48,7 +51,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 26] = [
+    pub const ALL: [EventType; 27] = [
         Self::LiveStreamCreated,
         Self::LiveStreamUpdated,
         Self::LiveStreamDeleted,
@@ -60,6 +63,7 @@ impl EventType {
         Self::LiveStreamDisabled,
         Self::LiveStreamEnabled,
         Self::LiveStreamCompleted,
+        Self::LiveStreamWarning,
         Self::SessionStarted,
         Self::SessionEnded,
         Self::AssetCreated,
@@ -90,6 +94,7 @@ impl EventType {
             Self::LiveStreamDisabled => "live_stream.disabled",
             Self::LiveStreamEnabled => "live_stream.enabled",
             Self::LiveStreamCompleted => "live_stream.completed",
+            Self::LiveStreamWarning => "live_stream.warning",
             Self::SessionStarted => "session.started",
             Self::SessionEnded => "session.ended",
             Self::AssetCreated => "asset.created",
