@@ -5,9 +5,9 @@ use serde_json::json;
 use sluice_media::Ladder;
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
-    secret_hash, Db, DbEngine, LiveStreamId, LiveStreamSettings, LiveStreamStatus, Permission,
-    PlaybackPolicy, SecretBox, SessionId, SessionOrigin, SigningAlgorithm, StorageError,
-    MASTER_KEY_LEN,
+    secret_hash, Db, DbEngine, HealthSample, HealthWarning, HealthWarningCode, LiveStreamId,
+    LiveStreamSettings, LiveStreamStatus, Permission, PlaybackPolicy, SecretBox, SessionId,
+    SessionOrigin, SigningAlgorithm, StorageError, StreamHealth, MASTER_KEY_LEN,
 };
 
 const MASTER_KEY: [u8; MASTER_KEY_LEN] = [42; MASTER_KEY_LEN];
@@ -427,6 +427,48 @@ async fn the_newest_open_session_names_where_its_parts_are_served() {
     db.end_session(&regular.id).await.unwrap();
     db.end_session(&orphan.id).await.unwrap();
     assert_eq!(db.live_packager_url(&stream.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_sessions_health_is_kept_as_last_judged() {
+    let (_database, db) = fresh_db().await;
+    let stream = db
+        .create_live_stream("s", &Ladder::default(), &LiveStreamSettings::default())
+        .await
+        .unwrap();
+    let session = db
+        .start_session(&stream.id, &origin("192.0.2.7:50123", None))
+        .await
+        .unwrap();
+    assert_eq!(db.session_health(&session.id).await.unwrap(), None);
+    let since = chrono::DateTime::parse_from_rfc3339("2026-06-01T10:00:04.120Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let health = StreamHealth {
+        warnings: vec![HealthWarning {
+            code: HealthWarningCode::KeyframeIntervalLong,
+            message: "No key frame for 4.1 s".to_owned(),
+            since,
+        }],
+        samples: vec![HealthSample {
+            at: since,
+            video_kbps: 2480.5,
+            audio_kbps: 128.0,
+            frame_rate: 30.0,
+            keyframe_interval_s: None,
+            frames_dropped: 3,
+        }],
+    };
+    db.set_session_health(&session.id, &health).await.unwrap();
+    assert_eq!(db.session_health(&session.id).await.unwrap(), Some(health));
+    db.set_session_health(&session.id, &StreamHealth::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        db.session_health(&session.id).await.unwrap(),
+        Some(StreamHealth::default()),
+        "the latest judgement replaces the one before"
+    );
 }
 
 #[tokio::test]
