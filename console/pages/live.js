@@ -209,7 +209,9 @@ function obsSettings(stream) {
   const encoded = ladder.filter((r) => typeof r === "object");
   const top = encoded.reduce((m, r) => Math.max(m, r.bitrate_kbps), 0);
   const hasSource = ladder.includes("source");
-  const bitrate = Math.max(top || 2500, 2500);
+  const bitrate = hasSource
+    ? "what viewers of the top quality should get (the source rung passes it on as sent)"
+    : `${top || 6000} Kbps (the ladder's top rung; sending more gains nothing)`;
   return [
     ["Service", "Custom…"],
     ["Server", stream.rtmp_url],
@@ -217,7 +219,7 @@ function obsSettings(stream) {
     ["Output Mode", "Advanced"],
     ["Encoder", "x264 (or a hardware H.264 encoder)"],
     ["Rate Control", "CBR"],
-    ["Bitrate", `${bitrate} Kbps${hasSource ? " (the source rung reaches viewers as sent)" : ""}`],
+    ["Bitrate", bitrate],
     ["Keyframe Interval", fast ? "1 s" : "2 s"],
     ["Profile", "high"],
     ["Tune", stream.latency_mode === "low" ? "zerolatency" : "(none)"],
