@@ -515,7 +515,7 @@ export function detail(main, [id], { signal, navigate }) {
     );
     if (typeof health.viewers === "number") viewersSlot.textContent = `${health.viewers} watching`;
     const ws = Array.isArray(health.warnings) ? health.warnings : [];
-    const sig = JSON.stringify(ws.map((w) => [w.code, w.message]));
+    const sig = JSON.stringify([health.status, ws.map((w) => [w.code, w.message])]);
     if (sig !== lastWarnings) {
       lastWarnings = sig;
       replace(
