@@ -61,6 +61,7 @@ bench:
 	$(CARGO) bench --locked --bench latency
 	$(CARGO) bench --locked --bench ll_viewers
 	$(CARGO) bench --locked --bench ll_split
+	$(CARGO) bench --locked --bench console
 
 # An hour of steady load (docs/RELIABILITY.md); `make soak SOAK_MINUTES=15` for a shorter one (15 at least).
 SOAK_MINUTES ?= 60

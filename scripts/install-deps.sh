@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh build   libraries and tools to build the server
 #   scripts/install-deps.sh test    + what the test suite drives: ffmpeg CLI, GStreamer, Chromium,
 #                                     Node.js, PostgreSQL, nginx with the RTMP module
-#   scripts/install-deps.sh bench   + what the benchmarks need (same as test)
+#   scripts/install-deps.sh bench   + what the benchmarks need (as test, and Lighthouse)
 #   scripts/install-deps.sh soak    + gnuplot, which plots the soak's samples
 set -euo pipefail
 
@@ -45,11 +45,20 @@ if [[ "$role" != build ]] && ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-if [[ "$role" != build ]]; then
-  # hls.js, Shaka Player and the Chromium driver for the playback tests, pinned by
-  # package-lock.json; installed again whenever the lock file changed since the last install.
-  (cd "$(dirname "$0")/../tests/node" && {
+# Installs the npm packages of folder $1 as its package-lock.json pins them, again whenever the
+# lock file changed since the last install.
+npm_install() {
+  (cd "$(dirname "$0")/../$1" && {
     cmp -s package-lock.json node_modules/.installed-lock.json ||
       { npm ci --no-audit --no-fund --silent && cp package-lock.json node_modules/.installed-lock.json; }
   })
+}
+
+if [[ "$role" != build ]]; then
+  # hls.js, Shaka Player, the Chromium driver and axe-core for the playback and console tests.
+  npm_install tests/node
+fi
+if [[ "$role" == bench ]]; then
+  # Lighthouse, for the console's benchmark.
+  npm_install benches/node
 fi

@@ -383,10 +383,14 @@ fn playlist_with_public_urls(
         ("_HLS_part" = Option<u64>, Query, description = "LL-HLS: with `_HLS_msn`, hold it until \
             this part of that segment exists"),
         ("_HLS_skip" = Option<String>, Query, description = "LL-HLS: `YES` or `v2` for a delta update"),
+        ("vs" = Option<String>, Query, description = "The viewer's playback session, which the \
+            master playlist puts on the URIs it lists (viewer counts); a master playlist asked \
+            without one starts a new session"),
     ),
     responses(
         (status = 200, description = "The object: playlists as `application/vnd.apple.mpegurl`, \
-            segments as `video/mp4`, `video/iso.segment` or `audio/mp4`", body = Vec<u8>),
+            segments as `video/mp4`, `video/iso.segment` or `audio/mp4`; a master playlist \
+            is written for its viewer (`Cache-Control: private, no-cache`)", body = Vec<u8>),
         (status = 302, description = "Redirect playback: the segment is at the presigned URL \
             in `Location`"),
         (status = 400, description = "LL-HLS: `_HLS_msn` more than two segments ahead, \
