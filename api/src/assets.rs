@@ -229,7 +229,7 @@ pub struct AssetView {
     #[schema(example = "2026-06-01T10:05:00.000321Z")]
     updated_at: DateTime<Utc>,
     /// Playback sessions that fetched within the last 30 s, as the answering process counts
-    /// them; only in API responses (not in events).
+    /// them; only when getting or listing assets (not in events).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = 3)]
     viewers: Option<u64>,

@@ -9,25 +9,26 @@
 //!
 //! Files are revalidated on every load (`no-cache` with an `ETag` from the embedded file's
 //! hash, so an unchanged file costs a `304`): their names carry no version, and a new binary
-//! must never leave a browser running an old script against a new API. The console's pages
-//! may not be framed by other sites (`frame-ancestors 'none'`), the player's may.
+//! must never leave a browser running an old script against a new API. The pages load from
+//! this server only, except the media their players fetch from the object store's origin when
+//! it plays back from a public base URL or presigned redirects. The console's pages may not be
+//! framed by other sites (`frame-ancestors 'none'`), the player's may.
 
-use axum::extract::Path;
+use std::borrow::Cow;
+
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use rust_embed::RustEmbed;
+use sluice_storage::{ObjectKey, ObjectStore};
 
 use crate::error::ApiError;
+use crate::AppState;
 
 #[derive(RustEmbed)]
 #[folder = "../console"]
 struct ConsoleFiles;
-
-/// Where the pages may load from: this server only (hls.js runs its transmuxer in a worker
-/// made from a `blob:` URL and feeds media through `blob:` object URLs).
-const CONTENT_SECURITY: &str = "default-src 'self'; img-src 'self' data: blob:; \
-    media-src 'self' blob:; worker-src 'self' blob:; style-src 'self'; script-src 'self'; \
-    connect-src 'self'; base-uri 'none'; form-action 'self'";
 
 /// Who may frame a page: nobody for the console (it holds an API key), anyone for the player.
 #[derive(Clone, Copy)]
@@ -36,11 +37,20 @@ enum Framing {
     Anyone,
 }
 
+/// What is served: a page (with what its content security policy needs: who may frame it, and
+/// the media origins its players may fetch from besides this server) or a file a page loads.
+#[derive(Clone, Copy)]
+enum Page<'a> {
+    Html(Framing, &'a str),
+    Asset,
+}
+
 /// The console's single page.
 #[utoipa::path(get, path = "/", tag = "console",
     responses((status = 200, description = "The web console", content_type = "text/html")))]
-pub async fn index(headers: HeaderMap) -> Response {
-    serve_file("index.html", &headers, Framing::Nobody)
+pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let media = media_origins(&*state.store).await;
+    serve_file("index.html", &headers, Page::Html(Framing::Nobody, &media))
 }
 
 /// A script, style sheet or other file of the console.
@@ -56,7 +66,7 @@ pub async fn file(Path(path): Path<String>, headers: HeaderMap) -> Response {
     if path.ends_with(".html") {
         return ApiError::NotFound("not found").into_response();
     }
-    serve_file(&path, &headers, Framing::Nobody)
+    serve_file(&path, &headers, Page::Asset)
 }
 
 /// The player page of a playback id; it passes a `?token=` on to every request it makes.
@@ -66,15 +76,40 @@ pub async fn file(Path(path): Path<String>, headers: HeaderMap) -> Response {
         ("token" = Option<String>, Query, description = "Playback token, for a `signed` playback id"),
     ),
     responses((status = 200, description = "The player page", content_type = "text/html")))]
-pub async fn player(Path(_playback_id): Path<String>, headers: HeaderMap) -> Response {
-    serve_file("play.html", &headers, Framing::Anyone)
+pub async fn player(
+    State(state): State<AppState>,
+    Path(_playback_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let media = media_origins(&*state.store).await;
+    serve_file("play.html", &headers, Page::Html(Framing::Anyone, &media))
 }
 
-fn serve_file(path: &str, request: &HeaderMap, framing: Framing) -> Response {
+/// The origins besides this server's that players fetch media from, each after a space: the
+/// object store's public base URL (a CDN) or the endpoint its presigned redirects point at;
+/// empty when segments are proxied. Worked out from a made-up key; presigning computes, it
+/// asks no server.
+async fn media_origins(store: &dyn ObjectStore) -> String {
+    let Ok(probe) = ObjectKey::parse("console/probe") else {
+        return String::new();
+    };
+    let redirect = store.redirect_url(&probe).await.ok().flatten();
+    [store.public_url(&probe), redirect]
+        .into_iter()
+        .flatten()
+        .filter_map(|url| url::Url::parse(&url).ok())
+        .map(|url| url.origin().ascii_serialization())
+        .filter(|origin| origin != "null")
+        .map(|origin| format!(" {origin}"))
+        .collect()
+}
+
+fn serve_file(path: &str, request: &HeaderMap, page: Page) -> Response {
     let Some(file) = ConsoleFiles::get(path) else {
         return ApiError::NotFound("not found").into_response();
     };
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..16]));
+    // Weak: the same file may go out gzipped or not.
+    let etag = format!("W/\"{}\"", hex(&file.metadata.sha256_hash()[..16]));
     let unchanged = request
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
@@ -82,11 +117,11 @@ fn serve_file(path: &str, request: &HeaderMap, framing: Framing) -> Response {
     let mut response = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (
-            [(header::CONTENT_TYPE, content_type(path))],
-            file.data.into_owned(),
-        )
-            .into_response()
+        let body = match file.data {
+            Cow::Borrowed(embedded) => Bytes::from_static(embedded),
+            Cow::Owned(read) => Bytes::from(read),
+        };
+        ([(header::CONTENT_TYPE, content_type(path))], body).into_response()
     };
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -101,16 +136,27 @@ fn serve_file(path: &str, request: &HeaderMap, framing: Framing) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+    if let Page::Html(framing, media) = page {
+        if let Ok(security) = HeaderValue::try_from(content_security(framing, media)) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, security);
+        }
+    }
+    response
+}
+
+/// A page's content security policy: this server only, and `media` (origins, each after a
+/// space) for what its players fetch.
+fn content_security(framing: Framing, media: &str) -> String {
     let frame_ancestors = match framing {
         Framing::Nobody => "'none'",
         Framing::Anyone => "*",
     };
-    if let Ok(security) = HeaderValue::try_from(format!(
-        "{CONTENT_SECURITY}; frame-ancestors {frame_ancestors}"
-    )) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, security);
-    }
-    response
+    format!(
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:{media}; \
+         worker-src 'self' blob:; style-src 'self'; script-src 'self'; \
+         connect-src 'self'{media}; base-uri 'none'; form-action 'self'; \
+         frame-ancestors {frame_ancestors}"
+    )
 }
 
 /// The media type of a console file, from its extension.
@@ -158,25 +204,51 @@ mod tests {
 
     #[test]
     fn an_unchanged_file_is_answered_not_modified() {
-        let first = serve_file("index.html", &HeaderMap::new(), Framing::Nobody);
+        let page = Page::Html(Framing::Nobody, "");
+        let first = serve_file("index.html", &HeaderMap::new(), page);
         let etag = first.headers()[header::ETAG].clone();
         let mut request = HeaderMap::new();
         request.insert(header::IF_NONE_MATCH, etag);
-        let again = serve_file("index.html", &request, Framing::Nobody);
+        let again = serve_file("index.html", &request, page);
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     }
 
     #[test]
     fn only_the_player_may_be_framed_by_other_sites() {
-        let console = serve_file("index.html", &HeaderMap::new(), Framing::Nobody);
-        let player = serve_file("play.html", &HeaderMap::new(), Framing::Anyone);
-        let policy = |response: &Response| {
-            response.headers()[header::CONTENT_SECURITY_POLICY]
-                .to_str()
-                .unwrap()
-                .to_owned()
-        };
-        assert!(policy(&console).ends_with("frame-ancestors 'none'"));
-        assert!(policy(&player).ends_with("frame-ancestors *"));
+        assert!(content_security(Framing::Nobody, "").ends_with("frame-ancestors 'none'"));
+        assert!(content_security(Framing::Anyone, "").ends_with("frame-ancestors *"));
+    }
+
+    #[test]
+    fn players_may_fetch_media_from_the_stores_origin_and_nowhere_else() {
+        let policy = content_security(Framing::Anyone, " https://cdn.example");
+        assert!(
+            policy.contains("connect-src 'self' https://cdn.example;"),
+            "{policy}"
+        );
+        assert!(
+            policy.contains("media-src 'self' blob: https://cdn.example;"),
+            "{policy}"
+        );
+        assert!(policy.contains("script-src 'self';"), "{policy}");
+        assert!(policy.contains("default-src 'self';"), "{policy}");
+    }
+
+    #[test]
+    fn only_pages_carry_a_content_security_policy() {
+        let script = serve_file("app.js", &HeaderMap::new(), Page::Asset);
+        assert!(script
+            .headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .is_none());
+        let page = serve_file(
+            "index.html",
+            &HeaderMap::new(),
+            Page::Html(Framing::Nobody, ""),
+        );
+        assert!(page
+            .headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .is_some());
     }
 }

@@ -27,7 +27,7 @@
 use async_trait::async_trait;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use bytes::Bytes;
@@ -43,7 +43,7 @@ use sluice_storage::{Db, LiveStreamId, ObjectKey, PlaybackId, PlaybackPolicy};
 
 use crate::error::ApiError;
 use crate::playback_token::{self, PlaybackAudience};
-use crate::viewers::{self, ViewerKey, Watched};
+use crate::viewers::{self, UserAgent, ViewerKey, Watched};
 use crate::AppState;
 
 /// The multivariant playlist's name, as the packager writes it.
@@ -408,7 +408,7 @@ pub async fn serve(
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<PlaybackQuery>, QueryRejection>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    UserAgent(user_agent): UserAgent,
 ) -> Result<Response, ApiError> {
     let Path((playback_id, path)) = path.map_err(|_| NOT_FOUND)?;
     let Query(query) = query?;
@@ -462,96 +462,104 @@ pub async fn serve(
         None => (kind == HlsObject::Playlist).then(|| {
             ViewerKey::from_client(
                 peer.map(|Extension(ConnectInfo(address))| address.ip()),
-                headers.get(header::USER_AGENT).map(HeaderValue::as_bytes),
+                user_agent.as_ref().map(HeaderValue::as_bytes),
             )
         }),
     };
-    if let Some(viewer) = viewer {
-        state.viewers.seen(watched.clone(), viewer, Instant::now());
-    }
-    if let (Some(live_stream_id), Some(low_latency), [rendition, name]) = (
-        &playback.live_stream_id,
-        &state.low_latency,
-        segments.as_slice(),
-    ) {
-        let served = serve_low_latency(
-            &**low_latency,
-            live_stream_id,
-            rendition,
-            name,
-            kind,
-            &query,
-            token.as_deref(),
-        )
-        .await?;
-        if let Some(response) = served {
-            return Ok(response);
-        }
-    }
-    let key = match &watched {
-        Watched::LiveStream(live_stream_id) => layout::live_object(live_stream_id, &segments),
-        Watched::Asset(asset_id) => layout::asset_hls(asset_id, &segments),
-    }
-    .map_err(|_| NOT_FOUND)?;
-    if kind != HlsObject::Playlist {
-        if let Some(location) = state.store.redirect_url(&key).await? {
-            let location = HeaderValue::try_from(location).map_err(ApiError::internal)?;
-            return Ok((
-                StatusCode::FOUND,
-                [
-                    (header::LOCATION, location),
-                    // The presigned URL expires: a cache must not keep the redirect.
-                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                ],
+    let answered = async {
+        if let (Some(live_stream_id), Some(low_latency), [rendition, name]) = (
+            &playback.live_stream_id,
+            &state.low_latency,
+            segments.as_slice(),
+        ) {
+            let served = serve_low_latency(
+                &**low_latency,
+                live_stream_id,
+                rendition,
+                name,
+                kind,
+                &query,
+                token.as_deref(),
             )
-                .into_response());
+            .await?;
+            if let Some(response) = served {
+                return Ok(response);
+            }
+        }
+        let key = match &watched {
+            Watched::LiveStream(live_stream_id) => layout::live_object(live_stream_id, &segments),
+            Watched::Asset(asset_id) => layout::asset_hls(asset_id, &segments),
+        }
+        .map_err(|_| NOT_FOUND)?;
+        if kind != HlsObject::Playlist {
+            if let Some(location) = state.store.redirect_url(&key).await? {
+                let location = HeaderValue::try_from(location).map_err(ApiError::internal)?;
+                return Ok((
+                    StatusCode::FOUND,
+                    [
+                        (header::LOCATION, location),
+                        // The presigned URL expires: a cache must not keep the redirect.
+                        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                    ],
+                )
+                    .into_response());
+            }
+        }
+        let body = state.store.get(&key).await?;
+        let body = if kind == HlsObject::Playlist {
+            let playlists = CarriedQuery {
+                token: token.as_deref(),
+                session: session.as_deref(),
+            };
+            // Live players are seen reloading their playlists; an asset's player fetches its
+            // playlists once, so its segments carry the session too.
+            let media = CarriedQuery {
+                session: session
+                    .as_deref()
+                    .filter(|_| matches!(watched, Watched::Asset(_))),
+                ..playlists
+            };
+            match state.store.public_url(&key) {
+                // The store plays back from a public base URL (it has one for this key too).
+                Some(_) if token.is_none() && !master => {
+                    Bytes::from(playlist_with_public_urls(&body, &key, |k| {
+                        state.store.public_url(k)
+                    })?)
+                }
+                _ if master || !media.is_empty() => {
+                    Bytes::from(playlist_carrying(&body, playlists, media)?)
+                }
+                _ => body,
+            }
+        } else {
+            body
+        };
+        let cache = if master {
+            MASTER_PLAYLIST_CACHE
+        } else {
+            kind.cache_control(token.is_some())
+        };
+        Ok((
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(kind.content_type()),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            ],
+            body,
+        )
+            .into_response())
+    }
+    .await;
+    // Only what was served counts: a player retrying a playlist that is not there yet is not
+    // watching anything.
+    if let (Some(viewer), Ok(response)) = (viewer, &answered) {
+        if response.status().is_success() {
+            state.viewers.seen(watched, viewer, Instant::now());
         }
     }
-    let body = state.store.get(&key).await?;
-    let body = if kind == HlsObject::Playlist {
-        let playlists = CarriedQuery {
-            token: token.as_deref(),
-            session: session.as_deref(),
-        };
-        // Live players are seen reloading their playlists; an asset's player fetches its
-        // playlists once, so its segments carry the session too.
-        let media = CarriedQuery {
-            session: session
-                .as_deref()
-                .filter(|_| matches!(watched, Watched::Asset(_))),
-            ..playlists
-        };
-        match state.store.public_url(&key) {
-            // The store plays back from a public base URL (it has one for this key too).
-            Some(_) if token.is_none() && !master => {
-                Bytes::from(playlist_with_public_urls(&body, &key, |k| {
-                    state.store.public_url(k)
-                })?)
-            }
-            _ if master || !media.is_empty() => {
-                Bytes::from(playlist_carrying(&body, playlists, media)?)
-            }
-            _ => body,
-        }
-    } else {
-        body
-    };
-    let cache = if master {
-        MASTER_PLAYLIST_CACHE
-    } else {
-        kind.cache_control(token.is_some())
-    };
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(kind.content_type()),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
-        ],
-        body,
-    )
-        .into_response())
+    answered
 }
 
 /// A low-latency session's media playlist or part from this process's memory; `None` when

@@ -10,11 +10,15 @@
 //! cannot grow memory: past that, new sessions go uncounted until old ones expire.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue};
 use sluice_storage::{AssetId, LiveStreamId};
 
 /// How recently a playback session must have fetched to count as watching.
@@ -57,6 +61,18 @@ impl ViewerKey {
         address.hash(&mut hasher);
         user_agent.hash(&mut hasher);
         Self::Client(hasher.finish())
+    }
+}
+
+/// A request's `User-Agent`, taken alone (extracting the whole header map would copy it on
+/// every HLS request).
+pub struct UserAgent(pub Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(UserAgent(parts.headers.get(header::USER_AGENT).cloned()))
     }
 }
 

@@ -138,6 +138,9 @@ const SPIKE_FLOOR_BPS: f64 = 100_000.0;
 /// How long a spike stays a warning after the last one.
 const SPIKE_HOLD: Duration = Duration::from_secs(10);
 
+/// The shortest time between two announcements of warnings of one kind.
+pub const ANNOUNCE_COOLDOWN: Duration = Duration::from_secs(600);
+
 /// Seconds of arrival time in a sample.
 const SAMPLE_PERIOD_S: u64 = 5;
 /// Samples kept: 5 minutes.
@@ -255,10 +258,15 @@ impl HealthMonitor {
     }
 
     /// The ladder's dropped-frame counter (frames dropped since it started), read at `now`. A
-    /// counter lower than the last one given is taken as a new start.
+    /// counter lower than the last one given is a new ladder's, counting from 0.
     pub fn frames_dropped(&mut self, total: u64, now: Duration) {
         self.advance(now);
-        let new = total.saturating_sub(self.dropped_total);
+        // A pipeline of a returning publisher counts from 0 again.
+        let new = if total < self.dropped_total {
+            total
+        } else {
+            total - self.dropped_total
+        };
         self.dropped_total = total;
         if new == 0 {
             return;
@@ -295,10 +303,12 @@ impl HealthMonitor {
 
     /// Brings the judgement up to `now` and returns the warnings raised since the last call
     /// (for `live_stream.warning` events), oldest first: a warning is returned once while it
-    /// holds, and again only if it cleared and came back.
+    /// holds, and again only if it cleared and came back at least [`ANNOUNCE_COOLDOWN`] after
+    /// it was last returned (a problem that comes and goes, such as scene-cut key frames, is
+    /// announced once per cooldown, while the report shows it each time it holds).
     pub fn check(&mut self, now: Duration) -> Vec<HealthWarning> {
         self.advance(now);
-        self.warnings.take_unreported(self.started_at)
+        self.warnings.take_unreported(self.started_at, self.now)
     }
 
     /// The warnings that hold, oldest first, and the samples of the last 5 minutes, as of the
@@ -962,6 +972,8 @@ struct Active {
 #[derive(Debug, Default)]
 struct Warnings {
     active: BTreeMap<HealthWarningCode, Active>,
+    /// When each code was last returned by [`HealthMonitor::check`].
+    announced: BTreeMap<HealthWarningCode, Duration>,
 }
 
 impl Warnings {
@@ -1019,14 +1031,24 @@ impl Warnings {
     }
 
     /// The warnings not returned yet, oldest first, now returned.
-    fn take_unreported(&mut self, started_at: DateTime<Utc>) -> Vec<HealthWarning> {
+    /// Those whose code was announced less than [`ANNOUNCE_COOLDOWN`] before `now` are taken
+    /// as returned without being returned.
+    fn take_unreported(&mut self, started_at: DateTime<Utc>, now: Duration) -> Vec<HealthWarning> {
+        let announced = &mut self.announced;
         let mut raised: Vec<HealthWarning> = self
             .active
             .iter_mut()
             .filter(|(_, active)| !active.reported)
-            .map(|(code, active)| {
+            .filter_map(|(code, active)| {
                 active.reported = true;
-                warning(*code, active, started_at)
+                let quiet = announced
+                    .get(code)
+                    .is_some_and(|last| now.saturating_sub(*last) < ANNOUNCE_COOLDOWN);
+                if quiet {
+                    return None;
+                }
+                announced.insert(*code, now);
+                Some(warning(*code, active, started_at))
             })
             .collect();
         raised.sort_by_key(|warning| (warning.since, warning.code));
@@ -1601,6 +1623,27 @@ mod tests {
     }
 
     #[test]
+    fn a_problem_that_comes_back_is_announced_again_only_after_the_cooldown() {
+        let mut feed = Feed::new(false);
+        feed.run_until(30.0);
+        feed.video_shift_ms += 10_000;
+        feed.audio_shift_ms += 10_000;
+        feed.run_until(100.0);
+        // Cleared after 30 s, back at 100 s: shown, not announced again.
+        feed.video_shift_ms += 10_000;
+        feed.audio_shift_ms += 10_000;
+        feed.run_until(101.0);
+        assert_eq!(feed.active(), [Code::TimestampJump]);
+        assert_eq!(feed.times_raised(Code::TimestampJump), 1);
+        // Back once the cooldown since the announcement is over: announced.
+        feed.run_until(30.0 + ANNOUNCE_COOLDOWN.as_secs_f64() + 1.0);
+        feed.video_shift_ms += 10_000;
+        feed.audio_shift_ms += 10_000;
+        feed.run_until(30.0 + ANNOUNCE_COOLDOWN.as_secs_f64() + 2.0);
+        assert_eq!(feed.times_raised(Code::TimestampJump), 2);
+    }
+
+    #[test]
     fn audio_timestamps_going_back_are_a_jump() {
         let mut feed = Feed::new(false);
         feed.run_until(30.0);
@@ -1654,14 +1697,16 @@ mod tests {
         let sample = &feed.monitor.report().samples[4];
         assert_eq!(sample.at, started_at() + TimeDelta::seconds(25));
         assert_eq!(sample.frames_dropped, 5);
-        // A ladder that starts counting again is no drop.
+        // A ladder that starts counting again (a returning publisher's) counts from 0: its
+        // first drop is a drop, shown again but not announced again within the cooldown.
         feed.monitor.frames_dropped(1, at(31.25));
         feed.run_until(32.0);
+        assert_eq!(feed.active(), [Code::FramesDropped]);
         assert_eq!(feed.times_raised(Code::FramesDropped), 1);
         feed.monitor.frames_dropped(2, at(32.0));
         assert!(feed
             .message(Code::FramesDropped)
-            .starts_with("The server dropped 1 frame in the last 5 s"));
+            .starts_with("The server dropped 2 frames in the last 5 s"));
     }
 
     #[test]

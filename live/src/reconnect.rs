@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use super::health::HealthMonitor;
 use super::pipeline::Packaging;
 use sluice_media::MediaTime;
-use sluice_storage::{AssetId, SessionId};
+use sluice_storage::{AssetId, SessionId, StreamHealth};
 
 /// What of a session carries over from one publisher to the next.
 pub struct SessionState {
@@ -40,6 +40,8 @@ pub struct SessionState {
 pub struct SessionHealth {
     pub monitor: HealthMonitor,
     started: Instant,
+    /// The report last stored on the session row.
+    pub stored: Option<StreamHealth>,
 }
 
 impl SessionHealth {
@@ -49,6 +51,7 @@ impl SessionHealth {
         SessionHealth {
             monitor: HealthMonitor::new(passthrough, chrono::Utc::now()),
             started: Instant::now(),
+            stored: None,
         }
     }
 

@@ -394,12 +394,16 @@ impl LiveService {
         }
     }
 
-    /// Events are part of the record, but a database hiccup must not end a live session.
-    /// Stores the session's health as judged now, for the API.
-    async fn store_health(&self, state: &SessionState) {
+    /// Stores the session's health as judged now, for the API, unless it is what was stored
+    /// last (samples close every 5 s; warnings come and go).
+    async fn store_health(&self, state: &mut SessionState) {
         let health = state.health.monitor.report();
-        if let Err(e) = self.db.set_session_health(&state.session_id, &health).await {
-            warn!(error = %e, "Could not store the session's health.");
+        if state.health.stored.as_ref() == Some(&health) {
+            return;
+        }
+        match self.db.set_session_health(&state.session_id, &health).await {
+            Ok(()) => state.health.stored = Some(health),
+            Err(e) => warn!(error = %e, "Could not store the session's health."),
         }
     }
 
@@ -426,6 +430,7 @@ impl LiveService {
         .await;
     }
 
+    /// Events are part of the record, but a database hiccup must not end a live session.
     async fn emit(&self, event: NewEvent) {
         if let Err(e) = self.events.publish(event).await {
             warn!(error = %e, "Could not record an event.");

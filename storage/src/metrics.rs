@@ -254,7 +254,6 @@ impl Metrics {
         self.0.webhook_failures.inc();
     }
 
-    /// The live spool now holds `bytes` not yet stored.
     /// Viewers now: of all live streams, and of all assets.
     pub fn viewers(&self, live_streams: u64, assets: u64) {
         for (kind, count) in [("live_stream", live_streams), ("asset", assets)] {
@@ -265,6 +264,7 @@ impl Metrics {
         }
     }
 
+    /// The live spool now holds `bytes` not yet stored.
     pub fn live_spool_bytes(&self, bytes: u64) {
         self.0
             .spool_bytes

@@ -1,0 +1,135 @@
+//! Speech to text for Sluice's captions and transcripts, on the CPU, offline.
+//!
+//! The rest of Sluice sees two small traits and knows no engine: a [`SpeechEngine`] turns a
+//! clip of 16 kHz mono samples into [`Line`]s ([`SpeechEngine::transcribe`]) or opens a
+//! [`SpeechStream`] that takes audio as it arrives and hands back lines as the speech in it is
+//! recognised, each first as a partial line (`complete: false`) and once as a complete one.
+//! Another engine (whisper.cpp, a GPU service) is one more implementation of these traits.
+//!
+//! # Moonshine
+//!
+//! The engine provided is [`Moonshine`]: the Moonshine tiny-en model (MIT) and the C++ library
+//! that runs it, `libmoonshine.so`, as shipped in the PyPI wheel `moonshine-voice==0.0.73` (with
+//! ONNX Runtime beside it). `scripts/install-deps.sh` (roles `run`, `test`, `bench`, `soak`)
+//! fetches that exact wheel, checks its hash and unpacks it to [`DEFAULT_LIBRARY_DIR`];
+//! [`Moonshine::load`] takes that folder, opens `moonshine_voice/libmoonshine.so` in it at run
+//! time (`libloading`, with declarations written from the C header of that version, checked
+//! against the library's version and the wheel's metadata) and loads the model from
+//! `moonshine_voice/assets/tiny-en/`. Nothing is linked at build time: without the library,
+//! loading fails with [`TranscribeError::NotInstalled`], which names the missing path and the
+//! command that installs it, and everything else keeps working.
+//!
+//! # Limits
+//!
+//! - Audio is 16 kHz mono `f32` samples in −1..1 ([`SAMPLE_RATE`]); resampling is the caller's.
+//! - [`SpeechEngine::transcribe`] takes at most [`SpeechEngine::max_clip_seconds`] of audio
+//!   (30 s for Moonshine) and refuses more with [`TranscribeError::TooLong`]: the library holds
+//!   several copies of the clip while it works, and its voice activity pass costs time
+//!   quadratic in the length of one call's audio. Longer audio (a whole file) goes through a
+//!   stream, fed as fast as it is decoded: its memory stays bounded however long it runs.
+//! - A line is one stretch of speech between pauses, at most about 15 s (the library then cuts
+//!   it). Lines whose text is empty (speech detected, nothing recognised) are left out.
+//! - The bundled tiny-en model gives no word timings, and recognises English only.
+
+#![deny(unsafe_code)]
+
+mod moonshine;
+
+use std::path::PathBuf;
+
+pub use moonshine::{Moonshine, DEFAULT_LIBRARY_DIR, LIBRARY_FILE, MAX_CLIP_SECONDS, MODEL_DIR};
+
+/// The sample rate every engine takes, in Hz (mono `f32` samples).
+pub const SAMPLE_RATE: u32 = 16_000;
+
+/// One recognised stretch of speech.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    /// Stable identity within an engine: a partial line keeps its id when it is completed.
+    pub id: u64,
+    /// Seconds from the start of the clip or stream.
+    pub start_s: f64,
+    pub end_s: f64,
+    pub text: String,
+    /// False for the line still being spoken at the end of a stream's audio: its text and end
+    /// may change; a complete line never does.
+    pub complete: bool,
+}
+
+/// A speech recogniser. Shared by every pipeline of a process (`Send + Sync`); an engine may
+/// run one recognition at a time, in which case callers on other threads wait.
+pub trait SpeechEngine: Send + Sync {
+    /// The longest clip [`SpeechEngine::transcribe`] accepts, in seconds.
+    fn max_clip_seconds(&self) -> f64;
+
+    /// Recognises a whole clip of 16 kHz mono samples; every line comes back complete, with
+    /// times from the clip's start. Clips longer than [`SpeechEngine::max_clip_seconds`] are
+    /// refused ([`TranscribeError::TooLong`]): feed them through a stream.
+    fn transcribe(&self, pcm16k_mono: &[f32]) -> Result<Vec<Line>, TranscribeError>;
+
+    /// Opens a stream, for live audio or for a long file fed as fast as it is decoded.
+    fn stream(&self) -> Result<Box<dyn SpeechStream>, TranscribeError>;
+}
+
+/// Audio in as it arrives, lines out as they are recognised. Times count from the first
+/// sample added.
+pub trait SpeechStream: Send {
+    /// Appends 16 kHz mono samples, any number at a time. Cheap, except that an engine may
+    /// recognise what it holds when much audio arrived since the last [`SpeechStream::lines`]
+    /// (Moonshine: every 5 s of audio), which keeps its memory bounded; the lines completed
+    /// then are returned by the next call to `lines`.
+    fn add_audio(&mut self, pcm16k_mono: &[f32]) -> Result<(), TranscribeError>;
+
+    /// The lines completed since the last call, in order, then the line still being spoken if
+    /// there is one (`complete: false`, returned again, updated, by every call until it is
+    /// complete). Call it regularly (live: a few times a second); each call recognises the
+    /// audio added since the previous one.
+    fn lines(&mut self) -> Result<Vec<Line>, TranscribeError>;
+
+    /// Ends the stream: recognises what is left and returns the lines completed since the last
+    /// call to [`SpeechStream::lines`], the last one included, all complete.
+    fn finish(self: Box<Self>) -> Result<Vec<Line>, TranscribeError>;
+}
+
+/// Why speech could not be recognised.
+#[derive(Debug, thiserror::Error)]
+pub enum TranscribeError {
+    /// The engine's library or model is not where it was looked for.
+    #[error(
+        "speech recognition is not installed: {} is missing; run `scripts/install-deps.sh run` \
+         (`make run` and `make test` do) to install moonshine-voice 0.0.73 into {}",
+        path.display(),
+        DEFAULT_LIBRARY_DIR
+    )]
+    NotInstalled { path: PathBuf },
+    /// The engine's files are there but cannot be used.
+    #[error(
+        "the speech recognition library {} cannot be used: {reason}; remove {} and run \
+         `scripts/install-deps.sh run` to install moonshine-voice 0.0.73 again",
+        path.display(),
+        library_dir.display()
+    )]
+    Broken {
+        path: PathBuf,
+        library_dir: PathBuf,
+        reason: String,
+    },
+    /// A clip longer than the engine takes in one call.
+    #[error("{seconds:.1} s of audio in one call, at most {max_seconds:.0} s: feed longer audio through a stream")]
+    TooLong { seconds: f64, max_seconds: f64 },
+    /// The engine failed while recognising.
+    #[error("speech recognition failed: {operation} returned {code} ({message}; the library writes its reason to standard error)")]
+    Engine {
+        operation: &'static str,
+        code: i32,
+        message: String,
+    },
+}
+
+impl TranscribeError {
+    /// Whether the engine is missing or unusable (transcription is off), rather than one
+    /// request failing.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::NotInstalled { .. } | Self::Broken { .. })
+    }
+}
