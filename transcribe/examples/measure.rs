@@ -76,62 +76,13 @@ fn main() {
     );
     println!("{}", common::text_of(&lines));
 
-    // Streaming: 100 ms chunks, `lines()` after each, as fast as possible.
+    // Streaming: audio added in chunks as fast as possible, `lines()` after each chunk.
     let (audio, phrase_times) = common::phrases(&SENTENCES, 1.0);
-    let mut stream = engine.stream().expect("stream");
-    let chunk = SAMPLE_RATE as usize / 10;
-    let mut completed_at: HashMap<u64, f64> = HashMap::new();
-    let mut complete_lines = Vec::new();
-    let mut call_times = Vec::new();
-    let started = Instant::now();
-    for (i, piece) in audio.chunks(chunk).enumerate() {
-        stream.add_audio(piece).expect("add_audio");
-        let t = Instant::now();
-        let got = stream.lines().expect("lines");
-        call_times.push(t.elapsed().as_secs_f64());
-        let now_s = common::seconds((i * chunk + piece.len()).min(audio.len()));
-        for line in got.into_iter().filter(|l| l.complete) {
-            completed_at.insert(line.id, now_s);
-            complete_lines.push(line);
-        }
+    for chunk_ms in [100, 500, 1000] {
+        measure_stream(&engine, &audio, &phrase_times, &expected, chunk_ms);
     }
-    let streamed = started.elapsed().as_secs_f64();
-    complete_lines.extend(stream.finish().expect("finish"));
-    let mut delays = Vec::new();
-    for line in &complete_lines {
-        let Some(at) = completed_at.get(&line.id) else {
-            continue;
-        };
-        // The phrase this line ends: the one whose end is nearest the line's end.
-        let end = phrase_times
-            .iter()
-            .map(|(_, e)| *e)
-            .min_by(|a, b| (a - line.end_s).abs().total_cmp(&(b - line.end_s).abs()))
-            .unwrap_or(line.end_s);
-        delays.push(at - end);
-    }
-    call_times.sort_by(f64::total_cmp);
     println!(
-        "stream {:.1} s of audio in {streamed:.2} s (real-time factor {:.3}); {} complete lines, \
-         recall {:.0} %; lines() wall time median {:.1} ms, max {:.1} ms",
-        common::seconds(audio.len()),
-        streamed / common::seconds(audio.len()),
-        complete_lines.len(),
-        100.0 * common::recall(&expected, &complete_lines),
-        1000.0 * call_times[call_times.len() / 2],
-        1000.0 * call_times[call_times.len() - 1],
-    );
-    println!(
-        "delay from end of phrase to line complete (audio time, 100 ms chunks): {}",
-        delays
-            .iter()
-            .map(|d| format!("{d:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    println!("{}", common::text_of(&complete_lines));
-    println!(
-        "after stream: threads {}, VmRSS {}, VmHWM {}",
+        "after streams: threads {}, VmRSS {}, VmHWM {}",
         threads(),
         status("VmRSS:"),
         status("VmHWM:")
@@ -146,7 +97,7 @@ fn main() {
         let mut fed = 0;
         let mut last_end = 0.0;
         while fed < minutes * per_minute {
-            for piece in audio.chunks(SAMPLE_RATE as usize) {
+            for piece in audio.chunks(SAMPLE_RATE as usize / 2) {
                 stream.add_audio(piece).expect("add_audio");
                 fed += piece.len();
                 for line in stream
@@ -176,5 +127,71 @@ fn main() {
             started.elapsed().as_secs_f64(),
             started.elapsed().as_secs_f64() / (60.0 * minutes as f64)
         );
+    }
+}
+
+/// Feeds `audio` in `chunk_ms` pieces, calling `lines()` after each, and reports the cost and
+/// the delay from each phrase's end (in audio time) to its line being marked complete.
+fn measure_stream(
+    engine: &dyn SpeechEngine,
+    audio: &[f32],
+    phrase_times: &[(f64, f64)],
+    expected: &str,
+    chunk_ms: usize,
+) {
+    let mut stream = engine.stream().expect("stream");
+    let chunk = SAMPLE_RATE as usize * chunk_ms / 1000;
+    let mut completed_at: HashMap<u64, f64> = HashMap::new();
+    let mut complete_lines = Vec::new();
+    let mut call_times = Vec::new();
+    let started = Instant::now();
+    for (i, piece) in audio.chunks(chunk).enumerate() {
+        stream.add_audio(piece).expect("add_audio");
+        let t = Instant::now();
+        let got = stream.lines().expect("lines");
+        call_times.push(t.elapsed().as_secs_f64());
+        let now_s = common::seconds(i * chunk + piece.len());
+        for line in got.into_iter().filter(|l| l.complete) {
+            completed_at.insert(line.id, now_s);
+            complete_lines.push(line);
+        }
+    }
+    let streamed = started.elapsed().as_secs_f64();
+    complete_lines.extend(stream.finish().expect("finish"));
+    let mut delays = Vec::new();
+    for line in &complete_lines {
+        let Some(at) = completed_at.get(&line.id) else {
+            continue;
+        };
+        // The phrase this line ends: the one whose end is nearest the line's end.
+        let end = phrase_times
+            .iter()
+            .map(|(_, e)| *e)
+            .min_by(|a, b| (a - line.end_s).abs().total_cmp(&(b - line.end_s).abs()))
+            .unwrap_or(line.end_s);
+        delays.push(at - end);
+    }
+    call_times.sort_by(f64::total_cmp);
+    println!(
+        "stream, lines() every {chunk_ms} ms of audio: {:.1} s of audio in {streamed:.2} s \
+         (real-time factor {:.3}); {} complete lines, recall {:.0} %; lines() wall time median \
+         {:.1} ms, max {:.1} ms",
+        common::seconds(audio.len()),
+        streamed / common::seconds(audio.len()),
+        complete_lines.len(),
+        100.0 * common::recall(expected, &complete_lines),
+        1000.0 * call_times[call_times.len() / 2],
+        1000.0 * call_times[call_times.len() - 1],
+    );
+    println!(
+        "  delay from end of phrase to line complete (audio time): {}",
+        delays
+            .iter()
+            .map(|d| format!("{d:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if chunk_ms == 100 {
+        println!("{}", common::text_of(&complete_lines));
     }
 }

@@ -30,6 +30,11 @@
 //! - A line is one stretch of speech between pauses, at most about 15 s (the library then cuts
 //!   it). Lines whose text is empty (speech detected, nothing recognised) are left out.
 //! - The bundled tiny-en model gives no word timings, and recognises English only.
+//! - One [`Moonshine`] recognises one thing at a time (its clips and streams take turns); the
+//!   library's speech detector keeps one state for the whole process, shared by every stream.
+//! - The library writes nothing to standard output; it writes its reasons for failures to
+//!   standard error. ONNX Runtime starts worker threads of its own when the model is loaded
+//!   (one per core, less one, for each of the model's two parts).
 
 #![deny(unsafe_code)]
 
@@ -82,8 +87,10 @@ pub trait SpeechStream: Send {
 
     /// The lines completed since the last call, in order, then the line still being spoken if
     /// there is one (`complete: false`, returned again, updated, by every call until it is
-    /// complete). Call it regularly (live: a few times a second); each call recognises the
-    /// audio added since the previous one.
+    /// complete). Each call recognises the audio added since the previous one (Moonshine: once
+    /// at least half a second of it arrived, else it answers from the last recognition). While
+    /// someone speaks, every recognition reads the open line's audio again: calling less often
+    /// costs less CPU and completes lines later. Live: two to four times a second.
     fn lines(&mut self) -> Result<Vec<Line>, TranscribeError>;
 
     /// Ends the stream: recognises what is left and returns the lines completed since the last

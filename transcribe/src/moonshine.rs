@@ -28,7 +28,7 @@ const MODEL_FILES: [&str; 3] = [
 const DIST_INFO_DIR: &str = "moonshine_voice-0.0.73.dist-info";
 
 /// The longest clip [`Moonshine`] transcribes in one call, in seconds.
-pub const MAX_CLIP_SECONDS: f64 = 600.0;
+pub const MAX_CLIP_SECONDS: f64 = 30.0;
 
 /// How much audio a stream holds before `add_audio` has it recognised.
 const MAX_PENDING_SAMPLES: usize = 5 * SAMPLE_RATE as usize;
@@ -229,21 +229,23 @@ impl MoonshineStream {
             self.pending_samples = 0;
         }
         self.partial = None;
+        let mut speaking = false;
         // Lines are never removed and only the last may be incomplete.
         for line in lines.into_iter().skip(self.reported) {
             if line.complete {
                 self.reported += 1;
                 self.ready.extend(to_line(line, self.offset_s, true));
             } else {
+                speaking = true;
                 self.partial = to_line(line, self.offset_s, false);
             }
         }
-        // Restart once enough lines piled up, between two lines and with nothing left
-        // unanalysed, so no speech is cut.
+        // Restart once enough lines piled up, between two lines (an open one may have no text
+        // yet) and with nothing left unanalysed, so no speech is cut.
         if may_restart
             && self.reported >= RESTART_AFTER_LINES
             && self.pending_samples == 0
-            && self.partial.is_none()
+            && !speaking
         {
             self.stream.start()?;
             self.offset_s += self.session_samples as f64 / f64::from(SAMPLE_RATE);

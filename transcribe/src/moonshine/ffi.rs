@@ -26,7 +26,10 @@
 //!
 //! The voice activity detector behind every stream is one process-wide Silero model created
 //! lazily, unguarded, by the first stream made: [`Transcriber::load`] makes and frees a stream
-//! while it still holds the table for writing, so that happens once, alone.
+//! while it still holds the table for writing, so that happens once, alone. That model runs
+//! under the library's own mutex but keeps one recurrent state for the whole process, so
+//! streams analysed at the same time feed it each other's audio in turn: safe, but speech
+//! detection at line edges can blur a little with many concurrent streams.
 
 use std::ffi::{c_char, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
