@@ -84,3 +84,16 @@ fn a_person_runs_streams_assets_webhooks_and_keys_from_the_console() {
         "screenshots written: {summary}"
     );
 }
+
+#[test]
+fn the_vendored_hls_js_is_the_release_the_tests_pin() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let vendored = std::fs::read(root.join("console/vendor/hls.min.js")).expect("vendored hls.js");
+    let pinned = std::fs::read(root.join("tests/node/node_modules/hls.js/dist/hls.min.js"))
+        .expect("hls.js from tests/node (make test installs it)");
+    assert!(
+        vendored == pinned,
+        "console/vendor/hls.min.js differs from the hls.js tests/node/package-lock.json pins: \
+         copy it again (console/vendor/README.md)"
+    );
+}
