@@ -1,6 +1,6 @@
 // Small DOM helpers shared by every page: an element builder that never parses HTML (every
 // value from the API goes in as text), live-region announcements, copy buttons, a confirm
-// dialog, status badges and formatters.
+// dialog, action buttons, status badges and formatters.
 
 /**
  * Builds an element. `props` keys: `class`, `text`, `dataset` (object), `on*` (listeners),
@@ -294,6 +294,26 @@ export async function busy(button, fn) {
     button.disabled = was;
     button.removeAttribute("aria-busy");
   }
+}
+
+/**
+ * Wires a button's click to an action: asks `confirm` first when given (the message, or a
+ * function returning it at click time; null skips the question), then runs `run` with the
+ * button busy; an error from `run` goes into `errorBox`. Returns the button.
+ */
+export function onAction(button, { confirm, confirmLabel, errorBox: box, run }) {
+  button.addEventListener("click", async () => {
+    const message = typeof confirm === "function" ? confirm() : confirm;
+    if (message && !(await confirmDialog(message, { confirmLabel }))) return;
+    await busy(button, async () => {
+      try {
+        await run();
+      } catch (e) {
+        showError(box, e);
+      }
+    });
+  });
+  return button;
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   pageHeading,
   field,
   busy,
+  onAction,
   every,
   section,
   dl,
@@ -436,17 +437,15 @@ export function detail(main, [id], { signal, navigate }) {
   let stop = null;
   let renderedSig = "";
 
-  deleteBtn.addEventListener("click", async () => {
-    if (!(await confirmDialog(`Delete ${asset ? labelOf(asset) : id}? Its renditions, images and source are removed and its playback URLs stop working.`, { confirmLabel: "Delete asset" }))) return;
-    await busy(deleteBtn, async () => {
-      try {
-        await del(`/v1/assets/${seg(id)}`);
-        announce("Asset deleted");
-        navigate("/assets");
-      } catch (e) {
-        showError(topError, e);
-      }
-    });
+  onAction(deleteBtn, {
+    confirm: () => `Delete ${asset ? labelOf(asset) : id}? Its renditions, images and source are removed and its playback URLs stop working.`,
+    confirmLabel: "Delete asset",
+    errorBox: topError,
+    async run() {
+      await del(`/v1/assets/${seg(id)}`);
+      announce("Asset deleted");
+      navigate("/assets");
+    },
   });
 
   async function loadStoryboard(pid) {

@@ -9,13 +9,13 @@ import {
   errorBox,
   showError,
   copyButton,
-  confirmDialog,
   badge,
   time,
   setTitle,
   pageHeading,
   field,
   busy,
+  onAction,
   section,
   keyedTable,
   uid,
@@ -76,23 +76,19 @@ export function apiKeys(main, _params, { signal }) {
         cell: (k) => {
           if (k.revoked_at) return "—";
           const button = h("button", { type: "button", class: "danger small", text: "Revoke", "aria-label": `Revoke the key ${k.name} (${k.id})`, dataset: { keyId: k.id } });
-          button.addEventListener("click", async () => {
-            const self = k.id === me;
-            const message = self
-              ? `Revoke ${k.id}, the key this console is signed in with? You will be signed out at once.`
-              : `Revoke the key "${k.name}" (${k.id})? Requests and tokens made with it fail at once; this cannot be undone.`;
-            if (!(await confirmDialog(message, { confirmLabel: "Revoke key" }))) return;
-            await busy(button, async () => {
-              try {
-                await del(`/v1/api-keys/${seg(k.id)}`);
-                announce(`Key ${k.name} revoked`);
-                await load();
-              } catch (e) {
-                showError(error, e);
-              }
-            });
+          return onAction(button, {
+            confirm:
+              k.id === me
+                ? `Revoke ${k.id}, the key this console is signed in with? You will be signed out at once.`
+                : `Revoke the key "${k.name}" (${k.id})? Requests and tokens made with it fail at once; this cannot be undone.`,
+            confirmLabel: "Revoke key",
+            errorBox: error,
+            async run() {
+              await del(`/v1/api-keys/${seg(k.id)}`);
+              announce(`Key ${k.name} revoked`);
+              await load();
+            },
           });
-          return button;
         },
       },
     ],
@@ -180,19 +176,16 @@ export function signingKeys(main, _params, { signal }) {
         fixed: true,
         cell: (k, tr) => {
           const button = h("button", { type: "button", class: "danger small", text: "Delete", "aria-label": `Delete the signing key ${k.id}` });
-          button.addEventListener("click", async () => {
-            if (!(await confirmDialog(`Delete ${tr.row.id}? Every playback token it signed is refused from then on.`, { confirmLabel: "Delete key" }))) return;
-            await busy(button, async () => {
-              try {
-                await del(`/v1/signing-keys/${seg(tr.row.id)}`);
-                announce("Signing key deleted");
-                await load();
-              } catch (e) {
-                showError(error, e);
-              }
-            });
+          return onAction(button, {
+            confirm: () => `Delete ${tr.row.id}? Every playback token it signed is refused from then on.`,
+            confirmLabel: "Delete key",
+            errorBox: error,
+            async run() {
+              await del(`/v1/signing-keys/${seg(tr.row.id)}`);
+              announce("Signing key deleted");
+              await load();
+            },
           });
-          return button;
         },
       },
     ],

@@ -9,7 +9,6 @@ import {
   errorBox,
   showError,
   copyButton,
-  confirmDialog,
   badge,
   time,
   fmtBytes,
@@ -19,6 +18,7 @@ import {
   field,
   checkbox,
   busy,
+  onAction,
   every,
   section,
   dl,
@@ -277,55 +277,50 @@ export function detail(main, [id], { signal, navigate }) {
     keyShown = !keyShown;
     renderKey();
   });
-  resetKey.addEventListener("click", async () => {
-    const ok = await confirmDialog("Reset the stream key? The old key stops working at once and an encoder using it is disconnected.", { confirmLabel: "Reset key" });
-    if (!ok) return;
-    await busy(resetKey, async () => {
-      try {
-        stream = await post(`/v1/live-streams/${seg(id)}/reset-stream-key`);
-        render();
-        announce("Stream key reset. Paste the new key into your encoder.");
-      } catch (e) {
-        showError(topError, e);
-      }
-    });
+  onAction(resetKey, {
+    confirm: "Reset the stream key? The old key stops working at once and an encoder using it is disconnected.",
+    confirmLabel: "Reset key",
+    errorBox: topError,
+    async run() {
+      stream = await post(`/v1/live-streams/${seg(id)}/reset-stream-key`);
+      render();
+      announce("Stream key reset. Paste the new key into your encoder.");
+    },
   });
-  toggleBtn.addEventListener("click", async () => {
-    const disabling = stream.status !== "disabled";
-    if (disabling && !(await confirmDialog("Disable this live stream? A connected encoder is disconnected and new publishes are refused until you enable it again.", { confirmLabel: "Disable" }))) return;
-    await busy(toggleBtn, async () => {
-      try {
-        stream = await post(`/v1/live-streams/${seg(id)}/${disabling ? "disable" : "enable"}`);
-        render();
-        announce(disabling ? "Live stream disabled" : "Live stream enabled");
-      } catch (e) {
-        showError(topError, e);
-      }
-    });
+  // Disable or enable, as decided at the click: a refresh may replace `stream` while the dialog is open.
+  let disabling = false;
+  onAction(toggleBtn, {
+    confirm: () => {
+      disabling = stream.status !== "disabled";
+      return disabling ? "Disable this live stream? A connected encoder is disconnected and new publishes are refused until you enable it again." : null;
+    },
+    confirmLabel: "Disable",
+    errorBox: topError,
+    async run() {
+      stream = await post(`/v1/live-streams/${seg(id)}/${disabling ? "disable" : "enable"}`);
+      render();
+      announce(disabling ? "Live stream disabled" : "Live stream enabled");
+    },
   });
-  completeBtn.addEventListener("click", async () => {
-    if (!(await confirmDialog("End the current session now? The encoder is disconnected; it may publish again as a new session.", { confirmLabel: "End session" }))) return;
-    await busy(completeBtn, async () => {
-      try {
-        await request("POST", `/v1/live-streams/${seg(id)}/complete`);
-        announce("Session ended");
-        refresh();
-      } catch (e) {
-        showError(topError, e);
-      }
-    });
+  onAction(completeBtn, {
+    confirm: "End the current session now? The encoder is disconnected; it may publish again as a new session.",
+    confirmLabel: "End session",
+    errorBox: topError,
+    async run() {
+      await request("POST", `/v1/live-streams/${seg(id)}/complete`);
+      announce("Session ended");
+      refresh();
+    },
   });
-  deleteBtn.addEventListener("click", async () => {
-    if (!(await confirmDialog(`Delete "${stream?.name ?? id}"? Its sessions, playlists and segments are removed and its playback URLs stop working.`, { confirmLabel: "Delete live stream" }))) return;
-    await busy(deleteBtn, async () => {
-      try {
-        await del(`/v1/live-streams/${seg(id)}`);
-        announce("Live stream deleted");
-        navigate("/live-streams");
-      } catch (e) {
-        showError(topError, e);
-      }
-    });
+  onAction(deleteBtn, {
+    confirm: () => `Delete "${stream?.name ?? id}"? Its sessions, playlists and segments are removed and its playback URLs stop working.`,
+    confirmLabel: "Delete live stream",
+    errorBox: topError,
+    async run() {
+      await del(`/v1/live-streams/${seg(id)}`);
+      announce("Live stream deleted");
+      navigate("/live-streams");
+    },
   });
 
   // ---- settings (switches PATCH at once)
@@ -394,20 +389,16 @@ export function detail(main, [id], { signal, navigate }) {
         fixed: true,
         cell: (t, tr) => {
           const button = h("button", { type: "button", class: "danger small", text: "Remove", "aria-label": `Remove target ${t.url}` });
-          button.addEventListener("click", async () => {
-            const target = tr.row;
-            if (!(await confirmDialog(`Remove the target ${target.url}? It is disconnected if live.`, { confirmLabel: "Remove" }))) return;
-            await busy(button, async () => {
-              try {
-                await del(`/v1/live-streams/${seg(id)}/simulcast-targets/${seg(target.id)}`);
-                announce("Simulcast target removed");
-                await loadTargets();
-              } catch (e) {
-                showError(targetsError, e);
-              }
-            });
+          return onAction(button, {
+            confirm: () => `Remove the target ${tr.row.url}? It is disconnected if live.`,
+            confirmLabel: "Remove",
+            errorBox: targetsError,
+            async run() {
+              await del(`/v1/live-streams/${seg(id)}/simulcast-targets/${seg(tr.row.id)}`);
+              announce("Simulcast target removed");
+              await loadTargets();
+            },
           });
-          return button;
         },
       },
     ],

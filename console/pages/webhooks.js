@@ -9,13 +9,13 @@ import {
   errorBox,
   showError,
   copyButton,
-  confirmDialog,
   badge,
   time,
   setTitle,
   pageHeading,
   field,
   busy,
+  onAction,
   every,
   section,
   dl,
@@ -158,40 +158,33 @@ export function detail(main, [id], { signal, navigate }) {
     shown = !shown;
     renderSecret();
   });
-  rotate.addEventListener("click", async () => {
-    if (!(await confirmDialog("Rotate the secret? Later deliveries are signed with the new one; update your receiver.", { confirmLabel: "Rotate secret" }))) return;
-    await busy(rotate, async () => {
-      try {
-        hook = await post(`/v1/webhooks/${seg(id)}/rotate-secret`);
-        render();
-        announce("Secret rotated");
-      } catch (e) {
-        showError(topError, e);
-      }
-    });
+  onAction(rotate, {
+    confirm: "Rotate the secret? Later deliveries are signed with the new one; update your receiver.",
+    confirmLabel: "Rotate secret",
+    errorBox: topError,
+    async run() {
+      hook = await post(`/v1/webhooks/${seg(id)}/rotate-secret`);
+      render();
+      announce("Secret rotated");
+    },
   });
-  toggle.addEventListener("click", () =>
-    busy(toggle, async () => {
-      try {
-        hook = await patch(`/v1/webhooks/${seg(id)}`, { enabled: !hook.enabled });
-        render();
-        announce(hook.enabled ? "Endpoint enabled" : "Endpoint disabled: new deliveries wait until it is enabled again");
-      } catch (e) {
-        showError(topError, e);
-      }
-    }),
-  );
-  remove.addEventListener("click", async () => {
-    if (!(await confirmDialog("Delete this endpoint with its deliveries? Nothing pending is sent any more.", { confirmLabel: "Delete endpoint" }))) return;
-    await busy(remove, async () => {
-      try {
-        await del(`/v1/webhooks/${seg(id)}`);
-        announce("Webhook endpoint deleted");
-        navigate("/webhooks");
-      } catch (e) {
-        showError(topError, e);
-      }
-    });
+  onAction(toggle, {
+    errorBox: topError,
+    async run() {
+      hook = await patch(`/v1/webhooks/${seg(id)}`, { enabled: !hook.enabled });
+      render();
+      announce(hook.enabled ? "Endpoint enabled" : "Endpoint disabled: new deliveries wait until it is enabled again");
+    },
+  });
+  onAction(remove, {
+    confirm: "Delete this endpoint with its deliveries? Nothing pending is sent any more.",
+    confirmLabel: "Delete endpoint",
+    errorBox: topError,
+    async run() {
+      await del(`/v1/webhooks/${seg(id)}`);
+      announce("Webhook endpoint deleted");
+      navigate("/webhooks");
+    },
   });
 
   const deliveries = keyedTable(
@@ -224,18 +217,14 @@ export function detail(main, [id], { signal, navigate }) {
         fixed: true,
         cell: (d, tr) => {
           const button = h("button", { type: "button", class: "secondary small", text: "Replay", "aria-label": `Replay delivery ${d.id} (${d.event_type})` });
-          button.addEventListener("click", () =>
-            busy(button, async () => {
-              try {
-                await post(`/v1/webhooks/${seg(id)}/deliveries/${seg(tr.row.id)}/replay`);
-                announce(`Delivery of ${tr.row.event_type} queued again`);
-                await loadDeliveries();
-              } catch (e) {
-                showError(deliveriesError, e);
-              }
-            }),
-          );
-          return button;
+          return onAction(button, {
+            errorBox: deliveriesError,
+            async run() {
+              await post(`/v1/webhooks/${seg(id)}/deliveries/${seg(tr.row.id)}/replay`);
+              announce(`Delivery of ${tr.row.event_type} queued again`);
+              await loadDeliveries();
+            },
+          });
         },
       },
     ],
@@ -255,16 +244,13 @@ export function detail(main, [id], { signal, navigate }) {
     deliveries.update(all.reverse());
     showError(deliveriesError, null);
   }
-  refreshBtn.addEventListener("click", () =>
-    busy(refreshBtn, async () => {
-      try {
-        await loadDeliveries();
-        announce("Deliveries refreshed");
-      } catch (e) {
-        showError(deliveriesError, e);
-      }
-    }),
-  );
+  onAction(refreshBtn, {
+    errorBox: deliveriesError,
+    async run() {
+      await loadDeliveries();
+      announce("Deliveries refreshed");
+    },
+  });
 
   let renderedSig = "";
   function render() {
