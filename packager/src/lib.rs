@@ -10,11 +10,14 @@
 //!   on-demand playlists ([`VodPlaylist`]) and builds the multivariant playlist ([`MasterPlaylist`]) as `m3u8-rs` data, rendered with its writer.
 //! * [`tree`] is the layout of a packaged HLS tree that live and VOD packaging share, and the
 //!   API's description of its renditions ([`PackagedRendition`]).
+//! * `ll_hls_conformance` (feature `conformance`; tests only, the server never runs it) is an
+//!   independent reading of RFC 8216bis's LL-HLS rules that judges rendered playlists.
 //!
 //! Nothing here does I/O or reads the clock: callers pass packets, times and program date
 //! times in, and get bytes out to hand to storage.
 
 pub mod fmp4;
+#[cfg(any(test, feature = "conformance"))]
 pub mod ll_hls_conformance;
 pub mod playlist;
 pub mod segmenter;
