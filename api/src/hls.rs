@@ -552,10 +552,10 @@ pub async fn serve(
             .into_response())
     }
     .await;
-    // Only what was served counts: a player retrying a playlist that is not there yet is not
-    // watching anything.
+    // Only what was served (or redirected to the store) counts: a player retrying a playlist
+    // that is not there yet is not watching anything.
     if let (Some(viewer), Ok(response)) = (viewer, &answered) {
-        if response.status().is_success() {
+        if response.status().is_success() || response.status().is_redirection() {
             state.viewers.seen(watched, viewer, Instant::now());
         }
     }
