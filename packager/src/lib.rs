@@ -10,6 +10,9 @@
 //!   on-demand playlists ([`VodPlaylist`]) and builds the multivariant playlist ([`MasterPlaylist`]) as `m3u8-rs` data, rendered with its writer.
 //! * [`tree`] is the layout of a packaged HLS tree that live and VOD packaging share, and the
 //!   API's description of its renditions ([`PackagedRendition`]).
+//! * [`subtitles`] renders transcripts ([`Cue`]s) as WebVTT, SRT and text, cuts them into an
+//!   HLS WebVTT rendition on the video's segment boundaries with its media playlist, and adds
+//!   that rendition to a multivariant playlist ([`add_subtitle_rendition`]).
 //! * `ll_hls_conformance` (feature `conformance`; tests only, the server never runs it) is an
 //!   independent reading of RFC 8216bis's LL-HLS rules that judges rendered playlists.
 //!
@@ -21,6 +24,7 @@ pub mod fmp4;
 pub mod ll_hls_conformance;
 pub mod playlist;
 pub mod segmenter;
+pub mod subtitles;
 #[cfg(test)]
 mod test_reader;
 pub mod tree;
@@ -32,6 +36,10 @@ pub use playlist::{
 };
 pub use segmenter::{
     segments_of, BoundaryPolicy, CompletedPart, CompletedSegment, SegmentEvent, TrackSegmenter,
+};
+pub use subtitles::{
+    add_subtitle_rendition, is_language_tag, subtitle_playlist, to_srt, to_text, to_webvtt,
+    webvtt_segments, Cue, SubtitleRendition, SubtitlesError,
 };
 pub use tree::{
     audio_rendition, media_playlist_uri, segment_end, video_variant, Bitrates, PackagedRendition,
