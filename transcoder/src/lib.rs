@@ -16,6 +16,8 @@
 //!   aligned IDRs and drop-before-the-encoder backpressure.
 //! - [`probe`]: what a local media file contains, and whether it is accepted ([`probe()`],
 //!   [`ProbeLimits`]).
+//! - [`speech`]: 16 kHz mono audio for speech recognition, from a file
+//!   ([`decode_speech_audio`]) or from live AAC packets ([`LiveSpeechAudio`]).
 //! - [`images`]: pictures of a local file: a thumbnail at any time ([`thumbnail`]) and a
 //!   storyboard sprite with its WebVTT ([`storyboard`]), as JPEG, PNG or WebP.
 //! - [`animated`]: a short span of a local file as an animated GIF or WebP ([`animated()`]).
@@ -36,6 +38,7 @@ pub mod ladder;
 pub mod live;
 pub mod normalize;
 pub mod probe;
+pub mod speech;
 pub mod vod;
 pub mod x264;
 
@@ -60,6 +63,10 @@ pub use ladder::{
 pub use live::{EncoderSettings, LiveTranscoder, TranscodeStats, TranscoderOutput, WhenBehind};
 pub use normalize::{Normalization, Orientation, PictureNormalizer};
 pub use probe::{probe, AudioStreamInfo, ProbeError, ProbeLimits, ProbeReport, VideoStreamInfo};
+pub use speech::{
+    decode_speech_audio, decode_speech_audio_with, LiveSpeechAudio, SpeechAudio, SpeechAudioError,
+    SpeechAudioOptions, SpeechChunk, SpeechSamples, MAX_CHUNK_SAMPLES, SPEECH_SAMPLE_RATE,
+};
 pub use vod::{FileDemuxer, FileTranscode, VodError, VodEvent};
 pub use x264::{EncodedFrame, Preset, Tune, X264Encoder};
 
