@@ -4,9 +4,10 @@
 //! A playback session is named by the `vs` query parameter the master playlist hands to every
 //! playlist it lists (module `hls`), so players behind one address stay apart; a request
 //! without it (a player given a media playlist's URL) is named by its client address and
-//! `User-Agent`. Counts are of the requests this process answers: several api nodes each
-//! count their own (`/metrics` sums over nodes), and a CDN in front answers most requests
-//! itself. At most [`MAX_TRACKED_VIEWERS`] sessions are tracked, so made-up `vs` values
+//! `User-Agent`. Only answered requests count. Counts are of the requests this process
+//! answers: several api nodes each count their own (the sum of their `/metrics` is an upper
+//! bound, since a player whose requests are spread over nodes counts on each), and a CDN in
+//! front answers most requests itself. At most [`MAX_TRACKED_VIEWERS`] sessions are tracked, so made-up `vs` values
 //! cannot grow memory: past that, new sessions go uncounted until old ones expire.
 
 use std::collections::HashMap;

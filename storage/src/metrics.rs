@@ -17,7 +17,7 @@
 //! | `sluice_live_upload_failures_total` | counter | live object uploads (segments, playlists, deletes) that failed and will be retried |
 //! | `sluice_live_segments_refused_total` | counter | live segments refused because the spool was full (never listed) |
 //! | `sluice_live_segment_upload_seconds` | histogram | live segment complete → stored and listed in a stored playlist |
-//! | `sluice_viewers{kind}` | gauge | playback sessions that fetched within the last 30 s, of live streams (`kind="live_stream"`) or assets (`"asset"`), as this process counts them (sum over api nodes) |
+//! | `sluice_viewers{kind}` | gauge | playback sessions that fetched within the last 30 s, of live streams (`kind="live_stream"`) or assets (`"asset"`), as this process counts them (over api nodes, the sum is an upper bound) |
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
