@@ -208,6 +208,11 @@ impl HealthMonitor {
         }
     }
 
+    /// The video bitrate the encoder declared, in kb/s, if it declared one.
+    pub fn declared_kbps(&self) -> Option<f64> {
+        self.declared_kbps
+    }
+
     /// A track configuration from the publisher, arriving at `now`. The session's first AAC
     /// configuration, and any that repeats the previous format, is no change.
     pub fn track(&mut self, track: &TrackInfo, now: Duration) {
@@ -1385,6 +1390,17 @@ mod tests {
         feed.run_until(40.5);
         assert!(feed.active().is_empty());
         assert_eq!(feed.raised.len(), 1, "returned once while it held");
+    }
+
+    #[test]
+    fn the_latest_sensible_declared_bitrate_is_kept_for_a_session_to_take_over() {
+        let mut monitor = HealthMonitor::new(false, started_at());
+        assert_eq!(monitor.declared_kbps(), None);
+        monitor.metadata(Some(1500.0));
+        monitor.metadata(Some(0.0));
+        monitor.metadata(Some(f64::NAN));
+        monitor.metadata(None);
+        assert_eq!(monitor.declared_kbps(), Some(1500.0));
     }
 
     #[test]

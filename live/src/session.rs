@@ -662,12 +662,15 @@ impl LiveService {
                 disconnect_announced: state.disconnect_announced,
                 health: std::mem::replace(&mut state.health, SessionHealth::new(false)),
             };
+            // The returning encoder declared its bitrate to the ending session's health check.
+            let declared_kbps = previous.health.monitor.declared_kbps();
             self.end_session_record(stream, previous, false).await;
             let (fresh, session) = self
                 .open_session(stream, origin)
                 .await
                 .ok_or_else(|| anyhow::anyhow!("could not record a new session"))?;
             *state = fresh;
+            state.health.monitor.metadata(declared_kbps);
             self.emit_session_event(EventType::SessionStarted, session)
                 .await;
         }
