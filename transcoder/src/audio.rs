@@ -213,19 +213,12 @@ impl AacTranscoder {
     fn drain_decoder(&mut self) -> Result<Vec<Packet>, TranscodeError> {
         let mut decoded = frame::Audio::empty();
         let mut out = Vec::new();
-        loop {
-            match self.decoder.receive_frame(&mut decoded) {
-                Ok(()) => {}
-                Err(ffmpeg_next::Error::Eof) => break,
-                Err(ffmpeg_next::Error::Other { errno }) if errno == ffmpeg_next::error::EAGAIN => {
-                    break
-                }
-                Err(e) => {
-                    self.decode_errors += 1;
-                    debug!(error = %e, "MP3 frame skipped: it does not decode.");
-                    continue;
-                }
-            }
+        while receive_audio_frame(
+            &mut self.decoder,
+            &mut decoded,
+            &mut self.decode_errors,
+            "MP3",
+        ) {
             if decoded.samples() == 0 {
                 continue;
             }
@@ -349,6 +342,31 @@ impl AacTranscoder {
 
 fn duration_in(duration: Duration, sample_rate: u32) -> i64 {
     (duration.as_millis() as i64).saturating_mul(i64::from(sample_rate)) / 1_000
+}
+
+/// Takes the decoder's next decoded frame into `frame`; `false` when it has none ready (it
+/// wants another packet, or it is drained). A frame that does not decode is counted in
+/// `decode_errors`, logged as a frame of `codec`, and skipped. Every audio decoding loop of this
+/// crate goes through here.
+pub(crate) fn receive_audio_frame(
+    decoder: &mut decoder::Audio,
+    frame: &mut frame::Audio,
+    decode_errors: &mut u64,
+    codec: &'static str,
+) -> bool {
+    loop {
+        match decoder.receive_frame(frame) {
+            Ok(()) => return true,
+            Err(ffmpeg_next::Error::Eof) => return false,
+            Err(ffmpeg_next::Error::Other { errno }) if errno == ffmpeg_next::error::EAGAIN => {
+                return false
+            }
+            Err(e) => {
+                *decode_errors += 1;
+                debug!(error = %e, codec, "Audio frame skipped: it does not decode.");
+            }
+        }
+    }
 }
 
 /// Opens the decoder for a codec whose packets need no decoder configuration (MP3, Opus),

@@ -68,6 +68,7 @@ use ffmpeg_next::{frame, media, ChannelLayout, Rational};
 use sluice_media::{AudioSpecificConfig, Packet, Timebase};
 use tracing::debug;
 
+use crate::audio::receive_audio_frame;
 use crate::probe::{self, ProbeError, ProbeLimits};
 use crate::TranscodeError;
 
@@ -440,19 +441,9 @@ impl<F: FnMut(SpeechChunk<'_>) -> ControlFlow<()>> FileSpeech<F> {
     /// Takes every frame the decoder has ready and places it on the timeline.
     fn drain(&mut self, decoder: &mut decoder::Audio) -> Result<(), ffmpeg_next::Error> {
         let mut decoded = frame::Audio::empty();
-        while !self.timeline.stopped {
-            match decoder.receive_frame(&mut decoded) {
-                Ok(()) => {}
-                Err(ffmpeg_next::Error::Eof) => break,
-                Err(ffmpeg_next::Error::Other { errno }) if errno == ffmpeg_next::error::EAGAIN => {
-                    break
-                }
-                Err(e) => {
-                    self.decode_errors += 1;
-                    debug!(error = %e, "Audio frame skipped: it does not decode.");
-                    break;
-                }
-            }
+        while !self.timeline.stopped
+            && receive_audio_frame(decoder, &mut decoded, &mut self.decode_errors, "audio")
+        {
             if decoded.samples() == 0 || decoded.rate() == 0 {
                 continue;
             }
@@ -957,19 +948,12 @@ impl LiveSpeechAudio {
     /// Resamples every frame the decoder has ready into the block.
     fn drain(&mut self, packet_s: f64) -> Result<(), TranscodeError> {
         let mut decoded = frame::Audio::empty();
-        loop {
-            match self.decoder.receive_frame(&mut decoded) {
-                Ok(()) => {}
-                Err(ffmpeg_next::Error::Eof) => break,
-                Err(ffmpeg_next::Error::Other { errno }) if errno == ffmpeg_next::error::EAGAIN => {
-                    break
-                }
-                Err(e) => {
-                    self.decode_errors += 1;
-                    debug!(error = %e, "AAC frame skipped: it does not decode.");
-                    break;
-                }
-            }
+        while receive_audio_frame(
+            &mut self.decoder,
+            &mut decoded,
+            &mut self.decode_errors,
+            "AAC",
+        ) {
             if decoded.samples() == 0 || decoded.rate() == 0 {
                 continue;
             }
