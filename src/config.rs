@@ -191,10 +191,49 @@ pub struct Config {
     /// Limits of the HTTP listener.
     #[serde(default)]
     pub http_server: HttpServerConfig,
+    /// Speech recognition for generated subtitles.
+    #[serde(default)]
+    pub transcription: TranscriptionConfig,
     /// Master key sealing API key secrets, base64 (from SLUICE_MASTER_KEY). Default: the key
     /// in `data_dir/master.key`, created at first start.
     #[serde(skip)]
     pub master_key: Option<String>,
+}
+
+/// Speech recognition (`[transcription]`): generated subtitles of assets.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TranscriptionConfig {
+    /// Whether speech is recognised at all. Default: `true`; without the engine installed,
+    /// transcription is off with one log line either way.
+    pub enabled: bool,
+    /// The unpacked `moonshine-voice` 0.0.73 wheel (`scripts/install-deps.sh` puts it there).
+    /// Default: [`sluice_transcribe::DEFAULT_LIBRARY_DIR`].
+    pub library_dir: PathBuf,
+}
+
+impl Default for TranscriptionConfig {
+    fn default() -> Self {
+        TranscriptionConfig {
+            enabled: true,
+            library_dir: PathBuf::from(sluice_transcribe::DEFAULT_LIBRARY_DIR),
+        }
+    }
+}
+
+impl TranscriptionConfig {
+    /// Why speech cannot be recognised here (turned off, or the engine's files are missing),
+    /// checked without loading the engine; `None` when it can.
+    pub fn unavailable(&self) -> Option<String> {
+        if !self.enabled {
+            return Some(
+                "transcription is turned off ([transcription] enabled = false)".to_owned(),
+            );
+        }
+        sluice_transcribe::Moonshine::check_installed(&self.library_dir)
+            .err()
+            .map(|e| e.to_string())
+    }
 }
 
 /// Settings of webhook delivery (`[webhooks]`). Durations accept fractions.

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sluice_storage::{Asset, Db, LiveStream, PlaybackId, Session, SimulcastTarget};
+use sluice_storage::{Asset, Db, LiveStream, PlaybackId, Session, SimulcastTarget, Transcript};
 
 /// The views of `sluice_api`, with what they need to show a live stream.
 pub struct ApiEventViews {
@@ -40,7 +40,11 @@ pub struct ApiAssetViews {
 }
 
 impl sluice_assets::AssetViews for ApiAssetViews {
-    fn asset(&self, asset: &Asset, playback_ids: &[PlaybackId]) -> Value {
-        sluice_api::assets::asset_json(asset, playback_ids, &self.public_url)
+    fn asset(&self, asset: &Asset, playback_ids: &[PlaybackId], tracks: &[Transcript]) -> Value {
+        sluice_api::assets::asset_json(asset, playback_ids, tracks, &self.public_url)
+    }
+
+    fn track(&self, track: &Transcript) -> Value {
+        sluice_api::assets::track_json(track)
     }
 }

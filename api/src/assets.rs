@@ -3,7 +3,8 @@
 //! created by `uploads` once its file is whole.
 //!
 //! [`AssetView`] / [`asset_json`] is the one JSON form of an asset that API responses, events
-//! and webhooks share.
+//! and webhooks share; [`TrackView`] / [`track_json`] that of a generated text track, listed in
+//! the asset's `tracks` and carried by `asset.track.*` events.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -15,8 +16,8 @@ use serde_json::Value;
 use sluice_storage::layout;
 use sluice_storage::AssetId;
 use sluice_storage::{
-    Asset, AssetInput, AssetSettings, AssetStatus, Db, EventType, LadderCodec, NewAsset, NewEvent,
-    PlaybackId, PlaybackPolicy,
+    Asset, AssetInput, AssetSettings, AssetStatus, Db, EventType, GeneratedSubtitles, LadderCodec,
+    NewAsset, NewEvent, PlaybackId, PlaybackPolicy, Transcript, TranscriptStatus,
 };
 use tracing::error;
 use utoipa::{IntoParams, ToSchema};
@@ -34,6 +35,13 @@ const MAX_PASSTHROUGH_CHARS: usize = 255;
 const MAX_INPUT_URL_BYTES: usize = 2048;
 /// Most playback policies one request may list.
 const MAX_PLAYBACK_POLICIES: usize = 10;
+
+/// Longest accepted name of a generated subtitles track, in characters.
+const MAX_TRACK_NAME_CHARS: usize = 64;
+/// The languages speech is recognised in.
+const SPEECH_LANGUAGES: [&str; 1] = ["en"];
+/// A generated track's name when the request gives none.
+const DEFAULT_TRACK_NAME: &str = "English (generated)";
 
 const NOT_FOUND_MESSAGE: &str = "asset not found";
 const NOT_FOUND: ApiError = ApiError::NotFound(NOT_FOUND_MESSAGE);
@@ -60,11 +68,84 @@ pub struct AssetSettingsRequest {
     #[serde(default)]
     #[schema(example = "order-1234")]
     passthrough: Option<String>,
+    /// Subtitles made from the asset's speech once it is ready (Mux's shape): at most one
+    /// entry per language; `en` is the only language recognised.
+    #[serde(default)]
+    #[schema(example = json!([{"language_code": "en", "name": "English (generated)"}]))]
+    generated_subtitles: Option<Vec<GeneratedSubtitlesRequest>>,
+}
+
+/// One generated subtitles track asked for.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratedSubtitlesRequest {
+    /// The language spoken: `en`.
+    #[schema(example = "en")]
+    language_code: String,
+    /// The track's name in players' menus (at most 64 characters; default
+    /// `English (generated)`).
+    #[serde(default)]
+    #[schema(example = "English (generated)")]
+    name: Option<String>,
+}
+
+/// Checks a `generated_subtitles` list: languages recognised here, each once, names that a
+/// playlist can carry. `speech_unavailable` (why this server recognises no speech) refuses any.
+fn validate_generated_subtitles(
+    requested: Vec<GeneratedSubtitlesRequest>,
+    speech_unavailable: Option<&str>,
+) -> Result<Vec<GeneratedSubtitles>, ApiError> {
+    if requested.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(reason) = speech_unavailable {
+        return Err(ApiError::TranscriptionUnavailable(format!(
+            "generated_subtitles: this server cannot recognise speech: {reason}"
+        )));
+    }
+    let mut checked: Vec<GeneratedSubtitles> = Vec::new();
+    for entry in requested {
+        if !SPEECH_LANGUAGES.contains(&entry.language_code.as_str()) {
+            return Err(ApiError::InvalidRequest(format!(
+                "generated_subtitles: language_code {:?} is not recognised; speech is recognised in {}",
+                entry.language_code,
+                SPEECH_LANGUAGES.join(", ")
+            )));
+        }
+        if checked
+            .iter()
+            .any(|track| track.language_code == entry.language_code)
+        {
+            return Err(ApiError::InvalidRequest(format!(
+                "generated_subtitles: language_code {:?} is listed twice",
+                entry.language_code
+            )));
+        }
+        let name = entry.name.unwrap_or_else(|| DEFAULT_TRACK_NAME.to_owned());
+        let name_chars = name.chars().count();
+        if name_chars == 0
+            || name_chars > MAX_TRACK_NAME_CHARS
+            || name.chars().any(|c| c.is_control() || c == '"')
+        {
+            return Err(ApiError::InvalidRequest(format!(
+                "generated_subtitles: name must be 1 to {MAX_TRACK_NAME_CHARS} characters, without double quotes or control characters"
+            )));
+        }
+        checked.push(GeneratedSubtitles {
+            language_code: entry.language_code,
+            name,
+        });
+    }
+    Ok(checked)
 }
 
 impl AssetSettingsRequest {
-    /// Checks every field and fills defaults.
-    pub(crate) fn validate(self) -> Result<AssetSettings, ApiError> {
+    /// Checks every field and fills defaults; `speech_unavailable` is why this server cannot
+    /// generate subtitles, if it cannot.
+    pub(crate) fn validate(
+        self,
+        speech_unavailable: Option<&str>,
+    ) -> Result<AssetSettings, ApiError> {
         let playback_policies = self.playback_policy.unwrap_or(vec![PlaybackPolicy::Public]);
         if playback_policies.len() > MAX_PLAYBACK_POLICIES {
             return Err(ApiError::InvalidRequest(format!(
@@ -80,11 +161,16 @@ impl AssetSettingsRequest {
                 )));
             }
         }
+        let generated_subtitles = validate_generated_subtitles(
+            self.generated_subtitles.unwrap_or_default(),
+            speech_unavailable,
+        )?;
         Ok(AssetSettings {
             playback_policy: playback_policies,
             ladder,
             codecs,
             passthrough: self.passthrough,
+            generated_subtitles,
         })
     }
 }
@@ -136,6 +222,8 @@ pub struct CreateAsset {
     codecs: Option<Vec<LadderCodec>>,
     #[serde(default)]
     passthrough: Option<String>,
+    #[serde(default)]
+    generated_subtitles: Option<Vec<GeneratedSubtitlesRequest>>,
 }
 
 /// `?status=&live_stream_id=&limit=&cursor=` of the asset list.
@@ -194,7 +282,8 @@ pub struct AssetView {
     #[schema(example = 12.48)]
     duration: Option<f64>,
     /// The source's tracks: `type` (`video`/`audio`), `codec`, and `width`, `height`,
-    /// `frame_rate`, `rotation` or `channels`, `sample_rate`.
+    /// `frame_rate`, `rotation` or `channels`, `sample_rate`; then the generated text tracks
+    /// (`type: "text"`, as [`TrackView`]).
     #[schema(value_type = Vec<Object>)]
     tracks: Value,
     /// The source's container and tags.
@@ -280,9 +369,82 @@ fn settings_or_empty<S: Serializer>(
     }
 }
 
+/// A generated text track of an asset (Mux's text track): its subtitles rendition is listed in
+/// the master playlist and its transcript served once `ready`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrackView {
+    #[schema(example = "track_4hT8kLm2Qp9Rs6Vw1Xy3Za5B")]
+    id: String,
+    /// Always `text`.
+    #[schema(example = "text")]
+    r#type: &'static str,
+    /// Always `subtitles`.
+    #[schema(example = "subtitles")]
+    text_type: &'static str,
+    /// Always `generated_vod`: recognised from the asset's speech.
+    #[schema(example = "generated_vod")]
+    text_source: &'static str,
+    #[schema(example = "en")]
+    language_code: String,
+    #[schema(example = "English (generated)")]
+    name: String,
+    /// `preparing`, `ready` or `errored`.
+    #[schema(value_type = String, example = "ready")]
+    status: TranscriptStatus,
+    /// Set when `status` is `errored`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorMessage>,
+    /// The asset the track belongs to; in `asset.track.*` events only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asset_id: Option<String>,
+}
+
+impl From<&Transcript> for TrackView {
+    fn from(track: &Transcript) -> Self {
+        Self {
+            id: track.id.to_string(),
+            r#type: "text",
+            text_type: "subtitles",
+            text_source: "generated_vod",
+            language_code: track.language_code.clone(),
+            name: track.name.clone(),
+            status: track.status,
+            error: track.error.clone().map(|message| ErrorMessage { message }),
+            asset_id: None,
+        }
+    }
+}
+
+/// A text track as `asset.track.*` events carry it: with its `asset_id`.
+pub fn track_json(track: &Transcript) -> Value {
+    let mut view = TrackView::from(track);
+    view.asset_id = Some(track.asset_id.to_string());
+    serde_json::to_value(view).unwrap_or(Value::Null)
+}
+
+/// The source's tracks followed by the text tracks.
+fn all_tracks(source_tracks: &Value, text_tracks: &[Transcript]) -> Value {
+    let mut tracks = match source_tracks {
+        Value::Array(tracks) => tracks.clone(),
+        _ => Vec::new(),
+    };
+    tracks.extend(
+        text_tracks
+            .iter()
+            .filter_map(|track| serde_json::to_value(TrackView::from(track)).ok()),
+    );
+    Value::Array(tracks)
+}
+
 impl AssetView {
-    /// The API form of `asset` with its playback ids, on a server reached at `public_url`.
-    pub fn new(asset: &Asset, playback_ids: &[PlaybackId], public_url: &str) -> Self {
+    /// The API form of `asset` with its playback ids and text tracks, on a server reached at
+    /// `public_url`.
+    pub fn new(
+        asset: &Asset,
+        playback_ids: &[PlaybackId],
+        text_tracks: &[Transcript],
+        public_url: &str,
+    ) -> Self {
         let playback_url = playback_ids
             .iter()
             .find(|playback_id| playback_id.policy == PlaybackPolicy::Public)
@@ -300,7 +462,7 @@ impl AssetView {
             progress: asset.progress,
             playable: asset.playable,
             duration: asset.duration_ms.map(|ms| ms as f64 / 1000.0),
-            tracks: asset.tracks.clone(),
+            tracks: all_tracks(&asset.tracks, text_tracks),
             source_metadata: asset.source_metadata.clone(),
             renditions: asset.renditions.clone(),
             playback_ids: playback_ids.iter().cloned().map(Into::into).collect(),
@@ -318,8 +480,14 @@ impl AssetView {
 
 /// The asset in its API form, as responses, events and webhooks carry it (the worker's
 /// `asset.ready` and `asset.errored` included); `public_url` is the server's base URL.
-pub fn asset_json(asset: &Asset, playback_ids: &[PlaybackId], public_url: &str) -> Value {
-    serde_json::to_value(AssetView::new(asset, playback_ids, public_url)).unwrap_or(Value::Null)
+pub fn asset_json(
+    asset: &Asset,
+    playback_ids: &[PlaybackId],
+    text_tracks: &[Transcript],
+    public_url: &str,
+) -> Value {
+    serde_json::to_value(AssetView::new(asset, playback_ids, text_tracks, public_url))
+        .unwrap_or(Value::Null)
 }
 
 /// The asset as an API response shows it: with its viewers.
@@ -331,7 +499,13 @@ async fn watched_view(state: &AppState, asset: &Asset) -> Result<AssetView, ApiE
 
 async fn view_of(db: &Db, public_url: &str, asset: &Asset) -> Result<AssetView, ApiError> {
     let playback_ids = db.asset_playback_ids(&asset.id).await?;
-    Ok(AssetView::new(asset, &playback_ids, public_url))
+    let text_tracks = db.transcripts_of(&asset.id).await?;
+    Ok(AssetView::new(
+        asset,
+        &playback_ids,
+        &text_tracks,
+        public_url,
+    ))
 }
 
 /// Publishes `event_type` about `asset`. The asset has changed for good when this runs, so a
@@ -379,7 +553,7 @@ fn validate_input_url(input: &str) -> Result<url::Url, ApiError> {
     Ok(url)
 }
 
-async fn find(state: &AppState, id: &str) -> Result<Asset, ApiError> {
+pub(crate) async fn find(state: &AppState, id: &str) -> Result<Asset, ApiError> {
     let id = AssetId::parse(id).map_err(|_| NOT_FOUND)?;
     state.db.get_asset(&id).await?.ok_or(NOT_FOUND)
 }
@@ -403,8 +577,9 @@ pub async fn create(
         ladder: request.ladder,
         codecs: request.codecs,
         passthrough: request.passthrough,
+        generated_subtitles: request.generated_subtitles,
     }
-    .validate()?;
+    .validate(state.speech_unavailable.as_deref())?;
     let asset = state
         .db
         .create_asset(&NewAsset {
@@ -548,6 +723,58 @@ pub async fn create_playback_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn subtitles(language_code: &str, name: Option<&str>) -> GeneratedSubtitlesRequest {
+        GeneratedSubtitlesRequest {
+            language_code: language_code.to_owned(),
+            name: name.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn generated_subtitles_are_english_once_with_a_default_name() {
+        let checked = validate_generated_subtitles(vec![subtitles("en", None)], None).unwrap();
+        assert_eq!(
+            checked,
+            [GeneratedSubtitles {
+                language_code: "en".into(),
+                name: "English (generated)".into()
+            }]
+        );
+        assert_eq!(
+            validate_generated_subtitles(vec![], Some("off")).unwrap(),
+            []
+        );
+        for (bad, why) in [
+            (vec![subtitles("fr", None)], "is not recognised"),
+            (
+                vec![subtitles("en", None), subtitles("en", Some("x"))],
+                "listed twice",
+            ),
+            (vec![subtitles("en", Some(""))], "1 to 64 characters"),
+            (vec![subtitles("en", Some("a\"b"))], "double quotes"),
+            (
+                vec![subtitles("en", Some(&"n".repeat(65)))],
+                "1 to 64 characters",
+            ),
+        ] {
+            let error = validate_generated_subtitles(bad, None)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(why), "{error}");
+        }
+    }
+
+    #[test]
+    fn generated_subtitles_on_a_server_without_speech_recognition_say_why() {
+        let error = validate_generated_subtitles(
+            vec![subtitles("en", None)],
+            Some("speech recognition is not installed"),
+        )
+        .unwrap_err();
+        assert!(matches!(error, ApiError::TranscriptionUnavailable(_)));
+        assert!(error.to_string().contains("is not installed"), "{error}");
+    }
 
     #[test]
     fn h264_is_always_encoded_and_av1_may_be_added() {

@@ -81,7 +81,7 @@ pub(crate) fn required_permission(method: &Method, path: &str) -> Permission {
     match resource {
         "live-streams" | "sessions" if reads => Permission::LiveRead,
         "live-streams" | "sessions" => Permission::LiveWrite,
-        "assets" | "uploads" if reads => Permission::AssetsRead,
+        "assets" | "uploads" | "search" if reads => Permission::AssetsRead,
         "assets" | "uploads" => Permission::AssetsWrite,
         "events" => Permission::EventsRead,
         // `api-keys`, `signing-keys`, `webhooks` and anything else under /v1.
@@ -316,6 +316,7 @@ mod tests {
             (Method::GET, "/v1/sessions/ses_1", LiveRead),
             (Method::PATCH, "/v1/sessions/ses_1", LiveWrite),
             (Method::GET, "/v1/assets", AssetsRead),
+            (Method::GET, "/v1/search", AssetsRead),
             (Method::POST, "/v1/uploads", AssetsWrite),
             (Method::GET, "/v1/events", EventsRead),
             (Method::GET, "/v1/api-keys", Admin),
@@ -376,6 +377,7 @@ mod tests {
             node_token: None,
             playback_ids: Default::default(),
             viewers: Default::default(),
+            speech_unavailable: None,
         };
         let app = Router::new()
             .route(

@@ -88,6 +88,10 @@ pub enum ApiError {
         message: &'static str,
         retry_after_s: u64,
     },
+    /// Speech recognition is not installed or is turned off on this server; the message says
+    /// why and how to install it.
+    #[error("{0}")]
+    TranscriptionUnavailable(String),
     /// A failure of the server's own making (a value that would not serialise, …).
     #[error("{0}")]
     Internal(String),
@@ -134,6 +138,9 @@ impl ApiError {
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::TranscriptionUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "transcription_unavailable")
+            }
             Self::Storage(e) if e.is_not_found() => (StatusCode::NOT_FOUND, "not_found"),
             Self::Storage(StorageError::InvalidCursor(_)) => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
@@ -154,7 +161,9 @@ impl IntoResponse for ApiError {
             Self::NotFound(message) => (*message).to_owned(),
             // A storage "not found" would name the record id or object key: say no more.
             _ if status == StatusCode::NOT_FOUND => "not found".to_owned(),
-            Self::NotReady(_) | Self::Busy { .. } => self.to_string(),
+            Self::NotReady(_) | Self::Busy { .. } | Self::TranscriptionUnavailable(_) => {
+                self.to_string()
+            }
             _ if status.is_server_error() => {
                 error!(error = %self, "Request failed.");
                 "internal server error".to_owned()

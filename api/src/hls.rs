@@ -49,8 +49,9 @@ use crate::AppState;
 /// The multivariant playlist's name, as the packager writes it.
 const MASTER_PLAYLIST: &str = "master.m3u8";
 
-/// Deepest path under a playback id: `{rendition}/{segment}`.
-const MAX_PATH_SEGMENTS: usize = 2;
+/// Deepest path under a playback id: `{rendition}/{segment}`, or `subs/{language}/{segment}`
+/// for a subtitles rendition.
+const MAX_PATH_SEGMENTS: usize = 3;
 
 const PLAYLIST_CACHE: &str = "no-cache, max-age=1";
 const MEDIA_CACHE: &str = "public, max-age=31536000, immutable";
@@ -184,6 +185,8 @@ enum HlsObject {
     InitSegment,
     VideoSegment,
     AudioSegment,
+    /// A WebVTT segment of a subtitles rendition.
+    Subtitles,
 }
 
 impl HlsObject {
@@ -193,6 +196,7 @@ impl HlsObject {
             "mp4" => Some(Self::InitSegment),
             "m4s" => Some(Self::VideoSegment),
             "m4a" => Some(Self::AudioSegment),
+            "vtt" => Some(Self::Subtitles),
             _ => None,
         }
     }
@@ -203,6 +207,7 @@ impl HlsObject {
             Self::InitSegment => "video/mp4",
             Self::VideoSegment => "video/iso.segment",
             Self::AudioSegment => "audio/mp4",
+            Self::Subtitles => "text/vtt; charset=utf-8",
         }
     }
 
@@ -389,7 +394,7 @@ fn playlist_with_public_urls(
     ),
     responses(
         (status = 200, description = "The object: playlists as `application/vnd.apple.mpegurl`, \
-            segments as `video/mp4`, `video/iso.segment` or `audio/mp4`; a master playlist \
+            segments as `video/mp4`, `video/iso.segment`, `audio/mp4` or `text/vtt`; a master playlist \
             is written for its viewer (`Cache-Control: private, no-cache`)", body = Vec<u8>),
         (status = 302, description = "Redirect playback: the segment is at the presigned URL \
             in `Location`"),

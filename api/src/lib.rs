@@ -41,6 +41,7 @@ mod readiness;
 mod sessions;
 mod signing_keys;
 mod simulcast_targets;
+mod transcripts;
 pub mod tus;
 mod uploads;
 mod viewers;
@@ -130,6 +131,9 @@ pub struct AppState {
     pub playback_ids: hls::PlaybackIds,
     /// Who is watching what, from HLS requests.
     pub viewers: Viewers,
+    /// Why this server cannot recognise speech (not installed, turned off); `None` when it
+    /// can. Requests for generated subtitles are refused with it.
+    pub speech_unavailable: Option<Arc<str>>,
 }
 
 /// Liveness: answers while the process serves HTTP.
@@ -223,6 +227,8 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .routes(routes!(uploads::cancel))
         .routes(routes!(assets::list, assets::create))
         .routes(routes!(assets::get, assets::delete))
+        .routes(routes!(transcripts::transcript))
+        .routes(routes!(transcripts::search))
         .routes(routes!(
             assets::list_playback_ids,
             assets::create_playback_id

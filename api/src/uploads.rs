@@ -251,7 +251,10 @@ pub async fn create(
     ApiJson(request): ApiJson<CreateUpload>,
 ) -> Result<(StatusCode, Json<Envelope<UploadView>>), ApiError> {
     let settings = state.uploads.settings();
-    let asset_settings = request.new_asset_settings.unwrap_or_default().validate()?;
+    let asset_settings = request
+        .new_asset_settings
+        .unwrap_or_default()
+        .validate(state.speech_unavailable.as_deref())?;
     let max_size = request.max_size.unwrap_or(settings.max_size);
     if !(1..=settings.max_size).contains(&max_size) {
         return Err(ApiError::InvalidRequest(format!(

@@ -27,6 +27,10 @@
 //! Transcoding runs on blocking threads, never on the async runtime; `[worker] concurrency`
 //! jobs run at once, each claiming task with a worker id of its own. Idle tasks look for due
 //! jobs every [`POLL_INTERVAL`], so an asset starts within a second of being created.
+//!
+//! One more claiming task takes the `asset.transcribe` jobs of assets that asked for generated
+//! subtitles ([`transcription`]), one at a time, so recognising speech never holds up the
+//! transcoding of other assets.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -39,7 +43,7 @@ use sluice_media::VideoCodec;
 use sluice_storage::layout;
 use sluice_storage::{
     Asset, AssetId, AssetInput, AssetSettings, AssetStatus, Db, EventType, InvalidKey, Job,
-    ObjectStore, StoreError, ASSET_JOB_KIND,
+    ObjectStore, StoreError, ASSET_JOB_KIND, TRANSCRIBE_JOB_KIND,
 };
 use sluice_transcoder::{probe, EncoderSettings, FileTranscode, Ladder, ProbeReport, VodError};
 use tokio::runtime::Handle;
@@ -51,6 +55,10 @@ use crate::config::WorkerConfig;
 use crate::events::AssetEvents;
 use crate::import::{ImportError, Importer};
 use crate::package::{package, write_pictures, PackageObserver, SegmentPlan, StoreOutput};
+
+mod transcription;
+
+pub use transcription::Speech;
 
 /// How often an idle claiming task looks for a due job.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -100,12 +108,13 @@ pub struct Worker {
     settings: WorkerConfig,
     importer: Importer,
     scratch: PathBuf,
+    speech: Arc<Speech>,
 }
 
 impl Worker {
     /// A worker processing assets of `db` whose objects are in `store`, publishing on
-    /// `events`; sources are copied into working
-    /// directories under `scratch`.
+    /// `events`; sources are copied into working directories under `scratch`. Generated
+    /// subtitles are recognised with `speech`.
     pub fn new(
         db: Db,
         store: Arc<dyn ObjectStore>,
@@ -113,6 +122,7 @@ impl Worker {
         settings: WorkerConfig,
         importer: Importer,
         scratch: PathBuf,
+        speech: Speech,
     ) -> Self {
         Worker {
             db,
@@ -121,6 +131,7 @@ impl Worker {
             settings,
             importer,
             scratch,
+            speech: Arc::new(speech),
         }
     }
 
@@ -137,21 +148,38 @@ impl Worker {
         let mut tasks = JoinSet::new();
         for slot in 0..worker.settings.concurrency {
             let worker_id = format!("{prefix}-{slot}");
-            tasks.spawn(worker.clone().claim_loop(worker_id, stopping.clone()));
+            tasks.spawn(
+                worker
+                    .clone()
+                    .claim_loop(worker_id, ASSET_JOB_KIND, stopping.clone()),
+            );
         }
+        tasks.spawn(worker.clone().claim_loop(
+            format!("{prefix}-speech"),
+            TRANSCRIBE_JOB_KIND,
+            stopping.clone(),
+        ));
         tasks.spawn(worker.clone().abandoned_loop(stopping.clone()));
         while tasks.join_next().await.is_some() {}
         info!("Asset worker stopped.");
     }
 
-    /// Claims and processes jobs one after the other until shutdown.
-    async fn claim_loop(self: Arc<Self>, worker_id: String, mut stopping: watch::Receiver<bool>) {
+    /// Claims and processes jobs of `kind` one after the other until shutdown.
+    async fn claim_loop(
+        self: Arc<Self>,
+        worker_id: String,
+        kind: &'static str,
+        mut stopping: watch::Receiver<bool>,
+    ) {
         while !*stopping.borrow() {
             let claimed = self
                 .db
-                .claim_job(&worker_id, &[ASSET_JOB_KIND], self.settings.lease())
+                .claim_job(&worker_id, &[kind], self.settings.lease())
                 .await;
             match claimed {
+                Ok(Some(job)) if kind == TRANSCRIBE_JOB_KIND => {
+                    self.transcribe(&worker_id, job, &mut stopping).await
+                }
                 Ok(Some(job)) => self.process(&worker_id, job, &mut stopping).await,
                 Ok(None) => {
                     tokio::select! {
@@ -226,27 +254,19 @@ impl Worker {
             }
         };
         info!(asset_id = %asset.id, job_id = %job.id, attempt = job.attempts, "Preparing an asset.");
-        // One directory per claim: an attempt that outlived its lease never touches the files
-        // of the attempt that took the job over, which removes what earlier attempts left (a
-        // killed worker's files).
-        let work = self
-            .scratch
-            .join(format!("{}-{}-{}", asset.id, job.id, job.attempts));
-        for attempt in 1..job.attempts {
-            let earlier = self
-                .scratch
-                .join(format!("{}-{}-{attempt}", asset.id, job.id));
-            if let Err(e) = tokio::fs::remove_dir_all(&earlier).await {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    warn!(path = %earlier.display(), error = %e, "Cannot remove an earlier attempt's files.");
-                }
-            }
-        }
+        let work = self.claim_directory(&asset.id, &job).await;
         let progress = Arc::new(AtomicU8::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let outcome = {
             let prepare = self.prepare(&asset, &work, &progress, &stop);
-            let heartbeat = self.heartbeat(&job, &asset.id, worker_id, &progress, &stop, stopping);
+            let heartbeat = self.heartbeat(
+                &job,
+                &asset.id,
+                worker_id,
+                Progress::OfAsset(&progress),
+                &stop,
+                stopping,
+            );
             tokio::pin!(prepare);
             tokio::select! {
                 outcome = &mut prepare => outcome,
@@ -259,16 +279,24 @@ impl Worker {
                 }
             }
         };
-        if let Err(e) = tokio::fs::remove_dir_all(&work).await {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                warn!(path = %work.display(), error = %e, "Cannot remove a working directory.");
-            }
-        }
+        remove_directory(&work).await;
         match outcome {
             Ok(renditions) => self.finish_ready(&job, worker_id, &asset, renditions).await,
             Err(Failure::Stopped) => self.finish_stopped(&job, worker_id, &asset, stopping).await,
             Err(failure) => self.finish_failed(&job, worker_id, &asset, failure).await,
         }
+    }
+
+    /// The working directory of one claim of `job`, with what earlier attempts left removed.
+    /// One directory per claim: an attempt that outlived its lease never touches the files of
+    /// the attempt that took the job over, which removes what earlier attempts left (a killed
+    /// worker's files).
+    async fn claim_directory(&self, asset_id: &AssetId, job: &Job) -> PathBuf {
+        let name = |attempt| format!("{asset_id}-{}-{attempt}", job.id);
+        for attempt in 1..job.attempts {
+            remove_directory(&self.scratch.join(name(attempt))).await;
+        }
+        self.scratch.join(name(job.attempts))
     }
 
     /// Renews the lease and records progress until the job is lost or the worker stops; then
@@ -278,10 +306,14 @@ impl Worker {
         job: &Job,
         asset_id: &AssetId,
         worker_id: &str,
-        progress: &AtomicU8,
+        progress: Progress<'_>,
         stop: &AtomicBool,
         stopping: &mut watch::Receiver<bool>,
     ) {
+        let (progress, of_asset) = match progress {
+            Progress::OfAsset(progress) => (progress, true),
+            Progress::OfJob(progress) => (progress, false),
+        };
         let lease = self.settings.lease();
         let mut ticks = tokio::time::interval((lease / 3).min(MAX_HEARTBEAT_INTERVAL));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -308,7 +340,7 @@ impl Worker {
                 // The lease outlives a few missed heartbeats.
                 Err(e) => warn!(job_id = %job.id, error = %e, "Heartbeat failed."),
             }
-            if recorded != Some(done) {
+            if of_asset && recorded != Some(done) {
                 match self.db.set_asset_progress(asset_id, done).await {
                     Ok(()) => recorded = Some(done),
                     Err(e) => {
@@ -612,6 +644,22 @@ impl Worker {
     }
 }
 
+/// Where a job's heartbeat records its progress: the job always, and the asset's own
+/// `progress` too while it is prepared.
+enum Progress<'a> {
+    OfAsset(&'a AtomicU8),
+    OfJob(&'a AtomicU8),
+}
+
+/// Removes a working directory and what it holds; a failure is logged.
+async fn remove_directory(path: &Path) {
+    if let Err(e) = tokio::fs::remove_dir_all(path).await {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            warn!(path = %path.display(), error = %e, "Cannot remove a working directory.");
+        }
+    }
+}
+
 /// Reports packaging to the job: progress for the heartbeat, the playable flag at once, and
 /// whether to go on.
 struct Observer {
@@ -779,16 +827,28 @@ mod tests {
     use sluice_media::fixtures::ffmpeg_clip;
     use sluice_storage::test_support::TestDatabase;
     use sluice_storage::{
-        EventBus, JobStatus, LadderCodec, LocalStore, NewAsset, PlaybackId, PlaybackPolicy,
-        UploadId,
+        EventBus, GeneratedSubtitles, JobStatus, LadderCodec, LocalStore, NewAsset, PlaybackId,
+        PlaybackPolicy, Transcript, TranscriptStatus, UploadId,
     };
+
+    /// Why the test worker recognises no speech.
+    const NO_SPEECH: &str = "speech recognition is turned off for this test";
 
     /// The API's own asset form, as the server plugs it in.
     struct ApiViews;
 
     impl crate::AssetViews for ApiViews {
-        fn asset(&self, asset: &Asset, playback_ids: &[PlaybackId]) -> Value {
-            sluice_api::assets::asset_json(asset, playback_ids, "http://sluice.test")
+        fn asset(
+            &self,
+            asset: &Asset,
+            playback_ids: &[PlaybackId],
+            tracks: &[Transcript],
+        ) -> Value {
+            sluice_api::assets::asset_json(asset, playback_ids, tracks, "http://sluice.test")
+        }
+
+        fn track(&self, track: &Transcript) -> Value {
+            sluice_api::assets::track_json(track)
         }
     }
 
@@ -829,6 +889,7 @@ mod tests {
                 settings,
                 importer,
                 dir.path().join("work"),
+                Speech::unavailable(NO_SPEECH.to_owned()),
             );
             let (stop, stopping) = watch::channel(false);
             let running = tokio::spawn(worker.run(stopping));
@@ -843,6 +904,14 @@ mod tests {
         }
 
         async fn create(&self, input: AssetInput) -> Asset {
+            self.create_with_subtitles(input, Vec::new()).await
+        }
+
+        async fn create_with_subtitles(
+            &self,
+            input: AssetInput,
+            generated_subtitles: Vec<GeneratedSubtitles>,
+        ) -> Asset {
             let ladder = json!([{"name": "180p", "height": 180, "bitrate_kbps": 300}]);
             self.db
                 .create_asset(&NewAsset {
@@ -852,6 +921,7 @@ mod tests {
                         ladder: Ladder::from_request(&ladder).unwrap(),
                         codecs: vec![LadderCodec::H264],
                         passthrough: None,
+                        generated_subtitles,
                     }),
                     playback_policies: vec![PlaybackPolicy::Public],
                 })
@@ -1031,6 +1101,64 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subtitles_asked_of_a_worker_without_speech_error_with_the_reason_and_the_asset_stays_ready(
+    ) {
+        let harness = Harness::start(&[]).await;
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = clip(source_dir.path(), "2");
+        let key = layout::upload_source("upload_speech").unwrap();
+        harness.store.put_file(&key, &source).await.unwrap();
+        let english = GeneratedSubtitles {
+            language_code: "en".into(),
+            name: "English (generated)".into(),
+        };
+        let asset = harness
+            .create_with_subtitles(
+                AssetInput::Upload {
+                    upload_id: UploadId::parse("upload_speech").unwrap(),
+                },
+                vec![english],
+            )
+            .await;
+        let ready = harness.settled(&asset.id).await;
+        assert_eq!(ready.status, AssetStatus::Ready, "{:?}", ready.error);
+        let mut track: Option<Transcript> = None;
+        for _ in 0..600 {
+            let tracks = harness.db.transcripts_of(&asset.id).await.unwrap();
+            track = tracks
+                .into_iter()
+                .find(|track| track.status != TranscriptStatus::Preparing);
+            if track.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let track = track.expect("the text track settles");
+        assert_eq!(track.status, TranscriptStatus::Errored);
+        assert_eq!(track.error.as_deref(), Some(NO_SPEECH));
+        assert!(harness
+            .event_types(&asset.id)
+            .await
+            .contains(&"asset.track.errored".to_owned()));
+        let master = harness
+            .object(&format!("assets/{}/hls/master.m3u8", asset.id))
+            .await
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&master).contains("SUBTITLES"));
+        assert_eq!(
+            harness
+                .db
+                .get_asset(&asset.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            AssetStatus::Ready
+        );
+        harness.stop().await;
+    }
+
+    #[tokio::test]
     async fn a_text_file_errors_the_asset_at_once_and_leaves_nothing_behind() {
         let harness = Harness::start(&[]).await;
         let source_dir = tempfile::tempdir().unwrap();

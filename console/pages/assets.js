@@ -30,6 +30,19 @@ import * as tus from "../tus.js";
 const publicId = (asset) => asset.playback_ids?.find((p) => p.policy === "public")?.id ?? null;
 const labelOf = (asset) => asset.new_asset_settings?.passthrough || asset.id;
 
+// One line about a track: a picture's size and rate, a sound's channels, a text track's name,
+// language and status (with the reason when it errored).
+function trackDetails(t) {
+  if (t.type === "video") {
+    return `${t.width}×${t.height}${t.frame_rate ? `, ${Math.round(t.frame_rate * 100) / 100} fps` : ""}${t.rotation ? `, rotated ${t.rotation}°` : ""}`;
+  }
+  if (t.type === "text") {
+    const status = t.status === "errored" ? `errored: ${t.error?.message ?? "no reason given"}` : t.status;
+    return `${t.name} (${t.language_code}, generated), ${status}`;
+  }
+  return `${t.channels === 1 ? "mono" : t.channels === 2 ? "stereo" : `${t.channels ?? "?"} channels`}, ${t.sample_rate ?? "?"} Hz`;
+}
+
 function inputText(input) {
   if (!input) return "—";
   if (input.type === "url") return `imported from ${input.url}`;
@@ -567,17 +580,11 @@ export function detail(main, [id], { signal, navigate }) {
     replace(
       tracksSlot,
       table(
-        "Source tracks",
+        "Tracks",
         [
           { label: "Type", cell: (t) => t.type },
-          { label: "Codec", cell: (t) => t.codec ?? "—" },
-          {
-            label: "Details",
-            cell: (t) =>
-              t.type === "video"
-                ? `${t.width}×${t.height}${t.frame_rate ? `, ${Math.round(t.frame_rate * 100) / 100} fps` : ""}${t.rotation ? `, rotated ${t.rotation}°` : ""}`
-                : `${t.channels === 1 ? "mono" : t.channels === 2 ? "stereo" : `${t.channels ?? "?"} channels`}, ${t.sample_rate ?? "?"} Hz`,
-          },
+          { label: "Codec", cell: (t) => (t.type === "text" ? "WebVTT" : t.codec ?? "—") },
+          { label: "Details", cell: trackDetails },
         ],
         asset.tracks ?? [],
         { empty: "Tracks appear once the source is probed." },

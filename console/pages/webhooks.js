@@ -42,6 +42,8 @@ export const EVENT_TYPES = [
   "asset.ready",
   "asset.errored",
   "asset.deleted",
+  "asset.track.ready",
+  "asset.track.errored",
   "upload.created",
   "upload.asset_created",
   "upload.errored",

@@ -1,11 +1,11 @@
 //! Server-made identifiers and secrets, and the typed ids of the records the media plane
 //! passes around ([`LiveStreamId`], [`SessionId`], [`AssetId`], [`UploadId`],
-//! [`SimulcastTargetId`]): the model's records and the `Db` methods that take them cannot mix
-//! one kind up with another, and an id from outside (a URL path, a job's subject) is checked
-//! ([`LiveStreamId::parse`]: its prefix, then only `[A-Za-z0-9]`) before it names anything.
-//! They serialize as the plain string and are stored as text, so the API, events and the
-//! schema are unchanged; they read as `&str` wherever a plain string is asked for (object keys,
-//! logs, JSON filters).
+//! [`SimulcastTargetId`], [`TrackId`]): the model's records and the `Db` methods that take
+//! them cannot mix one kind up with another, and an id from outside (a URL path, a job's
+//! subject) is checked ([`LiveStreamId::parse`]: its prefix, then only `[A-Za-z0-9]`) before
+//! it names anything. They serialize as the plain string and are stored as text, so the API,
+//! events and the schema are unchanged; they read as `&str` wherever a plain string is asked
+//! for (object keys, logs, JSON filters).
 //!
 //! Everything is drawn from `[A-Za-z0-9]`, so ids are safe in URLs, object keys and RTMP stream
 //! names. `rand::thread_rng` is a cryptographically secure generator (ChaCha12 seeded from the
@@ -38,6 +38,7 @@ pub const JOB_PREFIX: &str = "job_";
 pub const ASSET_PREFIX: &str = "asset_";
 pub const UPLOAD_PREFIX: &str = "upload_";
 pub const SIMULCAST_TARGET_PREFIX: &str = "st_";
+pub const TRACK_PREFIX: &str = "track_";
 
 fn random_alphanumeric(len: usize) -> String {
     rand::thread_rng()
@@ -226,6 +227,12 @@ typed_id!(
     SimulcastTargetId,
     SIMULCAST_TARGET_PREFIX,
     "simulcast target"
+);
+typed_id!(
+    /// A generated subtitles track's (a transcript's) id: `track_…`.
+    TrackId,
+    TRACK_PREFIX,
+    "track"
 );
 
 #[cfg(test)]

@@ -31,21 +31,22 @@ pub mod test_support;
 
 pub use db::{redact_database_url, Db, DbEngine, Record, StorageError, MAX_PAGE_SIZE};
 pub use event_bus::EventBus;
-pub use ids::{AssetId, InvalidId, LiveStreamId, SessionId, SimulcastTargetId, UploadId};
+pub use ids::{AssetId, InvalidId, LiveStreamId, SessionId, SimulcastTargetId, TrackId, UploadId};
 pub use local_store::{LocalStore, DEFAULT_DATA_DIR};
 pub use metrics::Metrics;
 pub use model::{
     ApiKey, ApiKeyPage, Asset, AssetInput, AssetPage, AssetSettings, AssetStatus, AttemptOutcome,
     ClaimedDelivery, DeliveryStatus, Dvr, DvrMode, Event, EventFilter, EventPage, EventType,
-    HealthSample, HealthWarning, HealthWarningCode, Job, JobStatus, LadderCodec, LatencyMode,
-    LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage, LiveStreamSettings,
-    LiveStreamStatus, NewAsset, NewEvent, NewJob, NewSimulcastTarget, NewUpload,
-    NewWebhookEndpoint, Permission, PlaybackId, PlaybackPolicy, Session, SessionOrigin,
-    SessionPage, SigningAlgorithm, SigningKey, SigningKeyPage, SimulcastTarget,
-    SimulcastTargetStatus, StreamHealth, Upload, UploadPage, UploadStatus, WebhookAttempt,
-    WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage,
-    WebhookEndpointUpdate, ASSET_JOB_KIND, DEFAULT_JOB_MAX_ATTEMPTS, MAX_DVR_WINDOW_S,
-    MAX_RECONNECT_WINDOW_S, MIN_DVR_WINDOW_S, SOURCE_RENDITION,
+    GeneratedSubtitles, HealthSample, HealthWarning, HealthWarningCode, Job, JobStatus,
+    LadderCodec, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage,
+    LiveStreamSettings, LiveStreamStatus, NewAsset, NewEvent, NewJob, NewSimulcastTarget,
+    NewUpload, NewWebhookEndpoint, Permission, PlaybackId, PlaybackPolicy, SearchHit, Session,
+    SessionOrigin, SessionPage, SigningAlgorithm, SigningKey, SigningKeyPage, SimulcastTarget,
+    SimulcastTargetStatus, StreamHealth, Transcript, TranscriptLine, TranscriptStatus, Upload,
+    UploadPage, UploadStatus, WebhookAttempt, WebhookDelivery, WebhookDeliveryPage,
+    WebhookEndpoint, WebhookEndpointPage, WebhookEndpointUpdate, ASSET_JOB_KIND,
+    DEFAULT_JOB_MAX_ATTEMPTS, MAX_DVR_WINDOW_S, MAX_RECONNECT_WINDOW_S, MAX_TRANSCRIPT_LINES,
+    MIN_DVR_WINDOW_S, SOURCE_RENDITION, TRANSCRIBE_JOB_KIND,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, Playback, StoreError};
 pub use s3_store::{

@@ -13,16 +13,21 @@ mod event;
 mod health;
 mod job;
 mod simulcast_target;
+mod transcript;
 mod webhook;
 pub use asset::{
-    Asset, AssetInput, AssetPage, AssetSettings, AssetStatus, LadderCodec, NewAsset, NewUpload,
-    Upload, UploadPage, UploadStatus, ASSET_JOB_KIND,
+    Asset, AssetInput, AssetPage, AssetSettings, AssetStatus, GeneratedSubtitles, LadderCodec,
+    NewAsset, NewUpload, Upload, UploadPage, UploadStatus, ASSET_JOB_KIND,
 };
 pub use event::{Event, EventFilter, EventObject, EventPage, EventType, NewEvent};
 pub use health::{HealthSample, HealthWarning, HealthWarningCode, StreamHealth};
 pub use job::{Job, JobStatus, NewJob, DEFAULT_JOB_MAX_ATTEMPTS};
 pub use simulcast_target::{
     NewSimulcastTarget, SimulcastTarget, SimulcastTargetStatus, SOURCE_RENDITION,
+};
+pub use transcript::{
+    SearchHit, Transcript, TranscriptLine, TranscriptStatus, MAX_TRANSCRIPT_LINES,
+    TRANSCRIBE_JOB_KIND,
 };
 pub use webhook::{
     AttemptOutcome, ClaimedDelivery, DeliveryStatus, NewWebhookEndpoint, WebhookAttempt,

@@ -5,7 +5,9 @@
 // Playback stops as soon as the video's position reaches the target, at the first fatal
 // error, or at the deadline (60 s unless given), whichever comes first. The report holds the
 // number of levels hls.js parsed from the master playlist, the furthest playback position
-// reached, the levels it switched to and every error it raised. The Rust test that calls this
+// reached, the levels it switched to and every error it raised. When the master playlist lists
+// subtitles, the first track is turned on and the report also holds the tracks hls.js listed
+// (`subtitleTracks`: name and language) and the text of every cue it showed (`cues`). The Rust test that calls this
 // script decides what counts as a pass.
 import { launchPlayerPage } from "./chromium.mjs";
 import { createRequire } from "node:module";
@@ -25,8 +27,34 @@ try {
     ({ url, target, deadlineSeconds }) =>
       new Promise((resolve) => {
         const video = document.getElementById("v");
-        const report = { supported: Hls.isSupported(), levels: 0, maxTime: 0, switchedTo: [], errors: [] };
+        const report = {
+          supported: Hls.isSupported(),
+          levels: 0,
+          maxTime: 0,
+          switchedTo: [],
+          errors: [],
+          subtitleTracks: [],
+          cues: [],
+        };
         const hls = new Hls({ debug: false });
+        hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, (_e, data) => {
+          report.subtitleTracks = data.subtitleTracks.map((t) => ({ name: t.name, lang: t.lang }));
+          // After hls.js's own choice for this event (none: the track is not DEFAULT).
+          if (data.subtitleTracks.length > 0) {
+            setTimeout(() => {
+              hls.subtitleDisplay = true;
+              hls.subtitleTrack = 0;
+            }, 0);
+          }
+        });
+        video.textTracks.addEventListener("addtrack", (event) => {
+          const track = event.track;
+          track.addEventListener("cuechange", () => {
+            for (const cue of Array.from(track.activeCues ?? [])) {
+              if (!report.cues.includes(cue.text)) report.cues.push(cue.text);
+            }
+          });
+        });
         hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
           report.levels = data.levels.length;
           report.codecs = data.levels.map((l) => l.attrs.CODECS);
@@ -46,6 +74,12 @@ try {
           if (done) return;
           done = true;
           report.maxTime = Math.max(report.maxTime, video.currentTime);
+          report.textTracks = Array.from(video.textTracks).map((t) => ({
+            kind: t.kind,
+            label: t.label,
+            mode: t.mode,
+            cues: t.cues ? t.cues.length : null,
+          }));
           hls.destroy();
           resolve(report);
         }

@@ -67,18 +67,27 @@ impl std::fmt::Debug for Moonshine {
 }
 
 impl Moonshine {
-    /// Loads the library and the tiny-en model from `library_dir`, the root of the unpacked
-    /// wheel ([`DEFAULT_LIBRARY_DIR`] as installed). Takes about half a second.
-    pub fn load(library_dir: &Path) -> Result<Moonshine, TranscribeError> {
-        let library = library_dir.join(LIBRARY_FILE);
+    /// Whether the library and the model's files are in `library_dir`, without loading them:
+    /// what a process that only takes requests checks. [`TranscribeError::NotInstalled`] names
+    /// the first file missing.
+    pub fn check_installed(library_dir: &Path) -> Result<(), TranscribeError> {
         let model = library_dir.join(MODEL_DIR);
-        for path in
-            std::iter::once(library.clone()).chain(MODEL_FILES.iter().map(|file| model.join(file)))
-        {
+        let files = std::iter::once(library_dir.join(LIBRARY_FILE))
+            .chain(MODEL_FILES.iter().map(|file| model.join(file)));
+        for path in files {
             if !path.is_file() {
                 return Err(TranscribeError::NotInstalled { path });
             }
         }
+        Ok(())
+    }
+
+    /// Loads the library and the tiny-en model from `library_dir`, the root of the unpacked
+    /// wheel ([`DEFAULT_LIBRARY_DIR`] as installed). Takes about half a second.
+    pub fn load(library_dir: &Path) -> Result<Moonshine, TranscribeError> {
+        Self::check_installed(library_dir)?;
+        let library = library_dir.join(LIBRARY_FILE);
+        let model = library_dir.join(MODEL_DIR);
         let broken = |path: &Path, reason: String| TranscribeError::Broken {
             path: path.to_owned(),
             library_dir: library_dir.to_owned(),

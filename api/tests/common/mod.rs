@@ -81,6 +81,7 @@ pub async fn harness() -> Harness {
         node_token: None,
         playback_ids: Default::default(),
         viewers: Default::default(),
+        speech_unavailable: None,
     };
     // Times out expired uploads, as `sluice serve` does, until the harness is dropped.
     let (stop_sweeper, stopping) = watch::channel(false);

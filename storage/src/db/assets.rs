@@ -1,5 +1,6 @@
-//! Assets: creation (with their playback ids and processing job, in one transaction), lookup,
-//! listing, the progress and outcome the worker records, and deletion.
+//! Assets: creation (with their playback ids, transcripts and processing job, in one
+//! transaction), lookup, listing, the progress and outcome the worker records (a ready asset
+//! with transcripts to make gets its transcription job), and deletion.
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
@@ -10,11 +11,13 @@ use tracing::info;
 use super::jobs::new_job_row;
 use super::paging::{keyset_page, PageKey, PageOrder};
 use super::playback_ids::{insert_playback_id, PlaybackOwner};
+use super::transcripts::{error_preparing_transcripts, insert_transcripts, queue_transcription};
 use super::{json_column, now, to_json, Db, Record, Result, StorageError};
 use crate::entities::{asset, job, session};
 use crate::ids::{AssetId, LiveStreamId, SessionId};
 use crate::model::{
-    Asset, AssetInput, AssetPage, AssetStatus, JobStatus, NewAsset, NewJob, ASSET_JOB_KIND,
+    Asset, AssetInput, AssetPage, AssetStatus, GeneratedSubtitles, JobStatus, NewAsset, NewJob,
+    ASSET_JOB_KIND,
 };
 
 const ASSET_PAGE: PageKey<asset::Entity> = PageKey {
@@ -60,22 +63,28 @@ fn not_found(id: &str) -> StorageError {
     }
 }
 
-/// Inserts a preparing asset, its playback ids and its processing job; `conn` should be a
-/// transaction, so an asset never exists without the job that processes it.
+/// Inserts a preparing asset, its playback ids, its transcripts (one per generated subtitles
+/// track its settings ask for) and its processing job; `conn` should be a transaction, so an
+/// asset never exists without the job that processes it.
 pub(super) async fn insert_asset(conn: &impl ConnectionTrait, new: &NewAsset) -> Result<Asset> {
-    let asset = insert_asset_row(conn, new, None).await?;
+    let subtitles = new
+        .settings
+        .as_ref()
+        .map_or(&[][..], |settings| &settings.generated_subtitles);
+    let asset = insert_asset_row(conn, new, None, subtitles).await?;
     let job = NewJob::new(ASSET_JOB_KIND, asset.id.clone(), serde_json::json!({}));
     job::Entity::insert(new_job_row(&job)).exec(conn).await?;
     info!(asset_id = %asset.id, "Asset created.");
     Ok(asset)
 }
 
-/// Inserts a preparing asset and its playback ids; `recorded_from` names the live stream and
-/// session of a recording.
+/// Inserts a preparing asset, its playback ids and a preparing transcript per entry of
+/// `generated_subtitles`; `recorded_from` names the live stream and session of a recording.
 async fn insert_asset_row(
     conn: &impl ConnectionTrait,
     new: &NewAsset,
     recorded_from: Option<(&str, &str)>,
+    generated_subtitles: &[GeneratedSubtitles],
 ) -> Result<Asset> {
     let at = now();
     let row = asset::ActiveModel {
@@ -102,12 +111,14 @@ async fn insert_asset_row(
     for policy in &new.playback_policies {
         insert_playback_id(conn, PlaybackOwner::Asset(&row.id), *policy).await?;
     }
+    insert_transcripts(conn, &row.id, generated_subtitles, at).await?;
     asset_from_row(row)
 }
 
 impl Db {
-    /// Creates a preparing asset with one playback id per policy asked, and queues the job
-    /// that processes it.
+    /// Creates a preparing asset with one playback id per policy asked and one preparing
+    /// transcript per generated subtitles track its settings ask for (a language asked twice
+    /// is made once), and queues the job that processes it.
     pub async fn create_asset(&self, new: &NewAsset) -> Result<Asset> {
         let txn = self.conn.begin().await?;
         let asset = insert_asset(&txn, new).await?;
@@ -116,12 +127,15 @@ impl Db {
     }
 
     /// Creates the preparing asset a recorded session becomes, with one playback id per
-    /// policy of the live stream's playback ids, and attaches it to the session. No job is
-    /// queued: the live packager makes the renditions and the media plane seals them.
+    /// policy of the live stream's playback ids and one preparing transcript per entry of
+    /// `generated_subtitles` (a language asked twice is made once), and attaches it to the
+    /// session. No job is queued: the live packager makes the renditions and the media plane
+    /// seals them (the transcription job is queued when it is marked ready).
     pub async fn create_recording_asset(
         &self,
         live_stream_id: &LiveStreamId,
         session_id: &SessionId,
+        generated_subtitles: &[GeneratedSubtitles],
     ) -> Result<Asset> {
         let policies = self
             .list_playback_ids(live_stream_id)
@@ -138,7 +152,13 @@ impl Db {
             playback_policies: policies,
         };
         let txn = self.conn.begin().await?;
-        let asset = insert_asset_row(&txn, &new, Some((live_stream_id, session_id))).await?;
+        let asset = insert_asset_row(
+            &txn,
+            &new,
+            Some((live_stream_id, session_id)),
+            generated_subtitles,
+        )
+        .await?;
         let attached = session::Entity::update_many()
             .col_expr(session::Column::AssetId, Some(asset.id.to_string()).into())
             .filter(session::Column::Id.eq(session_id))
@@ -215,9 +235,9 @@ impl Db {
         })
     }
 
-    /// Deletes the asset and its playback ids, and cancels its jobs (a worker processing it
-    /// finds its next heartbeat refused). `false` when there was no such asset. The caller
-    /// removes its objects.
+    /// Deletes the asset, its playback ids and its transcripts (their lines and search index
+    /// rows with them), and cancels its jobs (a worker processing it finds its next heartbeat
+    /// refused). `false` when there was no such asset. The caller removes its objects.
     pub async fn delete_asset(&self, id: &AssetId) -> Result<bool> {
         self.cancel_jobs_for(id).await?;
         let deleted = asset::Entity::delete_by_id(id)
@@ -293,10 +313,16 @@ impl Db {
         .map(drop)
     }
 
-    /// Marks a preparing asset ready with what was made. `None` when it is gone (or no longer
-    /// preparing).
+    /// Marks a preparing asset ready with what was made and, when it has a preparing
+    /// transcript, queues its transcription job ([`TRANSCRIBE_JOB_KIND`], unless one is queued
+    /// or running), in one transaction. `None` when it is gone (or no longer preparing), and
+    /// then nothing is queued.
+    ///
+    /// [`TRANSCRIBE_JOB_KIND`]: crate::model::TRANSCRIBE_JOB_KIND
     pub async fn set_asset_ready(&self, id: &AssetId, renditions: &Value) -> Result<Option<Asset>> {
-        self.update_preparing(
+        let txn = self.conn.begin().await?;
+        let ready = update_preparing(
+            &txn,
             id,
             asset::ActiveModel {
                 status: Set(AssetStatus::Ready),
@@ -306,13 +332,26 @@ impl Db {
                 ..Default::default()
             },
         )
-        .await
+        .await?;
+        match ready {
+            Some(_) => {
+                queue_transcription(&txn, id).await?;
+                txn.commit().await?;
+            }
+            None => txn.rollback().await?,
+        }
+        Ok(ready)
     }
 
-    /// Marks a preparing asset errored with a reason for a person. `None` when it is gone (or
-    /// no longer preparing).
+    /// Marks a preparing asset errored with a reason for a person, and its preparing
+    /// transcripts errored too ([`ASSET_ERRORED_TRANSCRIPT`]), in one transaction. `None` when
+    /// it is gone (or no longer preparing).
+    ///
+    /// [`ASSET_ERRORED_TRANSCRIPT`]: super::transcripts::ASSET_ERRORED_TRANSCRIPT
     pub async fn set_asset_errored(&self, id: &AssetId, reason: &str) -> Result<Option<Asset>> {
-        self.update_preparing(
+        let txn = self.conn.begin().await?;
+        let errored = update_preparing(
+            &txn,
             id,
             asset::ActiveModel {
                 status: Set(AssetStatus::Errored),
@@ -321,7 +360,15 @@ impl Db {
                 ..Default::default()
             },
         )
-        .await
+        .await?;
+        match errored {
+            Some(_) => {
+                error_preparing_transcripts(&txn, id).await?;
+                txn.commit().await?;
+            }
+            None => txn.rollback().await?,
+        }
+        Ok(errored)
     }
 
     /// Errors every recording (an asset with a session) still preparing, with `reason`, and
@@ -377,19 +424,32 @@ impl Db {
     async fn update_preparing(
         &self,
         id: &AssetId,
-        mut changes: asset::ActiveModel,
+        changes: asset::ActiveModel,
     ) -> Result<Option<Asset>> {
-        changes.updated_at = Set(now());
-        let updated = asset::Entity::update_many()
-            .set(changes)
-            .filter(asset::Column::Id.eq(id))
-            .filter(asset::Column::Status.eq(AssetStatus::Preparing))
-            .exec(&self.conn)
-            .await?
-            .rows_affected;
-        if updated == 0 {
-            return Ok(None);
-        }
-        self.get_asset(id).await
+        update_preparing(&self.conn, id, changes).await
     }
+}
+
+/// [`Db::update_preparing`] on `conn`, which may be a transaction.
+async fn update_preparing(
+    conn: &impl ConnectionTrait,
+    id: &AssetId,
+    mut changes: asset::ActiveModel,
+) -> Result<Option<Asset>> {
+    changes.updated_at = Set(now());
+    let updated = asset::Entity::update_many()
+        .set(changes)
+        .filter(asset::Column::Id.eq(id))
+        .filter(asset::Column::Status.eq(AssetStatus::Preparing))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    if updated == 0 {
+        return Ok(None);
+    }
+    asset::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .map(asset_from_row)
+        .transpose()
 }

@@ -84,6 +84,37 @@ pub(super) fn new_job_row(new: &NewJob) -> job::ActiveModel {
     }
 }
 
+/// The queued or running job of `kind` on `subject_id`, if any; `conn` may be a transaction.
+async fn active_job(
+    conn: &impl ConnectionTrait,
+    kind: &str,
+    subject_id: &str,
+) -> Result<Option<Job>> {
+    job::Entity::find()
+        .filter(job::Column::Kind.eq(kind))
+        .filter(job::Column::SubjectId.eq(subject_id))
+        .filter(job::Column::Status.is_in([JobStatus::Queued, JobStatus::Running]))
+        .one(conn)
+        .await?
+        .map(job_from_row)
+        .transpose()
+}
+
+/// [`Db::enqueue_job`] within `conn`, a transaction: the active job of the same kind and
+/// subject if there is one, else a new one, due now. Unlike `enqueue_job` it does not retry
+/// when a concurrent caller queues the same job first (the unique index on active jobs fails
+/// the transaction), so callers serialise on a row they update first.
+pub(super) async fn enqueue_job_in(conn: &impl ConnectionTrait, new: &NewJob) -> Result<Job> {
+    if let Some(active) = active_job(conn, &new.kind, &new.subject_id).await? {
+        return Ok(active);
+    }
+    let row = job::Entity::insert(new_job_row(new))
+        .exec_with_returning(conn)
+        .await?;
+    info!(job_id = %row.id, kind = %row.kind, subject_id = %row.subject_id, "Job queued.");
+    job_from_row(row)
+}
+
 /// `at + duration`, stored to the microsecond like every timestamp.
 fn after(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(duration)
@@ -214,14 +245,7 @@ impl Db {
 
     /// The queued or running job of `kind` on `subject_id`, if any.
     async fn active_job(&self, kind: &str, subject_id: &str) -> Result<Option<Job>> {
-        job::Entity::find()
-            .filter(job::Column::Kind.eq(kind))
-            .filter(job::Column::SubjectId.eq(subject_id))
-            .filter(job::Column::Status.is_in([JobStatus::Queued, JobStatus::Running]))
-            .one(&self.conn)
-            .await?
-            .map(job_from_row)
-            .transpose()
+        active_job(&self.conn, kind, subject_id).await
     }
 
     /// Takes the job of one of `kinds` that has been due longest (queued with `run_after`

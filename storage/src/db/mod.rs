@@ -23,6 +23,7 @@ mod playback_ids;
 mod sessions;
 mod signing_keys;
 mod simulcast_targets;
+mod transcripts;
 #[cfg(test)]
 mod upgrade_tests;
 mod uploads;

@@ -1,14 +1,23 @@
 //! Upgrading a database made by the first schema only: keys, streams and sessions survive, on
 //! SQLite and on Postgres (a [`TestDatabase`]), and on SQLite no secret stays in clear anywhere
-//! in the database files.
+//! in the database files. Assets made before transcripts existed load and become ready as
+//! before, and the transcripts migration rolls back and applies again.
 
 use sea_orm::{ConnectionTrait, Statement};
-use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::{MigratorTrait, SchemaManager};
+use serde_json::json;
+use sluice_media::Ladder;
 
 use crate::migration::Migrator;
-use crate::model::{Permission, PlaybackPolicy};
+use crate::model::{
+    AssetInput, AssetSettings, GeneratedSubtitles, LadderCodec, NewAsset, Permission,
+    PlaybackPolicy, TranscriptLine, TRANSCRIBE_JOB_KIND,
+};
 use crate::test_support::TestDatabase;
-use crate::{Db, LiveStreamId, SecretBox, SessionId, MASTER_KEY_LEN};
+use crate::{AssetId, Db, LiveStreamId, SecretBox, SessionId, MASTER_KEY_LEN};
+
+/// Migrations before `m20261207_000012_transcripts`.
+const BEFORE_TRANSCRIPTS: u32 = 11;
 
 const ACTIVE_SECRET: &str = "LegacyActiveSecret0123456789abcdefghijkl";
 const REVOKED_SECRET: &str = "LegacyRevokedSecret0123456789abcdefghijk";
@@ -226,4 +235,127 @@ async fn processes_starting_together_migrate_a_new_postgres_database_once() {
     for started in starting.join_all().await {
         started.unwrap();
     }
+}
+
+#[tokio::test]
+async fn an_asset_whose_settings_predate_generated_subtitles_still_loads() {
+    let database = TestDatabase::new();
+    let db = Db::connect(database.url()).await.unwrap();
+    Migrator::up(&db.conn, Some(BEFORE_TRANSCRIPTS))
+        .await
+        .unwrap();
+    // The settings as stored before `generated_subtitles` existed.
+    let settings = json!({
+        "playback_policy": ["public"],
+        "ladder": serde_json::to_value(Ladder::default()).unwrap(),
+        "codecs": ["h264"],
+        "passthrough": "kept",
+    });
+    execute(
+        &db,
+        &format!(
+            "INSERT INTO assets (id, status, error, progress, input, settings, duration_ms, \
+               tracks, source_metadata, renditions, playable, created_at, updated_at) VALUES \
+             ('asset_old', 'preparing', NULL, 0, '{{\"type\": \"url\", \"url\": \"https://e.com/a\"}}', \
+              '{settings}', NULL, '[]', '{{}}', '[]', false, '2026-01-02 03:04:05+00:00', \
+              '2026-01-02 03:04:05+00:00')"
+        ),
+    )
+    .await;
+    db.migrate().await.unwrap();
+
+    let id = AssetId::parse("asset_old").unwrap();
+    let asset = db
+        .get_asset(&id)
+        .await
+        .unwrap()
+        .expect("the old asset loads");
+    let loaded = asset.settings.expect("with its settings");
+    assert_eq!(loaded.passthrough.as_deref(), Some("kept"));
+    assert_eq!(loaded.generated_subtitles, []);
+    assert!(db.transcripts_of(&id).await.unwrap().is_empty());
+    db.set_asset_ready(&id, &json!([])).await.unwrap().unwrap();
+    assert!(
+        db.jobs_for_subject(&id).await.unwrap().is_empty(),
+        "nothing to transcribe"
+    );
+
+    // Settings without subtitles are still stored without the field.
+    let new = db
+        .create_asset(&NewAsset {
+            input: AssetInput::Url {
+                url: "https://e.com/b".to_owned(),
+            },
+            settings: Some(AssetSettings {
+                generated_subtitles: Vec::new(),
+                ..loaded
+            }),
+            playback_policies: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let stored = db
+        .conn
+        .query_one(Statement::from_string(
+            db.conn.get_database_backend(),
+            format!("SELECT settings FROM assets WHERE id = '{}'", new.id),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "settings")
+        .unwrap();
+    assert!(!stored.contains("generated_subtitles"), "{stored}");
+}
+
+#[tokio::test]
+async fn the_transcripts_migration_rolls_back_and_applies_again() {
+    let database = TestDatabase::new();
+    let db = Db::connect(database.url()).await.unwrap();
+    db.migrate().await.unwrap();
+    let new = NewAsset {
+        input: AssetInput::Url {
+            url: "https://e.com/a".to_owned(),
+        },
+        settings: Some(AssetSettings {
+            playback_policy: vec![PlaybackPolicy::Public],
+            ladder: Ladder::default(),
+            codecs: vec![LadderCodec::H264],
+            passthrough: None,
+            generated_subtitles: vec![GeneratedSubtitles {
+                language_code: "en".to_owned(),
+                name: "English".to_owned(),
+            }],
+        }),
+        playback_policies: Vec::new(),
+    };
+    let asset = db.create_asset(&new).await.unwrap();
+    db.set_asset_ready(&asset.id, &json!([])).await.unwrap();
+    let track = db.transcripts_of(&asset.id).await.unwrap().remove(0);
+    let lines = [TranscriptLine {
+        start_ms: 0,
+        end_ms: 1_000,
+        text: "hello there".to_owned(),
+    }];
+    db.set_transcript_ready(&track.id, &lines).await.unwrap();
+
+    Migrator::down(&db.conn, Some(1)).await.unwrap();
+    let schema = SchemaManager::new(&db.conn);
+    for table in ["transcripts", "transcript_lines", "transcript_search"] {
+        assert!(!schema.has_table(table).await.unwrap(), "{table} dropped");
+    }
+    assert!(db.get_asset(&asset.id).await.unwrap().is_some());
+
+    db.migrate().await.unwrap();
+    assert!(db.transcripts_of(&asset.id).await.unwrap().is_empty());
+    assert!(db.search_transcripts("hello", 10).await.unwrap().is_empty());
+    let again = db.create_asset(&new).await.unwrap();
+    db.set_asset_ready(&again.id, &json!([])).await.unwrap();
+    let jobs = db.jobs_for_subject(&again.id).await.unwrap();
+    assert!(jobs.iter().any(|job| job.kind == TRANSCRIBE_JOB_KIND));
+    let track = db.transcripts_of(&again.id).await.unwrap().remove(0);
+    db.set_transcript_ready(&track.id, &lines).await.unwrap();
+    let hits = db.search_transcripts("hello", 10).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].track_id, track.id);
 }

@@ -133,8 +133,8 @@ impl Db {
     }
 
     /// Turns a waiting upload that has all its bytes into an asset (with the upload's
-    /// settings, its playback ids and its processing job), in one transaction. `None` when the
-    /// upload is not waiting or not complete.
+    /// settings, its playback ids, its transcripts and its processing job), in one
+    /// transaction. `None` when the upload is not waiting or not complete.
     pub async fn complete_upload(&self, id: &UploadId) -> Result<Option<(Upload, Asset)>> {
         let Some(upload) = self.get_upload(id).await? else {
             return Ok(None);

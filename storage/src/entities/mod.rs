@@ -9,6 +9,8 @@ pub mod playback_id;
 pub mod session;
 pub mod signing_key;
 pub mod simulcast_target;
+pub mod transcript;
+pub mod transcript_line;
 pub mod upload;
 pub mod webhook_attempt;
 pub mod webhook_delivery;

@@ -13,6 +13,7 @@ mod m20261121_000008_simulcast_targets;
 mod m20261121_000009_recordings;
 mod m20261207_000010_packagers;
 mod m20261207_000011_session_health;
+mod m20261207_000012_transcripts;
 
 pub use m20261121_000003_auth::LEGACY_API_KEYS_TABLE;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000009_recordings::Migration),
             Box::new(m20261207_000010_packagers::Migration),
             Box::new(m20261207_000011_session_health::Migration),
+            Box::new(m20261207_000012_transcripts::Migration),
         ]
     }
 }

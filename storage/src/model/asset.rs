@@ -73,6 +73,19 @@ pub struct AssetSettings {
     pub codecs: Vec<LadderCodec>,
     /// Any text of the caller's, kept with the asset.
     pub passthrough: Option<String>,
+    /// Subtitles tracks to generate from the audio once the asset is ready, one per language;
+    /// absent from settings stored before transcripts existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generated_subtitles: Vec<GeneratedSubtitles>,
+}
+
+/// One generated subtitles track asked for (Mux's `generated_subtitles` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeneratedSubtitles {
+    /// The spoken language to transcribe, such as `en`.
+    pub language_code: String,
+    /// The track's name, shown to viewers (such as `English (generated)`).
+    pub name: String,
 }
 
 /// An asset: a video (or audio) file and the renditions, images and metadata made from it.

@@ -35,6 +35,11 @@ pub enum EventType {
     /// Processing failed for good; the data's `error` says why.
     AssetErrored,
     AssetDeleted,
+    /// A generated subtitles track is ready (its WebVTT rendition is in the master playlist and
+    /// its transcript can be read); the data is the track with its `asset_id`.
+    AssetTrackReady,
+    /// A generated subtitles track could not be made; the data's `error` says why.
+    AssetTrackErrored,
     UploadCreated,
     /// The upload is complete and became an asset.
     UploadAssetCreated,
@@ -51,7 +56,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 27] = [
+    pub const ALL: [EventType; 29] = [
         Self::LiveStreamCreated,
         Self::LiveStreamUpdated,
         Self::LiveStreamDeleted,
@@ -70,6 +75,8 @@ impl EventType {
         Self::AssetReady,
         Self::AssetErrored,
         Self::AssetDeleted,
+        Self::AssetTrackReady,
+        Self::AssetTrackErrored,
         Self::UploadCreated,
         Self::UploadAssetCreated,
         Self::UploadErrored,
@@ -101,6 +108,8 @@ impl EventType {
             Self::AssetReady => "asset.ready",
             Self::AssetErrored => "asset.errored",
             Self::AssetDeleted => "asset.deleted",
+            Self::AssetTrackReady => "asset.track.ready",
+            Self::AssetTrackErrored => "asset.track.errored",
             Self::UploadCreated => "upload.created",
             Self::UploadAssetCreated => "upload.asset_created",
             Self::UploadErrored => "upload.errored",

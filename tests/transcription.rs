@@ -1,0 +1,404 @@
+//! Black-box: generated subtitles. Speech made by espeak-ng at test time (`-v en-us -s 130`,
+//! after 3 s of silence) is muxed with a test picture by the ffmpeg CLI and uploaded with
+//! `generated_subtitles`; once the asset is ready, the worker recognises the speech with the
+//! installed Moonshine library (`make test` installs it). The text track must become ready
+//! with most of the spoken words at the right times, in every transcript form, in the master
+//! playlist as a WebVTT rendition that ffmpeg reads and hls.js in headless Chromium lists and
+//! shows, and in search. Silence, a tone, a file without audio and a server without the
+//! library each get the answer a person expects.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::live::event_types;
+use common::vod::{get_asset, put_asset, settled};
+use common::{
+    basic_auth, http_get, http_request, play_with_hlsjs, wait_for, HttpResponse, Launch, Server,
+    API_KEY, API_SECRET,
+};
+use serde_json::{json, Value};
+use sluice_media::fixtures::ffmpeg_clip;
+
+/// What espeak-ng says.
+const SPEECH: &str = "Welcome to the garden show. Today we are planting tomatoes and \
+    sunflowers near the river. Water the seedlings every morning and keep the soil warm.";
+/// Silence before the speech starts, in seconds.
+const LEADING_SILENCE_S: f64 = 3.0;
+/// Time an asset of a few seconds may take to prepare and transcribe on a busy 2-core machine.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One rung, small: the tests are about the audio.
+fn settings(extra: Value) -> Value {
+    let mut settings = json!({
+        "playback_policy": ["public"],
+        "ladder": [{"name": "180p", "height": 180, "bitrate_kbps": 300}],
+    });
+    settings
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    settings
+}
+
+/// [`SPEECH`] spoken by espeak-ng into a WAV file in `dir`.
+fn spoken(dir: &Path) -> PathBuf {
+    let wav = dir.join("speech.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "130", "-w"])
+        .arg(&wav)
+        .arg(SPEECH)
+        .status()
+        .expect("espeak-ng runs (make test installs it)");
+    assert!(status.success(), "espeak-ng spoke");
+    wav
+}
+
+/// A 320x180 test picture as long as the audio `audio_args` give (an ffmpeg input), with that
+/// audio as AAC, in MP4.
+fn clip_with_audio(dir: &Path, name: &str, audio_args: &[&str], audio_filter: &str) -> Vec<u8> {
+    let mut args = vec!["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15"];
+    args.extend_from_slice(audio_args);
+    args.extend_from_slice(&[
+        "-filter:a",
+        audio_filter,
+        "-shortest",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "96k",
+    ]);
+    std::fs::read(ffmpeg_clip(dir, name, &args)).unwrap()
+}
+
+/// Lowercase words of at least four letters.
+fn words(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !c.is_alphabetic())
+        .filter(|word| word.chars().count() >= 4)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// `GET path` with the test's API key, the body as it comes (the transcripts are not all JSON).
+fn authorized_get(server: &Server, path: &str) -> HttpResponse {
+    let authorization = format!("Authorization: {}", basic_auth(API_KEY, API_SECRET));
+    http_request("GET", &server.url(path), &[&authorization], None)
+}
+
+/// The asset's text tracks.
+fn text_tracks(asset: &Value) -> Vec<Value> {
+    asset["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|track| track["type"] == "text")
+        .cloned()
+        .collect()
+}
+
+/// The asset's only text track once it is no longer `preparing`.
+fn settled_track(server: &Server, asset_id: &str) -> Value {
+    wait_for("the text track to settle", TIMEOUT, || {
+        let tracks = text_tracks(&get_asset(server, asset_id));
+        assert_eq!(tracks.len(), 1, "one text track: {tracks:?}");
+        (tracks[0]["status"] != "preparing").then(|| tracks[0].clone())
+    })
+}
+
+/// Uploads `body` with English subtitles asked for and waits for the asset to be ready.
+fn upload_with_subtitles(server: &Server, body: &[u8]) -> Value {
+    let id = put_asset(
+        server,
+        body,
+        settings(json!({"generated_subtitles": [{"language_code": "en"}]})),
+    );
+    let asset = settled(server, &id, TIMEOUT);
+    assert_eq!(asset["status"], "ready", "{asset}");
+    asset
+}
+
+#[test]
+fn spoken_words_become_a_subtitles_rendition_a_transcript_and_search_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = spoken(dir.path());
+    let delay = format!(
+        "adelay={}:all=1,apad=pad_dur=2",
+        (LEADING_SILENCE_S * 1000.0) as u64
+    );
+    let clip = clip_with_audio(
+        dir.path(),
+        "talk.mp4",
+        &["-i", wav.to_str().unwrap()],
+        &delay,
+    );
+    let server = Server::start();
+
+    let asset = upload_with_subtitles(&server, &clip);
+    let asset_id = asset["id"].as_str().unwrap();
+    let duration = asset["duration"].as_f64().unwrap();
+    let track = settled_track(&server, asset_id);
+    assert_eq!(track["status"], "ready", "{track}");
+    assert_eq!(track["language_code"], "en");
+    assert_eq!(track["name"], "English (generated)");
+    assert_eq!(track["text_type"], "subtitles");
+    assert_eq!(track["text_source"], "generated_vod");
+    assert!(
+        event_types(&server, asset_id).contains(&"asset.track.ready".to_owned()),
+        "asset.track.ready published"
+    );
+
+    // The transcript: most words, at the right times.
+    let transcript = authorized_get(&server, &format!("/v1/assets/{asset_id}/transcript.json"));
+    assert_eq!(transcript.status, 200, "{}", transcript.text());
+    let transcript: Value = serde_json::from_str(&transcript.text()).unwrap();
+    let lines = transcript["data"]["lines"].as_array().unwrap().clone();
+    assert!(!lines.is_empty(), "lines recognised: {transcript}");
+    let text: Vec<&str> = lines.iter().map(|l| l["text"].as_str().unwrap()).collect();
+    let spoken = words(SPEECH);
+    let heard = words(&text.join(" "));
+    let recalled = spoken.intersection(&heard).count();
+    assert!(
+        recalled * 10 >= spoken.len() * 6,
+        "at least 60 % of the spoken words ({recalled} of {}): {text:?}",
+        spoken.len()
+    );
+    let first_start = lines[0]["start"].as_f64().unwrap();
+    assert!(
+        (LEADING_SILENCE_S - 1.0..LEADING_SILENCE_S + 1.5).contains(&first_start),
+        "the first line starts when the speech does ({LEADING_SILENCE_S} s), not at {first_start}"
+    );
+    let mut previous_end = 0.0;
+    for line in &lines {
+        let (start, end) = (
+            line["start"].as_f64().unwrap(),
+            line["end"].as_f64().unwrap(),
+        );
+        // The recogniser's lines may share a few tens of milliseconds at a pause.
+        assert!(
+            start >= previous_end - 0.25 && end > start,
+            "lines in order: {lines:?}"
+        );
+        assert!(
+            end <= duration + 0.5,
+            "a line ends within the asset: {line}"
+        );
+        previous_end = end;
+    }
+
+    // The other forms.
+    let vtt = authorized_get(&server, &format!("/v1/assets/{asset_id}/transcript.vtt"));
+    assert_eq!(vtt.header("content-type"), Some("text/vtt; charset=utf-8"));
+    assert!(vtt.text().starts_with("WEBVTT\n"), "{}", vtt.text());
+    let srt = authorized_get(&server, &format!("/v1/assets/{asset_id}/transcript.srt"));
+    assert!(srt.text().starts_with("1\n00:00:0"), "{}", srt.text());
+    assert!(srt.text().contains(" --> "), "{}", srt.text());
+    let txt = authorized_get(&server, &format!("/v1/assets/{asset_id}/transcript.txt"));
+    assert_eq!(txt.text().lines().count(), lines.len(), "{}", txt.text());
+    assert_eq!(
+        authorized_get(&server, &format!("/v1/assets/{asset_id}/transcript.pdf")).status,
+        404
+    );
+    assert_eq!(
+        authorized_get(
+            &server,
+            &format!("/v1/assets/{asset_id}/transcript.json?language_code=fr")
+        )
+        .status,
+        404
+    );
+
+    // The HLS rendition: listed on every variant, read by ffmpeg, shown by hls.js.
+    let playback_url = asset["playback_url"].as_str().unwrap().to_owned();
+    let master = http_get(&playback_url).text();
+    assert!(
+        master.contains("TYPE=SUBTITLES") && master.contains("LANGUAGE=\"en\""),
+        "{master}"
+    );
+    for variant in master
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-STREAM-INF"))
+    {
+        assert!(variant.contains("SUBTITLES=\"subs\""), "{variant}");
+    }
+    let subtitles_url = playback_url.replace("master.m3u8", "subs/en/index.m3u8");
+    let read = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i", &subtitles_url])
+        .args(["-f", "webvtt", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let read_back = String::from_utf8_lossy(&read.stdout).to_lowercase();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let heard_by_ffmpeg = words(&read_back);
+    assert!(
+        heard.iter().all(|word| heard_by_ffmpeg.contains(word)),
+        "ffmpeg reads every recognised word from the playlist: {read_back}"
+    );
+    let report = play_with_hlsjs(&playback_url, (LEADING_SILENCE_S + 4.0).min(duration - 1.0));
+    assert_eq!(
+        report["subtitleTracks"],
+        json!([{"name": "English (generated)", "lang": "en"}]),
+        "{report}"
+    );
+    let shown = report["cues"].as_array().unwrap();
+    assert!(!shown.is_empty(), "hls.js showed cues: {report}");
+    for cue in shown {
+        assert!(
+            text.contains(&cue.as_str().unwrap()),
+            "a recognised line: {cue}"
+        );
+    }
+
+    // Search: a recognised word is found with its line and time.
+    let word = heard.iter().max_by_key(|w| w.len()).unwrap();
+    let (status, found) = server.api("GET", &format!("/v1/search?q={word}"), None);
+    assert_eq!(status, 200, "{found}");
+    let hit = &found["data"][0];
+    assert_eq!(hit["asset_id"], asset_id, "{found}");
+    assert_eq!(hit["language_code"], "en");
+    let line = lines
+        .iter()
+        .find(|line| line["start"] == hit["start"])
+        .unwrap_or_else(|| panic!("the hit is a line of the transcript: {hit}"));
+    assert_eq!(line["text"], hit["text"]);
+    assert!(hit["text"]
+        .as_str()
+        .unwrap()
+        .to_lowercase()
+        .contains(word.as_str()));
+    let thumbnail = http_get(hit["thumbnail_url"].as_str().unwrap());
+    assert_eq!(thumbnail.status, 200, "{hit}");
+    assert_eq!(thumbnail.header("content-type"), Some("image/jpeg"));
+    let (_, nothing) = server.api("GET", "/v1/search?q=xylophone", None);
+    assert_eq!(nothing["data"], json!([]));
+    let (status, _) = server.api("GET", "/v1/search?q=%20", None);
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn silence_and_a_tone_give_ready_tracks_and_a_file_without_audio_an_errored_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start();
+    let silent = clip_with_audio(
+        dir.path(),
+        "silent.mp4",
+        &["-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo:d=6"],
+        "anull",
+    );
+    let tone = clip_with_audio(
+        dir.path(),
+        "tone.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=6",
+        ],
+        "anull",
+    );
+    let mute = std::fs::read(ffmpeg_clip(
+        dir.path(),
+        "mute.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=15:duration=4",
+        ]
+        .iter()
+        .chain(&[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .copied()
+        .collect::<Vec<_>>(),
+    ))
+    .unwrap();
+
+    let silent = upload_with_subtitles(&server, &silent);
+    let tone = upload_with_subtitles(&server, &tone);
+    let mute = upload_with_subtitles(&server, &mute);
+    for asset in [&silent, &tone] {
+        let id = asset["id"].as_str().unwrap();
+        let track = settled_track(&server, id);
+        assert_eq!(track["status"], "ready", "{track}");
+        let vtt = authorized_get(&server, &format!("/v1/assets/{id}/transcript.vtt"));
+        assert_eq!(vtt.status, 200);
+        assert!(vtt.text().starts_with("WEBVTT"), "{}", vtt.text());
+    }
+    let transcript = authorized_get(
+        &server,
+        &format!(
+            "/v1/assets/{}/transcript.json",
+            silent["id"].as_str().unwrap()
+        ),
+    );
+    let transcript: Value = serde_json::from_str(&transcript.text()).unwrap();
+    assert_eq!(
+        transcript["data"]["lines"],
+        json!([]),
+        "silence says nothing"
+    );
+
+    let mute_id = mute["id"].as_str().unwrap();
+    let track = settled_track(&server, mute_id);
+    assert_eq!(track["status"], "errored", "{track}");
+    assert_eq!(
+        track["error"]["message"], "the asset has no audio to transcribe",
+        "{track}"
+    );
+    assert!(event_types(&server, mute_id).contains(&"asset.track.errored".to_owned()));
+    let (status, body) = server.api("GET", &format!("/v1/assets/{mute_id}/transcript.vtt"), None);
+    assert_eq!(status, 409, "{body}");
+    // The asset itself stays ready and playable.
+    assert_eq!(get_asset(&server, mute_id)["status"], "ready");
+}
+
+#[test]
+fn without_the_speech_library_subtitles_are_refused_clearly_and_uploads_still_work() {
+    let server = Server::launch(Launch {
+        config: Some("[transcription]\nlibrary_dir = \"/nonexistent/moonshine\"\n".to_owned()),
+        ..Launch::default()
+    });
+    assert!(
+        server.log().contains("Generated subtitles are off"),
+        "one log line says so: {}",
+        server.log()
+    );
+    let (status, body) = server.api(
+        "POST",
+        "/v1/uploads",
+        Some(json!({"new_asset_settings": {"generated_subtitles": [{"language_code": "en"}]}})),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "transcription_unavailable");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("not installed") && message.contains("install-deps.sh"),
+        "{message}"
+    );
+    let (status, body) = server.api(
+        "POST",
+        "/v1/assets",
+        Some(json!({"input": "https://example.com/a.mp4", "generated_subtitles": [{"language_code": "en"}]})),
+    );
+    assert_eq!(status, 503, "{body}");
+    let (status, body) = server.api("POST", "/v1/uploads", Some(json!({})));
+    assert_eq!(status, 201, "{body}");
+}
