@@ -122,6 +122,7 @@ fn sluice_ladder(
         window: PlaylistWindow::Event,
         record: false,
         part_target: None,
+        captions: None,
     };
     let output = Box::new(DirectoryTree(out.to_owned()));
     // The live packager itself, on a thread of its own as in a session.

@@ -20,12 +20,12 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use sluice_assets::recording::Recorder;
-use sluice_assets::worker::{Speech, Worker};
+use sluice_assets::worker::Worker;
 use sluice_assets::AssetEvents;
 use sluice_live::address_policy::AddressPolicy;
 use sluice_live::whip::WhipService;
 use sluice_live::LiveService;
-use sluice_transcribe::{Moonshine, SpeechEngine};
+use sluice_transcribe::{Moonshine, Speech, SpeechEngine};
 
 use crate::config::{Config, Role};
 use crate::event_views::{ApiAssetViews, ApiEventViews};
@@ -154,6 +154,24 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
     );
     let restream_settings = config.restream.settings()?;
     let simulcast_url_validator = simulcast_url_validator(restream_settings.addresses.clone());
+    let speech_unavailable: Option<Arc<str>> = config.transcription.unavailable().map(Arc::from);
+    if let Some(reason) = &speech_unavailable {
+        warn!("Generated subtitles and live captions are off: {reason}");
+    }
+    let speech = Arc::new(match &speech_unavailable {
+        Some(reason) => Speech::unavailable(reason.to_string()),
+        None => {
+            let library_dir = config.transcription.library_dir.clone();
+            Speech::new(move || {
+                let engine = Moonshine::load(&library_dir).map_err(|e| {
+                    error!(error = %e, "Speech recognition cannot be loaded; generated subtitles and live captions error.");
+                    e.to_string()
+                })?;
+                info!(library_dir = %library_dir.display(), "Speech recognition loaded.");
+                Ok(Arc::new(engine) as Arc<dyn SpeechEngine>)
+            })
+        }
+    });
     let (stop, stopping) = watch::channel(false);
     let packager_url = config.internal_url();
     if role == Role::Ingest && packager_url.is_none() {
@@ -179,6 +197,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
             }),
             stopping.clone(),
             packager_url,
+            speech.clone(),
         )
     });
     if let Some(live) = &live {
@@ -200,10 +219,6 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
     };
     let packaged_here = live.as_ref().map(|live| LiveLowLatency(live.low_latency()));
     let node_token: Option<Arc<str>> = db.node_token().map(Arc::from);
-    let speech_unavailable: Option<Arc<str>> = config.transcription.unavailable().map(Arc::from);
-    if let Some(reason) = &speech_unavailable {
-        warn!("Generated subtitles are off: {reason}");
-    }
     let state = sluice_api::AppState {
         db: db.clone(),
         store: store.clone(),
@@ -256,20 +271,6 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
     let worker = match role.runs_worker(&config.worker) {
         true => {
             let importer = config.import.importer(config.worker.max_file_size)?;
-            let speech = match &speech_unavailable {
-                Some(reason) => Speech::unavailable(reason.to_string()),
-                None => {
-                    let library_dir = config.transcription.library_dir.clone();
-                    Speech::new(move || {
-                        let engine = Moonshine::load(&library_dir).map_err(|e| {
-                            error!(error = %e, "Speech recognition cannot be loaded; generated subtitles error.");
-                            e.to_string()
-                        })?;
-                        info!(library_dir = %library_dir.display(), "Speech recognition loaded.");
-                        Ok(Arc::new(engine) as Arc<dyn SpeechEngine>)
-                    })
-                }
-            };
             let worker = Worker::new(
                 db.clone(),
                 store.clone(),
@@ -277,7 +278,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
                 config.worker.clone(),
                 importer,
                 config.data_dir.join("work"),
-                speech,
+                speech.clone(),
             );
             Some(tokio::spawn(worker.run(stopping.clone())))
         }

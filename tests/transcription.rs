@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::live::event_types;
+use common::live::{event_types, recorded_assets};
 use common::vod::{get_asset, put_asset, settled};
 use common::{
     basic_auth, http_get, http_request, play_with_hlsjs, wait_for, HttpResponse, Launch, Server,
@@ -60,6 +60,11 @@ fn spoken(dir: &Path) -> PathBuf {
 /// A 320x180 test picture as long as the audio `audio_args` give (an ffmpeg input), with that
 /// audio as AAC, in MP4.
 fn clip_with_audio(dir: &Path, name: &str, audio_args: &[&str], audio_filter: &str) -> Vec<u8> {
+    std::fs::read(clip_file(dir, name, audio_args, audio_filter)).unwrap()
+}
+
+/// [`clip_with_audio`], as a file.
+fn clip_file(dir: &Path, name: &str, audio_args: &[&str], audio_filter: &str) -> PathBuf {
     let mut args = vec!["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15"];
     args.extend_from_slice(audio_args);
     args.extend_from_slice(&[
@@ -77,7 +82,31 @@ fn clip_with_audio(dir: &Path, name: &str, audio_args: &[&str], audio_filter: &s
         "-b:a",
         "96k",
     ]);
-    std::fs::read(ffmpeg_clip(dir, name, &args)).unwrap()
+    ffmpeg_clip(dir, name, &args)
+}
+
+/// The talk: [`SPEECH`] after [`LEADING_SILENCE_S`] of silence, and 2 s more of silence.
+fn talk(dir: &Path) -> PathBuf {
+    let wav = spoken(dir);
+    let delay = format!(
+        "adelay={}:all=1,apad=pad_dur=2",
+        (LEADING_SILENCE_S * 1000.0) as u64
+    );
+    clip_file(dir, "talk.mp4", &["-i", wav.to_str().unwrap()], &delay)
+}
+
+/// Whether the recognised `lines` hold at least 60 % of the spoken words; the words heard.
+fn recalled(lines: &[Value]) -> BTreeSet<String> {
+    let text: Vec<&str> = lines.iter().map(|l| l["text"].as_str().unwrap()).collect();
+    let spoken = words(SPEECH);
+    let heard = words(&text.join(" "));
+    let recalled = spoken.intersection(&heard).count();
+    assert!(
+        recalled * 10 >= spoken.len() * 6,
+        "at least 60 % of the spoken words ({recalled} of {}): {text:?}",
+        spoken.len()
+    );
+    heard
 }
 
 /// Lowercase words of at least four letters.
@@ -129,17 +158,7 @@ fn upload_with_subtitles(server: &Server, body: &[u8]) -> Value {
 #[test]
 fn spoken_words_become_a_subtitles_rendition_a_transcript_and_search_hits() {
     let dir = tempfile::tempdir().unwrap();
-    let wav = spoken(dir.path());
-    let delay = format!(
-        "adelay={}:all=1,apad=pad_dur=2",
-        (LEADING_SILENCE_S * 1000.0) as u64
-    );
-    let clip = clip_with_audio(
-        dir.path(),
-        "talk.mp4",
-        &["-i", wav.to_str().unwrap()],
-        &delay,
-    );
+    let clip = std::fs::read(talk(dir.path())).unwrap();
     let server = Server::start();
 
     let asset = upload_with_subtitles(&server, &clip);
@@ -163,14 +182,7 @@ fn spoken_words_become_a_subtitles_rendition_a_transcript_and_search_hits() {
     let lines = transcript["data"]["lines"].as_array().unwrap().clone();
     assert!(!lines.is_empty(), "lines recognised: {transcript}");
     let text: Vec<&str> = lines.iter().map(|l| l["text"].as_str().unwrap()).collect();
-    let spoken = words(SPEECH);
-    let heard = words(&text.join(" "));
-    let recalled = spoken.intersection(&heard).count();
-    assert!(
-        recalled * 10 >= spoken.len() * 6,
-        "at least 60 % of the spoken words ({recalled} of {}): {text:?}",
-        spoken.len()
-    );
+    let heard = recalled(&lines);
     let first_start = lines[0]["start"].as_f64().unwrap();
     assert!(
         (LEADING_SILENCE_S - 1.0..LEADING_SILENCE_S + 1.5).contains(&first_start),
@@ -288,6 +300,166 @@ fn spoken_words_become_a_subtitles_rendition_a_transcript_and_search_hits() {
 }
 
 #[test]
+fn each_recording_of_a_live_stream_gets_the_subtitles_the_stream_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let talk = talk(dir.path());
+    let server = Server::start();
+    let stream = server.create_live_stream(json!({
+        "name": "talk show",
+        "ladder": [{"name": "180p", "height": 180, "bitrate_kbps": 300}],
+        "record": true,
+        "reconnect_window_s": 0,
+        "generated_subtitles": [{"language_code": "en", "name": "English (auto)"}],
+    }));
+    let stream_id = stream["id"].as_str().unwrap();
+    assert_eq!(
+        stream["generated_subtitles"],
+        json!([{"language_code": "en", "name": "English (auto)"}])
+    );
+    let published = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
+        .arg(&talk)
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(server.rtmp_url(stream["stream_key"].as_str().unwrap()))
+        .status()
+        .expect("ffmpeg runs");
+    assert!(published.success(), "ffmpeg published the talk");
+
+    let asset_id = wait_for("the recording", TIMEOUT, || {
+        recorded_assets(&server, stream_id)
+            .first()
+            .map(|asset| asset["id"].as_str().unwrap().to_owned())
+    });
+    assert_eq!(settled(&server, &asset_id, TIMEOUT)["status"], "ready");
+    let track = settled_track(&server, &asset_id);
+    assert_eq!(track["status"], "ready", "{track}");
+    assert_eq!(track["name"], "English (auto)");
+    let transcript = authorized_get(&server, &format!("/v1/assets/{asset_id}/transcript.json"));
+    let transcript: Value = serde_json::from_str(&transcript.text()).unwrap();
+    recalled(transcript["data"]["lines"].as_array().unwrap());
+
+    // Turned off, the next recordings get none.
+    let (status, updated) = server.api(
+        "PATCH",
+        &format!("/v1/live-streams/{stream_id}"),
+        Some(json!({"generated_subtitles": []})),
+    );
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["data"]["generated_subtitles"], json!([]));
+}
+
+/// A cue: its start time in seconds and its text.
+type TimedCue = (f64, String);
+
+/// The cues of a WebVTT segment.
+fn cues_of(vtt: &str) -> Vec<TimedCue> {
+    let seconds = |stamp: &str| {
+        let parts: Vec<f64> = stamp
+            .trim()
+            .split(':')
+            .map(|part| part.parse().unwrap())
+            .collect();
+        parts.iter().fold(0.0, |total, part| total * 60.0 + part)
+    };
+    let mut cues = Vec::new();
+    let mut lines = vtt.lines().map(str::to_owned);
+    while let Some(line) = lines.next() {
+        if let Some((start, _)) = line.split_once(" --> ") {
+            let text = lines.next().unwrap_or_default();
+            cues.push((seconds(start), text));
+        }
+    }
+    cues
+}
+
+/// Publishes the talk over RTMP to a live stream with captions in `latency_mode`, reading its
+/// live subtitle playlist while it runs; returns the cues seen while the publisher ran and all
+/// of them once the session ended.
+fn captions_of_a_live_talk(
+    server: &Server,
+    talk: &Path,
+    latency_mode: &str,
+) -> (Vec<TimedCue>, Vec<TimedCue>) {
+    let stream = server.create_live_stream(json!({
+        "name": format!("captioned {latency_mode}"),
+        "ladder": [{"name": "180p", "height": 180, "bitrate_kbps": 300}],
+        "latency_mode": latency_mode,
+        "reconnect_window_s": 0,
+        "captions": {"language": "en"},
+    }));
+    assert_eq!(
+        stream["captions"],
+        json!({"language": "en", "name": "English (live)"})
+    );
+    let playback_id = stream["playback_ids"][0]["id"].as_str().unwrap();
+    let master_url = server.url(&format!("/hls/{playback_id}/master.m3u8"));
+    let subtitles_url = server.url(&format!("/hls/{playback_id}/subs/en/index.m3u8"));
+    let mut publisher = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
+        .arg(talk)
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(server.rtmp_url(stream["stream_key"].as_str().unwrap()))
+        .spawn()
+        .expect("ffmpeg runs");
+    let mut seen: Vec<TimedCue> = Vec::new();
+    let mut fetched = BTreeSet::new();
+    let mut listed_in_master = false;
+    let mut read = |seen: &mut Vec<TimedCue>| {
+        let playlist = http_get(&subtitles_url);
+        if playlist.status != 200 {
+            return;
+        }
+        for uri in playlist.text().lines().filter(|l| l.ends_with(".vtt")) {
+            if fetched.insert(uri.to_owned()) {
+                let url = subtitles_url.replace("index.m3u8", uri);
+                seen.extend(cues_of(&http_get(&url).text()));
+            }
+        }
+    };
+    while publisher.try_wait().unwrap().is_none() {
+        read(&mut seen);
+        listed_in_master |= http_get(&master_url).text().contains("TYPE=SUBTITLES");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(publisher.wait().unwrap().success(), "ffmpeg published");
+    let while_live = seen.clone();
+    wait_for("the captions playlist to end", TIMEOUT, || {
+        read(&mut seen);
+        http_get(&subtitles_url)
+            .text()
+            .contains("#EXT-X-ENDLIST")
+            .then_some(())
+    });
+    read(&mut seen);
+    assert!(
+        listed_in_master,
+        "the master playlist listed the captions while live"
+    );
+    (while_live, seen)
+}
+
+#[test]
+fn a_live_stream_with_captions_gets_cues_in_its_live_subtitle_playlist_in_every_latency_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let talk = talk(dir.path());
+    let server = Server::start();
+    for latency_mode in ["standard", "low"] {
+        let (while_live, all) = captions_of_a_live_talk(&server, &talk, latency_mode);
+        assert!(
+            !while_live.is_empty(),
+            "{latency_mode}: cues while the stream ran: {all:?}"
+        );
+        let lines: Vec<Value> = all.iter().map(|(_, text)| json!({"text": text})).collect();
+        recalled(&lines);
+        let first = all[0].0;
+        assert!(
+            (LEADING_SILENCE_S - 1.0..LEADING_SILENCE_S + 1.5).contains(&first),
+            "{latency_mode}: the first cue is timed when the speech starts: {all:?}"
+        );
+    }
+}
+
+#[test]
 fn silence_and_a_tone_give_ready_tracks_and_a_file_without_audio_an_errored_one() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start();
@@ -377,7 +549,9 @@ fn without_the_speech_library_subtitles_are_refused_clearly_and_uploads_still_wo
         ..Launch::default()
     });
     assert!(
-        server.log().contains("Generated subtitles are off"),
+        server
+            .log()
+            .contains("Generated subtitles and live captions are off"),
         "one log line says so: {}",
         server.log()
     );

@@ -89,50 +89,68 @@ pub struct GeneratedSubtitlesRequest {
     name: Option<String>,
 }
 
-/// Checks a `generated_subtitles` list: languages recognised here, each once, names that a
-/// playlist can carry. `speech_unavailable` (why this server recognises no speech) refuses any.
-fn validate_generated_subtitles(
+/// Checks one track of recognised speech asked for in `field` (`generated_subtitles`,
+/// `captions`): this server recognises speech, `language` (named `language_field` in the
+/// request) is one it recognises, and `name` (`default_name` when absent) fits in a playlist.
+/// Returns the language and the name.
+pub(crate) fn check_speech_track(
+    field: &str,
+    language_field: &str,
+    language: String,
+    name: Option<String>,
+    default_name: &str,
+    speech_unavailable: Option<&str>,
+) -> Result<(String, String), ApiError> {
+    if let Some(reason) = speech_unavailable {
+        return Err(ApiError::TranscriptionUnavailable(format!(
+            "{field}: this server cannot recognise speech: {reason}"
+        )));
+    }
+    if !SPEECH_LANGUAGES.contains(&language.as_str()) {
+        return Err(ApiError::InvalidRequest(format!(
+            "{field}: {language_field} {language:?} is not recognised; speech is recognised in {}",
+            SPEECH_LANGUAGES.join(", ")
+        )));
+    }
+    let name = name.unwrap_or_else(|| default_name.to_owned());
+    let name_chars = name.chars().count();
+    if name_chars == 0
+        || name_chars > MAX_TRACK_NAME_CHARS
+        || name.chars().any(|c| c.is_control() || c == '"')
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "{field}: name must be 1 to {MAX_TRACK_NAME_CHARS} characters, without double quotes or control characters"
+        )));
+    }
+    Ok((language, name))
+}
+
+/// Checks a `generated_subtitles` list: each track as [`check_speech_track`] does, each
+/// language once.
+pub(crate) fn validate_generated_subtitles(
     requested: Vec<GeneratedSubtitlesRequest>,
     speech_unavailable: Option<&str>,
 ) -> Result<Vec<GeneratedSubtitles>, ApiError> {
-    if requested.is_empty() {
-        return Ok(Vec::new());
-    }
-    if let Some(reason) = speech_unavailable {
-        return Err(ApiError::TranscriptionUnavailable(format!(
-            "generated_subtitles: this server cannot recognise speech: {reason}"
-        )));
-    }
     let mut checked: Vec<GeneratedSubtitles> = Vec::new();
     for entry in requested {
-        if !SPEECH_LANGUAGES.contains(&entry.language_code.as_str()) {
-            return Err(ApiError::InvalidRequest(format!(
-                "generated_subtitles: language_code {:?} is not recognised; speech is recognised in {}",
-                entry.language_code,
-                SPEECH_LANGUAGES.join(", ")
-            )));
-        }
+        let (language_code, name) = check_speech_track(
+            "generated_subtitles",
+            "language_code",
+            entry.language_code,
+            entry.name,
+            DEFAULT_TRACK_NAME,
+            speech_unavailable,
+        )?;
         if checked
             .iter()
-            .any(|track| track.language_code == entry.language_code)
+            .any(|track| track.language_code == language_code)
         {
             return Err(ApiError::InvalidRequest(format!(
-                "generated_subtitles: language_code {:?} is listed twice",
-                entry.language_code
-            )));
-        }
-        let name = entry.name.unwrap_or_else(|| DEFAULT_TRACK_NAME.to_owned());
-        let name_chars = name.chars().count();
-        if name_chars == 0
-            || name_chars > MAX_TRACK_NAME_CHARS
-            || name.chars().any(|c| c.is_control() || c == '"')
-        {
-            return Err(ApiError::InvalidRequest(format!(
-                "generated_subtitles: name must be 1 to {MAX_TRACK_NAME_CHARS} characters, without double quotes or control characters"
+                "generated_subtitles: language_code {language_code:?} is listed twice"
             )));
         }
         checked.push(GeneratedSubtitles {
-            language_code: entry.language_code,
+            language_code,
             name,
         });
     }

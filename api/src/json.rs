@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request}
 use axum::http::header::CONTENT_TYPE;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
@@ -97,4 +97,12 @@ pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
             sluice_storage::MAX_PAGE_SIZE
         )))
     }
+}
+
+/// `Some(value)` for a field that is present, even as `null`; with `#[serde(default)]` an
+/// absent field stays `None`.
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }

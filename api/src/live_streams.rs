@@ -16,13 +16,15 @@ use sluice_media::Ladder;
 use sluice_storage::layout;
 use sluice_storage::LiveStreamId;
 use sluice_storage::{
-    Db, Dvr, DvrMode, EventType, HealthSample, HealthWarning, LatencyMode, LiveStream,
-    LiveStreamChanges, LiveStreamFilter, LiveStreamSettings, LiveStreamStatus, NewEvent,
-    Permission, MAX_DVR_WINDOW_S, MAX_RECONNECT_WINDOW_S, MIN_DVR_WINDOW_S,
+    Captions, Db, Dvr, DvrMode, EventType, GeneratedSubtitles, HealthSample, HealthWarning,
+    LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamSettings,
+    LiveStreamStatus, NewEvent, Permission, MAX_DVR_WINDOW_S, MAX_RECONNECT_WINDOW_S,
+    MIN_DVR_WINDOW_S,
 };
 use tracing::error;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::assets::{check_speech_track, validate_generated_subtitles, GeneratedSubtitlesRequest};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{page_limit, ApiJson, ApiPath, Envelope, PageEnvelope};
@@ -60,6 +62,47 @@ pub struct CreateLiveStream {
     /// What the live playlists keep (default: the server's short sliding window).
     #[serde(default)]
     dvr: Option<DvrRequest>,
+    /// Subtitles generated for each recording (with `record`), as an asset's
+    /// `generated_subtitles`: `[{"language_code": "en"}]`.
+    #[serde(default)]
+    #[schema(example = json!([{"language_code": "en", "name": "English (generated)"}]))]
+    generated_subtitles: Option<Vec<GeneratedSubtitlesRequest>>,
+    /// Live captions recognised from the speech as it is published: `{"language": "en"}`.
+    #[serde(default)]
+    captions: Option<CaptionsRequest>,
+}
+
+/// Live captions asked for.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptionsRequest {
+    /// The language spoken: `en`.
+    #[schema(example = "en")]
+    language: String,
+    /// The rendition's name in players' menus (at most 64 characters; default
+    /// `English (live)`).
+    #[serde(default)]
+    #[schema(example = "English (live)")]
+    name: Option<String>,
+}
+
+/// The name of a live captions rendition when the request gives none.
+const DEFAULT_CAPTIONS_NAME: &str = "English (live)";
+
+/// Checks a live captions request as a generated subtitles track is checked.
+fn validate_captions(
+    request: CaptionsRequest,
+    speech_unavailable: Option<&str>,
+) -> Result<Captions, ApiError> {
+    let (language, name) = check_speech_track(
+        "captions",
+        "language",
+        request.language,
+        request.name,
+        DEFAULT_CAPTIONS_NAME,
+        speech_unavailable,
+    )?;
+    Ok(Captions { language, name })
 }
 
 /// A `PATCH`: only the fields present change. A new ladder applies from the next session.
@@ -77,6 +120,12 @@ pub struct UpdateLiveStream {
     #[schema(example = true)]
     record: Option<bool>,
     dvr: Option<DvrRequest>,
+    /// `[]` stops generating subtitles for the recordings to come.
+    generated_subtitles: Option<Vec<GeneratedSubtitlesRequest>>,
+    /// `null` turns live captions off; changes apply from the next session.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(value_type = Option<CaptionsRequest>)]
+    captions: Option<Option<CaptionsRequest>>,
 }
 
 /// The DVR setting: `{"mode": "window", "window_s": 1800}` keeps a sliding window of that
@@ -195,6 +244,12 @@ pub struct LiveStreamView {
     #[schema(example = false)]
     record: bool,
     dvr: DvrView,
+    /// The subtitles each recording gets (`[]`: none).
+    #[schema(value_type = Vec<Object>, example = json!([{"language_code": "en", "name": "English (generated)"}]))]
+    generated_subtitles: Vec<GeneratedSubtitles>,
+    /// Live captions: `{"language", "name"}`, or `null` without.
+    #[schema(value_type = Option<Object>, example = json!({"language": "en", "name": "English (live)"}))]
+    captions: Option<Captions>,
     #[schema(example = "2026-06-01T10:00:00.123456Z")]
     created_at: DateTime<Utc>,
     #[schema(example = "2026-06-01T10:05:00.000321Z")]
@@ -241,6 +296,8 @@ async fn view_with(
         reconnect_window_s: stream.reconnect_window_s,
         record: stream.record,
         dvr: stream.dvr.into(),
+        generated_subtitles: stream.generated_subtitles,
+        captions: stream.captions,
         created_at: stream.created_at,
         updated_at: stream.updated_at,
         current_session,
@@ -364,6 +421,14 @@ pub async fn create(
             .map(validate_dvr)
             .transpose()?
             .unwrap_or(defaults.dvr),
+        generated_subtitles: validate_generated_subtitles(
+            request.generated_subtitles.unwrap_or_default(),
+            state.speech_unavailable.as_deref(),
+        )?,
+        captions: request
+            .captions
+            .map(|captions| validate_captions(captions, state.speech_unavailable.as_deref()))
+            .transpose()?,
     };
     let stream = state
         .db
@@ -458,6 +523,22 @@ pub async fn update(
             .transpose()?,
         record: request.record,
         dvr: request.dvr.map(validate_dvr).transpose()?,
+        generated_subtitles: request
+            .generated_subtitles
+            .map(|requested| {
+                validate_generated_subtitles(requested, state.speech_unavailable.as_deref())
+            })
+            .transpose()?,
+        captions: request
+            .captions
+            .map(|captions| {
+                captions
+                    .map(|captions| {
+                        validate_captions(captions, state.speech_unavailable.as_deref())
+                    })
+                    .transpose()
+            })
+            .transpose()?,
     };
     let id = LiveStreamId::parse(&id).map_err(|_| ApiError::NotFound("not found"))?;
     let stream = state.db.update_live_stream(&id, &changes).await?;

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use sluice_storage::{
     DeliveryStatus, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
     WebhookEndpointUpdate,
@@ -37,14 +37,6 @@ pub struct CreateWebhook {
     description: Option<String>,
 }
 
-/// `Some(value)` for a field that is present, even as `null`; with `#[serde(default)]` an
-/// absent field stays `None`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(deserializer).map(Some)
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
@@ -54,7 +46,7 @@ pub struct UpdateWebhook {
     /// A disabled endpoint gets no new deliveries; its pending ones wait until it is enabled.
     enabled: Option<bool>,
     /// `null` removes the description.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
 }

@@ -65,7 +65,7 @@ impl Recordings for Recorder {
     ) -> Option<AssetId> {
         match self
             .db
-            .create_recording_asset(live_stream_id, session_id, &[])
+            .create_recording_asset(live_stream_id, session_id)
             .await
         {
             Ok(asset) => {

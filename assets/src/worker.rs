@@ -46,6 +46,7 @@ use sluice_storage::{
     ObjectStore, StoreError, ASSET_JOB_KIND, TRANSCRIBE_JOB_KIND,
 };
 use sluice_transcoder::{probe, EncoderSettings, FileTranscode, Ladder, ProbeReport, VodError};
+use sluice_transcribe::Speech;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -57,8 +58,6 @@ use crate::import::{ImportError, Importer};
 use crate::package::{package, write_pictures, PackageObserver, SegmentPlan, StoreOutput};
 
 mod transcription;
-
-pub use transcription::Speech;
 
 /// How often an idle claiming task looks for a due job.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -122,7 +121,7 @@ impl Worker {
         settings: WorkerConfig,
         importer: Importer,
         scratch: PathBuf,
-        speech: Speech,
+        speech: Arc<Speech>,
     ) -> Self {
         Worker {
             db,
@@ -131,7 +130,7 @@ impl Worker {
             settings,
             importer,
             scratch,
-            speech: Arc::new(speech),
+            speech,
         }
     }
 
@@ -889,7 +888,7 @@ mod tests {
                 settings,
                 importer,
                 dir.path().join("work"),
-                Speech::unavailable(NO_SPEECH.to_owned()),
+                Arc::new(Speech::unavailable(NO_SPEECH.to_owned())),
             );
             let (stop, stopping) = watch::channel(false);
             let running = tokio::spawn(worker.run(stopping));

@@ -36,6 +36,7 @@
 //! recorded sessions into assets ([`Recordings`]).
 
 pub mod address_policy;
+pub mod captions;
 pub mod config;
 pub mod connection_slots;
 mod event_views;
@@ -67,6 +68,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_storage::{Db, EventBus, Metrics, ObjectStore};
+use sluice_transcribe::Speech;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::warn;
@@ -106,6 +108,8 @@ pub struct LiveService {
     /// This node's internal base URL, recorded on its low-latency sessions so that api nodes
     /// forward LL-HLS requests here; `None` when other nodes cannot reach it.
     packager_url: Option<String>,
+    /// The speech engine live captions are recognised with.
+    speech: Arc<Speech>,
 }
 
 impl LiveService {
@@ -125,6 +129,7 @@ impl LiveService {
         recordings: Arc<dyn Recordings>,
         shutdown: watch::Receiver<bool>,
         packager_url: Option<String>,
+        speech: Arc<Speech>,
     ) -> Arc<Self> {
         Arc::new(LiveService {
             reconnecting: Reconnecting::default(),
@@ -142,6 +147,7 @@ impl LiveService {
             restream: Arc::new(restream),
             low_latency: Arc::default(),
             packager_url,
+            speech,
         })
     }
 

@@ -50,6 +50,7 @@ use super::renditions::{
 use super::restream::Tap;
 use super::uploader::{SessionUploader, Spool};
 use super::SHUTDOWN_GRACE;
+use crate::captions::CaptionSettings;
 use crate::config::LiveConfig;
 use crate::low_latency::{LowLatencyRegistration, LowLatencyStreams};
 
@@ -209,6 +210,8 @@ pub struct PackagingTarget {
     pub record: bool,
     /// A `low` latency session's LL-HLS: where its tree in memory goes, and its part target.
     pub low_latency: Option<LowLatencyTarget>,
+    /// Live captions of the session's speech.
+    pub captions: Option<CaptionSettings>,
 }
 
 /// Where a low-latency session's parts and playlists are served from.
@@ -286,6 +289,7 @@ impl Packaging {
             window: target.window,
             record: target.record,
             part_target,
+            captions: target.captions,
         };
         let thread = std::thread::Builder::new()
             .name("sluice-packager".into())

@@ -31,6 +31,7 @@ use chrono::{DateTime, Utc};
 use sluice_media::{
     AudioSpecificConfig, MediaTime, Packet, Timebase, TrackInfo, TrackKind, VideoConfig,
 };
+use sluice_packager::subtitles::{add_subtitle_rendition, SubtitleRendition};
 use sluice_packager::{
     audio_rendition, fmp4, segment_end, video_variant, BitrateMeter, BoundaryPolicy, CompletedPart,
     CompletedSegment, LivePlaylist, MasterPlaylist, PackagedRendition, PartEntry, SegmentEvent,
@@ -41,6 +42,7 @@ use sluice_storage::{LiveStreamId, ObjectKey, SessionId};
 use sluice_transcoder::{AacTranscoder, TranscoderOutput};
 use tracing::{debug, warn};
 
+use super::captions::{CaptionSettings, LiveCaptions};
 use super::low_latency::{LowLatencyTree, MediaObject};
 pub use super::uploader::SpoolKind;
 use super::uploader::UploadQueue;
@@ -216,7 +218,7 @@ impl TreeOutput for UploadTree {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Boundary {
     PartEnd(MediaTime),
-    SegmentEnd(MediaTime),
+    SegmentEnd { start: MediaTime, end: MediaTime },
 }
 
 /// Static facts about one video rendition, known when the session starts.
@@ -484,7 +486,10 @@ impl Rendition {
                     self.publish_part(output, session_id, part, origin);
                 }
                 SegmentEvent::Segment(segment) => {
-                    ends.push(Boundary::SegmentEnd(segment_end(&segment)));
+                    ends.push(Boundary::SegmentEnd {
+                        start: segment.start,
+                        end: segment_end(&segment),
+                    });
                     self.publish(output, session_id, segment, origin);
                 }
                 SegmentEvent::TimestampRepaired { received, repaired } => {
@@ -544,6 +549,8 @@ pub struct TreeSettings {
     pub record: bool,
     /// The LL-HLS part target of a low-latency session: segments are also made as parts.
     pub part_target: Option<Duration>,
+    /// Live captions, recognised from the audio rendition.
+    pub captions: Option<CaptionSettings>,
 }
 
 /// Segments and publishes every rendition of one live session.
@@ -554,7 +561,11 @@ pub struct SessionPackager {
     audio: Option<(Rendition, AudioSpecificConfig)>,
     transcoder: Option<AacTranscoder>,
     origin: Origin,
+    /// The multivariant playlist last written.
     master_written: Option<Vec<u8>>,
+    /// The same without the live captions, which a recording does not keep.
+    recording_master: Option<Vec<u8>>,
+    captions: Option<LiveCaptions>,
 }
 
 impl SessionPackager {
@@ -606,6 +617,15 @@ impl SessionPackager {
             );
             (rendition, config)
         });
+        // Captions are recognised from the audio rendition: a session without one has none.
+        let captions = settings
+            .captions
+            .filter(|_| audio.is_some())
+            .and_then(|captions| {
+                LiveCaptions::start(captions, &session_id, settings.segment, settings.window)
+                    .map_err(|e| warn!(error = %e, "Live captions cannot start."))
+                    .ok()
+            });
         SessionPackager {
             output,
             session_id,
@@ -617,11 +637,25 @@ impl SessionPackager {
                 wall: now,
             },
             master_written: None,
+            recording_master: None,
+            captions,
         }
     }
 
-    /// Handles one input, which arrived at wall-clock time `now`.
+    /// Handles one input, which arrived at wall-clock time `now`, then publishes the captions
+    /// due by then.
     pub fn handle(&mut self, input: PackagingInput, now: DateTime<Utc>) {
+        self.handle_input(input, now);
+        let published = match &mut self.captions {
+            Some(captions) => captions.poll(&*self.output, now),
+            None => false,
+        };
+        if published {
+            self.write_master_if_changed();
+        }
+    }
+
+    fn handle_input(&mut self, input: PackagingInput, now: DateTime<Utc>) {
         match input {
             PackagingInput::VideoConfig { index, config } => {
                 let Some((rendition, plan, slot)) = self.video.get_mut(index) else {
@@ -646,8 +680,20 @@ impl SessionPackager {
                 let ends = rendition.absorb(&*self.output, &self.session_id, events, &self.origin);
                 let closed_a_segment = ends
                     .iter()
-                    .any(|end| matches!(end, Boundary::SegmentEnd(_)));
+                    .any(|end| matches!(end, Boundary::SegmentEnd { .. }));
                 if index == 0 {
+                    if let Some(captions) = &mut self.captions {
+                        for end in &ends {
+                            if let Boundary::SegmentEnd { start, end } = end {
+                                captions.track.segment_closed(
+                                    start.as_secs_f64(),
+                                    end.as_secs_f64(),
+                                    self.origin.wall_clock(*start),
+                                    now,
+                                );
+                            }
+                        }
+                    }
                     self.cut_audio(ends);
                 }
                 if closed_a_segment {
@@ -671,6 +717,9 @@ impl SessionPackager {
                 for rendition in self.renditions_mut() {
                     rendition.mark_discontinuity();
                 }
+                if let Some(captions) = &mut self.captions {
+                    captions.track.mark_discontinuity();
+                }
                 // Wall-clock times start again from the returning publisher's first packet.
                 self.origin.media = None;
             }
@@ -684,17 +733,20 @@ impl SessionPackager {
             .chain(self.audio.as_mut().map(|(rendition, _)| rendition))
     }
 
-    /// Segments one AAC frame of the audio rendition.
+    /// Segments one AAC frame of the audio rendition (and hands it to the captions).
     fn push_audio(&mut self, packet: Packet) {
-        let Some((rendition, _)) = &mut self.audio else {
+        let Some((rendition, config)) = &mut self.audio else {
             return;
         };
+        if let Some(captions) = &mut self.captions {
+            captions.push_audio(config, &packet);
+        }
         match rendition.segmenter.push(packet) {
             Ok(events) => {
                 if rendition
                     .absorb(&*self.output, &self.session_id, events, &self.origin)
                     .iter()
-                    .any(|end| matches!(end, Boundary::SegmentEnd(_)))
+                    .any(|end| matches!(end, Boundary::SegmentEnd { .. }))
                 {
                     self.write_master_if_changed();
                 }
@@ -737,7 +789,7 @@ impl SessionPackager {
         for end in ends {
             let cut = match end {
                 Boundary::PartEnd(at) => rendition.segmenter.end_part_at(at),
-                Boundary::SegmentEnd(at) => rendition.segmenter.cut_at(at),
+                Boundary::SegmentEnd { end, .. } => rendition.segmenter.cut_at(end),
             };
             match cut {
                 Ok(closed) => events.extend(closed),
@@ -789,9 +841,22 @@ impl SessionPackager {
             ));
         }
         let text = master.render();
-        if self.master_written.as_ref() != Some(&text) {
-            self.output.put_playlist(&[MASTER_PLAYLIST], text.clone());
-            self.master_written = Some(text);
+        let published = match self.captions.as_ref().filter(|c| c.track.has_segments()) {
+            Some(captions) => {
+                let settings = captions.settings();
+                let rendition = SubtitleRendition::new(&settings.language, &settings.name);
+                add_subtitle_rendition(&text, &rendition).unwrap_or_else(|e| {
+                    warn!(error = %e, "The live captions cannot be listed.");
+                    text.clone()
+                })
+            }
+            None => text.clone(),
+        };
+        self.recording_master = Some(text);
+        if self.master_written.as_ref() != Some(&published) {
+            self.output
+                .put_playlist(&[MASTER_PLAYLIST], published.clone());
+            self.master_written = Some(published);
         }
     }
 
@@ -799,6 +864,10 @@ impl SessionPackager {
     /// Returns what a recorded session left for its asset.
     pub fn finish(mut self) -> Option<SessionRecording> {
         self.flush();
+        if let Some(captions) = self.captions.take() {
+            captions.finish(&*self.output);
+            self.write_master_if_changed();
+        }
         // Video playlists end first and the audio playlist last: once `a0` carries
         // EXT-X-ENDLIST, every rendition of the session has ended.
         let output = &*self.output;
@@ -846,7 +915,7 @@ impl SessionPackager {
         }
         Some(SessionRecording {
             renditions,
-            master: self.master_written,
+            master: self.recording_master,
         })
     }
 
@@ -981,6 +1050,7 @@ mod tests {
             window,
             record: false,
             part_target,
+            captions: None,
         };
         let plans = vec![VideoRenditionPlan {
             name: "source".to_owned(),
@@ -1187,6 +1257,7 @@ mod tests {
             window: PlaylistWindow::Segments(6),
             record: false,
             part_target: Some(Duration::from_millis(334)),
+            captions: None,
         };
         let plans = vec![VideoRenditionPlan {
             name: "source".to_owned(),

@@ -17,6 +17,7 @@ use sluice_storage::{
 };
 use tracing::{debug, info, warn};
 
+use crate::captions::CaptionSettings;
 use crate::config::LiveConfig;
 use crate::pipeline::{
     plan_ladder, LowLatencyTarget, PackagingPlan, PackagingTarget, SessionPipeline,
@@ -701,6 +702,11 @@ impl LiveService {
                     low_latency: part_target.map(|part_target| LowLatencyTarget {
                         streams: self.low_latency.clone(),
                         part_target,
+                    }),
+                    captions: stream.captions.as_ref().map(|captions| CaptionSettings {
+                        language: captions.language.clone(),
+                        name: captions.name.clone(),
+                        speech: self.speech.clone(),
                     }),
                 })
             }

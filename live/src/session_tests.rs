@@ -176,6 +176,9 @@ impl Rig {
             recordings.clone(),
             stopping,
             None,
+            Arc::new(sluice_transcribe::Speech::unavailable(
+                "not used by these tests".to_owned(),
+            )),
         );
         Rig {
             _database: database,

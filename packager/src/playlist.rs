@@ -64,14 +64,15 @@ pub const AUDIO_GROUP_ID: &str = "audio";
 pub struct LivePlaylist {
     playlist: MediaPlaylist,
     window: usize,
-    /// The init segment of the next segment pushed.
-    init: Map,
+    /// The init segment of the next segment pushed; `None` for segments that need none
+    /// (WebVTT).
+    init: Option<Map>,
     /// The next segment pushed follows a discontinuity.
     discontinuity_pending: bool,
     /// URIs of the segments in the window, oldest first (parallel to `playlist.segments`).
     uris: VecDeque<String>,
     /// The init segment of each segment in the window (parallel to `playlist.segments`).
-    maps: VecDeque<Map>,
+    maps: VecDeque<Option<Map>>,
     /// LL-HLS parts, when the playlist has them.
     parts: Option<PartList>,
 }
@@ -133,12 +134,19 @@ impl LivePlaylist {
                 ..MediaPlaylist::default()
             },
             window: window.max(1),
-            init: init_map(init_uri),
+            init: Some(init_map(init_uri)),
             discontinuity_pending: false,
             uris: VecDeque::new(),
             maps: VecDeque::new(),
             parts: None,
         }
+    }
+
+    /// The same playlist for segments that need no init segment (a WebVTT subtitles
+    /// rendition): no EXT-X-MAP is written.
+    pub fn without_init(mut self) -> Self {
+        self.init = None;
+        self
     }
 
     /// The same playlist keeping LL-HLS parts of at most `part_target_secs`.
@@ -311,7 +319,7 @@ impl LivePlaylist {
         }
         // The first segment after a skip names its init segment again.
         if skipped > 0 {
-            let map = self.maps.get(skipped).cloned().map(|mut map| {
+            let map = self.maps.get(skipped).cloned().flatten().map(|mut map| {
                 map.uri = (view.uri)(&map.uri);
                 map
             });
@@ -355,8 +363,12 @@ impl LivePlaylist {
             if self.discontinuity_pending {
                 line("#EXT-X-DISCONTINUITY".to_owned());
             }
-            if self.maps.back() != Some(&self.init) {
-                line(format!("#EXT-X-MAP:URI=\"{}\"", (view.uri)(&self.init.uri)));
+            if let Some(init) = self
+                .init
+                .as_ref()
+                .filter(|_| self.maps.back() != Some(&self.init))
+            {
+                line(format!("#EXT-X-MAP:URI=\"{}\"", (view.uri)(&init.uri)));
             }
             if let Some(date) = parts.open_program_date_time {
                 line(format!(
@@ -443,9 +455,9 @@ impl LivePlaylist {
         self.maps.push_back(self.init.clone());
         // EXT-X-MAP applies to every segment after it: it sits on the oldest one and on each
         // segment whose init segment differs from the one before.
-        let mut previous: Option<&Map> = None;
+        let mut previous: Option<&Option<Map>> = None;
         for (segment, map) in self.playlist.segments.iter_mut().zip(&self.maps) {
-            segment.map = (previous != Some(map)).then(|| map.clone());
+            segment.map = map.clone().filter(|_| previous != Some(map));
             previous = Some(map);
         }
         evicted
@@ -460,7 +472,7 @@ impl LivePlaylist {
     /// Names the init segment of the segments pushed from now on (an EXT-X-MAP is written
     /// before the first of them); use it after [`LivePlaylist::mark_discontinuity`].
     pub fn set_init(&mut self, init_uri: String) {
-        self.init = init_map(init_uri);
+        self.init = Some(init_map(init_uri));
     }
 
     /// Ends the playlist (EXT-X-ENDLIST): no segment will be added.
@@ -915,6 +927,31 @@ mod tests {
 #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z
 #EXTINF:1.9,
 1.m4s
+"
+        );
+    }
+
+    #[test]
+    fn a_subtitles_live_playlist_names_no_init_segment() {
+        let mut playlist = LivePlaylist::new(2, 2, "unused.mp4".into()).without_init();
+        playlist.push_segment("0.vtt".into(), 2.0, at(0));
+        playlist.mark_discontinuity();
+        playlist.push_segment("1.vtt".into(), 2.0, at(2));
+        playlist.push_segment("2.vtt".into(), 2.0, at(4));
+        assert_eq!(
+            text(playlist.render()),
+            "#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-TARGETDURATION:2
+#EXT-X-MEDIA-SEQUENCE:1
+#EXT-X-DISCONTINUITY
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z
+#EXTINF:2,
+1.vtt
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z
+#EXTINF:2,
+2.vtt
 "
         );
     }

@@ -36,8 +36,8 @@ pub use local_store::{LocalStore, DEFAULT_DATA_DIR};
 pub use metrics::Metrics;
 pub use model::{
     ApiKey, ApiKeyPage, Asset, AssetInput, AssetPage, AssetSettings, AssetStatus, AttemptOutcome,
-    ClaimedDelivery, DeliveryStatus, Dvr, DvrMode, Event, EventFilter, EventPage, EventType,
-    GeneratedSubtitles, HealthSample, HealthWarning, HealthWarningCode, Job, JobStatus,
+    Captions, ClaimedDelivery, DeliveryStatus, Dvr, DvrMode, Event, EventFilter, EventPage,
+    EventType, GeneratedSubtitles, HealthSample, HealthWarning, HealthWarningCode, Job, JobStatus,
     LadderCodec, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage,
     LiveStreamSettings, LiveStreamStatus, NewAsset, NewEvent, NewJob, NewSimulcastTarget,
     NewUpload, NewWebhookEndpoint, Permission, PlaybackId, PlaybackPolicy, SearchHit, Session,

@@ -281,6 +281,20 @@ pub struct LiveStreamSettings {
     pub reconnect_window_s: u32,
     pub record: bool,
     pub dvr: Dvr,
+    /// The generated subtitles each recording gets, already validated.
+    pub generated_subtitles: Vec<GeneratedSubtitles>,
+    /// Live captions, already validated.
+    pub captions: Option<Captions>,
+}
+
+/// Live captions of a live stream: a subtitles rendition recognised from its speech as it is
+/// published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Captions {
+    /// The language spoken (a language tag).
+    pub language: String,
+    /// The rendition's name in players' menus.
+    pub name: String,
 }
 
 impl Default for LiveStreamSettings {
@@ -290,6 +304,8 @@ impl Default for LiveStreamSettings {
             reconnect_window_s: LatencyMode::Standard.default_reconnect_window_s(),
             record: false,
             dvr: Dvr::default(),
+            generated_subtitles: Vec::new(),
+            captions: None,
         }
     }
 }
@@ -317,6 +333,10 @@ pub struct LiveStream {
     pub record: bool,
     /// What the live playlists keep.
     pub dvr: Dvr,
+    /// The generated subtitles each recording gets.
+    pub generated_subtitles: Vec<GeneratedSubtitles>,
+    /// Live captions of its sessions.
+    pub captions: Option<Captions>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -332,6 +352,10 @@ pub struct LiveStreamChanges {
     pub record: Option<bool>,
     /// Already validated.
     pub dvr: Option<Dvr>,
+    /// Already validated.
+    pub generated_subtitles: Option<Vec<GeneratedSubtitles>>,
+    /// `Some(None)` turns live captions off.
+    pub captions: Option<Option<Captions>>,
 }
 
 /// Which live streams a list returns.

@@ -343,7 +343,7 @@ async fn a_recorded_session_gets_an_asset_without_a_job_listed_under_its_stream(
         .unwrap();
 
     let asset = db
-        .create_recording_asset(&stream.id, &session.id, &[])
+        .create_recording_asset(&stream.id, &session.id)
         .await
         .unwrap();
     assert_eq!(asset.status, AssetStatus::Preparing);
@@ -395,7 +395,7 @@ async fn a_recorded_session_gets_an_asset_without_a_job_listed_under_its_stream(
     let asset = db.get_asset(&asset.id).await.unwrap().unwrap();
     assert_eq!(asset.duration_ms, Some(12_000));
     assert!(db
-        .create_recording_asset(&stream.id, &SessionId::parse("ses_missing").unwrap(), &[])
+        .create_recording_asset(&stream.id, &SessionId::parse("ses_missing").unwrap())
         .await
         .is_err());
 }

@@ -10,8 +10,8 @@ use sluice_media::Ladder;
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
     Asset, AssetId, AssetInput, AssetSettings, Db, GeneratedSubtitles, JobStatus, LadderCodec,
-    NewAsset, NewUpload, PlaybackPolicy, SearchHit, SessionOrigin, TrackId, Transcript,
-    TranscriptLine, TranscriptStatus, ASSET_JOB_KIND, DEFAULT_JOB_MAX_ATTEMPTS,
+    LiveStreamSettings, NewAsset, NewUpload, PlaybackPolicy, SearchHit, SessionOrigin, TrackId,
+    Transcript, TranscriptLine, TranscriptStatus, ASSET_JOB_KIND, DEFAULT_JOB_MAX_ATTEMPTS,
     MAX_TRANSCRIPT_LINES, TRANSCRIBE_JOB_KIND,
 };
 
@@ -156,9 +156,25 @@ async fn uploads_and_recordings_get_the_transcripts_asked_for() {
     assert_eq!(transcripts[0].language_code, "es");
 
     let stream = db
-        .create_live_stream("recorded", &Ladder::default(), &Default::default())
+        .create_live_stream(
+            "recorded",
+            &Ladder::default(),
+            &LiveStreamSettings {
+                record: true,
+                generated_subtitles: subtitles(&[("en", "English"), ("en", "twice")]),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
+    assert_eq!(
+        db.get_live_stream(&stream.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .generated_subtitles,
+        subtitles(&[("en", "English"), ("en", "twice")])
+    );
     let origin = SessionOrigin {
         client_addr: "127.0.0.1:5000".to_owned(),
         protocol: "rtmp",
@@ -167,11 +183,7 @@ async fn uploads_and_recordings_get_the_transcripts_asked_for() {
     };
     let session = db.start_session(&stream.id, &origin).await.unwrap();
     let recording = db
-        .create_recording_asset(
-            &stream.id,
-            &session.id,
-            &subtitles(&[("en", "English"), ("en", "twice")]),
-        )
+        .create_recording_asset(&stream.id, &session.id)
         .await
         .unwrap();
     assert_eq!(recording.settings, None);

@@ -41,11 +41,44 @@
 mod moonshine;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub use moonshine::{Moonshine, DEFAULT_LIBRARY_DIR, LIBRARY_FILE, MAX_CLIP_SECONDS, MODEL_DIR};
 
 /// The sample rate every engine takes, in Hz (mono `f32` samples).
 pub const SAMPLE_RATE: u32 = 16_000;
+
+/// The speech engine of a process (generated subtitles, live captions), loaded by the first
+/// user that needs it (loading takes the model's memory and half a second), then kept for the
+/// life of the process, as is a failure to load it (a reason for a person, which becomes the
+/// error of what needed it; installing the engine takes a restart).
+pub struct Speech {
+    load: Box<dyn Fn() -> Result<Arc<dyn SpeechEngine>, String> + Send + Sync>,
+    loaded: Mutex<Option<Result<Arc<dyn SpeechEngine>, String>>>,
+}
+
+impl Speech {
+    /// An engine `load` makes when it is first needed.
+    pub fn new(
+        load: impl Fn() -> Result<Arc<dyn SpeechEngine>, String> + Send + Sync + 'static,
+    ) -> Self {
+        Speech {
+            load: Box::new(load),
+            loaded: Mutex::new(None),
+        }
+    }
+
+    /// No engine, for `reason` (turned off, not installed).
+    pub fn unavailable(reason: String) -> Self {
+        Speech::new(move || Err(reason.clone()))
+    }
+
+    /// The engine, loaded on the first call (blocking: call it off an async runtime).
+    pub fn engine(&self) -> Result<Arc<dyn SpeechEngine>, String> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        loaded.get_or_insert_with(|| (self.load)()).clone()
+    }
+}
 
 /// One recognised stretch of speech.
 #[derive(Clone, Debug, PartialEq)]

@@ -26,7 +26,8 @@
 //! The engine recognises English only and the API takes only `en`, so the lines recognised once
 //! serve every track the job finds preparing.
 //!
-//! A worker without a speech engine ([`Speech::unavailable`], or one that fails to load) errors
+//! A worker without a speech engine ([`sluice_transcribe::Speech::unavailable`], or one that
+//! fails to load) errors
 //! the tracks with the reason
 //! (`asset.track.errored`); so does an asset whose audio cannot be recognised (no audio, a
 //! playlist that cannot be read). Store and engine failures that may pass are retried as the
@@ -36,7 +37,7 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use m3u8_rs::{AlternativeMediaType, MediaPlaylist};
@@ -58,38 +59,6 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{blocking, remove_directory, Failure, Progress, Worker, INTERRUPTED};
-
-/// The speech engine generated subtitles are recognised with: loaded by the first job that
-/// needs it (loading takes the model's memory and half a second), then kept for the life of
-/// the process, as is a failure to load it (for a person: it becomes the error of every track
-/// asked for; installing the engine takes a restart).
-pub struct Speech {
-    load: Box<dyn Fn() -> Result<Arc<dyn SpeechEngine>, String> + Send + Sync>,
-    loaded: Mutex<Option<Result<Arc<dyn SpeechEngine>, String>>>,
-}
-
-impl Speech {
-    /// An engine `load` makes when a job first needs it.
-    pub fn new(
-        load: impl Fn() -> Result<Arc<dyn SpeechEngine>, String> + Send + Sync + 'static,
-    ) -> Self {
-        Speech {
-            load: Box::new(load),
-            loaded: Mutex::new(None),
-        }
-    }
-
-    /// No engine, for `reason` (turned off, not installed).
-    pub fn unavailable(reason: String) -> Self {
-        Speech::new(move || Err(reason.clone()))
-    }
-
-    /// The engine, loaded on the first call (blocking: call it off the async runtime).
-    fn engine(&self) -> Result<Arc<dyn SpeechEngine>, String> {
-        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        loaded.get_or_insert_with(|| (self.load)()).clone()
-    }
-}
 
 /// How much audio goes into the engine between two collections of its completed lines. The
 /// engine recognises what it holds every few seconds of audio anyway; collecting seldom costs

@@ -127,16 +127,23 @@ impl Db {
     }
 
     /// Creates the preparing asset a recorded session becomes, with one playback id per
-    /// policy of the live stream's playback ids and one preparing transcript per entry of
-    /// `generated_subtitles` (a language asked twice is made once), and attaches it to the
-    /// session. No job is queued: the live packager makes the renditions and the media plane
-    /// seals them (the transcription job is queued when it is marked ready).
+    /// policy of the live stream's playback ids and one preparing transcript per entry of the
+    /// stream's `generated_subtitles`, and attaches it to the session. No job is queued: the
+    /// live packager makes the renditions and the media plane seals them (the transcription
+    /// job is queued when it is marked ready).
     pub async fn create_recording_asset(
         &self,
         live_stream_id: &LiveStreamId,
         session_id: &SessionId,
-        generated_subtitles: &[GeneratedSubtitles],
     ) -> Result<Asset> {
+        let generated_subtitles = self
+            .get_live_stream(live_stream_id)
+            .await?
+            .ok_or_else(|| StorageError::NotFound {
+                record: Record::LiveStream,
+                id: live_stream_id.to_string(),
+            })?
+            .generated_subtitles;
         let policies = self
             .list_playback_ids(live_stream_id)
             .await?
@@ -156,7 +163,7 @@ impl Db {
             &txn,
             &new,
             Some((live_stream_id, session_id)),
-            generated_subtitles,
+            &generated_subtitles,
         )
         .await?;
         let attached = session::Entity::update_many()

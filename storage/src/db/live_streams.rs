@@ -12,8 +12,8 @@ use crate::entities::{live_stream, session};
 use crate::ids;
 use crate::ids::{LiveStreamId, SessionId};
 use crate::model::{
-    Dvr, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage, LiveStreamSettings,
-    LiveStreamStatus, PlaybackPolicy,
+    Dvr, GeneratedSubtitles, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage,
+    LiveStreamSettings, LiveStreamStatus, PlaybackPolicy,
 };
 
 const LIVE_STREAM_PAGE: PageKey<live_stream::Entity> = PageKey {
@@ -27,6 +27,14 @@ const LIVE_STREAM_PAGE: PageKey<live_stream::Entity> = PageKey {
 fn live_stream_from_row(row: live_stream::Model) -> Result<LiveStream> {
     // A ladder stored as `null` (never written by the API) means the default one.
     let ladder: Option<Ladder> = json_column(Record::LiveStream, &row.id, "ladder", &row.ladder)?;
+    let generated_subtitles = match &row.generated_subtitles {
+        Some(text) => json_column(Record::LiveStream, &row.id, "generated_subtitles", text)?,
+        None => Vec::new(),
+    };
+    let captions = match &row.captions {
+        Some(text) => Some(json_column(Record::LiveStream, &row.id, "captions", text)?),
+        None => None,
+    };
     Ok(LiveStream {
         id: LiveStreamId::stored(row.id),
         name: row.name,
@@ -42,6 +50,8 @@ fn live_stream_from_row(row: live_stream::Model) -> Result<LiveStream> {
             mode: row.dvr_mode,
             window_s: row.dvr_window_s.and_then(|s| u32::try_from(s).ok()),
         },
+        generated_subtitles,
+        captions,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -52,6 +62,11 @@ fn not_found(id: &str) -> StorageError {
         record: Record::LiveStream,
         id: id.to_owned(),
     }
+}
+
+/// The `generated_subtitles` column: `NULL` for none.
+fn subtitles_column(subtitles: &[GeneratedSubtitles]) -> Option<String> {
+    (!subtitles.is_empty()).then(|| to_json(&subtitles))
 }
 
 fn to_db_window(seconds: u32) -> i32 {
@@ -83,6 +98,8 @@ impl Db {
             record: Set(settings.record),
             dvr_mode: Set(settings.dvr.mode),
             dvr_window_s: Set(settings.dvr.window_s.map(to_db_window)),
+            generated_subtitles: Set(subtitles_column(&settings.generated_subtitles)),
+            captions: Set(settings.captions.as_ref().map(to_json)),
         };
         let txn = self.conn.begin().await?;
         let row = live_stream::Entity::insert(row)
@@ -205,6 +222,18 @@ impl Db {
                     live_stream::Column::DvrWindowS,
                     dvr.window_s.map(to_db_window).into(),
                 );
+        }
+        if let Some(subtitles) = &changes.generated_subtitles {
+            update = update.col_expr(
+                live_stream::Column::GeneratedSubtitles,
+                subtitles_column(subtitles).into(),
+            );
+        }
+        if let Some(captions) = &changes.captions {
+            update = update.col_expr(
+                live_stream::Column::Captions,
+                captions.as_ref().map(to_json).into(),
+            );
         }
         self.updated_live_stream(id, update.exec(&self.conn).await?.rows_affected)
             .await

@@ -26,6 +26,10 @@ pub struct Model {
     pub dvr_mode: DvrMode,
     /// Length of the sliding window in seconds; `NULL` keeps the server's default.
     pub dvr_window_s: Option<i32>,
+    /// JSON text of the generated subtitles each recording gets; `NULL` for none.
+    pub generated_subtitles: Option<String>,
+    /// JSON text of the live captions setting; `NULL` for none.
+    pub captions: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

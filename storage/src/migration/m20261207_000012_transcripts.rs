@@ -1,6 +1,9 @@
 //! Transcripts: the subtitles tracks generated from an asset's speech, their timed lines, and a
 //! full-text index over the lines.
 //!
+//! - `live_streams`: `generated_subtitles`, JSON text of the subtitles each recording of the
+//!   stream is made with, and `captions`, JSON text of its live captions setting (`NULL`:
+//!   none), added with `NULL` so existing rows stay valid.
 //! - `transcripts`: one row per asset and language (a unique index), with its name, status
 //!   (`preparing`, `ready`, `errored`) and error; it goes with its asset (a cascading foreign
 //!   key, like playback ids).
@@ -62,6 +65,13 @@ enum TranscriptLines {
 enum Assets {
     Table,
     Id,
+}
+
+#[derive(DeriveIden)]
+enum LiveStreams {
+    Table,
+    GeneratedSubtitles,
+    Captions,
 }
 
 const TRANSCRIPTS_ASSET_LANGUAGE_INDEX: &str = "idx_transcripts_asset_id_language_code";
@@ -169,10 +179,31 @@ impl MigrationTrait for Migration {
                 ))
             }
         }
+        // SQLite takes one change per ALTER TABLE.
+        for column in [LiveStreams::GeneratedSubtitles, LiveStreams::Captions] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(LiveStreams::Table)
+                        .add_column(text_null(column))
+                        .to_owned(),
+                )
+                .await?;
+        }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [LiveStreams::GeneratedSubtitles, LiveStreams::Captions] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(LiveStreams::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
         // Postgres's index and SQLite's trigger go with their tables; SQLite's FTS5 table is
         // a table of its own.
         if manager.get_database_backend() == DatabaseBackend::Sqlite {

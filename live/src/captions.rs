@@ -1,0 +1,751 @@
+//! Live captions: a WebVTT subtitles rendition of a live session, recognised from its audio
+//! while it is published, in the same playlist window as its other renditions.
+//!
+//! Two halves, so recognising speech never holds back a video or audio segment:
+//!
+//! - On the packaging thread, [`LiveCaptions`] decodes each AAC frame of the audio rendition
+//!   to 16 kHz mono ([`LiveSpeechAudio`], cheap) and hands the samples to the recogniser over a
+//!   bounded queue: when the recogniser falls behind, audio is dropped (and counted) rather
+//!   than waited for. It takes back the lines the recogniser completed and how far its
+//!   recognition is settled, and publishes the captions segments ([`CaptionTrack`], sans-IO).
+//! - On a thread of its own, the recogniser feeds one stream of the process's speech engine
+//!   and asks it for lines every [`RECOGNISE_EVERY`]. Times stay on the session's media
+//!   timeline: a gap in the audio up to [`MAX_SILENCE_FILL`] is filled with silence; a longer
+//!   one (or a step back) ends the engine's stream and starts another at the new time.
+//!
+//! # Segments
+//!
+//! The captions rendition is cut where the first video rendition is cut: each time it closes a
+//! segment, a captions segment of the same span waits until recognition is settled past its end
+//! (every line that overlaps it is complete) or [`CAPTION_HOLD`] passed, whichever comes
+//! first; it then holds every complete line overlapping it, and any line completed too late for
+//! the segments it overlaps (a sentence still being spoken when they were published). Cue times
+//! are media times with `X-TIMESTAMP-MAP=MPEGTS:0` (see `sluice_packager::subtitles`), which is
+//! what the fMP4 segments' decode times are on. The playlist (`subs/{language}/index.m3u8`, no
+//! init segment, no parts: players load captions beside the low-latency renditions) lists a
+//! segment once it is written; a reconnection marks a discontinuity as in the other renditions.
+//!
+//! Captions are best effort: the engine missing, failing or too slow leaves segments without
+//! cues (logged once), never the session without video.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sluice_media::{AudioSpecificConfig, Packet};
+use sluice_packager::subtitles::{
+    subtitles_playlist_uri, webvtt_segment, Cue, FMP4_MPEGTS, SUBTITLE_SEGMENT_SUFFIX,
+};
+use sluice_packager::{LivePlaylist, MEDIA_PLAYLIST};
+use sluice_transcoder::speech::LiveSpeechAudio;
+use sluice_transcribe::{Line, Speech, SpeechStream, SAMPLE_RATE};
+use tracing::{debug, info, warn};
+
+use crate::renditions::{PlaylistWindow, SpoolKind, TreeOutput};
+
+/// How long a closed segment waits for its speech to be recognised before its captions are
+/// published without what is still being said.
+pub const CAPTION_HOLD: Duration = Duration::from_secs(2);
+/// How often the recogniser asks the engine for lines: often enough that a line is published
+/// soon after it ends, seldom enough that the line being spoken is not recognised again and
+/// again (each time costs the CPU of its audio so far).
+pub const RECOGNISE_EVERY: Duration = Duration::from_millis(400);
+/// The longest gap in the audio filled with silence; a longer one starts a new engine stream.
+pub const MAX_SILENCE_FILL: Duration = Duration::from_secs(2);
+/// Blocks of audio (one per AAC frame, 21 to 64 ms) waiting for the recogniser: about 10 s.
+const AUDIO_QUEUE: usize = 400;
+/// How long the end of a session waits for the recogniser's last lines.
+const FINISH_WAIT: Duration = Duration::from_secs(10);
+/// Captions segments kept in the store after they leave the playlist window.
+const EVICTION_GRACE_SEGMENTS: usize = 4;
+
+/// What a session's captions are.
+#[derive(Clone)]
+pub struct CaptionSettings {
+    /// The language spoken (a language tag): the rendition's LANGUAGE and directory.
+    pub language: String,
+    /// The rendition's NAME.
+    pub name: String,
+    /// The process's speech engine.
+    pub speech: Arc<Speech>,
+}
+
+impl std::fmt::Debug for CaptionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptionSettings")
+            .field("language", &self.language)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Audio for the recogniser.
+enum ToRecogniser {
+    Audio { start_s: f64, samples: Vec<f32> },
+    Finish,
+}
+
+/// What the recogniser found.
+enum FromRecogniser {
+    /// Complete lines, on the media timeline.
+    Lines(Vec<Line>),
+    /// Every line ending before this media time is complete (and was sent).
+    Settled(f64),
+    /// Recognition ended; nothing more comes.
+    Done,
+}
+
+/// A closed segment of the first video rendition whose captions are not published yet.
+#[derive(Clone, Debug, PartialEq)]
+struct PendingSegment {
+    start_s: f64,
+    end_s: f64,
+    program_date_time: DateTime<Utc>,
+    /// When the video segment closed, by the packager's clock.
+    closed_at: DateTime<Utc>,
+    /// It follows a reconnection.
+    discontinuity: bool,
+}
+
+/// A complete line and whether a published segment holds it.
+#[derive(Clone, Debug, PartialEq)]
+struct HeldLine {
+    start_s: f64,
+    end_s: f64,
+    text: String,
+    published: bool,
+}
+
+/// The captions rendition's segments and playlist (no I/O: objects go to a [`TreeOutput`]).
+pub struct CaptionTrack {
+    /// Directory under the live stream: `subs/{language}`.
+    dir: Vec<String>,
+    session_id: String,
+    playlist: LivePlaylist,
+    pending: VecDeque<PendingSegment>,
+    lines: Vec<HeldLine>,
+    /// Recognition is settled up to here (media seconds).
+    settled_s: f64,
+    next_sequence: u64,
+    segments_written: u64,
+    evicted: VecDeque<String>,
+    /// The next segment closed follows a reconnection.
+    discontinuity_pending: bool,
+}
+
+impl CaptionTrack {
+    /// An empty captions rendition for `language`, its playlist keeping `window` with segments
+    /// of `target` (as the session's other renditions).
+    pub fn new(language: &str, session_id: &str, target: Duration, window: PlaylistWindow) -> Self {
+        let target_secs = target.as_secs().max(1);
+        let playlist = match window {
+            PlaylistWindow::Segments(segments) => {
+                LivePlaylist::new(target_secs, segments, String::new())
+            }
+            PlaylistWindow::Event => LivePlaylist::event(target_secs, String::new()),
+        }
+        .without_init();
+        let uri = subtitles_playlist_uri(language);
+        let mut dir: Vec<String> = uri.split('/').map(str::to_owned).collect();
+        dir.pop();
+        CaptionTrack {
+            dir,
+            session_id: session_id.to_owned(),
+            playlist,
+            pending: VecDeque::new(),
+            lines: Vec::new(),
+            settled_s: f64::NEG_INFINITY,
+            next_sequence: 0,
+            segments_written: 0,
+            evicted: VecDeque::new(),
+            discontinuity_pending: false,
+        }
+    }
+
+    /// Whether a segment was published (the multivariant playlist may then list the rendition).
+    pub fn has_segments(&self) -> bool {
+        self.segments_written > 0
+    }
+
+    /// The first video rendition closed the segment `[start_s, end_s)` (media seconds) at
+    /// `now`; it starts at wall-clock `program_date_time`.
+    pub fn segment_closed(
+        &mut self,
+        start_s: f64,
+        end_s: f64,
+        program_date_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) {
+        self.pending.push_back(PendingSegment {
+            start_s,
+            end_s,
+            program_date_time,
+            closed_at: now,
+            discontinuity: std::mem::take(&mut self.discontinuity_pending),
+        });
+    }
+
+    /// The next segment closed follows a reconnection.
+    pub fn mark_discontinuity(&mut self) {
+        self.discontinuity_pending = true;
+    }
+
+    /// Takes complete lines (media seconds).
+    fn add_lines(&mut self, lines: Vec<Line>) {
+        self.lines.extend(lines.into_iter().map(|line| HeldLine {
+            start_s: line.start_s,
+            end_s: line.end_s,
+            text: line.text,
+            published: false,
+        }));
+    }
+
+    /// Recognition is settled up to `settled_s`.
+    fn settle(&mut self, settled_s: f64) {
+        self.settled_s = self.settled_s.max(settled_s);
+    }
+
+    /// Publishes the pending segments whose captions are due at `now` (`None`: every one, the
+    /// session is ending); returns whether any was.
+    pub fn publish_due(&mut self, output: &dyn TreeOutput, now: Option<DateTime<Utc>>) -> bool {
+        let hold = chrono::Duration::from_std(CAPTION_HOLD).unwrap_or(chrono::Duration::zero());
+        let mut published = false;
+        while let Some(segment) = self.pending.front() {
+            let due = match now {
+                Some(now) => self.settled_s >= segment.end_s || now - segment.closed_at >= hold,
+                None => true,
+            };
+            if !due {
+                break;
+            }
+            let segment = self.pending.pop_front().expect("a pending segment");
+            self.publish(output, &segment);
+            published = true;
+        }
+        if published {
+            self.write_playlist(output);
+        }
+        published
+    }
+
+    /// Writes one segment with its cues and lists it.
+    fn publish(&mut self, output: &dyn TreeOutput, segment: &PendingSegment) {
+        let mut cues = Vec::new();
+        for line in &mut self.lines {
+            let overlaps = line.start_s < segment.end_s && line.end_s > segment.start_s;
+            let late = !line.published && line.end_s <= segment.start_s;
+            if overlaps || late {
+                cues.push(Cue::from_secs(
+                    line.start_s.max(0.0),
+                    line.end_s.max(0.0),
+                    line.text.clone(),
+                ));
+                line.published = true;
+            }
+        }
+        // A published line that ends inside this segment is in no later one.
+        self.lines
+            .retain(|line| !(line.published && line.end_s <= segment.end_s));
+        let name = format!(
+            "{}-{}{SUBTITLE_SEGMENT_SUFFIX}",
+            self.session_id, self.next_sequence
+        );
+        self.next_sequence += 1;
+        let body = webvtt_segment(&cues, FMP4_MPEGTS);
+        if !output.put_media(&self.path(&name), body.as_bytes(), SpoolKind::Segment) {
+            // The next segment's cues still go out; this span stays without captions.
+            warn!(segment = %name, "Captions segment dropped: the spool refused it.");
+            return;
+        }
+        self.segments_written += 1;
+        if segment.discontinuity {
+            self.playlist.mark_discontinuity();
+        }
+        let evicted = self.playlist.push_segment(
+            name,
+            segment.end_s - segment.start_s,
+            segment.program_date_time,
+        );
+        self.evicted.extend(evicted);
+        while self.evicted.len() > EVICTION_GRACE_SEGMENTS {
+            if let Some(old) = self.evicted.pop_front() {
+                output.delete(&self.path(&old));
+            }
+        }
+    }
+
+    fn write_playlist(&self, output: &dyn TreeOutput) {
+        output.put_playlist(&self.path(MEDIA_PLAYLIST), self.playlist.render());
+    }
+
+    /// `name` inside the rendition's directory, as path segments.
+    fn path<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
+        self.dir
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(name))
+            .collect()
+    }
+
+    /// Ends the playlist (EXT-X-ENDLIST) once every pending segment is published.
+    pub fn end(&mut self, output: &dyn TreeOutput) {
+        self.publish_due(output, None);
+        self.playlist.end();
+        if self.segments_written > 0 {
+            self.write_playlist(output);
+        }
+    }
+}
+
+/// A session's live captions: the decoder and the recogniser feeding a [`CaptionTrack`].
+pub struct LiveCaptions {
+    pub track: CaptionTrack,
+    settings: CaptionSettings,
+    decoder: Option<LiveSpeechAudio>,
+    to_recogniser: SyncSender<ToRecogniser>,
+    from_recogniser: Receiver<FromRecogniser>,
+    recogniser: Option<JoinHandle<()>>,
+    /// Audio blocks dropped because the recogniser was behind.
+    dropped_blocks: u64,
+    /// The decoder failed to open or decode; logged once.
+    decoder_failed: bool,
+}
+
+impl LiveCaptions {
+    /// Captions of session `session_id` cut like its renditions (`target`, `window`); starts
+    /// the recogniser's thread (which loads the engine on first use).
+    pub fn start(
+        settings: CaptionSettings,
+        session_id: &str,
+        target: Duration,
+        window: PlaylistWindow,
+    ) -> std::io::Result<Self> {
+        let (to_recogniser, inbox) = mpsc::sync_channel(AUDIO_QUEUE);
+        let (outbox, from_recogniser) = mpsc::channel();
+        let speech = settings.speech.clone();
+        let recogniser = std::thread::Builder::new()
+            .name("sluice-captions".into())
+            .spawn(move || recognise(&speech, &inbox, &outbox))?;
+        info!(session_id, language = %settings.language, "Live captions started.");
+        Ok(LiveCaptions {
+            track: CaptionTrack::new(&settings.language, session_id, target, window),
+            settings,
+            decoder: None,
+            to_recogniser,
+            from_recogniser,
+            recogniser: Some(recogniser),
+            dropped_blocks: 0,
+            decoder_failed: false,
+        })
+    }
+
+    /// The rendition's language and name.
+    pub fn settings(&self) -> &CaptionSettings {
+        &self.settings
+    }
+
+    /// Decodes one AAC frame of the audio rendition and queues its samples for the recogniser
+    /// (dropped when it is behind).
+    pub fn push_audio(&mut self, config: &AudioSpecificConfig, packet: &Packet) {
+        if self.decoder.is_none() && !self.decoder_failed {
+            match LiveSpeechAudio::new(config) {
+                Ok(decoder) => self.decoder = Some(decoder),
+                Err(e) => {
+                    self.decoder_failed = true;
+                    warn!(error = %e, "Live captions are off for this session: the audio cannot be decoded.");
+                }
+            }
+        }
+        let Some(decoder) = &mut self.decoder else {
+            return;
+        };
+        let samples = match decoder.push(config, packet) {
+            Ok(samples) if !samples.samples.is_empty() => ToRecogniser::Audio {
+                start_s: samples.start_s,
+                samples: samples.samples.to_vec(),
+            },
+            Ok(_) => return,
+            Err(e) => {
+                debug!(error = %e, "An audio frame was left out of the captions.");
+                return;
+            }
+        };
+        match self.to_recogniser.try_send(samples) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                if self.dropped_blocks == 0 {
+                    warn!("Live captions fall behind the audio; audio is left out of them.");
+                }
+                self.dropped_blocks += 1;
+            }
+            // The recogniser ended (no engine): the captions stay empty.
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Takes what the recogniser found and publishes the segments due at `now`; returns
+    /// whether a segment was published.
+    pub fn poll(&mut self, output: &dyn TreeOutput, now: DateTime<Utc>) -> bool {
+        while let Ok(found) = self.from_recogniser.try_recv() {
+            self.take(found);
+        }
+        self.track.publish_due(output, Some(now))
+    }
+
+    fn take(&mut self, found: FromRecogniser) {
+        match found {
+            FromRecogniser::Lines(lines) => self.track.add_lines(lines),
+            FromRecogniser::Settled(settled_s) => self.track.settle(settled_s),
+            FromRecogniser::Done => {}
+        }
+    }
+
+    /// Ends the captions: the recogniser finishes what it holds (waited for up to
+    /// [`FINISH_WAIT`]), every pending segment is published and the playlist ended.
+    pub fn finish(mut self, output: &dyn TreeOutput) {
+        if let Some(decoder) = &mut self.decoder {
+            if let Ok(samples) = decoder.flush() {
+                if !samples.samples.is_empty() {
+                    let _ = self.to_recogniser.try_send(ToRecogniser::Audio {
+                        start_s: samples.start_s,
+                        samples: samples.samples.to_vec(),
+                    });
+                }
+            }
+        }
+        let _ = self.to_recogniser.send(ToRecogniser::Finish);
+        let deadline = Instant::now() + FINISH_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.from_recogniser.recv_timeout(left) {
+                Ok(FromRecogniser::Done) => break,
+                Ok(found) => self.take(found),
+                Err(_) => {
+                    warn!("The live captions' last lines did not come in time.");
+                    break;
+                }
+            }
+        }
+        if let Some(recogniser) = self.recogniser.take() {
+            if recogniser.is_finished() {
+                let _ = recogniser.join();
+            }
+        }
+        if self.dropped_blocks > 0 {
+            warn!(
+                dropped_blocks = self.dropped_blocks,
+                "Live captions left out audio the recogniser could not keep up with."
+            );
+        }
+        self.track.end(output);
+    }
+}
+
+/// One engine stream and where its audio sits on the media timeline.
+struct OpenStream {
+    stream: Box<dyn SpeechStream>,
+    /// Media time of its first sample.
+    origin_s: f64,
+    /// Samples added.
+    fed: u64,
+}
+
+impl OpenStream {
+    /// Media time just after the last sample added.
+    fn end_s(&self) -> f64 {
+        self.origin_s + self.fed as f64 / f64::from(SAMPLE_RATE)
+    }
+
+    /// A line of this stream on the media timeline.
+    fn on_timeline(&self, mut line: Line) -> Line {
+        line.start_s += self.origin_s;
+        line.end_s += self.origin_s;
+        line
+    }
+}
+
+/// The recogniser's thread: audio in, lines and settled times out, until told to finish (or
+/// the packager is gone).
+fn recognise(
+    speech: &Speech,
+    inbox: &Receiver<ToRecogniser>,
+    outbox: &mpsc::Sender<FromRecogniser>,
+) {
+    let engine = match speech.engine() {
+        Ok(engine) => engine,
+        Err(reason) => {
+            warn!(reason = %reason, "Live captions are off for this session.");
+            // Nothing is recognised: the packager publishes empty segments, never waiting.
+            let _ = outbox.send(FromRecogniser::Settled(f64::INFINITY));
+            while let Ok(ToRecogniser::Audio { .. }) = inbox.recv() {}
+            let _ = outbox.send(FromRecogniser::Done);
+            return;
+        }
+    };
+    let mut open: Option<OpenStream> = None;
+    let mut last_recognised = Instant::now();
+    loop {
+        match inbox.recv_timeout(RECOGNISE_EVERY) {
+            Ok(ToRecogniser::Audio { start_s, samples }) => {
+                let fill = MAX_SILENCE_FILL.as_secs_f64();
+                let gap = open.as_ref().map(|stream| start_s - stream.end_s());
+                if let Some(gap) = gap.filter(|gap| *gap < -0.05 || *gap > fill) {
+                    debug!(
+                        gap_s = gap,
+                        "The captions' audio jumped; a new stream starts."
+                    );
+                    if let Some(stream) = open.take() {
+                        finish_stream(stream, outbox);
+                    }
+                }
+                if open.is_none() {
+                    match engine.stream() {
+                        Ok(stream) => {
+                            open = Some(OpenStream {
+                                stream,
+                                origin_s: start_s,
+                                fed: 0,
+                            })
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "Live captions cannot open a recognition stream.");
+                            continue;
+                        }
+                    }
+                }
+                let Some(stream) = &mut open else { continue };
+                let silence =
+                    ((start_s - stream.end_s()).max(0.0) * f64::from(SAMPLE_RATE)) as usize;
+                let added = if silence > 0 {
+                    stream.stream.add_audio(&vec![0.0; silence])
+                } else {
+                    Ok(())
+                }
+                .and_then(|()| stream.stream.add_audio(&samples));
+                stream.fed += (silence + samples.len()) as u64;
+                if let Err(e) = added {
+                    warn!(error = %e, "Live captions' recognition failed; a new stream starts.");
+                    open = None;
+                }
+            }
+            Ok(ToRecogniser::Finish) | Err(RecvTimeoutError::Disconnected) => {
+                if let Some(stream) = open.take() {
+                    finish_stream(stream, outbox);
+                }
+                let _ = outbox.send(FromRecogniser::Settled(f64::INFINITY));
+                let _ = outbox.send(FromRecogniser::Done);
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if last_recognised.elapsed() < RECOGNISE_EVERY {
+            continue;
+        }
+        last_recognised = Instant::now();
+        let Some(stream) = &mut open else { continue };
+        let settled_until = stream.end_s();
+        match stream.stream.lines() {
+            Ok(lines) => {
+                let (complete, partial): (Vec<Line>, Vec<Line>) =
+                    lines.into_iter().partition(|line| line.complete);
+                let settled = partial
+                    .first()
+                    .map_or(settled_until, |line| stream.origin_s + line.start_s);
+                let complete: Vec<Line> = complete
+                    .into_iter()
+                    .map(|line| stream.on_timeline(line))
+                    .collect();
+                if !complete.is_empty() {
+                    let _ = outbox.send(FromRecogniser::Lines(complete));
+                }
+                let _ = outbox.send(FromRecogniser::Settled(settled));
+            }
+            Err(e) => {
+                warn!(error = %e, "Live captions' recognition failed; a new stream starts.");
+                open = None;
+            }
+        }
+    }
+}
+
+/// Ends an engine stream and sends its last lines.
+fn finish_stream(open: OpenStream, outbox: &mpsc::Sender<FromRecogniser>) {
+    let origin_s = open.origin_s;
+    match open.stream.finish() {
+        Ok(lines) => {
+            let lines: Vec<Line> = lines
+                .into_iter()
+                .map(|mut line| {
+                    line.start_s += origin_s;
+                    line.end_s += origin_s;
+                    line
+                })
+                .collect();
+            if !lines.is_empty() {
+                let _ = outbox.send(FromRecogniser::Lines(lines));
+            }
+        }
+        Err(e) => warn!(error = %e, "Live captions' last lines were lost."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    /// An output that notes the media and playlists it took, in order.
+    #[derive(Default)]
+    struct Noted {
+        media: Mutex<Vec<(String, String)>>,
+        playlists: Mutex<Vec<(String, String)>>,
+    }
+
+    impl TreeOutput for Noted {
+        fn put_media(&self, path: &[&str], body: &[u8], _kind: SpoolKind) -> bool {
+            self.media
+                .lock()
+                .unwrap()
+                .push((path.join("/"), String::from_utf8(body.to_vec()).unwrap()));
+            true
+        }
+
+        fn put_playlist(&self, path: &[&str], body: Vec<u8>) {
+            self.playlists
+                .lock()
+                .unwrap()
+                .push((path.join("/"), String::from_utf8(body).unwrap()));
+        }
+
+        fn delete(&self, _path: &[&str]) {}
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap()
+    }
+
+    fn line(start_s: f64, end_s: f64, text: &str) -> Line {
+        Line {
+            id: 0,
+            start_s,
+            end_s,
+            text: text.to_owned(),
+            complete: true,
+        }
+    }
+
+    fn track() -> CaptionTrack {
+        CaptionTrack::new(
+            "en",
+            "ses_1",
+            Duration::from_secs(2),
+            PlaylistWindow::Segments(6),
+        )
+    }
+
+    #[test]
+    fn a_segment_waits_until_its_speech_is_settled_then_holds_the_lines_over_it() {
+        let output = Noted::default();
+        let mut track = track();
+        track.segment_closed(0.0, 2.0, at(0), at(2));
+        assert!(
+            !track.publish_due(&output, Some(at(2))),
+            "recognition is not settled yet"
+        );
+        track.add_lines(vec![
+            line(0.5, 1.5, "Hello there."),
+            line(1.8, 2.6, "Next one."),
+        ]);
+        track.settle(2.7);
+        assert!(track.publish_due(&output, Some(at(2))));
+        let media = output.media.lock().unwrap().clone();
+        assert_eq!(media[0].0, "subs/en/ses_1-0.vtt");
+        assert!(media[0]
+            .1
+            .starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n"));
+        assert!(media[0]
+            .1
+            .contains("00:00:00.500 --> 00:00:01.500\nHello there."));
+        assert!(media[0]
+            .1
+            .contains("00:00:01.800 --> 00:00:02.600\nNext one."));
+        // The line crossing the boundary is in the next segment too.
+        track.segment_closed(2.0, 4.0, at(2), at(4));
+        track.settle(4.0);
+        track.publish_due(&output, Some(at(4)));
+        let media = output.media.lock().unwrap().clone();
+        assert!(media[1].1.contains("Next one."), "{}", media[1].1);
+        assert!(!media[1].1.contains("Hello there."), "{}", media[1].1);
+        let playlist = &output.playlists.lock().unwrap().last().unwrap().1.clone();
+        assert!(playlist.contains("#EXTINF:2,\nses_1-1.vtt\n"), "{playlist}");
+        assert!(!playlist.contains("EXT-X-MAP"), "{playlist}");
+    }
+
+    #[test]
+    fn a_segment_is_published_after_the_hold_without_what_is_still_spoken() {
+        let output = Noted::default();
+        let mut track = track();
+        track.segment_closed(0.0, 2.0, at(0), at(2));
+        track.settle(1.0);
+        assert!(!track.publish_due(&output, Some(at(3))));
+        assert!(
+            track.publish_due(&output, Some(at(4))),
+            "published after the hold"
+        );
+        assert_eq!(
+            output.media.lock().unwrap()[0].1,
+            "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n"
+        );
+        // The sentence completed late goes into the next segment published.
+        track.add_lines(vec![line(1.2, 2.4, "Late but here.")]);
+        track.segment_closed(2.0, 4.0, at(2), at(4));
+        track.segment_closed(4.0, 6.0, at(4), at(6));
+        track.settle(6.0);
+        track.publish_due(&output, Some(at(6)));
+        let media = output.media.lock().unwrap().clone();
+        assert!(media[1].1.contains("Late but here."), "{}", media[1].1);
+        assert!(!media[2].1.contains("Late but here."), "{}", media[2].1);
+    }
+
+    #[test]
+    fn a_line_completed_after_every_segment_it_overlaps_goes_into_the_next_one() {
+        let output = Noted::default();
+        let mut track = track();
+        track.segment_closed(0.0, 2.0, at(0), at(2));
+        track.publish_due(&output, Some(at(9)));
+        track.add_lines(vec![line(0.2, 1.0, "Too late for its own.")]);
+        track.segment_closed(2.0, 4.0, at(2), at(4));
+        track.publish_due(&output, Some(at(9)));
+        let media = output.media.lock().unwrap().clone();
+        assert!(
+            media[1].1.contains("Too late for its own."),
+            "{}",
+            media[1].1
+        );
+    }
+
+    #[test]
+    fn the_end_publishes_every_pending_segment_and_ends_the_playlist() {
+        let output = Noted::default();
+        let mut track = track();
+        track.segment_closed(0.0, 2.0, at(0), at(2));
+        track.mark_discontinuity();
+        track.segment_closed(2.0, 3.0, at(2), at(3));
+        track.end(&output);
+        assert_eq!(output.media.lock().unwrap().len(), 2);
+        let playlist = output.playlists.lock().unwrap().last().unwrap().1.clone();
+        assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
+        assert!(
+            playlist.contains(
+                "#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z\n"
+            ),
+            "the segment closed after the reconnection follows the discontinuity: {playlist}"
+        );
+    }
+}
