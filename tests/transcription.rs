@@ -543,6 +543,69 @@ fn silence_and_a_tone_give_ready_tracks_and_a_file_without_audio_an_errored_one(
 }
 
 #[test]
+fn a_two_hour_audio_file_is_transcribed_with_bounded_memory_and_its_progress_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = spoken(dir.path());
+    let wav = wav.to_str().unwrap();
+    // Speech, two hours of silence, the speech again: the last line must be timed two hours in.
+    let long = ffmpeg_clip(
+        dir.path(),
+        "long.m4a",
+        &[
+            "-i",
+            wav,
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=16000:cl=mono:d=7200",
+            "-i",
+            wav,
+            "-filter_complex",
+            "[0:a]aresample=16000[a];[2:a]aresample=16000[c];[a][1:a][c]concat=n=3:v=0:a=1",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "24k",
+        ],
+    );
+    let server = Server::start();
+    let id = put_asset(
+        &server,
+        &std::fs::read(&long).unwrap(),
+        json!({"generated_subtitles": [{"language_code": "en"}]}),
+    );
+    let asset = settled(&server, &id, Duration::from_secs(900));
+    assert_eq!(asset["status"], "ready", "{asset}");
+    let duration = asset["duration"].as_f64().unwrap();
+    assert!(duration > 7200.0, "{duration}");
+    let mut progress_seen = BTreeSet::new();
+    let track = wait_for("the text track to settle", Duration::from_secs(900), || {
+        let track = text_tracks(&get_asset(&server, &id))[0].clone();
+        progress_seen.insert(track["progress"].as_u64().unwrap());
+        (track["status"] != "preparing").then_some(track)
+    });
+    assert_eq!(track["status"], "ready", "{track}");
+    assert!(
+        progress_seen.iter().any(|p| (1..100).contains(p)),
+        "progress between 0 and 100 was shown: {progress_seen:?}"
+    );
+    let transcript = authorized_get(&server, &format!("/v1/assets/{id}/transcript.json"));
+    let transcript: Value = serde_json::from_str(&transcript.text()).unwrap();
+    let lines = transcript["data"]["lines"].as_array().unwrap();
+    let last = lines.last().expect("lines").clone();
+    let speech_s = duration - 7200.0;
+    assert!(
+        last["start"].as_f64().unwrap() > 7200.0 && last["start"].as_f64().unwrap() < duration,
+        "the last line is the speech after two hours ({speech_s:.1} s of speech): {last}"
+    );
+    // The whole file's samples in memory would be 460 MB more (two hours of 16 kHz f32); the
+    // server, the speech model and its runtime peaked at about 250 MiB when this was written.
+    let peak_mib = server.peak_rss_kib() / 1024;
+    eprintln!("The server peaked at {peak_mib} MiB.");
+    assert!(peak_mib < 600, "the server peaked at {peak_mib} MiB");
+}
+
+#[test]
 fn without_the_speech_library_subtitles_are_refused_clearly_and_uploads_still_work() {
     let server = Server::launch(Launch {
         config: Some("[transcription]\nlibrary_dir = \"/nonexistent/moonshine\"\n".to_owned()),

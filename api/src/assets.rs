@@ -412,6 +412,9 @@ pub struct TrackView {
     /// Set when `status` is `errored`.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ErrorMessage>,
+    /// Percent of the speech recognised; 100 once ready.
+    #[schema(example = 100)]
+    progress: u8,
     /// The asset the track belongs to; in `asset.track.*` events only.
     #[serde(skip_serializing_if = "Option::is_none")]
     asset_id: Option<String>,
@@ -428,6 +431,7 @@ impl From<&Transcript> for TrackView {
             name: track.name.clone(),
             status: track.status,
             error: track.error.clone().map(|message| ErrorMessage { message }),
+            progress: track.progress,
             asset_id: None,
         }
     }

@@ -311,7 +311,7 @@ impl Worker {
     ) {
         let (progress, of_asset) = match progress {
             Progress::OfAsset(progress) => (progress, true),
-            Progress::OfJob(progress) => (progress, false),
+            Progress::OfTranscripts(progress) => (progress, false),
         };
         let lease = self.settings.lease();
         let mut ticks = tokio::time::interval((lease / 3).min(MAX_HEARTBEAT_INTERVAL));
@@ -339,8 +339,12 @@ impl Worker {
                 // The lease outlives a few missed heartbeats.
                 Err(e) => warn!(job_id = %job.id, error = %e, "Heartbeat failed."),
             }
-            if of_asset && recorded != Some(done) {
-                match self.db.set_asset_progress(asset_id, done).await {
+            if recorded != Some(done) {
+                let recording = match of_asset {
+                    true => self.db.set_asset_progress(asset_id, done).await,
+                    false => self.db.set_transcripts_progress(asset_id, done).await,
+                };
+                match recording {
                     Ok(()) => recorded = Some(done),
                     Err(e) => {
                         warn!(asset_id = %asset_id, error = %e, "Cannot record progress.")
@@ -643,11 +647,11 @@ impl Worker {
     }
 }
 
-/// Where a job's heartbeat records its progress: the job always, and the asset's own
-/// `progress` too while it is prepared.
+/// Where a job's heartbeat records its progress besides the job: the asset's own `progress`
+/// while it is prepared, its preparing transcripts' while its speech is recognised.
 enum Progress<'a> {
     OfAsset(&'a AtomicU8),
-    OfJob(&'a AtomicU8),
+    OfTranscripts(&'a AtomicU8),
 }
 
 /// Removes a working directory and what it holds; a failure is logged.

@@ -24,11 +24,18 @@ import {
   dl,
   keyedTable,
   table,
+  checkbox,
 } from "../ui.js";
 import * as tus from "../tus.js";
 
 const publicId = (asset) => asset.playback_ids?.find((p) => p.policy === "public")?.id ?? null;
 const labelOf = (asset) => asset.new_asset_settings?.passthrough || asset.id;
+
+// The asset's generated text tracks.
+const textTracks = (asset) => (asset.tracks ?? []).filter((t) => t.type === "text");
+
+// `generated_subtitles` for a checked "Generate English subtitles" box, nothing otherwise.
+const subtitlesSetting = (box) => (box.querySelector("input").checked ? { generated_subtitles: [{ language_code: "en" }] } : {});
 
 // One line about a track: a picture's size and rate, a sound's channels, a text track's name,
 // language and status (with the reason when it errored).
@@ -82,6 +89,7 @@ function uploadPanel({ onAsset }) {
   const progressBox = h("div", { class: "progress-box", hidden: true }, progressLabel, progress, progressText);
   const error = errorBox(null);
   const resumables = h("div", { class: "resumables" });
+  const subtitles = checkbox("Generate English subtitles", { name: "generated_subtitles" }, "Recognised from the speech on this server once the video is ready.");
 
   let current = null; // {file, fp, url, uploadId, transfer}
 
@@ -236,7 +244,11 @@ function uploadPanel({ onAsset }) {
     state.textContent = `Creating an upload for ${file.name}…`;
     try {
       const upload = await post("/v1/uploads", {
-        new_asset_settings: { playback_policy: ["public"], passthrough: file.name.slice(0, 255) },
+        new_asset_settings: {
+          playback_policy: ["public"],
+          passthrough: file.name.slice(0, 255),
+          ...subtitlesSetting(subtitles),
+        },
       });
       const url = tus.sameOrigin(upload.url);
       Object.assign(current, { url, uploadId: upload.id });
@@ -310,7 +322,7 @@ function uploadPanel({ onAsset }) {
       .catch(() => {});
   }
   return {
-    el: h("div", {}, zone, progressBox, state, h("div", { class: "actions" }, pauseBtn, resumeBtn, cancelBtn), error, resumables),
+    el: h("div", {}, zone, subtitles, progressBox, state, h("div", { class: "actions" }, pauseBtn, resumeBtn, cancelBtn), error, resumables),
     stop() {
       if (current && current.url && (!pauseBtn.hidden || !resumeBtn.hidden)) {
         current.transfer?.abort();
@@ -379,7 +391,15 @@ export function list(main, _params, { signal }) {
   const importUrl = h("input", { type: "url", name: "input", required: true, placeholder: "https://example.com/talk.mp4", autocomplete: "off", spellcheck: "false" });
   const importError = errorBox(null);
   const importBtn = h("button", { type: "submit", class: "primary", text: "Import" });
-  const importForm = h("form", { novalidate: true }, field("Video URL", importUrl, "An http or https address the server can fetch."), importError, h("div", { class: "actions" }, importBtn));
+  const importSubtitles = checkbox("Generate English subtitles", { name: "generated_subtitles" });
+  const importForm = h(
+    "form",
+    { novalidate: true },
+    field("Video URL", importUrl, "An http or https address the server can fetch."),
+    importSubtitles,
+    importError,
+    h("div", { class: "actions" }, importBtn),
+  );
   importForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const url = importUrl.value.trim();
@@ -397,7 +417,12 @@ export function list(main, _params, { signal }) {
         } catch {
           label = url;
         }
-        const asset = await post("/v1/assets", { input: url, playback_policy: ["public"], passthrough: label.slice(0, 255) });
+        const asset = await post("/v1/assets", {
+          input: url,
+          playback_policy: ["public"],
+          passthrough: label.slice(0, 255),
+          ...subtitlesSetting(importSubtitles),
+        });
         showError(importError, null);
         importForm.reset();
         announce(`Import started: asset ${asset.id}`);
@@ -444,6 +469,8 @@ export function detail(main, [id], { signal, navigate }) {
   const factsSlot = h("div");
   const renditionsSlot = h("div");
   const tracksSlot = h("div");
+  const transcriptSlot = h("div", { class: "transcript" });
+  let transcriptLoaded = false;
   let asset = null;
   let player = null;
   let storyboardLoaded = false;
@@ -505,6 +532,49 @@ export function detail(main, [id], { signal, navigate }) {
     );
   }
 
+  // The recognised lines of a ready text track, as buttons that play from their time.
+  async function loadTranscript() {
+    transcriptLoaded = true;
+    try {
+      const { lines } = await get(`/v1/assets/${seg(id)}/transcript.json`, { signal });
+      replace(
+        transcriptSlot,
+        lines.length
+          ? h(
+              "ol",
+              { class: "transcript-lines" },
+              lines.map((line) =>
+                h(
+                  "li",
+                  {},
+                  h(
+                    "button",
+                    {
+                      type: "button",
+                      "aria-label": `Play from ${fmtDuration(line.start)}: ${line.text}`,
+                      onclick: () => {
+                        if (player) {
+                          player.seekTo(line.start);
+                          player.video.play().catch(() => {});
+                        }
+                      },
+                    },
+                    h("span", { class: "tile-time", text: fmtDuration(line.start) }),
+                    " ",
+                    line.text,
+                  ),
+                ),
+              ),
+            )
+          : h("p", { class: "empty", text: "No speech was recognised." }),
+      );
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      transcriptLoaded = false;
+      replace(transcriptSlot, errorBox(e));
+    }
+  }
+
   async function render() {
     setTitle(labelOf(asset));
     title.textContent = labelOf(asset);
@@ -532,6 +602,18 @@ export function detail(main, [id], { signal, navigate }) {
       replace(playerSlot, player.root);
     }
     if (pid && asset.status === "ready" && !storyboardLoaded) loadStoryboard(pid);
+    const text = textTracks(asset);
+    if (text.some((t) => t.status === "ready")) {
+      if (!transcriptLoaded) loadTranscript();
+    } else if (text.length) {
+      const t = text[0];
+      replace(
+        transcriptSlot,
+        h("p", { class: t.status === "errored" ? "error" : "empty", text: t.status === "errored" ? `No transcript: ${t.error?.message ?? "it failed"}` : `Recognising speech: ${t.progress ?? 0} %` }),
+      );
+    } else {
+      replace(transcriptSlot, h("p", { class: "empty", text: "No subtitles were asked for this asset." }));
+    }
 
     const origin = location.origin;
     replace(
@@ -597,7 +679,8 @@ export function detail(main, [id], { signal, navigate }) {
       asset = await get(`/v1/assets/${seg(id)}`, { signal });
       showError(topError, null);
       await render();
-      if (asset.status !== "preparing" && stop && storyboardLoaded) {
+      const settled = asset.status !== "preparing" && !textTracks(asset).some((t) => t.status === "preparing");
+      if (settled && stop && storyboardLoaded) {
         stop();
         stop = null;
       }
@@ -618,6 +701,7 @@ export function detail(main, [id], { signal, navigate }) {
     section("Details", factsSlot),
     section("Renditions", renditionsSlot),
     section("Tracks", tracksSlot),
+    section("Transcript", transcriptSlot),
   );
   replace(storyboardSlot, h("p", { class: "empty", text: "The storyboard appears once the asset is ready." }));
   refresh();

@@ -326,6 +326,8 @@ export function detail(main, [id], { signal, navigate }) {
   // ---- settings (switches PATCH at once)
   const latencySelect = h("select", { name: "latency_mode" }, LATENCY_MODES.map(([v, l]) => h("option", { value: v, text: l })));
   const recordSwitch = h("input", { type: "checkbox", role: "switch", id: uid("record") });
+  const captionsSwitch = h("input", { type: "checkbox", role: "switch", id: uid("captions") });
+  const recordingSubtitlesSwitch = h("input", { type: "checkbox", role: "switch", id: uid("recording-subtitles") });
   const dvrSwitch = h("input", { type: "checkbox", role: "switch", id: uid("dvr") });
   const windowInput = h("input", { type: "number", min: "10", max: "43200", step: "1", inputmode: "numeric", placeholder: "server default" });
   const windowSave = h("button", { type: "button", class: "secondary small", text: "Save window" });
@@ -348,6 +350,16 @@ export function detail(main, [id], { signal, navigate }) {
   }
   latencySelect.addEventListener("change", () => save({ latency_mode: latencySelect.value }, latencySelect, `latency mode ${latencySelect.value}`));
   recordSwitch.addEventListener("change", () => save({ record: recordSwitch.checked }, recordSwitch, recordSwitch.checked ? "recording on" : "recording off"));
+  captionsSwitch.addEventListener("change", () =>
+    save({ captions: captionsSwitch.checked ? { language: "en" } : null }, captionsSwitch, captionsSwitch.checked ? "live captions on" : "live captions off"),
+  );
+  recordingSubtitlesSwitch.addEventListener("change", () =>
+    save(
+      { generated_subtitles: recordingSubtitlesSwitch.checked ? [{ language_code: "en" }] : [] },
+      recordingSubtitlesSwitch,
+      recordingSubtitlesSwitch.checked ? "subtitles for recordings on" : "subtitles for recordings off",
+    ),
+  );
   dvrSwitch.addEventListener("change", () =>
     save({ dvr: dvrSwitch.checked ? { mode: "event" } : { mode: "window", window_s: null } }, dvrSwitch, dvrSwitch.checked ? "DVR keeps the whole session" : "DVR off (sliding window)"),
   );
@@ -364,6 +376,8 @@ export function detail(main, [id], { signal, navigate }) {
     ladderLine,
     field("Latency mode", latencySelect),
     h("div", { class: "field check" }, recordSwitch, h("label", { for: recordSwitch.id, text: "Record each session as an asset" })),
+    h("div", { class: "field check" }, recordingSubtitlesSwitch, h("label", { for: recordingSubtitlesSwitch.id, text: "Generate English subtitles for each recording" })),
+    h("div", { class: "field check" }, captionsSwitch, h("label", { for: captionsSwitch.id, text: "Live captions (English, recognised on this server)" })),
     h("div", { class: "field check" }, dvrSwitch, h("label", { for: dvrSwitch.id, text: "DVR: keep the whole session in the live playlist" })),
     windowRow,
     h("div", { class: "inline-field" }, field("Reconnect window in seconds", reconnectInput, "0 to 1800."), reconnectSave),
@@ -625,7 +639,7 @@ export function detail(main, [id], { signal, navigate }) {
     rtmpUrl.textContent = stream.rtmp_url;
     whipUrl.textContent = stream.whip_url ?? "—";
     renderKey();
-    const sig = JSON.stringify([stream.rtmp_url, stream.latency_mode, stream.ladder, stream.record, stream.dvr, stream.reconnect_window_s, stream.playback_ids]);
+    const sig = JSON.stringify([stream.rtmp_url, stream.latency_mode, stream.ladder, stream.record, stream.dvr, stream.reconnect_window_s, stream.playback_ids, stream.captions, stream.generated_subtitles]);
     if (sig !== renderedSig) {
       renderedSig = sig;
       replace(
@@ -643,6 +657,8 @@ export function detail(main, [id], { signal, navigate }) {
       if (document.activeElement !== latencySelect) latencySelect.value = stream.latency_mode ?? "standard";
       replace(ladderLine, h("strong", { text: "Ladder: " }), ladderText(stream.ladder));
       recordSwitch.checked = Boolean(stream.record);
+      captionsSwitch.checked = Boolean(stream.captions);
+      recordingSubtitlesSwitch.checked = (stream.generated_subtitles ?? []).length > 0;
       dvrSwitch.checked = stream.dvr?.mode === "event";
       windowRow.hidden = stream.dvr?.mode === "event";
       if (document.activeElement !== windowInput) windowInput.value = stream.dvr?.mode === "window" && stream.dvr.window_s ? String(stream.dvr.window_s) : "";

@@ -27,10 +27,12 @@
 //!   session at once.
 //! * `session_control`: running sessions follow the event bus and end when the control plane
 //!   disables, re-keys, deletes or completes their stream.
+//! * [`captions`]: a stream with live captions gets a WebVTT subtitles rendition recognised
+//!   from its audio beside the others, on a thread of its own so it never holds them back.
 //! * [`restream`]: while a publisher is connected, its media is also pushed to the stream's
 //!   simulcast targets; a returning publisher's targets connect again.
 //!
-//! The core depends on media, ingest, transcoder, packager and storage only. What belongs to
+//! The core depends on media, ingest, transcoder, packager, storage and transcribe only. What belongs to
 //! other parts of the server reaches it through two ports the binary fills in: the API's JSON
 //! forms of the objects its events carry ([`EventViews`]) and the asset side that makes
 //! recorded sessions into assets ([`Recordings`]).

@@ -420,6 +420,7 @@ try {
   const throttle = (bytesPerSecond) =>
     cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: bytesPerSecond });
   await throttle(Math.max(Math.floor(clipSize / 10), 16 * 1024));
+  await page.getByLabel("Generate English subtitles").first().check();
   await page.setInputFiles("#upload-file", CLIP);
   const resume = { tried: false };
   try {
@@ -489,9 +490,19 @@ try {
   check("asset_plays", assetPlay);
   if (!assetPlay.advancing) softFail("the asset does not play on its page");
   await page.locator(".tiles .tile-button").first().waitFor({ timeout: 30000 }).catch(() => softFail("no storyboard tiles on the asset page"));
+  // The clip's tone has no speech: the generated subtitles track turns ready with no lines.
+  const transcript = await page
+    .locator('.transcript .transcript-lines, .transcript p.empty:text-is("No speech was recognised.")')
+    .first()
+    .waitFor({ timeout: 120000 })
+    .then(() => page.locator(".transcript").textContent())
+    .catch(() => null);
+  if (transcript === null) softFail("the asset page shows no transcript for its generated subtitles");
   check("asset_page", {
     tiles: await page.locator(".tiles .tile-button").count(),
     renditions: await page.locator(".card", { hasText: "Renditions" }).locator("tbody tr").count(),
+    text_tracks: await page.locator(".card", { hasText: "Tracks" }).locator("tbody tr", { hasText: "text" }).count(),
+    transcript,
   });
   await visit("asset");
 

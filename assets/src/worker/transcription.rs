@@ -152,7 +152,7 @@ impl Worker {
                 &job,
                 &asset.id,
                 worker_id,
-                Progress::OfJob(&progress),
+                Progress::OfTranscripts(&progress),
                 &stop,
                 stopping,
             );

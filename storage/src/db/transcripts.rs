@@ -72,6 +72,7 @@ fn transcript_from_row(row: transcript::Model) -> Transcript {
         name: row.name,
         status: row.status,
         error: row.error,
+        progress: u8::try_from(row.progress.clamp(0, 100)).unwrap_or(0),
         created_at: row.created_at,
         updated_at: row.updated_at,
     }
@@ -120,6 +121,7 @@ pub(super) async fn insert_transcripts(
                 name: Set(entry.name.clone()),
                 status: Set(TranscriptStatus::Preparing),
                 error: Set(None),
+                progress: Set(0),
                 created_at: Set(created_at),
                 updated_at: Set(created_at),
             }
@@ -269,6 +271,7 @@ impl Db {
         transcript::Entity::update_many()
             .col_expr(transcript::Column::Status, TranscriptStatus::Ready.into())
             .col_expr(transcript::Column::Error, None::<String>.into())
+            .col_expr(transcript::Column::Progress, 100_i16.into())
             .col_expr(transcript::Column::UpdatedAt, now().into())
             .filter(transcript::Column::Id.eq(id))
             .exec(&txn)
@@ -335,6 +338,21 @@ impl Db {
             info!(track_id = %id, reason, "Transcript errored.");
         }
         Ok(row.map(transcript_from_row))
+    }
+
+    /// Records `percent` of the speech of asset `asset_id` recognised on its preparing
+    /// transcripts.
+    pub async fn set_transcripts_progress(&self, asset_id: &AssetId, percent: u8) -> Result<()> {
+        transcript::Entity::update_many()
+            .col_expr(
+                transcript::Column::Progress,
+                i16::from(percent.min(100)).into(),
+            )
+            .filter(transcript::Column::AssetId.eq(asset_id))
+            .filter(transcript::Column::Status.eq(TranscriptStatus::Preparing))
+            .exec(&self.conn)
+            .await?;
+        Ok(())
     }
 
     /// The stored lines of transcript `id`, in time order (none unless it is ready).

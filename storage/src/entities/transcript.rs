@@ -16,6 +16,8 @@ pub struct Model {
     pub name: String,
     pub status: TranscriptStatus,
     pub error: Option<String>,
+    /// Percent of the speech recognised while preparing.
+    pub progress: i16,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

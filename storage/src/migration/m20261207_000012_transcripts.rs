@@ -5,7 +5,7 @@
 //!   stream is made with, and `captions`, JSON text of its live captions setting (`NULL`:
 //!   none), added with `NULL` so existing rows stay valid.
 //! - `transcripts`: one row per asset and language (a unique index), with its name, status
-//!   (`preparing`, `ready`, `errored`) and error; it goes with its asset (a cascading foreign
+//!   (`preparing`, `ready`, `errored`), error and progress (percent recognised); it goes with its asset (a cascading foreign
 //!   key, like playback ids).
 //! - `transcript_lines`: the lines of a transcript in time order (`line_no` from 0), with their
 //!   times in milliseconds and the asset they belong to (indexed); they go with their
@@ -31,7 +31,8 @@
 use sea_orm::DatabaseBackend;
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    big_integer, integer, string, string_len, text, text_null, timestamp_with_time_zone,
+    big_integer, integer, small_integer, string, string_len, text, text_null,
+    timestamp_with_time_zone,
 };
 
 #[derive(DeriveMigrationName)]
@@ -46,6 +47,7 @@ enum Transcripts {
     Name,
     Status,
     Error,
+    Progress,
     CreatedAt,
     UpdatedAt,
 }
@@ -107,6 +109,7 @@ impl MigrationTrait for Migration {
                     .col(text(Transcripts::Name))
                     .col(string_len(Transcripts::Status, 16))
                     .col(text_null(Transcripts::Error))
+                    .col(small_integer(Transcripts::Progress).default(0))
                     .col(timestamp_with_time_zone(Transcripts::CreatedAt))
                     .col(timestamp_with_time_zone(Transcripts::UpdatedAt))
                     .foreign_key(

@@ -44,6 +44,8 @@ pub struct Transcript {
     pub status: TranscriptStatus,
     /// Why transcription failed, for a person.
     pub error: Option<String>,
+    /// Percent of the speech recognised, 0 to 100 (100 once ready).
+    pub progress: u8,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
