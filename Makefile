@@ -5,14 +5,14 @@ CARGO ?= cargo
 
 # What runs a second time on Postgres: the storage and API crates and the black-box binaries
 # that drive the control plane (media-heavy suites run once, on SQLite). A nextest filter.
-POSTGRES_TESTS := package(sluice-storage) | package(sluice-api) | binary(api_http) | binary(first_start) | binary(rtmp_sessions) | binary(operations) | binary(auth) | binary(webhooks) | binary(events_api) | binary(live_streams_api) | binary(uploads_api) | binary(assets_api)
+POSTGRES_TESTS := package(sluice-storage) | package(sluice-api) | binary(api_http) | binary(first_start) | binary(rtmp_sessions) | binary(operations) | binary(auth) | binary(webhooks) | binary(events_api) | binary(live_streams_api) | binary(uploads_api) | binary(assets_api) | binary(transcription)
 
 # What runs against a private S3 server (s3s-fs): the object store conformance tests and the
 # S3 playback modes. They fail, rather than skip, when the server's environment is missing.
 S3_TESTS := test(/store_conformance::/) | binary(s3_playback) | (binary(live_store_outage) & test(/s3_outage/))
 
 # The live and VOD black-box suites run once more with S3 objects and a Postgres database.
-SCALE_TESTS := binary(live_rtmp) | binary(hlsjs_playback) | binary(rtmp_sessions) | binary(vod_assets) | binary(vod_worker) | binary(uploads_api) | binary(assets_api) | binary(images_http) | binary(scale_out)
+SCALE_TESTS := binary(live_rtmp) | binary(hlsjs_playback) | binary(rtmp_sessions) | binary(vod_assets) | binary(vod_worker) | binary(uploads_api) | binary(assets_api) | binary(images_http) | binary(scale_out) | binary(transcription)
 
 run: build
 	scripts/install-deps.sh run
@@ -58,6 +58,8 @@ bench:
 	$(CARGO) bench --locked --bench vod_upload
 	eval "$$(scripts/test-s3.sh start)" && $(CARGO) bench --locked --bench segment_upload
 	$(CARGO) bench --locked --bench restream
+	$(CARGO) bench --locked --bench transcription
+	$(CARGO) bench --locked --bench captions
 	$(CARGO) bench --locked --bench whip_publish
 	$(CARGO) bench --locked --bench latency
 	$(CARGO) bench --locked --bench ll_viewers
