@@ -435,6 +435,10 @@ fn captions_of_a_live_talk(
         listed_in_master,
         "the master playlist listed the captions while live"
     );
+    assert!(
+        http_get(&master_url).text().contains("TYPE=SUBTITLES"),
+        "the ended session's master playlist still lists its captions"
+    );
     (while_live, seen)
 }
 

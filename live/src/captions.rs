@@ -405,7 +405,7 @@ impl LiveCaptions {
 
     /// Ends the captions: the recogniser finishes what it holds (waited for up to
     /// [`FINISH_WAIT`]), every pending segment is published and the playlist ended.
-    pub fn finish(mut self, output: &dyn TreeOutput) {
+    pub fn finish(&mut self, output: &dyn TreeOutput) {
         if let Some(decoder) = &mut self.decoder {
             if let Ok(samples) = decoder.flush() {
                 if !samples.samples.is_empty() {

@@ -864,8 +864,9 @@ impl SessionPackager {
     /// Returns what a recorded session left for its asset.
     pub fn finish(mut self) -> Option<SessionRecording> {
         self.flush();
-        if let Some(captions) = self.captions.take() {
+        if let Some(captions) = &mut self.captions {
             captions.finish(&*self.output);
+            // Its first segment may have come only now.
             self.write_master_if_changed();
         }
         // Video playlists end first and the audio playlist last: once `a0` carries
