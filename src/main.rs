@@ -54,6 +54,13 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Before any thread starts (setting the environment is safe only then): the speech engine's
+    // ONNX Runtime runs each model on one thread unless the operator says otherwise. On a
+    // machine that also encodes video that costs 0.6 times the CPU of its default pools and
+    // holds up when the other cores are busy (docs/BENCHMARKS.md, "Transcription: VOD").
+    if std::env::var_os(sluice_transcribe::SINGLE_THREAD_ENV).is_none() {
+        std::env::set_var(sluice_transcribe::SINGLE_THREAD_ENV, "1");
+    }
     // A server logs its work; a `keys` command prints its result and logs only problems.
     let default_log = match cli.command {
         // Postgres notices ("relation … already exists, skipping") are noise.

@@ -34,7 +34,8 @@
 //!   library's speech detector keeps one state for the whole process, shared by every stream.
 //! - The library writes nothing to standard output; it writes its reasons for failures to
 //!   standard error. ONNX Runtime starts worker threads of its own when the model is loaded
-//!   (one per core, less one, for each of the model's two parts).
+//!   (one per core, less one, for each of the model's two parts), or runs each part on one
+//!   thread with [`SINGLE_THREAD_ENV`] set, as the server sets it.
 
 #![deny(unsafe_code)]
 
@@ -47,6 +48,11 @@ pub use moonshine::{Moonshine, DEFAULT_LIBRARY_DIR, LIBRARY_FILE, MAX_CLIP_SECON
 
 /// The sample rate every engine takes, in Hz (mono `f32` samples).
 pub const SAMPLE_RATE: u32 = 16_000;
+
+/// The environment variable `libmoonshine.so` reads when it loads a model: `1` runs each model
+/// part on one thread instead of ONNX Runtime's pools sized to the machine. The server sets it
+/// at start unless the environment already does (docs/BENCHMARKS.md, "Transcription: VOD").
+pub const SINGLE_THREAD_ENV: &str = "MOONSHINE_ORT_SINGLE_THREAD";
 
 /// The speech engine of a process (generated subtitles, live captions), loaded by the first
 /// user that needs it (loading takes the model's memory and half a second), then kept for the
