@@ -458,13 +458,13 @@ impl OpenStream {
     fn end_s(&self) -> f64 {
         self.origin_s + self.fed as f64 / f64::from(SAMPLE_RATE)
     }
+}
 
-    /// A line of this stream on the media timeline.
-    fn on_timeline(&self, mut line: Line) -> Line {
-        line.start_s += self.origin_s;
-        line.end_s += self.origin_s;
-        line
-    }
+/// A line of a stream whose first sample is at media time `origin_s`, on the media timeline.
+fn on_timeline(mut line: Line, origin_s: f64) -> Line {
+    line.start_s += origin_s;
+    line.end_s += origin_s;
+    line
 }
 
 /// The recogniser's thread: audio in, lines and settled times out, until told to finish (or
@@ -556,7 +556,7 @@ fn recognise(
                     .map_or(settled_until, |line| stream.origin_s + line.start_s);
                 let complete: Vec<Line> = complete
                     .into_iter()
-                    .map(|line| stream.on_timeline(line))
+                    .map(|line| on_timeline(line, stream.origin_s))
                     .collect();
                 if !complete.is_empty() {
                     let _ = outbox.send(FromRecogniser::Lines(complete));
@@ -578,11 +578,7 @@ fn finish_stream(open: OpenStream, outbox: &mpsc::Sender<FromRecogniser>) {
         Ok(lines) => {
             let lines: Vec<Line> = lines
                 .into_iter()
-                .map(|mut line| {
-                    line.start_s += origin_s;
-                    line.end_s += origin_s;
-                    line
-                })
+                .map(|line| on_timeline(line, origin_s))
                 .collect();
             if !lines.is_empty() {
                 let _ = outbox.send(FromRecogniser::Lines(lines));
