@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use sluice_packager::subtitles::{to_srt, to_text, to_webvtt, Cue};
-use sluice_storage::{PlaybackPolicy, Transcript, TranscriptLine, TranscriptStatus};
-use std::time::Duration;
+use sluice_storage::{AssetId, PlaybackPolicy, Transcript, TranscriptLine, TranscriptStatus};
+use std::collections::HashMap;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::assets::{find, TrackView};
@@ -166,13 +166,7 @@ fn choose_track(
 fn cues(lines: &[TranscriptLine]) -> Vec<Cue> {
     lines
         .iter()
-        .map(|line| {
-            Cue::new(
-                Duration::from_millis(line.start_ms.max(0) as u64),
-                Duration::from_millis(line.end_ms.max(0) as u64),
-                line.text.clone(),
-            )
-        })
+        .map(|line| Cue::from_millis(line.start_ms, line.end_ms, line.text.clone()))
         .collect()
 }
 
@@ -241,18 +235,27 @@ pub async fn search(
     let hits = state.db.search_transcripts(&query.q, limit).await?;
     let base = state.public_url.trim_end_matches('/');
     let mut data = Vec::with_capacity(hits.len());
+    // Hits of one asset share its playback id: each asset is looked up once.
+    let mut public_ids: HashMap<AssetId, Option<String>> = HashMap::new();
     for hit in hits {
-        let public = state
-            .db
-            .asset_playback_ids(&hit.asset_id)
-            .await?
-            .into_iter()
-            .find(|playback_id| playback_id.policy == PlaybackPolicy::Public);
+        let public = match public_ids.get(&hit.asset_id) {
+            Some(public) => public.clone(),
+            None => {
+                let public = state
+                    .db
+                    .asset_playback_ids(&hit.asset_id)
+                    .await?
+                    .into_iter()
+                    .find(|playback_id| playback_id.policy == PlaybackPolicy::Public)
+                    .map(|playback_id| playback_id.id.to_string());
+                public_ids.insert(hit.asset_id.clone(), public.clone());
+                public
+            }
+        };
         let start = seconds(hit.start_ms);
         data.push(SearchHitView {
-            thumbnail_url: public.map(|playback_id| {
-                format!("{base}/thumbnails/{}.jpg?time={start}", playback_id.id)
-            }),
+            thumbnail_url: public
+                .map(|playback_id| format!("{base}/thumbnails/{playback_id}.jpg?time={start}")),
             asset_id: hit.asset_id.to_string(),
             track_id: hit.track_id.to_string(),
             language_code: hit.language_code,

@@ -93,6 +93,22 @@ enum Failure {
     Stopped,
 }
 
+impl Failure {
+    /// Why `job` failed for good, for a person, when this failure ends it (a bad input, or
+    /// any failure on its last attempt): `what` failed (`the asset could not be prepared`),
+    /// then the cause. `None` when the job is retried.
+    fn final_reason(&self, job: &Job, what: &str) -> Option<String> {
+        let last_attempt = job.attempts >= job.max_attempts;
+        let cause = match self {
+            Failure::Input(reason) => return Some(reason.clone()),
+            Failure::Transient(reason) if last_attempt => reason.as_str(),
+            Failure::Interrupted if last_attempt => INTERRUPTED,
+            _ => return None,
+        };
+        Some(format!("{what} after {} attempts: {cause}", job.attempts))
+    }
+}
+
 impl From<StoreError> for Failure {
     fn from(error: StoreError) -> Self {
         Failure::Transient(format!("object store: {error}"))
@@ -544,19 +560,7 @@ impl Worker {
     }
 
     async fn finish_failed(&self, job: &Job, worker_id: &str, asset: &Asset, failure: Failure) {
-        let last_attempt = job.attempts >= job.max_attempts;
-        let reason = match &failure {
-            Failure::Input(reason) => Some(reason.clone()),
-            Failure::Transient(reason) if last_attempt => Some(format!(
-                "the asset could not be prepared after {} attempts: {reason}",
-                job.attempts
-            )),
-            Failure::Interrupted if last_attempt => Some(format!(
-                "the asset could not be prepared after {} attempts: {INTERRUPTED}",
-                job.attempts
-            )),
-            _ => None,
-        };
+        let reason = failure.final_reason(job, "the asset could not be prepared");
         // Only the attempt that still holds the job speaks for the asset: one that outlived its
         // lease (its files possibly gone) must not error an asset another attempt prepares.
         if !self.settle(job, worker_id, Err(failure)).await {

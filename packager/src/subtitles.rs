@@ -102,6 +102,12 @@ impl Cue {
     pub fn from_secs(start_secs: f64, end_secs: f64, text: impl Into<String>) -> Self {
         Cue::new(duration(start_secs), duration(end_secs), text)
     }
+
+    /// A cue from times in milliseconds (a stored transcript line); negative times are 0.
+    pub fn from_millis(start_ms: i64, end_ms: i64, text: impl Into<String>) -> Self {
+        let at = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+        Cue::new(at(start_ms), at(end_ms), text)
+    }
 }
 
 /// Why a multivariant playlist could not take a subtitles rendition.
@@ -682,6 +688,12 @@ Bye
             ]
         );
         assert!(to_srt(&cues).contains("\n01:02:03,456 --> 01:02:04,000\n"));
+    }
+
+    #[test]
+    fn a_cue_from_stored_milliseconds_starts_no_earlier_than_zero() {
+        assert_eq!(Cue::from_millis(1_500, 2_250, "a"), cue(1_500, 2_250, "a"));
+        assert_eq!(Cue::from_millis(-40, 300, "b"), cue(0, 300, "b"));
     }
 
     #[test]

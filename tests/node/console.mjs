@@ -9,8 +9,8 @@
 // the stream to turn active with a preview that plays and a health graph with a sample; adds a
 // simulcast target ($SIMULCAST_URL, default rtmp://127.0.0.1:1/app: the server must then allow
 // 127.0.0.1 in `[restream] allow_hosts`; nothing listens there, so the target shows an error
-// status, which is expected); flips the DVR switch; resets the key, disables and enables the
-// stream; uploads CLIP with tus (slowed down, paused, the page reloaded, resumed by dropping
+// status, which is expected); flips the DVR, live captions and recording subtitles switches;
+// resets the key, disables and enables the stream; uploads CLIP with tus (slowed down, paused, the page reloaded, resumed by dropping
 // the same file on the drop zone), waits for the asset to be ready and play with its
 // storyboard; imports CLIP from a URL this script serves; plays the asset on the player page
 // (storyboard preview on the seek bar); creates a webhook endpoint pointing at a receiver this
@@ -390,6 +390,14 @@ try {
   const afterSwitch = await api("GET", `/v1/live-streams/${streamId}`);
   check("dvr_switch", afterSwitch.body.data.dvr);
   if (afterSwitch.body.data.dvr?.mode !== "event") softFail("the DVR switch did not PATCH the stream");
+  await page.getByRole("switch", { name: "Live captions (English, recognised on this server)" }).check();
+  await page.waitForFunction(() => document.getElementById("announcer").textContent.includes("live captions on"));
+  await page.getByRole("switch", { name: "Generate English subtitles for each recording" }).check();
+  await page.waitForFunction(() => document.getElementById("announcer").textContent.includes("subtitles for recordings on"));
+  const afterSpeech = (await api("GET", `/v1/live-streams/${streamId}`)).body.data;
+  check("speech_switches", { captions: afterSpeech.captions, generated_subtitles: afterSpeech.generated_subtitles });
+  if (afterSpeech.captions?.language !== "en") softFail("the live captions switch did not PATCH the stream");
+  if (afterSpeech.generated_subtitles?.[0]?.language_code !== "en") softFail("the recording subtitles switch did not PATCH the stream");
 
   ffmpeg.kill("SIGTERM");
   ffmpeg = null;

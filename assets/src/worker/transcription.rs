@@ -58,7 +58,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{blocking, remove_directory, Failure, Progress, Worker, INTERRUPTED};
+use super::{blocking, remove_directory, Failure, Progress, Worker};
 
 /// How much audio goes into the engine between two collections of its completed lines. The
 /// engine recognises what it holds every few seconds of audio anyway; collecting seldom costs
@@ -166,7 +166,6 @@ impl Worker {
             }
         };
         remove_directory(&work).await;
-        let last_attempt = job.attempts >= job.max_attempts;
         match outcome {
             Ok(lines) => {
                 if self
@@ -184,18 +183,7 @@ impl Worker {
             }
             Err(Failure::Stopped) => {}
             Err(failure) => {
-                let reason = match &failure {
-                    Failure::Input(reason) => Some(reason.clone()),
-                    Failure::Transient(reason) if last_attempt => Some(format!(
-                        "the subtitles could not be generated after {} attempts: {reason}",
-                        job.attempts
-                    )),
-                    Failure::Interrupted if last_attempt => Some(format!(
-                        "the subtitles could not be generated after {} attempts: {INTERRUPTED}",
-                        job.attempts
-                    )),
-                    _ => None,
-                };
+                let reason = failure.final_reason(&job, "the subtitles could not be generated");
                 if self.settle(&job, worker_id, Err(failure)).await {
                     if let Some(reason) = reason {
                         self.error_tracks(&tracks, &reason).await;
@@ -270,13 +258,7 @@ impl Worker {
 
         let cues: Vec<Cue> = lines
             .iter()
-            .map(|line| {
-                Cue::new(
-                    Duration::from_millis(line.start_ms.max(0) as u64),
-                    Duration::from_millis(line.end_ms.max(0) as u64),
-                    line.text.clone(),
-                )
-            })
+            .map(|line| Cue::from_millis(line.start_ms, line.end_ms, line.text.clone()))
             .collect();
         let segments = webvtt_segments(&cues, &durations);
         let mut master = master.to_vec();
