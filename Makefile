@@ -5,7 +5,7 @@ CARGO ?= cargo
 
 # What runs a second time on Postgres: the storage and API crates and the black-box binaries
 # that drive the control plane (media-heavy suites run once, on SQLite). A nextest filter.
-POSTGRES_TESTS := package(sluice-storage) | package(sluice-api) | binary(api_http) | binary(first_start) | binary(rtmp_sessions) | binary(operations) | binary(auth) | binary(webhooks) | binary(events_api) | binary(live_streams_api) | binary(uploads_api) | binary(assets_api) | binary(transcription)
+POSTGRES_TESTS := package(sluice-storage) | package(sluice-api) | binary(api_http) | binary(first_start) | binary(rtmp_sessions) | binary(operations) | binary(auth) | binary(webhooks) | binary(events_api) | binary(live_streams_api) | binary(uploads_api) | binary(assets_api) | binary(transcription) | binary(rooms_api)
 
 # What runs against a private S3 server (s3s-fs): the object store conformance tests and the
 # S3 playback modes. They fail, rather than skip, when the server's environment is missing.

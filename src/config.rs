@@ -4,7 +4,7 @@
 //! [SLUICE_CONFIG], then each flag or its environment variable. Unknown keys in the file are
 //! an error, so a typo never silently falls back to a default.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -194,6 +194,9 @@ pub struct Config {
     /// Speech recognition for generated subtitles.
     #[serde(default)]
     pub transcription: TranscriptionConfig,
+    /// Real-time rooms.
+    #[serde(default)]
+    pub rooms: RoomsConfig,
     /// Master key sealing API key secrets, base64 (from SLUICE_MASTER_KEY). Default: the key
     /// in `data_dir/master.key`, created at first start.
     #[serde(skip)]
@@ -233,6 +236,52 @@ impl TranscriptionConfig {
         sluice_transcribe::Moonshine::check_installed(&self.library_dir)
             .err()
             .map(|e| e.to_string())
+    }
+}
+
+/// Real-time rooms (`[rooms]`): LiveKit's client SDKs join them over the `/rtc` WebSocket;
+/// their media flows over one UDP port, ICE-lite as WHIP's, so that port and the announced
+/// address must be reachable by participants.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomsConfig {
+    /// Whether this process runs rooms (role `all` or `api`). Default: `true`.
+    pub enabled: bool,
+    /// The UDP port room media arrives on, bound on the HTTP listener's address. Default: the
+    /// HTTP port's number plus 2 (LiveKit's layout: 7880 for signalling, 7882 for media); `0`
+    /// picks a free one.
+    pub udp_port: Option<u16>,
+    /// The address announced in the host candidate. Default: as `[whip] public_ip`.
+    pub public_ip: Option<IpAddr>,
+    /// Joining a room name that does not exist creates it, as LiveKit does. Default: `true`.
+    pub auto_create: bool,
+    /// Participants this node holds, all rooms together. Default:
+    /// [`DEFAULT_ROOMS_MAX_PARTICIPANTS`].
+    pub max_participants: usize,
+}
+
+/// Default of [`RoomsConfig::max_participants`].
+pub const DEFAULT_ROOMS_MAX_PARTICIPANTS: usize = 500;
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            enabled: true,
+            udp_port: None,
+            public_ip: None,
+            auto_create: true,
+            max_participants: DEFAULT_ROOMS_MAX_PARTICIPANTS,
+        }
+    }
+}
+
+impl RoomsConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.max_participants),
+            "rooms.max_participants must be between 1 and 100000"
+        );
+        Ok(())
     }
 }
 
@@ -626,6 +675,7 @@ impl Config {
         self.storage.s3()?;
         self.restream.settings()?;
         self.whip.validate()?;
+        self.rooms.validate()?;
         if let Some(url) = &self.internal_url {
             let parsed = reqwest::Url::parse(url)
                 .map_err(|e| anyhow::anyhow!("internal_url {url:?} is not a URL: {e}"))?;
@@ -672,6 +722,15 @@ impl Config {
             self.http.ip(),
             self.whip.udp_port.unwrap_or(self.http.port()),
         )
+    }
+
+    /// Where room media is received: the HTTP listener's address with `[rooms] udp_port`.
+    pub fn rooms_udp_addr(&self) -> SocketAddr {
+        let port = self
+            .rooms
+            .udp_port
+            .unwrap_or_else(|| self.http.port().saturating_add(2));
+        SocketAddr::new(self.http.ip(), port)
     }
 
     /// The RTMP URL encoders are told to publish to (the stream key is appended by them).
@@ -841,6 +900,22 @@ mod tests {
         assert_eq!(config.live.spool_max_bytes, 1 << 20);
         let none: Config = toml::from_str("[live]\nspool_max_bytes = 0").unwrap();
         assert!(none.validate().is_err());
+    }
+
+    #[test]
+    fn rooms_take_media_two_ports_above_http_unless_told() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.rooms, RoomsConfig::default());
+        assert!(config.rooms.enabled && config.rooms.auto_create);
+        let http_port = config.http.port();
+        assert_eq!(config.rooms_udp_addr().port(), http_port + 2);
+        let config: Config =
+            toml::from_str("[rooms]\nudp_port = 7882\nauto_create = false").unwrap();
+        assert_eq!(config.rooms_udp_addr().port(), 7882);
+        assert!(!config.rooms.auto_create);
+        let config: Config = toml::from_str("[rooms]\nmax_participants = 0").unwrap();
+        assert!(config.validate().is_err());
+        assert!(toml::from_str::<Config>("[rooms]\nport = 1").is_err());
     }
 
     #[test]

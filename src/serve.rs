@@ -217,6 +217,34 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         ),
         _ => None,
     };
+    // Rooms signal over the API's WebSocket: only a process that serves the API runs them.
+    let rooms = if config.rooms.enabled && role.serves_api() {
+        let bind = config.rooms_udp_addr();
+        let socket = tokio::net::UdpSocket::bind(bind).await.map_err(|e| {
+            anyhow::anyhow!("binding room media UDP to {bind} ([rooms] udp_port): {e}")
+        })?;
+        let settings = sluice_rooms::RoomsSettings {
+            auto_create: config.rooms.auto_create,
+            candidate: sluice_live::whip::announced_address(
+                config.rooms.public_ip,
+                socket.local_addr()?,
+            ),
+            max_participants: config.rooms.max_participants,
+            node_url: config.internal_url().unwrap_or_else(|| config.public_url()),
+        };
+        Some(
+            sluice_rooms::Rooms::start(
+                db.clone(),
+                events.clone(),
+                socket,
+                settings,
+                stopping.clone(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let packaged_here = live.as_ref().map(|live| LiveLowLatency(live.low_latency()));
     let node_token: Option<Arc<str>> = db.node_token().map(Arc::from);
     let state = sluice_api::AppState {
@@ -249,6 +277,18 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
         playback_ids: sluice_api::PlaybackIds::default(),
         viewers: sluice_api::Viewers::default(),
         speech_unavailable: speech_unavailable.clone(),
+        rooms: rooms.map(|rooms| rooms as Arc<dyn sluice_rooms::RoomControl>),
+        // Room clients connect over WebSocket to the public URL: http becomes ws, https wss.
+        rooms_ws_url: {
+            let public_url = config.public_url();
+            match public_url.strip_prefix("https://") {
+                Some(rest) => format!("wss://{rest}"),
+                None => format!(
+                    "ws://{}",
+                    public_url.strip_prefix("http://").unwrap_or(&public_url)
+                ),
+            }
+        },
     };
     crate::memory::spawn_trimmer();
     let upload_sweeper = role

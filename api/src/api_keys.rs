@@ -24,7 +24,7 @@ pub struct CreateApiKey {
     #[schema(example = "CI deploys")]
     name: String,
     /// What the key may do: `admin` (everything, the default), `live:read`, `live:write`,
-    /// `assets:read`, `assets:write`, `events:read`.
+    /// `assets:read`, `assets:write`, `events:read`, `rooms:read`, `rooms:write`.
     #[schema(example = json!(["live:read", "live:write"]))]
     permissions: Option<Vec<String>>,
 }

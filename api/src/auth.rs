@@ -84,6 +84,8 @@ pub(crate) fn required_permission(method: &Method, path: &str) -> Permission {
         "assets" | "uploads" | "search" if reads => Permission::AssetsRead,
         "assets" | "uploads" => Permission::AssetsWrite,
         "events" => Permission::EventsRead,
+        "rooms" if reads => Permission::RoomsRead,
+        "rooms" => Permission::RoomsWrite,
         // `api-keys`, `signing-keys`, `webhooks` and anything else under /v1.
         _ => Permission::Admin,
     }
@@ -319,6 +321,16 @@ mod tests {
             (Method::GET, "/v1/search", AssetsRead),
             (Method::POST, "/v1/uploads", AssetsWrite),
             (Method::GET, "/v1/events", EventsRead),
+            (Method::GET, "/v1/rooms", RoomsRead),
+            (Method::GET, "/v1/rooms/room_1/participants", RoomsRead),
+            (Method::POST, "/v1/rooms", RoomsWrite),
+            (Method::POST, "/v1/rooms/room_1/tokens", RoomsWrite),
+            (
+                Method::DELETE,
+                "/v1/rooms/room_1/participants/alice",
+                RoomsWrite,
+            ),
+            (Method::GET, "/v1/roomsX", Admin),
             (Method::GET, "/v1/api-keys", Admin),
             (Method::POST, "/v1/signing-keys", Admin),
             (Method::GET, "/v1/webhooks", Admin),
@@ -378,6 +390,8 @@ mod tests {
             playback_ids: Default::default(),
             viewers: Default::default(),
             speech_unavailable: None,
+            rooms: None,
+            rooms_ws_url: "ws://localhost:8080".to_owned(),
         };
         let app = Router::new()
             .route(

@@ -5,7 +5,8 @@
 //! - `/`: the console, a single page that signs in with an API key and calls the public `/v1`
 //!   API with it, so it can do nothing the key cannot;
 //! - `/console/{path}`: its scripts, styles and the vendored hls.js;
-//! - `/play/{playback_id}`: the player page, embeddable in any site's iframe.
+//! - `/play/{playback_id}`: the player page, embeddable in any site's iframe;
+//! - `/rooms/{id}/join`: the room join page, on the vendored `livekit-client`.
 //!
 //! Files are revalidated on every load (`no-cache` with an `ETag` from the embedded file's
 //! hash, so an unchanged file costs a `304`): their names carry no version, and a new binary
@@ -83,6 +84,18 @@ pub async fn player(
 ) -> Response {
     let media = media_origins(&*state.store).await;
     serve_file("play.html", &headers, Page::Html(Framing::Anyone, &media))
+}
+
+/// The room join page: joins with LiveKit's client SDK (vendored) using the `?token=` given,
+/// or asks for one.
+#[utoipa::path(get, path = "/rooms/{room_id}/join", tag = "console",
+    params(
+        ("room_id" = String, Path, description = "The room's id"),
+        ("token" = Option<String>, Query, description = "A room access token (`POST /v1/rooms/{id}/tokens`)"),
+    ),
+    responses((status = 200, description = "The join page", content_type = "text/html")))]
+pub async fn room_join(Path(_room_id): Path<String>, headers: HeaderMap) -> Response {
+    serve_file("join.html", &headers, Page::Html(Framing::Anyone, ""))
 }
 
 /// The origins besides this server's that players fetch media from, each after a space: the

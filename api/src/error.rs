@@ -92,6 +92,13 @@ pub enum ApiError {
     /// why and how to install it.
     #[error("{0}")]
     TranscriptionUnavailable(String),
+    /// This process runs no room engine (or it stopped), so live room operations cannot be
+    /// served here.
+    #[error("this server runs no rooms: live room operations are unavailable")]
+    RoomsUnavailable,
+    /// A live operation on a room that is not running (no one has joined it).
+    #[error("the room is not running")]
+    RoomNotRunning,
     /// A failure of the server's own making (a value that would not serialise, …).
     #[error("{0}")]
     Internal(String),
@@ -141,7 +148,10 @@ impl ApiError {
             Self::TranscriptionUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "transcription_unavailable")
             }
+            Self::RoomsUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "rooms_unavailable"),
+            Self::RoomNotRunning => (StatusCode::CONFLICT, "room_not_running"),
             Self::Storage(e) if e.is_not_found() => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Storage(e) if e.is_conflict() => (StatusCode::CONFLICT, "conflict"),
             Self::Storage(StorageError::InvalidCursor(_)) => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
@@ -161,9 +171,10 @@ impl IntoResponse for ApiError {
             Self::NotFound(message) => (*message).to_owned(),
             // A storage "not found" would name the record id or object key: say no more.
             _ if status == StatusCode::NOT_FOUND => "not found".to_owned(),
-            Self::NotReady(_) | Self::Busy { .. } | Self::TranscriptionUnavailable(_) => {
-                self.to_string()
-            }
+            Self::NotReady(_)
+            | Self::Busy { .. }
+            | Self::TranscriptionUnavailable(_)
+            | Self::RoomsUnavailable => self.to_string(),
             _ if status.is_server_error() => {
                 error!(error = %self, "Request failed.");
                 "internal server error".to_owned()

@@ -1,7 +1,8 @@
 //! sluice-api: the HTTP face of Sluice, on hyper through axum.
 //!
 //! - `/v1/*`: the REST API (live streams, sessions, playback ids, assets and uploads, API and
-//!   signing keys, events and their Server-Sent Events stream, webhooks), behind API key
+//!   signing keys, events and their Server-Sent Events stream, webhooks, real-time rooms and
+//!   their access tokens, module `rooms`), behind API key
 //!   authentication and per-route permissions (module `auth`), JSON in and out, errors as
 //!   `{"error": {"code", "message"}}` (module `error`).
 //! - `/uploads/{id}/{token}`: where a direct upload's file is sent, whole (`PUT`) or with the
@@ -10,6 +11,8 @@
 //!   playback ids need a playback token (module `playback_token`).
 //! - `/thumbnails/*`, `/storyboards/*`, `/animated/*`: images of assets, rendered on demand
 //!   and cached (module `images`), CORS open like HLS.
+//! - `/rtc`, `/rtc/validate`: the signal WebSocket LiveKit's client SDKs join rooms over, the
+//!   access token in the query (module `rtc`); `/rooms/{id}/join`: the room join page.
 //! - `/whip/*`: WebRTC ingest over WHIP (RFC 9725), the stream key as Bearer token, CORS
 //!   open; `/live/{id}/publish`: the "Go live from this browser" page (module `whip`).
 //! - `/`: the web console, `/console/*` its files, `/play/{playback_id}`: the player page
@@ -20,7 +23,8 @@
 //! - `/internal/low-latency/*`: a node's low-latency sessions for the api nodes forwarding
 //!   LL-HLS requests to it, behind the node token (module `internal`); on every process.
 //!
-//! This crate knows only `sluice-storage`; the ladder validation it needs is passed in.
+//! This crate knows only `sluice-storage` (and of `sluice-rooms`, the token format and the
+//! [`sluice_rooms::RoomControl`] seam); the ladder validation it needs is passed in.
 
 mod api_keys;
 pub mod assets;
@@ -38,6 +42,8 @@ mod openapi;
 mod playback_ids;
 mod playback_token;
 mod readiness;
+mod rooms;
+mod rtc;
 mod sessions;
 mod signing_keys;
 mod simulcast_targets;
@@ -79,6 +85,7 @@ pub use images::{
 };
 pub use internal::{ForwardedQuery, LOW_LATENCY_PATH};
 pub use live_streams::live_stream_event_data;
+pub use rooms::{room_event_data, MAX_ROOM_PARTICIPANTS};
 pub use sessions::session_event_data;
 pub use simulcast_targets::{simulcast_target_event_data, MAX_SIMULCAST_TARGETS};
 pub use sluice_storage::Metrics;
@@ -134,6 +141,12 @@ pub struct AppState {
     /// Why this server cannot recognise speech (not installed, turned off); `None` when it
     /// can. Requests for generated subtitles are refused with it.
     pub speech_unavailable: Option<Arc<str>>,
+    /// The rooms running in this process, driven by the live room routes; `None` where this
+    /// process runs no room engine (those routes answer 503 `rooms_unavailable`).
+    pub rooms: Option<Arc<dyn sluice_rooms::RoomControl>>,
+    /// The WebSocket base URL LiveKit clients connect to for rooms, e.g.
+    /// `ws://localhost:8080`; shown with rooms and tokens.
+    pub rooms_ws_url: String,
 }
 
 /// Liveness: answers while the process serves HTTP.
@@ -229,6 +242,14 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .routes(routes!(assets::get, assets::delete))
         .routes(routes!(transcripts::transcript))
         .routes(routes!(transcripts::search))
+        .routes(routes!(rooms::list, rooms::create))
+        .routes(routes!(rooms::get, rooms::delete))
+        .routes(routes!(rooms::list_sessions))
+        .routes(routes!(rooms::create_token))
+        .routes(routes!(rooms::participants))
+        .routes(routes!(rooms::remove_participant))
+        .routes(routes!(rooms::mute_track))
+        .routes(routes!(rooms::send_data))
         .routes(routes!(
             assets::list_playback_ids,
             assets::create_playback_id
@@ -287,6 +308,7 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .routes(routes!(console::index))
         .routes(routes!(console::file))
         .routes(routes!(console::player))
+        .routes(routes!(console::room_join))
         .split_for_parts();
     // The console's script and hls.js are most of a first load; they compress well.
     let console = console
@@ -298,12 +320,20 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(whip::cors());
 
+    // LiveKit's signalling: the token in the query is the credential.
+    let (rtc, rtc_spec) = OpenApiRouter::new()
+        .routes(routes!(rtc::connect))
+        .routes(routes!(rtc::validate))
+        .split_for_parts();
+    let rtc = rtc.method_not_allowed_fallback(error::method_not_allowed);
+
     let (operations, mut spec) = operations().routes(routes!(openapi_json)).split_for_parts();
     spec.merge(v1_spec);
     spec.merge(hls_spec);
     spec.merge(upload_url_spec);
     spec.merge(images_spec);
     spec.merge(whip_spec);
+    spec.merge(rtc_spec);
     spec.merge(console_spec);
     // axum spells a catch-all `{*path}`; OpenAPI path templates know only `{path}`.
     spec.paths.paths = std::mem::take(&mut spec.paths.paths)
@@ -317,6 +347,7 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .merge(upload_url)
         .merge(images)
         .merge(whip)
+        .merge(rtc)
         .merge(console);
     (routes, spec)
 }

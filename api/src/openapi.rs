@@ -22,7 +22,7 @@ pub fn base() -> OpenApi {
                      Authenticate with HTTP Basic `key_id:secret` or a Bearer JWT signed \
                      HS256 with the key's secret; each route needs one permission of the key \
                      (`admin`, `live:read`, `live:write`, `assets:read`, `assets:write`, \
-                     `events:read`), else 403.",
+                     `events:read`, `rooms:read`, `rooms:write`), else 403.",
                 ))
                 .build(),
         )

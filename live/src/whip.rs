@@ -97,12 +97,7 @@ impl WhipService {
         let socket = UdpSocket::bind(bind)
             .await
             .map_err(|e| anyhow::anyhow!("binding WebRTC UDP to {bind}: {e}"))?;
-        let port = socket.local_addr()?.port();
-        let ip = config
-            .public_ip
-            .or_else(|| (!bind.ip().is_unspecified()).then_some(bind.ip()))
-            .unwrap_or_else(routed_local_ip);
-        let candidate = SocketAddr::new(ip, port);
+        let candidate = announced_address(config.public_ip, socket.local_addr()?);
         info!(udp = %bind, candidate = %candidate, "WebRTC (WHIP) ingest is listening.");
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
         let timeouts = Timeouts {
@@ -330,6 +325,16 @@ fn keys_match(expected: &str, given: &str) -> bool {
             .zip(given)
             .fold(0u8, |difference, (a, b)| difference | (a ^ b))
             == 0
+}
+
+/// The address a WebRTC host candidate announces for a socket bound at `bound`: the configured
+/// public address, else the bound one when it names one interface, else the address this host
+/// routes from; with the bound port. (Rooms announce theirs the same way.)
+pub fn announced_address(public_ip: Option<IpAddr>, bound: SocketAddr) -> SocketAddr {
+    let ip = public_ip
+        .or_else(|| (!bound.ip().is_unspecified()).then_some(bound.ip()))
+        .unwrap_or_else(routed_local_ip);
+    SocketAddr::new(ip, bound.port())
 }
 
 /// The address this host sends from towards the internet (no packet is sent: connecting a UDP

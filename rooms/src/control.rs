@@ -5,6 +5,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::service::{Admission, JoinOptions, Refusal};
 
 /// A participant as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,6 +70,17 @@ pub enum ControlError {
 /// The rooms running in this process, by room name.
 #[async_trait]
 pub trait RoomControl: Send + Sync {
+    /// Checks a connecting client's access token and finds (or creates) its room; the refusal
+    /// carries the HTTP status and message the SDK shows.
+    async fn admit(&self, access_token: &str, options: JoinOptions) -> Result<Admission, Refusal>;
+    /// Runs an admitted client's signal connection: binary WebSocket messages in and out,
+    /// until it leaves or is removed.
+    async fn attach(
+        &self,
+        admission: Admission,
+        incoming: mpsc::Receiver<Vec<u8>>,
+        outgoing: mpsc::Sender<Vec<u8>>,
+    );
     /// The participants of a running room (hidden ones included); empty when it is not running.
     async fn participants(&self, room: &str) -> Result<Vec<ParticipantView>, ControlError>;
     /// Disconnects a participant (told with a leave message first).

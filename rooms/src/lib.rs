@@ -4,6 +4,15 @@
 //! - [`control`]: what the REST API asks of running rooms ([`RoomControl`]).
 
 pub mod control;
+pub mod engine;
+pub mod service;
+pub mod signal;
+pub mod simulcast;
+pub mod speakers;
 pub mod token;
 
 pub use control::{ControlError, DataMessage, ParticipantView, RoomControl, TrackView};
+pub use service::{Admission, JoinOptions, Refusal, Rooms, RoomsSettings};
+
+#[cfg(test)]
+mod engine_tests;

@@ -138,14 +138,17 @@ pub fn verify(token: &str, secret: &[u8]) -> Result<Grant, TokenError> {
     validation.leeway = LEEWAY_S;
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "iss"]);
-    let claims = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
-        .map_err(|e| match e.kind() {
-            ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => TokenError::BadSignature,
-            ErrorKind::ExpiredSignature => TokenError::Expired,
-            ErrorKind::ImmatureSignature => TokenError::NotYetValid,
-            _ => TokenError::Malformed(e.to_string()),
-        })?
-        .claims;
+    let claims =
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
+                    TokenError::BadSignature
+                }
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                _ => TokenError::Malformed(e.to_string()),
+            })?
+            .claims;
     let video = &claims.video;
     if !video.room_join {
         return Err(TokenError::NoRoomJoin);
@@ -294,7 +297,14 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
-        for token in ["", "a", "a.b", "a.b.c", "....", &"x".repeat(MAX_TOKEN_BYTES + 1)] {
+        for token in [
+            "",
+            "a",
+            "a.b",
+            "a.b.c",
+            "....",
+            &"x".repeat(MAX_TOKEN_BYTES + 1),
+        ] {
             assert!(claimed_api_key(token).is_err(), "{token:?}");
             assert!(verify(token, SECRET).is_err(), "{token:?}");
         }

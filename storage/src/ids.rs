@@ -1,6 +1,6 @@
 //! Server-made identifiers and secrets, and the typed ids of the records the media plane
 //! passes around ([`LiveStreamId`], [`SessionId`], [`AssetId`], [`UploadId`],
-//! [`SimulcastTargetId`], [`TrackId`]): the model's records and the `Db` methods that take
+//! [`SimulcastTargetId`], [`TrackId`], [`RoomId`], [`RoomSessionId`]): the model's records and the `Db` methods that take
 //! them cannot mix one kind up with another, and an id from outside (a URL path, a job's
 //! subject) is checked ([`LiveStreamId::parse`]: its prefix, then only `[A-Za-z0-9]`) before
 //! it names anything. They serialize as the plain string and are stored as text, so the API,
@@ -39,6 +39,8 @@ pub const ASSET_PREFIX: &str = "asset_";
 pub const UPLOAD_PREFIX: &str = "upload_";
 pub const SIMULCAST_TARGET_PREFIX: &str = "st_";
 pub const TRACK_PREFIX: &str = "track_";
+pub const ROOM_PREFIX: &str = "room_";
+pub const ROOM_SESSION_PREFIX: &str = "rsess_";
 
 fn random_alphanumeric(len: usize) -> String {
     rand::thread_rng()
@@ -233,6 +235,19 @@ typed_id!(
     TrackId,
     TRACK_PREFIX,
     "track"
+);
+typed_id!(
+    /// A real-time room's id: `room_…`.
+    RoomId,
+    ROOM_PREFIX,
+    "room"
+);
+typed_id!(
+    /// A room session's id (one run of a room, from its first participant to its close):
+    /// `rsess_…`.
+    RoomSessionId,
+    ROOM_SESSION_PREFIX,
+    "room session"
 );
 
 #[cfg(test)]

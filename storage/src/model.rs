@@ -12,6 +12,7 @@ mod asset;
 mod event;
 mod health;
 mod job;
+mod room;
 mod simulcast_target;
 mod transcript;
 mod webhook;
@@ -22,6 +23,10 @@ pub use asset::{
 pub use event::{Event, EventFilter, EventObject, EventPage, EventType, NewEvent};
 pub use health::{HealthSample, HealthWarning, HealthWarningCode, StreamHealth};
 pub use job::{Job, JobStatus, NewJob, DEFAULT_JOB_MAX_ATTEMPTS};
+pub use room::{
+    NewRoom, Room, RoomPage, RoomSession, RoomSessionPage, RoomSessionParticipant,
+    DEFAULT_ROOM_EMPTY_TIMEOUT_S, DEFAULT_ROOM_MAX_PARTICIPANTS,
+};
 pub use simulcast_target::{
     NewSimulcastTarget, SimulcastTarget, SimulcastTargetStatus, SOURCE_RENDITION,
 };
@@ -69,17 +74,23 @@ pub enum Permission {
     AssetsWrite,
     #[serde(rename = "events:read")]
     EventsRead,
+    #[serde(rename = "rooms:read")]
+    RoomsRead,
+    #[serde(rename = "rooms:write")]
+    RoomsWrite,
 }
 
 impl Permission {
     /// Every permission, in the order documentation lists them.
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 8] = [
         Self::Admin,
         Self::LiveRead,
         Self::LiveWrite,
         Self::AssetsRead,
         Self::AssetsWrite,
         Self::EventsRead,
+        Self::RoomsRead,
+        Self::RoomsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +101,8 @@ impl Permission {
             Self::AssetsRead => "assets:read",
             Self::AssetsWrite => "assets:write",
             Self::EventsRead => "events:read",
+            Self::RoomsRead => "rooms:read",
+            Self::RoomsWrite => "rooms:write",
         }
     }
 

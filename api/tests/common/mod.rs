@@ -35,6 +35,11 @@ pub fn default_ladder() -> Value {
 }
 
 pub async fn harness() -> Harness {
+    harness_with_rooms(None).await
+}
+
+/// The harness with `rooms` as the process's room engine (`None`: it runs none).
+pub async fn harness_with_rooms(rooms: Option<Arc<dyn sluice_rooms::RoomControl>>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let database = TestDatabase::new();
     let db = Db::connect(database.url())
@@ -82,6 +87,8 @@ pub async fn harness() -> Harness {
         playback_ids: Default::default(),
         viewers: Default::default(),
         speech_unavailable: None,
+        rooms,
+        rooms_ws_url: "ws://localhost:8080".to_owned(),
     };
     // Times out expired uploads, as `sluice serve` does, until the harness is dropped.
     let (stop_sweeper, stopping) = watch::channel(false);

@@ -20,6 +20,7 @@ mod jobs;
 mod live_streams;
 mod paging;
 mod playback_ids;
+mod rooms;
 mod sessions;
 mod signing_keys;
 mod simulcast_targets;
@@ -58,6 +59,9 @@ pub enum Record {
     Asset,
     Upload,
     SimulcastTarget,
+    Room,
+    RoomSession,
+    RoomParticipant,
 }
 
 impl fmt::Display for Record {
@@ -75,6 +79,9 @@ impl fmt::Display for Record {
             Self::Asset => "asset",
             Self::Upload => "upload",
             Self::SimulcastTarget => "simulcast target",
+            Self::Room => "room",
+            Self::RoomSession => "room session",
+            Self::RoomParticipant => "room participant",
         })
     }
 }
@@ -85,6 +92,10 @@ pub enum StorageError {
     Database(#[from] DbErr),
     #[error("{record} {id} not found")]
     NotFound { record: Record, id: String },
+    /// The record cannot be written as asked because another one holds what must be unique
+    /// (a room's name); `detail` says what, in words fit for the client.
+    #[error("{detail}")]
+    Conflict { record: Record, detail: String },
     #[error(
         "unsupported database URL scheme {0:?}: use sqlite:PATH or postgres://USER@HOST/DATABASE"
     )]
@@ -115,6 +126,10 @@ pub enum StorageError {
 impl StorageError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
     }
 }
 

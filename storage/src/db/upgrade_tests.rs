@@ -1,7 +1,7 @@
 //! Upgrading a database made by the first schema only: keys, streams and sessions survive, on
 //! SQLite and on Postgres (a [`TestDatabase`]), and on SQLite no secret stays in clear anywhere
 //! in the database files. Assets made before transcripts existed load and become ready as
-//! before, and the transcripts migration rolls back and applies again.
+//! before, and the transcripts and rooms migrations roll back and apply again.
 
 use sea_orm::{ConnectionTrait, Statement};
 use sea_orm_migration::{MigratorTrait, SchemaManager};
@@ -339,7 +339,12 @@ async fn the_transcripts_migration_rolls_back_and_applies_again() {
     }];
     db.set_transcript_ready(&track.id, &lines).await.unwrap();
 
-    Migrator::down(&db.conn, Some(1)).await.unwrap();
+    // Back to before transcripts, rolling back the migrations that came after it too.
+    let since_transcripts =
+        u32::try_from(Migrator::migrations().len()).unwrap() - BEFORE_TRANSCRIPTS;
+    Migrator::down(&db.conn, Some(since_transcripts))
+        .await
+        .unwrap();
     let schema = SchemaManager::new(&db.conn);
     for table in ["transcripts", "transcript_lines", "transcript_search"] {
         assert!(!schema.has_table(table).await.unwrap(), "{table} dropped");
@@ -358,4 +363,56 @@ async fn the_transcripts_migration_rolls_back_and_applies_again() {
     let hits = db.search_transcripts("hello", 10).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].track_id, track.id);
+}
+
+#[tokio::test]
+async fn the_rooms_migration_rolls_back_and_applies_again() {
+    let database = TestDatabase::new();
+    let db = Db::connect(database.url()).await.unwrap();
+    db.migrate().await.unwrap();
+    let room = db
+        .create_room(&crate::model::NewRoom::named("standup"))
+        .await
+        .unwrap();
+    let session = db.start_room_session(&room.id, "http://n:1").await.unwrap();
+    db.record_participant_joined(&session.id, &room.id, "PA_a", "alice", "")
+        .await
+        .unwrap();
+
+    // The rooms migration is the newest.
+    Migrator::down(&db.conn, Some(1)).await.unwrap();
+    let schema = SchemaManager::new(&db.conn);
+    for table in ["rooms", "room_sessions", "room_participants"] {
+        assert!(!schema.has_table(table).await.unwrap(), "{table} dropped");
+    }
+
+    db.migrate().await.unwrap();
+    assert!(db.get_room_by_name("standup").await.unwrap().is_none());
+    let again = db
+        .create_room(&crate::model::NewRoom::named("standup"))
+        .await
+        .unwrap();
+    // The column defaults hold for rows written without them.
+    execute(
+        &db,
+        "INSERT INTO rooms (id, name, created_at, updated_at) \
+         VALUES ('room_raw', 'raw', '2026-12-07T00:00:00Z', '2026-12-07T00:00:00Z')",
+    )
+    .await;
+    let raw = db.get_room_by_name("raw").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            raw.max_participants,
+            raw.empty_timeout_s,
+            raw.metadata.as_str()
+        ),
+        (100, 300, "")
+    );
+    let session = db
+        .start_room_session(&again.id, "http://n:1")
+        .await
+        .unwrap();
+    db.record_participant_joined(&session.id, &again.id, "PA_a", "alice", "")
+        .await
+        .unwrap();
 }

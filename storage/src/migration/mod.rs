@@ -14,6 +14,7 @@ mod m20261121_000009_recordings;
 mod m20261207_000010_packagers;
 mod m20261207_000011_session_health;
 mod m20261207_000012_transcripts;
+mod m20261207_000013_rooms;
 
 pub use m20261121_000003_auth::LEGACY_API_KEYS_TABLE;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_packagers::Migration),
             Box::new(m20261207_000011_session_health::Migration),
             Box::new(m20261207_000012_transcripts::Migration),
+            Box::new(m20261207_000013_rooms::Migration),
         ]
     }
 }

@@ -53,10 +53,31 @@ pub enum EventType {
     SimulcastTargetDisconnected,
     /// The target refused, failed or stalled; the data's `last_error` says why. It is retried.
     SimulcastTargetErrored,
+    /// A room was created (through the API, or on a first join); the data is the room.
+    RoomCreated,
+    /// A room was deleted; a running session was closed first.
+    RoomDeleted,
+    /// A room began running: its first participant joined. The object of every `room.*`,
+    /// `participant.*` and `track.*` event is the room (`room_…`).
+    RoomStarted,
+    /// A room stopped running: closed, or empty for its `empty_timeout_s`.
+    RoomFinished,
+    /// A session (one run of the room on a node) was recorded.
+    RoomSessionStarted,
+    RoomSessionEnded,
+    /// A participant joined a room; the object is the room.
+    ParticipantJoined,
+    /// A participant left a room (or was removed); the object is the room.
+    ParticipantLeft,
+    /// A participant published a track; the object is the room.
+    TrackPublished,
+    TrackUnpublished,
+    TrackMuted,
+    TrackUnmuted,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 29] = [
+    pub const ALL: [EventType; 41] = [
         Self::LiveStreamCreated,
         Self::LiveStreamUpdated,
         Self::LiveStreamDeleted,
@@ -86,6 +107,18 @@ impl EventType {
         Self::SimulcastTargetConnected,
         Self::SimulcastTargetDisconnected,
         Self::SimulcastTargetErrored,
+        Self::RoomCreated,
+        Self::RoomDeleted,
+        Self::RoomStarted,
+        Self::RoomFinished,
+        Self::RoomSessionStarted,
+        Self::RoomSessionEnded,
+        Self::ParticipantJoined,
+        Self::ParticipantLeft,
+        Self::TrackPublished,
+        Self::TrackUnpublished,
+        Self::TrackMuted,
+        Self::TrackUnmuted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,6 +152,18 @@ impl EventType {
             Self::SimulcastTargetConnected => "simulcast_target.connected",
             Self::SimulcastTargetDisconnected => "simulcast_target.disconnected",
             Self::SimulcastTargetErrored => "simulcast_target.errored",
+            Self::RoomCreated => "room.created",
+            Self::RoomDeleted => "room.deleted",
+            Self::RoomStarted => "room.started",
+            Self::RoomFinished => "room.finished",
+            Self::RoomSessionStarted => "room.session.started",
+            Self::RoomSessionEnded => "room.session.ended",
+            Self::ParticipantJoined => "participant.joined",
+            Self::ParticipantLeft => "participant.left",
+            Self::TrackPublished => "track.published",
+            Self::TrackUnpublished => "track.unpublished",
+            Self::TrackMuted => "track.muted",
+            Self::TrackUnmuted => "track.unmuted",
         }
     }
 
@@ -127,11 +172,36 @@ impl EventType {
         Self::ALL.into_iter().find(|t| t.as_str() == name)
     }
 
-    /// The kind of object the event is about: the part of the name before the dot.
+    /// The kind of object the event is about: the part of the name before the dot, except
+    /// that participants and tracks are seen in their room, so their events are about the
+    /// room (`room`, its id the object's).
     pub fn object_type(self) -> &'static str {
+        if self.is_about_room() {
+            return "room";
+        }
         self.as_str()
             .split_once('.')
             .map_or("", |(object, _)| object)
+    }
+
+    /// Whether the event's object is a room (`room.*`, `participant.*`, `track.*`): its
+    /// `object_id` is the room's id.
+    pub fn is_about_room(self) -> bool {
+        matches!(
+            self,
+            Self::RoomCreated
+                | Self::RoomDeleted
+                | Self::RoomStarted
+                | Self::RoomFinished
+                | Self::RoomSessionStarted
+                | Self::RoomSessionEnded
+                | Self::ParticipantJoined
+                | Self::ParticipantLeft
+                | Self::TrackPublished
+                | Self::TrackUnpublished
+                | Self::TrackMuted
+                | Self::TrackUnmuted
+        )
     }
 }
 
@@ -139,7 +209,8 @@ impl EventType {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     pub event_type: EventType,
-    /// Id of the object the event is about (`ls_…`, `ses_…`).
+    /// Id of the object the event is about (`ls_…`, `ses_…`; a room's `room_…` for room,
+    /// participant and track events).
     pub object_id: String,
     /// The object as it is now, in its API form.
     pub data: serde_json::Value,
@@ -152,6 +223,20 @@ impl NewEvent {
             object_id: object_id.to_owned(),
             data,
         }
+    }
+
+    /// An event about a room, or a participant or track in it: the room is its object.
+    pub fn about_room(
+        event_type: EventType,
+        room_id: &crate::ids::RoomId,
+        data: serde_json::Value,
+    ) -> Self {
+        debug_assert!(
+            event_type.is_about_room(),
+            "{} is not about a room",
+            event_type.as_str()
+        );
+        Self::new(event_type, room_id, data)
     }
 }
 
