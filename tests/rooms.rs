@@ -348,6 +348,21 @@ fn bad_tokens_are_refused_before_the_websocket_with_the_reason_the_sdk_shows() {
     );
     assert_eq!(validate(&unknown_key).status, 401);
 
+    // A key that may not manage rooms cannot let anyone in with the tokens it signs.
+    let (status, created) = server.api(
+        "POST",
+        "/v1/api-keys",
+        Some(json!({"name": "reader", "permissions": ["live:read"]})),
+    );
+    assert_eq!(status, 201, "{created}");
+    let reader_token = hs256_jwt(
+        json!({"iss": created["data"]["id"], "sub": "y", "exp": now + 600, "video": {"room": "exists", "roomJoin": true}}),
+        created["data"]["secret"].as_str().unwrap(),
+    );
+    let refused = validate(&reader_token);
+    assert_eq!(refused.status, 403);
+    assert!(refused.text().contains("rooms:write"), "{}", refused.text());
+
     // The single-connection path is not served: its 404 sends the SDKs to /rtc.
     let v1 = http_get(&server.url(&format!("/rtc/v1/validate?access_token={good}")));
     assert_eq!(v1.status, 404);

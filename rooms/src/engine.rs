@@ -106,11 +106,12 @@ pub struct Joining {
 pub enum Command {
     Join {
         joining: Box<Joining>,
-        reply: oneshot::Sender<Result<ParticipantKey, Response>>,
+        /// The participant's key, or why it was refused.
+        reply: oneshot::Sender<Result<ParticipantKey, proto::DisconnectReason>>,
     },
     Signal {
         key: ParticipantKey,
-        request: Request,
+        request: Box<Request>,
     },
     /// The participant's WebSocket closed or sent something unreadable.
     Gone {
@@ -246,6 +247,8 @@ struct Negotiation {
     last_id: u32,
     /// Changes were made while an offer was outstanding.
     again: bool,
+    /// The first offer carried the connection's data channel.
+    started: bool,
 }
 
 struct Participant {
@@ -467,6 +470,13 @@ impl Participant {
         // str0m keeps an `SdpApi`'s changes only until it is dropped: everything goes into
         // one, then one offer.
         let mut api = self.subscriber.rtc.sdp_api();
+        if !self.negotiation.started {
+            // A data section keeps the connection's bundle alive when every track it carried
+            // is stopped (an offer of stopped sections only is refused by browsers); the SDK
+            // adopts the channel by its label.
+            api.add_channel(RELIABLE_LABEL.to_owned());
+            self.negotiation.started = true;
+        }
         for mid in self.negotiation.stops.drain(..) {
             api.stop_media(mid);
         }
@@ -492,6 +502,7 @@ impl Participant {
         self.negotiation.pending = Some(pending);
         self.negotiation.again = false;
         self.negotiation.last_id += 1;
+        debug!(participant_sid = %self.sid, offer = self.negotiation.last_id, subscriptions = self.subscriptions.len(), "Offering the subscriber connection.");
         let mid_to_track_id = self
             .subscriptions
             .iter()
@@ -583,7 +594,7 @@ impl Engine {
                 let result = self.join(*joining);
                 let _ = reply.send(result);
             }
-            Command::Signal { key, request } => self.signal(key, request),
+            Command::Signal { key, request } => self.signal(key, *request),
             Command::Gone { key, reason } => self.remove(key, &reason, None),
             Command::Control(control) => self.control(control),
         }
@@ -591,7 +602,7 @@ impl Engine {
 
     // ---- joining and leaving -------------------------------------------------------------
 
-    fn join(&mut self, joining: Joining) -> Result<ParticipantKey, Response> {
+    fn join(&mut self, joining: Joining) -> Result<ParticipantKey, proto::DisconnectReason> {
         let Joining {
             room,
             grant,
@@ -600,7 +611,7 @@ impl Engine {
         } = joining;
         if self.participants.len() >= self.settings.max_participants {
             warn!(room = %room.name, "Refused a participant: this node holds as many as it may.");
-            return Err(signal::leave(proto::DisconnectReason::JoinFailure, false));
+            return Err(proto::DisconnectReason::JoinFailure);
         }
         // The same identity joining again (a client's full reconnect) replaces the old one.
         if let Some(old) = self.find(&room.name, &grant.identity) {
@@ -630,7 +641,7 @@ impl Engine {
             if starting {
                 self.rooms.remove(&room.name);
             }
-            return Err(signal::leave(proto::DisconnectReason::JoinFailure, false));
+            return Err(proto::DisconnectReason::JoinFailure);
         }
         state.members.push(self.next_key);
         state.empty_since = None;
@@ -1009,6 +1020,7 @@ impl Engine {
                         .position(|t| t.mid.is_none() && t.info.r#type == wanted)
                 });
             if let Some(index) = candidate {
+                debug!(participant_sid = %participant.sid, track_sid = %participant.tracks[index].info.sid, %mid, "Track published.");
                 participant.tracks[index].mid = Some(mid);
                 participant.tracks[index].info.mid = mid.to_string();
                 bound.push(participant.tracks[index].info.sid.clone());
@@ -1452,8 +1464,12 @@ impl Engine {
                 self.bind_publisher_media(key);
             }
             (Side::Publisher, Event::MediaData(data)) => self.forward(key, data, now),
-            (Side::Publisher, Event::ChannelOpen(id, label)) => {
+            (side, Event::ChannelOpen(id, label)) => {
                 if let Some(participant) = self.participants.get_mut(&key) {
+                    debug!(participant_sid = %participant.sid, ?side, label, "Data channel open.");
+                    if side == Side::Subscriber {
+                        return;
+                    }
                     match label.as_str() {
                         RELIABLE_LABEL => participant.reliable = Some(id),
                         LOSSY_LABEL => participant.lossy = Some(id),

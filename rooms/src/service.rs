@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use livekit_protocol as proto;
 use serde_json::{json, Value};
-use sluice_storage::{Db, EventBus, EventType, NewEvent, Room, RoomId, RoomSessionId};
+use sluice_storage::{Db, EventBus, EventType, NewEvent, Permission, Room, RoomId, RoomSessionId};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -161,8 +161,19 @@ impl RoomControl for Rooms {
                 }
             })?
             .filter(|(key, _)| key.revoked_at.is_none())
-            .ok_or(TokenError::UnknownKey)?
-            .1;
+            .ok_or(TokenError::UnknownKey)?;
+        // Whoever holds a key can sign tokens with it offline: only a key that may manage
+        // rooms (`rooms:write`, or `admin`) can let anyone in.
+        let (key, secret) = secret;
+        if !Permission::RoomsWrite.is_granted_by(&key.permissions) {
+            return Err(Refusal {
+                status: 403,
+                message: format!(
+                    "API key {} may not grant room access (it lacks rooms:write)",
+                    key.id
+                ),
+            });
+        }
         let grant = token::verify(access_token, &secret)?;
         let room = self
             .db
@@ -221,7 +232,8 @@ impl RoomControl for Rooms {
         }
         let key = match joined.await {
             Ok(Ok(key)) => key,
-            Ok(Err(leave)) => {
+            Ok(Err(reason)) => {
+                let leave = signal::leave(reason, false);
                 let _ = outgoing.send(encode_response(leave)).await;
                 return;
             }
@@ -237,7 +249,10 @@ impl RoomControl for Rooms {
                     };
                     match decode_request(&bytes) {
                         Ok(request) => {
-                            if self.commands.send(Command::Signal { key, request }).await.is_err() {
+                            if self.commands.send(Command::Signal {
+                                key,
+                                request: Box::new(request),
+                            }).await.is_err() {
                                 break;
                             }
                         }

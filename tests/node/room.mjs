@@ -197,6 +197,8 @@ try {
         const width = await widthOf();
         return { ok: width >= cameraWidth, width, cameraWidth };
       });
+      // Back to the page's own grid (a tile pushed off screen is paused by adaptive stream).
+      await page.evaluate(() => { document.getElementById("grid").style.gridTemplateColumns = ""; });
       report({ step, low: low.width, high: high.width, cameraWidth });
     } else if (step === "reconnect") {
       const page = pages[0];
