@@ -82,6 +82,7 @@ pub struct Rooms {
     commands: mpsc::Sender<Command>,
     db: Db,
     auto_create: bool,
+    node_url: String,
 }
 
 impl Rooms {
@@ -113,11 +114,17 @@ impl Rooms {
             shutdown,
         );
         tokio::spawn(engine.run());
-        tokio::spawn(record(db.clone(), events, settings.node_url, notice_inbox));
+        tokio::spawn(record(
+            db.clone(),
+            events,
+            settings.node_url.clone(),
+            notice_inbox,
+        ));
         Ok(Arc::new(Rooms {
             commands,
             db,
             auto_create: settings.auto_create,
+            node_url: settings.node_url,
         }))
     }
 
@@ -131,6 +138,13 @@ impl Rooms {
             .await
             .map_err(|_| ControlError::Stopped)?;
         answer.await.map_err(|_| ControlError::Stopped)
+    }
+}
+
+fn unavailable() -> Refusal {
+    Refusal {
+        status: 503,
+        message: "the database is unavailable".into(),
     }
 }
 
@@ -155,10 +169,7 @@ impl RoomControl for Rooms {
             .await
             .map_err(|e| {
                 warn!(error = %e, "Reading an API key for a room token failed.");
-                Refusal {
-                    status: 503,
-                    message: "the database is unavailable".into(),
-                }
+                unavailable()
             })?
             .filter(|(key, _)| key.revoked_at.is_none())
             .ok_or(TokenError::UnknownKey)?;
@@ -181,16 +192,27 @@ impl RoomControl for Rooms {
             .await
             .map_err(|e| {
                 warn!(error = %e, "Finding a room to join failed.");
-                Refusal {
-                    status: 503,
-                    message: "the database is unavailable".into(),
-                }
+                unavailable()
             })?
             .ok_or_else(|| Refusal {
                 // The SDKs recognise this text as "no such room".
                 status: 404,
                 message: "requested room does not exist".into(),
             })?;
+        // A room runs on one node: the one that started its session.
+        let running = self.db.active_room_session(&room.id).await.map_err(|e| {
+            warn!(error = %e, "Reading a room's session failed.");
+            unavailable()
+        })?;
+        if let Some(session) = running.filter(|session| session.node_url != self.node_url) {
+            return Err(Refusal {
+                status: 503,
+                message: format!(
+                    "room {} runs on node {}; connect there",
+                    room.name, session.node_url
+                ),
+            });
+        }
         Ok(Admission {
             grant,
             room: room_record(room),
