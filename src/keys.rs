@@ -36,7 +36,7 @@ enum KeysCommand {
         #[arg(long)]
         name: String,
         /// Comma-separated permissions [default: admin]: admin, live:read, live:write,
-        /// assets:read, assets:write, events:read.
+        /// assets:read, assets:write, rooms:read, rooms:write, events:read.
         #[arg(long, value_delimiter = ',')]
         permissions: Option<Vec<String>>,
     },

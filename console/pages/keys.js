@@ -27,6 +27,8 @@ const PERMISSIONS = [
   ["live:write", "change live streams and sessions"],
   ["assets:read", "read assets and uploads"],
   ["assets:write", "change assets and uploads"],
+  ["rooms:read", "read rooms, their participants and sessions"],
+  ["rooms:write", "change rooms, mint their access tokens, let participants in"],
   ["events:read", "read events and follow the event stream"],
 ];
 
