@@ -58,12 +58,14 @@ impl Scenario {
         room_id: &str,
         tokens: &[(String, bool)],
         steps: &[&str],
+        sdk_defaults_token: Option<String>,
     ) -> Scenario {
         let file = tempfile::NamedTempFile::new().unwrap();
         let scenario = json!({
             "joinUrl": server.url(&format!("/rooms/{room_id}/join")),
             "participants": tokens.iter().map(|(token, publishes)| json!({"token": token, "publishes": publishes})).collect::<Vec<_>>(),
             "steps": steps,
+            "sdkDefaultsToken": sdk_defaults_token,
         });
         std::fs::write(file.path(), scenario.to_string()).unwrap();
         let mut child = Command::new("node")
@@ -161,6 +163,7 @@ fn three_livekit_participants_see_hear_and_message_each_other_and_the_session_is
         &room_id,
         &tokens,
         &["media", "data", "mute", "quality", "reconnect", "leave"],
+        None,
     );
     for _ in 0..3 {
         let join = scenario.next(&server);
@@ -253,11 +256,19 @@ fn a_subscribe_only_token_cannot_publish_and_the_api_removes_a_participant_and_s
         &room_id,
         json!({"identity": "viewer", "can_publish": false}),
     );
+    let app = token(&server, &room_id, json!({"identity": "app"}));
     let mut scenario = Scenario::start(
         &server,
         &room_id,
         &[(host, true), (viewer, false)],
-        &["media", "try-publish", "server-data", "wait-removed"],
+        &[
+            "media",
+            "try-publish",
+            "sdk-defaults",
+            "server-data",
+            "wait-removed",
+        ],
+        Some(app),
     );
     assert_eq!(scenario.next(&server)["state"], "publishing");
     let viewer_join = scenario.next(&server);
@@ -268,7 +279,27 @@ fn a_subscribe_only_token_cannot_publish_and_the_api_removes_a_participant_and_s
     assert_eq!(tried["step"], "try-publish");
     assert_eq!(tried["published"], false, "{tried}");
 
+    // An app's page with the SDK's defaults joins (falling back from the single-connection
+    // path) and publishes H.264.
+    let defaults = scenario.next(&server);
+    assert_eq!(defaults["step"], "sdk-defaults", "{defaults}");
     let (_, participants) = server.api("GET", &format!("/v1/rooms/{room_id}/participants"), None);
+    let app = participants["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["identity"] == "app")
+        .unwrap()
+        .clone();
+    let video = app["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "video")
+        .unwrap()
+        .clone();
+    assert_eq!(video["mime_type"], "video/H264", "{app}");
+    assert_eq!(video["source"], "camera", "{app}");
     let viewer = participants["data"]
         .as_array()
         .unwrap()

@@ -5,7 +5,8 @@
 //   node room.mjs <scenario.json>
 //
 // The scenario: {"joinUrl": "<…/rooms/{id}/join>", "participants": [{"token": "…"}, …],
-//                "steps": ["media", "data", "mute", "quality", "reconnect", "leave", …]}
+//                "steps": ["media", "data", "mute", "quality", "reconnect", "leave", …],
+//                "sdkDefaultsToken": "…" (for "sdk-defaults")}
 // Steps:
 // - "media": every participant sees every other's camera frames advance and hears their audio;
 // - "data": the first sends a reliable data message, the others receive it;
@@ -13,6 +14,8 @@
 // - "quality": small tiles get the low simulcast layer, a large tile the high one;
 // - "reconnect": the first loses its signal connection; the SDK rejoins and media flows again;
 // - "leave": the last leaves, the others see it go;
+// - "sdk-defaults": one more participant joins from a page of its own with the SDK's default
+//   options, publishing H.264 without simulcast; the first receives its camera;
 // - "wait-removed": waits until the last page says it was disconnected (the test removes it).
 import { readFileSync } from "node:fs";
 import { launchChromium } from "./chromium.mjs";
@@ -238,6 +241,30 @@ try {
       report({ step, waiting: true });
       await page.waitForFunction(() => document.getElementById("status").dataset.state === "disconnected", null, { timeout: 30000, polling: 100 });
       report({ step: "removed", status: await page.evaluate(() => document.getElementById("status").textContent) });
+    } else if (step === "sdk-defaults") {
+      // An app's own page: the SDK with its default options (it tries the single-connection
+      // path first and falls back), publishing H.264; the first participant receives it.
+      const context = await browser.newContext({ permissions: ["camera", "microphone"] });
+      const page = await context.newPage();
+      page.consoleLines = [];
+      page.on("console", (message) => page.consoleLines.push(message.text()));
+      await page.goto(scenario.joinUrl); // no token: the page only loads the SDK
+      const startedAt = Date.now();
+      const identity = await page.evaluate(async ({ token }) => {
+        const { Room } = window.LivekitClient;
+        const room = new Room({ publishDefaults: { videoCodec: "h264", simulcast: false } });
+        window.sluiceRoom = room;
+        await room.connect(`ws://${location.host}`, token);
+        await room.localParticipant.enableCameraAndMicrophone();
+        return room.localParticipant.identity;
+      }, { token: scenario.sdkDefaultsToken });
+      await until("the H.264 camera received", async () => {
+        const remote = await pages[0].evaluate(remoteState);
+        const video = remote.find((p) => p.identity === identity)?.tracks.find((t) => t.kind === "video");
+        return { ok: (video?.frames ?? 0) > 0, video };
+      });
+      report({ step, identity, ms: Date.now() - startedAt, console: page.consoleLines.filter((l) => /rtc\/v1|fall/i.test(l)).slice(0, 5) });
+      pages.splice(1, 0, page);
     } else if (step === "try-publish") {
       // A participant whose token does not allow publishing: the SDK refuses locally.
       const page = pages[pages.length - 1];
