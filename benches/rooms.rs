@@ -365,8 +365,6 @@ struct Forwarding {
     audio_jitter_buffer_ms: f64,
     rtt_ms: f64,
     publisher_rtt_ms: f64,
-    transit_ms: (f64, f64),
-    display_wait_ms: f64,
     sent: String,
 }
 
@@ -398,7 +396,6 @@ fn summarise(label: String, result: &Value, start: &Snapshot, end: &Snapshot) ->
     let (mut video_jb, mut audio_jb) = ((0.0, 0.0), (0.0, 0.0));
     let (mut fps, mut kbps, mut rtts) = (Vec::new(), Vec::new(), Vec::new());
     let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
-    let (mut transit, mut display) = (Vec::new(), Vec::new());
     let receivers = result["receivers"].as_array().cloned().unwrap_or_default();
     out.receivers = receivers.len();
     for receiver in &receivers {
@@ -441,12 +438,6 @@ fn summarise(label: String, result: &Value, start: &Snapshot, end: &Snapshot) ->
                 audio_jb = (audio_jb.0 + jb.0, audio_jb.1 + jb.1);
             }
         }
-        for sample in receiver["samples"].as_array().into_iter().flatten() {
-            if let (Some(t), Some(d)) = (sample[0].as_f64(), sample[1].as_f64()) {
-                transit.push(t);
-                display.push(d);
-            }
-        }
     }
     out.cpu_per_stream_second = server_cpu / (out.tracks_received as f64 * window_s);
     out.video_loss = video.1 / (video.0 + video.1).max(1.0);
@@ -456,8 +447,6 @@ fn summarise(label: String, result: &Value, start: &Snapshot, end: &Snapshot) ->
     out.decoded_fps = percentile(&fps, 0.5);
     out.video_kbps = percentile(&kbps, 0.5);
     out.rtt_ms = percentile(&rtts, 0.5);
-    out.transit_ms = (percentile(&transit, 0.5), percentile(&transit, 0.9));
-    out.display_wait_ms = percentile(&display, 0.5);
     out.layers = sizes
         .iter()
         .map(|(size, count)| format!("{size} ×{count}"))
@@ -522,11 +511,9 @@ fn print_forwarding(f: &Forwarding) {
     );
     println!(
         "  received video {} at {:.1} fps (median), {:.0} kb/s; loss video {:.3} % audio {:.3} %; freezes {}; \
-         jitter buffer video {:.1} ms audio {:.1} ms; RTT subscriber {:.1} ms publisher {:.1} ms; \
-         capture→receive p50 {:.1} ms p90 {:.1} ms; receive→display {:.1} ms",
+         jitter buffer video {:.1} ms audio {:.1} ms; RTT subscriber {:.1} ms publisher {:.1} ms",
         f.layers, f.decoded_fps, f.video_kbps, 100.0 * f.video_loss, 100.0 * f.audio_loss, f.freezes,
-        f.video_jitter_buffer_ms, f.audio_jitter_buffer_ms, f.rtt_ms, f.publisher_rtt_ms,
-        f.transit_ms.0, f.transit_ms.1, f.display_wait_ms
+        f.video_jitter_buffer_ms, f.audio_jitter_buffer_ms, f.rtt_ms, f.publisher_rtt_ms
     );
     println!("  publisher sends {}", f.sent);
 }
@@ -668,14 +655,14 @@ fn main() {
                 f.label, f.tracks_received, f.server_cores, f.browser_cores, f.machine_cores
             );
         }
-        println!("\n| run | video received (tracks) | decoded fps (median) | video kb/s (median) | packet loss video / audio | freezes | jitter buffer video / audio (ms) | RTT subscriber / publisher (ms) | capture → receive p50 / p90 (ms) | publisher sends |");
-        println!("| --- | --- | ---: | ---: | --- | ---: | --- | --- | --- | --- |");
+        println!("\n| run | video received (tracks) | decoded fps (median) | video kb/s (median) | packet loss video / audio | freezes | jitter buffer video / audio (ms) | RTT subscriber / publisher (ms) | publisher sends |");
+        println!("| --- | --- | ---: | ---: | --- | ---: | --- | --- | --- |");
         for f in forwarding.iter().filter(|f| f.tracks_received > 0) {
             println!(
-                "| {} | {} | {:.1} | {:.0} | {:.3} % / {:.3} % | {} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {} |",
+                "| {} | {} | {:.1} | {:.0} | {:.3} % / {:.3} % | {} | {:.1} / {:.1} | {:.1} / {:.1} | {} |",
                 f.label, f.layers, f.decoded_fps, f.video_kbps, 100.0 * f.video_loss, 100.0 * f.audio_loss,
                 f.freezes, f.video_jitter_buffer_ms, f.audio_jitter_buffer_ms, f.rtt_ms, f.publisher_rtt_ms,
-                f.transit_ms.0, f.transit_ms.1, f.sent
+                f.sent
             );
         }
     }

@@ -1,8 +1,8 @@
 //! Black-box: real-time rooms joined with LiveKit's own client SDK (`livekit-client`, the
 //! version vendored in the join page) from headless Chromium with fake cameras and microphones.
-//! Three participants see and hear each other, exchange data, see mutes, simulcast layers
-//! follow what a subscriber shows, a participant whose signal connection drops comes back, and
-//! a leave is seen; the room's session and events are recorded. Permissions: a subscribe-only
+//! Three participants see and hear each other, are told who speaks, exchange data, see mutes,
+//! simulcast layers follow what a subscriber shows, a participant whose signal connection drops
+//! comes back, and a leave is seen; the room's session and events are recorded. Permissions: a subscribe-only
 //! token cannot publish, a removed participant is disconnected. Tokens and connect URLs that
 //! are wrong are refused before the WebSocket opens, with the reason the SDK shows.
 
@@ -183,6 +183,11 @@ fn three_livekit_participants_see_hear_and_message_each_other_and_the_session_is
         assert_eq!(media["step"], "media");
         assert_eq!(media["advancing"], true, "{media}");
         assert_eq!(media["remote"].as_array().unwrap().len(), 2, "{media}");
+        // The fake microphones beep: their levels make speakers.
+        assert!(
+            !media["speakersSeen"].as_array().unwrap().is_empty(),
+            "{media}"
+        );
     }
     let data = scenario.next(&server);
     assert_eq!(data["step"], "data");

@@ -16,11 +16,8 @@
 //   (frames decoded) and audio, and `settleMs` more, it prints {"step":"window-start"}, waits
 //   `windowMs`, prints {"step":"window-end"} and then {"step":"result", …}: per participant the
 //   inbound-rtp counters of each remote track at both ends of the window (from
-//   `track.receiver.getStats()`), the selected candidate pair's round-trip time, and per video
-//   frame shown in the window the time from the frame's capture time (as the receiver's
-//   WebRTC stack estimates it from the RTCP sender reports it gets) to its receive time
-//   (`requestVideoFrameCallback` metadata); and what each publisher sends (its outbound-rtp
-//   per simulcast layer).
+//   `track.receiver.getStats()`) and the selected candidate pair's round-trip time; and what
+//   each publisher sends (its outbound-rtp per simulcast layer).
 // join: the publisher joins; then for each token of `joins`, one after the other, a fresh
 //   context opens the join URL (t0) and the page notes when the SDK's signal connection is up
 //   (RoomEvent.SignalConnected), when the room is connected (RoomEvent.Connected), when the
@@ -46,9 +43,9 @@ async function until(what, check, timeoutMs) {
 }
 
 // Installed in every page before its scripts run: timestamps of the join, a 20 ms poll for the
-// first decoded remote frame, frame timing samples, and optionally a camera size.
+// first decoded remote frame, and optionally a camera size.
 function instrument(options) {
-  const marks = { samples: [], collect: false };
+  const marks = {};
   window.__bench = marks;
   if (options.resolution) {
     // The SDK asks for 1280x720; ask the fake camera for this size instead. The SDK picks its
@@ -80,19 +77,6 @@ function instrument(options) {
       });
     },
   });
-  const watched = new WeakSet();
-  const watch = (element) => {
-    if (watched.has(element) || !element.requestVideoFrameCallback) return;
-    watched.add(element);
-    const onFrame = (_now, metadata) => {
-      marks.rvfc = (marks.rvfc ?? 0) + 1; marks.lastMeta = JSON.parse(JSON.stringify(metadata));
-      if (marks.collect && metadata.captureTime && metadata.receiveTime && marks.samples.length < 200000) {
-        marks.samples.push([metadata.receiveTime - metadata.captureTime, metadata.expectedDisplayTime - metadata.receiveTime]);
-      }
-      element.requestVideoFrameCallback(onFrame);
-    };
-    element.requestVideoFrameCallback(onFrame);
-  };
   const remoteVideoElements = () => {
     const elements = [];
     if (!room) return elements;
@@ -112,7 +96,6 @@ function instrument(options) {
       }
     }
   }, 20);
-  setInterval(() => remoteVideoElements().forEach(watch), 250);
 }
 
 // What a participant receives: per remote track the inbound-rtp counters, plus the selected
@@ -175,7 +158,8 @@ const publisherStats = () =>
   })();
 
 const browser = await launchChromium([
-  "--use-fake-device-for-media-stream",
+  // The fake camera runs at 30 fps (a webcam's rate; its own default is 20).
+  "--use-fake-device-for-media-stream=fps=30",
   "--use-fake-ui-for-media-stream",
   "--autoplay-policy=no-user-gesture-required",
   // Many pages at once: none of them is to be throttled as a background page.
@@ -261,16 +245,13 @@ try {
     const receivers = pages.filter((p) => publisherIds.length - (p.publishes ? 1 : 0) > 0);
     const before = [];
     for (const participant of receivers) before.push(await participant.page.evaluate(receiverStats));
-    for (const participant of receivers) await participant.page.evaluate(() => { window.__bench.collect = true; });
     report({ step: "window-start" });
     await sleep(scenario.windowMs);
     report({ step: "window-end" });
-    for (const participant of receivers) await participant.page.evaluate(() => { window.__bench.collect = false; });
     const result = { step: "result", receivers: [], publishers: [] };
     for (const [index, participant] of receivers.entries()) {
       const after = await participant.page.evaluate(receiverStats);
-      const samples = await participant.page.evaluate(() => [window.__bench.rvfc, window.__bench.lastMeta, ...window.__bench.samples.slice(0,3)]);
-      result.receivers.push({ identity: participant.identity, before: before[index], after, samples });
+      result.receivers.push({ identity: participant.identity, before: before[index], after });
     }
     for (const participant of pages.filter((p) => p.publishes)) {
       result.publishers.push(await participant.page.evaluate(publisherStats));

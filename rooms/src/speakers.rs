@@ -1,32 +1,65 @@
 //! Active speakers from the audio level each microphone's RTP packets carry (RFC 6464, in
-//! −dBov: 0 is the loudest, 127 silence), sans-IO.
+//! −dBov: 0 is the loudest, −127 silence), sans-IO.
 //!
-//! Each participant's level is smoothed over a short window; a participant speaks while the
-//! smoothed level stays above [`SPEAKING_LEVEL`]. [`Speakers::changes`] returns who started or
-//! stopped speaking since it was last asked, with a linear level (0–1) as LiveKit's
-//! `SpeakerInfo` carries, loudest first.
+//! A participant speaks while at least [`SPEAKING_SHARE`] of its packets of the last
+//! [`LEVEL_WINDOW`] are louder than [`SPEAKING_LEVEL`]: speech has pauses between words, and a
+//! microphone's noise floor stays below the level. [`Speakers::changes`] returns who started
+//! or stopped speaking since it was last asked, with a linear level (0–1, the mean of the loud
+//! packets) as LiveKit's `SpeakerInfo` carries, loudest first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-/// Smoothed level above which a participant counts as speaking, in dBov.
-const SPEAKING_LEVEL: f32 = -50.0;
-/// How long a level counts: one without packets for this long is silence.
-const LEVEL_WINDOW: Duration = Duration::from_millis(500);
-/// Weight of a new sample in the moving average (one packet is 20 ms of Opus).
-const SMOOTHING: f32 = 0.15;
+/// A packet louder than this counts as voice, in dBov.
+const SPEAKING_LEVEL: i8 = -50;
+/// The share of the window's packets that must be voice.
+const SPEAKING_SHARE: f32 = 0.1;
+/// How far back packets count (50 packets of 20 ms Opus).
+const LEVEL_WINDOW: Duration = Duration::from_secs(1);
+/// Packets kept per participant: a window's worth at 10 ms packets.
+const MAX_SAMPLES: usize = 100;
 
-#[derive(Debug, Clone, Copy)]
-struct Level {
-    dbov: f32,
-    at: Instant,
+#[derive(Debug, Default)]
+struct Levels {
+    /// Arrival and level of the window's packets, oldest first.
+    samples: VecDeque<(Instant, i8)>,
     speaking: bool,
+}
+
+impl Levels {
+    fn forget_before(&mut self, now: Instant) {
+        while self
+            .samples
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > LEVEL_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Whether the window holds enough voice, and the mean linear level of its voice.
+    fn voice(&self) -> (bool, f32) {
+        let loud: Vec<f32> = self
+            .samples
+            .iter()
+            .filter(|(_, dbov)| *dbov > SPEAKING_LEVEL)
+            .map(|(_, dbov)| linear(*dbov))
+            .collect();
+        let expected = (LEVEL_WINDOW.as_millis() / 20) as f32;
+        let share = loud.len() as f32 / expected.max(self.samples.len() as f32);
+        let level = if loud.is_empty() {
+            0.0
+        } else {
+            loud.iter().sum::<f32>() / loud.len() as f32
+        };
+        (share >= SPEAKING_SHARE, level)
+    }
 }
 
 /// A room's speakers, keyed by participant sid.
 #[derive(Debug, Default)]
 pub struct Speakers {
-    levels: HashMap<String, Level>,
+    levels: HashMap<String, Levels>,
 }
 
 /// A change in who speaks.
@@ -41,34 +74,18 @@ pub struct SpeakerChange {
 impl Speakers {
     /// Records one audio packet's level (`-127..=0` dBov) from participant `sid`.
     pub fn observe(&mut self, sid: &str, dbov: i8, now: Instant) {
-        let sample = f32::from(dbov.clamp(-127, 0));
-        match self.levels.get_mut(sid) {
-            Some(level) => {
-                let fresh = now.duration_since(level.at) <= LEVEL_WINDOW;
-                level.dbov = if fresh {
-                    level.dbov + SMOOTHING * (sample - level.dbov)
-                } else {
-                    sample
-                };
-                level.at = now;
-            }
-            None => {
-                self.levels.insert(
-                    sid.to_owned(),
-                    Level {
-                        dbov: sample,
-                        at: now,
-                        speaking: false,
-                    },
-                );
-            }
+        let levels = self.levels.entry(sid.to_owned()).or_default();
+        levels.forget_before(now);
+        if levels.samples.len() >= MAX_SAMPLES {
+            levels.samples.pop_front();
         }
+        levels.samples.push_back((now, dbov.clamp(-127, 0)));
     }
 
     /// Forgets a participant that left; returns the change to announce if it was speaking.
     pub fn remove(&mut self, sid: &str) -> Option<SpeakerChange> {
-        let level = self.levels.remove(sid)?;
-        level.speaking.then(|| SpeakerChange {
+        let levels = self.levels.remove(sid)?;
+        levels.speaking.then(|| SpeakerChange {
             sid: sid.to_owned(),
             level: 0.0,
             active: false,
@@ -78,18 +95,14 @@ impl Speakers {
     /// Who started or stopped speaking since the last call, loudest first.
     pub fn changes(&mut self, now: Instant) -> Vec<SpeakerChange> {
         let mut changes = Vec::new();
-        for (sid, level) in &mut self.levels {
-            let current = if now.duration_since(level.at) > LEVEL_WINDOW {
-                -127.0
-            } else {
-                level.dbov
-            };
-            let speaking = current > SPEAKING_LEVEL;
-            if speaking != level.speaking {
-                level.speaking = speaking;
+        for (sid, levels) in &mut self.levels {
+            levels.forget_before(now);
+            let (speaking, level) = levels.voice();
+            if speaking != levels.speaking {
+                levels.speaking = speaking;
                 changes.push(SpeakerChange {
                     sid: sid.clone(),
-                    level: if speaking { linear(current) } else { 0.0 },
+                    level: if speaking { level } else { 0.0 },
                     active: speaking,
                 });
             }
@@ -100,36 +113,47 @@ impl Speakers {
 }
 
 /// dBov to a linear amplitude, 0–1.
-fn linear(dbov: f32) -> f32 {
-    10f32.powf(dbov / 20.0).clamp(0.0, 1.0)
+fn linear(dbov: i8) -> f32 {
+    10f32.powf(f32::from(dbov) / 20.0).clamp(0.0, 1.0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn feed(speakers: &mut Speakers, sid: &str, dbov: i8, from: Instant, packets: u32) -> Instant {
+    /// Feeds `packets` 20 ms packets, every `loud_every`-th at `loud` dBov and the others at
+    /// `quiet`; returns the time after the last.
+    fn feed(
+        speakers: &mut Speakers,
+        sid: &str,
+        (loud, quiet, loud_every): (i8, i8, u32),
+        from: Instant,
+        packets: u32,
+    ) -> Instant {
         let mut at = from;
-        for _ in 0..packets {
-            speakers.observe(sid, dbov, at);
+        for n in 0..packets {
+            let level = if n % loud_every == 0 { loud } else { quiet };
+            speakers.observe(sid, level, at);
             at += Duration::from_millis(20);
         }
         at
     }
 
     #[test]
-    fn a_loud_participant_starts_speaking_and_stops_after_silence() {
+    fn speech_with_pauses_is_speaking_and_a_noise_floor_is_not() {
         let mut speakers = Speakers::default();
         let start = Instant::now();
-        let at = feed(&mut speakers, "PA_loud", -20, start, 25);
-        feed(&mut speakers, "PA_quiet", -110, start, 25);
+        // Words every third packet, silence between: speaking.
+        let at = feed(&mut speakers, "PA_talker", (-20, -127, 3), start, 50);
+        // A constant noise floor at -65 dBov: not speaking.
+        feed(&mut speakers, "PA_noise", (-65, -65, 1), start, 50);
         let changes = speakers.changes(at);
         assert_eq!(changes.len(), 1, "{changes:?}");
-        assert_eq!(changes[0].sid, "PA_loud");
+        assert_eq!(changes[0].sid, "PA_talker");
         assert!(changes[0].active && changes[0].level > 0.05);
         assert!(speakers.changes(at).is_empty(), "no change, nothing said");
 
-        let at = feed(&mut speakers, "PA_loud", -127, at, 50);
+        let at = feed(&mut speakers, "PA_talker", (-127, -127, 1), at, 60);
         let changes = speakers.changes(at);
         assert_eq!(changes.len(), 1);
         assert!(!changes[0].active);
@@ -139,13 +163,13 @@ mod tests {
     fn a_speaker_whose_packets_stop_is_silent_and_one_who_leaves_is_announced() {
         let mut speakers = Speakers::default();
         let start = Instant::now();
-        let at = feed(&mut speakers, "PA_a", -10, start, 10);
+        let at = feed(&mut speakers, "PA_a", (-10, -10, 1), start, 20);
         assert!(speakers.changes(at)[0].active);
         let later = at + LEVEL_WINDOW * 2;
         assert!(!speakers.changes(later)[0].active);
 
-        feed(&mut speakers, "PA_b", -10, later, 10);
-        speakers.changes(later + Duration::from_millis(200));
+        let at = feed(&mut speakers, "PA_b", (-10, -10, 1), later, 20);
+        speakers.changes(at);
         let gone = speakers.remove("PA_b").unwrap();
         assert!(!gone.active);
         assert_eq!(

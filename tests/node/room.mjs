@@ -95,6 +95,10 @@ try {
     );
     const state = await page.evaluate(() => document.getElementById("status").dataset.state);
     const status = await page.evaluate(() => document.getElementById("status").textContent);
+    await page.evaluate(() => {
+      window.speakersSeen = new Set();
+      window.sluiceRoom?.on("activeSpeakersChanged", (speakers) => speakers.forEach((s) => window.speakersSeen.add(s.identity)));
+    });
     report({ step: "join", identity: await page.evaluate(() => window.sluiceRoom?.localParticipant.identity), state, status, ms: Date.now() - startedAt });
     if (state.endsWith("failed")) throw new Error(`join failed: ${status}\n${consoleLines.join("\n")}`);
     pages.push(page);
@@ -121,7 +125,8 @@ try {
           const videoNow = p.tracks.find((t) => t.kind === "video")?.frames ?? 0;
           return p.tracks.every((t) => t.kind !== "video") || videoNow > videoBefore;
         });
-        report({ step, identity: await page.evaluate(() => window.sluiceRoom.localParticipant.identity), remote: second, advancing });
+        const speakersSeen = await page.evaluate(() => [...window.speakersSeen]);
+        report({ step, identity: await page.evaluate(() => window.sluiceRoom.localParticipant.identity), remote: second, advancing, speakersSeen });
         if (!advancing) throw new Error("video frames did not advance");
       }
     } else if (step === "data") {
