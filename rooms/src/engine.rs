@@ -46,6 +46,8 @@ use crate::token::Grant;
 
 /// Largest datagram read (above any path MTU).
 const MAX_DATAGRAM: usize = 2048;
+/// Rounds of polling and acting on events per wake-up.
+const DRIVE_ROUNDS: usize = 4;
 /// Longest sleep of the task when no timer is due sooner.
 const MAX_IDLE: Duration = Duration::from_millis(100);
 /// How often the SDK pings, and how long a silent signal connection lives (LiveKit's values).
@@ -1198,12 +1200,18 @@ impl Engine {
             layers
                 .iter()
                 .map(|layer| Layer {
-                    rid: match proto::VideoQuality::try_from(layer.quality) {
-                        Ok(proto::VideoQuality::Low) => "q",
-                        Ok(proto::VideoQuality::Medium) => "h",
-                        _ => "f",
-                    }
-                    .to_owned(),
+                    // The SDKs name layers q, h, f from the lowest; older ones leave `rid`
+                    // empty and give only the quality.
+                    rid: if layer.rid.is_empty() {
+                        match proto::VideoQuality::try_from(layer.quality) {
+                            Ok(proto::VideoQuality::Low) => "q",
+                            Ok(proto::VideoQuality::Medium) => "h",
+                            _ => "f",
+                        }
+                        .to_owned()
+                    } else {
+                        layer.rid.chars().take(8).collect()
+                    },
                     bitrate: layer.bitrate,
                 })
                 .collect()
@@ -1393,6 +1401,17 @@ impl Engine {
     /// Fires due timers and sends what every connection asks to send, then acts on their
     /// events.
     fn drive(&mut self, now: Instant) {
+        // Acting on events writes media and data, which leave on the next poll: a few rounds
+        // until the connections are quiet (bounded, whatever they do).
+        for _ in 0..DRIVE_ROUNDS {
+            if !self.drive_once(now) {
+                break;
+            }
+        }
+    }
+
+    /// One poll of every connection and the events it gave; whether there were any.
+    fn drive_once(&mut self, now: Instant) -> bool {
         let mut events = Vec::new();
         let mut failed = Vec::new();
         for participant in self.participants.values_mut() {
@@ -1436,10 +1455,7 @@ impl Engine {
                 Some(signal::leave(proto::DisconnectReason::MediaFailure, true)),
             );
         }
-        if busy {
-            // Written media and relayed data leave on the next poll.
-            self.drive(now);
-        }
+        busy
     }
 
     fn handle_event(&mut self, key: ParticipantKey, side: Side, event: Event, now: Instant) {
