@@ -25,9 +25,15 @@
 //! the browser's (every process below the node driver) and the machine's busy time
 //! (`/proc/stat`), and from each receiver's `getStats()` at both ends of the window, per remote
 //! track, packets received and lost, frames decoded, the size received, jitter buffer delay,
-//! and the selected candidate pair's round-trip time. A forwarded stream-second is one
-//! remote track received by one participant for one second; CPU per stream-second is the
-//! server's CPU over the window divided by (tracks received × window).
+//! and the selected candidate pair's round-trip time; and what each publisher sends (its
+//! outbound-rtp per simulcast layer, with the encoder's quality limitation, and its bandwidth
+//! estimate). A forwarded stream-second is one remote track received by one participant for
+//! one second; CPU per stream-second is the server's CPU over the window divided by (tracks
+//! received × window). `--nice-browser N` runs node and Chromium at niceness N, so that the
+//! server is served first when the machine is saturated.
+//!
+//! Usage: `cargo bench --bench rooms [-- 1 5 10 25 mesh:6@360 join:10 --seconds 30]` (needs
+//! Node.js with tests/node's playwright-core, and Chromium: `scripts/install-deps.sh test`).
 
 mod common;
 
@@ -95,18 +101,16 @@ impl Run {
 
     fn label(&self) -> String {
         match self {
-            Run::Forward {
-                subscribers,
-                large: false,
-            } => {
-                format!("1 publisher → {subscribers} subscribers, small tiles")
-            }
-            Run::Forward {
-                subscribers,
-                large: true,
-            } => {
-                format!("1 publisher → {subscribers} subscribers, 1280 px tile")
-            }
+            Run::Forward { subscribers: 0, .. } => "1 publisher alone".to_owned(),
+            Run::Forward { subscribers, large } => format!(
+                "1 publisher → {subscribers} subscriber{}, {}",
+                if *subscribers == 1 { "" } else { "s" },
+                if *large {
+                    "1280 px tile"
+                } else {
+                    "small tiles"
+                }
+            ),
             Run::Mesh {
                 participants,
                 height,
@@ -126,11 +130,14 @@ struct Options {
     runs: Vec<Run>,
     window: Duration,
     settle: Duration,
+    /// Niceness of the browser (node and Chromium), so that the server is served first.
+    nice_browser: i32,
 }
 
 fn options() -> Options {
     let mut runs = Vec::new();
     let (mut window, mut settle) = (Duration::from_secs(30), Duration::from_secs(8));
+    let mut nice_browser = 0;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let seconds = |value: Option<String>| {
@@ -139,6 +146,12 @@ fn options() -> Options {
         match arg.as_str() {
             "--seconds" => window = seconds(args.next()),
             "--settle" => settle = seconds(args.next()),
+            "--nice-browser" => {
+                nice_browser = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--nice-browser N (0 to 19)")
+            }
             "--bench" => {}
             other if other.starts_with('-') => panic!("unknown option {other}"),
             other => runs.push(Run::parse(other)),
@@ -151,6 +164,7 @@ fn options() -> Options {
         runs,
         window,
         settle,
+        nice_browser,
     }
 }
 
@@ -230,10 +244,12 @@ struct Browser {
 }
 
 impl Browser {
-    fn start(scenario: &Value) -> Browser {
+    fn start(scenario: &Value, nice: i32) -> Browser {
         let file = tempfile::NamedTempFile::new().expect("scenario file");
         std::fs::write(file.path(), scenario.to_string()).expect("write scenario");
-        let mut child = Command::new("node")
+        // `nice` execs node: the child's pid is node's.
+        let mut child = Command::new("nice")
+            .args(["-n", &nice.to_string(), "node"])
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/node/rooms.mjs"))
             .arg(file.path())
             .stdout(Stdio::piped())
@@ -270,10 +286,18 @@ impl Browser {
             match serde_json::from_str::<Value>(line.trim()) {
                 Ok(report) if report.get("step").is_some() => {
                     if report["step"] == "failed" {
+                        // The error and the last lines the pages logged.
+                        let console: Vec<&str> = report["console"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect();
+                        let tail = &console[console.len().saturating_sub(8)..];
                         return Err(format!(
-                            "{}\n{}",
+                            "{}\n  pages logged last: {}",
                             report["error"].as_str().unwrap_or_default(),
-                            report["console"]
+                            tail.join("\n  ")
                         ));
                     }
                     return Ok(report);
@@ -355,6 +379,9 @@ struct Forwarding {
     browser_cores: f64,
     machine_cores: f64,
     cpu_per_stream_second: f64,
+    /// Packets and kilobits per second all receivers got, all tracks together.
+    packets_per_s: f64,
+    received_kbps: f64,
     layers: String,
     decoded_fps: f64,
     video_kbps: f64,
@@ -417,6 +444,8 @@ fn summarise(label: String, result: &Value, start: &Snapshot, end: &Snapshot) ->
             out.tracks_received += 1;
             let lost = delta(after, before, "packetsLost").max(0.0);
             let seconds = delta(after, before, "timestamp") / 1000.0;
+            out.packets_per_s += (received + lost) / seconds;
+            out.received_kbps += delta(after, before, "bytesReceived") * 8.0 / 1000.0 / seconds;
             let jb = (
                 delta(after, before, "jitterBufferDelay"),
                 delta(after, before, "jitterBufferEmittedCount"),
@@ -454,11 +483,14 @@ fn summarise(label: String, result: &Value, start: &Snapshot, end: &Snapshot) ->
         .join(", ");
     let publishers = result["publishers"].as_array().cloned().unwrap_or_default();
     out.publishers = publishers.len();
-    let mut publisher_rtts = Vec::new();
+    let (mut publisher_rtts, mut estimates) = (Vec::new(), Vec::new());
     let mut sent = BTreeMap::<String, usize>::new();
     for publisher in &publishers {
         if let Some(rtt) = publisher["rtt"].as_f64() {
             publisher_rtts.push(rtt * 1000.0);
+        }
+        if let Some(estimate) = publisher["availableOutgoingBitrate"].as_f64() {
+            estimates.push(estimate / 1000.0);
         }
         let mut layers: Vec<&Value> = publisher["layers"]
             .as_array()
@@ -499,15 +531,23 @@ fn summarise(label: String, result: &Value, start: &Snapshot, end: &Snapshot) ->
         })
         .collect::<Vec<_>>()
         .join("; ");
+    if !estimates.is_empty() {
+        out.sent = format!(
+            "{}; bandwidth estimate {:.0} kb/s{}",
+            out.sent,
+            percentile(&estimates, 0.5),
+            if estimates.len() > 1 { " (median)" } else { "" }
+        );
+    }
     out
 }
 
 fn print_forwarding(f: &Forwarding) {
     println!(
-        "{}: {} receivers, {} tracks received, {:.1} s; server {:.3} cores = {:.5} CPU-s per stream-second; \
-         Chromium {:.2} cores, machine {:.2} of {} cores busy",
-        f.label, f.receivers, f.tracks_received, f.window_s, f.server_cores, f.cpu_per_stream_second,
-        f.browser_cores, f.machine_cores, num_cores()
+        "{}: {} receivers, {} tracks received, {:.1} s, {:.0} packets/s and {:.0} kb/s forwarded; \
+         server {:.3} cores = {:.5} CPU-s per stream-second; Chromium {:.2} cores, machine {:.2} of {} cores busy",
+        f.label, f.receivers, f.tracks_received, f.window_s, f.packets_per_s, f.received_kbps,
+        f.server_cores, f.cpu_per_stream_second, f.browser_cores, f.machine_cores, num_cores()
     );
     println!(
         "  received video {} at {:.1} fps (median), {:.0} kb/s; loss video {:.3} % audio {:.3} %; freezes {}; \
@@ -543,7 +583,7 @@ fn forwarding_run(
         "settleMs": options.settle.as_millis() as u64,
         "windowMs": options.window.as_millis() as u64,
     });
-    let mut browser = Browser::start(&scenario);
+    let mut browser = Browser::start(&scenario, options.nice_browser);
     let joined = browser.until("joined")?;
     let media = browser.until("media")?;
     eprintln!(
@@ -580,7 +620,7 @@ fn join_run(
         "joins": (0..joins).map(|i| token(server, &room, &format!("join-{i}"), false)).collect::<Vec<_>>(),
         "settleMs": options.settle.as_millis() as u64,
     });
-    let mut browser = Browser::start(&scenario);
+    let mut browser = Browser::start(&scenario, options.nice_browser);
     let mut out = Vec::new();
     for _ in 0..joins {
         let join = browser.until("join")?;
@@ -637,22 +677,24 @@ fn main() {
         .find(|f| f.publishers == 1 && f.receivers == 0)
         .map(|f| f.server_cores);
     if !forwarding.is_empty() {
-        println!("\n| run | streams forwarded | server CPU (cores) | server CPU-s per stream-second | above the publisher alone, per stream-second | Chromium (cores) | machine busy (cores of {}) |", num_cores());
-        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        println!("\n| run | streams forwarded | packets/s out | Mb/s out | server CPU (cores) | server CPU-s per stream-second | above the publisher alone, per stream-second | µs per packet out | Chromium (cores) | other processes (cores) | machine busy (cores of {}) |", num_cores());
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         for f in &forwarding {
-            let (per, marginal) = if f.tracks_received == 0 {
-                ("–".to_owned(), "–".to_owned())
+            let (per, marginal, per_packet) = if f.tracks_received == 0 {
+                ("–".to_owned(), "–".to_owned(), "–".to_owned())
             } else {
                 (
                     format!("{:.5}", f.cpu_per_stream_second),
                     alone.map_or("–".to_owned(), |a| {
                         format!("{:.5}", (f.server_cores - a) / f.tracks_received as f64)
                     }),
+                    format!("{:.1}", 1e6 * f.server_cores / f.packets_per_s),
                 )
             };
             println!(
-                "| {} | {} | {:.3} | {per} | {marginal} | {:.2} | {:.2} |",
-                f.label, f.tracks_received, f.server_cores, f.browser_cores, f.machine_cores
+                "| {} | {} | {:.0} | {:.2} | {:.3} | {per} | {marginal} | {per_packet} | {:.2} | {:.2} | {:.2} |",
+                f.label, f.tracks_received, f.packets_per_s, f.received_kbps / 1000.0, f.server_cores,
+                f.browser_cores, (f.machine_cores - f.server_cores - f.browser_cores).max(0.0), f.machine_cores
             );
         }
         println!("\n| run | video received (tracks) | decoded fps (median) | video kb/s (median) | packet loss video / audio | freezes | jitter buffer video / audio (ms) | RTT subscriber / publisher (ms) | publisher sends |");

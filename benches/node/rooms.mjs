@@ -130,7 +130,8 @@ const receiverStats = () =>
     return out;
   })();
 
-// What a publisher sends: its camera's size and, per simulcast layer, outbound-rtp.
+// What a publisher sends: its camera's size and, per simulcast layer, outbound-rtp; its
+// bandwidth estimate (the candidate pair's availableOutgoingBitrate).
 const publisherStats = () =>
   (async () => {
     const local = window.sluiceRoom.localParticipant;
@@ -151,6 +152,7 @@ const publisherStats = () =>
         }
         if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime !== undefined) {
           out.rtt = s.currentRoundTripTime;
+          out.availableOutgoingBitrate = s.availableOutgoingBitrate;
         }
       });
     }
@@ -191,7 +193,7 @@ async function waitJoined(participant, timeoutMs = 60000) {
   const state = await participant.page.evaluate(() => document.getElementById("status").dataset.state);
   if (state.endsWith("failed")) {
     const status = await participant.page.evaluate(() => document.getElementById("status").textContent);
-    throw new Error(`join failed: ${status}\n${participant.page.consoleLines.join("\n")}`);
+    throw new Error(`join failed: ${status}`);
   }
   participant.identity = await participant.page.evaluate(() => window.sluiceRoom.localParticipant.identity);
 }
@@ -201,13 +203,13 @@ try {
     const joinStarted = Date.now();
     for (const token of scenario.publishers) {
       const participant = await open(token, true);
-      await waitJoined(participant);
       pages.push(participant);
+      await waitJoined(participant);
     }
     for (const token of scenario.subscribers) {
       const participant = await open(token, false);
-      await waitJoined(participant);
       pages.push(participant);
+      await waitJoined(participant);
     }
     const publisherIds = pages.filter((p) => p.publishes).map((p) => p.identity);
     report({ step: "joined", participants: pages.length, ms: Date.now() - joinStarted });
@@ -259,8 +261,8 @@ try {
     report(result);
   } else if (scenario.mode === "join") {
     const publisher = await open(scenario.publishers[0], true);
-    await waitJoined(publisher);
     pages.push(publisher);
+    await waitJoined(publisher);
     // Let the encoder and its layers come up before the first join.
     await sleep(scenario.settleMs);
     for (const [index, token] of scenario.joins.entries()) {
