@@ -752,13 +752,8 @@ impl Engine {
         room: &str,
         except: Option<ParticipantKey>,
     ) -> impl Iterator<Item = &'a Participant> + 'a {
-        let keys = self
-            .rooms
-            .get(room)
-            .map(|state| state.members.clone())
-            .unwrap_or_default();
-        keys.into_iter()
-            .filter(move |key| Some(*key) != except)
+        self.member_keys(room, except)
+            .into_iter()
             .filter_map(|key| self.participants.get(&key))
     }
 

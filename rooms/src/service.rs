@@ -47,12 +47,6 @@ pub struct Admission {
     auto_subscribe: bool,
 }
 
-impl Admission {
-    pub fn room_name(&self) -> &str {
-        &self.room.name
-    }
-}
-
 /// What a joining client asked for in its connect URL.
 #[derive(Debug, Clone, Copy)]
 pub struct JoinOptions {
