@@ -238,6 +238,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
                 events.clone(),
                 socket,
                 settings,
+                live.clone(),
                 stopping.clone(),
             )
             .await?,

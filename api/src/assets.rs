@@ -25,7 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{page_limit, ApiJson, ApiPath, Envelope, PageEnvelope};
 use crate::live_streams::validate_ladder;
-use crate::playback_ids::{views, CreatePlaybackId, PlaybackIdView};
+use crate::playback_ids::{hls_url, views, CreatePlaybackId, PlaybackIdView};
 use crate::viewers::Watched;
 use crate::AppState;
 
@@ -467,16 +467,7 @@ impl AssetView {
         text_tracks: &[Transcript],
         public_url: &str,
     ) -> Self {
-        let playback_url = playback_ids
-            .iter()
-            .find(|playback_id| playback_id.policy == PlaybackPolicy::Public)
-            .map(|playback_id| {
-                format!(
-                    "{}/hls/{}/master.m3u8",
-                    public_url.trim_end_matches('/'),
-                    playback_id.id
-                )
-            });
+        let playback_url = hls_url(public_url, playback_ids);
         Self {
             id: asset.id.to_string(),
             status: asset.status,

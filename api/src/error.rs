@@ -99,6 +99,9 @@ pub enum ApiError {
     /// A live operation on a room that is not running (no one has joined it).
     #[error("the room is not running")]
     RoomNotRunning,
+    /// This process's room engine cannot run a room composite; the message says why.
+    #[error("room composites are not available on this server: {0}")]
+    CompositeUnavailable(String),
     /// A failure of the server's own making (a value that would not serialise, …).
     #[error("{0}")]
     Internal(String),
@@ -150,6 +153,9 @@ impl ApiError {
             }
             Self::RoomsUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "rooms_unavailable"),
             Self::RoomNotRunning => (StatusCode::CONFLICT, "room_not_running"),
+            Self::CompositeUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "composite_unavailable")
+            }
             Self::Storage(e) if e.is_not_found() => (StatusCode::NOT_FOUND, "not_found"),
             Self::Storage(e) if e.is_conflict() => (StatusCode::CONFLICT, "conflict"),
             Self::Storage(StorageError::InvalidCursor(_)) => {
@@ -174,7 +180,8 @@ impl IntoResponse for ApiError {
             Self::NotReady(_)
             | Self::Busy { .. }
             | Self::TranscriptionUnavailable(_)
-            | Self::RoomsUnavailable => self.to_string(),
+            | Self::RoomsUnavailable
+            | Self::CompositeUnavailable(_) => self.to_string(),
             _ if status.is_server_error() => {
                 error!(error = %self, "Request failed.");
                 "internal server error".to_owned()

@@ -2,9 +2,9 @@
 //!
 //! - `/v1/*`: the REST API (live streams, sessions, playback ids, assets and uploads, API and
 //!   signing keys, events and their Server-Sent Events stream, webhooks, real-time rooms and
-//!   their access tokens, module `rooms`), behind API key
-//!   authentication and per-route permissions (module `auth`), JSON in and out, errors as
-//!   `{"error": {"code", "message"}}` (module `error`).
+//!   their access tokens, module `rooms`, and their composites, module `composites`), behind
+//!   API key authentication and per-route permissions (module `auth`), JSON in and out, errors
+//!   as `{"error": {"code", "message"}}` (module `error`).
 //! - `/uploads/{id}/{token}`: where a direct upload's file is sent, whole (`PUT`) or with the
 //!   tus 1.0.0 resumable protocol; the token in the URL is the credential (module `uploads`).
 //! - `/hls/*`: HLS delivery from the object store, CORS open, playlists gzip-able; `signed`
@@ -29,6 +29,7 @@
 mod api_keys;
 pub mod assets;
 mod auth;
+mod composites;
 mod console;
 mod error;
 mod events;
@@ -250,6 +251,19 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .routes(routes!(rooms::remove_participant))
         .routes(routes!(rooms::mute_track))
         .routes(routes!(rooms::send_data))
+        .routes(routes!(
+            composites::get,
+            composites::create,
+            composites::update,
+            composites::delete
+        ))
+        .routes(routes!(composites::list))
+        .routes(routes!(composites::hls_start))
+        .routes(routes!(composites::hls_stop))
+        .routes(routes!(composites::recordings_start))
+        .routes(routes!(composites::recordings_stop))
+        .routes(routes!(composites::livestreams_start))
+        .routes(routes!(composites::livestreams_stop))
         .routes(routes!(
             assets::list_playback_ids,
             assets::create_playback_id

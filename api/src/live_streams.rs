@@ -263,7 +263,7 @@ pub struct LiveStreamView {
     viewers: Option<u64>,
 }
 
-async fn view(state: &AppState, stream: LiveStream) -> Result<LiveStreamView, ApiError> {
+pub(crate) async fn view(state: &AppState, stream: LiveStream) -> Result<LiveStreamView, ApiError> {
     let watched = Watched::LiveStream(stream.id.clone());
     let mut view = view_with(&state.db, &state.rtmp_url, &state.public_url, stream).await?;
     view.viewers = Some(state.viewers.of(&watched));
@@ -360,7 +360,7 @@ pub async fn live_stream_event_data(
 }
 
 /// Publishes `event_type` about `view`'s stream.
-async fn publish(
+pub(crate) async fn publish(
     state: &AppState,
     event_type: EventType,
     view: &LiveStreamView,
@@ -560,18 +560,25 @@ pub async fn delete(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let stream = find(&state, &id).await?;
+    remove(&state, stream).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes `stream`, publishes `live_stream.deleted` (the media plane ends a running session)
+/// and removes its objects.
+pub(crate) async fn remove(state: &AppState, stream: LiveStream) -> Result<(), ApiError> {
     let id = stream.id.clone();
-    let data = view(&state, stream).await?;
+    let data = view(state, stream).await?;
     state.db.delete_live_stream(&id).await?;
     // The media plane ends a running session on this event and removes what it wrote last.
     // The stream is gone whatever happens next: its objects are removed even if the event
     // could not be recorded.
-    if let Err(e) = publish(&state, EventType::LiveStreamDeleted, &data).await {
+    if let Err(e) = publish(state, EventType::LiveStreamDeleted, &data).await {
         error!(live_stream_id = %id, error = %e, "Could not record the deletion event.");
     }
     let prefix = layout::live_stream(&id).map_err(ApiError::internal)?;
     state.store.delete_prefix(&prefix).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Gives the stream a new stream key; a publisher using the old one is disconnected.

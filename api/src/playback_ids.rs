@@ -148,6 +148,21 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Where the first `public` of `playback_ids` plays, on a server reached at `public_url`:
+/// `{public_url}/hls/{id}/master.m3u8`; `None` without a public one.
+pub(crate) fn hls_url(public_url: &str, playback_ids: &[PlaybackId]) -> Option<String> {
+    playback_ids
+        .iter()
+        .find(|playback_id| playback_id.policy == PlaybackPolicy::Public)
+        .map(|playback_id| {
+            format!(
+                "{}/hls/{}/master.m3u8",
+                public_url.trim_end_matches('/'),
+                playback_id.id
+            )
+        })
+}
+
 /// The views of a stream's playback ids, as the live stream view lists them too.
 pub(crate) fn views(playback_ids: Vec<PlaybackId>) -> Vec<PlaybackIdView> {
     playback_ids.into_iter().map(PlaybackIdView::from).collect()

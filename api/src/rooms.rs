@@ -28,11 +28,16 @@ use tracing::error;
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
+use crate::composites;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, ApiPath, Envelope, PageEnvelope, PageParams};
 use crate::AppState;
 
 const NOT_FOUND: ApiError = ApiError::NotFound("room not found");
+/// Why a second composite of a room is refused.
+pub(crate) const COMPOSITE_RUNNING: &str = "the room already has a composite running";
+/// Why an operation on a room's running composite finds none.
+pub(crate) const NO_COMPOSITE: &str = "no composite is running in the room";
 /// Longest room name, in characters (and at most [`token::MAX_NAME_BYTES`] bytes, the longest
 /// room a token may name).
 pub const MAX_ROOM_NAME_CHARS: usize = 128;
@@ -324,7 +329,7 @@ pub struct SendData {
     reliable: Option<bool>,
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::InvalidRequest(message.into())
 }
 
@@ -348,7 +353,7 @@ fn validate_room_name(name: &str) -> Result<(), ApiError> {
 }
 
 /// The room a path names.
-async fn find(state: &AppState, id: &str) -> Result<Room, ApiError> {
+pub(crate) async fn find(state: &AppState, id: &str) -> Result<Room, ApiError> {
     let id = RoomId::parse(id).map_err(|_| NOT_FOUND)?;
     state.db.get_room(&id).await?.ok_or(NOT_FOUND)
 }
@@ -530,8 +535,9 @@ pub async fn get(
     }))
 }
 
-/// Deletes a room with its sessions. When it runs in this process it is closed first: its
-/// participants are told and disconnected.
+/// Deletes a room with its sessions and composites. Its running composite is stopped first;
+/// when the room runs in this process it is closed first: its participants are told and
+/// disconnected.
 #[utoipa::path(delete, path = "/v1/rooms/{id}", tag = "rooms",
     params(("id" = String, Path, description = "Room id (`room_…`)")),
     responses(
@@ -545,6 +551,9 @@ pub async fn delete(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let room = find(&state, &id).await?;
+    if let Some(composite) = state.db.running_room_composite(&room.id).await? {
+        composites::stop_before_room_deletion(&state, &room, composite).await?;
+    }
     if let Some(rooms) = &state.rooms {
         match rooms.close_room(&room.name).await {
             Ok(()) | Err(ControlError::RoomNotRunning) => {}
@@ -695,17 +704,20 @@ pub async fn create_token(
 }
 
 /// The room engine of this process, or `503 rooms_unavailable`.
-fn engine(state: &AppState) -> Result<&dyn RoomControl, ApiError> {
+pub(crate) fn engine(state: &AppState) -> Result<&dyn RoomControl, ApiError> {
     state.rooms.as_deref().ok_or(ApiError::RoomsUnavailable)
 }
 
 /// The API's answer to a refused live operation.
-fn control_error(error: ControlError) -> ApiError {
+pub(crate) fn control_error(error: ControlError) -> ApiError {
     match error {
         ControlError::RoomNotRunning => ApiError::RoomNotRunning,
         ControlError::NoParticipant(_) => ApiError::NotFound("participant not found"),
         ControlError::NoTrack(_) => ApiError::NotFound("track not found"),
         ControlError::Stopped => ApiError::RoomsUnavailable,
+        ControlError::CompositeRunning => ApiError::Conflict(COMPOSITE_RUNNING),
+        ControlError::NoComposite => ApiError::NotFound(NO_COMPOSITE),
+        ControlError::CompositeUnavailable(why) => ApiError::CompositeUnavailable(why),
     }
 }
 
@@ -954,6 +966,12 @@ mod tests {
             ),
             (ControlError::NoTrack("t".into()), StatusCode::NOT_FOUND),
             (ControlError::Stopped, StatusCode::SERVICE_UNAVAILABLE),
+            (ControlError::CompositeRunning, StatusCode::CONFLICT),
+            (ControlError::NoComposite, StatusCode::NOT_FOUND),
+            (
+                ControlError::CompositeUnavailable("no encoder".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
         ] {
             assert_eq!(control_error(error).status(), status);
         }

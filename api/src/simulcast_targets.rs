@@ -126,57 +126,92 @@ pub async fn create(
     ApiPath(live_stream_id): ApiPath<String>,
     ApiJson(request): ApiJson<CreateSimulcastTarget>,
 ) -> Result<(StatusCode, Json<Envelope<SimulcastTargetView>>), ApiError> {
-    let invalid = |message: String| ApiError::InvalidRequest(message);
     let stream = find_stream(&state, &live_stream_id).await?;
-    if request.url.chars().count() > MAX_URL_CHARS {
-        return Err(invalid(format!(
-            "url: must be at most {MAX_URL_CHARS} characters"
-        )));
-    }
-    let key = &request.stream_key;
-    if key.is_empty()
-        || key.chars().count() > MAX_STREAM_KEY_CHARS
-        || key.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
-        return Err(invalid(format!(
-            "stream_key: must be 1 to {MAX_STREAM_KEY_CHARS} characters without spaces or control characters"
-        )));
-    }
     let rendition = request
         .rendition
         .unwrap_or_else(|| SOURCE_RENDITION.to_owned());
     let rungs: Vec<&str> = stream.ladder.rungs.iter().map(RungSpec::name).collect();
     if rendition != SOURCE_RENDITION && !rungs.contains(&rendition.as_str()) {
-        return Err(invalid(format!(
+        return Err(ApiError::InvalidRequest(format!(
             "rendition: {rendition:?} is neither \"source\" nor a rung of this stream's ladder ({})",
             rungs.join(", ")
         )));
     }
     if request.passthrough == Some(false) {
-        return Err(invalid(
+        return Err(ApiError::InvalidRequest(
             "passthrough: only true is supported: a target gets its rendition's packets as they are"
                 .to_owned(),
         ));
     }
-    (state.simulcast_url_validator)(request.url.clone())
-        .await
-        .map_err(|message| invalid(format!("url: {message}")))?;
+    validate_target(&state, "", &request.url, &request.stream_key).await?;
     if state.db.count_simulcast_targets(&stream.id).await? >= MAX_SIMULCAST_TARGETS {
+        return Err(too_many_targets());
+    }
+    let target = add(
+        &state,
+        &stream.id,
+        NewSimulcastTarget {
+            url: request.url,
+            stream_key: request.stream_key,
+            rendition,
+            passthrough: true,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Envelope {
+            data: target.into(),
+        }),
+    ))
+}
+
+/// The answer to a stream asking for more than [`MAX_SIMULCAST_TARGETS`].
+pub(crate) fn too_many_targets() -> ApiError {
+    ApiError::InvalidRequest(format!(
+        "a live stream has at most {MAX_SIMULCAST_TARGETS} simulcast targets"
+    ))
+}
+
+/// Checks a target's URL (its length, then the server's address policy) and stream key. Errors
+/// name the fields after `field_prefix` (`""`, or where the target sits in a larger body).
+pub(crate) async fn validate_target(
+    state: &AppState,
+    field_prefix: &str,
+    url: &str,
+    stream_key: &str,
+) -> Result<(), ApiError> {
+    let invalid = |message: String| ApiError::InvalidRequest(message);
+    if url.chars().count() > MAX_URL_CHARS {
         return Err(invalid(format!(
-            "a live stream has at most {MAX_SIMULCAST_TARGETS} simulcast targets"
+            "{field_prefix}url: must be at most {MAX_URL_CHARS} characters"
         )));
     }
+    if stream_key.is_empty()
+        || stream_key.chars().count() > MAX_STREAM_KEY_CHARS
+        || stream_key
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(invalid(format!(
+            "{field_prefix}stream_key: must be 1 to {MAX_STREAM_KEY_CHARS} characters without spaces or control characters"
+        )));
+    }
+    (state.simulcast_url_validator)(url.to_owned())
+        .await
+        .map_err(|message| invalid(format!("{field_prefix}url: {message}")))
+}
+
+/// Adds an already validated target to a live stream and publishes `simulcast_target.created`
+/// (the restreamer connects it at once when the stream is live).
+pub(crate) async fn add(
+    state: &AppState,
+    live_stream_id: &LiveStreamId,
+    target: NewSimulcastTarget,
+) -> Result<SimulcastTarget, ApiError> {
     let target = state
         .db
-        .create_simulcast_target(
-            &stream.id,
-            &NewSimulcastTarget {
-                url: request.url,
-                stream_key: request.stream_key,
-                rendition,
-                passthrough: true,
-            },
-        )
+        .create_simulcast_target(live_stream_id, &target)
         .await
         .map_err(ApiError::not_found_as(STREAM_NOT_FOUND_MESSAGE))?;
     state
@@ -187,12 +222,31 @@ pub async fn create(
             simulcast_target_event_data(target.clone()),
         ))
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Envelope {
-            data: target.into(),
-        }),
-    ))
+    Ok(target)
+}
+
+/// Removes a target and publishes `simulcast_target.deleted` (the restreamer disconnects it).
+pub(crate) async fn remove(state: &AppState, id: &SimulcastTargetId) -> Result<(), ApiError> {
+    let target = state
+        .db
+        .delete_simulcast_target(id)
+        .await
+        .map_err(|error| {
+            if error.is_not_found() {
+                NOT_FOUND
+            } else {
+                error.into()
+            }
+        })?;
+    state
+        .events
+        .publish(NewEvent::new(
+            EventType::SimulcastTargetDeleted,
+            &target.id.clone(),
+            simulcast_target_event_data(target),
+        ))
+        .await?;
+    Ok(())
 }
 
 /// A live stream's simulcast targets, oldest first.
@@ -272,25 +326,7 @@ pub async fn delete(
     ApiPath((live_stream_id, target_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let target = find(&state, &live_stream_id, &target_id).await?;
-    let target = state
-        .db
-        .delete_simulcast_target(&target.id)
-        .await
-        .map_err(|error| {
-            if error.is_not_found() {
-                NOT_FOUND
-            } else {
-                error.into()
-            }
-        })?;
-    state
-        .events
-        .publish(NewEvent::new(
-            EventType::SimulcastTargetDeleted,
-            &target.id.clone(),
-            simulcast_target_event_data(target),
-        ))
-        .await?;
+    remove(&state, &target.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -7,7 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sluice_transcoder::{EncodeTarget, PlannedRung};
+use chrono::Utc;
+use sluice_live::renditions::{
+    AudioInput, PlaylistWindow, SessionPackager, SpoolKind, TreeOutput, TreeSettings,
+    VideoRenditionPlan,
+};
+use sluice_transcoder::{EncodeTarget, PlannedRung, Preset};
 
 /// User + system CPU seconds of this process (`RUSAGE_SELF`) or its waited-for children.
 pub fn cpu_seconds(who: libc::c_int) -> f64 {
@@ -72,7 +77,30 @@ pub fn targets(rungs: &[PlannedRung]) -> Vec<&EncodeTarget> {
 /// GOPs without scene cuts. Outputs `[v{N}]` are mapped in rung order; the caller adds the
 /// audio and the muxer.
 pub fn ffmpeg_ladder_command(source: &Path, targets: &[&EncodeTarget], preset: &str) -> Command {
-    let mut filter = format!("[0:v]split={}", targets.len());
+    ladder_command(&[source], "[0:v]", targets, preset)
+}
+
+/// As [`ffmpeg_ladder_command`], the ladder fed by a composition of several `inputs`: `canvas`
+/// is a filtergraph over them that labels the picture the ladder splits `[canvas]` (and may
+/// label more outputs, an audio mix, for the caller to map).
+pub fn ffmpeg_composed_ladder_command(
+    inputs: &[&Path],
+    canvas: &str,
+    targets: &[&EncodeTarget],
+    preset: &str,
+) -> Command {
+    ladder_command(inputs, &format!("{canvas};[canvas]"), targets, preset)
+}
+
+/// The ladder's command: `pictures` is the filtergraph up to the label of the pictures split
+/// into the rungs.
+fn ladder_command(
+    inputs: &[&Path],
+    pictures: &str,
+    targets: &[&EncodeTarget],
+    preset: &str,
+) -> Command {
+    let mut filter = format!("{pictures}split={}", targets.len());
     for index in 0..targets.len() {
         filter.push_str(&format!("[s{index}]"));
     }
@@ -83,10 +111,11 @@ pub fn ffmpeg_ladder_command(source: &Path, targets: &[&EncodeTarget], preset: &
         ));
     }
     let mut command = Command::new("ffmpeg");
-    command
-        .args(["-hide_banner", "-v", "error", "-y", "-i"])
-        .arg(source)
-        .args(["-filter_complex", &filter]);
+    command.args(["-hide_banner", "-v", "error", "-y"]);
+    for input in inputs {
+        command.arg("-i").arg(input);
+    }
+    command.args(["-filter_complex", &filter]);
     for (index, target) in targets.iter().enumerate() {
         command
             .args(["-map", &format!("[v{index}]")])
@@ -110,6 +139,65 @@ pub fn ffmpeg_ladder_command(source: &Path, targets: &[&EncodeTarget], preset: &
         "0",
     ]);
     command
+}
+
+/// The x264 preset named after `--preset` on the bench's command line, else `default`; with
+/// its name, as the ffmpeg CLI takes it.
+pub fn preset_argument(default: Preset) -> (String, Preset) {
+    let name = std::env::args()
+        .skip_while(|arg| arg != "--preset")
+        .nth(1)
+        .unwrap_or_else(|| {
+            let default = serde_json::to_value(default).expect("preset name");
+            default.as_str().expect("preset name").to_owned()
+        });
+    let preset = serde_json::from_value(serde_json::json!(name)).expect("known preset");
+    (name, preset)
+}
+
+/// The live packager of a bench session writing its HLS tree under `out`: 2 s segments, every
+/// segment kept in the playlists (as the ffmpeg CLI's VOD playlists keep them).
+pub fn directory_packager(
+    out: &Path,
+    video: Vec<VideoRenditionPlan>,
+    audio: Option<AudioInput>,
+) -> SessionPackager {
+    let tree = TreeSettings {
+        session_id: sluice_storage::SessionId::parse("ses_bench").expect("session id"),
+        segment: Duration::from_secs(2),
+        window: PlaylistWindow::Event,
+        record: false,
+        part_target: None,
+        captions: None,
+    };
+    let output = Box::new(DirectoryTree(out.to_owned()));
+    SessionPackager::new(output, tree, video, audio, Utc::now())
+}
+
+/// The live packager's tree written to a directory, as a local store would hold it.
+pub struct DirectoryTree(pub PathBuf);
+
+impl DirectoryTree {
+    fn path(&self, path: &[&str]) -> PathBuf {
+        let file = path.iter().fold(self.0.clone(), |dir, part| dir.join(part));
+        std::fs::create_dir_all(file.parent().expect("a file in the tree")).expect("mkdir");
+        file
+    }
+}
+
+impl TreeOutput for DirectoryTree {
+    fn put_media(&self, path: &[&str], body: &[u8], _kind: SpoolKind) -> bool {
+        std::fs::write(self.path(path), body).expect("write segment");
+        true
+    }
+
+    fn put_playlist(&self, path: &[&str], body: Vec<u8>) {
+        std::fs::write(self.path(path), body).expect("write playlist");
+    }
+
+    fn delete(&self, path: &[&str]) {
+        std::fs::remove_file(self.path(path)).expect("delete segment");
+    }
 }
 
 /// CPU seconds (user + system) a process has used so far, from /proc.

@@ -8,8 +8,11 @@
 //! ```
 //!
 //! AAC audio is passed through; MP3 and Opus audio are transcoded to AAC-LC on the packaging
-//! thread (see [`AudioInput`]). Video is H.264 (RTMP, WebRTC) or VP8 (WebRTC); VP8 has no
-//! `source` rung (there is nothing to repackage into fMP4), so its ladder is encoded rungs only.
+//! thread (see [`AudioInput`]). Video is H.264 (RTMP, WebRTC), VP8 (WebRTC) or uncompressed
+//! pictures (a room's composite). Only H.264 can be repackaged into fMP4 as it came: a VP8 or
+//! raw source has no `source` rung (its ladder's `source` entry is left out), so its ladder is
+//! encoded rungs only. A raw picture is large (3 MB at 1080p), so the transcoder holds only
+//! [`RAW_PICTURE_QUEUE`] of them waiting for the decoder.
 //!
 //! Restreaming taps the publisher's packets in [`SessionPipeline::push`] and the rungs' in the
 //! forwarder (see `restream::Tap`, which never blocks).
@@ -62,6 +65,9 @@ const PACKAGING_QUEUE: usize = 512;
 const UPLOAD_DRAIN: Duration = SHUTDOWN_GRACE.saturating_sub(Duration::from_secs(2));
 /// Frame rate assumed for a source that declares none, until its timestamps say otherwise.
 const FALLBACK_FRAME_RATE: f64 = 30.0;
+/// Raw pictures waiting for the decoder (each is `width`×`height`×1.5 bytes); more are dropped
+/// and counted, as any packet the decoder falls behind on.
+const RAW_PICTURE_QUEUE: usize = 8;
 
 /// What is known about a publisher's tracks when its pipeline starts.
 #[derive(Debug)]
@@ -78,6 +84,8 @@ pub enum SourceVideo {
     Avc(AvcConfig),
     /// VP8, sized by its first key frame.
     Vp8 { width: u32, height: u32 },
+    /// Uncompressed yuv420p pictures, sized by their track.
+    Raw { width: u32, height: u32 },
 }
 
 impl SourceVideo {
@@ -85,29 +93,37 @@ impl SourceVideo {
         match self {
             SourceVideo::Avc(_) => VideoCodec::H264,
             SourceVideo::Vp8 { .. } => VideoCodec::Vp8,
+            SourceVideo::Raw { .. } => VideoCodec::Raw,
         }
     }
 
     pub fn width(&self) -> u32 {
         match self {
             SourceVideo::Avc(config) => config.width,
-            SourceVideo::Vp8 { width, .. } => *width,
+            SourceVideo::Vp8 { width, .. } | SourceVideo::Raw { width, .. } => *width,
         }
     }
 
     pub fn height(&self) -> u32 {
         match self {
             SourceVideo::Avc(config) => config.height,
-            SourceVideo::Vp8 { height, .. } => *height,
+            SourceVideo::Vp8 { height, .. } | SourceVideo::Raw { height, .. } => *height,
         }
     }
 
-    /// The RFC 6381 codec string; VP8 has none here (it never reaches a playlist).
-    fn codec_string(&self) -> Option<String> {
+    /// The H.264 configuration the source is repackaged (and restreamed) with as it came;
+    /// `None` for a source that must be encoded first (VP8, raw pictures).
+    fn passthrough(&self) -> Option<&AvcConfig> {
         match self {
-            SourceVideo::Avc(config) => Some(config.codec_string()),
-            SourceVideo::Vp8 { .. } => None,
+            SourceVideo::Avc(config) => Some(config),
+            SourceVideo::Vp8 { .. } | SourceVideo::Raw { .. } => None,
         }
+    }
+
+    /// The RFC 6381 codec string; only a passthrough source has one here (the others never
+    /// reach a playlist).
+    fn codec_string(&self) -> Option<String> {
+        self.passthrough().map(AvcConfig::codec_string)
     }
 
     /// What the transcoder decodes.
@@ -115,6 +131,19 @@ impl SourceVideo {
         match self {
             SourceVideo::Avc(config) => VideoSource::Avc(config.clone()),
             SourceVideo::Vp8 { .. } => VideoSource::Vp8,
+            SourceVideo::Raw { width, height } => VideoSource::Raw {
+                width: *width,
+                height: *height,
+            },
+        }
+    }
+
+    /// Packets that may wait for the decoder: a few pictures for raw video, else the
+    /// transcoder's default.
+    fn packet_queue(&self) -> usize {
+        match self {
+            SourceVideo::Raw { .. } => RAW_PICTURE_QUEUE,
+            SourceVideo::Avc(_) | SourceVideo::Vp8 { .. } => EncoderSettings::DEFAULT_PACKET_QUEUE,
         }
     }
 }
@@ -351,7 +380,7 @@ pub fn plan_ladder(source: &SourceDescription, ladder: &Ladder) -> anyhow::Resul
         source.video.height(),
         source.frame_rate,
     )?;
-    if source.video.codec_string().is_none() {
+    if source.video.passthrough().is_none() {
         rungs.retain(|rung| matches!(rung, PlannedRung::Encode(_)));
         anyhow::ensure!(
             !rungs.is_empty(),
@@ -468,18 +497,15 @@ impl SessionPipeline {
                 LatencyMode::Standard | LatencyMode::Reduced => Tune::Quality,
             },
             keyframe_interval: segment,
+            packet_queue: source.video.packet_queue(),
             ..EncoderSettings::default()
         };
-        restream.set_rungs(rungs.iter().map(|rung| rung.name().to_owned()));
+        restream.set_rungs(&rungs);
         let source_aac = match &source.audio {
             Some(SourceAudio::Aac(config)) => Some(config),
             _ => None,
         };
-        let source_avc = match &source.video {
-            SourceVideo::Avc(config) => Some(config),
-            SourceVideo::Vp8 { .. } => None,
-        };
-        restream.set_source(source_avc, source_aac);
+        restream.set_source(source.video.passthrough(), source_aac);
         let (transcoder, outputs) =
             match LiveTranscoder::start(source.video.decoder_source(), rungs, settings) {
                 Ok(started) => started,

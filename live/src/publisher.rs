@@ -35,7 +35,7 @@ pub enum PublisherEvent {
     },
     /// A new or changed track configuration.
     Track(TrackInfo),
-    /// One compressed frame.
+    /// One compressed frame, or one picture of a raw video track.
     Media(Packet),
     /// The publisher ended its publish on purpose ("stop streaming"): the session ends at once.
     Unpublished,

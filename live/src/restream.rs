@@ -14,7 +14,11 @@
 //!   video keyframe and counts the drops, so a slow target never slows ingest, the ladder or
 //!   the other targets.
 //! * `rendition: "source"` sends the publisher's own H.264 and AAC packets; a rung name sends
-//!   that rung's encoded H.264 packets with the publisher's AAC audio. MP3 audio is not sent
+//!   that rung's encoded H.264 packets with the publisher's AAC audio. A publisher whose video
+//!   cannot be sent as it came (VP8 over WebRTC, a room composite's uncompressed pictures) has
+//!   its `source` targets sent the ladder's top H.264 rung (the largest) instead, with the same
+//!   audio; which video a target's rendition takes is decided in one place (`Feed`). MP3
+//!   audio is not sent
 //!   (targets then get video only): RTMP servers expect AAC, and the MP3→AAC transcode runs on
 //!   the packaging thread, after the taps. AV1 rungs cannot be restreamed (legacy RTMP carries
 //!   H.264).
@@ -41,12 +45,14 @@ use sluice_ingest::flv::{aac_frame, aac_sequence_header, avc_frame, avc_sequence
 use sluice_ingest::{
     tls_connect, Amf0Value, ClientConfig, ClientError, MediaKind, RtmpPublisher, RtmpUrl,
 };
-use sluice_media::{AudioSpecificConfig, AvcConfig, Packet, Timebase, TrackKind, VideoConfig};
+use sluice_media::{
+    AudioSpecificConfig, AvcConfig, Packet, Timebase, TrackKind, VideoCodec, VideoConfig,
+};
 use sluice_storage::{
     Db, EventBus, EventType, LiveStreamId, NewEvent, SimulcastTarget, SimulcastTargetId,
     SimulcastTargetStatus, SOURCE_RENDITION,
 };
-use sluice_transcoder::TranscoderOutput;
+use sluice_transcoder::{PlannedRung, TranscoderOutput};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -136,11 +142,61 @@ impl Outlet {
 struct Configs {
     /// Whether the session's source is known (its pipeline started).
     source_known: bool,
-    /// The source's H.264 configuration; `None` for a VP8 (WebRTC) source.
+    /// The source's H.264 configuration; `None` for a source that cannot be sent as it came
+    /// (VP8 from WebRTC, uncompressed pictures).
     source_video: Option<AvcConfig>,
     audio: Option<AudioSpecificConfig>,
     /// Rung index → (name, configuration once known).
     rungs: Vec<(String, Option<VideoConfig>)>,
+    /// The rung `source` targets take when the source's video cannot be sent as it came: the
+    /// ladder's top H.264 rung.
+    source_stand_in: Option<usize>,
+}
+
+/// Where the video of a target's rendition comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Feed {
+    /// The publisher's own H.264 packets.
+    Publisher,
+    /// The transcoder's packets of the rung at this index.
+    Rung(usize),
+}
+
+impl Configs {
+    /// Where `rendition`'s video comes from in this session, if it has it: `source` is the
+    /// publisher's own video, or the top H.264 rung when that cannot be sent as it came; any
+    /// other name is the rung of that name.
+    fn feed(&self, rendition: &str) -> Option<Feed> {
+        if rendition == SOURCE_RENDITION {
+            return match self.source_video {
+                Some(_) => Some(Feed::Publisher),
+                None => self.source_stand_in.map(Feed::Rung),
+            };
+        }
+        self.rungs
+            .iter()
+            .position(|(name, _)| name == rendition)
+            .map(Feed::Rung)
+    }
+}
+
+/// The index of the ladder's top H.264 rung: the largest picture, then the highest bitrate.
+fn top_h264_rung(rungs: &[PlannedRung]) -> Option<usize> {
+    rungs
+        .iter()
+        .enumerate()
+        .filter_map(|(index, rung)| match rung {
+            PlannedRung::Encode(target) if target.codec == VideoCodec::H264 => Some((
+                index,
+                (
+                    u64::from(target.width) * u64::from(target.height),
+                    target.bitrate_kbps,
+                ),
+            )),
+            _ => None,
+        })
+        .max_by_key(|(_, size)| *size)
+        .map(|(index, _)| index)
 }
 
 #[derive(Default)]
@@ -162,7 +218,8 @@ impl Tap {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The publisher's tracks, once the pipeline starts; `audio` only when it is AAC.
+    /// The publisher's tracks, once the pipeline starts: `video` only when it can be sent as
+    /// it came (H.264), `audio` only when it is AAC.
     pub fn set_source(&self, video: Option<&AvcConfig>, audio: Option<&AudioSpecificConfig>) {
         let mut state = self.lock();
         state.configs.source_known = true;
@@ -172,9 +229,15 @@ impl Tap {
         self.configs_changed.notify_waiters();
     }
 
-    /// The names of the ladder's rungs, by transcoder output index.
-    pub fn set_rungs(&self, names: impl IntoIterator<Item = String>) {
-        self.lock().configs.rungs = names.into_iter().map(|name| (name, None)).collect();
+    /// The ladder's rungs, in transcoder output order.
+    pub fn set_rungs(&self, rungs: &[PlannedRung]) {
+        let mut state = self.lock();
+        state.configs.rungs = rungs
+            .iter()
+            .map(|rung| (rung.name().to_owned(), None))
+            .collect();
+        state.configs.source_stand_in = top_h264_rung(rungs);
+        drop(state);
         self.configs_changed.notify_waiters();
     }
 
@@ -183,7 +246,9 @@ impl Tap {
         let state = self.lock();
         for outlet in &state.outlets {
             let item = match packet.kind {
-                TrackKind::Video if outlet.rendition == SOURCE_RENDITION => {
+                TrackKind::Video
+                    if state.configs.feed(&outlet.rendition) == Some(Feed::Publisher) =>
+                {
                     Item::Video(packet.clone())
                 }
                 TrackKind::Audio if state.configs.audio.is_some() => Item::Audio(packet.clone()),
@@ -205,16 +270,13 @@ impl Tap {
                 self.configs_changed.notify_waiters();
             }
             TranscoderOutput::Packet { rung, packet } => {
-                let Some((name, _)) = state.configs.rungs.get(*rung) else {
-                    return;
-                };
-                // The ladder's own `source` rung is the publisher's video, sent from
-                // `source_packet` already.
-                if name == SOURCE_RENDITION {
-                    return;
-                }
-                for outlet in state.outlets.iter().filter(|o| &o.rendition == name) {
-                    outlet.offer(Item::Video(packet.clone()));
+                // The ladder's own `source` rung is the publisher's video, which no rendition
+                // takes from here: `source_packet` sends it.
+                let feed = Some(Feed::Rung(*rung));
+                for outlet in &state.outlets {
+                    if state.configs.feed(&outlet.rendition) == feed {
+                        outlet.offer(Item::Video(packet.clone()));
+                    }
                 }
             }
             TranscoderOutput::Finished { .. } => {}
@@ -228,27 +290,33 @@ impl Tap {
         rendition: &str,
     ) -> Option<Result<(AvcConfig, Option<AudioSpecificConfig>), String>> {
         let state = self.lock();
-        let audio = state.configs.audio.clone();
+        let configs = &state.configs;
+        let audio = configs.audio.clone();
         // Rungs are known once the pipeline started, which is when the source is.
-        if !state.configs.source_known {
+        if !configs.source_known {
             return None;
         }
-        if rendition == SOURCE_RENDITION {
-            return Some(match state.configs.source_video.clone() {
-                Some(video) => Ok((video, audio)),
-                None => Err(
-                    "the publisher sends VP8, which RTMP does not carry: restream a rung instead"
+        let rung = match configs.feed(rendition) {
+            Some(Feed::Publisher) => {
+                return configs.source_video.clone().map(|video| Ok((video, audio)));
+            }
+            Some(Feed::Rung(index)) => &configs.rungs[index].1,
+            None if rendition == SOURCE_RENDITION => {
+                return Some(Err(
+                    "the publisher's video cannot be sent as it came and this session's ladder has no H.264 rung to send instead"
                         .to_owned(),
-                ),
-            });
-        }
-        match state.configs.rungs.iter().find(|(name, _)| name == rendition) {
-            None => Some(Err(format!(
-                "rendition {rendition:?} is not part of this session's ladder (rungs taller than the source are left out)"
-            ))),
-            Some((_, None)) => None,
-            Some((_, Some(VideoConfig::Avc(config)))) => Some(Ok((config.clone(), audio))),
-            Some((_, Some(VideoConfig::Av1(_)))) => Some(Err(format!(
+                ))
+            }
+            None => {
+                return Some(Err(format!(
+                    "rendition {rendition:?} is not part of this session's ladder (rungs taller than the source are left out)"
+                )))
+            }
+        };
+        match rung {
+            None => None,
+            Some(VideoConfig::Avc(config)) => Some(Ok((config.clone(), audio))),
+            Some(VideoConfig::Av1(_)) => Some(Err(format!(
                 "rendition {rendition:?} is AV1, which RTMP does not carry"
             ))),
         }
@@ -805,6 +873,7 @@ impl StreamClock {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use sluice_media::fixtures;
 
     #[test]
     fn a_failure_never_repeats_the_stream_key() {
@@ -850,6 +919,111 @@ mod tests {
             clock.millis(&packet(TrackKind::Audio, 183_600, false), false),
             Some(40)
         );
+    }
+
+    /// The ladder `rungs` planned for a 1280×720 source, without its `source` entry when the
+    /// source cannot be sent as it came (as `pipeline::plan_ladder` leaves it out).
+    fn planned(rungs: serde_json::Value, passthrough: bool) -> Vec<PlannedRung> {
+        let ladder = sluice_media::Ladder::from_request(&rungs).unwrap();
+        let mut planned = sluice_transcoder::plan(&ladder, 1280, 720, Some(30.0)).unwrap();
+        planned.retain(|rung| passthrough || matches!(rung, PlannedRung::Encode(_)));
+        planned
+    }
+
+    /// A target's outlet taking every item at once, and its queue.
+    fn outlet(tap: &Tap, rendition: &str) -> mpsc::Receiver<Item> {
+        let (queue, inbox) = mpsc::channel(16);
+        tap.attach(Arc::new(Outlet {
+            target_id: SimulcastTargetId::parse("st_x").unwrap(),
+            rendition: rendition.to_owned(),
+            queue,
+            skipping: AtomicBool::new(false),
+            dropped: Arc::default(),
+        }));
+        inbox
+    }
+
+    /// The items waiting in `inbox`, as `video 3` (a rung's packet, by dts) or `audio`.
+    fn queued(inbox: &mut mpsc::Receiver<Item>) -> Vec<String> {
+        std::iter::from_fn(|| inbox.try_recv().ok())
+            .map(|item| match item {
+                Item::Video(packet) => format!("video {}", packet.dts),
+                Item::Audio(_) => "audio".to_owned(),
+            })
+            .collect()
+    }
+
+    fn aac() -> AudioSpecificConfig {
+        AudioSpecificConfig::new(2, 48_000, 2).unwrap()
+    }
+
+    #[test]
+    fn the_top_h264_rung_is_the_largest_wherever_the_ladder_lists_it() {
+        let rungs = planned(serde_json::json!(["source", "360p", "720p", "480p"]), true);
+        assert_eq!(top_h264_rung(&rungs), Some(2));
+        assert_eq!(
+            top_h264_rung(&planned(serde_json::json!(["source"]), true)),
+            None
+        );
+    }
+
+    #[test]
+    fn source_targets_of_a_source_that_cannot_be_sent_as_it_came_take_the_top_rung() {
+        let tap = Tap::default();
+        let mut source_target = outlet(&tap, SOURCE_RENDITION);
+        let mut rung_target = outlet(&tap, "360p");
+        tap.set_rungs(&planned(
+            serde_json::json!(["source", "360p", "720p"]),
+            false,
+        ));
+        tap.set_source(None, Some(&aac()));
+        assert!(
+            tap.configs_for(SOURCE_RENDITION).is_none(),
+            "waits for the 720p rung's configuration"
+        );
+        let top = fixtures::avc_320x240();
+        tap.transcoder_output(&TranscoderOutput::Config {
+            rung: 1,
+            config: VideoConfig::Avc(top.clone()),
+        });
+        let Some(Ok((video, audio))) = tap.configs_for(SOURCE_RENDITION) else {
+            panic!("the top rung's configuration");
+        };
+        assert_eq!((video, audio), (top, Some(aac())));
+
+        tap.source_packet(&packet(TrackKind::Video, 1, true));
+        tap.source_packet(&packet(TrackKind::Audio, 2, true));
+        for rung in [0, 1] {
+            tap.transcoder_output(&TranscoderOutput::Packet {
+                rung,
+                packet: packet(TrackKind::Video, 10 + rung as i64, true),
+            });
+        }
+        assert_eq!(queued(&mut source_target), ["audio", "video 11"]);
+        assert_eq!(queued(&mut rung_target), ["audio", "video 10"]);
+    }
+
+    #[test]
+    fn source_targets_of_an_h264_publisher_take_its_own_packets() {
+        let tap = Tap::default();
+        let mut source_target = outlet(&tap, SOURCE_RENDITION);
+        tap.set_rungs(&planned(serde_json::json!(["source", "360p"]), true));
+        let publisher = fixtures::avc_320x240();
+        tap.set_source(Some(&publisher), None);
+        assert!(matches!(
+            tap.configs_for(SOURCE_RENDITION),
+            Some(Ok((video, None))) if video == publisher
+        ));
+        assert!(matches!(tap.configs_for("1080p"), Some(Err(_))));
+
+        tap.source_packet(&packet(TrackKind::Video, 1, true));
+        for rung in [0, 1] {
+            tap.transcoder_output(&TranscoderOutput::Packet {
+                rung,
+                packet: packet(TrackKind::Video, 10 + rung as i64, true),
+            });
+        }
+        assert_eq!(queued(&mut source_target), ["video 1"]);
     }
 
     #[tokio::test]

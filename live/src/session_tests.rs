@@ -1,8 +1,9 @@
 //! The session core driven by a fake publisher, the way every protocol adapter drives it:
 //! a real database (SQLite, or Postgres when the test environment names one), a real local
 //! store behind [`NotingStore`] (which notes the order of what it accepted), the real pipeline
-//! on a small clip made by the ffmpeg CLI (a `source` ladder, so nothing is encoded), and fake
-//! ports for the event views and recordings.
+//! on a small clip made by the ffmpeg CLI (a `source` ladder, so nothing is encoded) or on
+//! generated raw pictures (as a room's composite publishes them, encoded into a small ladder),
+//! and fake ports for the event views and recordings.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -11,8 +12,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
-use sluice_media::fixtures::ffmpeg_clip;
-use sluice_media::{Ladder, Packet, TrackInfo, TrackKind, VideoCodec};
+use sluice_media::fixtures::{ffmpeg_clip, raw_picture};
+use sluice_media::{
+    AudioSpecificConfig, Ladder, Packet, Timebase, TrackInfo, TrackKind, VideoCodec,
+};
 use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{
     AssetId, Db, Dvr, DvrMode, EventBus, LiveStream, LiveStreamId, LiveStreamSettings,
@@ -48,6 +51,9 @@ enum Answer {
 struct FakePublisher {
     events: VecDeque<PublisherEvent>,
     answer: Arc<Mutex<Answer>>,
+    /// How long it waits before each video packet: zero hands them over as fast as they are
+    /// taken, a frame interval as a live source would.
+    video_interval: Duration,
 }
 
 impl FakePublisher {
@@ -56,6 +62,7 @@ impl FakePublisher {
         let publisher = FakePublisher {
             events: events.into_iter().collect(),
             answer: answer.clone(),
+            video_interval: Duration::ZERO,
         };
         (publisher, answer)
     }
@@ -65,7 +72,11 @@ impl Publisher for FakePublisher {
     type Error = String;
 
     async fn next_event(&mut self) -> Result<PublisherEvent, String> {
-        Ok(self.events.pop_front().unwrap_or(PublisherEvent::Dropped))
+        let event = self.events.pop_front().unwrap_or(PublisherEvent::Dropped);
+        if matches!(&event, PublisherEvent::Media(packet) if packet.kind == TrackKind::Video) {
+            tokio::time::sleep(self.video_interval).await;
+        }
+        Ok(event)
     }
 
     async fn accept_publish(&mut self) -> Result<(), String> {
@@ -192,12 +203,12 @@ impl Rig {
     }
 
     async fn stream(&self, settings: LiveStreamSettings) -> LiveStream {
+        self.stream_with_ladder(json!(["source"]), settings).await
+    }
+
+    async fn stream_with_ladder(&self, ladder: Value, settings: LiveStreamSettings) -> LiveStream {
         self.db
-            .create_live_stream(
-                "test",
-                &Ladder::from_request(&json!(["source"])).unwrap(),
-                &settings,
-            )
+            .create_live_stream("test", &Ladder::from_request(&ladder).unwrap(), &settings)
             .await
             .unwrap()
     }
@@ -237,13 +248,77 @@ impl Rig {
         .collect()
     }
 
+    /// `seconds` of 320×180 raw pictures at 30 fps on the 90 kHz clock with a tone's AAC
+    /// audio (made by the ffmpeg CLI) as a room's composite publishes them: its tracks, then
+    /// its packets in time order.
+    fn raw_composite(&self, seconds: u32) -> Vec<PublisherEvent> {
+        let duration = seconds.to_string();
+        let tone = ffmpeg_clip(
+            self.dir.path(),
+            &format!("tone-{seconds}.m4a"),
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                &duration,
+                "-c:a",
+                "aac",
+                "-ac",
+                "1",
+            ],
+        );
+        let mut demuxer = FileDemuxer::open(&tone, &ProbeLimits::default()).unwrap();
+        // The encoder's priming frame, before zero, is not the composite's.
+        let audio = demuxer.packets().filter(|packet| packet.dts >= 0);
+        let pictures = (0..seconds * 30).map(|index| Packet {
+            kind: TrackKind::Video,
+            timebase: Timebase::MPEG,
+            dts: i64::from(index) * 3_000,
+            pts: i64::from(index) * 3_000,
+            keyframe: true,
+            data: raw_picture(320, 180, index),
+        });
+        let mut packets: Vec<Packet> = audio.chain(pictures).collect();
+        packets.sort_by(|a, b| {
+            a.dts_time()
+                .as_secs_f64()
+                .total_cmp(&b.dts_time().as_secs_f64())
+        });
+        [
+            PublisherEvent::Track(TrackInfo::RawVideo {
+                width: 320,
+                height: 180,
+                frame_rate: 30.0,
+            }),
+            PublisherEvent::Track(TrackInfo::Aac {
+                config: AudioSpecificConfig::new(2, 48_000, 1).unwrap(),
+            }),
+        ]
+        .into_iter()
+        .chain(packets.into_iter().map(PublisherEvent::Media))
+        .collect()
+    }
+
     /// Publishes `events` to `stream` as one publisher, until the core lets it go.
     async fn publish(
         &self,
         stream: &LiveStream,
         events: Vec<PublisherEvent>,
     ) -> Arc<Mutex<Answer>> {
-        let (publisher, answer) = FakePublisher::new(events);
+        self.publish_paced(stream, events, Duration::ZERO).await
+    }
+
+    /// [`Rig::publish`], waiting `video_interval` before each video packet.
+    async fn publish_paced(
+        &self,
+        stream: &LiveStream,
+        events: Vec<PublisherEvent>,
+        video_interval: Duration,
+    ) -> Arc<Mutex<Answer>> {
+        let (mut publisher, answer) = FakePublisher::new(events);
+        publisher.video_interval = video_interval;
         self.live
             .publish(publisher, request(&stream.stream_key))
             .await
@@ -598,4 +673,90 @@ async fn an_unknown_or_disabled_stream_key_is_refused_with_the_reason() {
         Answer::Rejected(format!("live stream {} is disabled", stream.id))
     );
     assert!(rig.events_of(&stream.id).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_pictures_are_encoded_into_the_ladder_past_one_of_the_wrong_size() {
+    let rig = Rig::new().await;
+    let ladder = json!([
+        "source",
+        {"name": "180p", "height": 180, "bitrate_kbps": 400},
+        {"name": "90p", "height": 90, "bitrate_kbps": 150}
+    ]);
+    let stream = rig.stream_with_ladder(ladder, no_reconnect_window()).await;
+    let mut events = rig.raw_composite(3);
+    // The picture at 1 s comes with half its bytes: the decoder skips it and goes on.
+    let broken = events
+        .iter_mut()
+        .find_map(|event| match event {
+            PublisherEvent::Media(packet)
+                if packet.kind == TrackKind::Video && packet.dts == 90_000 =>
+            {
+                Some(packet)
+            }
+            _ => None,
+        })
+        .unwrap();
+    broken.data = broken.data.slice(..broken.data.len() / 2);
+    events.push(PublisherEvent::Unpublished);
+
+    let answer = rig
+        .publish_paced(&stream, events, Duration::from_millis(33))
+        .await;
+
+    assert_eq!(*answer.lock().unwrap(), Answer::Accepted);
+    let stream = rig.wait_idle(&stream).await;
+    assert_eq!(
+        rig.events_of(&stream.id).await,
+        [
+            "live_stream.connected",
+            "live_stream.active",
+            "live_stream.disconnected",
+            "live_stream.idle"
+        ]
+    );
+    assert_segments_stored_before_playlists(&rig.store, &stream.id);
+    let object = |path: &[&str]| sluice_storage::layout::live_object(&stream.id, path).unwrap();
+    let master = rig.store.get(&object(&["master.m3u8"])).await.unwrap();
+    let Ok((_, m3u8_rs::Playlist::MasterPlaylist(master))) = m3u8_rs::parse_playlist(&master)
+    else {
+        panic!("a multivariant playlist");
+    };
+    let variants: Vec<(&str, String)> = master
+        .variants
+        .iter()
+        .map(|variant| {
+            let resolution = variant.resolution.unwrap();
+            (
+                variant.uri.as_str(),
+                format!("{}x{}", resolution.width, resolution.height),
+            )
+        })
+        .collect();
+    assert_eq!(
+        variants,
+        [
+            ("v0/index.m3u8", "320x180".to_owned()),
+            ("v1/index.m3u8", "160x90".to_owned())
+        ],
+        "the encoded rungs, and no source rung"
+    );
+    assert_eq!(master.alternatives.len(), 1, "the AAC audio rendition");
+    for rendition in ["v0", "v1"] {
+        let index = rig
+            .store
+            .get(&object(&[rendition, "index.m3u8"]))
+            .await
+            .unwrap();
+        let Ok((_, m3u8_rs::Playlist::MediaPlaylist(index))) = m3u8_rs::parse_playlist(&index)
+        else {
+            panic!("{rendition}'s media playlist");
+        };
+        let seconds: f32 = index.segments.iter().map(|segment| segment.duration).sum();
+        assert!(
+            seconds > 2.5,
+            "{rendition} goes on past the broken picture to the end: {seconds} s"
+        );
+        assert!(index.end_list, "{rendition} ended");
+    }
 }

@@ -7,14 +7,20 @@
 //!
 //! Codecs without a decoder configuration are known from their held frames: MP3 from its first
 //! frame header, VP8 from its first key frame's header. Opus (WebRTC) is always 48 kHz and is
-//! decoded as stereo, which covers mono senders too.
+//! decoded as stereo, which covers mono senders too. Uncompressed pictures (a room's
+//! composite) are known from their track alone, which gives their size and frame rate; a size
+//! the transcoder cannot take is refused at once.
+//!
+//! What is held is bounded in packets and in bytes (a raw 1080p picture alone is 3 MB): once
+//! the held bytes reach [`MAX_PENDING_BYTES`] the gate stops waiting for audio and starts with
+//! the video it has, or refuses a source whose video is still unusable.
 
 use std::time::Duration;
 
 use sluice_media::{
     AudioCodec, Mp3FrameHeader, Packet, TrackInfo, TrackKind, VideoCodec, Vp8FrameHeader,
 };
-
+use sluice_transcoder::decode::check_raw_size;
 use tracing::warn;
 
 use super::pipeline::{SourceAudio, SourceDescription, SourceVideo};
@@ -28,6 +34,9 @@ const AUDIO_WAIT: Duration = Duration::from_secs(1);
 const VIDEO_WAIT: Duration = Duration::from_secs(5);
 /// Packets held while the pipeline waits for its track configurations.
 const MAX_PENDING_PACKETS: usize = 1024;
+/// Bytes held while the pipeline waits for its track configurations: about 20 raw 1080p
+/// pictures, far more than a second of any compressed video the ladder takes.
+const MAX_PENDING_BYTES: usize = 64 << 20;
 
 /// What the gate makes of the publisher's media so far.
 #[derive(Debug)]
@@ -42,10 +51,12 @@ pub enum Verdict {
 }
 
 /// Why the gate ends a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The video codec cannot be ingested (only H.264, and VP8 over WebRTC, can).
     VideoCodec(VideoCodec),
+    /// Uncompressed video of a size the transcoder cannot take, and why.
+    RawVideoSize(String),
     /// A track's configuration changed after the pipeline started.
     TrackChanged(TrackKind),
     /// Too many packets arrived before a usable video configuration.
@@ -60,6 +71,9 @@ impl Refusal {
         match self {
             Refusal::VideoCodec(codec) => {
                 warn!(codec = %codec.name(), "Refused publish: only H.264 video can be ingested (VP8 too, over WebRTC).")
+            }
+            Refusal::RawVideoSize(reason) => {
+                warn!(reason = %reason, "Refused publish: uncompressed video of a size that cannot be transcoded.")
             }
             Refusal::TrackChanged(kind) => {
                 warn!(kind = ?kind, "Track configuration changed mid-stream; ending the session.")
@@ -112,6 +126,11 @@ impl StartGate {
             TrackInfo::OtherVideo { codec } if codec != VideoCodec::Vp8 => {
                 return Verdict::Refuse(Refusal::VideoCodec(codec));
             }
+            TrackInfo::RawVideo { width, height, .. } => {
+                if let Err(error) = check_raw_size(width, height) {
+                    return Verdict::Refuse(Refusal::RawVideoSize(error.to_string()));
+                }
+            }
             TrackInfo::OtherAudio { codec }
                 if !matches!(codec, AudioCodec::Mp3 | AudioCodec::Opus) =>
             {
@@ -140,6 +159,7 @@ impl StartGate {
         }
         match self.ready() {
             Some(source) => Verdict::Start(source),
+            None if self.holds_too_much() => Verdict::Refuse(Refusal::NoUsableVideo),
             None => Verdict::Wait,
         }
     }
@@ -174,6 +194,12 @@ impl StartGate {
         }
     }
 
+    /// Whether the held packets reached [`MAX_PENDING_BYTES`]: the gate holds no more.
+    fn holds_too_much(&self) -> bool {
+        let held: usize = self.pending.iter().map(|packet| packet.data.len()).sum();
+        held >= MAX_PENDING_BYTES
+    }
+
     /// Decode-time span of the held video.
     fn video_span(&self) -> Duration {
         let mut video = self.pending.iter().filter(|p| p.kind == TrackKind::Video);
@@ -198,8 +224,10 @@ impl StartGate {
     fn ready(&self) -> Option<SourceDescription> {
         let (video, frame_rate, sps_frame_rate) = self.source_video()?;
         let audio = self.source_audio();
-        let audio_settled =
-            audio.is_some() || self.audio_unsupported || self.video_span() >= AUDIO_WAIT;
+        let audio_settled = audio.is_some()
+            || self.audio_unsupported
+            || self.video_span() >= AUDIO_WAIT
+            || self.holds_too_much();
         if !audio_settled {
             return None;
         }
@@ -230,6 +258,18 @@ impl StartGate {
                 .filter(|p| p.kind == TrackKind::Video)
                 .find_map(|p| Vp8FrameHeader::parse(&p.data).ok()?.dimensions)
                 .map(|(width, height)| (SourceVideo::Vp8 { width, height }, None, None)),
+            Some(TrackInfo::RawVideo {
+                width,
+                height,
+                frame_rate,
+            }) => Some((
+                SourceVideo::Raw {
+                    width: *width,
+                    height: *height,
+                },
+                Some(*frame_rate),
+                None,
+            )),
             _ => None,
         }
     }
@@ -356,6 +396,83 @@ mod tests {
             source.audio,
             Some(SourceAudio::Opus { channels: 2 })
         ));
+    }
+
+    fn raw_track(width: u32, height: u32) -> TrackInfo {
+        TrackInfo::RawVideo {
+            width,
+            height,
+            frame_rate: 30.0,
+        }
+    }
+
+    fn raw_packet(width: u32, height: u32, index: u32) -> Packet {
+        Packet {
+            data: sluice_media::fixtures::raw_picture(width, height, index),
+            ..packet(TrackKind::Video, i64::from(index) * 33)
+        }
+    }
+
+    #[test]
+    fn raw_video_with_aac_starts_at_its_first_picture_sized_and_timed_by_its_track() {
+        let mut gate = StartGate::default();
+        assert!(matches!(gate.track(raw_track(320, 180)), Verdict::Wait));
+        gate.track(TrackInfo::Aac {
+            config: AudioSpecificConfig::new(2, 48_000, 2).unwrap(),
+        });
+        let Verdict::Start(source) = gate.packet(raw_packet(320, 180, 0), Duration::ZERO) else {
+            panic!("both tracks are known from their configurations");
+        };
+        assert!(matches!(
+            source.video,
+            SourceVideo::Raw {
+                width: 320,
+                height: 180
+            }
+        ));
+        assert_eq!(source.frame_rate, Some(30.0));
+        assert!(matches!(source.audio, Some(SourceAudio::Aac(_))));
+    }
+
+    #[test]
+    fn raw_video_of_a_size_the_transcoder_cannot_take_is_refused_at_its_track() {
+        for (width, height) in [(321, 180), (320, 0), (8192, 4320)] {
+            assert!(
+                matches!(
+                    StartGate::default().track(raw_track(width, height)),
+                    Verdict::Refuse(Refusal::RawVideoSize(_))
+                ),
+                "{width}x{height}"
+            );
+        }
+    }
+
+    #[test]
+    fn raw_video_without_audio_starts_once_the_held_bytes_reach_their_bound() {
+        let mut gate = StartGate::default();
+        gate.track(raw_track(1920, 1080));
+        let picture = raw_packet(1920, 1080, 0);
+        let mut held = 0;
+        let source = loop {
+            // Pictures 33 ms apart: the bound comes long before a second of video.
+            let verdict = gate.packet(
+                Packet {
+                    dts: held * 33,
+                    pts: held * 33,
+                    ..picture.clone()
+                },
+                Duration::ZERO,
+            );
+            held += 1;
+            match verdict {
+                Verdict::Wait => assert!(gate.video_span() < AUDIO_WAIT, "still waiting"),
+                Verdict::Start(source) => break source,
+                Verdict::Refuse(refusal) => panic!("refused: {refusal:?}"),
+            }
+        };
+        assert!(source.audio.is_none());
+        let bytes = gate.open().iter().map(|p| p.data.len()).sum::<usize>();
+        assert!((MAX_PENDING_BYTES..MAX_PENDING_BYTES + picture.data.len()).contains(&bytes));
     }
 
     #[test]

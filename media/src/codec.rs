@@ -39,6 +39,8 @@ pub enum VideoCodec {
     Vp9,
     /// VP8 (WebRTC ingest): no decoder configuration, the key frame header gives the size.
     Vp8,
+    /// Uncompressed yuv420p pictures ([`crate::TrackInfo::RawVideo`]: a room's composite).
+    Raw,
     /// A legacy FLV codec id (Sorenson H.263, VP6, screen video …), kept for the error message.
     LegacyFlv(u8),
 }
@@ -52,6 +54,7 @@ impl VideoCodec {
             VideoCodec::Av1 => "av1".into(),
             VideoCodec::Vp9 => "vp9".into(),
             VideoCodec::Vp8 => "vp8".into(),
+            VideoCodec::Raw => "rawvideo".into(),
             VideoCodec::LegacyFlv(id) => format!("flv-codec-{id}"),
         }
     }

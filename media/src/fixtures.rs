@@ -1,6 +1,6 @@
-//! Test support for other crates (feature `fixtures`): known-good codec configurations,
-//! media clips made at test time with the ffmpeg CLI, and a reader of animated WebP files
-//! (which ffmpeg's WebP decoder does not read).
+//! Test support for other crates (feature `fixtures`): known-good codec configurations, raw
+//! video pictures, media clips made at test time with the ffmpeg CLI, and a reader of animated
+//! WebP files (which ffmpeg's WebP decoder does not read).
 
 use crate::av1::Av1Config;
 use crate::codec::AvcConfig;
@@ -31,6 +31,21 @@ pub const AV1_SEQUENCE_HEADER_320X180: [u8; 13] = [
 pub fn av1_320x180() -> Av1Config {
     Av1Config::from_sequence_header_obu(&AV1_SEQUENCE_HEADER_320X180)
         .expect("the fixture sequence header parses")
+}
+
+/// Picture `index` of a moving test pattern as a raw video packet's bytes
+/// ([`crate::raw_video`]: yuv420p, `width` and `height` even): a diagonal luma ramp that moves
+/// a pixel per picture over flat chroma, so each picture differs from the last.
+pub fn raw_picture(width: u32, height: u32, index: u32) -> bytes::Bytes {
+    let mut picture = Vec::with_capacity(crate::raw_picture_bytes(width, height) as usize);
+    let (width, height) = (width as usize, height as usize);
+    for row in 0..height {
+        picture.extend((0..width).map(|column| (row + column + index as usize) as u8));
+    }
+    let chroma = (width / 2) * (height / 2);
+    picture.extend(std::iter::repeat_n(96u8, chroma));
+    picture.extend(std::iter::repeat_n(160u8, chroma));
+    picture.into()
 }
 
 /// Runs the ffmpeg CLI quietly with `args`, writing `name` in `dir`, and returns its path.

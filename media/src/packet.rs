@@ -13,11 +13,12 @@ pub enum TrackKind {
     Audio,
 }
 
-/// One compressed access unit.
+/// One access unit: a compressed frame, or one uncompressed picture of a raw video track.
 ///
 /// Payload conventions: H.264 is AVCC (NAL units each prefixed by a 4-byte big-endian length,
 /// as in MP4 and FLV), AV1 is one temporal unit of OBUs with size fields and without temporal
-/// delimiters (as in MP4), AAC is one raw frame without ADTS header.
+/// delimiters (as in MP4), AAC is one raw frame without ADTS header, raw video is one yuv420p
+/// picture ([`crate::raw_video`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Packet {
     /// Video or audio.
@@ -30,7 +31,7 @@ pub struct Packet {
     pub pts: i64,
     /// Whether a decoder can start here (an IDR for H.264; every audio frame).
     pub keyframe: bool,
-    /// The compressed bytes.
+    /// The frame's bytes (compressed, or a raw video picture).
     pub data: Bytes,
 }
 
@@ -61,6 +62,21 @@ pub enum TrackInfo {
         /// Frames per second when known.
         frame_rate: Option<f64>,
     },
+    /// Uncompressed video: every packet is one whole picture, yuv420p with 8 bits per sample,
+    /// its planes packed as [`crate::raw_video`] describes
+    /// ([`raw_picture_bytes`](crate::raw_video::raw_picture_bytes) in all), and a key frame; its
+    /// timestamps may count in any timebase. A publisher that makes its own pictures (a room's
+    /// composite) sends them this way rather than encoding them only for the ladder to decode
+    /// them again.
+    ///
+    /// `width` and `height` are even and no larger than the transcoder takes as a source
+    /// (`sluice_transcoder::ladder::MAX_SOURCE_PIXELS`); the live core refuses other sizes.
+    RawVideo {
+        width: u32,
+        height: u32,
+        /// Pictures per second the publisher makes.
+        frame_rate: f64,
+    },
     /// An AAC audio track with its AudioSpecificConfig.
     Aac { config: AudioSpecificConfig },
     /// A video codec Sluice recognises but does not carry in this track form.
@@ -77,21 +93,24 @@ impl TrackInfo {
     /// Video or audio.
     pub fn kind(&self) -> TrackKind {
         match self {
-            TrackInfo::Avc { .. } | TrackInfo::Av1 { .. } | TrackInfo::OtherVideo { .. } => {
-                TrackKind::Video
-            }
+            TrackInfo::Avc { .. }
+            | TrackInfo::Av1 { .. }
+            | TrackInfo::RawVideo { .. }
+            | TrackInfo::OtherVideo { .. } => TrackKind::Video,
             TrackInfo::Aac { .. } | TrackInfo::OtherAudio { .. } => TrackKind::Audio,
         }
     }
 
     /// The RFC 6381 codec string (`avc1.64001f`, `av01.0.04M.08`, `mp4a.40.2`), when the track
-    /// has one.
+    /// has one (raw video has none: it is encoded before it reaches a playlist).
     pub fn codec_string(&self) -> Option<String> {
         match self {
             TrackInfo::Avc { config, .. } => Some(config.codec_string()),
             TrackInfo::Av1 { config, .. } => Some(config.codec_string()),
             TrackInfo::Aac { config } => Some(config.codec_string()),
-            TrackInfo::OtherVideo { .. } | TrackInfo::OtherAudio { .. } => None,
+            TrackInfo::RawVideo { .. }
+            | TrackInfo::OtherVideo { .. }
+            | TrackInfo::OtherAudio { .. } => None,
         }
     }
 }
@@ -178,5 +197,16 @@ mod tests {
             av1.track_info(None).codec_string().as_deref(),
             Some("av01.0.00M.08")
         );
+    }
+
+    #[test]
+    fn raw_video_is_a_video_track_without_a_codec_string() {
+        let raw = TrackInfo::RawVideo {
+            width: 320,
+            height: 180,
+            frame_rate: 30.0,
+        };
+        assert_eq!(raw.kind(), TrackKind::Video);
+        assert_eq!(raw.codec_string(), None);
     }
 }

@@ -15,7 +15,7 @@
 //! complete) and would otherwise take on a 0.x dependency whose API changes between releases.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use sluice_media::{AudioSpecificConfig, Av1Config, AvcConfig, TrackInfo};
+use sluice_media::{AudioSpecificConfig, Av1Config, AvcConfig, TrackInfo, VideoCodec};
 
 use crate::PackagerError;
 
@@ -155,6 +155,9 @@ impl<'a> MediaSpecific<'a> {
                 height: dimension(config.height)?,
             }),
             TrackInfo::Aac { config } => Ok(MediaSpecific::Audio { config }),
+            TrackInfo::RawVideo { .. } => Err(PackagerError::UnsupportedCodec {
+                codec: VideoCodec::Raw.name(),
+            }),
             TrackInfo::OtherVideo { codec } => Err(PackagerError::UnsupportedCodec {
                 codec: codec.name(),
             }),

@@ -54,6 +54,53 @@ pub struct DataMessage {
     pub reliable: bool,
 }
 
+/// How a room's composite places its participants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompositeLayout {
+    /// Equal tiles that re-flow as people join and leave; a screen share takes the big tile.
+    #[default]
+    Grid,
+    /// The active speaker (or a screen share) large, the others in a strip.
+    Speaker,
+    /// The active speaker (or a screen share) alone.
+    Single,
+}
+
+/// The size of a room's composite canvas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+pub enum CompositeResolution {
+    #[default]
+    #[serde(rename = "1080p")]
+    P1080,
+    #[serde(rename = "720p")]
+    P720,
+}
+
+impl CompositeResolution {
+    /// Width and height of the canvas.
+    pub fn size(self) -> (u32, u32) {
+        match self {
+            CompositeResolution::P1080 => (1920, 1080),
+            CompositeResolution::P720 => (1280, 720),
+        }
+    }
+}
+
+/// A composite to run: the room it composes and the live stream it publishes to (whose
+/// ladder, latency mode, recording and simulcast targets apply as to any publisher).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompositeSpec {
+    /// The `room_composites` row.
+    pub composite_id: String,
+    pub room_id: String,
+    pub room_name: String,
+    pub live_stream_id: String,
+    pub stream_key: String,
+    pub layout: CompositeLayout,
+    pub resolution: CompositeResolution,
+}
+
 /// Why a control request failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ControlError {
@@ -65,6 +112,12 @@ pub enum ControlError {
     NoTrack(String),
     #[error("the room engine stopped")]
     Stopped,
+    #[error("the room already has a composite running")]
+    CompositeRunning,
+    #[error("the room has no composite running")]
+    NoComposite,
+    #[error("room composites are not available on this server: {0}")]
+    CompositeUnavailable(String),
 }
 
 /// The rooms running in this process, by room name.
@@ -98,4 +151,16 @@ pub trait RoomControl: Send + Sync {
     /// Ends a running room: everyone is told and disconnected, its session ends. A room that
     /// is not running is left alone.
     async fn close_room(&self, room: &str) -> Result<(), ControlError>;
+    /// Starts a room's composite: it waits for the first participant, then publishes to its
+    /// live stream until stopped or until the room ends. It marks its `room_composites` row
+    /// active and, when it stops for any reason, stopped (publishing `room.composite.stopped`).
+    async fn start_composite(&self, spec: CompositeSpec) -> Result<(), ControlError>;
+    /// Changes the layout of a running composite (by room name).
+    async fn set_composite_layout(
+        &self,
+        room: &str,
+        layout: CompositeLayout,
+    ) -> Result<(), ControlError>;
+    /// Stops a running composite (by room name); its session ends and its recording is sealed.
+    async fn stop_composite(&self, room: &str) -> Result<(), ControlError>;
 }

@@ -20,10 +20,11 @@
 // `layers` and `simulcast`, a data packet's `kind`, a user packet's sender), so they are filled.
 #![allow(deprecated)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use livekit_protocol as proto;
 use prost::Message as _;
@@ -31,6 +32,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
+use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -42,6 +44,7 @@ use crate::control::{ControlError, DataMessage, ParticipantView, TrackView};
 use crate::signal::{self, Request, Response, MAX_MEDIA_SECTIONS};
 use crate::simulcast::{choose_layer, Forward, Layer, LayerForwarder, Quality};
 use crate::speakers::Speakers;
+use crate::tap::{Offered, Tap, TapCodec, TapEvent};
 use crate::token::Grant;
 
 /// Largest datagram read (above any path MTU).
@@ -150,6 +153,13 @@ pub enum Control {
         room: String,
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
+    /// Sets a tap on a room by name ([`crate::tap`]).
+    Tap {
+        room: String,
+        sender: std::sync::mpsc::SyncSender<TapEvent>,
+    },
+    /// A tap's consumer needs a key frame of a video track.
+    TapKeyframe { room: String, track_sid: String },
 }
 
 /// What happened, for the session rows and events.
@@ -297,6 +307,8 @@ pub struct Engine {
     participants: HashMap<ParticipantKey, Participant>,
     next_key: ParticipantKey,
     next_desired_bitrate: Instant,
+    /// Taps by room name.
+    taps: HashMap<String, Vec<Tap>>,
 }
 
 fn random_sid(prefix: &str) -> String {
@@ -537,6 +549,7 @@ impl Engine {
             participants: HashMap::new(),
             next_key: 1,
             next_desired_bitrate: Instant::now(),
+            taps: HashMap::new(),
         }
     }
 
@@ -794,6 +807,7 @@ impl Engine {
         for key in stalled {
             self.remove(key, "its signal connection does not keep up", None);
         }
+        self.update_taps(room);
     }
 
     /// Removes a participant: its connections close, the others stop receiving its tracks and
@@ -872,6 +886,9 @@ impl Engine {
     }
 
     fn finish_room(&mut self, name: &str) {
+        for tap in self.taps.remove(name).unwrap_or_default() {
+            tap.offer(TapEvent::RoomFinished);
+        }
         if let Some(state) = self.rooms.remove(name) {
             info!(room = %name, "Room finished: empty for its empty timeout.");
             self.notice(Notice::RoomFinished { room: state.record });
@@ -1643,9 +1660,116 @@ impl Engine {
                 Err(e) => debug!(error = %e, "Forwarding a frame failed."),
             }
         }
+        let tap_wants = self.feed_taps(&room, &publisher_sid, &track_sid, &layers, &data);
+        wanted_keyframes.extend(tap_wants);
         for rid in wanted_keyframes {
             self.request_keyframe(key, &track_sid, rid, now);
         }
+    }
+
+    // ---- taps -------------------------------------------------------------------------------
+
+    /// Sends a frame to the room's taps; returns the layers they need a key frame of.
+    fn feed_taps(
+        &mut self,
+        room: &str,
+        publisher_sid: &str,
+        track_sid: &str,
+        layers: &[Layer],
+        data: &MediaData,
+    ) -> Vec<Option<Rid>> {
+        let Some(taps) = self.taps.get_mut(room) else {
+            return Vec::new();
+        };
+        let codec = match data.params.spec().codec {
+            Codec::Vp8 => TapCodec::Vp8,
+            Codec::H264 => TapCodec::H264,
+            Codec::Opus => TapCodec::Opus,
+            _ => return Vec::new(),
+        };
+        let mut wanted = Vec::new();
+        let rid = data.rid.as_deref().map(str::to_owned);
+        taps.retain_mut(|tap| {
+            let event = if codec == TapCodec::Opus {
+                TapEvent::Audio {
+                    participant_sid: publisher_sid.to_owned(),
+                    track_sid: track_sid.to_owned(),
+                    codec,
+                    data: Bytes::copy_from_slice(&data.data),
+                    rtp_time: data.time.numer() as u32,
+                    level: data.ext_vals.audio_level,
+                }
+            } else {
+                let target = choose_layer(layers, Quality::High, None).map(str::to_owned);
+                let forwarder = tap.forwarder(track_sid);
+                let decision = forwarder.forward(
+                    rid.as_deref(),
+                    target.as_deref(),
+                    data.time.numer(),
+                    data.time.denom(),
+                    data.is_keyframe(),
+                    data.network_time,
+                );
+                if forwarder.needs_keyframe(target.as_deref()) {
+                    wanted.push(target.as_deref().map(Rid::from));
+                }
+                let Forward::Send { rtp_time } = decision else {
+                    return true;
+                };
+                forwarder.sent(rtp_time, data.network_time);
+                if !tap.admits(track_sid, data.is_keyframe()) {
+                    return true;
+                }
+                TapEvent::Video {
+                    track_sid: track_sid.to_owned(),
+                    codec,
+                    data: Bytes::copy_from_slice(&data.data),
+                    keyframe: data.is_keyframe(),
+                    rtp_time: rtp_time as u32,
+                }
+            };
+            match tap.offer(event) {
+                Offered::Queued => true,
+                Offered::Dropped => {
+                    if codec != TapCodec::Opus {
+                        tap.lost(track_sid);
+                        wanted.push(rid.as_deref().map(Rid::from));
+                    }
+                    true
+                }
+                Offered::Closed => false,
+            }
+        });
+        wanted
+    }
+
+    /// Tells the room's taps who is in it now.
+    fn update_taps(&mut self, room: &str) {
+        if !self.taps.contains_key(room) {
+            return;
+        }
+        let members: Vec<ParticipantView> = self
+            .members(room, None)
+            .filter(|participant| !participant.grant.hidden)
+            .map(Participant::view)
+            .collect();
+        let published: HashSet<String> = members
+            .iter()
+            .flat_map(|member| member.tracks.iter().map(|track| track.sid.clone()))
+            .collect();
+        if let Some(taps) = self.taps.get_mut(room) {
+            taps.retain_mut(|tap| {
+                tap.retain_tracks(&published);
+                tap.offer(TapEvent::Members(members.clone())) != Offered::Closed
+            });
+        }
+    }
+
+    /// The publisher of a track in `room`, by track sid.
+    fn track_publisher(&self, room: &str, track_sid: &str) -> Option<ParticipantKey> {
+        self.members(room, None)
+            .find(|participant| participant.tracks.iter().any(|t| t.info.sid == track_sid))
+            .map(|participant| participant.key)
     }
 
     /// Relays a data packet from a participant to its destinations in the room.
@@ -1923,6 +2047,24 @@ impl Engine {
                     self.finish_room(&room);
                 });
                 let _ = reply.send(result);
+            }
+            Control::Tap { room, sender } => {
+                self.taps
+                    .entry(room.clone())
+                    .or_default()
+                    .push(Tap::new(sender));
+                if self.rooms.contains_key(&room) {
+                    self.update_taps(&room);
+                }
+            }
+            Control::TapKeyframe { room, track_sid } => {
+                if let Some(publisher) = self.track_publisher(&room, &track_sid) {
+                    let layer = self.taps.get(&room).and_then(|taps| {
+                        taps.iter()
+                            .find_map(|tap| tap.current_layer(&track_sid).map(Rid::from))
+                    });
+                    self.request_keyframe(publisher, &track_sid, layer, Instant::now());
+                }
             }
         }
     }

@@ -381,3 +381,62 @@ async fn a_track_without_permission_is_not_published_and_control_requests_name_w
         Some(proto::DisconnectReason::RoomDeleted)
     );
 }
+
+#[tokio::test]
+async fn a_tap_set_before_the_room_runs_hears_its_visible_members_and_its_end() {
+    let harness = start(10).await;
+    let (tap, events) = std::sync::mpsc::sync_channel(crate::tap::TAP_QUEUE);
+    harness
+        .commands
+        .send(Command::Control(Control::Tap {
+            room: "test".into(),
+            sender: tap,
+        }))
+        .await
+        .unwrap();
+    let next_members = || loop {
+        match events
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a tap event in time")
+        {
+            crate::tap::TapEvent::Members(members) => return Some(members),
+            crate::tap::TapEvent::RoomFinished => return None,
+            _ => {}
+        }
+    };
+
+    let (joined, _ana) = harness.join(room(0), grant("ana")).await;
+    joined.unwrap();
+    let members = next_members().expect("members");
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].identity, "ana");
+
+    // A hidden participant (a recorder) is not shown to the tap.
+    let mut hidden = grant("recorder");
+    hidden.hidden = true;
+    let (joined, _recorder) = harness.join(room(0), hidden).await;
+    joined.unwrap();
+    let (joined, _ben) = harness.join(room(0), grant("ben")).await;
+    joined.unwrap();
+    let members = loop {
+        let members = next_members().expect("members");
+        if members.len() > 1 {
+            break members;
+        }
+    };
+    let identities: Vec<&str> = members.iter().map(|m| m.identity.as_str()).collect();
+    assert_eq!(
+        identities,
+        ["ana", "ben"],
+        "in join order, the hidden one left out"
+    );
+
+    harness
+        .control(|reply| Control::Close {
+            room: "test".into(),
+            reply,
+        })
+        .await
+        .unwrap();
+    while next_members().is_some() {}
+}

@@ -2,16 +2,23 @@
 //!
 //! - [`token`]: room access tokens in LiveKit's format (HS256 JWT with a `video` grant).
 //! - [`control`]: what the REST API asks of running rooms ([`RoomControl`]).
+//! - `composite`: a room's participants composed into one live stream (`sluice-compositor`),
+//!   fed by a [`tap`] on the room.
 
+mod composite;
 pub mod control;
 pub mod engine;
 pub mod service;
 pub mod signal;
 pub mod simulcast;
 pub mod speakers;
+pub mod tap;
 pub mod token;
 
-pub use control::{ControlError, DataMessage, ParticipantView, RoomControl, TrackView};
+pub use control::{
+    CompositeLayout, CompositeResolution, CompositeSpec, ControlError, DataMessage,
+    ParticipantView, RoomControl, TrackView,
+};
 pub use service::{Admission, JoinOptions, Refusal, Rooms, RoomsSettings};
 
 #[cfg(test)]

@@ -10,12 +10,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use livekit_protocol as proto;
 use serde_json::{json, Value};
+use sluice_live::LiveService;
 use sluice_storage::{Db, EventBus, EventType, NewEvent, Permission, Room, RoomId, RoomSessionId};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::control::{ControlError, DataMessage, ParticipantView, RoomControl};
+use crate::composite::Composites;
+use crate::control::{
+    CompositeLayout, CompositeSpec, ControlError, DataMessage, ParticipantView, RoomControl,
+};
 use crate::engine::{Command, Control, Engine, EngineSettings, Joining, Notice, RoomRecord};
 use crate::signal::{self, decode_request, encode_response};
 use crate::token::{self, Grant, TokenError};
@@ -74,6 +78,7 @@ impl From<TokenError> for Refusal {
 /// The rooms of this process.
 pub struct Rooms {
     commands: mpsc::Sender<Command>,
+    composites: Composites,
     db: Db,
     auto_create: bool,
     node_url: String,
@@ -81,12 +86,13 @@ pub struct Rooms {
 
 impl Rooms {
     /// Ends the sessions this node left open (a crash), starts the engine on `socket` and the
-    /// recorder; both end at shutdown.
+    /// recorder; both end at shutdown. Room composites publish through `live` (none without).
     pub async fn start(
         db: Db,
         events: EventBus,
         socket: UdpSocket,
         settings: RoomsSettings,
+        live: Option<Arc<LiveService>>,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Arc<Rooms>> {
         let ended = db.end_room_sessions_of_node(&settings.node_url).await?;
@@ -110,11 +116,12 @@ impl Rooms {
         tokio::spawn(engine.run());
         tokio::spawn(record(
             db.clone(),
-            events,
+            events.clone(),
             settings.node_url.clone(),
             notice_inbox,
         ));
         Ok(Arc::new(Rooms {
+            composites: Composites::new(live, db.clone(), events, commands.clone()),
             commands,
             db,
             auto_create: settings.auto_create,
@@ -344,6 +351,22 @@ impl RoomControl for Rooms {
     async fn close_room(&self, room: &str) -> Result<(), ControlError> {
         let room = room.to_owned();
         self.ask(|reply| Control::Close { room, reply }).await?
+    }
+
+    async fn start_composite(&self, spec: CompositeSpec) -> Result<(), ControlError> {
+        self.composites.start(spec).await
+    }
+
+    async fn set_composite_layout(
+        &self,
+        room: &str,
+        layout: CompositeLayout,
+    ) -> Result<(), ControlError> {
+        self.composites.set_layout(room, layout)
+    }
+
+    async fn stop_composite(&self, room: &str) -> Result<(), ControlError> {
+        self.composites.stop(room)
     }
 }
 

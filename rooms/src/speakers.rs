@@ -92,6 +92,19 @@ impl Speakers {
         })
     }
 
+    /// The loudest participant speaking now, if anyone speaks.
+    pub fn loudest(&mut self, now: Instant) -> Option<String> {
+        self.levels
+            .iter_mut()
+            .filter_map(|(sid, levels)| {
+                levels.forget_before(now);
+                let (speaking, level) = levels.voice();
+                speaking.then_some((sid, level))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(sid, _)| sid.clone())
+    }
+
     /// Who started or stopped speaking since the last call, loudest first.
     pub fn changes(&mut self, now: Instant) -> Vec<SpeakerChange> {
         let mut changes = Vec::new();
@@ -177,5 +190,15 @@ mod tests {
             None,
             "not speaking: nothing to announce"
         );
+    }
+
+    #[test]
+    fn the_loudest_speaker_is_the_louder_of_two_talking_and_nobody_in_silence() {
+        let mut speakers = Speakers::default();
+        let start = Instant::now();
+        feed(&mut speakers, "PA_soft", (-40, -40, 1), start, 50);
+        let at = feed(&mut speakers, "PA_loud", (-10, -10, 1), start, 50);
+        assert_eq!(speakers.loudest(at).as_deref(), Some("PA_loud"));
+        assert_eq!(speakers.loudest(at + LEVEL_WINDOW * 2), None);
     }
 }

@@ -1,11 +1,11 @@
 //! Server-made identifiers and secrets, and the typed ids of the records the media plane
 //! passes around ([`LiveStreamId`], [`SessionId`], [`AssetId`], [`UploadId`],
-//! [`SimulcastTargetId`], [`TrackId`], [`RoomId`], [`RoomSessionId`]): the model's records and the `Db` methods that take
-//! them cannot mix one kind up with another, and an id from outside (a URL path, a job's
-//! subject) is checked ([`LiveStreamId::parse`]: its prefix, then only `[A-Za-z0-9]`) before
-//! it names anything. They serialize as the plain string and are stored as text, so the API,
-//! events and the schema are unchanged; they read as `&str` wherever a plain string is asked
-//! for (object keys, logs, JSON filters).
+//! [`SimulcastTargetId`], [`TrackId`], [`RoomId`], [`RoomSessionId`], [`RoomCompositeId`]): the
+//! model's records and the `Db` methods that take them cannot mix one kind up with another, and
+//! an id from outside (a URL path, a job's subject) is checked ([`LiveStreamId::parse`]: its
+//! prefix, then only `[A-Za-z0-9]`) before it names anything. They serialize as the plain
+//! string and are stored as text, so the API, events and the schema are unchanged; they read as
+//! `&str` wherever a plain string is asked for (object keys, logs, JSON filters).
 //!
 //! Everything is drawn from `[A-Za-z0-9]`, so ids are safe in URLs, object keys and RTMP stream
 //! names. `rand::thread_rng` is a cryptographically secure generator (ChaCha12 seeded from the
@@ -41,6 +41,7 @@ pub const SIMULCAST_TARGET_PREFIX: &str = "st_";
 pub const TRACK_PREFIX: &str = "track_";
 pub const ROOM_PREFIX: &str = "room_";
 pub const ROOM_SESSION_PREFIX: &str = "rsess_";
+pub const ROOM_COMPOSITE_PREFIX: &str = "rcmp_";
 
 fn random_alphanumeric(len: usize) -> String {
     rand::thread_rng()
@@ -248,6 +249,13 @@ typed_id!(
     RoomSessionId,
     ROOM_SESSION_PREFIX,
     "room session"
+);
+typed_id!(
+    /// A room composite's id (a room's participants composed onto one canvas and published to a
+    /// live stream): `rcmp_…`.
+    RoomCompositeId,
+    ROOM_COMPOSITE_PREFIX,
+    "room composite"
 );
 
 #[cfg(test)]

@@ -32,8 +32,8 @@ pub mod test_support;
 pub use db::{redact_database_url, Db, DbEngine, Record, StorageError, MAX_PAGE_SIZE};
 pub use event_bus::EventBus;
 pub use ids::{
-    AssetId, InvalidId, LiveStreamId, RoomId, RoomSessionId, SessionId, SimulcastTargetId, TrackId,
-    UploadId,
+    AssetId, InvalidId, LiveStreamId, RoomCompositeId, RoomId, RoomSessionId, SessionId,
+    SimulcastTargetId, TrackId, UploadId,
 };
 pub use local_store::{LocalStore, DEFAULT_DATA_DIR};
 pub use metrics::Metrics;
@@ -42,16 +42,17 @@ pub use model::{
     Captions, ClaimedDelivery, DeliveryStatus, Dvr, DvrMode, Event, EventFilter, EventPage,
     EventType, GeneratedSubtitles, HealthSample, HealthWarning, HealthWarningCode, Job, JobStatus,
     LadderCodec, LatencyMode, LiveStream, LiveStreamChanges, LiveStreamFilter, LiveStreamPage,
-    LiveStreamSettings, LiveStreamStatus, NewAsset, NewEvent, NewJob, NewRoom, NewSimulcastTarget,
-    NewUpload, NewWebhookEndpoint, Permission, PlaybackId, PlaybackPolicy, Room, RoomPage,
-    RoomSession, RoomSessionPage, RoomSessionParticipant, SearchHit, Session, SessionOrigin,
-    SessionPage, SigningAlgorithm, SigningKey, SigningKeyPage, SimulcastTarget,
-    SimulcastTargetStatus, StreamHealth, Transcript, TranscriptLine, TranscriptStatus, Upload,
-    UploadPage, UploadStatus, WebhookAttempt, WebhookDelivery, WebhookDeliveryPage,
-    WebhookEndpoint, WebhookEndpointPage, WebhookEndpointUpdate, ASSET_JOB_KIND,
-    DEFAULT_JOB_MAX_ATTEMPTS, DEFAULT_ROOM_EMPTY_TIMEOUT_S, DEFAULT_ROOM_MAX_PARTICIPANTS,
-    MAX_DVR_WINDOW_S, MAX_RECONNECT_WINDOW_S, MAX_TRANSCRIPT_LINES, MIN_DVR_WINDOW_S,
-    SOURCE_RENDITION, TRANSCRIBE_JOB_KIND,
+    LiveStreamSettings, LiveStreamStatus, NewAsset, NewEvent, NewJob, NewRoom, NewRoomComposite,
+    NewSimulcastTarget, NewUpload, NewWebhookEndpoint, Permission, PlaybackId, PlaybackPolicy,
+    Room, RoomComposite, RoomCompositeLayout, RoomCompositeOutputs, RoomCompositePage,
+    RoomCompositeResolution, RoomCompositeStatus, RoomCompositeTarget, RoomPage, RoomSession,
+    RoomSessionPage, RoomSessionParticipant, SearchHit, Session, SessionOrigin, SessionPage,
+    SigningAlgorithm, SigningKey, SigningKeyPage, SimulcastTarget, SimulcastTargetStatus,
+    StreamHealth, Transcript, TranscriptLine, TranscriptStatus, Upload, UploadPage, UploadStatus,
+    WebhookAttempt, WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointPage,
+    WebhookEndpointUpdate, ASSET_JOB_KIND, DEFAULT_JOB_MAX_ATTEMPTS, DEFAULT_ROOM_EMPTY_TIMEOUT_S,
+    DEFAULT_ROOM_MAX_PARTICIPANTS, MAX_DVR_WINDOW_S, MAX_RECONNECT_WINDOW_S, MAX_TRANSCRIPT_LINES,
+    MIN_DVR_WINDOW_S, SOURCE_RENDITION, TRANSCRIBE_JOB_KIND,
 };
 pub use object_store::{InvalidKey, ObjectKey, ObjectStore, Playback, StoreError};
 pub use s3_store::{

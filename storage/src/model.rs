@@ -13,6 +13,7 @@ mod event;
 mod health;
 mod job;
 mod room;
+mod room_composite;
 mod simulcast_target;
 mod transcript;
 mod webhook;
@@ -26,6 +27,10 @@ pub use job::{Job, JobStatus, NewJob, DEFAULT_JOB_MAX_ATTEMPTS};
 pub use room::{
     NewRoom, Room, RoomPage, RoomSession, RoomSessionPage, RoomSessionParticipant,
     DEFAULT_ROOM_EMPTY_TIMEOUT_S, DEFAULT_ROOM_MAX_PARTICIPANTS,
+};
+pub use room_composite::{
+    NewRoomComposite, RoomComposite, RoomCompositeLayout, RoomCompositeOutputs, RoomCompositePage,
+    RoomCompositeResolution, RoomCompositeStatus, RoomCompositeTarget,
 };
 pub use simulcast_target::{
     NewSimulcastTarget, SimulcastTarget, SimulcastTargetStatus, SOURCE_RENDITION,

@@ -1,12 +1,13 @@
-//! Audio to AAC-LC transcoding, so a publisher's MP3 (the ffmpeg CLI's default FLV audio
-//! codec), a WebRTC publisher's Opus, or any audio a file carries, can become an HLS audio
-//! rendition.
+//! Audio to AAC-LC: the encoder on its own ([`AacEncoder`]: planar float samples in, AAC
+//! packets out), and transcoding ([`AacTranscoder`]), so a publisher's MP3 (the ffmpeg CLI's
+//! default FLV audio codec), a WebRTC publisher's Opus, or any audio a file carries, can become
+//! an HLS audio rendition.
 //!
 //! libavcodec's MP3 decoder (ISO/IEC 11172-3 / 13818-3 Layer III) decodes each frame,
-//! libswresample turns what it gives into planar float at the output rate and layout, the
-//! samples are re-cut into the 1024-sample frames AAC-LC codes, and FFmpeg's native `aac`
-//! encoder (ISO/IEC 14496-3 AAC-LC) encodes them. Output packets are raw AAC frames, as
-//! [`Packet`] documents, with the encoder's AudioSpecificConfig.
+//! libswresample turns what it gives into planar float at the output rate and layout, and the
+//! [`AacEncoder`] re-cuts the samples into the 1024-sample frames AAC-LC codes and encodes them
+//! with FFmpeg's native `aac` encoder (ISO/IEC 14496-3 AAC-LC). Output packets are raw AAC
+//! frames, as [`Packet`] documents, with the encoder's AudioSpecificConfig.
 //!
 //! The transcoder is synchronous: [`AacTranscoder::push`] does the work one packet allows and
 //! returns the AAC packets that became ready. Decoding MP3 and encoding AAC cost about a percent
@@ -37,8 +38,8 @@ use tracing::debug;
 
 use crate::TranscodeError;
 
-/// Samples in one AAC-LC frame.
-const AAC_FRAME_SAMPLES: usize = 1024;
+/// Samples per channel in one AAC-LC frame.
+pub const AAC_FRAME_SAMPLES: usize = 1024;
 /// AAC-LC bitrate per channel (128 kb/s stereo, 64 kb/s mono).
 const BITS_PER_SECOND_PER_CHANNEL: usize = 64_000;
 /// Output rate when the source rate has no AAC sampling frequency index.
@@ -56,18 +57,152 @@ const AAC_LC: u8 = 2;
 /// The planar float samples the AAC encoder takes.
 const ENCODER_FORMAT: Sample = Sample::F32(SampleType::Planar);
 
-/// Transcodes one audio track (MP3 from a publisher, anything libavcodec decodes from a file)
-/// to AAC-LC; see the module documentation.
-pub struct AacTranscoder {
-    decoder: decoder::Audio,
-    resampler: Option<resampling::Context>,
+/// FFmpeg's native AAC-LC encoder fed with planar float samples, which it re-cuts into whole
+/// AAC frames.
+///
+/// Timestamps count samples of the output rate from the first sample pushed (sample 0); the
+/// first packet is the encoder's priming frame, at -1024. Packets are contiguous and each
+/// carries one raw AAC frame.
+pub struct AacEncoder {
     encoder: encoder::Audio,
     config: AudioSpecificConfig,
     layout: ChannelLayout,
     /// Samples waiting for a full AAC frame, one vector per channel.
     pending: Vec<Vec<f32>>,
-    /// Time of the first pending sample, in output samples; `None` until the first frame.
-    pending_start: Option<i64>,
+    /// Samples per channel already handed to the encoder: the time of the first pending one.
+    encoded_samples: i64,
+}
+
+impl AacEncoder {
+    /// Opens an encoder of `channels` channels at `sample_rate`, which must be one of AAC's
+    /// sampling frequencies.
+    pub fn open(sample_rate: u32, channels: u8) -> Result<Self, TranscodeError> {
+        crate::init_ffmpeg();
+        let layout = ChannelLayout::default(i32::from(channels));
+        let encoder = open_aac_encoder(sample_rate, layout, usize::from(channels))?;
+        let config = encoder_config(&encoder)?;
+        Ok(AacEncoder {
+            encoder,
+            config,
+            layout,
+            pending: vec![Vec::new(); usize::from(channels)],
+            encoded_samples: 0,
+        })
+    }
+
+    /// The AAC decoder configuration of every packet this encoder returns.
+    pub fn config(&self) -> &AudioSpecificConfig {
+        &self.config
+    }
+
+    /// The clock of the returned packets: the sample rate.
+    pub fn timebase(&self) -> Timebase {
+        Timebase(self.config.sample_rate)
+    }
+
+    /// The channel layout the samples are in, one plane per channel.
+    pub fn channel_layout(&self) -> ChannelLayout {
+        self.layout
+    }
+
+    /// Samples per channel taken so far: the time of the next sample pushed.
+    pub fn samples_taken(&self) -> i64 {
+        self.encoded_samples + self.pending.first().map_or(0, Vec::len) as i64
+    }
+
+    /// Takes samples, one plane per channel, and returns the AAC packets now ready.
+    ///
+    /// # Panics
+    ///
+    /// If there is not one plane per channel, or the planes differ in length.
+    pub fn push(&mut self, planes: &[&[f32]]) -> Result<Vec<Packet>, TranscodeError> {
+        assert_eq!(planes.len(), self.pending.len(), "one plane per channel");
+        let samples = planes.first().map_or(0, |plane| plane.len());
+        assert!(
+            planes.iter().all(|plane| plane.len() == samples),
+            "planes of equal length"
+        );
+        for (channel, plane) in self.pending.iter_mut().zip(planes) {
+            channel.extend_from_slice(plane);
+        }
+        self.encode_pending()
+    }
+
+    /// Takes `samples` samples of silence and returns the AAC packets now ready.
+    pub fn push_silence(&mut self, samples: usize) -> Result<Vec<Packet>, TranscodeError> {
+        for channel in &mut self.pending {
+            channel.resize(channel.len() + samples, 0.0);
+        }
+        self.encode_pending()
+    }
+
+    /// Encodes what is pending, the last frame padded with silence to a whole AAC frame, and
+    /// flushes the encoder; returns the last packets.
+    pub fn finish(mut self) -> Result<Vec<Packet>, TranscodeError> {
+        let partial = self.pending.first().map_or(0, Vec::len) % AAC_FRAME_SAMPLES;
+        let mut out = if partial > 0 {
+            self.push_silence(AAC_FRAME_SAMPLES - partial)?
+        } else {
+            Vec::new()
+        };
+        // Sending EOF only fails if it was already sent; the packets come out either way.
+        let _ = self.encoder.send_eof();
+        out.extend(self.receive_packets());
+        Ok(out)
+    }
+
+    /// Encodes every whole AAC frame of pending samples.
+    fn encode_pending(&mut self) -> Result<Vec<Packet>, TranscodeError> {
+        let mut out = Vec::new();
+        while self.pending.first().map_or(0, Vec::len) >= AAC_FRAME_SAMPLES {
+            let start = self.encoded_samples;
+            let mut input = frame::Audio::new(ENCODER_FORMAT, AAC_FRAME_SAMPLES, self.layout);
+            input.set_rate(self.config.sample_rate);
+            input.set_pts(Some(start));
+            for (index, channel) in self.pending.iter_mut().enumerate() {
+                input
+                    .plane_mut::<f32>(index)
+                    .copy_from_slice(&channel[..AAC_FRAME_SAMPLES]);
+                channel.drain(..AAC_FRAME_SAMPLES);
+            }
+            self.encoded_samples = start + AAC_FRAME_SAMPLES as i64;
+            self.encoder
+                .send_frame(&input)
+                .map_err(|source| TranscodeError::AudioEncode { pts: start, source })?;
+            out.extend(self.receive_packets());
+        }
+        Ok(out)
+    }
+
+    fn receive_packets(&mut self) -> Vec<Packet> {
+        let timebase = self.timebase();
+        let mut out = Vec::new();
+        let mut encoded = ffmpeg_next::Packet::empty();
+        while self.encoder.receive_packet(&mut encoded).is_ok() {
+            let (Some(pts), Some(data)) = (encoded.pts(), encoded.data()) else {
+                continue;
+            };
+            out.push(Packet {
+                kind: TrackKind::Audio,
+                timebase,
+                dts: pts,
+                pts,
+                keyframe: true,
+                data: Bytes::copy_from_slice(data),
+            });
+        }
+        out
+    }
+}
+
+/// Transcodes one audio track (MP3 from a publisher, anything libavcodec decodes from a file)
+/// to AAC-LC; see the module documentation.
+pub struct AacTranscoder {
+    decoder: decoder::Audio,
+    resampler: Option<resampling::Context>,
+    encoder: AacEncoder,
+    /// Time of the encoder's sample 0, in output samples; `None` until the first frame.
+    first_sample: Option<i64>,
     /// Output samples subtracted from input times since the last clock jump, so a jump is
     /// absorbed once instead of being seen again on every later frame.
     clock_offset: i64,
@@ -86,13 +221,8 @@ impl AacTranscoder {
     /// Opens a transcoder for an Opus track (RFC 7587, as WebRTC carries it: one Opus packet
     /// per [`Packet`], 48 kHz, no decoder configuration) of `channels` channels (1 or 2).
     pub fn from_opus(channels: u8) -> Result<Self, TranscodeError> {
-        crate::init_ffmpeg();
         let channels = channels.clamp(1, 2);
-        let decoder = open_packet_decoder(
-            codec::Id::OPUS,
-            "Opus decoder",
-            Some((OPUS_SAMPLE_RATE, channels)),
-        )?;
+        let decoder = open_opus_decoder(channels)?;
         Self::with_decoder(decoder, OPUS_SAMPLE_RATE, channels)
     }
 
@@ -135,18 +265,12 @@ impl AacTranscoder {
         } else {
             FALLBACK_SAMPLE_RATE
         };
-        let channels = source_channels.clamp(1, 2);
-        let layout = ChannelLayout::default(i32::from(channels));
-        let encoder = open_aac_encoder(sample_rate, layout, usize::from(channels))?;
-        let config = encoder_config(&encoder)?;
+        let encoder = AacEncoder::open(sample_rate, source_channels.clamp(1, 2))?;
         Ok(AacTranscoder {
             decoder,
             resampler: None,
             encoder,
-            config,
-            layout,
-            pending: vec![Vec::new(); usize::from(channels)],
-            pending_start: None,
+            first_sample: None,
             clock_offset: 0,
             decode_errors: 0,
         })
@@ -154,12 +278,12 @@ impl AacTranscoder {
 
     /// The AAC decoder configuration of every packet this transcoder returns.
     pub fn config(&self) -> &AudioSpecificConfig {
-        &self.config
+        self.encoder.config()
     }
 
     /// The clock of the returned packets: the output sample rate.
     pub fn timebase(&self) -> Timebase {
-        Timebase(self.config.sample_rate)
+        self.encoder.timebase()
     }
 
     /// MP3 packets (or frames inside them) that could not be decoded and were skipped.
@@ -186,26 +310,18 @@ impl AacTranscoder {
         // Sending EOF only fails if it was already sent; the frames come out either way.
         let _ = self.decoder.send_eof();
         let mut out = self.drain_decoder()?;
+        let layout = self.encoder.channel_layout();
         if let Some(resampler) = &mut self.resampler {
             if resampler.delay().is_some() {
-                let mut tail = frame::Audio::new(ENCODER_FORMAT, AAC_FRAME_SAMPLES, self.layout);
+                let mut tail = frame::Audio::new(ENCODER_FORMAT, AAC_FRAME_SAMPLES, layout);
                 resampler
                     .flush(&mut tail)
                     .map_err(TranscodeError::Resample)?;
-                self.append(&tail, None);
+                out.extend(self.append(&tail, None)?);
             }
         }
-        let partial = self.pending.first().map_or(0, Vec::len);
-        if partial > 0 {
-            // The last frame is padded with silence to a whole AAC frame.
-            for channel in &mut self.pending {
-                channel.resize(AAC_FRAME_SAMPLES, 0.0);
-            }
-        }
-        out.extend(self.encode_pending()?);
-        // Sending EOF only fails if it was already sent; the packets come out either way.
-        let _ = self.encoder.send_eof();
-        out.extend(self.receive_packets());
+        let first_sample = self.first_sample.unwrap_or(0);
+        out.extend(on_timeline(self.encoder.finish()?, first_sample));
         Ok(out)
     }
 
@@ -227,8 +343,7 @@ impl AacTranscoder {
                 .timestamp()
                 .or(decoded.pts())
                 .map(|ms| Timebase::MILLIS.rescale(ms, self.timebase()));
-            self.append(&converted, at);
-            out.extend(self.encode_pending()?);
+            out.extend(self.append(&converted, at)?);
         }
         Ok(out)
     }
@@ -241,6 +356,10 @@ impl AacTranscoder {
             decoded.channel_layout()
         };
         let input = (decoded.format(), source_layout, decoded.rate());
+        let (output_layout, output_rate) = (
+            self.encoder.channel_layout(),
+            self.encoder.config().sample_rate,
+        );
         let resampler = match &mut self.resampler {
             Some(r) if (r.input().format, r.input().channel_layout, r.input().rate) == input => r,
             slot => slot.insert(
@@ -249,34 +368,38 @@ impl AacTranscoder {
                     input.1,
                     input.2,
                     ENCODER_FORMAT,
-                    self.layout,
-                    self.config.sample_rate,
+                    output_layout,
+                    output_rate,
                 )
                 .map_err(TranscodeError::Resample)?,
             ),
         };
-        let rate_ratio = f64::from(self.config.sample_rate) / f64::from(input.2.max(1));
+        let rate_ratio = f64::from(output_rate) / f64::from(input.2.max(1));
         // Room for every sample this input can produce, plus what the resampler held back.
         let capacity = (decoded.samples() as f64 * rate_ratio).ceil() as usize + 64;
-        let mut converted = frame::Audio::new(ENCODER_FORMAT, capacity, self.layout);
+        let mut converted = frame::Audio::new(ENCODER_FORMAT, capacity, output_layout);
         resampler
             .run(decoded, &mut converted)
             .map_err(TranscodeError::Resample)?;
         Ok(converted)
     }
 
-    /// Adds converted samples that start at `at` (output samples) to the pending ones,
-    /// filling a short gap in the input with silence and absorbing a clock jump.
-    fn append(&mut self, converted: &frame::Audio, at: Option<i64>) {
-        let queued = self.pending.first().map_or(0, Vec::len) as i64;
+    /// Encodes converted samples that start at `at` (output samples), filling a short gap in
+    /// the input with silence and absorbing a clock jump; returns the AAC packets now ready.
+    fn append(
+        &mut self,
+        converted: &frame::Audio,
+        at: Option<i64>,
+    ) -> Result<Vec<Packet>, TranscodeError> {
         let at = at.map(|at| at.saturating_sub(self.clock_offset));
-        let start = *self
-            .pending_start
-            .get_or_insert_with(|| at.unwrap_or(0).saturating_sub(queued));
+        let first_sample = *self.first_sample.get_or_insert(at.unwrap_or(0));
+        let mut out = Vec::new();
         if let Some(at) = at {
-            let gap = at.saturating_sub(start.saturating_add(queued));
-            let tolerance = duration_in(GAP_TOLERANCE, self.config.sample_rate);
-            let max_fill = duration_in(MAX_SILENCE_FILL, self.config.sample_rate);
+            let next_sample = first_sample.saturating_add(self.encoder.samples_taken());
+            let gap = at.saturating_sub(next_sample);
+            let sample_rate = self.encoder.config().sample_rate;
+            let tolerance = duration_in(GAP_TOLERANCE, sample_rate);
+            let max_fill = duration_in(MAX_SILENCE_FILL, sample_rate);
             if gap > max_fill || gap < -tolerance {
                 debug!(
                     samples = gap,
@@ -285,59 +408,26 @@ impl AacTranscoder {
                 self.clock_offset = self.clock_offset.saturating_add(gap);
             } else if gap > tolerance {
                 debug!(samples = gap, "Gap in the MP3 input filled with silence.");
-                for channel in &mut self.pending {
-                    // `gap` is within (tolerance, max_fill]: positive and at most 10 s of samples.
-                    channel.resize(channel.len() + gap as usize, 0.0);
-                }
+                // `gap` is within (tolerance, max_fill]: positive and at most 10 s of samples.
+                out.extend(self.encoder.push_silence(gap as usize)?);
             }
         }
-        for (index, channel) in self.pending.iter_mut().enumerate() {
-            channel.extend_from_slice(converted.plane::<f32>(index));
-        }
+        let planes: Vec<&[f32]> = (0..converted.planes())
+            .map(|index| converted.plane::<f32>(index))
+            .collect();
+        out.extend(self.encoder.push(&planes)?);
+        Ok(on_timeline(out, first_sample))
     }
+}
 
-    /// Encodes every whole AAC frame of pending samples.
-    fn encode_pending(&mut self) -> Result<Vec<Packet>, TranscodeError> {
-        let mut out = Vec::new();
-        while self.pending.first().map_or(0, Vec::len) >= AAC_FRAME_SAMPLES {
-            let start = self.pending_start.unwrap_or(0);
-            let mut input = frame::Audio::new(ENCODER_FORMAT, AAC_FRAME_SAMPLES, self.layout);
-            input.set_rate(self.config.sample_rate);
-            input.set_pts(Some(start));
-            for (index, channel) in self.pending.iter_mut().enumerate() {
-                input
-                    .plane_mut::<f32>(index)
-                    .copy_from_slice(&channel[..AAC_FRAME_SAMPLES]);
-                channel.drain(..AAC_FRAME_SAMPLES);
-            }
-            self.pending_start = Some(start.saturating_add(AAC_FRAME_SAMPLES as i64));
-            self.encoder
-                .send_frame(&input)
-                .map_err(|source| TranscodeError::AudioEncode { pts: start, source })?;
-            out.extend(self.receive_packets());
-        }
-        Ok(out)
+/// Moves packets timed from the encoder's sample 0 onto the timeline where that sample is
+/// `first_sample`.
+fn on_timeline(mut packets: Vec<Packet>, first_sample: i64) -> Vec<Packet> {
+    for packet in &mut packets {
+        packet.pts = packet.pts.saturating_add(first_sample);
+        packet.dts = packet.dts.saturating_add(first_sample);
     }
-
-    fn receive_packets(&mut self) -> Vec<Packet> {
-        let timebase = self.timebase();
-        let mut out = Vec::new();
-        let mut encoded = ffmpeg_next::Packet::empty();
-        while self.encoder.receive_packet(&mut encoded).is_ok() {
-            let (Some(pts), Some(data)) = (encoded.pts(), encoded.data()) else {
-                continue;
-            };
-            out.push(Packet {
-                kind: TrackKind::Audio,
-                timebase,
-                dts: pts,
-                pts,
-                keyframe: true,
-                data: Bytes::copy_from_slice(data),
-            });
-        }
-        out
-    }
+    packets
 }
 
 fn duration_in(duration: Duration, sample_rate: u32) -> i64 {
@@ -346,9 +436,9 @@ fn duration_in(duration: Duration, sample_rate: u32) -> i64 {
 
 /// Takes the decoder's next decoded frame into `frame`; `false` when it has none ready (it
 /// wants another packet, or it is drained). A frame that does not decode is counted in
-/// `decode_errors`, logged as a frame of `codec`, and skipped. Every audio decoding loop of this
-/// crate goes through here.
-pub(crate) fn receive_audio_frame(
+/// `decode_errors`, logged as a frame of `codec`, and skipped. Every audio decoding loop goes
+/// through here.
+pub fn receive_audio_frame(
     decoder: &mut decoder::Audio,
     frame: &mut frame::Audio,
     decode_errors: &mut u64,
@@ -367,6 +457,18 @@ pub(crate) fn receive_audio_frame(
             }
         }
     }
+}
+
+/// Opens an Opus decoder for packets as WebRTC carries them (RFC 7587: one Opus packet each,
+/// 48 kHz, no decoder configuration), giving `channels` channels (1 or 2; a stereo decoder
+/// gives mono packets on both channels).
+pub fn open_opus_decoder(channels: u8) -> Result<decoder::Audio, TranscodeError> {
+    crate::init_ffmpeg();
+    open_packet_decoder(
+        codec::Id::OPUS,
+        "Opus decoder",
+        Some((OPUS_SAMPLE_RATE, channels.clamp(1, 2))),
+    )
 }
 
 /// Opens the decoder for a codec whose packets need no decoder configuration (MP3, Opus),
@@ -549,6 +651,27 @@ mod tests {
             assert_eq!(pair[1].dts - pair[0].dts, AAC_FRAME_SAMPLES as i64);
             assert_eq!(pair[1].pts, pair[1].dts);
         }
+    }
+
+    #[test]
+    fn the_encoder_times_packets_from_its_first_sample_and_pads_the_last_frame() {
+        let mut encoder = AacEncoder::open(48_000, 2).unwrap();
+        let ramp: Vec<f32> = (0..1_500).map(|index| index as f32 / 3_000.0).collect();
+        let mut aac = encoder.push(&[&ramp, &ramp]).unwrap();
+        aac.extend(encoder.push_silence(100).unwrap());
+        assert_eq!(encoder.samples_taken(), 1_600);
+        let config = encoder.config().clone();
+        aac.extend(encoder.finish().unwrap());
+        assert_eq!((config.sample_rate, config.channels), (48_000, 2));
+        // The priming frame, then 1600 samples padded to two whole frames.
+        let times: Vec<i64> = aac.iter().map(|packet| packet.pts).collect();
+        assert_eq!(times, [-1024, 0, 1024]);
+        assert_contiguous(&aac);
+        assert!(aac
+            .iter()
+            .all(|p| p.timebase == Timebase(48_000) && p.keyframe));
+        let (samples, _) = decode_aac(&config, &aac);
+        assert_eq!(samples, 3 * AAC_FRAME_SAMPLES);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`x264`]: a small safe wrapper over libx264 through `x264-sys`.
 //! - [`av1`]: AV1 rungs encoded with rav1e ([`Av1Encoder`]), key frames where the ladder cuts.
 //! - [`audio`]: audio to AAC-LC transcoding ([`AacTranscoder`]) for publishers that send MP3
-//!   and files whose audio is not AAC.
+//!   or Opus and files whose audio is not AAC, on the AAC-LC encoder alone ([`AacEncoder`]),
+//!   which a room's composite encodes its mix with.
 //! - [`live`]: the live ladder pipeline ([`LiveTranscoder`]) with its threads, bounded queues,
 //!   aligned IDRs and drop-before-the-encoder backpressure.
 //! - [`probe`]: what a local media file contains, and whether it is accepted ([`probe()`],
@@ -50,7 +51,7 @@ pub use animated::{
     animated, Animation, AnimationFormat, AnimationRequest, DEFAULT_ANIMATION_WIDTH,
     MAX_ANIMATION_DIMENSION, MAX_ANIMATION_FPS, MAX_ANIMATION_SPAN,
 };
-pub use audio::AacTranscoder;
+pub use audio::{AacEncoder, AacTranscoder};
 pub use av1::Av1Encoder;
 pub use decode::{DecodedPicture, VideoDecoder, VideoSource};
 pub use images::{

@@ -22,9 +22,11 @@
 //!   times, so the packager can align them with the untouched audio. When the source clock goes
 //!   backwards (a publisher restarting its clock), the interval cuts and each rung's frame-rate
 //!   cap start a new schedule there instead of waiting for the old times to come back.
-//! - **Sources**: the decode thread decodes live H.264 from its avcC, or a file's stream in
-//!   any codec whose pictures it first normalises (upright, square pixels, yuv420p, constant
-//!   frame rate; see [`crate::normalize`]); either way the rungs get the same pictures.
+//! - **Sources** ([`VideoSource`]): the decode thread decodes live H.264 from its avcC, VP8
+//!   from WebRTC, uncompressed pictures (a room's composite, through libavcodec's `rawvideo`),
+//!   or a file's stream in any codec whose pictures it first normalises (upright, square
+//!   pixels, yuv420p, constant frame rate; see [`crate::normalize`]); either way the rungs get
+//!   the same pictures.
 //! - **Failures**: a rung whose encoder fails stops alone; once every encoding rung has stopped
 //!   (or the output receiver is gone), the decode thread stops too and [`LiveTranscoder::push`]
 //!   reports [`TranscodeError::Stopped`] instead of decoding for nobody.
@@ -1023,6 +1025,56 @@ mod tests {
         assert!(!cuts.is_cut(6000));
         assert!(cuts.is_cut(9000));
         assert!(!cuts.is_cut(12000));
+    }
+
+    #[test]
+    fn a_raw_picture_of_the_wrong_size_is_counted_as_a_decode_error_and_the_rest_are_encoded() {
+        use crate::ladder::{plan, Ladder, Rung, RungSpec};
+        let ladder = Ladder {
+            rungs: vec![RungSpec::Encode(Rung {
+                name: "90p".into(),
+                height: 90,
+                bitrate_kbps: 150,
+                max_fps: 30,
+            })]
+            .into(),
+        };
+        let rungs = plan(&ladder, 320, 180, Some(30.0)).unwrap();
+        let settings = EncoderSettings {
+            when_behind: WhenBehind::Wait,
+            ..EncoderSettings::default()
+        };
+        let source = VideoSource::Raw {
+            width: 320,
+            height: 180,
+        };
+        let (transcoder, outputs) = LiveTranscoder::start(source, rungs, settings).unwrap();
+        let encoded = thread::spawn(move || {
+            outputs
+                .into_iter()
+                .filter(|output| matches!(output, TranscoderOutput::Packet { .. }))
+                .count()
+        });
+        for index in 0..10 {
+            let mut data = sluice_media::fixtures::raw_picture(320, 180, index);
+            if index == 4 {
+                data.truncate(data.len() - 1);
+            }
+            let at = i64::from(index) * 3_000;
+            transcoder
+                .push(Packet {
+                    kind: TrackKind::Video,
+                    timebase: Timebase::MPEG,
+                    dts: at,
+                    pts: at,
+                    keyframe: true,
+                    data,
+                })
+                .unwrap();
+        }
+        let stats = transcoder.finish();
+        assert_eq!((stats.decode_errors, stats.frames_decoded), (1, 9));
+        assert_eq!(encoded.join().unwrap(), 9);
     }
 
     #[test]

@@ -15,6 +15,8 @@ use sluice_storage::test_support::TestDatabase;
 use sluice_storage::{Db, EventBus, LocalStore, Permission, SecretBox, MASTER_KEY_LEN};
 use tokio::sync::watch;
 
+pub mod rooms;
+
 /// Largest upload the harness's server accepts, in bytes.
 pub const MAX_UPLOAD_SIZE: i64 = 64 * 1024 * 1024;
 

@@ -20,6 +20,7 @@ mod jobs;
 mod live_streams;
 mod paging;
 mod playback_ids;
+mod room_composites;
 mod rooms;
 mod sessions;
 mod signing_keys;
@@ -62,6 +63,7 @@ pub enum Record {
     Room,
     RoomSession,
     RoomParticipant,
+    RoomComposite,
 }
 
 impl fmt::Display for Record {
@@ -82,6 +84,7 @@ impl fmt::Display for Record {
             Self::Room => "room",
             Self::RoomSession => "room session",
             Self::RoomParticipant => "room participant",
+            Self::RoomComposite => "room composite",
         })
     }
 }

@@ -48,7 +48,7 @@ const ROOM_SESSION_PAGE: PageKey<room_session::Entity> = PageKey {
 /// then disappears before it can be read (deleted meanwhile).
 const JOIN_ATTEMPTS: usize = 3;
 
-fn room_not_found(id: &str) -> StorageError {
+pub(super) fn room_not_found(id: &str) -> StorageError {
     StorageError::NotFound {
         record: Record::Room,
         id: id.to_owned(),
@@ -59,11 +59,11 @@ fn violates(err: &DbErr, kind: fn(&SqlErr) -> bool) -> bool {
     err.sql_err().as_ref().is_some_and(kind)
 }
 
-fn is_unique_violation(err: &DbErr) -> bool {
+pub(super) fn is_unique_violation(err: &DbErr) -> bool {
     violates(err, |e| matches!(e, SqlErr::UniqueConstraintViolation(_)))
 }
 
-fn is_foreign_key_violation(err: &DbErr) -> bool {
+pub(super) fn is_foreign_key_violation(err: &DbErr) -> bool {
     violates(err, |e| {
         matches!(e, SqlErr::ForeignKeyConstraintViolation(_))
     })

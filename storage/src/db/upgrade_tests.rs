@@ -1,7 +1,8 @@
 //! Upgrading a database made by the first schema only: keys, streams and sessions survive, on
 //! SQLite and on Postgres (a [`TestDatabase`]), and on SQLite no secret stays in clear anywhere
 //! in the database files. Assets made before transcripts existed load and become ready as
-//! before, and the transcripts and rooms migrations roll back and apply again.
+//! before, and the transcripts, rooms and room composites migrations roll back and apply
+//! again.
 
 use sea_orm::{ConnectionTrait, Statement};
 use sea_orm_migration::{MigratorTrait, SchemaManager};
@@ -379,10 +380,15 @@ async fn the_rooms_migration_rolls_back_and_applies_again() {
         .await
         .unwrap();
 
-    // The rooms migration is the newest.
-    Migrator::down(&db.conn, Some(1)).await.unwrap();
+    // The rooms migration is the newest but for the room composites one.
+    Migrator::down(&db.conn, Some(2)).await.unwrap();
     let schema = SchemaManager::new(&db.conn);
-    for table in ["rooms", "room_sessions", "room_participants"] {
+    for table in [
+        "rooms",
+        "room_sessions",
+        "room_participants",
+        "room_composites",
+    ] {
         assert!(!schema.has_table(table).await.unwrap(), "{table} dropped");
     }
 
@@ -415,4 +421,46 @@ async fn the_rooms_migration_rolls_back_and_applies_again() {
     db.record_participant_joined(&session.id, &again.id, "PA_a", "alice", "")
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn the_room_composites_migration_rolls_back_and_applies_again() {
+    let database = TestDatabase::new();
+    let db = Db::connect(database.url()).await.unwrap();
+    db.migrate().await.unwrap();
+    let room = db
+        .create_room(&crate::model::NewRoom::named("standup"))
+        .await
+        .unwrap();
+    let new = crate::model::NewRoomComposite {
+        room_id: room.id.clone(),
+        live_stream_id: LiveStreamId::parse("ls_composite").unwrap(),
+        layout: crate::model::RoomCompositeLayout::Grid,
+        resolution: crate::model::RoomCompositeResolution::P1080,
+        latency_mode: crate::model::LatencyMode::Standard,
+        outputs: crate::model::RoomCompositeOutputs {
+            hls: true,
+            record: true,
+            simulcast_targets: Vec::new(),
+        },
+    };
+    db.create_room_composite(&new).await.unwrap();
+
+    // The room composites migration is the newest.
+    Migrator::down(&db.conn, Some(1)).await.unwrap();
+    let schema = SchemaManager::new(&db.conn);
+    assert!(!schema.has_table("room_composites").await.unwrap());
+    assert!(db.get_room(&room.id).await.unwrap().is_some());
+
+    db.migrate().await.unwrap();
+    assert_eq!(db.running_room_composite(&room.id).await.unwrap(), None);
+    let again = db.create_room_composite(&new).await.unwrap();
+    // The guard on running composites is back too.
+    assert!(db
+        .create_room_composite(&new)
+        .await
+        .unwrap_err()
+        .is_conflict());
+    db.mark_room_composite_stopped(&again.id).await.unwrap();
+    db.create_room_composite(&new).await.unwrap();
 }

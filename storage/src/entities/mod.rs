@@ -7,6 +7,7 @@ pub mod job;
 pub mod live_stream;
 pub mod playback_id;
 pub mod room;
+pub mod room_composite;
 pub mod room_participant;
 pub mod room_session;
 pub mod session;

@@ -15,6 +15,7 @@ mod m20261207_000010_packagers;
 mod m20261207_000011_session_health;
 mod m20261207_000012_transcripts;
 mod m20261207_000013_rooms;
+mod m20261207_000014_room_composites;
 
 pub use m20261121_000003_auth::LEGACY_API_KEYS_TABLE;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000011_session_health::Migration),
             Box::new(m20261207_000012_transcripts::Migration),
             Box::new(m20261207_000013_rooms::Migration),
+            Box::new(m20261207_000014_room_composites::Migration),
         ]
     }
 }

@@ -74,10 +74,16 @@ pub enum EventType {
     TrackUnpublished,
     TrackMuted,
     TrackUnmuted,
+    /// A room composite was started (it publishes once someone is in the room); the data is
+    /// the composite, the object its room.
+    RoomCompositeStarted,
+    /// A room composite stopped (asked to, its room ended, or it failed); the data is the
+    /// composite, the object its room.
+    RoomCompositeStopped,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 41] = [
+    pub const ALL: [EventType; 43] = [
         Self::LiveStreamCreated,
         Self::LiveStreamUpdated,
         Self::LiveStreamDeleted,
@@ -119,6 +125,8 @@ impl EventType {
         Self::TrackUnpublished,
         Self::TrackMuted,
         Self::TrackUnmuted,
+        Self::RoomCompositeStarted,
+        Self::RoomCompositeStopped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -164,6 +172,8 @@ impl EventType {
             Self::TrackUnpublished => "track.unpublished",
             Self::TrackMuted => "track.muted",
             Self::TrackUnmuted => "track.unmuted",
+            Self::RoomCompositeStarted => "room.composite.started",
+            Self::RoomCompositeStopped => "room.composite.stopped",
         }
     }
 
@@ -184,8 +194,8 @@ impl EventType {
             .map_or("", |(object, _)| object)
     }
 
-    /// Whether the event's object is a room (`room.*`, `participant.*`, `track.*`): its
-    /// `object_id` is the room's id.
+    /// Whether the event's object is a room (`room.*`, `room.composite.*`, `participant.*`,
+    /// `track.*`): its `object_id` is the room's id.
     pub fn is_about_room(self) -> bool {
         matches!(
             self,
@@ -201,6 +211,8 @@ impl EventType {
                 | Self::TrackUnpublished
                 | Self::TrackMuted
                 | Self::TrackUnmuted
+                | Self::RoomCompositeStarted
+                | Self::RoomCompositeStopped
         )
     }
 }
@@ -237,6 +249,24 @@ impl NewEvent {
             event_type.as_str()
         );
         Self::new(event_type, room_id, data)
+    }
+
+    /// A `room.composite.*` event: about the composite's room, its data the composite.
+    pub fn about_room_composite(
+        event_type: EventType,
+        composite: &crate::model::RoomComposite,
+    ) -> Self {
+        debug_assert!(
+            matches!(
+                event_type,
+                EventType::RoomCompositeStarted | EventType::RoomCompositeStopped
+            ),
+            "{} is not about a room composite",
+            event_type.as_str()
+        );
+        let data = serde_json::to_value(composite)
+            .expect("a composite is plain strings, timestamps and booleans");
+        Self::about_room(event_type, &composite.room_id, data)
     }
 }
 

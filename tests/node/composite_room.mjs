@@ -1,0 +1,107 @@
+// Participants of a room for the composite tests: each joins from a page of its own with
+// LiveKit's client SDK (loaded from the server's join page) and publishes a canvas of one solid
+// colour as its camera and a sine tone as its microphone, so what the composite shows and mixes
+// can be checked by colour and frequency.
+//
+//   node composite_room.mjs <join page URL>
+//
+// Commands arrive on stdin, one JSON object per line; each is answered with one JSON line:
+//   {"cmd": "join", "token": "…", "color": "#ff0000", "tone": 440, "gain": 0.1}
+//       → {"cmd": "join", "index": n, "identity": "…"} once its camera and microphone publish
+//   {"cmd": "gain", "index": n, "gain": 0.3}   the tone's loudness (0 silences it)
+//   {"cmd": "leave", "index": n}                 leaves the room
+//   {"cmd": "kill", "index": n}                  closes its page without leaving: packets stop
+//   {"cmd": "quit"}
+// A failed command answers {"cmd": "failed", "error": "…"} and the script exits.
+import { createInterface } from "node:readline";
+import { launchChromium } from "./chromium.mjs";
+
+const joinUrl = process.argv[2];
+const report = (line) => console.log(JSON.stringify(line));
+
+const browser = await launchChromium(["--autoplay-policy=no-user-gesture-required"]);
+const participants = [];
+
+async function join({ token, color, tone, gain }) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.consoleLines = [];
+  page.on("console", (message) => page.consoleLines.push(message.text()));
+  await page.goto(joinUrl); // no token: the page only loads the SDK
+  const identity = await page.evaluate(
+    async ({ token, color, tone, gain }) => {
+      const { Room, LocalVideoTrack, LocalAudioTrack, Track } = window.LivekitClient;
+      // The camera: a canvas painted in one colour, repainted every frame so frames flow.
+      const canvas = document.createElement("canvas");
+      canvas.width = 640;
+      canvas.height = 360;
+      const context = canvas.getContext("2d");
+      let tick = 0;
+      setInterval(() => {
+        context.fillStyle = color;
+        context.fillRect(0, 0, canvas.width, canvas.height);
+        // A speck in a corner changes every frame; the colour fills everything else.
+        context.fillStyle = tick++ % 2 ? "#000000" : color;
+        context.fillRect(0, 0, 2, 2);
+      }, 33);
+      const video = new LocalVideoTrack(canvas.captureStream(30).getVideoTracks()[0]);
+      // The microphone: a sine tone through a gain the test can change.
+      const audio = new AudioContext({ sampleRate: 48000 });
+      const oscillator = audio.createOscillator();
+      oscillator.frequency.value = tone;
+      const loudness = audio.createGain();
+      loudness.gain.value = gain;
+      const destination = audio.createMediaStreamDestination();
+      oscillator.connect(loudness).connect(destination);
+      oscillator.start();
+      window.toneGain = loudness;
+      const microphone = new LocalAudioTrack(destination.stream.getAudioTracks()[0]);
+
+      const room = new Room({ singlePeerConnection: false });
+      window.sluiceRoom = room;
+      await room.connect(`ws://${location.host}`, token);
+      await room.localParticipant.publishTrack(video, { source: Track.Source.Camera });
+      await room.localParticipant.publishTrack(microphone, { source: Track.Source.Microphone, dtx: false });
+      return room.localParticipant.identity;
+    },
+    { token, color, tone, gain },
+  );
+  participants.push({ context, page });
+  return { index: participants.length - 1, identity };
+}
+
+function participant(index) {
+  const found = participants[index];
+  if (!found) throw new Error(`no participant ${index}`);
+  return found;
+}
+
+const lines = createInterface({ input: process.stdin });
+for await (const line of lines) {
+  if (!line.trim()) continue;
+  const command = JSON.parse(line);
+  try {
+    if (command.cmd === "join") {
+      report({ cmd: "join", ...(await join(command)) });
+    } else if (command.cmd === "gain") {
+      await participant(command.index).page.evaluate((gain) => { window.toneGain.gain.value = gain; }, command.gain);
+      report({ cmd: "gain", index: command.index });
+    } else if (command.cmd === "leave") {
+      await participant(command.index).page.evaluate(() => window.sluiceRoom.disconnect());
+      report({ cmd: "leave", index: command.index });
+    } else if (command.cmd === "kill") {
+      await participant(command.index).context.close();
+      report({ cmd: "kill", index: command.index });
+    } else if (command.cmd === "quit") {
+      break;
+    } else {
+      throw new Error(`unknown command ${command.cmd}`);
+    }
+  } catch (error) {
+    report({ cmd: "failed", error: String(error.stack ?? error), console: participants.flatMap((p) => p.page.consoleLines.slice(-20)) });
+    await browser.close();
+    process.exit(1);
+  }
+}
+await browser.close();
+process.exit(0);
