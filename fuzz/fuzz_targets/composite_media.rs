@@ -4,7 +4,7 @@
 //! whatever comes and keeps producing pictures and audio at its clock; it never panics.
 #![no_main]
 
-use std::sync::{Mutex, OnceLock};
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,41 +16,43 @@ struct Composite {
     now: Instant,
 }
 
-fn composite() -> &'static Mutex<Composite> {
-    static COMPOSITE: OnceLock<Mutex<Composite>> = OnceLock::new();
-    COMPOSITE.get_or_init(|| {
-        let start = Instant::now();
-        let mut compositor = Compositor::new(
-            CompositorSettings {
-                width: 320,
-                height: 180,
-                frame_rate: 30,
-                layout: Layout::Grid,
-            },
-            start,
-        )
-        .unwrap();
-        compositor.set_members(vec![
-            Member {
-                id: "PA_vp8".into(),
-                name: "vp8".into(),
-                camera: Some("TR_vp8".into()),
-                screen_share: None,
-                microphone: Some("TR_opus".into()),
-            },
-            Member {
-                id: "PA_h264".into(),
-                name: "h264".into(),
-                camera: Some("TR_h264".into()),
-                screen_share: None,
-                microphone: None,
-            },
-        ]);
-        Mutex::new(Composite {
-            compositor,
-            now: start,
-        })
-    })
+fn new_composite() -> Composite {
+    let start = Instant::now();
+    let mut compositor = Compositor::new(
+        CompositorSettings {
+            width: 320,
+            height: 180,
+            frame_rate: 30,
+            layout: Layout::Grid,
+        },
+        start,
+    )
+    .unwrap();
+    compositor.set_members(vec![
+        Member {
+            id: "PA_vp8".into(),
+            name: "vp8".into(),
+            camera: Some("TR_vp8".into()),
+            screen_share: None,
+            microphone: Some("TR_opus".into()),
+        },
+        Member {
+            id: "PA_h264".into(),
+            name: "h264".into(),
+            camera: Some("TR_h264".into()),
+            screen_share: None,
+            microphone: None,
+        },
+    ]);
+    Composite {
+        compositor,
+        now: start,
+    }
+}
+
+thread_local! {
+    // The compositor holds libav contexts, which stay on the thread that made them.
+    static COMPOSITE: RefCell<Composite> = RefCell::new(new_composite());
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -62,7 +64,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let rtp_time = u32::from_be_bytes(*time);
     let payload = Bytes::copy_from_slice(payload);
-    let mut composite = composite().lock().unwrap_or_else(|e| e.into_inner());
+    COMPOSITE.with_borrow_mut(|composite| feed(composite, selector, rtp_time, payload));
+});
+
+fn feed(composite: &mut Composite, selector: u8, rtp_time: u32, payload: Bytes) {
     composite.now += Duration::from_millis(20);
     let now = composite.now;
     let keyframe = selector & 0x80 != 0;
@@ -74,4 +79,4 @@ fuzz_target!(|data: &[u8]| {
     }
     compositor.take_keyframe_requests();
     compositor.poll(now);
-});
+}
