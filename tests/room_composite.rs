@@ -1,11 +1,13 @@
 //! Black-box: a room's composite. LiveKit participants in headless Chromium each publish a
-//! canvas of one colour and a sine tone; the composite is a live stream whose HLS shows each
-//! colour in its grid tile (frames decoded with ffmpeg, tile positions from the layout the
-//! compositor uses) and whose audio carries every tone. A fourth participant re-flows the grid,
-//! one leaving frees its tile, the speaker layout follows the louder participant, a participant
-//! whose browser is killed does not stall the composite. Stopping it ends its session: the
-//! recording becomes a ready asset as long as the session, and the nginx-rtmp simulcast target
-//! received audio and video as long too.
+//! canvas of one colour and a sine tone; the composite is a live stream, played by hls.js, whose
+//! HLS shows each colour in its grid tile (frames decoded with ffmpeg, tile positions from the
+//! layout the compositor uses) and whose audio carries every tone. A fourth participant
+//! re-flows the grid, one leaving frees its tile, the speaker layout follows the louder
+//! participant, a participant whose browser is killed does not stall the composite. Stopping it
+//! ends its session: the recording becomes a ready asset as long as the session, and the
+//! nginx-rtmp simulcast target received audio and video as long too. A composite started on an
+//! empty room waits for its first participant, a room has one at a time, and one whose room
+//! ends stops with it.
 
 mod common;
 
@@ -390,6 +392,13 @@ fn a_room_composite_shows_hears_and_follows_its_participants_and_records_and_res
     let (_, running) = server.api("GET", &format!("/v1/rooms/{room_id}/composite"), None);
     assert_eq!(running["data"]["status"], "active", "{running}");
     wait_until_heard(&server, &playback_id, &["red", "green", "blue"]);
+    // A player plays it as any live stream.
+    let master = server.url(&format!("/hls/{playback_id}/master.m3u8"));
+    let played = common::watch_live("hlsjs", &master, 10);
+    assert!(
+        played["maxTime"].as_f64().unwrap_or(0.0) > 5.0,
+        "hls.js played the composite: {played}"
+    );
 
     // A fourth re-flows the grid; one leaving frees its tile.
     participants.join(&server, &room_id, "yellow", 0.2);

@@ -405,7 +405,11 @@ fn go_live_from_chromium(codec: &str, stop: bool) {
     } else {
         "no media for 4 s"
     };
-    assert!(server.log().contains(reason), "the log says why: {reason}");
+    assert!(
+        server.log().contains(reason),
+        "the log says why: {reason}\n{}",
+        server.log()
+    );
     let playlist = server
         .get(&format!("/hls/{playback_id}/v0/index.m3u8"))
         .text();

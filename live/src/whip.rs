@@ -302,13 +302,19 @@ impl WhipIngest for WhipService {
             return Err(WhipError::WrongKey);
         }
         // The transport closes the peer and the session ends without a reconnect window; a
-        // session already waiting in its window (the peer gone) is ended by its stop signal.
+        // session already waiting in its window (the peer gone) is ended by its stop signal,
+        // sent once the transport has closed the peer so that the DELETE is what ends a
+        // connected session.
+        let (closed, transport_closed) = oneshot::channel();
         self.commands
             .send(Command::Close {
                 id: session_id.to_owned(),
+                closed,
             })
             .await
             .map_err(|_| WhipError::Internal("the WebRTC transport has stopped".into()))?;
+        // An error means the transport stopped, which ends every session anyway.
+        let _ = transport_closed.await;
         self.live
             .running
             .stop(&live_stream_id, StopReason::Unpublished, i64::MAX);

@@ -81,9 +81,11 @@ impl CleanEnd {
 /// What the transport is asked to do.
 pub enum Command {
     Add(Box<PeerSetup>),
-    /// End a session (`DELETE`).
+    /// End a session (`DELETE`); `closed` is answered once the transport has ended it (or
+    /// found it gone), so the session's stop signal never overtakes the DELETE.
     Close {
         id: String,
+        closed: tokio::sync::oneshot::Sender<()>,
     },
 }
 
@@ -179,11 +181,12 @@ impl Transport {
                     refused_frames: 0,
                 });
             }
-            Command::Close { id } => {
+            Command::Close { id, closed } => {
                 if let Some(index) = self.peers.iter().position(|peer| peer.setup.id == id) {
                     self.peers[index].setup.clean_end.mark();
                     self.end(index, "the publisher sent DELETE");
                 }
+                let _ = closed.send(());
             }
         }
     }
