@@ -139,20 +139,13 @@ impl Db {
         &self,
         id: &RoomCompositeId,
     ) -> Result<Option<RoomComposite>> {
-        let moved = room_composite::Entity::update_many()
-            .col_expr(
-                room_composite::Column::Status,
-                RoomCompositeStatus::Active.into(),
-            )
-            .col_expr(room_composite::Column::StartedAt, Some(now()).into())
-            .filter(room_composite::Column::Id.eq(id))
-            .filter(room_composite::Column::Status.eq(RoomCompositeStatus::Waiting))
-            .exec(&self.conn)
-            .await?
-            .rows_affected
-            > 0;
-        self.moved_composite(id, moved, RoomCompositeStatus::Active)
-            .await
+        self.move_composite(
+            id,
+            RoomCompositeStatus::Active,
+            room_composite::Column::StartedAt,
+            room_composite::Column::Status.eq(RoomCompositeStatus::Waiting),
+        )
+        .await
     }
 
     /// Marks a running composite `stopped`, `stopped_at` now. Returns the composite when this
@@ -162,20 +155,13 @@ impl Db {
         &self,
         id: &RoomCompositeId,
     ) -> Result<Option<RoomComposite>> {
-        let moved = room_composite::Entity::update_many()
-            .col_expr(
-                room_composite::Column::Status,
-                RoomCompositeStatus::Stopped.into(),
-            )
-            .col_expr(room_composite::Column::StoppedAt, Some(now()).into())
-            .filter(room_composite::Column::Id.eq(id))
-            .filter(room_composite::Column::Status.ne(RoomCompositeStatus::Stopped))
-            .exec(&self.conn)
-            .await?
-            .rows_affected
-            > 0;
-        self.moved_composite(id, moved, RoomCompositeStatus::Stopped)
-            .await
+        self.move_composite(
+            id,
+            RoomCompositeStatus::Stopped,
+            room_composite::Column::StoppedAt,
+            room_composite::Column::Status.ne(RoomCompositeStatus::Stopped),
+        )
+        .await
     }
 
     /// Records a composite's new layout; returns the composite as it is afterwards.
@@ -207,13 +193,24 @@ impl Db {
         self.updated_composite(id, result.rows_affected).await
     }
 
-    /// The composite after a status change: read back when `moved`.
-    async fn moved_composite(
+    /// Moves a composite matching `from` to `status`, stamping `stamped` now; returns it when
+    /// this call moved it.
+    async fn move_composite(
         &self,
         id: &RoomCompositeId,
-        moved: bool,
         status: RoomCompositeStatus,
+        stamped: room_composite::Column,
+        from: sea_orm::sea_query::SimpleExpr,
     ) -> Result<Option<RoomComposite>> {
+        let moved = room_composite::Entity::update_many()
+            .col_expr(room_composite::Column::Status, status.into())
+            .col_expr(stamped, Some(now()).into())
+            .filter(room_composite::Column::Id.eq(id))
+            .filter(from)
+            .exec(&self.conn)
+            .await?
+            .rows_affected
+            > 0;
         if !moved {
             return Ok(None);
         }
