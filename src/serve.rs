@@ -239,6 +239,7 @@ pub async fn run(config: Config, operations_http: OperationsHttp) -> anyhow::Res
                 socket,
                 settings,
                 live.clone(),
+                speech.clone(),
                 stopping.clone(),
             )
             .await?,

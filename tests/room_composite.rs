@@ -11,15 +11,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::live::{event_types, live_stream, recorded_assets, sessions, wait_idle};
+use common::participants::{room_token, Participants};
 use common::restream::{Nginx, LOOPBACK_TARGETS_CONFIG};
 use common::{ffprobe, wait_for, Launch, Server};
-use serde_json::{json, Value};
+use serde_json::json;
 use sluice_compositor::layout::{place, Tile};
 use sluice_compositor::{Layout, Member};
 
@@ -27,8 +26,6 @@ use sluice_compositor::{Layout, Member};
 const ROOMS_CONFIG: &str = "[rooms]\npublic_ip = \"127.0.0.1\"\nudp_port = 0\n";
 /// The canvas of the tests' composites (720p keeps the ladder light on a small machine).
 const CANVAS: (u32, u32) = (1280, 720);
-/// How long a participant's command (a join, with ICE) may take on a loaded machine.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long what the composite shows may take to reach its HLS (segments, a loaded machine).
 const SHOWN_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -71,88 +68,21 @@ fn look(identity: &str) -> &'static Look {
     LOOKS.iter().find(|l| l.identity == identity).unwrap()
 }
 
-/// The participants' browser (`tests/node/composite_room.mjs`), driven one command at a time.
-struct Participants {
-    child: Child,
-    stdin: ChildStdin,
-    replies: Receiver<String>,
-}
-
-impl Participants {
-    fn start(server: &Server, room_id: &str) -> Participants {
-        let mut child = Command::new("node")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/node/composite_room.mjs"
-            ))
-            .arg(server.url(&format!("/rooms/{room_id}/join")))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("node tests/node/composite_room.mjs (make test installs Node.js and Chromium)");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (sender, replies) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Participants {
-            child,
-            stdin,
-            replies,
-        }
-    }
-
-    fn send(&mut self, server: &Server, command: Value) -> Value {
-        writeln!(self.stdin, "{command}").unwrap();
-        let line = self
-            .replies
-            .recv_timeout(COMMAND_TIMEOUT)
-            .unwrap_or_else(|e| panic!("no reply to {command} ({e})\n{}", server.log()));
-        let reply: Value = serde_json::from_str(line.trim())
-            .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {line}"));
-        assert_ne!(reply["cmd"], "failed", "{reply:#}\n{}", server.log());
-        reply
-    }
-
-    fn join(&mut self, server: &Server, room_id: &str, identity: &str, gain: f64) {
-        let look = look(identity);
-        let token = token(server, room_id, identity);
-        let reply = self.send(
-            server,
-            json!({"cmd": "join", "token": token, "color": look.css, "tone": look.tone, "gain": gain}),
-        );
-        assert_eq!(reply["identity"], identity, "{reply}");
-    }
-}
-
-impl Drop for Participants {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "{}", json!({"cmd": "quit"}));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn token(server: &Server, room_id: &str, identity: &str) -> String {
-    let (status, minted) = server.api(
-        "POST",
-        &format!("/v1/rooms/{room_id}/tokens"),
-        Some(json!({"identity": identity, "name": identity.to_uppercase()})),
+/// Joins a participant with its colour and tone.
+fn join(
+    participants: &mut Participants,
+    server: &Server,
+    room_id: &str,
+    identity: &str,
+    gain: f64,
+) {
+    let look = look(identity);
+    let token = room_token(server, room_id, identity);
+    let reply = participants.send(
+        server,
+        json!({"cmd": "join", "token": token, "color": look.css, "tone": look.tone, "gain": gain}),
     );
-    assert_eq!(status, 201, "{minted}");
-    minted["data"]["token"].as_str().unwrap().to_owned()
+    assert_eq!(reply["identity"], identity, "{reply}");
 }
 
 /// One picture of the composite's top rendition, as RGB.
@@ -380,7 +310,7 @@ fn a_room_composite_shows_hears_and_follows_its_participants_and_records_and_res
     // Three participants: the grid shows their colours, the mix carries their tones.
     let mut participants = Participants::start(&server, &room_id);
     for identity in ["red", "green", "blue"] {
-        participants.join(&server, &room_id, identity, 0.2);
+        join(&mut participants, &server, &room_id, identity, 0.2);
     }
     wait_until_shown(
         &server,
@@ -401,7 +331,7 @@ fn a_room_composite_shows_hears_and_follows_its_participants_and_records_and_res
     );
 
     // A fourth re-flows the grid; one leaving frees its tile.
-    participants.join(&server, &room_id, "yellow", 0.2);
+    join(&mut participants, &server, &room_id, "yellow", 0.2);
     wait_until_shown(
         &server,
         &playback_id,
@@ -545,7 +475,7 @@ fn a_composite_is_started_once_per_room_and_stops_when_its_room_ends() {
     assert_eq!(status, 409, "{again}");
 
     let mut participants = Participants::start(&server, &room_id);
-    participants.join(&server, &room_id, "red", 0.2);
+    join(&mut participants, &server, &room_id, "red", 0.2);
     wait_until_shown(&server, &playback_id, Layout::Grid, &["red"], None);
 
     // The last one leaves: after its empty timeout the room ends, and its composite with it.

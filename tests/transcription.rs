@@ -16,10 +16,7 @@ use std::time::Duration;
 
 use common::live::{event_types, recorded_assets};
 use common::vod::{get_asset, put_asset, settled};
-use common::{
-    basic_auth, http_get, http_request, play_with_hlsjs, wait_for, HttpResponse, Launch, Server,
-    API_KEY, API_SECRET,
-};
+use common::{http_get, play_with_hlsjs, wait_for, Launch, Server};
 use serde_json::{json, Value};
 use sluice_media::fixtures::ffmpeg_clip;
 
@@ -118,11 +115,6 @@ fn words(text: &str) -> BTreeSet<String> {
 }
 
 /// `GET path` with the test's API key, the body as it comes (the transcripts are not all JSON).
-fn authorized_get(server: &Server, path: &str) -> HttpResponse {
-    let authorization = format!("Authorization: {}", basic_auth(API_KEY, API_SECRET));
-    http_request("GET", &server.url(path), &[&authorization], None)
-}
-
 /// The asset's text tracks.
 fn text_tracks(asset: &Value) -> Vec<Value> {
     asset["tracks"]
@@ -176,7 +168,7 @@ fn spoken_words_become_a_subtitles_rendition_a_transcript_and_search_hits() {
     );
 
     // The transcript: most words, at the right times.
-    let transcript = authorized_get(&server, &format!("/v1/assets/{asset_id}/transcript.json"));
+    let transcript = server.get_authorized(&format!("/v1/assets/{asset_id}/transcript.json"));
     assert_eq!(transcript.status, 200, "{}", transcript.text());
     let transcript: Value = serde_json::from_str(&transcript.text()).unwrap();
     let lines = transcript["data"]["lines"].as_array().unwrap().clone();
@@ -207,24 +199,26 @@ fn spoken_words_become_a_subtitles_rendition_a_transcript_and_search_hits() {
     }
 
     // The other forms.
-    let vtt = authorized_get(&server, &format!("/v1/assets/{asset_id}/transcript.vtt"));
+    let vtt = server.get_authorized(&format!("/v1/assets/{asset_id}/transcript.vtt"));
     assert_eq!(vtt.header("content-type"), Some("text/vtt; charset=utf-8"));
     assert!(vtt.text().starts_with("WEBVTT\n"), "{}", vtt.text());
-    let srt = authorized_get(&server, &format!("/v1/assets/{asset_id}/transcript.srt"));
+    let srt = server.get_authorized(&format!("/v1/assets/{asset_id}/transcript.srt"));
     assert!(srt.text().starts_with("1\n00:00:0"), "{}", srt.text());
     assert!(srt.text().contains(" --> "), "{}", srt.text());
-    let txt = authorized_get(&server, &format!("/v1/assets/{asset_id}/transcript.txt"));
+    let txt = server.get_authorized(&format!("/v1/assets/{asset_id}/transcript.txt"));
     assert_eq!(txt.text().lines().count(), lines.len(), "{}", txt.text());
     assert_eq!(
-        authorized_get(&server, &format!("/v1/assets/{asset_id}/transcript.pdf")).status,
+        server
+            .get_authorized(&format!("/v1/assets/{asset_id}/transcript.pdf"))
+            .status,
         404
     );
     assert_eq!(
-        authorized_get(
-            &server,
-            &format!("/v1/assets/{asset_id}/transcript.json?language_code=fr")
-        )
-        .status,
+        server
+            .get_authorized(&format!(
+                "/v1/assets/{asset_id}/transcript.json?language_code=fr"
+            ))
+            .status,
         404
     );
 
@@ -334,7 +328,7 @@ fn each_recording_of_a_live_stream_gets_the_subtitles_the_stream_asks_for() {
     let track = settled_track(&server, &asset_id);
     assert_eq!(track["status"], "ready", "{track}");
     assert_eq!(track["name"], "English (auto)");
-    let transcript = authorized_get(&server, &format!("/v1/assets/{asset_id}/transcript.json"));
+    let transcript = server.get_authorized(&format!("/v1/assets/{asset_id}/transcript.json"));
     let transcript: Value = serde_json::from_str(&transcript.text()).unwrap();
     recalled(transcript["data"]["lines"].as_array().unwrap());
 
@@ -514,17 +508,14 @@ fn silence_and_a_tone_give_ready_tracks_and_a_file_without_audio_an_errored_one(
         let id = asset["id"].as_str().unwrap();
         let track = settled_track(&server, id);
         assert_eq!(track["status"], "ready", "{track}");
-        let vtt = authorized_get(&server, &format!("/v1/assets/{id}/transcript.vtt"));
+        let vtt = server.get_authorized(&format!("/v1/assets/{id}/transcript.vtt"));
         assert_eq!(vtt.status, 200);
         assert!(vtt.text().starts_with("WEBVTT"), "{}", vtt.text());
     }
-    let transcript = authorized_get(
-        &server,
-        &format!(
-            "/v1/assets/{}/transcript.json",
-            silent["id"].as_str().unwrap()
-        ),
-    );
+    let transcript = server.get_authorized(&format!(
+        "/v1/assets/{}/transcript.json",
+        silent["id"].as_str().unwrap()
+    ));
     let transcript: Value = serde_json::from_str(&transcript.text()).unwrap();
     assert_eq!(
         transcript["data"]["lines"],
@@ -593,7 +584,7 @@ fn a_two_hour_audio_file_is_transcribed_with_bounded_memory_and_its_progress_sho
         progress_seen.iter().any(|p| (1..100).contains(p)),
         "progress between 0 and 100 was shown: {progress_seen:?}"
     );
-    let transcript = authorized_get(&server, &format!("/v1/assets/{id}/transcript.json"));
+    let transcript = server.get_authorized(&format!("/v1/assets/{id}/transcript.json"));
     let transcript: Value = serde_json::from_str(&transcript.text()).unwrap();
     let lines = transcript["data"]["lines"].as_array().unwrap();
     let last = lines.last().expect("lines").clone();

@@ -43,6 +43,7 @@ mod openapi;
 mod playback_ids;
 mod playback_token;
 mod readiness;
+mod room_transcription;
 mod rooms;
 mod rtc;
 mod sessions;
@@ -258,6 +259,9 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
             composites::delete
         ))
         .routes(routes!(composites::list))
+        .routes(routes!(room_transcription::start))
+        .routes(routes!(room_transcription::stop))
+        .routes(routes!(room_transcription::transcript))
         .routes(routes!(composites::hls_start))
         .routes(routes!(composites::hls_stop))
         .routes(routes!(composites::recordings_start))

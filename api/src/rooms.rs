@@ -31,6 +31,7 @@ use crate::auth::Principal;
 use crate::composites;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, ApiPath, Envelope, PageEnvelope, PageParams};
+use crate::room_transcription::{check_transcription, RoomTranscriptionView, TranscriptionRequest};
 use crate::AppState;
 
 const NOT_FOUND: ApiError = ApiError::NotFound("room not found");
@@ -79,6 +80,10 @@ pub struct CreateRoom {
     #[serde(default)]
     #[schema(example = "{\"topic\": \"daily\"}")]
     metadata: Option<String>,
+    /// Transcribe every participant's microphone live (default off); see
+    /// `POST /v1/rooms/{id}/transcription/start`.
+    #[serde(default)]
+    transcription: Option<TranscriptionRequest>,
 }
 
 /// A room.
@@ -102,6 +107,8 @@ pub struct RoomView {
     join_url: String,
     /// The room's current run, while it runs.
     active_session: Option<ActiveSessionView>,
+    /// How its microphones are transcribed; `null`: they are not.
+    transcription: Option<RoomTranscriptionView>,
 }
 
 /// The current run of a room.
@@ -382,6 +389,7 @@ fn view_with(room: Room, active: Option<&RoomSession>, public_url: &str, ws_url:
         empty_timeout_s: room.empty_timeout_s,
         metadata: room.metadata,
         created_at: room.created_at,
+        transcription: room.transcription.map(Into::into),
     }
 }
 
@@ -397,7 +405,8 @@ pub fn room_event_data(
     serde_json::to_value(view_with(room, active, public_url, ws_url)).unwrap_or(Value::Null)
 }
 
-async fn view(state: &AppState, room: Room) -> Result<RoomView, ApiError> {
+/// `room` in its API form, with its running session if any.
+pub(crate) async fn view(state: &AppState, room: Room) -> Result<RoomView, ApiError> {
     let active = state.db.active_room_session(&room.id).await?;
     Ok(view_with(
         room,
@@ -464,6 +473,10 @@ pub async fn create(
             "metadata: must be at most {MAX_ROOM_METADATA_BYTES} bytes"
         )));
     }
+    let transcription = request
+        .transcription
+        .map(|transcription| check_transcription(&state, transcription))
+        .transpose()?;
     let room = state
         .db
         .create_room(&NewRoom {
@@ -471,6 +484,7 @@ pub async fn create(
             max_participants: request.max_participants,
             empty_timeout_s: request.empty_timeout_s,
             metadata: request.metadata,
+            transcription,
         })
         .await?;
     let id = room.id.clone();
@@ -718,6 +732,8 @@ pub(crate) fn control_error(error: ControlError) -> ApiError {
         ControlError::CompositeRunning => ApiError::Conflict(COMPOSITE_RUNNING),
         ControlError::NoComposite => ApiError::NotFound(NO_COMPOSITE),
         ControlError::CompositeUnavailable(why) => ApiError::CompositeUnavailable(why),
+        ControlError::TranscriptionUnavailable(why) => ApiError::TranscriptionUnavailable(why),
+        ControlError::NoTranscription => ApiError::NotFound("the room is not being transcribed"),
     }
 }
 

@@ -32,7 +32,7 @@ const MAX_QUERY_BYTES: usize = 512;
 
 /// The forms a transcript is served in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TranscriptFormat {
+pub(crate) enum TranscriptFormat {
     WebVtt,
     Srt,
     Text,
@@ -41,7 +41,7 @@ enum TranscriptFormat {
 
 impl TranscriptFormat {
     /// The format of `transcript.{ext}`.
-    fn from_file_name(file: &str) -> Option<Self> {
+    pub(crate) fn from_file_name(file: &str) -> Option<Self> {
         match file.strip_prefix("transcript.")? {
             "vtt" => Some(Self::WebVtt),
             "srt" => Some(Self::Srt),
@@ -51,7 +51,7 @@ impl TranscriptFormat {
         }
     }
 
-    fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Self::WebVtt => "text/vtt; charset=utf-8",
             Self::Srt => "application/x-subrip; charset=utf-8",

@@ -8,10 +8,8 @@
 //!   bounded queue: when the recogniser falls behind, audio is dropped (and counted) rather
 //!   than waited for. It takes back the lines the recogniser completed and how far its
 //!   recognition is settled, and publishes the captions segments ([`CaptionTrack`], sans-IO).
-//! - On a thread of its own, the recogniser feeds one stream of the process's speech engine
-//!   and asks it for lines every [`RECOGNISE_EVERY`]. Times stay on the session's media
-//!   timeline: a gap in the audio up to [`MAX_SILENCE_FILL`] is filled with silence; a longer
-//!   one (or a step back) ends the engine's stream and starts another at the new time.
+//! - On a thread of its own, a [`LiveRecognition`] feeds one stream of the process's speech
+//!   engine (see `sluice_transcribe::live`); times stay on the session's media timeline.
 //!
 //! # Segments
 //!
@@ -29,10 +27,8 @@
 //! cues (logged once), never the session without video.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sluice_media::{AudioSpecificConfig, Packet};
@@ -41,7 +37,8 @@ use sluice_packager::subtitles::{
 };
 use sluice_packager::{LivePlaylist, MEDIA_PLAYLIST};
 use sluice_transcoder::speech::LiveSpeechAudio;
-use sluice_transcribe::{Line, Speech, SpeechStream, SAMPLE_RATE};
+use sluice_transcribe::live::{LiveRecognition, Recognised};
+use sluice_transcribe::{Line, Speech};
 use tracing::{debug, info, warn};
 
 use crate::renditions::{PlaylistWindow, SpoolKind, TreeOutput};
@@ -49,12 +46,6 @@ use crate::renditions::{PlaylistWindow, SpoolKind, TreeOutput};
 /// How long a closed segment waits for its speech to be recognised before its captions are
 /// published without what is still being said.
 pub const CAPTION_HOLD: Duration = Duration::from_secs(2);
-/// How often the recogniser asks the engine for lines: often enough that a line is published
-/// soon after it ends, seldom enough that the line being spoken is not recognised again and
-/// again (each time costs the CPU of its audio so far).
-pub const RECOGNISE_EVERY: Duration = Duration::from_millis(400);
-/// The longest gap in the audio filled with silence; a longer one starts a new engine stream.
-pub const MAX_SILENCE_FILL: Duration = Duration::from_secs(2);
 /// Blocks of audio (one per AAC frame, 21 to 64 ms) waiting for the recogniser: about 10 s.
 const AUDIO_QUEUE: usize = 400;
 /// How long the end of a session waits for the recogniser's last lines.
@@ -80,22 +71,6 @@ impl std::fmt::Debug for CaptionSettings {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
-}
-
-/// Audio for the recogniser.
-enum ToRecogniser {
-    Audio { start_s: f64, samples: Vec<f32> },
-    Finish,
-}
-
-/// What the recogniser found.
-enum FromRecogniser {
-    /// Complete lines, on the media timeline.
-    Lines(Vec<Line>),
-    /// Every line ending before this media time is complete (and was sent).
-    Settled(f64),
-    /// Recognition ended; nothing more comes.
-    Done,
 }
 
 /// A closed segment of the first video rendition whose captions are not published yet.
@@ -305,11 +280,7 @@ pub struct LiveCaptions {
     pub track: CaptionTrack,
     settings: CaptionSettings,
     decoder: Option<LiveSpeechAudio>,
-    to_recogniser: SyncSender<ToRecogniser>,
-    from_recogniser: Receiver<FromRecogniser>,
-    recogniser: Option<JoinHandle<()>>,
-    /// Audio blocks dropped because the recogniser was behind.
-    dropped_blocks: u64,
+    recognition: LiveRecognition,
     /// The decoder failed to open or decode; logged once.
     decoder_failed: bool,
 }
@@ -323,21 +294,14 @@ impl LiveCaptions {
         target: Duration,
         window: PlaylistWindow,
     ) -> std::io::Result<Self> {
-        let (to_recogniser, inbox) = mpsc::sync_channel(AUDIO_QUEUE);
-        let (outbox, from_recogniser) = mpsc::channel();
-        let speech = settings.speech.clone();
-        let recogniser = std::thread::Builder::new()
-            .name("sluice-captions".into())
-            .spawn(move || recognise(&speech, &inbox, &outbox))?;
+        let recognition =
+            LiveRecognition::start(settings.speech.clone(), "sluice-captions", AUDIO_QUEUE)?;
         info!(session_id, language = %settings.language, "Live captions started.");
         Ok(LiveCaptions {
             track: CaptionTrack::new(&settings.language, session_id, target, window),
             settings,
             decoder: None,
-            to_recogniser,
-            from_recogniser,
-            recogniser: Some(recogniser),
-            dropped_blocks: 0,
+            recognition,
             decoder_failed: false,
         })
     }
@@ -362,44 +326,31 @@ impl LiveCaptions {
         let Some(decoder) = &mut self.decoder else {
             return;
         };
-        let samples = match decoder.push(config, packet) {
-            Ok(samples) if !samples.samples.is_empty() => ToRecogniser::Audio {
-                start_s: samples.start_s,
-                samples: samples.samples.to_vec(),
-            },
-            Ok(_) => return,
-            Err(e) => {
-                debug!(error = %e, "An audio frame was left out of the captions.");
-                return;
+        match decoder.push(config, packet) {
+            Ok(samples) if !samples.samples.is_empty() => {
+                self.recognition
+                    .push(samples.start_s, samples.samples.to_vec());
             }
-        };
-        match self.to_recogniser.try_send(samples) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                if self.dropped_blocks == 0 {
-                    warn!("Live captions fall behind the audio; audio is left out of them.");
-                }
-                self.dropped_blocks += 1;
-            }
-            // The recogniser ended (no engine): the captions stay empty.
-            Err(TrySendError::Disconnected(_)) => {}
+            Ok(_) => {}
+            Err(e) => debug!(error = %e, "An audio frame was left out of the captions."),
         }
     }
 
     /// Takes what the recogniser found and publishes the segments due at `now`; returns
     /// whether a segment was published.
     pub fn poll(&mut self, output: &dyn TreeOutput, now: DateTime<Utc>) -> bool {
-        while let Ok(found) = self.from_recogniser.try_recv() {
+        while let Some(found) = self.recognition.try_recv() {
             self.take(found);
         }
         self.track.publish_due(output, Some(now))
     }
 
-    fn take(&mut self, found: FromRecogniser) {
+    fn take(&mut self, found: Recognised) {
         match found {
-            FromRecogniser::Lines(lines) => self.track.add_lines(lines),
-            FromRecogniser::Settled(settled_s) => self.track.settle(settled_s),
-            FromRecogniser::Done => {}
+            Recognised::Lines(lines) => self.track.add_lines(lines),
+            Recognised::Settled(settled_s) => self.track.settle(settled_s),
+            // Captions show complete lines only.
+            Recognised::Partial(_) | Recognised::Done => {}
         }
     }
 
@@ -409,182 +360,15 @@ impl LiveCaptions {
         if let Some(decoder) = &mut self.decoder {
             if let Ok(samples) = decoder.flush() {
                 if !samples.samples.is_empty() {
-                    let _ = self.to_recogniser.try_send(ToRecogniser::Audio {
-                        start_s: samples.start_s,
-                        samples: samples.samples.to_vec(),
-                    });
+                    self.recognition
+                        .push(samples.start_s, samples.samples.to_vec());
                 }
             }
         }
-        let _ = self.to_recogniser.send(ToRecogniser::Finish);
-        let deadline = Instant::now() + FINISH_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.from_recogniser.recv_timeout(left) {
-                Ok(FromRecogniser::Done) => break,
-                Ok(found) => self.take(found),
-                Err(_) => {
-                    warn!("The live captions' last lines did not come in time.");
-                    break;
-                }
-            }
-        }
-        if let Some(recogniser) = self.recogniser.take() {
-            if recogniser.is_finished() {
-                let _ = recogniser.join();
-            }
-        }
-        if self.dropped_blocks > 0 {
-            warn!(
-                dropped_blocks = self.dropped_blocks,
-                "Live captions left out audio the recogniser could not keep up with."
-            );
+        for found in self.recognition.finish(FINISH_WAIT) {
+            self.take(found);
         }
         self.track.end(output);
-    }
-}
-
-/// One engine stream and where its audio sits on the media timeline.
-struct OpenStream {
-    stream: Box<dyn SpeechStream>,
-    /// Media time of its first sample.
-    origin_s: f64,
-    /// Samples added.
-    fed: u64,
-}
-
-impl OpenStream {
-    /// Media time just after the last sample added.
-    fn end_s(&self) -> f64 {
-        self.origin_s + self.fed as f64 / f64::from(SAMPLE_RATE)
-    }
-}
-
-/// A line of a stream whose first sample is at media time `origin_s`, on the media timeline.
-fn on_timeline(mut line: Line, origin_s: f64) -> Line {
-    line.start_s += origin_s;
-    line.end_s += origin_s;
-    line
-}
-
-/// The recogniser's thread: audio in, lines and settled times out, until told to finish (or
-/// the packager is gone).
-fn recognise(
-    speech: &Speech,
-    inbox: &Receiver<ToRecogniser>,
-    outbox: &mpsc::Sender<FromRecogniser>,
-) {
-    let engine = match speech.engine() {
-        Ok(engine) => engine,
-        Err(reason) => {
-            warn!(reason = %reason, "Live captions are off for this session.");
-            // Nothing is recognised: the packager publishes empty segments, never waiting.
-            let _ = outbox.send(FromRecogniser::Settled(f64::INFINITY));
-            while let Ok(ToRecogniser::Audio { .. }) = inbox.recv() {}
-            let _ = outbox.send(FromRecogniser::Done);
-            return;
-        }
-    };
-    let mut open: Option<OpenStream> = None;
-    let mut last_recognised = Instant::now();
-    loop {
-        match inbox.recv_timeout(RECOGNISE_EVERY) {
-            Ok(ToRecogniser::Audio { start_s, samples }) => {
-                let fill = MAX_SILENCE_FILL.as_secs_f64();
-                let gap = open.as_ref().map(|stream| start_s - stream.end_s());
-                if let Some(gap) = gap.filter(|gap| *gap < -0.05 || *gap > fill) {
-                    debug!(
-                        gap_s = gap,
-                        "The captions' audio jumped; a new stream starts."
-                    );
-                    if let Some(stream) = open.take() {
-                        finish_stream(stream, outbox);
-                    }
-                }
-                if open.is_none() {
-                    match engine.stream() {
-                        Ok(stream) => {
-                            open = Some(OpenStream {
-                                stream,
-                                origin_s: start_s,
-                                fed: 0,
-                            })
-                        }
-                        Err(e) => {
-                            warn!(error = %e, "Live captions cannot open a recognition stream.");
-                            continue;
-                        }
-                    }
-                }
-                let Some(stream) = &mut open else { continue };
-                let silence =
-                    ((start_s - stream.end_s()).max(0.0) * f64::from(SAMPLE_RATE)) as usize;
-                let added = if silence > 0 {
-                    stream.stream.add_audio(&vec![0.0; silence])
-                } else {
-                    Ok(())
-                }
-                .and_then(|()| stream.stream.add_audio(&samples));
-                stream.fed += (silence + samples.len()) as u64;
-                if let Err(e) = added {
-                    warn!(error = %e, "Live captions' recognition failed; a new stream starts.");
-                    open = None;
-                }
-            }
-            Ok(ToRecogniser::Finish) | Err(RecvTimeoutError::Disconnected) => {
-                if let Some(stream) = open.take() {
-                    finish_stream(stream, outbox);
-                }
-                let _ = outbox.send(FromRecogniser::Settled(f64::INFINITY));
-                let _ = outbox.send(FromRecogniser::Done);
-                return;
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-        }
-        if last_recognised.elapsed() < RECOGNISE_EVERY {
-            continue;
-        }
-        last_recognised = Instant::now();
-        let Some(stream) = &mut open else { continue };
-        let settled_until = stream.end_s();
-        match stream.stream.lines() {
-            Ok(lines) => {
-                let (complete, partial): (Vec<Line>, Vec<Line>) =
-                    lines.into_iter().partition(|line| line.complete);
-                let settled = partial
-                    .first()
-                    .map_or(settled_until, |line| stream.origin_s + line.start_s);
-                let complete: Vec<Line> = complete
-                    .into_iter()
-                    .map(|line| on_timeline(line, stream.origin_s))
-                    .collect();
-                if !complete.is_empty() {
-                    let _ = outbox.send(FromRecogniser::Lines(complete));
-                }
-                let _ = outbox.send(FromRecogniser::Settled(settled));
-            }
-            Err(e) => {
-                warn!(error = %e, "Live captions' recognition failed; a new stream starts.");
-                open = None;
-            }
-        }
-    }
-}
-
-/// Ends an engine stream and sends its last lines.
-fn finish_stream(open: OpenStream, outbox: &mpsc::Sender<FromRecogniser>) {
-    let origin_s = open.origin_s;
-    match open.stream.finish() {
-        Ok(lines) => {
-            let lines: Vec<Line> = lines
-                .into_iter()
-                .map(|line| on_timeline(line, origin_s))
-                .collect();
-            if !lines.is_empty() {
-                let _ = outbox.send(FromRecogniser::Lines(lines));
-            }
-        }
-        Err(e) => warn!(error = %e, "Live captions' last lines were lost."),
     }
 }
 

@@ -111,6 +111,7 @@ impl Composites {
             .send(Command::Control(Control::Tap {
                 room: spec.room_name.clone(),
                 sender: tap,
+                video: true,
             }))
             .await;
         if tapped.is_err() {

@@ -96,6 +96,8 @@ pub struct RoomRecord {
     pub empty_timeout_s: u32,
     pub metadata: String,
     pub created_at: DateTime<Utc>,
+    /// The language its microphones are transcribed in, when they are.
+    pub transcription_language: Option<String>,
 }
 
 /// A client that passed the token check and asks to join.
@@ -153,10 +155,18 @@ pub enum Control {
         room: String,
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
-    /// Sets a tap on a room by name ([`crate::tap`]).
+    /// Sets a tap on a room by name ([`crate::tap`]); `video: false` takes members and audio
+    /// only.
     Tap {
         room: String,
         sender: std::sync::mpsc::SyncSender<TapEvent>,
+        video: bool,
+    },
+    /// Sends recognised speech of a participant's track to everyone in the room, as LiveKit's
+    /// transcription data packets (the SDKs' `TranscriptionReceived`).
+    Transcription {
+        room: String,
+        transcription: proto::Transcription,
     },
     /// A tap's consumer needs a key frame of a video track.
     TapKeyframe { room: String, track_sid: String },
@@ -1700,6 +1710,9 @@ impl Engine {
                     level: data.ext_vals.audio_level,
                 }
             } else {
+                if !tap.takes_video() {
+                    return true;
+                }
                 let target = choose_layer(layers, Quality::High, None).map(str::to_owned);
                 let forwarder = tap.forwarder(track_sid);
                 let decision = forwarder.forward(
@@ -2048,13 +2061,33 @@ impl Engine {
                 });
                 let _ = reply.send(result);
             }
-            Control::Tap { room, sender } => {
+            Control::Tap {
+                room,
+                sender,
+                video,
+            } => {
                 self.taps
                     .entry(room.clone())
                     .or_default()
-                    .push(Tap::new(sender));
+                    .push(Tap::new(sender, video));
                 if self.rooms.contains_key(&room) {
                     self.update_taps(&room);
+                }
+            }
+            Control::Transcription {
+                room,
+                transcription,
+            } => {
+                if self.running(&room).is_ok() {
+                    let packet = proto::DataPacket {
+                        kind: proto::data_packet::Kind::Reliable as i32,
+                        participant_identity: transcription
+                            .transcribed_participant_identity
+                            .clone(),
+                        value: Some(proto::data_packet::Value::Transcription(transcription)),
+                        ..Default::default()
+                    };
+                    self.deliver(&room, None, &[], true, &packet.encode_to_vec());
                 }
             }
             Control::TapKeyframe { room, track_sid } => {

@@ -31,6 +31,7 @@ fn room(max_participants: u32) -> RoomRecord {
         empty_timeout_s: 0,
         metadata: String::new(),
         created_at: Utc::now(),
+        transcription_language: None,
     }
 }
 
@@ -391,6 +392,7 @@ async fn a_tap_set_before_the_room_runs_hears_its_visible_members_and_its_end() 
         .send(Command::Control(Control::Tap {
             room: "test".into(),
             sender: tap,
+            video: true,
         }))
         .await
         .unwrap();

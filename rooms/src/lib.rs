@@ -4,6 +4,8 @@
 //! - [`control`]: what the REST API asks of running rooms ([`RoomControl`]).
 //! - `composite`: a room's participants composed into one live stream (`sluice-compositor`),
 //!   fed by a [`tap`] on the room.
+//! - [`transcription`]: a room's microphones recognised as they speak (`sluice-transcribe`), to
+//!   its clients as LiveKit transcription packets and into its session's transcript.
 
 mod composite;
 pub mod control;
@@ -14,6 +16,7 @@ pub mod simulcast;
 pub mod speakers;
 pub mod tap;
 pub mod token;
+pub mod transcription;
 
 pub use control::{
     CompositeLayout, CompositeResolution, CompositeSpec, ControlError, DataMessage,

@@ -11,7 +11,10 @@ use async_trait::async_trait;
 use livekit_protocol as proto;
 use serde_json::{json, Value};
 use sluice_live::LiveService;
-use sluice_storage::{Db, EventBus, EventType, NewEvent, Permission, Room, RoomId, RoomSessionId};
+use sluice_storage::{
+    Db, EventBus, EventType, NewEvent, Permission, Room, RoomId, RoomSession, RoomSessionId,
+};
+use sluice_transcribe::Speech;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -23,6 +26,7 @@ use crate::control::{
 use crate::engine::{Command, Control, Engine, EngineSettings, Joining, Notice, RoomRecord};
 use crate::signal::{self, decode_request, encode_response};
 use crate::token::{self, Grant, TokenError};
+use crate::transcription::{TranscriptionSpec, Transcriptions};
 
 /// Commands queued for the engine.
 const COMMAND_QUEUE: usize = 1024;
@@ -79,6 +83,7 @@ impl From<TokenError> for Refusal {
 pub struct Rooms {
     commands: mpsc::Sender<Command>,
     composites: Composites,
+    transcriptions: Arc<Transcriptions>,
     db: Db,
     auto_create: bool,
     node_url: String,
@@ -86,13 +91,15 @@ pub struct Rooms {
 
 impl Rooms {
     /// Ends the sessions this node left open (a crash), starts the engine on `socket` and the
-    /// recorder; both end at shutdown. Room composites publish through `live` (none without).
+    /// recorder; both end at shutdown. Room composites publish through `live` (none without);
+    /// transcriptions recognise speech with `speech`.
     pub async fn start(
         db: Db,
         events: EventBus,
         socket: UdpSocket,
         settings: RoomsSettings,
         live: Option<Arc<LiveService>>,
+        speech: Arc<Speech>,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Arc<Rooms>> {
         let ended = db.end_room_sessions_of_node(&settings.node_url).await?;
@@ -114,14 +121,22 @@ impl Rooms {
             shutdown,
         );
         tokio::spawn(engine.run());
+        let transcriptions = Arc::new(Transcriptions::new(
+            speech,
+            db.clone(),
+            events.clone(),
+            commands.clone(),
+        ));
         tokio::spawn(record(
             db.clone(),
             events.clone(),
             settings.node_url.clone(),
+            transcriptions.clone(),
             notice_inbox,
         ));
         Ok(Arc::new(Rooms {
             composites: Composites::new(live, db.clone(), events, commands.clone()),
+            transcriptions,
             commands,
             db,
             auto_create: settings.auto_create,
@@ -157,6 +172,9 @@ fn room_record(room: Room) -> RoomRecord {
         empty_timeout_s: room.empty_timeout_s,
         metadata: room.metadata,
         created_at: room.created_at,
+        transcription_language: room
+            .transcription
+            .map(|transcription| transcription.language),
     }
 }
 
@@ -368,6 +386,47 @@ impl RoomControl for Rooms {
     async fn stop_composite(&self, room: &str) -> Result<(), ControlError> {
         self.composites.stop(room)
     }
+
+    async fn start_transcription(
+        &self,
+        room_id: &str,
+        language: &str,
+    ) -> Result<bool, ControlError> {
+        let room_id = RoomId::parse(room_id).map_err(|_| ControlError::RoomNotRunning)?;
+        let room = self.db.get_room(&room_id).await.map_err(|e| {
+            warn!(error = %e, "Reading a room to transcribe failed.");
+            ControlError::Stopped
+        })?;
+        let session = self.db.active_room_session(&room_id).await.map_err(|e| {
+            warn!(error = %e, "Reading a room's session to transcribe failed.");
+            ControlError::Stopped
+        })?;
+        let (Some(room), Some(session)) = (room, session) else {
+            return Ok(false);
+        };
+        if session.node_url != self.node_url {
+            return Ok(false);
+        }
+        self.transcriptions
+            .start(transcription_spec(&room.name, &session, language))
+            .await
+            .map(|()| true)
+    }
+
+    async fn stop_transcription(&self, room: &str) -> Result<(), ControlError> {
+        self.transcriptions.stop(room)
+    }
+}
+
+/// What transcribing `session` of the room named `room_name` takes.
+fn transcription_spec(room_name: &str, session: &RoomSession, language: &str) -> TranscriptionSpec {
+    TranscriptionSpec {
+        room_id: session.room_id.clone(),
+        room_name: room_name.to_owned(),
+        session_id: session.id.clone(),
+        session_started_at: session.started_at,
+        language: language.to_owned(),
+    }
 }
 
 /// Turns the engine's notices into session rows and events, in order.
@@ -375,12 +434,14 @@ async fn record(
     db: Db,
     events: EventBus,
     node_url: String,
+    transcriptions: Arc<Transcriptions>,
     mut notices: mpsc::UnboundedReceiver<Notice>,
 ) {
     let mut recorder = Recorder {
         db,
         events,
         node_url,
+        transcriptions,
         sessions: HashMap::new(),
     };
     while let Some(notice) = notices.recv().await {
@@ -394,6 +455,7 @@ struct Recorder {
     db: Db,
     events: EventBus,
     node_url: String,
+    transcriptions: Arc<Transcriptions>,
     /// The running session of each room, by room id.
     sessions: HashMap<String, RoomSessionId>,
 }
@@ -439,8 +501,19 @@ impl Recorder {
                     .await?;
                 self.publish(EventType::RoomSessionStarted, &room, data)
                     .await?;
+                if let Some(language) = &room.transcription_language {
+                    let spec = transcription_spec(&room.name, &session, language);
+                    let transcriptions = self.transcriptions.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = transcriptions.start(spec).await {
+                            warn!(error = %e, "The room's transcription did not start.");
+                        }
+                    });
+                }
             }
             Notice::RoomFinished { room } => {
+                // Its tap hears the end too; this also stops one whose start raced the end.
+                let _ = self.transcriptions.stop(&room.name);
                 let session = self.sessions.remove(&room.id);
                 if let Some(session) = &session {
                     self.db.end_room_session(session).await?;

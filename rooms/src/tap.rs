@@ -1,11 +1,12 @@
 //! Taps: a room's membership and media as a consumer inside the server receives them (a room's
-//! composite), without a peer connection.
+//! composite, its transcription), without a peer connection.
 //!
 //! A tap is registered on a room *name* and lasts until its receiver is dropped, so it may be
 //! set before anyone joins and outlive nothing but the room: when the room finishes the tap
 //! hears [`TapEvent::RoomFinished`] and is removed. It receives every published track of the
 //! room's visible participants: video at the highest simulcast layer the publisher sends now
-//! (switched at key frames with continuous timestamps, [`LayerForwarder`]), audio as it comes.
+//! (switched at key frames with continuous timestamps, [`LayerForwarder`]), unless it asked
+//! for audio only, and audio as it comes.
 //!
 //! Delivery never blocks the engine: each tap has a bounded queue ([`TAP_QUEUE`]). A frame
 //! that does not fit is dropped; a dropped video frame breaks the decoder's reference chain,
@@ -62,6 +63,8 @@ pub enum TapEvent {
 /// One registered tap, as the engine keeps it.
 pub(crate) struct Tap {
     sender: SyncSender<TapEvent>,
+    /// Whether it takes video frames (a transcription takes members and audio only).
+    video_wanted: bool,
     /// The simulcast forwarding of each video track, by track sid.
     video: HashMap<String, LayerForwarder>,
     /// Video tracks that lost a frame here and wait for a key frame.
@@ -79,9 +82,10 @@ pub(crate) enum Offered {
 }
 
 impl Tap {
-    pub(crate) fn new(sender: SyncSender<TapEvent>) -> Tap {
+    pub(crate) fn new(sender: SyncSender<TapEvent>, video_wanted: bool) -> Tap {
         Tap {
             sender,
+            video_wanted,
             video: HashMap::new(),
             broken: HashSet::new(),
         }
@@ -93,6 +97,11 @@ impl Tap {
             Err(TrySendError::Full(_)) => Offered::Dropped,
             Err(TrySendError::Disconnected(_)) => Offered::Closed,
         }
+    }
+
+    /// Whether video frames go to this tap.
+    pub(crate) fn takes_video(&self) -> bool {
+        self.video_wanted
     }
 
     /// The forwarder of a video track.

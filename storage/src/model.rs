@@ -14,6 +14,7 @@ mod health;
 mod job;
 mod room;
 mod room_composite;
+mod room_transcript;
 mod simulcast_target;
 mod transcript;
 mod webhook;
@@ -26,12 +27,13 @@ pub use health::{HealthSample, HealthWarning, HealthWarningCode, StreamHealth};
 pub use job::{Job, JobStatus, NewJob, DEFAULT_JOB_MAX_ATTEMPTS};
 pub use room::{
     NewRoom, Room, RoomPage, RoomSession, RoomSessionPage, RoomSessionParticipant,
-    DEFAULT_ROOM_EMPTY_TIMEOUT_S, DEFAULT_ROOM_MAX_PARTICIPANTS,
+    RoomTranscription, DEFAULT_ROOM_EMPTY_TIMEOUT_S, DEFAULT_ROOM_MAX_PARTICIPANTS,
 };
 pub use room_composite::{
     NewRoomComposite, RoomComposite, RoomCompositeLayout, RoomCompositeOutputs, RoomCompositePage,
     RoomCompositeResolution, RoomCompositeStatus, RoomCompositeTarget,
 };
+pub use room_transcript::{NewRoomTranscriptLine, RoomSearchHit, RoomTranscriptLine};
 pub use simulcast_target::{
     NewSimulcastTarget, SimulcastTarget, SimulcastTargetStatus, SOURCE_RENDITION,
 };

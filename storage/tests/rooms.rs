@@ -47,6 +47,7 @@ async fn rooms_are_created_got_listed_and_deleted() {
             max_participants: Some(0),
             empty_timeout_s: Some(86_400),
             metadata: Some(r#"{"topic":"all hands"}"#.to_owned()),
+            transcription: None,
         })
         .await
         .unwrap();

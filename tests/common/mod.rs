@@ -16,6 +16,7 @@ use sluice_storage::test_support::TestDatabase;
 
 pub mod cluster;
 pub mod live;
+pub mod participants;
 pub mod restream;
 pub mod vod;
 pub mod whip;
@@ -393,6 +394,12 @@ impl Server {
             Ok(m3u8_rs::Playlist::MediaPlaylist(playlist)) => playlist,
             other => panic!("{uri} is not a media playlist: {other:?}"),
         }
+    }
+
+    /// Fetches a URL path with the test key's Basic auth (what the API serves as text).
+    pub fn get_authorized(&self, path: &str) -> HttpResponse {
+        let authorization = format!("Authorization: {}", basic_auth(API_KEY, API_SECRET));
+        http_request("GET", &self.url(path), &[&authorization], None)
     }
 
     /// Fetches a URL path (no auth) and returns status, headers and body bytes.

@@ -13,7 +13,8 @@
 //!   early ([`ControlFlow::Break`]).
 //! - **Live packets** ([`LiveSpeechAudio`]): AAC frames as the live core carries them (raw
 //!   frames, [`Packet`], with their [`AudioSpecificConfig`]; MP3 and Opus publishers reach the
-//!   packaging thread as AAC too). Each packet gives back its 16 kHz samples with the media time
+//!   packaging thread as AAC too), or Opus packets (a room participant's microphone, whose
+//!   packets are not transcoded). Each packet gives back its 16 kHz samples with the media time
 //!   of the first one ([`SpeechSamples`]).
 //!
 //! # The file timeline
@@ -68,7 +69,7 @@ use ffmpeg_next::{frame, media, ChannelLayout, Rational};
 use sluice_media::{AudioSpecificConfig, Packet, Timebase};
 use tracing::debug;
 
-use crate::audio::receive_audio_frame;
+use crate::audio::{open_opus_decoder, receive_audio_frame};
 use crate::probe::{self, ProbeError, ProbeLimits};
 use crate::TranscodeError;
 
@@ -819,10 +820,11 @@ struct Anchor {
     seconds: f64,
 }
 
-/// Live AAC (raw frames, as the live core carries them) to 16 kHz mono samples, packet by
-/// packet; see the module documentation.
+/// Live AAC (raw frames, as the live core carries them) or Opus (a room's microphones) to
+/// 16 kHz mono samples, packet by packet; see the module documentation.
 pub struct LiveSpeechAudio {
-    config: AudioSpecificConfig,
+    /// The AAC stream being decoded; `None` for Opus.
+    config: Option<AudioSpecificConfig>,
     decoder: decoder::Audio,
     resampler: MonoResampler,
     /// The samples of the last call, reused.
@@ -838,9 +840,22 @@ pub struct LiveSpeechAudio {
 impl LiveSpeechAudio {
     /// Opens an AAC decoder for the stream `config` describes.
     pub fn new(config: &AudioSpecificConfig) -> Result<Self, TranscodeError> {
-        Ok(LiveSpeechAudio {
-            config: config.clone(),
-            decoder: open_aac_decoder(config)?,
+        Ok(Self::with_decoder(
+            Some(config.clone()),
+            open_aac_decoder(config)?,
+        ))
+    }
+
+    /// Opens an Opus decoder (mono or stereo packets; RFC 7587's 48 kHz clock is the usual
+    /// timebase of their packets).
+    pub fn opus() -> Result<Self, TranscodeError> {
+        Ok(Self::with_decoder(None, open_opus_decoder(2)?))
+    }
+
+    fn with_decoder(config: Option<AudioSpecificConfig>, decoder: decoder::Audio) -> Self {
+        LiveSpeechAudio {
+            config,
+            decoder,
             resampler: MonoResampler::default(),
             block: Vec::new(),
             anchors: VecDeque::new(),
@@ -848,12 +863,12 @@ impl LiveSpeechAudio {
             raw_out: 0,
             decode_errors: 0,
             config_changes: 0,
-        })
+        }
     }
 
-    /// The configuration of the packets being decoded.
-    pub fn config(&self) -> &AudioSpecificConfig {
-        &self.config
+    /// The configuration of the AAC packets being decoded (`None`: Opus).
+    pub fn config(&self) -> Option<&AudioSpecificConfig> {
+        self.config.as_ref()
     }
 
     /// Packets that did not decode and were skipped.
@@ -875,9 +890,27 @@ impl LiveSpeechAudio {
         config: &AudioSpecificConfig,
         packet: &Packet,
     ) -> Result<SpeechSamples<'_>, TranscodeError> {
-        if *config != self.config {
+        if self.config.as_ref() != Some(config) {
             self.reopen(config)?;
         }
+        self.decode(packet)
+    }
+
+    /// Decodes one Opus packet (any timebase) of a decoder made by [`LiveSpeechAudio::opus`],
+    /// as [`LiveSpeechAudio::push`] does an AAC frame.
+    pub fn push_opus(&mut self, packet: &Packet) -> Result<SpeechSamples<'_>, TranscodeError> {
+        self.decode(packet)
+    }
+
+    fn codec_name(&self) -> &'static str {
+        if self.config.is_some() {
+            "AAC"
+        } else {
+            "Opus"
+        }
+    }
+
+    fn decode(&mut self, packet: &Packet) -> Result<SpeechSamples<'_>, TranscodeError> {
         self.block.clear();
         let first_raw = self.raw_out;
         let pts = packet.timebase.rescale(packet.pts, MICROS);
@@ -888,7 +921,8 @@ impl LiveSpeechAudio {
             Ok(()) => self.drain(packet.pts_time().as_secs_f64())?,
             Err(e) => {
                 self.decode_errors += 1;
-                debug!(pts_us = pts, error = %e, "AAC packet skipped: it does not decode.");
+                let codec = self.codec_name();
+                debug!(pts_us = pts, error = %e, codec, "Audio packet skipped: it does not decode.");
             }
         }
         let start_s = self
@@ -936,7 +970,7 @@ impl LiveSpeechAudio {
             "AAC configuration changed; the speech decoder is reopened."
         );
         self.decoder = open_aac_decoder(config)?;
-        self.config = config.clone();
+        self.config = Some(config.clone());
         self.resampler = MonoResampler::default();
         self.anchors.clear();
         self.raw_fed = 0.0;
@@ -948,11 +982,12 @@ impl LiveSpeechAudio {
     /// Resamples every frame the decoder has ready into the block.
     fn drain(&mut self, packet_s: f64) -> Result<(), TranscodeError> {
         let mut decoded = frame::Audio::empty();
+        let codec = self.codec_name();
         while receive_audio_frame(
             &mut self.decoder,
             &mut decoded,
             &mut self.decode_errors,
-            "AAC",
+            codec,
         ) {
             if decoded.samples() == 0 || decoded.rate() == 0 {
                 continue;

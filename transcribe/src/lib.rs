@@ -5,6 +5,8 @@
 //! [`SpeechStream`] that takes audio as it arrives and hands back lines as the speech in it is
 //! recognised, each first as a partial line (`complete: false`) and once as a complete one.
 //! Another engine (whisper.cpp, a GPU service) is one more implementation of these traits.
+//! [`live::LiveRecognition`] runs a stream on a thread of its own for live audio (a live
+//! stream's captions, a room's microphones).
 //!
 //! # Moonshine
 //!
@@ -39,6 +41,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod live;
 mod moonshine;
 
 use std::path::PathBuf;

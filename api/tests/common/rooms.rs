@@ -212,6 +212,28 @@ impl RoomControl for FakeRooms {
         }
         Ok(())
     }
+
+    /// Records the call; the room is taken as running elsewhere (nothing starts here).
+    async fn start_transcription(
+        &self,
+        room_id: &str,
+        language: &str,
+    ) -> Result<bool, ControlError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("start_transcription {room_id} {language}"));
+        Ok(false)
+    }
+
+    /// Records the call; nothing is transcribed here.
+    async fn stop_transcription(&self, room: &str) -> Result<(), ControlError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("stop_transcription {room}"));
+        Err(ControlError::NoTranscription)
+    }
 }
 
 pub fn alice() -> ParticipantView {

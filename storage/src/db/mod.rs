@@ -21,6 +21,7 @@ mod live_streams;
 mod paging;
 mod playback_ids;
 mod room_composites;
+mod room_transcripts;
 mod rooms;
 mod sessions;
 mod signing_keys;

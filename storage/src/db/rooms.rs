@@ -9,6 +9,9 @@
 //! The writes that end things ([`Db::end_room_session`], [`Db::record_participant_left`],
 //! [`Db::end_room_sessions_of_node`]) keep the first end and leave alone what no longer exists:
 //! a room deleted while it ran took its sessions and participants with it.
+//!
+//! A room's live transcription setting and its sessions' transcripts are in
+//! `room_transcripts`.
 
 use std::collections::HashMap;
 
@@ -20,7 +23,7 @@ use sea_orm::{
 use tracing::info;
 
 use super::paging::{keyset_page, PageKey, PageOrder};
-use super::{now, Db, Record, Result, StorageError};
+use super::{json_column, now, to_json, Db, Record, Result, StorageError};
 use crate::entities::{room, room_participant, room_session};
 use crate::ids::{RoomId, RoomSessionId};
 use crate::model::{
@@ -78,16 +81,21 @@ fn from_db_setting(value: i32) -> u32 {
     u32::try_from(value).unwrap_or(0)
 }
 
-fn room_from_row(row: room::Model) -> Room {
-    Room {
+pub(super) fn room_from_row(row: room::Model) -> Result<Room> {
+    let transcription = match &row.transcription {
+        Some(text) => Some(json_column(Record::Room, &row.id, "transcription", text)?),
+        None => None,
+    };
+    Ok(Room {
         id: RoomId::stored(row.id),
         name: row.name,
         max_participants: from_db_setting(row.max_participants),
         empty_timeout_s: from_db_setting(row.empty_timeout_s),
         metadata: row.metadata,
+        transcription,
         created_at: row.created_at,
         updated_at: row.updated_at,
-    }
+    })
 }
 
 fn participant_from_row(row: room_participant::Model) -> RoomSessionParticipant {
@@ -115,6 +123,7 @@ impl Db {
                 new.empty_timeout_s.unwrap_or(DEFAULT_ROOM_EMPTY_TIMEOUT_S),
             )),
             metadata: Set(new.metadata.clone().unwrap_or_default()),
+            transcription: Set(new.transcription.as_ref().map(to_json)),
             created_at: Set(at),
             updated_at: Set(at),
         };
@@ -124,7 +133,7 @@ impl Db {
         {
             Ok(row) => {
                 info!(room_id = %row.id, name = %row.name, "Room created.");
-                Ok(room_from_row(row))
+                room_from_row(row)
             }
             Err(err) if is_unique_violation(&err) => Err(StorageError::Conflict {
                 record: Record::Room,
@@ -134,20 +143,23 @@ impl Db {
         }
     }
 
+    /// The room `id`, if there is one.
     pub async fn get_room(&self, id: &RoomId) -> Result<Option<Room>> {
-        Ok(room::Entity::find_by_id(id)
+        room::Entity::find_by_id(id)
             .one(&self.conn)
             .await?
-            .map(room_from_row))
+            .map(room_from_row)
+            .transpose()
     }
 
     /// The room clients join by `name`, if there is one.
     pub async fn get_room_by_name(&self, name: &str) -> Result<Option<Room>> {
-        Ok(room::Entity::find()
+        room::Entity::find()
             .filter(room::Column::Name.eq(name))
             .one(&self.conn)
             .await?
-            .map(room_from_row))
+            .map(room_from_row)
+            .transpose()
     }
 
     /// Rooms in creation order, at most `limit` (clamped to 1..=[`super::MAX_PAGE_SIZE`]),
@@ -156,7 +168,7 @@ impl Db {
         let (rows, next_cursor) =
             keyset_page(&self.conn, room::Entity::find(), ROOM_PAGE, limit, after).await?;
         Ok(RoomPage {
-            items: rows.into_iter().map(room_from_row).collect(),
+            items: rows.into_iter().map(room_from_row).collect::<Result<_>>()?,
             next_cursor,
         })
     }
@@ -246,6 +258,17 @@ impl Db {
             info!(room_session_id = %id, "Room session ended.");
         }
         Ok(())
+    }
+
+    /// A room session by id, with its participants.
+    pub async fn get_room_session(&self, id: &RoomSessionId) -> Result<Option<RoomSession>> {
+        let Some(row) = room_session::Entity::find_by_id(id.as_str())
+            .one(&self.conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self.with_participants(vec![row]).await?.pop())
     }
 
     /// The running session of a room (the newest unended one), with its participants.

@@ -8,7 +8,8 @@
 //! Postgres, ranked by `ts_rank`. A person's query is never parsed as query syntax: it is cut
 //! into words at whitespace, words without a letter or digit are dropped, and each remaining
 //! word becomes a quoted FTS5 string (all of them required) on SQLite, or goes to
-//! `plainto_tsquery` on Postgres; both are bound as parameters.
+//! `plainto_tsquery` on Postgres; both are bound as parameters. The search over room
+//! transcripts (`room_transcripts`) takes queries the same way, through [`full_text_query`].
 
 use std::collections::HashSet;
 
@@ -242,6 +243,21 @@ fn fts5_query(words: &[&str]) -> String {
     format!("text : ({})", phrases.join(" "))
 }
 
+/// A person's `query` as `engine`'s full-text search takes it, to bind as a parameter: an FTS5
+/// query requiring every word in the `text` column ([`fts5_query`]) on SQLite, the words for
+/// `plainto_tsquery` on Postgres. `None` when it holds no word ([`search_words`]): such a
+/// query finds nothing.
+pub(super) fn full_text_query(engine: DbEngine, query: &str) -> Option<String> {
+    let words = search_words(query);
+    if words.is_empty() {
+        return None;
+    }
+    Some(match engine {
+        DbEngine::Sqlite => fts5_query(&words),
+        DbEngine::Postgres => words.join(" "),
+    })
+}
+
 impl Db {
     /// The transcripts of asset `asset`, in the order they were asked for (creation, then id).
     pub async fn transcripts_of(&self, asset: &AssetId) -> Result<Vec<Transcript>> {
@@ -373,24 +389,20 @@ impl Db {
     /// is never read as query syntax; one without a word (empty, or only punctuation) finds
     /// nothing, and only its first 32 words count.
     pub async fn search_transcripts(&self, query: &str, limit: u64) -> Result<Vec<SearchHit>> {
-        let words = search_words(query);
-        if words.is_empty() {
+        let Some(terms) = full_text_query(self.engine, query) else {
             return Ok(Vec::new());
-        }
+        };
         let limit = to_db_count(limit.clamp(1, MAX_PAGE_SIZE));
         let ready = TranscriptStatus::Ready.to_value();
-        let statement = match self.engine {
-            DbEngine::Sqlite => Statement::from_sql_and_values(
-                DatabaseBackend::Sqlite,
-                SQLITE_SEARCH,
-                [fts5_query(&words).into(), ready.into(), limit.into()],
-            ),
-            DbEngine::Postgres => Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                POSTGRES_SEARCH,
-                [words.join(" ").into(), ready.into(), limit.into()],
-            ),
+        let (backend, sql) = match self.engine {
+            DbEngine::Sqlite => (DatabaseBackend::Sqlite, SQLITE_SEARCH),
+            DbEngine::Postgres => (DatabaseBackend::Postgres, POSTGRES_SEARCH),
         };
+        let statement = Statement::from_sql_and_values(
+            backend,
+            sql,
+            [terms.into(), ready.into(), limit.into()],
+        );
         self.conn
             .query_all(statement)
             .await?
@@ -536,6 +548,21 @@ mod tests {
             fts5_query(&["say", "\"hi\"", "NEAR("]),
             r#"text : ("say" """hi""" "NEAR(")"#
         );
+    }
+
+    #[test]
+    fn a_query_becomes_each_engines_full_text_query_or_none_without_a_word() {
+        assert_eq!(
+            full_text_query(DbEngine::Sqlite, " budgets  \"q1\" "),
+            Some(r#"text : ("budgets" """q1""")"#.to_owned())
+        );
+        assert_eq!(
+            full_text_query(DbEngine::Postgres, " budgets  \"q1\" "),
+            Some(r#"budgets "q1""#.to_owned())
+        );
+        for engine in [DbEngine::Sqlite, DbEngine::Postgres] {
+            assert_eq!(full_text_query(engine, " -- * ; "), None);
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Upgrading a database made by the first schema only: keys, streams and sessions survive, on
 //! SQLite and on Postgres (a [`TestDatabase`]), and on SQLite no secret stays in clear anywhere
 //! in the database files. Assets made before transcripts existed load and become ready as
-//! before, and the transcripts, rooms and room composites migrations roll back and apply
-//! again.
+//! before, and the transcripts, rooms, room composites and room transcripts migrations roll
+//! back and apply again.
 
 use sea_orm::{ConnectionTrait, Statement};
 use sea_orm_migration::{MigratorTrait, SchemaManager};
@@ -11,17 +11,29 @@ use sluice_media::Ladder;
 
 use crate::migration::Migrator;
 use crate::model::{
-    AssetInput, AssetSettings, GeneratedSubtitles, LadderCodec, NewAsset, Permission,
-    PlaybackPolicy, TranscriptLine, TRANSCRIBE_JOB_KIND,
+    AssetInput, AssetSettings, GeneratedSubtitles, LadderCodec, NewAsset, NewRoomTranscriptLine,
+    Permission, PlaybackPolicy, RoomTranscription, TranscriptLine, TRANSCRIBE_JOB_KIND,
 };
 use crate::test_support::TestDatabase;
 use crate::{AssetId, Db, LiveStreamId, SecretBox, SessionId, MASTER_KEY_LEN};
 
 /// Migrations before `m20261207_000012_transcripts`.
 const BEFORE_TRANSCRIPTS: u32 = 11;
+/// Migrations before `m20261207_000013_rooms`.
+const BEFORE_ROOMS: u32 = 12;
+/// Migrations before `m20261207_000014_room_composites`.
+const BEFORE_ROOM_COMPOSITES: u32 = 13;
+/// Migrations before `m20261207_000015_room_transcripts`.
+const BEFORE_ROOM_TRANSCRIPTS: u32 = 14;
 
 const ACTIVE_SECRET: &str = "LegacyActiveSecret0123456789abcdefghijkl";
 const REVOKED_SECRET: &str = "LegacyRevokedSecret0123456789abcdefghijk";
+
+/// Rolls `db` back to its first `before` migrations, the later ones undone newest first.
+async fn roll_back_to(db: &Db, before: u32) {
+    let since = u32::try_from(Migrator::migrations().len()).unwrap() - before;
+    Migrator::down(&db.conn, Some(since)).await.unwrap();
+}
 
 async fn execute(db: &Db, sql: &str) {
     db.conn
@@ -341,11 +353,7 @@ async fn the_transcripts_migration_rolls_back_and_applies_again() {
     db.set_transcript_ready(&track.id, &lines).await.unwrap();
 
     // Back to before transcripts, rolling back the migrations that came after it too.
-    let since_transcripts =
-        u32::try_from(Migrator::migrations().len()).unwrap() - BEFORE_TRANSCRIPTS;
-    Migrator::down(&db.conn, Some(since_transcripts))
-        .await
-        .unwrap();
+    roll_back_to(&db, BEFORE_TRANSCRIPTS).await;
     let schema = SchemaManager::new(&db.conn);
     for table in ["transcripts", "transcript_lines", "transcript_search"] {
         assert!(!schema.has_table(table).await.unwrap(), "{table} dropped");
@@ -380,14 +388,16 @@ async fn the_rooms_migration_rolls_back_and_applies_again() {
         .await
         .unwrap();
 
-    // The rooms migration is the newest but for the room composites one.
-    Migrator::down(&db.conn, Some(2)).await.unwrap();
+    // Back to before rooms, rolling back the migrations that came after it too.
+    roll_back_to(&db, BEFORE_ROOMS).await;
     let schema = SchemaManager::new(&db.conn);
     for table in [
         "rooms",
         "room_sessions",
         "room_participants",
         "room_composites",
+        "room_transcript_lines",
+        "room_transcript_search",
     ] {
         assert!(!schema.has_table(table).await.unwrap(), "{table} dropped");
     }
@@ -446,11 +456,20 @@ async fn the_room_composites_migration_rolls_back_and_applies_again() {
     };
     db.create_room_composite(&new).await.unwrap();
 
-    // The room composites migration is the newest.
-    Migrator::down(&db.conn, Some(1)).await.unwrap();
+    // Back to before room composites, rolling back the migrations that came after it too.
+    roll_back_to(&db, BEFORE_ROOM_COMPOSITES).await;
     let schema = SchemaManager::new(&db.conn);
     assert!(!schema.has_table("room_composites").await.unwrap());
-    assert!(db.get_room(&room.id).await.unwrap().is_some());
+    // The room is kept (read with SQL: the model's columns include later migrations').
+    assert!(db
+        .conn
+        .query_one(Statement::from_string(
+            db.conn.get_database_backend(),
+            format!("SELECT id FROM rooms WHERE id = '{}'", room.id),
+        ))
+        .await
+        .unwrap()
+        .is_some());
 
     db.migrate().await.unwrap();
     assert_eq!(db.running_room_composite(&room.id).await.unwrap(), None);
@@ -463,4 +482,105 @@ async fn the_room_composites_migration_rolls_back_and_applies_again() {
         .is_conflict());
     db.mark_room_composite_stopped(&again.id).await.unwrap();
     db.create_room_composite(&new).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_room_transcripts_migration_rolls_back_and_applies_again() {
+    let database = TestDatabase::new();
+    let db = Db::connect(database.url()).await.unwrap();
+    db.migrate().await.unwrap();
+    let transcribed = crate::model::NewRoom {
+        transcription: Some(RoomTranscription {
+            language: "en".to_owned(),
+        }),
+        ..crate::model::NewRoom::named("standup")
+    };
+    let room = db.create_room(&transcribed).await.unwrap();
+    let session = db.start_room_session(&room.id, "http://n:1").await.unwrap();
+    let lines = [NewRoomTranscriptLine {
+        participant_sid: "PA_a".to_owned(),
+        participant_identity: "alice".to_owned(),
+        participant_name: "Alice".to_owned(),
+        track_sid: "TR_a".to_owned(),
+        start_ms: 0,
+        end_ms: 1_000,
+        text: "the budget is ready".to_owned(),
+    }];
+    db.append_room_transcript_lines(&session.id, &room.id, &lines)
+        .await
+        .unwrap();
+    let doomed = db
+        .create_room(&crate::model::NewRoom::named("doomed"))
+        .await
+        .unwrap();
+    let doomed_session = db
+        .start_room_session(&doomed.id, "http://n:1")
+        .await
+        .unwrap();
+
+    // The room transcripts migration is the newest.
+    roll_back_to(&db, BEFORE_ROOM_TRANSCRIPTS).await;
+    let schema = SchemaManager::new(&db.conn);
+    for table in ["room_transcript_lines", "room_transcript_search"] {
+        assert!(!schema.has_table(table).await.unwrap(), "{table} dropped");
+    }
+    assert!(!schema.has_column("rooms", "transcription").await.unwrap());
+    // Rooms and their sessions are kept, and deleting a session no longer touches the search
+    // index (SQLite's trigger went too).
+    let mut kept: Vec<String> = db
+        .conn
+        .query_all(Statement::from_string(
+            db.conn.get_database_backend(),
+            "SELECT id FROM room_sessions",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get("", "id").unwrap())
+        .collect();
+    kept.sort();
+    let mut expected = vec![session.id.to_string(), doomed_session.id.to_string()];
+    expected.sort();
+    assert_eq!(kept, expected);
+    execute(
+        &db,
+        &format!("DELETE FROM rooms WHERE id = '{}'", doomed.id),
+    )
+    .await;
+
+    db.migrate().await.unwrap();
+    let again = db.get_room(&room.id).await.unwrap().expect("the room kept");
+    assert_eq!(again.transcription, None, "an existing room starts off");
+    assert!(db
+        .room_transcript_lines(&session.id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(db
+        .search_room_transcripts("budget", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let on = db
+        .set_room_transcription(&room.id, transcribed.transcription.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(on.transcription, transcribed.transcription);
+    assert_eq!(
+        db.append_room_transcript_lines(&session.id, &room.id, &lines)
+            .await
+            .unwrap(),
+        1
+    );
+    let hits = db.search_room_transcripts("budgets", 10).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].session_id, session.id);
+    // The cascade and the search index's cleanup are back.
+    db.delete_room(&room.id).await.unwrap();
+    assert!(db
+        .search_room_transcripts("budget", 10)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -10,6 +10,7 @@ pub mod room;
 pub mod room_composite;
 pub mod room_participant;
 pub mod room_session;
+pub mod room_transcript_line;
 pub mod session;
 pub mod signing_key;
 pub mod simulcast_target;

@@ -15,6 +15,8 @@ pub struct Model {
     /// Seconds the room stays open once its last participant left.
     pub empty_timeout_s: i32,
     pub metadata: String,
+    /// JSON text of the transcription setting; `NULL` for off.
+    pub transcription: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -16,6 +16,7 @@ mod m20261207_000011_session_health;
 mod m20261207_000012_transcripts;
 mod m20261207_000013_rooms;
 mod m20261207_000014_room_composites;
+mod m20261207_000015_room_transcripts;
 
 pub use m20261121_000003_auth::LEGACY_API_KEYS_TABLE;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000012_transcripts::Migration),
             Box::new(m20261207_000013_rooms::Migration),
             Box::new(m20261207_000014_room_composites::Migration),
+            Box::new(m20261207_000015_room_transcripts::Migration),
         ]
     }
 }

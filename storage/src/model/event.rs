@@ -80,10 +80,16 @@ pub enum EventType {
     /// A room composite stopped (asked to, its room ended, or it failed); the data is the
     /// composite, the object its room.
     RoomCompositeStopped,
+    /// A room session's microphones began to be transcribed; the object is the room, the data
+    /// names the session and the language.
+    RoomTranscriptionStarted,
+    /// A room session's transcription stopped (asked to, or the room ended); its transcript is
+    /// complete. The data names the session and how many lines were stored.
+    RoomTranscriptionStopped,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 43] = [
+    pub const ALL: [EventType; 45] = [
         Self::LiveStreamCreated,
         Self::LiveStreamUpdated,
         Self::LiveStreamDeleted,
@@ -127,6 +133,8 @@ impl EventType {
         Self::TrackUnmuted,
         Self::RoomCompositeStarted,
         Self::RoomCompositeStopped,
+        Self::RoomTranscriptionStarted,
+        Self::RoomTranscriptionStopped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -174,6 +182,8 @@ impl EventType {
             Self::TrackUnmuted => "track.unmuted",
             Self::RoomCompositeStarted => "room.composite.started",
             Self::RoomCompositeStopped => "room.composite.stopped",
+            Self::RoomTranscriptionStarted => "room.transcription.started",
+            Self::RoomTranscriptionStopped => "room.transcription.stopped",
         }
     }
 
@@ -194,8 +204,8 @@ impl EventType {
             .map_or("", |(object, _)| object)
     }
 
-    /// Whether the event's object is a room (`room.*`, `room.composite.*`, `participant.*`,
-    /// `track.*`): its `object_id` is the room's id.
+    /// Whether the event's object is a room (`room.*`, `room.composite.*`,
+    /// `room.transcription.*`, `participant.*`, `track.*`): its `object_id` is the room's id.
     pub fn is_about_room(self) -> bool {
         matches!(
             self,
@@ -213,6 +223,8 @@ impl EventType {
                 | Self::TrackUnmuted
                 | Self::RoomCompositeStarted
                 | Self::RoomCompositeStopped
+                | Self::RoomTranscriptionStarted
+                | Self::RoomTranscriptionStopped
         )
     }
 }

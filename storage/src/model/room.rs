@@ -1,7 +1,9 @@
 //! Real-time rooms (LiveKit-compatible): the rooms clients join by name, each run of a room
-//! (a session, hosted by one node) and the participants of each run.
+//! (a session, hosted by one node), the participants of each run, and whether the room's
+//! microphones are transcribed live (the lines themselves are [`super::RoomTranscriptLine`]s).
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{RoomId, RoomSessionId};
 
@@ -23,6 +25,8 @@ pub struct Room {
     pub empty_timeout_s: u32,
     /// Free-form text the room's participants are given.
     pub metadata: String,
+    /// Live transcription of its participants' microphones; `None`: off.
+    pub transcription: Option<RoomTranscription>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -37,6 +41,8 @@ pub struct NewRoom {
     pub empty_timeout_s: Option<u32>,
     /// Default empty.
     pub metadata: Option<String>,
+    /// Default off.
+    pub transcription: Option<RoomTranscription>,
 }
 
 impl NewRoom {
@@ -47,6 +53,15 @@ impl NewRoom {
             ..Self::default()
         }
     }
+}
+
+/// A room's live transcription setting: each participant's microphone is transcribed while
+/// the room runs, and the complete lines are kept with the room session (stored as JSON text on
+/// the room).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomTranscription {
+    /// The language spoken (a language tag, such as `en`).
+    pub language: String,
 }
 
 /// One run of a room on a node, from its start to its close.

@@ -12,7 +12,8 @@ use crate::ids::{AssetId, TrackId};
 /// asset id). Queued when an asset with a preparing transcript becomes ready.
 pub const TRANSCRIBE_JOB_KIND: &str = "asset.transcribe";
 
-/// Most lines one transcript keeps; the lines past it are dropped (with a warning).
+/// Most lines one transcript keeps, an asset's or a room session's; the lines past it are
+/// dropped (with a warning).
 pub const MAX_TRANSCRIPT_LINES: usize = 100_000;
 
 /// Where a transcript stands.

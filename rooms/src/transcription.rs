@@ -1,0 +1,560 @@
+//! Live transcription of a room: every visible participant's microphone recognised as it
+//! speaks, each line sent to the room's clients as LiveKit transcription packets and stored in
+//! the transcript of the room's session.
+//!
+//! ```text
+//! engine ──tap (members, audio)──> transcriber thread ──Opus→16 kHz──> LiveRecognition per microphone
+//!    ^                                      │  partial and final lines
+//!    └──── Control::Transcription ──────────┤
+//!                                           └──> store task ──> room_transcript_lines
+//! ```
+//!
+//! * [`Transcriptions::start`] sets an audio-only [`tap`](crate::tap) on the room and starts its
+//!   thread. It runs while the room's session does: the room ending (or
+//!   [`Transcriptions::stop`]) finishes every microphone's recognition, so the last lines are
+//!   sent and stored, then `room.transcription.stopped` is published.
+//! * The thread decodes each microphone's Opus once (`LiveSpeechAudio`) and hands the 16 kHz
+//!   samples to a [`LiveRecognition`] of its own (a thread each: the engine recognises one
+//!   thing at a time, so a busy engine delays lines but never the room). Up to
+//!   [`MAX_MICROPHONES`] microphones of a room are transcribed at once; those past it are not
+//!   (logged), and one whose track is unpublished is finished and its place freed.
+//! * Times are milliseconds from the start of the room's session. A microphone's timeline is
+//!   anchored when its first packet arrives; after that its RTP clock places every sample, so
+//!   silence the sender left out (DTX) keeps its length.
+//! * Clients get each line as the participant's `Transcription` data packet: partial segments
+//!   (`final: false`) while it is spoken, at most one per [`RECOGNISE_EVERY`], then the final
+//!   one under the same segment id. Segment times are the line's, in milliseconds from the
+//!   session's start.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self as std_mpsc, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use livekit_protocol as proto;
+use serde_json::json;
+use sluice_media::{Packet, Timebase, TrackKind};
+use sluice_storage::{
+    Db, EventBus, EventType, NewEvent, NewRoomTranscriptLine, RoomId, RoomSessionId,
+};
+use sluice_transcoder::speech::LiveSpeechAudio;
+use sluice_transcribe::live::{LiveRecognition, Recognised, RECOGNISE_EVERY};
+use sluice_transcribe::{Line, Speech};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::control::{ControlError, ParticipantView};
+use crate::engine::{Command, Control};
+use crate::tap::{TapCodec, TapEvent, TAP_QUEUE};
+
+/// Microphones of one room transcribed at once.
+pub const MAX_MICROPHONES: usize = 16;
+/// Blocks of audio (one per Opus packet, 20 ms) waiting for one microphone's recogniser: 8 s.
+const AUDIO_QUEUE: usize = 400;
+/// How long finishing a microphone waits for its last lines.
+const FINISH_WAIT: Duration = Duration::from_secs(10);
+/// Lines waiting to be stored.
+const STORE_QUEUE: usize = 256;
+/// The RTP clock of Opus (RFC 7587 §4.1).
+const OPUS_CLOCK: u32 = 48_000;
+
+/// A room to transcribe: its current session, and the language spoken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptionSpec {
+    pub room_id: RoomId,
+    pub room_name: String,
+    pub session_id: RoomSessionId,
+    /// When the session started: line times count from here.
+    pub session_started_at: DateTime<Utc>,
+    pub language: String,
+}
+
+/// A running transcription, as [`Transcriptions`] keeps it.
+struct Running {
+    session_id: RoomSessionId,
+    stop: std_mpsc::Sender<()>,
+}
+
+/// The transcriptions running in this process, by room name.
+pub(crate) struct Transcriptions {
+    speech: Arc<Speech>,
+    db: Db,
+    events: EventBus,
+    engine: mpsc::Sender<Command>,
+    running: Arc<Mutex<HashMap<String, Running>>>,
+}
+
+impl Transcriptions {
+    pub(crate) fn new(
+        speech: Arc<Speech>,
+        db: Db,
+        events: EventBus,
+        engine: mpsc::Sender<Command>,
+    ) -> Transcriptions {
+        Transcriptions {
+            speech,
+            db,
+            events,
+            engine,
+            running: Arc::default(),
+        }
+    }
+
+    /// Starts transcribing a room's session; see the module documentation. A room already
+    /// transcribed for that session is left as it is; one transcribed for an older session
+    /// (the room ended and runs again) is stopped first.
+    pub(crate) async fn start(&self, spec: TranscriptionSpec) -> Result<(), ControlError> {
+        let speech = self.speech.clone();
+        tokio::task::spawn_blocking(move || speech.engine().map(drop))
+            .await
+            .map_err(|_| ControlError::Stopped)?
+            .map_err(ControlError::TranscriptionUnavailable)?;
+        let (stop, stop_inbox) = std_mpsc::channel();
+        {
+            let mut running = lock(&self.running);
+            if let Some(old) = running.get(&spec.room_name) {
+                if old.session_id == spec.session_id {
+                    return Ok(());
+                }
+                let _ = old.stop.send(());
+            }
+            running.insert(
+                spec.room_name.clone(),
+                Running {
+                    session_id: spec.session_id.clone(),
+                    stop,
+                },
+            );
+        }
+        let (tap, tap_inbox) = std_mpsc::sync_channel(TAP_QUEUE);
+        let tapped = self
+            .engine
+            .send(Command::Control(Control::Tap {
+                room: spec.room_name.clone(),
+                sender: tap,
+                video: false,
+            }))
+            .await;
+        if tapped.is_err() {
+            self.forget(&spec);
+            return Err(ControlError::Stopped);
+        }
+        let (lines, line_inbox) = mpsc::channel(STORE_QUEUE);
+        let transcriber = Transcriber {
+            speech: self.speech.clone(),
+            engine: self.engine.clone(),
+            lines,
+            spec: spec.clone(),
+            epoch: Instant::now(),
+            epoch_s: (Utc::now() - spec.session_started_at).num_milliseconds() as f64 / 1000.0,
+            microphones: HashMap::new(),
+            refused: 0,
+        };
+        let span = tracing::info_span!("transcription", room = %spec.room_name, session_id = %spec.session_id);
+        let thread = {
+            let span = span.clone();
+            thread::Builder::new()
+                .name("sluice-room-transcription".into())
+                .spawn(move || span.in_scope(|| transcriber.run(&tap_inbox, &stop_inbox)))
+        };
+        if let Err(e) = thread {
+            self.forget(&spec);
+            return Err(ControlError::TranscriptionUnavailable(format!(
+                "starting the transcription's thread: {e}"
+            )));
+        }
+        info!(room = %spec.room_name, session_id = %spec.session_id, language = %spec.language, "Room transcription started.");
+        self.publish(EventType::RoomTranscriptionStarted, &spec, json!({}))
+            .await;
+        let (db, events, running) = (self.db.clone(), self.events.clone(), self.running.clone());
+        tokio::spawn(
+            async move {
+                let stored = store(&db, &spec, line_inbox).await;
+                {
+                    let mut running = lock(&running);
+                    if running
+                        .get(&spec.room_name)
+                        .is_some_and(|run| run.session_id == spec.session_id)
+                    {
+                        running.remove(&spec.room_name);
+                    }
+                }
+                info!(lines = stored, "Room transcription stopped.");
+                publish(
+                    &events,
+                    EventType::RoomTranscriptionStopped,
+                    &spec,
+                    json!({"lines": stored}),
+                )
+                .await;
+            }
+            .instrument(span),
+        );
+        Ok(())
+    }
+
+    /// Stops a room's transcription; its last lines are still sent and stored.
+    pub(crate) fn stop(&self, room: &str) -> Result<(), ControlError> {
+        let running = lock(&self.running);
+        let run = running.get(room).ok_or(ControlError::NoTranscription)?;
+        run.stop.send(()).map_err(|_| ControlError::NoTranscription)
+    }
+
+    fn forget(&self, spec: &TranscriptionSpec) {
+        lock(&self.running).remove(&spec.room_name);
+    }
+
+    async fn publish(
+        &self,
+        event_type: EventType,
+        spec: &TranscriptionSpec,
+        data: serde_json::Value,
+    ) {
+        publish(&self.events, event_type, spec, data).await;
+    }
+}
+
+/// Publishes a transcription event about `spec`'s room, with `data` added to the room, the
+/// session and the language.
+async fn publish(
+    events: &EventBus,
+    event_type: EventType,
+    spec: &TranscriptionSpec,
+    mut data: serde_json::Value,
+) {
+    data["room"] = json!({"id": spec.room_id, "name": spec.room_name});
+    data["session_id"] = json!(spec.session_id);
+    data["language"] = json!(spec.language);
+    if let Err(e) = events
+        .publish(NewEvent::about_room(event_type, &spec.room_id, data))
+        .await
+    {
+        warn!(error = %e, "Publishing a room transcription event failed.");
+    }
+}
+
+/// Stores lines as they come until the transcriber ends; returns how many were stored.
+async fn store(
+    db: &Db,
+    spec: &TranscriptionSpec,
+    mut inbox: mpsc::Receiver<NewRoomTranscriptLine>,
+) -> u64 {
+    let mut stored = 0;
+    let mut batch = Vec::new();
+    while inbox.recv_many(&mut batch, STORE_QUEUE).await > 0 {
+        match db
+            .append_room_transcript_lines(&spec.session_id, &spec.room_id, &batch)
+            .await
+        {
+            Ok(count) => stored += count,
+            Err(e) => {
+                warn!(error = %e, lines = batch.len(), "Storing transcript lines failed; they are lost.")
+            }
+        }
+        batch.clear();
+    }
+    stored
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Who a microphone belongs to.
+#[derive(Debug, Clone)]
+struct Speaker {
+    identity: String,
+    name: String,
+}
+
+/// One transcribed microphone.
+struct Microphone {
+    speaker: Speaker,
+    participant_sid: String,
+    decoder: LiveSpeechAudio,
+    recognition: LiveRecognition,
+    /// The first packet: its extended RTP time and its place on the session's timeline.
+    anchor: Option<(i64, f64)>,
+    /// The last packet's RTP time and its extension to 64 bits.
+    last_rtp: Option<(u32, i64)>,
+    /// The partial line last sent: its id and text.
+    last_partial: Option<(u64, String)>,
+}
+
+impl Microphone {
+    /// The packet's RTP time extended past 32-bit wraps.
+    fn extend(&mut self, rtp_time: u32) -> i64 {
+        let extended = match self.last_rtp {
+            Some((last, extended)) => extended + i64::from(rtp_time.wrapping_sub(last) as i32),
+            None => i64::from(rtp_time),
+        };
+        self.last_rtp = Some((rtp_time, extended));
+        extended
+    }
+
+    /// Where `seconds` on the RTP clock (extended) is on the session's timeline, once the first
+    /// packet anchored it.
+    fn on_timeline(&self, seconds: f64) -> Option<f64> {
+        let (first_rtp, first_s) = self.anchor?;
+        Some(first_s + seconds - first_rtp as f64 / f64::from(OPUS_CLOCK))
+    }
+}
+
+/// The transcriber's thread: its tap's events in, lines out.
+struct Transcriber {
+    speech: Arc<Speech>,
+    engine: mpsc::Sender<Command>,
+    lines: mpsc::Sender<NewRoomTranscriptLine>,
+    spec: TranscriptionSpec,
+    /// When the transcriber started, and where that is on the session's timeline.
+    epoch: Instant,
+    epoch_s: f64,
+    /// By track sid.
+    microphones: HashMap<String, Microphone>,
+    /// Microphones not transcribed because [`MAX_MICROPHONES`] were.
+    refused: u64,
+}
+
+impl Transcriber {
+    fn run(mut self, tap: &Receiver<TapEvent>, stop: &Receiver<()>) {
+        let mut last_poll = Instant::now();
+        loop {
+            match tap.recv_timeout(RECOGNISE_EVERY / 4) {
+                Ok(TapEvent::Members(members)) => self.update_members(&members),
+                Ok(TapEvent::Audio {
+                    track_sid,
+                    codec: TapCodec::Opus,
+                    data,
+                    rtp_time,
+                    ..
+                }) => self.push_audio(&track_sid, &data, rtp_time),
+                Ok(TapEvent::Audio { .. } | TapEvent::Video { .. }) => {}
+                Ok(TapEvent::RoomFinished) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if !matches!(stop.try_recv(), Err(std_mpsc::TryRecvError::Empty)) {
+                break;
+            }
+            if last_poll.elapsed() >= RECOGNISE_EVERY / 2 {
+                last_poll = Instant::now();
+                let tracks: Vec<String> = self.microphones.keys().cloned().collect();
+                for track_sid in tracks {
+                    self.take_recognised(&track_sid);
+                }
+            }
+        }
+        let tracks: Vec<String> = self.microphones.keys().cloned().collect();
+        for track_sid in tracks {
+            self.finish(&track_sid);
+        }
+        if self.refused > 0 {
+            warn!(
+                refused = self.refused,
+                "Microphones were not transcribed: the room had {MAX_MICROPHONES} transcribed already."
+            );
+        }
+    }
+
+    /// Opens the microphones of the room's visible participants, and finishes those no longer
+    /// published.
+    fn update_members(&mut self, members: &[ParticipantView]) {
+        let mut published = HashMap::new();
+        for member in members {
+            for track in &member.tracks {
+                if track.kind == "audio" && track.source == "microphone" {
+                    let speaker = Speaker {
+                        identity: member.identity.clone(),
+                        name: member.name.clone(),
+                    };
+                    published.insert(track.sid.clone(), (member.sid.clone(), speaker));
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .microphones
+            .keys()
+            .filter(|sid| !published.contains_key(*sid))
+            .cloned()
+            .collect();
+        for track_sid in gone {
+            self.finish(&track_sid);
+        }
+        for (track_sid, (participant_sid, speaker)) in published {
+            if self.microphones.contains_key(&track_sid) {
+                continue;
+            }
+            if self.microphones.len() >= MAX_MICROPHONES {
+                self.refused += 1;
+                continue;
+            }
+            match self.open(&speaker, participant_sid) {
+                Ok(microphone) => {
+                    debug!(%track_sid, identity = %speaker.identity, "A microphone is transcribed.");
+                    self.microphones.insert(track_sid, microphone);
+                }
+                Err(e) => warn!(%track_sid, error = %e, "A microphone cannot be transcribed."),
+            }
+        }
+    }
+
+    fn open(&self, speaker: &Speaker, participant_sid: String) -> anyhow::Result<Microphone> {
+        Ok(Microphone {
+            speaker: speaker.clone(),
+            participant_sid,
+            decoder: LiveSpeechAudio::opus()?,
+            recognition: LiveRecognition::start(
+                self.speech.clone(),
+                "sluice-room-speech",
+                AUDIO_QUEUE,
+            )?,
+            anchor: None,
+            last_rtp: None,
+            last_partial: None,
+        })
+    }
+
+    /// Decodes one Opus packet of a microphone and queues its speech on the session's timeline.
+    fn push_audio(&mut self, track_sid: &str, data: &Bytes, rtp_time: u32) {
+        let now_s = self.epoch_s + self.epoch.elapsed().as_secs_f64();
+        let Some(microphone) = self.microphones.get_mut(track_sid) else {
+            return;
+        };
+        let extended = microphone.extend(rtp_time);
+        microphone.anchor.get_or_insert((extended, now_s));
+        let packet = Packet {
+            kind: TrackKind::Audio,
+            timebase: Timebase(OPUS_CLOCK),
+            dts: extended,
+            pts: extended,
+            keyframe: true,
+            data: data.clone(),
+        };
+        match microphone.decoder.push_opus(&packet) {
+            Ok(samples) if !samples.samples.is_empty() => {
+                let start_s = samples.start_s;
+                let samples = samples.samples.to_vec();
+                if let Some(start_s) = microphone.on_timeline(start_s) {
+                    microphone.recognition.push(start_s, samples);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                debug!(%track_sid, error = %e, "An audio packet was left out of the transcription.")
+            }
+        }
+    }
+
+    /// Sends and stores what a microphone's recognition found since the last look.
+    fn take_recognised(&mut self, track_sid: &str) {
+        let Some(microphone) = self.microphones.get(track_sid) else {
+            return;
+        };
+        let mut found = Vec::new();
+        while let Some(recognised) = microphone.recognition.try_recv() {
+            found.push(recognised);
+        }
+        for recognised in found {
+            self.handle(track_sid, recognised);
+        }
+    }
+
+    /// Finishes a microphone's recognition: its last lines are sent and stored.
+    fn finish(&mut self, track_sid: &str) {
+        let Some(microphone) = self.microphones.get_mut(track_sid) else {
+            return;
+        };
+        if let Ok(samples) = microphone.decoder.flush() {
+            let (start_s, samples) = (samples.start_s, samples.samples.to_vec());
+            if let (false, Some(start_s)) = (samples.is_empty(), microphone.on_timeline(start_s)) {
+                microphone.recognition.push(start_s, samples);
+            }
+        }
+        let found = microphone.recognition.finish(FINISH_WAIT);
+        for recognised in found {
+            self.handle(track_sid, recognised);
+        }
+        self.microphones.remove(track_sid);
+    }
+
+    fn handle(&mut self, track_sid: &str, recognised: Recognised) {
+        let Some(microphone) = self.microphones.get_mut(track_sid) else {
+            return;
+        };
+        match recognised {
+            Recognised::Partial(line) => {
+                let unchanged = microphone
+                    .last_partial
+                    .as_ref()
+                    .is_some_and(|(id, text)| *id == line.id && *text == line.text);
+                if unchanged || line.text.trim().is_empty() {
+                    return;
+                }
+                microphone.last_partial = Some((line.id, line.text.clone()));
+                let transcription = self.segment(track_sid, &line, false);
+                // A partial line is soon replaced: it waits for no one.
+                let _ = self.engine.try_send(Command::Control(transcription));
+            }
+            Recognised::Lines(lines) => {
+                for line in lines {
+                    if line.text.trim().is_empty() {
+                        continue;
+                    }
+                    let Some(microphone) = self.microphones.get(track_sid) else {
+                        return;
+                    };
+                    let stored = NewRoomTranscriptLine {
+                        participant_sid: microphone.participant_sid.clone(),
+                        participant_identity: microphone.speaker.identity.clone(),
+                        participant_name: microphone.speaker.name.clone(),
+                        track_sid: track_sid.to_owned(),
+                        start_ms: millis(line.start_s),
+                        end_ms: millis(line.end_s),
+                        text: line.text.trim().to_owned(),
+                    };
+                    let transcription = self.segment(track_sid, &line, true);
+                    if self
+                        .engine
+                        .blocking_send(Command::Control(transcription))
+                        .is_err()
+                    {
+                        debug!("The room engine stopped; a line was not sent.");
+                    }
+                    if self.lines.blocking_send(stored).is_err() {
+                        warn!("A transcript line was lost: its store stopped.");
+                    }
+                }
+            }
+            Recognised::Settled(_) | Recognised::Done => {}
+        }
+    }
+
+    /// The transcription packet of one line of a microphone.
+    fn segment(&self, track_sid: &str, line: &Line, complete: bool) -> Control {
+        let speaker = &self.microphones[track_sid].speaker;
+        Control::Transcription {
+            room: self.spec.room_name.clone(),
+            transcription: proto::Transcription {
+                transcribed_participant_identity: speaker.identity.clone(),
+                track_id: track_sid.to_owned(),
+                segments: vec![proto::TranscriptionSegment {
+                    id: format!("{track_sid}-{}", line.id),
+                    text: line.text.trim().to_owned(),
+                    start_time: millis(line.start_s).max(0) as u64,
+                    end_time: millis(line.end_s).max(0) as u64,
+                    r#final: complete,
+                    language: self.spec.language.clone(),
+                }],
+            },
+        }
+    }
+}
+
+/// Seconds on the session's timeline as whole milliseconds.
+fn millis(seconds: f64) -> i64 {
+    (seconds * 1000.0).round() as i64
+}
