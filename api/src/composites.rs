@@ -8,7 +8,8 @@
 //! `outputs.hls`), recording (`outputs.record`) and simulcast targets (`source`: the top
 //! encoded rung) are the live stream's. The room engine runs it through
 //! [`sluice_rooms::RoomControl`]: it marks the composite `active` once it publishes and
-//! `stopped` when it ends, publishing `room.composite.stopped`. Where the engine no longer has
+//! `stopped` when it ends, publishing `room.composite.stopped`. A transcribed room's composite
+//! has live captions (the live stream's `captions`, recognised from its mix). Where the engine no longer has
 //! a composite the database still shows running, this side marks it stopped, so a room is never
 //! stuck with one.
 //!
@@ -26,7 +27,7 @@ use sluice_rooms::{
     CompositeLayout, CompositeResolution, CompositeSpec, ControlError, RoomControl,
 };
 use sluice_storage::{
-    EventType, LatencyMode, LiveStream, LiveStreamSettings, NewEvent, NewRoomComposite,
+    Captions, EventType, LatencyMode, LiveStream, LiveStreamSettings, NewEvent, NewRoomComposite,
     NewSimulcastTarget, Room, RoomComposite, RoomCompositeId, RoomCompositeLayout,
     RoomCompositeOutputs, RoomCompositeResolution, RoomCompositeStatus, RoomCompositeTarget,
     SimulcastTarget, SOURCE_RENDITION,
@@ -36,7 +37,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, ApiPath, Envelope, PageEnvelope, PageParams};
-use crate::live_streams::{self, validate_ladder};
+use crate::live_streams::{self, validate_ladder, DEFAULT_CAPTIONS_NAME};
 use crate::playback_ids::{hls_url, views, PlaybackIdView};
 use crate::rooms::{control_error, engine, find, invalid, COMPOSITE_RUNNING, NO_COMPOSITE};
 use crate::simulcast_targets::{self, too_many_targets, validate_target, MAX_SIMULCAST_TARGETS};
@@ -383,10 +384,16 @@ async fn start(
     if state.db.running_room_composite(&room.id).await?.is_some() {
         return Err(ApiError::Conflict(COMPOSITE_RUNNING));
     }
+    // A transcribed room's composite carries live captions of what is said in it.
+    let captions = room.transcription.as_ref().map(|transcription| Captions {
+        language: transcription.language.clone(),
+        name: DEFAULT_CAPTIONS_NAME.to_owned(),
+    });
     let settings = LiveStreamSettings {
         latency_mode: plan.latency_mode,
         reconnect_window_s: 0,
         record: plan.record,
+        captions,
         ..LiveStreamSettings::default()
     };
     let stream = state

@@ -262,6 +262,7 @@ fn documented_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .routes(routes!(room_transcription::start))
         .routes(routes!(room_transcription::stop))
         .routes(routes!(room_transcription::transcript))
+        .routes(routes!(room_transcription::search))
         .routes(routes!(composites::hls_start))
         .routes(routes!(composites::hls_stop))
         .routes(routes!(composites::recordings_start))

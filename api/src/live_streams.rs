@@ -87,7 +87,7 @@ pub struct CaptionsRequest {
 }
 
 /// The name of a live captions rendition when the request gives none.
-const DEFAULT_CAPTIONS_NAME: &str = "English (live)";
+pub(crate) const DEFAULT_CAPTIONS_NAME: &str = "English (live)";
 
 /// Checks a live captions request as a generated subtitles track is checked.
 fn validate_captions(

@@ -1,14 +1,17 @@
 //! Live transcription of rooms: `POST /v1/rooms/{id}/transcription/start|stop` turns a room's
-//! transcription setting on and off (its running session at once, and every later one), and
+//! transcription setting on and off (its running session at once, and every later one),
 //! `GET /v1/rooms/{id}/sessions/{session_id}/transcript.{vtt,srt,txt,json}` reads what was
-//! said in one session, line by line, with who said it.
+//! said in one session, line by line, with who said it, and `GET /v1/rooms/search?q=…` finds
+//! spoken words in every room session's transcript (the same full-text search as
+//! `/v1/search`'s, which covers assets).
 //!
 //! The room engine recognises each participant's microphone while the session runs, sends
 //! each line to the room's clients (LiveKit's `TranscriptionReceived`) and stores it
 //! (`sluice_rooms::transcription`); this module is the setting and the reading. Renderings are
 //! the packager's ([`sluice_packager::subtitles`]), each cue's text led by the speaker's name.
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -21,7 +24,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, ApiPath, Envelope};
 use crate::rooms::{control_error, engine, find, view, RoomView};
-use crate::transcripts::TranscriptFormat;
+use crate::transcripts::{SearchQuery, TranscriptFormat};
 use crate::AppState;
 
 /// The language a room is transcribed in when none is given.
@@ -259,4 +262,77 @@ fn cues(lines: &[RoomTranscriptLine]) -> Vec<Cue> {
             )
         })
         .collect()
+}
+
+/// A line of a room session's transcript that holds the words looked for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomSearchHitView {
+    #[schema(example = "room_2Yb8kQ4mXr7TnC1vPq9L")]
+    room_id: String,
+    #[schema(example = "rsess_3kP9sQ2mT7vX1bN4cR8y")]
+    session_id: String,
+    /// When the line starts, in seconds from the session's start.
+    #[schema(example = 12.48)]
+    start: f64,
+    #[schema(example = 15.02)]
+    end: f64,
+    /// The whole line the words are in.
+    #[schema(example = "Let's start with the budget.")]
+    text: String,
+    /// Who said it.
+    participant: HitSpeakerView,
+    /// The session's whole transcript.
+    #[schema(
+        example = "http://localhost:8080/v1/rooms/room_2Yb8kQ4mXr7TnC1vPq9L/sessions/rsess_3kP9sQ2mT7vX1bN4cR8y/transcript.json"
+    )]
+    transcript_url: String,
+}
+
+/// The participant who said a line found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HitSpeakerView {
+    #[schema(example = "ana")]
+    identity: String,
+    #[schema(example = "Ana")]
+    name: String,
+}
+
+/// Finds spoken words in every room session's transcript, best match first.
+#[utoipa::path(get, path = "/v1/rooms/search", tag = "rooms",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "The lines found, best match first", body = Envelope<Vec<RoomSearchHitView>>),
+        (status = 400, description = "No query, or a bad limit", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("jwt" = [])))]
+pub async fn search(
+    State(state): State<AppState>,
+    query: Result<Query<SearchQuery>, QueryRejection>,
+) -> Result<Json<Envelope<Vec<RoomSearchHitView>>>, ApiError> {
+    let Query(query) = query?;
+    let limit = query.checked_limit()?;
+    let hits = state
+        .db
+        .search_room_transcripts(query.words(), limit)
+        .await?;
+    let base = state.public_url.trim_end_matches('/');
+    let data = hits
+        .into_iter()
+        .map(|hit| RoomSearchHitView {
+            transcript_url: format!(
+                "{base}/v1/rooms/{}/sessions/{}/transcript.json",
+                hit.room_id, hit.session_id
+            ),
+            room_id: hit.room_id.to_string(),
+            session_id: hit.session_id.to_string(),
+            start: seconds(hit.start_ms),
+            end: seconds(hit.end_ms),
+            text: hit.text,
+            participant: HitSpeakerView {
+                identity: hit.participant_identity,
+                name: hit.participant_name,
+            },
+        })
+        .collect();
+    Ok(Json(Envelope { data }))
 }

@@ -180,6 +180,34 @@ pub struct SearchQuery {
     limit: Option<u64>,
 }
 
+impl SearchQuery {
+    /// The words looked for, checked; returns how many hits to give.
+    pub(crate) fn checked_limit(&self) -> Result<u64, ApiError> {
+        if self.q.trim().is_empty() {
+            return Err(ApiError::InvalidRequest(
+                "q: give the words to look for".to_owned(),
+            ));
+        }
+        if self.q.len() > MAX_QUERY_BYTES {
+            return Err(ApiError::InvalidRequest(format!(
+                "q: at most {MAX_QUERY_BYTES} bytes"
+            )));
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_SEARCH_LIMIT);
+        if !(1..=MAX_SEARCH_LIMIT).contains(&limit) {
+            return Err(ApiError::InvalidRequest(format!(
+                "limit: must be between 1 and {MAX_SEARCH_LIMIT}"
+            )));
+        }
+        Ok(limit)
+    }
+
+    /// The words looked for.
+    pub(crate) fn words(&self) -> &str {
+        &self.q
+    }
+}
+
 /// A line of a transcript that holds the words looked for.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SearchHitView {
@@ -216,22 +244,7 @@ pub async fn search(
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Json<Envelope<Vec<SearchHitView>>>, ApiError> {
     let Query(query) = query?;
-    if query.q.trim().is_empty() {
-        return Err(ApiError::InvalidRequest(
-            "q: give the words to look for".to_owned(),
-        ));
-    }
-    if query.q.len() > MAX_QUERY_BYTES {
-        return Err(ApiError::InvalidRequest(format!(
-            "q: at most {MAX_QUERY_BYTES} bytes"
-        )));
-    }
-    let limit = query.limit.unwrap_or(DEFAULT_SEARCH_LIMIT);
-    if !(1..=MAX_SEARCH_LIMIT).contains(&limit) {
-        return Err(ApiError::InvalidRequest(format!(
-            "limit: must be between 1 and {MAX_SEARCH_LIMIT}"
-        )));
-    }
+    let limit = query.checked_limit()?;
     let hits = state.db.search_transcripts(&query.q, limit).await?;
     let base = state.public_url.trim_end_matches('/');
     let mut data = Vec::with_capacity(hits.len());

@@ -38,6 +38,7 @@ async fn rooms_are_created_listed_got_and_deleted() {
             "ws_url": "ws://localhost:8080",
             "join_url": format!("http://localhost:8080/rooms/{id}/join"),
             "active_session": null,
+            "transcription": null,
         })
     );
     let town_hall = h

@@ -278,26 +278,34 @@ struct Microphone {
     participant_sid: String,
     decoder: LiveSpeechAudio,
     recognition: LiveRecognition,
-    /// The first packet: its extended RTP time and its place on the session's timeline.
-    anchor: Option<(i64, f64)>,
-    /// The last packet's RTP time and its extension to 64 bits.
-    last_rtp: Option<(u32, i64)>,
+    clock: RtpTimeline,
     /// The partial line last sent: its id and text.
     last_partial: Option<(u64, String)>,
 }
 
-impl Microphone {
-    /// The packet's RTP time extended past 32-bit wraps.
-    fn extend(&mut self, rtp_time: u32) -> i64 {
+/// A microphone's RTP clock placed on the session's timeline.
+#[derive(Debug, Default)]
+struct RtpTimeline {
+    /// The first packet: its extended RTP time and its place on the session's timeline.
+    anchor: Option<(i64, f64)>,
+    /// The last packet's RTP time and its extension to 64 bits.
+    last_rtp: Option<(u32, i64)>,
+}
+
+impl RtpTimeline {
+    /// A packet's RTP time extended past 32-bit wraps (a packet behind the last one, reordered,
+    /// extends to before it); the first anchors the clock at `arrived_s` on the timeline.
+    fn extend(&mut self, rtp_time: u32, arrived_s: f64) -> i64 {
         let extended = match self.last_rtp {
             Some((last, extended)) => extended + i64::from(rtp_time.wrapping_sub(last) as i32),
             None => i64::from(rtp_time),
         };
         self.last_rtp = Some((rtp_time, extended));
+        self.anchor.get_or_insert((extended, arrived_s));
         extended
     }
 
-    /// Where `seconds` on the RTP clock (extended) is on the session's timeline, once the first
+    /// Where `seconds` on the extended RTP clock is on the session's timeline, once the first
     /// packet anchored it.
     fn on_timeline(&self, seconds: f64) -> Option<f64> {
         let (first_rtp, first_s) = self.anchor?;
@@ -412,8 +420,7 @@ impl Transcriber {
                 "sluice-room-speech",
                 AUDIO_QUEUE,
             )?,
-            anchor: None,
-            last_rtp: None,
+            clock: RtpTimeline::default(),
             last_partial: None,
         })
     }
@@ -424,8 +431,7 @@ impl Transcriber {
         let Some(microphone) = self.microphones.get_mut(track_sid) else {
             return;
         };
-        let extended = microphone.extend(rtp_time);
-        microphone.anchor.get_or_insert((extended, now_s));
+        let extended = microphone.clock.extend(rtp_time, now_s);
         let packet = Packet {
             kind: TrackKind::Audio,
             timebase: Timebase(OPUS_CLOCK),
@@ -438,7 +444,7 @@ impl Transcriber {
             Ok(samples) if !samples.samples.is_empty() => {
                 let start_s = samples.start_s;
                 let samples = samples.samples.to_vec();
-                if let Some(start_s) = microphone.on_timeline(start_s) {
+                if let Some(start_s) = microphone.clock.on_timeline(start_s) {
                     microphone.recognition.push(start_s, samples);
                 }
             }
@@ -470,7 +476,9 @@ impl Transcriber {
         };
         if let Ok(samples) = microphone.decoder.flush() {
             let (start_s, samples) = (samples.start_s, samples.samples.to_vec());
-            if let (false, Some(start_s)) = (samples.is_empty(), microphone.on_timeline(start_s)) {
+            if let (false, Some(start_s)) =
+                (samples.is_empty(), microphone.clock.on_timeline(start_s))
+            {
                 microphone.recognition.push(start_s, samples);
             }
         }
@@ -557,4 +565,30 @@ impl Transcriber {
 /// Seconds on the session's timeline as whole milliseconds.
 fn millis(seconds: f64) -> i64 {
     (seconds * 1000.0).round() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_times_extend_past_wraps_and_place_samples_from_the_first_arrival() {
+        let mut clock = RtpTimeline::default();
+        assert_eq!(clock.on_timeline(1.0), None, "no packet yet");
+        let first = u32::MAX - 959;
+        assert_eq!(clock.extend(first, 12.5), i64::from(first));
+        // 20 ms later the clock wrapped.
+        assert_eq!(clock.extend(0, 99.0), i64::from(first) + 960);
+        // A reordered packet from before the wrap.
+        assert_eq!(clock.extend(u32::MAX - 479, 99.0), i64::from(first) + 480);
+        let at = |extended: i64| clock.on_timeline(extended as f64 / f64::from(OPUS_CLOCK));
+        assert_eq!(
+            at(i64::from(first)),
+            Some(12.5),
+            "the first packet's arrival"
+        );
+        // One second of RTP clock later is one second later, whenever it arrived.
+        let one_second_on = at(i64::from(first) + 48_000).unwrap();
+        assert!((one_second_on - 13.5).abs() < 1e-9, "{one_second_on}");
+    }
 }
