@@ -10,13 +10,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::live::event_types;
 use common::participants::{room_token, Participants};
-use common::{wait_for, Launch, Server};
+use common::{spoken, wait_for, Launch, Server};
 use serde_json::{json, Value};
 
 /// Rooms announce loopback, as the room tests do.
@@ -26,19 +24,6 @@ const SPEECH: &str = "Welcome to the garden show. Today we are planting tomatoes
     sunflowers near the river.";
 /// How long speech may take to come back as lines on a loaded 2-core machine.
 const HEARD_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// [`SPEECH`] spoken by espeak-ng into a WAV file in `dir`.
-fn spoken(dir: &Path) -> PathBuf {
-    let wav = dir.join("speech.wav");
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "130", "-w"])
-        .arg(&wav)
-        .arg(SPEECH)
-        .status()
-        .expect("espeak-ng runs (make test installs it)");
-    assert!(status.success(), "espeak-ng spoke");
-    wav
-}
 
 fn words(text: &str) -> BTreeSet<String> {
     text.split(|c: char| !c.is_alphanumeric())
@@ -67,7 +52,7 @@ fn finals(segments: &[Value]) -> Vec<&Value> {
 #[test]
 fn a_transcribed_room_sends_each_speakers_lines_to_its_clients_and_keeps_the_sessions_transcript() {
     let dir = tempfile::tempdir().unwrap();
-    let speech = spoken(dir.path());
+    let speech = spoken(dir.path(), SPEECH);
     let server = Server::launch(Launch {
         config: Some(ROOMS_CONFIG.to_owned()),
         ..Launch::default()

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::live::{event_types, recorded_assets};
 use common::vod::{get_asset, put_asset, settled};
-use common::{http_get, play_with_hlsjs, wait_for, Launch, Server};
+use common::{http_get, play_with_hlsjs, spoken, wait_for, Launch, Server};
 use serde_json::{json, Value};
 use sluice_media::fixtures::ffmpeg_clip;
 
@@ -39,19 +39,6 @@ fn settings(extra: Value) -> Value {
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
     settings
-}
-
-/// [`SPEECH`] spoken by espeak-ng into a WAV file in `dir`.
-fn spoken(dir: &Path) -> PathBuf {
-    let wav = dir.join("speech.wav");
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "130", "-w"])
-        .arg(&wav)
-        .arg(SPEECH)
-        .status()
-        .expect("espeak-ng runs (make test installs it)");
-    assert!(status.success(), "espeak-ng spoke");
-    wav
 }
 
 /// A 320x180 test picture as long as the audio `audio_args` give (an ffmpeg input), with that
@@ -84,7 +71,7 @@ fn clip_file(dir: &Path, name: &str, audio_args: &[&str], audio_filter: &str) ->
 
 /// The talk: [`SPEECH`] after [`LEADING_SILENCE_S`] of silence, and 2 s more of silence.
 fn talk(dir: &Path) -> PathBuf {
-    let wav = spoken(dir);
+    let wav = spoken(dir, SPEECH);
     let delay = format!(
         "adelay={}:all=1,apad=pad_dur=2",
         (LEADING_SILENCE_S * 1000.0) as u64
@@ -540,7 +527,7 @@ fn silence_and_a_tone_give_ready_tracks_and_a_file_without_audio_an_errored_one(
 #[test]
 fn a_two_hour_audio_file_is_transcribed_with_bounded_memory_and_its_progress_shown() {
     let dir = tempfile::tempdir().unwrap();
-    let wav = spoken(dir.path());
+    let wav = spoken(dir.path(), SPEECH);
     let wav = wav.to_str().unwrap();
     // Speech, two hours of silence, the speech again: the last line must be timed two hours in.
     let long = ffmpeg_clip(

@@ -37,7 +37,7 @@ use tracing::{info, warn, Instrument};
 use crate::control::{CompositeLayout, CompositeSpec, ControlError, ParticipantView};
 use crate::engine::{Command, Control};
 use crate::speakers::Speakers;
-use crate::tap::{TapCodec, TapEvent, TAP_QUEUE};
+use crate::tap::{set_tap, TapCodec, TapEvent};
 
 /// The composite's frame rate.
 const FRAME_RATE: u32 = 30;
@@ -105,19 +105,13 @@ impl Composites {
             }
             running.insert(spec.room_name.clone(), controls);
         }
-        let (tap, tap_inbox) = std_mpsc::sync_channel(TAP_QUEUE);
-        let tapped = self
-            .engine
-            .send(Command::Control(Control::Tap {
-                room: spec.room_name.clone(),
-                sender: tap,
-                video: true,
-            }))
-            .await;
-        if tapped.is_err() {
-            lock(&self.running).remove(&spec.room_name);
-            return Err(ControlError::Stopped);
-        }
+        let tap_inbox = match set_tap(&self.engine, &spec.room_name, true).await {
+            Ok(events) => events,
+            Err(e) => {
+                lock(&self.running).remove(&spec.room_name);
+                return Err(e);
+            }
+        };
         let (published, publish_inbox) = mpsc::channel(PUBLISH_QUEUE);
         let composer = Composer {
             room: spec.room_name.clone(),

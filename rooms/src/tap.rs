@@ -14,11 +14,12 @@
 //! the publisher for.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 
 use bytes::Bytes;
 
-use crate::control::ParticipantView;
+use crate::control::{ControlError, ParticipantView};
+use crate::engine::{Command, Control};
 use crate::simulcast::LayerForwarder;
 
 /// Events queued for one tap: about two seconds of four participants' 30 fps video and audio.
@@ -58,6 +59,25 @@ pub enum TapEvent {
     },
     /// The room ended; nothing more comes.
     RoomFinished,
+}
+
+/// Registers a tap on the room named `room` (video frames too when `video`); its events come
+/// on the receiver returned, until it is dropped or the room finishes.
+pub(crate) async fn set_tap(
+    engine: &tokio::sync::mpsc::Sender<Command>,
+    room: &str,
+    video: bool,
+) -> Result<Receiver<TapEvent>, ControlError> {
+    let (sender, events) = mpsc::sync_channel(TAP_QUEUE);
+    engine
+        .send(Command::Control(Control::Tap {
+            room: room.to_owned(),
+            sender,
+            video,
+        }))
+        .await
+        .map_err(|_| ControlError::Stopped)?;
+    Ok(events)
 }
 
 /// One registered tap, as the engine keeps it.

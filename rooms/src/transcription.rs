@@ -48,7 +48,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::control::{ControlError, ParticipantView};
 use crate::engine::{Command, Control};
-use crate::tap::{TapCodec, TapEvent, TAP_QUEUE};
+use crate::tap::{set_tap, TapCodec, TapEvent};
 
 /// Microphones of one room transcribed at once.
 pub const MAX_MICROPHONES: usize = 16;
@@ -129,19 +129,13 @@ impl Transcriptions {
                 },
             );
         }
-        let (tap, tap_inbox) = std_mpsc::sync_channel(TAP_QUEUE);
-        let tapped = self
-            .engine
-            .send(Command::Control(Control::Tap {
-                room: spec.room_name.clone(),
-                sender: tap,
-                video: false,
-            }))
-            .await;
-        if tapped.is_err() {
-            self.forget(&spec);
-            return Err(ControlError::Stopped);
-        }
+        let tap_inbox = match set_tap(&self.engine, &spec.room_name, false).await {
+            Ok(events) => events,
+            Err(e) => {
+                self.forget(&spec);
+                return Err(e);
+            }
+        };
         let (lines, line_inbox) = mpsc::channel(STORE_QUEUE);
         let transcriber = Transcriber {
             speech: self.speech.clone(),

@@ -624,6 +624,19 @@ impl Drop for Publisher {
     }
 }
 
+/// `text` spoken by espeak-ng (`-v en-us -s 130`) into `speech.wav` in `dir`.
+pub fn spoken(dir: &Path, text: &str) -> PathBuf {
+    let wav = dir.join("speech.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "130", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .expect("espeak-ng runs (make test installs it)");
+    assert!(status.success(), "espeak-ng spoke");
+    wav
+}
+
 /// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

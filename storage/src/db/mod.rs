@@ -322,3 +322,19 @@ impl Db {
         Ok(connection)
     }
 }
+
+/// How many rows a table holds on SQLite (the full-text indexes' tests count theirs).
+#[cfg(test)]
+async fn sqlite_rows(db: &Db, table: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+    db.conn
+        .query_one(Statement::from_string(
+            DatabaseBackend::Sqlite,
+            format!("SELECT count(*) AS n FROM {table}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap()
+}

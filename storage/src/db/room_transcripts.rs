@@ -305,16 +305,7 @@ mod tests {
 
     /// How many rows SQLite's FTS5 table holds.
     async fn search_rows(db: &Db) -> i64 {
-        db.conn
-            .query_one(Statement::from_string(
-                DatabaseBackend::Sqlite,
-                "SELECT count(*) AS n FROM room_transcript_search",
-            ))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get("", "n")
-            .unwrap()
+        super::super::sqlite_rows(db, "room_transcript_search").await
     }
 
     async fn found(db: &Db, query: &str) -> Vec<(RoomSessionId, i64, String)> {
