@@ -4,8 +4,10 @@
 //! speaker's lines as `TranscriptionReceived` segments (partial ones first, then final ones
 //! under the same id) naming the speaker and their microphone track. Stopping the
 //! transcription stops the lines and publishes `room.transcription.stopped`; starting it again
-//! transcribes the same session on. When the room ends, the session's transcript holds the
-//! speaker's lines in order (WebVTT, SRT, text and JSON), and nothing from the silent one.
+//! transcribes the same session on. The room's composite has live captions made of the same
+//! lines, led by the speaker's name. When the transcription ends, the session's transcript
+//! holds the speaker's lines in order (WebVTT, SRT, text and JSON), and nothing from the silent
+//! one.
 
 mod common;
 
@@ -66,6 +68,18 @@ fn a_transcribed_room_sends_each_speakers_lines_to_its_clients_and_keeps_the_ses
     assert_eq!(room["data"]["transcription"], json!({"language": "en"}));
     let room_id = room["data"]["id"].as_str().unwrap().to_owned();
 
+    // Its composite (small: the machine also recognises speech) gets the lines as captions.
+    let (status, composite) = server.api(
+        "POST",
+        &format!("/v1/rooms/{room_id}/composite"),
+        Some(json!({"resolution": "720p", "outputs": {"hls": true}})),
+    );
+    assert_eq!(status, 201, "{composite}");
+    let playback_id = composite["data"]["playback_ids"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
     let mut participants = Participants::start(&server, &room_id);
     let speaker = participants.send(
         &server,
@@ -113,6 +127,36 @@ fn a_transcribed_room_sends_each_speakers_lines_to_its_clients_and_keeps_the_ses
     );
     // The speaker's own SDK gets its lines too.
     assert!(!finals(&segments(&mut participants, &server, 0)).is_empty());
+
+    // The composite's live captions carry the same lines, led by the speaker's name.
+    let subtitles = format!("/hls/{playback_id}/subs/en/index.m3u8");
+    let captioned = wait_for("the composite's captions", HEARD_TIMEOUT, || {
+        let playlist = server.get(&subtitles);
+        if playlist.status != 200 {
+            return None;
+        }
+        let cues: Vec<String> = playlist
+            .text()
+            .lines()
+            .filter(|line| line.ends_with(".vtt"))
+            .flat_map(|uri| {
+                let segment = server.get(&subtitles.replace("index.m3u8", uri)).text();
+                segment
+                    .lines()
+                    .filter(|line| line.starts_with("SPEAKER: "))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        recalls_the_speech(cues.iter().map(String::as_str)).then_some(cues)
+    });
+    assert!(
+        server
+            .get(&format!("/hls/{playback_id}/master.m3u8"))
+            .text()
+            .contains("TYPE=SUBTITLES"),
+        "the composite's master playlist lists its captions: {captioned:?}"
+    );
 
     // Stopped: no more lines, the event says so, the setting is off.
     let (status, stopped) = server.api(

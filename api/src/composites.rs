@@ -9,7 +9,8 @@
 //! encoded rung) are the live stream's. The room engine runs it through
 //! [`sluice_rooms::RoomControl`]: it marks the composite `active` once it publishes and
 //! `stopped` when it ends, publishing `room.composite.stopped`. A transcribed room's composite
-//! has live captions (the live stream's `captions`, recognised from its mix). Where the engine no longer has
+//! has live captions (the live stream's `captions`), made of the lines the room's transcription
+//! recognises. Where the engine no longer has
 //! a composite the database still shows running, this side marks it stopped, so a room is never
 //! stuck with one.
 //!
@@ -384,7 +385,8 @@ async fn start(
     if state.db.running_room_composite(&room.id).await?.is_some() {
         return Err(ApiError::Conflict(COMPOSITE_RUNNING));
     }
-    // A transcribed room's composite carries live captions of what is said in it.
+    // A transcribed room's composite carries live captions of what is said in it (the room's
+    // transcription's lines, which the composite sends).
     let captions = room.transcription.as_ref().map(|transcription| Captions {
         language: transcription.language.clone(),
         name: DEFAULT_CAPTIONS_NAME.to_owned(),
@@ -419,6 +421,7 @@ async fn start(
         stream_key: stream.stream_key.clone(),
         layout: engine_layout(plan.layout),
         resolution: engine_resolution(plan.resolution),
+        captions: stream.captions.is_some(),
     };
     let started = match state
         .events

@@ -23,6 +23,11 @@
 //! init segment, no parts: players load captions beside the low-latency renditions) lists a
 //! segment once it is written; a reconnection marks a discontinuity as in the other renditions.
 //!
+//! A publisher that recognises its speech itself (a room's composite, from its participants'
+//! transcription) sends its lines instead ([`CaptionSource::Publisher`]): nothing is decoded or
+//! recognised here, its complete lines go to the track as they come, and segments are
+//! published once their hold passed.
+//!
 //! Captions are best effort: the engine missing, failing or too slow leaves segments without
 //! cues (logged once), never the session without video.
 
@@ -60,8 +65,18 @@ pub struct CaptionSettings {
     pub language: String,
     /// The rendition's NAME.
     pub name: String,
-    /// The process's speech engine.
-    pub speech: Arc<Speech>,
+    /// Where the lines come from.
+    pub source: CaptionSource,
+}
+
+/// Where a session's caption lines come from.
+#[derive(Clone)]
+pub enum CaptionSource {
+    /// Recognised from the session's audio with the process's speech engine.
+    Speech(Arc<Speech>),
+    /// Sent by the publisher, which recognised its speech itself (a room's composite): its
+    /// audio is not recognised again.
+    Publisher,
 }
 
 impl std::fmt::Debug for CaptionSettings {
@@ -275,12 +290,14 @@ impl CaptionTrack {
     }
 }
 
-/// A session's live captions: the decoder and the recogniser feeding a [`CaptionTrack`].
+/// A session's live captions: the decoder and the recogniser feeding a [`CaptionTrack`], or
+/// the publisher's lines.
 pub struct LiveCaptions {
     pub track: CaptionTrack,
     settings: CaptionSettings,
     decoder: Option<LiveSpeechAudio>,
-    recognition: LiveRecognition,
+    /// `None` when the publisher sends the lines.
+    recognition: Option<LiveRecognition>,
     /// The decoder failed to open or decode; logged once.
     decoder_failed: bool,
 }
@@ -294,9 +311,15 @@ impl LiveCaptions {
         target: Duration,
         window: PlaylistWindow,
     ) -> std::io::Result<Self> {
-        let recognition =
-            LiveRecognition::start(settings.speech.clone(), "sluice-captions", AUDIO_QUEUE)?;
-        info!(session_id, language = %settings.language, "Live captions started.");
+        let recognition = match &settings.source {
+            CaptionSource::Speech(speech) => Some(LiveRecognition::start(
+                speech.clone(),
+                "sluice-captions",
+                AUDIO_QUEUE,
+            )?),
+            CaptionSource::Publisher => None,
+        };
+        info!(session_id, language = %settings.language, recognised = recognition.is_some(), "Live captions started.");
         Ok(LiveCaptions {
             track: CaptionTrack::new(&settings.language, session_id, target, window),
             settings,
@@ -314,6 +337,9 @@ impl LiveCaptions {
     /// Decodes one AAC frame of the audio rendition and queues its samples for the recogniser
     /// (dropped when it is behind).
     pub fn push_audio(&mut self, config: &AudioSpecificConfig, packet: &Packet) {
+        let Some(recognition) = &mut self.recognition else {
+            return;
+        };
         if self.decoder.is_none() && !self.decoder_failed {
             match LiveSpeechAudio::new(config) {
                 Ok(decoder) => self.decoder = Some(decoder),
@@ -328,8 +354,7 @@ impl LiveCaptions {
         };
         match decoder.push(config, packet) {
             Ok(samples) if !samples.samples.is_empty() => {
-                self.recognition
-                    .push(samples.start_s, samples.samples.to_vec());
+                recognition.push(samples.start_s, samples.samples.to_vec());
             }
             Ok(_) => {}
             Err(e) => debug!(error = %e, "An audio frame was left out of the captions."),
@@ -339,10 +364,23 @@ impl LiveCaptions {
     /// Takes what the recogniser found and publishes the segments due at `now`; returns
     /// whether a segment was published.
     pub fn poll(&mut self, output: &dyn TreeOutput, now: DateTime<Utc>) -> bool {
-        while let Some(found) = self.recognition.try_recv() {
+        while let Some(found) = self
+            .recognition
+            .as_ref()
+            .and_then(LiveRecognition::try_recv)
+        {
             self.take(found);
         }
         self.track.publish_due(output, Some(now))
+    }
+
+    /// Takes complete lines the publisher sent (on the media timeline). A segment they came
+    /// too late for is published after its hold without them, and they go into the next one.
+    pub fn take_publisher_lines(&mut self, lines: Vec<Line>) {
+        if self.recognition.is_none() {
+            self.track
+                .add_lines(lines.into_iter().filter(|line| line.complete).collect());
+        }
     }
 
     fn take(&mut self, found: Recognised) {
@@ -357,16 +395,17 @@ impl LiveCaptions {
     /// Ends the captions: the recogniser finishes what it holds (waited for up to
     /// [`FINISH_WAIT`]), every pending segment is published and the playlist ended.
     pub fn finish(&mut self, output: &dyn TreeOutput) {
-        if let Some(decoder) = &mut self.decoder {
-            if let Ok(samples) = decoder.flush() {
-                if !samples.samples.is_empty() {
-                    self.recognition
-                        .push(samples.start_s, samples.samples.to_vec());
+        if let Some(recognition) = &mut self.recognition {
+            if let Some(decoder) = &mut self.decoder {
+                if let Ok(samples) = decoder.flush() {
+                    if !samples.samples.is_empty() {
+                        recognition.push(samples.start_s, samples.samples.to_vec());
+                    }
                 }
             }
-        }
-        for found in self.recognition.finish(FINISH_WAIT) {
-            self.take(found);
+            for found in recognition.finish(FINISH_WAIT) {
+                self.take(found);
+            }
         }
         self.track.end(output);
     }

@@ -43,6 +43,7 @@ use sluice_transcoder::{
     plan, AacTranscoder, EncoderSettings, Ladder, LiveTranscoder, PlannedRung, TranscodeError,
     Tune, VideoSource,
 };
+use sluice_transcribe::Line;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -431,6 +432,11 @@ impl Timeline {
         }
     }
 
+    /// What is added to the publisher's times, in seconds (nothing before its first packet).
+    fn offset_seconds(&self) -> f64 {
+        self.offset.map_or(0.0, |offset| offset.as_secs_f64())
+    }
+
     /// Where a returning publisher's first packet should land.
     fn resume_point(&self) -> MediaTime {
         let gap = MediaTime::new(RESUME_GAP.as_millis() as i64, Timebase(1_000));
@@ -603,6 +609,21 @@ impl SessionPipeline {
                 .map_err(|_| TranscodeError::Stopped),
             TrackKind::Audio => Ok(()),
         }
+    }
+
+    /// Feeds lines of speech the publisher recognised, on its media clock, to the captions
+    /// (moved as its packets are). Fails as [`SessionPipeline::push`] does.
+    pub async fn push_captions(&mut self, mut lines: Vec<Line>) -> Result<(), TranscodeError> {
+        let offset_s = self.timeline.offset_seconds();
+        for line in &mut lines {
+            line.start_s += offset_s;
+            line.end_s += offset_s;
+        }
+        self.packaging
+            .sender
+            .send(PackagingInput::Captions(lines))
+            .await
+            .map_err(|_| TranscodeError::Stopped)
     }
 
     /// Frames dropped so far: packets not decoded plus pictures a rung could not take.

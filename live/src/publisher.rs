@@ -1,5 +1,5 @@
 //! What the live core needs from a publisher, whatever protocol it came in on. A protocol
-//! adapter (RTMP in [`crate::rtmp`], WHIP in [`crate::whip`], later a room's composite or SRT)
+//! adapter (RTMP in [`crate::rtmp`], WHIP in [`crate::whip`], a room's composite, later SRT)
 //! turns its connection into a [`PublishRequest`] and a [`Publisher`] that yields
 //! [`PublisherEvent`]s in the `media` vocabulary, and hands both to
 //! [`LiveService::publish`](crate::LiveService::publish). From there every kind of publisher
@@ -13,6 +13,7 @@ use std::future::Future;
 
 use sluice_media::{Packet, TrackInfo};
 use sluice_storage::SessionOrigin;
+use sluice_transcribe::Line;
 
 /// A publisher asking to publish.
 #[derive(Clone, Debug)]
@@ -37,6 +38,11 @@ pub enum PublisherEvent {
     Track(TrackInfo),
     /// One compressed frame, or one picture of a raw video track.
     Media(Packet),
+    /// Lines of speech the publisher recognised itself (a room's composite, whose room is
+    /// transcribed), timed in seconds on its media clock (its packets' presentation times).
+    /// A stream with live captions shows them, instead of recognising its audio, when its
+    /// publisher [sends captions](Publisher::sends_captions); otherwise they are ignored.
+    Captions(Vec<Line>),
     /// The publisher ended its publish on purpose ("stop streaming"): the session ends at once.
     Unpublished,
     /// The connection went away without unpublishing: the session waits for the publisher in
@@ -63,4 +69,10 @@ pub trait Publisher: Send {
 
     /// Bytes received from the publisher so far.
     fn bytes_received(&self) -> u64;
+
+    /// Whether the publisher sends the lines of its stream's live captions
+    /// ([`PublisherEvent::Captions`]); otherwise a stream with captions recognises its audio.
+    fn sends_captions(&self) -> bool {
+        false
+    }
 }

@@ -40,6 +40,7 @@ use sluice_packager::{
 use sluice_storage::layout;
 use sluice_storage::{LiveStreamId, ObjectKey, SessionId};
 use sluice_transcoder::{AacTranscoder, TranscoderOutput};
+use sluice_transcribe::Line;
 use tracing::{debug, warn};
 
 use super::captions::{CaptionSettings, LiveCaptions};
@@ -61,6 +62,9 @@ pub enum PackagingInput {
     Video { index: usize, packet: Packet },
     /// A frame of the publisher's audio track (AAC, or MP3 to transcode).
     Audio(Packet),
+    /// Lines of speech the publisher recognised itself, on the session's media timeline, for
+    /// the live captions (ignored without them).
+    Captions(Vec<Line>),
     /// The publisher went away: every segmenter is flushed, the playlists stay open.
     SourceEnded,
     /// A publisher came back inside the reconnect window: the next segment of every rendition
@@ -709,6 +713,11 @@ impl SessionPackager {
                 match transcoder.push(&packet) {
                     Ok(packets) => packets.into_iter().for_each(|p| self.push_audio(p)),
                     Err(e) => warn!(error = %e, "Audio transcoding failed for a packet."),
+                }
+            }
+            PackagingInput::Captions(lines) => {
+                if let Some(captions) = &mut self.captions {
+                    captions.take_publisher_lines(lines);
                 }
             }
             PackagingInput::SourceEnded => self.flush(),

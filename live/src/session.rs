@@ -17,7 +17,7 @@ use sluice_storage::{
 };
 use tracing::{debug, info, warn};
 
-use crate::captions::CaptionSettings;
+use crate::captions::{CaptionSettings, CaptionSource};
 use crate::config::LiveConfig;
 use crate::pipeline::{
     plan_ladder, LowLatencyTarget, PackagingPlan, PackagingTarget, SessionPipeline,
@@ -528,6 +528,17 @@ impl LiveService {
                         None => gate.packet(packet, started.elapsed()),
                     }
                 }
+                Ok(PublisherEvent::Captions(lines)) => match &mut pipeline {
+                    Some(running) => match running.push_captions(lines).await {
+                        Ok(()) => Verdict::Wait,
+                        Err(e) => {
+                            warn!(error = %e, "The live pipeline stopped; ending the session.");
+                            break Ok(None);
+                        }
+                    },
+                    // Speech before the media starts has nothing to caption.
+                    None => Verdict::Wait,
+                },
                 Ok(PublisherEvent::Unpublished) => {
                     unpublished = true;
                     break Ok(None);
@@ -555,7 +566,14 @@ impl LiveService {
                 }
                 Verdict::Start(source) => {
                     match self
-                        .start_pipeline(source, stream, origin, state, restream.clone())
+                        .start_pipeline(
+                            source,
+                            stream,
+                            origin,
+                            connection.sends_captions(),
+                            state,
+                            restream.clone(),
+                        )
                         .await
                     {
                         Ok(mut started) => {
@@ -642,6 +660,7 @@ impl LiveService {
         source: SourceDescription,
         stream: &LiveStream,
         origin: &SessionOrigin,
+        sends_captions: bool,
         state: &mut SessionState,
         restream: Tap,
     ) -> anyhow::Result<SessionPipeline> {
@@ -706,7 +725,11 @@ impl LiveService {
                     captions: stream.captions.as_ref().map(|captions| CaptionSettings {
                         language: captions.language.clone(),
                         name: captions.name.clone(),
-                        speech: self.speech.clone(),
+                        source: if sends_captions {
+                            CaptionSource::Publisher
+                        } else {
+                            CaptionSource::Speech(self.speech.clone())
+                        },
                     }),
                 })
             }

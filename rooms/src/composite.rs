@@ -14,7 +14,9 @@
 //! * The thread owns the [`Compositor`] (decoding, scaling and mixing are CPU work, kept off the
 //!   async runtime). It takes the tap's events as they come, hands the compositor its due
 //!   pictures and audio on its constant clock, and follows the loudest speaker (the same
-//!   RFC 6464 levels as the room's active speakers) for the speaker layouts.
+//!   RFC 6464 levels as the room's active speakers) for the speaker layouts. When its stream
+//!   has live captions (its room is transcribed), it sends the lines the room's transcription
+//!   recognises as the stream's captions, on its own clock and led by the speaker's name.
 //! * It stops when asked ([`Composites::stop`]), when the room finishes, or when the live
 //!   session no longer takes its media (the stream was disabled, or refused the publish). Its
 //!   session then ends at once (an unpublish, no reconnect window): the recording is sealed.
@@ -31,6 +33,7 @@ use sluice_compositor::{Compositor, CompositorSettings, Layout, Member, Output, 
 use sluice_live::{LiveService, PublishRequest, Publisher, PublisherEvent};
 use sluice_media::TrackInfo;
 use sluice_storage::{Db, EventBus, EventType, NewEvent, RoomCompositeId, SessionOrigin};
+use sluice_transcribe::Line;
 use tokio::sync::mpsc;
 use tracing::{info, warn, Instrument};
 
@@ -38,6 +41,7 @@ use crate::control::{CompositeLayout, CompositeSpec, ControlError, ParticipantVi
 use crate::engine::{Command, Control};
 use crate::speakers::Speakers;
 use crate::tap::{set_tap, TapCodec, TapEvent};
+use crate::transcription::{SpokenLine, Transcriptions};
 
 /// The composite's frame rate.
 const FRAME_RATE: u32 = 30;
@@ -59,6 +63,7 @@ enum CompositeControl {
 /// The composites running in this process, by room name.
 pub(crate) struct Composites {
     live: Option<Arc<LiveService>>,
+    transcriptions: Arc<Transcriptions>,
     db: Db,
     events: EventBus,
     engine: mpsc::Sender<Command>,
@@ -70,12 +75,14 @@ impl Composites {
     /// start.
     pub(crate) fn new(
         live: Option<Arc<LiveService>>,
+        transcriptions: Arc<Transcriptions>,
         db: Db,
         events: EventBus,
         engine: mpsc::Sender<Command>,
     ) -> Composites {
         Composites {
             live,
+            transcriptions,
             db,
             events,
             engine,
@@ -119,6 +126,9 @@ impl Composites {
             layout: spec.layout,
             engine: self.engine.clone(),
             published,
+            spoken: spec
+                .captions
+                .then(|| self.transcriptions.listen(&spec.room_name)),
         };
         let thread = thread::Builder::new()
             .name("sluice-composite".into())
@@ -191,6 +201,7 @@ async fn publish(
             let publisher = CompositePublisher {
                 first: Some(first),
                 inbox,
+                sends_captions: spec.captions,
                 bytes: 0,
                 db: db.clone(),
                 composite_id: composite_id.clone(),
@@ -230,6 +241,8 @@ struct CompositePublisher {
     /// The event that showed media was ready, handed out first.
     first: Option<PublisherEvent>,
     inbox: mpsc::Receiver<PublisherEvent>,
+    /// Its stream has live captions, made of its room's transcription.
+    sends_captions: bool,
     bytes: u64,
     db: Db,
     composite_id: RoomCompositeId,
@@ -267,6 +280,10 @@ impl Publisher for CompositePublisher {
     fn bytes_received(&self) -> u64 {
         self.bytes
     }
+
+    fn sends_captions(&self) -> bool {
+        self.sends_captions
+    }
 }
 
 /// The composite thread's state.
@@ -276,6 +293,8 @@ struct Composer {
     layout: CompositeLayout,
     engine: mpsc::Sender<Command>,
     published: mpsc::Sender<PublisherEvent>,
+    /// The lines its room's transcription recognises, when its stream has captions.
+    spoken: Option<Receiver<SpokenLine>>,
 }
 
 /// Why the composite thread stopped composing.
@@ -408,7 +427,7 @@ impl Composer {
                     track_sid,
                 }));
             }
-            if !self.publish(compositor.poll(now)) {
+            if !self.publish(compositor.poll(now)) || !self.caption(start) {
                 return Ended::SessionGone;
             }
         }
@@ -422,6 +441,30 @@ impl Composer {
             return Ended::SessionGone;
         }
         Ended::Done
+    }
+
+    /// Sends the lines said since the last call as captions, timed on the composite's clock
+    /// (`start` is its media time 0) and led by the speaker's name; `false` once the session
+    /// no longer takes them.
+    fn caption(&self, start: Instant) -> bool {
+        let Some(spoken) = &self.spoken else {
+            return true;
+        };
+        let lines: Vec<Line> = spoken
+            .try_iter()
+            .map(|line| Line {
+                id: 0,
+                start_s: line.start.saturating_duration_since(start).as_secs_f64(),
+                end_s: line.end.saturating_duration_since(start).as_secs_f64(),
+                text: format!("{}: {}", line.speaker, line.text),
+                complete: true,
+            })
+            .collect();
+        lines.is_empty()
+            || self
+                .published
+                .blocking_send(PublisherEvent::Captions(lines))
+                .is_ok()
     }
 
     /// Hands one tap event to the compositor; `false` once the room finished.

@@ -99,6 +99,10 @@ pub struct CompositeSpec {
     pub stream_key: String,
     pub layout: CompositeLayout,
     pub resolution: CompositeResolution,
+    /// Its live stream has live captions: the composite sends the lines its room's
+    /// transcription recognises (each led by the speaker's name) rather than having its mix
+    /// recognised again.
+    pub captions: bool,
 }
 
 /// Why a control request failed.

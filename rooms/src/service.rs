@@ -135,7 +135,13 @@ impl Rooms {
             notice_inbox,
         ));
         Ok(Arc::new(Rooms {
-            composites: Composites::new(live, db.clone(), events, commands.clone()),
+            composites: Composites::new(
+                live,
+                transcriptions.clone(),
+                db.clone(),
+                events,
+                commands.clone(),
+            ),
             transcriptions,
             commands,
             db,

@@ -21,6 +21,8 @@
 //! * Times are milliseconds from the start of the room's session. A microphone's timeline is
 //!   anchored when its first packet arrives; after that its RTP clock places every sample, so
 //!   silence the sender left out (DTX) keeps its length.
+//! * Complete lines also go to the room's listeners ([`Transcriptions::listen`]): a composite
+//!   of a transcribed room captions its stream with them.
 //! * Clients get each line as the participant's `Transcription` data packet: partial segments
 //!   (`final: false`) while it is spoken, at most one per [`RECOGNISE_EVERY`], then the final
 //!   one under the same segment id. Segment times are the line's, in milliseconds from the
@@ -72,6 +74,22 @@ pub struct TranscriptionSpec {
     pub language: String,
 }
 
+/// A complete line said in a room, for its composite's captions: when, by the process's
+/// clock, who said it and what.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SpokenLine {
+    pub(crate) start: Instant,
+    pub(crate) end: Instant,
+    pub(crate) speaker: String,
+    pub(crate) text: String,
+}
+
+/// Lines waiting for one listener (a composite) before more are dropped.
+const LISTENER_QUEUE: usize = 64;
+
+/// The listeners of each room's lines, by room name.
+type Listeners = Arc<Mutex<HashMap<String, Vec<std_mpsc::SyncSender<SpokenLine>>>>>;
+
 /// A running transcription, as [`Transcriptions`] keeps it.
 struct Running {
     session_id: RoomSessionId,
@@ -85,6 +103,7 @@ pub(crate) struct Transcriptions {
     events: EventBus,
     engine: mpsc::Sender<Command>,
     running: Arc<Mutex<HashMap<String, Running>>>,
+    listeners: Listeners,
 }
 
 impl Transcriptions {
@@ -100,7 +119,19 @@ impl Transcriptions {
             events,
             engine,
             running: Arc::default(),
+            listeners: Arc::default(),
         }
+    }
+
+    /// The complete lines recognised in the room named `room` from now on, whichever session
+    /// of it is transcribed, until the receiver is dropped (a slow listener misses lines).
+    pub(crate) fn listen(&self, room: &str) -> std_mpsc::Receiver<SpokenLine> {
+        let (sender, lines) = std_mpsc::sync_channel(LISTENER_QUEUE);
+        lock(&self.listeners)
+            .entry(room.to_owned())
+            .or_default()
+            .push(sender);
+        lines
     }
 
     /// Starts transcribing a room's session; see the module documentation. A room already
@@ -141,6 +172,7 @@ impl Transcriptions {
             speech: self.speech.clone(),
             engine: self.engine.clone(),
             lines,
+            listeners: self.listeners.clone(),
             spec: spec.clone(),
             epoch: Instant::now(),
             epoch_s: (Utc::now() - spec.session_started_at).num_milliseconds() as f64 / 1000.0,
@@ -312,6 +344,7 @@ struct Transcriber {
     speech: Arc<Speech>,
     engine: mpsc::Sender<Command>,
     lines: mpsc::Sender<NewRoomTranscriptLine>,
+    listeners: Listeners,
     spec: TranscriptionSpec,
     /// When the transcriber started, and where that is on the session's timeline.
     epoch: Instant,
@@ -526,12 +559,51 @@ impl Transcriber {
                     {
                         debug!("The room engine stopped; a line was not sent.");
                     }
+                    self.tell_listeners(SpokenLine {
+                        start: self.instant(line.start_s),
+                        end: self.instant(line.end_s),
+                        speaker: if stored.participant_name.is_empty() {
+                            stored.participant_identity.clone()
+                        } else {
+                            stored.participant_name.clone()
+                        },
+                        text: stored.text.clone(),
+                    });
                     if self.lines.blocking_send(stored).is_err() {
                         warn!("A transcript line was lost: its store stopped.");
                     }
                 }
             }
             Recognised::Settled(_) | Recognised::Done => {}
+        }
+    }
+
+    /// When `seconds` on the session's timeline is, by the process's clock.
+    fn instant(&self, seconds: f64) -> Instant {
+        let from_epoch = seconds - self.epoch_s;
+        if from_epoch >= 0.0 {
+            self.epoch + Duration::from_secs_f64(from_epoch)
+        } else {
+            self.epoch
+                .checked_sub(Duration::from_secs_f64(-from_epoch))
+                .unwrap_or(self.epoch)
+        }
+    }
+
+    /// Gives a line to the room's listeners; those gone are forgotten.
+    fn tell_listeners(&self, line: SpokenLine) {
+        let mut listeners = lock(&self.listeners);
+        let room = &self.spec.room_name;
+        if let Some(listening) = listeners.get_mut(room) {
+            listening.retain(|listener| {
+                !matches!(
+                    listener.try_send(line.clone()),
+                    Err(std_mpsc::TrySendError::Disconnected(_))
+                )
+            });
+            if listening.is_empty() {
+                listeners.remove(room);
+            }
         }
     }
 
