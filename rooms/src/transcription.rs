@@ -29,6 +29,7 @@
 //!   session's start.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self as std_mpsc, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -90,10 +91,13 @@ const LISTENER_QUEUE: usize = 64;
 /// The listeners of each room's lines, by room name.
 type Listeners = Arc<Mutex<HashMap<String, Vec<std_mpsc::SyncSender<SpokenLine>>>>>;
 
-/// A running transcription, as [`Transcriptions`] keeps it.
+/// A running transcription, as [`Transcriptions`] keeps it. Dropping it stops the
+/// transcriber's thread (its stop channel closes), which then finishes what it holds.
 struct Running {
     session_id: RoomSessionId,
-    stop: std_mpsc::Sender<()>,
+    /// Tells this run from a later one of the same room.
+    run: u64,
+    _stop: std_mpsc::Sender<()>,
 }
 
 /// The transcriptions running in this process, by room name.
@@ -103,6 +107,7 @@ pub(crate) struct Transcriptions {
     events: EventBus,
     engine: mpsc::Sender<Command>,
     running: Arc<Mutex<HashMap<String, Running>>>,
+    runs_started: AtomicU64,
     listeners: Listeners,
 }
 
@@ -119,6 +124,7 @@ impl Transcriptions {
             events,
             engine,
             running: Arc::default(),
+            runs_started: AtomicU64::new(0),
             listeners: Arc::default(),
         }
     }
@@ -144,26 +150,29 @@ impl Transcriptions {
             .map_err(|_| ControlError::Stopped)?
             .map_err(ControlError::TranscriptionUnavailable)?;
         let (stop, stop_inbox) = std_mpsc::channel();
+        let run = self.runs_started.fetch_add(1, Ordering::Relaxed);
         {
             let mut running = lock(&self.running);
-            if let Some(old) = running.get(&spec.room_name) {
-                if old.session_id == spec.session_id {
-                    return Ok(());
-                }
-                let _ = old.stop.send(());
+            if running
+                .get(&spec.room_name)
+                .is_some_and(|old| old.session_id == spec.session_id)
+            {
+                return Ok(());
             }
+            // An older session's run, if any, is replaced: dropped, it stops.
             running.insert(
                 spec.room_name.clone(),
                 Running {
                     session_id: spec.session_id.clone(),
-                    stop,
+                    run,
+                    _stop: stop,
                 },
             );
         }
         let tap_inbox = match set_tap(&self.engine, &spec.room_name, false).await {
             Ok(events) => events,
             Err(e) => {
-                self.forget(&spec);
+                forget(&self.running, &spec.room_name, run);
                 return Err(e);
             }
         };
@@ -187,7 +196,7 @@ impl Transcriptions {
                 .spawn(move || span.in_scope(|| transcriber.run(&tap_inbox, &stop_inbox)))
         };
         if let Err(e) = thread {
-            self.forget(&spec);
+            forget(&self.running, &spec.room_name, run);
             return Err(ControlError::TranscriptionUnavailable(format!(
                 "starting the transcription's thread: {e}"
             )));
@@ -199,15 +208,7 @@ impl Transcriptions {
         tokio::spawn(
             async move {
                 let stored = store(&db, &spec, line_inbox).await;
-                {
-                    let mut running = lock(&running);
-                    if running
-                        .get(&spec.room_name)
-                        .is_some_and(|run| run.session_id == spec.session_id)
-                    {
-                        running.remove(&spec.room_name);
-                    }
-                }
+                forget(&running, &spec.room_name, run);
                 info!(lines = stored, "Room transcription stopped.");
                 publish(
                     &events,
@@ -222,15 +223,13 @@ impl Transcriptions {
         Ok(())
     }
 
-    /// Stops a room's transcription; its last lines are still sent and stored.
+    /// Stops a room's transcription; its last lines are still sent and stored. A new one may
+    /// start at once.
     pub(crate) fn stop(&self, room: &str) -> Result<(), ControlError> {
-        let running = lock(&self.running);
-        let run = running.get(room).ok_or(ControlError::NoTranscription)?;
-        run.stop.send(()).map_err(|_| ControlError::NoTranscription)
-    }
-
-    fn forget(&self, spec: &TranscriptionSpec) {
-        lock(&self.running).remove(&spec.room_name);
+        lock(&self.running)
+            .remove(room)
+            .map(drop)
+            .ok_or(ControlError::NoTranscription)
     }
 
     async fn publish(
@@ -259,6 +258,14 @@ async fn publish(
         .await
     {
         warn!(error = %e, "Publishing a room transcription event failed.");
+    }
+}
+
+/// Forgets run `run` of the room named `room`, unless a later run replaced it.
+fn forget(running: &Mutex<HashMap<String, Running>>, room: &str, run: u64) {
+    let mut running = lock(running);
+    if running.get(room).is_some_and(|running| running.run == run) {
+        running.remove(room);
     }
 }
 
@@ -372,6 +379,7 @@ impl Transcriber {
                 Ok(TapEvent::RoomFinished) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
+            // Its sender is dropped when the run is stopped or replaced.
             if !matches!(stop.try_recv(), Err(std_mpsc::TryRecvError::Empty)) {
                 break;
             }
