@@ -28,7 +28,7 @@
 //!   one under the same segment id. Segment times are the line's, in milliseconds from the
 //!   session's start.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self as std_mpsc, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -186,7 +186,7 @@ impl Transcriptions {
             epoch: Instant::now(),
             epoch_s: (Utc::now() - spec.session_started_at).num_milliseconds() as f64 / 1000.0,
             microphones: HashMap::new(),
-            refused: 0,
+            refused: HashSet::new(),
         };
         let span = tracing::info_span!("transcription", room = %spec.room_name, session_id = %spec.session_id);
         let thread = {
@@ -358,8 +358,9 @@ struct Transcriber {
     epoch_s: f64,
     /// By track sid.
     microphones: HashMap<String, Microphone>,
-    /// Microphones not transcribed because [`MAX_MICROPHONES`] were.
-    refused: u64,
+    /// Published microphones not transcribed because [`MAX_MICROPHONES`] were (each logged
+    /// once), by track sid.
+    refused: HashSet<String>,
 }
 
 impl Transcriber {
@@ -395,46 +396,50 @@ impl Transcriber {
         for track_sid in tracks {
             self.finish(&track_sid);
         }
-        if self.refused > 0 {
-            warn!(
-                refused = self.refused,
-                "Microphones were not transcribed: the room had {MAX_MICROPHONES} transcribed already."
-            );
-        }
     }
 
-    /// Opens the microphones of the room's visible participants, and finishes those no longer
+    /// Opens the microphones of the room's visible participants (those who joined first
+    /// first, when there are more than [`MAX_MICROPHONES`]), and finishes those no longer
     /// published.
     fn update_members(&mut self, members: &[ParticipantView]) {
-        let mut published = HashMap::new();
-        for member in members {
-            for track in &member.tracks {
-                if track.kind == "audio" && track.source == "microphone" {
-                    let speaker = Speaker {
-                        identity: member.identity.clone(),
-                        name: member.name.clone(),
-                    };
-                    published.insert(track.sid.clone(), (member.sid.clone(), speaker));
-                }
-            }
-        }
+        let published: Vec<(String, String, Speaker)> = members
+            .iter()
+            .flat_map(|member| {
+                member
+                    .tracks
+                    .iter()
+                    .filter(|track| track.kind == "audio" && track.source == "microphone")
+                    .map(|track| {
+                        let speaker = Speaker {
+                            identity: member.identity.clone(),
+                            name: member.name.clone(),
+                        };
+                        (track.sid.clone(), member.sid.clone(), speaker)
+                    })
+            })
+            .collect();
+        let sids: HashSet<&str> = published.iter().map(|(sid, _, _)| sid.as_str()).collect();
         let gone: Vec<String> = self
             .microphones
             .keys()
-            .filter(|sid| !published.contains_key(*sid))
+            .filter(|sid| !sids.contains(sid.as_str()))
             .cloned()
             .collect();
         for track_sid in gone {
             self.finish(&track_sid);
         }
-        for (track_sid, (participant_sid, speaker)) in published {
+        self.refused.retain(|sid| sids.contains(sid.as_str()));
+        for (track_sid, participant_sid, speaker) in published {
             if self.microphones.contains_key(&track_sid) {
                 continue;
             }
             if self.microphones.len() >= MAX_MICROPHONES {
-                self.refused += 1;
+                if self.refused.insert(track_sid.clone()) {
+                    warn!(%track_sid, identity = %speaker.identity, "A microphone is not transcribed: the room has {MAX_MICROPHONES} transcribed already.");
+                }
                 continue;
             }
+            self.refused.remove(&track_sid);
             match self.open(&speaker, participant_sid) {
                 Ok(microphone) => {
                     debug!(%track_sid, identity = %speaker.identity, "A microphone is transcribed.");
