@@ -567,4 +567,52 @@ mod tests {
             "the segment closed after the reconnection follows the discontinuity: {playlist}"
         );
     }
+
+    #[test]
+    fn a_publishers_complete_lines_become_its_captions_and_its_audio_is_left_alone() {
+        let output = Noted::default();
+        let mut captions = LiveCaptions::start(
+            CaptionSettings {
+                language: "en".into(),
+                name: "English (live)".into(),
+                source: CaptionSource::Publisher,
+            },
+            "ses_1",
+            Duration::from_secs(2),
+            PlaylistWindow::Segments(6),
+        )
+        .unwrap();
+        // Audio is left alone (not decoded: this is no AAC frame, and nothing complains).
+        let garbage = Packet {
+            kind: sluice_media::TrackKind::Audio,
+            timebase: sluice_media::Timebase::MILLIS,
+            dts: 0,
+            pts: 0,
+            keyframe: true,
+            data: bytes::Bytes::from_static(&[0xFF; 8]),
+        };
+        let config = AudioSpecificConfig::parse(&[0x11, 0x90]).unwrap();
+        captions.push_audio(&config, &garbage);
+        let mut partial = line(0.5, 1.0, "Not yet.");
+        partial.complete = false;
+        captions.take_publisher_lines(vec![line(0.4, 1.6, "ANA: Hello there."), partial]);
+        captions.track.segment_closed(0.0, 2.0, at(0), at(2));
+        assert!(
+            !captions.poll(&output, at(3)),
+            "nothing settles a publisher's lines: the segment waits for its hold"
+        );
+        assert!(captions.poll(&output, at(4)));
+        let media = output.media.lock().unwrap().clone();
+        assert!(
+            media[0]
+                .1
+                .contains("00:00:00.400 --> 00:00:01.600\nANA: Hello there."),
+            "{}",
+            media[0].1
+        );
+        assert!(!media[0].1.contains("Not yet."), "{}", media[0].1);
+        captions.finish(&output);
+        let playlist = output.playlists.lock().unwrap().last().unwrap().1.clone();
+        assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
+    }
 }
