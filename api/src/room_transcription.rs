@@ -94,7 +94,8 @@ pub async fn start(
     let request = request.map(|ApiJson(request)| request).unwrap_or_default();
     let transcription = check_transcription(&state, request)?;
     let room = find(&state, &id).await?;
-    if let Some(rooms) = state.rooms.as_deref() {
+    // A server without rooms only stores the setting: the node hosting the room reads it.
+    if let Ok(rooms) = engine(&state) {
         rooms
             .start_transcription(&room.id, &transcription.language)
             .await
