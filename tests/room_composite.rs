@@ -15,9 +15,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::live::{event_types, live_stream, recorded_assets, sessions, wait_idle};
-use common::participants::{room_token, Participants};
+use common::participants::Participants;
 use common::restream::{Nginx, LOOPBACK_TARGETS_CONFIG};
-use common::{ffprobe, wait_for, Launch, Server};
+use common::{ffprobe, room_token, wait_for, Launch, Server};
 use serde_json::json;
 use sluice_compositor::layout::{place, Tile};
 use sluice_compositor::{Layout, Member};

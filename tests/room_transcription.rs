@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::live::event_types;
-use common::participants::{room_token, Participants};
-use common::{spoken, wait_for, Launch, Server};
+use common::participants::Participants;
+use common::{room_token, spoken, wait_for, Launch, Server};
 use serde_json::{json, Value};
 
 /// Rooms announce loopback, as the room tests do.

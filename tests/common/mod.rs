@@ -624,6 +624,27 @@ impl Drop for Publisher {
     }
 }
 
+impl participants::RoomServer for Server {
+    fn url(&self, path: &str) -> String {
+        Server::url(self, path)
+    }
+
+    fn log(&self) -> String {
+        Server::log(self)
+    }
+}
+
+/// An access token for `identity` (named in capitals) to join the room `room_id`.
+pub fn room_token(server: &Server, room_id: &str, identity: &str) -> String {
+    let (status, minted) = server.api(
+        "POST",
+        &format!("/v1/rooms/{room_id}/tokens"),
+        Some(serde_json::json!({"identity": identity, "name": identity.to_uppercase()})),
+    );
+    assert_eq!(status, 201, "{minted}");
+    minted["data"]["token"].as_str().unwrap().to_owned()
+}
+
 /// `text` spoken by espeak-ng (`-v en-us -s 130`) into `speech.wav` in `dir`.
 pub fn spoken(dir: &Path, text: &str) -> PathBuf {
     let wav = dir.join("speech.wav");

@@ -1,6 +1,6 @@
 //! Room participants in headless Chromium (`tests/node/room_participants.mjs`), each joining
 //! with LiveKit's client SDK and publishing a camera and a microphone, driven one command at a
-//! time, and the access tokens they join with.
+//! time. The tests' server and the benchmarks' (which include this file) both drive them.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -9,7 +9,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::Server;
+/// What the driver needs of the server whose rooms the participants join.
+pub trait RoomServer {
+    /// The URL of `path` on the server.
+    fn url(&self, path: &str) -> String;
+    /// What the server logged, shown when a command fails.
+    fn log(&self) -> String;
+}
 
 /// How long a participant's command (a join, with ICE) may take on a loaded machine.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
@@ -23,7 +29,7 @@ pub struct Participants {
 
 impl Participants {
     /// Starts the browser for the room `room_id` of `server`.
-    pub fn start(server: &Server, room_id: &str) -> Participants {
+    pub fn start(server: &impl RoomServer, room_id: &str) -> Participants {
         let mut child = Command::new("node")
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
@@ -55,7 +61,7 @@ impl Participants {
 
     /// Sends one command and returns its reply; a failed command fails the test with the
     /// server's log.
-    pub fn send(&mut self, server: &Server, command: Value) -> Value {
+    pub fn send(&mut self, server: &impl RoomServer, command: Value) -> Value {
         writeln!(self.stdin, "{command}").unwrap();
         let line = self
             .replies
@@ -81,15 +87,4 @@ impl Drop for Participants {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// An access token for `identity` (named in capitals) to join the room `room_id`.
-pub fn room_token(server: &Server, room_id: &str, identity: &str) -> String {
-    let (status, minted) = server.api(
-        "POST",
-        &format!("/v1/rooms/{room_id}/tokens"),
-        Some(json!({"identity": identity, "name": identity.to_uppercase()})),
-    );
-    assert_eq!(status, 201, "{minted}");
-    minted["data"]["token"].as_str().unwrap().to_owned()
 }

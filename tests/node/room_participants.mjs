@@ -11,10 +11,12 @@
 //       → {"cmd": "join", "index": n, "identity": "…", "microphone": "TR_…"} once its camera
 //         and microphone publish; with "speech": "/path/to/file.wav" the microphone plays
 //         that file over and over (a pause of "pause" seconds, default 3, between plays)
-//         instead of the tone
+//         instead of the tone, and the reply adds "speechStartedAt" (when the first play
+//         began, Date.now()) and "speechSeconds" (the file's length)
 //   {"cmd": "gain", "index": n, "gain": 0.3}   the microphone's loudness (0 silences it)
 //   {"cmd": "segments", "index": n}             → {"cmd": "segments", "segments": [{"id",
-//         "text", "final", "startTime", "endTime", "language", "participant", "track"}…]}:
+//         "text", "final", "startTime", "endTime", "language", "receivedAt", "participant",
+//         "track"}…]}:
 //         every transcription segment the page received (RoomEvent.TranscriptionReceived)
 //   {"cmd": "leave", "index": n}                 leaves the room
 //   {"cmd": "kill", "index": n}                  closes its page without leaving: packets stop
@@ -67,12 +69,15 @@ async function join({ token, color, tone, gain, speech, pause }) {
         // The recording, then `pause` seconds of silence, over and over.
         const rate = spoken.sampleRate;
         const looped = audio.createBuffer(1, spoken.length + Math.round((pause ?? 3) * rate), rate);
+        window.speechSeconds = spoken.duration;
         looped.copyToChannel(spoken.getChannelData(0), 0);
         const source = audio.createBufferSource();
         source.buffer = looped;
         source.loop = true;
         source.connect(loudness);
         source.start();
+        // When the first play began, by the wall clock (phrase ends follow from it).
+        window.speechStartedAt = Date.now();
       } else {
         const oscillator = audio.createOscillator();
         oscillator.frequency.value = tone;
@@ -94,6 +99,7 @@ async function join({ token, color, tone, gain, speech, pause }) {
             startTime: segment.startTime,
             endTime: segment.endTime,
             language: segment.language,
+            receivedAt: segment.lastReceivedTime,
             participant: participant?.identity ?? null,
             track: publication?.trackSid ?? null,
           });
@@ -102,7 +108,12 @@ async function join({ token, color, tone, gain, speech, pause }) {
       await room.connect(`ws://${location.host}`, token);
       await room.localParticipant.publishTrack(video, { source: Track.Source.Camera });
       const published = await room.localParticipant.publishTrack(microphone, { source: Track.Source.Microphone, dtx: false });
-      return { identity: room.localParticipant.identity, microphone: published.trackSid };
+      return {
+        identity: room.localParticipant.identity,
+        microphone: published.trackSid,
+        speechStartedAt: window.speechStartedAt ?? null,
+        speechSeconds: window.speechSeconds ?? null,
+      };
     },
     { token, color, tone, gain, speechBase64, pause },
   );
