@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, ApiPath, Envelope};
 use crate::rooms::{control_error, engine, find, view, RoomView};
-use crate::transcripts::{SearchQuery, TranscriptFormat};
+use crate::transcripts::{seconds, SearchQuery, TranscriptFormat};
 use crate::AppState;
 
 /// The language a room is transcribed in when none is given.
@@ -185,10 +185,6 @@ impl From<RoomTranscriptLine> for RoomLineView {
             track_sid: line.track_sid,
         }
     }
-}
-
-fn seconds(ms: i64) -> f64 {
-    ms as f64 / 1000.0
 }
 
 /// A room session's transcript as JSON.

@@ -281,7 +281,7 @@ pub async fn search(
 }
 
 /// Milliseconds as seconds.
-fn seconds(ms: i64) -> f64 {
+pub(crate) fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
