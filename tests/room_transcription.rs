@@ -5,9 +5,9 @@
 //! under the same id) naming the speaker and their microphone track. Stopping the
 //! transcription stops the lines and publishes `room.transcription.stopped`; starting it again
 //! transcribes the same session on. The room's composite has live captions made of the same
-//! lines, led by the speaker's name. When the transcription ends, the session's transcript
-//! holds the speaker's lines in order (WebVTT, SRT, text and JSON), and nothing from the silent
-//! one.
+//! lines, led by the speaker's name. When everyone leaves, the room ends and its transcription
+//! with it; the session's transcript then holds the speaker's lines in order (WebVTT, SRT, text
+//! and JSON), and nothing from the silent one, and room search finds a spoken word in it.
 
 mod common;
 
@@ -62,7 +62,8 @@ fn a_transcribed_room_sends_each_speakers_lines_to_its_clients_and_keeps_the_ses
     let (status, room) = server.api(
         "POST",
         "/v1/rooms",
-        Some(json!({"name": "garden", "transcription": {"language": "en"}})),
+        // Closed as soon as its last participant leaves.
+        Some(json!({"name": "garden", "transcription": {"language": "en"}, "empty_timeout_s": 0})),
     );
     assert_eq!(status, 201, "{room}");
     assert_eq!(room["data"]["transcription"], json!({"language": "en"}));
@@ -201,13 +202,8 @@ fn a_transcribed_room_sends_each_speakers_lines_to_its_clients_and_keeps_the_ses
         (finals(&segments(&mut participants, &server, 1)).len() > after_stop).then_some(())
     });
 
-    // The room ends: the transcription stops with it and the transcript is complete.
-    let (status, _) = server.api(
-        "POST",
-        &format!("/v1/rooms/{room_id}/transcription/stop"),
-        None,
-    );
-    assert_eq!(status, 200);
+    // Everyone leaves, so the room ends: the transcription stops with it and the transcript
+    // is complete.
     drop(participants);
     wait_for("the second stop", Duration::from_secs(60), || {
         (stops(&server) == 2).then_some(())
@@ -259,4 +255,22 @@ fn a_transcribed_room_sends_each_speakers_lines_to_its_clients_and_keeps_the_ses
         "/v1/rooms/{room_id}/sessions/rsess_none/transcript.json"
     ));
     assert_eq!(missing.status, 404);
+
+    // Search finds a spoken word in the session, said by the speaker.
+    let (status, found) = server.api("GET", "/v1/rooms/search?q=tomatoes", None);
+    assert_eq!(status, 200, "{found}");
+    let hits = found["data"].as_array().unwrap();
+    assert!(!hits.is_empty(), "{found}");
+    for hit in hits {
+        assert_eq!(hit["session_id"], session_id.as_str(), "{hit}");
+        assert_eq!(hit["participant"]["identity"], "speaker", "{hit}");
+        assert!(
+            hit["text"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("tomato"),
+            "{hit}"
+        );
+    }
 }
