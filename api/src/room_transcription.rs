@@ -97,7 +97,7 @@ pub async fn start(
     // A server without rooms only stores the setting: the node hosting the room reads it.
     if let Ok(rooms) = engine(&state) {
         rooms
-            .start_transcription(&room.id, &transcription.language)
+            .start_transcription(&room.id, &room.name, &transcription.language)
             .await
             .map_err(control_error)?;
     }

@@ -171,13 +171,14 @@ pub trait RoomControl: Send + Sync {
     ) -> Result<(), ControlError>;
     /// Stops a running composite (by room name); its session ends and its recording is sealed.
     async fn stop_composite(&self, room: &str) -> Result<(), ControlError>;
-    /// Starts transcribing the microphones of a room (by id) in `language`, when its session
-    /// runs on this node (then `true`); a room not running here is left alone (`false`), and
-    /// its next session is transcribed if the room's setting says so. Already transcribed:
-    /// left as it is.
+    /// Starts transcribing the microphones of a room (its id and name) in `language`, when
+    /// its session runs on this node (then `true`); a room not running here is left alone
+    /// (`false`), and its next session is transcribed if the room's setting says so. Already
+    /// transcribed: left as it is.
     async fn start_transcription(
         &self,
         room_id: &str,
+        room_name: &str,
         language: &str,
     ) -> Result<bool, ControlError>;
     /// Stops transcribing a room (by name); its last lines are still sent and stored.

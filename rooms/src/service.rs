@@ -396,25 +396,19 @@ impl RoomControl for Rooms {
     async fn start_transcription(
         &self,
         room_id: &str,
+        room_name: &str,
         language: &str,
     ) -> Result<bool, ControlError> {
         let room_id = RoomId::parse(room_id).map_err(|_| ControlError::RoomNotRunning)?;
-        let room = self.db.get_room(&room_id).await.map_err(|e| {
-            warn!(error = %e, "Reading a room to transcribe failed.");
-            ControlError::Stopped
-        })?;
         let session = self.db.active_room_session(&room_id).await.map_err(|e| {
             warn!(error = %e, "Reading a room's session to transcribe failed.");
             ControlError::Stopped
         })?;
-        let (Some(room), Some(session)) = (room, session) else {
+        let Some(session) = session.filter(|session| session.node_url == self.node_url) else {
             return Ok(false);
         };
-        if session.node_url != self.node_url {
-            return Ok(false);
-        }
         self.transcriptions
-            .start(transcription_spec(&room.name, &session, language))
+            .start(transcription_spec(room_name, &session, language))
             .await
             .map(|()| true)
     }

@@ -217,6 +217,7 @@ impl RoomControl for FakeRooms {
     async fn start_transcription(
         &self,
         room_id: &str,
+        _room_name: &str,
         language: &str,
     ) -> Result<bool, ControlError> {
         self.calls
