@@ -502,17 +502,19 @@ impl Recorder {
                 self.publish(EventType::RoomSessionStarted, &room, data)
                     .await?;
                 if let Some(language) = &room.transcription_language {
-                    let spec = transcription_spec(&room.name, &session, language);
-                    let transcriptions = self.transcriptions.clone();
+                    // Registered now, so the room's end (a later notice) stops it.
+                    let starting = self
+                        .transcriptions
+                        .start(transcription_spec(&room.name, &session, language));
                     tokio::spawn(async move {
-                        if let Err(e) = transcriptions.start(spec).await {
+                        if let Err(e) = starting.await {
                             warn!(error = %e, "The room's transcription did not start.");
                         }
                     });
                 }
             }
             Notice::RoomFinished { room } => {
-                // Its tap hears the end too; this also stops one whose start raced the end.
+                // Its tap hears the end too; this also stops one still starting.
                 let _ = self.transcriptions.stop(&room.name);
                 let session = self.sessions.remove(&room.id);
                 if let Some(session) = &session {

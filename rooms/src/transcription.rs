@@ -20,7 +20,10 @@
 //!   (logged), and one whose track is unpublished is finished and its place freed.
 //! * Times are milliseconds from the start of the room's session. A microphone's timeline is
 //!   anchored when its first packet arrives; after that its RTP clock places every sample, so
-//!   silence the sender left out (DTX) keeps its length.
+//!   silence the sender left out (DTX) keeps its length. The sender's clock is not trusted
+//!   further: audio is never placed before the audio placed last (it is appended) nor more
+//!   than [`MAX_AHEAD_OF_ARRIVAL`] ahead of its arrival, so timestamps can neither restart
+//!   recognition nor make it hear more silence than time passes.
 //! * Complete lines also go to the room's listeners ([`Transcriptions::listen`]): a composite
 //!   of a transcribed room captions its stream with them.
 //! * Clients get each line as the participant's `Transcription` data packet: partial segments
@@ -29,6 +32,7 @@
 //!   session's start.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self as std_mpsc, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -45,7 +49,7 @@ use sluice_storage::{
 };
 use sluice_transcoder::speech::LiveSpeechAudio;
 use sluice_transcribe::live::{LiveRecognition, Recognised, RECOGNISE_EVERY};
-use sluice_transcribe::{Line, Speech};
+use sluice_transcribe::{Line, Speech, SAMPLE_RATE};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
@@ -55,6 +59,9 @@ use crate::tap::{set_tap, TapCodec, TapEvent};
 
 /// Microphones of one room transcribed at once.
 pub const MAX_MICROPHONES: usize = 16;
+/// How far ahead of its arrival a microphone's audio may be placed: well above a network's
+/// jitter, far below what a sender's clock could gain on purpose.
+pub const MAX_AHEAD_OF_ARRIVAL: Duration = Duration::from_millis(500);
 /// Blocks of audio (one per Opus packet, 20 ms) waiting for one microphone's recogniser: 8 s.
 const AUDIO_QUEUE: usize = 400;
 /// How long finishing a microphone waits for its last lines.
@@ -95,6 +102,8 @@ type Listeners = Arc<Mutex<HashMap<String, Vec<std_mpsc::SyncSender<SpokenLine>>
 /// transcriber's thread (its stop channel closes), which then finishes what it holds.
 struct Running {
     session_id: RoomSessionId,
+    /// When its session started: a start for an older session never replaces it.
+    session_started_at: DateTime<Utc>,
     /// Tells this run from a later one of the same room.
     run: u64,
     _stop: std_mpsc::Sender<()>,
@@ -140,34 +149,78 @@ impl Transcriptions {
         lines
     }
 
-    /// Starts transcribing a room's session; see the module documentation. A room already
-    /// transcribed for that session is left as it is; one transcribed for an older session
-    /// (the room ended and runs again) is stopped first.
-    pub(crate) async fn start(&self, spec: TranscriptionSpec) -> Result<(), ControlError> {
-        let speech = self.speech.clone();
-        tokio::task::spawn_blocking(move || speech.engine().map(drop))
-            .await
-            .map_err(|_| ControlError::Stopped)?
-            .map_err(ControlError::TranscriptionUnavailable)?;
+    /// Starts transcribing a room's session; see the module documentation. The run is
+    /// registered before this returns, so a [`Self::stop`] (or the room's end) that comes
+    /// after the call stops it, even while it is still starting; the starting goes on as a task
+    /// of its own, which the returned future waits for and which a caller that goes away does
+    /// not cancel. A room already transcribed for that session, or for a newer one, is left as
+    /// it is; one transcribed for an older session (the room ended and runs again) is stopped.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        spec: TranscriptionSpec,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send + 'static {
+        let starting = self
+            .register(&spec)
+            .map(|(run, stop_inbox)| tokio::spawn(self.clone().begin(spec, run, stop_inbox)));
+        async move {
+            match starting {
+                Some(task) => task.await.map_err(|_| ControlError::Stopped)?,
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// Registers a run of `spec`'s session, replacing a run of an older session of the room;
+    /// `None` when the room's transcription already runs for this session or a newer one.
+    fn register(&self, spec: &TranscriptionSpec) -> Option<(u64, std_mpsc::Receiver<()>)> {
+        let mut running = lock(&self.running);
+        if running.get(&spec.room_name).is_some_and(|current| {
+            current.session_id == spec.session_id
+                || current.session_started_at > spec.session_started_at
+        }) {
+            return None;
+        }
         let (stop, stop_inbox) = std_mpsc::channel();
         let run = self.runs_started.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut running = lock(&self.running);
-            if running
-                .get(&spec.room_name)
-                .is_some_and(|old| old.session_id == spec.session_id)
-            {
-                return Ok(());
-            }
-            // An older session's run, if any, is replaced: dropped, it stops.
-            running.insert(
-                spec.room_name.clone(),
-                Running {
-                    session_id: spec.session_id.clone(),
-                    run,
-                    _stop: stop,
-                },
-            );
+        // An older session's run, if any, is replaced: dropped, it stops.
+        running.insert(
+            spec.room_name.clone(),
+            Running {
+                session_id: spec.session_id.clone(),
+                session_started_at: spec.session_started_at,
+                run,
+                _stop: stop,
+            },
+        );
+        Some((run, stop_inbox))
+    }
+
+    /// Whether `run` is still the room's registered run (not stopped or replaced).
+    fn is_current(&self, room: &str, run: u64) -> bool {
+        lock(&self.running)
+            .get(room)
+            .is_some_and(|running| running.run == run)
+    }
+
+    /// Loads the engine, taps the room and starts the run's thread, unless the run was stopped
+    /// meanwhile.
+    async fn begin(
+        self: Arc<Self>,
+        spec: TranscriptionSpec,
+        run: u64,
+        stop_inbox: std_mpsc::Receiver<()>,
+    ) -> Result<(), ControlError> {
+        let speech = self.speech.clone();
+        let loaded = match tokio::task::spawn_blocking(move || speech.engine().map(drop)).await {
+            Ok(loaded) => loaded.map_err(ControlError::TranscriptionUnavailable),
+            Err(_) => Err(ControlError::Stopped),
+        };
+        if let Err(e) = loaded {
+            forget(&self.running, &spec.room_name, run);
+            return Err(e);
+        }
+        if !self.is_current(&spec.room_name, run) {
+            return Ok(());
         }
         let tap_inbox = match set_tap(&self.engine, &spec.room_name, false).await {
             Ok(events) => events,
@@ -176,6 +229,11 @@ impl Transcriptions {
                 return Err(e);
             }
         };
+        if !self.is_current(&spec.room_name, run) {
+            // Stopped, or the room ended, while the tap was set: the engine drops a tap whose
+            // inbox is gone.
+            return Ok(());
+        }
         let (lines, line_inbox) = mpsc::channel(STORE_QUEUE);
         let transcriber = Transcriber {
             speech: self.speech.clone(),
@@ -323,6 +381,8 @@ struct RtpTimeline {
     anchor: Option<(i64, f64)>,
     /// The last packet's RTP time and its extension to 64 bits.
     last_rtp: Option<(u32, i64)>,
+    /// Where the audio placed last ends on the session's timeline.
+    placed_end: Option<f64>,
 }
 
 impl RtpTimeline {
@@ -343,6 +403,18 @@ impl RtpTimeline {
     fn on_timeline(&self, seconds: f64) -> Option<f64> {
         let (first_rtp, first_s) = self.anchor?;
         Some(first_s + seconds - first_rtp as f64 / f64::from(OPUS_CLOCK))
+    }
+
+    /// Places `duration_s` of audio at `seconds` on the extended RTP clock, which arrived at
+    /// `arrived_s`: where its clock puts it, but not before the end of the audio placed last
+    /// and not more than [`MAX_AHEAD_OF_ARRIVAL`] after its arrival.
+    fn place(&mut self, seconds: f64, duration_s: f64, arrived_s: f64) -> Option<f64> {
+        let start = self
+            .on_timeline(seconds)?
+            .min(arrived_s + MAX_AHEAD_OF_ARRIVAL.as_secs_f64())
+            .max(self.placed_end.unwrap_or(f64::NEG_INFINITY));
+        self.placed_end = Some(start + duration_s);
+        Some(start)
     }
 }
 
@@ -482,10 +554,12 @@ impl Transcriber {
         };
         match microphone.decoder.push_opus(&packet) {
             Ok(samples) if !samples.samples.is_empty() => {
-                let start_s = samples.start_s;
-                let samples = samples.samples.to_vec();
-                if let Some(start_s) = microphone.clock.on_timeline(start_s) {
-                    microphone.recognition.push(start_s, samples);
+                let duration_s = samples.samples.len() as f64 / f64::from(SAMPLE_RATE);
+                let placed = microphone.clock.place(samples.start_s, duration_s, now_s);
+                if let Some(start_s) = placed {
+                    microphone
+                        .recognition
+                        .push(start_s, samples.samples.to_vec());
                 }
             }
             Ok(_) => {}
@@ -669,5 +743,28 @@ mod tests {
         // One second of RTP clock later is one second later, whenever it arrived.
         let one_second_on = at(i64::from(first) + 48_000).unwrap();
         assert!((one_second_on - 13.5).abs() < 1e-9, "{one_second_on}");
+    }
+
+    #[test]
+    fn a_senders_clock_can_neither_step_audio_back_nor_run_it_ahead_of_its_arrival() {
+        let mut clock = RtpTimeline::default();
+        clock.extend(0, 10.0);
+        let close = |placed: Option<f64>, expected: f64| {
+            let placed = placed.unwrap();
+            assert!(
+                (placed - expected).abs() < 1e-9,
+                "{placed} against {expected}"
+            );
+        };
+        // In step with its arrival: where the RTP clock says.
+        close(clock.place(0.0, 0.02, 10.0), 10.0);
+        close(clock.place(0.02, 0.02, 10.02), 10.02);
+        // A DTX gap keeps its length.
+        close(clock.place(1.0, 0.02, 11.0), 11.0);
+        // Two seconds ahead of the clock in one packet: held at half a second past its arrival.
+        close(clock.place(3.02, 0.02, 11.02), 11.52);
+        // A step back (or a reordered packet) is appended after what was placed last.
+        close(clock.place(0.5, 0.02, 11.04), 11.54);
+        close(clock.place(0.52, 0.02, 11.06), 11.56);
     }
 }
