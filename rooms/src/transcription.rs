@@ -47,9 +47,9 @@ use sluice_media::{Packet, Timebase, TrackKind};
 use sluice_storage::{
     Db, EventBus, EventType, NewEvent, NewRoomTranscriptLine, RoomId, RoomSessionId,
 };
-use sluice_transcoder::speech::LiveSpeechAudio;
+use sluice_transcoder::speech::{LiveSpeechAudio, SpeechSamples};
 use sluice_transcribe::live::{LiveRecognition, Recognised, RECOGNISE_EVERY};
-use sluice_transcribe::{Line, Speech, SAMPLE_RATE};
+use sluice_transcribe::{Line, Speech};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
@@ -418,6 +418,23 @@ impl RtpTimeline {
     }
 }
 
+/// Places a microphone's decoded samples, which were ready at `now_s`, on the session's
+/// timeline and hands them to its recognition.
+fn recognise(
+    clock: &mut RtpTimeline,
+    recognition: &mut LiveRecognition,
+    samples: SpeechSamples<'_>,
+    now_s: f64,
+) {
+    if samples.samples.is_empty() {
+        return;
+    }
+    let duration_s = samples.end_s() - samples.start_s;
+    if let Some(start_s) = clock.place(samples.start_s, duration_s, now_s) {
+        recognition.push(start_s, samples.samples.to_vec());
+    }
+}
+
 /// The transcriber's thread: its tap's events in, lines out.
 struct Transcriber {
     speech: Arc<Speech>,
@@ -538,8 +555,13 @@ impl Transcriber {
     }
 
     /// Decodes one Opus packet of a microphone and queues its speech on the session's timeline.
+    /// Now, on the session's timeline.
+    fn now_s(&self) -> f64 {
+        self.epoch_s + self.epoch.elapsed().as_secs_f64()
+    }
+
     fn push_audio(&mut self, track_sid: &str, data: &Bytes, rtp_time: u32) {
-        let now_s = self.epoch_s + self.epoch.elapsed().as_secs_f64();
+        let now_s = self.now_s();
         let Some(microphone) = self.microphones.get_mut(track_sid) else {
             return;
         };
@@ -553,16 +575,12 @@ impl Transcriber {
             data: data.clone(),
         };
         match microphone.decoder.push_opus(&packet) {
-            Ok(samples) if !samples.samples.is_empty() => {
-                let duration_s = samples.samples.len() as f64 / f64::from(SAMPLE_RATE);
-                let placed = microphone.clock.place(samples.start_s, duration_s, now_s);
-                if let Some(start_s) = placed {
-                    microphone
-                        .recognition
-                        .push(start_s, samples.samples.to_vec());
-                }
-            }
-            Ok(_) => {}
+            Ok(samples) => recognise(
+                &mut microphone.clock,
+                &mut microphone.recognition,
+                samples,
+                now_s,
+            ),
             Err(e) => {
                 debug!(%track_sid, error = %e, "An audio packet was left out of the transcription.")
             }
@@ -585,16 +603,17 @@ impl Transcriber {
 
     /// Finishes a microphone's recognition: its last lines are sent and stored.
     fn finish(&mut self, track_sid: &str) {
+        let now_s = self.now_s();
         let Some(microphone) = self.microphones.get_mut(track_sid) else {
             return;
         };
         if let Ok(samples) = microphone.decoder.flush() {
-            let (start_s, samples) = (samples.start_s, samples.samples.to_vec());
-            if let (false, Some(start_s)) =
-                (samples.is_empty(), microphone.clock.on_timeline(start_s))
-            {
-                microphone.recognition.push(start_s, samples);
-            }
+            recognise(
+                &mut microphone.clock,
+                &mut microphone.recognition,
+                samples,
+                now_s,
+            );
         }
         let found = microphone.recognition.finish(FINISH_WAIT);
         for recognised in found {
