@@ -104,8 +104,9 @@ pub async fn start(
     set(&state, &room, Some(&transcription)).await
 }
 
-/// Turns a room's transcription off: its running session's last lines are still sent and
-/// stored, and later sessions are not transcribed.
+/// Turns a room's transcription off: its running session's transcription stops when the
+/// session runs on this server (its last lines are still sent and stored; on another node it
+/// goes on until the session ends), and later sessions are not transcribed.
 #[utoipa::path(post, path = "/v1/rooms/{id}/transcription/stop", tag = "rooms",
     params(("id" = String, Path, description = "Room id (`room_…`)")),
     responses(
