@@ -554,12 +554,12 @@ impl Transcriber {
         })
     }
 
-    /// Decodes one Opus packet of a microphone and queues its speech on the session's timeline.
     /// Now, on the session's timeline.
     fn now_s(&self) -> f64 {
         self.epoch_s + self.epoch.elapsed().as_secs_f64()
     }
 
+    /// Decodes one Opus packet of a microphone and queues its speech on the session's timeline.
     fn push_audio(&mut self, track_sid: &str, data: &Bytes, rtp_time: u32) {
         let now_s = self.now_s();
         let Some(microphone) = self.microphones.get_mut(track_sid) else {
