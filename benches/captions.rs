@@ -55,6 +55,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::speech::spoken;
 use common::{process_cpu_seconds, BenchServer};
 use futures_util::future::join_all;
 use serde_json::json;
@@ -388,14 +389,7 @@ fn make_talk(dir: &Path) -> Talk {
     let mut samples: Vec<i16> = Vec::new();
     let mut phrases = Vec::new();
     for (index, text) in SENTENCES.iter().enumerate() {
-        let wav = dir.join(format!("sentence-{index}.wav"));
-        let status = Command::new("espeak-ng")
-            .args(["-v", "en-us", "-s", "130", "-w"])
-            .arg(&wav)
-            .arg(text)
-            .status()
-            .expect("espeak-ng runs");
-        assert!(status.success(), "espeak-ng failed on {text:?}");
+        let wav = spoken(dir, text);
         let (sentence_rate, spoken) = read_wav(&wav);
         std::fs::remove_file(&wav).expect("remove a sentence's WAV");
         let rate = *rate.get_or_insert(sentence_rate);

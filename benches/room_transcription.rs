@@ -26,9 +26,9 @@ mod common;
 #[path = "../tests/common/participants.rs"]
 mod participants;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::speech::spoken;
 use common::{process_cpu_seconds, BenchServer};
 use participants::{Participants, RoomServer};
 use serde_json::{json, Value};
@@ -56,14 +56,7 @@ fn main() {
         .find(|arg| !arg.starts_with('-'))
         .map_or(60, |arg| arg.parse().expect("SECONDS is a whole number"));
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let wav = dir.path().join("sentence.wav");
-    let spoke = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "130", "-w"])
-        .arg(&wav)
-        .arg(SENTENCE)
-        .status()
-        .expect("espeak-ng runs (scripts/install-deps.sh test installs it)");
-    assert!(spoke.success(), "espeak-ng spoke");
+    let wav = spoken(dir.path(), SENTENCE);
 
     let server = BenchServer::start_configured(&dir.path().join("data"), Some(ROOMS_CONFIG));
     let room = server.api("/v1/rooms", Some(r#"{"name": "bench"}"#));

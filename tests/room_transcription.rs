@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use common::live::event_types;
 use common::participants::Participants;
-use common::{room_token, spoken, wait_for, Launch, Server};
+use common::speech::spoken;
+use common::{room_token, wait_for, Launch, Server};
 use serde_json::{json, Value};
 
 /// Rooms announce loopback, as the room tests do.

@@ -15,8 +15,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::live::{event_types, recorded_assets};
+use common::speech::spoken;
 use common::vod::{get_asset, put_asset, settled};
-use common::{http_get, play_with_hlsjs, spoken, wait_for, Launch, Server};
+use common::{http_get, play_with_hlsjs, wait_for, Launch, Server};
 use serde_json::{json, Value};
 use sluice_media::fixtures::ffmpeg_clip;
 

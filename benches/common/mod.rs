@@ -14,6 +14,9 @@ use sluice_live::renditions::{
 };
 use sluice_transcoder::{EncodeTarget, PlannedRung, Preset};
 
+#[path = "../../tests/common/speech.rs"]
+pub mod speech;
+
 /// User + system CPU seconds of this process (`RUSAGE_SELF`) or its waited-for children.
 pub fn cpu_seconds(who: libc::c_int) -> f64 {
     let usage = rusage(who);

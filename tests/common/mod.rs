@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod live;
 pub mod participants;
 pub mod restream;
+pub mod speech;
 pub mod vod;
 pub mod whip;
 
@@ -643,19 +644,6 @@ pub fn room_token(server: &Server, room_id: &str, identity: &str) -> String {
     );
     assert_eq!(status, 201, "{minted}");
     minted["data"]["token"].as_str().unwrap().to_owned()
-}
-
-/// `text` spoken by espeak-ng (`-v en-us -s 130`) into `speech.wav` in `dir`.
-pub fn spoken(dir: &Path, text: &str) -> PathBuf {
-    let wav = dir.join("speech.wav");
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "130", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .expect("espeak-ng runs (make test installs it)");
-    assert!(status.success(), "espeak-ng spoke");
-    wav
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout`.
